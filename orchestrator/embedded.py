@@ -1,0 +1,160 @@
+"""The embedded default: orchestrator, worker and client in this process over an in-memory Redis.
+
+It is the cluster code, not a second implementation: the same orchestrator, the same arq worker
+and the same client, wired to fakeredis instead of a Redis server. `compiled.invoke()` and the
+`arqgraph run` command use it unless told to use a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+import fakeredis
+from arq.connections import ArqRedis
+from fakeredis.aioredis import FakeConnection
+from redis.asyncio import ConnectionPool
+
+from orchestrator.client import Client, RunHandle
+from orchestrator.service import Orchestrator
+from shared.graph.state import CompiledStateGraph
+from shared.protocol import InboxNote
+from shared.store import job_deserializer, job_serializer
+from workers.worker import build_worker
+
+T = TypeVar("T")
+
+
+def in_memory_redis() -> ArqRedis:
+    """A fresh in-memory Redis (fakeredis, with Lua) speaking arq's msgpack job format."""
+    pool = ConnectionPool(connection_class=FakeConnection, server=fakeredis.FakeServer())
+    return ArqRedis(
+        connection_pool=pool, job_serializer=job_serializer, job_deserializer=job_deserializer
+    )
+
+
+class EmbeddedCluster:
+    """An orchestrator and a worker for `graphs`, plus a client, sharing one in-memory Redis."""
+
+    def __init__(
+        self, graphs: Sequence[CompiledStateGraph], *, concurrency: int = 64,
+        redis: ArqRedis | None = None,
+    ) -> None:
+        self.graphs = list(graphs)
+        self.concurrency = concurrency
+        self.redis = redis or in_memory_redis()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> EmbeddedCluster:
+        self.orchestrator = Orchestrator(self.redis, self.graphs, sweep_interval=1.0)
+        await self.orchestrator.register()
+        self.worker = build_worker(
+            self.redis, self.graphs, concurrency=self.concurrency, poll_delay=0.05,
+            handle_signals=False,
+        )
+        self.client = Client(self.redis)
+        self._tasks = [
+            asyncio.create_task(self.orchestrator.serve(self._stop)),
+            asyncio.create_task(self.worker.main()),
+        ]
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        self._stop.set()
+        await self.orchestrator.store.notify(self.graphs[0].name, InboxNote(kind="wake", run_id=""))
+        await self.worker.stop()
+        jobs = list(self.worker.tasks.values())
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*self._tasks, *jobs, return_exceptions=True)
+        self.worker.threads_shutdown()
+        await self.redis.aclose()
+
+
+async def _start(
+    cluster: EmbeddedCluster | None, graph: CompiledStateGraph, input: Any,
+    config: dict[str, Any] | None, context: Any,
+) -> tuple[RunHandle, Client]:
+    if cluster is not None:
+        return await cluster.client.submit(graph.name, input, config, context=context), cluster.client
+    assert graph.cluster_url is not None
+    client = await Client.connect(graph.cluster_url)
+    return await client.submit(graph.name, input, config, context=context), client
+
+
+async def stream_graph(
+    graph: CompiledStateGraph, input: Any, config: dict[str, Any] | None,
+    modes: Sequence[str], context: Any = None,
+) -> AsyncIterator[tuple[str, Any]]:
+    """Run `graph` once and yield its (mode, payload) events; raise its error if it fails."""
+    if graph.cluster_url is not None:
+        handle, client = await _start(None, graph, input, config, context)
+        try:
+            async for event in handle.stream(list(modes)):
+                yield event
+        finally:
+            await client.close()
+        return
+    async with EmbeddedCluster([graph]) as cluster:
+        handle, _ = await _start(cluster, graph, input, config, context)
+        async for event in handle.stream(list(modes)):
+            yield event
+
+
+async def invoke_graph(
+    graph: CompiledStateGraph, input: Any, config: dict[str, Any] | None, context: Any = None
+) -> Any:
+    if graph.cluster_url is not None:
+        handle, client = await _start(None, graph, input, config, context)
+        try:
+            return await handle.result()
+        finally:
+            await client.close()
+    async with EmbeddedCluster([graph]) as cluster:
+        handle, _ = await _start(cluster, graph, input, config, context)
+        return await handle.result()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async generator from sync code, on a private event loop in a thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                yield asyncio.run_coroutine_threadsafe(agen.__anext__(), loop).result()  # type: ignore[arg-type]
+            except StopAsyncIteration:
+                return
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            asyncio.run_coroutine_threadsafe(aclose(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

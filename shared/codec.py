@@ -1,0 +1,158 @@
+"""msgpack with exact round trips for the values graphs keep in state. Never pickle.
+
+Natively: None, bool, int, float, str, bytes, list, dict. Through extension types: tuple, set,
+frozenset, datetime/date/time/timedelta, UUID, Decimal, Enum, dataclasses and pydantic models
+(rebuilt from their import path and fields, without running validators). Anything else fails
+with a `SerializationError` that names the key and the type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import importlib
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+import pydantic
+
+from shared.errors import SerializationError
+
+TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA = 1, 2, 3, 4, 5, 6, 7
+PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM = 8, 9, 10, 11, 12
+
+
+class _Unsupported(TypeError):
+    def __init__(self, obj: Any) -> None:
+        super().__init__(f"{type(obj).__module__}.{type(obj).__qualname__}")
+        self.type_name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise SerializationError(f"cannot rebuild a {path}: not importable here ({exc})") from None
+    return obj
+
+
+def _default(obj: Any) -> msgpack.ExtType:
+    if isinstance(obj, enum.Enum):
+        return msgpack.ExtType(ENUM, packb([_path(type(obj)), obj.value]))
+    if isinstance(obj, tuple):
+        return msgpack.ExtType(TUPLE, packb(list(obj)))
+    if isinstance(obj, frozenset):
+        return msgpack.ExtType(FROZENSET, packb(list(obj)))
+    if isinstance(obj, set):
+        return msgpack.ExtType(SET, packb(list(obj)))
+    if isinstance(obj, dt.datetime):
+        return msgpack.ExtType(DATETIME, obj.isoformat().encode())
+    if isinstance(obj, dt.date):
+        return msgpack.ExtType(DATE, obj.isoformat().encode())
+    if isinstance(obj, dt.time):
+        return msgpack.ExtType(TIME, obj.isoformat().encode())
+    if isinstance(obj, dt.timedelta):
+        return msgpack.ExtType(TIMEDELTA, packb([obj.days, obj.seconds, obj.microseconds]))
+    if isinstance(obj, uuid.UUID):
+        return msgpack.ExtType(UUID, obj.bytes)
+    if isinstance(obj, Decimal):
+        return msgpack.ExtType(DECIMAL, str(obj).encode())
+    if isinstance(obj, pydantic.BaseModel):
+        fields = dict(obj.__dict__)
+        fields.update(obj.__pydantic_extra__ or {})
+        body = [_path(type(obj)), fields, sorted(obj.model_fields_set)]
+        return msgpack.ExtType(PYDANTIC, packb(body))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return msgpack.ExtType(DATACLASS, packb([_path(type(obj)), fields]))
+    raise _Unsupported(obj)
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == TUPLE:
+        return tuple(unpackb(data))
+    if code == SET:
+        return set(unpackb(data))
+    if code == FROZENSET:
+        return frozenset(unpackb(data))
+    if code == DATETIME:
+        return dt.datetime.fromisoformat(data.decode())
+    if code == DATE:
+        return dt.date.fromisoformat(data.decode())
+    if code == TIME:
+        return dt.time.fromisoformat(data.decode())
+    if code == TIMEDELTA:
+        days, seconds, micros = unpackb(data)
+        return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+    if code == UUID:
+        return uuid.UUID(bytes=data)
+    if code == DECIMAL:
+        return Decimal(data.decode())
+    if code == ENUM:
+        path, value = unpackb(data)
+        return _checked(path, enum.Enum)(value)
+    if code == PYDANTIC:
+        path, fields, fields_set = unpackb(data)
+        cls = _checked(path, pydantic.BaseModel)
+        return cls.model_construct(_fields_set=set(fields_set), **fields)
+    if code == DATACLASS:
+        path, fields = unpackb(data)
+        cls = _resolve(path)
+        if not dataclasses.is_dataclass(cls):
+            raise SerializationError(f"{path} is not a dataclass")
+        init = {f.name: fields[f.name] for f in dataclasses.fields(cls) if f.init and f.name in fields}
+        instance = cls(**init)
+        for name, value in fields.items():
+            if name not in init:
+                object.__setattr__(instance, name, value)
+        return instance
+    raise SerializationError(f"unknown msgpack extension type {code}")
+
+
+def _checked(path: str, base: type) -> Any:
+    cls = _resolve(path)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise SerializationError(f"{path} is not a {base.__name__}")
+    return cls
+
+
+def packb(obj: Any) -> bytes:
+    """Encode any supported value; raises SerializationError naming the unsupported type."""
+    try:
+        return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
+    except _Unsupported as exc:
+        raise SerializationError(f"cannot serialize a value of type {exc.type_name}") from None
+
+
+def unpackb(data: bytes) -> Any:
+    """Decode bytes made by `packb`. Garbage raises SerializationError, never anything worse."""
+    try:
+        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"not a valid arqgraph msgpack payload: {exc}") from None
+
+
+def pack_values(values: Mapping[str, Any], where: str = "state") -> bytes:
+    """Encode a mapping of state keys; an error names the key that failed and its type."""
+    try:
+        return packb(dict(values))
+    except SerializationError:
+        for key, value in values.items():
+            try:
+                packb(value)
+            except SerializationError as exc:
+                raise SerializationError(f"{where} key {key!r}: {exc}") from None
+        raise

@@ -1,0 +1,87 @@
+"""Errors a graph run can raise, named as in LangGraph plus arqgraph's own."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass
+
+
+class InvalidUpdateError(Exception):
+    """A node's update cannot be applied (non-dict result, two values for a plain key)."""
+
+
+class GraphRecursionError(RecursionError):
+    """The run needed more supersteps than `recursion_limit` allows."""
+
+
+class EmptyInputError(Exception):
+    """A run was started without input."""
+
+
+class InvalidInputError(ValueError):
+    """The input does not fit the graph's state schema; the message names the field."""
+
+
+class UnknownGraphError(LookupError):
+    """No orchestrator serves a graph of this name."""
+
+
+class GraphMismatchError(RuntimeError):
+    """A process loaded a graph whose structure differs from the one a run was started with."""
+
+
+class SerializationError(TypeError):
+    """A value cannot cross the wire; the message names the key and the type."""
+
+
+class RunCancelledError(Exception):
+    """The run was cancelled before it finished."""
+
+
+class NodeError(RuntimeError):
+    """A node failed on a worker with an exception this process cannot rebuild as its own type."""
+
+    def __init__(self, node: str, exc_type: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"node {node!r} raised {exc_type}: {message}")
+        self.node = node
+        self.exc_type = exc_type
+        self.remote_message = message
+        self.remote_traceback = traceback
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception as it crosses the wire: enough to rebuild it, or at least to report it."""
+
+    type: str
+    module: str
+    message: str
+    traceback: str = ""
+    node: str = ""
+
+    @classmethod
+    def of(cls, exc: BaseException, node: str = "") -> ErrorInfo:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node)
+
+    def rebuild(self) -> BaseException:
+        """The same exception type in this process when it is already loaded here.
+
+        Only classes of modules this process has imported are considered (nothing is imported
+        on the word of a payload); otherwise a `NodeError` carries the remote details.
+        """
+        module = sys.modules.get(self.module)
+        cls = getattr(module, self.type, None) if module else None
+        exc: BaseException | None = None
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            try:
+                exc = cls(self.message)
+            except Exception:
+                exc = None
+        if exc is None:
+            exc = NodeError(self.node, f"{self.module}.{self.type}", self.message, self.traceback)
+        if self.traceback:
+            where = f"in node {self.node!r} " if self.node else ""
+            exc.add_note(f"arqgraph: raised {where}on a remote process:\n{self.traceback}")
+        return exc

@@ -1,0 +1,171 @@
+"""The superstep algorithm as pure functions: no Redis, no I/O, no user node code.
+
+A run is a sequence of checkpoints. Checkpoint N holds the state and the tasks of superstep N.
+When every task of a step has an outcome, `next_checkpoint` folds their writes through the
+reducers in a deterministic order and works out which tasks the next step has. The
+orchestrator calls it; the worker calls `apply_writes` to let a conditional edge see its own
+node's writes. Both get the same answer from the same inputs, which is what makes re-running
+a step (after a crash, on another orchestrator) safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import ErrorInfo, InvalidUpdateError
+from shared.schema import StateSchema
+from shared.types import Send
+
+START = "__start__"
+END = "__end__"
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """The structure of a compiled graph, which is all the algorithm needs to know of it."""
+
+    schema: StateSchema
+    nodes: frozenset[str]
+    edges: Mapping[str, tuple[str, ...]]
+    joins: tuple[tuple[tuple[str, ...], str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Task:
+    """One node to run in one superstep. `send_index` is set for tasks created by a Send."""
+
+    id: str
+    node: str
+    send_index: int | None = None
+    arg: Any = None
+
+    @property
+    def sort_key(self) -> tuple[int, str, int]:
+        # LangGraph's order: edge-triggered tasks by node name, then Sends in send order.
+        if self.send_index is None:
+            return (0, self.node, 0)
+        return (1, "", self.send_index)
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What a finished task contributes: its writes and where it sends control next."""
+
+    task_id: str
+    node: str
+    writes: Mapping[str, Any] | None = None
+    goto: tuple[str, ...] = ()
+    sends: tuple[Send, ...] = ()
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The state at the start of superstep `step` and the tasks that superstep runs.
+
+    `seen` remembers, for each join target, which of its sources have finished so far.
+    """
+
+    step: int
+    values: Mapping[str, Any]
+    tasks: tuple[Task, ...]
+    seen: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    wrote: bool = False
+
+    def task(self, task_id: str) -> Task | None:
+        return next((t for t in self.tasks if t.id == task_id), None)
+
+
+def first_checkpoint(schema: StateSchema, input_writes: Mapping[str, Any]) -> Checkpoint:
+    """Step -1: a single `__start__` task whose writes are the run's input."""
+    task = Task(id=f"-1:{START}", node=START, arg=dict(input_writes))
+    return Checkpoint(step=-1, values=schema.start_values(), tasks=(task,))
+
+
+def start_outcome(task: Task) -> TaskOutcome:
+    """The outcome of a `__start__` task when START has no conditional edges to evaluate."""
+    return TaskOutcome(task_id=task.id, node=START, writes=task.arg)
+
+
+def apply_writes(
+    schema: StateSchema, values: Mapping[str, Any], outcomes: Sequence[TaskOutcome]
+) -> dict[str, Any]:
+    """Fold the outcomes' writes into `values` through each key's reducer, in the given order.
+
+    A key without a reducer takes at most one value per step; keys not in the schema are dropped.
+    """
+    grouped: dict[str, list[Any]] = {}
+    for outcome in outcomes:
+        for key, value in (outcome.writes or {}).items():
+            if key in schema.channels:
+                grouped.setdefault(key, []).append(value)
+    new = dict(values)
+    for key, written in grouped.items():
+        reducer = schema.channels[key].reducer
+        if reducer is None:
+            if len(written) > 1:
+                raise InvalidUpdateError(
+                    f"At key '{key}': Can receive only one value per step. "
+                    "Use an Annotated key to handle multiple values."
+                )
+            new[key] = written[0]
+            continue
+        for value in written:
+            new[key] = reducer(new[key], value) if key in new else value
+    return new
+
+
+def ordered(tasks: Iterable[Task]) -> list[Task]:
+    return sorted(tasks, key=lambda t: t.sort_key)
+
+
+def next_checkpoint(
+    spec: GraphSpec, checkpoint: Checkpoint, outcomes: Mapping[str, TaskOutcome]
+) -> Checkpoint:
+    """Apply a finished step's writes and prepare the next step's tasks.
+
+    Every task of `checkpoint` must have a successful outcome in `outcomes` (keyed by task id).
+    """
+    tasks = ordered(checkpoint.tasks)
+    done = [outcomes[t.id] for t in tasks]
+    values = apply_writes(spec.schema, checkpoint.values, done)
+    wrote = checkpoint.wrote or any(o.writes for o in done)
+
+    triggered: set[str] = set()
+    sends: list[Send] = []
+    seen = {target: set(sources) for target, sources in checkpoint.seen.items()}
+    for task, outcome in zip(tasks, done, strict=True):
+        if task.node == START and not outcome.writes:
+            continue  # an empty input triggers nothing, as in LangGraph
+        triggered.update(spec.edges.get(task.node, ()))
+        for sources, target in spec.joins:
+            if task.node in sources:
+                seen.setdefault(target, set()).add(task.node)
+        triggered.update(outcome.goto)
+        sends.extend(outcome.sends)
+    for sources, target in spec.joins:
+        if seen.get(target, set()) >= set(sources):
+            triggered.add(target)
+            seen[target] = set()
+
+    step = checkpoint.step + 1
+    next_tasks = [Task(id=f"{step}:{node}", node=node) for node in sorted(triggered - {END})]
+    next_tasks += [
+        Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg)
+        for i, send in enumerate(sends)
+        if send.node != END
+    ]
+    return Checkpoint(
+        step=step,
+        values=values,
+        tasks=tuple(next_tasks),
+        seen={t: tuple(sorted(s)) for t, s in seen.items() if s},
+        wrote=wrote,
+    )
+
+
+def exceeds_recursion_limit(checkpoint: Checkpoint, recursion_limit: int) -> bool:
+    """LangGraph runs superstep N only while N + 1 < recursion_limit."""
+    return bool(checkpoint.tasks) and checkpoint.step + 1 >= recursion_limit

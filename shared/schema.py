@@ -1,0 +1,142 @@
+"""State schemas: which keys a graph has, how each folds its writes, and how nodes see the state.
+
+A schema is a TypedDict, a dataclass or a pydantic model, as in LangGraph. Keys annotated
+`Annotated[T, reducer]` fold writes with `reducer(old, new)`; other keys keep the last value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import pydantic
+
+from shared.errors import InvalidInputError
+
+SchemaKind = Literal["typeddict", "pydantic", "dataclass"]
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One state key: its reducer (None means last value wins) and its starting value."""
+
+    key: str
+    reducer: Callable[[Any, Any], Any] | None = None
+    start_type: type | None = None
+
+    def start_value(self) -> Any:
+        """A reducer key starts as its type's empty value (`[]` for a list), as in LangGraph."""
+        if self.reducer is None or self.start_type is None:
+            return _MISSING
+        try:
+            return self.start_type()
+        except Exception:
+            return _MISSING
+
+
+def _start_type(annotation: Any) -> type | None:
+    base = get_origin(annotation) or annotation
+    if base is typing.Annotated:
+        base = get_origin(get_args(annotation)[0]) or get_args(annotation)[0]
+    aliases: dict[Any, type] = {
+        typing.Sequence: list,
+        typing.MutableSequence: list,
+        typing.Set: set,
+        typing.MutableSet: set,
+        typing.Mapping: dict,
+        typing.MutableMapping: dict,
+    }
+    import collections.abc as abc
+
+    aliases.update({abc.Sequence: list, abc.MutableSequence: list, abc.Set: set, abc.Mapping: dict})
+    base = aliases.get(base, base)
+    return base if isinstance(base, type) else None
+
+
+def _reducer_of(annotation: Any) -> Callable[[Any, Any], Any] | None:
+    if get_origin(annotation) is typing.Annotated:
+        for meta in reversed(get_args(annotation)[1:]):
+            if callable(meta):
+                return typing.cast(Callable[[Any, Any], Any], meta)
+    return None
+
+
+def schema_kind(cls: type) -> SchemaKind:
+    if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel):
+        return "pydantic"
+    if dataclasses.is_dataclass(cls):
+        return "dataclass"
+    if isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__"):
+        return "typeddict"
+    raise TypeError(
+        f"state schema must be a TypedDict, a dataclass or a pydantic model, got {cls!r}"
+    )
+
+
+@dataclass(frozen=True)
+class StateSchema:
+    """A state class read once into the channels the superstep algorithm folds."""
+
+    cls: type
+    kind: SchemaKind
+    channels: dict[str, Channel]
+
+    @classmethod
+    def of(cls, schema: type) -> StateSchema:
+        kind = schema_kind(schema)
+        hints = get_type_hints(schema, include_extras=True)
+        channels = {
+            key: Channel(key, _reducer_of(hint), _start_type(hint)) for key, hint in hints.items()
+        }
+        return cls(schema, kind, channels)
+
+    def start_values(self) -> dict[str, Any]:
+        values = {k: c.start_value() for k, c in self.channels.items()}
+        return {k: v for k, v in values.items() if v is not _MISSING}
+
+    def input_writes(self, data: Any) -> dict[str, Any]:
+        """The writes a graph input makes: validated for pydantic schemas, keys filtered."""
+        if data is None:
+            return {}
+        if self.kind == "pydantic":
+            if isinstance(data, self.cls):
+                model = data
+            else:
+                try:
+                    model = self.cls.model_validate(data)  # type: ignore[attr-defined]
+                except pydantic.ValidationError as exc:
+                    raise InvalidInputError(_describe_validation_error(self.cls, exc)) from None
+            return {k: getattr(model, k) for k in model.model_fields_set if k in self.channels}
+        if dataclasses.is_dataclass(data) and not isinstance(data, type):
+            return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+        if isinstance(data, pydantic.BaseModel):
+            data = {k: getattr(data, k) for k in data.model_fields_set}
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(
+                f"input for {self.cls.__name__} must be a dict, got {type(data).__name__}"
+            )
+        return {k: v for k, v in data.items() if k in self.channels}
+
+    def node_input(self, values: Mapping[str, Any]) -> Any:
+        """The state as a node receives it: a dict, or an instance of the state class."""
+        present = {k: v for k, v in values.items() if k in self.channels}
+        if self.kind == "typeddict":
+            return present
+        if self.kind == "pydantic":
+            return self.cls.model_construct(**present)  # type: ignore[attr-defined]
+        return self.cls(**present)
+
+    def output(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: values[k] for k in self.channels if k in values}
+
+
+def _describe_validation_error(cls: type, exc: pydantic.ValidationError) -> str:
+    problems = "; ".join(
+        f"field {'.'.join(str(p) for p in err['loc']) or '<root>'!r}: {err['msg']}"
+        for err in exc.errors()
+    )
+    return f"input does not fit state schema {cls.__name__}: {problems}"

@@ -1,0 +1,79 @@
+"""One namespace of graph-building names, taken from LangGraph or from arqgraph.
+
+A test graph factory receives an `Api` and builds its graph only through it, so the very same
+factory builds the reference graph (`Api("langgraph")`) and the candidate (`Api("shared")`):
+arqgraph's `shared` package mirrors LangGraph's public module names.
+
+`DIFF_SELF_CHECK=1` makes the candidate side use LangGraph too, which validates the harness
+(every case must then agree with itself, deterministically).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+REFERENCE = "langgraph"
+CANDIDATE = "shared"
+
+# attribute -> (module under the prefix, name in that module)
+_NAMES: dict[str, tuple[str, str]] = {
+    "StateGraph": ("graph", "StateGraph"),
+    "START": ("graph", "START"),
+    "END": ("graph", "END"),
+    "MessagesState": ("graph", "MessagesState"),
+    "add_messages": ("graph.message", "add_messages"),
+    "Send": ("types", "Send"),
+    "Command": ("types", "Command"),
+    "RetryPolicy": ("types", "RetryPolicy"),
+    "StreamWriter": ("types", "StreamWriter"),
+    "InvalidUpdateError": ("errors", "InvalidUpdateError"),
+    "GraphRecursionError": ("errors", "GraphRecursionError"),
+    "get_stream_writer": ("config", "get_stream_writer"),
+    "Runtime": ("runtime", "Runtime"),
+}
+
+
+def self_check() -> bool:
+    return os.environ.get("DIFF_SELF_CHECK", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def candidate_prefix() -> str:
+    """The prefix the arqgraph side uses: "shared", or "langgraph" under DIFF_SELF_CHECK=1."""
+    return REFERENCE if self_check() else CANDIDATE
+
+
+class Api:
+    """The graph-building names of one library, imported by prefix ("langgraph" or "shared")."""
+
+    StateGraph: Any
+    START: str
+    END: str
+    MessagesState: Any
+    add_messages: Any
+    Send: Any
+    Command: Any
+    RetryPolicy: Any
+    StreamWriter: Any
+    InvalidUpdateError: type[Exception]
+    GraphRecursionError: type[Exception]
+    get_stream_writer: Any
+    Runtime: Any
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        for attr, (module, name) in _NAMES.items():
+            mod = importlib.import_module(f"{prefix}.{module}")
+            setattr(self, attr, getattr(mod, name))
+
+    @classmethod
+    def reference(cls) -> Api:
+        return cls(REFERENCE)
+
+    @classmethod
+    def candidate(cls) -> Api:
+        return cls(candidate_prefix())
+
+    def __repr__(self) -> str:
+        return f"Api({self.prefix!r})"

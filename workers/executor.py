@@ -1,0 +1,158 @@
+"""Runs one task's user code: the node (with its retry policy), then its conditional edges.
+
+Sync nodes run in a thread so they never block the worker's event loop; async nodes run on it.
+Parameters are injected by name as LangGraph does (`config`, `runtime`, `writer`, `store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+from shared.config import current_config, current_runtime
+from shared.errors import ErrorInfo, InvalidUpdateError
+from shared.graph.state import CompiledStateGraph, NodeSpec
+from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
+from shared.runtime import Runtime
+from shared.types import Command, RetryPolicy, Send
+
+INJECTABLE = ("config", "runtime", "writer", "store")
+
+
+class UnknownNodeError(LookupError):
+    """A job names a node that the worker's graph does not have."""
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+def _wanted(fn: Callable[..., Any]) -> tuple[str, ...]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return ()
+    return tuple(name for name in INJECTABLE if name in params)
+
+
+async def call_user(
+    fn: Callable[..., Any], arg: Any, runtime: Runtime[Any], config: dict[str, Any],
+    threads: Executor | None,
+) -> Any:
+    """Call a node or path function with what it asks for, in a thread if it is sync."""
+    extra = {"config": config, "runtime": runtime, "writer": runtime.stream_writer, "store": None}
+    kwargs = {name: extra[name] for name in _wanted(fn)}
+    current_config.set(config)
+    current_runtime.set(runtime)
+    if _is_async(fn):
+        return await fn(arg, **kwargs)
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(threads, lambda: context.run(fn, arg, **kwargs))
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _policy_for(node: NodeSpec, exc: Exception) -> RetryPolicy | None:
+    policies = node.retry_policy
+    if policies is None:
+        return None
+    for policy in [policies] if isinstance(policies, RetryPolicy) else list(policies):
+        if policy.should_retry(exc):
+            return policy
+    return None
+
+
+async def run_node(
+    node: NodeSpec, arg: Any, runtime: Runtime[Any], config: dict[str, Any],
+    threads: Executor | None,
+) -> Any:
+    attempt = 1
+    while True:
+        try:
+            call = call_user(node.fn, arg, runtime, config, threads)
+            if node.timeout is not None:
+                return await asyncio.wait_for(call, node.timeout)
+            return await call
+        except Exception as exc:
+            policy = _policy_for(node, exc)
+            if policy is None or attempt >= policy.max_attempts:
+                raise
+            attempt += 1
+            await asyncio.sleep(policy.wait_before(attempt))
+
+
+def split_result(node: str, result: Any) -> tuple[dict[str, Any] | None, list[Any]]:
+    """A node's return value as (writes, goto targets); anything else is an InvalidUpdateError."""
+    if result is None:
+        return None, []
+    if isinstance(result, Command):
+        return dict(result.update_items()), result.goto_targets()
+    if isinstance(result, Mapping):
+        return dict(result), []
+    raise InvalidUpdateError(f"Expected dict, got {result!r}")
+
+
+def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[list[str], list[Send]]:
+    goto: list[str] = []
+    sends: list[Send] = []
+    for target in targets:
+        if isinstance(target, Send):
+            sends.append(target)
+        elif target == END or target is None:
+            continue
+        elif isinstance(target, str) and target in graph.nodes:
+            goto.append(target)
+        else:
+            raise InvalidUpdateError(f"node {source!r} routed to unknown node {target!r}")
+    for send in sends:
+        if send.node not in graph.nodes:
+            raise InvalidUpdateError(f"node {source!r} sent to unknown node {send.node!r}")
+    return goto, sends
+
+
+async def execute_task(
+    graph: CompiledStateGraph,
+    checkpoint: Checkpoint,
+    task: Task,
+    config: dict[str, Any],
+    runtime: Runtime[Any],
+    threads: Executor | None = None,
+) -> tuple[TaskOutcome, Any]:
+    """Run a task; returns its outcome and the value for its `updates` stream event.
+
+    Never raises for a failure of user code: the failure becomes the outcome's error.
+    """
+    try:
+        if task.node == START:
+            writes, targets, shown = dict(task.arg or {}), [], None
+        else:
+            node = graph.nodes.get(task.node)
+            if node is None:
+                raise UnknownNodeError(
+                    f"graph {graph.name!r} has no node {task.node!r} (nodes: {sorted(graph.nodes)})"
+                )
+            arg = task.arg if task.send_index is not None else graph.schema.node_input(
+                checkpoint.values
+            )
+            result = await run_node(node, arg, runtime, config, threads)
+            writes, targets = split_result(task.node, result)
+            shown = writes
+        if task.node in graph.branches:
+            own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
+            seen = apply_writes(graph.schema, checkpoint.values, [own])
+            state = graph.schema.node_input(seen)
+            for branch in graph.branches[task.node]:
+                picked = await call_user(branch.path, state, runtime, config, threads)
+                targets += branch.resolve(picked)
+        goto, sends = _route(targets, graph, task.node)
+        outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends))
+        return outcome, shown
+    except Exception as exc:
+        return TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node)), None
