@@ -36,7 +36,7 @@ from shared.pregel import (
     start_outcome,
 )
 from shared.protocol import GraphInfo, RunRecord
-from shared.store import RunStore
+from shared.store import RETRYABLE, RunStore
 
 log = logging.getLogger("arqgraph.orchestrator")
 
@@ -88,6 +88,17 @@ class Orchestrator:
             for task in list(self._busy.values()):
                 task.cancel()
             await asyncio.gather(sweeper, *self._busy.values(), return_exceptions=True)
+
+    async def serve_resilient(self, stop: asyncio.Event) -> None:
+        """`serve`, riding out Redis outages: reconnect with backoff, and say so."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                await self.serve(stop)
+            except RETRYABLE as exc:
+                log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _sweep_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

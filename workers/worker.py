@@ -23,7 +23,7 @@ from shared.errors import ErrorInfo, GraphMismatchError
 from shared.graph.state import CompiledStateGraph
 from shared.pregel import START, TaskOutcome
 from shared.runtime import Runtime
-from shared.store import RunStore, job_deserializer, job_serializer
+from shared.store import RETRYABLE, RunStore, job_deserializer, job_serializer
 from workers.executor import UnknownNodeError, execute_task
 
 log = logging.getLogger("arqgraph.worker")
@@ -117,6 +117,22 @@ class GraphWorker(Worker):
     def threads_shutdown(self) -> None:
         self.runner.threads.shutdown(wait=False, cancel_futures=True)
 
+    async def serve_resilient(self) -> None:
+        """Serve until stopped by a signal, riding out Redis outages with backoff."""
+        delay = 0.2
+        while True:
+            try:
+                await self.async_run()
+                return
+            except asyncio.CancelledError:
+                if self.main_task is not None and self.main_task.cancelled():
+                    return  # stopped by SIGTERM/SIGINT
+                raise
+            except RETRYABLE as exc:
+                log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def main(self) -> None:
         self.ctx["redis"] = self.pool
         wake = protocol.wake_key(self.queue_name)
@@ -136,6 +152,7 @@ def build_worker(
     queue: str = protocol.DEFAULT_QUEUE,
     poll_delay: float = 0.5,
     job_timeout: float = 300,
+    shutdown_grace: float = 0,
     handle_signals: bool = True,
 ) -> GraphWorker:
     """An arq worker executing `graphs`' nodes, `concurrency` at a time, msgpack on the wire."""
@@ -149,6 +166,7 @@ def build_worker(
         job_timeout=job_timeout,
         keep_result=60,
         handle_signals=handle_signals,
+        job_completion_wait=int(shutdown_grace),
         job_serializer=job_serializer,
         job_deserializer=job_deserializer,
     )

@@ -1,0 +1,189 @@
+"""The `arqgraph` command: run a graph, serve as orchestrator or worker, launch a local pool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from shared.settings import Settings
+
+STREAM_MODES = ("values", "updates", "custom")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=repr, ensure_ascii=False)
+
+
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    s = settings or Settings.from_env()
+    parser = argparse.ArgumentParser(
+        prog="arqgraph",
+        description="Run LangGraph-style StateGraph workflows on an arq worker pool over Redis. "
+        "Every option also reads an ARQGRAPH_* environment variable (shown as the default).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def redis_option(p: argparse.ArgumentParser, default: str | None) -> None:
+        p.add_argument("--redis", default=default, metavar="URL",
+                       help="Redis URL, e.g. redis://:password@host:6379/0 or rediss://... "
+                       f"(env ARQGRAPH_REDIS_URL; default: {default or 'embedded in-memory'})")
+
+    def queue_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--queue", default=s.queue,
+                       help=f"arq queue that carries node jobs (env ARQGRAPH_QUEUE; {s.queue})")
+
+    run = sub.add_parser("run", help="run one graph and print its events and final state",
+                         description="Run one graph. Without --redis it runs embedded: "
+                         "orchestrator and worker in this process over an in-memory Redis. "
+                         "With --redis it submits to that cluster (SPEC may then be a graph name).")
+    run.add_argument("spec", help="pkg.module:graph (or, with --redis, a registered graph name)")
+    run.add_argument("--input", default="{}", help="the graph input as JSON (default {})")
+    run.add_argument("--config", default="{}", help='run config as JSON, e.g. {"recursion_limit": 50}')
+    run.add_argument("--stream", choices=STREAM_MODES, action="append", default=[],
+                     help="print events of this stream mode as they come (repeatable)")
+    import os
+
+    redis_option(run, os.environ.get("ARQGRAPH_REDIS_URL"))
+
+    orch = sub.add_parser("orchestrator", help="serve as an orchestrator for the given graphs",
+                          description="Walk runs of the given graphs superstep by superstep, "
+                          "enqueueing ready nodes as arq jobs. Several may run at once.")
+    orch.add_argument("specs", nargs="+", metavar="SPEC", help="pkg.module:graph, one or more")
+    redis_option(orch, s.redis_url)
+    queue_option(orch)
+    orch.add_argument("--sweep-interval", type=float, default=s.sweep_interval,
+                      help="seconds between checks of unfinished runs, a safety net for lost "
+                      f"notices (env ARQGRAPH_SWEEP_INTERVAL; {s.sweep_interval})")
+    orch.add_argument("--retention", type=int, default=s.retention,
+                      help=f"seconds a finished run stays readable (env ARQGRAPH_RETENTION; "
+                      f"{s.retention})")
+
+    work = sub.add_parser("worker", help="serve as a worker executing the graphs' nodes",
+                          description="Execute node jobs of the given graphs from the arq queue.")
+    work.add_argument("specs", nargs="+", metavar="SPEC", help="pkg.module:graph, one or more")
+    redis_option(work, s.redis_url)
+    queue_option(work)
+    work.add_argument("--concurrency", type=int, default=s.concurrency,
+                      help=f"nodes run at once (env ARQGRAPH_CONCURRENCY; {s.concurrency})")
+    work.add_argument("--poll-delay", type=float, default=s.poll_delay,
+                      help="longest wait between queue checks; new jobs wake workers at once "
+                      f"(env ARQGRAPH_POLL_DELAY; {s.poll_delay})")
+    work.add_argument("--job-timeout", type=float, default=s.job_timeout,
+                      help=f"seconds a node may run (env ARQGRAPH_JOB_TIMEOUT; {s.job_timeout})")
+    work.add_argument("--shutdown-grace", type=float, default=s.shutdown_grace,
+                      help="on SIGTERM, seconds running nodes get to finish "
+                      f"(env ARQGRAPH_SHUTDOWN_GRACE; {s.shutdown_grace})")
+
+    up = sub.add_parser("up", help="launch a local pool: redis (if needed), orchestrator, workers",
+                        description="Start a local pool without Docker: a redis-server if none is "
+                        "reachable, one orchestrator and N workers. Ctrl-C stops them all.")
+    up.add_argument("specs", nargs="+", metavar="SPEC", help="pkg.module:graph, one or more")
+    redis_option(up, s.redis_url)
+    up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    up.add_argument("--concurrency", type=int, default=s.concurrency,
+                    help=f"nodes each worker runs at once ({s.concurrency})")
+    return parser
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from orchestrator.embedded import EmbeddedCluster
+    from shared.loader import load_all
+
+    data = json.loads(args.input)
+    config = json.loads(args.config)
+    modes = args.stream
+    if args.redis:
+        from orchestrator.client import Client
+
+        client = await Client.connect(args.redis)
+        name = args.spec if ":" not in args.spec else load_all([args.spec])[0].name
+        try:
+            return await _follow(await client.submit(name, data, config), modes)
+        finally:
+            await client.close()
+    graphs = load_all([args.spec])
+    async with EmbeddedCluster(graphs) as cluster:
+        handle = await cluster.client.submit(graphs[0].name, data, config)
+        return await _follow(handle, modes)
+
+
+async def _follow(handle: Any, modes: list[str]) -> int:
+    if modes:
+        async for mode, payload in handle.stream(modes):
+            print(_json({mode: payload}), flush=True)
+    print(_json(await handle.result()), flush=True)
+    return 0
+
+
+async def _serve_orchestrator(args: argparse.Namespace) -> int:
+    from orchestrator.service import Orchestrator
+    from shared.loader import load_all
+    from shared.store import connect
+
+    graphs = load_all(args.specs)
+    redis = await connect(args.redis, what="orchestrator")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    service = Orchestrator(redis, graphs, queue=args.queue, sweep_interval=args.sweep_interval,
+                           retention=args.retention)
+    await service.serve_resilient(stop)
+    await redis.aclose()
+    logging.getLogger("arqgraph.orchestrator").info("orchestrator stopped")
+    return 0
+
+
+async def _serve_worker(args: argparse.Namespace) -> int:
+    from shared.loader import load_all
+    from shared.store import connect
+    from workers.worker import build_worker
+
+    graphs = load_all(args.specs)
+    redis = await connect(args.redis, what="worker")
+    worker = build_worker(redis, graphs, concurrency=args.concurrency, queue=args.queue,
+                          poll_delay=args.poll_delay, job_timeout=args.job_timeout,
+                          shutdown_grace=args.shutdown_grace)
+    logging.getLogger("arqgraph.worker").info(
+        "worker serving graphs %s on queue %s", ", ".join(g.name for g in graphs), args.queue)
+    try:
+        await worker.serve_resilient()
+    finally:
+        await worker.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    from shared.loader import GraphSpecError
+
+    try:
+        if args.command == "run":
+            return asyncio.run(_run(args))
+        if args.command == "orchestrator":
+            return asyncio.run(_serve_orchestrator(args))
+        if args.command == "worker":
+            return asyncio.run(_serve_worker(args))
+        from orchestrator.launcher import launch
+
+        return launch(args)
+    except (GraphSpecError, json.JSONDecodeError) as exc:
+        print(f"arqgraph: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.command != "run":
+            raise
+        print(f"arqgraph: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Settings of the long-running processes: command-line flags, defaulting to ARQGRAPH_* env vars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+from shared.protocol import DEFAULT_QUEUE
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Each field `x` can be set by the env var `ARQGRAPH_X` (and by its command-line flag)."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = DEFAULT_QUEUE
+    concurrency: int = 16
+    poll_delay: float = 0.5
+    job_timeout: float = 300.0
+    shutdown_grace: float = 30.0
+    sweep_interval: float = 2.0
+    retention: int = 7 * 24 * 3600
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"ARQGRAPH_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(cls, f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ValueError(
+                    f"environment variable ARQGRAPH_{f.name.upper()}={raw!r} is not a valid "
+                    f"{kind.__name__}"
+                ) from None
+        return cls(**values)
