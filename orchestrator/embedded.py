@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import fakeredis
 from arq.connections import ArqRedis
-from fakeredis.aioredis import FakeConnection
+from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
 from orchestrator.client import Client, RunHandle
@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 def in_memory_redis() -> ArqRedis:
     """A fresh in-memory Redis (fakeredis, with Lua) speaking arq's msgpack job format."""
-    pool = ConnectionPool(connection_class=FakeConnection, server=fakeredis.FakeServer())
+    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=fakeredis.FakeServer())
     return ArqRedis(
         connection_pool=pool, job_serializer=job_serializer, job_deserializer=job_deserializer
     )

@@ -203,7 +203,7 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
 def encode_outcome(outcome: TaskOutcome) -> bytes:
     """Encode a task outcome; an unserializable write raises an error naming node and key."""
     if outcome.writes:
-        codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r}:")
+        codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
     return codec.packb(
         {
             "task_id": outcome.task_id,

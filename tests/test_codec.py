@@ -1,0 +1,83 @@
+"""msgpack codec: exact round trips for state values, clear errors for the rest, never pickle."""
+
+import datetime as dt
+import enum
+import pickle
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pydantic
+import pytest
+
+from shared.codec import pack_values, packb, unpackb
+from shared.errors import SerializationError
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Point(pydantic.BaseModel):
+    x: int
+    tags: list[str] = []
+
+
+@dataclass
+class Box:
+    items: tuple
+    seen: set = field(default_factory=set)
+
+
+VALUES = {
+    "tuple": (1, (2, 3)),
+    "set": {1, 2},
+    "frozenset": frozenset({"a"}),
+    "datetime": dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc),
+    "naive": dt.datetime(2026, 1, 1, 0, 0, 1, 5),
+    "date": dt.date(2026, 11, 21),
+    "time": dt.time(23, 59),
+    "timedelta": dt.timedelta(days=2, microseconds=7),
+    "uuid": uuid.UUID(int=7),
+    "decimal": Decimal("1.10"),
+    "enum": Color.RED,
+    "model": Point(x=1, tags=["a"]),
+    "dataclass": Box((1, 2), {3}),
+    "bytes": b"\x00\xff",
+    "nested": {"list": [Point(x=2)], 3: None, "bool": True},
+}
+
+
+@pytest.mark.parametrize("key", VALUES)
+def test_values_round_trip_exactly_with_their_types(key):
+    value = VALUES[key]
+    back = unpackb(packb(value))
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_an_unsupported_value_names_its_key_and_type():
+    with pytest.raises(SerializationError, match=r"state key 'bad'.*builtins.object"):
+        pack_values({"good": 1, "bad": object()})
+
+
+def test_garbage_and_pickle_bytes_are_rejected_without_unpickling(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Exploit())
+    for data in (payload, b"\xc1\xc1\xc1", b""):
+        with pytest.raises(SerializationError):
+            unpackb(data)
+    assert not marker.exists()
+
+
+def test_a_payload_naming_a_non_model_class_is_refused():
+    import msgpack
+
+    forged = msgpack.ExtType(8, packb(["os:system", {"x": 1}, []]))
+    with pytest.raises(SerializationError, match="not a BaseModel"):
+        unpackb(msgpack.packb(forged))

@@ -1,0 +1,226 @@
+"""End to end on the embedded default: the cluster code over an in-memory Redis."""
+
+import asyncio
+import datetime as dt
+import operator
+import threading
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
+
+import pydantic
+import pytest
+
+from orchestrator.embedded import EmbeddedCluster
+from shared.config import get_stream_writer
+from shared.errors import (
+    InvalidInputError,
+    InvalidUpdateError,
+    RunCancelledError,
+    SerializationError,
+    UnknownGraphError,
+)
+from shared.graph import END, START, StateGraph
+
+
+class State(TypedDict, total=False):
+    value: int
+    log: Annotated[list, operator.add]
+    threads: Annotated[list, operator.add]
+    blob: object
+
+
+def single(fn, schema=State, name="single"):
+    builder = StateGraph(schema)
+    builder.add_node("node", fn)
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    return builder.compile(name=name)
+
+
+@dataclass
+class Span:
+    start: dt.datetime
+    tags: tuple
+
+
+class Rich(pydantic.BaseModel):
+    when: dt.datetime
+    raw: bytes
+    ids: set[int]
+    span: Span | None = None
+
+
+class RichState(TypedDict, total=False):
+    model: Rich
+    spans: list[Span]
+
+
+def test_rich_values_cross_the_wire_exactly():
+    when = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
+
+    def touch(state):
+        model = state["model"]
+        return {"spans": [Span(model.when, (1, "a"))], "model": model.model_copy(update={"ids": {9}})}
+
+    out = single(touch, RichState).invoke({"model": Rich(when=when, raw=b"\x00", ids={1})})
+    assert out == {
+        "model": Rich(when=when, raw=b"\x00", ids={9}),
+        "spans": [Span(when, (1, "a"))],
+    }
+    assert isinstance(out["spans"][0].tags, tuple)
+
+
+def test_sync_nodes_run_off_the_event_loop_and_async_nodes_on_it():
+    loop_thread = {}
+
+    async def on_loop(state):
+        loop_thread["id"] = threading.get_ident()
+        return {"threads": ["async"]}
+
+    def in_thread(state):
+        return {"threads": [threading.get_ident()]}
+
+    builder = StateGraph(State)
+    builder.add_node("a", on_loop)
+    builder.add_node("s", in_thread)
+    builder.add_edge(START, "a")
+    builder.add_edge(START, "s")
+    out = builder.compile().invoke({"value": 1})
+    assert out["threads"][0] == "async"
+    assert out["threads"][1] != loop_thread["id"]
+
+
+def test_many_nodes_of_a_step_run_concurrently_on_one_worker():
+    both_started = asyncio.Event()
+    started = []
+
+    async def wait_for_sibling(state):
+        started.append(1)
+        if len(started) == 2:
+            both_started.set()
+        await asyncio.wait_for(both_started.wait(), 10)  # deadlocks unless run concurrently
+        return {"log": [1]}
+
+    builder = StateGraph(State)
+    builder.add_node("a", wait_for_sibling)
+    builder.add_node("b", wait_for_sibling)
+    builder.add_edge(START, "a")
+    builder.add_edge(START, "b")
+    assert builder.compile().invoke({"value": 0})["log"] == [1, 1]
+
+
+def test_input_that_fails_a_pydantic_schema_names_the_field():
+    class Strict(pydantic.BaseModel):
+        count: int
+
+    graph = single(lambda s: {"count": s.count + 1}, Strict)
+    with pytest.raises(InvalidInputError, match="field 'count'"):
+        graph.invoke({"count": "many"})
+    assert graph.invoke({"count": 1}) == {"count": 2}
+
+
+def test_a_node_returning_a_non_dict_fails_the_run():
+    with pytest.raises(InvalidUpdateError, match="Expected dict, got 5"):
+        single(lambda s: 5).invoke({"value": 1})
+
+
+def test_an_update_that_cannot_be_serialized_names_the_node_and_key():
+    with pytest.raises(SerializationError, match=r"node 'node', key 'blob'.*_thread.lock"):
+        single(lambda s: {"blob": threading.Lock()}).invoke({"value": 1})
+
+
+def test_an_input_that_cannot_be_serialized_names_the_key():
+    with pytest.raises(SerializationError, match=r"input key 'blob'"):
+        single(lambda s: None).invoke({"blob": threading.Lock()})
+
+
+def test_a_node_error_reaches_the_caller_with_type_message_and_remote_traceback():
+    def broken(state):
+        raise KeyError("missing thing")
+
+    with pytest.raises(KeyError, match="missing thing") as info:
+        single(broken).invoke({"value": 1})
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "in node 'node'" in notes and "def broken" not in notes and "broken" in notes
+
+
+async def test_client_status_stream_and_unknown_graph():
+    graph = single(lambda s: {"value": s["value"] + 1, "log": ["x"]})
+    async with EmbeddedCluster([graph]) as cluster:
+        with pytest.raises(UnknownGraphError, match="'nope'.*single"):
+            await cluster.client.submit("nope", {})
+        handle = await cluster.client.submit("single", {"value": 1})
+        events = [e async for e in handle.stream(["updates", "values"])]
+        assert events == [
+            ("values", {"value": 1, "log": [], "threads": []}),
+            ("updates", {"node": {"value": 2, "log": ["x"]}}),
+            ("values", {"value": 2, "log": ["x"], "threads": []}),
+        ]
+        assert await handle.result() == {"value": 2, "log": ["x"], "threads": []}
+        assert await handle.status() == "done"
+
+
+async def test_cancel_stops_a_run_between_supersteps():
+    release = asyncio.Event()
+    ran = []
+
+    async def first(state):
+        await release.wait()
+        return {"log": ["first"]}
+
+    def second(state):
+        ran.append("second")
+        return {"log": ["second"]}
+
+    builder = StateGraph(State)
+    builder.add_node("first", first)
+    builder.add_node("second", second)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    graph = builder.compile(name="cancel")
+    async with EmbeddedCluster([graph]) as cluster:
+        handle = await cluster.client.submit("cancel", {"value": 0})
+        while await handle.status() != "running":
+            await asyncio.sleep(0.01)
+        await handle.cancel()
+        release.set()
+        with pytest.raises(RunCancelledError):
+            await handle.result()
+        assert await handle.status() == "cancelled"
+    assert ran == []
+
+
+def test_custom_events_from_sync_and_async_nodes_arrive_in_order():
+    def sync_node(state):
+        writer = get_stream_writer()
+        for i in range(3):
+            writer({"sync": i})
+        return {"log": ["s"]}
+
+    async def async_node(state, writer):
+        writer("async")
+        return None
+
+    builder = StateGraph(State)
+    builder.add_node("s", sync_node)
+    builder.add_node("a", async_node)
+    builder.add_edge(START, "s")
+    builder.add_edge("s", "a")
+    events = list(builder.compile().stream({"value": 1}, stream_mode=["custom", "updates"]))
+    assert events == [
+        ("custom", {"sync": 0}),
+        ("custom", {"sync": 1}),
+        ("custom", {"sync": 2}),
+        ("updates", {"s": {"log": ["s"]}}),
+        ("custom", "async"),
+        ("updates", {"a": None}),
+    ]
+
+
+def test_invoke_works_inside_a_running_event_loop():
+    graph = single(lambda s: {"value": 3})
+
+    async def notebook_cell():
+        return graph.invoke({"value": 1})
+
+    assert asyncio.run(notebook_cell())["value"] == 3
