@@ -180,7 +180,7 @@ class Orchestrator:
         if missing:
             await self.store.enqueue(record, checkpoint.step, missing, graph.fingerprint, self.queue)
             return False
-        failures = [outcomes[t.id].error for t in checkpoint.tasks if outcomes[t.id].error]
+        failures = [e for t in checkpoint.tasks if (e := outcomes[t.id].error) is not None]
         if failures:
             return not await self._fail(record, failures[0])
         try:

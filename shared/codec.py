@@ -112,7 +112,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
         if not dataclasses.is_dataclass(cls):
             raise SerializationError(f"{path} is not a dataclass")
         init = {f.name: fields[f.name] for f in dataclasses.fields(cls) if f.init and f.name in fields}
-        instance = cls(**init)
+        instance = cls(**init)  # type: ignore[operator]
         for name, value in fields.items():
             if name not in init:
                 object.__setattr__(instance, name, value)

@@ -234,7 +234,7 @@ def decode_run(run_id: str, fields: Mapping[bytes, bytes]) -> RunRecord:
     return RunRecord(
         run_id=run_id,
         graph=f["graph"].decode(),
-        status=f["status"].decode(),
+        status=f["status"].decode(),  # type: ignore[arg-type]  # validated by pydantic
         version=int(f["version"]),
         fingerprint=f.get("fingerprint", b"").decode(),
         checkpoint=decode_checkpoint(f["checkpoint"]) if f.get("checkpoint") else None,

@@ -45,7 +45,7 @@ def _start_type(annotation: Any) -> type | None:
     aliases: dict[Any, type] = {
         typing.Sequence: list,
         typing.MutableSequence: list,
-        typing.Set: set,
+        set: set,
         typing.MutableSet: set,
         typing.Mapping: dict,
         typing.MutableMapping: dict,
@@ -110,7 +110,8 @@ class StateSchema:
                     model = self.cls.model_validate(data)  # type: ignore[attr-defined]
                 except pydantic.ValidationError as exc:
                     raise InvalidInputError(_describe_validation_error(self.cls, exc)) from None
-            return {k: getattr(model, k) for k in model.model_fields_set if k in self.channels}
+            fields_set: set[str] = model.model_fields_set  # type: ignore[attr-defined]
+            return {k: getattr(model, k) for k in fields_set if k in self.channels}
         if dataclasses.is_dataclass(data) and not isinstance(data, type):
             return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
         if isinstance(data, pydantic.BaseModel):

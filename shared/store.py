@@ -76,7 +76,7 @@ class RunStore:
     # -- graphs ------------------------------------------------------------------------------
 
     async def register_graph(self, info: GraphInfo) -> None:
-        await self.redis.hset(protocol.GRAPHS_KEY, info.name, protocol.encode_info(info))
+        await self.redis.hset(protocol.GRAPHS_KEY, info.name, protocol.encode_info(info))  # type: ignore[arg-type]
 
     async def graph_info(self, name: str) -> GraphInfo | None:
         raw = await self.redis.hget(protocol.GRAPHS_KEY, name)
@@ -215,7 +215,8 @@ class RunStore:
     # -- events and notifications ------------------------------------------------------------
 
     async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
-        await self.redis.xadd(protocol.events_key(run_id), protocol.encode_event(mode, payload))
+        fields: dict[Any, Any] = protocol.encode_event(mode, payload)
+        await self.redis.xadd(protocol.events_key(run_id), fields)
 
     async def events(self, run_id: str, block_ms: int = 1000) -> AsyncIterator[tuple[str, Any]]:
         """Every event of the run from its first, waiting for new ones, until its end event."""
@@ -235,7 +236,8 @@ class RunStore:
         await self.redis.lpush(protocol.inbox_key(graph), protocol.encode_note(note))
 
     async def next_note(self, graphs: Sequence[str], timeout: float) -> InboxNote | None:
-        reply = await self.redis.brpop([protocol.inbox_key(g) for g in graphs], timeout=timeout)
+        keys = [protocol.inbox_key(g) for g in graphs]
+        reply = await self.redis.brpop(keys, timeout=timeout)  # type: ignore[arg-type]
         if reply is None:
             return None
         try:

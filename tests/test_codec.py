@@ -33,7 +33,7 @@ VALUES = {
     "tuple": (1, (2, 3)),
     "set": {1, 2},
     "frozenset": frozenset({"a"}),
-    "datetime": dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc),
+    "datetime": dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
     "naive": dt.datetime(2026, 1, 1, 0, 0, 1, 5),
     "date": dt.date(2026, 11, 21),
     "time": dt.time(23, 59),

@@ -56,7 +56,7 @@ class RichState(TypedDict, total=False):
 
 
 def test_rich_values_cross_the_wire_exactly():
-    when = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
 
     def touch(state):
         model = state["model"]

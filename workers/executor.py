@@ -131,7 +131,9 @@ async def execute_task(
     """
     try:
         if task.node == START:
-            writes, targets, shown = dict(task.arg or {}), [], None
+            writes: dict[str, Any] | None = dict(task.arg or {})
+            targets: list[Any] = []
+            shown: Any = None
         else:
             node = graph.nodes.get(task.node)
             if node is None:

@@ -139,7 +139,7 @@ class GraphWorker(Worker):
         while not self.stopping:
             await self._poll_iteration()
             if self.allow_pick_jobs and self.job_counter < self.max_jobs:
-                await self.pool.blpop([wake], timeout=self.poll_delay_s)
+                await self.pool.blpop([wake], timeout=self.poll_delay_s)  # type: ignore[arg-type]
             else:
                 await asyncio.sleep(self.poll_delay_s)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypedDict
 
 REMOVE_ALL_MESSAGES = "__remove_all__"
 
+_lc_convert: Any
 try:  # pragma: no cover - depends on the environment
     from langchain_core.messages import convert_to_messages as _lc_convert
 except ImportError:  # pragma: no cover

@@ -124,7 +124,9 @@ class StateGraph:
         path: Callable[..., Any],
         path_map: dict[Hashable, str] | list[str] | None = None,
     ) -> StateGraph:
-        mapping = {name: name for name in path_map} if isinstance(path_map, list) else path_map
+        mapping: dict[Hashable, str] | None = (
+            {name: name for name in path_map} if isinstance(path_map, list) else path_map
+        )
         self.branches.setdefault(source, []).append(Branch(path, mapping))
         return self
 
