@@ -13,6 +13,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -47,6 +52,8 @@ async def connect(url: str, *, attempts: int | None = None, what: str = "arqgrap
             )
             await pool.ping()
             return pool
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
+            raise ConnectionRefusedError(f"{what}: Redis at {_safe(url)} refused us: {exc}") from exc
         except RETRYABLE as exc:
             if attempts is not None and attempt >= attempts:
                 raise
