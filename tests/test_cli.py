@@ -1,0 +1,82 @@
+"""The `arqgraph` command as a user runs it: real OS processes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.client import SyncClient
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_embedded_prints_events_and_final_state():
+    out = subprocess.run(
+        [*CLI, "run", "examples.llm_db:graph", "--input", '{"query": "q"}', "--stream", "updates"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()
+    events = [json.loads(line) for line in out]
+    assert {next(iter(e["updates"])) for e in events[:-1]} == {"start", "llm", "db"}
+    assert events[-1] == {
+        "query": "q", "llm_result": "LLM answer for: q", "db_result": "DB result for: q"
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "examples.nope:graph"], "cannot import 'examples.nope'"),
+        (["run", "examples.llm_db:nope"], "has no attribute 'nope'"),
+        (["run", "examples.llm_db"], "must look like 'package.module:attribute'"),
+        (["run", "examples.llm_db:graph", "--input", "{bad"], "Expecting property name"),
+    ],
+)
+def test_bad_specs_and_input_get_a_clear_error(args, message):
+    done = subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_up_starts_redis_orchestrator_and_workers_and_ctrl_c_stops_them(tmp_path):
+    if not __import__("shutil").which("redis-server"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("redis-server not installed")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    log = open(tmp_path / "up.log", "wb")
+    up = subprocess.Popen([*CLI, "up", "examples.llm_db:graph", "--workers", "2", "--redis", url],
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        client = None
+        while client is None:
+            try:
+                client = SyncClient(url)
+                handle = client.submit("llm_db", {"query": "up"})
+            except Exception:
+                if client is not None:
+                    client.close()
+                client = None
+                assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
+                time.sleep(0.2)
+        assert handle.result()["db_result"] == "DB result for: up"
+        client.close()
+    finally:
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0, (tmp_path / "up.log").read_text()
+    # Every child (redis-server, orchestrator, workers) is gone with it.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0]))) != 0
