@@ -187,14 +187,16 @@ class Orchestrator:
             nxt = next_checkpoint(graph.spec, checkpoint, outcomes)
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self._fail(record, exc)
+        events: list[tuple[Any, Any]] = []
+        if nxt.step_wrote:
+            events.append(("values", graph.output_schema.output(nxt.values)))
         limit = int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
         if exceeds_recursion_limit(nxt, limit):
-            return not await self._fail(record, GraphRecursionError(
+            error = ErrorInfo.of(GraphRecursionError(
                 f"Recursion limit of {limit} reached without hitting a stop condition. You can "
                 "increase the limit by setting the `recursion_limit` config key."))
-        events: list[tuple[Any, Any]] = []
-        if nxt.wrote:
-            events.append(("values", graph.output_schema.output(nxt.values)))
+            end = {"status": "failed", "error": protocol.encode_error(error)}
+            return not await self._finish(record, "failed", end, error=error, events=events)
         if nxt.tasks:
             await self.store.commit(record, checkpoint=nxt, events=events)
             return True  # look again: to enqueue the new step, or because another commit won

@@ -65,7 +65,8 @@ class TaskOutcome:
 class Checkpoint:
     """The state at the start of superstep `step` and the tasks that superstep runs.
 
-    `seen` remembers, for each join target, which of its sources have finished so far.
+    `seen` remembers, for each join target, which of its sources have finished so far;
+    `wrote` whether any step so far wrote a state key, `step_wrote` whether the last one did.
     """
 
     step: int
@@ -73,6 +74,7 @@ class Checkpoint:
     tasks: tuple[Task, ...]
     seen: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     wrote: bool = False
+    step_wrote: bool = False
 
     def task(self, task_id: str) -> Task | None:
         return next((t for t in self.tasks if t.id == task_id), None)
@@ -131,14 +133,12 @@ def next_checkpoint(
     tasks = ordered(checkpoint.tasks)
     done = [outcomes[t.id] for t in tasks]
     values = apply_writes(spec.schema, checkpoint.values, done)
-    wrote = checkpoint.wrote or any(o.writes for o in done)
+    step_wrote = any(k in spec.schema.channels for o in done for k in (o.writes or {}))
 
     triggered: set[str] = set()
     sends: list[Send] = []
     seen = {target: set(sources) for target, sources in checkpoint.seen.items()}
     for task, outcome in zip(tasks, done, strict=True):
-        if task.node == START and not outcome.writes:
-            continue  # an empty input triggers nothing, as in LangGraph
         triggered.update(spec.edges.get(task.node, ()))
         for sources, target in spec.joins:
             if task.node in sources:
@@ -162,10 +162,11 @@ def next_checkpoint(
         values=values,
         tasks=tuple(next_tasks),
         seen={t: tuple(sorted(s)) for t, s in seen.items() if s},
-        wrote=wrote,
+        wrote=checkpoint.wrote or step_wrote,
+        step_wrote=step_wrote,
     )
 
 
 def exceeds_recursion_limit(checkpoint: Checkpoint, recursion_limit: int) -> bool:
-    """LangGraph runs superstep N only while N + 1 < recursion_limit."""
-    return bool(checkpoint.tasks) and checkpoint.step + 1 >= recursion_limit
+    """LangGraph stops before superstep N once N reaches recursion_limit, tasks or not."""
+    return checkpoint.step >= recursion_limit

@@ -162,6 +162,7 @@ class _CheckpointModel(pydantic.BaseModel):
     tasks: list[_TaskModel]
     seen: dict[str, list[str]] = {}
     wrote: bool = False
+    step_wrote: bool = False
 
 
 class _OutcomeModel(pydantic.BaseModel):
@@ -184,6 +185,7 @@ def encode_checkpoint(cp: Checkpoint) -> bytes:
             ],
             "seen": {k: list(v) for k, v in cp.seen.items()},
             "wrote": cp.wrote,
+            "step_wrote": cp.step_wrote,
         },
         where="checkpoint",
     )
@@ -197,6 +199,7 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
         tasks=tuple(Task(t.id, t.node, t.send_index, t.arg) for t in m.tasks),
         seen={k: tuple(v) for k, v in m.seen.items()},
         wrote=m.wrote,
+        step_wrote=m.step_wrote,
     )
 
 

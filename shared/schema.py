@@ -104,14 +104,13 @@ class StateSchema:
             return {}
         if self.kind == "pydantic":
             if isinstance(data, self.cls):
-                model = data
-            else:
-                try:
-                    model = self.cls.model_validate(data)  # type: ignore[attr-defined]
-                except pydantic.ValidationError as exc:
-                    raise InvalidInputError(_describe_validation_error(self.cls, exc)) from None
-            fields_set: set[str] = model.model_fields_set  # type: ignore[attr-defined]
-            return {k: getattr(model, k) for k in fields_set if k in self.channels}
+                fields_set: set[str] = data.model_fields_set  # type: ignore[attr-defined]
+                return {k: getattr(data, k) for k in fields_set if k in self.channels}
+            try:
+                self.cls.model_validate(data)  # type: ignore[attr-defined]
+            except pydantic.ValidationError as exc:
+                raise InvalidInputError(_describe_validation_error(self.cls, exc)) from None
+            # Like LangGraph: validate the input, then write it as given.
         if dataclasses.is_dataclass(data) and not isinstance(data, type):
             return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
         if isinstance(data, pydantic.BaseModel):
@@ -140,4 +139,8 @@ def _describe_validation_error(cls: type, exc: pydantic.ValidationError) -> str:
         f"field {'.'.join(str(p) for p in err['loc']) or '<root>'!r}: {err['msg']}"
         for err in exc.errors()
     )
-    return f"input does not fit state schema {cls.__name__}: {problems}"
+    count = exc.error_count()
+    return (
+        f"{count} validation error{'s' if count > 1 else ''} for {cls.__name__}\n"
+        f"input does not fit the state schema: {problems}"
+    )

@@ -103,18 +103,19 @@ def test_goto_and_sends_add_tasks_and_end_is_dropped():
     assert len({t.id for t in nxt.tasks}) == 3
 
 
-def test_empty_input_triggers_nothing():
+def test_empty_input_still_starts_the_graph_but_writes_nothing():
     cp = first_checkpoint(SCHEMA, {})
     nxt = run_step(spec({START: ("a",)}), cp, [start_outcome(cp.tasks[0])])
-    assert nxt.tasks == () and not nxt.wrote
+    assert [t.node for t in nxt.tasks] == ["a"]
+    assert not nxt.wrote and not nxt.step_wrote
 
 
 def test_recursion_limit_boundary_matches_langgraph():
-    # Two supersteps (0 and 1) need recursion_limit 3: step N runs only while N + 1 < limit.
-    step1 = Checkpoint(1, {}, (Task("1:b", "b"),))
-    assert exceeds_recursion_limit(step1, 2)
-    assert not exceeds_recursion_limit(step1, 3)
-    assert not exceeds_recursion_limit(Checkpoint(5, {}, ()), 1)  # no tasks: the run is over
+    # Two supersteps (0 and 1) need recursion_limit 3: LangGraph checks the limit before it
+    # looks for the tasks of step 2, so a run that would end there still fails at limit 2.
+    after_two_steps = Checkpoint(2, {}, ())
+    assert exceeds_recursion_limit(after_two_steps, 2)
+    assert not exceeds_recursion_limit(after_two_steps, 3)
 
 
 def test_same_inputs_give_the_same_checkpoint():

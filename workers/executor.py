@@ -96,7 +96,7 @@ def split_result(node: str, result: Any) -> tuple[dict[str, Any] | None, list[An
         return dict(result.update_items()), result.goto_targets()
     if isinstance(result, Mapping):
         return dict(result), []
-    raise InvalidUpdateError(f"Expected dict, got {result!r}")
+    raise InvalidUpdateError(f"Expected dict, got {result}")
 
 
 def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[list[str], list[Send]]:
@@ -145,7 +145,7 @@ async def execute_task(
             )
             result = await run_node(node, arg, runtime, config, threads)
             writes, targets = split_result(task.node, result)
-            shown = writes
+            shown = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels} or None
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
             seen = apply_writes(graph.schema, checkpoint.values, [own])
