@@ -21,6 +21,7 @@ from arq.connections import ArqRedis
 
 from shared import protocol
 from shared.errors import (
+    EmptyInputError,
     ErrorInfo,
     GraphMismatchError,
     GraphRecursionError,
@@ -158,6 +159,9 @@ class Orchestrator:
                 return
 
     async def _start(self, graph: CompiledStateGraph, record: RunRecord) -> None:
+        if record.input is None:
+            await self._fail(record, EmptyInputError("Received no input for __start__"))
+            return
         try:
             writes = graph.input_schema.input_writes(record.input)
         except InvalidInputError as exc:
@@ -189,7 +193,7 @@ class Orchestrator:
             return not await self._fail(record, exc)
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote:
-            events.append(("values", graph.output_schema.output(nxt.values)))
+            events.append(("values", graph.schema.output(nxt.values)))
         limit = int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
         if exceeds_recursion_limit(nxt, limit):
             error = ErrorInfo.of(GraphRecursionError(

@@ -59,11 +59,14 @@ class ErrorInfo:
     message: str
     traceback: str = ""
     node: str = ""
+    args: tuple[str | int | float | bool | None, ...] | None = None
 
     @classmethod
     def of(cls, exc: BaseException, node: str = "") -> ErrorInfo:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node)
+        plain = all(isinstance(a, str | int | float | bool | type(None)) for a in exc.args)
+        args = tuple(exc.args) if plain else None
+        return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node, args)
 
     def rebuild(self) -> BaseException:
         """The same exception type in this process when it is already loaded here.
@@ -76,7 +79,7 @@ class ErrorInfo:
         exc: BaseException | None = None
         if isinstance(cls, type) and issubclass(cls, Exception):
             try:
-                exc = cls(self.message)
+                exc = cls(*self.args) if self.args is not None else cls(self.message)
             except Exception:
                 exc = None
         if exc is None:

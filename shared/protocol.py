@@ -134,11 +134,14 @@ def encode_error(error: ErrorInfo) -> dict[str, str]:
         "message": error.message,
         "traceback": error.traceback,
         "node": error.node,
+        "args": list(error.args) if error.args is not None else None,
     }
 
 
 def decode_error(data: Any) -> ErrorInfo:
-    return ErrorInfo(**ErrorModel.model_validate(data).model_dump())
+    m = ErrorModel.model_validate(data)
+    args = tuple(m.args) if m.args is not None else None
+    return ErrorInfo(m.type, m.module, m.message, m.traceback, m.node, args)
 
 
 class ErrorModel(pydantic.BaseModel):
@@ -147,6 +150,7 @@ class ErrorModel(pydantic.BaseModel):
     message: str
     traceback: str = ""
     node: str = ""
+    args: list[str | int | float | bool | None] | None = None
 
 
 class _TaskModel(pydantic.BaseModel):
@@ -227,7 +231,7 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         writes=m.writes,
         goto=tuple(m.goto),
         sends=tuple(Send(node, arg) for node, arg in m.sends),
-        error=ErrorInfo(**m.error.model_dump()) if m.error else None,
+        error=decode_error(m.error.model_dump()) if m.error else None,
     )
 
 

@@ -127,7 +127,7 @@ class StateSchema:
         if self.kind == "typeddict":
             return present
         if self.kind == "pydantic":
-            return self.cls.model_construct(**present)  # type: ignore[attr-defined]
+            return self.cls.model_validate(present)  # type: ignore[attr-defined]
         return self.cls(**present)
 
     def output(self, values: Mapping[str, Any]) -> dict[str, Any]:
