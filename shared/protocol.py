@@ -127,7 +127,7 @@ def decode_info(data: bytes) -> GraphInfo:
     return GraphInfo.model_validate(codec.unpackb(data))
 
 
-def encode_error(error: ErrorInfo) -> dict[str, str]:
+def encode_error(error: ErrorInfo) -> dict[str, Any]:
     return {
         "type": error.type,
         "module": error.module,

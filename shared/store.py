@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+import msgpack
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import (
     AuthenticationError,
@@ -22,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import codec, protocol
-from shared.errors import ErrorInfo
+from shared.errors import ErrorInfo, SerializationError
 from shared.pregel import Checkpoint, Task, TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord
 
@@ -32,11 +33,18 @@ RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def job_serializer(obj: Any) -> bytes:
-    return codec.packb(obj)
+    """arq jobs and job results as plain msgpack; anything else (arq stores a failed job's
+    exception as its result) is written as its repr, never pickled."""
+    return msgpack.packb(obj, use_bin_type=True, default=repr)
 
 
 def job_deserializer(data: bytes) -> Any:
-    return codec.unpackb(data)
+    """Jobs carry only strings and ints: read them as plain msgpack, no extension types, so a
+    forged job cannot make a worker import or build anything."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise SerializationError(f"not a valid arqgraph job: {exc}") from None
 
 
 async def connect(url: str, *, attempts: int | None = None, what: str = "arqgraph") -> ArqRedis:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import typing
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.pregel import END, START, GraphSpec
 from shared.schema import StateSchema
-from shared.types import RetryPolicy
+from shared.types import Command, RetryPolicy
 
 RESERVED_CHARS = ("|", ":")
 
@@ -54,6 +55,19 @@ class Branch:
             return list(results)
         return [r if not isinstance(r, Hashable) or r not in self.path_map else self.path_map[r]
                 for r in results]
+
+
+def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Targets declared by a `-> Command[Literal["a", "b"]]` return annotation."""
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return ()
+    if typing.get_origin(hint) is Command:
+        (literal,) = typing.get_args(hint) or (None,)
+        if typing.get_origin(literal) is typing.Literal:
+            return tuple(str(a) for a in typing.get_args(literal))
+    return ()
 
 
 class StateGraph:
@@ -115,6 +129,10 @@ class StateGraph:
         for start in start_key:
             if start == END:
                 raise ValueError("END cannot be a start node")
+            if start not in self.nodes:
+                raise ValueError(f"Need to add_node `{start}` first")
+        if end_key not in self.nodes and end_key != END:
+            raise ValueError(f"Need to add_node `{end_key}` first")
         self.joins.append((tuple(start_key), end_key))
         return self
 
@@ -127,6 +145,9 @@ class StateGraph:
         mapping: dict[Hashable, str] | None = (
             {name: name for name in path_map} if isinstance(path_map, list) else path_map
         )
+        name = getattr(path, "__name__", "condition")
+        if any(getattr(b.path, "__name__", "condition") == name for b in self.branches.get(source, [])):
+            raise ValueError(f"Branch with name `{name}` already exists for node `{source}`")
         self.branches.setdefault(source, []).append(Branch(path, mapping))
         return self
 
@@ -137,6 +158,13 @@ class StateGraph:
         previous: str | None = None
         for item in nodes:
             name, fn = item if isinstance(item, tuple) else (getattr(item, "__name__", ""), item)
+            if name in self.nodes:
+                raise ValueError(
+                    f"Node names must be unique: node with the name '{name}' already exists. If you "
+                    "need to use two different runnables/callables with the same name (for "
+                    "example, using `lambda`), please provide them as tuples (name, "
+                    "runnable/callable)."
+                )
             self.add_node(name, fn)
             if previous is not None:
                 self.add_edge(previous, name)
@@ -173,10 +201,14 @@ class StateGraph:
             for branch in branches:
                 for target in (branch.path_map or {}).values():
                     if target != END and target not in known:
+                        name = getattr(branch.path, "__name__", "condition")
                         raise ValueError(
-                            f"At '{source}' node, 'condition' branch found unknown target "
-                            f"'{target}'"
+                            f"At '{source}' node, '{name}' branch found unknown target '{target}'"
                         )
+        for node in self.nodes.values():
+            for target in _command_targets(node.fn):
+                if target != END and target not in known:
+                    raise ValueError(f"Found edge ending at unknown node `{target}`")
 
     def compile(
         self,
@@ -188,6 +220,10 @@ class StateGraph:
         **_: Any,
     ) -> CompiledStateGraph:
         self.validate()
+        for key in (interrupt_before, interrupt_after):
+            for node in [] if key in (None, "*") else key:
+                if node not in self.nodes:
+                    raise ValueError(f"Interrupt node `{node}` not found")
         self.compiled = True
         return CompiledStateGraph(self, name=name or "LangGraph", explicit_name=name is not None)
 

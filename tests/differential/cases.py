@@ -964,15 +964,15 @@ def build_custom_stream_async(api: Api) -> Any:
        Run({"log": []}, {"configurable": {"user": "alice"}}),
        Run({"log": []}, None)])
 def build_config_injection(api: Api) -> Any:
-    def who(state: LogState, config: dict[str, Any]) -> dict[str, Any]:
+    def who(state: LogState, config) -> dict[str, Any]:
         conf = config.get("configurable", {})
         return {"text": str(conf.get("user")), "log": [f"level={conf.get('level')}"]}
 
-    async_ok = who  # same function used twice under different names
+    same_fn = who  # the same function registered twice under different names
 
     g = api.StateGraph(LogState)
     g.add_node("who", who)
-    g.add_node("again", async_ok)
+    g.add_node("again", same_fn)
     g.add_edge(api.START, "who")
     g.add_edge("who", "again")
     return _compile(g, "config_injection")
@@ -983,7 +983,7 @@ def build_mixed_sync_async(api: Api) -> Any:
     def sync_a(state: LogState) -> dict[str, Any]:
         return {"log": ["sync_a"]}
 
-    async def async_b(state: LogState, config: dict[str, Any]) -> dict[str, Any]:
+    async def async_b(state: LogState, config) -> dict[str, Any]:
         await asyncio.sleep(0.04)
         return {"log": [f"async_b:{config['configurable']['user']}"]}
 

@@ -1,0 +1,1 @@
+"""Graphs that the integration tests serve from real orchestrator and worker processes."""

@@ -1,0 +1,244 @@
+"""Graphs served by the orchestrator and worker processes of tests/test_cluster.py.
+
+Only `shared.*` is imported here (plus the standard library and pydantic), as a graph module of
+a real deployment would be. Every graph is compiled with an explicit name; `GRAPHS` is the list
+the main cluster serves (`tests.graphs.cluster_graphs:GRAPHS`). `versioned` is served apart, by
+an orchestrator on its own queue (see tests/graphs/cluster_graphs_v2.py).
+
+Each graph comes with `expected_*` functions that compute its final state in plain Python,
+independently of any runtime.
+"""
+
+import asyncio
+import operator
+import os
+import time
+from typing import Annotated, TypedDict
+
+import pydantic
+
+from shared.config import get_stream_writer
+from shared.graph import END, START, StateGraph
+from shared.types import Send
+
+# -- fan-out / fan-in with async and sync nodes ------------------------------------------------
+
+
+class FanState(TypedDict, total=False):
+    x: int
+    a: int
+    b: int
+    c: int
+    total: int
+    log: Annotated[list[str], operator.add]
+
+
+async def prep(state: FanState) -> dict:
+    await asyncio.sleep(0.01)
+    return {"a": state["x"] * 2, "log": ["prep"]}
+
+
+async def left(state: FanState) -> dict:
+    await asyncio.sleep(0.02)
+    return {"b": state["a"] + 1, "log": ["left"]}
+
+
+def right(state: FanState) -> dict:  # sync: runs in the worker's thread pool
+    time.sleep(0.02)
+    return {"c": state["a"] * 3, "log": ["right"]}
+
+
+def join(state: FanState) -> dict:
+    return {"total": state["b"] + state["c"] + state["x"], "log": ["join"]}
+
+
+_fan = StateGraph(FanState)
+_fan.add_node("prep", prep)
+_fan.add_node("left", left)
+_fan.add_node("right", right)
+_fan.add_node("join", join)
+_fan.add_edge(START, "prep")
+_fan.add_edge("prep", "left")
+_fan.add_edge("prep", "right")
+_fan.add_edge(["left", "right"], "join")
+_fan.add_edge("join", END)
+fanout = _fan.compile(name="cluster_fanout")
+
+
+def expected_fanout(x: int) -> dict:
+    a = 2 * x
+    b, c = a + 1, 3 * a
+    # Writes of one step fold in task order (node name order): left before right.
+    return {"x": x, "a": a, "b": b, "c": c, "total": b + c + x,
+            "log": ["prep", "left", "right", "join"]}
+
+
+# -- Send map-reduce ---------------------------------------------------------------------------
+
+
+class MapState(TypedDict, total=False):
+    items: list[int]
+    squares: Annotated[list[int], operator.add]
+    total: int
+
+
+class ItemState(TypedDict):
+    value: int
+
+
+def fan_items(state: MapState) -> list[Send]:
+    return [Send("square", {"value": v}) for v in state["items"]]
+
+
+async def square(item: ItemState) -> dict:
+    await asyncio.sleep(0.005 * (item["value"] % 3))  # finish out of send order
+    return {"squares": [item["value"] ** 2]}
+
+
+def reduce_squares(state: MapState) -> dict:
+    return {"total": sum(state["squares"])}
+
+
+_map = StateGraph(MapState)
+_map.add_node("square", square)
+_map.add_node("reduce", reduce_squares)
+_map.add_conditional_edges(START, fan_items, ["square"])
+_map.add_edge("square", "reduce")
+_map.add_edge("reduce", END)
+mapreduce = _map.compile(name="cluster_mapreduce")
+
+
+def expected_mapreduce(items: list[int]) -> dict:
+    squares = [v * v for v in items]  # folded in send order, whatever order they finished in
+    return {"items": items, "squares": squares, "total": sum(squares)}
+
+
+# -- custom stream events ----------------------------------------------------------------------
+
+
+class TalkState(TypedDict, total=False):
+    n: int
+    said: int
+    echoed: int
+
+
+async def talk(state: TalkState) -> dict:
+    write = get_stream_writer()
+    for i in range(state["n"]):
+        write({"talk": i})
+        await asyncio.sleep(0)
+    return {"said": state["n"]}
+
+
+def echo(state: TalkState, writer) -> dict:  # sync, with the injected `writer`
+    for i in range(state["said"]):
+        writer(f"echo {i}")
+    get_stream_writer()({"echo_done": True})
+    return {"echoed": state["said"] * 10}
+
+
+_talk = StateGraph(TalkState)
+_talk.add_node("talk", talk)
+_talk.add_node("echo", echo)
+_talk.add_edge(START, "talk")
+_talk.add_edge("talk", "echo")
+_talk.add_edge("echo", END)
+custom = _talk.compile(name="cluster_custom")
+
+
+def expected_custom_events(n: int) -> list:
+    return [{"talk": i} for i in range(n)] + [f"echo {i}" for i in range(n)] + [
+        {"echo_done": True}
+    ]
+
+
+# -- a node that fails -------------------------------------------------------------------------
+
+
+class BoomState(TypedDict, total=False):
+    x: int
+    y: int
+
+
+def before(state: BoomState) -> dict:
+    return {"y": state["x"] + 1}
+
+
+def explode(state: BoomState) -> dict:
+    raise ValueError("boom")
+
+
+_boom = StateGraph(BoomState)
+_boom.add_node("before", before)
+_boom.add_node("explode", explode)
+_boom.add_edge(START, "before")
+_boom.add_edge("before", "explode")
+_boom.add_edge("explode", END)
+boom = _boom.compile(name="cluster_boom")
+
+
+# -- a pydantic state schema -------------------------------------------------------------------
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+    greeting: str = ""
+
+
+def greet(state: Person) -> dict:
+    return {"greeting": f"hello {state.name}, {state.age}"}
+
+
+_person = StateGraph(Person)
+_person.add_node("greet", greet)
+_person.add_edge(START, "greet")
+_person.add_edge("greet", END)
+person = _person.compile(name="cluster_pydantic")
+
+
+# -- which process ran a node ------------------------------------------------------------------
+
+
+class WhoState(TypedDict, total=False):
+    width: int
+    delay: float
+    pids: Annotated[list[int], operator.add]
+
+
+def fan_who(state: WhoState) -> list[Send]:
+    return [Send("whoami", state.get("delay", 0.1)) for _ in range(state["width"])]
+
+
+async def whoami(delay: float) -> dict:
+    await asyncio.sleep(delay)  # 0.1 s: long enough that one worker cannot take a step alone
+    return {"pids": [os.getpid()]}
+
+
+_who = StateGraph(WhoState)
+_who.add_node("whoami", whoami)
+_who.add_conditional_edges(START, fan_who, ["whoami"])
+_who.add_edge("whoami", END)
+who = _who.compile(name="cluster_whoami")
+
+
+# -- a graph whose version differs between processes (see cluster_graphs_v2) -------------------
+
+
+class VersionState(TypedDict, total=False):
+    x: int
+    steps: Annotated[list[str], operator.add]
+
+
+def first(state: VersionState) -> dict:
+    return {"steps": ["first"]}
+
+
+_versioned = StateGraph(VersionState)
+_versioned.add_node("first", first)
+_versioned.add_edge(START, "first")
+_versioned.add_edge("first", END)
+versioned = _versioned.compile(name="cluster_versioned")
+
+
+GRAPHS = [fanout, mapreduce, custom, boom, person, who]

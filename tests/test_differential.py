@@ -1,0 +1,262 @@
+"""Differential tests: every graph in tests/differential/cases.py runs on LangGraph (the
+reference) and on arqgraph (the candidate), and both must produce the same results.
+
+Compared, per case and run: the `invoke` output; `stream` events for "values", "updates",
+"custom" and the multi-mode list ["updates", "values", "custom"]; `ainvoke`/`astream`; and for
+failing runs the exception class name and the first line of its message (plus the events
+streamed before it). Cases with async nodes use only the async API (LangGraph's sync API
+refuses coroutine nodes). Cases flagged `unordered` have concurrent tasks with no controlled
+completion order: their "updates" and "custom" events compare as sorted lists of repr().
+
+`DIFF_SELF_CHECK=1` runs LangGraph on both sides, to validate the harness itself.
+Every call runs in a daemon thread with its own event loop and a timeout (`DIFF_TIMEOUT`,
+seconds), so a hanging runtime fails one test instead of the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
+
+from tests.differential.api import REFERENCE, Api, candidate_prefix, self_check
+from tests.differential.cases import CASES, COMPILE_ERRORS, Case
+
+TIMEOUT = float(os.environ.get("DIFF_TIMEOUT", "15"))
+MODES: dict[str, str | list[str]] = {
+    "values": "values",
+    "updates": "updates",
+    "custom": "custom",
+    "multi": ["updates", "values", "custom"],
+}
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation: make results of both libraries comparable
+
+
+def normalize(value: Any) -> Any:
+    """A comparable form: random message ids masked, library objects turned into tuples."""
+    if isinstance(value, str):
+        return UUID.sub("<uuid>", value)
+    if isinstance(value, dict):
+        return {normalize(k): normalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(normalize(v) for v in value)
+    cls = type(value).__name__
+    if cls in ("Send", "Command"):
+        fields = ("node", "arg") if cls == "Send" else ("graph", "update", "resume", "goto")
+        return (f"<{cls}>", *(normalize(getattr(value, f, None)) for f in fields))
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        # langchain messages and pydantic models: class name + their fields
+        return ("<model>", cls, normalize(value.model_dump()))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return ("<dataclass>", cls,
+                {f.name: normalize(getattr(value, f.name)) for f in dataclasses.fields(value)})
+    return value
+
+
+# The one documented difference: input that fails a pydantic state schema raises pydantic's
+# ValidationError in LangGraph and arqgraph's InvalidInputError (a ValueError, like it) here,
+# because the validation runs in the orchestrator; the first line of the message is the same.
+EQUIVALENT_ERRORS = {"InvalidInputError": "ValidationError"}
+
+
+def error_info(exc: BaseException) -> tuple[str, str]:
+    lines = str(exc).splitlines()
+    name = EQUIVALENT_ERRORS.get(type(exc).__name__, type(exc).__name__)
+    return (name, UUID.sub("<uuid>", lines[0] if lines else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one side
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    """Run `fn` in a fresh daemon thread; a hang becomes a ("Timeout", ...) error outcome."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported, not swallowed
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    if thread.is_alive():
+        return {"error": ("Timeout", f"no result after {TIMEOUT}s")}
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _invoke(api: Api, case: Case, run_index: int, use_async: bool) -> dict[str, Any]:
+    run = case.runs[run_index]
+
+    def call() -> dict[str, Any]:
+        graph = case.build(api)
+        try:
+            if use_async:
+                output = asyncio.run(graph.ainvoke(run.input, run.config))
+            else:
+                output = graph.invoke(run.input, run.config)
+        except Exception as exc:
+            return {"error": error_info(exc)}
+        return {"output": normalize(output)}
+
+    return _in_thread(call)
+
+
+def _stream(api: Api, case: Case, run_index: int, mode: str, use_async: bool
+            ) -> dict[str, Any]:
+    run = case.runs[run_index]
+    stream_mode = MODES[mode]
+
+    def call() -> dict[str, Any]:
+        graph = case.build(api)
+        events: list[Any] = []
+        error = None
+        try:
+            if use_async:
+                async def consume() -> None:
+                    async for event in graph.astream(run.input, run.config,
+                                                     stream_mode=stream_mode):
+                        events.append(normalize(event))
+
+                asyncio.run(consume())
+            else:
+                for event in graph.stream(run.input, run.config, stream_mode=stream_mode):
+                    events.append(normalize(event))
+        except Exception as exc:
+            error = error_info(exc)
+        return {"events": events, "error": error}
+
+    result = _in_thread(call)
+    if "events" in result:
+        result["events"] = canonical(result["events"], mode, case.unordered)
+    return result
+
+
+def canonical(events: list[Any], mode: str, unordered: bool) -> Any:
+    """The events in comparable form: exact, or order-insensitive where order is not fixed."""
+    if not unordered or mode == "values":
+        return events
+    if mode in ("updates", "custom"):
+        return sorted(repr(e) for e in events)
+    # multi-mode: values in order, updates and custom as sorted lists
+    split: dict[str, list[Any]] = {"values": [], "updates": [], "custom": [], "other": []}
+    for event in events:
+        if isinstance(event, tuple) and len(event) == 2 and event[0] in split:
+            split[event[0]].append(event[1])
+        else:
+            split["other"].append(event)
+    return {
+        "values": split["values"],
+        "updates": sorted(repr(e) for e in split["updates"]),
+        "custom": sorted(repr(e) for e in split["custom"]),
+        "other": split["other"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sides
+
+
+@pytest.fixture(scope="module")
+def reference() -> Api:
+    return Api(REFERENCE)
+
+
+@pytest.fixture(scope="module")
+def candidate() -> Api:
+    api = Api(candidate_prefix())
+    if not self_check():
+        assert api.StateGraph.__module__.startswith("shared."), api.StateGraph.__module__
+    return api
+
+
+def _case_runs() -> list[Any]:
+    return [
+        pytest.param(case, i, id=f"{case.name}-{i}")
+        for case in CASES
+        for i in range(len(case.runs))
+    ]
+
+
+def _explain(case: Case, run_index: int) -> str:
+    run = case.runs[run_index]
+    flags = [f for f in ("async_only", "unordered") if getattr(case, f)]
+    return (f"case {case.name!r} run {run_index}: input={run.input!r} config={run.config!r}"
+            f" flags={flags} {case.note}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_case_names_unique() -> None:
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names))
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize(("case", "run_index"), _case_runs())
+def test_invoke(case: Case, run_index: int, reference: Api, candidate: Api) -> None:
+    """`invoke` (or `ainvoke` for async-only cases): same output, or same error."""
+    expected = _invoke(reference, case, run_index, use_async=case.async_only)
+    actual = _invoke(candidate, case, run_index, use_async=case.async_only)
+    assert actual == expected, _explain(case, run_index)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize(("case", "run_index"), _case_runs())
+def test_stream(case: Case, run_index: int, mode: str, reference: Api, candidate: Api) -> None:
+    """`stream` (or `astream` for async-only cases) per mode: same events, same error."""
+    expected = _stream(reference, case, run_index, mode, use_async=case.async_only)
+    actual = _stream(candidate, case, run_index, mode, use_async=case.async_only)
+    assert actual == expected, f"mode={mode} " + _explain(case, run_index)
+
+
+@pytest.mark.parametrize(
+    ("case", "run_index"),
+    [p for p in _case_runs() if not p.values[0].async_only],
+)
+def test_async_api(case: Case, run_index: int, reference: Api, candidate: Api) -> None:
+    """`ainvoke` and multi-mode `astream` on graphs of sync nodes (async-only cases already
+    go through the async API in the other tests)."""
+    expected_invoke = _invoke(reference, case, run_index, use_async=True)
+    actual_invoke = _invoke(candidate, case, run_index, use_async=True)
+    assert actual_invoke == expected_invoke, "ainvoke " + _explain(case, run_index)
+    expected = _stream(reference, case, run_index, "multi", use_async=True)
+    actual = _stream(candidate, case, run_index, "multi", use_async=True)
+    assert actual == expected, "astream multi " + _explain(case, run_index)
+
+
+def _build_outcome(api: Api, build: Callable[[Api], Any]) -> tuple[str, str]:
+    try:
+        build(api)
+    except Exception as exc:
+        return error_info(exc)
+    return ("no error", "")
+
+
+@pytest.mark.parametrize("name", list(COMPILE_ERRORS))
+def test_compile_errors(name: str, reference: Api, candidate: Api) -> None:
+    """Building/compiling an invalid graph: same exception class and message."""
+    build = COMPILE_ERRORS[name]
+    expected = _build_outcome(reference, build)
+    actual = _build_outcome(candidate, build)
+    assert actual == expected, name
