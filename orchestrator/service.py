@@ -196,11 +196,9 @@ class Orchestrator:
             events.append(("values", graph.schema.output(nxt.values)))
         limit = int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
         if exceeds_recursion_limit(nxt, limit):
-            error = ErrorInfo.of(GraphRecursionError(
+            return not await self._fail(record, GraphRecursionError(
                 f"Recursion limit of {limit} reached without hitting a stop condition. You can "
-                "increase the limit by setting the `recursion_limit` config key."))
-            end = {"status": "failed", "error": protocol.encode_error(error)}
-            return not await self._finish(record, "failed", end, error=error, events=events)
+                "increase the limit by setting the `recursion_limit` config key."), events)
         if nxt.tasks:
             await self.store.commit(record, checkpoint=nxt, events=events)
             return True  # look again: to enqueue the new step, or because another commit won
@@ -211,11 +209,14 @@ class Orchestrator:
     def _output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:
         return graph.output_schema.output(checkpoint.values) if checkpoint.wrote else None
 
-    async def _fail(self, record: RunRecord, exc: BaseException | ErrorInfo) -> bool:
+    async def _fail(
+        self, record: RunRecord, exc: BaseException | ErrorInfo,
+        events: Sequence[tuple[Any, Any]] = (),
+    ) -> bool:
         error = exc if isinstance(exc, ErrorInfo) else ErrorInfo.of(exc)
         log.info("run %s failed: %s: %s", record.run_id, error.type, error.message)
         end = {"status": "failed", "error": protocol.encode_error(error)}
-        return await self._finish(record, "failed", end, error=error)
+        return await self._finish(record, "failed", end, error=error, events=events)
 
     async def _finish(
         self,
