@@ -74,7 +74,17 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                       help="longest wait between queue checks; new jobs wake workers at once "
                       f"(env ARQGRAPH_POLL_DELAY; {s.poll_delay})")
     work.add_argument("--job-timeout", type=float, default=s.job_timeout,
-                      help=f"seconds a node may run (env ARQGRAPH_JOB_TIMEOUT; {s.job_timeout})")
+                      help="seconds a node without its own timeout may run before it fails with "
+                      f"NodeTimeoutError; 0 for no limit (env ARQGRAPH_JOB_TIMEOUT; {s.job_timeout})")
+    work.add_argument("--lease", type=float, default=s.lease,
+                      help="seconds after which a dead worker's running nodes are started "
+                      f"again elsewhere (env ARQGRAPH_LEASE; {s.lease})")
+    work.add_argument("--crash-limit", type=int, default=s.crash_limit,
+                      help="times a node may be started and lost with its worker before the "
+                      f"run fails with TaskLostError (env ARQGRAPH_CRASH_LIMIT; {s.crash_limit})")
+    work.add_argument("--max-update-bytes", type=int, default=s.max_update_bytes,
+                      help="largest update a node may post; a larger one fails the node with "
+                      f"UpdateTooLargeError (env ARQGRAPH_MAX_UPDATE_BYTES; {s.max_update_bytes})")
     work.add_argument("--shutdown-grace", type=float, default=s.shutdown_grace,
                       help="on SIGTERM, seconds running nodes get to finish "
                       f"(env ARQGRAPH_SHUTDOWN_GRACE; {s.shutdown_grace})")
@@ -148,7 +158,8 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     redis = await connect(args.redis, what="worker")
     worker = build_worker(redis, graphs, concurrency=args.concurrency, queue=args.queue,
                           poll_delay=args.poll_delay, job_timeout=args.job_timeout,
-                          shutdown_grace=args.shutdown_grace)
+                          shutdown_grace=args.shutdown_grace, lease=args.lease,
+                          crash_limit=args.crash_limit, max_update_bytes=args.max_update_bytes)
     logging.getLogger("arqgraph.worker").info(
         "worker serving graphs %s on queue %s", ", ".join(g.name for g in graphs), args.queue)
     try:

@@ -53,7 +53,7 @@ class EmbeddedCluster:
         await self.orchestrator.register()
         self.worker = build_worker(
             self.redis, self.graphs, concurrency=self.concurrency, poll_delay=0.05,
-            handle_signals=False,
+            handle_signals=False, job_timeout=None,
         )
         self.client = Client(self.redis)
         self._tasks = [

@@ -149,6 +149,9 @@ class Orchestrator:
                     "refusing to mix versions"))
                 return
             if record.cancel_requested:
+                if record.checkpoint is not None:  # its queued tasks need not start
+                    tasks = [t.id for t in record.checkpoint.tasks]
+                    await self.store.drop_jobs(self.queue, run_id, tasks)
                 if await self._finish(record, "cancelled", {"status": "cancelled"}):
                     return
                 continue

@@ -39,6 +39,34 @@ class RunCancelledError(Exception):
     """The run was cancelled before it finished."""
 
 
+class NodeTimeoutError(Exception):
+    """A node attempt ran longer than its timeout and was cancelled.
+
+    As in LangGraph it is not a `TimeoutError` (an `OSError`), so the default retry policy
+    retries it.
+    """
+
+    def __init__(self, node: str, elapsed: float | None = None, *, timeout: float = 0.0) -> None:
+        if elapsed is None:  # rebuilt from the wire: `node` is the whole message
+            super().__init__(node)
+            self.node, self.elapsed, self.timeout = "", 0.0, 0.0
+            return
+        super().__init__(
+            f"Node '{node}' exceeded its run timeout of {timeout:.3f}s (elapsed: {elapsed:.3f}s)."
+        )
+        self.node, self.elapsed, self.timeout = node, elapsed, timeout
+
+
+class TaskLostError(RuntimeError):
+    """A task was started too many times without finishing: each time its worker died or lost
+    its lease (a crash, an out-of-memory kill, a node that takes the process down)."""
+
+
+class UpdateTooLargeError(ValueError):
+    """A node's update is over the size limit for one message, or Redis refused it for lack of
+    memory; the message names the node and its largest keys."""
+
+
 class NodeError(RuntimeError):
     """A node failed on a worker with an exception this process cannot rebuild as its own type."""
 
@@ -82,6 +110,8 @@ class ErrorInfo:
                 exc = cls(*self.args) if self.args is not None else cls(self.message)
             except Exception:
                 exc = None
+        if exc is not None and getattr(exc, "node", None) == "":
+            exc.node = self.node  # type: ignore[attr-defined]
         if exc is None:
             exc = NodeError(self.node, f"{self.module}.{self.type}", self.message, self.traceback)
         if self.traceback:

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pydantic
+from arq.constants import in_progress_key_prefix
 
 from shared import codec
-from shared.errors import ErrorInfo
+from shared.errors import ErrorInfo, UpdateTooLargeError
 from shared.pregel import Checkpoint, Task, TaskOutcome
 from shared.types import Send
 
@@ -21,6 +22,7 @@ PREFIX = "arqgraph"
 DEFAULT_QUEUE = f"{PREFIX}:queue"
 GRAPHS_KEY = f"{PREFIX}:graphs"
 TASK_FUNCTION = "arqgraph.run_task"
+MAX_UPDATE_BYTES = 16 * 1024 * 1024
 
 RunStatus = Literal["pending", "running", "done", "failed", "cancelled"]
 FINAL_STATUSES = ("done", "failed", "cancelled")
@@ -45,6 +47,12 @@ def events_key(run_id: str) -> str:
     return f"{PREFIX}:{{{run_id}}}:events"
 
 
+def claims_key(run_id: str) -> str:
+    """Hash: per task, the attempt that owns it now (`<task>`), its starts that never ended
+    (`<task>:lost`) and its failed tries (`<task>:failures`). The attempt fences stale workers."""
+    return f"{PREFIX}:{{{run_id}}}:claims"
+
+
 def inbox_key(graph: str) -> str:
     """List: notifications (run submitted, task done, cancel) for the graph's orchestrators."""
     return f"{PREFIX}:inbox:{graph}"
@@ -63,6 +71,17 @@ def wake_key(queue: str) -> str:
 def job_id(run_id: str, task_id: str) -> str:
     """Deterministic arq job id: enqueuing the same task twice is a no-op."""
     return f"{PREFIX}:{run_id}:{task_id}"
+
+
+def run_of_job(job: str) -> str:
+    """The run id inside a `job_id`."""
+    return job.split(":", 2)[1]
+
+
+def lease_key(job: str) -> str:
+    """arq's in-progress key of a job: while it exists no other worker starts the job. Workers
+    keep it alive with a short TTL (the lease) instead of arq's job timeout + 10 s."""
+    return in_progress_key_prefix + job
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -207,11 +226,12 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
     )
 
 
-def encode_outcome(outcome: TaskOutcome) -> bytes:
-    """Encode a task outcome; an unserializable write raises an error naming node and key."""
+def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES) -> bytes:
+    """Encode a task outcome; an unserializable write raises an error naming node and key, an
+    outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys."""
     if outcome.writes:
         codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
-    return codec.packb(
+    data = codec.packb(
         {
             "task_id": outcome.task_id,
             "node": outcome.node,
@@ -221,6 +241,24 @@ def encode_outcome(outcome: TaskOutcome) -> bytes:
             "error": encode_error(outcome.error) if outcome.error else None,
         }
     )
+    if len(data) > max_bytes:
+        raise UpdateTooLargeError(
+            f"the update of node {outcome.node!r} is {len(data):,} bytes, over the limit of "
+            f"{max_bytes:,} (largest: {describe_sizes(outcome)}); keep large data outside the "
+            "state (object storage, a database) and put a reference in it"
+        )
+    return data
+
+
+def describe_sizes(outcome: TaskOutcome) -> str:
+    """The outcome's largest keys with their encoded sizes, for error messages."""
+    sizes = sorted(
+        ((len(codec.packb(v)), str(k)) for k, v in (outcome.writes or {}).items()), reverse=True
+    )
+    if outcome.sends:
+        sizes.append((len(codec.packb([s.arg for s in outcome.sends])), "Send arguments"))
+        sizes.sort(reverse=True)
+    return ", ".join(f"key {k!r} {n:,} bytes" for n, k in sizes[:3]) or "no keys"
 
 
 def decode_outcome(data: bytes) -> TaskOutcome:
@@ -277,10 +315,34 @@ return 1
 """
 
 POST_OUTCOME_SCRIPT = """
--- KEYS[1] outcomes hash, KEYS[2] events stream; ARGV task id, outcome, then event pairs
+-- KEYS[1] outcomes hash, KEYS[2] events stream, KEYS[3] claims hash
+-- ARGV task id, outcome, attempt ('' for none), then event pairs
+-- Returns 1 when recorded, 0 when the task already had an outcome, -1 when a newer attempt
+-- owns the task (this poster is stale: its lease ran out and the task was started again).
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
 end
 return 1
+"""
+
+CLAIM_SCRIPT = """
+-- KEYS[1] claims hash, KEYS[2] outcomes hash; ARGV[1] task id
+-- Starts a new attempt of the task: returns {attempt, lost starts, failures}, or {0, 0, 0}
+-- when the task already has an outcome. A start counts as lost until it ends or is handed back.
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {0, 0, 0} end
+local attempt = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local lost = redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', 1)
+local failures = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':failures') or '0')
+return {attempt, lost - 1, failures}
+"""
+
+END_ATTEMPT_SCRIPT = """
+-- KEYS[1] claims hash; ARGV[1] task id, ARGV[2] attempt, ARGV[3] 1 if the attempt failed
+-- An attempt that ends without an outcome (handed back, or failed and to be retried) is not
+-- lost; a failed one counts toward the retry policy. Only the owning attempt may say so.
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', -1)
+return redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':failures', tonumber(ARGV[3]))
 """

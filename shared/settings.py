@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from shared.protocol import DEFAULT_QUEUE
+from shared.protocol import DEFAULT_QUEUE, MAX_UPDATE_BYTES
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class Settings:
     poll_delay: float = 0.5
     job_timeout: float = 300.0
     shutdown_grace: float = 30.0
+    lease: float = 5.0
+    crash_limit: int = 5
+    max_update_bytes: int = MAX_UPDATE_BYTES
     sweep_interval: float = 2.0
     retention: int = 7 * 24 * 3600
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -23,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import codec, protocol
-from shared.errors import ErrorInfo, SerializationError
+from shared.errors import ErrorInfo, SerializationError, UpdateTooLargeError
 from shared.pregel import Checkpoint, Task, TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord
 
@@ -80,6 +81,19 @@ def _safe(url: str) -> str:
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
+RUN_KEYS = (protocol.run_key, protocol.outcomes_key, protocol.events_key, protocol.claims_key)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One attempt at a task: `attempt` fences it, `lost` counts earlier starts that never
+    ended (their worker died), `failures` earlier tries that raised."""
+
+    attempt: int
+    lost: int
+    failures: int
+
+
 class RunStore:
     """Run records, outcomes, events and notifications in one Redis."""
 
@@ -87,6 +101,8 @@ class RunStore:
         self.redis = redis
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._post = redis.register_script(protocol.POST_OUTCOME_SCRIPT)
+        self._claim = redis.register_script(protocol.CLAIM_SCRIPT)
+        self._end_attempt = redis.register_script(protocol.END_ATTEMPT_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -161,7 +177,7 @@ class RunStore:
 
     async def expire_run(self, run_id: str, seconds: int) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in (protocol.run_key, protocol.outcomes_key, protocol.events_key):
+            for key in RUN_KEYS:
                 pipe.expire(key(run_id), seconds)
             await pipe.execute()
 
@@ -211,21 +227,50 @@ class RunStore:
             tid: protocol.decode_outcome(blob) for tid, blob in zip(task_ids, raw, strict=True) if blob
         }
 
-    async def has_outcome(self, run_id: str, task_id: str) -> bool:
-        return bool(await self.redis.hexists(protocol.outcomes_key(run_id), task_id))
+    async def claim_task(self, run_id: str, task_id: str) -> Claim | None:
+        """Start a new attempt at a task; None when the task already has an outcome."""
+        keys = [protocol.claims_key(run_id), protocol.outcomes_key(run_id)]
+        attempt, lost, failures = await self._claim(keys=keys, args=[task_id])
+        return Claim(int(attempt), int(lost), int(failures)) if attempt else None
+
+    async def end_attempt(self, run_id: str, task_id: str, claim: Claim, *, failed: bool) -> None:
+        """An attempt ends without an outcome: handed back (a deploy) or failed, to be retried."""
+        keys = [protocol.claims_key(run_id)]
+        await self._end_attempt(keys=keys, args=[task_id, claim.attempt, int(failed)])
 
     async def post_outcome(
-        self, graph: str, run_id: str, outcome: TaskOutcome, events: Sequence[tuple[EventMode, Any]]
-    ) -> bool:
-        """Record a task's outcome unless one is already there (the first wins), then notify."""
-        args: list[Any] = [outcome.task_id, protocol.encode_outcome(outcome)]
+        self, graph: str, run_id: str, outcome: TaskOutcome,
+        events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
+        max_bytes: int = protocol.MAX_UPDATE_BYTES,
+    ) -> int:
+        """Record a task's outcome unless one is already there (the first wins), then notify.
+
+        With a `claim`, only the attempt that owns the task may post: 1 recorded, 0 the task was
+        already done, -1 this attempt is stale (it lost its lease and the task was restarted).
+        """
+        attempt = "" if claim is None else str(claim.attempt)
+        args: list[Any] = [outcome.task_id, protocol.encode_outcome(outcome, max_bytes), attempt]
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
-        keys = [protocol.outcomes_key(run_id), protocol.events_key(run_id)]
-        first = bool(await self._post(keys=keys, args=args))
-        if first:
+        keys = [protocol.outcomes_key(run_id), protocol.events_key(run_id),
+                protocol.claims_key(run_id)]
+        try:
+            result = int(await self._post(keys=keys, args=args))
+        except ResponseError as exc:
+            if "OOM" not in str(exc):
+                raise
+            raise UpdateTooLargeError(
+                f"Redis is out of memory (maxmemory) and refused the update of node "
+                f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
+            ) from None
+        if result == 1:
             await self.notify(graph, InboxNote(kind="task_done", run_id=run_id))
-        return first
+        return result
+
+    async def drop_jobs(self, queue: str, run_id: str, task_ids: Sequence[str]) -> None:
+        """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""
+        if task_ids:
+            await self.redis.zrem(queue, *[protocol.job_id(run_id, t) for t in task_ids])
 
     # -- events and notifications ------------------------------------------------------------
 

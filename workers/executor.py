@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from shared.config import current_config, current_runtime
-from shared.errors import ErrorInfo, InvalidUpdateError
+from shared.errors import ErrorInfo, InvalidUpdateError, NodeTimeoutError
 from shared.graph.state import CompiledStateGraph, NodeSpec
 from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
 from shared.runtime import Runtime
@@ -59,33 +61,32 @@ async def call_user(
     return result
 
 
-def _policy_for(node: NodeSpec, exc: Exception) -> RetryPolicy | None:
-    policies = node.retry_policy
-    if policies is None:
-        return None
-    for policy in [policies] if isinstance(policies, RetryPolicy) else list(policies):
-        if policy.should_retry(exc):
-            return policy
-    return None
-
-
 async def run_node(
     node: NodeSpec, arg: Any, runtime: Runtime[Any], config: dict[str, Any],
-    threads: Executor | None,
+    threads: Executor | None, default_timeout: float | None = None,
 ) -> Any:
-    attempt = 1
-    while True:
-        try:
-            call = call_user(node.fn, arg, runtime, config, threads)
-            if node.timeout is not None:
-                return await asyncio.wait_for(call, node.timeout)
-            return await call
-        except Exception as exc:
-            policy = _policy_for(node, exc)
-            if policy is None or attempt >= policy.max_attempts:
-                raise
-            attempt += 1
-            await asyncio.sleep(policy.wait_before(attempt))
+    """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout."""
+    call = call_user(node.fn, arg, runtime, config, threads)
+    timeout = node.timeout if node.timeout is not None else default_timeout
+    if not timeout:
+        return await call
+    started = time.monotonic()
+    try:
+        return await asyncio.wait_for(call, timeout)
+    except TimeoutError:
+        raise NodeTimeoutError(node.name, time.monotonic() - started, timeout=timeout) from None
+
+
+def retry_delay(node: NodeSpec | None, exc: Exception, attempt: int) -> float | None:
+    """Seconds to wait before trying `node` again after attempt number `attempt` raised `exc`,
+    or None when its retry policy says not to."""
+    if node is None or node.retry_policy is None:
+        return None
+    policies = node.retry_policy
+    for policy in [policies] if isinstance(policies, RetryPolicy) else list(policies):
+        if policy.should_retry(exc):
+            return policy.wait_before(attempt + 1) if attempt < policy.max_attempts else None
+    return None
 
 
 def split_result(node: str, result: Any) -> tuple[dict[str, Any] | None, list[Any]]:
@@ -117,6 +118,16 @@ def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[
     return goto, sends
 
 
+@dataclass(frozen=True)
+class TaskResult:
+    """A finished attempt: the outcome to post, the value of its `updates` event, and, when it
+    failed and its retry policy allows another try, the seconds to wait first."""
+
+    outcome: TaskOutcome
+    shown: Any = None
+    retry_after: float | None = None
+
+
 async def execute_task(
     graph: CompiledStateGraph,
     checkpoint: Checkpoint,
@@ -124,18 +135,21 @@ async def execute_task(
     config: dict[str, Any],
     runtime: Runtime[Any],
     threads: Executor | None = None,
-) -> tuple[TaskOutcome, Any]:
-    """Run a task; returns its outcome and the value for its `updates` stream event.
+    *,
+    attempt: int = 1,
+    default_timeout: float | None = None,
+) -> TaskResult:
+    """Run attempt number `attempt` of a task.
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
+    node = graph.nodes.get(task.node)
     try:
         if task.node == START:
             writes: dict[str, Any] | None = dict(task.arg or {})
             targets: list[Any] = []
             shown: Any = None
         else:
-            node = graph.nodes.get(task.node)
             if node is None:
                 raise UnknownNodeError(
                     f"graph {graph.name!r} has no node {task.node!r} (nodes: {sorted(graph.nodes)})"
@@ -143,7 +157,7 @@ async def execute_task(
             arg = task.arg if task.send_index is not None else graph.schema.node_input(
                 checkpoint.values
             )
-            result = await run_node(node, arg, runtime, config, threads)
+            result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result)
             shown = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels} or None
         if task.node in graph.branches:
@@ -154,7 +168,7 @@ async def execute_task(
                 picked = await call_user(branch.path, state, runtime, config, threads)
                 targets += branch.resolve(picked)
         goto, sends = _route(targets, graph, task.node)
-        outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends))
-        return outcome, shown
+        return TaskResult(TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends)), shown)
     except Exception as exc:
-        return TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node)), None
+        failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
+        return TaskResult(failed, retry_after=retry_delay(node, exc, attempt))

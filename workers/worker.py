@@ -10,32 +10,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pydantic
 from arq.connections import ArqRedis
-from arq.worker import Worker, func
+from arq.worker import Retry, Worker, func
+from redis.asyncio import ConnectionPool, Redis
 
 from shared import codec, protocol
-from shared.errors import ErrorInfo, GraphMismatchError
+from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from shared.graph.state import CompiledStateGraph
-from shared.pregel import START, TaskOutcome
+from shared.pregel import START, Task, TaskOutcome
+from shared.protocol import RunRecord
 from shared.runtime import Runtime
-from shared.store import RETRYABLE, RunStore, job_deserializer, job_serializer
-from workers.executor import UnknownNodeError, execute_task
+from shared.store import RETRYABLE, Claim, RunStore, job_deserializer, job_serializer
+from workers.executor import TaskResult, UnknownNodeError, execute_task
 
 log = logging.getLogger("arqgraph.worker")
 
 
 class NodeRunner:
-    """Executes the tasks of the graphs this worker loaded."""
+    """Executes the tasks of the graphs this worker loaded.
 
-    def __init__(self, redis: ArqRedis, graphs: Sequence[CompiledStateGraph], threads: int) -> None:
+    Each execution claims a new attempt at its task first; only the attempt that owns the task
+    may post its outcome, so a worker that lost its lease (frozen, partitioned) and finishes late
+    changes nothing. A failure that its retry policy retries goes back to the queue with a delay
+    (arq's `Retry`), so the wait holds no worker slot.
+    """
+
+    def __init__(
+        self, redis: ArqRedis, graphs: Sequence[CompiledStateGraph], threads: int, *,
+        node_timeout: float | None = None, crash_limit: int = 5,
+        max_update_bytes: int = protocol.MAX_UPDATE_BYTES, queue: str = protocol.DEFAULT_QUEUE,
+    ) -> None:
         self.store = RunStore(redis)
+        self.queue = queue
         self.graphs = {g.name: g for g in graphs}
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="arqgraph-node")
+        self.node_timeout = node_timeout
+        self.crash_limit = crash_limit
+        self.max_update_bytes = max_update_bytes
+        self.running: dict[str, asyncio.Task[TaskResult]] = {}  # arq job id -> node execution
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         try:
@@ -58,14 +76,60 @@ class NodeRunner:
         checkpoint = record.checkpoint if record else None
         if record is None or checkpoint is None or record.status != "running":
             return "skipped: run is not running"
+        if record.cancel_requested:
+            return "skipped: run is cancelled"
         if checkpoint.step != job.step:
             return "skipped: stale step"
         task = checkpoint.task(job.task_id)
         if task is None:
             return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
-        if await self.store.has_outcome(job.run_id, job.task_id):
+        claim = await self.store.claim_task(job.run_id, job.task_id)
+        if claim is None:
             return "skipped: already done"
+        if claim.lost >= self.crash_limit:
+            return await self._refuse(job, TaskLostError(
+                f"task {task.id} (node {task.node!r}) of run {job.run_id} was started "
+                f"{claim.lost} times and never finished: its worker died or lost its lease each "
+                "time (a crash, an out-of-memory kill, or a node that takes the process down)"
+            ), claim)
 
+        execution = asyncio.create_task(self._execute(job, record, graph, task, claim))
+        key = str(ctx.get("job_id", job.task_id))
+        self.running[key] = execution
+        try:
+            result = await execution
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():  # the worker is stopping: hand the task back
+                execution.cancel()
+                await asyncio.shield(self._hand_back(job, claim))
+                raise
+            return "cancelled: the run was cancelled"  # the node saw CancelledError
+        finally:
+            self.running.pop(key, None)
+        if result.retry_after is not None:
+            await self.store.end_attempt(job.run_id, job.task_id, claim, failed=True)
+            raise Retry(defer=result.retry_after)
+        events: list[tuple[Any, Any]] = []
+        if result.outcome.error is None and task.node != START:
+            events.append(("updates", {task.node: result.shown}))
+        try:
+            posted = await self.store.post_outcome(
+                job.graph, job.run_id, result.outcome, events, claim, self.max_update_bytes
+            )
+        except RETRYABLE:
+            raise
+        except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
+            failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
+            posted = await self.store.post_outcome(job.graph, job.run_id, failed, (), claim)
+        return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
+            posted
+        ]
+
+    async def _execute(
+        self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
+        claim: Claim,
+    ) -> TaskResult:
         loop = asyncio.get_running_loop()
         pending: list[asyncio.Future[None]] = []
 
@@ -81,32 +145,105 @@ class NodeRunner:
             **config.get("metadata", {}), "langgraph_node": task.node, "langgraph_step": job.step,
         }
         runtime: Runtime[Any] = Runtime(context=record.context, stream_writer=write_custom)
-        outcome, shown = await execute_task(graph, checkpoint, task, config, runtime, self.threads)
+        assert record.checkpoint is not None
+        result = await execute_task(
+            graph, record.checkpoint, task, config, runtime, self.threads,
+            attempt=claim.failures + 1, default_timeout=self.node_timeout,
+        )
         await asyncio.gather(*pending)
-        events: list[tuple[Any, Any]] = []
-        if outcome.error is None and task.node != START:
-            events.append(("updates", {task.node: shown}))
-        try:
-            first = await self.store.post_outcome(job.graph, job.run_id, outcome, events)
-        except Exception as exc:  # an update that cannot be serialized fails the node, visibly
-            failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-            first = await self.store.post_outcome(job.graph, job.run_id, failed, ())
-        return "done" if first else "skipped: another attempt won"
+        return result
 
-    async def _refuse(self, job: protocol.TaskJob, exc: Exception) -> str:
+    async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
+        """A stopping worker gives its task back: the start does not count as lost, and an idle
+        worker wakes for it at once (arq puts the job back in the queue)."""
+        try:
+            await self.store.end_attempt(job.run_id, job.task_id, claim, failed=False)
+            await self.store.redis.lpush(protocol.wake_key(self.queue), b"1")
+        except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
+            log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
+
+    async def _refuse(
+        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None
+    ) -> str:
         log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
         node = job.task_id.split(":")[-1]
         outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
         if await self.store.load_run(job.run_id) is not None:
-            await self.store.post_outcome(job.graph, job.run_id, outcome, ())
+            await self.store.post_outcome(job.graph, job.run_id, outcome, (), claim)
         return f"refused: {exc}"
+
+    def cancel_runs(self, run_ids: set[str]) -> None:
+        """Cancel the running nodes of these runs (called on the worker's loop)."""
+        for job, execution in list(self.running.items()):
+            if protocol.run_of_job(job) in run_ids:
+                execution.cancel()
+
+
+class LeaseKeeper:
+    """Keeps this worker's jobs leased, and cancels nodes of cancelled runs, from a thread.
+
+    arq marks a started job with an in-progress key that lives for the job timeout + 10 s, so a
+    killed worker's job would wait that long to run again. Here the key lives for `lease`
+    seconds and is renewed every third of it while the job runs. The renewal runs on its own
+    thread, event loop and connection, so a node that blocks the worker's loop does not lose
+    its lease (and is not started a second time elsewhere).
+    """
+
+    def __init__(self, worker: GraphWorker, lease: float) -> None:
+        self.worker = worker
+        self.lease = lease
+        self.loop = asyncio.get_running_loop()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="arqgraph-lease", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _main(self) -> None:
+        asyncio.run(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        pool = self.worker.pool.connection_pool
+        redis = Redis(connection_pool=ConnectionPool(
+            connection_class=pool.connection_class, **pool.connection_kwargs
+        ))
+        try:
+            while not self.stopped.is_set():
+                try:
+                    await self.tick(redis)
+                except Exception as exc:  # Redis away: keep trying; leases outlive short outages
+                    log.warning("lease renewal failed: %s", exc)
+                await asyncio.to_thread(self.stopped.wait, self.lease / 3)
+        finally:
+            await redis.aclose()
+
+    async def tick(self, redis: Redis) -> None:
+        jobs = list(self.worker.tasks)
+        runs = sorted({protocol.run_of_job(j) for j in self.worker.runner.running})
+        if not jobs and not runs:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.pexpire(protocol.lease_key(job), int(self.lease * 1000))
+            for run_id in runs:
+                pipe.hget(protocol.run_key(run_id), "cancel")
+            replies = await pipe.execute()
+        cancelled = {run for run, flag in zip(runs, replies[len(jobs):], strict=True) if flag}
+        if cancelled:
+            self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)
 
 
 class GraphWorker(Worker):
-    """An arq worker that wakes as soon as a job is enqueued instead of sleeping out its poll."""
+    """An arq worker that wakes as soon as a job is enqueued instead of sleeping out its poll,
+    and holds its jobs with short renewed leases (see `LeaseKeeper`)."""
 
     runner: NodeRunner
+    lease: float
     stopping = False
+    keeper: LeaseKeeper | None = None
 
     async def stop(self) -> None:
         """Stop taking jobs and leave the wait for new ones at once."""
@@ -115,6 +252,8 @@ class GraphWorker(Worker):
         await self.pool.lpush(protocol.wake_key(self.queue_name), b"1")
 
     def threads_shutdown(self) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
         self.runner.threads.shutdown(wait=False, cancel_futures=True)
 
     async def serve_resilient(self) -> None:
@@ -135,6 +274,9 @@ class GraphWorker(Worker):
 
     async def main(self) -> None:
         self.ctx["redis"] = self.pool
+        if self.keeper is None:
+            self.keeper = LeaseKeeper(self, self.lease)
+            self.keeper.start()
         wake = protocol.wake_key(self.queue_name)
         while not self.stopping:
             await self._poll_iteration()
@@ -142,6 +284,13 @@ class GraphWorker(Worker):
                 await self.pool.blpop([wake], timeout=self.poll_delay_s)  # type: ignore[arg-type]
             else:
                 await asyncio.sleep(self.poll_delay_s)
+
+    async def close(self) -> None:
+        await super().close()
+        self.threads_shutdown()
+
+
+UNLIMITED = 10**9  # arq's own try limit and job timeout are replaced by arqgraph's own bounds
 
 
 def build_worker(
@@ -151,24 +300,37 @@ def build_worker(
     concurrency: int = 10,
     queue: str = protocol.DEFAULT_QUEUE,
     poll_delay: float = 0.5,
-    job_timeout: float = 300,
+    job_timeout: float | None = 300,
     shutdown_grace: float = 0,
     handle_signals: bool = True,
+    lease: float = 5.0,
+    crash_limit: int = 5,
+    max_update_bytes: int = protocol.MAX_UPDATE_BYTES,
 ) -> GraphWorker:
-    """An arq worker executing `graphs`' nodes, `concurrency` at a time, msgpack on the wire."""
-    runner = NodeRunner(redis, graphs, threads=concurrency)
+    """An arq worker executing `graphs`' nodes, `concurrency` at a time, msgpack on the wire.
+
+    `job_timeout` is the timeout of nodes that set none (NodeTimeoutError, retried under the
+    node's policy); `lease` how long a dead worker's task waits before another worker re-runs
+    it; `crash_limit` how many such deaths a task survives before its run fails.
+    """
+    runner = NodeRunner(
+        redis, graphs, threads=concurrency, node_timeout=job_timeout or None,
+        crash_limit=crash_limit, max_update_bytes=max_update_bytes, queue=queue,
+    )
     worker = GraphWorker(
-        functions=[func(runner.run_job, name=protocol.TASK_FUNCTION, max_tries=5)],
+        functions=[func(runner.run_job, name=protocol.TASK_FUNCTION, max_tries=UNLIMITED)],
         redis_pool=redis,
         queue_name=queue,
         max_jobs=concurrency,
         poll_delay=poll_delay,
-        job_timeout=job_timeout,
+        job_timeout=UNLIMITED,
         keep_result=60,
         handle_signals=handle_signals,
         job_completion_wait=int(shutdown_grace),
         job_serializer=job_serializer,
         job_deserializer=job_deserializer,
     )
+    worker.in_progress_timeout_s = lease
     worker.runner = runner
+    worker.lease = lease
     return worker
