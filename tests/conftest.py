@@ -90,7 +90,7 @@ def _start_redis(binary: str, workdir: Path) -> RedisServer:
             process = subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
-                 "--databases", "4", "--loglevel", "notice"],
+                 "--databases", "64", "--loglevel", "notice"],
                 stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
             )
         deadline = time.monotonic() + 15

@@ -1,0 +1,127 @@
+"""Graphs for the fault tests (tests/test_worker_faults.py), served by real worker processes.
+
+Their nodes report to a probe Redis whose URL travels in the state (`probe`), under keys that
+start with the run's `tag`:
+- `<tag>:starts:<item>` counts the starts of the task for `item`, `<tag>:holder:<item>` holds the
+  pid of the process that started it last, and `<tag>:started` lists items as they start;
+- gated nodes wait until `<tag>:gate` exists, so a test can act while they are running.
+"""
+
+import asyncio
+import operator
+import os
+import time
+from typing import Annotated, Any, TypedDict
+
+import redis.asyncio
+
+from shared.graph import END, START, StateGraph
+from shared.types import RetryPolicy, Send
+
+
+class ProbeState(TypedDict, total=False):
+    probe: str
+    tag: str
+    items: list[int]
+    block: float
+    size: int
+    done: Annotated[list[int], operator.add]
+    total: int
+    blob: str
+
+
+async def record_start(probe: str, tag: str, item: int) -> redis.asyncio.Redis:
+    r = redis.asyncio.Redis.from_url(probe)
+    async with r.pipeline(transaction=True) as pipe:
+        pipe.incr(f"{tag}:starts:{item}")
+        pipe.set(f"{tag}:holder:{item}", os.getpid())
+        pipe.rpush(f"{tag}:started", item)
+        await pipe.execute()
+    return r
+
+
+# -- a fan-out whose tasks wait for the test's go ----------------------------------------------
+
+
+def fan(state: ProbeState) -> list[Send]:
+    return [Send("work", {"probe": state["probe"], "tag": state["tag"], "item": i})
+            for i in state["items"]]
+
+
+async def work(arg: dict[str, Any]) -> dict[str, Any]:
+    r = await record_start(arg["probe"], arg["tag"], arg["item"])
+    try:
+        while not await r.exists(f"{arg['tag']}:gate"):
+            await asyncio.sleep(0.02)
+    finally:
+        await r.aclose()
+    return {"done": [arg["item"]]}
+
+
+def reduce(state: ProbeState) -> dict[str, Any]:
+    return {"total": sum(state["done"])}
+
+
+gated = StateGraph(ProbeState)
+gated.add_node("work", work)
+gated.add_node("reduce", reduce)
+gated.add_conditional_edges(START, fan, ["work"])
+gated.add_edge("work", "reduce")
+gated.add_edge("reduce", END)
+gated_fanout = gated.compile(name="gated_fanout")
+
+
+def expected_gated(state: ProbeState) -> dict[str, Any]:
+    items = state["items"]
+    return {**state, "done": list(items), "total": sum(items)}
+
+
+# -- a node that blocks its worker's event loop ------------------------------------------------
+
+
+async def blocker(state: ProbeState) -> dict[str, Any]:
+    r = await record_start(state["probe"], state["tag"], 0)
+    await r.aclose()
+    time.sleep(state["block"])  # noqa: ASYNC251 - blocking the loop on purpose
+    return {"done": [0]}
+
+
+blocking = StateGraph(ProbeState)
+blocking.add_node("blocker", blocker)
+blocking.add_edge(START, "blocker")
+blocking.add_edge("blocker", END)
+blocking_graph = blocking.compile(name="blocking")
+
+
+# -- a node that always fails with a retryable error -------------------------------------------
+
+
+async def flaky(state: ProbeState) -> dict[str, Any]:
+    r = await record_start(state["probe"], state["tag"], 0)
+    await r.aclose()
+    raise ConnectionError(f"upstream of run {state['tag']} is down")
+
+
+poison = StateGraph(ProbeState)
+poison.add_node("flaky", flaky, retry_policy=RetryPolicy(
+    max_attempts=3, initial_interval=0.05, backoff_factor=2.0, jitter=False))
+poison.add_edge(START, "flaky")
+poison.add_edge("flaky", END)
+poison_graph = poison.compile(name="poison")
+
+
+# -- a node whose update is too large -----------------------------------------------------------
+
+
+def big(state: ProbeState) -> dict[str, Any]:
+    return {"blob": "x" * state["size"]}
+
+
+large = StateGraph(ProbeState)
+large.add_node("big", big)
+large.add_edge(START, "big")
+large.add_edge("big", END)
+large_graph = large.compile(name="large_update")
+
+
+GRAPHS = [gated_fanout, blocking_graph, poison_graph, large_graph]

@@ -1,0 +1,272 @@
+"""Worker faults injected into a running cluster of real processes on a real redis-server.
+
+Each test starts its own orchestrator and workers on a Redis database of its own, with a short
+lease (`--lease 1`), injects one fault (kill -9, SIGTERM, SIGSTOP/SIGCONT, a blocked event loop,
+a poison node, an oversized update) and checks the final state against the fault-free result,
+and, through the probe keys of tests/graphs/fault_graphs.py, how often each node was started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from orchestrator.client import Client
+from shared import protocol
+from shared.errors import TaskLostError, UpdateTooLargeError
+from tests.conftest import ArqProcess, ArqProcesses, RedisServer
+from tests.graphs import fault_graphs as graphs
+from tests.test_cluster import STARTUP_LIMIT, wait_registered, wait_until, within
+
+SPEC = "tests.graphs.fault_graphs:GRAPHS"
+NAMES = [g.name for g in graphs.GRAPHS]
+BASE_WORKER_FLAGS = ("--poll-delay", "0.05", "--concurrency", "8", "--lease", "1")
+
+
+@dataclass
+class Pool:
+    url: str
+    procs: ArqProcesses
+    orchestrator: ArqProcess
+    workers: list[ArqProcess]
+    redis: redis.asyncio.Redis
+
+    def add_worker(self, *flags: str) -> ArqProcess:
+        worker = self.procs.worker(SPEC, redis=self.url, extra=(*BASE_WORKER_FLAGS, *flags),
+                                   name=f"worker{len(self.workers) + 1}")
+        worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
+        self.workers.append(worker)
+        return worker
+
+    def worker_with_pid(self, pid: int) -> ArqProcess:
+        return next(w for w in self.workers if w.pid == pid)
+
+    async def starts(self, tag: str, item: int) -> int:
+        return int(await self.redis.get(f"{tag}:starts:{item}") or 0)
+
+    async def holder(self, tag: str, item: int) -> int:
+        return int(await self.redis.get(f"{tag}:holder:{item}") or 0)
+
+    async def wait_started(self, tag: str, count: int) -> None:
+        async def started() -> bool:
+            return int(await self.redis.llen(f"{tag}:started")) >= count
+
+        await wait_until(started, f"{count} node starts of run {tag}")
+
+    async def open_gate(self, tag: str) -> None:
+        await self.redis.set(f"{tag}:gate", 1)
+
+
+_next_db = iter(range(20, 40))  # this module's own Redis databases
+
+
+@pytest.fixture
+def start_pool(
+    redis_server: RedisServer, arq_processes: ArqProcesses
+) -> Iterator[Any]:
+    started: list[Pool] = []
+
+    async def start(workers: int = 2, worker_flags: tuple[str, ...] = ()) -> Pool:
+        url = f"redis://127.0.0.1:{redis_server.port}/{next(_next_db)}"
+        r = redis.asyncio.Redis.from_url(url)
+        await r.flushdb()
+        orchestrator = arq_processes.orchestrator(SPEC, redis=url, extra=("--sweep-interval", "1"))
+        pool = Pool(url, arq_processes, orchestrator, [], r)
+        started.append(pool)
+        for _ in range(workers):
+            pool.add_worker(*worker_flags)
+        wait_registered(url, NAMES)
+        return pool
+
+    yield start
+    for pool in started:
+        for proc in [pool.orchestrator, *pool.workers]:
+            proc.kill()
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[Any]:
+    clients: list[Client] = []
+
+    async def connect(pool: Pool) -> Client:
+        clients.append(await within(Client.connect(pool.url), 10))
+        return clients[-1]
+
+    yield connect
+    for c in clients:
+        await c.close()
+    for c in clients:
+        await c.redis.aclose()
+
+
+def gated_input(pool: Pool, items: int) -> dict[str, Any]:
+    return {"probe": pool.url, "tag": uuid.uuid4().hex, "items": list(range(items))}
+
+
+async def fault_free(pool: Pool, data: dict[str, Any]) -> Any:
+    """The same graph and input run embedded, with its gate open from the start."""
+    reference = {**data, "tag": f"{data['tag']}-reference"}
+    await pool.open_gate(reference["tag"])
+    result = await within(graphs.gated_fanout.ainvoke(reference))
+    assert result == graphs.expected_gated(reference)
+    return {**result, "tag": data["tag"]}
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+async def test_kill_9_worker_mid_node_reruns_elsewhere(start_pool: Any, client_for: Any) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 6)
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    await pool.wait_started(data["tag"], 6)
+    holders = {i: await pool.holder(data["tag"], i) for i in data["items"]}
+    victim = pool.worker_with_pid(holders[0])
+    victim.kill()  # SIGKILL: no cleanup, its in-progress keys stay until their lease runs out
+    await pool.open_gate(data["tag"])
+
+    # The survivor re-runs the victim's nodes once their leases lapse (about a second), far
+    # sooner than arq's job timeout + 10 s; every update is applied once.
+    assert await within(handle.result()) == await fault_free(pool, data)
+    for item, pid in holders.items():
+        expected = 2 if pid == victim.pid else 1
+        assert await pool.starts(data["tag"], item) == expected, f"item {item}"
+    assert all(w.alive() for w in pool.workers if w is not victim)
+
+
+async def test_sigterm_lets_running_nodes_finish_within_grace(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool(workers=1, worker_flags=("--shutdown-grace", "20"))
+    client = await client_for(pool)
+    data = gated_input(pool, 3)
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    await pool.wait_started(data["tag"], 3)
+    deploying = pool.workers[0]
+    deploying.signal_term()
+    await wait_until(_logged(deploying, "Setting allow_pick_jobs to `False`"), "SIGTERM handling")
+    await pool.open_gate(data["tag"])  # the nodes finish during the grace period
+    assert deploying.wait_exit(timeout=20) == 0, deploying.logs()
+    pool.add_worker()  # the new version of the deploy runs the rest of the run
+    assert await within(handle.result()) == await fault_free(pool, data)
+    assert [await pool.starts(data["tag"], i) for i in data["items"]] == [1, 1, 1]
+
+
+async def test_sigterm_hands_unfinished_nodes_back_without_using_retries(
+    start_pool: Any, client_for: Any
+) -> None:
+    # --crash-limit 1: a start that counted as lost would fail the run with TaskLostError.
+    pool = await start_pool(workers=1, worker_flags=("--shutdown-grace", "1", "--crash-limit", "1"))
+    client = await client_for(pool)
+    data = gated_input(pool, 3)
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    await pool.wait_started(data["tag"], 3)
+    deploying = pool.workers[0]
+    deploying.signal_term()  # the gated nodes outlive the grace: they are cancelled, handed back
+    assert deploying.wait_exit(timeout=20) == 0, deploying.logs()
+    assert "Traceback" not in deploying.output(), deploying.logs()
+    successor = pool.add_worker("--crash-limit", "1")
+    await pool.wait_started(data["tag"], 6)
+    await pool.open_gate(data["tag"])
+    assert await within(handle.result()) == await fault_free(pool, data)
+    for item in data["items"]:
+        assert await pool.starts(data["tag"], item) == 2
+        assert await pool.holder(data["tag"], item) == successor.pid
+
+
+async def test_stale_worker_finishing_late_is_fenced(start_pool: Any, client_for: Any) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 1)
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    await pool.wait_started(data["tag"], 1)
+    stale = pool.worker_with_pid(await pool.holder(data["tag"], 0))
+    stale.process.send_signal(signal.SIGSTOP)  # frozen: its lease lapses, the task restarts
+    try:
+        await pool.wait_started(data["tag"], 2)
+        fresh = await pool.holder(data["tag"], 0)
+        assert fresh != stale.pid
+        await pool.open_gate(data["tag"])
+        result = await within(handle.result())
+    finally:
+        stale.process.send_signal(signal.SIGCONT)
+    assert result == await fault_free(pool, data)
+    # The stale attempt wakes up, finishes its node and is refused: its update is not applied.
+    await wait_until(_logged(stale, "fenced: a newer attempt owns it"), "the stale post to be fenced")
+    assert await pool.starts(data["tag"], 0) == 2
+    assert len(await pool.redis.hkeys(protocol.outcomes_key(handle.run_id))) == 3
+    assert stale.alive()
+
+
+async def test_node_blocking_the_event_loop_keeps_its_lease(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    tag = uuid.uuid4().hex
+    data = {"probe": pool.url, "tag": tag, "block": 4.0}  # four leases long
+    result = await within(client.submit(graphs.blocking_graph.name, data))
+    assert await within(result.result()) == {**data, "done": [0]}
+    assert await pool.starts(tag, 0) == 1, "the blocked node was started a second time"
+
+
+async def test_poison_node_fails_after_bounded_retries(start_pool: Any, client_for: Any) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    tag = uuid.uuid4().hex
+    handle = await within(client.submit(graphs.poison_graph.name, {"probe": pool.url, "tag": tag}))
+    with pytest.raises(ConnectionError, match=f"upstream of run {tag} is down"):
+        await within(handle.result())
+    assert await pool.starts(tag, 0) == 3  # RetryPolicy(max_attempts=3)
+    assert await within(handle.status()) == "failed"
+    # The workers keep serving other runs.
+    data = gated_input(pool, 2)
+    await pool.open_gate(data["tag"])
+    ok = await within(client.submit(graphs.gated_fanout.name, data))
+    assert await within(ok.result()) == graphs.expected_gated(data)
+
+
+async def test_task_lost_with_its_worker_too_often_fails_the_run(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool(workers=1, worker_flags=("--crash-limit", "2"))
+    client = await client_for(pool)
+    data = gated_input(pool, 1)
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    for starts in (1, 2):  # the node takes its worker down twice (here: kill -9 while it runs)
+        await pool.wait_started(data["tag"], starts)
+        pool.worker_with_pid(await pool.holder(data["tag"], 0)).kill()
+        pool.add_worker("--crash-limit", "2")
+    with pytest.raises(TaskLostError, match="started 2 times and never finished"):
+        await within(handle.result())
+    assert await pool.starts(data["tag"], 0) == 2
+
+
+async def test_oversized_update_fails_the_node_with_a_typed_error(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool(workers=1, worker_flags=("--max-update-bytes", "100000"))
+    client = await client_for(pool)
+    handle = await within(client.submit(graphs.large_graph.name, {"size": 200_000}))
+    with pytest.raises(UpdateTooLargeError) as caught:
+        await within(handle.result())
+    message = str(caught.value)
+    assert "node 'big'" in message and "key 'blob'" in message and "100,000" in message
+    small = await within(client.submit(graphs.large_graph.name, {"size": 1000}))
+    assert await within(small.result()) == {"size": 1000, "blob": "x" * 1000, "done": []}
+
+
+def _logged(proc: ArqProcess, text: str) -> Any:
+    async def seen() -> bool:
+        await asyncio.sleep(0)
+        return text in proc.output()
+
+    return seen
