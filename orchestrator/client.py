@@ -10,9 +10,12 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from shared import codec, protocol
 from shared.errors import RunCancelledError, UnknownGraphError
-from shared.protocol import FINAL_STATUSES, decode_error
-from shared.store import RunStore, connect
+from shared.pregel import ordered
+from shared.protocol import FINAL_STATUSES, SavedCheckpoint, decode_error
+from shared.store import NO_RESUME, RunStore, connect
+from shared.types import Command, Interrupt, PregelTask, StateSnapshot
 
 
 class RunHandle:
@@ -42,11 +45,17 @@ class RunHandle:
                 yield payload if isinstance(mode, str) else (event_mode, payload)
 
     async def result(self) -> Any:
-        """The final state (a dict), once the run is done; raises the run's error if it failed."""
+        """The final state (a dict), once the run is done; raises the run's error if it failed.
+        An interrupted run gives its state so far, with its interrupts under `__interrupt__`."""
+        end = await self.end()
+        _raise_unless_done(end)
+        return end.get("output")
+
+    async def end(self) -> dict[str, Any]:
+        """The run's end event: status, and output or error."""
         async for event_mode, payload in self.store.events(self.run_id):
             if event_mode == "end":
-                _raise_unless_done(payload)
-                return payload.get("output")
+                return dict(payload)
         raise RuntimeError(f"run {self.run_id}: event stream ended without an end event")
 
     async def status(self) -> str:
@@ -87,25 +96,146 @@ class Client:
         config: dict[str, Any] | None = None,
         *,
         context: Any = None,
-        run_id: str | None = None,
     ) -> RunHandle:
-        """Start a run of the graph registered as `graph_name` with `input`."""
+        """Start a run of the graph registered as `graph_name` with `input`.
+
+        With `config["configurable"]["thread_id"]` the run continues that thread (kept until
+        deleted): `input` lands on its state; `None` resumes it where it stopped (from
+        `checkpoint_id` if given: an older one forks); `Command(resume=...)` answers its
+        interrupts. Without a thread id the run gets a thread of its own, expiring with it.
+        """
+        await self._check_graph(graph_name)
+        thread_id, checkpoint_id = _thread_of(config)
+        kind, resume = "input", NO_RESUME
+        if isinstance(input, Command):
+            if input.update is not None or input.goto or input.graph is not None:
+                raise ValueError("a Command given as input may only carry resume=...")
+            kind, resume, input = "resume", input.resume, None
+        elif input is None and thread_id is not None:
+            kind = "resume"
+        elif isinstance(input, dict):
+            codec.pack_values(input, where="input")  # fail here, naming the key, not on a worker
+        return await self._create(graph_name, thread_id, kind, input, config, context,
+                                  resume=resume, from_checkpoint=checkpoint_id)
+
+    async def _check_graph(self, graph_name: str) -> None:
         if await self.store.graph_info(graph_name) is None:
             known = await self.store.graph_names()
             raise UnknownGraphError(
                 f"no orchestrator serves a graph named {graph_name!r}; "
                 f"known graphs: {', '.join(known) or 'none (is an orchestrator running?)'}"
             )
-        run_id = run_id or uuid.uuid4().hex
-        if isinstance(input, dict):
-            from shared.codec import pack_values
 
-            pack_values(input, where="input")  # fail here, naming the key, not on a worker
-        await self.store.create_run(run_id, graph_name, input, config or {}, context)
+    async def _create(
+        self, graph_name: str, thread_id: str | None, kind: str, input: Any,
+        config: dict[str, Any] | None, context: Any, **extra: Any,
+    ) -> RunHandle:
+        thread = thread_id if thread_id is not None else uuid.uuid4().hex
+        run_id = protocol.new_run_id(thread)
+        await self.store.create_run(
+            run_id, graph_name, thread_id=thread, keep=thread_id is not None, kind=kind,
+            input=input, config=config or {}, context=context, **extra,
+        )
         return RunHandle(self.store, run_id, graph_name)
 
     def handle(self, run_id: str, graph: str = "") -> RunHandle:
         return RunHandle(self.store, run_id, graph)
+
+    # -- threads -------------------------------------------------------------------------------
+
+    async def get_state(self, config: dict[str, Any]) -> StateSnapshot:
+        """The thread's latest checkpoint (or the one `checkpoint_id` names), as LangGraph's
+        `get_state` shows it: a stopped step shows its finished tasks' writes applied."""
+        thread_id, checkpoint_id = _require_thread(config)
+        tag = protocol.thread_tag(thread_id)
+        latest = await self.store.latest_checkpoint(tag)
+        saved = latest
+        if checkpoint_id:
+            saved = await self.store.saved_checkpoint(tag, checkpoint_id)
+        if saved is None:
+            return StateSnapshot({}, (), config, None, None, None, ())
+        is_latest = latest is not None and saved.id == latest.id
+        return await self._snapshot(thread_id, saved, pending_applied=is_latest)
+
+    async def get_state_history(
+        self, config: dict[str, Any], *, limit: int | None = None
+    ) -> list[StateSnapshot]:
+        """Every checkpoint of the thread, newest first."""
+        thread_id, _ = _require_thread(config)
+        saved = await self.store.history(protocol.thread_tag(thread_id), limit)
+        return [await self._snapshot(thread_id, s, pending_applied=False) for s in saved]
+
+    async def update_state(
+        self, graph_name: str, config: dict[str, Any], values: Any, as_node: str | None = None
+    ) -> dict[str, Any]:
+        """Write `values` to the thread as if node `as_node` (by default the node that wrote
+        last) had returned them; returns the config of the new checkpoint."""
+        await self._check_graph(graph_name)
+        thread_id, checkpoint_id = _require_thread(config)
+        handle = await self._create(graph_name, thread_id, "update", values, config, None,
+                                    as_node=as_node, from_checkpoint=checkpoint_id)
+        end = await handle.end()
+        _raise_unless_done(end)
+        return _config(thread_id, end["checkpoint_id"])
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Forget a thread: its checkpoints and pending writes."""
+        await self.store.delete_thread(thread_id)
+
+    async def _snapshot(
+        self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool
+    ) -> StateSnapshot:
+        cp = saved.checkpoint
+        tasks = ordered(cp.tasks)
+        outcomes = await self.store.outcomes(
+            protocol.thread_tag(thread_id), saved.id, [t.id for t in tasks]
+        )
+        values, left = dict(cp.values), [t.id for t in tasks]
+        if pending_applied and saved.view_values is not None:
+            values, left = dict(saved.view_values), list(saved.view_next or [])
+        shown = []
+        for t in tasks:
+            o = outcomes.get(t.id)
+            path = ("__pregel_pull", t.node) if t.send_index is None else (
+                "__pregel_push", t.send_index)
+            shown.append(PregelTask(
+                id=t.id, name=t.node, path=path,
+                error=o.error.rebuild() if o and o.error else None,  # type: ignore[arg-type]
+                interrupts=tuple(Interrupt(v, i) for i, v in (o.interrupts if o else ())),
+                result=dict(o.writes or {}) if o and o.succeeded else None,
+            ))
+        return StateSnapshot(
+            values=values,
+            next=tuple(t.node for t in tasks if t.id in left),
+            config=_config(thread_id, saved.id),
+            metadata={"source": saved.source, "step": cp.step, "parents": {}},
+            created_at=saved.created_at,
+            parent_config=_config(thread_id, saved.parent) if saved.parent else None,
+            tasks=tuple(shown),
+            interrupts=tuple(i for task in shown if task.id in left for i in task.interrupts),
+        )
+
+
+def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:
+    configurable = (config or {}).get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    return (None if thread_id is None else str(thread_id)), str(
+        configurable.get("checkpoint_id") or "")
+
+
+def _require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
+    thread_id, checkpoint_id = _thread_of(config)
+    if thread_id is None:
+        raise ValueError(
+            "Checkpointer requires one or more of the following 'configurable' keys: "
+            "thread_id, checkpoint_ns, checkpoint_id"
+        )
+    return thread_id, checkpoint_id
+
+
+def _config(thread_id: str, checkpoint_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": "",
+                             "checkpoint_id": checkpoint_id}}
 
 
 class SyncClient:
@@ -124,6 +254,20 @@ class SyncClient:
                *, context: Any = None) -> SyncRunHandle:
         handle = self._call(self._client.submit(graph_name, input, config, context=context))
         return SyncRunHandle(self, handle)
+
+    def get_state(self, config: dict[str, Any]) -> StateSnapshot:
+        return self._call(self._client.get_state(config))  # type: ignore[no-any-return]
+
+    def get_state_history(self, config: dict[str, Any]) -> list[StateSnapshot]:
+        return self._call(self._client.get_state_history(config))  # type: ignore[no-any-return]
+
+    def update_state(self, graph_name: str, config: dict[str, Any], values: Any,
+                     as_node: str | None = None) -> dict[str, Any]:
+        return self._call(  # type: ignore[no-any-return]
+            self._client.update_state(graph_name, config, values, as_node))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._call(self._client.delete_thread(thread_id))
 
     def close(self) -> None:
         self._call(self._client.close())

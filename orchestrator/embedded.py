@@ -8,6 +8,7 @@ and the same client, wired to fakeredis instead of a Redis server. `compiled.inv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
-from orchestrator.client import Client, RunHandle
+from orchestrator.client import Client
 from orchestrator.service import Orchestrator
 from shared.graph.state import CompiledStateGraph
 from shared.protocol import InboxNote
@@ -27,9 +28,11 @@ from workers.worker import build_worker
 T = TypeVar("T")
 
 
-def in_memory_redis() -> ArqRedis:
-    """A fresh in-memory Redis (fakeredis, with Lua) speaking arq's msgpack job format."""
-    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=fakeredis.FakeServer())
+def in_memory_redis(server: fakeredis.FakeServer | None = None) -> ArqRedis:
+    """An in-memory Redis (fakeredis, with Lua) speaking arq's msgpack job format: a fresh one,
+    or the one a checkpointer keeps."""
+    server = server or fakeredis.FakeServer()
+    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
     return ArqRedis(
         connection_pool=pool, job_serializer=job_serializer, job_deserializer=job_deserializer
     )
@@ -74,15 +77,32 @@ class EmbeddedCluster:
         await self.redis.aclose()
 
 
-async def _start(
-    cluster: EmbeddedCluster | None, graph: CompiledStateGraph, input: Any,
-    config: dict[str, Any] | None, context: Any,
-) -> tuple[RunHandle, Client]:
-    if cluster is not None:
-        return await cluster.client.submit(graph.name, input, config, context=context), cluster.client
-    assert graph.cluster_url is not None
-    client = await Client.connect(graph.cluster_url)
-    return await client.submit(graph.name, input, config, context=context), client
+@contextlib.asynccontextmanager
+async def backend(graph: CompiledStateGraph) -> AsyncIterator[Client]:
+    """A client for where `graph` runs: its cluster, or an embedded one over the in-memory Redis
+    of its checkpointer (threads live as long as it) or a fresh one."""
+    if graph.cluster_url is not None:
+        client = await Client.connect(graph.cluster_url)
+        try:
+            yield client
+        finally:
+            await client.close()
+        return
+    server = getattr(graph.checkpointer, "server", None)
+    async with EmbeddedCluster([graph], redis=in_memory_redis(server)) as cluster:
+        yield cluster.client
+
+
+def _check_thread(graph: CompiledStateGraph, config: dict[str, Any] | None) -> None:
+    """As LangGraph: an embedded graph with a checkpointer needs a thread id for each run."""
+    configurable = (config or {}).get("configurable") or {}
+    if graph.cluster_url is None and graph.checkpointer is not None and (
+        configurable.get("thread_id") is None
+    ):
+        raise ValueError(
+            "Checkpointer requires one or more of the following 'configurable' keys: "
+            "thread_id, checkpoint_ns, checkpoint_id"
+        )
 
 
 async def stream_graph(
@@ -90,16 +110,9 @@ async def stream_graph(
     modes: Sequence[str], context: Any = None,
 ) -> AsyncIterator[tuple[str, Any]]:
     """Run `graph` once and yield its (mode, payload) events; raise its error if it fails."""
-    if graph.cluster_url is not None:
-        handle, client = await _start(None, graph, input, config, context)
-        try:
-            async for event in handle.stream(list(modes)):
-                yield event
-        finally:
-            await client.close()
-        return
-    async with EmbeddedCluster([graph]) as cluster:
-        handle, _ = await _start(cluster, graph, input, config, context)
+    _check_thread(graph, config)
+    async with backend(graph) as client:
+        handle = await client.submit(graph.name, input, config, context=context)
         async for event in handle.stream(list(modes)):
             yield event
 
@@ -107,14 +120,9 @@ async def stream_graph(
 async def invoke_graph(
     graph: CompiledStateGraph, input: Any, config: dict[str, Any] | None, context: Any = None
 ) -> Any:
-    if graph.cluster_url is not None:
-        handle, client = await _start(None, graph, input, config, context)
-        try:
-            return await handle.result()
-        finally:
-            await client.close()
-    async with EmbeddedCluster([graph]) as cluster:
-        handle, _ = await _start(cluster, graph, input, config, context)
+    _check_thread(graph, config)
+    async with backend(graph) as client:
+        handle = await client.submit(graph.name, input, config, context=context)
         return await handle.result()
 
 

@@ -14,7 +14,9 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -26,18 +28,26 @@ from shared.errors import (
     GraphMismatchError,
     GraphRecursionError,
     InvalidInputError,
+    InvalidUpdateError,
+    ResumeError,
 )
 from shared.graph.state import CompiledStateGraph
 from shared.pregel import (
     START,
     Checkpoint,
+    TaskOutcome,
     exceeds_recursion_limit,
     first_checkpoint,
+    fork_checkpoint,
+    given_outcome,
     next_checkpoint,
-    start_outcome,
+    ordered,
+    pending_view,
+    update_checkpoint,
 )
-from shared.protocol import GraphInfo, RunRecord
-from shared.store import RETRYABLE, RunStore
+from shared.protocol import GraphInfo, RunRecord, SavedCheckpoint
+from shared.store import RETRYABLE, RunStore, WritesEdit
+from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")
 
@@ -156,70 +166,178 @@ class Orchestrator:
                     return
                 continue
             if record.status == "pending":
-                await self._start(graph, record)
+                try:
+                    await self._start(graph, record)
+                except (EmptyInputError, InvalidInputError, InvalidUpdateError, ResumeError) as exc:
+                    await self._fail(record, exc)
                 continue
             if not await self._step(graph, record):
                 return
 
-    async def _start(self, graph: CompiledStateGraph, record: RunRecord) -> None:
-        if record.input is None:
-            await self._fail(record, EmptyInputError("Received no input for __start__"))
-            return
-        try:
-            writes = graph.input_schema.input_writes(record.input)
-        except InvalidInputError as exc:
-            await self._fail(record, exc)
-            return
-        checkpoint = first_checkpoint(graph.schema, writes)
-        await self.store.commit(
-            record, status="running", checkpoint=checkpoint, fingerprint=graph.fingerprint
+    def _saved(
+        self, record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
+        transient: bool = False,
+    ) -> SavedCheckpoint:
+        return SavedCheckpoint(
+            id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
+            created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
         )
+
+    async def _start(self, graph: CompiledStateGraph, record: RunRecord) -> None:
+        """Put a pending run on its first checkpoint: a new one for an input, an update or a
+        fork; the thread's latest one for a resume, minus the outcomes of tasks to run again."""
+        latest = await self.store.latest_checkpoint(record.tag)
+        base = latest
+        if record.from_checkpoint:
+            base = await self.store.saved_checkpoint(record.tag, record.from_checkpoint)
+            if base is None:
+                raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
+                                  f"{record.from_checkpoint!r}")
+        edit = None
+        if record.kind == "input":
+            if record.input is None:
+                raise EmptyInputError("Received no input for __start__")
+            writes = graph.input_schema.input_writes(record.input)
+            checkpoint = first_checkpoint(graph.schema, writes, base.checkpoint if base else None)
+            saved = self._saved(record, checkpoint, "input", base.id if base else None)
+        elif record.kind == "update":
+            start = base.checkpoint if base else Checkpoint(-1, graph.schema.start_values(), ())
+            as_node = record.as_node or _updating_node(start)
+            if as_node not in graph.nodes and as_node != START:
+                raise InvalidUpdateError(f"Node {as_node} does not exist")
+            checkpoint = update_checkpoint(start, as_node, record.input)
+            saved = self._saved(record, checkpoint, "update", base.id if base else None, True)
+        elif base is None:
+            raise EmptyInputError("Received no input for __start__")
+        elif latest is not None and base.id != latest.id:  # an older checkpoint: fork from it
+            saved = self._saved(record, fork_checkpoint(base.checkpoint), "fork", base.id)
+        else:
+            saved = base
+            edit = await self._resume_edit(record, base)
+        fields = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
+                  "first_step": str(saved.checkpoint.step)}
+        await self.store.commit(record, status="running", saved=saved, new=saved is not base,
+                                fields=fields, edit=edit)
+
+    async def _resume_edit(self, record: RunRecord, base: SavedCheckpoint) -> WritesEdit:
+        """What resuming `base` changes in its pending writes: failed and interrupted tasks run
+        again, and interrupted ones get the resume values meant for them."""
+        task_ids = [t.id for t in base.checkpoint.tasks]
+        outcomes = await self.store.outcomes(record.tag, base.id, task_ids)
+        drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
+        pending = {iid: tid for tid, o in outcomes.items() for iid, _ in o.interrupts}
+        targets: dict[str, Any] = {}
+        if record.has_resume and pending:
+            resume = record.resume
+            if isinstance(resume, dict) and resume and set(resume) <= set(pending):
+                targets = {pending[iid]: value for iid, value in resume.items()}
+            elif len(set(pending.values())) > 1:
+                raise ResumeError(
+                    "When there are multiple pending interrupts, you must specify the interrupt "
+                    f"id when resuming (pending: {sorted(pending)})."
+                )
+            else:
+                targets = {next(iter(pending.values())): resume}
+        values = {}
+        for task_id, value in targets.items():
+            earlier = await self.store.resume_values(record.tag, base.id, task_id)
+            values[task_id] = [*earlier, value]
+        return WritesEdit(base.id, drop, values)
 
     async def _step(self, graph: CompiledStateGraph, record: RunRecord) -> bool:
         """One move of a running run. True when the caller should look at the run again."""
-        checkpoint = record.checkpoint
-        assert checkpoint is not None
-        outcomes = await self.store.outcomes(record.run_id, [t.id for t in checkpoint.tasks])
+        saved = record.saved
+        assert saved is not None
+        checkpoint = saved.checkpoint
+        outcomes = await self.store.outcomes(record.tag, saved.id, [t.id for t in checkpoint.tasks])
         for task in checkpoint.tasks:
-            if task.node == START and START not in graph.branches:
-                outcomes[task.id] = start_outcome(task)
+            if (task.node == START or task.update) and task.node not in graph.branches:
+                outcomes[task.id] = given_outcome(task)
+        if (
+            saved.id != record.first_checkpoint
+            and any(t.node in graph.interrupt_before for t in checkpoint.tasks)
+            and not any(t.id in outcomes for t in checkpoint.tasks)
+        ):
+            return not await self._interrupt(graph, record, saved, outcomes)
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
         if missing:
             await self.store.enqueue(record, checkpoint.step, missing, graph.fingerprint, self.queue)
             return False
         failures = [e for t in checkpoint.tasks if (e := outcomes[t.id].error) is not None]
         if failures:
-            return not await self._fail(record, failures[0])
+            return not await self._fail(record, failures[0], view=self._view(graph, saved, outcomes))
+        if any(o.interrupts for o in outcomes.values()):
+            return not await self._interrupt(graph, record, saved, outcomes)
         try:
             nxt = next_checkpoint(graph.spec, checkpoint, outcomes)
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
-            return not await self._fail(record, exc)
+            return not await self._fail(record, exc, view=self._view(graph, saved, outcomes))
+        source = "update" if record.kind == "update" else "loop"
+        new = self._saved(record, nxt, source, saved.parent if saved.transient else saved.id)
         events: list[tuple[Any, Any]] = []
-        if nxt.step_wrote:
+        if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
         limit = int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
-        if exceeds_recursion_limit(nxt, limit):
+        if record.kind != "update" and exceeds_recursion_limit(nxt, limit, record.first_step):
             return not await self._fail(record, GraphRecursionError(
                 f"Recursion limit of {limit} reached without hitting a stop condition. You can "
-                "increase the limit by setting the `recursion_limit` config key."), events)
-        if nxt.tasks:
-            await self.store.commit(record, checkpoint=nxt, events=events)
+                "increase the limit by setting the `recursion_limit` config key."), events,
+                view=new)
+        if nxt.tasks and record.kind != "update":
+            if any(t.node in graph.interrupt_after for t in checkpoint.tasks):
+                return not await self._interrupt(graph, record, new, {}, events, new=True)
+            await self.store.commit(record, saved=new, new=True, events=events)
             return True  # look again: to enqueue the new step, or because another commit won
-        end = {"status": "done", "output": self._output(graph, nxt)}
-        return not await self._finish(record, "done", end, checkpoint=nxt, events=events)
+        end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
+        return not await self._finish(record, "done", end, saved=new, new=True, events=events)
 
     @staticmethod
     def _output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:
         return graph.output_schema.output(checkpoint.values) if checkpoint.wrote else None
 
+    @staticmethod
+    def _view(
+        graph: CompiledStateGraph, saved: SavedCheckpoint, outcomes: dict[str, TaskOutcome]
+    ) -> SavedCheckpoint:
+        """The checkpoint with what `get_state` shows of its stopped step (its own values and
+        tasks when the step's writes cannot be applied together)."""
+        try:
+            values, left = pending_view(graph.spec, saved.checkpoint, outcomes)
+        except Exception:
+            values, left = dict(saved.checkpoint.values), saved.checkpoint.tasks
+        return saved.model_copy(update={
+            "view_values": graph.schema.output(values), "view_next": [t.id for t in left]
+        })
+
+    async def _interrupt(
+        self, graph: CompiledStateGraph, record: RunRecord, saved: SavedCheckpoint,
+        outcomes: dict[str, TaskOutcome], events: Sequence[tuple[Any, Any]] = (),
+        new: bool = False,
+    ) -> bool:
+        """Stop the run to wait for a human: at interrupts raised by nodes, or a breakpoint."""
+        view = self._view(graph, saved, outcomes)
+        output = dict(view.view_values or {})
+        interrupts = [
+            Interrupt(value, iid) for t in ordered(saved.checkpoint.tasks)
+            for iid, value in (outcomes[t.id].interrupts if t.id in outcomes else ())
+        ]
+        if interrupts:
+            output["__interrupt__"] = interrupts
+        else:
+            events = [*events, ("updates", {"__interrupt__": ()})]
+        end = {"status": "interrupted", "output": output, "checkpoint_id": saved.id}
+        return await self._finish(record, "interrupted", end, saved=view, new=new, events=events)
+
     async def _fail(
         self, record: RunRecord, exc: BaseException | ErrorInfo,
-        events: Sequence[tuple[Any, Any]] = (),
+        events: Sequence[tuple[Any, Any]] = (), view: SavedCheckpoint | None = None,
     ) -> bool:
         error = exc if isinstance(exc, ErrorInfo) else ErrorInfo.of(exc)
         log.info("run %s failed: %s: %s", record.run_id, error.type, error.message)
         end = {"status": "failed", "error": protocol.encode_error(error)}
-        return await self._finish(record, "failed", end, error=error, events=events)
+        new = view is not None and view.id != record.checkpoint_id
+        return await self._finish(record, "failed", end, error=error, events=events, saved=view,
+                                  new=new)
 
     async def _finish(
         self,
@@ -227,17 +345,24 @@ class Orchestrator:
         status: str,
         end: dict[str, Any],
         *,
-        checkpoint: Checkpoint | None = None,
+        saved: SavedCheckpoint | None = None,
+        new: bool = False,
         error: ErrorInfo | None = None,
         events: Sequence[tuple[Any, Any]] = (),
     ) -> bool:
         done = await self.store.commit(
-            record,
-            status=status,
-            checkpoint=checkpoint,
-            error=error,
+            record, status=status, saved=saved, new=new, error=error,
             events=[*events, ("end", end)],
         )
         if done:
-            await self.store.expire_run(record.run_id, self.retention)
+            await self.store.expire_run(record, self.retention)
         return done
+
+
+def _updating_node(checkpoint: Checkpoint) -> str:
+    """The node `update_state` writes as when none is named: the one that wrote last."""
+    if len(checkpoint.updated_by) == 1:
+        return checkpoint.updated_by[0]
+    if not checkpoint.updated_by and checkpoint.step < 0:
+        return START
+    raise InvalidUpdateError("Ambiguous update, specify as_node")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 
 class InvalidUpdateError(Exception):
@@ -37,6 +38,18 @@ class SerializationError(TypeError):
 
 class RunCancelledError(Exception):
     """The run was cancelled before it finished."""
+
+
+class ResumeError(RuntimeError):
+    """A run cannot resume its thread as asked (which interrupt, which checkpoint)."""
+
+
+class GraphInterrupt(Exception):  # noqa: N818 - LangGraph's name
+    """Raised by `interrupt()` inside a node: the node stops until its run is resumed."""
+
+    def __init__(self, interrupts: tuple[Any, ...] = ()) -> None:
+        super().__init__(interrupts)
+        self.interrupts = interrupts
 
 
 class NodeTimeoutError(Exception):

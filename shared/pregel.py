@@ -11,7 +11,7 @@ a step (after a crash, on another orchestrator) safe.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import ErrorInfo, InvalidUpdateError
@@ -34,12 +34,14 @@ class GraphSpec:
 
 @dataclass(frozen=True)
 class Task:
-    """One node to run in one superstep. `send_index` is set for tasks created by a Send."""
+    """One node to run in one superstep. `send_index` is set for tasks created by a Send;
+    `update` for the task of `update_state`, whose writes are given (`arg`), not computed."""
 
     id: str
     node: str
     send_index: int | None = None
     arg: Any = None
+    update: bool = False
 
     @property
     def sort_key(self) -> tuple[int, str, int]:
@@ -51,7 +53,8 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """What a finished task contributes: its writes and where it sends control next."""
+    """What a finished task contributes: its writes and where it sends control next; or the
+    error it failed with; or the interrupts (id, value) it stopped at, waiting for a human."""
 
     task_id: str
     node: str
@@ -59,6 +62,11 @@ class TaskOutcome:
     goto: tuple[str, ...] = ()
     sends: tuple[Send, ...] = ()
     error: ErrorInfo | None = None
+    interrupts: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and not self.interrupts
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ class Checkpoint:
     """The state at the start of superstep `step` and the tasks that superstep runs.
 
     `seen` remembers, for each join target, which of its sources have finished so far;
-    `wrote` whether any step so far wrote a state key, `step_wrote` whether the last one did.
+    `wrote` whether any step so far wrote a state key, `step_wrote` whether the last one did,
+    `updated_by` which nodes wrote in the last step (`update_state` without `as_node` uses it).
     """
 
     step: int
@@ -75,20 +84,57 @@ class Checkpoint:
     seen: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     wrote: bool = False
     step_wrote: bool = False
+    updated_by: tuple[str, ...] = ()
 
     def task(self, task_id: str) -> Task | None:
         return next((t for t in self.tasks if t.id == task_id), None)
 
 
-def first_checkpoint(schema: StateSchema, input_writes: Mapping[str, Any]) -> Checkpoint:
-    """Step -1: a single `__start__` task whose writes are the run's input."""
-    task = Task(id=f"-1:{START}", node=START, arg=dict(input_writes))
-    return Checkpoint(step=-1, values=schema.start_values(), tasks=(task,))
+def first_checkpoint(
+    schema: StateSchema, input_writes: Mapping[str, Any], base: Checkpoint | None = None
+) -> Checkpoint:
+    """The checkpoint of a run's input: a single `__start__` task whose writes are the input.
+
+    On a thread that has a checkpoint already (`base`), the input lands on its state, one step
+    later; otherwise it is step -1 of a fresh state.
+    """
+    step = -1 if base is None else base.step + 1
+    task = Task(id=f"{step}:{START}", node=START, arg=dict(input_writes))
+    if base is None:
+        return Checkpoint(step=step, values=schema.start_values(), tasks=(task,))
+    return replace(base, step=step, tasks=(task,), step_wrote=False, updated_by=())
 
 
-def start_outcome(task: Task) -> TaskOutcome:
-    """The outcome of a `__start__` task when START has no conditional edges to evaluate."""
-    return TaskOutcome(task_id=task.id, node=START, writes=task.arg)
+def update_checkpoint(base: Checkpoint, as_node: str, values: Any) -> Checkpoint:
+    """A step of one task that writes `values` as if node `as_node` had returned them: what
+    `update_state` runs. Its next checkpoint is the updated state, with the tasks that would
+    follow `as_node`."""
+    task = Task(id=f"{base.step}:update:{as_node}", node=as_node, arg=values, update=True)
+    return replace(base, tasks=(task,))
+
+
+def fork_checkpoint(base: Checkpoint) -> Checkpoint:
+    """An older checkpoint copied forward one step, to run its tasks again on a new branch."""
+    step = base.step + 1
+    tasks = tuple(replace(t, id=f"{step}:{t.id.partition(':')[2]}") for t in base.tasks)
+    return replace(base, step=step, tasks=tasks)
+
+
+def given_outcome(task: Task) -> TaskOutcome:
+    """The outcome of a `__start__` or update task whose node has no conditional edges."""
+    return TaskOutcome(task_id=task.id, node=task.node, writes=task.arg)
+
+
+def pending_view(
+    spec: GraphSpec, checkpoint: Checkpoint, outcomes: Mapping[str, TaskOutcome]
+) -> tuple[dict[str, Any], tuple[Task, ...]]:
+    """A stopped step as `get_state` shows it: the writes of the tasks that finished applied,
+    and the tasks still to run (failed or interrupted ones)."""
+    tasks = ordered(checkpoint.tasks)
+    done = [o for t in tasks if (o := outcomes.get(t.id)) is not None and o.succeeded]
+    values = apply_writes(spec.schema, checkpoint.values, done)
+    finished = {o.task_id for o in done}
+    return values, tuple(t for t in tasks if t.id not in finished)
 
 
 def apply_writes(
@@ -164,9 +210,11 @@ def next_checkpoint(
         seen={t: tuple(sorted(s)) for t, s in seen.items() if s},
         wrote=checkpoint.wrote or step_wrote,
         step_wrote=step_wrote,
+        updated_by=tuple(sorted({o.node for o in done if o.writes})),
     )
 
 
-def exceeds_recursion_limit(checkpoint: Checkpoint, recursion_limit: int) -> bool:
-    """LangGraph stops before superstep N once N reaches recursion_limit, tasks or not."""
-    return checkpoint.step >= recursion_limit
+def exceeds_recursion_limit(checkpoint: Checkpoint, recursion_limit: int, first_step: int = -1) -> bool:
+    """LangGraph stops a run before its superstep N once N reaches recursion_limit, tasks or not
+    (steps are counted from the run's first step: a thread's later runs get the same budget)."""
+    return checkpoint.step - (first_step + 1) >= recursion_limit

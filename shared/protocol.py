@@ -7,6 +7,8 @@ validated with pydantic when read, so a garbage payload fails with a clear error
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -24,33 +26,74 @@ GRAPHS_KEY = f"{PREFIX}:graphs"
 TASK_FUNCTION = "arqgraph.run_task"
 MAX_UPDATE_BYTES = 16 * 1024 * 1024
 
-RunStatus = Literal["pending", "running", "done", "failed", "cancelled"]
-FINAL_STATUSES = ("done", "failed", "cancelled")
+RunStatus = Literal["pending", "running", "done", "failed", "cancelled", "interrupted"]
+FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
+RunKind = Literal["input", "resume", "update"]
+CheckpointSource = Literal["input", "loop", "update", "fork"]
 EventMode = Literal["values", "updates", "custom", "end"]
 
 
 # -- keys ----------------------------------------------------------------------------------
+#
+# Everything of one thread (its checkpoints, their pending writes, its runs and their events)
+# shares the hash tag of the thread, so that the scripts below touch one hash slot. A run id
+# starts with its thread's tag. A run submitted without a thread_id gets a thread of its own.
+
+
+def thread_tag(thread_id: str) -> str:
+    """The hash tag of a thread: a digest, so that any thread id (braces included) is safe."""
+    return hashlib.sha1(thread_id.encode()).hexdigest()[:20]
+
+
+def new_run_id(thread_id: str) -> str:
+    return f"{thread_tag(thread_id)}.{uuid.uuid4().hex}"
+
+
+def tag_of(run_id: str) -> str:
+    tag, dot, _ = run_id.partition(".")
+    if not dot or not tag:
+        raise ValueError(f"{run_id!r} is not an arqgraph run id")
+    return tag
 
 
 def run_key(run_id: str) -> str:
-    """Hash: the run's record (graph, status, version, checkpoint, input, config, error)."""
-    return f"{PREFIX}:{{{run_id}}}:run"
-
-
-def outcomes_key(run_id: str) -> str:
-    """Hash: task id -> outcome. The first outcome posted for a task wins."""
-    return f"{PREFIX}:{{{run_id}}}:outcomes"
+    """Hash: the run's record (graph, status, version, checkpoint id, input, config, error)."""
+    return f"{PREFIX}:{{{tag_of(run_id)}}}:run:{run_id}"
 
 
 def events_key(run_id: str) -> str:
     """Stream: the run's events (values, updates, custom, end) for producers to read."""
-    return f"{PREFIX}:{{{run_id}}}:events"
+    return f"{PREFIX}:{{{tag_of(run_id)}}}:events:{run_id}"
 
 
-def claims_key(run_id: str) -> str:
-    """Hash: per task, the attempt that owns it now (`<task>`), its starts that never ended
-    (`<task>:lost`) and its failed tries (`<task>:failures`). The attempt fences stale workers."""
-    return f"{PREFIX}:{{{run_id}}}:claims"
+def thread_key(tag: str) -> str:
+    """Hash: the thread's id, its latest checkpoint id (`latest`), the run it is busy with
+    (`run`), and whether it lives until deleted (`keep`)."""
+    return f"{PREFIX}:{{{tag}}}:thread"
+
+
+def checkpoints_key(tag: str) -> str:
+    """Hash: checkpoint id -> saved checkpoint (see `SavedCheckpoint`)."""
+    return f"{PREFIX}:{{{tag}}}:checkpoints"
+
+
+def history_key(tag: str) -> str:
+    """List: the thread's checkpoint ids, newest first."""
+    return f"{PREFIX}:{{{tag}}}:history"
+
+
+def writes_key(tag: str, checkpoint_id: str) -> str:
+    """Hash: task id -> outcome of that checkpoint's step (the first posted wins), and
+    `resume:<task id>` -> the values its interrupts resume with. Kept with the checkpoint: a
+    resumed run re-runs only the tasks without a successful outcome."""
+    return f"{PREFIX}:{{{tag}}}:writes:{checkpoint_id}"
+
+
+def claims_key(tag: str, checkpoint_id: str) -> str:
+    """Hash: per task of a checkpoint's step, the attempt that owns it now (`<task>`), its
+    starts that never ended (`<task>:lost`) and its failed tries (`<task>:failures`). The
+    attempt fences stale workers."""
+    return f"{PREFIX}:{{{tag}}}:claims:{checkpoint_id}"
 
 
 def inbox_key(graph: str) -> str:
@@ -93,10 +136,17 @@ class TaskJob(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     run_id: str
+    checkpoint_id: str
     step: int
     task_id: str
     graph: str
     fingerprint: str
+
+    @pydantic.field_validator("run_id")
+    @classmethod
+    def _is_run_id(cls, value: str) -> str:
+        tag_of(value)
+        return value
 
 
 class InboxNote(pydantic.BaseModel):
@@ -112,8 +162,35 @@ class GraphInfo(pydantic.BaseModel):
     queue: str
 
 
+class SavedCheckpoint(pydantic.BaseModel):
+    """A checkpoint as a thread keeps it: the superstep state plus where it came from.
+
+    `view` is what `get_state` shows when the step stopped part-way (failed or interrupted):
+    the values with the finished tasks' writes applied, and the ids of the tasks left to run.
+    A transient checkpoint (the one-task step of `update_state`) is not in the history.
+    """
+
+    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    parent: str | None = None
+    source: CheckpointSource
+    created_at: str
+    run_id: str = ""
+    checkpoint: Checkpoint
+    view_values: dict[str, Any] | None = None
+    view_next: list[str] | None = None
+    transient: bool = False
+
+
 class RunRecord(pydantic.BaseModel):
-    """A run as read from its hash."""
+    """A run as read from its hash, with its current checkpoint.
+
+    `kind` says how it starts: from an input (`input`), by resuming its thread where it stopped
+    (`resume`, with `resume` values for interrupts and `checkpoint_id` for a fork of an older
+    checkpoint), or as the one-task step of `update_state` (`update`, writing `input` as node
+    `as_node`). `first_checkpoint` is the checkpoint the run started from.
+    """
 
     model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
 
@@ -121,13 +198,31 @@ class RunRecord(pydantic.BaseModel):
     graph: str
     status: RunStatus
     version: int
+    thread_id: str
+    keep: bool = False
+    kind: RunKind = "input"
     fingerprint: str = ""
-    checkpoint: Checkpoint | None = None
+    checkpoint_id: str = ""
+    first_checkpoint: str = ""
+    first_step: int = -1
+    saved: SavedCheckpoint | None = None
     input: Any = None
+    resume: Any = None
+    has_resume: bool = False
+    as_node: str | None = None
+    from_checkpoint: str = ""
     config: dict[str, Any] = {}
     context: Any = None
     error: ErrorInfo | None = None
     cancel_requested: bool = False
+
+    @property
+    def tag(self) -> str:
+        return tag_of(self.run_id)
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        return self.saved.checkpoint if self.saved else None
 
 
 def encode_note(note: InboxNote) -> bytes:
@@ -177,6 +272,7 @@ class _TaskModel(pydantic.BaseModel):
     node: str
     send_index: int | None = None
     arg: Any = None
+    update: bool = False
 
 
 class _CheckpointModel(pydantic.BaseModel):
@@ -186,6 +282,7 @@ class _CheckpointModel(pydantic.BaseModel):
     seen: dict[str, list[str]] = {}
     wrote: bool = False
     step_wrote: bool = False
+    updated_by: list[str] = []
 
 
 class _OutcomeModel(pydantic.BaseModel):
@@ -195,6 +292,7 @@ class _OutcomeModel(pydantic.BaseModel):
     goto: list[str] = []
     sends: list[tuple[str, Any]] = []
     error: ErrorModel | None = None
+    interrupts: list[tuple[str, Any]] = []
 
 
 def encode_checkpoint(cp: Checkpoint) -> bytes:
@@ -203,12 +301,14 @@ def encode_checkpoint(cp: Checkpoint) -> bytes:
             "step": cp.step,
             "values": dict(cp.values),
             "tasks": [
-                {"id": t.id, "node": t.node, "send_index": t.send_index, "arg": t.arg}
+                {"id": t.id, "node": t.node, "send_index": t.send_index, "arg": t.arg,
+                 "update": t.update}
                 for t in cp.tasks
             ],
             "seen": {k: list(v) for k, v in cp.seen.items()},
             "wrote": cp.wrote,
             "step_wrote": cp.step_wrote,
+            "updated_by": list(cp.updated_by),
         },
         where="checkpoint",
     )
@@ -219,10 +319,37 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
     return Checkpoint(
         step=m.step,
         values=m.values,
-        tasks=tuple(Task(t.id, t.node, t.send_index, t.arg) for t in m.tasks),
+        tasks=tuple(Task(t.id, t.node, t.send_index, t.arg, t.update) for t in m.tasks),
         seen={k: tuple(v) for k, v in m.seen.items()},
         wrote=m.wrote,
         step_wrote=m.step_wrote,
+        updated_by=tuple(m.updated_by),
+    )
+
+
+def encode_saved(saved: SavedCheckpoint) -> bytes:
+    return codec.pack_values(
+        {
+            "id": saved.id,
+            "parent": saved.parent,
+            "source": saved.source,
+            "created_at": saved.created_at,
+            "run_id": saved.run_id,
+            "checkpoint": encode_checkpoint(saved.checkpoint),
+            "view_values": saved.view_values,
+            "view_next": saved.view_next,
+            "transient": saved.transient,
+        },
+        where="checkpoint",
+    )
+
+
+def decode_saved(data: bytes) -> SavedCheckpoint:
+    fields = codec.unpackb(data)
+    if not isinstance(fields, dict) or not isinstance(fields.get("checkpoint"), bytes):
+        raise ValueError("not a saved checkpoint")
+    return SavedCheckpoint.model_validate(
+        {**fields, "checkpoint": decode_checkpoint(fields["checkpoint"])}
     )
 
 
@@ -239,6 +366,7 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES) -> b
             "goto": list(outcome.goto),
             "sends": [(s.node, s.arg) for s in outcome.sends],
             "error": encode_error(outcome.error) if outcome.error else None,
+            "interrupts": [list(i) for i in outcome.interrupts],
         }
     )
     if len(data) > max_bytes:
@@ -270,23 +398,42 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         goto=tuple(m.goto),
         sends=tuple(Send(node, arg) for node, arg in m.sends),
         error=decode_error(m.error.model_dump()) if m.error else None,
+        interrupts=tuple((i, v) for i, v in m.interrupts),
     )
 
 
-def decode_run(run_id: str, fields: Mapping[bytes, bytes]) -> RunRecord:
-    """Read a run hash. Values stored with `codec` are decoded; plain ones are UTF-8."""
+def decode_run(run_id: str, fields: Mapping[bytes, bytes], saved: bytes | None) -> RunRecord:
+    """Read a run hash (and its current checkpoint). Values stored with `codec` are decoded;
+    plain ones are UTF-8."""
     f = {k.decode(): v for k, v in fields.items()}
+
+    def text(name: str) -> str:
+        return f[name].decode() if name in f else ""
+
+    def packed(name: str) -> Any:
+        return codec.unpackb(f[name]) if f.get(name) else None
+
     return RunRecord(
         run_id=run_id,
-        graph=f["graph"].decode(),
-        status=f["status"].decode(),  # type: ignore[arg-type]  # validated by pydantic
+        graph=text("graph"),
+        status=text("status"),  # type: ignore[arg-type]  # validated by pydantic
         version=int(f["version"]),
-        fingerprint=f.get("fingerprint", b"").decode(),
-        checkpoint=decode_checkpoint(f["checkpoint"]) if f.get("checkpoint") else None,
-        input=codec.unpackb(f["input"]) if "input" in f else None,
-        config=codec.unpackb(f["config"]) if "config" in f else {},
-        context=codec.unpackb(f["context"]) if "context" in f else None,
-        error=decode_error(codec.unpackb(f["error"])) if f.get("error") else None,
+        thread_id=text("thread_id"),
+        keep=f.get("keep") == b"1",
+        kind=text("kind") or "input",  # type: ignore[arg-type]
+        fingerprint=text("fingerprint"),
+        checkpoint_id=text("checkpoint_id"),
+        first_checkpoint=text("first_checkpoint"),
+        first_step=int(text("first_step") or -1),
+        saved=decode_saved(saved) if saved else None,
+        input=packed("input"),
+        resume=packed("resume"),
+        has_resume="resume" in f,
+        as_node=text("as_node") or None,
+        from_checkpoint=text("from_checkpoint"),
+        config=packed("config") or {},
+        context=packed("context"),
+        error=decode_error(packed("error")) if f.get("error") else None,
         cancel_requested=f.get("cancel") == b"1",
     )
 
@@ -299,23 +446,65 @@ def decode_event(fields: Mapping[bytes, bytes]) -> tuple[str, Any]:
     return fields[b"mode"].decode(), codec.unpackb(fields[b"data"])
 
 
-# -- scripts: each touches the keys of one run only (one hash slot) --------------------------
+# -- scripts: each touches the keys of one thread only (one hash slot) -----------------------
 
 COMMIT_SCRIPT = """
--- KEYS[1] run hash, KEYS[2] events stream
--- ARGV[1] expected version, ARGV[2] number of field pairs, then fields, then event pairs
+-- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list,
+--       6 writes hash of the checkpoint being resumed (any key of the thread if none)
+-- ARGV: 1 expected version, 2 number of run field pairs, 3 id of a checkpoint to save ('' for
+--       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 '1' when
+--       the run ends (the thread is free again), 7 run id, 8 number of writes fields to
+--       delete, 9 number of writes field pairs to set; then run field pairs, writes fields
+--       to delete, writes field pairs to set, event (mode, data) pairs.
+-- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
+-- several orchestrators serve one Redis.
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
-local n = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1))
-for i = 3, 2 + 2 * n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-for i = 3 + 2 * n, #ARGV, 2 do
-  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
+local i = 10
+for _ = 1, tonumber(ARGV[2]) do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+  redis.call('HSET', KEYS[1], 'checkpoint_id', ARGV[3])
+  if ARGV[5] == '1' then
+    redis.call('LPUSH', KEYS[5], ARGV[3])
+    redis.call('HSET', KEYS[3], 'latest', ARGV[3])
+  end
+end
+for _ = 1, tonumber(ARGV[8]) do redis.call('HDEL', KEYS[6], ARGV[i]); i = i + 1 end
+for _ = 1, tonumber(ARGV[9]) do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
+if ARGV[6] == '1' and redis.call('HGET', KEYS[3], 'run') == ARGV[7] then
+  redis.call('HDEL', KEYS[3], 'run')
+end
+while i < #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
 end
 return 1
 """
 
+CREATE_RUN_SCRIPT = """
+-- KEYS: 1 thread hash, 2 run hash; ARGV: 1 run id, 2 thread id, 3 '1' to keep the thread
+-- until deleted, then run field pairs. Returns '' when created, else the id of the run the
+-- thread is busy with (one run at a time per thread).
+local busy = redis.call('HGET', KEYS[1], 'run')
+if busy then return busy end
+redis.call('HSET', KEYS[1], 'thread_id', ARGV[2], 'run', ARGV[1])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'keep', '1') end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return ''
+"""
+
+LOAD_RUN_SCRIPT = """
+-- KEYS: 1 run hash, 2 checkpoints hash. Returns {run fields, its current checkpoint or false}.
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
+local saved = false
+if id and id ~= '' then saved = redis.call('HGET', KEYS[2], id) end
+return {fields, saved}
+"""
+
 POST_OUTCOME_SCRIPT = """
--- KEYS[1] outcomes hash, KEYS[2] events stream, KEYS[3] claims hash
+-- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash
 -- ARGV task id, outcome, attempt ('' for none), then event pairs
 -- Returns 1 when recorded, 0 when the task already had an outcome, -1 when a newer attempt
 -- owns the task (this poster is stale: its lease ran out and the task was started again).
@@ -328,14 +517,16 @@ return 1
 """
 
 CLAIM_SCRIPT = """
--- KEYS[1] claims hash, KEYS[2] outcomes hash; ARGV[1] task id
--- Starts a new attempt of the task: returns {attempt, lost starts, failures}, or {0, 0, 0}
--- when the task already has an outcome. A start counts as lost until it ends or is handed back.
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {0, 0, 0} end
+-- KEYS[1] claims hash, KEYS[2] writes hash; ARGV[1] task id
+-- Starts a new attempt of the task: returns {attempt, lost starts, failures, resume values or
+-- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
+-- or is handed back.
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {0} end
 local attempt = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 local lost = redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', 1)
 local failures = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':failures') or '0')
-return {attempt, lost - 1, failures}
+local resume = redis.call('HGET', KEYS[2], 'resume:' .. ARGV[1])
+return {attempt, lost - 1, failures, resume}
 """
 
 END_ATTEMPT_SCRIPT = """

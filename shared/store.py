@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -25,12 +25,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import codec, protocol
 from shared.errors import ErrorInfo, SerializationError, UpdateTooLargeError
-from shared.pregel import Checkpoint, Task, TaskOutcome
-from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord
+from shared.pregel import Task, TaskOutcome
+from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 
 log = logging.getLogger("arqgraph.store")
 
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+NO_RESUME: Any = object()  # a run that does not resume interrupts
 
 
 def job_serializer(obj: Any) -> bytes:
@@ -81,25 +82,40 @@ def _safe(url: str) -> str:
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
-RUN_KEYS = (protocol.run_key, protocol.outcomes_key, protocol.events_key, protocol.claims_key)
-
-
 @dataclass(frozen=True)
 class Claim:
     """One attempt at a task: `attempt` fences it, `lost` counts earlier starts that never
-    ended (their worker died), `failures` earlier tries that raised."""
+    ended (their worker died), `failures` earlier tries that raised; `resume` holds the values
+    the task's interrupts resume with."""
 
     attempt: int
     lost: int
     failures: int
+    resume: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class WritesEdit:
+    """Changes to a checkpoint's pending writes, made with a commit: outcomes to drop (failed
+    or interrupted tasks about to run again) and resume values to set."""
+
+    checkpoint_id: str
+    drop: tuple[str, ...] = ()
+    resume: Mapping[str, list[Any]] = field(default_factory=dict)
+
+
+class ThreadBusyError(RuntimeError):
+    """A thread runs one run at a time; another was submitted while one is unfinished."""
 
 
 class RunStore:
-    """Run records, outcomes, events and notifications in one Redis."""
+    """Threads, runs, checkpoints, outcomes, events and notifications in one Redis."""
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
+        self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
+        self._load = redis.register_script(protocol.LOAD_RUN_SCRIPT)
         self._post = redis.register_script(protocol.POST_OUTCOME_SCRIPT)
         self._claim = redis.register_script(protocol.CLAIM_SCRIPT)
         self._end_attempt = redis.register_script(protocol.END_ATTEMPT_SCRIPT)
@@ -119,26 +135,44 @@ class RunStore:
     # -- runs --------------------------------------------------------------------------------
 
     async def create_run(
-        self, run_id: str, graph: str, input: Any, config: Mapping[str, Any], context: Any
+        self, run_id: str, graph: str, *, thread_id: str, keep: bool, kind: str, input: Any,
+        config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
+        as_node: str | None = None, from_checkpoint: str = "",
     ) -> None:
-        fields = {
-            "graph": graph,
-            "status": "pending",
-            "version": "0",
-            "input": codec.packb(input),
-            "config": codec.pack_values(config, where="config"),
-            "context": codec.packb(context),
-            "created": str(time.time()),
+        """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
+        thread has an unfinished run."""
+        fields: dict[str, Any] = {
+            "graph": graph, "status": "pending", "version": "0", "thread_id": thread_id,
+            "keep": "1" if keep else "0", "kind": kind, "input": codec.packb(input),
+            "config": codec.pack_values(config, where="config"), "context": codec.packb(context),
+            "from_checkpoint": from_checkpoint, "created": str(time.time()),
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(protocol.run_key(run_id), mapping=fields)
-            pipe.sadd(protocol.active_key(graph), run_id)
-            await pipe.execute()
+        if resume is not NO_RESUME:
+            fields["resume"] = codec.packb(resume)
+        if as_node is not None:
+            fields["as_node"] = as_node
+        tag = protocol.tag_of(run_id)
+        await self.redis.sadd(protocol.active_key(graph), run_id)
+        args: list[Any] = [run_id, thread_id, "1" if keep else "0"]
+        for name, value in fields.items():
+            args += [name, value]
+        busy = await self._create(keys=[protocol.thread_key(tag), protocol.run_key(run_id)], args=args)
+        if busy:
+            await self.redis.srem(protocol.active_key(graph), run_id)
+            raise ThreadBusyError(
+                f"thread {thread_id!r} is busy with run {busy.decode()}; wait for it to finish "
+                "(or cancel it) before starting another run on the thread"
+            )
         await self.notify(graph, InboxNote(kind="submit", run_id=run_id))
 
     async def load_run(self, run_id: str) -> RunRecord | None:
-        fields = await self.redis.hgetall(protocol.run_key(run_id))
-        return protocol.decode_run(run_id, fields) if fields else None
+        tag = protocol.tag_of(run_id)
+        reply = await self._load(keys=[protocol.run_key(run_id), protocol.checkpoints_key(tag)])
+        if not reply:
+            return None
+        flat, saved = reply[0], reply[1] if len(reply) > 1 else None
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return protocol.decode_run(run_id, fields, saved or None)
 
     async def status(self, run_id: str) -> str | None:
         raw = await self.redis.hget(protocol.run_key(run_id), "status")
@@ -149,37 +183,66 @@ class RunStore:
         record: RunRecord,
         *,
         status: str | None = None,
-        checkpoint: Checkpoint | None = None,
-        fingerprint: str | None = None,
+        saved: SavedCheckpoint | None = None,
+        new: bool = False,
+        fields: Mapping[str, str | bytes] | None = None,
         error: ErrorInfo | None = None,
+        edit: WritesEdit | None = None,
         events: Sequence[tuple[EventMode, Any]] = (),
     ) -> bool:
-        """Write the run's next position iff nobody else did since `record` was read."""
-        fields: dict[str, bytes | str] = {}
+        """Write the run's next position iff nobody else did since `record` was read: its
+        status, its checkpoint (`new` ones are listed in the thread's history unless transient;
+        others are saved again, with their view), edits of pending writes, events. A final
+        status frees the thread."""
+        run_fields: dict[str, str | bytes] = dict(fields or {})
         if status is not None:
-            fields["status"] = status
-        if checkpoint is not None:
-            fields["checkpoint"] = protocol.encode_checkpoint(checkpoint)
-        if fingerprint is not None:
-            fields["fingerprint"] = fingerprint
+            run_fields["status"] = status
         if error is not None:
-            fields["error"] = codec.packb(protocol.encode_error(error))
-        args: list[Any] = [str(record.version), str(len(fields))]
-        for name, value in fields.items():
+            run_fields["error"] = codec.packb(protocol.encode_error(error))
+        final = status in protocol.FINAL_STATUSES
+        tag = record.tag
+        edit = edit or WritesEdit(record.checkpoint_id or "-")
+        args: list[Any] = [
+            str(record.version), str(len(run_fields)),
+            saved.id if saved else "", protocol.encode_saved(saved) if saved else b"",
+            "1" if saved is not None and new and not saved.transient else "0",
+            "1" if final else "0",
+            record.run_id, str(len(edit.drop)), str(len(edit.resume)),
+        ]
+        for name, value in run_fields.items():
             args += [name, value]
+        args += list(edit.drop)
+        for task_id, values in edit.resume.items():
+            args += [f"resume:{task_id}", codec.pack_values({"resume": values}, where="resume")]
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
-        keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id)]
+        keys = [
+            protocol.run_key(record.run_id), protocol.events_key(record.run_id),
+            protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
+            protocol.writes_key(tag, edit.checkpoint_id),
+        ]
         done = bool(await self._commit(keys=keys, args=args))
-        if done and status in protocol.FINAL_STATUSES:
+        if done and final:
             await self.redis.srem(protocol.active_key(record.graph), record.run_id)
         return done
 
-    async def expire_run(self, run_id: str, seconds: int) -> None:
+    async def expire_run(self, record: RunRecord, seconds: int) -> None:
+        """A finished run's keys expire; so does its thread, unless it is kept until deleted."""
+        keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id)]
+        tag = record.tag
+        if not await self.redis.hget(protocol.thread_key(tag), "keep") == b"1":
+            keys += await self._thread_keys(tag)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in RUN_KEYS:
-                pipe.expire(key(run_id), seconds)
+            for key in keys:
+                pipe.expire(key, seconds)
             await pipe.execute()
+
+    async def _thread_keys(self, tag: str) -> list[str]:
+        ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
+        keys = [protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag)]
+        for cid in ids:
+            keys += [protocol.writes_key(tag, cid), protocol.claims_key(tag, cid)]
+        return keys
 
     async def request_cancel(self, run_id: str) -> RunRecord | None:
         record = await self.load_run(run_id)
@@ -192,6 +255,33 @@ class RunStore:
     async def active_runs(self, graph: str) -> list[str]:
         return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
 
+    async def forget_active(self, graph: str, run_id: str) -> None:
+        await self.redis.srem(protocol.active_key(graph), run_id)
+
+    # -- threads -----------------------------------------------------------------------------
+
+    async def latest_checkpoint(self, tag: str) -> SavedCheckpoint | None:
+        cid = await self.redis.hget(protocol.thread_key(tag), "latest")
+        return await self.saved_checkpoint(tag, cid.decode()) if cid else None
+
+    async def saved_checkpoint(self, tag: str, checkpoint_id: str) -> SavedCheckpoint | None:
+        raw = await self.redis.hget(protocol.checkpoints_key(tag), checkpoint_id)
+        return protocol.decode_saved(raw) if raw else None
+
+    async def history(self, tag: str, limit: int | None = None) -> list[SavedCheckpoint]:
+        """The thread's checkpoints, newest first."""
+        ids = await self.redis.lrange(protocol.history_key(tag), 0, -1 if limit is None else limit - 1)
+        if not ids:
+            return []
+        blobs = await self.redis.hmget(protocol.checkpoints_key(tag), ids)
+        return [protocol.decode_saved(b) for b in blobs if b]
+
+    async def delete_thread(self, thread_id: str) -> None:
+        tag = protocol.thread_key(protocol.thread_tag(thread_id))
+        keys = await self._thread_keys(protocol.thread_tag(thread_id))
+        if keys:
+            await self.redis.delete(tag, *keys)
+
     # -- tasks -------------------------------------------------------------------------------
 
     async def enqueue(
@@ -201,6 +291,7 @@ class RunStore:
         for task in tasks:
             job = protocol.TaskJob(
                 run_id=record.run_id,
+                checkpoint_id=record.checkpoint_id,
                 step=step,
                 task_id=task.id,
                 graph=record.graph,
@@ -219,27 +310,38 @@ class RunStore:
                 pipe.ltrim(wake, 0, 1000)
                 await pipe.execute()
 
-    async def outcomes(self, run_id: str, task_ids: Sequence[str]) -> dict[str, TaskOutcome]:
+    async def outcomes(
+        self, tag: str, checkpoint_id: str, task_ids: Sequence[str]
+    ) -> dict[str, TaskOutcome]:
         if not task_ids:
             return {}
-        raw = await self.redis.hmget(protocol.outcomes_key(run_id), list(task_ids))
+        raw = await self.redis.hmget(protocol.writes_key(tag, checkpoint_id), list(task_ids))
         return {
             tid: protocol.decode_outcome(blob) for tid, blob in zip(task_ids, raw, strict=True) if blob
         }
 
-    async def claim_task(self, run_id: str, task_id: str) -> Claim | None:
-        """Start a new attempt at a task; None when the task already has an outcome."""
-        keys = [protocol.claims_key(run_id), protocol.outcomes_key(run_id)]
-        attempt, lost, failures = await self._claim(keys=keys, args=[task_id])
-        return Claim(int(attempt), int(lost), int(failures)) if attempt else None
+    async def resume_values(self, tag: str, checkpoint_id: str, task_id: str) -> list[Any]:
+        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"resume:{task_id}")
+        return list(codec.unpackb(raw)["resume"]) if raw else []
 
-    async def end_attempt(self, run_id: str, task_id: str, claim: Claim, *, failed: bool) -> None:
+    async def claim_task(self, tag: str, checkpoint_id: str, task_id: str) -> Claim | None:
+        """Start a new attempt at a task; None when the task already has an outcome."""
+        keys = [protocol.claims_key(tag, checkpoint_id), protocol.writes_key(tag, checkpoint_id)]
+        reply = await self._claim(keys=keys, args=[task_id])
+        if not reply[0]:
+            return None
+        resume = tuple(codec.unpackb(reply[3])["resume"]) if len(reply) > 3 and reply[3] else ()
+        return Claim(int(reply[0]), int(reply[1]), int(reply[2]), resume)
+
+    async def end_attempt(
+        self, tag: str, checkpoint_id: str, task_id: str, claim: Claim, *, failed: bool
+    ) -> None:
         """An attempt ends without an outcome: handed back (a deploy) or failed, to be retried."""
-        keys = [protocol.claims_key(run_id)]
+        keys = [protocol.claims_key(tag, checkpoint_id)]
         await self._end_attempt(keys=keys, args=[task_id, claim.attempt, int(failed)])
 
     async def post_outcome(
-        self, graph: str, run_id: str, outcome: TaskOutcome,
+        self, graph: str, run_id: str, checkpoint_id: str, outcome: TaskOutcome,
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES,
     ) -> int:
@@ -252,8 +354,9 @@ class RunStore:
         args: list[Any] = [outcome.task_id, protocol.encode_outcome(outcome, max_bytes), attempt]
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
-        keys = [protocol.outcomes_key(run_id), protocol.events_key(run_id),
-                protocol.claims_key(run_id)]
+        tag = protocol.tag_of(run_id)
+        keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
+                protocol.claims_key(tag, checkpoint_id)]
         try:
             result = int(await self._post(keys=keys, args=args))
         except ResponseError as exc:

@@ -1,11 +1,14 @@
-"""Values that nodes and edges hand back to the runtime: Send, Command, RetryPolicy, StreamWriter."""
+"""Values that nodes and edges hand to the runtime (Send, Command, RetryPolicy, StreamWriter,
+interrupt) and that it hands back (Interrupt, StateSnapshot)."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 N = TypeVar("N")
 
@@ -119,3 +122,74 @@ class RetryPolicy:
         """Seconds to wait before attempt number `attempt` (2 is the first retry)."""
         wait = min(self.max_interval, self.initial_interval * self.backoff_factor ** (attempt - 2))
         return wait + random.uniform(0, 1) if self.jitter else wait
+
+
+# -- interrupts and snapshots ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """A node's question to a human: `value` as passed to `interrupt()`, `id` to resume it by."""
+
+    value: Any
+    id: str = ""
+
+
+class InterruptScratch:
+    """What `interrupt()` needs while a task runs: the resume values it got so far, in order,
+    and how to name its interrupts (stable across re-runs of the same task)."""
+
+    def __init__(self, resume: Sequence[Any], id_base: str) -> None:
+        self.resume = list(resume)
+        self.id_base = id_base
+        self.calls = 0
+
+    def next(self, value: Any) -> Any:
+        index = self.calls
+        self.calls += 1
+        if index < len(self.resume):
+            return self.resume[index]
+        from shared.errors import GraphInterrupt
+
+        iid = hashlib.sha256(f"{self.id_base}:{index}".encode()).hexdigest()[:32]
+        raise GraphInterrupt((Interrupt(value, iid),))
+
+
+current_interrupts: ContextVar[InterruptScratch | None] = ContextVar(
+    "arqgraph_interrupts", default=None
+)
+
+
+def interrupt(value: Any) -> Any:
+    """Stop the node here until its run is resumed with `Command(resume=...)`; then return the
+    resume value. The node runs again from its start, and earlier `interrupt()` calls return
+    the values they were resumed with."""
+    scratch = current_interrupts.get()
+    if scratch is None:
+        raise RuntimeError("Called interrupt() outside of a node")
+    return scratch.next(value)
+
+
+class PregelTask(NamedTuple):
+    """A task of a checkpoint's step, as `get_state` shows it."""
+
+    id: str
+    name: str
+    path: tuple[Any, ...] = ()
+    error: Exception | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    state: Any = None
+    result: Any = None
+
+
+class StateSnapshot(NamedTuple):
+    """A thread's state at one checkpoint: what `get_state` and `get_state_history` return."""
+
+    values: dict[str, Any]
+    next: tuple[str, ...]
+    config: dict[str, Any]
+    metadata: dict[str, Any] | None
+    created_at: str | None
+    parent_config: dict[str, Any] | None
+    tasks: tuple[PregelTask, ...]
+    interrupts: tuple[Interrupt, ...] = ()

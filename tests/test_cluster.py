@@ -73,6 +73,12 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def current_outcomes(r: redis.asyncio.Redis, run_id: str) -> list[bytes]:
+    """Ids of the tasks of the run's current step that have posted an outcome."""
+    checkpoint_id = (await r.hget(protocol.run_key(run_id), "checkpoint_id")).decode()
+    return list(await r.hkeys(protocol.writes_key(protocol.tag_of(run_id), checkpoint_id)))
+
+
 def url_for_db(server: RedisServer, db: int) -> str:
     return f"redis://127.0.0.1:{server.port}/{db}"
 
@@ -453,7 +459,7 @@ async def test_sigterm_stops_processes_cleanly(
                 worker.signal_term()
             codes = {w.name: w.wait_exit(timeout=20) for w in workers}
             assert codes == {w.name: 0 for w in workers}, "\n".join(w.logs() for w in workers)
-            posted = await r.hkeys(protocol.outcomes_key(busy.run_id))
+            posted = await current_outcomes(r, busy.run_id)
             outcomes = sum(1 for task_id in posted if task_id.endswith(b":whoami"))
         finally:
             await r.aclose()

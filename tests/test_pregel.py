@@ -16,8 +16,8 @@ from shared.pregel import (
     apply_writes,
     exceeds_recursion_limit,
     first_checkpoint,
+    given_outcome,
     next_checkpoint,
-    start_outcome,
 )
 from shared.schema import StateSchema
 from shared.types import Send
@@ -74,7 +74,7 @@ def test_keys_outside_the_schema_are_dropped():
 def test_several_edges_into_a_node_in_one_step_run_it_once():
     graph = spec({START: ("a", "b"), "a": ("c",), "b": ("c",)})
     cp = run_step(graph, first_checkpoint(SCHEMA, {"plain": 0}), [
-        start_outcome(first_checkpoint(SCHEMA, {"plain": 0}).tasks[0])
+        given_outcome(first_checkpoint(SCHEMA, {"plain": 0}).tasks[0])
     ])
     assert [t.node for t in cp.tasks] == ["a", "b"]
     cp = run_step(graph, cp, [done(t) for t in cp.tasks])
@@ -105,7 +105,7 @@ def test_goto_and_sends_add_tasks_and_end_is_dropped():
 
 def test_empty_input_still_starts_the_graph_but_writes_nothing():
     cp = first_checkpoint(SCHEMA, {})
-    nxt = run_step(spec({START: ("a",)}), cp, [start_outcome(cp.tasks[0])])
+    nxt = run_step(spec({START: ("a",)}), cp, [given_outcome(cp.tasks[0])])
     assert [t.node for t in nxt.tasks] == ["a"]
     assert not nxt.wrote and not nxt.step_wrote
 

@@ -10,17 +10,17 @@ import asyncio
 import contextvars
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from shared.config import current_config, current_runtime
-from shared.errors import ErrorInfo, InvalidUpdateError, NodeTimeoutError
+from shared.errors import ErrorInfo, GraphInterrupt, InvalidUpdateError, NodeTimeoutError
 from shared.graph.state import CompiledStateGraph, NodeSpec
 from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
 from shared.runtime import Runtime
-from shared.types import Command, RetryPolicy, Send
+from shared.types import Command, InterruptScratch, RetryPolicy, Send, current_interrupts
 
 INJECTABLE = ("config", "runtime", "writer", "store")
 
@@ -138,17 +138,20 @@ async def execute_task(
     *,
     attempt: int = 1,
     default_timeout: float | None = None,
+    resume: Sequence[Any] = (),
+    interrupt_ids: str = "",
 ) -> TaskResult:
-    """Run attempt number `attempt` of a task.
+    """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
+    in turn, then stops the task (its interrupt ids derive from `interrupt_ids`).
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
     node = graph.nodes.get(task.node)
+    current_interrupts.set(InterruptScratch(resume, interrupt_ids or task.id))
     try:
-        if task.node == START:
-            writes: dict[str, Any] | None = dict(task.arg or {})
-            targets: list[Any] = []
-            shown: Any = None
+        if task.node == START or task.update:
+            writes, targets = split_result(task.node, task.arg)
+            shown: Any = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels}
         else:
             if node is None:
                 raise UnknownNodeError(
@@ -169,6 +172,9 @@ async def execute_task(
                 targets += branch.resolve(picked)
         goto, sends = _route(targets, graph, task.node)
         return TaskResult(TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends)), shown)
+    except GraphInterrupt as exc:
+        asked = tuple((i.id, i.value) for i in exc.interrupts)
+        return TaskResult(TaskOutcome(task.id, task.node, interrupts=asked))
     except Exception as exc:
         failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
         return TaskResult(failed, retry_after=retry_delay(node, exc, attempt))

@@ -9,6 +9,7 @@ load is logged and dropped, and the worker keeps serving.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.runtime import Runtime
 from shared.store import RETRYABLE, Claim, RunStore, job_deserializer, job_serializer
+from shared.types import Interrupt
 from workers.executor import TaskResult, UnknownNodeError, execute_task
 
 log = logging.getLogger("arqgraph.worker")
@@ -78,12 +80,12 @@ class NodeRunner:
             return "skipped: run is not running"
         if record.cancel_requested:
             return "skipped: run is cancelled"
-        if checkpoint.step != job.step:
+        if record.checkpoint_id != job.checkpoint_id:
             return "skipped: stale step"
         task = checkpoint.task(job.task_id)
         if task is None:
             return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
-        claim = await self.store.claim_task(job.run_id, job.task_id)
+        claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)
         if claim is None:
             return "skipped: already done"
         if claim.lost >= self.crash_limit:
@@ -108,20 +110,24 @@ class NodeRunner:
         finally:
             self.running.pop(key, None)
         if result.retry_after is not None:
-            await self.store.end_attempt(job.run_id, job.task_id, claim, failed=True)
+            await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
+                                         failed=True)
             raise Retry(defer=result.retry_after)
         events: list[tuple[Any, Any]] = []
-        if result.outcome.error is None and task.node != START:
+        outcome = result.outcome
+        if outcome.interrupts:
+            asked = tuple(Interrupt(value, iid) for iid, value in outcome.interrupts)
+            events.append(("updates", {"__interrupt__": asked}))
+        elif outcome.error is None and task.node != START:
             events.append(("updates", {task.node: result.shown}))
+        post = functools.partial(self.store.post_outcome, job.graph, job.run_id, job.checkpoint_id)
         try:
-            posted = await self.store.post_outcome(
-                job.graph, job.run_id, result.outcome, events, claim, self.max_update_bytes
-            )
+            posted = await post(outcome, events, claim, self.max_update_bytes)
         except RETRYABLE:
             raise
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-            posted = await self.store.post_outcome(job.graph, job.run_id, failed, (), claim)
+            posted = await post(failed, (), claim)
         return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
             posted
         ]
@@ -148,7 +154,8 @@ class NodeRunner:
         assert record.checkpoint is not None
         result = await execute_task(
             graph, record.checkpoint, task, config, runtime, self.threads,
-            attempt=claim.failures + 1, default_timeout=self.node_timeout,
+            attempt=claim.failures + 1, default_timeout=self.node_timeout, resume=claim.resume,
+            interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
         )
         await asyncio.gather(*pending)
         return result
@@ -157,7 +164,8 @@ class NodeRunner:
         """A stopping worker gives its task back: the start does not count as lost, and an idle
         worker wakes for it at once (arq puts the job back in the queue)."""
         try:
-            await self.store.end_attempt(job.run_id, job.task_id, claim, failed=False)
+            tag = protocol.tag_of(job.run_id)
+            await self.store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=False)
             await self.store.redis.lpush(protocol.wake_key(self.queue), b"1")
         except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
             log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
@@ -169,7 +177,9 @@ class NodeRunner:
         node = job.task_id.split(":")[-1]
         outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
         if await self.store.load_run(job.run_id) is not None:
-            await self.store.post_outcome(job.graph, job.run_id, outcome, (), claim)
+            await self.store.post_outcome(
+                job.graph, job.run_id, job.checkpoint_id, outcome, (), claim
+            )
         return f"refused: {exc}"
 
     def cancel_runs(self, run_ids: set[str]) -> None:

@@ -12,13 +12,15 @@ import hashlib
 import inspect
 import json
 import typing
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import fakeredis
+
 from shared.pregel import END, START, GraphSpec
 from shared.schema import StateSchema
-from shared.types import Command, RetryPolicy
+from shared.types import Command, RetryPolicy, StateSnapshot
 
 RESERVED_CHARS = ("|", ":")
 
@@ -225,7 +227,17 @@ class StateGraph:
                 if node not in self.nodes:
                     raise ValueError(f"Interrupt node `{node}` not found")
         self.compiled = True
-        return CompiledStateGraph(self, name=name or "LangGraph", explicit_name=name is not None)
+        return CompiledStateGraph(
+            self, name=name or "LangGraph", explicit_name=name is not None,
+            checkpointer=checkpointer,
+            interrupt_before=self._breakpoints(interrupt_before),
+            interrupt_after=self._breakpoints(interrupt_after),
+        )
+
+    def _breakpoints(self, nodes: Any) -> frozenset[str]:
+        if nodes == "*":
+            return frozenset(self.nodes)
+        return frozenset(nodes or ())
 
 
 class CompiledStateGraph:
@@ -237,10 +249,17 @@ class CompiledStateGraph:
 
     stream_mode = "updates"
 
-    def __init__(self, builder: StateGraph, *, name: str, explicit_name: bool = False) -> None:
+    def __init__(
+        self, builder: StateGraph, *, name: str, explicit_name: bool = False,
+        checkpointer: Any = None, interrupt_before: frozenset[str] = frozenset(),
+        interrupt_after: frozenset[str] = frozenset(),
+    ) -> None:
         self.builder = builder
         self.name = name
         self.explicit_name = explicit_name
+        self.checkpointer = _embedded_store(checkpointer)
+        self.interrupt_before = interrupt_before
+        self.interrupt_after = interrupt_after
         self.schema = StateSchema.of(builder.state_schema)
         self.input_schema = StateSchema.of(builder.input_schema)
         self.output_schema = StateSchema.of(builder.output_schema)
@@ -268,6 +287,7 @@ class CompiledStateGraph:
             "nodes": sorted((n, _qualname(s.fn)) for n, s in self.nodes.items()),
             "edges": sorted(self.builder.edges),
             "joins": sorted((sorted(s), t) for s, t in self.builder.joins),
+            "breakpoints": [sorted(self.interrupt_before), sorted(self.interrupt_after)],
             "branches": sorted(
                 (src, _qualname(b.path), sorted((repr(k), v) for k, v in (b.path_map or {}).items()))
                 for src, bs in self.branches.items()
@@ -342,3 +362,66 @@ class CompiledStateGraph:
         from orchestrator.embedded import run_sync
 
         return run_sync(self.ainvoke(input, config, context=context))
+
+    # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
+
+    async def aget_state(self, config: dict[str, Any], **_: Any) -> StateSnapshot:
+        return await self._on_threads(lambda client: client.get_state(config))  # type: ignore[no-any-return]
+
+    def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
+        from orchestrator.embedded import run_sync
+
+        return run_sync(self.aget_state(config, **kwargs))
+
+    async def aget_state_history(
+        self, config: dict[str, Any], *, limit: int | None = None, **_: Any
+    ) -> AsyncIterator[StateSnapshot]:
+        history = await self._on_threads(
+            lambda client: client.get_state_history(config, limit=limit)
+        )
+        for snapshot in history:
+            yield snapshot
+
+    def get_state_history(
+        self, config: dict[str, Any], *, limit: int | None = None, **_: Any
+    ) -> Iterator[StateSnapshot]:
+        from orchestrator.embedded import run_sync
+
+        history = run_sync(self._on_threads(
+            lambda client: client.get_state_history(config, limit=limit)
+        ))
+        yield from history
+
+    async def aupdate_state(
+        self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any
+    ) -> dict[str, Any]:
+        return await self._on_threads(  # type: ignore[no-any-return]
+            lambda client: client.update_state(self.name, config, values, as_node)
+        )
+
+    def update_state(
+        self, config: dict[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        from orchestrator.embedded import run_sync
+
+        return run_sync(self.aupdate_state(config, values, as_node, **kwargs))
+
+    async def _on_threads(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        from orchestrator.embedded import backend
+
+        if self.cluster_url is None and self.checkpointer is None:
+            raise ValueError("No checkpointer set")
+        async with backend(self) as client:
+            return await call(client)
+
+
+def _embedded_store(checkpointer: Any) -> Any:
+    """The store that keeps this graph's threads when it runs embedded: the saver's own
+    in-memory Redis, or one of its own for a checkpointer of another kind (LangGraph's)."""
+    if checkpointer is None or checkpointer is False:
+        return None
+    if isinstance(getattr(checkpointer, "server", None), fakeredis.FakeServer):
+        return checkpointer
+    from shared.checkpoint.memory import InMemorySaver
+
+    return InMemorySaver()
