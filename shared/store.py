@@ -170,16 +170,24 @@ class RunStore:
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
         keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id)]
-        done = bool(await self._commit(keys=keys, args=args))
-        if done and status in protocol.FINAL_STATUSES:
-            await self.redis.srem(protocol.active_key(record.graph), record.run_id)
-        return done
+        return bool(await self._commit(keys=keys, args=args))
 
-    async def expire_run(self, run_id: str, seconds: int) -> None:
+    async def retire(self, record: RunRecord, seconds: int) -> None:
+        """A finished run: its keys expire in `seconds`, then it leaves the active set.
+
+        In that order, in one pipeline: a process that dies after the finishing commit, or
+        half-way through this, leaves the run in the active set, where the sweep finds it and
+        retires it again (see `is_active`); never a run that nothing expires.
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in RUN_KEYS:
-                pipe.expire(key(run_id), seconds)
+                pipe.expire(key(record.run_id), seconds)
+            pipe.srem(protocol.active_key(record.graph), record.run_id)
             await pipe.execute()
+
+    async def is_active(self, record: RunRecord) -> bool:
+        """Whether the run is still listed among its graph's unfinished runs."""
+        return bool(await self.redis.sismember(protocol.active_key(record.graph), record.run_id))
 
     async def request_cancel(self, run_id: str) -> RunRecord | None:
         record = await self.load_run(run_id)
