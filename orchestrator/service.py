@@ -147,7 +147,12 @@ class Orchestrator:
         """Do whatever is due for the run; safe to call any number of times, from anywhere."""
         while True:
             record = await self.store.load_run(run_id)
-            if record is None or record.status in protocol.FINAL_STATUSES:
+            if record is None:
+                return
+            if record.status in protocol.FINAL_STATUSES:
+                # Finished, but still swept: whoever finished it died before retiring it.
+                if await self.store.is_active(record):
+                    await self.store.retire(record, self.retention)
                 return
             graph = self.graphs.get(record.graph)
             if graph is None:
@@ -355,7 +360,7 @@ class Orchestrator:
             events=[*events, ("end", end)],
         )
         if done:
-            await self.store.expire_run(record, self.retention)
+            await self.store.retire(record, self.retention)
         return done
 
 

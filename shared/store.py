@@ -221,13 +221,16 @@ class RunStore:
             protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
             protocol.writes_key(tag, edit.checkpoint_id),
         ]
-        done = bool(await self._commit(keys=keys, args=args))
-        if done and final:
-            await self.redis.srem(protocol.active_key(record.graph), record.run_id)
-        return done
+        return bool(await self._commit(keys=keys, args=args))
 
-    async def expire_run(self, record: RunRecord, seconds: int) -> None:
-        """A finished run's keys expire; so does its thread, unless it is kept until deleted."""
+    async def retire(self, record: RunRecord, seconds: int) -> None:
+        """A finished run: its keys expire in `seconds` (its thread's too, unless the thread is
+        kept until deleted), then it leaves the active set.
+
+        In that order, in one pipeline: a process that dies after the finishing commit, or
+        half-way through this, leaves the run in the active set, where the sweep finds it and
+        retires it again (see `is_active`); never a run that nothing expires.
+        """
         keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id)]
         tag = record.tag
         if not await self.redis.hget(protocol.thread_key(tag), "keep") == b"1":
@@ -235,7 +238,12 @@ class RunStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.expire(key, seconds)
+            pipe.srem(protocol.active_key(record.graph), record.run_id)
             await pipe.execute()
+
+    async def is_active(self, record: RunRecord) -> bool:
+        """Whether the run is still listed among its graph's unfinished runs."""
+        return bool(await self.redis.sismember(protocol.active_key(record.graph), record.run_id))
 
     async def _thread_keys(self, tag: str) -> list[str]:
         ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]

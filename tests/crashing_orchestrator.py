@@ -1,0 +1,218 @@
+"""A test-only orchestrator that kills itself with SIGKILL at one exact point of its work.
+
+    python -m tests.crashing_orchestrator --crash-at POINT --crash-thread THREAD --marker PATH \\
+        [any option of `arqgraph orchestrator`] SPEC...
+
+It serves exactly as `arqgraph orchestrator` does (the same parser and `_serve_orchestrator` of
+`orchestrator.cli`), except that a few methods of the real `RunStore` (and arq's `enqueue_job`)
+are wrapped, here and not in product code, so that when a run of thread THREAD reaches POINT the process
+writes the marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything.
+The crash happens once: if the marker file already exists, the point is passed as usual, so a
+restarted instance with the same arguments serves normally.
+
+POINT is one of:
+
+- `start-commit`: right after the commit of the run's first checkpoint (superstep -1);
+- `step-commit:K`: right after the commit of checkpoint K, before any task of it is enqueued;
+- `enqueue:K:N`: inside the enqueue of superstep K's tasks, right after the Nth job was enqueued
+  (only in an enqueue of more than N tasks, so that some jobs are enqueued and some not);
+- `after-enqueue:K`: right after every missing task of superstep K was enqueued, while the step
+  runs (between supersteps);
+- `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present,
+  before the next checkpoint is committed;
+- `before-finish`: right before the commit that finishes the run as done;
+- `after-finish`: right after that commit, before the run is retired (expiry, active set).
+
+The marker file gets a JSON object: the point, the run and what was done there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from orchestrator import cli
+from shared import protocol
+from shared.store import RunStore
+
+log = logging.getLogger("arqgraph.crashing")
+
+KINDS = ("start-commit", "step-commit", "enqueue", "after-enqueue", "outcomes-read",
+         "before-finish", "after-finish")
+WITH_STEP = ("step-commit", "enqueue", "after-enqueue", "outcomes-read")
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    kind: str
+    step: int | None = None
+    count: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> CrashPoint:
+        kind, *rest = text.split(":")
+        numbers = [int(n) for n in rest]
+        expected = 2 if kind == "enqueue" else 1 if kind in WITH_STEP else 0
+        if kind not in KINDS or len(numbers) != expected:
+            raise argparse.ArgumentTypeError(f"unknown crash point {text!r}")
+        if kind == "enqueue" and numbers[1] < 1:
+            raise argparse.ArgumentTypeError("enqueue:K:N needs N >= 1")
+        return cls(kind, *numbers)
+
+
+class Crasher:
+    def __init__(self, point: CrashPoint, thread_id: str, marker: str) -> None:
+        self.point = point
+        self.tag = protocol.thread_tag(thread_id)
+        self.marker = marker
+
+    def at(self, kind: str, tag: str, step: int | None = None) -> bool:
+        """Whether a run of thread `tag` is at the crash point (of `kind`, at superstep `step`)."""
+        return (
+            kind == self.point.kind
+            and tag == self.tag
+            and (self.point.step is None or step == self.point.step)
+            and not os.path.exists(self.marker)
+        )
+
+    def crash(self, tag: str, **detail: Any) -> None:
+        """Write the marker, then SIGKILL this process; nothing if the marker already exists."""
+        try:
+            fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        record = {"point": self.point.kind, "step": self.point.step, "count": self.point.count,
+                  "tag": tag, "pid": os.getpid(), **detail}
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out)
+            out.flush()
+            os.fsync(out.fileno())
+        print(f"crashing_orchestrator: SIGKILL at {record}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class _Enqueuing:
+    tag: str
+    step: int
+    total: int
+    done: list[str] = field(default_factory=list)
+
+
+_enqueuing: ContextVar[_Enqueuing | None] = ContextVar("enqueuing", default=None)
+_TAG_OF_KEY = re.compile(r"\{(.*)\}")
+
+
+def _tag_of_key(key: str) -> str:
+    match = _TAG_OF_KEY.search(key)
+    assert match is not None, key
+    return match.group(1)
+
+
+def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
+    """The run fields a COMMIT_SCRIPT call writes (see shared.protocol)."""
+    n = int(args[1])
+    return {str(args[i]): args[i + 1] for i in range(9, 9 + 2 * n, 2)}
+
+
+def install(crasher: Crasher) -> None:
+    """Wrap the real RunStore and arq methods with the crash point's check."""
+    original_init = RunStore.__init__
+    original_enqueue = RunStore.enqueue
+    original_outcomes = RunStore.outcomes
+    original_enqueue_job = ArqRedis.enqueue_job
+
+    def init(self: RunStore, redis: ArqRedis) -> None:
+        original_init(self, redis)
+        script = self._commit
+
+        async def commit(keys: Sequence[str], args: Sequence[Any]) -> Any:
+            tag = _tag_of_key(keys[0])
+            fields = _commit_fields(args)
+            status = fields.get("status")
+            if isinstance(status, bytes):
+                status = status.decode()
+            step = protocol.decode_saved(args[3]).checkpoint.step if args[2] else None
+            if status == "done" and crasher.at("before-finish", tag):
+                crasher.crash(tag, version=int(args[0]))
+            committed = await script(keys=keys, args=args)
+            if committed:
+                if status == "done" and crasher.at("after-finish", tag):
+                    crasher.crash(tag, version=int(args[0]) + 1)
+                if step == -1 and crasher.at("start-commit", tag):
+                    crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
+                if status is None and crasher.at("step-commit", tag, step):
+                    crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
+            return committed
+
+        self._commit = commit  # type: ignore[assignment]
+
+    async def enqueue(self: RunStore, record: protocol.RunRecord, step: int,
+                      tasks: Sequence[Any], fingerprint: str, queue: str) -> None:
+        token = _enqueuing.set(_Enqueuing(record.tag, step, len(tasks)))
+        try:
+            await original_enqueue(self, record, step, tasks, fingerprint, queue)
+        finally:
+            _enqueuing.reset(token)
+        if crasher.at("after-enqueue", record.tag, step):
+            crasher.crash(record.tag, enqueued=[t.id for t in tasks])
+
+    async def enqueue_job(self: ArqRedis, function: str, *args: Any, **kwargs: Any) -> Any:
+        job = await original_enqueue_job(self, function, *args, **kwargs)
+        current = _enqueuing.get()
+        if current is not None:
+            current.done.append(kwargs.get("task_id", "?"))
+            count = crasher.point.count or 0
+            if (len(current.done) == count and current.total > count
+                    and crasher.at("enqueue", current.tag, current.step)):
+                crasher.crash(current.tag, enqueued=current.done, of=current.total)
+        return job
+
+    async def outcomes(
+        self: RunStore, tag: str, checkpoint_id: str, task_ids: Sequence[str]
+    ) -> Any:
+        found = await original_outcomes(self, tag, checkpoint_id, task_ids)
+        step = crasher.point.step
+        if (task_ids and len(found) == len(task_ids)
+                and all(t.startswith(f"{step}:") for t in task_ids)
+                and crasher.at("outcomes-read", tag, step)):
+            crasher.crash(tag, outcomes=sorted(found))
+        return found
+
+    RunStore.__init__ = init  # type: ignore[method-assign]
+    RunStore.enqueue = enqueue  # type: ignore[method-assign]
+    RunStore.outcomes = outcomes  # type: ignore[method-assign]
+    ArqRedis.enqueue_job = enqueue_job  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.crashing_orchestrator",
+        description="`arqgraph orchestrator` that SIGKILLs itself once at a crash point; every "
+        "other argument is passed to `arqgraph orchestrator`.")
+    parser.add_argument("--crash-at", type=CrashPoint.parse, required=True, metavar="POINT")
+    parser.add_argument("--crash-thread", required=True, metavar="THREAD")
+    parser.add_argument("--marker", required=True, metavar="PATH",
+                        help="file written right before the crash; if it exists, no crash")
+    ours, rest = parser.parse_known_args(argv)
+    args = cli.build_parser().parse_args(["orchestrator", *rest])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install(Crasher(ours.crash_at, ours.crash_thread, ours.marker))
+    log.info("will crash at %s of a run of thread %s", ours.crash_at, ours.crash_thread)
+    return asyncio.run(cli._serve_orchestrator(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
