@@ -200,7 +200,7 @@ class Client:
                 "__pregel_push", t.send_index)
             shown.append(PregelTask(
                 id=t.id, name=t.node, path=path,
-                error=o.error.rebuild() if o and o.error else None,  # type: ignore[arg-type]
+                error=repr(o.error.rebuild()) if o and o.error else None,  # type: ignore[arg-type]
                 interrupts=tuple(Interrupt(v, i) for i, v in (o.interrupts if o else ())),
                 result=dict(o.writes or {}) if o and o.succeeded else None,
             ))

@@ -198,7 +198,7 @@ class Orchestrator:
             if base is None:
                 raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
                                   f"{record.from_checkpoint!r}")
-        edit = None
+        edit, events = None, []
         if record.kind == "input":
             if record.input is None:
                 raise EmptyInputError("Received no input for __start__")
@@ -216,19 +216,30 @@ class Orchestrator:
             raise EmptyInputError("Received no input for __start__")
         elif latest is not None and base.id != latest.id:  # an older checkpoint: fork from it
             saved = self._saved(record, fork_checkpoint(base.checkpoint), "fork", base.id)
+            events.append(("values", graph.schema.output(base.checkpoint.values)))
         else:
             saved = base
-            edit = await self._resume_edit(record, base)
+            edit, events = await self._resume(graph, record, base)
         fields = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
                   "first_step": str(saved.checkpoint.step)}
         await self.store.commit(record, status="running", saved=saved, new=saved is not base,
-                                fields=fields, edit=edit)
+                                fields=fields, edit=edit, events=events)
 
-    async def _resume_edit(self, record: RunRecord, base: SavedCheckpoint) -> WritesEdit:
-        """What resuming `base` changes in its pending writes: failed and interrupted tasks run
-        again, and interrupted ones get the resume values meant for them."""
-        task_ids = [t.id for t in base.checkpoint.tasks]
-        outcomes = await self.store.outcomes(record.tag, base.id, task_ids)
+    async def _resume(
+        self, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint
+    ) -> tuple[WritesEdit, list[tuple[Any, Any]]]:
+        """What resuming `base` changes in its pending writes (failed and interrupted tasks run
+        again, and interrupted ones get the resume values meant for them), and the events it
+        starts with, as LangGraph's: the state, then the updates of tasks already done."""
+        tasks = ordered(base.checkpoint.tasks)
+        outcomes = await self.store.outcomes(record.tag, base.id, [t.id for t in tasks])
+        events: list[tuple[Any, Any]] = [("values", graph.schema.output(base.checkpoint.values))]
+        for task in tasks:
+            done = outcomes.get(task.id)
+            if done is not None and done.succeeded and task.node != START:
+                shown = {k: v for k, v in (done.writes or {}).items() if k in graph.schema.channels}
+                events.append(("updates", {task.node: shown or None,
+                                           "__metadata__": {"cached": True}}))
         drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
         pending = {iid: tid for tid, o in outcomes.items() for iid, _ in o.interrupts}
         targets: dict[str, Any] = {}
@@ -247,7 +258,7 @@ class Orchestrator:
         for task_id, value in targets.items():
             earlier = await self.store.resume_values(record.tag, base.id, task_id)
             values[task_id] = [*earlier, value]
-        return WritesEdit(base.id, drop, values)
+        return WritesEdit(base.id, drop, values), events
 
     async def _step(self, graph: CompiledStateGraph, record: RunRecord) -> bool:
         """One move of a running run. True when the caller should look at the run again."""
@@ -330,6 +341,8 @@ class Orchestrator:
             output["__interrupt__"] = interrupts
         else:
             events = [*events, ("updates", {"__interrupt__": ()})]
+        if any(o.succeeded for o in outcomes.values() if o.node != START):
+            events = [*events, ("values", view.view_values)]  # the step's finished writes
         end = {"status": "interrupted", "output": output, "checkpoint_id": saved.id}
         return await self._finish(record, "interrupted", end, saved=view, new=new, events=events)
 

@@ -133,6 +133,7 @@ class Interrupt:
 
     value: Any
     id: str = ""
+    response_schema: Any = None
 
 
 class InterruptScratch:

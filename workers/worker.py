@@ -118,6 +118,8 @@ class NodeRunner:
         if outcome.interrupts:
             asked = tuple(Interrupt(value, iid) for iid, value in outcome.interrupts)
             events.append(("updates", {"__interrupt__": asked}))
+            events.append(("values", {**graph.schema.output(checkpoint.values),
+                                      "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             events.append(("updates", {task.node: result.shown}))
         post = functools.partial(self.store.post_outcome, job.graph, job.run_id, job.checkpoint_id)
