@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 
 from shared import codec, protocol
@@ -23,7 +24,7 @@ from shared.errors import ErrorInfo, GraphMismatchError
 from shared.graph.state import CompiledStateGraph
 from shared.pregel import START, TaskOutcome
 from shared.runtime import Runtime
-from shared.store import RETRYABLE, RunStore, job_deserializer, job_serializer
+from shared.store import RunStore, job_deserializer, job_serializer, lost_redis
 from workers.executor import UnknownNodeError, execute_task
 
 log = logging.getLogger("arqgraph.worker")
@@ -87,11 +88,28 @@ class NodeRunner:
         if outcome.error is None and task.node != START:
             events.append(("updates", {task.node: shown}))
         try:
-            first = await self.store.post_outcome(job.graph, job.run_id, outcome, events)
+            first = await self._post_outcome(job, outcome, events)
         except Exception as exc:  # an update that cannot be serialized fails the node, visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-            first = await self.store.post_outcome(job.graph, job.run_id, failed, ())
+            first = await self._post_outcome(job, failed, ())
         return "done" if first else "skipped: another attempt won"
+
+    async def _post_outcome(
+        self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]]
+    ) -> bool:
+        """Post the node's outcome, waiting out a Redis outage rather than losing the node's
+        work (posting again is harmless: the first outcome posted wins)."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.store.post_outcome(job.graph, job.run_id, outcome, events)
+            except Exception as exc:
+                if not lost_redis(exc):
+                    raise
+                log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
+                            "retrying in %.1fs", job.task_id, job.run_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _refuse(self, job: protocol.TaskJob, exc: Exception) -> str:
         log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
@@ -120,7 +138,9 @@ class GraphWorker(Worker):
     async def serve_resilient(self) -> None:
         """Serve until stopped by a signal, riding out Redis outages with backoff."""
         delay = 0.2
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self.async_run()
                 return
@@ -128,10 +148,46 @@ class GraphWorker(Worker):
                 if self.main_task is not None and self.main_task.cancelled():
                     return  # stopped by SIGTERM/SIGINT
                 raise
-            except RETRYABLE as exc:
+            except Exception as exc:
+                if not lost_redis(exc):
+                    raise
+                if loop.time() - started > 10:
+                    delay = 0.2  # a new outage, after a while of serving: start the backoff over
                 log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except Exception as exc:
+            if lost_redis(exc):
+                # arq took a slot for the job it was picking up and does not give it back
+                self.job_counter -= 1
+                self.sem.release()
+            raise
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """arq's run_job. If Redis is lost during arq's own bookkeeping of the job (before the
+        node runs, or while recording its end), the job stays queued but marked in progress
+        until --job-timeout + 10 s: clear that mark once Redis is back, so the job runs again
+        at once (a task whose outcome was posted is then skipped)."""
+        try:
+            await super().run_job(job_id, score)
+        except Exception as exc:
+            if not lost_redis(exc):
+                raise
+            log.warning("job %s: lost Redis (%s); it will run again", job_id, exc)
+            delay = 0.1
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self.pool.delete(in_progress_key_prefix + job_id)
+                    return
+                except Exception as again:
+                    if not lost_redis(again):
+                        raise
+                    delay = min(delay * 2, 2.0)
 
     async def main(self) -> None:
         self.ctx["redis"] = self.pool
