@@ -46,7 +46,7 @@ from shared.pregel import (
     update_checkpoint,
 )
 from shared.protocol import GraphInfo, RunRecord, SavedCheckpoint
-from shared.store import RETRYABLE, RunStore, WritesEdit
+from shared.store import RunStore, WritesEdit, lost_redis
 from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")
@@ -103,19 +103,33 @@ class Orchestrator:
     async def serve_resilient(self, stop: asyncio.Event) -> None:
         """`serve`, riding out Redis outages: reconnect with backoff, and say so."""
         delay = 0.2
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            started = loop.time()
             try:
                 await self.serve(stop)
-            except RETRYABLE as exc:
+            except Exception as exc:
+                if not lost_redis(exc):
+                    raise
+                if loop.time() - started > 10:
+                    delay = 0.2  # a new outage, after a while of serving: start the backoff over
                 log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                try:  # a stop during the outage ends the wait
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
                 delay = min(delay * 2, 5.0)
 
     async def _sweep_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for name in self.graphs:
-                for run_id in await self.store.active_runs(name):
-                    self.poke(run_id)
+            try:
+                for name in self.graphs:
+                    for run_id in await self.store.active_runs(name):
+                        self.poke(run_id)
+            except Exception as exc:  # the sweep must outlive a Redis outage: it is the net
+                if not lost_redis(exc):
+                    raise
+                log.warning("sweep: lost Redis (%s); sweeping again later", exc)
             try:
                 await asyncio.wait_for(stop.wait(), self.sweep_interval)
             except TimeoutError:
@@ -198,7 +212,8 @@ class Orchestrator:
             if base is None:
                 raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
                                   f"{record.from_checkpoint!r}")
-        edit, events = None, []
+        edit: WritesEdit | None = None
+        events: list[tuple[Any, Any]] = []
         if record.kind == "input":
             if record.input is None:
                 raise EmptyInputError("Received no input for __start__")

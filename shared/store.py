@@ -19,6 +19,7 @@ from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
     ResponseError,
+    WatchError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,6 +33,17 @@ log = logging.getLogger("arqgraph.store")
 
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 NO_RESUME: Any = object()  # a run that does not resume interrupts
+
+
+def lost_redis(exc: BaseException) -> bool:
+    """Whether `exc` means the connection to Redis failed (worth retrying once it is back).
+
+    Besides RETRYABLE: the WatchError redis-py raises instead when the connection fails while a
+    transaction watches keys (arq watches keys to pick up and to enqueue jobs).
+    """
+    return isinstance(exc, RETRYABLE) or (
+        isinstance(exc, WatchError) and isinstance(exc.__context__, RETRYABLE)
+    )
 
 
 def job_serializer(obj: Any) -> bytes:
@@ -390,11 +402,24 @@ class RunStore:
         await self.redis.xadd(protocol.events_key(run_id), fields)
 
     async def events(self, run_id: str, block_ms: int = 1000) -> AsyncIterator[tuple[str, Any]]:
-        """Every event of the run from its first, waiting for new ones, until its end event."""
+        """Every event of the run from its first, waiting for new ones, until its end event.
+
+        Rides out Redis outages: retries with backoff and resumes after the last event it
+        yielded, so no event is lost or yielded twice.
+        """
         last = "0-0"
         key = protocol.events_key(run_id)
+        delay = 0.1
         while True:
-            reply = await self.redis.xread({key: last}, count=500, block=block_ms)
+            try:
+                reply = await self.redis.xread({key: last}, count=500, block=block_ms)
+            except RETRYABLE as exc:
+                log.warning("lost Redis reading the events of run %s (%s); retrying in %.1fs",
+                            run_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id

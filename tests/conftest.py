@@ -4,21 +4,26 @@
 persistence off and its own temp dir; it never touches a Redis on the default port 6379. When
 the binary is missing the tests that need it are skipped, or fail when CI=true.
 
+`redis_servers` (function scope) starts dedicated redis-servers for one test, durable (AOF) if
+asked, which the test may kill -9 and restart on the same port and dir; all are stopped at the end.
+
 `arq_processes` (session scope) starts `python -m orchestrator.cli ...` from the repository root
 with stdout/stderr written to files; everything it started is stopped at the end (SIGTERM, then
-SIGKILL). When a test fails, the tails of those log files are attached to its report.
+SIGKILL). `own_processes` is the same for the processes of a single test, stopped when it ends.
+When a test fails, the tails of those log files are attached to its report.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,15 +52,39 @@ def wait_for(
 # -- redis-server ---------------------------------------------------------------------------
 
 
+EPHEMERAL_ARGS = ("--save", "", "--appendonly", "no")  # nothing on disk: the shared server
+DURABLE_ARGS = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
+
+
 @dataclass
 class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    argv: list[str] = field(default_factory=list)
+    workdir: Path | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final save; what is not in the AOF yet is lost."""
+        if self.alive():
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
 
 def _free_port() -> int:
@@ -65,6 +94,32 @@ def _free_port() -> int:
             port = int(sock.getsockname()[1])
         if port != DEFAULT_REDIS_PORT:
             return port
+
+
+def _free_port_outside_ephemeral_range() -> int:
+    """A free port that no outgoing connection can take as its local port.
+
+    While a server is down, clients keep connecting to its port; if that port lies in the
+    ephemeral range, a connect can pick it as its own local port and connect to itself (TCP
+    simultaneous open), which then also keeps the server from binding it again on restart.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    if low <= 12000:
+        return _free_port()
+    for _ in range(200):
+        port = random.randint(10000, low - 1)
+        if port == DEFAULT_REDIS_PORT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return _free_port()
 
 
 def _pings(port: int) -> bool:
@@ -80,33 +135,34 @@ def _pings(port: int) -> bool:
         client.close()
 
 
-def _start_redis(binary: str, workdir: Path) -> RedisServer:
-    """Start redis-server on a free port; retry on another port if that one was taken meanwhile."""
+def _start_redis(
+    binary: str, workdir: Path, *, port: int | None = None,
+    args: Sequence[str] = EPHEMERAL_ARGS, pick_port: Callable[[], int] = _free_port,
+) -> RedisServer:
+    """Start redis-server on `port`, or on a free port (another one if that one was taken
+    meanwhile); it answers PING when this returns."""
     last_log = ""
-    for _ in range(5):
-        port = _free_port()
-        log = workdir / f"redis-{port}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
-                 "--databases", "64", "--loglevel", "notice"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-            )
+    for _ in range(1 if port is not None else 5):
+        chosen = port if port is not None else pick_port()
+        log = workdir / f"redis-{chosen}.log"
+        argv = [binary, "--port", str(chosen), "--bind", "127.0.0.1", *args,
+                "--dir", str(workdir), "--daemonize", "no", "--databases", "64",
+                "--loglevel", "notice"]
+        with open(log, "ab") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and process.poll() is None:
-            if _pings(port):
-                return RedisServer(port, process, log)
+            if _pings(chosen):
+                return RedisServer(chosen, process, log, argv, workdir)
             time.sleep(0.02)
         if process.poll() is None:
             process.kill()
         process.wait(timeout=5)
         last_log = log.read_text(errors="replace")[-LOG_TAIL:]
-    raise RuntimeError(f"redis-server did not come up after 5 attempts; last log:\n{last_log}")
+    raise RuntimeError(f"redis-server did not come up; last log:\n{last_log}")
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (apt-get install redis-server); it is needed " \
@@ -114,17 +170,56 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {message}", pytrace=False)
         pytest.skip(message)
-    server = _start_redis(binary, tmp_path_factory.mktemp("redis"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = _start_redis(_redis_binary(), tmp_path_factory.mktemp("redis"))
     assert server.port != DEFAULT_REDIS_PORT
     try:
         yield server
     finally:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
+        server.stop()
+
+
+@dataclass
+class RedisServers:
+    """Dedicated redis-servers of one test, each in a temp dir of its own."""
+
+    binary: str
+    tmp_path_factory: pytest.TempPathFactory
+    started: list[RedisServer] = field(default_factory=list)
+
+    def start(self, *, durable: bool = False) -> RedisServer:
+        """A new server on a free port; `durable`: every write is in the AOF before the reply."""
+        server = _start_redis(self.binary, self.tmp_path_factory.mktemp("redis-own"),
+                              args=DURABLE_ARGS if durable else EPHEMERAL_ARGS,
+                              pick_port=_free_port_outside_ephemeral_range)
+        self.started.append(server)
+        return server
+
+    def restart(self, server: RedisServer) -> RedisServer:
+        """Start `server` again, same port, dir and options (it reloads its AOF)."""
+        assert not server.alive(), "stop or kill the server first"
+        assert server.workdir is not None
+        args = server.argv[server.argv.index("--bind") + 2:server.argv.index("--dir")]
+        again = _start_redis(self.binary, server.workdir, port=server.port, args=args)
+        self.started.append(again)
+        return again
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture
+def redis_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServers]:
+    servers = RedisServers(_redis_binary(), tmp_path_factory)
+    try:
+        yield servers
+    finally:
+        servers.stop_all()
 
 
 # -- arqgraph processes ---------------------------------------------------------------------
@@ -267,6 +362,18 @@ _REGISTRIES: list[ArqProcesses] = []
 @pytest.fixture(scope="session")
 def arq_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArqProcesses]:
     registry = ArqProcesses(tmp_path_factory.mktemp("arqgraph-logs"))
+    _REGISTRIES.append(registry)
+    try:
+        yield registry
+    finally:
+        registry.stop_all()
+        _REGISTRIES.remove(registry)
+
+
+@pytest.fixture
+def own_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArqProcesses]:
+    """`arq_processes` for the processes of one test: all stopped when the test ends."""
+    registry = ArqProcesses(tmp_path_factory.mktemp("arqgraph-own-logs"))
     _REGISTRIES.append(registry)
     try:
         yield registry

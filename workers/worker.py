@@ -9,7 +9,6 @@ load is logged and dropped, and the worker keeps serving.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from shared.graph.state import CompiledStateGraph
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.runtime import Runtime
-from shared.store import RETRYABLE, Claim, RunStore, job_deserializer, job_serializer
+from shared.store import Claim, RunStore, job_deserializer, job_serializer, lost_redis
 from shared.types import Interrupt
 from workers.executor import TaskResult, UnknownNodeError, execute_task
 
@@ -122,14 +121,11 @@ class NodeRunner:
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             events.append(("updates", {task.node: result.shown}))
-        post = functools.partial(self.store.post_outcome, job.graph, job.run_id, job.checkpoint_id)
         try:
-            posted = await post(outcome, events, claim, self.max_update_bytes)
-        except RETRYABLE:
-            raise
+            posted = await self._post(job, outcome, events, claim)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-            posted = await post(failed, (), claim)
+            posted = await self._post(job, failed, (), claim)
         return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
             posted
         ]
@@ -161,6 +157,27 @@ class NodeRunner:
         )
         await asyncio.gather(*pending)
         return result
+
+    async def _post(
+        self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
+        claim: Claim,
+    ) -> int:
+        """Post the node's outcome, waiting out a Redis outage rather than losing the node's
+        work (posting again is harmless: the first outcome posted wins)."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.store.post_outcome(
+                    job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
+                    self.max_update_bytes,
+                )
+            except Exception as exc:
+                if not lost_redis(exc):
+                    raise
+                log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
+                            "retrying in %.1fs", job.task_id, job.run_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
         """A stopping worker gives its task back: the start does not count as lost, and an idle
@@ -271,7 +288,9 @@ class GraphWorker(Worker):
     async def serve_resilient(self) -> None:
         """Serve until stopped by a signal, riding out Redis outages with backoff."""
         delay = 0.2
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self.async_run()
                 return
@@ -279,10 +298,46 @@ class GraphWorker(Worker):
                 if self.main_task is not None and self.main_task.cancelled():
                     return  # stopped by SIGTERM/SIGINT
                 raise
-            except RETRYABLE as exc:
+            except Exception as exc:
+                if not lost_redis(exc):
+                    raise
+                if loop.time() - started > 10:
+                    delay = 0.2  # a new outage, after a while of serving: start the backoff over
                 log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except Exception as exc:
+            if lost_redis(exc):
+                # arq took a slot for the job it was picking up and does not give it back
+                self.job_counter -= 1
+                self.sem.release()
+            raise
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """arq's run_job. If Redis is lost during arq's own bookkeeping of the job (before the
+        node runs, or while recording its end), the job stays queued but marked in progress
+        until --job-timeout + 10 s: clear that mark once Redis is back, so the job runs again
+        at once (a task whose outcome was posted is then skipped)."""
+        try:
+            await super().run_job(job_id, score)
+        except Exception as exc:
+            if not lost_redis(exc):
+                raise
+            log.warning("job %s: lost Redis (%s); it will run again", job_id, exc)
+            delay = 0.1
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self.pool.delete(protocol.lease_key(job_id))
+                    return
+                except Exception as again:
+                    if not lost_redis(again):
+                        raise
+                    delay = min(delay * 2, 2.0)
 
     async def main(self) -> None:
         self.ctx["redis"] = self.pool
