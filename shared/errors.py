@@ -80,7 +80,16 @@ class UpdateTooLargeError(ValueError):
     memory; the message names the node and its largest keys."""
 
 
-class NodeError(RuntimeError):
+@dataclass(frozen=True)
+class NodeError:
+    """What a node's `error_handler` gets (as a parameter `error: NodeError`): which node
+    failed, and with what, after its retries."""
+
+    node: str
+    error: BaseException
+
+
+class RemoteNodeError(RuntimeError):
     """A node failed on a worker with an exception this process cannot rebuild as its own type."""
 
     def __init__(self, node: str, exc_type: str, message: str, traceback: str = "") -> None:
@@ -113,7 +122,7 @@ class ErrorInfo:
         """The same exception type in this process when it is already loaded here.
 
         Only classes of modules this process has imported are considered (nothing is imported
-        on the word of a payload); otherwise a `NodeError` carries the remote details.
+        on the word of a payload); otherwise a `RemoteNodeError` carries the remote details.
         """
         module = sys.modules.get(self.module)
         cls = getattr(module, self.type, None) if module else None
@@ -126,7 +135,9 @@ class ErrorInfo:
         if exc is not None and getattr(exc, "node", None) == "":
             exc.node = self.node  # type: ignore[attr-defined]
         if exc is None:
-            exc = NodeError(self.node, f"{self.module}.{self.type}", self.message, self.traceback)
+            exc = RemoteNodeError(
+                self.node, f"{self.module}.{self.type}", self.message, self.traceback
+            )
         if self.traceback:
             where = f"in node {self.node!r} " if self.node else ""
             exc.add_note(f"arqgraph: raised {where}on a remote process:\n{self.traceback}")

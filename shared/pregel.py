@@ -63,6 +63,7 @@ class TaskOutcome:
     sends: tuple[Send, ...] = ()
     error: ErrorInfo | None = None
     interrupts: tuple[tuple[str, Any], ...] = ()
+    handled: bool = False  # the node failed and its error handler gave these writes and goto
 
     @property
     def succeeded(self) -> bool:
@@ -185,10 +186,11 @@ def next_checkpoint(
     sends: list[Send] = []
     seen = {target: set(sources) for target, sources in checkpoint.seen.items()}
     for task, outcome in zip(tasks, done, strict=True):
-        triggered.update(spec.edges.get(task.node, ()))
-        for sources, target in spec.joins:
-            if task.node in sources:
-                seen.setdefault(target, set()).add(task.node)
+        if not outcome.handled:  # an error handler's task goes only where the handler says
+            triggered.update(spec.edges.get(task.node, ()))
+            for sources, target in spec.joins:
+                if task.node in sources:
+                    seen.setdefault(target, set()).add(task.node)
         triggered.update(outcome.goto)
         sends.extend(outcome.sends)
     for sources, target in spec.joins:

@@ -293,6 +293,7 @@ class _OutcomeModel(pydantic.BaseModel):
     sends: list[tuple[str, Any]] = []
     error: ErrorModel | None = None
     interrupts: list[tuple[str, Any]] = []
+    handled: bool = False
 
 
 def encode_checkpoint(cp: Checkpoint) -> bytes:
@@ -367,6 +368,7 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES) -> b
             "sends": [(s.node, s.arg) for s in outcome.sends],
             "error": encode_error(outcome.error) if outcome.error else None,
             "interrupts": [list(i) for i in outcome.interrupts],
+            "handled": outcome.handled,
         }
     )
     if len(data) > max_bytes:
@@ -399,6 +401,7 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         sends=tuple(Send(node, arg) for node, arg in m.sends),
         error=decode_error(m.error.model_dump()) if m.error else None,
         interrupts=tuple((i, v) for i, v in m.interrupts),
+        handled=m.handled,
     )
 
 

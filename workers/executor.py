@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import current_config, current_runtime
-from shared.errors import ErrorInfo, GraphInterrupt, InvalidUpdateError, NodeTimeoutError
+from shared.errors import (
+    ErrorInfo,
+    GraphInterrupt,
+    InvalidUpdateError,
+    NodeError,
+    NodeTimeoutError,
+)
 from shared.graph.state import CompiledStateGraph, NodeSpec
 from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
 from shared.runtime import Runtime
@@ -35,19 +41,26 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 def _wanted(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The injectable parameters `fn` names. As in LangGraph, `error` only when annotated as a
+    NodeError (the parameter of error handlers)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return ()
-    return tuple(name for name in INJECTABLE if name in params)
+    wanted = tuple(name for name in INJECTABLE if name in params)
+    error = params.get("error")
+    if error is not None and (error.annotation is NodeError or error.annotation == "NodeError"):
+        wanted += ("error",)
+    return wanted
 
 
 async def call_user(
     fn: Callable[..., Any], arg: Any, runtime: Runtime[Any], config: dict[str, Any],
-    threads: Executor | None,
+    threads: Executor | None, error: NodeError | None = None,
 ) -> Any:
     """Call a node or path function with what it asks for, in a thread if it is sync."""
-    extra = {"config": config, "runtime": runtime, "writer": runtime.stream_writer, "store": None}
+    extra = {"config": config, "runtime": runtime, "writer": runtime.stream_writer, "store": None,
+             "error": error}
     kwargs = {name: extra[name] for name in _wanted(fn)}
     current_config.set(config)
     current_runtime.set(runtime)
@@ -65,7 +78,16 @@ async def run_node(
     node: NodeSpec, arg: Any, runtime: Runtime[Any], config: dict[str, Any],
     threads: Executor | None, default_timeout: float | None = None,
 ) -> Any:
-    """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout."""
+    """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout.
+
+    As in LangGraph, a node's own timeout needs an async node (a thread cannot be cancelled);
+    the worker's default timeout also bounds sync nodes, whose thread is then abandoned.
+    """
+    if node.timeout is not None and not _is_async(node.fn):
+        raise ValueError(
+            "Node timeouts are only supported for async nodes because sync Python execution "
+            f"cannot be safely cancelled in-process. Node '{node.name}' is sync."
+        )
     call = call_user(node.fn, arg, runtime, config, threads)
     timeout = node.timeout if node.timeout is not None else default_timeout
     if not timeout:
@@ -126,6 +148,7 @@ class TaskResult:
     outcome: TaskOutcome
     shown: Any = None
     retry_after: float | None = None
+    shown_as: str = ""  # the name of the `updates` event when not the node's own
 
 
 async def execute_task(
@@ -176,5 +199,29 @@ async def execute_task(
         asked = tuple((i.id, i.value) for i in exc.interrupts)
         return TaskResult(TaskOutcome(task.id, task.node, interrupts=asked))
     except Exception as exc:
+        delay = retry_delay(node, exc, attempt)
+        if delay is None and node is not None and node.error_handler is not None:
+            return await _handle_error(graph, checkpoint, task, node, exc, config, runtime,
+                                       threads)
         failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-        return TaskResult(failed, retry_after=retry_delay(node, exc, attempt))
+        return TaskResult(failed, retry_after=delay)
+
+
+async def _handle_error(
+    graph: CompiledStateGraph, checkpoint: Checkpoint, task: Task, node: NodeSpec,
+    exc: Exception, config: dict[str, Any], runtime: Runtime[Any], threads: Executor | None,
+) -> TaskResult:
+    """A node failed for good: its error handler's result stands in for the node's, and goes
+    only where the handler routes it (the node's own edges are not followed)."""
+    assert node.error_handler is not None
+    arg = task.arg if task.send_index is not None else graph.schema.node_input(checkpoint.values)
+    try:
+        result = await call_user(node.error_handler, arg, runtime, config, threads,
+                                 error=NodeError(node.name, exc))
+        writes, targets = split_result(node.handler_name, result)
+        goto, sends = _route(targets, graph, node.name)
+    except Exception as failed:
+        return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(failed, task.node)))
+    shown = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels} or None
+    outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends), handled=True)
+    return TaskResult(outcome, shown, shown_as=node.handler_name)

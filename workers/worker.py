@@ -120,7 +120,7 @@ class NodeRunner:
             events.append(("values", {**graph.schema.output(checkpoint.values),
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
-            events.append(("updates", {task.node: result.shown}))
+            events.append(("updates", {result.shown_as or task.node: result.shown}))
         try:
             posted = await self._post(job, outcome, events, claim)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly

@@ -13,7 +13,8 @@ import inspect
 import json
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import fakeredis
@@ -41,6 +42,12 @@ class NodeSpec:
     retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None
     timeout: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    error_handler: Callable[..., Any] | None = None
+
+    @property
+    def handler_name(self) -> str:
+        """The name LangGraph shows for the node's error handler in streams."""
+        return f"__error_handler__{self.name}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,7 @@ class StateGraph:
         self.input_schema = input_schema or state_schema
         self.output_schema = output_schema or state_schema
         self.nodes: dict[str, NodeSpec] = {}
+        self.node_defaults: dict[str, Any] = {}
         self.edges: set[tuple[str, str]] = set()
         self.joins: list[tuple[tuple[str, ...], str]] = []
         self.branches: dict[str, list[Branch]] = {}
@@ -100,8 +108,9 @@ class StateGraph:
         action: Callable[..., Any] | None = None,
         *,
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
-        timeout: float | None = None,
+        timeout: float | timedelta | None = None,
         metadata: dict[str, Any] | None = None,
+        error_handler: Callable[..., Any] | None = None,
         **_: Any,
     ) -> StateGraph:
         if not isinstance(node, str):
@@ -117,7 +126,26 @@ class StateGraph:
                 raise ValueError(
                     f"'{char}' is a reserved character and is not allowed in the node names."
                 )
-        self.nodes[node] = NodeSpec(node, action, retry_policy, timeout, metadata or {})
+        self.nodes[node] = NodeSpec(
+            node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler
+        )
+        return self
+
+    def set_node_defaults(
+        self,
+        *,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        error_handler: Callable[..., Any] | None = None,
+        timeout: float | timedelta | None = None,
+        **_: Any,
+    ) -> StateGraph:
+        """Policies for every node that sets none of its own, applied at `compile()`."""
+        if retry_policy is not None:
+            self.node_defaults["retry_policy"] = retry_policy
+        if error_handler is not None:
+            self.node_defaults["error_handler"] = error_handler
+        if timeout is not None:
+            self.node_defaults["timeout"] = _seconds(timeout)
         return self
 
     def add_edge(self, start_key: str | list[str], end_key: str) -> StateGraph:
@@ -263,7 +291,9 @@ class CompiledStateGraph:
         self.schema = StateSchema.of(builder.state_schema)
         self.input_schema = StateSchema.of(builder.input_schema)
         self.output_schema = StateSchema.of(builder.output_schema)
-        self.nodes: dict[str, NodeSpec] = dict(builder.nodes)
+        self.nodes: dict[str, NodeSpec] = {
+            name: _with_defaults(spec, builder.node_defaults) for name, spec in builder.nodes.items()
+        }
         self.branches: dict[str, list[Branch]] = {k: list(v) for k, v in builder.branches.items()}
         edges: dict[str, list[str]] = {}
         for source, target in sorted(builder.edges):
@@ -284,7 +314,10 @@ class CompiledStateGraph:
                 (k, _qualname(c.reducer) if c.reducer else None)
                 for k, c in sorted(self.schema.channels.items())
             ],
-            "nodes": sorted((n, _qualname(s.fn)) for n, s in self.nodes.items()),
+            "nodes": sorted(
+                (n, _qualname(s.fn), _qualname(s.error_handler) if s.error_handler else None)
+                for n, s in self.nodes.items()
+            ),
             "edges": sorted(self.builder.edges),
             "joins": sorted((sorted(s), t) for s, t in self.builder.joins),
             "breakpoints": [sorted(self.interrupt_before), sorted(self.interrupt_after)],
@@ -425,3 +458,15 @@ def _embedded_store(checkpointer: Any) -> Any:
     from shared.checkpoint.memory import InMemorySaver
 
     return InMemorySaver()
+
+
+def _seconds(timeout: float | timedelta | None) -> float | None:
+    if isinstance(timeout, timedelta):
+        return timeout.total_seconds()
+    return timeout
+
+
+def _with_defaults(spec: NodeSpec, defaults: dict[str, Any]) -> NodeSpec:
+    """A node with the graph's default policies where it sets none of its own."""
+    unset = {k: v for k, v in defaults.items() if getattr(spec, k) is None}
+    return replace(spec, **unset) if unset else spec
