@@ -106,6 +106,10 @@ def active_key(graph: str) -> str:
     return f"{PREFIX}:active:{graph}"
 
 
+CANCEL_CHANNEL = f"{PREFIX}:cancelled"
+"""Pub/sub channel: ids of cancelled runs, so workers cancel their running nodes at once."""
+
+
 def wake_key(queue: str) -> str:
     """List: a token per enqueued job, so idle workers wake at once instead of polling."""
     return f"{queue}:wake"

@@ -269,6 +269,7 @@ class RunStore:
         if record is None:
             return None
         await self.redis.hset(protocol.run_key(run_id), "cancel", "1")
+        await self.redis.publish(protocol.CANCEL_CHANNEL, run_id)
         await self.notify(record.graph, InboxNote(kind="cancel", run_id=run_id))
         return record
 

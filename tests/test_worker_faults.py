@@ -20,6 +20,7 @@ import redis.asyncio
 
 from orchestrator.client import Client
 from shared.errors import TaskLostError, UpdateTooLargeError
+from shared.types import Command
 from tests.conftest import ArqProcess, ArqProcesses, RedisServer
 from tests.graphs import fault_graphs as graphs
 from tests.test_cluster import STARTUP_LIMIT, wait_registered, wait_until, within
@@ -268,3 +269,36 @@ def _logged(proc: ArqProcess, text: str) -> Any:
         return text in proc.output()
 
     return seen
+
+
+async def test_interrupted_run_resumes_from_another_producer_after_a_cluster_restart(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool()
+    asker = await client_for(pool)
+    config = {"configurable": {"thread_id": f"review-{uuid.uuid4().hex}"}}
+    handle = await within(asker.submit(graphs.asking_graph.name, {"tag": "t"}, config))
+    paused = await within(handle.result())
+    assert await within(handle.status()) == "interrupted"
+    [question] = paused["__interrupt__"]
+    assert question.value == {"question": "approve?", "done": [1]}
+    assert paused["done"] == [1]
+
+    # The whole cluster dies (kill -9) and a new one starts on the same Redis.
+    for proc in [pool.orchestrator, *pool.workers]:
+        proc.kill()
+    pool.orchestrator = pool.procs.orchestrator(SPEC, redis=pool.url,
+                                                extra=("--sweep-interval", "1"),
+                                                name="orchestrator-after-restart")
+    pool.workers = []
+    pool.add_worker()
+
+    # Another producer, days later: reads the question and answers it.
+    answerer = await client_for(pool)
+    state = await within(answerer.get_state(config))
+    assert state.next == ("review",) and [i.value for i in state.interrupts] == [question.value]
+    resumed = await within(answerer.submit(graphs.asking_graph.name, Command(resume="yes"), config))
+    assert await within(resumed.result()) == {"tag": "t", "done": [1, 2]}
+    history = await within(answerer.get_state_history(config))
+    assert [s.metadata["step"] for s in history] == [2, 1, 0, -1]
+    assert (await within(answerer.get_state(config))).next == ()

@@ -239,14 +239,23 @@ class LeaseKeeper:
         redis = Redis(connection_pool=ConnectionPool(
             connection_class=pool.connection_class, **pool.connection_kwargs
         ))
+        cancels = redis.pubsub()
+        listening = False
         try:
             while not self.stopped.is_set():
                 try:
+                    if not listening:
+                        await cancels.subscribe(protocol.CANCEL_CHANNEL)
+                        listening = True
                     await self.tick(redis)
+                    # until the next renewal, or at once when a run is cancelled
+                    await cancels.get_message(ignore_subscribe_messages=True, timeout=self.lease / 3)
                 except Exception as exc:  # Redis away: keep trying; leases outlive short outages
                     log.warning("lease renewal failed: %s", exc)
-                await asyncio.to_thread(self.stopped.wait, self.lease / 3)
+                    listening = False
+                    await asyncio.to_thread(self.stopped.wait, self.lease / 3)
         finally:
+            await cancels.aclose()
             await redis.aclose()
 
     async def tick(self, redis: Redis) -> None:

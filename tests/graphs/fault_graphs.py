@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypedDict
 import redis.asyncio
 
 from shared.graph import END, START, StateGraph
-from shared.types import RetryPolicy, Send
+from shared.types import RetryPolicy, Send, interrupt
 
 
 class ProbeState(TypedDict, total=False):
@@ -125,3 +125,26 @@ large_graph = large.compile(name="large_update")
 
 
 GRAPHS = [gated_fanout, blocking_graph, poison_graph, large_graph]
+
+
+# -- a graph that asks a human --------------------------------------------------------------------
+
+
+def draft(state: ProbeState) -> dict[str, Any]:
+    return {"done": [1]}
+
+
+def review(state: ProbeState) -> dict[str, Any]:
+    verdict = interrupt({"question": "approve?", "done": state["done"]})
+    return {"done": [2 if verdict == "yes" else -2]}
+
+
+asking = StateGraph(ProbeState)
+asking.add_node("draft", draft)
+asking.add_node("review", review)
+asking.add_edge(START, "draft")
+asking.add_edge("draft", "review")
+asking.add_edge("review", END)
+asking_graph = asking.compile(name="asking")
+
+GRAPHS.append(asking_graph)
