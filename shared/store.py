@@ -18,6 +18,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
+    OutOfMemoryError,
     ResponseError,
     WatchError,
 )
@@ -36,12 +37,13 @@ NO_RESUME: Any = object()  # a run that does not resume interrupts
 
 
 def lost_redis(exc: BaseException) -> bool:
-    """Whether `exc` means the connection to Redis failed (worth retrying once it is back).
+    """Whether `exc` means Redis cannot serve us for now (worth retrying once it can): the
+    connection failed, or Redis is over its maxmemory and refuses writes.
 
-    Besides RETRYABLE: the WatchError redis-py raises instead when the connection fails while a
+    Besides those: the WatchError redis-py raises instead when the connection fails while a
     transaction watches keys (arq watches keys to pick up and to enqueue jobs).
     """
-    return isinstance(exc, RETRYABLE) or (
+    return isinstance(exc, (*RETRYABLE, OutOfMemoryError)) or (
         isinstance(exc, WatchError) and isinstance(exc.__context__, RETRYABLE)
     )
 
@@ -114,6 +116,13 @@ class WritesEdit:
     checkpoint_id: str
     drop: tuple[str, ...] = ()
     resume: Mapping[str, list[Any]] = field(default_factory=dict)
+
+
+ROOM_CHECK_BYTES = 1024 * 1024  # updates larger than this are checked against maxmemory
+
+
+class RedisFullError(UpdateTooLargeError):
+    """Redis is over its maxmemory and refuses writes; posting is retried until it has room."""
 
 
 class ThreadBusyError(RuntimeError):
@@ -372,7 +381,10 @@ class RunStore:
         already done, -1 this attempt is stale (it lost its lease and the task was restarted).
         """
         attempt = "" if claim is None else str(claim.attempt)
-        args: list[Any] = [outcome.task_id, protocol.encode_outcome(outcome, max_bytes), attempt]
+        data = protocol.encode_outcome(outcome, max_bytes)
+        if len(data) > ROOM_CHECK_BYTES:
+            await self._check_room(outcome, len(data))
+        args: list[Any] = [outcome.task_id, data, attempt]
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
         tag = protocol.tag_of(run_id)
@@ -380,16 +392,29 @@ class RunStore:
                 protocol.claims_key(tag, checkpoint_id)]
         try:
             result = int(await self._post(keys=keys, args=args))
-        except ResponseError as exc:
-            if "OOM" not in str(exc):
-                raise
-            raise UpdateTooLargeError(
+        except OutOfMemoryError as exc:
+            raise RedisFullError(
                 f"Redis is out of memory (maxmemory) and refused the update of node "
                 f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
             ) from None
         if result == 1:
             await self.notify(graph, InboxNote(kind="task_done", run_id=run_id))
         return result
+
+    async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
+        """Refuse a large update that would take Redis past its maxmemory: Redis itself only
+        refuses writes once it is over the limit, by which time every run is stuck."""
+        try:
+            info = await self.redis.info("memory")
+        except ResponseError:  # no INFO here (the in-memory Redis): nothing to check against
+            return
+        limit, used = int(info.get("maxmemory", 0)), int(info.get("used_memory", 0))
+        if limit and used + 2 * size > limit:  # the update, then the state it lands in
+            raise UpdateTooLargeError(
+                f"the update of node {outcome.node!r} is {size:,} bytes "
+                f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
+                f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
+            )
 
     async def drop_jobs(self, queue: str, run_id: str, task_ids: Sequence[str]) -> None:
         """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""

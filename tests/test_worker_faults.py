@@ -21,7 +21,7 @@ import redis.asyncio
 from orchestrator.client import Client
 from shared.errors import TaskLostError, UpdateTooLargeError
 from shared.types import Command
-from tests.conftest import ArqProcess, ArqProcesses, RedisServer
+from tests.conftest import ArqProcess, ArqProcesses, RedisServer, RedisServers
 from tests.graphs import fault_graphs as graphs
 from tests.test_cluster import STARTUP_LIMIT, wait_registered, wait_until, within
 
@@ -73,8 +73,11 @@ def start_pool(
 ) -> Iterator[Any]:
     started: list[Pool] = []
 
-    async def start(workers: int = 2, worker_flags: tuple[str, ...] = ()) -> Pool:
-        url = f"redis://127.0.0.1:{redis_server.port}/{next(_next_db)}"
+    async def start(
+        workers: int = 2, worker_flags: tuple[str, ...] = (), server: RedisServer | None = None
+    ) -> Pool:
+        url = (f"redis://127.0.0.1:{redis_server.port}/{next(_next_db)}" if server is None
+               else server.url)
         r = redis.asyncio.Redis.from_url(url)
         await r.flushdb()
         orchestrator = arq_processes.orchestrator(SPEC, redis=url, extra=("--sweep-interval", "1"))
@@ -302,3 +305,40 @@ async def test_interrupted_run_resumes_from_another_producer_after_a_cluster_res
     history = await within(answerer.get_state_history(config))
     assert [s.metadata["step"] for s in history] == [2, 1, 0, -1]
     assert (await within(answerer.get_state(config))).next == ()
+
+
+async def test_update_that_would_fill_redis_fails_with_a_typed_error(
+    start_pool: Any, client_for: Any, redis_servers: RedisServers
+) -> None:
+    server = redis_servers.start()
+    pool = await start_pool(workers=1, worker_flags=("--max-update-bytes", str(64 << 20)),
+                            server=server)
+    client = await client_for(pool)
+    used = int((await pool.redis.info("memory"))["used_memory"])
+    await pool.redis.config_set("maxmemory", used + (12 << 20))
+    handle = await within(client.submit(graphs.large_graph.name, {"size": 8 << 20}))
+    with pytest.raises(UpdateTooLargeError) as caught:
+        await within(handle.result())
+    message = str(caught.value)
+    assert "node 'big'" in message and "key 'blob'" in message and "maxmemory" in message
+    small = await within(client.submit(graphs.large_graph.name, {"size": 1000}))
+    assert await within(small.result()) == {"size": 1000, "blob": "x" * 1000, "done": []}
+
+
+async def test_full_redis_keeps_the_node_outcome_until_it_has_room(
+    start_pool: Any, client_for: Any, redis_servers: RedisServers
+) -> None:
+    server = redis_servers.start()
+    pool = await start_pool(workers=1, server=server)
+    client = await client_for(pool)
+    tag = uuid.uuid4().hex
+    data = {"probe": pool.url, "tag": tag, "block": 1.0}
+    handle = await within(client.submit(graphs.blocking_graph.name, data))
+    await pool.wait_started(tag, 1)
+    await pool.redis.config_set("maxmemory", 1)  # over the limit: Redis refuses every write
+    worker = pool.workers[0]
+    await wait_until(_logged(worker, "Redis is out of memory (maxmemory) and refused the update of "
+                                    "node 'blocker' (key 'done'"), "the worker to report a full Redis")
+    await pool.redis.config_set("maxmemory", 0)
+    assert await within(handle.result()) == {**data, "done": [0]}
+    assert await pool.starts(tag, 0) == 1

@@ -26,7 +26,14 @@ from shared.graph.state import CompiledStateGraph
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.runtime import Runtime
-from shared.store import Claim, RunStore, job_deserializer, job_serializer, lost_redis
+from shared.store import (
+    Claim,
+    RedisFullError,
+    RunStore,
+    job_deserializer,
+    job_serializer,
+    lost_redis,
+)
 from shared.types import Interrupt
 from workers.executor import TaskResult, UnknownNodeError, execute_task
 
@@ -171,13 +178,15 @@ class NodeRunner:
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
                     self.max_update_bytes,
                 )
+            except RedisFullError as exc:  # keep the node's work until Redis has room again
+                log.error("%s; retrying in %.1fs", exc, delay)
             except Exception as exc:
                 if not lost_redis(exc):
                     raise
                 log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
                             "retrying in %.1fs", job.task_id, job.run_id, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
         """A stopping worker gives its task back: the start does not count as lost, and an idle
