@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlparse
 from typing import Any
 
 import msgpack
@@ -63,9 +64,35 @@ def job_deserializer(data: bytes) -> Any:
         raise SerializationError(f"not a valid arqgraph job: {exc}") from None
 
 
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's settings for `url`: `redis://` or `rediss://` (TLS), user and password (percent-
+    encoded as in any URL), database as path or `?db=`, and the TLS options of redis-py as query
+    parameters, e.g. `rediss://app:secret@redis:6380/0?ssl_ca_certs=/certs/ca.pem`."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{_safe(url)} is not a Redis URL (redis://, rediss:// or unix://)")
+    settings = RedisSettings.from_dsn(url)
+    settings.username = unquote(parsed.username) if parsed.username else None
+    settings.password = unquote(parsed.password) if parsed.password else None
+    for name, values in parse_qs(parsed.query).items():
+        if name == "db":
+            continue
+        if name not in TLS_OPTIONS:
+            raise ValueError(f"unknown option {name!r} in Redis URL {_safe(url)}; known: db, "
+                             f"{', '.join(TLS_OPTIONS)}")
+        value: Any = values[-1]
+        if name == "ssl_check_hostname":
+            value = value.lower() in ("1", "true", "yes")
+        setattr(settings, name, value)
+    return settings
+
+
 async def connect(url: str, *, attempts: int | None = None, what: str = "arqgraph") -> ArqRedis:
     """Connect to Redis at `url`, retrying with backoff (and saying so) while it is unreachable."""
-    settings = RedisSettings.from_dsn(url)
+    settings = redis_settings(url)
     settings.conn_retries = 0
     delay, attempt = 0.2, 0
     while True:
