@@ -82,7 +82,7 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
                 break
             except redis.exceptions.ConnectionError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError(f"TLS redis-server did not come up:\n{log.read_text()}")
+                    raise AssertionError(f"TLS redis-server did not come up:\n{log.read_text()}") from None
                 time.sleep(0.05)
         yield server
     finally:
