@@ -40,6 +40,10 @@ class RunCancelledError(Exception):
     """The run was cancelled before it finished."""
 
 
+class ThreadBusyError(RuntimeError):
+    """A thread runs one run at a time; another was submitted while one is unfinished."""
+
+
 class ResumeError(RuntimeError):
     """A run cannot resume its thread as asked (which interrupt, which checkpoint)."""
 

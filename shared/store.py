@@ -11,8 +11,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlparse
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
 
 import msgpack
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import codec, protocol
-from shared.errors import ErrorInfo, SerializationError, UpdateTooLargeError
+from shared.errors import ErrorInfo, SerializationError, ThreadBusyError, UpdateTooLargeError
 from shared.pregel import Task, TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 
@@ -150,10 +150,6 @@ ROOM_CHECK_BYTES = 1024 * 1024  # updates larger than this are checked against m
 
 class RedisFullError(UpdateTooLargeError):
     """Redis is over its maxmemory and refuses writes; posting is retried until it has room."""
-
-
-class ThreadBusyError(RuntimeError):
-    """A thread runs one run at a time; another was submitted while one is unfinished."""
 
 
 class RunStore:
