@@ -32,6 +32,14 @@ _NAMES: dict[str, tuple[str, str]] = {
     "GraphRecursionError": ("errors", "GraphRecursionError"),
     "get_stream_writer": ("config", "get_stream_writer"),
     "Runtime": ("runtime", "Runtime"),
+    # persistence and control (threads, interrupts, snapshots, timeouts)
+    "InMemorySaver": ("checkpoint.memory", "InMemorySaver"),
+    "interrupt": ("types", "interrupt"),
+    "Interrupt": ("types", "Interrupt"),
+    "StateSnapshot": ("types", "StateSnapshot"),
+    "PregelTask": ("types", "PregelTask"),
+    "GraphInterrupt": ("errors", "GraphInterrupt"),
+    "NodeTimeoutError": ("errors", "NodeTimeoutError"),
 }
 
 
@@ -60,6 +68,13 @@ class Api:
     GraphRecursionError: type[Exception]
     get_stream_writer: Any
     Runtime: Any
+    InMemorySaver: Any
+    interrupt: Any
+    Interrupt: Any
+    StateSnapshot: Any
+    PregelTask: Any
+    GraphInterrupt: type[Exception]
+    NodeTimeoutError: type[Exception]
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
