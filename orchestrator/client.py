@@ -12,7 +12,7 @@ from arq.connections import ArqRedis
 
 from shared import codec, protocol
 from shared.errors import RunCancelledError, UnknownGraphError
-from shared.pregel import ordered
+from shared.pregel import START, TaskOutcome
 from shared.protocol import FINAL_STATUSES, SavedCheckpoint, decode_error
 from shared.store import NO_RESUME, RunStore, connect
 from shared.types import Command, Interrupt, PregelTask, StateSnapshot
@@ -158,12 +158,25 @@ class Client:
         return await self._snapshot(thread_id, saved, pending_applied=is_latest)
 
     async def get_state_history(
-        self, config: dict[str, Any], *, limit: int | None = None
+        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> list[StateSnapshot]:
-        """Every checkpoint of the thread, newest first."""
+        """The thread's checkpoints, newest first: those older than `before`'s checkpoint, whose
+        metadata has the items of `filter`, at most `limit` of them."""
         thread_id, _ = _require_thread(config)
-        saved = await self.store.history(protocol.thread_tag(thread_id), limit)
-        return [await self._snapshot(thread_id, s, pending_applied=False) for s in saved]
+        saved = await self.store.history(protocol.thread_tag(thread_id))
+        if before is not None:
+            _, older_than = _thread_of(before)
+            ids = [s.id for s in saved]
+            saved = saved[ids.index(older_than) + 1:] if older_than in ids else []
+        snapshots: list[StateSnapshot] = []
+        for s in saved:
+            if limit is not None and len(snapshots) >= limit:
+                break
+            snapshot = await self._snapshot(thread_id, s, pending_applied=False)
+            if all((snapshot.metadata or {}).get(k) == v for k, v in (filter or {}).items()):
+                snapshots.append(snapshot)
+        return snapshots
 
     async def update_state(
         self, graph_name: str, config: dict[str, Any], values: Any, as_node: str | None = None
@@ -186,22 +199,27 @@ class Client:
         self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool
     ) -> StateSnapshot:
         cp = saved.checkpoint
-        tasks = ordered(cp.tasks)
-        outcomes = await self.store.outcomes(
-            protocol.thread_tag(thread_id), saved.id, [t.id for t in tasks]
-        )
+        tasks = cp.tasks
+        outcomes, priors = await self.store.task_records(protocol.thread_tag(thread_id), saved.id)
         values, left = dict(cp.values), [t.id for t in tasks]
         if pending_applied and saved.view_values is not None:
             values, left = dict(saved.view_values), list(saved.view_next or [])
         shown = []
         for t in tasks:
             o = outcomes.get(t.id)
+            if o is None and t.node == START:  # the input, applied without a worker
+                o = TaskOutcome(t.id, t.node, writes=t.arg)
             path = ("__pregel_pull", t.node) if t.send_index is None else (
                 "__pregel_push", t.send_index)
+            # in the history, a task run again after failing or interrupting shows that too
+            earlier = [] if pending_applied else list(priors.get(t.id, []))
+            earlier += [o] if o else []
+            error = next((p.error for p in reversed(earlier) if p.error), None)
+            asked = next((p.interrupts for p in reversed(earlier) if p.interrupts), ())
             shown.append(PregelTask(
                 id=t.id, name=t.node, path=path,
-                error=repr(o.error.rebuild()) if o and o.error else None,  # type: ignore[arg-type]
-                interrupts=tuple(Interrupt(v, i) for i, v in (o.interrupts if o else ())),
+                error=repr(error.rebuild()) if error else None,  # type: ignore[arg-type]
+                interrupts=tuple(Interrupt(v, i) for i, v in asked),
                 result=dict(o.writes or {}) if o and o.succeeded else None,
             ))
         return StateSnapshot(
@@ -212,7 +230,10 @@ class Client:
             created_at=saved.created_at,
             parent_config=_config(thread_id, saved.parent) if saved.parent else None,
             tasks=tuple(shown),
-            interrupts=tuple(i for task in shown if task.id in left for i in task.interrupts),
+            interrupts=tuple(
+                i for task in shown if not pending_applied or task.id in left
+                for i in task.interrupts
+            ),
         )
 
 

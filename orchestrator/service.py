@@ -227,6 +227,8 @@ class Orchestrator:
                 raise InvalidUpdateError(f"Node {as_node} does not exist")
             checkpoint = update_checkpoint(start, as_node, record.input)
             saved = self._saved(record, checkpoint, "update", base.id if base else None, True)
+        elif base is None and record.has_resume:  # Command(resume=...) on a fresh thread
+            saved = self._saved(record, first_checkpoint(graph.schema, {}), "input", None)
         elif base is None:
             raise EmptyInputError("Received no input for __start__")
         elif latest is not None and base.id != latest.id:  # an older checkpoint: fork from it
@@ -246,7 +248,7 @@ class Orchestrator:
         """What resuming `base` changes in its pending writes (failed and interrupted tasks run
         again, and interrupted ones get the resume values meant for them), and the events it
         starts with, as LangGraph's: the state, then the updates of tasks already done."""
-        tasks = ordered(base.checkpoint.tasks)
+        tasks = base.checkpoint.tasks
         outcomes = await self.store.outcomes(record.tag, base.id, [t.id for t in tasks])
         events: list[tuple[Any, Any]] = [("values", graph.schema.output(base.checkpoint.values))]
         for task in tasks:
@@ -260,8 +262,8 @@ class Orchestrator:
         targets: dict[str, Any] = {}
         if record.has_resume and pending:
             resume = record.resume
-            if isinstance(resume, dict) and resume and set(resume) <= set(pending):
-                targets = {pending[iid]: value for iid, value in resume.items()}
+            if _is_resume_map(resume):  # {interrupt id: value}; ids of no pending interrupt
+                targets = {pending[iid]: v for iid, v in resume.items() if iid in pending}
             elif len(set(pending.values())) > 1:
                 raise ResumeError(
                     "When there are multiple pending interrupts, you must specify the interrupt "
@@ -280,6 +282,10 @@ class Orchestrator:
         saved = record.saved
         assert saved is not None
         checkpoint = saved.checkpoint
+        if not checkpoint.tasks:  # a finished thread resumed: nothing to run, nothing to save
+            end = {"status": "done", "output": self._output(graph, checkpoint),
+                   "checkpoint_id": saved.id}
+            return not await self._finish(record, "done", end)
         outcomes = await self.store.outcomes(record.tag, saved.id, [t.id for t in checkpoint.tasks])
         for task in checkpoint.tasks:
             if (task.node == START or task.update) and task.node not in graph.branches:
@@ -390,6 +396,15 @@ class Orchestrator:
         if done:
             await self.store.retire(record, self.retention)
         return done
+
+
+def _is_resume_map(resume: Any) -> bool:
+    """Whether a resume value maps interrupt ids to values (as LangGraph tells: every key looks
+    like an interrupt id) rather than being one value that happens to be a dict."""
+    return isinstance(resume, dict) and bool(resume) and all(
+        isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
+        for k in resume
+    )
 
 
 def _updating_node(checkpoint: Checkpoint) -> str:

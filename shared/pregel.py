@@ -30,6 +30,7 @@ class GraphSpec:
     nodes: frozenset[str]
     edges: Mapping[str, tuple[str, ...]]
     joins: tuple[tuple[tuple[str, ...], str], ...] = ()
+    order: tuple[str, ...] = ()  # the order nodes were added in: how LangGraph lists tasks
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,10 @@ def pending_view(
 ) -> tuple[dict[str, Any], tuple[Task, ...]]:
     """A stopped step as `get_state` shows it: the writes of the tasks that finished applied,
     and the tasks still to run (failed or interrupted ones)."""
-    tasks = ordered(checkpoint.tasks)
-    done = [o for t in tasks if (o := outcomes.get(t.id)) is not None and o.succeeded]
+    done = [o for t in ordered(checkpoint.tasks) if (o := outcomes.get(t.id)) and o.succeeded]
     values = apply_writes(spec.schema, checkpoint.values, done)
     finished = {o.task_id for o in done}
-    return values, tuple(t for t in tasks if t.id not in finished)
+    return values, tuple(t for t in checkpoint.tasks if t.id not in finished)
 
 
 def apply_writes(
@@ -199,12 +199,16 @@ def next_checkpoint(
             seen[target] = set()
 
     step = checkpoint.step + 1
-    next_tasks = [Task(id=f"{step}:{node}", node=node) for node in sorted(triggered - {END})]
-    next_tasks += [
+    # Listed as LangGraph lists them (Sends first, then nodes in the order they were added);
+    # their writes are applied in `Task.sort_key` order whatever the listing.
+    rank = {node: i for i, node in enumerate(spec.order)}
+    pulled = sorted(triggered - {END}, key=lambda node: (rank.get(node, len(rank)), node))
+    next_tasks = [
         Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg)
         for i, send in enumerate(sends)
         if send.node != END
     ]
+    next_tasks += [Task(id=f"{step}:{node}", node=node) for node in pulled]
     return Checkpoint(
         step=step,
         values=values,

@@ -85,7 +85,8 @@ def history_key(tag: str) -> str:
 def writes_key(tag: str, checkpoint_id: str) -> str:
     """Hash: task id -> outcome of that checkpoint's step (the first posted wins), and
     `resume:<task id>` -> the values its interrupts resume with. Kept with the checkpoint: a
-    resumed run re-runs only the tasks without a successful outcome."""
+    resumed run re-runs only the tasks without a successful outcome, setting the failed or
+    interrupted outcome aside as `prior:<task id>:<n>` (counted by `priors:<task id>`)."""
     return f"{PREFIX}:{{{tag}}}:writes:{checkpoint_id}"
 
 
@@ -460,9 +461,9 @@ COMMIT_SCRIPT = """
 --       6 writes hash of the checkpoint being resumed (any key of the thread if none)
 -- ARGV: 1 expected version, 2 number of run field pairs, 3 id of a checkpoint to save ('' for
 --       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 '1' when
---       the run ends (the thread is free again), 7 run id, 8 number of writes fields to
---       delete, 9 number of writes field pairs to set; then run field pairs, writes fields
---       to delete, writes field pairs to set, event (mode, data) pairs.
+--       the run ends (the thread is free again), 7 run id, 8 number of outcomes to set aside
+--       (tasks to run again), 9 number of writes field pairs to set; then run field pairs,
+--       task ids of outcomes to set aside, writes field pairs to set, event (mode, data) pairs.
 -- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
 -- several orchestrators serve one Redis.
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
@@ -477,7 +478,15 @@ if ARGV[3] ~= '' then
     redis.call('HSET', KEYS[3], 'latest', ARGV[3])
   end
 end
-for _ = 1, tonumber(ARGV[8]) do redis.call('HDEL', KEYS[6], ARGV[i]); i = i + 1 end
+for _ = 1, tonumber(ARGV[8]) do  -- an outcome to run again is kept as a prior, for history
+  local task, old = ARGV[i], redis.call('HGET', KEYS[6], ARGV[i])
+  if old then
+    local n = redis.call('HINCRBY', KEYS[6], 'priors:' .. task, 1)
+    redis.call('HSET', KEYS[6], 'prior:' .. task .. ':' .. n, old)
+    redis.call('HDEL', KEYS[6], task)
+  end
+  i = i + 1
+end
 for _ = 1, tonumber(ARGV[9]) do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
 if ARGV[6] == '1' and redis.call('HGET', KEYS[3], 'run') == ARGV[7] then
   redis.call('HDEL', KEYS[3], 'run')

@@ -373,6 +373,23 @@ class RunStore:
             tid: protocol.decode_outcome(blob) for tid, blob in zip(task_ids, raw, strict=True) if blob
         }
 
+    async def task_records(
+        self, tag: str, checkpoint_id: str
+    ) -> tuple[dict[str, TaskOutcome], dict[str, list[TaskOutcome]]]:
+        """All that a checkpoint's step left: each task's outcome, and its earlier outcomes set
+        aside when it was run again (oldest first)."""
+        fields = await self.redis.hgetall(protocol.writes_key(tag, checkpoint_id))
+        outcomes: dict[str, TaskOutcome] = {}
+        priors: dict[str, list[tuple[int, TaskOutcome]]] = {}
+        for raw_name, blob in fields.items():
+            name = raw_name.decode()
+            if name.startswith("prior:"):
+                task_id, _, n = name[len("prior:"):].rpartition(":")
+                priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
+            elif not name.startswith(("resume:", "priors:")):
+                outcomes[name] = protocol.decode_outcome(blob)
+        return outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])] for t, p in priors.items()}
+
     async def resume_values(self, tag: str, checkpoint_id: str, task_id: str) -> list[Any]:
         raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"resume:{task_id}")
         return list(codec.unpackb(raw)["resume"]) if raw else []

@@ -146,85 +146,14 @@ def scenario(**gaps: str) -> Callable[[Callable[[Api, Transcript], None]],
 
 
 # ---------------------------------------------------------------------------------------------
-# Known differences (each is the reason of an xfail; see also the final report of the branch)
+# Known differences (each is the reason of an xfail)
 
-GAP_INPUT_RESULT = (
-    "snapshots show no result for the input task: LangGraph's get_state/get_state_history give "
-    "the `__start__` task of an input checkpoint the input as its result (e.g. {'log': ['in']}), "
-    "arqgraph None (it does show one when START has conditional edges). Likely cause: "
-    "Orchestrator._step (orchestrator/service.py) applies `__start__` tasks with "
-    "pregel.given_outcome() in memory without storing an outcome, and Client._snapshot "
-    "(orchestrator/client.py) reads task results only from stored outcomes."
-)
-GAP_RESUMED_INTERRUPTS = (
-    "history of a step whose interrupted task was resumed: on that older checkpoint LangGraph "
-    "still shows the interrupt the task raised last (task.interrupts and snapshot.interrupts) "
-    "next to the result of the resumed run; arqgraph shows interrupts=() there. Likely cause: "
-    "one outcome per task in a checkpoint's writes hash (shared/store.py RunStore.outcomes / "
-    "post_outcome), which the resume replaces (Orchestrator._resume drops the interrupted "
-    "outcome), and Client._snapshot builds interrupts from that single outcome."
-)
-GAP_RESUMED_ERRORS = (
-    "history of a step whose failed task was resumed: on that older checkpoint LangGraph keeps "
-    "the task's error (\"NodeFailure('bad failed')\") next to the result of the successful "
-    "re-run; arqgraph shows error None. Likely cause: one outcome per task (shared/store.py "
-    "RunStore.outcomes), the failed one dropped by Orchestrator._resume "
-    "(orchestrator/service.py), and Client._snapshot reads the error from the latest outcome."
-)
-GAP_TASK_ORDER = (
-    "order of a step's tasks in snapshots (StateSnapshot.next, .tasks, .interrupts): LangGraph "
-    "lists Send (push) tasks first, in send order, then pull tasks in the order their nodes "
-    "were added to the graph ('worker', 'worker', 'zeta', 'alpha'); arqgraph lists pull tasks "
-    "sorted by node name, then Send tasks ('alpha', 'zeta', 'worker', 'worker'). Likely cause: "
-    "Client._snapshot (orchestrator/client.py) orders tasks with shared/pregel.py ordered() "
-    "(Task.sort_key: the order writes are applied in, which is right for values)."
-)
-GAP_RESUME_UNKNOWN_ID = (
-    "Command(resume={id: value}) whose key is a well-formed interrupt id that matches no "
-    "pending interrupt, one interrupt pending: LangGraph takes the dict as a resume map (all "
-    "keys look like interrupt ids), resumes nothing and the node interrupts again with the "
-    "same id; arqgraph hands the whole dict to the pending interrupt as its value (the node "
-    "finishes with \"ask:{'0123...': 'x'}\"). Likely cause: Orchestrator._resume "
-    "(orchestrator/service.py): a dict that is not a subset of the pending ids falls through "
-    "to the single-pending-interrupt branch."
-)
-GAP_RESUME_FRESH_THREAD = (
-    "Command(resume=...) on a thread without checkpoints: LangGraph runs the graph from START "
-    "without input (the node runs and interrupts); arqgraph raises EmptyInputError('Received "
-    "no input for __start__'). Likely cause: Orchestrator._start (orchestrator/service.py) "
-    "raises EmptyInputError for a resume without a base checkpoint."
-)
-GAP_RERUN_FINISHED = (
-    "invoke(None) / Command(resume=...) / stream(None) on a thread with nothing left to run: "
-    "LangGraph writes no checkpoint; arqgraph writes a new 'loop' checkpoint each time (step+1, "
-    "same values, no tasks), so steps and history differ, and a later update_state without "
-    "as_node raises InvalidUpdateError('Ambiguous update, specify as_node') where LangGraph "
-    "applies it as the last node that wrote. Likely cause: Orchestrator._start/_step "
-    "(orchestrator/service.py): resuming a checkpoint without tasks still goes through "
-    "next_checkpoint() and _finish(saved=new, new=True)."
-)
-GAP_SYNC_TIMEOUT = (
-    "add_node(..., timeout=0.05) on a sync node: LangGraph refuses it at compile() with "
-    "ValueError('Node timeouts are only supported for async nodes because sync Python "
-    "execution cannot be safely cancelled in-process. Node 'slow' is sync.'); arqgraph compiles "
-    "it, and the run fails with NodeTimeoutError while the node's thread runs on. Likely cause: "
-    "StateGraph.compile (shared/graph/state.py) does not check timeouts of sync nodes; "
-    "workers/executor.py run_node puts asyncio.wait_for around run_in_executor."
-)
 GAP_NO_THREAD_ID = (
-    "a non-empty config['configurable'] without 'thread_id' (and get_state with an empty one): "
-    "LangGraph raises KeyError('thread_id') (from its checkpointer), arqgraph ValueError("
-    "\"Checkpointer requires one or more of the following 'configurable' keys: ...\"), which "
-    "LangGraph raises only when 'configurable' is missing or empty in invoke/stream. Likely "
-    "cause: orchestrator/embedded.py _check_thread and orchestrator/client.py _require_thread "
-    "check thread_id themselves."
-)
-GAP_HISTORY_ARGS = (
-    "get_state_history(before=..., filter=...) are ignored by arqgraph (every checkpoint is "
-    "returned); LangGraph returns only checkpoints older than `before`, and only those whose "
-    "metadata match `filter`. Likely cause: CompiledStateGraph.get_state_history / "
-    "aget_state_history (shared/graph/state.py) swallow them in **_, and Client."
-    "get_state_history (orchestrator/client.py) takes only limit."
+    "deliberate: a non-empty config['configurable'] without 'thread_id' (and get_state with an "
+    "empty one): LangGraph raises KeyError('thread_id') from deep in its checkpointer; arqgraph "
+    "raises the ValueError(\"Checkpointer requires one or more of the following 'configurable' "
+    "keys: ...\") that LangGraph raises when 'configurable' is missing, for every such case "
+    "(orchestrator/embedded.py _check_thread, orchestrator/client.py _require_thread)."
 )
 
 
@@ -232,7 +161,7 @@ GAP_HISTORY_ARGS = (
 # 1. A thread continued by two invokes
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_continued_thread(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _compile(_linear(api, calls, ("a", "b")), api)
@@ -255,7 +184,7 @@ def scenario_history_limit(api: Api, t: Transcript) -> None:
     t.history("limit=1", graph.get_state_history, cfg(), limit=1)
 
 
-@scenario(history=GAP_HISTORY_ARGS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_history_before_filter(api: Api, t: Transcript) -> None:
     """get_state_history's before= and filter= arguments."""
     calls: Counter[str] = Counter()
@@ -326,7 +255,7 @@ def _parallel_interrupt(api: Api, calls: Counter[str], use_async: bool = False) 
     return _compile(g, api)
 
 
-@scenario(history=GAP_RESUMED_INTERRUPTS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_interrupt_parallel(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _parallel_interrupt(api, calls)
@@ -343,7 +272,7 @@ def scenario_interrupt_parallel(api: Api, t: Transcript) -> None:
 # 3. Several interrupts: two in one node, two in parallel nodes, an ambiguous resume
 
 
-@scenario(history=GAP_RESUMED_INTERRUPTS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_two_interrupts_one_node(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
 
@@ -367,7 +296,7 @@ def scenario_two_interrupts_one_node(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(history=GAP_RESUMED_INTERRUPTS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_parallel_interrupts_by_id(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
 
@@ -405,7 +334,7 @@ def scenario_parallel_interrupts_by_id(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(history=GAP_RESUMED_INTERRUPTS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_partial_resume_by_id(api: Api, t: Transcript) -> None:
     """Two pending interrupts, resumed one at a time by id."""
     calls: Counter[str] = Counter()
@@ -444,7 +373,7 @@ def _asking(api: Api, calls: Counter[str]) -> Any:
     return _compile(g, api)
 
 
-@scenario(run=GAP_RESUME_UNKNOWN_ID, state=GAP_RESUME_UNKNOWN_ID)
+@scenario()
 def scenario_resume_unknown_id(api: Api, t: Transcript) -> None:
     """A resume map whose (well-formed) id matches no pending interrupt."""
     calls: Counter[str] = Counter()
@@ -457,7 +386,7 @@ def scenario_resume_unknown_id(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(run=GAP_RESUME_FRESH_THREAD, state=GAP_RESUME_FRESH_THREAD)
+@scenario()
 def scenario_resume_fresh_thread(api: Api, t: Transcript) -> None:
     """Resuming a thread that has no checkpoint yet."""
     calls: Counter[str] = Counter()
@@ -469,8 +398,7 @@ def scenario_resume_fresh_thread(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(run=GAP_RERUN_FINISHED, state=GAP_RERUN_FINISHED, history=GAP_RERUN_FINISHED,
-          input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_rerun_finished_thread(api: Api, t: Transcript) -> None:
     """invoke(None) and Command(resume=...) on a thread with nothing left to run."""
     calls: Counter[str] = Counter()
@@ -523,7 +451,7 @@ def _failing_pair(api: Api, calls: Counter[str], failing: dict[str, bool]) -> An
     return _compile(g, api)
 
 
-@scenario(history=GAP_RESUMED_ERRORS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_failure_then_resume(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     failing = {"on": True}
@@ -558,7 +486,7 @@ def scenario_task_error_type(api: Api, t: Transcript) -> None:
 # 5. Static breakpoints
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_interrupt_before(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _compile(_linear(api, calls), api, interrupt_before=["b"])
@@ -573,7 +501,7 @@ def scenario_interrupt_before(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_interrupt_after(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _compile(_linear(api, calls), api, interrupt_after=["a"])
@@ -614,7 +542,7 @@ def _updatable(api: Api, calls: Counter[str], use_async: bool = False) -> Any:
     return _compile(g, api, interrupt_before=["b"])
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_update_state(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _updatable(api, calls)
@@ -644,7 +572,7 @@ def scenario_update_state(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     """update_state on a thread that ran to its end: as its last node, then as an earlier one
     (which makes the next node due again)."""
@@ -660,7 +588,7 @@ def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_update_state_misuse(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     g = _linear(api, calls, ("x",))
@@ -683,7 +611,7 @@ def scenario_update_state_misuse(api: Api, t: Transcript) -> None:
 # 7. Replay from an older checkpoint
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_replay(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _compile(_linear(api, calls), api)
@@ -732,7 +660,7 @@ def scenario_stream_failure_resume(api: Api, t: Transcript) -> None:
 # 9. A Send fan-out where one Send task interrupts
 
 
-@scenario(history=GAP_RESUMED_INTERRUPTS)
+@scenario()
 def scenario_send_interrupt(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
 
@@ -766,7 +694,7 @@ async def _ahistory(graph: Any, config: dict[str, Any]) -> list[Any]:
     return [s async for s in graph.aget_state_history(config)]
 
 
-@scenario(history=GAP_RESUMED_INTERRUPTS, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_async_interrupt_parallel(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _parallel_interrupt(api, calls, use_async=True)
@@ -787,7 +715,7 @@ def scenario_async_interrupt_parallel(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_async_update_state(api: Api, t: Transcript) -> None:
     calls: Counter[str] = Counter()
     graph = _updatable(api, calls, use_async=True)
@@ -889,7 +817,7 @@ def scenario_node_timeout_async(api: Api, t: Transcript) -> None:
     t.add("task errors", [str(e)[: str(e).find("exceeded") + 8] for e in errors])
 
 
-@scenario(run=GAP_SYNC_TIMEOUT)
+@scenario()
 def scenario_node_timeout_sync(api: Api, t: Transcript) -> None:
     def slow(state: S) -> dict[str, Any]:
         time.sleep(0.2)
@@ -945,7 +873,7 @@ def scenario_configurable_without_thread_id(api: Api, t: Transcript) -> None:
 # The order of a step's tasks in snapshots (nodes added out of name order, Send tasks)
 
 
-@scenario(state=GAP_TASK_ORDER, history=GAP_TASK_ORDER, input=GAP_INPUT_RESULT)
+@scenario()
 def scenario_task_order(api: Api, t: Transcript) -> None:
     """A step of pull tasks added out of name order and of Send tasks, seen at a breakpoint."""
     calls: Counter[str] = Counter()
@@ -981,7 +909,7 @@ def scenario_task_order(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
-@scenario(state=GAP_TASK_ORDER)
+@scenario()
 def scenario_interrupt_order(api: Api, t: Transcript) -> None:
     """Two interrupting nodes added out of name order: the order of their interrupts."""
     calls: Counter[str] = Counter()

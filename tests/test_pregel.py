@@ -18,6 +18,7 @@ from shared.pregel import (
     first_checkpoint,
     given_outcome,
     next_checkpoint,
+    ordered,
 )
 from shared.schema import StateSchema
 from shared.types import Send
@@ -97,10 +98,21 @@ def test_goto_and_sends_add_tasks_and_end_is_dropped():
     cp = Checkpoint(0, {"log": []}, (Task("0:a", "a"),))
     out = done(cp.tasks[0], goto=["b", END], sends=[Send("x", {"i": 1}), Send("x", {"i": 2})])
     nxt = run_step(graph, cp, [out])
+    # Listed as LangGraph lists them: Sends first; applied in sort_key order: pulls first.
     assert [(t.node, t.send_index, t.arg) for t in nxt.tasks] == [
-        ("b", None, None), ("x", 0, {"i": 1}), ("x", 1, {"i": 2})
+        ("x", 0, {"i": 1}), ("x", 1, {"i": 2}), ("b", None, None)
     ]
+    assert [t.node for t in ordered(nxt.tasks)] == ["b", "x", "x"]
     assert len({t.id for t in nxt.tasks}) == 3
+
+
+def test_pull_tasks_listed_in_the_order_nodes_were_added():
+    graph = GraphSpec(SCHEMA, frozenset({"a", "zeta", "alpha"}), {"a": ("zeta", "alpha")},
+                      order=("a", "zeta", "alpha"))
+    cp = Checkpoint(0, {"log": []}, (Task("0:a", "a"),))
+    nxt = run_step(graph, cp, [done(cp.tasks[0])])
+    assert [t.node for t in nxt.tasks] == ["zeta", "alpha"]
+    assert [t.node for t in ordered(nxt.tasks)] == ["alpha", "zeta"]
 
 
 def test_empty_input_still_starts_the_graph_but_writes_nothing():

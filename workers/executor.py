@@ -23,7 +23,7 @@ from shared.errors import (
     NodeError,
     NodeTimeoutError,
 )
-from shared.graph.state import CompiledStateGraph, NodeSpec
+from shared.graph.state import CompiledStateGraph, NodeSpec, is_async
 from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
 from shared.runtime import Runtime
 from shared.types import Command, InterruptScratch, RetryPolicy, Send, current_interrupts
@@ -35,9 +35,6 @@ class UnknownNodeError(LookupError):
     """A job names a node that the worker's graph does not have."""
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 def _wanted(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -64,7 +61,7 @@ async def call_user(
     kwargs = {name: extra[name] for name in _wanted(fn)}
     current_config.set(config)
     current_runtime.set(runtime)
-    if _is_async(fn):
+    if is_async(fn):
         return await fn(arg, **kwargs)
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
@@ -80,14 +77,9 @@ async def run_node(
 ) -> Any:
     """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout.
 
-    As in LangGraph, a node's own timeout needs an async node (a thread cannot be cancelled);
-    the worker's default timeout also bounds sync nodes, whose thread is then abandoned.
+    As in LangGraph, a node's own timeout needs an async node (`compile` checks); the worker's
+    default timeout also bounds sync nodes, whose thread is then abandoned.
     """
-    if node.timeout is not None and not _is_async(node.fn):
-        raise ValueError(
-            "Node timeouts are only supported for async nodes because sync Python execution "
-            f"cannot be safely cancelled in-process. Node '{node.name}' is sync."
-        )
     call = call_user(node.fn, arg, runtime, config, threads)
     timeout = node.timeout if node.timeout is not None else default_timeout
     if not timeout:

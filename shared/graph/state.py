@@ -294,6 +294,12 @@ class CompiledStateGraph:
         self.nodes: dict[str, NodeSpec] = {
             name: _with_defaults(spec, builder.node_defaults) for name, spec in builder.nodes.items()
         }
+        for spec in self.nodes.values():
+            if spec.timeout is not None and not is_async(spec.fn):
+                raise ValueError(
+                    "Node timeouts are only supported for async nodes because sync Python "
+                    f"execution cannot be safely cancelled in-process. Node '{spec.name}' is sync."
+                )
         self.branches: dict[str, list[Branch]] = {k: list(v) for k, v in builder.branches.items()}
         edges: dict[str, list[str]] = {}
         for source, target in sorted(builder.edges):
@@ -303,6 +309,7 @@ class CompiledStateGraph:
             nodes=frozenset(self.nodes),
             edges={k: tuple(v) for k, v in edges.items()},
             joins=tuple(builder.joins),
+            order=tuple(self.nodes),
         )
         self.fingerprint = self._fingerprint()
         self.cluster_url: str | None = None
@@ -407,21 +414,25 @@ class CompiledStateGraph:
         return run_sync(self.aget_state(config, **kwargs))
 
     async def aget_state_history(
-        self, config: dict[str, Any], *, limit: int | None = None, **_: Any
+        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> AsyncIterator[StateSnapshot]:
         history = await self._on_threads(
-            lambda client: client.get_state_history(config, limit=limit)
+            lambda client: client.get_state_history(config, filter=filter, before=before,
+                                                    limit=limit)
         )
         for snapshot in history:
             yield snapshot
 
     def get_state_history(
-        self, config: dict[str, Any], *, limit: int | None = None, **_: Any
+        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> Iterator[StateSnapshot]:
         from orchestrator.embedded import run_sync
 
         history = run_sync(self._on_threads(
-            lambda client: client.get_state_history(config, limit=limit)
+            lambda client: client.get_state_history(config, filter=filter, before=before,
+                                                    limit=limit)
         ))
         yield from history
 
@@ -470,3 +481,9 @@ def _with_defaults(spec: NodeSpec, defaults: dict[str, Any]) -> NodeSpec:
     """A node with the graph's default policies where it sets none of its own."""
     unset = {k: v for k, v in defaults.items() if getattr(spec, k) is None}
     return replace(spec, **unset) if unset else spec
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling `fn` gives a coroutine (async functions, objects with async __call__)."""
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
