@@ -214,13 +214,14 @@ class Client:
             # in the history, a task run again after failing or interrupting shows that too
             earlier = [] if pending_applied else list(priors.get(t.id, []))
             earlier += [o] if o else []
-            error = next((p.error for p in reversed(earlier) if p.error), None)
+            error = next((p.node_error or p.error for p in reversed(earlier)
+                          if p.node_error or p.error), None)
             asked = next((p.interrupts for p in reversed(earlier) if p.interrupts), ())
             shown.append(PregelTask(
                 id=t.id, name=t.node, path=path,
                 error=repr(error.rebuild()) if error else None,  # type: ignore[arg-type]
                 interrupts=tuple(Interrupt(v, i) for i, v in asked),
-                result=dict(o.writes or {}) if o and o.succeeded else None,
+                result=dict(o.writes or {}) if o and o.succeeded and not o.handled else None,
             ))
         return StateSnapshot(
             values=values,

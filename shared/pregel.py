@@ -64,7 +64,12 @@ class TaskOutcome:
     sends: tuple[Send, ...] = ()
     error: ErrorInfo | None = None
     interrupts: tuple[tuple[str, Any], ...] = ()
-    handled: bool = False  # the node failed and its error handler gave these writes and goto
+    node_error: ErrorInfo | None = None  # the node failed and its error handler took over
+
+    @property
+    def handled(self) -> bool:
+        """The node failed and its error handler gave these writes and goto instead."""
+        return self.node_error is not None and self.error is None
 
     @property
     def succeeded(self) -> bool:

@@ -298,7 +298,7 @@ class _OutcomeModel(pydantic.BaseModel):
     sends: list[tuple[str, Any]] = []
     error: ErrorModel | None = None
     interrupts: list[tuple[str, Any]] = []
-    handled: bool = False
+    node_error: ErrorModel | None = None
 
 
 def encode_checkpoint(cp: Checkpoint) -> bytes:
@@ -373,7 +373,7 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES) -> b
             "sends": [(s.node, s.arg) for s in outcome.sends],
             "error": encode_error(outcome.error) if outcome.error else None,
             "interrupts": [list(i) for i in outcome.interrupts],
-            "handled": outcome.handled,
+            "node_error": encode_error(outcome.node_error) if outcome.node_error else None,
         }
     )
     if len(data) > max_bytes:
@@ -406,7 +406,7 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         sends=tuple(Send(node, arg) for node, arg in m.sends),
         error=decode_error(m.error.model_dump()) if m.error else None,
         interrupts=tuple((i, v) for i, v in m.interrupts),
-        handled=m.handled,
+        node_error=decode_error(m.node_error.model_dump()) if m.node_error else None,
     )
 
 

@@ -781,6 +781,111 @@ def scenario_retry_policy(api: Api, t: Transcript) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# 11b. Error handlers (add_node(error_handler=...), set_node_defaults)
+
+
+def _handled(api: Api, calls: Counter[str], handler: Callable[..., Any], *,
+             retry: Any = None, defaults: bool = False) -> Any:
+    """START -> a -> (b, e); b fails (ConnectionError) and has `handler`; b -> c, e -> c."""
+
+    def a(state: S) -> dict[str, Any]:
+        calls["a"] += 1
+        return {"log": ["a"]}
+
+    def b(state: S) -> dict[str, Any]:
+        calls["b"] += 1
+        raise ConnectionError(f"b down #{calls['b']}")
+
+    def e(state: S) -> dict[str, Any]:
+        calls["e"] += 1
+        return {"log": ["e"]}
+
+    def c(state: S) -> dict[str, Any]:
+        calls["c"] += 1
+        return {"log": ["c"]}
+
+    def d(state: S) -> dict[str, Any]:
+        calls["d"] += 1
+        return {"log": ["d"]}
+
+    g = api.StateGraph(S)
+    if defaults:
+        g.set_node_defaults(error_handler=handler, retry_policy=retry)
+        g.add_node("b", b)
+    else:
+        g.add_node("b", b, error_handler=handler, retry_policy=retry)
+    for name, fn in (("a", a), ("e", e), ("c", c), ("d", d)):
+        g.add_node(name, fn)
+    g.add_edge(api.START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("a", "e")
+    g.add_edge("b", "c")
+    g.add_edge("e", "c")
+    return _compile(g, api)
+
+
+@scenario()
+def scenario_error_handler(api: Api, t: Transcript) -> None:
+    """The handler's writes stand in for the node's; the node's own edges are not followed."""
+    calls: Counter[str] = Counter()
+
+    def handler(state: S, error: "NodeError") -> dict[str, Any]:  # noqa: F821, UP037
+        calls["handler"] += 1
+        return {"log": [f"handled {error.node}: {type(error.error).__name__}: {error.error}"]}
+
+    graph = _handled(api, calls, handler)
+    events = list(graph.stream({"log": []}, cfg(), stream_mode=["values", "updates"]))
+    t.add("values", [payload for mode, payload in events if mode == "values"])
+    # b's handler and e run in the same superstep: their updates come in either order
+    t.add("updates", sorted(repr(payload) for mode, payload in events if mode == "updates"))
+    t.add("calls", dict(sorted(calls.items())))
+    t.state("state", graph.get_state, cfg())
+    t.history("history", graph.get_state_history, cfg())
+
+
+@scenario()
+def scenario_error_handler_goto_after_retries(api: Api, t: Transcript) -> None:
+    """After the retries, a handler routing with Command(goto=...)."""
+    calls: Counter[str] = Counter()
+
+    def handler(state: S, error: "NodeError") -> Any:  # noqa: F821, UP037
+        calls["handler"] += 1
+        return api.Command(update={"log": [f"rerouted after {error.error}"]}, goto="d")
+
+    retry = api.RetryPolicy(max_attempts=2, initial_interval=0.01, jitter=False)
+    graph = _handled(api, calls, handler, retry=retry)
+    t.call("invoke", graph.invoke, {"log": []}, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
+def scenario_error_handler_defaults_and_failures(api: Api, t: Transcript) -> None:
+    """set_node_defaults(error_handler=...); a handler that raises fails the run; a parameter
+    `error` without the NodeError annotation is not injected."""
+    calls: Counter[str] = Counter()
+
+    def handler(state: S, error: "NodeError") -> dict[str, Any]:  # noqa: F821, UP037
+        calls["handler"] += 1
+        return {"log": [f"default handler for {error.node}"]}
+
+    graph = _handled(api, calls, handler, defaults=True)
+    t.call("defaults", graph.invoke, {"log": []}, cfg("defaults"))
+
+    def raising(state: S, error: "NodeError") -> dict[str, Any]:  # noqa: F821, UP037
+        raise KeyError(f"handler gave up on {error.node}")
+
+    graph = _handled(api, calls, raising)
+    t.call("raising handler", graph.invoke, {"log": []}, cfg("raising"))
+    t.state("raising handler: state", graph.get_state, cfg("raising"))
+
+    def unannotated(state: S, error: Any) -> dict[str, Any]:
+        return {"log": ["never"]}
+
+    graph = _handled(api, calls, unannotated)
+    t.call("unannotated", graph.invoke, {"log": []}, cfg("unannotated"))
+
+
+# ---------------------------------------------------------------------------------------------
 # 12. Node timeouts
 
 

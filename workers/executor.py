@@ -207,13 +207,16 @@ async def _handle_error(
     only where the handler routes it (the node's own edges are not followed)."""
     assert node.error_handler is not None
     arg = task.arg if task.send_index is not None else graph.schema.node_input(checkpoint.values)
+    node_error = ErrorInfo.of(exc, task.node)
     try:
         result = await call_user(node.error_handler, arg, runtime, config, threads,
                                  error=NodeError(node.name, exc))
         writes, targets = split_result(node.handler_name, result)
         goto, sends = _route(targets, graph, node.name)
     except Exception as failed:
-        return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(failed, task.node)))
+        error = ErrorInfo.of(failed, task.node)
+        return TaskResult(TaskOutcome(task.id, task.node, error=error, node_error=node_error))
     shown = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels} or None
-    outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends), handled=True)
+    outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends),
+                          node_error=node_error)
     return TaskResult(outcome, shown, shown_as=node.handler_name)

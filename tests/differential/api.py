@@ -40,6 +40,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "PregelTask": ("types", "PregelTask"),
     "GraphInterrupt": ("errors", "GraphInterrupt"),
     "NodeTimeoutError": ("errors", "NodeTimeoutError"),
+    "NodeError": ("errors", "NodeError"),
 }
 
 
@@ -66,6 +67,7 @@ class Api:
     StreamWriter: Any
     InvalidUpdateError: type[Exception]
     GraphRecursionError: type[Exception]
+    NodeError: Any
     get_stream_writer: Any
     Runtime: Any
     InMemorySaver: Any
