@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio
 
 from orchestrator.client import Client
+from shared import protocol
 from shared.errors import TaskLostError, UpdateTooLargeError
 from shared.types import Command
 from tests.conftest import ArqProcess, ArqProcesses, RedisServer, RedisServers
@@ -342,3 +343,44 @@ async def test_full_redis_keeps_the_node_outcome_until_it_has_room(
     await pool.redis.config_set("maxmemory", 0)
     assert await within(handle.result()) == {**data, "done": [0]}
     assert await pool.starts(tag, 0) == 1
+
+
+async def test_duplicate_delivery_and_a_forged_unknown_task_change_nothing(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 1)
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    await pool.wait_started(data["tag"], 1)
+    record = await client.store.load_run(handle.run_id)
+    assert record is not None and record.checkpoint is not None
+    [task] = record.checkpoint.tasks
+    job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=record.checkpoint_id,
+                           step=record.checkpoint.step, task_id=task.id, graph=record.graph,
+                           fingerprint=record.fingerprint)
+    # The same task delivered a second time (under another job id), while the first runs...
+    await client.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=f"duplicate-{uuid.uuid4()}",
+                                   _queue_name=protocol.DEFAULT_QUEUE, **job.model_dump())
+    # ...and a forged job naming a task this step does not have.
+    forged = job.model_copy(update={"task_id": f"{task.id}-nope"})
+    await client.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=f"forged-{uuid.uuid4()}",
+                                   _queue_name=protocol.DEFAULT_QUEUE, **forged.model_dump())
+    await client.redis.lpush(protocol.wake_key(protocol.DEFAULT_QUEUE), b"1", b"1")
+    await pool.wait_started(data["tag"], 2)  # both deliveries run the node
+    await pool.open_gate(data["tag"])
+    assert await within(handle.result()) == await fault_free(pool, data)  # applied once
+    assert await pool.starts(data["tag"], 0) == 2
+    await wait_until(_logged_any(pool.workers, "fenced: a newer attempt owns it"),
+                     "the older delivery to be fenced")
+    await wait_until(_logged_any(pool.workers, f"no task {task.id}-nope in this step"),
+                     "the forged job to be refused")
+    assert all(w.alive() for w in pool.workers)
+
+
+def _logged_any(procs: list[ArqProcess], text: str) -> Any:
+    async def seen() -> bool:
+        await asyncio.sleep(0)
+        return any(text in proc.output() for proc in procs)
+
+    return seen
