@@ -132,8 +132,8 @@ async def _follow(handle: Any, modes: list[str]) -> int:
 
 async def _serve_orchestrator(args: argparse.Namespace) -> int:
     from orchestrator.service import Orchestrator
+    from shared.connection import connect
     from shared.loader import load_all
-    from shared.store import connect
 
     graphs = load_all(args.specs)
     redis = await connect(args.redis, what="orchestrator")
@@ -150,8 +150,8 @@ async def _serve_orchestrator(args: argparse.Namespace) -> int:
 
 
 async def _serve_worker(args: argparse.Namespace) -> int:
+    from shared.connection import connect
     from shared.loader import load_all
-    from shared.store import connect
     from workers.worker import build_worker
 
     graphs = load_all(args.specs)

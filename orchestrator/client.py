@@ -11,10 +11,11 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from shared import codec, protocol
+from shared.connection import connect
 from shared.errors import RunCancelledError, UnknownGraphError
 from shared.pregel import START, TaskOutcome
 from shared.protocol import FINAL_STATUSES, SavedCheckpoint, decode_error
-from shared.store import NO_RESUME, RunStore, connect
+from shared.store import NO_RESUME, RunStore
 from shared.types import Command, Interrupt, PregelTask, StateSnapshot
 
 

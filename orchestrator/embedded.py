@@ -20,9 +20,9 @@ from redis.asyncio import ConnectionPool
 
 from orchestrator.client import Client
 from orchestrator.service import Orchestrator
-from shared.graph.state import CompiledStateGraph
+from shared.connection import job_deserializer, job_serializer
+from shared.graph.compiled import CompiledStateGraph
 from shared.protocol import InboxNote
-from shared.store import job_deserializer, job_serializer
 from workers.worker import build_worker
 
 T = TypeVar("T")

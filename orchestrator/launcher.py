@@ -13,7 +13,7 @@ import tempfile
 import time
 from urllib.parse import urlparse
 
-from shared.store import connect
+from shared.connection import connect
 
 
 def _reachable(url: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from shared import protocol
+from shared.connection import lost_redis
 from shared.errors import (
     EmptyInputError,
     ErrorInfo,
@@ -31,7 +32,7 @@ from shared.errors import (
     InvalidUpdateError,
     ResumeError,
 )
-from shared.graph.state import CompiledStateGraph
+from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import (
     START,
     Checkpoint,
@@ -46,7 +47,7 @@ from shared.pregel import (
     update_checkpoint,
 )
 from shared.protocol import GraphInfo, RunRecord, SavedCheckpoint
-from shared.store import RunStore, WritesEdit, lost_redis
+from shared.store import RunStore, WritesEdit
 from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")

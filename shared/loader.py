@@ -8,7 +8,8 @@ import os
 import sys
 from typing import Any
 
-from shared.graph.state import CompiledStateGraph, StateGraph
+from shared.graph.compiled import CompiledStateGraph
+from shared.graph.state import StateGraph
 
 
 class GraphSpecError(ValueError):

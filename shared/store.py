@@ -12,115 +12,19 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
 
-import msgpack
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.exceptions import (
-    AuthenticationError,
-    AuthenticationWrongNumberOfArgsError,
-    OutOfMemoryError,
-    ResponseError,
-    WatchError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from arq.connections import ArqRedis
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
-from shared.errors import ErrorInfo, SerializationError, ThreadBusyError, UpdateTooLargeError
+from shared.connection import RETRYABLE
+from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from shared.pregel import Task, TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 
 log = logging.getLogger("arqgraph.store")
 
-RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 NO_RESUME: Any = object()  # a run that does not resume interrupts
-
-
-def lost_redis(exc: BaseException) -> bool:
-    """Whether `exc` means Redis cannot serve us for now (worth retrying once it can): the
-    connection failed, or Redis is over its maxmemory and refuses writes.
-
-    Besides those: the WatchError redis-py raises instead when the connection fails while a
-    transaction watches keys (arq watches keys to pick up and to enqueue jobs).
-    """
-    return isinstance(exc, (*RETRYABLE, OutOfMemoryError)) or (
-        isinstance(exc, WatchError) and isinstance(exc.__context__, RETRYABLE)
-    )
-
-
-def job_serializer(obj: Any) -> bytes:
-    """arq jobs and job results as plain msgpack; anything else (arq stores a failed job's
-    exception as its result) is written as its repr, never pickled."""
-    return msgpack.packb(obj, use_bin_type=True, default=repr)
-
-
-def job_deserializer(data: bytes) -> Any:
-    """Jobs carry only strings and ints: read them as plain msgpack, no extension types, so a
-    forged job cannot make a worker import or build anything."""
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception as exc:
-        raise SerializationError(f"not a valid arqgraph job: {exc}") from None
-
-
-TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
-
-
-def redis_settings(url: str) -> RedisSettings:
-    """arq's settings for `url`: `redis://` or `rediss://` (TLS), user and password (percent-
-    encoded as in any URL), database as path or `?db=`, and the TLS options of redis-py as query
-    parameters, e.g. `rediss://app:secret@redis:6380/0?ssl_ca_certs=/certs/ca.pem`."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"{_safe(url)} is not a Redis URL (redis://, rediss:// or unix://)")
-    settings = RedisSettings.from_dsn(url)
-    settings.username = unquote(parsed.username) if parsed.username else None
-    settings.password = unquote(parsed.password) if parsed.password else None
-    for name, values in parse_qs(parsed.query).items():
-        if name == "db":
-            continue
-        if name not in TLS_OPTIONS:
-            raise ValueError(f"unknown option {name!r} in Redis URL {_safe(url)}; known: db, "
-                             f"{', '.join(TLS_OPTIONS)}")
-        value: Any = values[-1]
-        if name == "ssl_check_hostname":
-            value = value.lower() in ("1", "true", "yes")
-        setattr(settings, name, value)
-    return settings
-
-
-async def connect(url: str, *, attempts: int | None = None, what: str = "arqgraph") -> ArqRedis:
-    """Connect to Redis at `url`, retrying with backoff (and saying so) while it is unreachable."""
-    settings = redis_settings(url)
-    settings.conn_retries = 0
-    delay, attempt = 0.2, 0
-    while True:
-        attempt += 1
-        try:
-            pool = await create_pool(
-                settings, job_serializer=job_serializer, job_deserializer=job_deserializer
-            )
-            await pool.ping()
-            return pool
-        except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
-            raise ConnectionRefusedError(f"{what}: Redis at {_safe(url)} refused us: {exc}") from exc
-        except RETRYABLE as exc:
-            if attempts is not None and attempt >= attempts:
-                raise
-            log.warning(
-                "%s: Redis at %s unreachable (%s); retrying in %.1fs", what, _safe(url), exc, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from shared.errors import (
     NodeError,
     NodeTimeoutError,
 )
-from shared.graph.state import CompiledStateGraph, NodeSpec, is_async
+from shared.graph.compiled import CompiledStateGraph, is_async
+from shared.graph.state import NodeSpec
 from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
 from shared.runtime import Runtime
 from shared.types import Command, InterruptScratch, RetryPolicy, Send, current_interrupts

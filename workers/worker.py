@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,24 +17,18 @@ from typing import Any
 import pydantic
 from arq.connections import ArqRedis
 from arq.worker import Retry, Worker, func
-from redis.asyncio import ConnectionPool, Redis
 
 from shared import codec, protocol
+from shared.connection import job_deserializer, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
-from shared.graph.state import CompiledStateGraph
+from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.runtime import Runtime
-from shared.store import (
-    Claim,
-    RedisFullError,
-    RunStore,
-    job_deserializer,
-    job_serializer,
-    lost_redis,
-)
+from shared.store import Claim, RedisFullError, RunStore
 from shared.types import Interrupt
 from workers.executor import TaskResult, UnknownNodeError, execute_task
+from workers.lease import LeaseKeeper
 
 log = logging.getLogger("arqgraph.worker")
 
@@ -215,72 +208,6 @@ class NodeRunner:
         for job, execution in list(self.running.items()):
             if protocol.run_of_job(job) in run_ids:
                 execution.cancel()
-
-
-class LeaseKeeper:
-    """Keeps this worker's jobs leased, and cancels nodes of cancelled runs, from a thread.
-
-    arq marks a started job with an in-progress key that lives for the job timeout + 10 s, so a
-    killed worker's job would wait that long to run again. Here the key lives for `lease`
-    seconds and is renewed every third of it while the job runs. The renewal runs on its own
-    thread, event loop and connection, so a node that blocks the worker's loop does not lose
-    its lease (and is not started a second time elsewhere).
-    """
-
-    def __init__(self, worker: GraphWorker, lease: float) -> None:
-        self.worker = worker
-        self.lease = lease
-        self.loop = asyncio.get_running_loop()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._main, name="arqgraph-lease", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _main(self) -> None:
-        asyncio.run(self._renew_forever())
-
-    async def _renew_forever(self) -> None:
-        pool = self.worker.pool.connection_pool
-        redis = Redis(connection_pool=ConnectionPool(
-            connection_class=pool.connection_class, **pool.connection_kwargs
-        ))
-        cancels = redis.pubsub()
-        listening = False
-        try:
-            while not self.stopped.is_set():
-                try:
-                    if not listening:
-                        await cancels.subscribe(protocol.CANCEL_CHANNEL)
-                        listening = True
-                    await self.tick(redis)
-                    # until the next renewal, or at once when a run is cancelled
-                    await cancels.get_message(ignore_subscribe_messages=True, timeout=self.lease / 3)
-                except Exception as exc:  # Redis away: keep trying; leases outlive short outages
-                    log.warning("lease renewal failed: %s", exc)
-                    listening = False
-                    await asyncio.to_thread(self.stopped.wait, self.lease / 3)
-        finally:
-            await cancels.aclose()
-            await redis.aclose()
-
-    async def tick(self, redis: Redis) -> None:
-        jobs = list(self.worker.tasks)
-        runs = sorted({protocol.run_of_job(j) for j in self.worker.runner.running})
-        if not jobs and not runs:
-            return
-        async with redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.pexpire(protocol.lease_key(job), int(self.lease * 1000))
-            for run_id in runs:
-                pipe.hget(protocol.run_key(run_id), "cancel")
-            replies = await pipe.execute()
-        cancelled = {run for run, flag in zip(runs, replies[len(jobs):], strict=True) if flag}
-        if cancelled:
-            self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)
 
 
 class GraphWorker(Worker):

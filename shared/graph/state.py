@@ -1,36 +1,24 @@
-"""StateGraph: the LangGraph builder API, and the compiled graph every process loads.
+"""StateGraph: the LangGraph builder API.
 
 The builder only records structure. `compile()` checks it and freezes it into a
-`CompiledStateGraph`, which knows its node functions (for workers), its `GraphSpec` (for the
-orchestrator's superstep algorithm) and a fingerprint of its structure (so that processes
-running different versions of a graph refuse to mix them).
+`CompiledStateGraph` (shared/graph/compiled.py), the graph every process loads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fakeredis
+from shared.pregel import END, START
+from shared.types import Command, RetryPolicy
 
-from shared.pregel import END, START, GraphSpec
-from shared.schema import StateSchema
-from shared.types import Command, RetryPolicy, StateSnapshot
+if TYPE_CHECKING:
+    from shared.graph.compiled import CompiledStateGraph
 
 RESERVED_CHARS = ("|", ":")
-
-
-def _qualname(obj: Any) -> str:
-    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj)
-    if callable(obj) and not inspect.isclass(obj) and not hasattr(obj, "__qualname__"):
-        target = type(obj)
-    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
 @dataclass(frozen=True)
@@ -255,6 +243,8 @@ class StateGraph:
                 if node not in self.nodes:
                     raise ValueError(f"Interrupt node `{node}` not found")
         self.compiled = True
+        from shared.graph.compiled import CompiledStateGraph
+
         return CompiledStateGraph(
             self, name=name or "LangGraph", explicit_name=name is not None,
             checkpointer=checkpointer,
@@ -268,222 +258,7 @@ class StateGraph:
         return frozenset(nodes or ())
 
 
-class CompiledStateGraph:
-    """A frozen graph: what workers execute, what orchestrators step, what users invoke.
-
-    `invoke`/`stream` run on the embedded default (the cluster code over an in-memory Redis);
-    `with_cluster(url)` returns the same graph bound to a real cluster.
-    """
-
-    stream_mode = "updates"
-
-    def __init__(
-        self, builder: StateGraph, *, name: str, explicit_name: bool = False,
-        checkpointer: Any = None, interrupt_before: frozenset[str] = frozenset(),
-        interrupt_after: frozenset[str] = frozenset(),
-    ) -> None:
-        self.builder = builder
-        self.name = name
-        self.explicit_name = explicit_name
-        self.checkpointer = _embedded_store(checkpointer)
-        self.interrupt_before = interrupt_before
-        self.interrupt_after = interrupt_after
-        self.schema = StateSchema.of(builder.state_schema)
-        self.input_schema = StateSchema.of(builder.input_schema)
-        self.output_schema = StateSchema.of(builder.output_schema)
-        self.nodes: dict[str, NodeSpec] = {
-            name: _with_defaults(spec, builder.node_defaults) for name, spec in builder.nodes.items()
-        }
-        for spec in self.nodes.values():
-            if spec.timeout is not None and not is_async(spec.fn):
-                raise ValueError(
-                    "Node timeouts are only supported for async nodes because sync Python "
-                    f"execution cannot be safely cancelled in-process. Node '{spec.name}' is sync."
-                )
-        self.branches: dict[str, list[Branch]] = {k: list(v) for k, v in builder.branches.items()}
-        edges: dict[str, list[str]] = {}
-        for source, target in sorted(builder.edges):
-            edges.setdefault(source, []).append(target)
-        self.spec = GraphSpec(
-            schema=self.schema,
-            nodes=frozenset(self.nodes),
-            edges={k: tuple(v) for k, v in edges.items()},
-            joins=tuple(builder.joins),
-            order=tuple(self.nodes),
-        )
-        self.fingerprint = self._fingerprint()
-        self.cluster_url: str | None = None
-
-    def _fingerprint(self) -> str:
-        """A hash of the structure: nodes and their functions, edges, branches, state keys."""
-        doc = {
-            "schema": [
-                (k, _qualname(c.reducer) if c.reducer else None)
-                for k, c in sorted(self.schema.channels.items())
-            ],
-            "nodes": sorted(
-                (n, _qualname(s.fn), _qualname(s.error_handler) if s.error_handler else None)
-                for n, s in self.nodes.items()
-            ),
-            "edges": sorted(self.builder.edges),
-            "joins": sorted((sorted(s), t) for s, t in self.builder.joins),
-            "breakpoints": [sorted(self.interrupt_before), sorted(self.interrupt_after)],
-            "branches": sorted(
-                (src, _qualname(b.path), sorted((repr(k), v) for k, v in (b.path_map or {}).items()))
-                for src, bs in self.branches.items()
-                for b in bs
-            ),
-        }
-        blob = json.dumps(doc, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    def with_cluster(self, redis_url: str) -> CompiledStateGraph:
-        """This graph, but `invoke`/`stream` submit to the cluster at `redis_url`."""
-        clone = object.__new__(CompiledStateGraph)
-        clone.__dict__.update(self.__dict__)
-        clone.cluster_url = redis_url
-        return clone
-
-    # -- running: every call goes through the same run protocol (embedded or cluster) --
-
-    async def astream(
-        self,
-        input: Any,
-        config: dict[str, Any] | None = None,
-        *,
-        stream_mode: str | Sequence[str] | None = None,
-        context: Any = None,
-        **_: Any,
-    ) -> AsyncIterator[Any]:
-        from orchestrator.embedded import stream_graph
-
-        mode = stream_mode or self.stream_mode
-        modes = [mode] if isinstance(mode, str) else list(mode)
-        async for event_mode, payload in stream_graph(self, input, config, modes, context):
-            yield payload if isinstance(mode, str) else (event_mode, payload)
-
-    def stream(
-        self,
-        input: Any,
-        config: dict[str, Any] | None = None,
-        *,
-        stream_mode: str | Sequence[str] | None = None,
-        context: Any = None,
-        **kwargs: Any,
-    ) -> Iterator[Any]:
-        from orchestrator.embedded import iterate_sync
-
-        yield from iterate_sync(
-            self.astream(input, config, stream_mode=stream_mode, context=context, **kwargs)
-        )
-
-    async def ainvoke(
-        self,
-        input: Any,
-        config: dict[str, Any] | None = None,
-        *,
-        stream_mode: str = "values",
-        context: Any = None,
-        **_: Any,
-    ) -> Any:
-        from orchestrator.embedded import invoke_graph
-
-        return await invoke_graph(self, input, config, context)
-
-    def invoke(
-        self,
-        input: Any,
-        config: dict[str, Any] | None = None,
-        *,
-        stream_mode: str = "values",
-        context: Any = None,
-        **_: Any,
-    ) -> Any:
-        from orchestrator.embedded import run_sync
-
-        return run_sync(self.ainvoke(input, config, context=context))
-
-    # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
-
-    async def aget_state(self, config: dict[str, Any], **_: Any) -> StateSnapshot:
-        return await self._on_threads(lambda client: client.get_state(config))  # type: ignore[no-any-return]
-
-    def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
-        from orchestrator.embedded import run_sync
-
-        return run_sync(self.aget_state(config, **kwargs))
-
-    async def aget_state_history(
-        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
-        before: dict[str, Any] | None = None, limit: int | None = None,
-    ) -> AsyncIterator[StateSnapshot]:
-        history = await self._on_threads(
-            lambda client: client.get_state_history(config, filter=filter, before=before,
-                                                    limit=limit)
-        )
-        for snapshot in history:
-            yield snapshot
-
-    def get_state_history(
-        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
-        before: dict[str, Any] | None = None, limit: int | None = None,
-    ) -> Iterator[StateSnapshot]:
-        from orchestrator.embedded import run_sync
-
-        history = run_sync(self._on_threads(
-            lambda client: client.get_state_history(config, filter=filter, before=before,
-                                                    limit=limit)
-        ))
-        yield from history
-
-    async def aupdate_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any
-    ) -> dict[str, Any]:
-        return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.update_state(self.name, config, values, as_node)
-        )
-
-    def update_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        from orchestrator.embedded import run_sync
-
-        return run_sync(self.aupdate_state(config, values, as_node, **kwargs))
-
-    async def _on_threads(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        from orchestrator.embedded import backend
-
-        if self.cluster_url is None and self.checkpointer is None:
-            raise ValueError("No checkpointer set")
-        async with backend(self) as client:
-            return await call(client)
-
-
-def _embedded_store(checkpointer: Any) -> Any:
-    """The store that keeps this graph's threads when it runs embedded: the saver's own
-    in-memory Redis, or one of its own for a checkpointer of another kind (LangGraph's)."""
-    if checkpointer is None or checkpointer is False:
-        return None
-    if isinstance(getattr(checkpointer, "server", None), fakeredis.FakeServer):
-        return checkpointer
-    from shared.checkpoint.memory import InMemorySaver
-
-    return InMemorySaver()
-
-
 def _seconds(timeout: float | timedelta | None) -> float | None:
     if isinstance(timeout, timedelta):
         return timeout.total_seconds()
     return timeout
-
-
-def _with_defaults(spec: NodeSpec, defaults: dict[str, Any]) -> NodeSpec:
-    """A node with the graph's default policies where it sets none of its own."""
-    unset = {k: v for k, v in defaults.items() if getattr(spec, k) is None}
-    return replace(spec, **unset) if unset else spec
-
-
-def is_async(fn: Callable[..., Any]) -> bool:
-    """Whether calling `fn` gives a coroutine (async functions, objects with async __call__)."""
-    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)

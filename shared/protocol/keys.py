@@ -1,0 +1,120 @@
+"""Keys: every Redis key, channel and id format arqgraph uses (see `shared.protocol`)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Literal
+
+from arq.constants import in_progress_key_prefix
+
+PREFIX = "arqgraph"
+DEFAULT_QUEUE = f"{PREFIX}:queue"
+GRAPHS_KEY = f"{PREFIX}:graphs"
+TASK_FUNCTION = "arqgraph.run_task"
+MAX_UPDATE_BYTES = 16 * 1024 * 1024
+
+RunStatus = Literal["pending", "running", "done", "failed", "cancelled", "interrupted"]
+FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
+RunKind = Literal["input", "resume", "update"]
+CheckpointSource = Literal["input", "loop", "update", "fork"]
+EventMode = Literal["values", "updates", "custom", "end"]
+
+
+# -- keys ----------------------------------------------------------------------------------
+#
+# Everything of one thread (its checkpoints, their pending writes, its runs and their events)
+# shares the hash tag of the thread, so that the scripts below touch one hash slot. A run id
+# starts with its thread's tag. A run submitted without a thread_id gets a thread of its own.
+
+
+def thread_tag(thread_id: str) -> str:
+    """The hash tag of a thread: a digest, so that any thread id (braces included) is safe."""
+    return hashlib.sha1(thread_id.encode()).hexdigest()[:20]
+
+
+def new_run_id(thread_id: str) -> str:
+    return f"{thread_tag(thread_id)}.{uuid.uuid4().hex}"
+
+
+def tag_of(run_id: str) -> str:
+    tag, dot, _ = run_id.partition(".")
+    if not dot or not tag:
+        raise ValueError(f"{run_id!r} is not an arqgraph run id")
+    return tag
+
+
+def run_key(run_id: str) -> str:
+    """Hash: the run's record (graph, status, version, checkpoint id, input, config, error)."""
+    return f"{PREFIX}:{{{tag_of(run_id)}}}:run:{run_id}"
+
+
+def events_key(run_id: str) -> str:
+    """Stream: the run's events (values, updates, custom, end) for producers to read."""
+    return f"{PREFIX}:{{{tag_of(run_id)}}}:events:{run_id}"
+
+
+def thread_key(tag: str) -> str:
+    """Hash: the thread's id, its latest checkpoint id (`latest`), the run it is busy with
+    (`run`), and whether it lives until deleted (`keep`)."""
+    return f"{PREFIX}:{{{tag}}}:thread"
+
+
+def checkpoints_key(tag: str) -> str:
+    """Hash: checkpoint id -> saved checkpoint (see `SavedCheckpoint`)."""
+    return f"{PREFIX}:{{{tag}}}:checkpoints"
+
+
+def history_key(tag: str) -> str:
+    """List: the thread's checkpoint ids, newest first."""
+    return f"{PREFIX}:{{{tag}}}:history"
+
+
+def writes_key(tag: str, checkpoint_id: str) -> str:
+    """Hash: task id -> outcome of that checkpoint's step (the first posted wins), and
+    `resume:<task id>` -> the values its interrupts resume with. Kept with the checkpoint: a
+    resumed run re-runs only the tasks without a successful outcome, setting the failed or
+    interrupted outcome aside as `prior:<task id>:<n>` (counted by `priors:<task id>`)."""
+    return f"{PREFIX}:{{{tag}}}:writes:{checkpoint_id}"
+
+
+def claims_key(tag: str, checkpoint_id: str) -> str:
+    """Hash: per task of a checkpoint's step, the attempt that owns it now (`<task>`), its
+    starts that never ended (`<task>:lost`) and its failed tries (`<task>:failures`). The
+    attempt fences stale workers."""
+    return f"{PREFIX}:{{{tag}}}:claims:{checkpoint_id}"
+
+
+def inbox_key(graph: str) -> str:
+    """List: notifications (run submitted, task done, cancel) for the graph's orchestrators."""
+    return f"{PREFIX}:inbox:{graph}"
+
+
+def active_key(graph: str) -> str:
+    """Set: ids of the graph's runs that have not finished; swept in case a notice was lost."""
+    return f"{PREFIX}:active:{graph}"
+
+
+CANCEL_CHANNEL = f"{PREFIX}:cancelled"
+"""Pub/sub channel: ids of cancelled runs, so workers cancel their running nodes at once."""
+
+
+def wake_key(queue: str) -> str:
+    """List: a token per enqueued job, so idle workers wake at once instead of polling."""
+    return f"{queue}:wake"
+
+
+def job_id(run_id: str, task_id: str) -> str:
+    """Deterministic arq job id: enqueuing the same task twice is a no-op."""
+    return f"{PREFIX}:{run_id}:{task_id}"
+
+
+def run_of_job(job: str) -> str:
+    """The run id inside a `job_id`."""
+    return job.split(":", 2)[1]
+
+
+def lease_key(job: str) -> str:
+    """arq's in-progress key of a job: while it exists no other worker starts the job. Workers
+    keep it alive with a short TTL (the lease) instead of arq's job timeout + 10 s."""
+    return in_progress_key_prefix + job

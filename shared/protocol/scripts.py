@@ -1,0 +1,100 @@
+"""Lua scripts: each touches the keys of one thread only (one hash slot), so that the
+operations that must be atomic also are on a Redis Cluster (see `shared.protocol`)."""
+
+COMMIT_SCRIPT = """
+-- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list,
+--       6 writes hash of the checkpoint being resumed (any key of the thread if none)
+-- ARGV: 1 expected version, 2 number of run field pairs, 3 id of a checkpoint to save ('' for
+--       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 '1' when
+--       the run ends (the thread is free again), 7 run id, 8 number of outcomes to set aside
+--       (tasks to run again), 9 number of writes field pairs to set; then run field pairs,
+--       task ids of outcomes to set aside, writes field pairs to set, event (mode, data) pairs.
+-- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
+-- several orchestrators serve one Redis.
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1))
+local i = 10
+for _ = 1, tonumber(ARGV[2]) do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+  redis.call('HSET', KEYS[1], 'checkpoint_id', ARGV[3])
+  if ARGV[5] == '1' then
+    redis.call('LPUSH', KEYS[5], ARGV[3])
+    redis.call('HSET', KEYS[3], 'latest', ARGV[3])
+  end
+end
+for _ = 1, tonumber(ARGV[8]) do  -- an outcome to run again is kept as a prior, for history
+  local task, old = ARGV[i], redis.call('HGET', KEYS[6], ARGV[i])
+  if old then
+    local n = redis.call('HINCRBY', KEYS[6], 'priors:' .. task, 1)
+    redis.call('HSET', KEYS[6], 'prior:' .. task .. ':' .. n, old)
+    redis.call('HDEL', KEYS[6], task)
+  end
+  i = i + 1
+end
+for _ = 1, tonumber(ARGV[9]) do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
+if ARGV[6] == '1' and redis.call('HGET', KEYS[3], 'run') == ARGV[7] then
+  redis.call('HDEL', KEYS[3], 'run')
+end
+while i < #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
+end
+return 1
+"""
+
+CREATE_RUN_SCRIPT = """
+-- KEYS: 1 thread hash, 2 run hash; ARGV: 1 run id, 2 thread id, 3 '1' to keep the thread
+-- until deleted, then run field pairs. Returns '' when created, else the id of the run the
+-- thread is busy with (one run at a time per thread).
+local busy = redis.call('HGET', KEYS[1], 'run')
+if busy then return busy end
+redis.call('HSET', KEYS[1], 'thread_id', ARGV[2], 'run', ARGV[1])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'keep', '1') end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return ''
+"""
+
+LOAD_RUN_SCRIPT = """
+-- KEYS: 1 run hash, 2 checkpoints hash. Returns {run fields, its current checkpoint or false}.
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
+local saved = false
+if id and id ~= '' then saved = redis.call('HGET', KEYS[2], id) end
+return {fields, saved}
+"""
+
+POST_OUTCOME_SCRIPT = """
+-- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash
+-- ARGV task id, outcome, attempt ('' for none), then event pairs
+-- Returns 1 when recorded, 0 when the task already had an outcome, -1 when a newer attempt
+-- owns the task (this poster is stale: its lease ran out and the task was started again).
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+for i = 4, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
+end
+return 1
+"""
+
+CLAIM_SCRIPT = """
+-- KEYS[1] claims hash, KEYS[2] writes hash; ARGV[1] task id
+-- Starts a new attempt of the task: returns {attempt, lost starts, failures, resume values or
+-- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
+-- or is handed back.
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {0} end
+local attempt = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local lost = redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', 1)
+local failures = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':failures') or '0')
+local resume = redis.call('HGET', KEYS[2], 'resume:' .. ARGV[1])
+return {attempt, lost - 1, failures, resume}
+"""
+
+END_ATTEMPT_SCRIPT = """
+-- KEYS[1] claims hash; ARGV[1] task id, ARGV[2] attempt, ARGV[3] 1 if the attempt failed
+-- An attempt that ends without an outcome (handed back, or failed and to be retried) is not
+-- lost; a failed one counts toward the retry policy. Only the owning attempt may say so.
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', -1)
+return redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':failures', tonumber(ARGV[3]))
+"""

@@ -1,0 +1,86 @@
+"""Leases: a worker holds its running jobs with short, renewed TTLs, from a thread of its own.
+
+arq marks a started job with an in-progress key that lives for the job timeout + 10 s, so a
+killed worker's job would wait that long to run again. Here the key lives for `lease` seconds and
+is renewed every third of it while the job runs; the same loop cancels the running nodes of
+cancelled runs as soon as a cancel is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from redis.asyncio import ConnectionPool, Redis
+
+from shared import protocol
+
+if TYPE_CHECKING:
+    from workers.worker import GraphWorker
+
+log = logging.getLogger("arqgraph.worker")
+
+
+class LeaseKeeper:
+    """Keeps a worker's jobs leased, and cancels nodes of cancelled runs, from a thread.
+
+    The renewal runs on its own thread, event loop and connection, so a node that blocks the
+    worker's loop does not lose its lease (and is not started a second time elsewhere).
+    """
+
+    def __init__(self, worker: GraphWorker, lease: float) -> None:
+        self.worker = worker
+        self.lease = lease
+        self.loop = asyncio.get_running_loop()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="arqgraph-lease", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _main(self) -> None:
+        asyncio.run(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        pool = self.worker.pool.connection_pool
+        redis = Redis(connection_pool=ConnectionPool(
+            connection_class=pool.connection_class, **pool.connection_kwargs
+        ))
+        cancels = redis.pubsub()
+        listening = False
+        try:
+            while not self.stopped.is_set():
+                try:
+                    if not listening:
+                        await cancels.subscribe(protocol.CANCEL_CHANNEL)
+                        listening = True
+                    await self.tick(redis)
+                    # until the next renewal, or at once when a run is cancelled
+                    await cancels.get_message(ignore_subscribe_messages=True, timeout=self.lease / 3)
+                except Exception as exc:  # Redis away: keep trying; leases outlive short outages
+                    log.warning("lease renewal failed: %s", exc)
+                    listening = False
+                    await asyncio.to_thread(self.stopped.wait, self.lease / 3)
+        finally:
+            await cancels.aclose()
+            await redis.aclose()
+
+    async def tick(self, redis: Redis) -> None:
+        jobs = list(self.worker.tasks)
+        runs = sorted({protocol.run_of_job(j) for j in self.worker.runner.running})
+        if not jobs and not runs:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.pexpire(protocol.lease_key(job), int(self.lease * 1000))
+            for run_id in runs:
+                pipe.hget(protocol.run_key(run_id), "cancel")
+            replies = await pipe.execute()
+        cancelled = {run for run, flag in zip(runs, replies[len(jobs):], strict=True) if flag}
+        if cancelled:
+            self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)
