@@ -83,6 +83,23 @@ def _compile(graph: Any, api: Api, **kwargs: Any) -> Any:
     return graph.compile(checkpointer=api.InMemorySaver(), **kwargs)
 
 
+def _askers(api: Api, calls: Counter[str], names: tuple[str, ...]) -> Any:
+    """START -> each of `names` in parallel; each asks `<name>?` and logs `<name>:<answer>`."""
+
+    def make(name: str) -> Callable[[S], dict[str, Any]]:
+        def node(state: S) -> dict[str, Any]:
+            calls[name] += 1
+            return {"log": [f"{name}:{api.interrupt(f'{name}?')}"]}
+
+        return node
+
+    g = api.StateGraph(S)
+    for name in names:
+        g.add_node(name, make(name))
+        g.add_edge(api.START, name)
+    return _compile(g, api)
+
+
 def _linear(api: Api, calls: Counter[str], names: tuple[str, ...] = ("a", "b", "c")) -> Any:
     """START -> a -> b -> c: each node appends its name to `log` and counts its calls."""
 
@@ -338,19 +355,7 @@ def scenario_parallel_interrupts_by_id(api: Api, t: Transcript) -> None:
 def scenario_partial_resume_by_id(api: Api, t: Transcript) -> None:
     """Two pending interrupts, resumed one at a time by id."""
     calls: Counter[str] = Counter()
-
-    def make(name: str) -> Callable[[S], dict[str, Any]]:
-        def node(state: S) -> dict[str, Any]:
-            calls[name] += 1
-            return {"log": [f"{name}:{api.interrupt(f'{name}?')}"]}
-
-        return node
-
-    g = api.StateGraph(S)
-    for name in ("p", "q"):
-        g.add_node(name, make(name))
-        g.add_edge(api.START, name)
-    graph = _compile(g, api)
+    graph = _askers(api, calls, ("p", "q"))
     t.call("invoke", graph.invoke, {"log": []}, cfg())
     snap = t.state("state interrupted", graph.get_state, cfg())
     ids = {i.value: i.id for i in (snap.interrupts if snap else ())}
@@ -1018,19 +1023,7 @@ def scenario_task_order(api: Api, t: Transcript) -> None:
 def scenario_interrupt_order(api: Api, t: Transcript) -> None:
     """Two interrupting nodes added out of name order: the order of their interrupts."""
     calls: Counter[str] = Counter()
-
-    def make(name: str) -> Callable[[S], dict[str, Any]]:
-        def node(state: S) -> dict[str, Any]:
-            calls[name] += 1
-            return {"log": [f"{name}:{api.interrupt(f'{name}?')}"]}
-
-        return node
-
-    g = api.StateGraph(S)
-    for name in ("zeta", "alpha"):
-        g.add_node(name, make(name))
-        g.add_edge(api.START, name)
-    graph = _compile(g, api)
+    graph = _askers(api, calls, ("zeta", "alpha"))
     t.call("invoke", graph.invoke, {"log": []}, cfg())
     snap = t.state("state interrupted", graph.get_state, cfg())
     ids = {i.value: i.id for i in (snap.interrupts if snap else ())}
