@@ -478,3 +478,12 @@ async def test_sigterm_stops_processes_cleanly(
             assert proc.terminate(timeout=20) == 0, proc.logs()
     finally:
         await producer.close()
+
+
+async def test_class_based_nodes_run_on_the_cluster(cluster: Cluster, client: Client) -> None:
+    config = {"configurable": {"thread_id": f"class-{uuid.uuid4().hex}"}}
+    handle = await within(client.submit(graphs.class_nodes.name, {"query": "cats"}, config))
+    thread = config["configurable"]["thread_id"]
+    assert await within(handle.result()) == {
+        "query": "cats", "seen": ["fetch:cats", f"rank:{thread}", "duck:2"]
+    }

@@ -19,6 +19,7 @@ import pydantic
 
 from shared.config import get_stream_writer
 from shared.graph import END, START, StateGraph
+from shared.nodes import AsyncBaseNode, BaseNode
 from shared.types import Send
 
 # -- fan-out / fan-in with async and sync nodes ------------------------------------------------
@@ -241,4 +242,41 @@ _versioned.add_edge("first", END)
 versioned = _versioned.compile(name="cluster_versioned")
 
 
-GRAPHS = [fanout, mapreduce, custom, boom, person, who]
+# -- class-based nodes (shared.nodes) and a duck-typed callable object -------------------------
+
+
+class ClassState(TypedDict, total=False):
+    query: str
+    seen: Annotated[list[str], operator.add]
+
+
+class Fetch(AsyncBaseNode):
+    async def execute(self, state):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.01)
+        return {"seen": [f"fetch:{state['query']}"]}
+
+
+class Rank(BaseNode):
+    def execute(self, state, config):  # type: ignore[no-untyped-def]
+        return {"seen": [f"rank:{self.get_thread_id(config)}"]}
+
+
+class Counting:
+    """A node class of a project's own: only the shape of `__call__` matters."""
+
+    async def __call__(self, state: ClassState, config: object = None) -> dict:
+        return {"seen": [f"duck:{len(state['seen'])}"]}
+
+
+class_builder = StateGraph(ClassState)
+class_builder.add_node("fetch", Fetch())
+class_builder.add_node("rank", Rank())
+class_builder.add_node("count", Counting())
+class_builder.add_edge(START, "fetch")
+class_builder.add_edge("fetch", "rank")
+class_builder.add_edge("rank", "count")
+class_builder.add_edge("count", END)
+class_nodes = class_builder.compile(name="cluster_class_nodes")
+
+
+GRAPHS = [fanout, mapreduce, custom, boom, person, who, class_nodes]
