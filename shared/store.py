@@ -67,6 +67,8 @@ class RunStore:
         self._post = redis.register_script(protocol.POST_OUTCOME_SCRIPT)
         self._claim = redis.register_script(protocol.CLAIM_SCRIPT)
         self._end_attempt = redis.register_script(protocol.END_ATTEMPT_SCRIPT)
+        self._acquire_slot = redis.register_script(protocol.ACQUIRE_SLOT_SCRIPT)
+        self._rate = redis.register_script(protocol.RATE_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -359,6 +361,22 @@ class RunStore:
                 f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
                 f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
             )
+
+    # -- node limits ---------------------------------------------------------------------------
+
+    async def acquire_slot(self, graph: str, node: str, job: str, limit: int, lease: float) -> bool:
+        """Take one of a node's `limit` slots for `job` (renewed by the worker's lease keeper)."""
+        keys = [protocol.slots_key(graph, node)]
+        return bool(await self._acquire_slot(keys=keys, args=[job, limit, int(lease * 1000)]))
+
+    async def release_slot(self, graph: str, node: str, job: str) -> None:
+        await self.redis.zrem(protocol.slots_key(graph, node), job)
+
+    async def rate_wait(self, graph: str, node: str, job: str, interval: float) -> float:
+        """Seconds `job` must wait before it may start a call of a rate-limited node (its start
+        time is reserved meanwhile); 0 when it may start now."""
+        keys = [protocol.rate_key(graph, node)]
+        return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
 
     async def drop_jobs(self, queue: str, run_id: str, task_ids: Sequence[str]) -> None:
         """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""

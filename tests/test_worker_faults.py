@@ -384,3 +384,41 @@ def _logged_any(procs: list[ArqProcess], text: str) -> Any:
         return any(text in proc.output() for proc in procs)
 
     return seen
+
+
+# -- cluster-wide node limits ---------------------------------------------------------------------
+
+
+async def test_concurrency_limit_holds_across_worker_processes(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool()  # two workers, 8 slots each: 16 could run at once
+    client = await client_for(pool)
+    tag = f"guarded:{uuid.uuid4().hex}"
+    data = {"probe": pool.url, "tag": tag, "items": list(range(50))}
+    handle = await within(client.submit(graphs.limits_graph.name, data))
+    result = await within(handle.result(), 60)
+    assert result["done"] == list(range(50))
+    assert int(await pool.redis.get(f"{tag}:max")) == 3  # reached, never exceeded
+    pids = {int(p) for p in await pool.redis.smembers(f"{tag}:pids")}
+    assert pids == {w.pid for w in pool.workers}, "both workers ran the node"
+
+
+async def test_rate_limit_holds_across_worker_processes(start_pool: Any, client_for: Any) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    tag = f"paced:{uuid.uuid4().hex}"
+    data = {"probe": pool.url, "tag": tag, "items": list(range(40))}
+    handle = await within(client.submit(graphs.limits_graph.name, data))
+    result = await within(handle.result(), 60)
+    assert result["done"] == list(range(40))
+    starts = sorted(float(s) for s in await pool.redis.lrange(f"{tag}:starts", 0, -1))
+    assert len(starts) == 40
+    # 20/s: the 40 starts spread over at least 39 intervals of 50 ms, and no second holds more
+    # than 20 of them (one more for the edges of the window, as the probe reads Redis's clock
+    # a moment after the worker's reservation).
+    assert starts[-1] - starts[0] >= 39 * 0.05 - 0.05
+    for i in range(len(starts) - 21):
+        assert starts[i + 21] - starts[i] >= 1.0 - 0.05, f"more than 21 starts within 1 s at {i}"
+    pids = {int(p) for p in await pool.redis.smembers(f"{tag}:pids")}
+    assert pids == {w.pid for w in pool.workers}, "both workers ran the node"

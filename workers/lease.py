@@ -73,14 +73,19 @@ class LeaseKeeper:
     async def tick(self, redis: Redis) -> None:
         jobs = list(self.worker.tasks)
         runs = sorted({protocol.run_of_job(j) for j in self.worker.runner.running})
-        if not jobs and not runs:
+        slots = list(self.worker.runner.slots.items())
+        if not jobs and not runs and not slots:
             return
+        lease_ms = int(self.lease * 1000)
         async with redis.pipeline(transaction=False) as pipe:
             for job in jobs:
-                pipe.pexpire(protocol.lease_key(job), int(self.lease * 1000))
+                pipe.pexpire(protocol.lease_key(job), lease_ms)
             for run_id in runs:
                 pipe.hget(protocol.run_key(run_id), "cancel")
+            for job, key in slots:
+                pipe.eval(protocol.RENEW_SLOT_SCRIPT, 1, key, job, str(lease_ms))
             replies = await pipe.execute()
-        cancelled = {run for run, flag in zip(runs, replies[len(jobs):], strict=True) if flag}
+        flags = replies[len(jobs):len(jobs) + len(runs)]
+        cancelled = {run for run, flag in zip(runs, flags, strict=True) if flag}
         if cancelled:
             self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)

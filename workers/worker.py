@@ -9,19 +9,23 @@ load is logged and dropped, and the worker keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pydantic
 from arq.connections import ArqRedis
+from arq.utils import timestamp_ms
 from arq.worker import Retry, Worker, func
 
 from shared import codec, protocol
 from shared.connection import job_deserializer, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from shared.graph.compiled import CompiledStateGraph
+from shared.graph.state import NodeSpec
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.runtime import Runtime
@@ -46,6 +50,7 @@ class NodeRunner:
         self, redis: ArqRedis, graphs: Sequence[CompiledStateGraph], threads: int, *,
         node_timeout: float | None = None, crash_limit: int = 5,
         max_update_bytes: int = protocol.MAX_UPDATE_BYTES, queue: str = protocol.DEFAULT_QUEUE,
+        lease: float = 5.0,
     ) -> None:
         self.store = RunStore(redis)
         self.queue = queue
@@ -55,6 +60,8 @@ class NodeRunner:
         self.crash_limit = crash_limit
         self.max_update_bytes = max_update_bytes
         self.running: dict[str, asyncio.Task[TaskResult]] = {}  # arq job id -> node execution
+        self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
+        self.lease = lease
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         try:
@@ -84,6 +91,36 @@ class NodeRunner:
         task = checkpoint.task(job.task_id)
         if task is None:
             return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
+        key = str(ctx.get("job_id", job.task_id))
+        spec = graph.nodes.get(task.node)
+        if spec is not None:
+            await self._wait_for_limits(job, spec, key)
+        try:
+            return await self._run_task(job, record, graph, task, key)
+        finally:
+            if key in self.slots:
+                del self.slots[key]
+                with contextlib.suppress(Exception):  # else the slot's lease runs out
+                    await self.store.release_slot(job.graph, task.node, key)
+
+    async def _wait_for_limits(self, job: protocol.TaskJob, spec: NodeSpec, key: str) -> None:
+        """Send the job back to the queue (arq's Retry: no worker slot held while it waits) until
+        the node's rate limit lets it start and one of its concurrency slots is free."""
+        interval = spec.rate_interval
+        if interval is not None:
+            wait = await self.store.rate_wait(job.graph, spec.name, key, interval)
+            if wait > 0:
+                raise Retry(defer=wait)
+        if spec.concurrency is not None:
+            if not await self.store.acquire_slot(job.graph, spec.name, key, spec.concurrency,
+                                                 self.lease):
+                raise Retry(defer=random.uniform(0.02, 0.1))
+            self.slots[key] = protocol.slots_key(job.graph, spec.name)
+
+    async def _run_task(
+        self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
+        key: str,
+    ) -> str:
         claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)
         if claim is None:
             return "skipped: already done"
@@ -95,7 +132,6 @@ class NodeRunner:
             ), claim)
 
         execution = asyncio.create_task(self._execute(job, record, graph, task, claim))
-        key = str(ctx.get("job_id", job.task_id))
         self.running[key] = execution
         try:
             result = await execution
@@ -117,7 +153,8 @@ class NodeRunner:
         if outcome.interrupts:
             asked = tuple(Interrupt(value, iid) for iid, value in outcome.interrupts)
             events.append(("updates", {"__interrupt__": asked}))
-            events.append(("values", {**graph.schema.output(checkpoint.values),
+            assert record.checkpoint is not None
+            events.append(("values", {**graph.schema.output(record.checkpoint.values),
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             events.append(("updates", {result.shown_as or task.node: result.shown}))
@@ -293,9 +330,21 @@ class GraphWorker(Worker):
         while not self.stopping:
             await self._poll_iteration()
             if self.allow_pick_jobs and self.job_counter < self.max_jobs:
-                await self.pool.blpop([wake], timeout=self.poll_delay_s)  # type: ignore[arg-type]
+                wait = await self._until_next_job()
+                await self.pool.blpop([wake], timeout=wait)  # type: ignore[arg-type]
             else:
                 await asyncio.sleep(self.poll_delay_s)
+
+    async def _until_next_job(self) -> float:
+        """How long to wait for a wake-up: until the earliest deferred job is due (a retry, a
+        call waiting for its rate limit or a concurrency slot), at most the poll delay."""
+        now = timestamp_ms()
+        due = await self.pool.zrangebyscore(
+            self.queue_name, now, "+inf", start=0, num=1, withscores=True
+        )
+        if not due:
+            return self.poll_delay_s
+        return max(0.002, min(self.poll_delay_s, (due[0][1] - now) / 1000))
 
     async def close(self) -> None:
         await super().close()
@@ -327,7 +376,7 @@ def build_worker(
     """
     runner = NodeRunner(
         redis, graphs, threads=concurrency, node_timeout=job_timeout or None,
-        crash_limit=crash_limit, max_update_bytes=max_update_bytes, queue=queue,
+        crash_limit=crash_limit, max_update_bytes=max_update_bytes, queue=queue, lease=lease,
     )
     worker = GraphWorker(
         functions=[func(runner.run_job, name=protocol.TASK_FUNCTION, max_tries=UNLIMITED)],

@@ -31,6 +31,13 @@ class NodeSpec:
     timeout: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     error_handler: Callable[..., Any] | None = None
+    concurrency: int | None = None  # at most this many running at once, cluster-wide
+    rate_limit: str | None = None  # e.g. "10/s": calls started at most this often, cluster-wide
+
+    @property
+    def rate_interval(self) -> float | None:
+        """Seconds between two starts allowed by `rate_limit`."""
+        return None if self.rate_limit is None else parse_rate(self.name, self.rate_limit)
 
     @property
     def handler_name(self) -> str:
@@ -99,6 +106,8 @@ class StateGraph:
         timeout: float | timedelta | None = None,
         metadata: dict[str, Any] | None = None,
         error_handler: Callable[..., Any] | None = None,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
         **_: Any,
     ) -> StateGraph:
         if not isinstance(node, str):
@@ -114,8 +123,13 @@ class StateGraph:
                 raise ValueError(
                     f"'{char}' is a reserved character and is not allowed in the node names."
                 )
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise ValueError(f"Node `{node}`: concurrency must be a positive int, got {concurrency!r}")
+        if rate_limit is not None:
+            parse_rate(node, rate_limit)
         self.nodes[node] = NodeSpec(
-            node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler
+            node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler,
+            concurrency, rate_limit,
         )
         return self
 
@@ -262,3 +276,22 @@ def _seconds(timeout: float | timedelta | None) -> float | None:
     if isinstance(timeout, timedelta):
         return timeout.total_seconds()
     return timeout
+
+
+_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+            "h": 3600.0, "hour": 3600.0}
+
+
+def parse_rate(node: str, rate: str) -> float:
+    """Seconds between two calls for a rate like "10/s", "100/m" or "2.5/h"."""
+    count, _, period = str(rate).replace(" ", "").partition("/")
+    try:
+        calls = float(count)
+        seconds = _PERIODS[period.lower()]
+    except (ValueError, KeyError):
+        raise ValueError(
+            f"Node `{node}`: rate_limit must look like '10/s', '100/m' or '5/h', got {rate!r}"
+        ) from None
+    if calls <= 0:
+        raise ValueError(f"Node `{node}`: rate_limit must allow at least one call, got {rate!r}")
+    return seconds / calls

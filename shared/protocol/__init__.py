@@ -31,8 +31,10 @@ from shared.protocol.keys import (
     job_id,
     lease_key,
     new_run_id,
+    rate_key,
     run_key,
     run_of_job,
+    slots_key,
     tag_of,
     thread_key,
     thread_tag,
@@ -64,15 +66,23 @@ from shared.protocol.messages import (
     encode_saved,
 )
 from shared.protocol.scripts import (
+    ACQUIRE_SLOT_SCRIPT,
     CLAIM_SCRIPT,
     COMMIT_SCRIPT,
     CREATE_RUN_SCRIPT,
     END_ATTEMPT_SCRIPT,
     LOAD_RUN_SCRIPT,
     POST_OUTCOME_SCRIPT,
+    RATE_SCRIPT,
+    RENEW_SLOT_SCRIPT,
 )
 
 __all__ = [
+    "ACQUIRE_SLOT_SCRIPT",
+    "RATE_SCRIPT",
+    "RENEW_SLOT_SCRIPT",
+    "rate_key",
+    "slots_key",
     "CANCEL_CHANNEL",
     "CLAIM_SCRIPT",
     "COMMIT_SCRIPT",

@@ -95,6 +95,18 @@ def active_key(graph: str) -> str:
     return f"{PREFIX}:active:{graph}"
 
 
+def slots_key(graph: str, node: str) -> str:
+    """Sorted set: the jobs running a node that has a `concurrency` limit, scored by the end of
+    their lease (a dead worker's slot frees itself)."""
+    return f"{PREFIX}:slots:{graph}:{node}"
+
+
+def rate_key(graph: str, node: str) -> str:
+    """Hash: a node's rate limit: when the next call may start (`tat`), and the start times
+    reserved by waiting jobs (`at:<job id>`)."""
+    return f"{PREFIX}:rate:{graph}:{node}"
+
+
 CANCEL_CHANNEL = f"{PREFIX}:cancelled"
 """Pub/sub channel: ids of cancelled runs, so workers cancel their running nodes at once."""
 

@@ -98,3 +98,48 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
 redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', -1)
 return redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':failures', tonumber(ARGV[3]))
 """
+
+# -- node limits (one key each, shared by every worker) ---------------------------------------
+
+ACQUIRE_SLOT_SCRIPT = """
+-- KEYS[1] slots sorted set; ARGV: job id, limit, lease ms. Returns 1 when the job holds a slot
+-- (now or already), 0 when the limit is reached. Times are Redis's own, the same for all.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+return 1
+"""
+
+RENEW_SLOT_SCRIPT = """
+-- KEYS[1] slots sorted set; ARGV: job id, lease ms. Extends a held slot's lease.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return 1
+"""
+
+RATE_SCRIPT = """
+-- KEYS[1] rate hash; ARGV: job id, milliseconds between two starts. Returns how many ms the job
+-- must still wait (0: start now). A job that must wait keeps its reserved start time, so the
+-- calls of all workers together start at most once per interval.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local field = 'at:' .. ARGV[1]
+local at = tonumber(redis.call('HGET', KEYS[1], field) or '-1')
+if at < 0 then
+  at = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'tat') or '0'))
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', at + tonumber(ARGV[2])))
+end
+redis.call('PEXPIRE', KEYS[1], 86400000)
+if at <= now then
+  redis.call('HDEL', KEYS[1], field)
+  return 0
+end
+redis.call('HSET', KEYS[1], field, string.format('%.3f', at))
+return math.ceil(at - now)
+"""

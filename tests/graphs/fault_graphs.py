@@ -148,3 +148,54 @@ asking.add_edge("review", END)
 asking_graph = asking.compile(name="asking")
 
 GRAPHS.append(asking_graph)
+
+
+# -- nodes with cluster-wide limits ---------------------------------------------------------------
+
+RUNNING_MAX = """
+local now = redis.call('INCR', KEYS[1])
+if now > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], now) end
+return now
+"""
+
+
+def fan_limited(state: ProbeState) -> list[Send]:
+    return [Send(state["tag"].split(":")[0], {"probe": state["probe"], "tag": state["tag"],
+                                               "item": i}) for i in state["items"]]
+
+
+async def guarded(arg: dict[str, Any]) -> dict[str, Any]:
+    """At most 3 of these run at once across all workers: it records how many do."""
+    r = redis.asyncio.Redis.from_url(arg["probe"])
+    tag = arg["tag"]
+    try:
+        await r.eval(RUNNING_MAX, 2, f"{tag}:running", f"{tag}:max")
+        await r.sadd(f"{tag}:pids", os.getpid())
+        await asyncio.sleep(0.05)
+        await r.decr(f"{tag}:running")
+    finally:
+        await r.aclose()
+    return {"done": [arg["item"]]}
+
+
+async def paced(arg: dict[str, Any]) -> dict[str, Any]:
+    """At most 20 calls a second across all workers: it records when each starts (Redis time)."""
+    r = redis.asyncio.Redis.from_url(arg["probe"])
+    try:
+        seconds, micros = await r.time()
+        await r.rpush(f"{arg['tag']}:starts", seconds + micros / 1e6)
+        await r.sadd(f"{arg['tag']}:pids", os.getpid())
+    finally:
+        await r.aclose()
+    return {"done": [arg["item"]]}
+
+
+limits = StateGraph(ProbeState)
+limits.add_node("guarded", guarded, concurrency=3)
+limits.add_node("paced", paced, rate_limit="20/s")
+limits.add_conditional_edges(START, fan_limited, ["guarded", "paced"])
+limits.add_edge("guarded", END)
+limits.add_edge("paced", END)
+limits_graph = limits.compile(name="limits")
+
+GRAPHS.append(limits_graph)
