@@ -69,6 +69,7 @@ class RunStore:
         self._end_attempt = redis.register_script(protocol.END_ATTEMPT_SCRIPT)
         self._acquire_slot = redis.register_script(protocol.ACQUIRE_SLOT_SCRIPT)
         self._rate = redis.register_script(protocol.RATE_SCRIPT)
+        self._post_call = redis.register_script(protocol.POST_CALL_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -292,7 +293,7 @@ class RunStore:
             if name.startswith("prior:"):
                 task_id, _, n = name[len("prior:"):].rpartition(":")
                 priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
-            elif not name.startswith(("resume:", "priors:")):
+            elif not name.startswith(("resume:", "priors:", "fn:", "fnargs:")):
                 outcomes[name] = protocol.decode_outcome(blob)
         return outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])] for t, p in priors.items()}
 
@@ -361,6 +362,54 @@ class RunStore:
                 f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
                 f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
             )
+
+    # -- task calls of the Functional API ------------------------------------------------------
+
+    async def call_result(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any] | None:
+        """A task call's saved result ({"value": ...} or {"error": ...}), if it has one."""
+        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fn:{call_id}")
+        return dict(codec.unpackb(raw)) if raw else None
+
+    async def call_arguments(self, tag: str, checkpoint_id: str, call_id: str) -> Any:
+        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fnargs:{call_id}")
+        return codec.unpackb(raw) if raw else None
+
+    async def start_call(
+        self, record: RunRecord, checkpoint_id: str, call_id: str, arguments: dict[str, Any],
+        fingerprint: str, queue: str,
+    ) -> None:
+        """Save a task call's arguments and enqueue it as a job (both no-ops if done before)."""
+        blob = codec.pack_values(arguments, where=f"arguments of task {arguments['task']!r},")
+        writes = protocol.writes_key(record.tag, checkpoint_id)
+        await self.redis.hsetnx(writes, f"fnargs:{call_id}", blob)  # type: ignore[arg-type]
+        job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
+                               task_id=call_id, graph=record.graph, fingerprint=fingerprint)
+        await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=protocol.job_id(
+            record.run_id, call_id), _queue_name=queue, **job.model_dump())
+        await self.redis.lpush(protocol.wake_key(queue), b"1")
+
+    async def wait_call(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any]:
+        """Wait for a task call's result: woken by its done list, checked now and then anyway."""
+        done = protocol.call_done_key(tag, checkpoint_id, call_id)
+        while True:
+            saved = await self.call_result(tag, checkpoint_id, call_id)
+            if saved is not None:
+                return saved
+            await self.redis.brpop([done], timeout=1)  # type: ignore[arg-type]
+
+    async def post_call(
+        self, run_id: str, checkpoint_id: str, call_id: str, result: dict[str, Any],
+        claim: Claim, events: Sequence[tuple[EventMode, Any]] = (),
+    ) -> int:
+        """Record a task call's result (fenced by the attempt, as outcomes are)."""
+        tag = protocol.tag_of(run_id)
+        args: list[Any] = [call_id, codec.pack_values(result, where="task result"), claim.attempt]
+        for mode, payload in events:
+            args += [mode, codec.packb(payload)]
+        keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
+                protocol.claims_key(tag, checkpoint_id),
+                protocol.call_done_key(tag, checkpoint_id, call_id)]
+        return int(await self._post_call(keys=keys, args=args))
 
     # -- node limits ---------------------------------------------------------------------------
 

@@ -487,3 +487,11 @@ async def test_class_based_nodes_run_on_the_cluster(cluster: Cluster, client: Cl
     assert await within(handle.result()) == {
         "query": "cats", "seen": ["fetch:cats", f"rank:{thread}", "duck:2"]
     }
+
+
+async def test_functional_api_runs_on_the_cluster(cluster: Cluster, client: Client) -> None:
+    handle = await within(client.submit(graphs.functional_screening.name, {"input": "Clara"}))
+    result = (await within(handle.result()))["output"]
+    assert result["decision"] == "HIRED - Background: Clear, Refs: Positive"
+    assert result["overlap"], "the two checks did not run at the same time"
+    assert set(result["pids"]) <= {w.pid for w in cluster.workers}

@@ -92,12 +92,13 @@ async def run_node(
         raise NodeTimeoutError(node.name, time.monotonic() - started, timeout=timeout) from None
 
 
-def retry_delay(node: NodeSpec | None, exc: Exception, attempt: int) -> float | None:
-    """Seconds to wait before trying `node` again after attempt number `attempt` raised `exc`,
-    or None when its retry policy says not to."""
-    if node is None or node.retry_policy is None:
+def retry_delay(
+    policies: RetryPolicy | Sequence[RetryPolicy] | None, exc: Exception, attempt: int
+) -> float | None:
+    """Seconds to wait before trying again after attempt number `attempt` raised `exc`, or None
+    when the retry policy (the first of `policies` that applies to `exc`) says not to."""
+    if policies is None:
         return None
-    policies = node.retry_policy
     for policy in [policies] if isinstance(policies, RetryPolicy) else list(policies):
         if policy.should_retry(exc):
             return policy.wait_before(attempt + 1) if attempt < policy.max_attempts else None
@@ -192,7 +193,7 @@ async def execute_task(
         asked = tuple((i.id, i.value) for i in exc.interrupts)
         return TaskResult(TaskOutcome(task.id, task.node, interrupts=asked))
     except Exception as exc:
-        delay = retry_delay(node, exc, attempt)
+        delay = retry_delay(node.retry_policy if node else None, exc, attempt)
         if delay is None and node is not None and node.error_handler is not None:
             return await _handle_error(graph, checkpoint, task, node, exc, config, runtime,
                                        threads)

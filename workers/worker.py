@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +24,7 @@ from arq.worker import Retry, Worker, func
 from shared import codec, protocol
 from shared.connection import job_deserializer, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
+from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
 from shared.graph.state import NodeSpec
 from shared.pregel import START, Task, TaskOutcome
@@ -31,6 +32,7 @@ from shared.protocol import RunRecord
 from shared.runtime import Runtime
 from shared.store import Claim, RedisFullError, RunStore
 from shared.types import Interrupt
+from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from workers.executor import TaskResult, UnknownNodeError, execute_task
 from workers.lease import LeaseKeeper
 
@@ -62,6 +64,7 @@ class NodeRunner:
         self.running: dict[str, asyncio.Task[TaskResult]] = {}  # arq job id -> node execution
         self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
         self.lease = lease
+        self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         try:
@@ -88,6 +91,8 @@ class NodeRunner:
             return "skipped: run is cancelled"
         if record.checkpoint_id != job.checkpoint_id:
             return "skipped: stale step"
+        if is_call(job.task_id):  # a @task call of a Functional API entrypoint
+            return await run_call(self.store, job, record, self.threads, self.node_timeout)
         task = checkpoint.task(job.task_id)
         if task is None:
             return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
@@ -187,11 +192,18 @@ class NodeRunner:
         }
         runtime: Runtime[Any] = Runtime(context=record.context, stream_writer=write_custom)
         assert record.checkpoint is not None
-        result = await execute_task(
-            graph, record.checkpoint, task, config, runtime, self.threads,
-            attempt=claim.failures + 1, default_timeout=self.node_timeout, resume=claim.resume,
-            interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
+        scheduler = CallScheduler(
+            self.store, record, job.checkpoint_id, task.id, self.queue, self.idle
         )
+        current_scheduler.set(scheduler)
+        try:
+            result = await execute_task(
+                graph, record.checkpoint, task, config, runtime, self.threads,
+                attempt=claim.failures + 1, default_timeout=self.node_timeout,
+                resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
+            )
+        finally:
+            await close_scheduler(scheduler)
         await asyncio.gather(*pending)
         return result
 
@@ -255,6 +267,19 @@ class GraphWorker(Worker):
     lease: float
     stopping = False
     keeper: LeaseKeeper | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot_released(self) -> AsyncIterator[None]:
+        """While an entrypoint awaits its task calls, its job does not count against
+        `--concurrency`: else entrypoints waiting for calls could take every slot and wait
+        for ever."""
+        self.job_counter -= 1
+        self.sem.release()
+        try:
+            yield
+        finally:
+            await self.sem.acquire()
+            self.job_counter += 1
 
     async def stop(self) -> None:
         """Stop taking jobs and leave the wait for new ones at once."""
@@ -393,5 +418,6 @@ def build_worker(
     )
     worker.in_progress_timeout_s = lease
     worker.runner = runner
+    runner.idle = worker.slot_released
     worker.lease = lease
     return worker

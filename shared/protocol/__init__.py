@@ -23,6 +23,7 @@ from shared.protocol.keys import (
     RunKind,
     RunStatus,
     active_key,
+    call_done_key,
     checkpoints_key,
     claims_key,
     events_key,
@@ -72,12 +73,15 @@ from shared.protocol.scripts import (
     CREATE_RUN_SCRIPT,
     END_ATTEMPT_SCRIPT,
     LOAD_RUN_SCRIPT,
+    POST_CALL_SCRIPT,
     POST_OUTCOME_SCRIPT,
     RATE_SCRIPT,
     RENEW_SLOT_SCRIPT,
 )
 
 __all__ = [
+    "POST_CALL_SCRIPT",
+    "call_done_key",
     "ACQUIRE_SLOT_SCRIPT",
     "RATE_SCRIPT",
     "RENEW_SLOT_SCRIPT",

@@ -78,6 +78,12 @@ def writes_key(tag: str, checkpoint_id: str) -> str:
     return f"{PREFIX}:{{{tag}}}:writes:{checkpoint_id}"
 
 
+def call_done_key(tag: str, checkpoint_id: str, call_id: str) -> str:
+    """List: a token pushed when a task call of the Functional API has its result (in the
+    checkpoint's writes hash as `fn:<call id>`, its arguments as `fnargs:<call id>`)."""
+    return f"{PREFIX}:{{{tag}}}:called:{checkpoint_id}:{call_id}"
+
+
 def claims_key(tag: str, checkpoint_id: str) -> str:
     """Hash: per task of a checkpoint's step, the attempt that owns it now (`<task>`), its
     starts that never ended (`<task>:lost`) and its failed tries (`<task>:failures`). The

@@ -143,3 +143,17 @@ end
 redis.call('HSET', KEYS[1], field, string.format('%.3f', at))
 return math.ceil(at - now)
 """
+
+POST_CALL_SCRIPT = """
+-- KEYS: 1 writes hash, 2 events stream, 3 claims hash, 4 done list
+-- ARGV: call id, result blob, attempt, then event pairs. Records a task call's result unless
+-- one is there (or a newer attempt owns the call), then wakes whoever awaits it.
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
+if redis.call('HSETNX', KEYS[1], 'fn:' .. ARGV[1], ARGV[2]) == 0 then return 0 end
+for i = 4, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
+end
+redis.call('LPUSH', KEYS[4], '1')
+redis.call('EXPIRE', KEYS[4], 3600)
+return 1
+"""

@@ -17,6 +17,7 @@ Rules that keep the comparison meaningful:
 
 import asyncio
 import operator
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,6 +241,14 @@ def build_fanout_fanin(api: Api) -> Any:
 @case([{"log": []}, {"log": ["x"]}], async_only=True,
       note="completion order (zeta first) differs from write order (alpha first)")
 def build_fanout_fanin_ordered(api: Api) -> Any:
+    # The three parallel nodes finish in a fixed order, zeta, mid, alpha, whatever the load:
+    # each waits for the one before it (plain threading events: any loop, any thread).
+    zeta_done, mid_done = threading.Event(), threading.Event()
+
+    async def after(event: threading.Event) -> None:
+        while not event.is_set():
+            await asyncio.sleep(0.002)
+
     async def start(state: LogState) -> dict[str, Any]:
         return {"log": ["start"]}
 
@@ -247,15 +256,19 @@ def build_fanout_fanin_ordered(api: Api) -> Any:
         api.get_stream_writer()({"zeta": "begin"})
         await asyncio.sleep(0.01)
         api.get_stream_writer()({"zeta": "end"})
+        zeta_done.set()
         return {"log": ["zeta"]}
 
     async def alpha(state: LogState) -> dict[str, Any]:
-        await asyncio.sleep(0.06)
+        await after(mid_done)
+X
         api.get_stream_writer()({"alpha": "end"})
         return {"log": ["alpha"]}
 
     async def mid(state: LogState) -> dict[str, Any]:
-        await asyncio.sleep(0.03)
+        await after(zeta_done)
+        await asyncio.sleep(0.01)
+        mid_done.set()
         return {"log": ["mid"]}
 
     async def join(state: LogState) -> dict[str, Any]:

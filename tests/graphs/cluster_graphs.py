@@ -18,6 +18,7 @@ from typing import Annotated, TypedDict
 import pydantic
 
 from shared.config import get_stream_writer
+from shared.func import entrypoint, task
 from shared.graph import END, START, StateGraph
 from shared.nodes import AsyncBaseNode, BaseNode
 from shared.types import Send
@@ -279,4 +280,39 @@ class_builder.add_edge("count", END)
 class_nodes = class_builder.compile(name="cluster_class_nodes")
 
 
-GRAPHS = [fanout, mapreduce, custom, boom, person, who, class_nodes]
+# -- the Functional API: the seeds' screening lab ---------------------------------------------
+
+
+@task
+async def parse_resume_task(name: str) -> dict:
+    await asyncio.sleep(0.05)
+    return {"parsed": True}
+
+
+@task
+async def background_task(name: str) -> dict:
+    started = time.time()
+    await asyncio.sleep(0.15)
+    return {"status": "Clear", "span": [started, time.time()]}
+
+
+@task
+async def reference_task(name: str) -> dict:
+    started = time.time()
+    await asyncio.sleep(0.1)
+    return {"status": "Positive", "span": [started, time.time()]}
+
+
+@entrypoint
+async def functional_screening(name: str) -> dict:
+    await parse_resume_task(name)
+    background, reference = await asyncio.gather(background_task(name), reference_task(name))
+    (b0, b1), (r0, r1) = background["span"], reference["span"]
+    return {
+        "decision": f"HIRED - Background: {background['status']}, Refs: {reference['status']}",
+        "overlap": b0 < r1 and r0 < b1,  # both ran at the same time (possibly on two workers)
+        "pids": [os.getpid()],
+    }
+
+
+GRAPHS = [fanout, mapreduce, custom, boom, person, who, class_nodes, functional_screening]

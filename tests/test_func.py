@@ -1,0 +1,146 @@
+"""The Functional API (`shared.func`): entrypoints whose `@task` calls are jobs, on the embedded
+default (and on a cluster of processes in tests/test_cluster.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from orchestrator.embedded import EmbeddedCluster
+from shared.checkpoint.memory import InMemorySaver
+from shared.func import entrypoint, task
+from shared.types import Command, RetryPolicy, interrupt
+from tests.graphs.cluster_graphs import functional_screening
+
+LIMIT = 20.0
+events: list[str] = []
+
+
+@task
+async def checked(what: str, seconds: float) -> dict[str, Any]:
+    events.append(f"start {what}")
+    await asyncio.sleep(seconds)
+    events.append(f"end {what}")
+    return {"what": what, "status": "ok"}
+
+
+@entrypoint()
+async def screening(name: str) -> str:
+    await checked("parse", 0.02)
+    background, references = await asyncio.gather(
+        checked("background", 0.05), checked("references", 0.02)
+    )
+    return f"HIRED {name} - {background['what']}: {background['status']}, " \
+           f"{references['what']}: {references['status']}"
+
+
+async def test_task_calls_are_jobs_and_gathered_calls_run_in_parallel() -> None:
+    events.clear()
+    result = await asyncio.wait_for(screening.ainvoke("Clara"), LIMIT)
+    assert result == "HIRED Clara - background: ok, references: ok"
+    assert events[:2] == ["start parse", "end parse"]
+    # both checks started before either ended: they overlapped
+    assert set(events[2:4]) == {"start background", "start references"}
+    assert set(events[4:]) == {"end background", "end references"}
+
+
+async def test_stream_shows_each_task_result_then_the_entrypoint_result() -> None:
+    events.clear()
+    updates = [u async for u in screening.astream("Ada", stream_mode="updates")]
+    assert updates[0] == {"checked": {"what": "parse", "status": "ok"}}
+    assert sorted(u["checked"]["what"] for u in updates[1:3]) == ["background", "references"]
+    assert updates[3] == {"screening": "HIRED Ada - background: ok, references: ok"}
+
+
+calls: list[int] = []
+
+
+@task
+def double(x: int) -> int:
+    calls.append(x)
+    return x * 2
+
+
+@entrypoint(checkpointer=InMemorySaver())
+def approval(x: int) -> dict[str, Any]:
+    first = double(x).result()
+    verdict = interrupt(f"approve {first}?")
+    second = double(first).result()
+    return {"first": first, "second": second, "verdict": verdict}
+
+
+def test_resumed_entrypoint_does_not_run_finished_tasks_again() -> None:
+    calls.clear()
+    config = {"configurable": {"thread_id": "approval"}}
+    paused = approval.invoke(3, config)
+    assert [i.value for i in paused["__interrupt__"]] == ["approve 6?"]
+    assert approval.get_state(config).values is None and approval.get_state(config).next == (
+        "approval",)
+    assert approval.invoke(Command(resume="yes"), config) == {
+        "first": 6, "second": 12, "verdict": "yes"}
+    assert calls == [3, 6]  # double(3) ran once, before the interrupt
+    assert approval.get_state(config).values == {"first": 6, "second": 12, "verdict": "yes"}
+
+
+attempts: list[int] = []
+
+
+@task(retry_policy=RetryPolicy(initial_interval=0.01, jitter=False))
+async def flaky(n: int) -> int:
+    attempts.append(n)
+    if len(attempts) < 2:
+        raise ConnectionError("try again")
+    return n + 1
+
+
+@task
+async def broken() -> None:
+    raise ValueError("broken task")
+
+
+@entrypoint()
+async def careful(n: int) -> dict[str, Any]:
+    value = await flaky(n)
+    try:
+        await broken()
+    except ValueError as exc:
+        return {"value": value, "caught": str(exc)}
+    return {"value": value}
+
+
+async def test_task_retries_and_errors_reach_the_entrypoint() -> None:
+    attempts.clear()
+    assert await asyncio.wait_for(careful.ainvoke(1), LIMIT) == {"value": 2, "caught": "broken task"}
+    assert attempts == [1, 1]
+
+
+async def test_entrypoint_waiting_for_its_tasks_holds_no_worker_slot() -> None:
+    """With a single worker slot, the entrypoint's task calls still run."""
+    async with EmbeddedCluster([screening], concurrency=1) as cluster:
+        handle = await cluster.client.submit(screening.name, {"input": "Bo"})
+        result = await asyncio.wait_for(handle.result(), LIMIT)
+    assert result["output"] == "HIRED Bo - background: ok, references: ok"
+
+
+async def test_a_task_called_outside_an_entrypoint_just_runs() -> None:
+    calls.clear()
+    assert double(5).result() == 10 and calls == [5]
+    assert await checked("alone", 0) == {"what": "alone", "status": "ok"}
+
+
+def test_bare_entrypoint_decorator_and_the_seeds_screening_graph() -> None:
+    result = functional_screening.invoke("Clara Smith")
+    assert result["decision"] == "HIRED - Background: Clear, Refs: Positive"
+    assert result["overlap"], "background and references did not run at the same time"
+
+
+@pytest.mark.parametrize("bad", [object()])
+async def test_unserializable_task_arguments_fail_clearly(bad: Any) -> None:
+    @entrypoint()
+    async def sends_junk(_: Any) -> Any:
+        return await checked(bad, 0)
+
+    with pytest.raises(Exception, match="arguments of task"):
+        await asyncio.wait_for(sends_junk.ainvoke(1), LIMIT)

@@ -1,0 +1,127 @@
+"""Task calls of the Functional API, on the worker: scheduling them from a running entrypoint,
+and running them as jobs of their own.
+
+A call's id is its entrypoint task's id and its place among that task's calls, so an entrypoint
+run again (resumed after an interrupt, or after its worker died) finds the results of the calls
+it made before, saved with the checkpoint, and does not run them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from arq.worker import Retry
+
+from shared import protocol
+from shared.errors import ErrorInfo
+from shared.func import TASKS, TaskFunction
+from shared.protocol import RunRecord
+from shared.store import RunStore
+from workers.executor import retry_delay
+
+Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+
+
+def is_call(task_id: str) -> bool:
+    return "/fn/" in task_id
+
+
+class CallScheduler:
+    """Turns the task calls of one running entrypoint into jobs and awaits their results."""
+
+    def __init__(self, store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str,
+                 queue: str, idle: Idle) -> None:
+        self.store = store
+        self.record = record
+        self.checkpoint_id = checkpoint_id
+        self.task_id = task_id
+        self.queue = queue
+        self.idle = idle
+        self.loop = asyncio.get_running_loop()
+        self.calls = 0
+        self.lock = threading.Lock()  # a sync entrypoint calls from its thread
+        self.slot = contextlib.AsyncExitStack()  # holds the released worker slot, see `_call`
+        self.released = False
+
+    def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> concurrent.futures.Future[Any]:
+        with self.lock:
+            call_id = f"{self.task_id}/fn/{self.calls}"
+            self.calls += 1
+        arguments = {"task": task.key, "args": list(args), "kwargs": kwargs}
+        return asyncio.run_coroutine_threadsafe(self._call(call_id, arguments), self.loop)
+
+    async def _call(self, call_id: str, arguments: dict[str, Any]) -> Any:
+        tag = self.record.tag
+        saved = await self.store.call_result(tag, self.checkpoint_id, call_id)
+        if saved is None:
+            await self.store.start_call(self.record, self.checkpoint_id, call_id, arguments,
+                                        self.record.fingerprint, self.queue)
+            if not self.released:  # an entrypoint waiting for jobs must not hold a worker slot
+                self.released = True  # (given back until it ends: see `close`)
+                await self.slot.enter_async_context(self.idle())
+            saved = await self.store.wait_call(tag, self.checkpoint_id, call_id)
+        if "error" in saved:
+            raise protocol.decode_error(saved["error"]).rebuild()
+        return saved["value"]
+
+
+async def close_scheduler(scheduler: CallScheduler) -> None:
+    """The entrypoint ended: take the worker slot it gave back while it waited."""
+    await scheduler.slot.aclose()
+
+
+async def run_call(
+    store: RunStore, job: protocol.TaskJob, record: RunRecord, threads: Executor,
+    timeout: float | None,
+) -> str:
+    """Run one task call: its function with its saved arguments; save its result or error."""
+    tag = record.tag
+    if await store.call_result(tag, job.checkpoint_id, job.task_id) is not None:
+        return "skipped: already done"
+    arguments = await store.call_arguments(tag, job.checkpoint_id, job.task_id)
+    task = TASKS.get(arguments["task"]) if isinstance(arguments, dict) else None
+    claim = await store.claim_task(tag, job.checkpoint_id, job.task_id)
+    if claim is None:
+        return "skipped: already done"
+    name = task.name if task else "?"
+    try:
+        if task is None:
+            raise LookupError(f"this worker has no task {arguments and arguments.get('task')!r} "
+                              "(is the module that defines it imported by the graph's module?)")
+        value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+    except Exception as exc:
+        delay = retry_delay(task.retry_policy if task else None, exc, claim.failures + 1)
+        if delay is not None:
+            await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
+            raise Retry(defer=delay) from exc
+        result: dict[str, Any] = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
+        events: list[tuple[Any, Any]] = []
+    else:
+        result, events = {"value": value}, [("updates", {name: value})]
+    posted = await store.post_call(job.run_id, job.checkpoint_id, job.task_id, result, claim,
+                                   events)
+    return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
+        posted
+    ]
+
+
+async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], threads: Executor,
+                timeout: float | None) -> Any:
+    if asyncio.iscoroutinefunction(task.fn):
+        return await asyncio.wait_for(task.fn(*args, **kwargs), timeout)
+    loop = asyncio.get_running_loop()
+    call = loop.run_in_executor(threads, functools.partial(task.fn, *args, **kwargs))
+    return await asyncio.wait_for(call, timeout)
+
+
+@contextlib.asynccontextmanager
+async def no_idle() -> AsyncIterator[None]:
+    yield
