@@ -261,7 +261,7 @@ def build_fanout_fanin_ordered(api: Api) -> Any:
 
     async def alpha(state: LogState) -> dict[str, Any]:
         await after(mid_done)
-X
+        await asyncio.sleep(0.05)  # time for mid's update to be out before alpha's
         api.get_stream_writer()({"alpha": "end"})
         return {"log": ["alpha"]}
 
