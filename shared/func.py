@@ -43,6 +43,19 @@ class CallScheduler(Protocol):
 
 current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)
 
+current_attempt: ContextVar[int] = ContextVar("arqgraph_attempt", default=1)
+"""Which attempt of a task call is running (1 for the first), set by the worker."""
+
+
+class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
+    """Raised by a task to be tried again after `delay` seconds: a new attempt of its job, which
+    holds no worker slot while it waits."""
+
+    def __init__(self, delay: float, cause: BaseException | None = None) -> None:
+        super().__init__(f"try again in {delay}s" + (f" after {cause!r}" if cause else ""))
+        self.delay = delay
+
+
 TASKS: dict[str, TaskFunction] = {}
 """Every `@task` of the loaded modules by name: a worker runs a call job by looking it up here."""
 

@@ -495,3 +495,17 @@ async def test_functional_api_runs_on_the_cluster(cluster: Cluster, client: Clie
     assert result["decision"] == "HIRED - Background: Clear, Refs: Positive"
     assert result["overlap"], "the two checks did not run at the same time"
     assert set(result["pids"]) <= {w.pid for w in cluster.workers}
+
+
+async def test_pocketflow_flows_run_on_the_cluster(cluster: Cluster, client: Client) -> None:
+    from tests.graphs import pocketflow_graphs as flows
+
+    recipes = await within(client.submit(flows.recipes.name, {"input": {"user_ingredient": "egg"}}))
+    assert (await within(recipes.result()))["output"]["suggestion"] == "Pizza"
+    # 8 items of 0.5 s each, every exec a job of its own: all 8 run at the same time
+    squares = await within(client.submit(flows.parallel_squares.name,
+                                         {"input": {"numbers": list(range(8))}}))
+    result = (await within(squares.result()))["output"]
+    assert result["squares"] == [n * n for n in range(8)] and result["all_overlap"]
+    agent = await within(client.submit(flows.agent.name, {"input": {"question": "why?"}}))
+    assert (await within(agent.result()))["output"]["answer"] == "answer from 2 results"

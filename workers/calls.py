@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from arq.worker import Retry
 
 from shared import protocol
 from shared.errors import ErrorInfo
-from shared.func import TASKS, TaskFunction
+from shared.func import TASKS, RetryLater, TaskFunction, current_attempt
 from shared.protocol import RunRecord
 from shared.store import RunStore
 from workers.executor import retry_delay
@@ -96,7 +97,11 @@ async def run_call(
         if task is None:
             raise LookupError(f"this worker has no task {arguments and arguments.get('task')!r} "
                               "(is the module that defines it imported by the graph's module?)")
+        current_attempt.set(claim.failures + 1)
         value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+    except RetryLater as later:
+        await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
+        raise Retry(defer=later.delay) from later
     except Exception as exc:
         delay = retry_delay(task.retry_policy if task else None, exc, claim.failures + 1)
         if delay is not None:
@@ -118,7 +123,8 @@ async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], thr
     if asyncio.iscoroutinefunction(task.fn):
         return await asyncio.wait_for(task.fn(*args, **kwargs), timeout)
     loop = asyncio.get_running_loop()
-    call = loop.run_in_executor(threads, functools.partial(task.fn, *args, **kwargs))
+    context = contextvars.copy_context()
+    call = loop.run_in_executor(threads, functools.partial(context.run, task.fn, *args, **kwargs))
     return await asyncio.wait_for(call, timeout)
 
 

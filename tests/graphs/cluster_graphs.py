@@ -22,6 +22,7 @@ from shared.func import entrypoint, task
 from shared.graph import END, START, StateGraph
 from shared.nodes import AsyncBaseNode, BaseNode
 from shared.types import Send
+from tests.graphs import pocketflow_graphs
 
 # -- fan-out / fan-in with async and sync nodes ------------------------------------------------
 
@@ -315,4 +316,5 @@ async def functional_screening(name: str) -> dict:
     }
 
 
-GRAPHS = [fanout, mapreduce, custom, boom, person, who, class_nodes, functional_screening]
+GRAPHS = [fanout, mapreduce, custom, boom, person, who, class_nodes, functional_screening,
+          *pocketflow_graphs.GRAPHS]
