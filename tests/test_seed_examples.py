@@ -226,7 +226,8 @@ async def test_wait_patterns(seeds: dict[str, ModuleType], monkeypatch: pytest.M
     monkeypatch.setenv("ARQGRAPH_SEED_SCALE", "0.1")  # their sleeps and timeouts read it per call
     wait = await run_traced(module.wait_graph, {})
     assert wait.result["first_result"] == "fast"
-    assert started_not_ended(wait.marks, "medium_op") and started_not_ended(wait.marks, "slow_op")
+    # medium_op ends only 50 ms after fast_op: a stalled loop may end both in one turn
+    assert started_not_ended(wait.marks, "slow_op")
     timed = await run_traced(module.wait_timeout_graph, {})
     assert sorted(timed.result["completed"]) == ["op1", "op2"]
     assert timed.result["incomplete_count"] == 1 and started_not_ended(timed.marks, "op3")

@@ -125,19 +125,25 @@ return 1
 
 RATE_SCRIPT = """
 -- KEYS[1] rate hash; ARGV: job id, milliseconds between two starts. Returns how many ms the job
--- must still wait (0: start now). A job that must wait keeps its reserved start time, so the
--- calls of all workers together start at most once per interval.
+-- must still wait (0: start now). Starts are at least an interval apart (`last`, Redis's clock):
+-- a job that must wait reserves a start time (`at:<job>`, queued after `tat`); one picked up too
+-- early or too late for it (a stalled worker) takes the next free time instead of bunching up.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval = tonumber(ARGV[2])
 local field = 'at:' .. ARGV[1]
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '-1e18')
 local at = tonumber(redis.call('HGET', KEYS[1], field) or '-1')
+if at >= 0 and (at < now - interval or now < last + interval - 1) then at = -1 end
 if at < 0 then
-  at = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'tat') or '0'))
-  redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', at + tonumber(ARGV[2])))
+  local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
+  at = math.max(now, tat, last + interval)
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', at + interval))
 end
 redis.call('PEXPIRE', KEYS[1], 86400000)
 if at <= now then
   redis.call('HDEL', KEYS[1], field)
+  redis.call('HSET', KEYS[1], 'last', string.format('%.3f', now))
   return 0
 end
 redis.call('HSET', KEYS[1], field, string.format('%.3f', at))
