@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -16,7 +17,7 @@ from shared import protocol
 from shared.checkpoint.memory import InMemorySaver
 from shared.errors import NodeTimeoutError, RunCancelledError
 from shared.graph import END, START, StateGraph
-from shared.types import RetryPolicy
+from shared.types import RetryPolicy, Send
 
 LIMIT = 20.0
 
@@ -197,3 +198,29 @@ async def test_one_run_at_a_time_per_thread() -> None:
         second = await cluster.client.submit(graph.name, {"x": 2}, thread("busy"))
         assert await asyncio.wait_for(second.result(), LIMIT) == {"x": 2,
                                                                   "log": ["waited", "waited"]}
+
+
+async def test_rate_limited_calls_do_not_bunch_after_a_stalled_worker() -> None:
+    """A worker whose loop stalls (here a node blocking it for 1.5 s) must not then start all
+    its overdue rate-limited calls at once."""
+    starts: list[float] = []
+
+    async def call_api(arg: Any) -> dict[str, Any]:
+        starts.append(time.time())
+        return {"log": ["call"]}
+
+    async def hog(arg: Any) -> dict[str, Any]:
+        time.sleep(1.5)  # noqa: ASYNC251 - blocking the worker's loop on purpose
+        return {}
+
+    builder = StateGraph(State)
+    builder.add_node("call_api", call_api, rate_limit="10/s")
+    builder.add_node("hog", hog)
+    builder.add_conditional_edges(
+        START, lambda s: [Send("call_api", {}) for _ in range(25)] + [Send("hog", {})],
+        ["call_api", "hog"])
+    result = await asyncio.wait_for(builder.compile().ainvoke({"x": 1}), 30)
+    assert len(result["log"]) == 25
+    starts.sort()
+    busiest = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
+    assert busiest <= 11, f"{busiest} calls started within one second (limit 10/s)"
