@@ -26,7 +26,8 @@ from shared.loader import load_all
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = "0.01"
 MODULES = ("async_node", "screening_lab", "async_patterns_basics", "async_patterns_streaming",
-           "async_patterns_concurrency", "async_patterns_errors", "async_patterns_integration")
+           "async_patterns_concurrency", "async_patterns_errors", "async_patterns_integration",
+           "screening_functional", "pocketflow_recipes")
 
 
 @pytest.fixture(scope="module")
@@ -355,3 +356,86 @@ async def test_concurrent(seeds: dict[str, ModuleType]) -> None:
     result = await node(basics.UserState(user_id=1, location="Paris", topic="async"))
     assert len(result) == 3
     assert [event for event, _ in events] == ["start"] * 3 + ["end"] * 3  # concurrent
+
+
+# -- seed 002 (Functional API) and seed 003 (PocketFlow) ---------------------------------------
+
+
+async def test_functional_screening(seeds: dict[str, ModuleType],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    result = await seeds["screening_functional"].main()
+    assert result == "HIRED - Background: Clear, Refs: Positive"
+    printed = lines_of(capsys.readouterr().out)
+    run = printed[printed.index("🎯 Functional API screening for Clara Smith"):]
+    assert run[1:3] == ["📄 Parsing resume for Clara Smith (2s)...", "   ✅ Resume parsed"]
+    # both checks start before either completes: the two task jobs ran at the same time
+    assert set(run[3:5]) == {"🔍 Background check (3s)...", "📞 Reference check (2s)..."}
+    assert set(run[5:7]) == {"   ✅ References complete", "   ✅ Background complete"}
+    assert run[7] == "📋 Final decision for Clara Smith..."
+    assert run[9].startswith("⏱️ Functional Parallel Total Time: ")
+    assert run[9].endswith(" seconds (Expected ~5s)")
+
+
+async def test_pocketflow_recipes(seeds: dict[str, ModuleType],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    final = await seeds["pocketflow_recipes"].main()
+    assert final == {"user_ingredient": "chicken", "recipes": ["Pizza", "Pasta", "Salad"],
+                     "ingredient": "chicken"}
+    assert lines_of(capsys.readouterr().out) == [
+        "Starting async recipe flow...",
+        "🌐 Fetching recipes for 'chicken'... (simulating 2 sec delay)",
+        "✅ Recipes for 'chicken' fetched!",
+        "Stored recipes for chicken.",
+        "💡 Suggestion: Pizza",
+        "",
+        "Async recipe flow finished.",
+    ]
+
+
+# -- on a cluster of processes ------------------------------------------------------------------
+
+CLUSTER_RUNS = [
+    ("async_node", {"query": "LangGraph async nodes"}),
+    ("screening_lab", {"name": "Bob Lee"}),
+    ("async_patterns_basics", {"user_id": 7, "location": "Paris", "topic": "async"}),
+    ("async_patterns_streaming", {"query": "q"}),
+    ("async_patterns_concurrency", {"items": list(range(20))}),
+    ("screening_functional", "Clara Smith"),
+    ("pocketflow_recipes", {"user_ingredient": "chicken"}),
+]
+
+
+async def test_seed_examples_run_on_a_cluster_of_processes(
+    seeds: dict[str, ModuleType], redis_server: Any, arq_processes: Any
+) -> None:
+    """Each module's `graph`, served by an orchestrator and two workers (separate processes, at
+    the same scale), ends as it does embedded."""
+    from orchestrator.client import Client
+    from tests.test_cluster import STARTUP_LIMIT, wait_registered, within
+
+    url = f"redis://127.0.0.1:{redis_server.port}/3"
+    specs = [f"examples.seeds.{name}:graph" for name in MODULES]
+    env = {"ARQGRAPH_SEED_SCALE": SCALE}
+    flags = ("--redis", url)
+    orchestrator = arq_processes.start("seeds-orchestrator", "orchestrator", *specs, *flags, env=env)
+    workers = [arq_processes.start(f"seeds-worker{i}", "worker", *specs, *flags,
+                                   "--poll-delay", "0.05", env=env) for i in (1, 2)]
+    try:
+        for worker in workers:
+            worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
+        wait_registered(url, [seeds[name].graph.name for name in MODULES])
+        client = await within(Client.connect(url), 10)
+        try:
+            for name, data in CLUSTER_RUNS:
+                graph = seeds[name].graph
+                embedded = await within(graph.ainvoke(data))
+                is_entrypoint = hasattr(graph, "fn")  # Functional API and PocketFlow graphs
+                submitted = {"input": data} if is_entrypoint else data
+                handle = await within(client.submit(graph.name, submitted))
+                remote = await within(handle.result())
+                assert (remote["output"] if is_entrypoint else remote) == embedded, name
+        finally:
+            await client.close()
+    finally:
+        for proc in (orchestrator, *workers):
+            proc.kill()
