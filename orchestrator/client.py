@@ -14,7 +14,7 @@ from shared import codec, protocol
 from shared.connection import connect
 from shared.errors import RunCancelledError, UnknownGraphError
 from shared.pregel import START, TaskOutcome
-from shared.protocol import FINAL_STATUSES, SavedCheckpoint, decode_error
+from shared.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
 from shared.store import NO_RESUME, RunStore
 from shared.types import Command, Interrupt, PregelTask, StateSnapshot
 
@@ -22,10 +22,22 @@ from shared.types import Command, Interrupt, PregelTask, StateSnapshot
 class RunHandle:
     """One submitted run: read its events, wait for its result, ask its status, cancel it."""
 
-    def __init__(self, store: RunStore, run_id: str, graph: str) -> None:
+    def __init__(self, store: RunStore, run_id: str, graph: str, entrypoint: bool = False) -> None:
         self.store = store
         self.run_id = run_id
         self.graph = graph
+        self.entrypoint = entrypoint  # a Functional API run: its state is {"input", "output"}
+
+    def _shown(self, mode: str, payload: Any) -> Any:
+        """An entrypoint's events as LangGraph shows them: its return value, not its state."""
+        if not self.entrypoint or not isinstance(payload, dict):
+            return payload
+        if mode == "values":
+            return payload if "__interrupt__" in payload else payload.get("output")
+        if mode == "updates":
+            return {k: v["output"] if isinstance(v, dict) and "output" in v else v
+                    for k, v in payload.items()}
+        return payload
 
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r}, graph={self.graph!r})"
@@ -43,14 +55,19 @@ class RunHandle:
                 _raise_unless_done(payload)
                 return
             if event_mode in modes:
-                yield payload if isinstance(mode, str) else (event_mode, payload)
+                shown = self._shown(event_mode, payload)
+                yield shown if isinstance(mode, str) else (event_mode, shown)
 
     async def result(self) -> Any:
         """The final state (a dict), once the run is done; raises the run's error if it failed.
         An interrupted run gives its state so far, with its interrupts under `__interrupt__`."""
         end = await self.end()
         _raise_unless_done(end)
-        return end.get("output")
+        output = end.get("output")
+        if self.entrypoint and isinstance(output, dict):
+            return {"__interrupt__": output["__interrupt__"]} if "__interrupt__" in output else (
+                output.get("output"))
+        return output
 
     async def end(self) -> dict[str, Any]:
         """The run's end event: status, and output or error."""
@@ -105,7 +122,7 @@ class Client:
         `checkpoint_id` if given: an older one forks); `Command(resume=...)` answers its
         interrupts. Without a thread id the run gets a thread of its own, expiring with it.
         """
-        await self._check_graph(graph_name)
+        info = await self._check_graph(graph_name)
         thread_id, checkpoint_id = _thread_of(config)
         kind, resume = "input", NO_RESUME
         if isinstance(input, Command):
@@ -114,18 +131,24 @@ class Client:
             kind, resume, input = "resume", input.resume, None
         elif input is None and thread_id is not None:
             kind = "resume"
-        elif isinstance(input, dict):
+        elif info.entrypoint:
+            input = {"input": input}  # an entrypoint takes any value: its state's `input`
+        if isinstance(input, dict):
             codec.pack_values(input, where="input")  # fail here, naming the key, not on a worker
-        return await self._create(graph_name, thread_id, kind, input, config, context,
-                                  resume=resume, from_checkpoint=checkpoint_id)
+        handle = await self._create(graph_name, thread_id, kind, input, config, context,
+                                    resume=resume, from_checkpoint=checkpoint_id)
+        handle.entrypoint = info.entrypoint
+        return handle
 
-    async def _check_graph(self, graph_name: str) -> None:
-        if await self.store.graph_info(graph_name) is None:
+    async def _check_graph(self, graph_name: str) -> GraphInfo:
+        info = await self.store.graph_info(graph_name)
+        if info is None:
             known = await self.store.graph_names()
             raise UnknownGraphError(
                 f"no orchestrator serves a graph named {graph_name!r}; "
                 f"known graphs: {', '.join(known) or 'none (is an orchestrator running?)'}"
             )
+        return info
 
     async def _create(
         self, graph_name: str, thread_id: str | None, kind: str, input: Any,

@@ -24,7 +24,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, TypedDict
 
@@ -124,7 +124,10 @@ class EntryState(TypedDict, total=False):
 
 class Entrypoint(CompiledStateGraph):
     """A compiled graph of one node running the entrypoint function; invoking it gives the
-    function's return value (or `{"__interrupt__": [...]}` while it waits for a human)."""
+    function's return value (or `{"__interrupt__": [...]}` while it waits for a human). The
+    producer `Client` wraps the input and unwraps the value for every process alike."""
+
+    returns_value = True
 
     def __init__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
                  name: str | None = None) -> None:
@@ -136,51 +139,6 @@ class Entrypoint(CompiledStateGraph):
         builder.add_edge(node_name, END)
         builder.compiled = True
         super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer)
-
-    @staticmethod
-    def _input(input: Any) -> Any:
-        from shared.types import Command
-
-        return input if input is None or isinstance(input, Command) else {"input": input}
-
-    @staticmethod
-    def _unwrap(mode: str, payload: Any) -> Any:
-        if mode == "values" and isinstance(payload, dict):
-            return payload.get("output") if "__interrupt__" not in payload else payload
-        if mode == "updates" and isinstance(payload, dict):
-            return {k: v.get("output") if isinstance(v, dict) and "output" in v else v
-                    for k, v in payload.items()}
-        return payload
-
-    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None,
-                      **kwargs: Any) -> Any:
-        result = await super().ainvoke(self._input(input), config, **kwargs)
-        if isinstance(result, dict) and "__interrupt__" in result:
-            return {"__interrupt__": result["__interrupt__"]}
-        return result.get("output") if isinstance(result, dict) else result
-
-    def invoke(self, input: Any, config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        from orchestrator.embedded import run_sync
-
-        return run_sync(self.ainvoke(input, config, **kwargs))
-
-    async def astream(self, input: Any, config: dict[str, Any] | None = None, *,
-                      stream_mode: str | Sequence[str] | None = None, **kwargs: Any
-                      ) -> AsyncIterator[Any]:
-        mode = stream_mode or self.stream_mode
-        async for item in super().astream(self._input(input), config, stream_mode=mode,
-                                          **kwargs):
-            if isinstance(mode, str):
-                yield self._unwrap(mode, item)
-            else:
-                yield item[0], self._unwrap(item[0], item[1])
-
-    def stream(self, input: Any, config: dict[str, Any] | None = None, *,
-               stream_mode: str | Sequence[str] | None = None, **kwargs: Any) -> Iterator[Any]:
-        from orchestrator.embedded import iterate_sync
-
-        yield from iterate_sync(self.astream(input, config, stream_mode=stream_mode, **kwargs))
-
 
     @staticmethod
     def _snapshot(snapshot: StateSnapshot) -> StateSnapshot:

@@ -490,8 +490,8 @@ async def test_class_based_nodes_run_on_the_cluster(cluster: Cluster, client: Cl
 
 
 async def test_functional_api_runs_on_the_cluster(cluster: Cluster, client: Client) -> None:
-    handle = await within(client.submit(graphs.functional_screening.name, {"input": "Clara"}))
-    result = (await within(handle.result()))["output"]
+    handle = await within(client.submit(graphs.functional_screening.name, "Clara"))
+    result = await within(handle.result())
     assert result["decision"] == "HIRED - Background: Clear, Refs: Positive"
     assert result["overlap"], "the two checks did not run at the same time"
     assert set(result["pids"]) <= {w.pid for w in cluster.workers}
@@ -500,12 +500,12 @@ async def test_functional_api_runs_on_the_cluster(cluster: Cluster, client: Clie
 async def test_pocketflow_flows_run_on_the_cluster(cluster: Cluster, client: Client) -> None:
     from tests.graphs import pocketflow_graphs as flows
 
-    recipes = await within(client.submit(flows.recipes.name, {"input": {"user_ingredient": "egg"}}))
-    assert (await within(recipes.result()))["output"]["suggestion"] == "Pizza"
+    recipes = await within(client.submit(flows.recipes.name, {"user_ingredient": "egg"}))
+    assert (await within(recipes.result()))["suggestion"] == "Pizza"
     # 8 items of 0.5 s each, every exec a job of its own: all 8 run at the same time
     squares = await within(client.submit(flows.parallel_squares.name,
-                                         {"input": {"numbers": list(range(8))}}))
-    result = (await within(squares.result()))["output"]
+                                         {"numbers": list(range(8))}))
+    result = await within(squares.result())
     assert result["squares"] == [n * n for n in range(8)] and result["all_overlap"]
-    agent = await within(client.submit(flows.agent.name, {"input": {"question": "why?"}}))
-    assert (await within(agent.result()))["output"]["answer"] == "answer from 2 results"
+    agent = await within(client.submit(flows.agent.name, {"question": "why?"}))
+    assert (await within(agent.result()))["answer"] == "answer from 2 results"

@@ -119,9 +119,9 @@ async def test_task_retries_and_errors_reach_the_entrypoint() -> None:
 async def test_entrypoint_waiting_for_its_tasks_holds_no_worker_slot() -> None:
     """With a single worker slot, the entrypoint's task calls still run."""
     async with EmbeddedCluster([screening], concurrency=1) as cluster:
-        handle = await cluster.client.submit(screening.name, {"input": "Bo"})
+        handle = await cluster.client.submit(screening.name, "Bo")
         result = await asyncio.wait_for(handle.result(), LIMIT)
-    assert result["output"] == "HIRED Bo - background: ok, references: ok"
+    assert result == "HIRED Bo - background: ok, references: ok"
 
 
 async def test_a_task_called_outside_an_entrypoint_just_runs() -> None:

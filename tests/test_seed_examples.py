@@ -429,11 +429,8 @@ async def test_seed_examples_run_on_a_cluster_of_processes(
             for name, data in CLUSTER_RUNS:
                 graph = seeds[name].graph
                 embedded = await within(graph.ainvoke(data))
-                is_entrypoint = hasattr(graph, "fn")  # Functional API and PocketFlow graphs
-                submitted = {"input": data} if is_entrypoint else data
-                handle = await within(client.submit(graph.name, submitted))
-                remote = await within(handle.result())
-                assert (remote["output"] if is_entrypoint else remote) == embedded, name
+                handle = await within(client.submit(graph.name, data))
+                assert await within(handle.result()) == embedded, name
         finally:
             await client.close()
     finally:

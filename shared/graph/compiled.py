@@ -38,6 +38,7 @@ class CompiledStateGraph:
     """
 
     stream_mode = "updates"
+    returns_value = False  # an entrypoint's runs take any input and return a value (shared.func)
 
     def __init__(
         self, builder: StateGraph, *, name: str, explicit_name: bool = False,

@@ -45,6 +45,7 @@ class GraphInfo(pydantic.BaseModel):
     name: str
     fingerprint: str
     queue: str
+    entrypoint: bool = False  # a Functional API entrypoint: takes any input, returns a value
 
 
 class SavedCheckpoint(pydantic.BaseModel):
