@@ -14,13 +14,14 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from bench import resources, scenarios
-from bench.cluster import Cluster
+from bench.cluster import WORKER_CONCURRENCY, Cluster
 from bench.env import FULL, QUICK, Env
 from bench.model import Result, Scenario
-from bench.report import describe_machine, jsonable, markdown, text_table
+from bench.report import describe_machine, dump, load, markdown, text_table
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("idle", "idle worker, idle orchestrator",
@@ -45,10 +46,6 @@ SCENARIOS: tuple[Scenario, ...] = (
              resources.inflight),
 )
 NAMES = tuple(s.name for s in SCENARIOS)
-NOISE = ("Measured while another engineer ran the test suite on the same 2-core machine: "
-         "absolute numbers are noisy (a quiet machine will be measured again).")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -63,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the chain and the fan-out (py-spy on the cluster's "
                         "processes, pyinstrument on the embedded path) for the document")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--concurrency", type=int, default=WORKER_CONCURRENCY,
+                        help="--concurrency of the arqgraph workers (nodes at once, and threads "
+                        f"for sync nodes; {WORKER_CONCURRENCY})")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also save the results as JSON (for --render)")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="run nothing: regenerate --write's document from saved --json results")
     parser.add_argument("--noise", default="",
                         help="a note on the machine's load to print in the document")
     return parser
@@ -96,33 +99,46 @@ async def run_all(env: Env, chosen: Sequence[Scenario]) -> list[Result]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.render:
+        results, machine, command, profile, noise = load(json.loads(args.render.read_text()))
+        print(text_table(results))
+        if args.write:
+            write(args.write, markdown(results, SCENARIOS, machine, command, profile, noise))
+        return 0
     chosen = selected(args.only)
     env = Env(QUICK if args.quick else FULL, quick=args.quick, profile=args.profile)
     machine = describe_machine()
     started = time.perf_counter()
     profile_md: list[str] = []
-    cluster = Cluster(workers=2)
+    cluster = Cluster(workers=2, concurrency=args.concurrency)
     print(f"bench: starting redis-server, 1 orchestrator, 2 workers in {cluster.workdir}", flush=True)
     with cluster:
         env.cluster = cluster
-        results = asyncio.run(run_all(env, chosen))
-        if args.profile:
+        if args.profile:  # first, on a fresh cluster with nothing else in flight
             from bench.profiling import profile_all
 
             profile_md = profile_all(env)
+        results = asyncio.run(run_all(env, chosen))
     print()
     print(text_table(results))
     print(f"\nbench: {time.perf_counter() - started:.0f} s in all", flush=True)
+    sizes = ", ".join(f"{k} {v}" for k, v in asdict(env.sizes).items())
+    noise = " ".join(x for x in (args.noise, f"Sizes of this run: {sizes}.") if x)
     command = "python -m bench" + (" --quick" if args.quick else "") + (
-        "".join(f" --only {n}" for n in args.only)) + (" --profile" if args.profile else "")
+        "".join(f" --only {n}" for n in args.only)) + (" --profile" if args.profile else "") + (
+        f" --concurrency {args.concurrency}" if args.concurrency != WORKER_CONCURRENCY else "")
     if args.json:
-        args.json.write_text(json.dumps(jsonable(results), indent=1))
+        data = dump(results, machine, command, profile_md, noise)
+        args.json.write_text(json.dumps(data, indent=1, default=str))
     if args.write:
-        text = markdown(results, SCENARIOS, machine, command, profile_md, args.noise)
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(text)
-        print(f"bench: wrote {args.write}")
+        write(args.write, markdown(results, SCENARIOS, machine, command, profile_md, noise))
     return 0
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"bench: wrote {path}")
 
 
 if __name__ == "__main__":

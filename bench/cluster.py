@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -33,7 +33,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Worker flags for latency: new jobs wake workers through the wake-up list at once, so the poll
 # delay is only the fallback (the default 0.5 s). Concurrency high enough for 2,000 sleeping Sends.
 WORKER_CONCURRENCY = 1000
-WORKER_FLAGS = ("--concurrency", str(WORKER_CONCURRENCY), "--poll-delay", "0.5")
+POLL_DELAY = 0.5
 ARQ_POLL_DELAY = 0.002  # plain arq polls: this is what buys it latency (see bench/plain_arq.py)
 ARQ_QUEUE = "bench:arq"
 
@@ -108,6 +108,7 @@ class Cluster:
     """redis-server + 1 orchestrator + `workers` workers, all started by `start()`."""
 
     workers: int = 2
+    concurrency: int = WORKER_CONCURRENCY
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="arqgraph-bench-")))
     port: int = 0
     redis_proc: subprocess.Popen[bytes] | None = None
@@ -126,14 +127,14 @@ class Cluster:
     # -- lifecycle --
 
     def start(self) -> Cluster:
-        self._start_redis()
+        self.start_redis()
         self.orchestrator = self._spawn("orchestrator", ["orchestrator", *SPECS, "--redis", self.url])
         for _ in range(self.workers):
             self.add_worker()
         self.wait_ready()
         return self
 
-    def _start_redis(self) -> None:
+    def start_redis(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("bench: redis-server is not installed (apt-get install redis-server)")
@@ -168,7 +169,8 @@ class Cluster:
         return Proc(name, argv, popen, log)
 
     def add_worker(self) -> Proc:
-        proc = self._spawn("worker", ["worker", *SPECS, "--redis", self.url, *WORKER_FLAGS])
+        proc = self._spawn("worker", ["worker", *SPECS, "--redis", self.url, "--concurrency",
+                                      str(self.concurrency), "--poll-delay", str(POLL_DELAY)])
         self.worker_procs.append(proc)
         return proc
 
@@ -188,7 +190,7 @@ class Cluster:
             dead = [p for p in procs if not p.alive()]
             if dead:
                 raise RuntimeError(f"bench: {dead[0].name} exited:\n{dead[0].tail()}")
-            registered = self.redis().hlen("arqgraph:graphs") >= 6
+            registered = cast(int, self.redis().hlen("arqgraph:graphs")) >= 6
             serving = all("serving graphs" in p.head() for p in self.worker_procs)
             if registered and serving:
                 return
@@ -243,7 +245,7 @@ class Cluster:
     # -- Redis counters --
 
     def info(self, section: str) -> dict[str, Any]:
-        return dict(self.redis().info(section))
+        return cast(dict[str, Any], self.redis().info(section))
 
     def commands(self) -> int:
         return int(self.info("stats")["total_commands_processed"])

@@ -42,9 +42,8 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(reps=1, fanout=300, fanout_embedded=200, io_tasks=500, runs=300, runs_embedded=50,
-              cpu_tasks=120,
-              idle_window=2.0, blob_tasks=100, inflight_runs=1_000, screening_reps=1,
+QUICK = Sizes(reps=1, fanout=300, fanout_embedded=200, io_tasks=300, runs=200, runs_embedded=30,
+              cpu_tasks=80, idle_window=1.5, blob_tasks=100, inflight_runs=500, screening_reps=1,
               screening_together=True)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
-from bench.graphs import burn
+from bench.graphs import Item, burn
 from shared.connection import job_deserializer, job_serializer, redis_settings
 
 Ctx = dict[str, Any]
@@ -57,8 +57,8 @@ async def leaf(ctx: Ctx, key: str, n: int, sleep: float, cpu_ms: float) -> None:
     if sleep:
         await asyncio.sleep(sleep)
     if cpu_ms:
-        await asyncio.get_running_loop().run_in_executor(
-            None, burn, {"i": 0, "sleep": 0.0, "cpu_ms": cpu_ms})
+        item: Item = {"i": 0, "sleep": 0.0, "cpu_ms": cpu_ms}
+        await asyncio.get_running_loop().run_in_executor(None, burn, item)
     await _count_done(ctx, key, n)
 
 
@@ -115,7 +115,7 @@ class ArqProducer:
         await self.redis.enqueue_job(function, _queue_name=self.queue, **kwargs)
 
     async def wait_done(self, key: str, timeout: float = 600) -> None:
-        if await self.redis.blpop([f"{key}:done"], timeout=timeout) is None:  # type: ignore[arg-type]
+        if await self.redis.blpop([f"{key}:done"], timeout=timeout) is None:  # type: ignore[arg-type,misc]
             raise TimeoutError(f"plain arq: {key} did not finish in {timeout}s")
 
     async def chain(self, n: int) -> list[float]:

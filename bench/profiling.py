@@ -23,7 +23,7 @@ from bench.env import Env, embedded
 from bench.graphs import fanout_input
 from bench.model import median, percentile
 
-RATE = 400  # samples per second per process
+RATE = 200  # samples per second per process (py-spy itself takes CPU on a small machine)
 IDLE = "idle (waiting in epoll)"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (IDLE, ("selectors.py",)),
@@ -37,16 +37,19 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("node code and executor", ("workers/executor.py", "bench/graphs.py")),
     ("asyncio event loop", ("asyncio/",)),
 )
+LOOP = "asyncio event loop"
 OWN = ("orchestrator/", "workers/", "shared/")
 
 
 def categorize(stack: Sequence[str]) -> str:
-    """The category of one sample, `stack` ordered root first."""
+    """The category of one sample, `stack` ordered root first: the innermost frame that matches
+    a category, where asyncio's own frames count only when nothing else matches (a redis-py
+    read waiting on an asyncio stream is redis-py's time)."""
     for frame in reversed(stack):
         for name, needles in CATEGORIES:
-            if any(n in frame for n in needles):
+            if name != LOOP and any(n in frame for n in needles):
                 return name
-    return "other"
+    return LOOP if any("asyncio/" in frame for frame in stack) else "other"
 
 
 def parse_raw(text: str) -> list[tuple[list[str], int]]:
@@ -208,6 +211,14 @@ def profile_all(env: Env) -> list[str]:
     lines += _profile_md(f"Chain, {chain_runs} runs of {env.sizes.chain} supersteps, cluster",
                          chain_prof, steps, "superstep")
     lines += _profile_md(f"Fan-out of {fan:,} trivial Sends, cluster", fan_prof, fan, "task")
+    from bench import experiments
+
+    try:
+        measured = asyncio.run(experiments.run(env.sizes.fanout_target))
+    except Exception as exc:  # a failed experiment must not lose the run's results
+        measured = [f"- the experiments failed: {type(exc).__name__}: {exc}"]
+    lines += ["**Candidate changes measured in isolation** (`python -m bench.experiments`, own "
+              "redis-server):", "", *measured, ""]
     tree = pyinstrument_embedded("bench_chain", {})
     lines += [f"**Chain on the embedded path** (pyinstrument, one run of {env.sizes.chain} "
               "supersteps, everything in one process):", "", "<details><summary>call tree "

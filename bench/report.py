@@ -9,12 +9,12 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.model import Result, Scenario, fmt
+from bench.model import Result, Row, Scenario, fmt
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
 HEADER = ("scenario", "backend", "metric", "median", "ratio to ref.", "detail")
@@ -75,7 +75,7 @@ def describe_machine() -> Machine:
 
 
 def table_rows(results: Sequence[Result]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for res in results:
         for i, row in enumerate(res.rows):
             ratio = "n/a"
@@ -121,12 +121,12 @@ def diagnostics_md(results: Sequence[Result]) -> list[str]:
                        "in + out of Redis")
             top = [(k, f"{v:.2f}") for k, v in list(d["commands"].items())[:14]]
             out += ["", *md_table(("command", f"calls per {unit}"), top)]
-    idle = next((r.diagnostics["idle_commands"] for r in results if "idle_commands" in r.diagnostics),
-                None)
+    idle: dict[str, float] | None = next(
+        (r.diagnostics["idle_commands"] for r in results if "idle_commands" in r.diagnostics), None)
     if idle:
-        top = sorted(idle.items(), key=lambda kv: -kv[1])
+        busiest = sorted(idle.items(), key=lambda kv: -kv[1])
         out += ["", "**idle cluster, commands/s by command:** "
-                + ", ".join(f"{k} {v:.1f}" for k, v in top)]
+                + ", ".join(f"{k} {v:.1f}" for k, v in busiest)]
     return out
 
 
@@ -172,7 +172,17 @@ def sanitize(text: str) -> str:
     return text.replace(root + "/", "").replace(root, ".")
 
 
-def jsonable(results: Sequence[Result]) -> list[dict[str, Any]]:
-    return [{"scenario": r.scenario, "met": r.met, "verdict": r.verdict,
-             "rows": [{"backend": x.backend, "metric": x.metric, "values": x.values,
-                       "median": x.value, "ratio": x.ratio} for x in r.rows]} for r in results]
+def dump(results: Sequence[Result], machine: Machine, command: str, profile: Sequence[str],
+         noise: str) -> dict[str, Any]:
+    """Everything the document is made of, as JSON (`python -m bench --render` rebuilds it)."""
+    return {"command": command, "machine": asdict(machine), "profile": list(profile),
+            "noise": noise, "results": [asdict(r) for r in results]}
+
+
+def load(data: dict[str, Any]) -> tuple[list[Result], Machine, str, list[str], str]:
+    results = []
+    for r in data["results"]:
+        rows = [Row(**row) for row in r.pop("rows")]
+        results.append(Result(**r, rows=rows))
+    return (results, Machine(**data["machine"]), data["command"], list(data["profile"]),
+            data["noise"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 from bench.cluster import Cluster, Proc, counter_delta, cpu_seconds, rss_bytes
 from bench.env import Env
@@ -34,7 +35,7 @@ async def idle(env: Env) -> Result:
     res = Result("idle")
     window = env.sizes.idle_window
     orch, workers = cluster.orchestrator, cluster.worker_procs
-    await asyncio.sleep(min(window, 2.0))  # let the previous scenario's tail settle
+    await asyncio.sleep(min(window / 2, 2.0))  # let the previous scenario's tail settle
     stats = cluster.commandstats()
     cpu, total = _window(cluster, [orch, *workers], window)
     res.diagnostics["idle_commands"] = {
@@ -137,7 +138,7 @@ async def inflight(env: Env) -> Result:
         nonlocal peak_rss, peak_flight
         while not stop.is_set():
             peak_rss = max(peak_rss, rss_bytes(orch))
-            peak_flight = max(peak_flight, int(redis.scard(graph_active)))
+            peak_flight = max(peak_flight, int(cast(int, redis.scard(graph_active))))
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())
@@ -148,12 +149,12 @@ async def inflight(env: Env) -> Result:
                                for _ in range(min(batch, n - i))])
     submitted = time.perf_counter() - started
     deadline = time.monotonic() + 600
-    while redis.scard(graph_active) and time.monotonic() < deadline:
+    while cast(int, redis.scard(graph_active)) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     wall = time.perf_counter() - started
     stop.set()
     await sampler
-    left = int(redis.scard(graph_active))
+    left = int(cast(int, redis.scard(graph_active)))
     await asyncio.sleep(0.5)
     per_run = (int(cluster.info("memory")["used_memory"]) - base_mem) / n
     res.add(Row(CLUSTER, "orchestrator peak RSS", "MB", [peak_rss / 1e6],

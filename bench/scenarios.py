@@ -291,7 +291,7 @@ async def cpu(env: Env) -> Result:
     for workers in (1, 2):
         producer = await _arq(env, workers)
         try:
-            async def arq_run() -> float:
+            async def arq_run(producer: ArqProducer = producer) -> float:
                 started = time.perf_counter()
                 await producer.fanout(n, cpu_ms=ms)
                 return time.perf_counter() - started
