@@ -21,7 +21,7 @@ from bench import resources, scenarios
 from bench.cluster import WORKER_CONCURRENCY, Cluster
 from bench.env import FULL, QUICK, Env
 from bench.model import Result, Scenario
-from bench.report import describe_machine, dump, load, markdown, text_table
+from bench.report import describe_machine, dump, load, markdown, sanitize, text_table
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("idle", "idle worker, idle orchestrator",
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" --concurrency {args.concurrency}" if args.concurrency != WORKER_CONCURRENCY else "")
     if args.json:
         data = dump(results, machine, command, profile_md, noise)
-        args.json.write_text(json.dumps(data, indent=1, default=str))
+        args.json.write_text(sanitize(json.dumps(data, indent=1, default=str)))
     if args.write:
         write(args.write, markdown(results, SCENARIOS, machine, command, profile_md, noise))
     return 0
