@@ -1,0 +1,171 @@
+"""The resource scenarios: idle cost, bytes moved for a large state, memory of many runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import cast
+
+from bench.cluster import Cluster, Proc, counter_delta, cpu_seconds, rss_bytes
+from bench.env import Env
+from bench.graphs import fanout_input
+from bench.model import ARQ, CLUSTER, LANGGRAPH, Result, Row
+from shared import protocol
+
+# -- idle -------------------------------------------------------------------------------------
+
+
+def _window(cluster: Cluster, procs: list[Proc], seconds: float) -> tuple[dict[int, float], float]:
+    """CPU % of each process and Redis commands/s over `seconds` of doing nothing."""
+    before = {p.pid: cpu_seconds(p.pid) for p in procs}
+    commands = cluster.commands()
+    started = time.perf_counter()
+    time.sleep(seconds)
+    elapsed = time.perf_counter() - started
+    spent = cluster.commands() - commands - 1  # the INFO of the first reading
+    cpu = {p.pid: 100 * (cpu_seconds(p.pid) - before[p.pid]) / elapsed for p in procs}
+    return cpu, spent / elapsed
+
+
+async def idle(env: Env) -> Result:
+    """Each process alone is measured by freezing the others (SIGSTOP): Redis's counters are
+    global, so only what runs makes commands."""
+    cluster = env.cluster
+    assert cluster is not None and cluster.orchestrator is not None
+    res = Result("idle")
+    window = env.sizes.idle_window
+    orch, workers = cluster.orchestrator, cluster.worker_procs
+    await asyncio.sleep(min(window / 2, 2.0))  # let the previous scenario's tail settle
+    stats = cluster.commandstats()
+    cpu, total = _window(cluster, [orch, *workers], window)
+    res.diagnostics["idle_commands"] = {
+        k: v / window for k, v in counter_delta(stats, cluster.commandstats()).items() if k != "INFO"
+    }
+    for proc in workers:
+        proc.pause()
+    try:
+        _, orch_cmds = _window(cluster, [], window)
+    finally:
+        for proc in workers:
+            proc.resume()
+    orch.pause()
+    try:
+        _, worker_cmds = _window(cluster, [], window)
+    finally:
+        orch.resume()
+    per_worker = worker_cmds / max(len(workers), 1)
+    worker_cpu = max(cpu[p.pid] for p in workers)
+    res.add(Row(f"{CLUSTER}: orchestrator", "CPU", "%", [cpu[orch.pid]]))
+    res.add(Row(f"{CLUSTER}: each worker (max)", "CPU", "%", [worker_cpu]))
+    res.add(Row(f"{CLUSTER}: orchestrator", "Redis commands/s", "cmd/s", [orch_cmds]))
+    res.add(Row(f"{CLUSTER}: each worker", "Redis commands/s", "cmd/s", [per_worker]))
+    res.add(Row(f"{CLUSTER}: all three", "Redis commands/s", "cmd/s", [total]))
+    cluster.start_arq_workers(1)
+    try:
+        await asyncio.sleep(0.5)
+        arq = cluster.arq_procs[0]
+        for proc in [orch, *workers]:
+            proc.pause()
+        try:
+            arq_cpu, arq_cmds = _window(cluster, [arq], window)
+        finally:
+            for proc in [orch, *workers]:
+                proc.resume()
+    finally:
+        cluster.stop_arq_workers()
+    res.add(Row(f"{ARQ} worker (poll 2 ms)", "CPU", "%", [arq_cpu[arq.pid]]))
+    res.add(Row(f"{ARQ} worker (poll 2 ms)", "Redis commands/s", "cmd/s", [arq_cmds]))
+    res.met = cpu[orch.pid] <= 1 and worker_cpu <= 1 and orch_cmds <= 10 and per_worker <= 10
+    res.verdict = (f"orchestrator {cpu[orch.pid]:.2f} % CPU, {orch_cmds:.1f} cmd/s; worker "
+                   f"{worker_cpu:.2f} % CPU, {per_worker:.1f} cmd/s (targets 1 %, 10 cmd/s) "
+                   f"over {window:.0f} s windows")
+    return res
+
+
+# -- fan-out over a 1 MB state: bytes crossing the network ------------------------------------
+
+
+async def blob(env: Env) -> Result:
+    """How many times the state crosses the network: Redis's bytes in + out for a run, divided
+    by the state's size. The run has 4 supersteps (input, plan, the fan-out, reduce)."""
+    res = Result("blob", reference=LANGGRAPH)
+    n, size, reps = env.sizes.blob_tasks, env.sizes.blob_bytes, env.sizes.reps
+    inp = fanout_input(n, blob=size)
+    crossings, small, secs = [], [], []
+    for _ in range(reps):
+        with env.probe() as probe:
+            seconds, out = await env.on_cluster("bench_fanout", inp)
+        assert out["total"] == n and len(out["blob"]) == size
+        crossings.append(probe.net_bytes / size)
+        secs.append(seconds)
+        with env.probe() as one:  # the same run with a single Send: the per-task share
+            await env.on_cluster("bench_fanout", fanout_input(1, blob=size))
+        small.append(one.net_bytes / size)
+    per_task = [(c - s) / (n - 1) for c, s in zip(crossings, small, strict=True)]
+    res.add(Row(CLUSTER, "state crossings per run", "x state", crossings,
+                detail=f"{sum(crossings) / len(crossings) * size / 1e6:,.0f} MB moved"))
+    res.add(Row(CLUSTER, "state crossings per fanned-out task", "x state", per_task))
+    res.add(Row(CLUSTER, "wall", "s", secs))
+    lg = [(await env.on_langgraph("bench_fanout", inp))[0] for _ in range(reps)]
+    res.add(Row(LANGGRAPH, "wall", "s", lg, detail="in memory: nothing crosses a network"))
+    workers = len(env.cluster.worker_procs) if env.cluster else 2
+    per_step = res.rows[0].value / 4
+    bound = 3 * (workers + 1)
+    res.met = per_step <= bound
+    res.verdict = (f"{per_step:,.0f} crossings per superstep on average, {res.rows[1].value:.2f} "
+                   f"per task (target O(workers): <= {bound} per superstep with {workers} "
+                   "workers)")
+    return res
+
+
+# -- many runs in flight: orchestrator memory, Redis memory per finished run ------------------
+
+
+async def inflight(env: Env) -> Result:
+    cluster, client = env.cluster, env.client
+    assert cluster is not None and cluster.orchestrator is not None and client is not None
+    res = Result("inflight")
+    n = env.sizes.inflight_runs
+    redis = cluster.redis()
+    orch = cluster.orchestrator.pid
+    graph_active = protocol.active_key("bench_hold")
+    base_mem = int(cluster.info("memory")["used_memory"])
+    base_rss = rss_bytes(orch)
+    peak_rss, peak_flight = base_rss, 0
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak_rss, peak_flight
+        while not stop.is_set():
+            peak_rss = max(peak_rss, rss_bytes(orch))
+            peak_flight = max(peak_flight, int(cast(int, redis.scard(graph_active))))
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.create_task(sample())
+    started = time.perf_counter()
+    batch = 1000
+    for i in range(0, n, batch):
+        await asyncio.gather(*[client.submit("bench_hold", {"hold": 0.2})
+                               for _ in range(min(batch, n - i))])
+    submitted = time.perf_counter() - started
+    deadline = time.monotonic() + 600
+    while cast(int, redis.scard(graph_active)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    wall = time.perf_counter() - started
+    stop.set()
+    await sampler
+    left = int(cast(int, redis.scard(graph_active)))
+    await asyncio.sleep(0.5)
+    per_run = (int(cluster.info("memory")["used_memory"]) - base_mem) / n
+    res.add(Row(CLUSTER, "orchestrator peak RSS", "MB", [peak_rss / 1e6],
+                detail=f"{base_rss / 1e6:.0f} MB before; peak {peak_flight:,} runs in flight"))
+    res.add(Row(CLUSTER, "Redis memory per finished run", "bytes", [per_run],
+                detail="kept for --retention (a week)"))
+    res.add(Row(CLUSTER, "runs/s", "runs/s", [n / wall], higher_is_better=True,
+                detail=f"{n:,} submitted in {submitted:.1f} s, all done in {wall:.1f} s"))
+    res.met = peak_rss <= 300e6 and left == 0
+    res.verdict = (f"peak RSS {peak_rss / 1e6:.0f} MB with {peak_flight:,} of {n:,} runs in flight "
+                   f"(target 300 MB at 10,000); Redis {per_run / 1024:.1f} KiB per finished run")
+    if left:
+        res.notes.append(f"{left} runs had not finished after 600 s")
+    return res
