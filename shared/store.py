@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedChe
 log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
+CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RunStore:
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
+        self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
         self._load = redis.register_script(protocol.LOAD_RUN_SCRIPT)
@@ -117,13 +120,31 @@ class RunStore:
         await self.notify(graph, InboxNote(kind="submit", run_id=run_id))
 
     async def load_run(self, run_id: str) -> RunRecord | None:
+        """A run with its current checkpoint. The checkpoint comes from this store's cache when
+        it has it: a step's checkpoint does not change (only its `view`, which no process that
+        loads runs reads), and every task of the step loads it, so a worker fetches and decodes
+        it once per step, not once per task."""
         tag = protocol.tag_of(run_id)
-        reply = await self._load(keys=[protocol.run_key(run_id), protocol.checkpoints_key(tag)])
+        keys = [protocol.run_key(run_id), protocol.checkpoints_key(tag)]
+        reply = await self._load(keys=keys, args=list(self._checkpoints))
         if not reply:
             return None
-        flat, saved = reply[0], reply[1] if len(reply) > 1 else None
+        flat, blob = reply[0], reply[1] if len(reply) > 1 else None
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        return protocol.decode_run(run_id, fields, saved or None)
+        cid = fields.get(b"checkpoint_id", b"").decode()
+        saved: SavedCheckpoint | None = None
+        if blob:
+            saved = protocol.decode_saved(blob)
+            self._checkpoints[saved.id] = saved
+            while len(self._checkpoints) > CHECKPOINT_CACHE:
+                self._checkpoints.popitem(last=False)
+        elif cid:
+            saved = self._checkpoints.get(cid)
+            if saved is None:  # evicted between the call and now: read it
+                saved = await self.saved_checkpoint(tag, cid)
+            else:
+                self._checkpoints.move_to_end(cid)
+        return protocol.decode_run(run_id, fields, saved)
 
     async def status(self, run_id: str) -> str | None:
         raw = await self.redis.hget(protocol.run_key(run_id), "status")

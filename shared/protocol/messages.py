@@ -291,7 +291,9 @@ def decode_outcome(data: bytes) -> TaskOutcome:
     )
 
 
-def decode_run(run_id: str, fields: Mapping[bytes, bytes], saved: bytes | None) -> RunRecord:
+def decode_run(
+    run_id: str, fields: Mapping[bytes, bytes], saved: bytes | SavedCheckpoint | None
+) -> RunRecord:
     """Read a run hash (and its current checkpoint). Values stored with `codec` are decoded;
     plain ones are UTF-8."""
     f = {k.decode(): v for k, v in fields.items()}
@@ -314,7 +316,7 @@ def decode_run(run_id: str, fields: Mapping[bytes, bytes], saved: bytes | None) 
         checkpoint_id=text("checkpoint_id"),
         first_checkpoint=text("first_checkpoint"),
         first_step=int(text("first_step") or -1),
-        saved=decode_saved(saved) if saved else None,
+        saved=decode_saved(saved) if isinstance(saved, bytes) else saved,
         input=packed("input"),
         resume=packed("resume"),
         has_resume="resume" in f,

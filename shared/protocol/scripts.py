@@ -55,13 +55,14 @@ return ''
 """
 
 LOAD_RUN_SCRIPT = """
--- KEYS: 1 run hash, 2 checkpoints hash. Returns {run fields, its current checkpoint or false}.
+-- KEYS: 1 run hash, 2 checkpoints hash; ARGV: ids of checkpoints the caller has already.
+-- Returns {run fields, its current checkpoint, or false when the caller has it (or none)}.
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
 local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
-local saved = false
-if id and id ~= '' then saved = redis.call('HGET', KEYS[2], id) end
-return {fields, saved}
+if not id or id == '' then return {fields, false} end
+for i = 1, #ARGV do if ARGV[i] == id then return {fields, false} end end
+return {fields, redis.call('HGET', KEYS[2], id)}
 """
 
 POST_OUTCOME_SCRIPT = """
