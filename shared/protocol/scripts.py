@@ -57,8 +57,18 @@ return ''
 LOAD_RUN_SCRIPT = """
 -- KEYS: 1 run hash, 2 checkpoints hash; ARGV: ids of checkpoints the caller has already.
 -- Returns {run fields, its current checkpoint, or false when the caller has it (or none)}.
-local fields = redis.call('HGETALL', KEYS[1])
-if #fields == 0 then return false end
+-- The run's `input` is among the fields only while the run is pending.
+local all = redis.call('HGETALL', KEYS[1])
+if #all == 0 then return false end
+-- the input (possibly large) is read only to start the run
+local pending = redis.call('HGET', KEYS[1], 'status') == 'pending'
+local fields = {}
+for i = 1, #all, 2 do
+  if all[i] ~= 'input' or pending then
+    fields[#fields + 1] = all[i]
+    fields[#fields + 1] = all[i + 1]
+  end
+end
 local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
 if not id or id == '' then return {fields, false} end
 for i = 1, #ARGV do if ARGV[i] == id then return {fields, false} end end
