@@ -289,8 +289,10 @@ class Orchestrator:
                    "checkpoint_id": saved.id}
             return not await self._finish(record, "done", end)
         outcomes = await self.store.outcomes(record.tag, saved.id, [t.id for t in checkpoint.tasks])
+        given = {t.id for t in checkpoint.tasks
+                 if (t.node == START or t.update) and t.node not in graph.branches}
         for task in checkpoint.tasks:
-            if (task.node == START or task.update) and task.node not in graph.branches:
+            if task.id in given:
                 outcomes[task.id] = given_outcome(task)
         if (
             saved.id != record.first_checkpoint
@@ -300,6 +302,8 @@ class Orchestrator:
             return not await self._interrupt(graph, record, saved, outcomes)
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
         if missing:
+            posted_by_workers = sum(1 for t in checkpoint.tasks if t.id not in given)
+            await self.store.expect_outcomes(record.tag, saved.id, posted_by_workers)
             await self.store.enqueue(record, checkpoint.step, missing, graph.fingerprint, self.queue)
             return False
         failures = [e for t in checkpoint.tasks if (e := outcomes[t.id].error) is not None]

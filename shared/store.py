@@ -314,7 +314,7 @@ class RunStore:
             if name.startswith("prior:"):
                 task_id, _, n = name[len("prior:"):].rpartition(":")
                 priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
-            elif not name.startswith(("resume:", "priors:", "fn:", "fnargs:")):
+            elif not name.startswith(("resume:", "priors:", "fn:", "fnargs:", "__")):
                 outcomes[name] = protocol.decode_outcome(blob)
         return outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])] for t, p in priors.items()}
 
@@ -365,9 +365,14 @@ class RunStore:
                 f"Redis is out of memory (maxmemory) and refused the update of node "
                 f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
             ) from None
-        if result == 1:
+        if result == 1:  # the step has all its outcomes: time for the orchestrator to move on
             await self.notify(graph, InboxNote(kind="task_done", run_id=run_id))
-        return result
+        return 1 if result == 2 else result
+
+    async def expect_outcomes(self, tag: str, checkpoint_id: str, count: int) -> None:
+        """How many outcomes workers will post for the step (its tasks the orchestrator does
+        not settle itself): the last of them tells the orchestrator, the others do not."""
+        await self.redis.hset(protocol.writes_key(tag, checkpoint_id), "__tasks", str(count))
 
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
         """Refuse a large update that would take Redis past its maxmemory: Redis itself only

@@ -219,7 +219,7 @@ async def check_finished_like_reference(
     claims: dict[str, int] = {}
     for saved in await client.store.history(tag):
         written = await client.redis.hkeys(protocol.writes_key(tag, saved.id))
-        outcomes |= {k.decode() for k in written if not k.startswith(b"resume:")}
+        outcomes |= {k.decode() for k in written if not k.startswith((b"resume:", b"__"))}
         claimed = await client.redis.hgetall(protocol.claims_key(tag, saved.id))
         claims.update({k.decode(): int(v) for k, v in claimed.items()})
     assert len(outcomes) == len(reference["log"]), sorted(outcomes)

@@ -29,6 +29,7 @@ for _ = 1, tonumber(ARGV[8]) do  -- an outcome to run again is kept as a prior, 
     local n = redis.call('HINCRBY', KEYS[6], 'priors:' .. task, 1)
     redis.call('HSET', KEYS[6], 'prior:' .. task .. ':' .. n, old)
     redis.call('HDEL', KEYS[6], task)
+    redis.call('HINCRBY', KEYS[6], '__posted', -1)
   end
   i = i + 1
 end
@@ -78,14 +79,20 @@ return {fields, redis.call('HGET', KEYS[2], id)}
 POST_OUTCOME_SCRIPT = """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash
 -- ARGV task id, outcome, attempt ('' for none), then event pairs
--- Returns 1 when recorded, 0 when the task already had an outcome, -1 when a newer attempt
--- owns the task (this poster is stale: its lease ran out and the task was started again).
+-- Returns 1 when recorded and the step has all its outcomes now (the orchestrator is to be
+-- told), 2 when recorded and others are still due, 0 when the task already had an outcome, -1
+-- when a newer attempt owns the task (this poster is stale: its lease ran out and the task was
+-- started again). `__tasks` (set by the orchestrator) is how many outcomes the step waits for,
+-- `__posted` how many it has.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 4, #ARGV, 2 do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
 end
-return 1
+local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
+local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
+if due == 0 or posted >= due then return 1 end
+return 2
 """
 
 CLAIM_SCRIPT = """
