@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
@@ -27,6 +30,8 @@ log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
 CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
+ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
+JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class RunStore:
         self._acquire_slot = redis.register_script(protocol.ACQUIRE_SLOT_SCRIPT)
         self._rate = redis.register_script(protocol.RATE_SCRIPT)
         self._post_call = redis.register_script(protocol.POST_CALL_SCRIPT)
+        self._enqueue = redis.register_script(protocol.ENQUEUE_JOBS_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -268,22 +274,22 @@ class RunStore:
     async def enqueue(
         self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str, queue: str
     ) -> None:
-        """Enqueue arq jobs for `tasks`; a task whose job already exists is left alone."""
-        for task in tasks:
-            job = protocol.TaskJob(
-                run_id=record.run_id,
-                checkpoint_id=record.checkpoint_id,
-                step=step,
-                task_id=task.id,
-                graph=record.graph,
-                fingerprint=fingerprint,
-            )
-            await self.redis.enqueue_job(
-                protocol.TASK_FUNCTION,
-                _job_id=protocol.job_id(record.run_id, task.id),
-                _queue_name=queue,
-                **job.model_dump(),
-            )
+        """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
+        trip; a task whose job (or its result) exists already is left alone."""
+        now = timestamp_ms()
+        for start in range(0, len(tasks), ENQUEUE_CHUNK):
+            keys: list[str] = [queue]
+            args: list[Any] = [now, JOB_EXPIRY_MS]
+            for task in tasks[start:start + ENQUEUE_CHUNK]:
+                job = protocol.TaskJob(
+                    run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
+                    task_id=task.id, graph=record.graph, fingerprint=fingerprint,
+                )
+                job_id = protocol.job_id(record.run_id, task.id)
+                keys += [job_key_prefix + job_id, result_key_prefix + job_id]
+                args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
+                                               now, serializer=self.redis.job_serializer)]
+            await self._enqueue(keys=keys, args=args)
         if tasks:
             wake = protocol.wake_key(queue)
             async with self.redis.pipeline(transaction=False) as pipe:

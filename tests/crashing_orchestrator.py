@@ -4,7 +4,7 @@
         [any option of `arqgraph orchestrator`] SPEC...
 
 It serves exactly as `arqgraph orchestrator` does (the same parser and `_serve_orchestrator` of
-`orchestrator.cli`), except that a few methods of the real `RunStore` (and arq's `enqueue_job`)
+`orchestrator.cli`), except that a few methods of the real `RunStore` (and its enqueue script)
 are wrapped, here and not in product code, so that when a run of thread THREAD reaches POINT the process
 writes the marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything.
 The crash happens once: if the marker file already exists, the point is passed as usual, so a
@@ -45,6 +45,7 @@ from arq.connections import ArqRedis
 
 from orchestrator import cli
 from shared import protocol
+from shared import store as store_module
 from shared.store import RunStore
 
 log = logging.getLogger("arqgraph.crashing")
@@ -132,7 +133,6 @@ def install(crasher: Crasher) -> None:
     original_init = RunStore.__init__
     original_enqueue = RunStore.enqueue
     original_outcomes = RunStore.outcomes
-    original_enqueue_job = ArqRedis.enqueue_job
 
     def init(self: RunStore, redis: ArqRedis) -> None:
         original_init(self, redis)
@@ -158,6 +158,7 @@ def install(crasher: Crasher) -> None:
             return committed
 
         self._commit = commit  # type: ignore[assignment]
+        self._enqueue = counting(self._enqueue)  # type: ignore[assignment]
 
     async def enqueue(self: RunStore, record: protocol.RunRecord, step: int,
                       tasks: Sequence[Any], fingerprint: str, queue: str) -> None:
@@ -169,16 +170,21 @@ def install(crasher: Crasher) -> None:
         if crasher.at("after-enqueue", record.tag, step):
             crasher.crash(record.tag, enqueued=[t.id for t in tasks])
 
-    async def enqueue_job(self: ArqRedis, function: str, *args: Any, **kwargs: Any) -> Any:
-        job = await original_enqueue_job(self, function, *args, **kwargs)
-        current = _enqueuing.get()
-        if current is not None:
-            current.done.append(kwargs.get("task_id", "?"))
-            count = crasher.point.count or 0
-            if (len(current.done) == count and current.total > count
-                    and crasher.at("enqueue", current.tag, current.step)):
-                crasher.crash(current.tag, enqueued=current.done, of=current.total)
-        return job
+    def counting(script: Any) -> Any:
+        """The enqueue script, one job per call (ENQUEUE_CHUNK = 1 here), counting the jobs."""
+
+        async def enqueue_jobs(keys: Sequence[str], args: Sequence[Any]) -> Any:
+            added = await script(keys=keys, args=args)
+            current = _enqueuing.get()
+            if current is not None:
+                current.done.append(str(args[2]).split(":", 2)[2])  # the job id's task id
+                count = crasher.point.count or 0
+                if (len(current.done) == count and current.total > count
+                        and crasher.at("enqueue", current.tag, current.step)):
+                    crasher.crash(current.tag, enqueued=current.done, of=current.total)
+            return added
+
+        return enqueue_jobs
 
     async def outcomes(
         self: RunStore, tag: str, checkpoint_id: str, task_ids: Sequence[str]
@@ -194,7 +200,7 @@ def install(crasher: Crasher) -> None:
     RunStore.__init__ = init  # type: ignore[method-assign]
     RunStore.enqueue = enqueue  # type: ignore[method-assign]
     RunStore.outcomes = outcomes  # type: ignore[method-assign]
-    ArqRedis.enqueue_job = enqueue_job  # type: ignore[method-assign]
+    store_module.ENQUEUE_CHUNK = 1  # so that a crash can fall between two jobs of a step
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,7 @@ from shared.protocol.scripts import (
     COMMIT_SCRIPT,
     CREATE_RUN_SCRIPT,
     END_ATTEMPT_SCRIPT,
+    ENQUEUE_JOBS_SCRIPT,
     LOAD_RUN_SCRIPT,
     POST_CALL_SCRIPT,
     POST_OUTCOME_SCRIPT,
@@ -80,6 +81,7 @@ from shared.protocol.scripts import (
 )
 
 __all__ = [
+    "ENQUEUE_JOBS_SCRIPT",
     "POST_CALL_SCRIPT",
     "call_done_key",
     "ACQUIRE_SLOT_SCRIPT",

@@ -181,3 +181,20 @@ redis.call('LPUSH', KEYS[4], '1')
 redis.call('EXPIRE', KEYS[4], 3600)
 return 1
 """
+
+ENQUEUE_JOBS_SCRIPT = """
+-- KEYS: 1 the arq queue, then per job its arq job key and result key. ARGV: 1 score (ms), 2 how
+-- long a job key lives (ms), then per job its id and its arq-serialized body. What arq's
+-- enqueue_job does for one job (skip a job that exists or has a result: deterministic ids make
+-- a re-enqueue a no-op), for a whole step in one round trip. Returns how many were added.
+local added = 0
+for i = 1, (#KEYS - 1) / 2 do
+  local job, result = KEYS[2 * i], KEYS[2 * i + 1]
+  if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
+    redis.call('SET', job, ARGV[2 + 2 * i], 'PX', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1 + 2 * i])
+    added = added + 1
+  end
+end
+return added
+"""
