@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -436,3 +437,72 @@ async def test_seed_examples_run_on_a_cluster_of_processes(
     finally:
         for proc in (orchestrator, *workers):
             proc.kill()
+
+
+async def test_every_seed_module_runs_on_a_cluster_of_processes(
+    seeds: dict[str, ModuleType], redis_server: Any, arq_processes: Any,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every module's main(), its graphs run by an orchestrator and two workers (separate
+    processes serving every graph of every module), ends with the same results as embedded.
+    (Results that hang on a stand-in's state in one process, like a flaky service's call count,
+    are not compared; the few demonstrations that call `ainvoke`/`invoke` themselves, rather
+    than through `standins.run_traced`, stay embedded.)"""
+    from tests.test_cluster import STARTUP_LIMIT, wait_registered
+
+    url = f"redis://127.0.0.1:{redis_server.port}/5"
+    # fresh node objects: some hold asyncio primitives bound to the loop of the test that ran
+    # them before (a worker process has one loop for good)
+    seeds = {name: importlib.reload(module) for name, module in seeds.items()}
+    found: dict[int, str] = {}  # one spec per graph (a module may name a graph twice)
+    for name in MODULES:
+        for attr, value in vars(seeds[name]).items():
+            if hasattr(value, "fingerprint") and not attr.startswith("_"):
+                found.setdefault(id(value), f"examples.seeds.{name}:{attr}")
+    specs = list(found.values())
+    graphs = load_all(specs)
+    env = {"ARQGRAPH_SEED_SCALE": SCALE}
+    orchestrator = arq_processes.start("seeds-all-orchestrator", "orchestrator", *specs,
+                                       "--redis", url, env=env)
+    workers = [arq_processes.start(f"seeds-all-worker{i}", "worker", *specs, "--redis", url,
+                                   "--poll-delay", "0.05", env=env) for i in (1, 2)]
+    try:
+        for worker in workers:
+            worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
+        wait_registered(url, [g.name for g in graphs])
+        for name in MODULES:
+            embedded = _results(await seeds[name].main())
+            monkeypatch.setenv("ARQGRAPH_SEED_CLUSTER", url)
+            try:
+                remote = _results(await seeds[name].main())
+            finally:
+                monkeypatch.delenv("ARQGRAPH_SEED_CLUSTER")
+            process_local = {"RetryNode", "retry_node", "retry_option", "RobustHTTPNode",
+                             "retry_policy + error_handler"}
+            for key in embedded.keys() - process_local:
+                assert _plain(remote.get(key)) == _plain(embedded[key]), f"{name}: {key}"
+        capsys.readouterr()
+    finally:
+        for proc in (orchestrator, *workers):
+            proc.kill()
+
+
+def _results(out: Any) -> dict[str, Any]:
+    """The final states a main() reports (its traces' results, or the values themselves)."""
+    if not isinstance(out, dict):
+        return {"result": out}
+    return {k: getattr(v, "result", v) for k, v in out.items()
+            if hasattr(v, "result") and not k.endswith("_seconds")}
+
+
+def _plain(value: Any) -> Any:
+    """A result without what differs from run to run: messages' ids, temp file names."""
+    if isinstance(value, dict):  # `completed`: taken from asyncio.wait's set, in any order
+        return {k: sorted(v) if k == "completed" else _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "content") and hasattr(value, "type"):  # a langchain-core message
+        return (value.type, value.content)
+    if isinstance(value, str) and value.startswith(tempfile.gettempdir()):
+        return "<a temp file>"  # each run writes its files in a temp dir of its own
+    return value

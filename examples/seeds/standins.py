@@ -78,8 +78,15 @@ class Trace:
         return spans(self.marks)
 
 
+CLUSTER_ENV = "ARQGRAPH_SEED_CLUSTER"
+
+
 async def run_traced(graph: Any, inputs: Any, config: dict[str, Any] | None = None) -> Trace:
-    """Run `graph` like `ainvoke`, also collecting the `custom` events its nodes wrote."""
+    """Run `graph` like `ainvoke`, also collecting the `custom` events its nodes wrote. With
+    ARQGRAPH_SEED_CLUSTER set to a Redis URL, on the cluster serving it instead of embedded."""
+    cluster = os.environ.get(CLUSTER_ENV)
+    if cluster:
+        graph = graph.with_cluster(cluster)
     trace = Trace(started=time.time())
     start = time.perf_counter()
     async for mode, chunk in graph.astream(inputs, config, stream_mode=["values", "custom"]):
