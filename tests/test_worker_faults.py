@@ -422,3 +422,20 @@ async def test_rate_limit_holds_across_worker_processes(start_pool: Any, client_
         assert starts[i + 21] - starts[i] >= 1.0 - 0.05, f"more than 21 starts within 1 s at {i}"
     pids = {int(p) for p in await pool.redis.smembers(f"{tag}:pids")}
     assert pids == {w.pid for w in pool.workers}, "both workers ran the node"
+
+
+async def test_concurrency_slot_of_a_killed_worker_frees_itself(
+    start_pool: Any, client_for: Any
+) -> None:
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 2)  # two tasks of a node with concurrency=1
+    handle = await within(client.submit(graphs.single_graph.name, data))
+    await pool.wait_started(data["tag"], 1)  # one holds the only slot; the other waits
+    holder = pool.worker_with_pid(await pool.holder(data["tag"], int(
+        (await pool.redis.lindex(f"{data['tag']}:started", 0)).decode())))
+    assert int(await pool.redis.llen(f"{data['tag']}:started")) == 1
+    holder.kill()  # its slot's lease runs out; the other worker gets the slot
+    await pool.open_gate(data["tag"])
+    result = await within(handle.result())
+    assert sorted(result["done"]) == [0, 1]

@@ -199,3 +199,22 @@ limits.add_edge("paced", END)
 limits_graph = limits.compile(name="limits")
 
 GRAPHS.append(limits_graph)
+
+
+async def solo(arg: dict[str, Any]) -> dict[str, Any]:
+    """One at a time on the whole cluster; waits for the gate like `work`."""
+    return await work(arg)
+
+
+def fan_solo(state: ProbeState) -> list[Send]:
+    return [Send("solo", {"probe": state["probe"], "tag": state["tag"], "item": i})
+            for i in state["items"]]
+
+
+single = StateGraph(ProbeState)
+single.add_node("solo", solo, concurrency=1)
+single.add_conditional_edges(START, fan_solo, ["solo"])
+single.add_edge("solo", END)
+single_graph = single.compile(name="single_slot")
+
+GRAPHS.append(single_graph)
