@@ -267,6 +267,7 @@ class GraphWorker(Worker):
     lease: float
     stopping = False
     keeper: LeaseKeeper | None = None
+    slot_freed: asyncio.Event | None = None  # set when a job ends: a full worker looks again
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -275,6 +276,8 @@ class GraphWorker(Worker):
         for ever."""
         self.job_counter -= 1
         self.sem.release()
+        if self.slot_freed is not None:
+            self.slot_freed.set()
         try:
             yield
         finally:
@@ -352,13 +355,21 @@ class GraphWorker(Worker):
             self.keeper = LeaseKeeper(self, self.lease)
             self.keeper.start()
         wake = protocol.wake_key(self.queue_name)
+        self.slot_freed = asyncio.Event()
         while not self.stopping:
+            self.slot_freed.clear()
             await self._poll_iteration()
             if self.allow_pick_jobs and self.job_counter < self.max_jobs:
                 wait = await self._until_next_job()
                 await self.pool.blpop([wake], timeout=wait)  # type: ignore[arg-type]
-            else:
-                await asyncio.sleep(self.poll_delay_s)
+            else:  # every slot busy: look again as soon as one frees (or after the poll delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        if self.slot_freed is not None:
+            self.slot_freed.set()
 
     async def _until_next_job(self) -> float:
         """How long to wait for a wake-up: until the earliest deferred job is due (a retry, a
