@@ -303,8 +303,8 @@ class Orchestrator:
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
         if missing:
             posted_by_workers = sum(1 for t in checkpoint.tasks if t.id not in given)
-            await self.store.expect_outcomes(record.tag, saved.id, posted_by_workers)
-            await self.store.enqueue(record, checkpoint.step, missing, graph.fingerprint, self.queue)
+            await self.store.enqueue(record, checkpoint.step, missing, graph.fingerprint,
+                                     self.queue, expected=posted_by_workers)
             return False
         failures = [e for t in checkpoint.tasks if (e := outcomes[t.id].error) is not None]
         if failures:

@@ -272,14 +272,18 @@ class RunStore:
     # -- tasks -------------------------------------------------------------------------------
 
     async def enqueue(
-        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str, queue: str
+        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str, queue: str,
+        expected: int | None = None,
     ) -> None:
         """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
-        trip; a task whose job (or its result) exists already is left alone."""
+        trip (a task whose job, or its result, exists already is left alone), and wake idle
+        workers. `expected`: how many outcomes workers will post for the step (see
+        POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
         now = timestamp_ms()
+        writes = protocol.writes_key(record.tag, record.checkpoint_id)
         for start in range(0, len(tasks), ENQUEUE_CHUNK):
-            keys: list[str] = [queue]
-            args: list[Any] = [now, JOB_EXPIRY_MS]
+            keys: list[str] = [queue, protocol.wake_key(queue), writes]
+            args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
             for task in tasks[start:start + ENQUEUE_CHUNK]:
                 job = protocol.TaskJob(
                     run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
@@ -290,12 +294,6 @@ class RunStore:
                 args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
                                                now, serializer=self.redis.job_serializer)]
             await self._enqueue(keys=keys, args=args)
-        if tasks:
-            wake = protocol.wake_key(queue)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.lpush(wake, *[b"1"] * len(tasks))
-                pipe.ltrim(wake, 0, 1000)
-                await pipe.execute()
 
     async def outcomes(
         self, tag: str, checkpoint_id: str, task_ids: Sequence[str]
@@ -358,12 +356,13 @@ class RunStore:
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
             await self._check_room(outcome, len(data))
-        args: list[Any] = [outcome.task_id, data, attempt]
+        note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
+        args: list[Any] = [outcome.task_id, data, attempt, note]
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
-                protocol.claims_key(tag, checkpoint_id)]
+                protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
         try:
             result = int(await self._post(keys=keys, args=args))
         except OutOfMemoryError as exc:
@@ -371,14 +370,7 @@ class RunStore:
                 f"Redis is out of memory (maxmemory) and refused the update of node "
                 f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
             ) from None
-        if result == 1:  # the step has all its outcomes: time for the orchestrator to move on
-            await self.notify(graph, InboxNote(kind="task_done", run_id=run_id))
-        return 1 if result == 2 else result
-
-    async def expect_outcomes(self, tag: str, checkpoint_id: str, count: int) -> None:
-        """How many outcomes workers will post for the step (its tasks the orchestrator does
-        not settle itself): the last of them tells the orchestrator, the others do not."""
-        await self.redis.hset(protocol.writes_key(tag, checkpoint_id), "__tasks", str(count))
+        return 1 if result == 2 else result  # (1: the orchestrator was told the step is done)
 
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
         """Refuse a large update that would take Redis past its maxmemory: Redis itself only

@@ -161,10 +161,11 @@ def install(crasher: Crasher) -> None:
         self._enqueue = counting(self._enqueue)  # type: ignore[assignment]
 
     async def enqueue(self: RunStore, record: protocol.RunRecord, step: int,
-                      tasks: Sequence[Any], fingerprint: str, queue: str) -> None:
+                      tasks: Sequence[Any], fingerprint: str, queue: str,
+                      expected: int | None = None) -> None:
         token = _enqueuing.set(_Enqueuing(record.tag, step, len(tasks)))
         try:
-            await original_enqueue(self, record, step, tasks, fingerprint, queue)
+            await original_enqueue(self, record, step, tasks, fingerprint, queue, expected)
         finally:
             _enqueuing.reset(token)
         if crasher.at("after-enqueue", record.tag, step):
@@ -177,7 +178,7 @@ def install(crasher: Crasher) -> None:
             added = await script(keys=keys, args=args)
             current = _enqueuing.get()
             if current is not None:
-                current.done.append(str(args[2]).split(":", 2)[2])  # the job id's task id
+                current.done.append(str(args[3]).split(":", 2)[2])  # the job id's task id
                 count = crasher.point.count or 0
                 if (len(current.done) == count and current.total > count
                         and crasher.at("enqueue", current.tag, current.step)):

@@ -77,21 +77,24 @@ return {fields, redis.call('HGET', KEYS[2], id)}
 """
 
 POST_OUTCOME_SCRIPT = """
--- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash
--- ARGV task id, outcome, attempt ('' for none), then event pairs
--- Returns 1 when recorded and the step has all its outcomes now (the orchestrator is to be
--- told), 2 when recorded and others are still due, 0 when the task already had an outcome, -1
--- when a newer attempt owns the task (this poster is stale: its lease ran out and the task was
--- started again). `__tasks` (set by the orchestrator) is how many outcomes the step waits for,
--- `__posted` how many it has.
+-- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox
+-- ARGV task id, outcome, attempt ('' for none), the inbox note, then event pairs
+-- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
+-- orchestrators' inbox), 2 when recorded and others are still due, 0 when the task already had
+-- an outcome, -1 when a newer attempt owns the task (this poster is stale: its lease ran out
+-- and the task was started again). `__tasks` (set with the step's jobs) is how many outcomes
+-- the step waits for, `__posted` how many it has.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
 end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
-if due == 0 or posted >= due then return 1 end
+if due == 0 or posted >= due then
+  redis.call('LPUSH', KEYS[4], ARGV[4])
+  return 1
+end
 return 2
 """
 
@@ -183,18 +186,23 @@ return 1
 """
 
 ENQUEUE_JOBS_SCRIPT = """
--- KEYS: 1 the arq queue, then per job its arq job key and result key. ARGV: 1 score (ms), 2 how
--- long a job key lives (ms), then per job its id and its arq-serialized body. What arq's
--- enqueue_job does for one job (skip a job that exists or has a result: deterministic ids make
--- a re-enqueue a no-op), for a whole step in one round trip. Returns how many were added.
+-- KEYS: 1 the arq queue, 2 the queue's wake list, 3 the step's writes hash, then per job its
+-- arq job key and result key. ARGV: 1 score (ms), 2 how long a job key lives (ms), 3 how many
+-- outcomes the step waits for ('' to leave it), then per job its id and its arq-serialized
+-- body. What arq's enqueue_job does for one job (skip a job that exists or has a result:
+-- deterministic ids make a re-enqueue a no-op), for many in one round trip; then one wake-up
+-- token per job for idle workers. Returns how many were added.
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], '__tasks', ARGV[3]) end
 local added = 0
-for i = 1, (#KEYS - 1) / 2 do
-  local job, result = KEYS[2 * i], KEYS[2 * i + 1]
+for i = 1, (#KEYS - 3) / 2 do
+  local job, result = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
   if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
-    redis.call('SET', job, ARGV[2 + 2 * i], 'PX', ARGV[2])
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1 + 2 * i])
+    redis.call('SET', job, ARGV[3 + 2 * i], 'PX', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2 + 2 * i])
     added = added + 1
   end
 end
+for _ = 1, (#KEYS - 3) / 2 do redis.call('LPUSH', KEYS[2], '1') end
+redis.call('LTRIM', KEYS[2], 0, 1000)
 return added
 """
