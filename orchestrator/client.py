@@ -170,7 +170,7 @@ class Client:
     async def get_state(self, config: dict[str, Any]) -> StateSnapshot:
         """The thread's latest checkpoint (or the one `checkpoint_id` names), as LangGraph's
         `get_state` shows it: a stopped step shows its finished tasks' writes applied."""
-        thread_id, checkpoint_id = _require_thread(config)
+        thread_id, checkpoint_id = require_thread(config)
         tag = protocol.thread_tag(thread_id)
         latest = await self.store.latest_checkpoint(tag)
         saved = latest
@@ -187,7 +187,7 @@ class Client:
     ) -> list[StateSnapshot]:
         """The thread's checkpoints, newest first: those older than `before`'s checkpoint, whose
         metadata has the items of `filter`, at most `limit` of them."""
-        thread_id, _ = _require_thread(config)
+        thread_id, _ = require_thread(config)
         saved = await self.store.history(protocol.thread_tag(thread_id))
         if before is not None:
             _, older_than = _thread_of(before)
@@ -208,7 +208,7 @@ class Client:
         """Write `values` to the thread as if node `as_node` (by default the node that wrote
         last) had returned them; returns the config of the new checkpoint."""
         await self._check_graph(graph_name)
-        thread_id, checkpoint_id = _require_thread(config)
+        thread_id, checkpoint_id = require_thread(config)
         handle = await self._create(graph_name, thread_id, "update", values, config, None,
                                     as_node=as_node, from_checkpoint=checkpoint_id)
         end = await handle.end()
@@ -269,7 +269,8 @@ def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:
         configurable.get("checkpoint_id") or "")
 
 
-def _require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
+def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
+    """The config's thread id and checkpoint id; LangGraph's ValueError when it names no thread."""
     thread_id, checkpoint_id = _thread_of(config)
     if thread_id is None:
         raise ValueError(

@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
-from orchestrator.client import Client
+from orchestrator.client import Client, require_thread
 from orchestrator.service import Orchestrator
 from shared.connection import job_deserializer, job_serializer
 from shared.graph.compiled import CompiledStateGraph
@@ -95,14 +95,8 @@ async def backend(graph: CompiledStateGraph) -> AsyncIterator[Client]:
 
 def _check_thread(graph: CompiledStateGraph, config: dict[str, Any] | None) -> None:
     """As LangGraph: an embedded graph with a checkpointer needs a thread id for each run."""
-    configurable = (config or {}).get("configurable") or {}
-    if graph.cluster_url is None and graph.checkpointer is not None and (
-        configurable.get("thread_id") is None
-    ):
-        raise ValueError(
-            "Checkpointer requires one or more of the following 'configurable' keys: "
-            "thread_id, checkpoint_ns, checkpoint_id"
-        )
+    if graph.cluster_url is None and graph.checkpointer is not None:
+        require_thread(config)
 
 
 async def stream_graph(

@@ -256,7 +256,7 @@ class Orchestrator:
         for task in tasks:
             done = outcomes.get(task.id)
             if done is not None and done.succeeded and task.node != START:
-                shown = {k: v for k, v in (done.writes or {}).items() if k in graph.schema.channels}
+                shown = graph.schema.state_writes(done.writes)
                 events.append(("updates", {task.node: shown or None,
                                            "__metadata__": {"cached": True}}))
         drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)

@@ -133,6 +133,11 @@ class StateSchema:
     def output(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {k: values[k] for k in self.channels if k in values}
 
+    def state_writes(self, writes: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The part of an update that lands in the state (what `updates` events show): writes
+        to keys of no channel are dropped, as `apply_writes` drops them."""
+        return {k: v for k, v in (writes or {}).items() if k in self.channels}
+
 
 def _describe_validation_error(cls: type, exc: pydantic.ValidationError) -> str:
     problems = "; ".join(

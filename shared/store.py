@@ -242,9 +242,6 @@ class RunStore:
     async def active_runs(self, graph: str) -> list[str]:
         return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
 
-    async def forget_active(self, graph: str, run_id: str) -> None:
-        await self.redis.srem(protocol.active_key(graph), run_id)
-
     # -- threads -----------------------------------------------------------------------------
 
     async def latest_checkpoint(self, tag: str) -> SavedCheckpoint | None:

@@ -168,7 +168,7 @@ async def execute_task(
     try:
         if task.node == START or task.update:
             writes, targets = split_result(task.node, task.arg)
-            shown: Any = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels}
+            shown: Any = graph.schema.state_writes(writes)
         else:
             if node is None:
                 raise UnknownNodeError(
@@ -179,7 +179,7 @@ async def execute_task(
             )
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result)
-            shown = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels} or None
+            shown = graph.schema.state_writes(writes) or None
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
             seen = apply_writes(graph.schema, checkpoint.values, [own])
@@ -218,7 +218,7 @@ async def _handle_error(
     except Exception as failed:
         error = ErrorInfo.of(failed, task.node)
         return TaskResult(TaskOutcome(task.id, task.node, error=error, node_error=node_error))
-    shown = {k: v for k, v in (writes or {}).items() if k in graph.schema.channels} or None
+    shown = graph.schema.state_writes(writes) or None
     outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends),
                           node_error=node_error)
     return TaskResult(outcome, shown, shown_as=node.handler_name)

@@ -33,11 +33,7 @@ class NodeSpec:
     error_handler: Callable[..., Any] | None = None
     concurrency: int | None = None  # at most this many running at once, cluster-wide
     rate_limit: str | None = None  # e.g. "10/s": calls started at most this often, cluster-wide
-
-    @property
-    def rate_interval(self) -> float | None:
-        """Seconds between two starts allowed by `rate_limit`."""
-        return None if self.rate_limit is None else parse_rate(self.name, self.rate_limit)
+    rate_interval: float | None = None  # seconds between two starts, from `rate_limit`
 
     @property
     def handler_name(self) -> str:
@@ -125,11 +121,10 @@ class StateGraph:
                 )
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValueError(f"Node `{node}`: concurrency must be a positive int, got {concurrency!r}")
-        if rate_limit is not None:
-            parse_rate(node, rate_limit)
+        interval = None if rate_limit is None else parse_rate(node, rate_limit)
         self.nodes[node] = NodeSpec(
             node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler,
-            concurrency, rate_limit,
+            concurrency, rate_limit, interval,
         )
         return self
 
