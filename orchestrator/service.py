@@ -161,10 +161,9 @@ class Orchestrator:
 
     async def advance(self, run_id: str) -> None:
         """Do whatever is due for the run; safe to call any number of times, from anywhere."""
-        while True:
-            record = await self.store.load_run(run_id)
-            if record is None:
-                return
+        record = await self.store.load_run(run_id)
+        fresh = False  # whether `record` is the one this orchestrator has just committed
+        while record is not None:
             if record.status in protocol.FINAL_STATUSES:
                 # Finished, but still swept: whoever finished it died before retiring it.
                 if await self.store.is_active(record):
@@ -185,15 +184,19 @@ class Orchestrator:
                     await self.store.drop_jobs(self.queue, run_id, tasks)
                 if await self._finish(record, "cancelled", {"status": "cancelled"}):
                     return
-                continue
-            if record.status == "pending":
+            elif record.status == "pending":
                 try:
                     await self._start(graph, record)
                 except (EmptyInputError, InvalidInputError, InvalidUpdateError, ResumeError) as exc:
                     await self._fail(record, exc)
-                continue
-            if not await self._step(graph, record):
-                return
+            else:
+                step = await self._step(graph, record, fresh)
+                if isinstance(step, RunRecord):
+                    record, fresh = step, True  # our commit won: go on from it without a read
+                    continue
+                if not step:
+                    return
+            record, fresh = await self.store.load_run(run_id), False
 
     def _saved(
         self, record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
@@ -279,8 +282,12 @@ class Orchestrator:
             values[task_id] = [*earlier, value]
         return WritesEdit(base.id, drop, values), events
 
-    async def _step(self, graph: CompiledStateGraph, record: RunRecord) -> bool:
-        """One move of a running run. True when the caller should look at the run again."""
+    async def _step(
+        self, graph: CompiledStateGraph, record: RunRecord, fresh: bool = False
+    ) -> RunRecord | bool:
+        """One move of a running run. Returns False when nothing more is due, True when the
+        run must be read again, or the run as this move committed it (its new step, whose tasks
+        have no outcomes yet: `fresh`), to go on from without reading it back."""
         saved = record.saved
         assert saved is not None
         checkpoint = saved.checkpoint
@@ -288,7 +295,8 @@ class Orchestrator:
             end = {"status": "done", "output": self._output(graph, checkpoint),
                    "checkpoint_id": saved.id}
             return not await self._finish(record, "done", end)
-        outcomes = await self.store.outcomes(record.tag, saved.id, [t.id for t in checkpoint.tasks])
+        task_ids = [t.id for t in checkpoint.tasks]
+        outcomes = {} if fresh else await self.store.outcomes(record.tag, saved.id, task_ids)
         given = {t.id for t in checkpoint.tasks
                  if (t.node == START or t.update) and t.node not in graph.branches}
         for task in checkpoint.tasks:
@@ -329,8 +337,11 @@ class Orchestrator:
         if nxt.tasks and record.kind != "update":
             if any(t.node in graph.interrupt_after for t in checkpoint.tasks):
                 return not await self._interrupt(graph, record, new, {}, events, new=True)
-            await self.store.commit(record, saved=new, new=True, events=events)
-            return True  # look again: to enqueue the new step, or because another commit won
+            if not await self.store.commit(record, saved=new, new=True, events=events):
+                return True  # another orchestrator moved the run first: read it again
+            return record.model_copy(update={
+                "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
+            })
         end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
         return not await self._finish(record, "done", end, saved=new, new=True, events=events)
 

@@ -141,9 +141,7 @@ class RunStore:
         saved: SavedCheckpoint | None = None
         if blob:
             saved = protocol.decode_saved(blob)
-            self._checkpoints[saved.id] = saved
-            while len(self._checkpoints) > CHECKPOINT_CACHE:
-                self._checkpoints.popitem(last=False)
+            self._remember(saved)
         elif cid:
             saved = self._checkpoints.get(cid)
             if saved is None:  # evicted between the call and now: read it
@@ -151,6 +149,12 @@ class RunStore:
             else:
                 self._checkpoints.move_to_end(cid)
         return protocol.decode_run(run_id, fields, saved)
+
+    def _remember(self, saved: SavedCheckpoint) -> None:
+        self._checkpoints[saved.id] = saved
+        self._checkpoints.move_to_end(saved.id)
+        while len(self._checkpoints) > CHECKPOINT_CACHE:
+            self._checkpoints.popitem(last=False)
 
     async def status(self, run_id: str) -> str | None:
         raw = await self.redis.hget(protocol.run_key(run_id), "status")
@@ -199,7 +203,10 @@ class RunStore:
             protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
             protocol.writes_key(tag, edit.checkpoint_id),
         ]
-        return bool(await self._commit(keys=keys, args=args))
+        done = bool(await self._commit(keys=keys, args=args))
+        if done and saved is not None:
+            self._remember(saved)  # the next load of the run need not fetch it back
+        return done
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
         """A finished run: its keys expire in `seconds` (its thread's too, unless the thread is
