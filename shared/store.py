@@ -69,6 +69,7 @@ class RunStore:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
+        self._loading: dict[str, asyncio.Future[RunRecord | None]] = {}  # run id -> its load in flight
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
         self._load = redis.register_script(protocol.LOAD_RUN_SCRIPT)
@@ -79,6 +80,7 @@ class RunStore:
         self._rate = redis.register_script(protocol.RATE_SCRIPT)
         self._post_call = redis.register_script(protocol.POST_CALL_SCRIPT)
         self._enqueue = redis.register_script(protocol.ENQUEUE_JOBS_SCRIPT)
+        self._take = redis.register_script(protocol.TAKE_JOBS_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -129,7 +131,20 @@ class RunStore:
         """A run with its current checkpoint. The checkpoint comes from this store's cache when
         it has it: a step's checkpoint does not change (only its `view`, which no process that
         loads runs reads), and every task of the step loads it, so a worker fetches and decodes
-        it once per step, not once per task."""
+        it once per step, not once per task (tasks that start together wait for the first
+        one's load, then load the run without it)."""
+        earlier = self._loading.get(run_id)
+        if earlier is not None:
+            await asyncio.wait([earlier])
+        loading = asyncio.ensure_future(self._fetch_run(run_id))
+        self._loading[run_id] = loading
+        try:
+            return await loading
+        finally:
+            if self._loading.get(run_id) is loading:
+                del self._loading[run_id]
+
+    async def _fetch_run(self, run_id: str) -> RunRecord | None:
         tag = protocol.tag_of(run_id)
         keys = [protocol.run_key(run_id), protocol.checkpoints_key(tag)]
         reply = await self._load(keys=keys, args=list(self._checkpoints))
@@ -280,13 +295,13 @@ class RunStore:
         expected: int | None = None,
     ) -> None:
         """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
-        trip (a task whose job, or its result, exists already is left alone), and wake idle
-        workers. `expected`: how many outcomes workers will post for the step (see
+        trip (a task whose job, or its result, exists already is left alone), and list them as
+        ready (which wakes idle workers). `expected`: how many outcomes workers will post for the step (see
         POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
         now = timestamp_ms()
         writes = protocol.writes_key(record.tag, record.checkpoint_id)
         for start in range(0, len(tasks), ENQUEUE_CHUNK):
-            keys: list[str] = [queue, protocol.wake_key(queue), writes]
+            keys: list[str] = [queue, protocol.ready_key(queue), writes]
             args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
             for task in tasks[start:start + ENQUEUE_CHUNK]:
                 job = protocol.TaskJob(
@@ -412,9 +427,10 @@ class RunStore:
         await self.redis.hsetnx(writes, f"fnargs:{call_id}", blob)  # type: ignore[arg-type]
         job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
                                task_id=call_id, graph=record.graph, fingerprint=fingerprint)
-        await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=protocol.job_id(
-            record.run_id, call_id), _queue_name=queue, **job.model_dump())
-        await self.redis.lpush(protocol.wake_key(queue), b"1")
+        job_id = protocol.job_id(record.run_id, call_id)
+        if await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id,
+                                        _queue_name=queue, **job.model_dump()):
+            await self.redis.rpush(protocol.ready_key(queue), job_id)  # type: ignore[misc]
 
     async def wait_call(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any]:
         """Wait for a task call's result: woken by its done list, checked now and then anyway."""
@@ -454,6 +470,41 @@ class RunStore:
         time is reserved meanwhile); 0 when it may start now."""
         keys = [protocol.rate_key(graph, node)]
         return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
+
+    async def take_jobs(
+        self, queue: str, job_ids: Sequence[str], lease: float, most: int
+    ) -> list[tuple[str, int]]:
+        """Take up to `most` of these jobs for this worker (see TAKE_JOBS_SCRIPT): the ids
+        taken, with their queue scores."""
+        if not job_ids or most <= 0:
+            return []
+        keys = [queue, *(protocol.lease_key(j) for j in job_ids)]
+        reply = await self._take(keys=keys, args=[timestamp_ms(), int(lease * 1000), most,
+                                                  *job_ids])
+        return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
+
+    async def due_jobs(self, queue: str, most: int) -> list[str]:
+        """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""
+        ids = await self.redis.zrangebyscore(queue, "-inf", timestamp_ms(), start=0, num=most)
+        return [i.decode() for i in ids]
+
+    async def next_due(self, queue: str) -> float | None:
+        """When (arq's ms) the earliest job deferred to the future comes due, if any."""
+        due = await self.redis.zrangebyscore(queue, timestamp_ms(), "+inf", start=0, num=1,
+                                             withscores=True)
+        return due[0][1] if due else None
+
+    async def pop_ready(self, queue: str, most: int, timeout: float) -> list[str]:
+        """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""
+        popped = await self.redis.blmpop(timeout, 1, protocol.ready_key(queue),  # type: ignore[arg-type]
+                                         direction="LEFT", count=most)
+        return [i.decode() for i in popped[1]] if popped else []
+
+    async def ready_again(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Put job ids back at the head of the ready list (a job handed back, a retry come
+        due, ids popped by a worker that is stopping)."""
+        if job_ids:
+            await self.redis.lpush(protocol.ready_key(queue), *reversed(job_ids))
 
     async def drop_jobs(self, queue: str, run_id: str, task_ids: Sequence[str]) -> None:
         """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""

@@ -365,7 +365,7 @@ async def test_garbage_and_pickled_jobs_are_not_executed(
             for name, data in forged.items():
                 pipe.set(f"arq:job:{job_ids[name]}", data)
                 pipe.zadd(protocol.DEFAULT_QUEUE, {job_ids[name]: now})
-            pipe.lpush(protocol.wake_key(protocol.DEFAULT_QUEUE), *[b"1"] * len(forged))
+            pipe.rpush(protocol.ready_key(protocol.DEFAULT_QUEUE), *job_ids.values())
             # Garbage notifications for the orchestrator, too.
             pipe.lpush(inbox, b"\xc1garbage", pickle.dumps(_CreatesFileWhenUnpickled(inbox_marker)))
             await pipe.execute()

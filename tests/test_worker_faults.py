@@ -360,13 +360,14 @@ async def test_duplicate_delivery_and_a_forged_unknown_task_change_nothing(
                            step=record.checkpoint.step, task_id=task.id, graph=record.graph,
                            fingerprint=record.fingerprint)
     # The same task delivered a second time (under another job id), while the first runs...
-    await client.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=f"duplicate-{uuid.uuid4()}",
+    duplicate_id, forged_id = f"duplicate-{uuid.uuid4()}", f"forged-{uuid.uuid4()}"
+    await client.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=duplicate_id,
                                    _queue_name=protocol.DEFAULT_QUEUE, **job.model_dump())
     # ...and a forged job naming a task this step does not have.
     forged = job.model_copy(update={"task_id": f"{task.id}-nope"})
-    await client.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=f"forged-{uuid.uuid4()}",
+    await client.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=forged_id,
                                    _queue_name=protocol.DEFAULT_QUEUE, **forged.model_dump())
-    await client.redis.lpush(protocol.wake_key(protocol.DEFAULT_QUEUE), b"1", b"1")
+    await client.redis.rpush(protocol.ready_key(protocol.DEFAULT_QUEUE), duplicate_id, forged_id)
     await pool.wait_started(data["tag"], 2)  # both deliveries run the node
     await pool.open_gate(data["tag"])
     assert await within(handle.result()) == await fault_free(pool, data)  # applied once

@@ -38,6 +38,10 @@ from workers.lease import LeaseKeeper
 
 log = logging.getLogger("arqgraph.worker")
 
+PICK_BATCH = 32  # ready jobs taken per round trip: workers that pick together share the work
+SWEEP_READ = 1000  # due job ids a sweep of the queue looks at
+RETRY_MARGIN = 0.005  # a retry is listed as ready this long after it is due (clocks differ)
+
 
 class NodeRunner:
     """Executes the tasks of the graphs this worker loaded.
@@ -231,12 +235,11 @@ class NodeRunner:
             delay = min(delay * 2, 2.0)
 
     async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
-        """A stopping worker gives its task back: the start does not count as lost, and an idle
-        worker wakes for it at once (arq puts the job back in the queue)."""
+        """A stopping worker gives its task back: the start does not count as lost (arq puts
+        the job back in the queue, and `GraphWorker.finish_job` lists it as ready again)."""
         try:
             tag = protocol.tag_of(job.run_id)
             await self.store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=False)
-            await self.store.redis.lpush(protocol.wake_key(self.queue), b"1")
         except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
             log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
 
@@ -260,14 +263,18 @@ class NodeRunner:
 
 
 class GraphWorker(Worker):
-    """An arq worker that wakes as soon as a job is enqueued instead of sleeping out its poll,
-    and holds its jobs with short renewed leases (see `LeaseKeeper`)."""
+    """An arq worker that takes its jobs from the queue's ready list (a blocking pop: it wakes
+    as soon as a job is enqueued, and takes a batch in one round trip) instead of polling the
+    queue, and holds its jobs with short renewed leases (see `LeaseKeeper`). arq still runs
+    each job: its job keys, tries, retries, results and queue are arq's own."""
 
     runner: NodeRunner
     lease: float
     stopping = False
     keeper: LeaseKeeper | None = None
     slot_freed: asyncio.Event | None = None  # set when a job ends: a full worker looks again
+    scores: dict[str, int]  # queue score of each running job (when a retry comes due)
+    later: set[asyncio.Task[None]]  # retries waiting to be listed as ready when due
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -288,11 +295,13 @@ class GraphWorker(Worker):
         """Stop taking jobs and leave the wait for new ones at once."""
         self.stopping = True
         self.allow_pick_jobs = False
-        await self.pool.lpush(protocol.wake_key(self.queue_name), b"1")
+        await self.pool.lpush(protocol.ready_key(self.queue_name), b"-")  # not a job: skipped
 
     def threads_shutdown(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
+        for pending in self.later:
+            pending.cancel()
         self.runner.threads.shutdown(wait=False, cancel_futures=True)
 
     async def serve_resilient(self) -> None:
@@ -317,20 +326,61 @@ class GraphWorker(Worker):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        try:
-            await super().start_jobs(job_ids)
-        except Exception as exc:
-            if lost_redis(exc):
-                # arq took a slot for the job it was picking up and does not give it back
-                self.job_counter -= 1
-                self.sem.release()
-            raise
+    async def main(self) -> None:
+        """Take ready jobs as they come; sweep the queue for due jobs now and then (a retry
+        come due, a dead worker's job whose lease ran out, an entry lost with a dead worker)."""
+        self.ctx["redis"] = self.pool
+        if self.keeper is None:
+            self.keeper = LeaseKeeper(self, self.lease)
+            self.keeper.start()
+        store, queue = self.runner.store, self.queue_name
+        self.slot_freed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        sweep_at = 0.0
+        while not self.stopping:
+            self.slot_freed.clear()
+            self._forget_finished()
+            await self.heart_beat()
+            free = self.max_jobs - self.job_counter
+            if not self.allow_pick_jobs or free <= 0:  # look again as soon as a slot frees
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
+            elif loop.time() >= sweep_at:
+                await self.start_jobs(await store.due_jobs(queue, SWEEP_READ))
+                sweep_at = loop.time() + await self._until_next_job()
+            else:
+                wait = max(sweep_at - loop.time(), 0.001)
+                ids = await store.pop_ready(queue, min(free, PICK_BATCH), wait)
+                if self.stopping:  # they are another worker's now
+                    await store.ready_again(queue, ids)
+                else:
+                    await self.start_jobs(ids)
+
+    async def start_jobs(self, job_ids: Sequence[str | bytes]) -> None:
+        """Start the jobs among `job_ids` that this worker takes (one script for all of them,
+        where arq spends a WATCH/MULTI per job), as many as it has free slots."""
+        ids = [j.decode() if isinstance(j, bytes) else j for j in job_ids]
+        taken = await self.runner.store.take_jobs(
+            self.queue_name, ids, self.in_progress_timeout_s, self.max_jobs - self.job_counter
+        )
+        for job_id, score in taken:
+            await self.sem.acquire()
+            self.job_counter += 1
+            self.scores[job_id] = score
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    def _forget_finished(self) -> None:
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # arq's: an error in run_job itself is not swallowed
 
     async def run_job(self, job_id: str, score: int) -> None:
         """arq's run_job. If Redis is lost during arq's own bookkeeping of the job (before the
         node runs, or while recording its end), the job stays queued but marked in progress
-        until --job-timeout + 10 s: clear that mark once Redis is back, so the job runs again
+        until its lease runs out: clear that mark once Redis is back, so the job runs again
         at once (a task whose outcome was posted is then skipped)."""
         try:
             await super().run_job(job_id, score)
@@ -343,28 +393,42 @@ class GraphWorker(Worker):
                 await asyncio.sleep(delay)
                 try:
                     await self.pool.delete(protocol.lease_key(job_id))
+                    await self.runner.store.ready_again(self.queue_name, [job_id])
                     return
                 except Exception as again:
                     if not lost_redis(again):
                         raise
                     delay = min(delay * 2, 2.0)
+        finally:
+            self.scores.pop(job_id, None)
 
-    async def main(self) -> None:
-        self.ctx["redis"] = self.pool
-        if self.keeper is None:
-            self.keeper = LeaseKeeper(self, self.lease)
-            self.keeper.start()
-        wake = protocol.wake_key(self.queue_name)
-        self.slot_freed = asyncio.Event()
-        while not self.stopping:
-            self.slot_freed.clear()
-            await self._poll_iteration()
-            if self.allow_pick_jobs and self.job_counter < self.max_jobs:
-                wait = await self._until_next_job()
-                await self.pool.blpop([wake], timeout=wait)  # type: ignore[arg-type]
-            else:  # every slot busy: look again as soon as one frees (or after the poll delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
+    async def finish_job(
+        self, job_id: str, finish: bool, result_data: bytes | None,
+        result_timeout_s: float | None, keep_result_forever: bool, incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """arq's, then a job that goes back to the queue is listed as ready again: at once
+        when handed back, when due when retried later."""
+        await super().finish_job(job_id, finish, result_data, result_timeout_s,
+                                 keep_result_forever, incr_score, keep_in_progress)
+        if finish:
+            return
+        due_in = 0.0
+        if incr_score:
+            due_in = (self.scores.get(job_id, timestamp_ms()) + incr_score - timestamp_ms()) / 1000
+        if due_in <= 0:
+            await self._ready_again(job_id)
+        else:
+            task = self.loop.create_task(self._ready_again(job_id, due_in + RETRY_MARGIN))
+            self.later.add(task)
+            task.add_done_callback(self.later.discard)
+
+    async def _ready_again(self, job_id: str, after: float = 0) -> None:
+        await asyncio.sleep(after)
+        try:
+            await self.runner.store.ready_again(self.queue_name, [job_id])
+        except Exception as exc:  # the sweep finds it instead
+            log.warning("could not list job %s as ready again: %s", job_id, exc)
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -372,15 +436,12 @@ class GraphWorker(Worker):
             self.slot_freed.set()
 
     async def _until_next_job(self) -> float:
-        """How long to wait for a wake-up: until the earliest deferred job is due (a retry, a
+        """How long until the next sweep: until the earliest deferred job is due (a retry, a
         call waiting for its rate limit or a concurrency slot), at most the poll delay."""
-        now = timestamp_ms()
-        due = await self.pool.zrangebyscore(
-            self.queue_name, now, "+inf", start=0, num=1, withscores=True
-        )
-        if not due:
+        due = await self.runner.store.next_due(self.queue_name)
+        if due is None:
             return self.poll_delay_s
-        return max(0.002, min(self.poll_delay_s, (due[0][1] - now) / 1000))
+        return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))
 
     async def close(self) -> None:
         await super().close()
@@ -428,6 +489,8 @@ def build_worker(
         job_deserializer=job_deserializer,
     )
     worker.in_progress_timeout_s = lease
+    worker.scores = {}
+    worker.later = set()
     worker.runner = runner
     runner.idle = worker.slot_released
     worker.lease = lease

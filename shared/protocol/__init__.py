@@ -33,13 +33,13 @@ from shared.protocol.keys import (
     lease_key,
     new_run_id,
     rate_key,
+    ready_key,
     run_key,
     run_of_job,
     slots_key,
     tag_of,
     thread_key,
     thread_tag,
-    wake_key,
     writes_key,
 )
 from shared.protocol.messages import (
@@ -78,6 +78,7 @@ from shared.protocol.scripts import (
     POST_OUTCOME_SCRIPT,
     RATE_SCRIPT,
     RENEW_SLOT_SCRIPT,
+    TAKE_JOBS_SCRIPT,
 )
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "ACQUIRE_SLOT_SCRIPT",
     "RATE_SCRIPT",
     "RENEW_SLOT_SCRIPT",
+    "TAKE_JOBS_SCRIPT",
     "rate_key",
     "slots_key",
     "CANCEL_CHANNEL",
@@ -142,6 +144,6 @@ __all__ = [
     "tag_of",
     "thread_key",
     "thread_tag",
-    "wake_key",
+    "ready_key",
     "writes_key",
 ]

@@ -117,9 +117,12 @@ CANCEL_CHANNEL = f"{PREFIX}:cancelled"
 """Pub/sub channel: ids of cancelled runs, so workers cancel their running nodes at once."""
 
 
-def wake_key(queue: str) -> str:
-    """List: a token per enqueued job, so idle workers wake at once instead of polling."""
-    return f"{queue}:wake"
+def ready_key(queue: str) -> str:
+    """List: ids of the queue's jobs that are due, oldest first. Workers pop them with a
+    blocking pop (an idle worker wakes at once, no polling) and take each with arq's in-progress
+    key; the queue's sorted set stays the truth, swept now and then for a job whose entry was
+    lost (popped by a worker that died) or that came due (a deferred retry)."""
+    return f"{queue}:ready"
 
 
 def job_id(run_id: str, task_id: str) -> str:

@@ -186,23 +186,41 @@ return 1
 """
 
 ENQUEUE_JOBS_SCRIPT = """
--- KEYS: 1 the arq queue, 2 the queue's wake list, 3 the step's writes hash, then per job its
+-- KEYS: 1 the arq queue, 2 the queue's ready list, 3 the step's writes hash, then per job its
 -- arq job key and result key. ARGV: 1 score (ms), 2 how long a job key lives (ms), 3 how many
 -- outcomes the step waits for ('' to leave it), then per job its id and its arq-serialized
 -- body. What arq's enqueue_job does for one job (skip a job that exists or has a result:
--- deterministic ids make a re-enqueue a no-op), for many in one round trip; then one wake-up
--- token per job for idle workers. Returns how many were added.
+-- deterministic ids make a re-enqueue a no-op), for many in one round trip; each job added is
+-- also appended to the ready list, which wakes an idle worker. Returns how many were added.
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], '__tasks', ARGV[3]) end
-local added = 0
+local added = {}
 for i = 1, (#KEYS - 3) / 2 do
   local job, result = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
   if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
     redis.call('SET', job, ARGV[3 + 2 * i], 'PX', ARGV[2])
     redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2 + 2 * i])
-    added = added + 1
+    added[#added + 1] = ARGV[2 + 2 * i]
   end
 end
-for _ = 1, (#KEYS - 3) / 2 do redis.call('LPUSH', KEYS[2], '1') end
-redis.call('LTRIM', KEYS[2], 0, 1000)
-return added
+if #added > 0 then redis.call('RPUSH', KEYS[2], unpack(added)) end
+return #added
+"""
+
+TAKE_JOBS_SCRIPT = """
+-- KEYS: 1 the arq queue, then each job's arq in-progress key. ARGV: 1 now (ms), 2 the lease
+-- (ms), 3 how many jobs to take at most, then the job ids.
+-- arq's pick-up (a WATCH/MULTI per job) for many jobs in one round trip: a job is taken when
+-- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it
+-- for the lease. Returns the ids taken, each followed by its score.
+local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
+for i = 4, #ARGV do
+  if #taken >= 2 * most then break end
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[i - 2]) == 0 then
+    redis.call('SET', KEYS[i - 2], '1', 'PX', ARGV[2])
+    taken[#taken + 1] = ARGV[i]
+    taken[#taken + 1] = score
+  end
+end
+return taken
 """
