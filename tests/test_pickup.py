@@ -1,0 +1,142 @@
+"""How workers take jobs: the ready list, the take script, and the sweep that backs them up.
+
+Fast tests on the in-memory Redis (the same scripts run on the real redis-server in every
+cluster test)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from typing import Annotated, TypedDict
+
+import pytest
+from arq.jobs import Job, JobStatus
+from arq.utils import timestamp_ms
+
+from orchestrator.embedded import EmbeddedCluster, in_memory_redis
+from shared import protocol
+from shared.graph import END, START, StateGraph
+from shared.store import RunStore
+from workers.worker import build_worker
+
+QUEUE = protocol.DEFAULT_QUEUE
+
+
+async def enqueue(redis, job_id: str, defer_ms: int = 0) -> None:
+    """A plain arq job (not listed as ready), due now or `defer_ms` from now."""
+    await redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id, _queue_name=QUEUE,
+                            _defer_by=defer_ms / 1000 if defer_ms else None)
+
+
+async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
+    redis = in_memory_redis()
+    store = RunStore(redis)
+    for name in ("a", "b", "c", "running"):
+        await enqueue(redis, name)
+    await enqueue(redis, "later", defer_ms=60_000)
+    await redis.set(protocol.lease_key("running"), b"1")
+
+    ids = ["nope", "running", "later", "a", "a", "b", "c"]
+    taken = await store.take_jobs(QUEUE, ids, lease=5.0, most=2)
+
+    assert [job for job, _ in taken] == ["a", "b"]  # in order, at most 2, each once
+    scores = dict(await redis.zrange(QUEUE, 0, -1, withscores=True))
+    assert all(score == int(scores[job.encode()]) for job, score in taken)
+    for job in ("a", "b"):  # held for the lease, like arq's in-progress key
+        assert 0 < await redis.pttl(protocol.lease_key(job)) <= 5000
+    assert not await redis.exists(protocol.lease_key("c"))
+    assert await store.take_jobs(QUEUE, ["a", "c"], lease=5.0, most=10) == [
+        ("c", int(scores[b"c"]))
+    ]
+    await redis.aclose()
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+
+
+def one_node_graph():
+    builder = StateGraph(State)
+    builder.add_node("node", lambda state: {"log": ["ran"]})
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    return builder.compile(name="pickup")
+
+
+async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep():
+    """A job enqueued by plain arq (or whose entry a dead worker popped) still runs."""
+    async with EmbeddedCluster([one_node_graph()]) as cluster:
+        job_id = "not-listed"
+        await enqueue(cluster.redis, job_id)  # its payload is not a task: rejected, but taken
+        assert not await cluster.redis.llen(protocol.ready_key(QUEUE))
+        job = Job(job_id, cluster.redis, _queue_name=QUEUE, _deserializer=cluster.redis.job_deserializer)
+        assert await asyncio.wait_for(job.result(poll_delay=0.01), 10) == "rejected: bad payload"
+        # and the graph's own jobs, listed as ready, run as ever
+        assert await (await cluster.client.submit("pickup", {})).result() == {"log": ["ran"]}
+
+
+async def test_a_deferred_job_is_not_started_before_it_is_due_even_if_listed():
+    async with EmbeddedCluster([one_node_graph()]) as cluster:
+        await enqueue(cluster.redis, "deferred", defer_ms=60_000)
+        await cluster.redis.rpush(protocol.ready_key(QUEUE), "deferred")
+        # The worker has popped the entry once the list is empty; then the graph runs too.
+        assert await (await cluster.client.submit("pickup", {})).result() == {"log": ["ran"]}
+        assert not await cluster.redis.llen(protocol.ready_key(QUEUE))
+        job = Job("deferred", cluster.redis, _queue_name=QUEUE)
+        assert await job.status() == JobStatus.deferred
+        assert not await cluster.redis.exists(protocol.lease_key("deferred"))
+
+
+async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytest.MonkeyPatch):
+    redis = in_memory_redis()
+    worker = build_worker(redis, [one_node_graph()], handle_signals=False, poll_delay=0.05)
+    for name in ("x", "y", "z"):
+        await enqueue(redis, name)
+    await redis.rpush(protocol.ready_key(QUEUE), "x", "y", "z")
+    pop = worker.runner.store.pop_ready
+
+    async def pop_then_stop(queue: str, most: int, timeout: float) -> list[str]:
+        ids = await pop(queue, most, timeout)
+        worker.stopping = True  # a SIGTERM while the pop was on its way back
+        return ids
+
+    async def no_sweep(queue: str, most: int) -> list[str]:
+        return []  # (the sweep would take them straight from the queue)
+
+    monkeypatch.setattr(worker.runner.store, "pop_ready", pop_then_stop)
+    monkeypatch.setattr(worker.runner.store, "due_jobs", no_sweep)
+    main = asyncio.create_task(worker.main())
+    await asyncio.wait_for(main, 10)
+
+    ready = await redis.lrange(protocol.ready_key(QUEUE), 0, -1)
+    assert ready == [b"x", b"y", b"z"]  # back, in order, for another worker
+    assert not worker.tasks
+    for name in ("x", "y", "z"):
+        assert not await redis.exists(protocol.lease_key(name))
+    worker.threads_shutdown()
+    await redis.aclose()
+
+
+async def test_a_job_handed_back_is_listed_as_ready_again():
+    redis = in_memory_redis()
+    worker = build_worker(redis, [one_node_graph()], handle_signals=False)
+    await enqueue(redis, "h")
+    [(job_id, score)] = await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)
+    worker.scores[job_id] = score
+    # arq's end of a cancelled job (finish=False, no new score): back in the queue, now
+    await worker.finish_job(job_id, False, None, None, False, None, None)
+    assert await redis.lrange(protocol.ready_key(QUEUE), 0, -1) == [b"h"]
+    assert not await redis.exists(protocol.lease_key("h"))
+    # a retry deferred by 50 ms is listed when due, not before
+    await redis.delete(protocol.ready_key(QUEUE))
+    [(job_id, score)] = await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)
+    worker.scores[job_id] = score
+    incr = 50 + (timestamp_ms() - score)
+    await worker.finish_job(job_id, False, None, None, False, incr, None)
+    assert not await redis.llen(protocol.ready_key(QUEUE))
+    assert worker.later
+    await asyncio.wait_for(asyncio.gather(*worker.later), 5)
+    assert await redis.lrange(protocol.ready_key(QUEUE), 0, -1) == [b"h"]
+    assert await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)  # due by then
+    worker.threads_shutdown()
+    await redis.aclose()
