@@ -88,6 +88,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     work.add_argument("--shutdown-grace", type=float, default=s.shutdown_grace,
                       help="on SIGTERM, seconds running nodes get to finish "
                       f"(env ARQGRAPH_SHUTDOWN_GRACE; {s.shutdown_grace})")
+    work.add_argument("--log-jobs", action="store_true",
+                      help="log arq's two lines per job (start, end); off by default: at "
+                      "thousands of tasks a second they cost more than the tasks")
 
     up = sub.add_parser("up", help="launch a local pool: redis (if needed), orchestrator, workers",
                         description="Start a local pool without Docker: a redis-server if none is "
@@ -155,6 +158,8 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     from workers.worker import build_worker
 
     graphs = load_all(args.specs)
+    if not args.log_jobs:
+        logging.getLogger("arq.worker").addFilter(_not_a_job_line)
     redis = await connect(args.redis, what="worker")
     worker = build_worker(redis, graphs, concurrency=args.concurrency, queue=args.queue,
                           poll_delay=args.poll_delay, job_timeout=args.job_timeout,
@@ -167,6 +172,12 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     finally:
         await worker.close()
     return 0
+
+
+def _not_a_job_line(record: logging.LogRecord) -> bool:
+    """Drops arq's INFO lines about each job (started, done, retried: they all begin with the
+    job's age, "%6.2fs"); arq's other lines, and its warnings and errors, stay."""
+    return not (record.levelno == logging.INFO and str(record.msg).startswith("%6.2fs"))
 
 
 def main(argv: list[str] | None = None) -> int:

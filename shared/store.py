@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
@@ -69,7 +69,7 @@ class RunStore:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
-        self._loading: dict[str, asyncio.Future[RunRecord | None]] = {}  # run id -> its load in flight
+        self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
         self._load = redis.register_script(protocol.LOAD_RUN_SCRIPT)
@@ -133,10 +133,24 @@ class RunStore:
         loads runs reads), and every task of the step loads it, so a worker fetches and decodes
         it once per step, not once per task (tasks that start together wait for the first
         one's load, then load the run without it)."""
+        record, _ = await self._load_run(run_id, None)
+        return record
+
+    async def start_task(
+        self, run_id: str, checkpoint_id: str, task_id: str
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False]]:
+        """`load_run` and `claim_task` in one round trip: the run, and the task's new attempt
+        (None when the task already has an outcome), or False when it was not claimed because
+        the run is not running that step, or is being cancelled."""
+        return await self._load_run(run_id, (checkpoint_id, task_id))
+
+    async def _load_run(
+        self, run_id: str, task: tuple[str, str] | None
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False]]:
         earlier = self._loading.get(run_id)
         if earlier is not None:
             await asyncio.wait([earlier])
-        loading = asyncio.ensure_future(self._fetch_run(run_id))
+        loading = asyncio.ensure_future(self._fetch_run(run_id, task))
         self._loading[run_id] = loading
         try:
             return await loading
@@ -144,12 +158,18 @@ class RunStore:
             if self._loading.get(run_id) is loading:
                 del self._loading[run_id]
 
-    async def _fetch_run(self, run_id: str) -> RunRecord | None:
+    async def _fetch_run(
+        self, run_id: str, task: tuple[str, str] | None
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False]]:
         tag = protocol.tag_of(run_id)
         keys = [protocol.run_key(run_id), protocol.checkpoints_key(tag)]
-        reply = await self._load(keys=keys, args=list(self._checkpoints))
+        args: list[str] = ["", ""]
+        if task is not None:
+            keys += [protocol.claims_key(tag, task[0]), protocol.writes_key(tag, task[0])]
+            args = list(task)
+        reply = await self._load(keys=keys, args=[*args, *self._checkpoints])
         if not reply:
-            return None
+            return None, False
         flat, blob = reply[0], reply[1] if len(reply) > 1 else None
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         cid = fields.get(b"checkpoint_id", b"").decode()
@@ -163,7 +183,9 @@ class RunStore:
                 saved = await self.saved_checkpoint(tag, cid)
             else:
                 self._checkpoints.move_to_end(cid)
-        return protocol.decode_run(run_id, fields, saved)
+        claimed = reply[2] if len(reply) > 2 else None
+        claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
+        return protocol.decode_run(run_id, fields, saved), claim
 
     def _remember(self, saved: SavedCheckpoint) -> None:
         self._checkpoints[saved.id] = saved
@@ -348,11 +370,7 @@ class RunStore:
     async def claim_task(self, tag: str, checkpoint_id: str, task_id: str) -> Claim | None:
         """Start a new attempt at a task; None when the task already has an outcome."""
         keys = [protocol.claims_key(tag, checkpoint_id), protocol.writes_key(tag, checkpoint_id)]
-        reply = await self._claim(keys=keys, args=[task_id])
-        if not reply[0]:
-            return None
-        resume = tuple(codec.unpackb(reply[3])["resume"]) if len(reply) > 3 and reply[3] else ()
-        return Claim(int(reply[0]), int(reply[1]), int(reply[2]), resume)
+        return _claim_of(await self._claim(keys=keys, args=[task_id]))
 
     async def end_attempt(
         self, tag: str, checkpoint_id: str, task_id: str, claim: Claim, *, failed: bool
@@ -557,3 +575,11 @@ class RunStore:
         except Exception as exc:  # a garbage notification must not stop the orchestrator
             log.error("dropping unreadable inbox notification %r: %s", reply[1][:80], exc)
             return None
+
+
+def _claim_of(reply: list[Any]) -> Claim | None:
+    """A claim script's reply (see CLAIM_SCRIPT): the attempt, or None when the task is done."""
+    if not reply[0]:
+        return None
+    resume = tuple(codec.unpackb(reply[3])["resume"]) if len(reply) > 3 and reply[3] else ()
+    return Claim(int(reply[0]), int(reply[1]), int(reply[2]), resume)

@@ -41,7 +41,8 @@ from tests.graphs import cluster_graphs_v2 as graphs_v2
 T = TypeVar("T")
 
 MAIN_SPEC = "tests.graphs.cluster_graphs:GRAPHS"
-WORKER_FLAGS = ("--poll-delay", "0.05", "--concurrency", "8", "--shutdown-grace", "5")
+# --log-jobs: arq's line per job (off by default), which test_both_workers_execute_jobs reads
+WORKER_FLAGS = ("--poll-delay", "0.05", "--concurrency", "8", "--shutdown-grace", "5", "--log-jobs")
 ORCHESTRATOR_FLAGS = ("--sweep-interval", "1")
 MAIN_NAMES = [g.name for g in graphs.GRAPHS]
 AWAIT_LIMIT = 30.0  # the bound of any single wait for a run

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from arq.connections import ArqRedis
@@ -69,6 +69,10 @@ class NodeRunner:
         self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
         self.lease = lease
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
+        # graphs with node limits: their tasks are claimed once a limit lets them start
+        self.limited = {g.name for g in graphs if any(
+            spec.concurrency is not None or spec.rate_interval is not None
+            for spec in g.nodes.values())}
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         try:
@@ -87,7 +91,11 @@ class NodeRunner:
                 f"with fingerprint {job.fingerprint}, but this worker has {graph.fingerprint}; "
                 "refusing to mix versions"
             ))
-        record = await self.store.load_run(job.run_id)
+        claim: Claim | None | Literal[False] = False
+        if job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
+            record = await self.store.load_run(job.run_id)
+        else:
+            record, claim = await self.store.start_task(job.run_id, job.checkpoint_id, job.task_id)
         checkpoint = record.checkpoint if record else None
         if record is None or checkpoint is None or record.status != "running":
             return "skipped: run is not running"
@@ -105,7 +113,7 @@ class NodeRunner:
         if spec is not None:
             await self._wait_for_limits(job, spec, key)
         try:
-            return await self._run_task(job, record, graph, task, key)
+            return await self._run_task(job, record, graph, task, key, claim)
         finally:
             if key in self.slots:
                 del self.slots[key]
@@ -128,9 +136,10 @@ class NodeRunner:
 
     async def _run_task(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        key: str,
+        key: str, claim: Claim | None | Literal[False],
     ) -> str:
-        claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)
+        if claim is False:  # not claimed with the load (see `run_job`)
+            claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)
         if claim is None:
             return "skipped: already done"
         if claim.lost >= self.crash_limit:
@@ -172,9 +181,11 @@ class NodeRunner:
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             posted = await self._post(job, failed, (), claim)
-        return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
-            posted
-        ]
+        if posted == 1:
+            return "done"
+        said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
+        log.info("task %s of run %s: %s", task.id, job.run_id, said)
+        return said
 
     async def _execute(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
@@ -483,6 +494,7 @@ def build_worker(
         poll_delay=poll_delay,
         job_timeout=UNLIMITED,
         keep_result=60,
+        log_results=False,
         handle_signals=handle_signals,
         job_completion_wait=int(shutdown_grace),
         job_serializer=job_serializer,

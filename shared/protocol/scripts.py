@@ -55,25 +55,47 @@ for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return ''
 """
 
-LOAD_RUN_SCRIPT = """
--- KEYS: 1 run hash, 2 checkpoints hash; ARGV: ids of checkpoints the caller has already.
--- Returns {run fields, its current checkpoint, or false when the caller has it (or none)}.
+_CLAIM = """
+-- Starts a new attempt of a task: returns {attempt, lost starts, failures, resume values or
+-- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
+-- or is handed back.
+local function claim(claims, writes, task)
+  if redis.call('HEXISTS', writes, task) == 1 then return {0} end
+  local attempt = redis.call('HINCRBY', claims, task, 1)
+  local lost = redis.call('HINCRBY', claims, task .. ':lost', 1)
+  local failures = tonumber(redis.call('HGET', claims, task .. ':failures') or '0')
+  local resume = redis.call('HGET', writes, 'resume:' .. task)
+  return {attempt, lost - 1, failures, resume}
+end
+"""
+
+LOAD_RUN_SCRIPT = _CLAIM + """
+-- KEYS: 1 run hash, 2 checkpoints hash; to start a task also 3 its step's claims hash and
+-- 4 its writes hash. ARGV: 1 the task's checkpoint id and 2 its id ('' to only load the run),
+-- then ids of checkpoints the caller has already.
+-- Returns {run fields, its current checkpoint or false when the caller has it (or none), the
+-- task's claim or false}: a worker reads the run and starts its task in one round trip. The
+-- task is claimed only while the run is running its step and is not being cancelled.
 -- The run's `input` is among the fields only while the run is pending.
 local all = redis.call('HGETALL', KEYS[1])
 if #all == 0 then return false end
--- the input (possibly large) is read only to start the run
-local pending = redis.call('HGET', KEYS[1], 'status') == 'pending'
+local status = redis.call('HGET', KEYS[1], 'status')
 local fields = {}
 for i = 1, #all, 2 do
-  if all[i] ~= 'input' or pending then
+  if all[i] ~= 'input' or status == 'pending' then  -- the (maybe large) input starts the run
     fields[#fields + 1] = all[i]
     fields[#fields + 1] = all[i + 1]
   end
 end
 local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
-if not id or id == '' then return {fields, false} end
-for i = 1, #ARGV do if ARGV[i] == id then return {fields, false} end end
-return {fields, redis.call('HGET', KEYS[2], id)}
+local claimed = false
+if ARGV[2] ~= '' and status == 'running' and id == ARGV[1]
+   and redis.call('HEXISTS', KEYS[1], 'cancel') == 0 then
+  claimed = claim(KEYS[3], KEYS[4], ARGV[2])
+end
+if not id or id == '' then return {fields, false, claimed} end
+for i = 3, #ARGV do if ARGV[i] == id then return {fields, false, claimed} end end
+return {fields, redis.call('HGET', KEYS[2], id), claimed}
 """
 
 POST_OUTCOME_SCRIPT = """
@@ -98,17 +120,9 @@ end
 return 2
 """
 
-CLAIM_SCRIPT = """
+CLAIM_SCRIPT = _CLAIM + """
 -- KEYS[1] claims hash, KEYS[2] writes hash; ARGV[1] task id
--- Starts a new attempt of the task: returns {attempt, lost starts, failures, resume values or
--- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
--- or is handed back.
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {0} end
-local attempt = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-local lost = redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', 1)
-local failures = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':failures') or '0')
-local resume = redis.call('HGET', KEYS[2], 'resume:' .. ARGV[1])
-return {attempt, lost - 1, failures, resume}
+return claim(KEYS[1], KEYS[2], ARGV[1])
 """
 
 END_ATTEMPT_SCRIPT = """
