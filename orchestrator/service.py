@@ -186,9 +186,13 @@ class Orchestrator:
                     return
             elif record.status == "pending":
                 try:
-                    await self._start(graph, record)
+                    started = await self._start(graph, record)
                 except (EmptyInputError, InvalidInputError, InvalidUpdateError, ResumeError) as exc:
                     await self._fail(record, exc)
+                else:
+                    if started is not None:  # our commit won: go on from it without a read
+                        record, fresh = started
+                        continue
             else:
                 step = await self._step(graph, record, fresh)
                 if isinstance(step, RunRecord):
@@ -207,9 +211,13 @@ class Orchestrator:
             created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
         )
 
-    async def _start(self, graph: CompiledStateGraph, record: RunRecord) -> None:
+    async def _start(
+        self, graph: CompiledStateGraph, record: RunRecord
+    ) -> tuple[RunRecord, bool] | None:
         """Put a pending run on its first checkpoint: a new one for an input, an update or a
-        fork; the thread's latest one for a resume, minus the outcomes of tasks to run again."""
+        fork; the thread's latest one for a resume, minus the outcomes of tasks to run again.
+        Returns the run as committed and whether its step is new (has no outcomes yet), or
+        None when another orchestrator started it first."""
         latest = await self.store.latest_checkpoint(record.tag)
         base = latest
         if record.from_checkpoint:
@@ -244,8 +252,15 @@ class Orchestrator:
             edit, events = await self._resume(graph, record, base)
         fields = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
                   "first_step": str(saved.checkpoint.step)}
-        await self.store.commit(record, status="running", saved=saved, new=saved is not base,
-                                fields=fields, edit=edit, events=events)
+        new = saved is not base
+        if not await self.store.commit(record, status="running", saved=saved, new=new,
+                                       fields=fields, edit=edit, events=events):
+            return None
+        return record.model_copy(update={
+            "status": "running", "version": record.version + 1, "checkpoint_id": saved.id,
+            "saved": saved, "input": None, "fingerprint": graph.fingerprint,
+            "first_checkpoint": saved.id, "first_step": saved.checkpoint.step,
+        }), new
 
     async def _resume(
         self, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint
