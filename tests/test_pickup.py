@@ -17,7 +17,7 @@ from orchestrator.embedded import EmbeddedCluster, in_memory_redis
 from shared import protocol
 from shared.graph import END, START, StateGraph
 from shared.store import RunStore
-from workers.worker import build_worker
+from workers.worker import _require_redis_7, build_worker
 
 QUEUE = protocol.DEFAULT_QUEUE
 
@@ -140,3 +140,12 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     assert await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)  # due by then
     worker.threads_shutdown()
     await redis.aclose()
+
+
+async def test_a_worker_on_redis_older_than_7_says_so():
+    class OldRedis:
+        async def info(self, section: str) -> dict[str, str]:
+            return {"redis_version": "6.2.14"}
+
+    with pytest.raises(RuntimeError, match=r"Redis 7\.0 or newer .* is Redis 6\.2\.14"):
+        await _require_redis_7(OldRedis())  # type: ignore[arg-type]

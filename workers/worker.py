@@ -20,6 +20,7 @@ import pydantic
 from arq.connections import ArqRedis
 from arq.utils import timestamp_ms
 from arq.worker import Retry, Worker, func
+from redis.exceptions import ResponseError
 
 from shared import codec, protocol
 from shared.connection import job_deserializer, job_serializer, lost_redis
@@ -345,6 +346,7 @@ class GraphWorker(Worker):
             self.keeper = LeaseKeeper(self, self.lease)
             self.keeper.start()
         store, queue = self.runner.store, self.queue_name
+        await _require_redis_7(self.pool)
         self.slot_freed = asyncio.Event()
         loop = asyncio.get_running_loop()
         sweep_at = 0.0
@@ -457,6 +459,18 @@ class GraphWorker(Worker):
     async def close(self) -> None:
         await super().close()
         self.threads_shutdown()
+
+
+async def _require_redis_7(redis: ArqRedis) -> None:
+    """Workers take jobs with BLMPOP (Redis 7.0): say so up front, not on the first pop."""
+    try:
+        version = (await redis.info("server")).get("redis_version", "")
+    except ResponseError:  # no INFO (the in-memory Redis): it has BLMPOP
+        return
+    major = str(version).split(".")[0]
+    if major.isdigit() and int(major) < 7:
+        raise RuntimeError(f"arqgraph workers need Redis 7.0 or newer (for BLMPOP); the server "
+                           f"at this URL is Redis {version}")
 
 
 UNLIMITED = 10**9  # arq's own try limit and job timeout are replaced by arqgraph's own bounds
