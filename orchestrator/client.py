@@ -10,23 +10,30 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from orchestrator.ends import EndWatch
 from shared import codec, protocol
-from shared.connection import connect
+from shared.connection import connect, lost_redis
 from shared.errors import RunCancelledError, UnknownGraphError
 from shared.pregel import START, TaskOutcome
 from shared.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
 from shared.store import NO_RESUME, RunStore
 from shared.types import Command, Interrupt, PregelTask, StateSnapshot
 
+END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
+
 
 class RunHandle:
     """One submitted run: read its events, wait for its result, ask its status, cancel it."""
 
-    def __init__(self, store: RunStore, run_id: str, graph: str, entrypoint: bool = False) -> None:
+    def __init__(
+        self, store: RunStore, run_id: str, graph: str, entrypoint: bool = False,
+        watch: EndWatch | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.graph = graph
         self.entrypoint = entrypoint  # a Functional API run: its state is {"input", "output"}
+        self.watch = watch  # how the client that submitted the run hears of its end
 
     def _shown(self, mode: str, payload: Any) -> Any:
         """An entrypoint's events as LangGraph shows them: its return value, not its state."""
@@ -71,10 +78,32 @@ class RunHandle:
 
     async def end(self) -> dict[str, Any]:
         """The run's end event: status, and output or error."""
+        if self.watch is not None:
+            try:
+                told = await self._told_end(self.watch)
+            except Exception as exc:  # Redis away: the event stream rides it out
+                if not lost_redis(exc):
+                    raise
+                told = None
+            finally:
+                self.watch.forget(self.run_id)
+            if told is not None:
+                return told
         async for event_mode, payload in self.store.events(self.run_id):
             if event_mode == "end":
                 return dict(payload)
         raise RuntimeError(f"run {self.run_id}: event stream ended without an end event")
+
+    async def _told_end(self, watch: EndWatch) -> dict[str, Any] | None:
+        """The end event once the run's end is told to this client (or its status, looked at
+        when nothing is told for a while, says it ended); None: read the event stream."""
+        while not await watch.wait(self.run_id, timeout=END_CHECK):
+            status = await self.store.status(self.run_id)
+            if status is None:
+                return None
+            if status in FINAL_STATUSES:
+                break
+        return await self.store.end_event(self.run_id)
 
     async def status(self) -> str:
         """pending, running, done, failed or cancelled ('unknown' once the run has expired)."""
@@ -99,12 +128,14 @@ class Client:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self.store = RunStore(redis)
+        self.ends = EndWatch(self.store)
 
     @classmethod
     async def connect(cls, url: str) -> Client:
         return cls(await connect(url, what="client"))
 
     async def close(self) -> None:
+        await self.ends.close()
         await self.redis.aclose()
 
     async def submit(
@@ -158,9 +189,9 @@ class Client:
         run_id = protocol.new_run_id(thread)
         await self.store.create_run(
             run_id, graph_name, thread_id=thread, keep=thread_id is not None, kind=kind,
-            input=input, config=config or {}, context=context, **extra,
+            input=input, config=config or {}, context=context, waiter=self.ends.waiter, **extra,
         )
-        return RunHandle(self.store, run_id, graph_name)
+        return RunHandle(self.store, run_id, graph_name, watch=self.ends)
 
     def handle(self, run_id: str, graph: str = "") -> RunHandle:
         return RunHandle(self.store, run_id, graph)

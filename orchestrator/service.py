@@ -167,6 +167,7 @@ class Orchestrator:
             if record.status in protocol.FINAL_STATUSES:
                 # Finished, but still swept: whoever finished it died before retiring it.
                 if await self.store.is_active(record):
+                    await self.store.tell_waiter(record)
                     await self.store.retire(record, self.retention)
                 return
             graph = self.graphs.get(record.graph)
@@ -426,6 +427,7 @@ class Orchestrator:
             events=[*events, ("end", end)],
         )
         if done:
+            await self.store.tell_waiter(record)
             await self.store.retire(record, self.retention)
         return done
 

@@ -31,6 +31,7 @@ log = logging.getLogger("arqgraph.store")
 NO_RESUME: Any = object()  # a run that does not resume interrupts
 CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
+ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
 
 
@@ -99,7 +100,7 @@ class RunStore:
     async def create_run(
         self, run_id: str, graph: str, *, thread_id: str, keep: bool, kind: str, input: Any,
         config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
-        as_node: str | None = None, from_checkpoint: str = "",
+        as_node: str | None = None, from_checkpoint: str = "", waiter: str = "",
     ) -> None:
         """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
         thread has an unfinished run."""
@@ -113,6 +114,8 @@ class RunStore:
             fields["resume"] = codec.packb(resume)
         if as_node is not None:
             fields["as_node"] = as_node
+        if waiter:
+            fields["waiter"] = waiter
         tag = protocol.tag_of(run_id)
         await self.redis.sadd(protocol.active_key(graph), run_id)
         args: list[Any] = [run_id, thread_id, "1" if keep else "0"]
@@ -561,6 +564,30 @@ class RunStore:
                     yield mode, payload
                     if mode == "end":
                         return
+
+    async def end_event(self, run_id: str) -> dict[str, Any] | None:
+        """The run's end event, if it has ended (it is the last event of its stream)."""
+        last = await self.redis.xrevrange(protocol.events_key(run_id), count=1)
+        if not last:
+            return None
+        mode, payload = protocol.decode_event(last[0][1])
+        return dict(payload) if mode == "end" else None
+
+    async def tell_waiter(self, record: RunRecord) -> None:
+        """Tell the client awaiting a finished run's end (if any) that it has ended."""
+        if record.waiter:
+            key = protocol.ends_key(record.waiter)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(key, record.run_id)
+                pipe.expire(key, ENDS_KEPT)
+                await pipe.execute()
+
+    async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
+        """Ids of runs that ended, told to `waiter`: those there, or the first within
+        `timeout` seconds."""
+        popped = await self.redis.blmpop(timeout, 1, protocol.ends_key(waiter),  # type: ignore[arg-type]
+                                         direction="LEFT", count=1000)
+        return [i.decode() for i in popped[1]] if popped else []
 
     async def notify(self, graph: str, note: InboxNote) -> None:
         await self.redis.lpush(protocol.inbox_key(graph), protocol.encode_note(note))

@@ -96,6 +96,13 @@ def inbox_key(graph: str) -> str:
     return f"{PREFIX}:inbox:{graph}"
 
 
+def ends_key(waiter: str) -> str:
+    """List: ids of runs that ended, for the producer (a client, `waiter`) that submitted them
+    and awaits their results: one blocking pop per producer instead of a blocking read of the
+    events of each run."""
+    return f"{PREFIX}:ends:{waiter}"
+
+
 def active_key(graph: str) -> str:
     """Set: ids of the graph's runs that have not finished; swept in case a notice was lost."""
     return f"{PREFIX}:active:{graph}"

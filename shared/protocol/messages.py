@@ -101,6 +101,7 @@ class RunRecord(pydantic.BaseModel):
     context: Any = None
     error: ErrorInfo | None = None
     cancel_requested: bool = False
+    waiter: str = ""  # the client that awaits the run's end (see `ends_key`)
 
     @property
     def tag(self) -> str:
@@ -326,6 +327,7 @@ def decode_run(
         context=packed("context"),
         error=decode_error(packed("error")) if f.get("error") else None,
         cancel_requested=f.get("cancel") == b"1",
+        waiter=text("waiter"),
     )
 
 
