@@ -88,9 +88,10 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     work.add_argument("--shutdown-grace", type=float, default=s.shutdown_grace,
                       help="on SIGTERM, seconds running nodes get to finish "
                       f"(env ARQGRAPH_SHUTDOWN_GRACE; {s.shutdown_grace})")
-    work.add_argument("--log-jobs", action="store_true",
+    work.add_argument("--log-jobs", action="store_true", default=s.log_jobs,
                       help="log arq's two lines per job (start, end); off by default: at "
-                      "thousands of tasks a second they cost more than the tasks")
+                      "thousands of tasks a second they cost more than the tasks "
+                      "(env ARQGRAPH_LOG_JOBS=1)")
 
     up = sub.add_parser("up", help="launch a local pool: redis (if needed), orchestrator, workers",
                         description="Start a local pool without Docker: a redis-server if none is "

@@ -24,6 +24,7 @@ class Settings:
     max_update_bytes: int = MAX_UPDATE_BYTES
     sweep_interval: float = 2.0
     retention: int = 7 * 24 * 3600
+    log_jobs: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -35,10 +36,19 @@ class Settings:
                 continue
             kind = type(getattr(cls, f.name))
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _flag(raw) if kind is bool else kind(raw)
             except ValueError:
                 raise ValueError(
                     f"environment variable ARQGRAPH_{f.name.upper()}={raw!r} is not a valid "
                     f"{kind.__name__}"
                 ) from None
         return cls(**values)
+
+
+def _flag(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)

@@ -80,3 +80,27 @@ def test_up_starts_redis_orchestrator_and_workers_and_ctrl_c_stops_them(tmp_path
     # Every child (redis-server, orchestrator, workers) is gone with it.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0]))) != 0
+
+
+def test_log_jobs_is_a_flag_its_env_var_sets_too():
+    from shared.settings import Settings
+
+    assert Settings.from_env({}).log_jobs is False
+    assert Settings.from_env({"ARQGRAPH_LOG_JOBS": "1"}).log_jobs is True
+    assert Settings.from_env({"ARQGRAPH_LOG_JOBS": "off"}).log_jobs is False
+    with pytest.raises(ValueError, match="ARQGRAPH_LOG_JOBS='maybe' is not a valid bool"):
+        Settings.from_env({"ARQGRAPH_LOG_JOBS": "maybe"})
+
+
+def test_without_log_jobs_only_arqs_per_job_lines_are_dropped():
+    import logging
+
+    from orchestrator.cli import _not_a_job_line
+
+    def record(level: int, msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("arq.worker", level, __file__, 1, msg, args, None)
+
+    assert not _not_a_job_line(record(logging.INFO, "%6.2fs → %s(%s)%s", 0.1, "job", "", ""))
+    assert not _not_a_job_line(record(logging.INFO, "%6.2fs ← %s ● %s", 0.1, "job", ""))
+    assert _not_a_job_line(record(logging.INFO, "Setting allow_pick_jobs to `False`"))
+    assert _not_a_job_line(record(logging.ERROR, "%6.2fs ! %s failed, %s: %s", 0.1, "j", "E", "x"))
