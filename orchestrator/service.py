@@ -47,6 +47,7 @@ from shared.pregel import (
     update_checkpoint,
 )
 from shared.protocol import GraphInfo, RunRecord, SavedCheckpoint
+from shared.queue import JobQueue
 from shared.store import RunStore, WritesEdit
 from shared.types import Interrupt
 
@@ -70,6 +71,7 @@ class Orchestrator:
         max_parallel_runs: int = 64,
     ) -> None:
         self.store = RunStore(redis)
+        self.jobs = JobQueue(redis, queue)
         self.graphs = {g.name: g for g in graphs}
         self.queue = queue
         self.sweep_interval = sweep_interval
@@ -182,7 +184,7 @@ class Orchestrator:
             if record.cancel_requested:
                 if record.checkpoint is not None:  # its queued tasks need not start
                     tasks = [t.id for t in record.checkpoint.tasks]
-                    await self.store.drop_jobs(self.queue, run_id, tasks)
+                    await self.jobs.drop(run_id, tasks)
                 if await self._finish(record, "cancelled", {"status": "cancelled"}):
                     return
             elif record.status == "pending":
@@ -327,8 +329,8 @@ class Orchestrator:
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
         if missing:
             posted_by_workers = sum(1 for t in checkpoint.tasks if t.id not in given)
-            await self.store.enqueue(record, checkpoint.step, missing, graph.fingerprint,
-                                     self.queue, expected=posted_by_workers)
+            await self.jobs.enqueue(record, checkpoint.step, missing, graph.fingerprint,
+                                    expected=posted_by_workers)
             return False
         failures = [e for t in checkpoint.tasks if (e := outcomes[t.id].error) is not None]
         if failures:

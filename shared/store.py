@@ -1,7 +1,8 @@
 """The Redis operations every arqgraph process shares, over the keys of `shared.protocol`.
 
-This is the only module that talks to Redis about runs; the orchestrator, the workers and the
-producer client each call the few operations they need.
+This is the only module that talks to Redis about runs (the queue of their jobs is
+`shared.queue`'s); the orchestrator, the workers and the producer client each call the few
+operations they need.
 """
 
 from __future__ import annotations
@@ -12,27 +13,25 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
 from shared.connection import RETRYABLE
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
-from shared.pregel import Task, TaskOutcome
+from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
+
+if TYPE_CHECKING:
+    from shared.queue import JobQueue
 
 log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
 CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
-ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
-JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,6 @@ class RunStore:
         self._acquire_slot = redis.register_script(protocol.ACQUIRE_SLOT_SCRIPT)
         self._rate = redis.register_script(protocol.RATE_SCRIPT)
         self._post_call = redis.register_script(protocol.POST_CALL_SCRIPT)
-        self._enqueue = redis.register_script(protocol.ENQUEUE_JOBS_SCRIPT)
-        self._take = redis.register_script(protocol.TAKE_JOBS_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -315,30 +312,6 @@ class RunStore:
 
     # -- tasks -------------------------------------------------------------------------------
 
-    async def enqueue(
-        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str, queue: str,
-        expected: int | None = None,
-    ) -> None:
-        """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
-        trip (a task whose job, or its result, exists already is left alone), and list them as
-        ready (which wakes idle workers). `expected`: how many outcomes workers will post for the step (see
-        POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
-        now = timestamp_ms()
-        writes = protocol.writes_key(record.tag, record.checkpoint_id)
-        for start in range(0, len(tasks), ENQUEUE_CHUNK):
-            keys: list[str] = [queue, protocol.ready_key(queue), writes]
-            args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
-            for task in tasks[start:start + ENQUEUE_CHUNK]:
-                job = protocol.TaskJob(
-                    run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
-                    task_id=task.id, graph=record.graph, fingerprint=fingerprint,
-                )
-                job_id = protocol.job_id(record.run_id, task.id)
-                keys += [job_key_prefix + job_id, result_key_prefix + job_id]
-                args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
-                                               now, serializer=self.redis.job_serializer)]
-            await self._enqueue(keys=keys, args=args)
-
     async def outcomes(
         self, tag: str, checkpoint_id: str, task_ids: Sequence[str]
     ) -> dict[str, TaskOutcome]:
@@ -440,18 +413,14 @@ class RunStore:
 
     async def start_call(
         self, record: RunRecord, checkpoint_id: str, call_id: str, arguments: dict[str, Any],
-        fingerprint: str, queue: str,
+        fingerprint: str, jobs: JobQueue,
     ) -> None:
-        """Save a task call's arguments and enqueue it as a job (both no-ops if done before)."""
+        """Save a task call's arguments, then enqueue it as a job on `jobs` (both no-ops if
+        done before)."""
         blob = codec.pack_values(arguments, where=f"arguments of task {arguments['task']!r},")
         writes = protocol.writes_key(record.tag, checkpoint_id)
         await self.redis.hsetnx(writes, f"fnargs:{call_id}", blob)  # type: ignore[arg-type]
-        job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
-                               task_id=call_id, graph=record.graph, fingerprint=fingerprint)
-        job_id = protocol.job_id(record.run_id, call_id)
-        if await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id,
-                                        _queue_name=queue, **job.model_dump()):
-            await self.redis.rpush(protocol.ready_key(queue), job_id)  # type: ignore[misc]
+        await jobs.enqueue_call(record, checkpoint_id, call_id, fingerprint)
 
     async def wait_call(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any]:
         """Wait for a task call's result: woken by its done list, checked now and then anyway."""
@@ -491,46 +460,6 @@ class RunStore:
         time is reserved meanwhile); 0 when it may start now."""
         keys = [protocol.rate_key(graph, node)]
         return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
-
-    async def take_jobs(
-        self, queue: str, job_ids: Sequence[str], lease: float, most: int
-    ) -> list[tuple[str, int]]:
-        """Take up to `most` of these jobs for this worker (see TAKE_JOBS_SCRIPT): the ids
-        taken, with their queue scores."""
-        if not job_ids or most <= 0:
-            return []
-        keys = [queue, *(protocol.lease_key(j) for j in job_ids)]
-        reply = await self._take(keys=keys, args=[timestamp_ms(), int(lease * 1000), most,
-                                                  *job_ids])
-        return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
-
-    async def due_jobs(self, queue: str, most: int) -> list[str]:
-        """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""
-        ids = await self.redis.zrangebyscore(queue, "-inf", timestamp_ms(), start=0, num=most)
-        return [i.decode() for i in ids]
-
-    async def next_due(self, queue: str) -> float | None:
-        """When (arq's ms) the earliest job deferred to the future comes due, if any."""
-        due = await self.redis.zrangebyscore(queue, timestamp_ms(), "+inf", start=0, num=1,
-                                             withscores=True)
-        return due[0][1] if due else None
-
-    async def pop_ready(self, queue: str, most: int, timeout: float) -> list[str]:
-        """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""
-        popped = await self.redis.blmpop(timeout, 1, protocol.ready_key(queue),  # type: ignore[arg-type]
-                                         direction="LEFT", count=most)
-        return [i.decode() for i in popped[1]] if popped else []
-
-    async def ready_again(self, queue: str, job_ids: Sequence[str]) -> None:
-        """Put job ids back at the head of the ready list (a job handed back, a retry come
-        due, ids popped by a worker that is stopping)."""
-        if job_ids:
-            await self.redis.lpush(protocol.ready_key(queue), *reversed(job_ids))
-
-    async def drop_jobs(self, queue: str, run_id: str, task_ids: Sequence[str]) -> None:
-        """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""
-        if task_ids:
-            await self.redis.zrem(queue, *[protocol.job_id(run_id, t) for t in task_ids])
 
     # -- events and notifications ------------------------------------------------------------
 

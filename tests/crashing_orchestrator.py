@@ -4,11 +4,11 @@
         [any option of `arqgraph orchestrator`] SPEC...
 
 It serves exactly as `arqgraph orchestrator` does (the same parser and `_serve_orchestrator` of
-`orchestrator.cli`), except that a few methods of the real `RunStore` (and its enqueue script)
-are wrapped, here and not in product code, so that when a run of thread THREAD reaches POINT the process
-writes the marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything.
-The crash happens once: if the marker file already exists, the point is passed as usual, so a
-restarted instance with the same arguments serves normally.
+`orchestrator.cli`), except that a few methods of the real `RunStore` and `JobQueue` (and its
+enqueue script) are wrapped, here and not in product code, so that when a run of thread THREAD
+reaches POINT the process writes the marker file and sends itself SIGKILL: no clean-up, no
+`finally`, no flush of anything. The crash happens once: if the marker file already exists, the
+point is passed as usual, so a restarted instance with the same arguments serves normally.
 
 POINT is one of:
 
@@ -45,7 +45,8 @@ from arq.connections import ArqRedis
 
 from orchestrator import cli
 from shared import protocol
-from shared import store as store_module
+from shared import queue as queue_module
+from shared.queue import JobQueue
 from shared.store import RunStore
 
 log = logging.getLogger("arqgraph.crashing")
@@ -129,9 +130,10 @@ def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
 
 
 def install(crasher: Crasher) -> None:
-    """Wrap the real RunStore and arq methods with the crash point's check."""
+    """Wrap the real RunStore, JobQueue and arq methods with the crash point's check."""
     original_init = RunStore.__init__
-    original_enqueue = RunStore.enqueue
+    original_queue_init = JobQueue.__init__
+    original_enqueue = JobQueue.enqueue
     original_outcomes = RunStore.outcomes
 
     def init(self: RunStore, redis: ArqRedis) -> None:
@@ -158,14 +160,17 @@ def install(crasher: Crasher) -> None:
             return committed
 
         self._commit = commit  # type: ignore[assignment]
+
+    def queue_init(self: JobQueue, redis: ArqRedis, name: str) -> None:
+        original_queue_init(self, redis, name)
         self._enqueue = counting(self._enqueue)  # type: ignore[assignment]
 
-    async def enqueue(self: RunStore, record: protocol.RunRecord, step: int,
-                      tasks: Sequence[Any], fingerprint: str, queue: str,
+    async def enqueue(self: JobQueue, record: protocol.RunRecord, step: int,
+                      tasks: Sequence[Any], fingerprint: str,
                       expected: int | None = None) -> None:
         token = _enqueuing.set(_Enqueuing(record.tag, step, len(tasks)))
         try:
-            await original_enqueue(self, record, step, tasks, fingerprint, queue, expected)
+            await original_enqueue(self, record, step, tasks, fingerprint, expected)
         finally:
             _enqueuing.reset(token)
         if crasher.at("after-enqueue", record.tag, step):
@@ -199,9 +204,10 @@ def install(crasher: Crasher) -> None:
         return found
 
     RunStore.__init__ = init  # type: ignore[method-assign]
-    RunStore.enqueue = enqueue  # type: ignore[method-assign]
     RunStore.outcomes = outcomes  # type: ignore[method-assign]
-    store_module.ENQUEUE_CHUNK = 1  # so that a crash can fall between two jobs of a step
+    JobQueue.__init__ = queue_init  # type: ignore[method-assign]
+    JobQueue.enqueue = enqueue  # type: ignore[method-assign]
+    queue_module.ENQUEUE_CHUNK = 1  # so that a crash can fall between two jobs of a step
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from arq.utils import timestamp_ms
 from orchestrator.embedded import EmbeddedCluster, in_memory_redis
 from shared import protocol
 from shared.graph import END, START, StateGraph
-from shared.store import RunStore
+from shared.queue import JobQueue
 from workers.worker import _require_redis_7, build_worker
 
 QUEUE = protocol.DEFAULT_QUEUE
@@ -30,14 +30,14 @@ async def enqueue(redis, job_id: str, defer_ms: int = 0) -> None:
 
 async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     redis = in_memory_redis()
-    store = RunStore(redis)
+    jobs = JobQueue(redis, QUEUE)
     for name in ("a", "b", "c", "running"):
         await enqueue(redis, name)
     await enqueue(redis, "later", defer_ms=60_000)
     await redis.set(protocol.lease_key("running"), b"1")
 
     ids = ["nope", "running", "later", "a", "a", "b", "c"]
-    taken = await store.take_jobs(QUEUE, ids, lease=5.0, most=2)
+    taken = await jobs.take(ids, lease=5.0, most=2)
 
     assert [job for job, _ in taken] == ["a", "b"]  # in order, at most 2, each once
     scores = dict(await redis.zrange(QUEUE, 0, -1, withscores=True))
@@ -45,7 +45,7 @@ async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     for job in ("a", "b"):  # held for the lease, like arq's in-progress key
         assert 0 < await redis.pttl(protocol.lease_key(job)) <= 5000
     assert not await redis.exists(protocol.lease_key("c"))
-    assert await store.take_jobs(QUEUE, ["a", "c"], lease=5.0, most=10) == [
+    assert await jobs.take(["a", "c"], lease=5.0, most=10) == [
         ("c", int(scores[b"c"]))
     ]
     await redis.aclose()
@@ -93,18 +93,18 @@ async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytes
     for name in ("x", "y", "z"):
         await enqueue(redis, name)
     await redis.rpush(protocol.ready_key(QUEUE), "x", "y", "z")
-    pop = worker.runner.store.pop_ready
+    pop = worker.runner.jobs.pop_ready
 
-    async def pop_then_stop(queue: str, most: int, timeout: float) -> list[str]:
-        ids = await pop(queue, most, timeout)
+    async def pop_then_stop(most: int, timeout: float) -> list[str]:
+        ids = await pop(most, timeout)
         worker.stopping = True  # a SIGTERM while the pop was on its way back
         return ids
 
-    async def no_sweep(queue: str, most: int) -> list[str]:
+    async def no_sweep(most: int) -> list[str]:
         return []  # (the sweep would take them straight from the queue)
 
-    monkeypatch.setattr(worker.runner.store, "pop_ready", pop_then_stop)
-    monkeypatch.setattr(worker.runner.store, "due_jobs", no_sweep)
+    monkeypatch.setattr(worker.runner.jobs, "pop_ready", pop_then_stop)
+    monkeypatch.setattr(worker.runner.jobs, "due", no_sweep)
     main = asyncio.create_task(worker.main())
     await asyncio.wait_for(main, 10)
 
@@ -121,7 +121,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     redis = in_memory_redis()
     worker = build_worker(redis, [one_node_graph()], handle_signals=False)
     await enqueue(redis, "h")
-    [(job_id, score)] = await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)
+    [(job_id, score)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
     # arq's end of a cancelled job (finish=False, no new score): back in the queue, now
     await worker.finish_job(job_id, False, None, None, False, None, None)
@@ -129,7 +129,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     assert not await redis.exists(protocol.lease_key("h"))
     # a retry deferred by 50 ms is listed when due, not before
     await redis.delete(protocol.ready_key(QUEUE))
-    [(job_id, score)] = await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)
+    [(job_id, score)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
     incr = 50 + (timestamp_ms() - score)
     await worker.finish_job(job_id, False, None, None, False, incr, None)
@@ -137,7 +137,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     assert worker.later
     await asyncio.wait_for(asyncio.gather(*worker.later), 5)
     assert await redis.lrange(protocol.ready_key(QUEUE), 0, -1) == [b"h"]
-    assert await worker.runner.store.take_jobs(QUEUE, ["h"], 5.0, 1)  # due by then
+    assert await worker.runner.jobs.take(["h"], 5.0, 1)  # due by then
     worker.threads_shutdown()
     await redis.aclose()
 

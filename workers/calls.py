@@ -24,6 +24,7 @@ from shared import protocol
 from shared.errors import ErrorInfo
 from shared.func import TASKS, RetryLater, TaskFunction, current_attempt
 from shared.protocol import RunRecord
+from shared.queue import JobQueue
 from shared.store import RunStore
 from workers.executor import retry_delay
 
@@ -38,12 +39,12 @@ class CallScheduler:
     """Turns the task calls of one running entrypoint into jobs and awaits their results."""
 
     def __init__(self, store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str,
-                 queue: str, idle: Idle) -> None:
+                 jobs: JobQueue, idle: Idle) -> None:
         self.store = store
         self.record = record
         self.checkpoint_id = checkpoint_id
         self.task_id = task_id
-        self.queue = queue
+        self.jobs = jobs
         self.idle = idle
         self.loop = asyncio.get_running_loop()
         self.calls = 0
@@ -64,7 +65,7 @@ class CallScheduler:
         saved = await self.store.call_result(tag, self.checkpoint_id, call_id)
         if saved is None:
             await self.store.start_call(self.record, self.checkpoint_id, call_id, arguments,
-                                        self.record.fingerprint, self.queue)
+                                        self.record.fingerprint, self.jobs)
             if not self.released:  # an entrypoint waiting for jobs must not hold a worker slot
                 self.released = True  # (given back until it ends: see `close`)
                 await self.slot.enter_async_context(self.idle())

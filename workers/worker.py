@@ -1,9 +1,9 @@
-"""The arq worker that executes graph nodes.
+"""The arq worker that executes graph nodes: how it takes its jobs and holds them.
 
-Each arq job names one task of one run (`protocol.TaskJob`). The worker reads the run's
-checkpoint, runs the node (and its conditional edges), and posts the outcome; the orchestrator
-does the rest. A job that is garbage, stale, a duplicate, or for a graph this worker did not
-load is logged and dropped, and the worker keeps serving.
+Each arq job names one task of one run (`protocol.TaskJob`) and is run by `NodeRunner`
+(`workers.runner`). The worker around it takes jobs from the queue's ready list as soon as they
+are enqueued (a blocking pop, a batch per round trip) instead of polling the queue, holds them
+with short renewed leases (`workers.lease`), and hands them back when it stops.
 """
 
 from __future__ import annotations
@@ -11,267 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
 
-import pydantic
 from arq.connections import ArqRedis
 from arq.utils import timestamp_ms
-from arq.worker import Retry, Worker, func
+from arq.worker import Worker, func
 from redis.exceptions import ResponseError
 
-from shared import codec, protocol
+from shared import protocol
 from shared.connection import job_deserializer, job_serializer, lost_redis
-from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
-from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
-from shared.graph.state import NodeSpec
-from shared.pregel import START, Task, TaskOutcome
-from shared.protocol import RunRecord
-from shared.runtime import Runtime
-from shared.store import Claim, RedisFullError, RunStore
-from shared.types import Interrupt
-from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
-from workers.executor import TaskResult, UnknownNodeError, execute_task
 from workers.lease import LeaseKeeper
+from workers.runner import NodeRunner
 
 log = logging.getLogger("arqgraph.worker")
 
 PICK_BATCH = 32  # ready jobs taken per round trip: workers that pick together share the work
 SWEEP_READ = 1000  # due job ids a sweep of the queue looks at
 RETRY_MARGIN = 0.005  # a retry is listed as ready this long after it is due (clocks differ)
-
-
-class NodeRunner:
-    """Executes the tasks of the graphs this worker loaded.
-
-    Each execution claims a new attempt at its task first; only the attempt that owns the task
-    may post its outcome, so a worker that lost its lease (frozen, partitioned) and finishes late
-    changes nothing. A failure that its retry policy retries goes back to the queue with a delay
-    (arq's `Retry`), so the wait holds no worker slot.
-    """
-
-    def __init__(
-        self, redis: ArqRedis, graphs: Sequence[CompiledStateGraph], threads: int, *,
-        node_timeout: float | None = None, crash_limit: int = 5,
-        max_update_bytes: int = protocol.MAX_UPDATE_BYTES, queue: str = protocol.DEFAULT_QUEUE,
-        lease: float = 5.0,
-    ) -> None:
-        self.store = RunStore(redis)
-        self.queue = queue
-        self.graphs = {g.name: g for g in graphs}
-        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="arqgraph-node")
-        self.node_timeout = node_timeout
-        self.crash_limit = crash_limit
-        self.max_update_bytes = max_update_bytes
-        self.running: dict[str, asyncio.Task[TaskResult]] = {}  # arq job id -> node execution
-        self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
-        self.lease = lease
-        self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
-        # graphs with node limits: their tasks are claimed once a limit lets them start
-        self.limited = {g.name for g in graphs if any(
-            spec.concurrency is not None or spec.rate_interval is not None
-            for spec in g.nodes.values())}
-
-    async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
-        try:
-            job = protocol.TaskJob.model_validate(payload)
-        except pydantic.ValidationError as exc:
-            log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
-            return "rejected: bad payload"
-        graph = self.graphs.get(job.graph)
-        if graph is None:
-            return await self._refuse(job, LookupError(
-                f"this worker does not serve graph {job.graph!r} (it serves {sorted(self.graphs)})"
-            ))
-        if job.fingerprint != graph.fingerprint:
-            return await self._refuse(job, GraphMismatchError(
-                f"task {job.task_id} of run {job.run_id} was planned for graph {job.graph!r} "
-                f"with fingerprint {job.fingerprint}, but this worker has {graph.fingerprint}; "
-                "refusing to mix versions"
-            ))
-        claim: Claim | None | Literal[False] = False
-        if job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
-            record = await self.store.load_run(job.run_id)
-        else:
-            record, claim = await self.store.start_task(job.run_id, job.checkpoint_id, job.task_id)
-        checkpoint = record.checkpoint if record else None
-        if record is None or checkpoint is None or record.status != "running":
-            return "skipped: run is not running"
-        if record.cancel_requested:
-            return "skipped: run is cancelled"
-        if record.checkpoint_id != job.checkpoint_id:
-            return "skipped: stale step"
-        if is_call(job.task_id):  # a @task call of a Functional API entrypoint
-            return await run_call(self.store, job, record, self.threads, self.node_timeout)
-        task = checkpoint.task(job.task_id)
-        if task is None:
-            return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
-        key = str(ctx.get("job_id", job.task_id))
-        spec = graph.nodes.get(task.node)
-        if spec is not None:
-            await self._wait_for_limits(job, spec, key)
-        try:
-            return await self._run_task(job, record, graph, task, key, claim)
-        finally:
-            if key in self.slots:
-                del self.slots[key]
-                with contextlib.suppress(Exception):  # else the slot's lease runs out
-                    await self.store.release_slot(job.graph, task.node, key)
-
-    async def _wait_for_limits(self, job: protocol.TaskJob, spec: NodeSpec, key: str) -> None:
-        """Send the job back to the queue (arq's Retry: no worker slot held while it waits) until
-        the node's rate limit lets it start and one of its concurrency slots is free."""
-        interval = spec.rate_interval
-        if interval is not None:
-            wait = await self.store.rate_wait(job.graph, spec.name, key, interval)
-            if wait > 0:
-                raise Retry(defer=wait)
-        if spec.concurrency is not None:
-            if not await self.store.acquire_slot(job.graph, spec.name, key, spec.concurrency,
-                                                 self.lease):
-                raise Retry(defer=random.uniform(0.02, 0.1))
-            self.slots[key] = protocol.slots_key(job.graph, spec.name)
-
-    async def _run_task(
-        self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        key: str, claim: Claim | None | Literal[False],
-    ) -> str:
-        if claim is False:  # not claimed with the load (see `run_job`)
-            claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)
-        if claim is None:
-            return "skipped: already done"
-        if claim.lost >= self.crash_limit:
-            return await self._refuse(job, TaskLostError(
-                f"task {task.id} (node {task.node!r}) of run {job.run_id} was started "
-                f"{claim.lost} times and never finished: its worker died or lost its lease each "
-                "time (a crash, an out-of-memory kill, or a node that takes the process down)"
-            ), claim)
-
-        execution = asyncio.create_task(self._execute(job, record, graph, task, claim))
-        self.running[key] = execution
-        try:
-            result = await execution
-        except asyncio.CancelledError:
-            me = asyncio.current_task()
-            if me is not None and me.cancelling():  # the worker is stopping: hand the task back
-                execution.cancel()
-                await asyncio.shield(self._hand_back(job, claim))
-                raise
-            return "cancelled: the run was cancelled"  # the node saw CancelledError
-        finally:
-            self.running.pop(key, None)
-        if result.retry_after is not None:
-            await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
-                                         failed=True)
-            raise Retry(defer=result.retry_after)
-        events: list[tuple[Any, Any]] = []
-        outcome = result.outcome
-        if outcome.interrupts:
-            asked = tuple(Interrupt(value, iid) for iid, value in outcome.interrupts)
-            events.append(("updates", {"__interrupt__": asked}))
-            assert record.checkpoint is not None
-            events.append(("values", {**graph.schema.output(record.checkpoint.values),
-                                      "__interrupt__": asked}))
-        elif outcome.error is None and task.node != START:
-            events.append(("updates", {result.shown_as or task.node: result.shown}))
-        try:
-            posted = await self._post(job, outcome, events, claim)
-        except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
-            failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-            posted = await self._post(job, failed, (), claim)
-        if posted == 1:
-            return "done"
-        said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
-        log.info("task %s of run %s: %s", task.id, job.run_id, said)
-        return said
-
-    async def _execute(
-        self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        claim: Claim,
-    ) -> TaskResult:
-        loop = asyncio.get_running_loop()
-        pending: list[asyncio.Future[None]] = []
-
-        def write_custom(chunk: Any) -> None:
-            codec.packb(chunk)  # fail in the node, naming the type, if it cannot be sent
-            future = asyncio.run_coroutine_threadsafe(
-                self.store.emit(job.run_id, "custom", chunk), loop
-            )
-            pending.append(asyncio.wrap_future(future, loop=loop))
-
-        config = dict(record.config)
-        config["metadata"] = {
-            **config.get("metadata", {}), "langgraph_node": task.node, "langgraph_step": job.step,
-        }
-        runtime: Runtime[Any] = Runtime(context=record.context, stream_writer=write_custom)
-        assert record.checkpoint is not None
-        scheduler = CallScheduler(
-            self.store, record, job.checkpoint_id, task.id, self.queue, self.idle
-        )
-        current_scheduler.set(scheduler)
-        try:
-            result = await execute_task(
-                graph, record.checkpoint, task, config, runtime, self.threads,
-                attempt=claim.failures + 1, default_timeout=self.node_timeout,
-                resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
-            )
-        finally:
-            await close_scheduler(scheduler)
-        await asyncio.gather(*pending)
-        return result
-
-    async def _post(
-        self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim,
-    ) -> int:
-        """Post the node's outcome, waiting out a Redis outage rather than losing the node's
-        work (posting again is harmless: the first outcome posted wins)."""
-        delay = 0.1
-        while True:
-            try:
-                return await self.store.post_outcome(
-                    job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes,
-                )
-            except RedisFullError as exc:  # keep the node's work until Redis has room again
-                log.error("%s; retrying in %.1fs", exc, delay)
-            except Exception as exc:
-                if not lost_redis(exc):
-                    raise
-                log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
-                            "retrying in %.1fs", job.task_id, job.run_id, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
-        """A stopping worker gives its task back: the start does not count as lost (arq puts
-        the job back in the queue, and `GraphWorker.finish_job` lists it as ready again)."""
-        try:
-            tag = protocol.tag_of(job.run_id)
-            await self.store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=False)
-        except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
-            log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
-
-    async def _refuse(
-        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None
-    ) -> str:
-        log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
-        node = job.task_id.split(":")[-1]
-        outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
-        if await self.store.load_run(job.run_id) is not None:
-            await self.store.post_outcome(
-                job.graph, job.run_id, job.checkpoint_id, outcome, (), claim
-            )
-        return f"refused: {exc}"
-
-    def cancel_runs(self, run_ids: set[str]) -> None:
-        """Cancel the running nodes of these runs (called on the worker's loop)."""
-        for job, execution in list(self.running.items()):
-            if protocol.run_of_job(job) in run_ids:
-                execution.cancel()
 
 
 class GraphWorker(Worker):
@@ -345,7 +102,7 @@ class GraphWorker(Worker):
         if self.keeper is None:
             self.keeper = LeaseKeeper(self, self.lease)
             self.keeper.start()
-        store, queue = self.runner.store, self.queue_name
+        jobs = self.runner.jobs
         await _require_redis_7(self.pool)
         self.slot_freed = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -359,13 +116,13 @@ class GraphWorker(Worker):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
             elif loop.time() >= sweep_at:
-                await self.start_jobs(await store.due_jobs(queue, SWEEP_READ))
+                await self.start_jobs(await jobs.due(SWEEP_READ))
                 sweep_at = loop.time() + await self._until_next_job()
             else:
                 wait = max(sweep_at - loop.time(), 0.001)
-                ids = await store.pop_ready(queue, min(free, PICK_BATCH), wait)
+                ids = await jobs.pop_ready(min(free, PICK_BATCH), wait)
                 if self.stopping:  # they are another worker's now
-                    await store.ready_again(queue, ids)
+                    await jobs.ready_again(ids)
                 else:
                     await self.start_jobs(ids)
 
@@ -373,8 +130,8 @@ class GraphWorker(Worker):
         """Start the jobs among `job_ids` that this worker takes (one script for all of them,
         where arq spends a WATCH/MULTI per job), as many as it has free slots."""
         ids = [j.decode() if isinstance(j, bytes) else j for j in job_ids]
-        taken = await self.runner.store.take_jobs(
-            self.queue_name, ids, self.in_progress_timeout_s, self.max_jobs - self.job_counter
+        taken = await self.runner.jobs.take(
+            ids, self.in_progress_timeout_s, self.max_jobs - self.job_counter
         )
         for job_id, score in taken:
             await self.sem.acquire()
@@ -406,7 +163,7 @@ class GraphWorker(Worker):
                 await asyncio.sleep(delay)
                 try:
                     await self.pool.delete(protocol.lease_key(job_id))
-                    await self.runner.store.ready_again(self.queue_name, [job_id])
+                    await self.runner.jobs.ready_again([job_id])
                     return
                 except Exception as again:
                     if not lost_redis(again):
@@ -439,7 +196,7 @@ class GraphWorker(Worker):
     async def _ready_again(self, job_id: str, after: float = 0) -> None:
         await asyncio.sleep(after)
         try:
-            await self.runner.store.ready_again(self.queue_name, [job_id])
+            await self.runner.jobs.ready_again([job_id])
         except Exception as exc:  # the sweep finds it instead
             log.warning("could not list job %s as ready again: %s", job_id, exc)
 
@@ -451,7 +208,7 @@ class GraphWorker(Worker):
     async def _until_next_job(self) -> float:
         """How long until the next sweep: until the earliest deferred job is due (a retry, a
         call waiting for its rate limit or a concurrency slot), at most the poll delay."""
-        due = await self.runner.store.next_due(self.queue_name)
+        due = await self.runner.jobs.next_due()
         if due is None:
             return self.poll_delay_s
         return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))

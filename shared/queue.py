@@ -1,0 +1,115 @@
+"""The arq queue that carries node jobs, as arqgraph's processes use it.
+
+The queue stays arq's own (its sorted set of due times, job keys, in-progress keys and results),
+so arq still runs every job; these operations do arq's bookkeeping for many jobs in one round
+trip (enqueue, pick-up) and keep the queue's ready list beside it: a list of the ids of jobs
+just enqueued or handed back, which idle workers wait on with a blocking pop instead of
+polling the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
+
+from shared import protocol
+from shared.pregel import Task
+from shared.protocol import RunRecord
+
+ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
+JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
+
+
+class JobQueue:
+    """One arq queue (`name`) of task jobs, and its ready list."""
+
+    def __init__(self, redis: ArqRedis, name: str) -> None:
+        self.redis = redis
+        self.name = name
+        self._enqueue = redis.register_script(protocol.ENQUEUE_JOBS_SCRIPT)
+        self._take = redis.register_script(protocol.TAKE_JOBS_SCRIPT)
+
+    # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
+
+    async def enqueue(
+        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
+        expected: int | None = None,
+    ) -> None:
+        """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
+        trip (a task whose job, or its result, exists already is left alone), and list them as
+        ready (which wakes idle workers). `expected`: how many outcomes workers will post for
+        the step (see POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
+        now = timestamp_ms()
+        writes = protocol.writes_key(record.tag, record.checkpoint_id)
+        for start in range(0, len(tasks), ENQUEUE_CHUNK):
+            keys: list[str] = [self.name, protocol.ready_key(self.name), writes]
+            args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
+            for task in tasks[start:start + ENQUEUE_CHUNK]:
+                job = protocol.TaskJob(
+                    run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
+                    task_id=task.id, graph=record.graph, fingerprint=fingerprint,
+                )
+                job_id = protocol.job_id(record.run_id, task.id)
+                keys += [job_key_prefix + job_id, result_key_prefix + job_id]
+                args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
+                                               now, serializer=self.redis.job_serializer)]
+            await self._enqueue(keys=keys, args=args)
+
+    async def enqueue_call(
+        self, record: RunRecord, checkpoint_id: str, call_id: str, fingerprint: str
+    ) -> None:
+        """Enqueue a task call of the Functional API as a job, and list it as ready (a no-op if
+        its job, or its result, exists already)."""
+        job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
+                               task_id=call_id, graph=record.graph, fingerprint=fingerprint)
+        job_id = protocol.job_id(record.run_id, call_id)
+        if await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id,
+                                        _queue_name=self.name, **job.model_dump()):
+            await self.redis.rpush(protocol.ready_key(self.name), job_id)  # type: ignore[misc]
+
+    async def drop(self, run_id: str, task_ids: Sequence[str]) -> None:
+        """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""
+        if task_ids:
+            await self.redis.zrem(self.name, *[protocol.job_id(run_id, t) for t in task_ids])
+
+    # -- pick-up (the workers) -------------------------------------------------------------------
+
+    async def take(
+        self, job_ids: Sequence[str], lease: float, most: int
+    ) -> list[tuple[str, int]]:
+        """Take up to `most` of these jobs for this worker (see TAKE_JOBS_SCRIPT): the ids
+        taken, with their queue scores."""
+        if not job_ids or most <= 0:
+            return []
+        keys = [self.name, *(protocol.lease_key(j) for j in job_ids)]
+        reply = await self._take(keys=keys, args=[timestamp_ms(), int(lease * 1000), most,
+                                                  *job_ids])
+        return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
+
+    async def due(self, most: int) -> list[str]:
+        """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""
+        ids = await self.redis.zrangebyscore(self.name, "-inf", timestamp_ms(), start=0, num=most)
+        return [i.decode() for i in ids]
+
+    async def next_due(self) -> float | None:
+        """When (arq's ms) the earliest job deferred to the future comes due, if any."""
+        due = await self.redis.zrangebyscore(self.name, timestamp_ms(), "+inf", start=0, num=1,
+                                             withscores=True)
+        return due[0][1] if due else None
+
+    async def pop_ready(self, most: int, timeout: float) -> list[str]:
+        """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""
+        popped = await self.redis.blmpop(timeout, 1, protocol.ready_key(self.name),  # type: ignore[arg-type]
+                                         direction="LEFT", count=most)
+        return [i.decode() for i in popped[1]] if popped else []
+
+    async def ready_again(self, job_ids: Sequence[str]) -> None:
+        """Put job ids back at the head of the ready list (a job handed back, a retry come
+        due, ids popped by a worker that is stopping)."""
+        if job_ids:
+            await self.redis.lpush(protocol.ready_key(self.name), *reversed(job_ids))
