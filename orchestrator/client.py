@@ -57,7 +57,7 @@ class RunHandle:
         One mode yields payloads; a list of modes yields (mode, payload) tuples, as LangGraph.
         """
         modes = {mode} if isinstance(mode, str) else set(mode)
-        async for event_mode, payload in self.store.events(self.run_id):
+        async for event_mode, payload in self.store.events.read(self.run_id):
             if event_mode == "end":
                 _raise_unless_done(payload)
                 return
@@ -89,7 +89,7 @@ class RunHandle:
                 self.watch.forget(self.run_id)
             if told is not None:
                 return told
-        async for event_mode, payload in self.store.events(self.run_id):
+        async for event_mode, payload in self.store.events.read(self.run_id):
             if event_mode == "end":
                 return dict(payload)
         raise RuntimeError(f"run {self.run_id}: event stream ended without an end event")
@@ -103,7 +103,7 @@ class RunHandle:
                 return None
             if status in FINAL_STATUSES:
                 break
-        return await self.store.end_event(self.run_id)
+        return await self.store.events.end_event(self.run_id)
 
     async def status(self) -> str:
         """pending, running, done, failed or cancelled ('unknown' once the run has expired)."""

@@ -67,7 +67,7 @@ class EmbeddedCluster:
 
     async def __aexit__(self, *_: Any) -> None:
         self._stop.set()
-        await self.orchestrator.store.notify(self.graphs[0].name, InboxNote(kind="wake", run_id=""))
+        await self.orchestrator.store.events.notify(self.graphs[0].name, InboxNote(kind="wake", run_id=""))
         await self.worker.stop()
         jobs = list(self.worker.tasks.values())
         for job in jobs:

@@ -52,7 +52,7 @@ class EndWatch:
         delay = 0.1
         while self._waiting:
             try:
-                ended = await self.store.wait_ends(self.waiter, timeout=1.0)
+                ended = await self.store.events.wait_ends(self.waiter, timeout=1.0)
             except Exception as exc:
                 if not lost_redis(exc):
                     raise

@@ -95,7 +95,7 @@ class Orchestrator:
         sweeper = asyncio.create_task(self._sweep_forever(stop))
         try:
             while not stop.is_set():
-                note = await self.store.next_note(list(self.graphs), timeout=0.5)
+                note = await self.store.events.next_note(list(self.graphs), timeout=0.5)
                 if note is not None and note.kind != "wake":
                     self.poke(note.run_id)
         finally:
@@ -169,7 +169,7 @@ class Orchestrator:
             if record.status in protocol.FINAL_STATUSES:
                 # Finished, but still swept: whoever finished it died before retiring it.
                 if await self.store.is_active(record):
-                    await self.store.tell_waiter(record)
+                    await self.store.events.tell_waiter(record)
                     await self.store.retire(record, self.retention)
                 return
             graph = self.graphs.get(record.graph)
@@ -429,7 +429,7 @@ class Orchestrator:
             events=[*events, ("end", end)],
         )
         if done:
-            await self.store.tell_waiter(record)
+            await self.store.events.tell_waiter(record)
             await self.store.retire(record, self.retention)
         return done
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,8 +19,8 @@ from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
-from shared.connection import RETRYABLE
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
+from shared.events import Events
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 
@@ -31,7 +31,6 @@ log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
 CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
-ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,7 @@ class RunStore:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
+        self.events = Events(redis)
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
@@ -125,7 +125,7 @@ class RunStore:
                 f"thread {thread_id!r} is busy with run {busy.decode()}; wait for it to finish "
                 "(or cancel it) before starting another run on the thread"
             )
-        await self.notify(graph, InboxNote(kind="submit", run_id=run_id))
+        await self.events.notify(graph, InboxNote(kind="submit", run_id=run_id))
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         """A run with its current checkpoint. The checkpoint comes from this store's cache when
@@ -280,7 +280,7 @@ class RunStore:
             return None
         await self.redis.hset(protocol.run_key(run_id), "cancel", "1")
         await self.redis.publish(protocol.CANCEL_CHANNEL, run_id)
-        await self.notify(record.graph, InboxNote(kind="cancel", run_id=run_id))
+        await self.events.notify(record.graph, InboxNote(kind="cancel", run_id=run_id))
         return record
 
     async def active_runs(self, graph: str) -> list[str]:
@@ -460,77 +460,6 @@ class RunStore:
         time is reserved meanwhile); 0 when it may start now."""
         keys = [protocol.rate_key(graph, node)]
         return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
-
-    # -- events and notifications ------------------------------------------------------------
-
-    async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
-        fields: dict[Any, Any] = protocol.encode_event(mode, payload)
-        await self.redis.xadd(protocol.events_key(run_id), fields)
-
-    async def events(self, run_id: str, block_ms: int = 1000) -> AsyncIterator[tuple[str, Any]]:
-        """Every event of the run from its first, waiting for new ones, until its end event.
-
-        Rides out Redis outages: retries with backoff and resumes after the last event it
-        yielded, so no event is lost or yielded twice.
-        """
-        last = "0-0"
-        key = protocol.events_key(run_id)
-        delay = 0.1
-        while True:
-            try:
-                reply = await self.redis.xread({key: last}, count=500, block=block_ms)
-            except RETRYABLE as exc:
-                log.warning("lost Redis reading the events of run %s (%s); retrying in %.1fs",
-                            run_id, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            delay = 0.1
-            for _stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    mode, payload = protocol.decode_event(fields)
-                    yield mode, payload
-                    if mode == "end":
-                        return
-
-    async def end_event(self, run_id: str) -> dict[str, Any] | None:
-        """The run's end event, if it has ended (it is the last event of its stream)."""
-        last = await self.redis.xrevrange(protocol.events_key(run_id), count=1)
-        if not last:
-            return None
-        mode, payload = protocol.decode_event(last[0][1])
-        return dict(payload) if mode == "end" else None
-
-    async def tell_waiter(self, record: RunRecord) -> None:
-        """Tell the client awaiting a finished run's end (if any) that it has ended."""
-        if record.waiter:
-            key = protocol.ends_key(record.waiter)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(key, record.run_id)
-                pipe.expire(key, ENDS_KEPT)
-                await pipe.execute()
-
-    async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
-        """Ids of runs that ended, told to `waiter`: those there, or the first within
-        `timeout` seconds."""
-        popped = await self.redis.blmpop(timeout, 1, protocol.ends_key(waiter),  # type: ignore[arg-type]
-                                         direction="LEFT", count=1000)
-        return [i.decode() for i in popped[1]] if popped else []
-
-    async def notify(self, graph: str, note: InboxNote) -> None:
-        await self.redis.lpush(protocol.inbox_key(graph), protocol.encode_note(note))
-
-    async def next_note(self, graphs: Sequence[str], timeout: float) -> InboxNote | None:
-        keys = [protocol.inbox_key(g) for g in graphs]
-        reply = await self.redis.brpop(keys, timeout=timeout)  # type: ignore[arg-type]
-        if reply is None:
-            return None
-        try:
-            return protocol.decode_note(reply[1])
-        except Exception as exc:  # a garbage notification must not stop the orchestrator
-            log.error("dropping unreadable inbox notification %r: %s", reply[1][:80], exc)
-            return None
 
 
 def _claim_of(reply: list[Any]) -> Claim | None:

@@ -11,8 +11,8 @@ import pytest
 from orchestrator import client as client_module
 from orchestrator.embedded import EmbeddedCluster
 from shared import protocol
+from shared.events import Events
 from shared.graph import END, START, StateGraph
-from shared.store import RunStore
 
 LIMIT = 30
 
@@ -57,10 +57,10 @@ async def test_a_run_that_ended_before_anyone_asked_still_gives_its_result():
 async def test_without_the_notice_the_run_status_still_ends_the_wait(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    async def lost(self: RunStore, record: object) -> None:
+    async def lost(self: Events, record: object) -> None:
         return None  # the orchestrator died between the final commit and the notice
 
-    monkeypatch.setattr(RunStore, "tell_waiter", lost)
+    monkeypatch.setattr(Events, "tell_waiter", lost)
     monkeypatch.setattr(client_module, "END_CHECK", 0.05)
     async with EmbeddedCluster([add_one()]) as cluster:
         handle = await cluster.client.submit("add", {"x": 5})

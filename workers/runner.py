@@ -193,7 +193,7 @@ class NodeRunner:
         def write_custom(chunk: Any) -> None:
             codec.packb(chunk)  # fail in the node, naming the type, if it cannot be sent
             future = asyncio.run_coroutine_threadsafe(
-                self.store.emit(job.run_id, "custom", chunk), loop
+                self.store.events.emit(job.run_id, "custom", chunk), loop
             )
             pending.append(asyncio.wrap_future(future, loop=loop))
 

@@ -1,0 +1,97 @@
+"""What a run tells its followers, and the notices that wake processes, over the keys of
+`shared.protocol`: a run's event stream (values, updates, custom, end) read by producers; the
+orchestrators' inbox of notes (a run submitted, a step done, a cancel); the ends lists that tell
+a producer its runs have ended."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from shared import protocol
+from shared.connection import RETRYABLE
+from shared.protocol import EventMode, InboxNote, RunRecord
+
+log = logging.getLogger("arqgraph.store")
+
+ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
+
+
+class Events:
+    """Events of runs and notices to orchestrators and producers, in one Redis."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self.redis = redis
+
+    async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
+        fields: dict[Any, Any] = protocol.encode_event(mode, payload)
+        await self.redis.xadd(protocol.events_key(run_id), fields)
+
+    async def read(self, run_id: str, block_ms: int = 1000) -> AsyncIterator[tuple[str, Any]]:
+        """Every event of the run from its first, waiting for new ones, until its end event.
+
+        Rides out Redis outages: retries with backoff and resumes after the last event it
+        yielded, so no event is lost or yielded twice.
+        """
+        last = "0-0"
+        key = protocol.events_key(run_id)
+        delay = 0.1
+        while True:
+            try:
+                reply = await self.redis.xread({key: last}, count=500, block=block_ms)
+            except RETRYABLE as exc:
+                log.warning("lost Redis reading the events of run %s (%s); retrying in %.1fs",
+                            run_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    mode, payload = protocol.decode_event(fields)
+                    yield mode, payload
+                    if mode == "end":
+                        return
+
+    async def end_event(self, run_id: str) -> dict[str, Any] | None:
+        """The run's end event, if it has ended (it is the last event of its stream)."""
+        last = await self.redis.xrevrange(protocol.events_key(run_id), count=1)
+        if not last:
+            return None
+        mode, payload = protocol.decode_event(last[0][1])
+        return dict(payload) if mode == "end" else None
+
+    async def tell_waiter(self, record: RunRecord) -> None:
+        """Tell the client awaiting a finished run's end (if any) that it has ended."""
+        if record.waiter:
+            key = protocol.ends_key(record.waiter)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(key, record.run_id)
+                pipe.expire(key, ENDS_KEPT)
+                await pipe.execute()
+
+    async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
+        """Ids of runs that ended, told to `waiter`: those there, or the first within
+        `timeout` seconds."""
+        popped = await self.redis.blmpop(timeout, 1, protocol.ends_key(waiter),  # type: ignore[arg-type]
+                                         direction="LEFT", count=1000)
+        return [i.decode() for i in popped[1]] if popped else []
+
+    async def notify(self, graph: str, note: InboxNote) -> None:
+        await self.redis.lpush(protocol.inbox_key(graph), protocol.encode_note(note))
+
+    async def next_note(self, graphs: Sequence[str], timeout: float) -> InboxNote | None:
+        keys = [protocol.inbox_key(g) for g in graphs]
+        reply = await self.redis.brpop(keys, timeout=timeout)  # type: ignore[arg-type]
+        if reply is None:
+            return None
+        try:
+            return protocol.decode_note(reply[1])
+        except Exception as exc:  # a garbage notification must not stop the orchestrator
+            log.error("dropping unreadable inbox notification %r: %s", reply[1][:80], exc)
+            return None
