@@ -31,6 +31,7 @@ log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
 CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
+RUN_CACHE = 256  # decoded runs a process keeps, each valid while its version is unchanged
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class RunStore:
         self.redis = redis
         self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
         self.events = Events(redis)
+        self._runs: OrderedDict[str, RunRecord] = OrderedDict()  # the last read of each run
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
@@ -167,10 +169,17 @@ class RunStore:
         if task is not None:
             keys += [protocol.claims_key(tag, task[0]), protocol.writes_key(tag, task[0])]
             args = list(task)
+        known = self._runs.get(run_id)
+        args.append(str(known.version) if known is not None else "")
         reply = await self._load(keys=keys, args=[*args, *self._checkpoints])
         if not reply:
+            self._runs.pop(run_id, None)
             return None, False
-        flat, blob = reply[0], reply[1] if len(reply) > 1 else None
+        flat, blob, claimed = (list(reply) + [None, None])[:3]
+        claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
+        if not flat and known is not None:  # unchanged since this process last read it
+            self._runs.move_to_end(run_id)
+            return known, claim
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         cid = fields.get(b"checkpoint_id", b"").decode()
         saved: SavedCheckpoint | None = None
@@ -183,9 +192,12 @@ class RunStore:
                 saved = await self.saved_checkpoint(tag, cid)
             else:
                 self._checkpoints.move_to_end(cid)
-        claimed = reply[2] if len(reply) > 2 else None
-        claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
-        return protocol.decode_run(run_id, fields, saved), claim
+        record = protocol.decode_run(run_id, fields, saved)
+        if not record.cancel_requested:  # (a run being cancelled is read in full each time)
+            self._runs[run_id] = record
+            while len(self._runs) > RUN_CACHE:
+                self._runs.popitem(last=False)
+        return record, claim
 
     def _remember(self, saved: SavedCheckpoint) -> None:
         self._checkpoints[saved.id] = saved

@@ -72,29 +72,36 @@ end
 LOAD_RUN_SCRIPT = _CLAIM + """
 -- KEYS: 1 run hash, 2 checkpoints hash; to start a task also 3 its step's claims hash and
 -- 4 its writes hash. ARGV: 1 the task's checkpoint id and 2 its id ('' to only load the run),
--- then ids of checkpoints the caller has already.
--- Returns {run fields, its current checkpoint or false when the caller has it (or none), the
--- task's claim or false}: a worker reads the run and starts its task in one round trip. The
--- task is claimed only while the run is running its step and is not being cancelled.
--- The run's `input` is among the fields only while the run is pending.
-local all = redis.call('HGETALL', KEYS[1])
-if #all == 0 then return false end
+-- 3 the run's version the caller has read already ('' for none), then ids of checkpoints the
+-- caller has already.
+-- Returns {run fields or false when the caller has this version of the run (and it is not
+-- being cancelled), its current checkpoint or false when the caller has it (or none), the
+-- task's claim or false}: a worker reads the run and starts its task in one round trip, and the
+-- tasks of a step read the run's fields once. The task is claimed only while the run is running
+-- its step and is not being cancelled. The run's `input` is among the fields only while the run
+-- is pending.
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return false end
 local status = redis.call('HGET', KEYS[1], 'status')
-local fields = {}
-for i = 1, #all, 2 do
-  if all[i] ~= 'input' or status == 'pending' then  -- the (maybe large) input starts the run
-    fields[#fields + 1] = all[i]
-    fields[#fields + 1] = all[i + 1]
-  end
-end
 local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
+local cancel = redis.call('HEXISTS', KEYS[1], 'cancel') == 1
 local claimed = false
-if ARGV[2] ~= '' and status == 'running' and id == ARGV[1]
-   and redis.call('HEXISTS', KEYS[1], 'cancel') == 0 then
+if ARGV[2] ~= '' and status == 'running' and id == ARGV[1] and not cancel then
   claimed = claim(KEYS[3], KEYS[4], ARGV[2])
 end
+local fields = false
+if version ~= ARGV[3] or cancel then
+  local all = redis.call('HGETALL', KEYS[1])
+  fields = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= 'input' or status == 'pending' then  -- the (maybe large) input starts the run
+      fields[#fields + 1] = all[i]
+      fields[#fields + 1] = all[i + 1]
+    end
+  end
+end
 if not id or id == '' then return {fields, false, claimed} end
-for i = 3, #ARGV do if ARGV[i] == id then return {fields, false, claimed} end end
+for i = 4, #ARGV do if ARGV[i] == id then return {fields, false, claimed} end end
 return {fields, redis.call('HGET', KEYS[2], id), claimed}
 """
 
