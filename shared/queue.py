@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
 from shared import protocol
+from shared.batch import ScriptBatch
 from shared.pregel import Task
 from shared.protocol import RunRecord
 
@@ -33,6 +34,8 @@ class JobQueue:
         self.name = name
         self._enqueue = redis.register_script(protocol.ENQUEUE_JOBS_SCRIPT)
         self._take = redis.register_script(protocol.TAKE_JOBS_SCRIPT)
+        self._finish = redis.register_script(protocol.FINISH_JOB_SCRIPT)
+        self._batch = ScriptBatch()
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
@@ -113,3 +116,9 @@ class JobQueue:
         due, ids popped by a worker that is stopping)."""
         if job_ids:
             await self.redis.lpush(protocol.ready_key(self.name), *reversed(job_ids))
+
+    async def finish(self, job_id: str, result: bytes, keep_ms: int) -> None:
+        """arq's end of a job that finished (see FINISH_JOB_SCRIPT), batched with others."""
+        keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
+                abort_jobs_ss, self.name, result_key_prefix + job_id]
+        await self._batch.run(self._finish, keys, [job_id, result, keep_ms])

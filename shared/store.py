@@ -19,6 +19,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
+from shared.batch import ScriptBatch
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from shared.events import Events
 from shared.pregel import TaskOutcome
@@ -72,6 +73,7 @@ class RunStore:
         self.events = Events(redis)
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()  # the last read of each run
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
+        self._batch = ScriptBatch()  # loads and posts of concurrent tasks: one round trip
         self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
         self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
         self._load = redis.register_script(protocol.LOAD_RUN_SCRIPT)
@@ -171,7 +173,7 @@ class RunStore:
             args = list(task)
         known = self._runs.get(run_id)
         args.append(str(known.version) if known is not None else "")
-        reply = await self._load(keys=keys, args=[*args, *self._checkpoints])
+        reply = await self._batch.run(self._load, keys, [*args, *self._checkpoints])
         if not reply:
             self._runs.pop(run_id, None)
             return None, False
@@ -389,7 +391,7 @@ class RunStore:
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
         try:
-            result = int(await self._post(keys=keys, args=args))
+            result = int(await self._batch.run(self._post, keys, args))
         except OutOfMemoryError as exc:
             raise RedisFullError(
                 f"Redis is out of memory (maxmemory) and refused the update of node "

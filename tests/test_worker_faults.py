@@ -164,6 +164,26 @@ async def test_sigterm_lets_running_nodes_finish_within_grace(
     assert [await pool.starts(data["tag"], i) for i in data["items"]] == [1, 1, 1]
 
 
+async def test_sigterm_while_redis_is_away_stops_the_worker_without_waiting_the_grace(
+    start_pool: Any, client_for: Any, redis_servers: RedisServers
+) -> None:
+    """Redis gone (a whole deploy going down at once): a worker told to stop has nothing it
+    could finish, and must not wait out its --shutdown-grace for jobs that are done already,
+    nor keep reconnecting."""
+    server = redis_servers.start()
+    pool = await start_pool(workers=1, worker_flags=("--shutdown-grace", "60"), server=server)
+    client = await client_for(pool)
+    data = gated_input(pool, 2)
+    await pool.open_gate(data["tag"])
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    assert await within(handle.result()) == await fault_free(pool, data)
+    worker = pool.workers[0]
+    server.kill()
+    await wait_until(_logged(worker, "lost Redis"), "the worker to see Redis gone")
+    worker.signal_term()
+    assert worker.wait_exit(timeout=30) == 0, worker.logs()  # not after the 60 s grace
+
+
 async def test_sigterm_hands_unfinished_nodes_back_without_using_retries(
     start_pool: Any, client_for: Any
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -89,10 +90,14 @@ class GraphWorker(Worker):
             except Exception as exc:
                 if not lost_redis(exc):
                     raise
+                if not self.allow_pick_jobs:  # stopping (SIGTERM) with Redis away: the jobs
+                    return  # this worker held go to others once their leases run out
                 if loop.time() - started > 10:
                     delay = 0.2  # a new outage, after a while of serving: start the backoff over
                 log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                until = loop.time() + delay
+                while self.allow_pick_jobs and loop.time() < until:  # a SIGTERM ends the wait
+                    await asyncio.sleep(0.1)
                 delay = min(delay * 2, 5.0)
 
     async def main(self) -> None:
@@ -109,7 +114,6 @@ class GraphWorker(Worker):
         sweep_at = 0.0
         while not self.stopping:
             self.slot_freed.clear()
-            self._forget_finished()
             await self.heart_beat()
             free = self.max_jobs - self.job_counter
             if not self.allow_pick_jobs or free <= 0:  # look again as soon as a slot frees
@@ -138,14 +142,18 @@ class GraphWorker(Worker):
             self.job_counter += 1
             self.scores[job_id] = score
             task = self.loop.create_task(self.run_job(job_id, score))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(functools.partial(self._job_ended, job_id))
             self.tasks[job_id] = task
 
-    def _forget_finished(self) -> None:
-        for job_id, task in list(self.tasks.items()):
-            if task.done():
-                del self.tasks[job_id]
-                task.result()  # arq's: an error in run_job itself is not swallowed
+    def _job_ended(self, job_id: str, task: asyncio.Task[None]) -> None:
+        """A job's task is over: forget it and free its slot at once (arq does so on its next
+        poll, which a worker whose Redis is away never reaches: a SIGTERM would then wait the
+        whole --shutdown-grace for jobs that are done)."""
+        if self.tasks.get(job_id) is task:
+            del self.tasks[job_id]
+        self._release_sem_dec_counter_on_complete()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("job %s: arq's run_job failed: %r", job_id, exc, exc_info=exc)
 
     async def run_job(self, job_id: str, score: int) -> None:
         """arq's run_job. If Redis is lost during arq's own bookkeeping of the job (before the
@@ -177,8 +185,12 @@ class GraphWorker(Worker):
         result_timeout_s: float | None, keep_result_forever: bool, incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        """arq's, then a job that goes back to the queue is listed as ready again: at once
-        when handed back, when due when retried later."""
+        """arq's (for a finished job, the same in one script, batched with the ends of other
+        jobs); then a job that goes back to the queue is listed as ready again: at once when
+        handed back, when due when retried later."""
+        if finish and result_data and result_timeout_s and not keep_result_forever:
+            await self.runner.jobs.finish(job_id, result_data, int(result_timeout_s * 1000))
+            return
         await super().finish_job(job_id, finish, result_data, result_timeout_s,
                                  keep_result_forever, incr_score, keep_in_progress)
         if finish:
@@ -214,8 +226,16 @@ class GraphWorker(Worker):
         return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))
 
     async def close(self) -> None:
-        await super().close()
-        self.threads_shutdown()
+        try:
+            await super().close()
+        except Exception as exc:  # Redis away: arq could not delete its health key (it expires)
+            if not lost_redis(exc):
+                raise
+            log.warning("stopped without Redis (%s)", exc)
+            with contextlib.suppress(Exception):
+                await self.pool.aclose(close_connection_pool=True)
+        finally:
+            self.threads_shutdown()
 
 
 async def _require_redis_7(redis: ArqRedis) -> None:

@@ -74,6 +74,7 @@ from shared.protocol.scripts import (
     CREATE_RUN_SCRIPT,
     END_ATTEMPT_SCRIPT,
     ENQUEUE_JOBS_SCRIPT,
+    FINISH_JOB_SCRIPT,
     LOAD_RUN_SCRIPT,
     POST_CALL_SCRIPT,
     POST_OUTCOME_SCRIPT,
@@ -84,6 +85,7 @@ from shared.protocol.scripts import (
 
 __all__ = [
     "ENQUEUE_JOBS_SCRIPT",
+    "FINISH_JOB_SCRIPT",
     "POST_CALL_SCRIPT",
     "call_done_key",
     "ACQUIRE_SLOT_SCRIPT",

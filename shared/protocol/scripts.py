@@ -245,3 +245,16 @@ for i = 4, #ARGV do
 end
 return taken
 """
+
+FINISH_JOB_SCRIPT = """
+-- KEYS: 1 the job's in-progress key, 2 its try counter, 3 its job key, 4 arq's abort set,
+-- 5 the queue, 6 its result key. ARGV: 1 job id, 2 its result (arq-serialized), 3 how long
+-- the result is kept (ms).
+-- arq's finish_job for a job that ended, its MULTI/EXEC as one script: the ends of the many
+-- jobs a worker finishes at once then go to Redis together (see shared.batch).
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
