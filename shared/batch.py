@@ -10,13 +10,18 @@ each burst as one pipeline pays that cost once per burst. A lone call goes alone
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 Call = tuple[AsyncScript, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
+
+
+class BatchedScript(Protocol):
+    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Awaitable[Any]: ...
 
 
 class ScriptBatch:
@@ -25,6 +30,15 @@ class ScriptBatch:
     def __init__(self) -> None:
         self._pending: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()
+
+    def script(self, redis: Redis, text: str) -> BatchedScript:
+        """`text` registered on `redis`, called as redis-py's scripts are, through this batch."""
+        script = redis.register_script(text)
+
+        async def call(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+            return await self.run(script, keys, args)
+
+        return call
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         loop = asyncio.get_running_loop()

@@ -32,10 +32,10 @@ class JobQueue:
     def __init__(self, redis: ArqRedis, name: str) -> None:
         self.redis = redis
         self.name = name
-        self._enqueue = redis.register_script(protocol.ENQUEUE_JOBS_SCRIPT)
-        self._take = redis.register_script(protocol.TAKE_JOBS_SCRIPT)
-        self._finish = redis.register_script(protocol.FINISH_JOB_SCRIPT)
-        self._batch = ScriptBatch()
+        self._batch = ScriptBatch()  # the ends of jobs finishing together: one round trip
+        self._enqueue = self._batch.script(redis, protocol.ENQUEUE_JOBS_SCRIPT)
+        self._take = self._batch.script(redis, protocol.TAKE_JOBS_SCRIPT)
+        self._finish = self._batch.script(redis, protocol.FINISH_JOB_SCRIPT)
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
@@ -121,4 +121,4 @@ class JobQueue:
         """arq's end of a job that finished (see FINISH_JOB_SCRIPT), batched with others."""
         keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
                 abort_jobs_ss, self.name, result_key_prefix + job_id]
-        await self._batch.run(self._finish, keys, [job_id, result, keep_ms])
+        await self._finish(keys, [job_id, result, keep_ms])

@@ -73,16 +73,16 @@ class RunStore:
         self.events = Events(redis)
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()  # the last read of each run
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
-        self._batch = ScriptBatch()  # loads and posts of concurrent tasks: one round trip
-        self._commit = redis.register_script(protocol.COMMIT_SCRIPT)
-        self._create = redis.register_script(protocol.CREATE_RUN_SCRIPT)
-        self._load = redis.register_script(protocol.LOAD_RUN_SCRIPT)
-        self._post = redis.register_script(protocol.POST_OUTCOME_SCRIPT)
-        self._claim = redis.register_script(protocol.CLAIM_SCRIPT)
-        self._end_attempt = redis.register_script(protocol.END_ATTEMPT_SCRIPT)
-        self._acquire_slot = redis.register_script(protocol.ACQUIRE_SLOT_SCRIPT)
-        self._rate = redis.register_script(protocol.RATE_SCRIPT)
-        self._post_call = redis.register_script(protocol.POST_CALL_SCRIPT)
+        self._batch = ScriptBatch()  # the script calls of concurrent tasks: one round trip
+        self._commit = self._batch.script(redis, protocol.COMMIT_SCRIPT)
+        self._create = self._batch.script(redis, protocol.CREATE_RUN_SCRIPT)
+        self._load = self._batch.script(redis, protocol.LOAD_RUN_SCRIPT)
+        self._post = self._batch.script(redis, protocol.POST_OUTCOME_SCRIPT)
+        self._claim = self._batch.script(redis, protocol.CLAIM_SCRIPT)
+        self._end_attempt = self._batch.script(redis, protocol.END_ATTEMPT_SCRIPT)
+        self._acquire_slot = self._batch.script(redis, protocol.ACQUIRE_SLOT_SCRIPT)
+        self._rate = self._batch.script(redis, protocol.RATE_SCRIPT)
+        self._post_call = self._batch.script(redis, protocol.POST_CALL_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class RunStore:
             args = list(task)
         known = self._runs.get(run_id)
         args.append(str(known.version) if known is not None else "")
-        reply = await self._batch.run(self._load, keys, [*args, *self._checkpoints])
+        reply = await self._load(keys, [*args, *self._checkpoints])
         if not reply:
             self._runs.pop(run_id, None)
             return None, False
@@ -391,7 +391,7 @@ class RunStore:
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
         try:
-            result = int(await self._batch.run(self._post, keys, args))
+            result = int(await self._post(keys=keys, args=args))
         except OutOfMemoryError as exc:
             raise RedisFullError(
                 f"Redis is out of memory (maxmemory) and refused the update of node "
