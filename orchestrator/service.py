@@ -95,9 +95,9 @@ class Orchestrator:
         sweeper = asyncio.create_task(self._sweep_forever(stop))
         try:
             while not stop.is_set():
-                note = await self.store.events.next_note(list(self.graphs), timeout=0.5)
-                if note is not None and note.kind != "wake":
-                    self.poke(note.run_id)
+                for note in await self.store.events.next_notes(list(self.graphs), timeout=0.5):
+                    if note.kind != "wake":
+                        self.poke(note.run_id)
         finally:
             sweeper.cancel()
             for task in list(self._busy.values()):

@@ -4,7 +4,8 @@ once go to Redis in one pipeline.
 A worker running hundreds of tasks spends most of its CPU on redis-py's cost per round trip
 (taking a connection, a socket write, reading the reply), not on the commands. Tasks of a
 fan-out start and finish together, so their loads, posts and job ends come in bursts; sending
-each burst as one pipeline pays that cost once per burst. A lone call goes alone, as before.
+each burst as one pipeline pays that cost once per burst. A call made while no other is pending
+or on its way goes at once, alone (a chain's steps pay no wait for company).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ScriptBatch:
     def __init__(self) -> None:
         self._pending: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # calls sent and not answered yet
 
     def script(self, redis: Redis, text: str) -> BatchedScript:
         """`text` registered on `redis`, called as redis-py's scripts are, through this batch."""
@@ -41,10 +43,16 @@ class ScriptBatch:
         return call
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if not self._pending and not self._in_flight:  # alone (a chain's step): go at once
+            self._in_flight += 1
+            try:
+                return await script(keys=list(keys), args=list(args))
+            finally:
+                self._in_flight -= 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, future))
-        if len(self._pending) == 1:
+        if len(self._pending) == 1:  # others may come in this turn of the loop: wait for them
             loop.call_soon(self._flush)
         return await future
 
@@ -55,6 +63,13 @@ class ScriptBatch:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, calls: list[Call]) -> None:
+        self._in_flight += len(calls)
+        try:
+            await self._send_all(calls)
+        finally:
+            self._in_flight -= len(calls)
+
+    async def _send_all(self, calls: list[Call]) -> None:
         if len(calls) == 1:
             script, keys, args, future = calls[0]
             await _settle(future, _call(script, keys, args))

@@ -85,13 +85,17 @@ class Events:
     async def notify(self, graph: str, note: InboxNote) -> None:
         await self.redis.lpush(protocol.inbox_key(graph), protocol.encode_note(note))
 
-    async def next_note(self, graphs: Sequence[str], timeout: float) -> InboxNote | None:
+    async def next_notes(self, graphs: Sequence[str], timeout: float) -> list[InboxNote]:
+        """The notes waiting in the graphs' inboxes, oldest first, up to a hundred: those there,
+        or the first to come within `timeout` seconds. Unreadable ones are logged and dropped
+        (a garbage notification must not stop the orchestrator)."""
         keys = [protocol.inbox_key(g) for g in graphs]
-        reply = await self.redis.brpop(keys, timeout=timeout)  # type: ignore[arg-type]
-        if reply is None:
-            return None
-        try:
-            return protocol.decode_note(reply[1])
-        except Exception as exc:  # a garbage notification must not stop the orchestrator
-            log.error("dropping unreadable inbox notification %r: %s", reply[1][:80], exc)
-            return None
+        reply = await self.redis.blmpop(timeout, len(keys), *keys,  # type: ignore[arg-type]
+                                        direction="RIGHT", count=100)
+        notes = []
+        for raw in reply[1] if reply else []:
+            try:
+                notes.append(protocol.decode_note(raw))
+            except Exception as exc:
+                log.error("dropping unreadable inbox notification %r: %s", raw[:80], exc)
+        return notes

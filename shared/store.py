@@ -83,6 +83,7 @@ class RunStore:
         self._acquire_slot = self._batch.script(redis, protocol.ACQUIRE_SLOT_SCRIPT)
         self._rate = self._batch.script(redis, protocol.RATE_SCRIPT)
         self._post_call = self._batch.script(redis, protocol.POST_CALL_SCRIPT)
+        self._retire = self._batch.script(redis, protocol.RETIRE_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -261,21 +262,18 @@ class RunStore:
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
         """A finished run: its keys expire in `seconds` (its thread's too, unless the thread is
-        kept until deleted), then it leaves the active set.
+        kept until deleted), then it leaves the active set (see RETIRE_SCRIPT).
 
-        In that order, in one pipeline: a process that dies after the finishing commit, or
-        half-way through this, leaves the run in the active set, where the sweep finds it and
-        retires it again (see `is_active`); never a run that nothing expires.
+        A process that dies after the finishing commit, before this, leaves the run in the
+        active set, where the sweep finds it and retires it again (see `is_active`); never a
+        run that nothing expires.
         """
-        keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id)]
         tag = record.tag
-        if not await self.redis.hget(protocol.thread_key(tag), "keep") == b"1":
-            keys += await self._thread_keys(tag)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.expire(key, seconds)
-            pipe.srem(protocol.active_key(record.graph), record.run_id)
-            await pipe.execute()
+        keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id),
+                protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
+                protocol.active_key(record.graph)]
+        await self._retire(keys=keys, args=[seconds, record.run_id, protocol.writes_key(tag, ""),
+                                            protocol.claims_key(tag, "")])
 
     async def is_active(self, record: RunRecord) -> bool:
         """Whether the run is still listed among its graph's unfinished runs."""

@@ -170,6 +170,10 @@ async def test_retention_threads_kept_until_deleted_runs_expire() -> None:
         assert kept_ttls["checkpoints"] == kept_ttls["history"] == kept_ttls["thread"] == -1
         # ...and a run without a thread_id has a thread of its own, expiring with it.
         assert all(0 < ttl <= week for ttl in once_ttls.values()), once_ttls
+        # Every key of that thread expires, its steps' writes and claims included.
+        once_keys = await redis.keys(f"{protocol.PREFIX}:{{{protocol.tag_of(once.run_id)}}}:*")
+        assert any(b":writes:" in k for k in once_keys) and any(b":claims:" in k for k in once_keys)
+        assert [k for k in once_keys if await redis.ttl(k) == -1] == []
 
         await client.delete_thread("keep-me")
         assert await client.get_state_history(thread("keep-me")) == []

@@ -80,6 +80,7 @@ from shared.protocol.scripts import (
     POST_OUTCOME_SCRIPT,
     RATE_SCRIPT,
     RENEW_SLOT_SCRIPT,
+    RETIRE_SCRIPT,
     TAKE_JOBS_SCRIPT,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "ACQUIRE_SLOT_SCRIPT",
     "RATE_SCRIPT",
     "RENEW_SLOT_SCRIPT",
+    "RETIRE_SCRIPT",
     "TAKE_JOBS_SCRIPT",
     "rate_key",
     "slots_key",

@@ -1,5 +1,6 @@
-"""Lua scripts: each touches the keys of one thread only (one hash slot), so that the
-operations that must be atomic also are on a Redis Cluster (see `shared.protocol`)."""
+"""Lua scripts. Those on runs touch the keys of one thread (one hash slot: a thread's keys share
+its hash tag, see `shared.protocol`), apart from the graph's inbox and active set they notify;
+those on the queue touch arq's keys, as arq's own transactions do."""
 
 COMMIT_SCRIPT = """
 -- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list,
@@ -256,5 +257,24 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+RETIRE_SCRIPT = """
+-- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list, 6 the
+-- graph's set of active runs. ARGV: 1 seconds, 2 run id, 3 the thread's writes key and 4 its
+-- claims key, each without its checkpoint id.
+-- A finished run: its keys expire in ARGV[1] seconds, its thread's too (with each checkpoint's
+-- writes and claims) unless the thread is kept until deleted; last, it leaves the active set.
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[3], 'keep') ~= '1' then
+  for i = 3, 5 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+  for _, id in ipairs(redis.call('HKEYS', KEYS[4])) do
+    redis.call('EXPIRE', ARGV[3] .. id, ARGV[1])
+    redis.call('EXPIRE', ARGV[4] .. id, ARGV[1])
+  end
+end
+redis.call('SREM', KEYS[6], ARGV[2])
 return 1
 """
