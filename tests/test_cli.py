@@ -92,15 +92,17 @@ def test_log_jobs_is_a_flag_its_env_var_sets_too():
         Settings.from_env({"ARQGRAPH_LOG_JOBS": "maybe"})
 
 
-def test_without_log_jobs_only_arqs_per_job_lines_are_dropped():
+def test_without_log_jobs_arq_logs_only_warnings_and_errors():
     import logging
 
-    from orchestrator.cli import _not_a_job_line
+    from orchestrator.cli import log_arq_jobs
 
-    def record(level: int, msg: str, *args: object) -> logging.LogRecord:
-        return logging.LogRecord("arq.worker", level, __file__, 1, msg, args, None)
-
-    assert not _not_a_job_line(record(logging.INFO, "%6.2fs → %s(%s)%s", 0.1, "job", "", ""))
-    assert not _not_a_job_line(record(logging.INFO, "%6.2fs ← %s ● %s", 0.1, "job", ""))
-    assert _not_a_job_line(record(logging.INFO, "Setting allow_pick_jobs to `False`"))
-    assert _not_a_job_line(record(logging.ERROR, "%6.2fs ! %s failed, %s: %s", 0.1, "j", "E", "x"))
+    arq_log = logging.getLogger("arq.worker")
+    level = arq_log.level
+    try:
+        log_arq_jobs(False)
+        assert not arq_log.isEnabledFor(logging.INFO) and arq_log.isEnabledFor(logging.WARNING)
+        log_arq_jobs(True)
+        assert arq_log.level == logging.NOTSET  # as the root logger says (INFO for the CLI)
+    finally:
+        arq_log.setLevel(level)

@@ -156,7 +156,7 @@ async def test_sigterm_lets_running_nodes_finish_within_grace(
     await pool.wait_started(data["tag"], 3)
     deploying = pool.workers[0]
     deploying.signal_term()
-    await wait_until(_logged(deploying, "Setting allow_pick_jobs to `False`"), "SIGTERM handling")
+    await wait_until(_logged(deploying, "worker stopping on SIGTERM"), "SIGTERM handling")
     await pool.open_gate(data["tag"])  # the nodes finish during the grace period
     assert deploying.wait_exit(timeout=20) == 0, deploying.logs()
     pool.add_worker()  # the new version of the deploy runs the rest of the run

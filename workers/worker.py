@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
+from signal import Signals
 
 from arq.connections import ArqRedis
 from arq.utils import timestamp_ms
@@ -66,6 +67,18 @@ class GraphWorker(Worker):
         self.stopping = True
         self.allow_pick_jobs = False
         await self.pool.lpush(protocol.ready_key(self.queue_name), b"-")  # not a job: skipped
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        log.info("worker stopping on %s: it takes no new jobs; running nodes have %s s to "
+                 "finish, then go back to the queue", Signals(signum).name,
+                 self._job_completion_wait)
+        super().handle_sig_wait_for_completion(signum)
+
+    def handle_sig(self, signum: Signals) -> None:
+        if self._handle_signals:  # (else: the embedded worker closing)
+            log.info("worker stopping on %s: running nodes go back to the queue",
+                     Signals(signum).name)
+        super().handle_sig(signum)
 
     def threads_shutdown(self) -> None:
         if self.keeper is not None:
