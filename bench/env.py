@@ -24,7 +24,7 @@ class Sizes:
 
     reps: int = 3
     chain: int = graphs.CHAIN_LENGTH
-    fanout: int = 2_000  # not the 10,000: the time grows with its square (see the doc)
+    fanout: int = 10_000
     fanout_embedded: int = 500  # the most tasks or runs at once on the embedded path (see below)
     io_tasks: int = 2_000
     io_sleep: float = 0.2
