@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import OrderedDict
 
-from shared.connection import lost_redis
+from shared.connection import Backoff, lost_redis
 from shared.store import RunStore
 
 log = logging.getLogger("arqgraph.client")
@@ -49,7 +49,7 @@ class EndWatch:
             return False
 
     async def _listen(self) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while self._waiting:
             try:
                 ended = await self.store.events.wait_ends(self.waiter, timeout=1.0)
@@ -57,11 +57,10 @@ class EndWatch:
                 if not lost_redis(exc):
                     raise
                 log.warning("lost Redis waiting for runs to end (%s); retrying in %.1fs",
-                            exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                            exc, backoff.delay)
+                await backoff.wait()
                 continue
-            delay = 0.1
+            backoff.reset()
             for run_id in ended:
                 self._ended[run_id] = None
                 future = self._waiting.pop(run_id, None)

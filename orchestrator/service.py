@@ -22,7 +22,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from shared import protocol
-from shared.connection import lost_redis
+from shared.connection import Backoff, lost_redis
 from shared.errors import (
     EmptyInputError,
     ErrorInfo,
@@ -106,7 +106,7 @@ class Orchestrator:
 
     async def serve_resilient(self, stop: asyncio.Event) -> None:
         """`serve`, riding out Redis outages: reconnect with backoff, and say so."""
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             started = loop.time()
@@ -116,13 +116,9 @@ class Orchestrator:
                 if not lost_redis(exc):
                     raise
                 if loop.time() - started > 10:
-                    delay = 0.2  # a new outage, after a while of serving: start the backoff over
-                log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
-                try:  # a stop during the outage ends the wait
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, 5.0)
+                    backoff.reset()  # a new outage, after a while of serving
+                log.warning("lost Redis (%s); reconnecting in %.1fs", exc, backoff.delay)
+                await backoff.wait(stop.is_set)  # a stop during the outage ends the wait
 
     async def _sweep_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -83,11 +84,33 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
+class Backoff:
+    """The waits between tries while Redis is away: doubling from `first` up to `most`, and
+    back to `first` after a try that worked (every process rides out outages this way)."""
+
+    def __init__(self, first: float = 0.1, most: float = 2.0) -> None:
+        self.first = self.delay = first
+        self.most = most
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    async def wait(self, stopping: Callable[[], bool] | None = None) -> None:
+        """Sleep the current delay (cut short once `stopping()` is true), then double it."""
+        if stopping is None:
+            await asyncio.sleep(self.delay)
+        else:
+            until = asyncio.get_running_loop().time() + self.delay
+            while not stopping() and asyncio.get_running_loop().time() < until:
+                await asyncio.sleep(min(0.1, self.delay))
+        self.delay = min(self.delay * 2, self.most)
+
+
 async def connect(url: str, *, attempts: int | None = None, what: str = "arqgraph") -> ArqRedis:
     """Connect to Redis at `url`, retrying with backoff (and saying so) while it is unreachable."""
     settings = redis_settings(url)
     settings.conn_retries = 0
-    delay, attempt = 0.2, 0
+    backoff, attempt = Backoff(0.2, 5.0), 0
     while True:
         attempt += 1
         try:
@@ -101,11 +124,9 @@ async def connect(url: str, *, attempts: int | None = None, what: str = "arqgrap
         except RETRYABLE as exc:
             if attempts is not None and attempt >= attempts:
                 raise
-            log.warning(
-                "%s: Redis at %s unreachable (%s); retrying in %.1fs", what, _safe(url), exc, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            log.warning("%s: Redis at %s unreachable (%s); retrying in %.1fs", what, _safe(url),
+                        exc, backoff.delay)
+            await backoff.wait()
 
 
 def _safe(url: str) -> str:

@@ -5,7 +5,6 @@ a producer its runs have ended."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from shared import protocol
-from shared.connection import RETRYABLE
+from shared.connection import RETRYABLE, Backoff
 from shared.protocol import EventMode, InboxNote, RunRecord
 
 log = logging.getLogger("arqgraph.store")
@@ -39,17 +38,16 @@ class Events:
         """
         last = "0-0"
         key = protocol.events_key(run_id)
-        delay = 0.1
+        backoff = Backoff()
         while True:
             try:
                 reply = await self.redis.xread({key: last}, count=500, block=block_ms)
             except RETRYABLE as exc:
                 log.warning("lost Redis reading the events of run %s (%s); retrying in %.1fs",
-                            run_id, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                            run_id, exc, backoff.delay)
+                await backoff.wait()
                 continue
-            delay = 0.1
+            backoff.reset()
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -149,3 +149,18 @@ async def test_a_worker_on_redis_older_than_7_says_so():
 
     with pytest.raises(RuntimeError, match=r"Redis 7\.0 or newer .* is Redis 6\.2\.14"):
         await _require_redis_7(OldRedis())  # type: ignore[arg-type]
+
+
+async def test_backoff_doubles_up_to_its_most_resets_and_stops_early():
+    from shared.connection import Backoff
+
+    backoff = Backoff(0.001, 0.004)
+    seen = []
+    for _ in range(4):
+        seen.append(backoff.delay)
+        await backoff.wait()
+    assert seen == [0.001, 0.002, 0.004, 0.004]
+    backoff.reset()
+    assert backoff.delay == 0.001
+    long = Backoff(60.0, 60.0)
+    await asyncio.wait_for(long.wait(lambda: True), 5)  # a stop cuts the wait short

@@ -22,7 +22,7 @@ from arq.connections import ArqRedis
 from arq.worker import Retry
 
 from shared import codec, protocol
-from shared.connection import lost_redis
+from shared.connection import Backoff, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
@@ -224,7 +224,7 @@ class NodeRunner:
     ) -> int:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins)."""
-        delay = 0.1
+        backoff = Backoff()
         while True:
             try:
                 return await self.store.post_outcome(
@@ -232,14 +232,13 @@ class NodeRunner:
                     self.max_update_bytes,
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
-                log.error("%s; retrying in %.1fs", exc, delay)
+                log.error("%s; retrying in %.1fs", exc, backoff.delay)
             except Exception as exc:
                 if not lost_redis(exc):
                     raise
                 log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
-                            "retrying in %.1fs", job.task_id, job.run_id, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+                            "retrying in %.1fs", job.task_id, job.run_id, exc, backoff.delay)
+            await backoff.wait()
 
     async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
         """A stopping worker gives its task back: the start does not count as lost (arq puts

@@ -21,7 +21,7 @@ from arq.worker import Worker, func
 from redis.exceptions import ResponseError
 
 from shared import protocol
-from shared.connection import job_deserializer, job_serializer, lost_redis
+from shared.connection import Backoff, job_deserializer, job_serializer, lost_redis
 from shared.graph.compiled import CompiledStateGraph
 from workers.lease import LeaseKeeper
 from workers.runner import NodeRunner
@@ -89,7 +89,7 @@ class GraphWorker(Worker):
 
     async def serve_resilient(self) -> None:
         """Serve until stopped by a signal, riding out Redis outages with backoff."""
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -106,12 +106,9 @@ class GraphWorker(Worker):
                 if not self.allow_pick_jobs:  # stopping (SIGTERM) with Redis away: the jobs
                     return  # this worker held go to others once their leases run out
                 if loop.time() - started > 10:
-                    delay = 0.2  # a new outage, after a while of serving: start the backoff over
-                log.warning("lost Redis (%s); reconnecting in %.1fs", exc, delay)
-                until = loop.time() + delay
-                while self.allow_pick_jobs and loop.time() < until:  # a SIGTERM ends the wait
-                    await asyncio.sleep(0.1)
-                delay = min(delay * 2, 5.0)
+                    backoff.reset()  # a new outage, after a while of serving
+                log.warning("lost Redis (%s); reconnecting in %.1fs", exc, backoff.delay)
+                await backoff.wait(lambda: not self.allow_pick_jobs)  # a SIGTERM ends the wait
 
     async def main(self) -> None:
         """Take ready jobs as they come; sweep the queue for due jobs now and then (a retry
@@ -179,9 +176,9 @@ class GraphWorker(Worker):
             if not lost_redis(exc):
                 raise
             log.warning("job %s: lost Redis (%s); it will run again", job_id, exc)
-            delay = 0.1
+            backoff = Backoff()
             while True:
-                await asyncio.sleep(delay)
+                await backoff.wait()
                 try:
                     await self.pool.delete(protocol.lease_key(job_id))
                     await self.runner.jobs.ready_again([job_id])
@@ -189,7 +186,6 @@ class GraphWorker(Worker):
                 except Exception as again:
                     if not lost_redis(again):
                         raise
-                    delay = min(delay * 2, 2.0)
         finally:
             self.scores.pop(job_id, None)
 
