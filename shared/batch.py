@@ -1,5 +1,5 @@
-"""Script calls batched per turn of the event loop: the calls that concurrent tasks make at
-once go to Redis in one pipeline.
+"""Redis calls batched per turn of the event loop: the scripts and commands that concurrent
+tasks call at once go to Redis in one pipeline.
 
 A worker running hundreds of tasks spends most of its CPU on redis-py's cost per round trip
 (taking a connection, a socket write, reading the reply), not on the commands. Tasks of a
@@ -11,47 +11,61 @@ or on its way goes at once, alone (a chain's steps pay no wait for company).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-Call = tuple[AsyncScript, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
+Call = tuple[Callable[[Pipeline], Any], Callable[[], Awaitable[Any]], "asyncio.Future[Any]"]
+"""A call: how to add it to a pipeline, how to make it alone, and the caller's future."""
 
 
 class BatchedScript(Protocol):
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Awaitable[Any]: ...
 
 
-class ScriptBatch:
-    """Runs registered scripts, many per round trip when many are called at once."""
+class Batch:
+    """Runs scripts and commands on one Redis, many per round trip when many are called at
+    once."""
 
-    def __init__(self) -> None:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
         self._pending: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # calls sent and not answered yet
 
-    def script(self, redis: Redis, text: str) -> BatchedScript:
-        """`text` registered on `redis`, called as redis-py's scripts are, through this batch."""
-        script = redis.register_script(text)
+    def script(self, text: str) -> BatchedScript:
+        """`text` registered as a script, called as redis-py's scripts are, through the batch."""
+        script = self.redis.register_script(text)
 
         async def call(keys: Sequence[Any], args: Sequence[Any]) -> Any:
-            return await self.run(script, keys, args)
+            keys, args = list(keys), list(args)
+            return await self._submit(
+                lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args),
+                lambda: script(keys=keys, args=args),  # (loads the script if Redis lost it)
+            )
 
         return call
 
-    async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def command(self, *words: Any) -> Any:
+        """A Redis command (`"HGET", key, field`), through the batch."""
+        return await self._submit(lambda pipe: pipe.execute_command(*words),
+                                  lambda: self.redis.execute_command(*words))
+
+    async def _submit(
+        self, add: Callable[[Pipeline], Any], alone: Callable[[], Awaitable[Any]]
+    ) -> Any:
         if not self._pending and not self._in_flight:  # alone (a chain's step): go at once
             self._in_flight += 1
             try:
-                return await script(keys=list(keys), args=list(args))
+                return await alone()
             finally:
                 self._in_flight -= 1
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((script, keys, args, future))
+        self._pending.append((add, alone, future))
         if len(self._pending) == 1:  # others may come in this turn of the loop: wait for them
             loop.call_soon(self._flush)
         return await future
@@ -71,14 +85,13 @@ class ScriptBatch:
 
     async def _send_all(self, calls: list[Call]) -> None:
         if len(calls) == 1:
-            script, keys, args, future = calls[0]
-            await _settle(future, _call(script, keys, args))
+            _, alone, future = calls[0]
+            await _settle(future, alone())
             return
-        redis = calls[0][0].registered_client
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for script, keys, args, _ in calls:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for add, _, _ in calls:
+                    add(pipe)
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the connection failed: every caller hears it
             for *_, future in calls:
@@ -87,9 +100,9 @@ class ScriptBatch:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (script, keys, args, future), reply in zip(calls, replies, strict=True):
+        for (_, alone, future), reply in zip(calls, replies, strict=True):
             if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts
-                await _settle(future, _call(script, keys, args))
+                await _settle(future, alone())
             elif isinstance(reply, Exception):
                 if not future.done():
                     future.set_exception(reply)
@@ -97,11 +110,7 @@ class ScriptBatch:
                 future.set_result(reply)
 
 
-async def _call(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-    return await script(keys=list(keys), args=list(args))
-
-
-async def _settle(future: asyncio.Future[Any], call: Any) -> None:
+async def _settle(future: asyncio.Future[Any], call: Awaitable[Any]) -> None:
     try:
         result = await call
     except Exception as exc:

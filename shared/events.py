@@ -5,6 +5,7 @@ a producer its runs have ended."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from shared import protocol
+from shared.batch import Batch
 from shared.connection import RETRYABLE, Backoff
 from shared.protocol import EventMode, InboxNote, RunRecord
 
@@ -23,8 +25,9 @@ ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last en
 class Events:
     """Events of runs and notices to orchestrators and producers, in one Redis."""
 
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, batch: Batch | None = None) -> None:
         self.redis = redis
+        self._batch = batch or Batch(redis)
 
     async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
         fields: dict[Any, Any] = protocol.encode_event(mode, payload)
@@ -68,10 +71,8 @@ class Events:
         """Tell the client awaiting a finished run's end (if any) that it has ended."""
         if record.waiter:
             key = protocol.ends_key(record.waiter)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(key, record.run_id)
-                pipe.expire(key, ENDS_KEPT)
-                await pipe.execute()
+            await asyncio.gather(self._batch.command("RPUSH", key, record.run_id),
+                                 self._batch.command("EXPIRE", key, ENDS_KEPT))
 
     async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
         """Ids of runs that ended, told to `waiter`: those there, or the first within
@@ -81,7 +82,7 @@ class Events:
         return [i.decode() for i in popped[1]] if popped else []
 
     async def notify(self, graph: str, note: InboxNote) -> None:
-        await self.redis.lpush(protocol.inbox_key(graph), protocol.encode_note(note))
+        await self._batch.command("LPUSH", protocol.inbox_key(graph), protocol.encode_note(note))
 
     async def next_notes(self, graphs: Sequence[str], timeout: float) -> list[InboxNote]:
         """The notes waiting in the graphs' inboxes, oldest first, up to a hundred: those there,

@@ -18,7 +18,7 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
 from shared import protocol
-from shared.batch import ScriptBatch
+from shared.batch import Batch
 from shared.pregel import Task
 from shared.protocol import RunRecord
 
@@ -32,10 +32,10 @@ class JobQueue:
     def __init__(self, redis: ArqRedis, name: str) -> None:
         self.redis = redis
         self.name = name
-        self._batch = ScriptBatch()  # the ends of jobs finishing together: one round trip
-        self._enqueue = self._batch.script(redis, protocol.ENQUEUE_JOBS_SCRIPT)
-        self._take = self._batch.script(redis, protocol.TAKE_JOBS_SCRIPT)
-        self._finish = self._batch.script(redis, protocol.FINISH_JOB_SCRIPT)
+        self._batch = Batch(redis)  # the ends of jobs finishing together: one round trip
+        self._enqueue = self._batch.script(protocol.ENQUEUE_JOBS_SCRIPT)
+        self._take = self._batch.script(protocol.TAKE_JOBS_SCRIPT)
+        self._finish = self._batch.script(protocol.FINISH_JOB_SCRIPT)
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 

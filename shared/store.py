@@ -19,7 +19,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
-from shared.batch import ScriptBatch
+from shared.batch import Batch
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from shared.events import Events
 from shared.pregel import TaskOutcome
@@ -70,20 +70,20 @@ class RunStore:
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
-        self.events = Events(redis)
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()  # the last read of each run
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
-        self._batch = ScriptBatch()  # the script calls of concurrent tasks: one round trip
-        self._commit = self._batch.script(redis, protocol.COMMIT_SCRIPT)
-        self._create = self._batch.script(redis, protocol.CREATE_RUN_SCRIPT)
-        self._load = self._batch.script(redis, protocol.LOAD_RUN_SCRIPT)
-        self._post = self._batch.script(redis, protocol.POST_OUTCOME_SCRIPT)
-        self._claim = self._batch.script(redis, protocol.CLAIM_SCRIPT)
-        self._end_attempt = self._batch.script(redis, protocol.END_ATTEMPT_SCRIPT)
-        self._acquire_slot = self._batch.script(redis, protocol.ACQUIRE_SLOT_SCRIPT)
-        self._rate = self._batch.script(redis, protocol.RATE_SCRIPT)
-        self._post_call = self._batch.script(redis, protocol.POST_CALL_SCRIPT)
-        self._retire = self._batch.script(redis, protocol.RETIRE_SCRIPT)
+        self._batch = Batch(redis)  # the calls of concurrent tasks: one round trip
+        self.events = Events(redis, self._batch)
+        self._commit = self._batch.script(protocol.COMMIT_SCRIPT)
+        self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
+        self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
+        self._post = self._batch.script(protocol.POST_OUTCOME_SCRIPT)
+        self._claim = self._batch.script(protocol.CLAIM_SCRIPT)
+        self._end_attempt = self._batch.script(protocol.END_ATTEMPT_SCRIPT)
+        self._acquire_slot = self._batch.script(protocol.ACQUIRE_SLOT_SCRIPT)
+        self._rate = self._batch.script(protocol.RATE_SCRIPT)
+        self._post_call = self._batch.script(protocol.POST_CALL_SCRIPT)
+        self._retire = self._batch.script(protocol.RETIRE_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ class RunStore:
         await self.redis.hset(protocol.GRAPHS_KEY, info.name, protocol.encode_info(info))  # type: ignore[arg-type]
 
     async def graph_info(self, name: str) -> GraphInfo | None:
-        raw = await self.redis.hget(protocol.GRAPHS_KEY, name)
+        raw = await self._batch.command("HGET", protocol.GRAPHS_KEY, name)
         return protocol.decode_info(raw) if raw else None
 
     async def graph_names(self) -> list[str]:
@@ -119,7 +119,7 @@ class RunStore:
         if waiter:
             fields["waiter"] = waiter
         tag = protocol.tag_of(run_id)
-        await self.redis.sadd(protocol.active_key(graph), run_id)
+        await self._batch.command("SADD", protocol.active_key(graph), run_id)
         args: list[Any] = [run_id, thread_id, "1" if keep else "0"]
         for name, value in fields.items():
             args += [name, value]
@@ -209,7 +209,7 @@ class RunStore:
             self._checkpoints.popitem(last=False)
 
     async def status(self, run_id: str) -> str | None:
-        raw = await self.redis.hget(protocol.run_key(run_id), "status")
+        raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
         return raw.decode() if raw else None
 
     async def commit(
@@ -301,11 +301,11 @@ class RunStore:
     # -- threads -----------------------------------------------------------------------------
 
     async def latest_checkpoint(self, tag: str) -> SavedCheckpoint | None:
-        cid = await self.redis.hget(protocol.thread_key(tag), "latest")
+        cid = await self._batch.command("HGET", protocol.thread_key(tag), "latest")
         return await self.saved_checkpoint(tag, cid.decode()) if cid else None
 
     async def saved_checkpoint(self, tag: str, checkpoint_id: str) -> SavedCheckpoint | None:
-        raw = await self.redis.hget(protocol.checkpoints_key(tag), checkpoint_id)
+        raw = await self._batch.command("HGET", protocol.checkpoints_key(tag), checkpoint_id)
         return protocol.decode_saved(raw) if raw else None
 
     async def history(self, tag: str, limit: int | None = None) -> list[SavedCheckpoint]:
@@ -329,7 +329,7 @@ class RunStore:
     ) -> dict[str, TaskOutcome]:
         if not task_ids:
             return {}
-        raw = await self.redis.hmget(protocol.writes_key(tag, checkpoint_id), list(task_ids))
+        raw = await self._batch.command("HMGET", protocol.writes_key(tag, checkpoint_id), *task_ids)
         return {
             tid: protocol.decode_outcome(blob) for tid, blob in zip(task_ids, raw, strict=True) if blob
         }

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 from redis.exceptions import ResponseError
 
-from shared.batch import ScriptBatch
+from shared.batch import Batch
 from tests.conftest import RedisServer
 
 ECHO = """
@@ -31,8 +31,9 @@ async def client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis
 async def test_calls_made_at_once_share_a_round_trip_and_get_their_own_replies(
     client: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = client.register_script(ECHO)
-    await script(keys=["warm"], args=["x"])  # loaded once, as RunStore's scripts are in use
+    batch = Batch(client)
+    script = batch.script(ECHO)
+    await script(["warm"], ["x"])  # loaded once, as RunStore's scripts are in use
     pipelines = 0
     make = client.pipeline
 
@@ -42,33 +43,33 @@ async def test_calls_made_at_once_share_a_round_trip_and_get_their_own_replies(
         return make(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(client, "pipeline", counted)
-    batch = ScriptBatch()
-    replies = await asyncio.gather(*(batch.run(script, [f"k{i}"], [f"v{i}"]) for i in range(50)))
+    replies = await asyncio.gather(*(script([f"k{i}"], [f"v{i}"]) for i in range(50)))
     assert replies == [f"v{i}".encode() for i in range(50)]
     assert pipelines == 1
     assert [int(v) for v in await client.mget([f"k{i}" for i in range(50)])] == [1] * 50
-    assert await batch.run(script, ["alone"], ["a"]) == b"a"  # a lone call: no pipeline
+    assert await script(["alone"], ["a"]) == b"a"  # a lone call: no pipeline
     assert pipelines == 1
+    got = await asyncio.gather(*(batch.command("GET", f"k{i}") for i in range(10)),
+                               batch.command("HGET", "no-such-hash", "f"))
+    assert got == [b"1"] * 10 + [None] and pipelines == 2  # commands batch the same way
 
 
 async def test_an_error_reaches_only_its_caller(client: redis.asyncio.Redis) -> None:
-    script = client.register_script(ECHO)
-    batch = ScriptBatch()
+    script = Batch(client).script(ECHO)
     results = await asyncio.gather(
-        batch.run(script, ["a"], ["1"]), batch.run(script, ["b"], ["boom"]),
-        batch.run(script, ["c"], ["3"]), return_exceptions=True,
+        script(["a"], ["1"]), script(["b"], ["boom"]), script(["c"], ["3"]),
+        return_exceptions=True,
     )
     assert results[0] == b"1" and results[2] == b"3"
     assert isinstance(results[1], ResponseError) and "boom for b" in str(results[1])
 
 
 async def test_scripts_lost_by_redis_are_loaded_again(client: redis.asyncio.Redis) -> None:
-    script = client.register_script(ECHO)
-    batch = ScriptBatch()
-    assert await asyncio.gather(*(batch.run(script, [f"x{i}"], [str(i)]) for i in range(5))) == [
+    script = Batch(client).script(ECHO)
+    assert await asyncio.gather(*(script([f"x{i}"], [str(i)]) for i in range(5))) == [
         str(i).encode() for i in range(5)]
     await client.script_flush()  # as after a restart of redis-server
-    assert await asyncio.gather(*(batch.run(script, [f"y{i}"], [str(i)]) for i in range(5))) == [
+    assert await asyncio.gather(*(script([f"y{i}"], [str(i)]) for i in range(5))) == [
         str(i).encode() for i in range(5)]
     assert await client.get("y4") == b"1"
 
@@ -76,9 +77,8 @@ async def test_scripts_lost_by_redis_are_loaded_again(client: redis.asyncio.Redi
 async def test_a_cancelled_caller_leaves_the_others_their_replies(
     client: redis.asyncio.Redis,
 ) -> None:
-    script = client.register_script(ECHO)
-    batch = ScriptBatch()
-    calls = [asyncio.ensure_future(batch.run(script, [f"z{i}"], [str(i)])) for i in range(4)]
+    script = Batch(client).script(ECHO)
+    calls = [asyncio.ensure_future(script([f"z{i}"], [str(i)])) for i in range(4)]
     calls[1].cancel()
     done = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(done[1], asyncio.CancelledError)
