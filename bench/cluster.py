@@ -115,6 +115,7 @@ class Cluster:
     orchestrator: Proc | None = None
     worker_procs: list[Proc] = field(default_factory=list)
     arq_procs: list[Proc] = field(default_factory=list)
+    worker_concurrency: int = 0  # the workers' --concurrency when not `concurrency` (0)
     _count: int = 0
 
     @property
@@ -169,13 +170,19 @@ class Cluster:
         return Proc(name, argv, popen, log)
 
     def add_worker(self) -> Proc:
+        concurrency = self.worker_concurrency or self.concurrency
         proc = self._spawn("worker", ["worker", *SPECS, "--redis", self.url, "--concurrency",
-                                      str(self.concurrency), "--poll-delay", str(POLL_DELAY)])
+                                      str(concurrency), "--poll-delay", str(POLL_DELAY)])
         self.worker_procs.append(proc)
         return proc
 
-    def set_workers(self, count: int) -> None:
-        """Stop or start workers until `count` run (and are ready)."""
+    def set_workers(self, count: int, concurrency: int | None = None) -> None:
+        """Stop or start workers until `count` run (and are ready), each with `concurrency`
+        (the cluster's own when None; workers with another one are replaced)."""
+        if (concurrency or 0) != self.worker_concurrency:
+            while self.worker_procs:
+                self.worker_procs.pop().stop()
+            self.worker_concurrency = concurrency or 0
         while len(self.worker_procs) > count:
             self.worker_procs.pop().stop()
         while len(self.worker_procs) < count:
