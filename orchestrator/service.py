@@ -255,11 +255,11 @@ class Orchestrator:
         if not await self.store.commit(record, status="running", saved=saved, new=new,
                                        fields=fields, edit=edit, events=events):
             return None
-        return record.model_copy(update={
+        return self.store.remember_run(record.model_copy(update={
             "status": "running", "version": record.version + 1, "checkpoint_id": saved.id,
             "saved": saved, "input": None, "fingerprint": graph.fingerprint,
             "first_checkpoint": saved.id, "first_step": saved.checkpoint.step,
-        }), new
+        })), new
 
     async def _resume(
         self, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint
@@ -353,9 +353,9 @@ class Orchestrator:
                 return not await self._interrupt(graph, record, new, {}, events, new=True)
             if not await self.store.commit(record, saved=new, new=True, events=events):
                 return True  # another orchestrator moved the run first: read it again
-            return record.model_copy(update={
+            return self.store.remember_run(record.model_copy(update={
                 "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
-            })
+            }))
         end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
         return not await self._finish(record, "done", end, saved=new, new=True, events=events)
 

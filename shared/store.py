@@ -197,10 +197,18 @@ class RunStore:
                 self._checkpoints.move_to_end(cid)
         record = protocol.decode_run(run_id, fields, saved)
         if not record.cancel_requested:  # (a run being cancelled is read in full each time)
-            self._runs[run_id] = record
-            while len(self._runs) > RUN_CACHE:
-                self._runs.popitem(last=False)
+            self.remember_run(record)
         return record, claim
+
+    def remember_run(self, record: RunRecord) -> RunRecord:
+        """Keep `record` as this version of its run: a later load of the run finding the same
+        version (and no cancel) uses it instead of reading the run's fields back. The
+        orchestrator gives it the records it has just committed."""
+        self._runs[record.run_id] = record
+        self._runs.move_to_end(record.run_id)
+        while len(self._runs) > RUN_CACHE:
+            self._runs.popitem(last=False)
+        return record
 
     def _remember(self, saved: SavedCheckpoint) -> None:
         self._checkpoints[saved.id] = saved
