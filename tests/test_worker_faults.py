@@ -184,6 +184,27 @@ async def test_sigterm_while_redis_is_away_stops_the_worker_without_waiting_the_
     assert worker.wait_exit(timeout=30) == 0, worker.logs()  # not after the 60 s grace
 
 
+async def test_jobs_whose_ready_entries_were_lost_still_run(
+    start_pool: Any, client_for: Any
+) -> None:
+    """A worker killed between popping job ids off the ready list and taking them leaves the
+    jobs in arq's queue with no entry: the sweep of the queue starts them."""
+    pool = await start_pool(workers=0)
+    client = await client_for(pool)
+    data = gated_input(pool, 3)
+    await pool.open_gate(data["tag"])
+    handle = await within(client.submit(graphs.gated_fanout.name, data))
+    ready = protocol.ready_key(protocol.DEFAULT_QUEUE)
+
+    async def listed() -> bool:
+        return bool(await pool.redis.llen(ready))
+
+    await wait_until(listed, "the first step's jobs to be listed as ready")
+    await pool.redis.delete(ready)  # as if popped by a worker that died at once
+    pool.add_worker()
+    assert await within(handle.result()) == await fault_free(pool, data)
+
+
 async def test_sigterm_hands_unfinished_nodes_back_without_using_retries(
     start_pool: Any, client_for: Any
 ) -> None:
