@@ -204,17 +204,11 @@ class RunStore:
         """Keep `record` as this version of its run: a later load of the run finding the same
         version (and no cancel) uses it instead of reading the run's fields back. The
         orchestrator gives it the records it has just committed."""
-        self._runs[record.run_id] = record
-        self._runs.move_to_end(record.run_id)
-        while len(self._runs) > RUN_CACHE:
-            self._runs.popitem(last=False)
+        _keep(self._runs, record.run_id, record, RUN_CACHE)
         return record
 
     def _remember(self, saved: SavedCheckpoint) -> None:
-        self._checkpoints[saved.id] = saved
-        self._checkpoints.move_to_end(saved.id)
-        while len(self._checkpoints) > CHECKPOINT_CACHE:
-            self._checkpoints.popitem(last=False)
+        _keep(self._checkpoints, saved.id, saved, CHECKPOINT_CACHE)
 
     async def status(self, run_id: str) -> str | None:
         raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
@@ -480,6 +474,14 @@ class RunStore:
         time is reserved meanwhile); 0 when it may start now."""
         keys = [protocol.rate_key(graph, node)]
         return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
+
+
+def _keep(cache: OrderedDict[str, Any], key: str, value: Any, most: int) -> None:
+    """Put `value` in a least-recently-used cache of `most` entries."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > most:
+        cache.popitem(last=False)
 
 
 def _claim_of(reply: list[Any]) -> Claim | None:
