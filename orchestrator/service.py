@@ -165,7 +165,6 @@ class Orchestrator:
             if record.status in protocol.FINAL_STATUSES:
                 # Finished, but still swept: whoever finished it died before retiring it.
                 if await self.store.is_active(record):
-                    await self.store.events.tell_waiter(record)
                     await self.store.retire(record, self.retention)
                 return
             graph = self.graphs.get(record.graph)
@@ -425,7 +424,6 @@ class Orchestrator:
             events=[*events, ("end", end)],
         )
         if done:
-            await self.store.events.tell_waiter(record)
             await self.store.retire(record, self.retention)
         return done
 

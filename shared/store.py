@@ -263,13 +263,15 @@ class RunStore:
         return done
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
-        """A finished run: its keys expire in `seconds` (its thread's too, unless the thread is
-        kept until deleted), then it leaves the active set (see RETIRE_SCRIPT).
+        """A finished run: the client awaiting it is told, its keys expire in `seconds` (its
+        thread's too, unless the thread is kept until deleted), then it leaves the active set
+        (see RETIRE_SCRIPT).
 
         A process that dies after the finishing commit, before this, leaves the run in the
         active set, where the sweep finds it and retires it again (see `is_active`); never a
-        run that nothing expires.
+        run that nothing expires, nor a waiter that is never told.
         """
+        await self.events.tell_waiter(record)
         tag = record.tag
         keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id),
                 protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
