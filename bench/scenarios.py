@@ -29,6 +29,22 @@ async def _done_arq(env: Env, producer: ArqProducer) -> None:
     env.cluster.stop_arq_workers()
 
 
+async def _arq_seconds(
+    env: Env, work: Callable[[ArqProducer], Awaitable[Any]], workers: int = 2
+) -> list[float]:
+    """The seconds each of `env.sizes.reps` runs of `work` takes on plain arq workers."""
+    producer = await _arq(env, workers)
+    try:
+        secs = []
+        for _ in range(env.sizes.reps):
+            started = time.perf_counter()
+            await work(producer)
+            secs.append(time.perf_counter() - started)
+        return secs
+    finally:
+        await _done_arq(env, producer)
+
+
 def per_unit(probe: Probe, units: int) -> dict[str, Any]:
     """Redis commands, bytes and CPU milliseconds per superstep or task."""
     return {
@@ -107,15 +123,7 @@ async def fanout(env: Env) -> Result:
     assert out["total"] == m
     res.add(Row(EMBEDDED, "tasks/s", "tasks/s", [m / seconds], higher_is_better=True,
                 detail=f"{seconds:.2f} s for {m:,} (1 repetition)"))
-    producer = await _arq(env)
-    try:
-        secs = []
-        for _ in range(reps):
-            started = time.perf_counter()
-            await producer.fanout(n)
-            secs.append(time.perf_counter() - started)
-    finally:
-        await _done_arq(env, producer)
+    secs = await _arq_seconds(env, lambda producer: producer.fanout(n))
     res.add(Row(ARQ, "tasks/s", "tasks/s", [n / s for s in secs], higher_is_better=True,
                 detail=f"{median(secs):.2f} s for {n:,}"))
     row, ref = res.rows[0], res.row(LANGGRAPH)
@@ -152,15 +160,7 @@ async def io_fanout(env: Env) -> Result:
     m = min(n, env.sizes.fanout_embedded)
     secs = [(await env.on_embedded("bench_fanout", fanout_input(m, sleep=sleep)))[0]]
     res.add(Row(EMBEDDED, "wall", "s", secs, detail=f"{m:,} tasks, 1 repetition"))
-    producer = await _arq(env)
-    try:
-        secs = []
-        for _ in range(reps):
-            started = time.perf_counter()
-            await producer.fanout(n, sleep=sleep)
-            secs.append(time.perf_counter() - started)
-    finally:
-        await _done_arq(env, producer)
+    secs = await _arq_seconds(env, lambda producer: producer.fanout(n, sleep=sleep))
     res.add(Row(ARQ, "wall", "s", secs))
     wall = res.rows[0].value
     res.met = wall <= 0.6
@@ -246,15 +246,7 @@ async def runs(env: Env) -> Result:
     if env.sizes.runs_embedded != n:
         res.notes.append(f"embedded measured with {env.sizes.runs_embedded:,} runs at once (the "
                          "in-memory Redis runs every script in Python: a few ms per superstep)")
-    producer = await _arq(env)
-    try:
-        secs = []
-        for _ in range(reps):
-            started = time.perf_counter()
-            await producer.runs_of_three(n)
-            secs.append(time.perf_counter() - started)
-    finally:
-        await _done_arq(env, producer)
+    secs = await _arq_seconds(env, lambda producer: producer.runs_of_three(n))
     res.add(Row(ARQ, "runs/s", "runs/s", [n / s for s in secs], higher_is_better=True,
                 detail=f"{median(secs):.2f} s for {n:,}"))
     row, ref = res.rows[0], res.row(LANGGRAPH)
@@ -279,10 +271,12 @@ async def cpu(env: Env) -> Result:
     inp = fanout_input(n, cpu_ms=ms)
     metric = "tasks/s"
 
-    async def measure(backend: str, run: Timed) -> None:
-        secs = [await run() for _ in range(reps)]
+    def add(backend: str, secs: list[float]) -> None:
         res.add(Row(backend, metric, "tasks/s", [n / s for s in secs], higher_is_better=True,
                     detail=f"{median(secs):.2f} s"))
+
+    async def measure(backend: str, run: Timed) -> None:
+        add(backend, [await run() for _ in range(reps)])
 
     async def cluster() -> float:
         return (await env.on_cluster("bench_fanout_cpu", inp))[0]
@@ -298,15 +292,8 @@ async def cpu(env: Env) -> Result:
     await measure(EMBEDDED, lambda: _first(env.on_embedded("bench_fanout_cpu", inp)))
     await measure(LANGGRAPH, lambda: _first(env.on_langgraph("bench_fanout_cpu", inp)))
     for workers in (1, 2):
-        producer = await _arq(env, workers)
-        try:
-            async def arq_run(producer: ArqProducer = producer) -> float:
-                started = time.perf_counter()
-                await producer.fanout(n, cpu_ms=ms)
-                return time.perf_counter() - started
-            await measure(f"{ARQ}, {workers} worker{'s' if workers > 1 else ''}", arq_run)
-        finally:
-            await _done_arq(env, producer)
+        add(f"{ARQ}, {workers} worker{'s' if workers > 1 else ''}",
+            await _arq_seconds(env, lambda producer: producer.fanout(n, cpu_ms=ms), workers))
     a, b, many = res.rows[0].value, res.rows[1].value, res.rows[2].value
     ideal = 1000 / ms
     res.met = b / a >= 1.8

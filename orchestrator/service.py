@@ -248,16 +248,16 @@ class Orchestrator:
         else:
             saved = base
             edit, events = await self._resume(graph, record, base)
-        fields = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
-                  "first_step": str(saved.checkpoint.step)}
+        started = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
+                   "first_step": saved.checkpoint.step}
         new = saved is not base
         if not await self.store.commit(record, status="running", saved=saved, new=new,
-                                       fields=fields, edit=edit, events=events):
+                                       fields={k: str(v) for k, v in started.items()},
+                                       edit=edit, events=events):
             return None
         return self.store.remember_run(record.model_copy(update={
             "status": "running", "version": record.version + 1, "checkpoint_id": saved.id,
-            "saved": saved, "input": None, "fingerprint": graph.fingerprint,
-            "first_checkpoint": saved.id, "first_step": saved.checkpoint.step,
+            "saved": saved, "input": None, **started,
         })), new
 
     async def _resume(
