@@ -25,9 +25,9 @@ ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last en
 class Events:
     """Events of runs and notices to orchestrators and producers, in one Redis."""
 
-    def __init__(self, redis: ArqRedis, batch: Batch | None = None) -> None:
+    def __init__(self, redis: ArqRedis, batch: Batch) -> None:
         self.redis = redis
-        self._batch = batch or Batch(redis)
+        self._batch = batch  # the store's: its notices go with the other calls of the moment
 
     async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
         fields: dict[Any, Any] = protocol.encode_event(mode, payload)
