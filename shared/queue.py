@@ -10,7 +10,7 @@ polling the queue.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix, retry_key_prefix
@@ -24,6 +24,16 @@ from shared.protocol import RunRecord
 
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
+
+
+class TakenJob(NamedTuple):
+    """A job a worker took, as arq's run_job opens it: its queue score, the job as enqueued
+    (b"" when it expired) and which try this is."""
+
+    job_id: str
+    score: int
+    job: bytes
+    tries: int
 
 
 class JobQueue:
@@ -82,17 +92,18 @@ class JobQueue:
 
     # -- pick-up (the workers) -------------------------------------------------------------------
 
-    async def take(
-        self, job_ids: Sequence[str], lease: float, most: int
-    ) -> list[tuple[str, int]]:
-        """Take up to `most` of these jobs for this worker (see TAKE_JOBS_SCRIPT): the ids
-        taken, with their queue scores."""
+    async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
+        """Take up to `most` of these jobs for this worker and count their tries (see
+        TAKE_JOBS_SCRIPT)."""
         if not job_ids or most <= 0:
             return []
-        keys = [self.name, *(protocol.lease_key(j) for j in job_ids)]
+        keys = [self.name]
+        for job_id in job_ids:
+            keys += [protocol.lease_key(job_id), job_key_prefix + job_id, retry_key_prefix + job_id]
         reply = await self._take(keys=keys, args=[timestamp_ms(), int(lease * 1000), most,
                                                   *job_ids])
-        return [(reply[i].decode(), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)]
+        return [TakenJob(reply[i].decode(), int(float(reply[i + 1])), reply[i + 2], int(reply[i + 3]))
+                for i in range(0, len(reply), 4)]
 
     async def due(self, most: int) -> list[str]:
         """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""

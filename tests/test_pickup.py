@@ -39,15 +39,18 @@ async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     ids = ["nope", "running", "later", "a", "a", "b", "c"]
     taken = await jobs.take(ids, lease=5.0, most=2)
 
-    assert [job for job, _ in taken] == ["a", "b"]  # in order, at most 2, each once
+    assert [job.job_id for job in taken] == ["a", "b"]  # in order, at most 2, each once
     scores = dict(await redis.zrange(QUEUE, 0, -1, withscores=True))
-    assert all(score == int(scores[job.encode()]) for job, score in taken)
+    assert all(job.score == int(scores[job.job_id.encode()]) for job in taken)
+    # arq's start of each (its job read, its try counted) is done by the script too
+    for job in taken:
+        assert job.job == await redis.get(f"arq:job:{job.job_id}") and job.tries == 1
+    assert await redis.get("arq:retry:a") == b"1" and 0 < await redis.ttl("arq:retry:a")
     for job in ("a", "b"):  # held for the lease, like arq's in-progress key
         assert 0 < await redis.pttl(protocol.lease_key(job)) <= 5000
     assert not await redis.exists(protocol.lease_key("c"))
-    assert await jobs.take(["a", "c"], lease=5.0, most=10) == [
-        ("c", int(scores[b"c"]))
-    ]
+    [c] = await jobs.take(["a", "c"], lease=5.0, most=10)
+    assert (c.job_id, c.score, c.tries) == ("c", int(scores[b"c"]), 1)
     await redis.aclose()
 
 
@@ -121,7 +124,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     redis = in_memory_redis()
     worker = build_worker(redis, [one_node_graph()], handle_signals=False)
     await enqueue(redis, "h")
-    [(job_id, score)] = await worker.runner.jobs.take(["h"], 5.0, 1)
+    [(job_id, score, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
     # arq's end of a cancelled job (finish=False, no new score): back in the queue, now
     await worker.finish_job(job_id, False, None, None, False, None, None)
@@ -129,7 +132,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     assert not await redis.exists(protocol.lease_key("h"))
     # a retry deferred by 50 ms is listed when due, not before
     await redis.delete(protocol.ready_key(QUEUE))
-    [(job_id, score)] = await worker.runner.jobs.take(["h"], 5.0, 1)
+    [(job_id, score, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
     incr = 50 + (timestamp_ms() - score)
     await worker.finish_job(job_id, False, None, None, False, incr, None)
@@ -164,3 +167,21 @@ async def test_backoff_doubles_up_to_its_most_resets_and_stops_early():
     assert backoff.delay == 0.001
     long = Backoff(60.0, 60.0)
     await asyncio.wait_for(long.wait(lambda: True), 5)  # a stop cuts the wait short
+
+
+async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it():
+    """The take script opens jobs for arq's run_job; one whose job key is gone (expired) still
+    ends as arq ends it: a failed result, and out of the queue."""
+    async with EmbeddedCluster([one_node_graph()]) as cluster:
+        await enqueue(cluster.redis, "gone")
+        await cluster.redis.delete("arq:job:gone")
+        await cluster.redis.rpush(protocol.ready_key(QUEUE), "gone")
+        job = Job("gone", cluster.redis, _queue_name=QUEUE, _deserializer=cluster.redis.job_deserializer)
+        info = None
+        for _ in range(500):  # until the worker has ended it
+            info = await job.result_info()
+            if info is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert info is not None and not info.success and "job expired" in str(info.result)
+        assert await cluster.redis.zscore(QUEUE, "gone") is None

@@ -13,9 +13,12 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from signal import Signals
+from typing import Any, cast
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import ResponseError
@@ -23,6 +26,7 @@ from redis.exceptions import ResponseError
 from shared import protocol
 from shared.connection import Backoff, job_deserializer, job_serializer, lost_redis
 from shared.graph.compiled import CompiledStateGraph
+from shared.queue import TakenJob
 from workers.lease import LeaseKeeper
 from workers.runner import NodeRunner
 
@@ -31,6 +35,7 @@ log = logging.getLogger("arqgraph.worker")
 PICK_BATCH = 32  # ready jobs taken per round trip: workers that pick together share the work
 SWEEP_READ = 1000  # due job ids a sweep of the queue looks at
 RETRY_MARGIN = 0.005  # a retry is listed as ready this long after it is due (clocks differ)
+_OPENING: ContextVar[TakenJob | None] = ContextVar("arqgraph_opening", default=None)
 
 
 class GraphWorker(Worker):
@@ -142,18 +147,34 @@ class GraphWorker(Worker):
 
     async def start_jobs(self, job_ids: Sequence[str | bytes]) -> None:
         """Start the jobs among `job_ids` that this worker takes (one script for all of them,
-        where arq spends a WATCH/MULTI per job), as many as it has free slots."""
+        where arq spends a WATCH/MULTI per job, and another MULTI per job as it starts it), as
+        many as it has free slots."""
         ids = [j.decode() if isinstance(j, bytes) else j for j in job_ids]
         taken = await self.runner.jobs.take(
             ids, self.in_progress_timeout_s, self.max_jobs - self.job_counter
         )
-        for job_id, score in taken:
+        for job in taken:
             await self.sem.acquire()
             self.job_counter += 1
-            self.scores[job_id] = score
-            task = self.loop.create_task(self.run_job(job_id, score))
-            task.add_done_callback(functools.partial(self._job_ended, job_id))
-            self.tasks[job_id] = task
+            self.scores[job.job_id] = job.score
+            task = self.loop.create_task(self._run_taken(job))
+            task.add_done_callback(functools.partial(self._job_ended, job.job_id))
+            self.tasks[job.job_id] = task
+
+    async def _run_taken(self, job: TakenJob) -> None:
+        _OPENING.set(job)  # (this task's own context: see `pool`)
+        await self.run_job(job.job_id, job.score)
+
+    @property
+    def pool(self) -> ArqRedis:
+        """The worker's Redis; but the first thing arq's run_job asks of it, a MULTI that
+        reads the job and counts its try, the take script has done already: for a job it took,
+        that MULTI is answered from what the script returned, without a round trip."""
+        opening = _OPENING.get()
+        if opening is not None:
+            _OPENING.set(None)
+            return cast(ArqRedis, _OpenedJob(opening))
+        return cast(ArqRedis, self._pool)
 
     def _job_ended(self, job_id: str, task: asyncio.Task[None]) -> None:
         """A job's task is over: forget it and free its slot at once (arq does so on its next
@@ -245,6 +266,42 @@ class GraphWorker(Worker):
                 await self.pool.aclose(close_connection_pool=True)
         finally:
             self.threads_shutdown()
+
+
+class _OpenedJob:
+    """Stands in for arq 0.28's opening of a job in run_job (a MULTI of GET job, INCR try and
+    EXPIRE of the counter), answering it with what TAKE_JOBS_SCRIPT returned."""
+
+    def __init__(self, job: TakenJob) -> None:
+        self.job = job
+        self.calls: list[tuple[str, str]] = []
+
+    def pipeline(self, transaction: bool = True) -> _OpenedJob:
+        return self
+
+    async def __aenter__(self) -> _OpenedJob:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def get(self, key: str) -> None:
+        self.calls.append(("get", key))
+
+    def incr(self, key: str) -> None:
+        self.calls.append(("incr", key))
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.calls.append(("expire", key))
+
+    async def execute(self) -> list[Any]:
+        job_id = self.job.job_id
+        expected = [("get", job_key_prefix + job_id), ("incr", retry_key_prefix + job_id),
+                    ("expire", retry_key_prefix + job_id)]
+        if self.calls != expected:
+            raise RuntimeError(f"arq's run_job opened job {job_id} with {self.calls}, not the "
+                               f"{expected} of arq 0.28 that the take script does for it")
+        return [self.job.job or None, self.job.tries, True]
 
 
 async def _require_redis_7(redis: ArqRedis) -> None:

@@ -229,19 +229,26 @@ return #added
 """
 
 TAKE_JOBS_SCRIPT = """
--- KEYS: 1 the arq queue, then each job's arq in-progress key. ARGV: 1 now (ms), 2 the lease
--- (ms), 3 how many jobs to take at most, then the job ids.
+-- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter.
+-- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, then the job ids.
 -- arq's pick-up (a WATCH/MULTI per job) for many jobs in one round trip: a job is taken when
 -- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it
--- for the lease. Returns the ids taken, each followed by its score.
+-- for the lease. arq's start of each job taken is done here too (the MULTI of its run_job:
+-- read the job, count the try, keep the counter a day). Returns, for each job taken, its id,
+-- score, job ('' when it expired) and try.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
 for i = 4, #ARGV do
-  if #taken >= 2 * most then break end
+  if #taken >= 4 * most then break end
+  local k = 3 * (i - 4) + 2
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[i - 2]) == 0 then
-    redis.call('SET', KEYS[i - 2], '1', 'PX', ARGV[2])
+  if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[k]) == 0 then
+    redis.call('SET', KEYS[k], '1', 'PX', ARGV[2])
+    local tries = redis.call('INCR', KEYS[k + 2])
+    redis.call('EXPIRE', KEYS[k + 2], 88400)
     taken[#taken + 1] = ARGV[i]
     taken[#taken + 1] = score
+    taken[#taken + 1] = redis.call('GET', KEYS[k + 1]) or ''
+    taken[#taken + 1] = tries
   end
 end
 return taken
