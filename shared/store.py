@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
-CHECKPOINT_CACHE = 32  # decoded checkpoints a process keeps (see RunStore.load_run)
-RUN_CACHE = 256  # decoded runs a process keeps, each valid while its version is unchanged
+CHECKPOINT_CACHE = 2048  # decoded checkpoints a process keeps (see RunStore.load_run)...
+CACHE_BYTES = 64 * 1024 * 1024  # ...and at most this many bytes of them (encoded)
+RUN_CACHE = 4096  # decoded runs a process keeps, each valid while its version is unchanged
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class RunStore:
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
-        self._checkpoints: OrderedDict[str, SavedCheckpoint] = OrderedDict()  # see load_run
+        self._checkpoints: OrderedDict[str, tuple[SavedCheckpoint, int]] = OrderedDict()  # and size
+        self._cached_bytes = 0  # of the checkpoints kept, encoded
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()  # the last read of each run
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
         self._batch = Batch(redis)  # the calls of concurrent tasks: one round trip
@@ -174,7 +176,9 @@ class RunStore:
             args = list(task)
         known = self._runs.get(run_id)
         args.append(str(known.version) if known is not None else "")
-        reply = await self._load(keys, [*args, *self._checkpoints])
+        if known is not None and known.checkpoint_id in self._checkpoints:
+            args.append(known.checkpoint_id)  # (the one the run is likely still on)
+        reply = await self._load(keys, args)
         if not reply:
             self._runs.pop(run_id, None)
             return None, False
@@ -188,12 +192,13 @@ class RunStore:
         saved: SavedCheckpoint | None = None
         if blob:
             saved = protocol.decode_saved(blob)
-            self._remember(saved)
+            self._remember(saved, len(blob))
         elif cid:
-            saved = self._checkpoints.get(cid)
-            if saved is None:  # evicted between the call and now: read it
+            kept = self._checkpoints.get(cid)
+            if kept is None:  # evicted between the call and now: read it
                 saved = await self.saved_checkpoint(tag, cid)
             else:
+                saved = kept[0]
                 self._checkpoints.move_to_end(cid)
         record = protocol.decode_run(run_id, fields, saved)
         if not record.cancel_requested:  # (a run being cancelled is read in full each time)
@@ -203,12 +208,30 @@ class RunStore:
     def remember_run(self, record: RunRecord) -> RunRecord:
         """Keep `record` as this version of its run: a later load of the run finding the same
         version (and no cancel) uses it instead of reading the run's fields back. The
-        orchestrator gives it the records it has just committed."""
-        _keep(self._runs, record.run_id, record, RUN_CACHE)
+        orchestrator gives it the records it has just committed. (Only with its checkpoint
+        kept too, so that records keep no checkpoint alive beyond `_remember`'s bounds.)"""
+        if record.saved is None or record.checkpoint_id in self._checkpoints:
+            self._runs[record.run_id] = record
+            self._runs.move_to_end(record.run_id)
+            while len(self._runs) > RUN_CACHE:
+                self._runs.popitem(last=False)
         return record
 
-    def _remember(self, saved: SavedCheckpoint) -> None:
-        _keep(self._checkpoints, saved.id, saved, CHECKPOINT_CACHE)
+    def _remember(self, saved: SavedCheckpoint, size: int) -> None:
+        """Keep a decoded checkpoint (`size`: bytes encoded), the least recently used leaving
+        first beyond CHECKPOINT_CACHE of them or CACHE_BYTES; the record of its run leaves
+        with it (it holds the checkpoint)."""
+        old = self._checkpoints.pop(saved.id, None)
+        self._cached_bytes += size - (old[1] if old else 0)
+        self._checkpoints[saved.id] = (saved, size)
+        while len(self._checkpoints) > CHECKPOINT_CACHE or (
+            self._cached_bytes > CACHE_BYTES and len(self._checkpoints) > 1
+        ):
+            cid, (gone, gone_size) = self._checkpoints.popitem(last=False)
+            self._cached_bytes -= gone_size
+            run = self._runs.get(gone.run_id)
+            if run is not None and run.checkpoint_id == cid:
+                del self._runs[gone.run_id]
 
     async def status(self, run_id: str) -> str | None:
         raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
@@ -238,9 +261,10 @@ class RunStore:
         final = status in protocol.FINAL_STATUSES
         tag = record.tag
         edit = edit or WritesEdit(record.checkpoint_id or "-")
+        blob = protocol.encode_saved(saved) if saved else b""
         args: list[Any] = [
             str(record.version), str(len(run_fields)),
-            saved.id if saved else "", protocol.encode_saved(saved) if saved else b"",
+            saved.id if saved else "", blob,
             "1" if saved is not None and new and not saved.transient else "0",
             "1" if final else "0",
             record.run_id, str(len(edit.drop)), str(len(edit.resume)),
@@ -259,7 +283,7 @@ class RunStore:
         ]
         done = bool(await self._commit(keys=keys, args=args))
         if done and saved is not None:
-            self._remember(saved)  # the next load of the run need not fetch it back
+            self._remember(saved, len(blob))  # the next load of the run need not fetch it back
         return done
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
@@ -476,14 +500,6 @@ class RunStore:
         time is reserved meanwhile); 0 when it may start now."""
         keys = [protocol.rate_key(graph, node)]
         return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
-
-
-def _keep(cache: OrderedDict[str, Any], key: str, value: Any, most: int) -> None:
-    """Put `value` in a least-recently-used cache of `most` entries."""
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > most:
-        cache.popitem(last=False)
 
 
 def _claim_of(reply: list[Any]) -> Claim | None:
