@@ -1,0 +1,61 @@
+"""The orchestrator's sweep of unfinished runs: the safety net for lost notices, which leaves
+alone the runs that are moving along. On the in-memory Redis, the orchestrator not serving (its
+inbox unread, as if every notice were lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from typing import Annotated, TypedDict
+
+import pytest
+
+from orchestrator.embedded import in_memory_redis
+from orchestrator.service import Orchestrator
+from shared import protocol
+from shared.graph import END, START, StateGraph
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+
+
+def one_node():
+    builder = StateGraph(State)
+    builder.add_node("one", lambda state: {"log": ["one"]})
+    builder.add_edge(START, "one")
+    builder.add_edge("one", END)
+    return builder.compile(name="swept")
+
+
+async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    redis = in_memory_redis()
+    orchestrator = Orchestrator(redis, [one_node()], sweep_interval=60)
+    await orchestrator.register()
+    run_id = protocol.new_run_id("t1")
+    await orchestrator.store.create_run(run_id, "swept", thread_id="t1", keep=False,
+                                        kind="input", input={"log": []}, config={}, context=None)
+    poked: list[str] = []
+    poke = orchestrator.poke
+    monkeypatch.setattr(orchestrator, "poke", lambda r: (poked.append(r), poke(r)))
+
+    await orchestrator.sweep()  # its submit notice unread: the sweep starts it
+    assert poked == [run_id]
+    await asyncio.gather(*orchestrator._busy.values())
+    record = await orchestrator.store.load_run(run_id)
+    assert record is not None and record.status == "running"
+    assert await redis.llen(protocol.ready_key(protocol.DEFAULT_QUEUE)) == 1  # its task
+
+    await orchestrator.sweep()  # just moved by this orchestrator: left alone
+    assert poked == [run_id]
+    orchestrator._moved[run_id] -= 60  # a sweep interval without a move: swept again
+    await orchestrator.sweep()
+    assert poked == [run_id, run_id]
+    await asyncio.gather(*orchestrator._busy.values())
+
+    await redis.srem(protocol.active_key("swept"), run_id)  # finished (elsewhere): forgotten
+    await orchestrator.sweep()
+    assert run_id not in orchestrator._moved and poked == [run_id, run_id]
+    await redis.aclose()
