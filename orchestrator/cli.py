@@ -58,7 +58,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     queue_option(orch)
     orch.add_argument("--sweep-interval", type=float, default=s.sweep_interval,
                       help="seconds between checks of unfinished runs, a safety net for lost "
-                      f"notices (env ARQGRAPH_SWEEP_INTERVAL; {s.sweep_interval})")
+                      "notices: a run is checked once it has not moved for this long, a run "
+                      "found waiting again after twice as long each time, up to 16 times this "
+                      f"(env ARQGRAPH_SWEEP_INTERVAL; {s.sweep_interval})")
     orch.add_argument("--retention", type=int, default=s.retention,
                       help=f"seconds a finished run stays readable (env ARQGRAPH_RETENTION; "
                       f"{s.retention})")

@@ -54,6 +54,7 @@ from shared.types import Interrupt
 log = logging.getLogger("arqgraph.orchestrator")
 
 DEFAULT_RECURSION_LIMIT = 10007
+SWEEP_BACKOFF = 16  # a run the sweep keeps finding waiting is swept this many intervals apart
 WEEK = 7 * 24 * 3600
 
 
@@ -79,7 +80,8 @@ class Orchestrator:
         self.name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
-        self._moved: dict[str, float] = {}  # run id -> when this orchestrator last advanced it
+        # run id -> when this orchestrator last advanced it, and how long the sweep waits then
+        self._moved: dict[str, tuple[float, float]] = {}
         self._slots = asyncio.Semaphore(max_parallel_runs)
 
     async def register(self) -> None:
@@ -135,28 +137,34 @@ class Orchestrator:
                 pass
 
     async def sweep(self) -> None:
-        """Advance the unfinished runs that this orchestrator has not advanced for a sweep
-        interval: one whose notice was lost, or whose orchestrator died, is then picked up
-        within two intervals. The runs moving along are left alone: sweeping every run in
-        flight each time cost thousands of needless moves a second with 10,000 of them."""
+        """Advance the unfinished runs this orchestrator has not advanced for a while: a run
+        whose notice was lost, or whose orchestrator died, is picked up.
+
+        "A while" is one sweep interval after a move on a notice, so a run that was moving
+        along is repaired within two intervals. A run the sweep itself advanced was waiting
+        (for a slow node, most likely): it is swept again after twice as long each time, up to
+        SWEEP_BACKOFF intervals. Sweeping every run in flight every interval cost a move per
+        run each time: with 5,000 runs waiting on a slow node, 40 % of a core and 16,000
+        Redis commands a second.
+        """
         now = asyncio.get_running_loop().time()
         active: set[str] = set()
         for name in self.graphs:
             for run_id in await self.store.active_runs(name):
                 active.add(run_id)
-                moved = self._moved.get(run_id)
-                if run_id not in self._busy and (moved is None or now - moved >= self.sweep_interval):
-                    self.poke(run_id)
-        self._moved = {run_id: t for run_id, t in self._moved.items() if run_id in active}
+                moved, wait = self._moved.get(run_id, (now, 0.0))
+                if run_id not in self._busy and now - moved >= wait:
+                    self.poke(run_id, swept=True)
+        self._moved = {run_id: m for run_id, m in self._moved.items() if run_id in active}
 
-    def poke(self, run_id: str) -> None:
+    def poke(self, run_id: str, swept: bool = False) -> None:
         """Advance `run_id` soon; if it is being advanced right now, once more afterwards."""
         if run_id in self._busy:
             self._dirty.add(run_id)
             return
-        self._busy[run_id] = asyncio.create_task(self._advance_while_dirty(run_id))
+        self._busy[run_id] = asyncio.create_task(self._advance_while_dirty(run_id, swept))
 
-    async def _advance_while_dirty(self, run_id: str) -> None:
+    async def _advance_while_dirty(self, run_id: str, swept: bool) -> None:
         try:
             async with self._slots:
                 while True:
@@ -166,11 +174,18 @@ class Orchestrator:
                     except Exception:
                         log.exception("advancing run %s failed; the sweep will retry", run_id)
                         return
-                    self._moved[run_id] = asyncio.get_running_loop().time()
+                    self._note_moved(run_id, swept)
                     if run_id not in self._dirty:
                         return
+                    swept = False  # (the sweep leaves busy runs alone: a notice came)
         finally:
             self._busy.pop(run_id, None)
+
+    def _note_moved(self, run_id: str, swept: bool) -> None:
+        wait = self.sweep_interval
+        if swept and run_id in self._moved:
+            wait = min(2 * self._moved[run_id][1], SWEEP_BACKOFF * self.sweep_interval)
+        self._moved[run_id] = (asyncio.get_running_loop().time(), wait)
 
     async def advance(self, run_id: str) -> None:
         """Do whatever is due for the run; safe to call any number of times, from anywhere."""

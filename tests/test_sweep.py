@@ -11,7 +11,7 @@ from typing import Annotated, TypedDict
 import pytest
 
 from orchestrator.embedded import in_memory_redis
-from orchestrator.service import Orchestrator
+from orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from shared import protocol
 from shared.graph import END, START, StateGraph
 
@@ -39,7 +39,8 @@ async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
                                         kind="input", input={"log": []}, config={}, context=None)
     poked: list[str] = []
     poke = orchestrator.poke
-    monkeypatch.setattr(orchestrator, "poke", lambda r: (poked.append(r), poke(r)))
+    monkeypatch.setattr(orchestrator, "poke",
+                        lambda r, swept=False: (poked.append(r), poke(r, swept)))
 
     await orchestrator.sweep()  # its submit notice unread: the sweep starts it
     assert poked == [run_id]
@@ -50,12 +51,20 @@ async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
 
     await orchestrator.sweep()  # just moved by this orchestrator: left alone
     assert poked == [run_id]
-    orchestrator._moved[run_id] -= 60  # a sweep interval without a move: swept again
-    await orchestrator.sweep()
-    assert poked == [run_id, run_id]
+    waits = []
+    for _ in range(6):  # each sweep that finds it waiting (its task not done) waits twice as long
+        moved, wait = orchestrator._moved[run_id]
+        waits.append(wait)
+        orchestrator._moved[run_id] = (moved - wait, wait)  # that long without a move
+        await orchestrator.sweep()
+        await asyncio.gather(*orchestrator._busy.values())
+    assert waits == [60, 120, 240, 480, 960, 960] and SWEEP_BACKOFF == 16  # then no longer
+    assert poked == [run_id] * 7
+    orchestrator.poke(run_id)  # a notice: it moves along again, swept an interval after
     await asyncio.gather(*orchestrator._busy.values())
+    assert orchestrator._moved[run_id][1] == 60
 
     await redis.srem(protocol.active_key("swept"), run_id)  # finished (elsewhere): forgotten
     await orchestrator.sweep()
-    assert run_id not in orchestrator._moved and poked == [run_id, run_id]
+    assert run_id not in orchestrator._moved and len(poked) == 8
     await redis.aclose()
