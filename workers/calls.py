@@ -122,11 +122,13 @@ async def run_call(
 async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], threads: Executor,
                 timeout: float | None) -> Any:
     if asyncio.iscoroutinefunction(task.fn):
-        return await asyncio.wait_for(task.fn(*args, **kwargs), timeout)
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()
-    call = loop.run_in_executor(threads, functools.partial(context.run, task.fn, *args, **kwargs))
-    return await asyncio.wait_for(call, timeout)
+        call = task.fn(*args, **kwargs)
+    else:
+        context = contextvars.copy_context()
+        call = asyncio.get_running_loop().run_in_executor(
+            threads, functools.partial(context.run, task.fn, *args, **kwargs))
+    async with asyncio.timeout(timeout):
+        return await call
 
 
 @contextlib.asynccontextmanager

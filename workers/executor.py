@@ -87,7 +87,8 @@ async def run_node(
         return await call
     started = time.monotonic()
     try:
-        return await asyncio.wait_for(call, timeout)
+        async with asyncio.timeout(timeout):  # (wait_for would run the node in a task of its own)
+            return await call
     except TimeoutError:
         raise NodeTimeoutError(node.name, time.monotonic() - started, timeout=timeout) from None
 
