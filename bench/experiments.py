@@ -144,7 +144,7 @@ async def run(n: int) -> list[str]:
         d = decode(size)
         lines.append(f"- decode a saved checkpoint of {size:,} Send tasks ({d['bytes']:,} bytes): "
                      f"{d['decode_ms']:.2f} ms (encode {d['encode_ms']:.2f} ms); a worker does it "
-                     "once per task it runs")
+                     "once per step it runs tasks of (it keeps what it decoded)")
     return lines
 
 
