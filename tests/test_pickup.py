@@ -6,8 +6,6 @@ cluster test)."""
 from __future__ import annotations
 
 import asyncio
-import operator
-from typing import Annotated, TypedDict
 
 import pytest
 from arq.jobs import Job, JobStatus
@@ -15,8 +13,8 @@ from arq.utils import timestamp_ms
 
 from orchestrator.embedded import EmbeddedCluster, in_memory_redis
 from shared import protocol
-from shared.graph import END, START, StateGraph
 from shared.queue import JobQueue
+from tests.graphs.one_node import one_node_graph
 from workers.worker import _require_redis_7, build_worker
 
 QUEUE = protocol.DEFAULT_QUEUE
@@ -54,21 +52,9 @@ async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     await redis.aclose()
 
 
-class State(TypedDict, total=False):
-    log: Annotated[list, operator.add]
-
-
-def one_node_graph():
-    builder = StateGraph(State)
-    builder.add_node("node", lambda state: {"log": ["ran"]})
-    builder.add_edge(START, "node")
-    builder.add_edge("node", END)
-    return builder.compile(name="pickup")
-
-
 async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep():
     """A job enqueued by plain arq (or whose entry a dead worker popped) still runs."""
-    async with EmbeddedCluster([one_node_graph()]) as cluster:
+    async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
         job_id = "not-listed"
         await enqueue(cluster.redis, job_id)  # its payload is not a task: rejected, but taken
         assert not await cluster.redis.llen(protocol.ready_key(QUEUE))
@@ -79,7 +65,7 @@ async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep():
 
 
 async def test_a_deferred_job_is_not_started_before_it_is_due_even_if_listed():
-    async with EmbeddedCluster([one_node_graph()]) as cluster:
+    async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
         await enqueue(cluster.redis, "deferred", defer_ms=60_000)
         await cluster.redis.rpush(protocol.ready_key(QUEUE), "deferred")
         # The worker has popped the entry once the list is empty; then the graph runs too.
@@ -92,7 +78,7 @@ async def test_a_deferred_job_is_not_started_before_it_is_due_even_if_listed():
 
 async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytest.MonkeyPatch):
     redis = in_memory_redis()
-    worker = build_worker(redis, [one_node_graph()], handle_signals=False, poll_delay=0.05)
+    worker = build_worker(redis, [one_node_graph("pickup")], handle_signals=False, poll_delay=0.05)
     for name in ("x", "y", "z"):
         await enqueue(redis, name)
     await redis.rpush(protocol.ready_key(QUEUE), "x", "y", "z")
@@ -122,7 +108,7 @@ async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytes
 
 async def test_a_job_handed_back_is_listed_as_ready_again():
     redis = in_memory_redis()
-    worker = build_worker(redis, [one_node_graph()], handle_signals=False)
+    worker = build_worker(redis, [one_node_graph("pickup")], handle_signals=False)
     await enqueue(redis, "h")
     [(job_id, score, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
@@ -172,7 +158,7 @@ async def test_backoff_doubles_up_to_its_most_resets_and_stops_early():
 async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it():
     """The take script opens jobs for arq's run_job; one whose job key is gone (expired) still
     ends as arq ends it: a failed result, and out of the queue."""
-    async with EmbeddedCluster([one_node_graph()]) as cluster:
+    async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
         await enqueue(cluster.redis, "gone")
         await cluster.redis.delete("arq:job:gone")
         await cluster.redis.rpush(protocol.ready_key(QUEUE), "gone")

@@ -4,33 +4,18 @@ Fast tests on the in-memory Redis."""
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, TypedDict
-
 import pytest
 
 from orchestrator.embedded import EmbeddedCluster
 from shared import protocol, store
-from shared.graph import END, START, StateGraph
 from shared.store import RunStore
-
-
-class State(TypedDict, total=False):
-    log: Annotated[list, operator.add]
-
-
-def echo_graph():
-    builder = StateGraph(State)
-    builder.add_node("node", lambda state: {"log": ["seen"]})
-    builder.add_edge(START, "node")
-    builder.add_edge("node", END)
-    return builder.compile(name="echo")
+from tests.graphs.one_node import one_node_graph
 
 
 async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    async with EmbeddedCluster([echo_graph()]) as cluster:
+    async with EmbeddedCluster([one_node_graph("echo")]) as cluster:
         handles = [await cluster.client.submit("echo", {"log": [f"{i}" * 20_000]}) for i in range(5)]
         for handle in handles:
             await handle.result()
@@ -49,7 +34,7 @@ async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them
 
 
 async def test_a_known_run_is_not_read_back_until_it_changes():
-    async with EmbeddedCluster([echo_graph()]) as cluster:
+    async with EmbeddedCluster([one_node_graph("echo")]) as cluster:
         handle = await cluster.client.submit("echo", {"log": []})
         await handle.result()
         reader = RunStore(cluster.redis)

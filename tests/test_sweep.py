@@ -5,34 +5,20 @@ inbox unread, as if every notice were lost)."""
 from __future__ import annotations
 
 import asyncio
-import operator
-from typing import Annotated, TypedDict
 
 import pytest
 
 from orchestrator.embedded import in_memory_redis
 from orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from shared import protocol
-from shared.graph import END, START, StateGraph
-
-
-class State(TypedDict, total=False):
-    log: Annotated[list, operator.add]
-
-
-def one_node():
-    builder = StateGraph(State)
-    builder.add_node("one", lambda state: {"log": ["one"]})
-    builder.add_edge(START, "one")
-    builder.add_edge("one", END)
-    return builder.compile(name="swept")
+from tests.graphs.one_node import one_node_graph
 
 
 async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
     monkeypatch: pytest.MonkeyPatch,
 ):
     redis = in_memory_redis()
-    orchestrator = Orchestrator(redis, [one_node()], sweep_interval=60)
+    orchestrator = Orchestrator(redis, [one_node_graph("swept")], sweep_interval=60)
     await orchestrator.register()
     run_id = protocol.new_run_id("t1")
     await orchestrator.store.create_run(run_id, "swept", thread_id="t1", keep=False,
