@@ -17,7 +17,7 @@ from shared.batch import Batch
 from shared.connection import RETRYABLE, Backoff
 from shared.protocol import EventMode, InboxNote, RunRecord
 
-log = logging.getLogger("arqgraph.store")
+log = logging.getLogger("arqgraph.events")
 
 ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
 

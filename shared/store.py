@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +19,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from shared import codec, protocol
 from shared.batch import Batch
+from shared.cache import RunCache
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from shared.events import Events
 from shared.pregel import TaskOutcome
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("arqgraph.store")
 
 NO_RESUME: Any = object()  # a run that does not resume interrupts
-CHECKPOINT_CACHE = 2048  # decoded checkpoints a process keeps (see RunStore.load_run)...
-CACHE_BYTES = 64 * 1024 * 1024  # ...and at most this many bytes of them (encoded)
-RUN_CACHE = 4096  # decoded runs a process keeps, each valid while its version is unchanged
 
 
 @dataclass(frozen=True)
@@ -70,9 +67,7 @@ class RunStore:
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
-        self._checkpoints: OrderedDict[str, tuple[SavedCheckpoint, int]] = OrderedDict()  # and size
-        self._cached_bytes = 0  # of the checkpoints kept, encoded
-        self._runs: OrderedDict[str, RunRecord] = OrderedDict()  # the last read of each run
+        self.cache = RunCache()
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
         self._batch = Batch(redis)  # the calls of concurrent tasks: one round trip
         self.events = Events(redis, self._batch)
@@ -135,11 +130,9 @@ class RunStore:
         await self.events.notify(graph, InboxNote(kind="submit", run_id=run_id))
 
     async def load_run(self, run_id: str) -> RunRecord | None:
-        """A run with its current checkpoint. The checkpoint comes from this store's cache when
-        it has it: a step's checkpoint does not change (only its `view`, which no process that
-        loads runs reads), and every task of the step loads it, so a worker fetches and decodes
-        it once per step, not once per task (tasks that start together wait for the first
-        one's load, then load the run without it)."""
+        """A run with its current checkpoint, from this process's cache where it can (see
+        `shared.cache`); tasks of a step that start together wait for the first one's load,
+        then load the run without its checkpoint."""
         record, _ = await self._load_run(run_id, None)
         return record
 
@@ -174,64 +167,38 @@ class RunStore:
         if task is not None:
             keys += [protocol.claims_key(tag, task[0]), protocol.writes_key(tag, task[0])]
             args = list(task)
-        known = self._runs.get(run_id)
+        known = self.cache.run(run_id)
         args.append(str(known.version) if known is not None else "")
-        if known is not None and known.checkpoint_id in self._checkpoints:
+        if known is not None and self.cache.has_checkpoint(known.checkpoint_id):
             args.append(known.checkpoint_id)  # (the one the run is likely still on)
         reply = await self._load(keys, args)
         if not reply:
-            self._runs.pop(run_id, None)
+            self.cache.forget_run(run_id)
             return None, False
         flat, blob, claimed = (list(reply) + [None, None])[:3]
         claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
         if not flat and known is not None:  # unchanged since this process last read it
-            self._runs.move_to_end(run_id)
             return known, claim
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         cid = fields.get(b"checkpoint_id", b"").decode()
         saved: SavedCheckpoint | None = None
         if blob:
             saved = protocol.decode_saved(blob)
-            self._remember(saved, len(blob))
+            self.cache.keep_checkpoint(saved, len(blob))
         elif cid:
-            kept = self._checkpoints.get(cid)
-            if kept is None:  # evicted between the call and now: read it
+            saved = self.cache.checkpoint(cid)
+            if saved is None:  # evicted between the call and now: read it
                 saved = await self.saved_checkpoint(tag, cid)
-            else:
-                saved = kept[0]
-                self._checkpoints.move_to_end(cid)
         record = protocol.decode_run(run_id, fields, saved)
         if not record.cancel_requested:  # (a run being cancelled is read in full each time)
-            self.remember_run(record)
+            self.cache.keep_run(record)
         return record, claim
 
     def remember_run(self, record: RunRecord) -> RunRecord:
         """Keep `record` as this version of its run: a later load of the run finding the same
         version (and no cancel) uses it instead of reading the run's fields back. The
-        orchestrator gives it the records it has just committed. (Only with its checkpoint
-        kept too, so that records keep no checkpoint alive beyond `_remember`'s bounds.)"""
-        if record.saved is None or record.checkpoint_id in self._checkpoints:
-            self._runs[record.run_id] = record
-            self._runs.move_to_end(record.run_id)
-            while len(self._runs) > RUN_CACHE:
-                self._runs.popitem(last=False)
-        return record
-
-    def _remember(self, saved: SavedCheckpoint, size: int) -> None:
-        """Keep a decoded checkpoint (`size`: bytes encoded), the least recently used leaving
-        first beyond CHECKPOINT_CACHE of them or CACHE_BYTES; the record of its run leaves
-        with it (it holds the checkpoint)."""
-        old = self._checkpoints.pop(saved.id, None)
-        self._cached_bytes += size - (old[1] if old else 0)
-        self._checkpoints[saved.id] = (saved, size)
-        while len(self._checkpoints) > CHECKPOINT_CACHE or (
-            self._cached_bytes > CACHE_BYTES and len(self._checkpoints) > 1
-        ):
-            cid, (gone, gone_size) = self._checkpoints.popitem(last=False)
-            self._cached_bytes -= gone_size
-            run = self._runs.get(gone.run_id)
-            if run is not None and run.checkpoint_id == cid:
-                del self._runs[gone.run_id]
+        orchestrator gives it the records it has just committed."""
+        return self.cache.keep_run(record)
 
     async def status(self, run_id: str) -> str | None:
         raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
@@ -283,7 +250,7 @@ class RunStore:
         ]
         done = bool(await self._commit(keys=keys, args=args))
         if done and saved is not None:
-            self._remember(saved, len(blob))  # the next load of the run need not fetch it back
+            self.cache.keep_checkpoint(saved, len(blob))  # the next load need not fetch it back
         return done
 
     async def retire(self, record: RunRecord, seconds: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.embedded import EmbeddedCluster
-from shared import protocol, store
+from shared import cache, protocol
 from shared.store import RunStore
 from tests.graphs.one_node import one_node_graph
 
@@ -23,12 +23,12 @@ async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them
         first = await reader.load_run(handles[0].run_id)
         assert first is not None and first.saved is not None
         size = len(protocol.encode_saved(first.saved))
-        monkeypatch.setattr(store, "CACHE_BYTES", int(2.5 * size))
+        monkeypatch.setattr(cache, "CHECKPOINT_BYTES", int(2.5 * size))
         records = [first] + [await reader.load_run(h.run_id) for h in handles[1:]]
 
-        assert reader._cached_bytes <= store.CACHE_BYTES
-        assert list(reader._checkpoints) == [r.checkpoint_id for r in records[-2:] if r]
-        assert list(reader._runs) == [h.run_id for h in handles[-2:]]  # the others left
+        assert reader.cache.checkpoint_bytes <= cache.CHECKPOINT_BYTES
+        assert reader.cache.checkpoint_ids() == [r.checkpoint_id for r in records[-2:] if r]
+        assert reader.cache.run_ids() == [h.run_id for h in handles[-2:]]  # the others left
         again = await reader.load_run(handles[0].run_id)  # read in full again, the same
         assert again == first and again is not first
 
