@@ -189,9 +189,8 @@ class Orchestrator:
 
     async def advance(self, run_id: str) -> None:
         """Do whatever is due for the run; safe to call any number of times, from anywhere."""
-        record = await self.store.load_run(run_id)
-        fresh = False  # whether `record` is the one this orchestrator has just committed
-        while record is not None:
+        record, outcomes = await self.store.load_step(run_id)
+        while record is not None:  # `outcomes`: of its step's tasks, when known (or None)
             if record.status in protocol.FINAL_STATUSES:
                 # Finished, but still swept: whoever finished it died before retiring it.
                 if await self.store.is_active(record):
@@ -219,16 +218,17 @@ class Orchestrator:
                     await self._fail(record, exc)
                 else:
                     if started is not None:  # our commit won: go on from it without a read
-                        record, fresh = started
+                        record, new = started
+                        outcomes = {} if new else None
                         continue
             else:
-                step = await self._step(graph, record, fresh)
-                if isinstance(step, RunRecord):
-                    record, fresh = step, True  # our commit won: go on from it without a read
+                step = await self._step(graph, record, outcomes)
+                if isinstance(step, RunRecord):  # our commit won: go on from it without a read
+                    record, outcomes = step, {}  # (its tasks have no outcomes yet)
                     continue
                 if not step:
                     return
-            record, fresh = await self.store.load_run(run_id), False
+            record, outcomes = await self.store.load_step(run_id)
 
     def _saved(
         self, record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
@@ -326,11 +326,13 @@ class Orchestrator:
         return WritesEdit(base.id, drop, values), events
 
     async def _step(
-        self, graph: CompiledStateGraph, record: RunRecord, fresh: bool = False
+        self, graph: CompiledStateGraph, record: RunRecord,
+        known: dict[str, TaskOutcome] | None = None,
     ) -> RunRecord | bool:
-        """One move of a running run. Returns False when nothing more is due, True when the
-        run must be read again, or the run as this move committed it (its new step, whose tasks
-        have no outcomes yet: `fresh`), to go on from without reading it back."""
+        """One move of a running run, whose step's outcomes are `known` (read with the run,
+        or none yet for a step just committed) or to be read. Returns False when nothing more
+        is due, True when the run must be read again, or the run as this move committed it,
+        to go on from without reading it back."""
         saved = record.saved
         assert saved is not None
         checkpoint = saved.checkpoint
@@ -339,7 +341,10 @@ class Orchestrator:
                    "checkpoint_id": saved.id}
             return not await self._finish(record, "done", end)
         task_ids = [t.id for t in checkpoint.tasks]
-        outcomes = {} if fresh else await self.store.outcomes(record.tag, saved.id, task_ids)
+        if known is None:
+            outcomes = await self.store.outcomes(record.tag, saved.id, task_ids)
+        else:
+            outcomes = dict(known)
         given = {t.id for t in checkpoint.tasks
                  if (t.node == START or t.update) and t.node not in graph.branches}
         for task in checkpoint.tasks:

@@ -133,8 +133,16 @@ class RunStore:
         """A run with its current checkpoint, from this process's cache where it can (see
         `shared.cache`); tasks of a step that start together wait for the first one's load,
         then load the run without its checkpoint."""
-        record, _ = await self._load_run(run_id, None)
-        return record
+        return (await self._load_run(run_id))[0]
+
+    async def load_step(
+        self, run_id: str
+    ) -> tuple[RunRecord | None, dict[str, TaskOutcome] | None]:
+        """`load_run`, and, when the run is still on the step this process last saw it on
+        (the orchestrator: the step it committed), the outcomes of that step's tasks, read in
+        the same round trip; None when they are still to be read."""
+        record, _, outcomes = await self._load_run(run_id, outcomes=True)
+        return record, outcomes
 
     async def start_task(
         self, run_id: str, checkpoint_id: str, task_id: str
@@ -142,15 +150,16 @@ class RunStore:
         """`load_run` and `claim_task` in one round trip: the run, and the task's new attempt
         (None when the task already has an outcome), or False when it was not claimed because
         the run is not running that step, or is being cancelled."""
-        return await self._load_run(run_id, (checkpoint_id, task_id))
+        record, claim, _ = await self._load_run(run_id, (checkpoint_id, task_id))
+        return record, claim
 
     async def _load_run(
-        self, run_id: str, task: tuple[str, str] | None
-    ) -> tuple[RunRecord | None, Claim | None | Literal[False]]:
+        self, run_id: str, task: tuple[str, str] | None = None, outcomes: bool = False
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False], dict[str, TaskOutcome] | None]:
         earlier = self._loading.get(run_id)
         if earlier is not None:
             await asyncio.wait([earlier])
-        loading = asyncio.ensure_future(self._fetch_run(run_id, task))
+        loading = asyncio.ensure_future(self._fetch_run(run_id, task, outcomes))
         self._loading[run_id] = loading
         try:
             return await loading
@@ -159,8 +168,8 @@ class RunStore:
                 del self._loading[run_id]
 
     async def _fetch_run(
-        self, run_id: str, task: tuple[str, str] | None
-    ) -> tuple[RunRecord | None, Claim | None | Literal[False]]:
+        self, run_id: str, task: tuple[str, str] | None, with_outcomes: bool
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False], dict[str, TaskOutcome] | None]:
         tag = protocol.tag_of(run_id)
         keys = [protocol.run_key(run_id), protocol.checkpoints_key(tag)]
         args: list[str] = ["", ""]
@@ -169,16 +178,27 @@ class RunStore:
             args = list(task)
         known = self.cache.run(run_id)
         args.append(str(known.version) if known is not None else "")
+        task_ids: list[str] = []
         if known is not None and self.cache.has_checkpoint(known.checkpoint_id):
-            args.append(known.checkpoint_id)  # (the one the run is likely still on)
+            cid = known.checkpoint_id  # (the checkpoint the run is likely still on)
+            args.append(cid)
+            if with_outcomes and known.status == "running" and known.saved is not None:
+                task_ids = [t.id for t in known.saved.checkpoint.tasks]
+                keys += [protocol.claims_key(tag, cid), protocol.writes_key(tag, cid)]
+                args += task_ids
+        else:
+            args.append("")
         reply = await self._load(keys, args)
         if not reply:
             self.cache.forget_run(run_id)
-            return None, False
-        flat, blob, claimed = (list(reply) + [None, None])[:3]
+            return None, False, None
+        flat, blob, claimed, got = (list(reply) + [None, None, None])[:4]
         claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
+        outcomes = None
+        if task_ids and got is not None:
+            outcomes = _outcomes_of(task_ids, got)
         if not flat and known is not None:  # unchanged since this process last read it
-            return known, claim
+            return known, claim, outcomes
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
         cid = fields.get(b"checkpoint_id", b"").decode()
         saved: SavedCheckpoint | None = None
@@ -192,7 +212,7 @@ class RunStore:
         record = protocol.decode_run(run_id, fields, saved)
         if not record.cancel_requested:  # (a run being cancelled is read in full each time)
             self.cache.keep_run(record)
-        return record, claim
+        return record, claim, outcomes
 
     def remember_run(self, record: RunRecord) -> RunRecord:
         """Keep `record` as this version of its run: a later load of the run finding the same
@@ -325,9 +345,7 @@ class RunStore:
         if not task_ids:
             return {}
         raw = await self._batch.command("HMGET", protocol.writes_key(tag, checkpoint_id), *task_ids)
-        return {
-            tid: protocol.decode_outcome(blob) for tid, blob in zip(task_ids, raw, strict=True) if blob
-        }
+        return _outcomes_of(task_ids, raw)
 
     async def task_records(
         self, tag: str, checkpoint_id: str
@@ -475,3 +493,8 @@ def _claim_of(reply: list[Any]) -> Claim | None:
         return None
     resume = tuple(codec.unpackb(reply[3])["resume"]) if len(reply) > 3 and reply[3] else ()
     return Claim(int(reply[0]), int(reply[1]), int(reply[2]), resume)
+
+
+def _outcomes_of(task_ids: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, TaskOutcome]:
+    """The outcomes of a step's tasks, from their blobs (None for a task without one)."""
+    return {tid: protocol.decode_outcome(b) for tid, b in zip(task_ids, blobs, strict=True) if b}

@@ -18,8 +18,8 @@ POINT is one of:
   (only in an enqueue of more than N tasks, so that some jobs are enqueued and some not);
 - `after-enqueue:K`: right after every missing task of superstep K was enqueued, while the step
   runs (between supersteps);
-- `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present,
-  before the next checkpoint is committed;
+- `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present
+  (alone, or with the run), before the next checkpoint is committed;
 - `before-finish`: right before the commit that finishes the run as done;
 - `after-finish`: right after that commit, before the run is retired (expiry, active set).
 
@@ -135,6 +135,7 @@ def install(crasher: Crasher) -> None:
     original_queue_init = JobQueue.__init__
     original_enqueue = JobQueue.enqueue
     original_outcomes = RunStore.outcomes
+    original_load_step = RunStore.load_step
 
     def init(self: RunStore, redis: ArqRedis) -> None:
         original_init(self, redis)
@@ -192,19 +193,29 @@ def install(crasher: Crasher) -> None:
 
         return enqueue_jobs
 
-    async def outcomes(
-        self: RunStore, tag: str, checkpoint_id: str, task_ids: Sequence[str]
-    ) -> Any:
-        found = await original_outcomes(self, tag, checkpoint_id, task_ids)
+    def read_outcomes(tag: str, task_ids: Sequence[str], found: dict[str, Any]) -> None:
         step = crasher.point.step
         if (task_ids and len(found) == len(task_ids)
                 and all(t.startswith(f"{step}:") for t in task_ids)
                 and crasher.at("outcomes-read", tag, step)):
             crasher.crash(tag, outcomes=sorted(found))
+
+    async def outcomes(
+        self: RunStore, tag: str, checkpoint_id: str, task_ids: Sequence[str]
+    ) -> Any:
+        found = await original_outcomes(self, tag, checkpoint_id, task_ids)
+        read_outcomes(tag, task_ids, found)
         return found
+
+    async def load_step(self: RunStore, run_id: str) -> Any:
+        record, found = await original_load_step(self, run_id)
+        if record is not None and record.saved is not None and found is not None:
+            read_outcomes(record.tag, [t.id for t in record.saved.checkpoint.tasks], found)
+        return record, found
 
     RunStore.__init__ = init  # type: ignore[method-assign]
     RunStore.outcomes = outcomes  # type: ignore[method-assign]
+    RunStore.load_step = load_step  # type: ignore[method-assign]
     JobQueue.__init__ = queue_init  # type: ignore[method-assign]
     JobQueue.enqueue = enqueue  # type: ignore[method-assign]
     queue_module.ENQUEUE_CHUNK = 1  # so that a crash can fall between two jobs of a step

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.embedded import EmbeddedCluster
+from orchestrator.embedded import EmbeddedCluster, in_memory_redis
+from orchestrator.service import Orchestrator
 from shared import cache, protocol
+from shared.graph import START, StateGraph
+from shared.pregel import TaskOutcome
 from shared.store import RunStore
-from tests.graphs.one_node import one_node_graph
+from tests.graphs.one_node import LogState, one_node_graph
 
 
 async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them(
@@ -48,3 +51,38 @@ async def test_a_known_run_is_not_read_back_until_it_changes():
         assert latest is not None and latest is not record
         assert (latest.version, latest.status) == (record.version + 1, "failed")
         assert latest.saved == record.saved  # its checkpoint, unchanged, was not sent again
+
+
+async def test_a_step_s_outcomes_come_with_the_run_to_whoever_knows_its_step():
+    """The orchestrator reads a run and its step's outcomes in one round trip: when the run is
+    still on the step it committed, the outcomes posted since come with the load."""
+    builder = StateGraph(LogState)
+    builder.add_node("a", lambda state: {"log": ["a"]})
+    builder.add_node("b", lambda state: {"log": ["b"]})
+    builder.add_edge(START, "a")
+    builder.add_edge(START, "b")
+    orchestrator = Orchestrator(in_memory_redis(), [builder.compile(name="two")])
+    await orchestrator.register()
+    store = orchestrator.store
+    run_id = protocol.new_run_id("t1")
+    await store.create_run(run_id, "two", thread_id="t1", keep=False, kind="input",
+                           input={"log": []}, config={}, context=None)
+    await orchestrator.advance(run_id)  # started: step 0's two tasks enqueued
+
+    record, outcomes = await store.load_step(run_id)
+    assert record is not None and record.saved is not None and outcomes == {}
+    a, b = sorted(record.saved.checkpoint.tasks, key=lambda t: t.node)
+    posted = TaskOutcome(a.id, "a", {"log": ["a"]})
+    await store.post_outcome("two", run_id, record.checkpoint_id, posted)
+    again, outcomes = await store.load_step(run_id)
+    assert again is record and outcomes == {a.id: posted}
+
+    stranger, unknown = await RunStore(store.redis).load_step(run_id)  # knows no step of it
+    assert stranger == record and unknown is None
+
+    await store.post_outcome("two", run_id, record.checkpoint_id, TaskOutcome(b.id, "b", {"log": ["b"]}))
+    await orchestrator.advance(run_id)  # both in: the run ends
+    done, outcomes = await store.load_step(run_id)
+    assert done is not None and done.status == "done" and outcomes is None
+    assert sorted((await store.outcomes(done.tag, record.checkpoint_id, [a.id, b.id])).values(),
+                  key=lambda o: o.node) == [posted, TaskOutcome(b.id, "b", {"log": ["b"]})]

@@ -71,16 +71,19 @@ end
 """
 
 LOAD_RUN_SCRIPT = _CLAIM + """
--- KEYS: 1 run hash, 2 checkpoints hash; to start a task also 3 its step's claims hash and
--- 4 its writes hash. ARGV: 1 the task's checkpoint id and 2 its id ('' to only load the run),
--- 3 the run's version the caller has read already ('' for none), then ids of checkpoints the
--- caller has already.
+-- KEYS: 1 run hash, 2 checkpoints hash, 3 claims hash and 4 writes hash of the step of the task
+-- to start or of the outcomes to read. ARGV: 1 the task's checkpoint id and 2 its id ('' to
+-- start none), 3 the run's version the caller has read already ('' for none), 4 the id of the
+-- checkpoint the caller has already ('' for none), then ids of tasks of that checkpoint whose
+-- outcomes to read.
 -- Returns {run fields or false when the caller has this version of the run (and it is not
 -- being cancelled), its current checkpoint or false when the caller has it (or none), the
--- task's claim or false}: a worker reads the run and starts its task in one round trip, and the
--- tasks of a step read the run's fields once. The task is claimed only while the run is running
--- its step and is not being cancelled. The run's `input` is among the fields only while the run
--- is pending.
+-- task's claim or false, the outcomes asked for (each false when missing) or false when the
+-- run is on another checkpoint}: a worker reads the run and starts its task in one round trip,
+-- the tasks of a step read the run's fields once, and the orchestrator reads a run and its
+-- step's outcomes in one round trip. The task is claimed only while the run is running its
+-- step and is not being cancelled. The run's `input` is among the fields only while the run is
+-- pending.
 local version = redis.call('HGET', KEYS[1], 'version')
 if not version then return false end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -102,8 +105,16 @@ if version ~= ARGV[3] or cancel then
   end
 end
 if not id or id == '' then return {fields, false, claimed} end
-for i = 4, #ARGV do if ARGV[i] == id then return {fields, false, claimed} end end
-return {fields, redis.call('HGET', KEYS[2], id), claimed}
+if id ~= ARGV[4] then return {fields, redis.call('HGET', KEYS[2], id), claimed} end
+local outcomes = false
+if #ARGV > 4 then  -- (HMGETs of at most 1000 fields: Lua unpacks no more than ~8000 values)
+  outcomes = {}
+  for first = 5, #ARGV, 1000 do
+    local got = redis.call('HMGET', KEYS[4], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+    for i = 1, #got do outcomes[#outcomes + 1] = got[i] end
+  end
+end
+return {fields, false, claimed, outcomes}
 """
 
 POST_OUTCOME_SCRIPT = """
