@@ -192,7 +192,7 @@ class Orchestrator:
         record, outcomes = await self.store.load_step(run_id)
         while record is not None:  # `outcomes`: of its step's tasks, when known (or None)
             if record.status in protocol.FINAL_STATUSES:
-                # Finished, but still swept: whoever finished it died before retiring it.
+                # Finished, but still swept: it ended before ends retired runs (an upgrade).
                 if await self.store.is_active(record):
                     await self.store.retire(record, self.retention)
                 return
@@ -454,13 +454,10 @@ class Orchestrator:
         error: ErrorInfo | None = None,
         events: Sequence[tuple[Any, Any]] = (),
     ) -> bool:
-        done = await self.store.commit(
+        return await self.store.commit(
             record, status=status, saved=saved, new=new, error=error,
-            events=[*events, ("end", end)],
+            events=[*events, ("end", end)], retention=self.retention,
         )
-        if done:
-            await self.store.retire(record, self.retention)
-        return done
 
 
 def _is_resume_map(resume: Any) -> bool:

@@ -5,7 +5,6 @@ a producer its runs have ended."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -15,7 +14,7 @@ from arq.connections import ArqRedis
 from shared import protocol
 from shared.batch import Batch
 from shared.connection import RETRYABLE, Backoff
-from shared.protocol import EventMode, InboxNote, RunRecord
+from shared.protocol import EventMode, InboxNote
 
 log = logging.getLogger("arqgraph.events")
 
@@ -66,13 +65,6 @@ class Events:
             return None
         mode, payload = protocol.decode_event(last[0][1])
         return dict(payload) if mode == "end" else None
-
-    async def tell_waiter(self, record: RunRecord) -> None:
-        """Tell the client awaiting a finished run's end (if any) that it has ended."""
-        if record.waiter:
-            key = protocol.ends_key(record.waiter)
-            await asyncio.gather(self._batch.command("RPUSH", key, record.run_id),
-                                 self._batch.command("EXPIRE", key, ENDS_KEPT))
 
     async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
         """Ids of runs that ended, told to `waiter`: those there, or the first within

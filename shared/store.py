@@ -21,7 +21,7 @@ from shared import codec, protocol
 from shared.batch import Batch
 from shared.cache import RunCache
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
-from shared.events import Events
+from shared.events import ENDS_KEPT, Events
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 
@@ -235,17 +235,21 @@ class RunStore:
         error: ErrorInfo | None = None,
         edit: WritesEdit | None = None,
         events: Sequence[tuple[EventMode, Any]] = (),
+        retention: int | None = None,
     ) -> bool:
         """Write the run's next position iff nobody else did since `record` was read: its
         status, its checkpoint (`new` ones are listed in the thread's history unless transient;
         others are saved again, with their view), edits of pending writes, events. A final
-        status frees the thread."""
+        status frees the thread and retires the run at once (see `retire`): its keys expire in
+        `retention` seconds."""
         run_fields: dict[str, str | bytes] = dict(fields or {})
         if status is not None:
             run_fields["status"] = status
         if error is not None:
             run_fields["error"] = codec.packb(protocol.encode_error(error))
         final = status in protocol.FINAL_STATUSES
+        if final and retention is None:
+            raise ValueError(f"a run that ends ({status}) needs a retention")
         tag = record.tag
         edit = edit or WritesEdit(record.checkpoint_id or "-")
         blob = protocol.encode_saved(saved) if saved else b""
@@ -253,8 +257,9 @@ class RunStore:
             str(record.version), str(len(run_fields)),
             saved.id if saved else "", blob,
             "1" if saved is not None and new and not saved.transient else "0",
-            "1" if final else "0",
+            str(retention) if final else "",
             record.run_id, str(len(edit.drop)), str(len(edit.resume)),
+            protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT,
         ]
         for name, value in run_fields.items():
             args += [name, value]
@@ -268,27 +273,25 @@ class RunStore:
             protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
             protocol.writes_key(tag, edit.checkpoint_id),
         ]
+        if final:
+            keys += _ending_keys(record)
         done = bool(await self._commit(keys=keys, args=args))
         if done and saved is not None:
             self.cache.keep_checkpoint(saved, len(blob))  # the next load need not fetch it back
         return done
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
-        """A finished run: the client awaiting it is told, its keys expire in `seconds` (its
-        thread's too, unless the thread is kept until deleted), then it leaves the active set
-        (see RETIRE_SCRIPT).
-
-        A process that dies after the finishing commit, before this, leaves the run in the
-        active set, where the sweep finds it and retires it again (see `is_active`); never a
-        run that nothing expires, nor a waiter that is never told.
+        """A run that ended but is still active: its keys expire in `seconds` (its thread's
+        too, unless the thread is kept until deleted), the client awaiting it is told, and it
+        leaves the active set. The commit that ends a run does this too, in the same script;
+        this is for runs that ended before it did (by an earlier version, during an upgrade).
         """
-        await self.events.tell_waiter(record)
         tag = record.tag
         keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id),
                 protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
-                protocol.active_key(record.graph)]
+                *_ending_keys(record)]
         await self._retire(keys=keys, args=[seconds, record.run_id, protocol.writes_key(tag, ""),
-                                            protocol.claims_key(tag, "")])
+                                            protocol.claims_key(tag, ""), ENDS_KEPT])
 
     async def is_active(self, record: RunRecord) -> bool:
         """Whether the run is still listed among its graph's unfinished runs."""
@@ -498,3 +501,12 @@ def _claim_of(reply: list[Any]) -> Claim | None:
 def _outcomes_of(task_ids: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, TaskOutcome]:
     """The outcomes of a step's tasks, from their blobs (None for a task without one)."""
     return {tid: protocol.decode_outcome(b) for tid, b in zip(task_ids, blobs, strict=True) if b}
+
+
+def _ending_keys(record: RunRecord) -> list[str]:
+    """The keys a run's end touches besides its thread's: its graph's active set, and the ends
+    list of the client awaiting it, if any."""
+    keys = [protocol.active_key(record.graph)]
+    if record.waiter:
+        keys.append(protocol.ends_key(record.waiter))
+    return keys

@@ -21,7 +21,7 @@ POINT is one of:
 - `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present
   (alone, or with the run), before the next checkpoint is committed;
 - `before-finish`: right before the commit that finishes the run as done;
-- `after-finish`: right after that commit, before the run is retired (expiry, active set).
+- `after-finish`: right after that commit (which also retired the run: expiry, active set).
 
 The marker file gets a JSON object: the point, the run and what was done there.
 """
@@ -126,7 +126,7 @@ def _tag_of_key(key: str) -> str:
 def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
     """The run fields a COMMIT_SCRIPT call writes (see shared.protocol)."""
     n = int(args[1])
-    return {str(args[i]): args[i + 1] for i in range(9, 9 + 2 * n, 2)}
+    return {str(args[i]): args[i + 1] for i in range(12, 12 + 2 * n, 2)}
 
 
 def install(crasher: Crasher) -> None:

@@ -57,10 +57,11 @@ async def test_a_run_that_ended_before_anyone_asked_still_gives_its_result():
 async def test_without_the_notice_the_run_status_still_ends_the_wait(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    async def lost(self: Events, record: object) -> None:
-        return None  # the orchestrator died between the final commit and the notice
+    async def lost(self: Events, waiter: str, timeout: float) -> list[str]:
+        await asyncio.sleep(timeout)  # the notice never comes (its ends list was lost)
+        return []
 
-    monkeypatch.setattr(Events, "tell_waiter", lost)
+    monkeypatch.setattr(Events, "wait_ends", lost)
     monkeypatch.setattr(client_module, "END_CHECK", 0.05)
     async with EmbeddedCluster([add_one()]) as cluster:
         handle = await cluster.client.submit("add", {"x": 5})

@@ -164,8 +164,8 @@ async def check_crash_site(client: Client, run_id: str, point: str, marker: dict
     in_active = await client.redis.sismember(protocol.active_key(record.graph), run_id)
     if kind == "after-finish":
         assert record.status == "done"
-        # Not yet retired: still listed as active, its keys without an expiry.
-        assert in_active and await client.redis.ttl(protocol.run_key(run_id)) == -1
+        # Retired by the finishing commit itself: no longer active, its keys expiring.
+        assert not in_active and await client.redis.ttl(protocol.run_key(run_id)) > 0
         return
     assert record.status == "running" and in_active, record.status
     if kind == "start-commit":
@@ -282,6 +282,7 @@ async def test_restarted_orchestrator_finishes_the_run(
         restarted = arq_processes.orchestrator(SPEC, redis=url, extra=ORCHESTRATOR_FLAGS,
                                                name=unique("restarted-orchestrator"))
         await check_finished_like_reference(client, handle, graph, data, expected)
+        restarted.wait_for_output("serving graphs", STARTUP_LIMIT)  # (the run may be done first)
         assert all(w.alive() for w in workers)
         assert restarted.terminate() == 0, restarted.logs()
         assert "Traceback" not in restarted.output(), restarted.logs()

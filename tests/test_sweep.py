@@ -11,6 +11,7 @@ import pytest
 from orchestrator.embedded import in_memory_redis
 from orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from shared import protocol
+from shared.pregel import TaskOutcome
 from tests.graphs.one_node import one_node_graph
 
 
@@ -53,4 +54,39 @@ async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
     await redis.srem(protocol.active_key("swept"), run_id)  # finished (elsewhere): forgotten
     await orchestrator.sweep()
     assert run_id not in orchestrator._moved and len(poked) == 8
+    await redis.aclose()
+
+
+async def test_a_run_that_ends_is_retired_by_its_last_commit_or_else_by_the_sweep():
+    redis = in_memory_redis()
+    orchestrator = Orchestrator(redis, [one_node_graph("swept")], sweep_interval=60, retention=600)
+    await orchestrator.register()
+    store = orchestrator.store
+    run_id = protocol.new_run_id("t1")
+    await store.create_run(run_id, "swept", thread_id="t1", keep=False, kind="input",
+                           input={"log": []}, config={}, context=None, waiter="w1")
+    await orchestrator.advance(run_id)
+    record = await store.load_run(run_id)
+    assert record is not None and record.saved is not None
+    task = record.saved.checkpoint.tasks[0]
+    await store.post_outcome("swept", run_id, record.checkpoint_id,
+                             TaskOutcome(task.id, task.node, {"log": ["ran"]}))
+    await orchestrator.advance(run_id)  # the last commit: done, and retired with it
+
+    async def retired() -> bool:
+        return (not await redis.sismember(protocol.active_key("swept"), run_id)
+                and 0 < await redis.ttl(protocol.run_key(run_id)) <= 600
+                and 0 < await redis.ttl(protocol.thread_key(record.tag)) <= 600
+                and await redis.lrange(protocol.ends_key("w1"), 0, -1) == [run_id.encode()])
+
+    assert await store.status(run_id) == "done" and await retired()
+
+    # A run that ended unretired (by an earlier version, say): the sweep retires it.
+    await redis.delete(protocol.ends_key("w1"))
+    await redis.sadd(protocol.active_key("swept"), run_id)
+    for key in (protocol.run_key(run_id), protocol.thread_key(record.tag)):
+        await redis.persist(key)
+    await orchestrator.sweep()
+    await asyncio.gather(*orchestrator._busy.values())
+    assert await retired()
     await redis.aclose()

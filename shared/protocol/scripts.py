@@ -2,19 +2,48 @@
 its hash tag, see `shared.protocol`), apart from the graph's inbox and active set they notify;
 those on the queue touch arq's keys, as arq's own transactions do."""
 
-COMMIT_SCRIPT = """
+_RETIRE = """
+-- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
+-- history list are KEYS[1] to KEYS[5]: they expire in `seconds` (the thread's, with each of its
+-- checkpoints' writes and claims, found by their key prefixes, unless the thread is kept until
+-- deleted); the client awaiting the run (its `ends` list, if any) is told; last, the run leaves
+-- its graph's `active` set.
+local function retire(active, ends, seconds, run_id, writes, claims, ends_kept)
+  redis.call('EXPIRE', KEYS[1], seconds)
+  redis.call('EXPIRE', KEYS[2], seconds)
+  if redis.call('HGET', KEYS[3], 'keep') ~= '1' then
+    for i = 3, 5 do redis.call('EXPIRE', KEYS[i], seconds) end
+    for _, id in ipairs(redis.call('HKEYS', KEYS[4])) do
+      redis.call('EXPIRE', writes .. id, seconds)
+      redis.call('EXPIRE', claims .. id, seconds)
+    end
+  end
+  if ends then
+    redis.call('RPUSH', ends, run_id)
+    redis.call('EXPIRE', ends, ends_kept)
+  end
+  redis.call('SREM', active, run_id)
+end
+"""
+
+COMMIT_SCRIPT = _RETIRE + """
 -- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list,
---       6 writes hash of the checkpoint being resumed (any key of the thread if none)
+--       6 writes hash of the checkpoint being resumed (any key of the thread if none); when the
+--       run ends, 7 its graph's active set and 8 the ends list of the client awaiting it (none
+--       if no client does)
 -- ARGV: 1 expected version, 2 number of run field pairs, 3 id of a checkpoint to save ('' for
---       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 '1' when
---       the run ends (the thread is free again), 7 run id, 8 number of outcomes to set aside
---       (tasks to run again), 9 number of writes field pairs to set; then run field pairs,
---       task ids of outcomes to set aside, writes field pairs to set, event (mode, data) pairs.
+--       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 how many
+--       seconds the run's keys live once it ends ('' when the run does not end), 7 run id,
+--       8 number of outcomes to set aside (tasks to run again), 9 number of writes field pairs
+--       to set, 10 the thread's writes key and 11 its claims key without their checkpoint id,
+--       12 how many seconds an ends list outlives its last entry; then run field pairs, task
+--       ids of outcomes to set aside, writes field pairs to set, event (mode, data) pairs.
 -- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
--- several orchestrators serve one Redis.
+-- several orchestrators serve one Redis. A run that ends frees its thread and is retired in
+-- the same step (see `retire`): no process can die between its end and its retirement.
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1))
-local i = 10
+local i = 13
 for _ = 1, tonumber(ARGV[2]) do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
@@ -35,11 +64,12 @@ for _ = 1, tonumber(ARGV[8]) do  -- an outcome to run again is kept as a prior, 
   i = i + 1
 end
 for _ = 1, tonumber(ARGV[9]) do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
-if ARGV[6] == '1' and redis.call('HGET', KEYS[3], 'run') == ARGV[7] then
-  redis.call('HDEL', KEYS[3], 'run')
-end
 while i < #ARGV do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
+end
+if ARGV[6] ~= '' then
+  if redis.call('HGET', KEYS[3], 'run') == ARGV[7] then redis.call('HDEL', KEYS[3], 'run') end
+  retire(KEYS[7], KEYS[8], ARGV[6], ARGV[7], ARGV[10], ARGV[11], ARGV[12])
 end
 return 1
 """
@@ -278,21 +308,13 @@ redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
-RETIRE_SCRIPT = """
+RETIRE_SCRIPT = _RETIRE + """
 -- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list, 6 the
--- graph's set of active runs. ARGV: 1 seconds, 2 run id, 3 the thread's writes key and 4 its
--- claims key, each without its checkpoint id.
--- A finished run: its keys expire in ARGV[1] seconds, its thread's too (with each checkpoint's
--- writes and claims) unless the thread is kept until deleted; last, it leaves the active set.
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[3], 'keep') ~= '1' then
-  for i = 3, 5 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
-  for _, id in ipairs(redis.call('HKEYS', KEYS[4])) do
-    redis.call('EXPIRE', ARGV[3] .. id, ARGV[1])
-    redis.call('EXPIRE', ARGV[4] .. id, ARGV[1])
-  end
-end
-redis.call('SREM', KEYS[6], ARGV[2])
+-- graph's set of active runs, 7 the ends list of the client awaiting the run (none if no client
+-- does). ARGV: 1 seconds, 2 run id, 3 the thread's writes key and 4 its claims key, each
+-- without its checkpoint id, 5 how many seconds an ends list outlives its last entry.
+-- Retires a run that ended but is still active (it ended before runs were retired as they
+-- ended, by the commit script): see `retire`.
+retire(KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
