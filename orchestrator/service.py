@@ -47,7 +47,7 @@ from shared.pregel import (
     update_checkpoint,
 )
 from shared.protocol import GraphInfo, RunRecord, SavedCheckpoint
-from shared.queue import JobQueue
+from shared.queue import JobQueue, ScriptCall
 from shared.store import RunStore, WritesEdit
 from shared.types import Interrupt
 
@@ -345,8 +345,7 @@ class Orchestrator:
             outcomes = await self.store.outcomes(record.tag, saved.id, task_ids)
         else:
             outcomes = dict(known)
-        given = {t.id for t in checkpoint.tasks
-                 if (t.node == START or t.update) and t.node not in graph.branches}
+        given = _given(graph, checkpoint)
         for task in checkpoint.tasks:
             if task.id in given:
                 outcomes[task.id] = given_outcome(task)
@@ -385,13 +384,30 @@ class Orchestrator:
         if nxt.tasks and record.kind != "update":
             if any(t.node in graph.interrupt_after for t in checkpoint.tasks):
                 return not await self._interrupt(graph, record, new, {}, events, new=True)
-            if not await self.store.commit(record, saved=new, new=True, events=events):
-                return True  # another orchestrator moved the run first: read it again
-            return self.store.remember_run(record.model_copy(update={
+            moved = record.model_copy(update={
                 "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
-            }))
+            })
+            jobs = self._jobs_with_commit(graph, moved)
+            if not await self.store.commit(record, saved=new, new=True, events=events, jobs=jobs):
+                return True  # another orchestrator moved the run first: read it again
+            self.store.remember_run(moved)
+            return False if jobs else moved  # (with its jobs enqueued, nothing is due)
         end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
         return not await self._finish(record, "done", end, saved=new, new=True, events=events)
+
+    def _jobs_with_commit(self, graph: CompiledStateGraph, moved: RunRecord) -> ScriptCall | None:
+        """The enqueue of a new step's jobs, to make with its commit (one round trip, and no
+        moment when the step is committed and its jobs are not enqueued): when every task is
+        a worker's, none stops at a breakpoint first, and they fit in one call. Otherwise the
+        next move sees to them."""
+        assert moved.saved is not None
+        checkpoint = moved.saved.checkpoint
+        if _given(graph, checkpoint) or any(t.node in graph.interrupt_before
+                                            for t in checkpoint.tasks):
+            return None
+        calls = self.jobs.enqueue_calls(moved, checkpoint.step, checkpoint.tasks,
+                                        graph.fingerprint, expected=len(checkpoint.tasks))
+        return calls[0] if len(calls) == 1 else None
 
     @staticmethod
     def _output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:
@@ -467,6 +483,13 @@ def _is_resume_map(resume: Any) -> bool:
         isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
         for k in resume
     )
+
+
+def _given(graph: CompiledStateGraph, checkpoint: Checkpoint) -> set[str]:
+    """The ids of the step's tasks whose outcomes are given, not run by workers: the input's
+    and an update's writes (unless they go through a branch)."""
+    return {t.id for t in checkpoint.tasks
+            if (t.node == START or t.update) and t.node not in graph.branches}
 
 
 def _updating_node(checkpoint: Checkpoint) -> str:

@@ -36,6 +36,13 @@ class TakenJob(NamedTuple):
     tries: int
 
 
+class ScriptCall(NamedTuple):
+    """The keys and arguments of one call of a script."""
+
+    keys: list[str]
+    args: list[Any]
+
+
 class JobQueue:
     """One arq queue (`name`) of task jobs, and its ready list."""
 
@@ -49,16 +56,16 @@ class JobQueue:
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
-    async def enqueue(
+    def enqueue_calls(
         self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
         expected: int | None = None,
-    ) -> None:
-        """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
-        trip (a task whose job, or its result, exists already is left alone), and list them as
-        ready (which wakes idle workers). `expected`: how many outcomes workers will post for
-        the step (see POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
+    ) -> list[ScriptCall]:
+        """The keys and arguments of `enqueue`'s script calls for `tasks` (a chunk each), of
+        the step `record` is on. The commit of a step carries the first, when it is the only
+        one (see RunStore.commit)."""
         now = timestamp_ms()
         writes = protocol.writes_key(record.tag, record.checkpoint_id)
+        calls = []
         for start in range(0, len(tasks), ENQUEUE_CHUNK):
             keys: list[str] = [self.name, protocol.ready_key(self.name), writes]
             args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
@@ -71,7 +78,19 @@ class JobQueue:
                 keys += [job_key_prefix + job_id, result_key_prefix + job_id]
                 args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
                                                now, serializer=self.redis.job_serializer)]
-            await self._enqueue(keys=keys, args=args)
+            calls.append(ScriptCall(keys, args))
+        return calls
+
+    async def enqueue(
+        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
+        expected: int | None = None,
+    ) -> None:
+        """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
+        trip (a task whose job, or its result, exists already is left alone), and list them as
+        ready (which wakes idle workers). `expected`: how many outcomes workers will post for
+        the step (see POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
+        for call in self.enqueue_calls(record, step, tasks, fingerprint, expected):
+            await self._enqueue(keys=call.keys, args=call.args)
 
     async def enqueue_call(
         self, record: RunRecord, checkpoint_id: str, call_id: str, fingerprint: str

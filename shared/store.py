@@ -26,7 +26,7 @@ from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 
 if TYPE_CHECKING:
-    from shared.queue import JobQueue
+    from shared.queue import JobQueue, ScriptCall
 
 log = logging.getLogger("arqgraph.store")
 
@@ -236,12 +236,14 @@ class RunStore:
         edit: WritesEdit | None = None,
         events: Sequence[tuple[EventMode, Any]] = (),
         retention: int | None = None,
+        jobs: ScriptCall | None = None,
     ) -> bool:
         """Write the run's next position iff nobody else did since `record` was read: its
         status, its checkpoint (`new` ones are listed in the thread's history unless transient;
         others are saved again, with their view), edits of pending writes, events. A final
         status frees the thread and retires the run at once (see `retire`): its keys expire in
-        `retention` seconds."""
+        `retention` seconds. `jobs`: the enqueue of the new step's jobs (`JobQueue.
+        enqueue_calls`), made with the commit."""
         run_fields: dict[str, str | bytes] = dict(fields or {})
         if status is not None:
             run_fields["status"] = status
@@ -259,7 +261,7 @@ class RunStore:
             "1" if saved is not None and new and not saved.transient else "0",
             str(retention) if final else "",
             record.run_id, str(len(edit.drop)), str(len(edit.resume)),
-            protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT,
+            protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT, len(events),
         ]
         for name, value in run_fields.items():
             args += [name, value]
@@ -275,6 +277,11 @@ class RunStore:
         ]
         if final:
             keys += _ending_keys(record)
+        if jobs is not None:
+            if final:
+                raise ValueError("a run that ends enqueues no jobs")
+            keys += jobs.keys
+            args += jobs.args
         done = bool(await self._commit(keys=keys, args=args))
         if done and saved is not None:
             self.cache.keep_checkpoint(saved, len(blob))  # the next load need not fetch it back

@@ -13,11 +13,12 @@ point is passed as usual, so a restarted instance with the same arguments serves
 POINT is one of:
 
 - `start-commit`: right after the commit of the run's first checkpoint (superstep -1);
-- `step-commit:K`: right after the commit of checkpoint K, before any task of it is enqueued;
+- `step-commit:K`: right after the commit of checkpoint K (and of its jobs, when they are
+  enqueued with it; else before any of them is);
 - `enqueue:K:N`: inside the enqueue of superstep K's tasks, right after the Nth job was enqueued
   (only in an enqueue of more than N tasks, so that some jobs are enqueued and some not);
-- `after-enqueue:K`: right after every missing task of superstep K was enqueued, while the step
-  runs (between supersteps);
+- `after-enqueue:K`: right after every missing task of superstep K was enqueued (alone or with
+  the step's commit), while the step runs (between supersteps);
 - `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present
   (alone, or with the run), before the next checkpoint is committed;
 - `before-finish`: right before the commit that finishes the run as done;
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 
 from orchestrator import cli
 from shared import protocol
@@ -126,7 +128,15 @@ def _tag_of_key(key: str) -> str:
 def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
     """The run fields a COMMIT_SCRIPT call writes (see shared.protocol)."""
     n = int(args[1])
-    return {str(args[i]): args[i + 1] for i in range(12, 12 + 2 * n, 2)}
+    return {str(args[i]): args[i + 1] for i in range(13, 13 + 2 * n, 2)}
+
+
+def _commit_jobs(keys: Sequence[str], args: Sequence[Any]) -> list[str]:
+    """The task ids of the jobs a COMMIT_SCRIPT call enqueues with the commit (see
+    shared.protocol): its keys from the tenth are each job's arq key and result key."""
+    if args[5] != "" or len(keys) <= 6:  # a run that ends, or no jobs
+        return []
+    return [str(k)[len(job_key_prefix):].split(":", 2)[2] for k in keys[9::2]]
 
 
 def install(crasher: Crasher) -> None:
@@ -156,8 +166,11 @@ def install(crasher: Crasher) -> None:
                     crasher.crash(tag, version=int(args[0]) + 1)
                 if step == -1 and crasher.at("start-commit", tag):
                     crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
+                jobs = _commit_jobs(keys, args)
                 if status is None and crasher.at("step-commit", tag, step):
-                    crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
+                    crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step, enqueued=jobs)
+                if jobs and crasher.at("after-enqueue", tag, step):
+                    crasher.crash(tag, enqueued=jobs)
             return committed
 
         self._commit = commit  # type: ignore[assignment]

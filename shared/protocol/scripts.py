@@ -1,6 +1,30 @@
-"""Lua scripts. Those on runs touch the keys of one thread (one hash slot: a thread's keys share
-its hash tag, see `shared.protocol`), apart from the graph's inbox and active set they notify;
-those on the queue touch arq's keys, as arq's own transactions do."""
+"""Lua scripts. Those on runs touch the keys of one thread (a thread's keys share its hash tag,
+see `shared.protocol`), besides the graph's inbox and active set they notify and the jobs a
+commit enqueues; those on the queue touch arq's keys, as arq's own transactions do."""
+
+_ENQUEUE = """
+-- Enqueues jobs as arq's enqueue_job does for one (skipping a job that exists or has a result:
+-- deterministic ids make a re-enqueue a no-op), for many at once, and appends each job added to
+-- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
+-- list, the step's writes hash, then per job its arq job key and result key (to the last key).
+-- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
+-- for ('' to leave it), then per job its id and its arq-serialized body.
+local function enqueue(k, a)
+  if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[k + 2], '__tasks', ARGV[a + 2]) end
+  local added = {}
+  for j = 0, (#KEYS - k - 2) / 2 - 1 do
+    local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
+    if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
+      local id = ARGV[a + 3 + 2 * j]
+      redis.call('SET', job, ARGV[a + 4 + 2 * j], 'PX', ARGV[a + 1])
+      redis.call('ZADD', KEYS[k], ARGV[a], id)
+      added[#added + 1] = id
+    end
+  end
+  if #added > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(added)) end
+  return #added
+end
+"""
 
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
@@ -26,24 +50,27 @@ local function retire(active, ends, seconds, run_id, writes, claims, ends_kept)
 end
 """
 
-COMMIT_SCRIPT = _RETIRE + """
+COMMIT_SCRIPT = _RETIRE + _ENQUEUE + """
 -- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list,
 --       6 writes hash of the checkpoint being resumed (any key of the thread if none); when the
 --       run ends, 7 its graph's active set and 8 the ends list of the client awaiting it (none
---       if no client does)
+--       if no client does); when it enqueues the jobs of its new step, from 7 on the keys of
+--       `enqueue`
 -- ARGV: 1 expected version, 2 number of run field pairs, 3 id of a checkpoint to save ('' for
 --       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 how many
 --       seconds the run's keys live once it ends ('' when the run does not end), 7 run id,
 --       8 number of outcomes to set aside (tasks to run again), 9 number of writes field pairs
 --       to set, 10 the thread's writes key and 11 its claims key without their checkpoint id,
---       12 how many seconds an ends list outlives its last entry; then run field pairs, task
---       ids of outcomes to set aside, writes field pairs to set, event (mode, data) pairs.
+--       12 how many seconds an ends list outlives its last entry, 13 number of event pairs;
+--       then run field pairs, task ids of outcomes to set aside, writes field pairs to set,
+--       event (mode, data) pairs, and the arguments of `enqueue` when it enqueues jobs.
 -- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
 -- several orchestrators serve one Redis. A run that ends frees its thread and is retired in
--- the same step (see `retire`): no process can die between its end and its retirement.
+-- the same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
+-- between a commit and what must follow it.
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1))
-local i = 13
+local i = 14
 for _ = 1, tonumber(ARGV[2]) do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
@@ -64,9 +91,10 @@ for _ = 1, tonumber(ARGV[8]) do  -- an outcome to run again is kept as a prior, 
   i = i + 1
 end
 for _ = 1, tonumber(ARGV[9]) do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
-while i < #ARGV do
+for _ = 1, tonumber(ARGV[13]) do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
 end
+if i <= #ARGV then enqueue(7, i) end
 if ARGV[6] ~= '' then
   if redis.call('HGET', KEYS[3], 'run') == ARGV[7] then redis.call('HDEL', KEYS[3], 'run') end
   retire(KEYS[7], KEYS[8], ARGV[6], ARGV[7], ARGV[10], ARGV[11], ARGV[12])
@@ -248,25 +276,9 @@ redis.call('EXPIRE', KEYS[4], 3600)
 return 1
 """
 
-ENQUEUE_JOBS_SCRIPT = """
--- KEYS: 1 the arq queue, 2 the queue's ready list, 3 the step's writes hash, then per job its
--- arq job key and result key. ARGV: 1 score (ms), 2 how long a job key lives (ms), 3 how many
--- outcomes the step waits for ('' to leave it), then per job its id and its arq-serialized
--- body. What arq's enqueue_job does for one job (skip a job that exists or has a result:
--- deterministic ids make a re-enqueue a no-op), for many in one round trip; each job added is
--- also appended to the ready list, which wakes an idle worker. Returns how many were added.
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], '__tasks', ARGV[3]) end
-local added = {}
-for i = 1, (#KEYS - 3) / 2 do
-  local job, result = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
-    redis.call('SET', job, ARGV[3 + 2 * i], 'PX', ARGV[2])
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2 + 2 * i])
-    added[#added + 1] = ARGV[2 + 2 * i]
-  end
-end
-if #added > 0 then redis.call('RPUSH', KEYS[2], unpack(added)) end
-return #added
+ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
+-- KEYS and ARGV as `enqueue`'s (below) from the first. Returns how many jobs were added.
+return enqueue(1, 1)
 """
 
 TAKE_JOBS_SCRIPT = """

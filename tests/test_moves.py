@@ -1,0 +1,97 @@
+"""What one move of the orchestrator writes: a new step's jobs go with its commit when they can
+(one round trip, and never a step committed without its jobs), else in chunks after it. On the
+in-memory Redis, the orchestrator not serving (its moves made by hand)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.embedded import in_memory_redis
+from orchestrator.service import Orchestrator
+from shared import protocol, queue
+from shared.graph import START, StateGraph
+from shared.graph.compiled import CompiledStateGraph
+from shared.pregel import TaskOutcome
+from tests.graphs.one_node import LogState
+
+
+def graph(name: str, parallel: int = 1, **compile_args: list[str]) -> CompiledStateGraph:
+    """START -> `parallel` nodes p0.. -> "last"."""
+    builder = StateGraph(LogState)
+    for i in range(parallel):
+        builder.add_node(f"p{i}", lambda state: {"log": ["p"]})
+        builder.add_edge(START, f"p{i}")
+        builder.add_edge(f"p{i}", "last")
+    builder.add_node("last", lambda state: {"log": ["last"]})
+    return builder.compile(name=name, **compile_args)
+
+
+async def started(compiled: CompiledStateGraph, monkeypatch: pytest.MonkeyPatch,
+                  ) -> tuple[Orchestrator, str, list[int]]:
+    """An orchestrator with a run of `compiled` advanced once, and the sizes of the separate
+    enqueue calls it makes (made so far and later)."""
+    orchestrator = Orchestrator(in_memory_redis(), [compiled])
+    await orchestrator.register()
+    separate: list[int] = []
+    enqueue = orchestrator.jobs._enqueue
+
+    async def counting(keys: list[str], args: list[object]) -> object:
+        separate.append((len(keys) - 3) // 2)
+        return await enqueue(keys=keys, args=args)
+
+    monkeypatch.setattr(orchestrator.jobs, "_enqueue", counting)
+    run_id = protocol.new_run_id("t1")
+    await orchestrator.store.create_run(run_id, compiled.name, thread_id="t1", keep=False,
+                                        kind="input", input={"log": []}, config={}, context=None)
+    await orchestrator.advance(run_id)
+    return orchestrator, run_id, separate
+
+
+async def finish_step(orchestrator: Orchestrator, run_id: str) -> list[str]:
+    """Post an outcome for each task of the run's step, advance it; the step's nodes."""
+    record = await orchestrator.store.load_run(run_id)
+    assert record is not None and record.saved is not None
+    for task in record.saved.checkpoint.tasks:
+        await orchestrator.store.post_outcome(record.graph, run_id, record.checkpoint_id,
+                                              TaskOutcome(task.id, task.node, {"log": [task.node]}))
+    await orchestrator.advance(run_id)
+    return sorted(t.node for t in record.saved.checkpoint.tasks)
+
+
+async def ready(orchestrator: Orchestrator) -> list[str]:
+    ids = await orchestrator.store.redis.lrange(protocol.ready_key(orchestrator.queue), 0, -1)
+    return [i.decode().rsplit(":", 1)[0].split(":", 2)[2] for i in ids]  # (their steps)
+
+
+async def test_a_step_s_jobs_are_enqueued_by_its_commit(monkeypatch: pytest.MonkeyPatch):
+    orchestrator, run_id, separate = await started(graph("g1"), monkeypatch)
+    assert await ready(orchestrator) == ["0"]  # p0's job, enqueued with step 0's commit
+    assert await finish_step(orchestrator, run_id) == ["p0"]
+    assert await ready(orchestrator) == ["0", "1"]  # and last's with step 1's
+    assert await finish_step(orchestrator, run_id) == ["last"]
+    assert await orchestrator.store.status(run_id) == "done"
+    assert separate == []  # no enqueue of its own
+    end = await orchestrator.store.events.end_event(run_id)
+    assert end is not None and end["output"] == {"log": ["p0", "last"]}
+
+
+async def test_jobs_of_more_than_one_call_are_enqueued_after_the_commit(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(queue, "ENQUEUE_CHUNK", 2)
+    orchestrator, run_id, separate = await started(graph("g3", parallel=3), monkeypatch)
+    assert separate == [2, 1] and await ready(orchestrator) == ["0", "0", "0"]
+    record = await orchestrator.store.load_run(run_id)
+    assert record is not None
+    writes = protocol.writes_key(record.tag, record.checkpoint_id)
+    assert await orchestrator.store.redis.hget(writes, "__tasks") == b"3"
+    assert await finish_step(orchestrator, run_id) == ["p0", "p1", "p2"]
+    assert separate == [2, 1] and len(await ready(orchestrator)) == 4  # last's, with the commit
+
+
+async def test_a_step_that_stops_at_a_breakpoint_has_no_jobs(monkeypatch: pytest.MonkeyPatch):
+    orchestrator, run_id, separate = await started(
+        graph("gb", interrupt_before=["last"]), monkeypatch)
+    assert await finish_step(orchestrator, run_id) == ["p0"]
+    assert await orchestrator.store.status(run_id) == "interrupted"
+    assert await ready(orchestrator) == ["0"] and separate == []
