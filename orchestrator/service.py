@@ -14,13 +14,12 @@ import asyncio
 import logging
 import os
 import socket
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
 
+from orchestrator.starts import first_position, new_checkpoint
 from shared import protocol
 from shared.connection import Backoff, lost_redis
 from shared.errors import (
@@ -38,17 +37,14 @@ from shared.pregel import (
     Checkpoint,
     TaskOutcome,
     exceeds_recursion_limit,
-    first_checkpoint,
-    fork_checkpoint,
     given_outcome,
     next_checkpoint,
     ordered,
     pending_view,
-    update_checkpoint,
 )
 from shared.protocol import GraphInfo, RunRecord, SavedCheckpoint
 from shared.queue import JobQueue, ScriptCall
-from shared.store import RunStore, WritesEdit
+from shared.store import RunStore
 from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")
@@ -230,100 +226,24 @@ class Orchestrator:
                     return
             record, outcomes = await self.store.load_step(run_id)
 
-    def _saved(
-        self, record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
-        transient: bool = False,
-    ) -> SavedCheckpoint:
-        return SavedCheckpoint(
-            id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
-            created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
-        )
-
     async def _start(
         self, graph: CompiledStateGraph, record: RunRecord
     ) -> tuple[RunRecord, bool] | None:
-        """Put a pending run on its first checkpoint: a new one for an input, an update or a
-        fork; the thread's latest one for a resume, minus the outcomes of tasks to run again.
-        Returns the run as committed and whether its step is new (has no outcomes yet), or
-        None when another orchestrator started it first."""
-        latest = await self.store.latest_checkpoint(record.tag)
-        base = latest
-        if record.from_checkpoint:
-            base = await self.store.saved_checkpoint(record.tag, record.from_checkpoint)
-            if base is None:
-                raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
-                                  f"{record.from_checkpoint!r}")
-        edit: WritesEdit | None = None
-        events: list[tuple[Any, Any]] = []
-        if record.kind == "input":
-            if record.input is None:
-                raise EmptyInputError("Received no input for __start__")
-            writes = graph.input_schema.input_writes(record.input)
-            checkpoint = first_checkpoint(graph.schema, writes, base.checkpoint if base else None)
-            saved = self._saved(record, checkpoint, "input", base.id if base else None)
-        elif record.kind == "update":
-            start = base.checkpoint if base else Checkpoint(-1, graph.schema.start_values(), ())
-            as_node = record.as_node or _updating_node(start)
-            if as_node not in graph.nodes and as_node != START:
-                raise InvalidUpdateError(f"Node {as_node} does not exist")
-            checkpoint = update_checkpoint(start, as_node, record.input)
-            saved = self._saved(record, checkpoint, "update", base.id if base else None, True)
-        elif base is None and record.has_resume:  # Command(resume=...) on a fresh thread
-            saved = self._saved(record, first_checkpoint(graph.schema, {}), "input", None)
-        elif base is None:
-            raise EmptyInputError("Received no input for __start__")
-        elif latest is not None and base.id != latest.id:  # an older checkpoint: fork from it
-            saved = self._saved(record, fork_checkpoint(base.checkpoint), "fork", base.id)
-            events.append(("values", graph.schema.output(base.checkpoint.values)))
-        else:
-            saved = base
-            edit, events = await self._resume(graph, record, base)
+        """Put a pending run on its first position (see `orchestrator.starts`). Returns the
+        run as committed and whether its step is new (has no outcomes yet), or None when
+        another orchestrator started it first."""
+        first = await first_position(self.store, graph, record)
+        saved = first.saved
         started = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
                    "first_step": saved.checkpoint.step}
-        new = saved is not base
-        if not await self.store.commit(record, status="running", saved=saved, new=new,
+        if not await self.store.commit(record, status="running", saved=saved, new=first.new,
                                        fields={k: str(v) for k, v in started.items()},
-                                       edit=edit, events=events):
+                                       edit=first.edit, events=first.events):
             return None
         return self.store.remember_run(record.model_copy(update={
             "status": "running", "version": record.version + 1, "checkpoint_id": saved.id,
             "saved": saved, "input": None, **started,
-        })), new
-
-    async def _resume(
-        self, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint
-    ) -> tuple[WritesEdit, list[tuple[Any, Any]]]:
-        """What resuming `base` changes in its pending writes (failed and interrupted tasks run
-        again, and interrupted ones get the resume values meant for them), and the events it
-        starts with, as LangGraph's: the state, then the updates of tasks already done."""
-        tasks = base.checkpoint.tasks
-        outcomes = await self.store.outcomes(record.tag, base.id, [t.id for t in tasks])
-        events: list[tuple[Any, Any]] = [("values", graph.schema.output(base.checkpoint.values))]
-        for task in tasks:
-            done = outcomes.get(task.id)
-            if done is not None and done.succeeded and task.node != START:
-                shown = graph.schema.state_writes(done.writes)
-                events.append(("updates", {task.node: shown or None,
-                                           "__metadata__": {"cached": True}}))
-        drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
-        pending = {iid: tid for tid, o in outcomes.items() for iid, _ in o.interrupts}
-        targets: dict[str, Any] = {}
-        if record.has_resume and pending:
-            resume = record.resume
-            if _is_resume_map(resume):  # {interrupt id: value}; ids of no pending interrupt
-                targets = {pending[iid]: v for iid, v in resume.items() if iid in pending}
-            elif len(set(pending.values())) > 1:
-                raise ResumeError(
-                    "When there are multiple pending interrupts, you must specify the interrupt "
-                    f"id when resuming (pending: {sorted(pending)})."
-                )
-            else:
-                targets = {next(iter(pending.values())): resume}
-        values = {}
-        for task_id, value in targets.items():
-            earlier = await self.store.resume_values(record.tag, base.id, task_id)
-            values[task_id] = [*earlier, value]
-        return WritesEdit(base.id, drop, values), events
+        })), first.new
 
     async def _step(
         self, graph: CompiledStateGraph, record: RunRecord,
@@ -371,7 +291,7 @@ class Orchestrator:
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self._fail(record, exc, view=self._view(graph, saved, outcomes))
         source = "update" if record.kind == "update" else "loop"
-        new = self._saved(record, nxt, source, saved.parent if saved.transient else saved.id)
+        new = new_checkpoint(record, nxt, source, saved.parent if saved.transient else saved.id)
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
@@ -476,26 +396,8 @@ class Orchestrator:
         )
 
 
-def _is_resume_map(resume: Any) -> bool:
-    """Whether a resume value maps interrupt ids to values (as LangGraph tells: every key looks
-    like an interrupt id) rather than being one value that happens to be a dict."""
-    return isinstance(resume, dict) and bool(resume) and all(
-        isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
-        for k in resume
-    )
-
-
 def _given(graph: CompiledStateGraph, checkpoint: Checkpoint) -> set[str]:
     """The ids of the step's tasks whose outcomes are given, not run by workers: the input's
     and an update's writes (unless they go through a branch)."""
     return {t.id for t in checkpoint.tasks
             if (t.node == START or t.update) and t.node not in graph.branches}
-
-
-def _updating_node(checkpoint: Checkpoint) -> str:
-    """The node `update_state` writes as when none is named: the one that wrote last."""
-    if len(checkpoint.updated_by) == 1:
-        return checkpoint.updated_by[0]
-    if not checkpoint.updated_by and checkpoint.step < 0:
-        return START
-    raise InvalidUpdateError("Ambiguous update, specify as_node")

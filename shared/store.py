@@ -22,11 +22,13 @@ from shared.batch import Batch
 from shared.cache import RunCache
 from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from shared.events import ENDS_KEPT, Events
+from shared.limits import NodeLimits
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
+from shared.task_calls import TaskCalls
 
 if TYPE_CHECKING:
-    from shared.queue import JobQueue, ScriptCall
+    from shared.queue import ScriptCall
 
 log = logging.getLogger("arqgraph.store")
 
@@ -63,7 +65,8 @@ class RedisFullError(UpdateTooLargeError):
 
 
 class RunStore:
-    """Threads, runs, checkpoints, outcomes, events and notifications in one Redis."""
+    """Threads, runs, checkpoints and outcomes in one Redis; with their events, the task calls
+of the Functional API and the nodes' limits (`events`, `calls`, `limits`)."""
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
@@ -71,15 +74,14 @@ class RunStore:
         self._loading: dict[str, asyncio.Future[Any]] = {}  # run id -> its load in flight
         self._batch = Batch(redis)  # the calls of concurrent tasks: one round trip
         self.events = Events(redis, self._batch)
+        self.calls = TaskCalls(redis, self._batch)
+        self.limits = NodeLimits(redis, self._batch)
         self._commit = self._batch.script(protocol.COMMIT_SCRIPT)
         self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
         self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
         self._post = self._batch.script(protocol.POST_OUTCOME_SCRIPT)
         self._claim = self._batch.script(protocol.CLAIM_SCRIPT)
         self._end_attempt = self._batch.script(protocol.END_ATTEMPT_SCRIPT)
-        self._acquire_slot = self._batch.script(protocol.ACQUIRE_SLOT_SCRIPT)
-        self._rate = self._batch.script(protocol.RATE_SCRIPT)
-        self._post_call = self._batch.script(protocol.POST_CALL_SCRIPT)
         self._retire = self._batch.script(protocol.RETIRE_SCRIPT)
 
     # -- graphs ------------------------------------------------------------------------------
@@ -434,67 +436,6 @@ class RunStore:
                 f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
                 f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
             )
-
-    # -- task calls of the Functional API ------------------------------------------------------
-
-    async def call_result(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any] | None:
-        """A task call's saved result ({"value": ...} or {"error": ...}), if it has one."""
-        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fn:{call_id}")
-        return dict(codec.unpackb(raw)) if raw else None
-
-    async def call_arguments(self, tag: str, checkpoint_id: str, call_id: str) -> Any:
-        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fnargs:{call_id}")
-        return codec.unpackb(raw) if raw else None
-
-    async def start_call(
-        self, record: RunRecord, checkpoint_id: str, call_id: str, arguments: dict[str, Any],
-        fingerprint: str, jobs: JobQueue,
-    ) -> None:
-        """Save a task call's arguments, then enqueue it as a job on `jobs` (both no-ops if
-        done before)."""
-        blob = codec.pack_values(arguments, where=f"arguments of task {arguments['task']!r},")
-        writes = protocol.writes_key(record.tag, checkpoint_id)
-        await self.redis.hsetnx(writes, f"fnargs:{call_id}", blob)  # type: ignore[arg-type]
-        await jobs.enqueue_call(record, checkpoint_id, call_id, fingerprint)
-
-    async def wait_call(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any]:
-        """Wait for a task call's result: woken by its done list, checked now and then anyway."""
-        done = protocol.call_done_key(tag, checkpoint_id, call_id)
-        while True:
-            saved = await self.call_result(tag, checkpoint_id, call_id)
-            if saved is not None:
-                return saved
-            await self.redis.brpop([done], timeout=1)  # type: ignore[arg-type]
-
-    async def post_call(
-        self, run_id: str, checkpoint_id: str, call_id: str, result: dict[str, Any],
-        claim: Claim, events: Sequence[tuple[EventMode, Any]] = (),
-    ) -> int:
-        """Record a task call's result (fenced by the attempt, as outcomes are)."""
-        tag = protocol.tag_of(run_id)
-        args: list[Any] = [call_id, codec.pack_values(result, where="task result"), claim.attempt]
-        for mode, payload in events:
-            args += [mode, codec.packb(payload)]
-        keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
-                protocol.claims_key(tag, checkpoint_id),
-                protocol.call_done_key(tag, checkpoint_id, call_id)]
-        return int(await self._post_call(keys=keys, args=args))
-
-    # -- node limits ---------------------------------------------------------------------------
-
-    async def acquire_slot(self, graph: str, node: str, job: str, limit: int, lease: float) -> bool:
-        """Take one of a node's `limit` slots for `job` (renewed by the worker's lease keeper)."""
-        keys = [protocol.slots_key(graph, node)]
-        return bool(await self._acquire_slot(keys=keys, args=[job, limit, int(lease * 1000)]))
-
-    async def release_slot(self, graph: str, node: str, job: str) -> None:
-        await self.redis.zrem(protocol.slots_key(graph, node), job)
-
-    async def rate_wait(self, graph: str, node: str, job: str, interval: float) -> float:
-        """Seconds `job` must wait before it may start a call of a rate-limited node (its start
-        time is reserved meanwhile); 0 when it may start now."""
-        keys = [protocol.rate_key(graph, node)]
-        return int(await self._rate(keys=keys, args=[job, f"{interval * 1000:.3f}"])) / 1000
 
 
 def _claim_of(reply: list[Any]) -> Claim | None:

@@ -62,14 +62,14 @@ class CallScheduler:
 
     async def _call(self, call_id: str, arguments: dict[str, Any]) -> Any:
         tag = self.record.tag
-        saved = await self.store.call_result(tag, self.checkpoint_id, call_id)
+        saved = await self.store.calls.result(tag, self.checkpoint_id, call_id)
         if saved is None:
-            await self.store.start_call(self.record, self.checkpoint_id, call_id, arguments,
+            await self.store.calls.start(self.record, self.checkpoint_id, call_id, arguments,
                                         self.record.fingerprint, self.jobs)
             if not self.released:  # an entrypoint waiting for jobs must not hold a worker slot
                 self.released = True  # (given back until it ends: see `close`)
                 await self.slot.enter_async_context(self.idle())
-            saved = await self.store.wait_call(tag, self.checkpoint_id, call_id)
+            saved = await self.store.calls.wait(tag, self.checkpoint_id, call_id)
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()
         return saved["value"]
@@ -86,9 +86,9 @@ async def run_call(
 ) -> str:
     """Run one task call: its function with its saved arguments; save its result or error."""
     tag = record.tag
-    if await store.call_result(tag, job.checkpoint_id, job.task_id) is not None:
+    if await store.calls.result(tag, job.checkpoint_id, job.task_id) is not None:
         return "skipped: already done"
-    arguments = await store.call_arguments(tag, job.checkpoint_id, job.task_id)
+    arguments = await store.calls.arguments(tag, job.checkpoint_id, job.task_id)
     task = TASKS.get(arguments["task"]) if isinstance(arguments, dict) else None
     claim = await store.claim_task(tag, job.checkpoint_id, job.task_id)
     if claim is None:
@@ -112,7 +112,7 @@ async def run_call(
         events: list[tuple[Any, Any]] = []
     else:
         result, events = {"value": value}, [("updates", {name: value})]
-    posted = await store.post_call(job.run_id, job.checkpoint_id, job.task_id, result, claim,
+    posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result, claim,
                                    events)
     return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
         posted

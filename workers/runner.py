@@ -114,18 +114,18 @@ class NodeRunner:
             if key in self.slots:
                 del self.slots[key]
                 with contextlib.suppress(Exception):  # else the slot's lease runs out
-                    await self.store.release_slot(job.graph, task.node, key)
+                    await self.store.limits.release_slot(job.graph, task.node, key)
 
     async def _wait_for_limits(self, job: protocol.TaskJob, spec: NodeSpec, key: str) -> None:
         """Send the job back to the queue (arq's Retry: no worker slot held while it waits) until
         the node's rate limit lets it start and one of its concurrency slots is free."""
         interval = spec.rate_interval
         if interval is not None:
-            wait = await self.store.rate_wait(job.graph, spec.name, key, interval)
+            wait = await self.store.limits.rate_wait(job.graph, spec.name, key, interval)
             if wait > 0:
                 raise Retry(defer=wait)
         if spec.concurrency is not None:
-            if not await self.store.acquire_slot(job.graph, spec.name, key, spec.concurrency,
+            if not await self.store.limits.acquire_slot(job.graph, spec.name, key, spec.concurrency,
                                                  self.lease):
                 raise Retry(defer=random.uniform(0.02, 0.1))
             self.slots[key] = protocol.slots_key(job.graph, spec.name)

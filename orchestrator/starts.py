@@ -1,0 +1,131 @@
+"""Where a pending run starts: a new checkpoint for an input, an update or a fork (from an older
+checkpoint of the thread); the thread's latest checkpoint for a resume, minus the outcomes of the
+tasks to run again, with the values that resume its interrupts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import EmptyInputError, InvalidUpdateError, ResumeError
+from shared.graph.compiled import CompiledStateGraph
+from shared.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
+from shared.protocol import RunRecord, SavedCheckpoint
+from shared.store import RunStore, WritesEdit
+
+
+@dataclass(frozen=True)
+class FirstPosition:
+    """A run's first checkpoint (`new`: made for it, not the thread's own), the edits of its
+    pending writes and the events the run starts with."""
+
+    saved: SavedCheckpoint
+    new: bool
+    edit: WritesEdit | None = None
+    events: list[tuple[Any, Any]] = field(default_factory=list)
+
+
+def new_checkpoint(
+    record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
+    transient: bool = False,
+) -> SavedCheckpoint:
+    return SavedCheckpoint(
+        id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
+        created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
+    )
+
+
+async def first_position(
+    store: RunStore, graph: CompiledStateGraph, record: RunRecord
+) -> FirstPosition:
+    """Where the pending run `record` starts; raises EmptyInputError, InvalidInputError,
+    InvalidUpdateError or ResumeError for a run that cannot start."""
+    latest = await store.latest_checkpoint(record.tag)
+    base = latest
+    if record.from_checkpoint:
+        base = await store.saved_checkpoint(record.tag, record.from_checkpoint)
+        if base is None:
+            raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
+                              f"{record.from_checkpoint!r}")
+    edit: WritesEdit | None = None
+    events: list[tuple[Any, Any]] = []
+    if record.kind == "input":
+        if record.input is None:
+            raise EmptyInputError("Received no input for __start__")
+        writes = graph.input_schema.input_writes(record.input)
+        checkpoint = first_checkpoint(graph.schema, writes, base.checkpoint if base else None)
+        saved = new_checkpoint(record, checkpoint, "input", base.id if base else None)
+    elif record.kind == "update":
+        start = base.checkpoint if base else Checkpoint(-1, graph.schema.start_values(), ())
+        as_node = record.as_node or _updating_node(start)
+        if as_node not in graph.nodes and as_node != START:
+            raise InvalidUpdateError(f"Node {as_node} does not exist")
+        checkpoint = update_checkpoint(start, as_node, record.input)
+        saved = new_checkpoint(record, checkpoint, "update", base.id if base else None, True)
+    elif base is None and record.has_resume:  # Command(resume=...) on a fresh thread
+        saved = new_checkpoint(record, first_checkpoint(graph.schema, {}), "input", None)
+    elif base is None:
+        raise EmptyInputError("Received no input for __start__")
+    elif latest is not None and base.id != latest.id:  # an older checkpoint: fork from it
+        saved = new_checkpoint(record, fork_checkpoint(base.checkpoint), "fork", base.id)
+        events.append(("values", graph.schema.output(base.checkpoint.values)))
+    else:
+        saved = base
+        edit, events = await _resume(store, graph, record, base)
+    return FirstPosition(saved, saved is not base, edit, events)
+
+
+async def _resume(
+    store: RunStore, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint
+) -> tuple[WritesEdit, list[tuple[Any, Any]]]:
+    """What resuming `base` changes in its pending writes (failed and interrupted tasks run
+    again, and interrupted ones get the resume values meant for them), and the events it
+    starts with, as LangGraph's: the state, then the updates of tasks already done."""
+    tasks = base.checkpoint.tasks
+    outcomes = await store.outcomes(record.tag, base.id, [t.id for t in tasks])
+    events: list[tuple[Any, Any]] = [("values", graph.schema.output(base.checkpoint.values))]
+    for task in tasks:
+        done = outcomes.get(task.id)
+        if done is not None and done.succeeded and task.node != START:
+            shown = graph.schema.state_writes(done.writes)
+            events.append(("updates", {task.node: shown or None,
+                                       "__metadata__": {"cached": True}}))
+    drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
+    pending = {iid: tid for tid, o in outcomes.items() for iid, _ in o.interrupts}
+    targets: dict[str, Any] = {}
+    if record.has_resume and pending:
+        resume = record.resume
+        if _is_resume_map(resume):  # {interrupt id: value}; ids of no pending interrupt
+            targets = {pending[iid]: v for iid, v in resume.items() if iid in pending}
+        elif len(set(pending.values())) > 1:
+            raise ResumeError(
+                "When there are multiple pending interrupts, you must specify the interrupt "
+                f"id when resuming (pending: {sorted(pending)})."
+            )
+        else:
+            targets = {next(iter(pending.values())): resume}
+    values = {}
+    for task_id, value in targets.items():
+        earlier = await store.resume_values(record.tag, base.id, task_id)
+        values[task_id] = [*earlier, value]
+    return WritesEdit(base.id, drop, values), events
+
+
+def _is_resume_map(resume: Any) -> bool:
+    """Whether a resume value maps interrupt ids to values (as LangGraph tells: every key looks
+    like an interrupt id) rather than being one value that happens to be a dict."""
+    return isinstance(resume, dict) and bool(resume) and all(
+        isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
+        for k in resume
+    )
+
+
+def _updating_node(checkpoint: Checkpoint) -> str:
+    """The node `update_state` writes as when none is named: the one that wrote last."""
+    if len(checkpoint.updated_by) == 1:
+        return checkpoint.updated_by[0]
+    if not checkpoint.updated_by and checkpoint.step < 0:
+        return START
+    raise InvalidUpdateError("Ambiguous update, specify as_node")

@@ -1,0 +1,70 @@
+"""The task calls of the Functional API, over the keys of `shared.protocol`: a `@task` called
+inside an `@entrypoint` runs as a job of its own; its arguments and result are kept in the
+writes of the entrypoint's step (`fnargs:<call>`, `fn:<call>`), so that a call made again (the
+entrypoint resumed, or retried) finds its result instead of running twice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from arq.connections import ArqRedis
+
+from shared import codec, protocol
+from shared.batch import Batch
+from shared.protocol import EventMode, RunRecord
+
+if TYPE_CHECKING:
+    from shared.queue import JobQueue
+    from shared.store import Claim
+
+
+class TaskCalls:
+    """Task calls' arguments, results and jobs in one Redis."""
+
+    def __init__(self, redis: ArqRedis, batch: Batch) -> None:
+        self.redis = redis
+        self._post_call = batch.script(protocol.POST_CALL_SCRIPT)
+
+    async def result(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any] | None:
+        """A task call's saved result ({"value": ...} or {"error": ...}), if it has one."""
+        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fn:{call_id}")
+        return dict(codec.unpackb(raw)) if raw else None
+
+    async def arguments(self, tag: str, checkpoint_id: str, call_id: str) -> Any:
+        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fnargs:{call_id}")
+        return codec.unpackb(raw) if raw else None
+
+    async def start(
+        self, record: RunRecord, checkpoint_id: str, call_id: str, arguments: dict[str, Any],
+        fingerprint: str, jobs: JobQueue,
+    ) -> None:
+        """Save a task call's arguments, then enqueue it as a job on `jobs` (both no-ops if
+        done before)."""
+        blob = codec.pack_values(arguments, where=f"arguments of task {arguments['task']!r},")
+        writes = protocol.writes_key(record.tag, checkpoint_id)
+        await self.redis.hsetnx(writes, f"fnargs:{call_id}", blob)  # type: ignore[arg-type]
+        await jobs.enqueue_call(record, checkpoint_id, call_id, fingerprint)
+
+    async def wait(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any]:
+        """Wait for a task call's result: woken by its done list, checked now and then anyway."""
+        done = protocol.call_done_key(tag, checkpoint_id, call_id)
+        while True:
+            saved = await self.result(tag, checkpoint_id, call_id)
+            if saved is not None:
+                return saved
+            await self.redis.brpop([done], timeout=1)  # type: ignore[arg-type]
+
+    async def post(
+        self, run_id: str, checkpoint_id: str, call_id: str, result: dict[str, Any],
+        claim: Claim, events: Sequence[tuple[EventMode, Any]] = (),
+    ) -> int:
+        """Record a task call's result (fenced by the attempt, as outcomes are)."""
+        tag = protocol.tag_of(run_id)
+        args: list[Any] = [call_id, codec.pack_values(result, where="task result"), claim.attempt]
+        for mode, payload in events:
+            args += [mode, codec.packb(payload)]
+        keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
+                protocol.claims_key(tag, checkpoint_id),
+                protocol.call_done_key(tag, checkpoint_id, call_id)]
+        return int(await self._post_call(keys=keys, args=args))
