@@ -188,7 +188,8 @@ class Orchestrator:
         record, outcomes = await self.store.load_step(run_id)
         while record is not None:  # `outcomes`: of its step's tasks, when known (or None)
             if record.status in protocol.FINAL_STATUSES:
-                # Finished, but still swept: it ended before ends retired runs (an upgrade).
+                # Finished, yet still active: it ended under a version whose finishing
+                # commit did not retire runs (an upgrade).
                 if await self.store.is_active(record):
                     await self.store.retire(record, self.retention)
                 return
@@ -325,9 +326,8 @@ class Orchestrator:
         if _given(graph, checkpoint) or any(t.node in graph.interrupt_before
                                             for t in checkpoint.tasks):
             return None
-        calls = self.jobs.enqueue_calls(moved, checkpoint.step, checkpoint.tasks,
+        return self.jobs.single_enqueue(moved, checkpoint.step, checkpoint.tasks,
                                         graph.fingerprint, expected=len(checkpoint.tasks))
-        return calls[0] if len(calls) == 1 else None
 
     @staticmethod
     def _output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:

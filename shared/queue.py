@@ -56,31 +56,6 @@ class JobQueue:
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
-    def enqueue_calls(
-        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
-        expected: int | None = None,
-    ) -> list[ScriptCall]:
-        """The keys and arguments of `enqueue`'s script calls for `tasks` (a chunk each), of
-        the step `record` is on. The commit of a step carries the first, when it is the only
-        one (see RunStore.commit)."""
-        now = timestamp_ms()
-        writes = protocol.writes_key(record.tag, record.checkpoint_id)
-        calls = []
-        for start in range(0, len(tasks), ENQUEUE_CHUNK):
-            keys: list[str] = [self.name, protocol.ready_key(self.name), writes]
-            args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
-            for task in tasks[start:start + ENQUEUE_CHUNK]:
-                job = protocol.TaskJob(
-                    run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
-                    task_id=task.id, graph=record.graph, fingerprint=fingerprint,
-                )
-                job_id = protocol.job_id(record.run_id, task.id)
-                keys += [job_key_prefix + job_id, result_key_prefix + job_id]
-                args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
-                                               now, serializer=self.redis.job_serializer)]
-            calls.append(ScriptCall(keys, args))
-        return calls
-
     async def enqueue(
         self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
         expected: int | None = None,
@@ -89,8 +64,41 @@ class JobQueue:
         trip (a task whose job, or its result, exists already is left alone), and list them as
         ready (which wakes idle workers). `expected`: how many outcomes workers will post for
         the step (see POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
-        for call in self.enqueue_calls(record, step, tasks, fingerprint, expected):
+        for start in range(0, len(tasks), ENQUEUE_CHUNK):
+            call = self._enqueue_call(record, step, tasks[start:start + ENQUEUE_CHUNK],
+                                      fingerprint, expected)
             await self._enqueue(keys=call.keys, args=call.args)
+
+    def single_enqueue(
+        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
+        expected: int | None = None,
+    ) -> ScriptCall | None:
+        """`enqueue`'s script call for `tasks`, to be made inside another script (the commit
+        of their step, see RunStore.commit), when they fit in one; None when they do not."""
+        if len(tasks) > ENQUEUE_CHUNK:
+            return None
+        return self._enqueue_call(record, step, tasks, fingerprint, expected)
+
+    def _enqueue_call(
+        self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
+        expected: int | None,
+    ) -> ScriptCall:
+        """The keys and arguments of ENQUEUE_JOBS_SCRIPT for `tasks` of the step `record` is
+        on."""
+        now = timestamp_ms()
+        keys: list[str] = [self.name, protocol.ready_key(self.name),
+                           protocol.writes_key(record.tag, record.checkpoint_id)]
+        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
+        for task in tasks:
+            job = protocol.TaskJob(
+                run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
+                task_id=task.id, graph=record.graph, fingerprint=fingerprint,
+            )
+            job_id = protocol.job_id(record.run_id, task.id)
+            keys += [job_key_prefix + job_id, result_key_prefix + job_id]
+            args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
+                                           now, serializer=self.redis.job_serializer)]
+        return ScriptCall(keys, args)
 
     async def enqueue_call(
         self, record: RunRecord, checkpoint_id: str, call_id: str, fingerprint: str

@@ -65,8 +65,8 @@ class RedisFullError(UpdateTooLargeError):
 
 
 class RunStore:
-    """Threads, runs, checkpoints and outcomes in one Redis; with their events, the task calls
-of the Functional API and the nodes' limits (`events`, `calls`, `limits`)."""
+    """Threads, runs, checkpoints and outcomes in one Redis; with their events, the task
+    calls of the Functional API and the nodes' limits (`events`, `calls`, `limits`)."""
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
@@ -245,7 +245,7 @@ of the Functional API and the nodes' limits (`events`, `calls`, `limits`)."""
         others are saved again, with their view), edits of pending writes, events. A final
         status frees the thread and retires the run at once (see `retire`): its keys expire in
         `retention` seconds. `jobs`: the enqueue of the new step's jobs (`JobQueue.
-        enqueue_calls`), made with the commit."""
+        single_enqueue`), made with the commit."""
         run_fields: dict[str, str | bytes] = dict(fields or {})
         if status is not None:
             run_fields["status"] = status

@@ -65,7 +65,7 @@ class CallScheduler:
         saved = await self.store.calls.result(tag, self.checkpoint_id, call_id)
         if saved is None:
             await self.store.calls.start(self.record, self.checkpoint_id, call_id, arguments,
-                                        self.record.fingerprint, self.jobs)
+                                         self.record.fingerprint, self.jobs)
             if not self.released:  # an entrypoint waiting for jobs must not hold a worker slot
                 self.released = True  # (given back until it ends: see `close`)
                 await self.slot.enter_async_context(self.idle())

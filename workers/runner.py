@@ -125,8 +125,8 @@ class NodeRunner:
             if wait > 0:
                 raise Retry(defer=wait)
         if spec.concurrency is not None:
-            if not await self.store.limits.acquire_slot(job.graph, spec.name, key, spec.concurrency,
-                                                 self.lease):
+            if not await self.store.limits.acquire_slot(job.graph, spec.name, key,
+                                                        spec.concurrency, self.lease):
                 raise Retry(defer=random.uniform(0.02, 0.1))
             self.slots[key] = protocol.slots_key(job.graph, spec.name)
 
