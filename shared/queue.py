@@ -24,6 +24,7 @@ from shared.protocol import RunRecord
 
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
+RESULT_KEPT_S = 60  # a finished job's arq result: a re-enqueue of the job within it is a no-op
 
 
 class TakenJob(NamedTuple):
@@ -157,6 +158,12 @@ class JobQueue:
 
     async def finish(self, job_id: str, result: bytes, keep_ms: int) -> None:
         """arq's end of a job that finished (see FINISH_JOB_SCRIPT), batched with others."""
+        call = self.finish_call(job_id, result, keep_ms)
+        await self._finish(call.keys, call.args)
+
+    def finish_call(self, job_id: str, result: bytes, keep_ms: int) -> ScriptCall:
+        """`finish`'s script call, to be made inside another script (the post of the job's
+        outcome, see RunStore.post_outcome)."""
         keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
                 abort_jobs_ss, self.name, result_key_prefix + job_id]
-        await self._finish(keys, [job_id, result, keep_ms])
+        return ScriptCall(keys, [job_id, result, keep_ms])

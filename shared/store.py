@@ -395,24 +395,29 @@ class RunStore:
     async def post_outcome(
         self, graph: str, run_id: str, checkpoint_id: str, outcome: TaskOutcome,
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
-        max_bytes: int = protocol.MAX_UPDATE_BYTES,
+        max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: ScriptCall | None = None,
     ) -> int:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
         With a `claim`, only the attempt that owns the task may post: 1 recorded, 0 the task was
         already done, -1 this attempt is stale (it lost its lease and the task was restarted).
+        `job_end` (JobQueue.finish_call) ends the task's arq job too, when the outcome is
+        recorded: arq then need not.
         """
         attempt = "" if claim is None else str(claim.attempt)
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
             await self._check_room(outcome, len(data))
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
-        args: list[Any] = [outcome.task_id, data, attempt, note]
+        args: list[Any] = [outcome.task_id, data, attempt, note, len(events)]
         for mode, payload in events:
             args += [mode, codec.packb(payload)]
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
+        if job_end is not None:
+            keys += job_end.keys
+            args += job_end.args
         try:
             result = int(await self._post(keys=keys, args=args))
         except OutOfMemoryError as exc:

@@ -15,21 +15,23 @@ import logging
 import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pydantic
 from arq.connections import ArqRedis
+from arq.jobs import serialize_result
+from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
 from shared import codec, protocol
-from shared.connection import Backoff, lost_redis
+from shared.connection import Backoff, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
 from shared.graph.state import NodeSpec
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
-from shared.queue import JobQueue
+from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall
 from shared.runtime import Runtime
 from shared.store import Claim, RedisFullError, RunStore
 from shared.types import Interrupt
@@ -37,6 +39,19 @@ from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle
 from workers.executor import TaskResult, UnknownNodeError, execute_task
 
 log = logging.getLogger("arqgraph.worker")
+
+
+class ArqJob(NamedTuple):
+    """What arq's run_job knows of the job it runs, to end the job as arq would."""
+
+    job_id: str
+    tries: int
+    enqueued_ms: int
+    started_ms: int
+    payload: dict[str, Any]
+
+
+DONE = "done"  # what a job whose task's outcome was recorded returns
 
 
 class NodeRunner:
@@ -65,12 +80,14 @@ class NodeRunner:
         self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
         self.lease = lease
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
+        self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
         # graphs with node limits: their tasks are claimed once a limit lets them start
         self.limited = {g.name for g in graphs if any(
             spec.concurrency is not None or spec.rate_interval is not None
             for spec in g.nodes.values())}
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
+        started_ms = timestamp_ms()
         try:
             job = protocol.TaskJob.model_validate(payload)
         except pydantic.ValidationError as exc:
@@ -108,8 +125,12 @@ class NodeRunner:
         spec = graph.nodes.get(task.node)
         if spec is not None:
             await self._wait_for_limits(job, spec, key)
+        arq_job = None
+        if "job_id" in ctx:
+            arq_job = ArqJob(ctx["job_id"], ctx["job_try"], to_unix_ms(ctx["enqueue_time"]),
+                             started_ms, payload)
         try:
-            return await self._run_task(job, record, graph, task, key, claim)
+            return await self._run_task(job, record, graph, task, key, claim, arq_job)
         finally:
             if key in self.slots:
                 del self.slots[key]
@@ -132,7 +153,7 @@ class NodeRunner:
 
     async def _run_task(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        key: str, claim: Claim | None | Literal[False],
+        key: str, claim: Claim | None | Literal[False], arq_job: ArqJob | None = None,
     ) -> str:
         if claim is False:  # not claimed with the load (see `run_job`)
             claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)
@@ -173,12 +194,14 @@ class NodeRunner:
         elif outcome.error is None and task.node != START:
             events.append(("updates", {result.shown_as or task.node: result.shown}))
         try:
-            posted = await self._post(job, outcome, events, claim)
+            posted = await self._post(job, outcome, events, claim, arq_job)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
-            posted = await self._post(job, failed, (), claim)
+            posted = await self._post(job, failed, (), claim, arq_job)
         if posted == 1:
-            return "done"
+            if arq_job is not None:
+                self.ended.add(arq_job.job_id)
+            return DONE
         said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
         return said
@@ -220,16 +243,17 @@ class NodeRunner:
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim,
+        claim: Claim, arq_job: ArqJob | None,
     ) -> int:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
-        work (posting again is harmless: the first outcome posted wins)."""
+        work (posting again is harmless: the first outcome posted wins). A recorded outcome
+        ends the arq job in the same round trip (see `_job_end`)."""
         backoff = Backoff()
         while True:
             try:
                 return await self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes,
+                    self.max_update_bytes, self._job_end(arq_job),
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
@@ -239,6 +263,21 @@ class NodeRunner:
                 log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
                             "retrying in %.1fs", job.task_id, job.run_id, exc, backoff.delay)
             await backoff.wait()
+
+    def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
+        """arq's end of a job whose task is done, its result the DONE that `run_job` returns:
+        what arq's run_job would do in a round trip of its own once the node returned (it does
+        not for a job in `ended`, see GraphWorker.finish_job)."""
+        if arq_job is None:
+            return None
+        job_id = arq_job.job_id
+        result = serialize_result(
+            protocol.TASK_FUNCTION, (), arq_job.payload, arq_job.tries, arq_job.enqueued_ms,
+            True, DONE, arq_job.started_ms, timestamp_ms(), f"{job_id}:{protocol.TASK_FUNCTION}",
+            self.jobs.name, job_id, serializer=job_serializer,
+        )
+        assert result is not None  # (None only when the result cannot be serialized)
+        return self.jobs.finish_call(job_id, result, RESULT_KEPT_S * 1000)
 
     async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
         """A stopping worker gives its task back: the start does not count as lost (arq puts

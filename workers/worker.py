@@ -26,7 +26,7 @@ from redis.exceptions import ResponseError
 from shared import protocol
 from shared.connection import Backoff, job_deserializer, job_serializer, lost_redis
 from shared.graph.compiled import CompiledStateGraph
-from shared.queue import TakenJob
+from shared.queue import RESULT_KEPT_S, TakenJob
 from workers.lease import LeaseKeeper
 from workers.runner import NodeRunner
 
@@ -182,6 +182,7 @@ class GraphWorker(Worker):
         whole --shutdown-grace for jobs that are done)."""
         if self.tasks.get(job_id) is task:
             del self.tasks[job_id]
+        self.runner.ended.discard(job_id)  # (when arq's run_job did not get to finish it)
         self._release_sem_dec_counter_on_complete()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("job %s: arq's run_job failed: %r", job_id, exc, exc_info=exc)
@@ -218,6 +219,9 @@ class GraphWorker(Worker):
         """arq's (for a finished job, the same in one script, batched with the ends of other
         jobs); then a job that goes back to the queue is listed as ready again: at once when
         handed back, when due when retried later."""
+        if finish and job_id in self.runner.ended:  # the post of its outcome ended it
+            self.runner.ended.discard(job_id)
+            return
         if finish and result_data and result_timeout_s and not keep_result_forever:
             await self.runner.jobs.finish(job_id, result_data, int(result_timeout_s * 1000))
             return
@@ -350,7 +354,7 @@ def build_worker(
         max_jobs=concurrency,
         poll_delay=poll_delay,
         job_timeout=UNLIMITED,
-        keep_result=60,
+        keep_result=RESULT_KEPT_S,
         log_results=False,
         handle_signals=handle_signals,
         job_completion_wait=int(shutdown_grace),

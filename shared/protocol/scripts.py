@@ -26,6 +26,20 @@ local function enqueue(k, a)
 end
 """
 
+_FINISH_JOB = """
+-- arq's finish_job for a job that ended, its MULTI/EXEC as a function: the ends of the many jobs
+-- a worker finishes at once then go to Redis together (see shared.batch), or with the outcome
+-- of the job's task (POST_OUTCOME_SCRIPT). From KEYS[k]: the job's in-progress key, its try
+-- counter, its job key, arq's abort set, the queue, its result key. From ARGV[a]: the job id,
+-- its result (arq-serialized), how long the result is kept (ms).
+local function finish_job(k, a)
+  redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
+  redis.call('ZREM', KEYS[k + 3], ARGV[a])
+  redis.call('ZREM', KEYS[k + 4], ARGV[a])
+  redis.call('SET', KEYS[k + 5], ARGV[a + 1], 'PX', ARGV[a + 2])
+end
+"""
+
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
 -- history list are KEYS[1] to KEYS[5]: they expire in `seconds` (the thread's, with each of its
@@ -175,19 +189,24 @@ end
 return {fields, false, claimed, outcomes}
 """
 
-POST_OUTCOME_SCRIPT = """
--- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox
--- ARGV task id, outcome, attempt ('' for none), the inbox note, then event pairs
+POST_OUTCOME_SCRIPT = _FINISH_JOB + """
+-- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
+-- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq).
+-- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, the
+-- event pairs, then the arguments of `finish_job` (with its keys).
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
 -- orchestrators' inbox), 2 when recorded and others are still due, 0 when the task already had
 -- an outcome, -1 when a newer attempt owns the task (this poster is stale: its lease ran out
 -- and the task was started again). `__tasks` (set with the step's jobs) is how many outcomes
--- the step waits for, `__posted` how many it has.
+-- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
+-- round trip where arq would make another to finish the job once the node has returned.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for i = 5, #ARGV, 2 do
-  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
 end
+if #KEYS > 4 then finish_job(5, i) end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
@@ -307,16 +326,9 @@ end
 return taken
 """
 
-FINISH_JOB_SCRIPT = """
--- KEYS: 1 the job's in-progress key, 2 its try counter, 3 its job key, 4 arq's abort set,
--- 5 the queue, 6 its result key. ARGV: 1 job id, 2 its result (arq-serialized), 3 how long
--- the result is kept (ms).
--- arq's finish_job for a job that ended, its MULTI/EXEC as one script: the ends of the many
--- jobs a worker finishes at once then go to Redis together (see shared.batch).
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[3])
+FINISH_JOB_SCRIPT = _FINISH_JOB + """
+-- KEYS and ARGV as `finish_job`'s from the first.
+finish_job(1, 1)
 return 1
 """
 
