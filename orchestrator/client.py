@@ -203,10 +203,10 @@ class Client:
         `get_state` shows it: a stopped step shows its finished tasks' writes applied."""
         thread_id, checkpoint_id = require_thread(config)
         tag = protocol.thread_tag(thread_id)
-        latest = await self.store.latest_checkpoint(tag)
+        latest = await self.store.threads.latest_checkpoint(tag)
         saved = latest
         if checkpoint_id:
-            saved = await self.store.saved_checkpoint(tag, checkpoint_id)
+            saved = await self.store.threads.saved_checkpoint(tag, checkpoint_id)
         if saved is None:
             return StateSnapshot({}, (), config, None, None, None, ())
         is_latest = latest is not None and saved.id == latest.id
@@ -219,7 +219,7 @@ class Client:
         """The thread's checkpoints, newest first: those older than `before`'s checkpoint, whose
         metadata has the items of `filter`, at most `limit` of them."""
         thread_id, _ = require_thread(config)
-        saved = await self.store.history(protocol.thread_tag(thread_id))
+        saved = await self.store.threads.history(protocol.thread_tag(thread_id))
         if before is not None:
             _, older_than = _thread_of(before)
             ids = [s.id for s in saved]
@@ -248,14 +248,14 @@ class Client:
 
     async def delete_thread(self, thread_id: str) -> None:
         """Forget a thread: its checkpoints and pending writes."""
-        await self.store.delete_thread(thread_id)
+        await self.store.threads.delete(thread_id)
 
     async def _snapshot(
         self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool
     ) -> StateSnapshot:
         cp = saved.checkpoint
         tasks = cp.tasks
-        outcomes, priors = await self.store.task_records(protocol.thread_tag(thread_id), saved.id)
+        outcomes, priors = await self.store.threads.task_records(protocol.thread_tag(thread_id), saved.id)
         values, left = dict(cp.values), [t.id for t in tasks]
         if pending_applied and saved.view_values is not None:
             values, left = dict(saved.view_values), list(saved.view_next or [])

@@ -42,10 +42,10 @@ async def first_position(
 ) -> FirstPosition:
     """Where the pending run `record` starts; raises EmptyInputError, InvalidInputError,
     InvalidUpdateError or ResumeError for a run that cannot start."""
-    latest = await store.latest_checkpoint(record.tag)
+    latest = await store.threads.latest_checkpoint(record.tag)
     base = latest
     if record.from_checkpoint:
-        base = await store.saved_checkpoint(record.tag, record.from_checkpoint)
+        base = await store.threads.saved_checkpoint(record.tag, record.from_checkpoint)
         if base is None:
             raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
                               f"{record.from_checkpoint!r}")
@@ -108,7 +108,7 @@ async def _resume(
             targets = {next(iter(pending.values())): resume}
     values = {}
     for task_id, value in targets.items():
-        earlier = await store.resume_values(record.tag, base.id, task_id)
+        earlier = await store.threads.resume_values(record.tag, base.id, task_id)
         values[task_id] = [*earlier, value]
     return WritesEdit(base.id, drop, values), events
 

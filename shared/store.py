@@ -26,6 +26,7 @@ from shared.limits import NodeLimits
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 from shared.task_calls import TaskCalls
+from shared.threads import ThreadStore
 
 if TYPE_CHECKING:
     from shared.queue import ScriptCall
@@ -65,8 +66,9 @@ class RedisFullError(UpdateTooLargeError):
 
 
 class RunStore:
-    """Threads, runs, checkpoints and outcomes in one Redis; with their events, the task
-    calls of the Functional API and the nodes' limits (`events`, `calls`, `limits`)."""
+    """Runs, their checkpoints and outcomes in one Redis; with their events, the task calls
+    of the Functional API, the nodes' limits and the threads' histories (`events`, `calls`,
+    `limits`, `threads`)."""
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
@@ -76,6 +78,7 @@ class RunStore:
         self.events = Events(redis, self._batch)
         self.calls = TaskCalls(redis, self._batch)
         self.limits = NodeLimits(redis, self._batch)
+        self.threads = ThreadStore(redis, self._batch)
         self._commit = self._batch.script(protocol.COMMIT_SCRIPT)
         self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
         self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
@@ -210,7 +213,7 @@ class RunStore:
         elif cid:
             saved = self.cache.checkpoint(cid)
             if saved is None:  # evicted between the call and now: read it
-                saved = await self.saved_checkpoint(tag, cid)
+                saved = await self.threads.saved_checkpoint(tag, cid)
         record = protocol.decode_run(run_id, fields, saved)
         if not record.cancel_requested:  # (a run being cancelled is read in full each time)
             self.cache.keep_run(record)
@@ -306,13 +309,6 @@ class RunStore:
         """Whether the run is still listed among its graph's unfinished runs."""
         return bool(await self.redis.sismember(protocol.active_key(record.graph), record.run_id))
 
-    async def _thread_keys(self, tag: str) -> list[str]:
-        ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
-        keys = [protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag)]
-        for cid in ids:
-            keys += [protocol.writes_key(tag, cid), protocol.claims_key(tag, cid)]
-        return keys
-
     async def request_cancel(self, run_id: str) -> RunRecord | None:
         record = await self.load_run(run_id)
         if record is None:
@@ -325,30 +321,6 @@ class RunStore:
     async def active_runs(self, graph: str) -> list[str]:
         return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
 
-    # -- threads -----------------------------------------------------------------------------
-
-    async def latest_checkpoint(self, tag: str) -> SavedCheckpoint | None:
-        cid = await self._batch.command("HGET", protocol.thread_key(tag), "latest")
-        return await self.saved_checkpoint(tag, cid.decode()) if cid else None
-
-    async def saved_checkpoint(self, tag: str, checkpoint_id: str) -> SavedCheckpoint | None:
-        raw = await self._batch.command("HGET", protocol.checkpoints_key(tag), checkpoint_id)
-        return protocol.decode_saved(raw) if raw else None
-
-    async def history(self, tag: str, limit: int | None = None) -> list[SavedCheckpoint]:
-        """The thread's checkpoints, newest first."""
-        ids = await self.redis.lrange(protocol.history_key(tag), 0, -1 if limit is None else limit - 1)
-        if not ids:
-            return []
-        blobs = await self.redis.hmget(protocol.checkpoints_key(tag), ids)
-        return [protocol.decode_saved(b) for b in blobs if b]
-
-    async def delete_thread(self, thread_id: str) -> None:
-        tag = protocol.thread_key(protocol.thread_tag(thread_id))
-        keys = await self._thread_keys(protocol.thread_tag(thread_id))
-        if keys:
-            await self.redis.delete(tag, *keys)
-
     # -- tasks -------------------------------------------------------------------------------
 
     async def outcomes(
@@ -358,27 +330,6 @@ class RunStore:
             return {}
         raw = await self._batch.command("HMGET", protocol.writes_key(tag, checkpoint_id), *task_ids)
         return _outcomes_of(task_ids, raw)
-
-    async def task_records(
-        self, tag: str, checkpoint_id: str
-    ) -> tuple[dict[str, TaskOutcome], dict[str, list[TaskOutcome]]]:
-        """All that a checkpoint's step left: each task's outcome, and its earlier outcomes set
-        aside when it was run again (oldest first)."""
-        fields = await self.redis.hgetall(protocol.writes_key(tag, checkpoint_id))
-        outcomes: dict[str, TaskOutcome] = {}
-        priors: dict[str, list[tuple[int, TaskOutcome]]] = {}
-        for raw_name, blob in fields.items():
-            name = raw_name.decode()
-            if name.startswith("prior:"):
-                task_id, _, n = name[len("prior:"):].rpartition(":")
-                priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
-            elif not name.startswith(("resume:", "priors:", "fn:", "fnargs:", "__")):
-                outcomes[name] = protocol.decode_outcome(blob)
-        return outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])] for t, p in priors.items()}
-
-    async def resume_values(self, tag: str, checkpoint_id: str, task_id: str) -> list[Any]:
-        raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"resume:{task_id}")
-        return list(codec.unpackb(raw)["resume"]) if raw else []
 
     async def claim_task(self, tag: str, checkpoint_id: str, task_id: str) -> Claim | None:
         """Start a new attempt at a task; None when the task already has an outcome."""

@@ -218,7 +218,7 @@ async def check_finished_like_reference(
     tag = protocol.tag_of(run_id)
     outcomes: set[str] = set()
     claims: dict[str, int] = {}
-    for saved in await client.store.history(tag):
+    for saved in await client.store.threads.history(tag):
         written = await client.redis.hkeys(protocol.writes_key(tag, saved.id))
         outcomes |= {k.decode() for k in written if not k.startswith((b"resume:", b"__"))}
         claimed = await client.redis.hgetall(protocol.claims_key(tag, saved.id))
