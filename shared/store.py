@@ -137,7 +137,8 @@ class RunStore:
     async def load_run(self, run_id: str) -> RunRecord | None:
         """A run with its current checkpoint, from this process's cache where it can (see
         `shared.cache`); tasks of a step that start together wait for the first one's load,
-        then load the run without its checkpoint."""
+        then load the run without its checkpoint (those that start once it is here need not
+        wait)."""
         return (await self._load_run(run_id))[0]
 
     async def load_step(
@@ -162,8 +163,8 @@ class RunStore:
         self, run_id: str, task: tuple[str, str] | None = None, outcomes: bool = False
     ) -> tuple[RunRecord | None, Claim | None | Literal[False], dict[str, TaskOutcome] | None]:
         earlier = self._loading.get(run_id)
-        if earlier is not None:
-            await asyncio.wait([earlier])
+        if earlier is not None and not (task is not None and self.cache.has_checkpoint(task[0])):
+            await asyncio.wait([earlier])  # (unless the task's checkpoint is here: a small load)
         loading = asyncio.ensure_future(self._fetch_run(run_id, task, outcomes))
         self._loading[run_id] = loading
         try:
