@@ -153,7 +153,7 @@ class NodeRunner:
 
     async def _run_task(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        key: str, claim: Claim | None | Literal[False], arq_job: ArqJob | None = None,
+        key: str, claim: Claim | None | Literal[False], arq_job: ArqJob | None,
     ) -> str:
         if claim is False:  # not claimed with the load (see `run_job`)
             claim = await self.store.claim_task(record.tag, job.checkpoint_id, job.task_id)

@@ -157,7 +157,7 @@ class ErrorModel(pydantic.BaseModel):
 class _CheckpointModel(pydantic.BaseModel):
     step: int
     values: dict[str, Any]
-    tasks: list[Task]  # (validated straight into the dataclass: a 10,000-task step decodes 2x faster)
+    tasks: list[Task]  # (validated straight into the dataclass: half the time of a model each)
     seen: dict[str, list[str]] = {}
     wrote: bool = False
     step_wrote: bool = False
