@@ -39,6 +39,8 @@ ARQ_QUEUE = "bench:arq"
 
 
 def free_port() -> int:
+    """A free local port for a redis-server of our own, never the default one (where a Redis
+    the machine runs may be down right now and come back)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))

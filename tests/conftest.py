@@ -30,8 +30,9 @@ from typing import Any
 
 import pytest
 
+from bench.cluster import DEFAULT_REDIS_PORT, free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REDIS_PORT = 6379
 LOG_TAIL = 6000
 
 
@@ -87,15 +88,6 @@ class RedisServer:
                 self.process.wait(timeout=10)
 
 
-def _free_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port != DEFAULT_REDIS_PORT:
-            return port
-
-
 def _free_port_outside_ephemeral_range() -> int:
     """A free port that no outgoing connection can take as its local port.
 
@@ -108,7 +100,7 @@ def _free_port_outside_ephemeral_range() -> int:
     except (OSError, ValueError, IndexError):
         low = 32768
     if low <= 12000:
-        return _free_port()
+        return free_port()
     for _ in range(200):
         port = random.randint(10000, low - 1)
         if port == DEFAULT_REDIS_PORT:
@@ -119,7 +111,7 @@ def _free_port_outside_ephemeral_range() -> int:
             except OSError:
                 continue
         return port
-    return _free_port()
+    return free_port()
 
 
 def _pings(port: int) -> bool:
@@ -137,7 +129,7 @@ def _pings(port: int) -> bool:
 
 def _start_redis(
     binary: str, workdir: Path, *, port: int | None = None,
-    args: Sequence[str] = EPHEMERAL_ARGS, pick_port: Callable[[], int] = _free_port,
+    args: Sequence[str] = EPHEMERAL_ARGS, pick_port: Callable[[], int] = free_port,
 ) -> RedisServer:
     """Start redis-server on `port`, or on a free port (another one if that one was taken
     meanwhile); it answers PING when this returns."""

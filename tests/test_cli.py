@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.cluster import free_port
 from orchestrator.client import SyncClient
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestrator.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_run_embedded_prints_events_and_final_state():

@@ -9,6 +9,7 @@ never from how long a run took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -26,6 +27,9 @@ from shared.loader import load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = "0.01"
+TIMING_SCALE = "0.1"  # for the patterns whose calls end a few scaled ms from a deadline
+# what main() reports of those patterns: checked at TIMING_SCALE, on their own
+TIMING_RESULTS = {"WaitNode", "WaitTimeoutNode", "MultiTimeoutNode", "TimeoutHandlingNode"}
 MODULES = ("async_node", "screening_lab", "async_patterns_basics", "async_patterns_streaming",
            "async_patterns_concurrency", "async_patterns_errors", "async_patterns_integration",
            "screening_functional", "pocketflow_recipes")
@@ -222,10 +226,8 @@ async def test_concurrency(seeds: dict[str, ModuleType]) -> None:
         assert start - limited.started >= k * interval - 1e-3
 
 
-async def test_wait_patterns(seeds: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
-    """WaitNode and WaitTimeoutNode at 1/10 speed, where their calls end 40 ms or more apart."""
-    module, run_traced = seeds["async_patterns_concurrency"], seeds["standins"].run_traced
-    monkeypatch.setenv("ARQGRAPH_SEED_SCALE", "0.1")  # their sleeps and timeouts read it per call
+async def check_wait_patterns(module: ModuleType, run_traced: Any) -> None:
+    """WaitNode and WaitTimeoutNode, at 1/10 speed, where their calls end 40 ms or more apart."""
     wait = await run_traced(module.wait_graph, {})
     assert wait.result["first_result"] == "fast"
     # medium_op ends only 50 ms after fast_op: a stalled loop may end both in one turn
@@ -235,17 +237,25 @@ async def test_wait_patterns(seeds: dict[str, ModuleType], monkeypatch: pytest.M
     assert timed.result["incomplete_count"] == 1 and started_not_ended(timed.marks, "op3")
 
 
-async def test_timeout_patterns(seeds: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
-    """MultiTimeoutNode and TimeoutHandlingNode at 1/10 speed, where each call ends 50 ms or
+async def check_timeout_patterns(module: ModuleType, run_traced: Any) -> None:
+    """MultiTimeoutNode and TimeoutHandlingNode, at 1/10 speed, where each call ends 50 ms or
     more from its deadline (at 1/100 speed, 5 ms: a loop stalled that long on a loaded machine
     missed one)."""
-    module, run_traced = seeds["async_patterns_errors"], seeds["standins"].run_traced
-    monkeypatch.setenv("ARQGRAPH_SEED_SCALE", "0.1")  # their sleeps and timeouts read it per call
     multi = await run_traced(module.multi_timeout_graph, {})
     assert multi.result == {"results": ["result1", "result2"], "errors": ["Operation 2 failed: "]}
     handling = await run_traced(module.timeout_handling_graph, {})
     assert handling.result == {"results": {"quick": "quick", "op1": "op1", "op2": "op2"}}
     assert started_not_ended(handling.marks, "slow_op3")
+
+
+async def test_wait_patterns(seeds: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARQGRAPH_SEED_SCALE", TIMING_SCALE)  # their sleeps and timeouts read it per call
+    await check_wait_patterns(seeds["async_patterns_concurrency"], seeds["standins"].run_traced)
+
+
+async def test_timeout_patterns(seeds: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARQGRAPH_SEED_SCALE", TIMING_SCALE)
+    await check_timeout_patterns(seeds["async_patterns_errors"], seeds["standins"].run_traced)
 
 
 async def test_errors(seeds: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]) -> None:
@@ -414,25 +424,38 @@ CLUSTER_RUNS = [
 ]
 
 
-async def test_seed_examples_run_on_a_cluster_of_processes(
-    seeds: dict[str, ModuleType], redis_server: Any, arq_processes: Any
-) -> None:
-    """Each module's `graph`, served by an orchestrator and two workers (separate processes, at
-    the same scale), ends as it does embedded."""
-    from orchestrator.client import Client
-    from tests.test_cluster import STARTUP_LIMIT, wait_registered, within
+@contextlib.contextmanager
+def seed_cluster(arq_processes: Any, name: str, specs: list[str], url: str,
+                 scale: str = SCALE) -> Iterator[None]:
+    """An orchestrator and two workers (separate processes, at `scale`) serving `specs`."""
+    from tests.test_cluster import STARTUP_LIMIT, wait_registered
 
-    url = f"redis://127.0.0.1:{redis_server.port}/3"
-    specs = [f"examples.seeds.{name}:graph" for name in MODULES]
-    env = {"ARQGRAPH_SEED_SCALE": SCALE}
+    env = {"ARQGRAPH_SEED_SCALE": scale}
     flags = ("--redis", url)
-    orchestrator = arq_processes.start("seeds-orchestrator", "orchestrator", *specs, *flags, env=env)
-    workers = [arq_processes.start(f"seeds-worker{i}", "worker", *specs, *flags,
+    orchestrator = arq_processes.start(f"{name}-orchestrator", "orchestrator", *specs, *flags,
+                                       env=env)
+    workers = [arq_processes.start(f"{name}-worker{i}", "worker", *specs, *flags,
                                    "--poll-delay", "0.05", env=env) for i in (1, 2)]
     try:
         for worker in workers:
             worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
-        wait_registered(url, [seeds[name].graph.name for name in MODULES])
+        wait_registered(url, [g.name for g in load_all(specs)])
+        yield
+    finally:
+        for proc in (orchestrator, *workers):
+            proc.kill()
+
+
+async def test_seed_examples_run_on_a_cluster_of_processes(
+    seeds: dict[str, ModuleType], redis_server: Any, arq_processes: Any
+) -> None:
+    """Each module's `graph`, served by an orchestrator and two workers, ends as it does
+    embedded."""
+    from orchestrator.client import Client
+    from tests.test_cluster import within
+
+    url = f"redis://127.0.0.1:{redis_server.port}/3"
+    with seed_cluster(arq_processes, "seeds", [f"examples.seeds.{n}:graph" for n in MODULES], url):
         client = await within(Client.connect(url), 10)
         try:
             for name, data in CLUSTER_RUNS:
@@ -442,22 +465,18 @@ async def test_seed_examples_run_on_a_cluster_of_processes(
                 assert await within(handle.result()) == embedded, name
         finally:
             await client.close()
-    finally:
-        for proc in (orchestrator, *workers):
-            proc.kill()
 
 
 async def test_every_seed_module_runs_on_a_cluster_of_processes(
     seeds: dict[str, ModuleType], redis_server: Any, arq_processes: Any,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Every module's main(), its graphs run by an orchestrator and two workers (separate
-    processes serving every graph of every module), ends with the same results as embedded.
+    """Every module's main(), its graphs run by an orchestrator and two workers (serving every
+    graph of every module), ends with the same results as embedded.
     (Results that hang on a stand-in's state in one process, like a flaky service's call count,
-    are not compared; the few demonstrations that call `ainvoke`/`invoke` themselves, rather
-    than through `standins.run_traced`, stay embedded.)"""
-    from tests.test_cluster import STARTUP_LIMIT, wait_registered
-
+    are not compared; nor, at this scale, the TIMING_RESULTS: see the next test. The few
+    demonstrations that call `ainvoke`/`invoke` themselves, rather than through
+    `standins.run_traced`, stay embedded.)"""
     url = f"redis://127.0.0.1:{redis_server.port}/5"
     # fresh node objects: some hold asyncio primitives bound to the loop of the test that ran
     # them before (a worker process has one loop for good)
@@ -467,17 +486,9 @@ async def test_every_seed_module_runs_on_a_cluster_of_processes(
         for attr, value in vars(seeds[name]).items():
             if hasattr(value, "fingerprint") and not attr.startswith("_"):
                 found.setdefault(id(value), f"examples.seeds.{name}:{attr}")
-    specs = list(found.values())
-    graphs = load_all(specs)
-    env = {"ARQGRAPH_SEED_SCALE": SCALE}
-    orchestrator = arq_processes.start("seeds-all-orchestrator", "orchestrator", *specs,
-                                       "--redis", url, env=env)
-    workers = [arq_processes.start(f"seeds-all-worker{i}", "worker", *specs, "--redis", url,
-                                   "--poll-delay", "0.05", env=env) for i in (1, 2)]
-    try:
-        for worker in workers:
-            worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
-        wait_registered(url, [g.name for g in graphs])
+    process_local = {"RetryNode", "retry_node", "retry_option", "RobustHTTPNode",
+                     "retry_policy + error_handler"}
+    with seed_cluster(arq_processes, "seeds-all", list(found.values()), url):
         for name in MODULES:
             embedded = _results(await seeds[name].main())
             monkeypatch.setenv("ARQGRAPH_SEED_CLUSTER", url)
@@ -485,14 +496,25 @@ async def test_every_seed_module_runs_on_a_cluster_of_processes(
                 remote = _results(await seeds[name].main())
             finally:
                 monkeypatch.delenv("ARQGRAPH_SEED_CLUSTER")
-            process_local = {"RetryNode", "retry_node", "retry_option", "RobustHTTPNode",
-                             "retry_policy + error_handler"}
-            for key in embedded.keys() - process_local:
+            for key in embedded.keys() - process_local - TIMING_RESULTS:
                 assert _plain(remote.get(key)) == _plain(embedded[key]), f"{name}: {key}"
         capsys.readouterr()
-    finally:
-        for proc in (orchestrator, *workers):
-            proc.kill()
+
+
+async def test_timing_patterns_run_on_a_cluster_of_processes(
+    seeds: dict[str, ModuleType], redis_server: Any, arq_processes: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TIMING_RESULTS' graphs on an orchestrator and two workers at TIMING_SCALE: the same
+    results as test_wait_patterns and test_timeout_patterns check embedded."""
+    url = f"redis://127.0.0.1:{redis_server.port}/6"
+    concurrency, errors = seeds["async_patterns_concurrency"], seeds["async_patterns_errors"]
+    specs = [f"{concurrency.__name__}:wait_graph", f"{concurrency.__name__}:wait_timeout_graph",
+             f"{errors.__name__}:multi_timeout_graph", f"{errors.__name__}:timeout_handling_graph"]
+    with seed_cluster(arq_processes, "seeds-timing", specs, url, scale=TIMING_SCALE):
+        monkeypatch.setenv("ARQGRAPH_SEED_CLUSTER", url)
+        await check_wait_patterns(concurrency, seeds["standins"].run_traced)
+        await check_timeout_patterns(errors, seeds["standins"].run_traced)
 
 
 def _results(out: Any) -> dict[str, Any]:
