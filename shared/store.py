@@ -274,8 +274,7 @@ class RunStore:
         args += list(edit.drop)
         for task_id, values in edit.resume.items():
             args += [f"resume:{task_id}", codec.pack_values({"resume": values}, where="resume")]
-        for mode, payload in events:
-            args += [mode, codec.packb(payload)]
+        args += protocol.event_args(events)
         keys = [
             protocol.run_key(record.run_id), protocol.events_key(record.run_id),
             protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
@@ -362,8 +361,7 @@ class RunStore:
             await self._check_room(outcome, len(data))
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events)]
-        for mode, payload in events:
-            args += [mode, codec.packb(payload)]
+        args += protocol.event_args(events)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]

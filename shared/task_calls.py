@@ -62,8 +62,7 @@ class TaskCalls:
         """Record a task call's result (fenced by the attempt, as outcomes are)."""
         tag = protocol.tag_of(run_id)
         args: list[Any] = [call_id, codec.pack_values(result, where="task result"), claim.attempt]
-        for mode, payload in events:
-            args += [mode, codec.packb(payload)]
+        args += protocol.event_args(events)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id),
                 protocol.call_done_key(tag, checkpoint_id, call_id)]

@@ -66,6 +66,7 @@ from shared.protocol.messages import (
     encode_note,
     encode_outcome,
     encode_saved,
+    event_args,
 )
 from shared.protocol.scripts import (
     ACQUIRE_SLOT_SCRIPT,
@@ -135,6 +136,7 @@ __all__ = [
     "encode_checkpoint",
     "encode_error",
     "encode_event",
+    "event_args",
     "encode_info",
     "encode_note",
     "encode_outcome",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import pydantic
@@ -325,6 +325,15 @@ def decode_run(
 
 def encode_event(mode: EventMode, payload: Any) -> dict[str, bytes]:
     return {"mode": mode.encode(), "data": codec.packb(payload)}
+
+
+def event_args(events: Sequence[tuple[EventMode, Any]]) -> list[Any]:
+    """Events as the scripts that add them to a run's stream take them: mode, data, mode, ...
+    (the fields of `encode_event`, which the script puts back together)."""
+    args: list[Any] = []
+    for mode, payload in events:
+        args += [mode, codec.packb(payload)]
+    return args
 
 
 def decode_event(fields: Mapping[bytes, bytes]) -> tuple[str, Any]:
