@@ -90,15 +90,15 @@ class JobQueue:
         keys: list[str] = [self.name, protocol.ready_key(self.name),
                            protocol.writes_key(record.tag, record.checkpoint_id)]
         args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
+        job = protocol.TaskJob(  # validated once: the tasks' jobs differ only in their task ids
+            run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step, task_id="",
+            graph=record.graph, fingerprint=fingerprint,
+        ).model_dump()
         for task in tasks:
-            job = protocol.TaskJob(
-                run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step,
-                task_id=task.id, graph=record.graph, fingerprint=fingerprint,
-            )
             job_id = protocol.job_id(record.run_id, task.id)
             keys += [job_key_prefix + job_id, result_key_prefix + job_id]
-            args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), job.model_dump(), None,
-                                           now, serializer=self.redis.job_serializer)]
+            args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), {**job, "task_id": task.id},
+                                           None, now, serializer=self.redis.job_serializer)]
         return ScriptCall(keys, args)
 
     async def enqueue_call(

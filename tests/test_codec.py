@@ -81,3 +81,20 @@ def test_a_payload_naming_a_non_model_class_is_refused():
     forged = msgpack.ExtType(8, packb(["os:system", {"x": 1}, []]))
     with pytest.raises(SerializationError, match="not a BaseModel"):
         unpackb(msgpack.packb(forged))
+
+
+def test_a_task_outcome_round_trips_and_its_sends_need_no_extension_type():
+    """A fan-out's outcome carries one Send per task: each is a plain msgpack pair on the wire
+    (no extension type to rebuild 10,000 times), and its argument keeps its exact types."""
+    import msgpack
+
+    from shared.pregel import TaskOutcome
+    from shared.protocol import decode_outcome, encode_outcome
+    from shared.types import Send
+
+    outcome = TaskOutcome("0:plan", "plan", writes={"n": 2}, goto=("next",),
+                          sends=(Send("work", {"i": 1, "at": (1, 2)}), Send("work", [3])))
+    data = encode_outcome(outcome)
+    sends = msgpack.unpackb(data, raw=False)["sends"]
+    assert [type(pair) for pair in sends] == [list, list]
+    assert decode_outcome(data) == outcome

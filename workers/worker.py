@@ -320,7 +320,7 @@ async def _require_redis_7(redis: ArqRedis) -> None:
                            f"at this URL is Redis {version}")
 
 
-UNLIMITED = 10**9  # arq's own try limit and job timeout are replaced by arqgraph's own bounds
+UNLIMITED = 10**9  # arq's own try limit is replaced by arqgraph's own bounds
 
 
 def build_worker(
@@ -353,7 +353,6 @@ def build_worker(
         queue_name=queue,
         max_jobs=concurrency,
         poll_delay=poll_delay,
-        job_timeout=UNLIMITED,
         keep_result=RESULT_KEPT_S,
         log_results=False,
         handle_signals=handle_signals,
@@ -362,6 +361,9 @@ def build_worker(
         job_deserializer=job_deserializer,
     )
     worker.in_progress_timeout_s = lease
+    # the bound is the node's timeout; with none of arq's, its run_job awaits each job without
+    # a timer and a waiter of their own (arq handles None; its typing does not say so)
+    worker.job_timeout_s = None  # type: ignore[assignment]
     worker.scores = {}
     worker.later = set()
     worker.runner = runner
