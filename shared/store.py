@@ -273,7 +273,7 @@ class RunStore:
             args += [name, value]
         args += list(edit.drop)
         for task_id, values in edit.resume.items():
-            args += [f"resume:{task_id}", codec.pack_values({"resume": values}, where="resume")]
+            args += [f"resume:{task_id}", protocol.encode_resume(values)]
         args += protocol.event_args(events)
         keys = [
             protocol.run_key(record.run_id), protocol.events_key(record.run_id),
@@ -397,7 +397,7 @@ def _claim_of(reply: list[Any]) -> Claim | None:
     """A claim script's reply (see CLAIM_SCRIPT): the attempt, or None when the task is done."""
     if not reply[0]:
         return None
-    resume = tuple(codec.unpackb(reply[3])["resume"]) if len(reply) > 3 and reply[3] else ()
+    resume = protocol.decode_resume(reply[3]) if len(reply) > 3 else ()
     return Claim(int(reply[0]), int(reply[1]), int(reply[2]), resume)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from shared import codec, protocol
+from shared import protocol
 from shared.batch import Batch
 from shared.pregel import TaskOutcome
 from shared.protocol import SavedCheckpoint
@@ -56,7 +56,7 @@ class ThreadStore:
 
     async def resume_values(self, tag: str, checkpoint_id: str, task_id: str) -> list[Any]:
         raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"resume:{task_id}")
-        return list(codec.unpackb(raw)["resume"]) if raw else []
+        return list(protocol.decode_resume(raw))
 
     async def delete(self, thread_id: str) -> None:
         """The thread and all it keeps: its checkpoints, their writes and claims."""

@@ -324,6 +324,16 @@ def decode_run(
     )
 
 
+def encode_resume(values: Sequence[Any]) -> bytes:
+    """The values given so far to resume a task's interrupts, in order (its `resume:<task>`
+    field of the step's writes, returned with the task's claim)."""
+    return codec.pack_values({"resume": list(values)}, where="resume")
+
+
+def decode_resume(data: bytes | None) -> tuple[Any, ...]:
+    return tuple(codec.unpackb(data)["resume"]) if data else ()
+
+
 def encode_event(mode: EventMode, payload: Any) -> dict[str, bytes]:
     return {"mode": mode.encode(), "data": codec.packb(payload)}
 
