@@ -205,7 +205,7 @@ class Orchestrator:
             if record.cancel_requested:
                 if record.checkpoint is not None:  # its queued tasks need not start
                     tasks = [t.id for t in record.checkpoint.tasks]
-                    await self.jobs.drop(run_id, tasks)
+                    await self.jobs.drop(record, tasks)
                 if await self._finish(record, "cancelled", {"status": "cancelled"}):
                     return
             elif record.status == "pending":

@@ -9,6 +9,7 @@ polling the queue.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -29,12 +30,13 @@ RESULT_KEPT_S = 60  # a finished job's arq result: a re-enqueue of the job withi
 
 class TakenJob(NamedTuple):
     """A job a worker took, as arq's run_job opens it: its queue score, the job as enqueued
-    (b"" when it expired) and which try this is."""
+    (b"" when it expired) and which try this is; and its task's start (see `JobQueue.take`)."""
 
     job_id: str
     score: int
     job: bytes
     tries: int
+    started: Any = None  # the reply of the start of its task, if asked for (see `take`)
 
 
 class ScriptCall(NamedTuple):
@@ -95,7 +97,7 @@ class JobQueue:
             graph=record.graph, fingerprint=fingerprint,
         ).model_dump()
         for task in tasks:
-            job_id = protocol.job_id(record.run_id, task.id)
+            job_id = protocol.job_id(record.run_id, record.checkpoint_id, task.id)
             keys += [job_key_prefix + job_id, result_key_prefix + job_id]
             args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), {**job, "task_id": task.id},
                                            None, now, serializer=self.redis.job_serializer)]
@@ -108,30 +110,46 @@ class JobQueue:
         its job, or its result, exists already)."""
         job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
                                task_id=call_id, graph=record.graph, fingerprint=fingerprint)
-        job_id = protocol.job_id(record.run_id, call_id)
+        job_id = protocol.job_id(record.run_id, checkpoint_id, call_id)
         if await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id,
                                         _queue_name=self.name, **job.model_dump()):
             await self.redis.rpush(protocol.ready_key(self.name), job_id)  # type: ignore[misc]
 
-    async def drop(self, run_id: str, task_ids: Sequence[str]) -> None:
-        """Take a run's queued jobs out of the queue (a cancelled run's tasks need not start)."""
+    async def drop(self, record: RunRecord, task_ids: Sequence[str]) -> None:
+        """Take queued jobs of the step `record` is on out of the queue (a cancelled run's
+        tasks need not start)."""
         if task_ids:
-            await self.redis.zrem(self.name, *[protocol.job_id(run_id, t) for t in task_ids])
+            await self.redis.zrem(self.name, *[
+                protocol.job_id(record.run_id, record.checkpoint_id, t) for t in task_ids])
 
     # -- pick-up (the workers) -------------------------------------------------------------------
 
-    async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
+    async def take(
+        self, job_ids: Sequence[str], lease: float, most: int,
+        starts: Sequence[ScriptCall | None] = (), claimed_later: Sequence[str] = (),
+    ) -> list[TakenJob]:
         """Take up to `most` of these jobs for this worker and count their tries (see
-        TAKE_JOBS_SCRIPT)."""
+        TAKE_JOBS_SCRIPT); `starts`: for each job, the load of its run and claim of its task
+        to make as it is taken (RunStore.start_call), or None; except the claims of the tasks
+        of the graphs `claimed_later`."""
         if not job_ids or most <= 0:
             return []
         keys = [self.name]
-        for job_id in job_ids:
-            keys += [protocol.lease_key(job_id), job_key_prefix + job_id, retry_key_prefix + job_id]
-        reply = await self._take(keys=keys, args=[timestamp_ms(), int(lease * 1000), most,
-                                                  *job_ids])
-        return [TakenJob(reply[i].decode(), int(float(reply[i + 1])), reply[i + 2], int(reply[i + 3]))
-                for i in range(0, len(reply), 4)]
+        args: list[Any] = [timestamp_ms(), int(lease * 1000), most, len(claimed_later),
+                           *claimed_later]
+        for job_id, start in itertools.zip_longest(job_ids, starts[:len(job_ids)]):
+            lease_key = protocol.lease_key(job_id)
+            keys += [lease_key, job_key_prefix + job_id, retry_key_prefix + job_id]
+            if start is None:
+                keys += [lease_key] * 4  # (not read)
+                args += [job_id, "", "", "", ""]
+            else:
+                keys += start.keys
+                args += [job_id, *start.args]
+        reply = await self._take(keys=keys, args=args)
+        return [TakenJob(reply[i].decode(), int(float(reply[i + 1])), reply[i + 2],
+                         int(reply[i + 3]), reply[i + 4])
+                for i in range(0, len(reply), 5)]
 
     async def due(self, most: int) -> list[str]:
         """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
@@ -25,11 +25,9 @@ from shared.events import ENDS_KEPT, Events
 from shared.limits import NodeLimits
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
+from shared.queue import ScriptCall
 from shared.task_calls import TaskCalls
 from shared.threads import ThreadStore
-
-if TYPE_CHECKING:
-    from shared.queue import ScriptCall
 
 log = logging.getLogger("arqgraph.store")
 
@@ -176,6 +174,31 @@ class RunStore:
     async def _fetch_run(
         self, run_id: str, task: tuple[str, str] | None, with_outcomes: bool
     ) -> tuple[RunRecord | None, Claim | None | Literal[False], dict[str, TaskOutcome] | None]:
+        call, known, task_ids = self._load_call(run_id, task, with_outcomes)
+        reply = await self._load(call.keys, call.args)
+        return await self._read_load(run_id, reply, known, task_ids)
+
+    def start_call(
+        self, run_id: str, checkpoint_id: str, task_id: str
+    ) -> tuple[ScriptCall, RunRecord | None]:
+        """`start_task`'s script call, to be made inside another script (the take of the task's
+        job, see JobQueue.take; task_id '' to load the run only), and the record of the run it
+        expects; `read_start` reads its reply."""
+        call, known, _ = self._load_call(run_id, (checkpoint_id, task_id), False)
+        return call, known
+
+    async def read_start(
+        self, run_id: str, reply: Any, known: RunRecord | None
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False]]:
+        """`start_task`'s result from the reply of a `start_call` (0 when the run is gone)."""
+        record, claim, _ = await self._read_load(run_id, reply or None, known, [])
+        return record, claim
+
+    def _load_call(
+        self, run_id: str, task: tuple[str, str] | None, with_outcomes: bool
+    ) -> tuple[ScriptCall, RunRecord | None, list[str]]:
+        """LOAD_RUN_SCRIPT's call, with the record of the run this process has (its fields are
+        not sent again) and the ids of the tasks whose outcomes it reads."""
         tag = protocol.tag_of(run_id)
         keys = [protocol.run_key(run_id), protocol.checkpoints_key(tag)]
         args: list[str] = ["", ""]
@@ -194,10 +217,17 @@ class RunStore:
                 args += task_ids
         else:
             args.append("")
-        reply = await self._load(keys, args)
+        return ScriptCall(keys, args), known, task_ids
+
+    async def _read_load(
+        self, run_id: str, reply: Any, known: RunRecord | None, task_ids: Sequence[str]
+    ) -> tuple[RunRecord | None, Claim | None | Literal[False], dict[str, TaskOutcome] | None]:
+        """A load's reply (see LOAD_RUN_SCRIPT) as the run's record, the task's claim and the
+        outcomes asked for; what it decoded is kept in this process's cache."""
         if not reply:
             self.cache.forget_run(run_id)
             return None, False, None
+        tag = protocol.tag_of(run_id)
         flat, blob, claimed, got = (list(reply) + [None, None, None])[:4]
         claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
         outcomes = None

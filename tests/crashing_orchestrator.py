@@ -136,7 +136,13 @@ def _commit_jobs(keys: Sequence[str], args: Sequence[Any]) -> list[str]:
     shared.protocol): its keys from the tenth are each job's arq key and result key."""
     if args[5] != "" or len(keys) <= 6:  # a run that ends, or no jobs
         return []
-    return [str(k)[len(job_key_prefix):].split(":", 2)[2] for k in keys[9::2]]
+    return [_task_of(str(k)[len(job_key_prefix):]) for k in keys[9::2]]
+
+
+def _task_of(job_id: str) -> str:
+    task = protocol.task_of_job(job_id)
+    assert task is not None, job_id
+    return task[2]
 
 
 def install(crasher: Crasher) -> None:
@@ -197,7 +203,7 @@ def install(crasher: Crasher) -> None:
             added = await script(keys=keys, args=args)
             current = _enqueuing.get()
             if current is not None:
-                current.done.append(str(args[3]).split(":", 2)[2])  # the job id's task id
+                current.done.append(_task_of(str(args[3])))
                 count = crasher.point.count or 0
                 if (len(current.done) == count and current.total > count
                         and crasher.at("enqueue", current.tag, current.step)):

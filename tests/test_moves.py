@@ -60,7 +60,8 @@ async def finish_step(orchestrator: Orchestrator, run_id: str) -> list[str]:
 
 async def ready(orchestrator: Orchestrator) -> list[str]:
     ids = await orchestrator.store.redis.lrange(protocol.ready_key(orchestrator.queue), 0, -1)
-    return [i.decode().rsplit(":", 1)[0].split(":", 2)[2] for i in ids]  # (their steps)
+    tasks = [protocol.task_of_job(i.decode()) for i in ids]
+    return [t[2].partition(":")[0] for t in tasks if t is not None]  # (their steps)
 
 
 async def test_a_step_s_jobs_are_enqueued_by_its_commit(monkeypatch: pytest.MonkeyPatch):

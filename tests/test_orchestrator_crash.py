@@ -138,7 +138,7 @@ async def traces(
     writes = protocol.writes_key(record.tag, record.checkpoint_id)
     async with client.redis.pipeline(transaction=True) as pipe:
         for task_id in task_ids:
-            job = protocol.job_id(record.run_id, task_id)
+            job = protocol.job_id(record.run_id, record.checkpoint_id, task_id)
             pipe.exists(f"arq:job:{job}")
             pipe.exists(f"arq:result:{job}")
             pipe.hexists(writes, task_id)
@@ -170,7 +170,7 @@ async def check_crash_site(client: Client, run_id: str, point: str, marker: dict
     assert record.status == "running" and in_active, record.status
     if kind == "start-commit":
         assert checkpoint.step == -1 and record.version == marker["version"] == 1
-        assert await client.redis.keys(f"arq:*{protocol.job_id(run_id, '')}*") == []
+        assert await client.redis.keys(f"arq:*{protocol.PREFIX}:{run_id}:*") == []
     elif kind == "step-commit":
         assert checkpoint.step == int(numbers[0]) and record.version == marker["version"]
         # Its jobs enqueued with it (all of them), or none yet (a step of several chunks).

@@ -6,15 +6,20 @@ cluster test)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
 
 from orchestrator.embedded import EmbeddedCluster, in_memory_redis
+from orchestrator.service import Orchestrator
 from shared import protocol
-from shared.queue import JobQueue
-from tests.graphs.one_node import one_node_graph
+from shared.graph import END, START, StateGraph
+from shared.graph.compiled import CompiledStateGraph
+from shared.queue import JobQueue, TakenJob
+from tests.graphs.one_node import LogState, one_node_graph
+from workers.runner import NodeRunner
 from workers.worker import _require_redis_7, build_worker
 
 QUEUE = protocol.DEFAULT_QUEUE
@@ -110,7 +115,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     redis = in_memory_redis()
     worker = build_worker(redis, [one_node_graph("pickup")], handle_signals=False)
     await enqueue(redis, "h")
-    [(job_id, score, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
+    [(job_id, score, _, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
     # arq's end of a cancelled job (finish=False, no new score): back in the queue, now
     await worker.finish_job(job_id, False, None, None, False, None, None)
@@ -118,7 +123,7 @@ async def test_a_job_handed_back_is_listed_as_ready_again():
     assert not await redis.exists(protocol.lease_key("h"))
     # a retry deferred by 50 ms is listed when due, not before
     await redis.delete(protocol.ready_key(QUEUE))
-    [(job_id, score, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
+    [(job_id, score, _, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
     worker.scores[job_id] = score
     incr = 50 + (timestamp_ms() - score)
     await worker.finish_job(job_id, False, None, None, False, incr, None)
@@ -191,11 +196,11 @@ async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(monkeypatch:
         assert await handle.result() == {"log": ["ran"]}
         [result_key] = await redis.keys("arq:result:*")
         job_id = result_key.decode().removeprefix("arq:result:")
-        assert job_id == protocol.job_id(handle.run_id, "0:node")
         job = Job(job_id, redis, _queue_name=QUEUE, _deserializer=redis.job_deserializer)
         info = await job.result_info()
         assert info is not None and info.success and info.result == "done"
         assert (info.function, info.job_try, info.kwargs["task_id"]) == (protocol.TASK_FUNCTION, 1, "0:node")
+        assert protocol.task_of_job(job_id) == (handle.run_id, info.kwargs["checkpoint_id"], "0:node")
         assert info.enqueue_time <= info.start_time <= info.finish_time
         assert 0 < await redis.pttl(result_key) <= 60_000
         assert await job.status() == JobStatus.complete
@@ -215,3 +220,103 @@ async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(monkeypatch:
             await asyncio.sleep(0.01)
         assert (await job.result_info()).result == "skipped: run is not running"
         assert ended_by_arq == [job_id]
+
+
+def parallel_graph(name: str, width: int = 3, limit: int | None = None) -> CompiledStateGraph:
+    """START -> p0..p{width-1} -> END; with a concurrency limit on each node if `limit`."""
+    builder = StateGraph(LogState)
+    for i in range(width):
+        builder.add_node(f"p{i}", lambda state: {"log": ["p"]}, concurrency=limit)
+        builder.add_edge(START, f"p{i}")
+        builder.add_edge(f"p{i}", END)
+    return builder.compile(name=name)
+
+
+async def first_step(compiled: CompiledStateGraph) -> tuple[NodeRunner, str, list[str]]:
+    """A run of `compiled` on its first step, its jobs ready (no worker has taken them), and a
+    worker's runner on the same Redis: the run id and the ready job ids."""
+    redis = in_memory_redis()
+    orchestrator = Orchestrator(redis, [compiled])
+    await orchestrator.register()
+    run_id = protocol.new_run_id("t1")
+    await orchestrator.store.create_run(run_id, compiled.name, thread_id="t1", keep=False,
+                                        kind="input", input={"log": []}, config={}, context=None)
+    await orchestrator.advance(run_id)  # (the input's step is applied at once)
+    ids = [i.decode() for i in await redis.lrange(protocol.ready_key(QUEUE), 0, -1)]
+    return NodeRunner(redis, [compiled], threads=2), run_id, ids
+
+
+async def test_taking_jobs_starts_their_tasks_and_sends_their_run_once(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The take script loads each job's run and claims its task: `run_job` then has both
+    without a round trip of its own. A run whose jobs are taken together is sent with the
+    first only; the next take sends no checkpoint the worker has."""
+    runner, run_id, ids = await first_step(parallel_graph("taking"))
+    replies: list[TakenJob] = []
+    take = runner.jobs.take
+
+    async def spy(*args: Any, **kwargs: Any) -> list[TakenJob]:
+        taken = await take(*args, **kwargs)
+        replies.extend(taken)
+        return taken
+
+    monkeypatch.setattr(runner.jobs, "take", spy)
+    taken = await runner.take(ids[:2], lease=5.0, most=10)
+    assert [t.job_id for t in taken] == ids[:2]
+    fields, blob, _ = replies[0].started
+    assert fields and blob  # the run and its checkpoint, with the first job only
+    assert replies[1].started[:2] == [None, None]
+    for job_id in ids[:2]:
+        record, claim = runner.started[job_id]
+        _, checkpoint_id, task_id = protocol.task_of_job(job_id) or ("", "", "")
+        assert record is not None and record.run_id == run_id
+        assert record.checkpoint_id == checkpoint_id and record.checkpoint is not None
+        assert record.checkpoint.task(task_id) is not None
+        assert claim and (claim.attempt, claim.lost, claim.failures) == (1, 0, 0)
+    claims = runner.store.redis
+    assert await claims.hget(protocol.claims_key(protocol.tag_of(run_id), checkpoint_id),
+                             task_id) == b"1"
+
+    [third] = await runner.take(ids[2:], lease=5.0, most=10)
+    fields, blob, _ = third.started
+    assert not fields and not blob  # this version of the run, and its checkpoint, are here
+    record, claim = runner.started[ids[2]]
+    assert record is runner.started[ids[0]][0] and claim and claim.attempt == 1
+
+
+async def test_taken_tasks_that_may_not_start_yet_are_loaded_not_claimed():
+    """Tasks of a graph with node limits are claimed once a limit lets them start, and a job
+    of another step than the run's is stale: the take reads their run but claims nothing."""
+    runner, run_id, ids = await first_step(parallel_graph("limited", limit=1))
+    [job] = await runner.take(ids[:1], lease=5.0, most=10)
+    record, claim = runner.started[job.job_id]
+    assert record is not None and record.status == "running" and claim is False
+
+    runner, run_id, ids = await first_step(parallel_graph("stale"))
+    _, checkpoint_id, task_id = protocol.task_of_job(ids[0]) or ("", "", "")
+    stale = protocol.job_id(run_id, "an-earlier-checkpoint", task_id)
+    await runner.store.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=stale, _queue_name=QUEUE)
+    [job] = await runner.take([stale], lease=5.0, most=10)
+    record, claim = runner.started[stale]
+    assert record is not None and record.checkpoint_id == checkpoint_id and claim is False
+    tag = protocol.tag_of(run_id)
+    assert not await runner.store.redis.exists(protocol.claims_key(tag, checkpoint_id))
+
+
+async def test_a_worker_starts_each_task_with_its_take_only(monkeypatch: pytest.MonkeyPatch):
+    """On a running worker: a task's calls are its take and its post, no load of its own."""
+    async with EmbeddedCluster([parallel_graph("started", width=4)]) as cluster:
+        store = cluster.worker.runner.store
+        loads: list[Any] = []
+        load = store._load
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            loads.append(args)
+            return await load(*args, **kwargs)
+
+        monkeypatch.setattr(store, "_load", counting)
+        handle = await cluster.client.submit("started", {"log": []})
+        assert await handle.result() == {"log": ["p"] * 4}
+        assert loads == []
+        assert not cluster.worker.runner.started

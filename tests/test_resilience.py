@@ -184,7 +184,7 @@ async def assert_full_capacity(client: Client, url: str, slots: int) -> None:
                                         {"width": slots, "url": url, "gate": gate}))
     r = redis.asyncio.Redis.from_url(url)
     try:
-        prefix = f"arq:in-progress:{protocol.job_id(handle.run_id, '')}"
+        prefix = f"arq:in-progress:{protocol.PREFIX}:{handle.run_id}:"
 
         async def all_running() -> bool:
             return len(await r.keys(f"{prefix}*")) == slots

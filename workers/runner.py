@@ -31,7 +31,7 @@ from shared.graph.compiled import CompiledStateGraph
 from shared.graph.state import NodeSpec
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
-from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall
+from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
 from shared.store import Claim, RedisFullError, RunStore
 from shared.types import Interrupt
@@ -81,10 +81,40 @@ class NodeRunner:
         self.lease = lease
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
+        # jobs taken with their task started: the run's record and the task's claim
+        self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
         # graphs with node limits: their tasks are claimed once a limit lets them start
         self.limited = {g.name for g in graphs if any(
             spec.concurrency is not None or spec.rate_interval is not None
             for spec in g.nodes.values())}
+
+    async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
+        """Take up to `most` of these jobs (JobQueue.take) and start their tasks in the same
+        round trip: the run of each is read, its task claimed (except task calls and the tasks
+        of graphs with node limits: `run_job` claims them once it may start them), and kept in
+        `started` for `run_job`."""
+        starts: list[ScriptCall | None] = []
+        known: dict[str, RunRecord | None] = {}
+        for job_id in job_ids:
+            task = protocol.task_of_job(job_id)
+            if task is None:
+                starts.append(None)
+                continue
+            run_id, checkpoint_id, task_id = task
+            call, known[job_id] = self.store.start_call(
+                run_id, checkpoint_id, "" if is_call(task_id) else task_id)
+            starts.append(call)
+        taken = await self.jobs.take(job_ids, lease, most, starts, sorted(self.limited))
+        records: dict[str, RunRecord] = {}  # a run read with one job is not sent with the next
+        for job in taken:
+            if job.started is not None:
+                run_id = protocol.run_of_job(job.job_id)
+                record, claim = await self.store.read_start(
+                    run_id, job.started, records.get(run_id) or known[job.job_id])
+                if record is not None:
+                    records[run_id] = record
+                self.started[job.job_id] = (record, claim)
+        return taken
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         started_ms = timestamp_ms()
@@ -105,7 +135,11 @@ class NodeRunner:
                 "refusing to mix versions"
             ))
         claim: Claim | None | Literal[False] = False
-        if job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
+        started = self.started.pop(ctx.get("job_id", ""), None)
+        if started is not None and protocol.task_of_job(ctx["job_id"]) == (
+                job.run_id, job.checkpoint_id, job.task_id):
+            record, claim = started  # (see `take`)
+        elif job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
             record = await self.store.load_run(job.run_id)
         else:
             record, claim = await self.store.start_task(job.run_id, job.checkpoint_id, job.task_id)

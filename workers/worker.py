@@ -147,10 +147,10 @@ class GraphWorker(Worker):
 
     async def start_jobs(self, job_ids: Sequence[str | bytes]) -> None:
         """Start the jobs among `job_ids` that this worker takes (one script for all of them,
-        where arq spends a WATCH/MULTI per job, and another MULTI per job as it starts it), as
-        many as it has free slots."""
+        where arq spends a WATCH/MULTI per job, and another MULTI per job as it starts it; the
+        script starts their tasks too, see NodeRunner.take), as many as it has free slots."""
         ids = [j.decode() if isinstance(j, bytes) else j for j in job_ids]
-        taken = await self.runner.jobs.take(
+        taken = await self.runner.take(
             ids, self.in_progress_timeout_s, self.max_jobs - self.job_counter
         )
         for job in taken:
@@ -183,6 +183,7 @@ class GraphWorker(Worker):
         if self.tasks.get(job_id) is task:
             del self.tasks[job_id]
         self.runner.ended.discard(job_id)  # (when arq's run_job did not get to finish it)
+        self.runner.started.pop(job_id, None)  # (when arq did not run the job)
         self._release_sem_dec_counter_on_complete()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("job %s: arq's run_job failed: %r", job_id, exc, exc_info=exc)

@@ -132,9 +132,19 @@ def ready_key(queue: str) -> str:
     return f"{queue}:ready"
 
 
-def job_id(run_id: str, task_id: str) -> str:
-    """Deterministic arq job id: enqueuing the same task twice is a no-op."""
-    return f"{PREFIX}:{run_id}:{task_id}"
+def job_id(run_id: str, checkpoint_id: str, task_id: str) -> str:
+    """Deterministic arq job id: enqueuing the same task twice is a no-op. It names the task's
+    run, step and id, so that a worker can start the task as it takes the job (before it has
+    read the job)."""
+    return f"{PREFIX}:{run_id}:{checkpoint_id}:{task_id}"
+
+
+def task_of_job(job: str) -> tuple[str, str, str] | None:
+    """The run id, checkpoint id and task id a `job_id` names; None for another job id."""
+    parts = job.split(":", 3)
+    if len(parts) != 4 or parts[0] != PREFIX or "." not in parts[1]:
+        return None
+    return parts[1], parts[2], parts[3]
 
 
 def run_of_job(job: str) -> str:

@@ -142,51 +142,60 @@ local function claim(claims, writes, task)
 end
 """
 
-LOAD_RUN_SCRIPT = _CLAIM + """
--- KEYS: 1 run hash, 2 checkpoints hash, 3 claims hash and 4 writes hash of the step of the task
--- to start or of the outcomes to read. ARGV: 1 the task's checkpoint id and 2 its id ('' to
--- start none), 3 the run's version the caller has read already ('' for none), 4 the id of the
--- checkpoint the caller has already ('' for none), then ids of tasks of that checkpoint whose
--- outcomes to read.
--- Returns {run fields or false when the caller has this version of the run (and it is not
--- being cancelled), its current checkpoint or false when the caller has it (or none), the
--- task's claim or false, the outcomes asked for (each false when missing) or false when the
--- run is on another checkpoint}: a worker reads the run and starts its task in one round trip,
--- the tasks of a step read the run's fields once, and the orchestrator reads a run and its
--- step's outcomes in one round trip. The task is claimed only while the run is running its
--- step and is not being cancelled. The run's `input` is among the fields only while the run is
--- pending.
-local version = redis.call('HGET', KEYS[1], 'version')
-if not version then return false end
-local status = redis.call('HGET', KEYS[1], 'status')
-local id = redis.call('HGET', KEYS[1], 'checkpoint_id')
-local cancel = redis.call('HEXISTS', KEYS[1], 'cancel') == 1
-local claimed = false
-if ARGV[2] ~= '' and status == 'running' and id == ARGV[1] and not cancel then
-  claimed = claim(KEYS[3], KEYS[4], ARGV[2])
-end
-local fields = false
-if version ~= ARGV[3] or cancel then
-  local all = redis.call('HGETALL', KEYS[1])
-  fields = {}
-  for i = 1, #all, 2 do
-    if all[i] ~= 'input' or status == 'pending' then  -- the (maybe large) input starts the run
-      fields[#fields + 1] = all[i]
-      fields[#fields + 1] = all[i + 1]
+_LOAD = _CLAIM + """
+-- Reads a run for a process that keeps what it read (see `shared.cache`), and starts the
+-- attempt of one of its tasks in the same call. KEYS[k]: the run hash, its checkpoints hash,
+-- the claims hash and writes hash of the task's step. The task (its checkpoint id and id, ''
+-- to start none) is claimed only while the run is running that step and is not being
+-- cancelled. `known_version` and `known_id`: the run's version and the checkpoint the caller
+-- has already ('' for none): they are not sent again. Returns false when the run is gone, else
+-- {run fields or false when the caller has this version of the run (and it is not being
+-- cancelled), its current checkpoint or false when the caller has it (or there is none), the
+-- task's claim or false}, then the run's checkpoint id and version. The run's `input` is among
+-- the fields only while the run is pending.
+local function load(k, checkpoint, task, known_version, known_id)
+  local version = redis.call('HGET', KEYS[k], 'version')
+  if not version then return false end
+  local status = redis.call('HGET', KEYS[k], 'status')
+  local id = redis.call('HGET', KEYS[k], 'checkpoint_id') or ''
+  local cancel = redis.call('HEXISTS', KEYS[k], 'cancel') == 1
+  local claimed = false
+  if task ~= '' and status == 'running' and id == checkpoint and not cancel then
+    claimed = claim(KEYS[k + 2], KEYS[k + 3], task)
+  end
+  local fields = false
+  if version ~= known_version or cancel then
+    local all = redis.call('HGETALL', KEYS[k])
+    fields = {}
+    for i = 1, #all, 2 do
+      if all[i] ~= 'input' or status == 'pending' then  -- the (maybe large) input starts the run
+        fields[#fields + 1] = all[i]
+        fields[#fields + 1] = all[i + 1]
+      end
     end
   end
+  local blob = false
+  if id ~= '' and id ~= known_id then blob = redis.call('HGET', KEYS[k + 1], id) end
+  return {fields, blob, claimed}, id, version
 end
-if not id or id == '' then return {fields, false, claimed} end
-if id ~= ARGV[4] then return {fields, redis.call('HGET', KEYS[2], id), claimed} end
-local outcomes = false
-if #ARGV > 4 then  -- (HMGETs of at most 1000 fields: Lua unpacks no more than ~8000 values)
-  outcomes = {}
-  for first = 5, #ARGV, 1000 do
-    local got = redis.call('HMGET', KEYS[4], unpack(ARGV, first, math.min(first + 999, #ARGV)))
-    for i = 1, #got do outcomes[#outcomes + 1] = got[i] end
-  end
+"""
+
+LOAD_RUN_SCRIPT = _LOAD + """
+-- KEYS: those of `load`. ARGV: 1 the task's checkpoint id and 2 its id ('' to start none),
+-- 3 the run's version the caller has read already ('' for none), 4 the id of the checkpoint the
+-- caller has already ('' for none), then ids of tasks of that checkpoint whose outcomes to
+-- read. Returns `load`'s reply, with the outcomes asked for (each false when missing) fourth,
+-- or false there when the run is on another checkpoint: a worker reads the run and starts its
+-- task in one round trip, and the orchestrator reads a run and its step's outcomes in one.
+local loaded, id = load(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if not loaded or id == '' or id ~= ARGV[4] or #ARGV == 4 then return loaded end
+local outcomes = {}  -- (HMGETs of at most 1000 fields: Lua unpacks no more than ~8000 values)
+for first = 5, #ARGV, 1000 do
+  local got = redis.call('HMGET', KEYS[4], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+  for i = 1, #got do outcomes[#outcomes + 1] = got[i] end
 end
-return {fields, false, claimed, outcomes}
+loaded[4] = outcomes
+return loaded
 """
 
 POST_OUTCOME_SCRIPT = _FINISH_JOB + """
@@ -300,27 +309,50 @@ ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 return enqueue(1, 1)
 """
 
-TAKE_JOBS_SCRIPT = """
--- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter.
--- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, then the job ids.
+TAKE_JOBS_SCRIPT = _LOAD + """
+-- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
+-- and the keys of `load` for its task.
+-- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 how many graphs' tasks
+-- are claimed later (their nodes have limits), those graphs, then for each job its id and the
+-- arguments of `load` for its task (its checkpoint id, '' to load nothing; its id, '' to claim
+-- nothing; the run's version and the checkpoint the caller has).
 -- arq's pick-up (a WATCH/MULTI per job) for many jobs in one round trip: a job is taken when
 -- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it
 -- for the lease. arq's start of each job taken is done here too (the MULTI of its run_job:
--- read the job, count the try, keep the counter a day). Returns, for each job taken, its id,
--- score, job ('' when it expired) and try.
+-- read the job, count the try, keep the counter a day), and so is the start of its task (the
+-- load of its run and the claim of its attempt), where a worker would make a round trip of
+-- its own for it. A run whose jobs are taken together is sent once, with its first.
+-- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
+-- `load` (0 when the run is gone; false when not asked for, or the job expired).
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
-for i = 4, #ARGV do
-  if #taken >= 4 * most then break end
-  local k = 3 * (i - 4) + 2
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+local limited, first = {}, 5 + tonumber(ARGV[4])
+for i = 5, first - 1 do limited[ARGV[i]] = true end
+local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
+for j = 0, (#ARGV - first + 1) / 5 - 1 do
+  if #taken >= 5 * most then break end
+  local a, k = first + 5 * j, 2 + 7 * j
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[a])
   if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[k]) == 0 then
     redis.call('SET', KEYS[k], '1', 'PX', ARGV[2])
     local tries = redis.call('INCR', KEYS[k + 2])
     redis.call('EXPIRE', KEYS[k + 2], 88400)
-    taken[#taken + 1] = ARGV[i]
+    local job = redis.call('GET', KEYS[k + 1])
+    local started = false
+    if job and ARGV[a + 1] ~= '' then
+      local run, task = KEYS[k + 3], ARGV[a + 2]
+      if task ~= '' and first > 5 and limited[redis.call('HGET', run, 'graph') or ''] then
+        task = ''
+      end
+      local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
+      local id, version
+      started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2])
+      if started then sent[run] = {version, id} else started = 0 end
+    end
+    taken[#taken + 1] = ARGV[a]
     taken[#taken + 1] = score
-    taken[#taken + 1] = redis.call('GET', KEYS[k + 1]) or ''
+    taken[#taken + 1] = job or ''
     taken[#taken + 1] = tries
+    taken[#taken + 1] = started
   end
 end
 return taken
