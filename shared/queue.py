@@ -9,7 +9,6 @@ polling the queue.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -129,15 +128,15 @@ class JobQueue:
         starts: Sequence[ScriptCall | None] = (), claimed_later: Sequence[str] = (),
     ) -> list[TakenJob]:
         """Take up to `most` of these jobs for this worker and count their tries (see
-        TAKE_JOBS_SCRIPT); `starts`: for each job, the load of its run and claim of its task
-        to make as it is taken (RunStore.start_call), or None; except the claims of the tasks
-        of the graphs `claimed_later`."""
+        TAKE_JOBS_SCRIPT); `starts`, if given: for each job, the load of its run and claim of its
+        task to make as it is taken (RunStore.start_call), or None; except the claims of the
+        tasks of the graphs `claimed_later`."""
         if not job_ids or most <= 0:
             return []
         keys = [self.name]
         args: list[Any] = [timestamp_ms(), int(lease * 1000), most, len(claimed_later),
                            *claimed_later]
-        for job_id, start in itertools.zip_longest(job_ids, starts[:len(job_ids)]):
+        for job_id, start in zip(job_ids, starts or [None] * len(job_ids), strict=True):
             lease_key = protocol.lease_key(job_id)
             keys += [lease_key, job_key_prefix + job_id, retry_key_prefix + job_id]
             if start is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pydantic
 import pytest
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
@@ -320,3 +321,14 @@ async def test_a_worker_starts_each_task_with_its_take_only(monkeypatch: pytest.
         assert await handle.result() == {"log": ["p"] * 4}
         assert loads == []
         assert not cluster.worker.runner.started
+
+
+async def test_a_garbled_run_fails_its_job_not_the_worker_taking_it():
+    """A run whose record cannot be read (a field written by hand) does not stop the take: the
+    job is taken, and fails as a job when it runs (here, its run read again)."""
+    runner, run_id, ids = await first_step(parallel_graph("garbled"))
+    await runner.store.redis.hset(protocol.run_key(run_id), "status", "bogus")
+    taken = await runner.take(ids, lease=5.0, most=10)
+    assert [t.job_id for t in taken] == ids and not runner.started
+    with pytest.raises(pydantic.ValidationError, match="status"):
+        await runner.store.load_run(run_id)

@@ -107,13 +107,18 @@ class NodeRunner:
         taken = await self.jobs.take(job_ids, lease, most, starts, sorted(self.limited))
         records: dict[str, RunRecord] = {}  # a run read with one job is not sent with the next
         for job in taken:
-            if job.started is not None:
-                run_id = protocol.run_of_job(job.job_id)
+            if job.started is None:
+                continue
+            run_id = protocol.run_of_job(job.job_id)
+            try:
                 record, claim = await self.store.read_start(
                     run_id, job.started, records.get(run_id) or known[job.job_id])
-                if record is not None:
-                    records[run_id] = record
-                self.started[job.job_id] = (record, claim)
+            except Exception as exc:  # a garbled run: its job fails as a job, in `run_job`
+                log.error("job %s: could not read its run %s: %r", job.job_id, run_id, exc)
+                continue
+            if record is not None:
+                records[run_id] = record
+            self.started[job.job_id] = (record, claim)
         return taken
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
