@@ -12,7 +12,7 @@ from shared import protocol, queue
 from shared.graph import START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import TaskOutcome
-from tests.graphs.one_node import LogState
+from tests.graphs.one_node import LogState, submit
 
 
 def graph(name: str, parallel: int = 1, **compile_args: list[str]) -> CompiledStateGraph:
@@ -40,9 +40,7 @@ async def started(compiled: CompiledStateGraph, monkeypatch: pytest.MonkeyPatch,
         return await enqueue(keys=keys, args=args)
 
     monkeypatch.setattr(orchestrator.jobs, "_enqueue", counting)
-    run_id = protocol.new_run_id("t1")
-    await orchestrator.store.create_run(run_id, compiled.name, thread_id="t1", keep=False,
-                                        kind="input", input={"log": []}, config={}, context=None)
+    run_id = await submit(orchestrator.store, compiled.name)
     await orchestrator.advance(run_id)
     return orchestrator, run_id, separate
 

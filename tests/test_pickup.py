@@ -19,7 +19,7 @@ from shared import protocol
 from shared.graph import END, START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
 from shared.queue import JobQueue, TakenJob
-from tests.graphs.one_node import LogState, one_node_graph
+from tests.graphs.one_node import LogState, one_node_graph, submit
 from workers.runner import NodeRunner
 from workers.worker import _require_redis_7, build_worker
 
@@ -239,9 +239,7 @@ async def first_step(compiled: CompiledStateGraph) -> tuple[NodeRunner, str, lis
     redis = in_memory_redis()
     orchestrator = Orchestrator(redis, [compiled])
     await orchestrator.register()
-    run_id = protocol.new_run_id("t1")
-    await orchestrator.store.create_run(run_id, compiled.name, thread_id="t1", keep=False,
-                                        kind="input", input={"log": []}, config={}, context=None)
+    run_id = await submit(orchestrator.store, compiled.name)
     await orchestrator.advance(run_id)  # (the input's step is applied at once)
     ids = [i.decode() for i in await redis.lrange(protocol.ready_key(QUEUE), 0, -1)]
     return NodeRunner(redis, [compiled], threads=2), run_id, ids

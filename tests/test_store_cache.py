@@ -12,7 +12,7 @@ from shared import cache, protocol
 from shared.graph import START, StateGraph
 from shared.pregel import TaskOutcome
 from shared.store import RunStore
-from tests.graphs.one_node import LogState, one_node_graph
+from tests.graphs.one_node import LogState, one_node_graph, submit
 
 
 async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them(
@@ -64,9 +64,7 @@ async def test_a_step_s_outcomes_come_with_the_run_to_whoever_knows_its_step():
     orchestrator = Orchestrator(in_memory_redis(), [builder.compile(name="two")])
     await orchestrator.register()
     store = orchestrator.store
-    run_id = protocol.new_run_id("t1")
-    await store.create_run(run_id, "two", thread_id="t1", keep=False, kind="input",
-                           input={"log": []}, config={}, context=None)
+    run_id = await submit(store, "two")
     await orchestrator.advance(run_id)  # started: step 0's two tasks enqueued
 
     record, outcomes = await store.load_step(run_id)

@@ -12,7 +12,7 @@ from orchestrator.embedded import in_memory_redis
 from orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from shared import protocol
 from shared.pregel import TaskOutcome
-from tests.graphs.one_node import one_node_graph
+from tests.graphs.one_node import one_node_graph, submit
 
 
 async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
@@ -21,9 +21,7 @@ async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
     redis = in_memory_redis()
     orchestrator = Orchestrator(redis, [one_node_graph("swept")], sweep_interval=60)
     await orchestrator.register()
-    run_id = protocol.new_run_id("t1")
-    await orchestrator.store.create_run(run_id, "swept", thread_id="t1", keep=False,
-                                        kind="input", input={"log": []}, config={}, context=None)
+    run_id = await submit(orchestrator.store, "swept")
     poked: list[str] = []
     poke = orchestrator.poke
     monkeypatch.setattr(orchestrator, "poke",
@@ -62,9 +60,7 @@ async def test_a_run_that_ends_is_retired_by_its_last_commit_or_else_by_the_swee
     orchestrator = Orchestrator(redis, [one_node_graph("swept")], sweep_interval=60, retention=600)
     await orchestrator.register()
     store = orchestrator.store
-    run_id = protocol.new_run_id("t1")
-    await store.create_run(run_id, "swept", thread_id="t1", keep=False, kind="input",
-                           input={"log": []}, config={}, context=None, waiter="w1")
+    run_id = await submit(store, "swept", waiter="w1")
     await orchestrator.advance(run_id)
     record = await store.load_run(run_id)
     assert record is not None and record.saved is not None
