@@ -94,25 +94,26 @@ class NodeRunner:
         of graphs with node limits: `run_job` claims them once it may start them), and kept in
         `started` for `run_job`."""
         starts: list[ScriptCall | None] = []
-        known: dict[str, RunRecord | None] = {}
+        known: dict[str, tuple[str, RunRecord | None]] = {}  # job id -> run id, record kept
         for job_id in job_ids:
             task = protocol.task_of_job(job_id)
             if task is None:
                 starts.append(None)
                 continue
             run_id, checkpoint_id, task_id = task
-            call, known[job_id] = self.store.start_call(
+            call, record = self.store.start_call(
                 run_id, checkpoint_id, "" if is_call(task_id) else task_id)
+            known[job_id] = (run_id, record)
             starts.append(call)
         taken = await self.jobs.take(job_ids, lease, most, starts, sorted(self.limited))
         records: dict[str, RunRecord] = {}  # a run read with one job is not sent with the next
         for job in taken:
             if job.started is None:
                 continue
-            run_id = protocol.run_of_job(job.job_id)
+            run_id, kept = known[job.job_id]
             try:
                 record, claim = await self.store.read_start(
-                    run_id, job.started, records.get(run_id) or known[job.job_id])
+                    run_id, job.started, records.get(run_id) or kept)
             except Exception as exc:  # a garbled run: its job fails as a job, in `run_job`
                 log.error("job %s: could not read its run %s: %r", job.job_id, run_id, exc)
                 continue
