@@ -377,19 +377,22 @@ class RunStore:
         self, graph: str, run_id: str, checkpoint_id: str, outcome: TaskOutcome,
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: ScriptCall | None = None,
+        notify: bool = True,
     ) -> int:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
-        With a `claim`, only the attempt that owns the task may post: 1 recorded, 0 the task was
-        already done, -1 this attempt is stale (it lost its lease and the task was restarted).
-        `job_end` (JobQueue.finish_call) ends the task's arq job too, when the outcome is
-        recorded: arq then need not.
+        With a `claim`, only the attempt that owns the task may post: 1 recorded and the step
+        has all its outcomes (the orchestrator is told, unless not to `notify`: the poster
+        moves the run on itself), 2 recorded and others are due, 0 the task was already done,
+        -1 this attempt is stale (it lost its lease and the task was restarted). `job_end`
+        (JobQueue.finish_call) ends the task's arq job too, when the outcome is recorded: arq
+        then need not.
         """
         attempt = "" if claim is None else str(claim.attempt)
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
             await self._check_room(outcome, len(data))
-        note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
+        note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id)) if notify else b""
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events)]
         args += protocol.event_args(events)
         tag = protocol.tag_of(run_id)
@@ -399,13 +402,13 @@ class RunStore:
             keys += job_end.keys
             args += job_end.args
         try:
-            result = int(await self._post(keys=keys, args=args))
+            posted = int(await self._post(keys=keys, args=args))
         except OutOfMemoryError as exc:
             raise RedisFullError(
                 f"Redis is out of memory (maxmemory) and refused the update of node "
                 f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
             ) from None
-        return 1 if result == 2 else result  # (1: the orchestrator was told the step is done)
+        return posted
 
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
         """Refuse a large update that would take Redis past its maxmemory: Redis itself only

@@ -1,8 +1,9 @@
 """kill -9 of the orchestrator at exact points of its work, on a real redis-server with real
 processes: a restarted (or a second) orchestrator finishes the run, and no superstep is skipped or
-applied twice.
+applied twice. Likewise for a worker killed in the move it makes of a run whose step's only task
+it ran (`orchestrator.moves`).
 
-The orchestrator that crashes is `tests/crashing_orchestrator.py`: `arqgraph orchestrator` with a
+The orchestrator that crashes is `tests/crashing_process.py`: `arqgraph orchestrator` with a
 few store methods wrapped so that the process sends itself SIGKILL when the chosen run reaches
 the chosen point (see its docstring for the points). The test then checks, in Redis, that the
 run was left exactly at that point (e.g. 7 of 20 jobs enqueued), starts a normal orchestrator
@@ -11,8 +12,10 @@ run was left exactly at that point (e.g. 7 of 20 jobs enqueued), starts a normal
 running the graph embedded in this process. The graphs (tests/graphs/crash_graphs.py) fold
 every key with `operator.add`, so a step applied twice or skipped changes the state.
 
-Two worker processes (`--poll-delay 0.05 --lease 1`) serve every test of the module, on Redis
-database 2, which the module flushes first. Every wait is on a condition with a bound.
+Two worker processes (`--poll-delay 0.05 --lease 1`, started with `--no-moves` so that every
+move is the orchestrator's) serve the orchestrator's tests, on Redis database 2, which the module
+flushes first; the test of a worker's move has database 3 and its own processes. Every wait is on
+a condition with a bound.
 """
 
 from __future__ import annotations
@@ -59,20 +62,27 @@ def unique(name: str) -> str:
 
 
 def start_crashing(
-    procs: ArqProcesses, url: str, *, point: str, thread: str, marker: Path, name: str
+    procs: ArqProcesses, url: str, *, name: str, point: str | None = None,
+    thread: str | None = None, marker: Path | None = None, worker: bool = False,
+    no_moves: bool = False,
 ) -> ArqProcess:
-    """`python -m tests.crashing_orchestrator`, started and logged as the fixture's processes are
-    (from the repository root, without the caller's ARQGRAPH_* variables), and stopped with them
-    at the end of the session if the test did not."""
+    """`python -m tests.crashing_process` (an orchestrator, or a worker), started and logged as
+    the fixture's processes are (from the repository root, without the caller's ARQGRAPH_*
+    variables), and stopped with them at the end of the session if the test did not."""
     label = unique(name)
     stdout = procs.logdir / f"{label}.stdout.log"
     stderr = procs.logdir / f"{label}.stderr.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONFAULTHANDLER"] = "1"
-    argv = [sys.executable, "-m", "tests.crashing_orchestrator", "--crash-at", point,
-            "--crash-thread", thread, "--marker", str(marker), "--redis", url,
-            *ORCHESTRATOR_FLAGS, SPEC]
+    argv = [sys.executable, "-m", "tests.crashing_process"]
+    if point is not None:
+        argv += ["--crash-at", point, "--crash-thread", str(thread), "--marker", str(marker)]
+    if worker:
+        argv += ["--worker", *(["--no-moves"] if no_moves else []), *WORKER_FLAGS]
+    else:
+        argv += ORCHESTRATOR_FLAGS
+    argv += ["--redis", url, SPEC]
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err,
                                    stdin=subprocess.DEVNULL, env=env)
@@ -103,8 +113,10 @@ def url(redis_server: RedisServer) -> str:
 
 @pytest.fixture(scope="module")
 def workers(url: str, arq_processes: ArqProcesses) -> Iterator[list[ArqProcess]]:
-    pool = [arq_processes.worker(SPEC, redis=url, extra=WORKER_FLAGS, name=f"crash-worker{i}")
-            for i in (1, 2)]
+    """Workers that leave every move to the orchestrator (`--no-moves`), so that each crash point
+    is the orchestrator's; test_worker_killed_in_its_move has its own."""
+    pool = [start_crashing(arq_processes, url, name=f"crash-worker{i}", worker=True,
+                           no_moves=True) for i in (1, 2)]
     for worker in pool:
         worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
     yield pool
@@ -181,6 +193,8 @@ async def check_crash_site(client: Client, run_id: str, point: str, marker: dict
         assert traced == ids[:count] == marker["enqueued"], f"enqueued {traced} of {ids}"
     elif kind == "after-enqueue":
         assert checkpoint.step == int(numbers[0]) and traced == ids
+    elif kind == "posted":  # (a worker's point: the outcome of the step's only task is there)
+        assert checkpoint.step == int(numbers[0]) and len(ids) == 1 and "outcome" in seen[ids[0]]
     elif kind in ("outcomes-read", "before-finish"):
         if kind == "outcomes-read":
             assert checkpoint.step == int(numbers[0])
@@ -266,8 +280,8 @@ async def test_restarted_orchestrator_finishes_the_run(
 ) -> None:
     thread = f"crash-{uuid.uuid4().hex}"
     marker = tmp_path / "crashed.json"
-    crashing = start_crashing(arq_processes, url, point=point, thread=thread, marker=marker,
-                              name="crashing-orchestrator")
+    crashing = start_crashing(arq_processes, url, name="crashing-orchestrator", point=point,
+                              thread=thread, marker=marker)
     restarted: ArqProcess | None = None
     try:
         crashing.wait_for_output("serving graphs", STARTUP_LIMIT)
@@ -311,8 +325,8 @@ async def test_second_orchestrator_survives_a_killed_one(
     data = {"n": FANOUT_WIDTH, "gate": str(gate)}
     survivor = arq_processes.orchestrator(SPEC, redis=url, extra=ORCHESTRATOR_FLAGS,
                                           name=unique("survivor-orchestrator"))
-    victim = start_crashing(arq_processes, url, point=point, thread=thread, marker=marker,
-                            name="victim-orchestrator")
+    victim = start_crashing(arq_processes, url, name="victim-orchestrator", point=point,
+                            thread=thread, marker=marker)
     try:
         for proc in (survivor, victim):
             proc.wait_for_output("serving graphs", STARTUP_LIMIT)
@@ -342,6 +356,56 @@ async def test_second_orchestrator_survives_a_killed_one(
     assert "Traceback" not in survivor.output(), survivor.logs()
 
 
+WORKER_CASES = [
+    pytest.param(*CHAIN, "posted:3", id="chain-outcome-posted-before-the-move"),
+    pytest.param(*CHAIN, "step-commit:4", id="chain-after-the-move"),
+    pytest.param(*FANOUT, "step-commit:1", id="fanout-after-the-move-to-20-tasks"),
+]
+
+
+@pytest.mark.parametrize("graph, data, expected, point", WORKER_CASES)
+async def test_worker_killed_in_its_move(
+    redis_server: RedisServer, arq_processes: ArqProcesses, tmp_path: Path, graph: Any,
+    data: dict[str, Any], expected: dict[str, Any], point: str,
+) -> None:
+    """A worker that has just run a step's only task moves the run on itself; killed in that
+    move (its outcome posted and the orchestrator not told, or the next step committed with
+    its jobs), the run is where it died, and goes on to the same end: the orchestrator's sweep
+    finds a step with all its outcomes, and another worker runs the jobs the move enqueued.
+    On a database of its own, where the crashing worker is the only one until it dies."""
+    own_url = url_for_db(redis_server, DB + 1)
+    flushing = redis.Redis.from_url(own_url)
+    try:
+        flushing.flushdb()
+    finally:
+        flushing.close()
+    thread = f"crash-{uuid.uuid4().hex}"
+    marker = tmp_path / "crashed.json"
+    orchestrator = arq_processes.orchestrator(SPEC, redis=own_url, extra=ORCHESTRATOR_FLAGS,
+                                              name=unique("move-orchestrator"))
+    crashing = start_crashing(arq_processes, own_url, name="crashing-worker", point=point,
+                              thread=thread, marker=marker, worker=True)
+    client = await within(Client.connect(own_url), 10)
+    after: ArqProcess | None = None
+    try:
+        for proc in (orchestrator, crashing):
+            proc.wait_for_output("serving graphs", STARTUP_LIMIT)
+        handle = await within(client.submit(graph.name, data, on_thread(thread)))
+        crash = wait_killed(crashing, marker)
+        await check_crash_site(client, handle.run_id, point, crash)
+
+        after = arq_processes.worker(SPEC, redis=own_url, extra=WORKER_FLAGS,
+                                     name=unique("after-worker"))
+        await check_finished_like_reference(client, handle, graph, data, expected)
+        assert orchestrator.alive() and after.alive()
+        assert "Traceback" not in orchestrator.output() + after.output(), orchestrator.logs()
+    finally:
+        await client.close()
+        for proc in (crashing, after, orchestrator):
+            if proc is not None and proc.alive():
+                proc.terminate(timeout=20)
+
+
 async def test_crash_points_are_exact_and_fire_once(
     url: str, workers: list[ArqProcess], arq_processes: ArqProcesses, client: Client,
     tmp_path: Path,
@@ -350,16 +414,16 @@ async def test_crash_points_are_exact_and_fire_once(
     does not crash again and serves the run to its end, as `arqgraph orchestrator` would."""
     thread = f"crash-{uuid.uuid4().hex}"
     marker = tmp_path / "crashed.json"
-    first = start_crashing(arq_processes, url, point="enqueue:1:3", thread=thread, marker=marker,
-                           name="crashing-twice")
+    first = start_crashing(arq_processes, url, name="crashing-twice", point="enqueue:1:3",
+                           thread=thread, marker=marker)
     second: ArqProcess | None = None
     try:
         first.wait_for_output("serving graphs", STARTUP_LIMIT)
         handle = await within(client.submit(graphs.fanout.name, {"n": 5}, on_thread(thread)))
         crash = wait_killed(first, marker)
         assert crash["enqueued"] == [f"1:send:{i}:work" for i in range(3)] and crash["of"] == 5
-        second = start_crashing(arq_processes, url, point="enqueue:1:3", thread=thread,
-                                marker=marker, name="crashing-twice")
+        second = start_crashing(arq_processes, url, name="crashing-twice", point="enqueue:1:3",
+                                thread=thread, marker=marker)
         await check_finished_like_reference(client, handle, graphs.fanout, {"n": 5},
                                             graphs.expected_fanout(5))
         assert second.alive(), second.logs()
@@ -371,7 +435,7 @@ async def test_crash_points_are_exact_and_fire_once(
 
 
 def test_crash_points_parse() -> None:
-    from tests.crashing_orchestrator import CrashPoint
+    from tests.crashing_process import CrashPoint
 
     assert CrashPoint.parse("enqueue:1:7") == CrashPoint("enqueue", 1, 7)
     assert CrashPoint.parse("step-commit:3") == CrashPoint("step-commit", 3)

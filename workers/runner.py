@@ -23,6 +23,7 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
+from orchestrator.moves import RunMover
 from shared import codec, protocol
 from shared.connection import Backoff, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
@@ -30,7 +31,7 @@ from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
 from shared.graph.state import NodeSpec
 from shared.pregel import START, Task, TaskOutcome
-from shared.protocol import RunRecord
+from shared.protocol import InboxNote, RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
 from shared.store import Claim, RedisFullError, RunStore
@@ -87,6 +88,8 @@ class NodeRunner:
         self.limited = {g.name for g in graphs if any(
             spec.concurrency is not None or spec.rate_interval is not None
             for spec in g.nodes.values())}
+        # moves a run on from a step whose only task this worker ran (see `_move_on`)
+        self.mover = RunMover(self.store, self.jobs, retention=None)
 
     async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
         """Take up to `most` of these jobs (JobQueue.take) and start their tasks in the same
@@ -233,14 +236,18 @@ class NodeRunner:
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             events.append(("updates", {result.shown_as or task.node: result.shown}))
+        moves_on = self._moves_on(record, outcome)
         try:
-            posted = await self._post(job, outcome, events, claim, arq_job)
+            posted = await self._post(job, outcome, events, claim, arq_job, moves_on)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             posted = await self._post(job, failed, (), claim, arq_job)
-        if posted == 1:
+            moves_on = False
+        if posted in (1, 2):
             if arq_job is not None:
                 self.ended.add(arq_job.job_id)
+            if moves_on:
+                await self._move_on(job, record, graph, outcome)
             return DONE
         said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
@@ -283,17 +290,18 @@ class NodeRunner:
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim, arq_job: ArqJob | None,
+        claim: Claim, arq_job: ArqJob | None, moves_on: bool = False,
     ) -> int:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
-        ends the arq job in the same round trip (see `_job_end`)."""
+        ends the arq job in the same round trip (see `_job_end`). The orchestrator is told
+        when the step has all its outcomes, unless this worker `moves_on` the run itself."""
         backoff = Backoff()
         while True:
             try:
                 return await self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job),
+                    self.max_update_bytes, self._job_end(arq_job), notify=not moves_on,
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
@@ -303,6 +311,41 @@ class NodeRunner:
                 log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
                             "retrying in %.1fs", job.task_id, job.run_id, exc, backoff.delay)
             await backoff.wait()
+
+    def _moves_on(self, record: RunRecord, outcome: TaskOutcome) -> bool:
+        """Whether this worker moves the run on once the outcome is posted: when it was the
+        only task of its step and it succeeded (a failure or an interrupt stops the run, which
+        is the orchestrator's to do)."""
+        assert record.checkpoint is not None
+        return (len(record.checkpoint.tasks) == 1 and outcome.error is None
+                and not outcome.interrupts)
+
+    async def _move_on(
+        self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph,
+        outcome: TaskOutcome,
+    ) -> None:
+        """Move the run on from the step whose only task this worker has just done, as the
+        orchestrator would (`orchestrator.moves`): its wake-up and its read of the run are then
+        off the path from one superstep to the next. The orchestrator is told, as the post
+        would have told it, when this is not a plain move to a next step with its jobs enqueued
+        (the run ends or stops, or another process moved it first). Should this worker die
+        before, the orchestrator's sweep finds the run with its step done."""
+        try:
+            moved = await self.mover.step(graph, record, {outcome.task_id: outcome})
+        except Exception as exc:
+            log.warning("could not move run %s on (%r); leaving it to the orchestrator",
+                        job.run_id, exc)
+            moved = True
+        if moved is False:
+            return
+        try:
+            await self.store.events.notify(job.graph, InboxNote(kind="task_done",
+                                                                run_id=job.run_id))
+        except Exception as exc:
+            if not lost_redis(exc):
+                raise
+            log.warning("lost Redis telling the orchestrator of run %s (%s); its sweep will "
+                        "find the run", job.run_id, exc)
 
     def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
         """arq's end of a job whose task is done, its result the DONE that `run_job` returns:

@@ -79,10 +79,13 @@ COMMIT_SCRIPT = _RETIRE + _ENQUEUE + """
 --       then run field pairs, task ids of outcomes to set aside, writes field pairs to set,
 --       event (mode, data) pairs, and the arguments of `enqueue` when it enqueues jobs.
 -- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
--- several orchestrators serve one Redis. A run that ends frees its thread and is retired in
--- the same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
--- between a commit and what must follow it.
+-- several orchestrators (and the workers that move runs on, see orchestrator.moves) serve one
+-- Redis. Nor, unless the run ends, once a cancel was asked for: the run stays at its step,
+-- for the cancel's own move to end it there (a cancel sets a field, not a new version). A run
+-- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
+-- jobs are enqueued with it: no process can die between a commit and what must follow it.
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+if ARGV[6] == '' and redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1))
 local i = 14
 for _ = 1, tonumber(ARGV[2]) do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
@@ -201,8 +204,8 @@ return loaded
 POST_OUTCOME_SCRIPT = _FINISH_JOB + """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
 -- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq).
--- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, the
--- event pairs, then the arguments of `finish_job` (with its keys).
+-- ARGV task id, outcome, attempt ('' for none), the inbox note ('' when the poster moves the
+-- run on itself), number of event pairs, the event pairs, then the arguments of `finish_job`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
 -- orchestrators' inbox), 2 when recorded and others are still due, 0 when the task already had
 -- an outcome, -1 when a newer attempt owns the task (this poster is stale: its lease ran out
@@ -219,7 +222,7 @@ if #KEYS > 4 then finish_job(5, i) end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
-  redis.call('LPUSH', KEYS[4], ARGV[4])
+  if ARGV[4] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[4]) end
   return 1
 end
 return 2

@@ -1,14 +1,19 @@
-"""A test-only orchestrator that kills itself with SIGKILL at one exact point of its work.
+"""A test-only orchestrator or worker that kills itself with SIGKILL at one exact point of its
+work.
 
-    python -m tests.crashing_orchestrator --crash-at POINT --crash-thread THREAD --marker PATH \\
-        [any option of `arqgraph orchestrator`] SPEC...
+    python -m tests.crashing_process [--worker] [--no-moves] \\
+        [--crash-at POINT --crash-thread THREAD --marker PATH] [any option of the role] SPEC...
 
-It serves exactly as `arqgraph orchestrator` does (the same parser and `_serve_orchestrator` of
-`orchestrator.cli`), except that a few methods of the real `RunStore` and `JobQueue` (and its
-enqueue script) are wrapped, here and not in product code, so that when a run of thread THREAD
-reaches POINT the process writes the marker file and sends itself SIGKILL: no clean-up, no
-`finally`, no flush of anything. The crash happens once: if the marker file already exists, the
-point is passed as usual, so a restarted instance with the same arguments serves normally.
+It serves exactly as `arqgraph orchestrator` (or, with `--worker`, `arqgraph worker`) does (the
+same parser and `_serve_orchestrator` or `_serve_worker` of `orchestrator.cli`), except that a
+few methods of the real `RunStore` and `JobQueue` (and its enqueue script) are wrapped, here and
+not in product code, so that when a run of thread THREAD reaches POINT the process writes the
+marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything. The crash
+happens once: if the marker file already exists, the point is passed as usual, so a restarted
+instance with the same arguments serves normally. A worker makes the moves of the runs whose
+step's only task it ran (`orchestrator.moves`): the points of those moves are its. With
+`--no-moves`, a worker leaves every move to the orchestrator (as before workers made any), so
+that every point is the orchestrator's.
 
 POINT is one of:
 
@@ -21,6 +26,8 @@ POINT is one of:
   the step's commit), while the step runs (between supersteps);
 - `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present
   (alone, or with the run), before the next checkpoint is committed;
+- `posted:K`: in a worker, right after it posted the outcome of superstep K's only task, before
+  it moves the run on (the orchestrator was not told: the post leaves the move to the worker);
 - `before-finish`: right before the commit that finishes the run as done;
 - `after-finish`: right after that commit (which also retired the run: expiry, active set).
 
@@ -50,12 +57,13 @@ from shared import protocol
 from shared import queue as queue_module
 from shared.queue import JobQueue
 from shared.store import RunStore
+from workers.runner import NodeRunner
 
 log = logging.getLogger("arqgraph.crashing")
 
-KINDS = ("start-commit", "step-commit", "enqueue", "after-enqueue", "outcomes-read",
+KINDS = ("start-commit", "step-commit", "enqueue", "after-enqueue", "outcomes-read", "posted",
          "before-finish", "after-finish")
-WITH_STEP = ("step-commit", "enqueue", "after-enqueue", "outcomes-read")
+WITH_STEP = ("step-commit", "enqueue", "after-enqueue", "outcomes-read", "posted")
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ class Crasher:
             json.dump(record, out)
             out.flush()
             os.fsync(out.fileno())
-        print(f"crashing_orchestrator: SIGKILL at {record}", file=sys.stderr, flush=True)
+        print(f"crashing_process: SIGKILL at {record}", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -152,6 +160,7 @@ def install(crasher: Crasher) -> None:
     original_enqueue = JobQueue.enqueue
     original_outcomes = RunStore.outcomes
     original_load_step = RunStore.load_step
+    original_post = RunStore.post_outcome
 
     def init(self: RunStore, redis: ArqRedis) -> None:
         original_init(self, redis)
@@ -232,7 +241,18 @@ def install(crasher: Crasher) -> None:
             read_outcomes(record.tag, [t.id for t in record.saved.checkpoint.tasks], found)
         return record, found
 
+    async def post_outcome(self: RunStore, graph: str, run_id: str, checkpoint_id: str,
+                           outcome: Any, *args: Any, notify: bool = True, **kwargs: Any) -> int:
+        posted = await original_post(self, graph, run_id, checkpoint_id, outcome, *args,
+                                     notify=notify, **kwargs)
+        tag = protocol.tag_of(run_id)
+        step = int(outcome.task_id.split(":")[0])
+        if posted == 1 and not notify and crasher.at("posted", tag, step):
+            crasher.crash(tag, posted=outcome.task_id)
+        return posted
+
     RunStore.__init__ = init  # type: ignore[method-assign]
+    RunStore.post_outcome = post_outcome  # type: ignore[method-assign]
     RunStore.outcomes = outcomes  # type: ignore[method-assign]
     RunStore.load_step = load_step  # type: ignore[method-assign]
     JobQueue.__init__ = queue_init  # type: ignore[method-assign]
@@ -242,19 +262,29 @@ def install(crasher: Crasher) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.crashing_orchestrator",
-        description="`arqgraph orchestrator` that SIGKILLs itself once at a crash point; every "
-        "other argument is passed to `arqgraph orchestrator`.")
-    parser.add_argument("--crash-at", type=CrashPoint.parse, required=True, metavar="POINT")
-    parser.add_argument("--crash-thread", required=True, metavar="THREAD")
-    parser.add_argument("--marker", required=True, metavar="PATH",
+        prog="python -m tests.crashing_process",
+        description="`arqgraph orchestrator` (or `worker`) that SIGKILLs itself once at a crash "
+        "point; every other argument is passed to it.")
+    parser.add_argument("--worker", action="store_true", help="serve as `arqgraph worker`")
+    parser.add_argument("--no-moves", action="store_true",
+                        help="(a worker) leave every move of a run to the orchestrator")
+    parser.add_argument("--crash-at", type=CrashPoint.parse, metavar="POINT")
+    parser.add_argument("--crash-thread", metavar="THREAD")
+    parser.add_argument("--marker", metavar="PATH",
                         help="file written right before the crash; if it exists, no crash")
     ours, rest = parser.parse_known_args(argv)
-    args = cli.build_parser().parse_args(["orchestrator", *rest])
+    role = "worker" if ours.worker else "orchestrator"
+    args = cli.build_parser().parse_args([role, *rest])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    install(Crasher(ours.crash_at, ours.crash_thread, ours.marker))
-    log.info("will crash at %s of a run of thread %s", ours.crash_at, ours.crash_thread)
-    return asyncio.run(cli._serve_orchestrator(args))
+    if ours.no_moves:
+        NodeRunner._moves_on = lambda *_: False  # type: ignore[method-assign]
+    if ours.crash_at is not None:
+        if not (ours.crash_thread and ours.marker):
+            parser.error("--crash-at needs --crash-thread and --marker")
+        install(Crasher(ours.crash_at, ours.crash_thread, ours.marker))
+        log.info("will crash at %s of a run of thread %s", ours.crash_at, ours.crash_thread)
+    serve = cli._serve_worker if ours.worker else cli._serve_orchestrator
+    return asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

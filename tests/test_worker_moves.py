@@ -1,0 +1,91 @@
+"""A worker that ran a step's only task moves the run on itself (`orchestrator.moves`): the
+orchestrator starts runs, ends them, and moves the steps of several tasks.
+
+Fast tests on the in-memory Redis; tests/test_orchestrator_crash.py kills a worker in its move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from orchestrator.embedded import EmbeddedCluster
+from shared.errors import RunCancelledError
+from shared.graph import END, START, StateGraph
+from shared.graph.compiled import CompiledStateGraph
+
+LIMIT = 10.0
+
+
+class ChainState(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+
+
+def chain(name: str, nodes: list[str], wait: asyncio.Event | None = None) -> CompiledStateGraph:
+    """START -> nodes[0] -> ... -> END; the first node waits for `wait`, if given."""
+
+    def node(label: str) -> Any:
+        async def run(state: ChainState) -> dict[str, Any]:
+            if wait is not None and label == nodes[0]:
+                await wait.wait()
+            return {"log": [label]}
+        return run
+
+    builder = StateGraph(ChainState)
+    for label in nodes:
+        builder.add_node(label, node(label))
+    builder.add_edge(START, nodes[0])
+    for a, b in zip(nodes, nodes[1:], strict=False):
+        builder.add_edge(a, b)
+    builder.add_edge(nodes[-1], END)
+    return builder.compile(name=name)
+
+
+def thread(name: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": name}}
+
+
+async def test_workers_move_a_chain_and_the_orchestrator_starts_and_ends_it() -> None:
+    graph = chain("moved", ["a", "b", "c", "d", "e"])
+    async with EmbeddedCluster([graph]) as cluster:
+        told: list[str] = []  # the runs the orchestrator was told of (not found by its sweep)
+        poke = cluster.orchestrator.poke
+
+        def counting_poke(run_id: str, swept: bool = False) -> None:
+            if not swept:
+                told.append(run_id)
+            poke(run_id, swept)
+
+        cluster.orchestrator.poke = counting_poke  # type: ignore[method-assign]
+        handle = await cluster.client.submit("moved", {"log": []}, thread("m1"))
+        assert await asyncio.wait_for(handle.result(), LIMIT) == {"log": ["a", "b", "c", "d", "e"]}
+        # Told twice: the run was submitted, and its last step is done (the end is the
+        # orchestrator's); the four moves in between were the workers'.
+        assert told == [handle.run_id, handle.run_id]
+        history = await cluster.client.get_state_history(thread("m1"))
+        assert [s.next for s in history] == [(), ("e",), ("d",), ("c",), ("b",), ("a",),
+                                             ("__start__",)]
+        events = [(mode, data) async for mode, data in handle.stream(["values"])]
+        assert [data["log"] for _, data in events] == [
+            [], ["a"], ["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"],
+            ["a", "b", "c", "d", "e"]]
+
+
+async def test_a_move_after_a_cancel_is_not_committed() -> None:
+    """Cancelled while its only task runs, the run does not move on to the next step (the
+    commit's compare-and-set covers the cancel too), and ends cancelled at that step."""
+    release = asyncio.Event()
+    graph = chain("cancelled_move", ["first", "second"], wait=release)
+    async with EmbeddedCluster([graph]) as cluster:
+        handle = await cluster.client.submit("cancelled_move", {"log": []}, thread("c1"))
+        while await handle.status() != "running":
+            await asyncio.sleep(0.01)
+        await handle.cancel()
+        release.set()
+        with pytest.raises(RunCancelledError):
+            await asyncio.wait_for(handle.result(), LIMIT)
+        state = await cluster.client.get_state(thread("c1"))
+        assert state.next == ("first",) and state.values == {"log": []}
