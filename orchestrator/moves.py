@@ -1,16 +1,18 @@
 """The moves of a run: from its input to its first step, from a step whose tasks all have
 outcomes to the next, or to its end. Each move is one compare-and-set commit on the run's
 version (`RunStore.commit`), so whoever makes it, it is made once: the orchestrator, for every
-run, and a worker, for the run whose step's only task it has just finished (it moves the run on
-to the next step without the orchestrator's wake-up and read; the run's ends, interrupts and
-failures it leaves to the orchestrator). The algorithm is `shared.pregel`'s; this module decides
-what to commit and commits it.
+run, and a worker, for the run whose step's only task it has just run: it plans the move on to
+the next step (`RunMover.plan`) and makes it with the post of the task's outcome, in one round
+trip, without the orchestrator's wake-up and read (a run that ends, stops or fails there is
+left to the orchestrator, which the post then tells). The algorithm is `shared.pregel`'s; this
+module decides what to commit and commits it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.starts import first_position, new_checkpoint
@@ -29,7 +31,7 @@ from shared.pregel import (
 )
 from shared.protocol import RunRecord, SavedCheckpoint
 from shared.queue import JobQueue, ScriptCall
-from shared.store import RunStore
+from shared.store import Commit, RunStore
 from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")
@@ -37,11 +39,25 @@ log = logging.getLogger("arqgraph.orchestrator")
 DEFAULT_RECURSION_LIMIT = 10007
 
 
+@dataclass
+class Plan:
+    """What follows a step (`RunMover.plan`): the next checkpoint (`next`, `saved` as it is
+    saved, with the `events` of its commit), and when the run goes on to it, the run as moved
+    there and the `commit` that does it, which also enqueues its jobs when it `enqueues`."""
+
+    next: Checkpoint
+    saved: SavedCheckpoint
+    events: list[tuple[Any, Any]]
+    moved: RunRecord | None = None
+    commit: Commit | None = None
+    enqueues: bool = False
+
+
 class RunMover:
     """Makes the moves of runs on one Redis. `retention`: how many seconds an ended run's keys
-    are kept; None for a mover that does not end runs (a worker's: see the module's doc)."""
+    are kept (None for a worker's mover, which only plans moves on to a next step)."""
 
-    def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None) -> None:
+    def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None) -> None:
         self.store = store
         self.jobs = jobs
         self.retention = retention
@@ -56,9 +72,10 @@ class RunMover:
         saved = first.saved
         started = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
                    "first_step": saved.checkpoint.step}
-        if not await self.store.commit(record, status="running", saved=saved, new=first.new,
-                                       fields={k: str(v) for k, v in started.items()},
-                                       edit=first.edit, events=first.events):
+        if not await self.store.commit(self.store.commit_call(
+                record, status="running", saved=saved, new=first.new,
+                fields={k: str(v) for k, v in started.items()}, edit=first.edit,
+                events=first.events)):
             return None
         return self.store.remember_run(record.model_copy(update={
             "status": "running", "version": record.version + 1, "checkpoint_id": saved.id,
@@ -107,33 +124,64 @@ class RunMover:
         if any(o.interrupts for o in outcomes.values()):
             return not await self._interrupt(graph, record, saved, outcomes)
         try:
-            nxt = next_checkpoint(graph.spec, checkpoint, outcomes)
+            plan = self.plan(graph, record, outcomes)
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self.fail(record, exc, view=self._view(graph, saved, outcomes))
+        if plan.commit is not None:  # on to the next step
+            if not await self.store.commit(plan.commit):
+                return True  # another process moved the run first (or it is being cancelled)
+            assert plan.moved is not None
+            self.store.remember_run(plan.moved)
+            return False if plan.enqueues else plan.moved  # (its jobs enqueued: nothing is due)
+        nxt, new, events = plan.next, plan.saved, plan.events
+        if record.kind != "update" and self._exceeds_limit(record, nxt):
+            limit = self._limit(record)
+            return not await self.fail(record, GraphRecursionError(
+                f"Recursion limit of {limit} reached without hitting a stop condition. You can "
+                "increase the limit by setting the `recursion_limit` config key."), events,
+                view=new)
+        if nxt.tasks and record.kind != "update":  # a breakpoint after the step's nodes
+            return not await self._interrupt(graph, record, new, {}, events, new=True)
+        end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
+        return not await self.finish(record, "done", end, saved=new, new=True, events=events)
+
+    def plan(
+        self, graph: CompiledStateGraph, record: RunRecord, outcomes: dict[str, TaskOutcome]
+    ) -> Plan:
+        """What follows the run's step, all of whose tasks have these outcomes (none failed or
+        was interrupted): the next checkpoint, and when the run goes on to it (no end, no
+        breakpoint, within the recursion limit) the commit that moves it there. No I/O: the
+        orchestrator makes the commit (`step`); a worker that ran the step's only task makes
+        it with the post of its outcome, in the same round trip. Raises what applying the
+        writes raises (InvalidUpdateError, or a reducer's error)."""
+        saved = record.saved
+        assert saved is not None
+        checkpoint = saved.checkpoint
+        nxt = next_checkpoint(graph.spec, checkpoint, outcomes)
         source = "update" if record.kind == "update" else "loop"
         new = new_checkpoint(record, nxt, source, saved.parent if saved.transient else saved.id)
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
-        limit = int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
-        if record.kind != "update" and exceeds_recursion_limit(nxt, limit, record.first_step):
-            return not await self.fail(record, GraphRecursionError(
-                f"Recursion limit of {limit} reached without hitting a stop condition. You can "
-                "increase the limit by setting the `recursion_limit` config key."), events,
-                view=new)
-        if nxt.tasks and record.kind != "update":
-            if any(t.node in graph.interrupt_after for t in checkpoint.tasks):
-                return not await self._interrupt(graph, record, new, {}, events, new=True)
-            moved = record.model_copy(update={
-                "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
-            })
-            jobs = self._jobs_with_commit(graph, moved)
-            if not await self.store.commit(record, saved=new, new=True, events=events, jobs=jobs):
-                return True  # another orchestrator moved the run first: read it again
-            self.store.remember_run(moved)
-            return False if jobs else moved  # (with its jobs enqueued, nothing is due)
-        end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
-        return not await self.finish(record, "done", end, saved=new, new=True, events=events)
+        plan = Plan(nxt, new, events)
+        if (not nxt.tasks or record.kind == "update" or self._exceeds_limit(record, nxt)
+                or any(t.node in graph.interrupt_after for t in checkpoint.tasks)):
+            return plan
+        moved = record.model_copy(update={
+            "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
+        })
+        jobs = self._jobs_with_commit(graph, moved)
+        plan.moved, plan.enqueues = moved, jobs is not None
+        plan.commit = self.store.commit_call(record, saved=new, new=True, events=events,
+                                             jobs=jobs)
+        return plan
+
+    @staticmethod
+    def _limit(record: RunRecord) -> int:
+        return int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
+
+    def _exceeds_limit(self, record: RunRecord, nxt: Checkpoint) -> bool:
+        return exceeds_recursion_limit(nxt, self._limit(record), record.first_step)
 
     def _jobs_with_commit(self, graph: CompiledStateGraph, moved: RunRecord) -> ScriptCall | None:
         """The enqueue of a new step's jobs, to make with its commit (one round trip, and no
@@ -210,13 +258,11 @@ class RunMover:
         events: Sequence[tuple[Any, Any]] = (),
     ) -> bool:
         """End the run (with its last checkpoint, error, events). False when it did not end:
-        another process moved it first, or this mover does not end runs (a worker's)."""
-        if self.retention is None:
-            return False
-        return await self.store.commit(
+        another process moved it first."""
+        return await self.store.commit(self.store.commit_call(
             record, status=status, saved=saved, new=new, error=error,
             events=[*events, ("end", end)], retention=self.retention,
-        )
+        ))
 
 
 def _given(graph: CompiledStateGraph, checkpoint: Checkpoint) -> set[str]:

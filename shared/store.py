@@ -59,6 +59,17 @@ class WritesEdit:
 ROOM_CHECK_BYTES = 1024 * 1024  # updates larger than this are checked against maxmemory
 
 
+@dataclass(frozen=True)
+class Commit:
+    """A run's commit (`RunStore.commit_call`), made alone (`RunStore.commit`) or with the post
+    of the outcome that makes it due (`RunStore.post_outcome`); `saved`: the checkpoint it
+    saves, of `size` bytes."""
+
+    call: ScriptCall
+    saved: SavedCheckpoint | None
+    size: int
+
+
 class RedisFullError(UpdateTooLargeError):
     """Redis is over its maxmemory and refuses writes; posting is retried until it has room."""
 
@@ -260,7 +271,20 @@ class RunStore:
         raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
         return raw.decode() if raw else None
 
-    async def commit(
+    async def commit(self, commit: Commit) -> bool:
+        """Make a commit (`commit_call`): False when the run moved since its record was read
+        (or, unless the commit ends it, a cancel was asked for)."""
+        done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
+        if done:
+            self.committed(commit)
+        return done
+
+    def committed(self, commit: Commit) -> None:
+        """A commit was made: the next load need not fetch its checkpoint back."""
+        if commit.saved is not None:
+            self.cache.keep_checkpoint(commit.saved, commit.size)
+
+    def commit_call(
         self,
         record: RunRecord,
         *,
@@ -273,8 +297,9 @@ class RunStore:
         events: Sequence[tuple[EventMode, Any]] = (),
         retention: int | None = None,
         jobs: ScriptCall | None = None,
-    ) -> bool:
-        """Write the run's next position iff nobody else did since `record` was read: its
+    ) -> Commit:
+        """The commit of the run's next position, to be made iff nobody else moved the run
+        since `record` was read (by `commit`, or with the post of an outcome): its
         status, its checkpoint (`new` ones are listed in the thread's history unless transient;
         others are saved again, with their view), edits of pending writes, events. A final
         status frees the thread and retires the run at once (see `retire`): its keys expire in
@@ -317,10 +342,7 @@ class RunStore:
                 raise ValueError("a run that ends enqueues no jobs")
             keys += jobs.keys
             args += jobs.args
-        done = bool(await self._commit(keys=keys, args=args))
-        if done and saved is not None:
-            self.cache.keep_checkpoint(saved, len(blob))  # the next load need not fetch it back
-        return done
+        return Commit(ScriptCall(keys, args), saved, len(blob))
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
         """A run that ended but is still active: its keys expire in `seconds` (its thread's
@@ -377,30 +399,32 @@ class RunStore:
         self, graph: str, run_id: str, checkpoint_id: str, outcome: TaskOutcome,
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: ScriptCall | None = None,
-        notify: bool = True,
+        move: Commit | None = None,
     ) -> int:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
         With a `claim`, only the attempt that owns the task may post: 1 recorded and the step
-        has all its outcomes (the orchestrator is told, unless not to `notify`: the poster
-        moves the run on itself), 2 recorded and others are due, 0 the task was already done,
-        -1 this attempt is stale (it lost its lease and the task was restarted). `job_end`
-        (JobQueue.finish_call) ends the task's arq job too, when the outcome is recorded: arq
-        then need not.
+        has all its outcomes (the orchestrator is told), 3 so and the `move` made (the commit
+        of the run's next step: the orchestrator is not told), 2 recorded and others are due,
+        0 the task was already done, -1 this attempt is stale (it lost its lease and the task
+        was restarted). `job_end` (JobQueue.finish_call) ends the task's arq job too, when the
+        outcome is recorded: arq then need not.
         """
         attempt = "" if claim is None else str(claim.attempt)
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
             await self._check_room(outcome, len(data))
-        note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id)) if notify else b""
-        args: list[Any] = [outcome.task_id, data, attempt, note, len(events)]
+        note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
+        args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
+                           "1" if job_end else "", "1" if move else ""]
         args += protocol.event_args(events)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
-        if job_end is not None:
-            keys += job_end.keys
-            args += job_end.args
+        for call in (job_end, move and move.call):
+            if call:
+                keys += call.keys
+                args += call.args
         try:
             posted = int(await self._post(keys=keys, args=args))
         except OutOfMemoryError as exc:
@@ -408,6 +432,8 @@ class RunStore:
                 f"Redis is out of memory (maxmemory) and refused the update of node "
                 f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
             ) from None
+        if posted == 3 and move is not None:
+            self.committed(move)
         return posted
 
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:

@@ -11,7 +11,8 @@ not in product code, so that when a run of thread THREAD reaches POINT the proce
 marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything. The crash
 happens once: if the marker file already exists, the point is passed as usual, so a restarted
 instance with the same arguments serves normally. A worker makes the moves of the runs whose
-step's only task it ran (`orchestrator.moves`): the points of those moves are its. With
+step's only task it ran, with the post of its outcome (`orchestrator.moves`): the points
+`step-commit` and `after-enqueue` of those moves are its (right after that post). With
 `--no-moves`, a worker leaves every move to the orchestrator (as before workers made any), so
 that every point is the orchestrator's.
 
@@ -26,8 +27,6 @@ POINT is one of:
   the step's commit), while the step runs (between supersteps);
 - `outcomes-read:K`: right after reading the outcomes of superstep K with all of them present
   (alone, or with the run), before the next checkpoint is committed;
-- `posted:K`: in a worker, right after it posted the outcome of superstep K's only task, before
-  it moves the run on (the orchestrator was not told: the post leaves the move to the worker);
 - `before-finish`: right before the commit that finishes the run as done;
 - `after-finish`: right after that commit (which also retired the run: expiry, active set).
 
@@ -61,9 +60,9 @@ from workers.runner import NodeRunner
 
 log = logging.getLogger("arqgraph.crashing")
 
-KINDS = ("start-commit", "step-commit", "enqueue", "after-enqueue", "outcomes-read", "posted",
+KINDS = ("start-commit", "step-commit", "enqueue", "after-enqueue", "outcomes-read",
          "before-finish", "after-finish")
-WITH_STEP = ("step-commit", "enqueue", "after-enqueue", "outcomes-read", "posted")
+WITH_STEP = ("step-commit", "enqueue", "after-enqueue", "outcomes-read")
 
 
 @dataclass(frozen=True)
@@ -139,6 +138,16 @@ def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
     return {str(args[i]): args[i + 1] for i in range(13, 13 + 2 * n, 2)}
 
 
+def _commit_site(keys: Sequence[str], args: Sequence[Any]) -> tuple[str, str | None, int | None]:
+    """A COMMIT_SCRIPT call's thread tag, the run's new status (if any) and the superstep of
+    the checkpoint it saves (if any)."""
+    status = _commit_fields(args).get("status")
+    if isinstance(status, bytes):
+        status = status.decode()
+    step = protocol.decode_saved(args[3]).checkpoint.step if args[2] else None
+    return _tag_of_key(keys[0]), status, step
+
+
 def _commit_jobs(keys: Sequence[str], args: Sequence[Any]) -> list[str]:
     """The task ids of the jobs a COMMIT_SCRIPT call enqueues with the commit (see
     shared.protocol): its keys from the tenth are each job's arq key and result key."""
@@ -153,8 +162,10 @@ def _task_of(job_id: str) -> str:
     return task[2]
 
 
-def install(crasher: Crasher) -> None:
-    """Wrap the real RunStore, JobQueue and arq methods with the crash point's check."""
+def install(crasher: Crasher, worker: bool = False) -> None:
+    """Wrap the real RunStore, JobQueue and arq methods with the crash point's check. An
+    orchestrator enqueues one job per call (so that a crash can fall between two jobs of a
+    step); a worker as usual (it moves a run on only with all the next step's jobs at once)."""
     original_init = RunStore.__init__
     original_queue_init = JobQueue.__init__
     original_enqueue = JobQueue.enqueue
@@ -162,30 +173,30 @@ def install(crasher: Crasher) -> None:
     original_load_step = RunStore.load_step
     original_post = RunStore.post_outcome
 
+    def after_commit(keys: Sequence[str], args: Sequence[Any]) -> None:
+        """The points right after a commit (COMMIT_SCRIPT's keys and arguments) was made."""
+        tag, status, step = _commit_site(keys, args)
+        if status == "done" and crasher.at("after-finish", tag):
+            crasher.crash(tag, version=int(args[0]) + 1)
+        if step == -1 and crasher.at("start-commit", tag):
+            crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
+        jobs = _commit_jobs(keys, args)
+        if status is None and crasher.at("step-commit", tag, step):
+            crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step, enqueued=jobs)
+        if jobs and crasher.at("after-enqueue", tag, step):
+            crasher.crash(tag, enqueued=jobs)
+
     def init(self: RunStore, redis: ArqRedis) -> None:
         original_init(self, redis)
         script = self._commit
 
         async def commit(keys: Sequence[str], args: Sequence[Any]) -> Any:
-            tag = _tag_of_key(keys[0])
-            fields = _commit_fields(args)
-            status = fields.get("status")
-            if isinstance(status, bytes):
-                status = status.decode()
-            step = protocol.decode_saved(args[3]).checkpoint.step if args[2] else None
+            tag, status, _ = _commit_site(keys, args)
             if status == "done" and crasher.at("before-finish", tag):
                 crasher.crash(tag, version=int(args[0]))
             committed = await script(keys=keys, args=args)
             if committed:
-                if status == "done" and crasher.at("after-finish", tag):
-                    crasher.crash(tag, version=int(args[0]) + 1)
-                if step == -1 and crasher.at("start-commit", tag):
-                    crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
-                jobs = _commit_jobs(keys, args)
-                if status is None and crasher.at("step-commit", tag, step):
-                    crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step, enqueued=jobs)
-                if jobs and crasher.at("after-enqueue", tag, step):
-                    crasher.crash(tag, enqueued=jobs)
+                after_commit(keys, args)
             return committed
 
         self._commit = commit  # type: ignore[assignment]
@@ -241,14 +252,15 @@ def install(crasher: Crasher) -> None:
             read_outcomes(record.tag, [t.id for t in record.saved.checkpoint.tasks], found)
         return record, found
 
-    async def post_outcome(self: RunStore, graph: str, run_id: str, checkpoint_id: str,
-                           outcome: Any, *args: Any, notify: bool = True, **kwargs: Any) -> int:
-        posted = await original_post(self, graph, run_id, checkpoint_id, outcome, *args,
-                                     notify=notify, **kwargs)
-        tag = protocol.tag_of(run_id)
-        step = int(outcome.task_id.split(":")[0])
-        if posted == 1 and not notify and crasher.at("posted", tag, step):
-            crasher.crash(tag, posted=outcome.task_id)
+    async def post_outcome(
+        self: RunStore, graph: str, run_id: str, checkpoint_id: str, outcome: Any,
+        events: Sequence[Any] = (), claim: Any = None,
+        max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: Any = None, move: Any = None,
+    ) -> int:
+        posted = await original_post(self, graph, run_id, checkpoint_id, outcome, events, claim,
+                                     max_bytes, job_end, move)
+        if posted == 3:  # (a worker's post that made the move on to the next step)
+            after_commit(move.call.keys, move.call.args)
         return posted
 
     RunStore.__init__ = init  # type: ignore[method-assign]
@@ -257,7 +269,8 @@ def install(crasher: Crasher) -> None:
     RunStore.load_step = load_step  # type: ignore[method-assign]
     JobQueue.__init__ = queue_init  # type: ignore[method-assign]
     JobQueue.enqueue = enqueue  # type: ignore[method-assign]
-    queue_module.ENQUEUE_CHUNK = 1  # so that a crash can fall between two jobs of a step
+    if not worker:
+        queue_module.ENQUEUE_CHUNK = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if ours.crash_at is not None:
         if not (ours.crash_thread and ours.marker):
             parser.error("--crash-at needs --crash-thread and --marker")
-        install(Crasher(ours.crash_at, ours.crash_thread, ours.marker))
+        install(Crasher(ours.crash_at, ours.crash_thread, ours.marker), ours.worker)
         log.info("will crash at %s of a run of thread %s", ours.crash_at, ours.crash_thread)
     serve = cli._serve_worker if ours.worker else cli._serve_orchestrator
     return asyncio.run(serve(args))

@@ -31,10 +31,10 @@ from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
 from shared.graph.state import NodeSpec
 from shared.pregel import START, Task, TaskOutcome
-from shared.protocol import InboxNote, RunRecord
+from shared.protocol import RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
-from shared.store import Claim, RedisFullError, RunStore
+from shared.store import Claim, Commit, RedisFullError, RunStore
 from shared.types import Interrupt
 from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from workers.executor import TaskResult, UnknownNodeError, execute_task
@@ -88,8 +88,8 @@ class NodeRunner:
         self.limited = {g.name for g in graphs if any(
             spec.concurrency is not None or spec.rate_interval is not None
             for spec in g.nodes.values())}
-        # moves a run on from a step whose only task this worker ran (see `_move_on`)
-        self.mover = RunMover(self.store, self.jobs, retention=None)
+        # plans the moves it makes with its posts (see `_planned_move`)
+        self.mover = RunMover(self.store, self.jobs)
 
     async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
         """Take up to `most` of these jobs (JobQueue.take) and start their tasks in the same
@@ -236,18 +236,18 @@ class NodeRunner:
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             events.append(("updates", {result.shown_as or task.node: result.shown}))
-        moves_on = self._moves_on(record, outcome)
+        move = self._planned_move(graph, record, outcome)
         try:
-            posted = await self._post(job, outcome, events, claim, arq_job, moves_on)
+            posted = await self._post(job, outcome, events, claim, arq_job, move)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
+            move = None
             posted = await self._post(job, failed, (), claim, arq_job)
-            moves_on = False
-        if posted in (1, 2):
+        if posted > 0:
             if arq_job is not None:
                 self.ended.add(arq_job.job_id)
-            if moves_on:
-                await self._move_on(job, record, graph, outcome)
+            if posted == 3 and move is not None:  # the post moved the run on
+                self.store.remember_run(move[0])
             return DONE
         said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
@@ -290,18 +290,18 @@ class NodeRunner:
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim, arq_job: ArqJob | None, moves_on: bool = False,
+        claim: Claim, arq_job: ArqJob | None, move: tuple[RunRecord, Commit] | None = None,
     ) -> int:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
-        ends the arq job in the same round trip (see `_job_end`). The orchestrator is told
-        when the step has all its outcomes, unless this worker `moves_on` the run itself."""
+        ends the arq job in the same round trip (see `_job_end`), and makes the `move` of the
+        run that it completes its step for (see `_planned_move`)."""
         backoff = Backoff()
         while True:
             try:
                 return await self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), notify=not moves_on,
+                    self.max_update_bytes, self._job_end(arq_job), move and move[1],
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
@@ -313,39 +313,31 @@ class NodeRunner:
             await backoff.wait()
 
     def _moves_on(self, record: RunRecord, outcome: TaskOutcome) -> bool:
-        """Whether this worker moves the run on once the outcome is posted: when it was the
-        only task of its step and it succeeded (a failure or an interrupt stops the run, which
-        is the orchestrator's to do)."""
+        """Whether this worker moves the run on with the post of the outcome: when its task
+        was the only one of its step and succeeded (a failure or an interrupt stops the run,
+        which is the orchestrator's to do)."""
         assert record.checkpoint is not None
         return (len(record.checkpoint.tasks) == 1 and outcome.error is None
                 and not outcome.interrupts)
 
-    async def _move_on(
-        self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph,
-        outcome: TaskOutcome,
-    ) -> None:
-        """Move the run on from the step whose only task this worker has just done, as the
-        orchestrator would (`orchestrator.moves`): its wake-up and its read of the run are then
-        off the path from one superstep to the next. The orchestrator is told, as the post
-        would have told it, when this is not a plain move to a next step with its jobs enqueued
-        (the run ends or stops, or another process moved it first). Should this worker die
-        before, the orchestrator's sweep finds the run with its step done."""
+    def _planned_move(
+        self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome
+    ) -> tuple[RunRecord, Commit] | None:
+        """The move on to the next step with its jobs (`RunMover.plan`), to make with the post
+        of the outcome, as the orchestrator would once told: its wake-up and its read of the
+        run are then off the path from one superstep to the next. None when there is none to
+        make (the run ends or stops there, or the next step's jobs go apart): the post tells
+        the orchestrator, as it does when the commit finds the run moved by another process or
+        being cancelled."""
+        if not self._moves_on(record, outcome):
+            return None
         try:
-            moved = await self.mover.step(graph, record, {outcome.task_id: outcome})
-        except Exception as exc:
-            log.warning("could not move run %s on (%r); leaving it to the orchestrator",
-                        job.run_id, exc)
-            moved = True
-        if moved is False:
-            return
-        try:
-            await self.store.events.notify(job.graph, InboxNote(kind="task_done",
-                                                                run_id=job.run_id))
-        except Exception as exc:
-            if not lost_redis(exc):
-                raise
-            log.warning("lost Redis telling the orchestrator of run %s (%s); its sweep will "
-                        "find the run", job.run_id, exc)
+            plan = self.mover.plan(graph, record, {outcome.task_id: outcome})
+        except Exception:  # a reducer that raised: the orchestrator fails the run with it
+            return None
+        if plan.commit is None or plan.moved is None or not plan.enqueues:
+            return None
+        return plan.moved, plan.commit
 
     def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
         """arq's end of a job whose task is done, its result the DONE that `run_job` returns:

@@ -42,16 +42,16 @@ end
 
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
--- history list are KEYS[1] to KEYS[5]: they expire in `seconds` (the thread's, with each of its
--- checkpoints' writes and claims, found by their key prefixes, unless the thread is kept until
--- deleted); the client awaiting the run (its `ends` list, if any) is told; last, the run leaves
+-- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (the thread's, with each of
+-- its checkpoints' writes and claims, found by their key prefixes, unless the thread is kept
+-- until deleted); the client awaiting the run (its `ends` list, if any) is told; last, the run leaves
 -- its graph's `active` set.
-local function retire(active, ends, seconds, run_id, writes, claims, ends_kept)
-  redis.call('EXPIRE', KEYS[1], seconds)
-  redis.call('EXPIRE', KEYS[2], seconds)
-  if redis.call('HGET', KEYS[3], 'keep') ~= '1' then
-    for i = 3, 5 do redis.call('EXPIRE', KEYS[i], seconds) end
-    for _, id in ipairs(redis.call('HKEYS', KEYS[4])) do
+local function retire(k, active, ends, seconds, run_id, writes, claims, ends_kept)
+  redis.call('EXPIRE', KEYS[k], seconds)
+  redis.call('EXPIRE', KEYS[k + 1], seconds)
+  if redis.call('HGET', KEYS[k + 2], 'keep') ~= '1' then
+    for i = k + 2, k + 4 do redis.call('EXPIRE', KEYS[i], seconds) end
+    for _, id in ipairs(redis.call('HKEYS', KEYS[k + 3])) do
       redis.call('EXPIRE', writes .. id, seconds)
       redis.call('EXPIRE', claims .. id, seconds)
     end
@@ -64,59 +64,75 @@ local function retire(active, ends, seconds, run_id, writes, claims, ends_kept)
 end
 """
 
-COMMIT_SCRIPT = _RETIRE + _ENQUEUE + """
--- KEYS: 1 run hash, 2 events stream, 3 thread hash, 4 checkpoints hash, 5 history list,
---       6 writes hash of the checkpoint being resumed (any key of the thread if none); when the
---       run ends, 7 its graph's active set and 8 the ends list of the client awaiting it (none
---       if no client does); when it enqueues the jobs of its new step, from 7 on the keys of
---       `enqueue`
--- ARGV: 1 expected version, 2 number of run field pairs, 3 id of a checkpoint to save ('' for
---       none), 4 its blob, 5 '1' to list it in the history as the thread's latest, 6 how many
---       seconds the run's keys live once it ends ('' when the run does not end), 7 run id,
---       8 number of outcomes to set aside (tasks to run again), 9 number of writes field pairs
---       to set, 10 the thread's writes key and 11 its claims key without their checkpoint id,
---       12 how many seconds an ends list outlives its last entry, 13 number of event pairs;
---       then run field pairs, task ids of outcomes to set aside, writes field pairs to set,
---       event (mode, data) pairs, and the arguments of `enqueue` when it enqueues jobs.
--- Nothing happens unless the run's version is still ARGV[1]: the compare-and-set that lets
+_COMMIT = _RETIRE + _ENQUEUE + """
+-- A run's commit. KEYS from KEYS[k], numbered from 1 here: 1 run hash, 2 events stream, 3 thread
+--       hash, 4 checkpoints hash, 5 history list, 6 writes hash of the checkpoint being resumed
+--       (any key of the thread if none); when the run ends, 7 its graph's active set and 8 the
+--       ends list of the client awaiting it (none if no client does); when it enqueues the jobs
+--       of its new step, from 7 on the keys of `enqueue`
+-- ARGV from ARGV[a], likewise: 1 expected version, 2 number of run field pairs, 3 id of a
+--       checkpoint to save ('' for none), 4 its blob, 5 '1' to list it in the history as the
+--       thread's latest, 6 how many seconds the run's keys live once it ends ('' when the run
+--       does not end), 7 run id, 8 number of outcomes to set aside (tasks to run again),
+--       9 number of writes field pairs to set, 10 the thread's writes key and 11 its claims key
+--       without their checkpoint id, 12 how many seconds an ends list outlives its last entry,
+--       13 number of event pairs; then run field pairs, task ids of outcomes to set aside,
+--       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
+--       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
+--       committed, else 0.
+-- Nothing happens unless the run's version is still the expected one: the compare-and-set that lets
 -- several orchestrators (and the workers that move runs on, see orchestrator.moves) serve one
 -- Redis. Nor, unless the run ends, once a cancel was asked for: the run stays at its step,
 -- for the cancel's own move to end it there (a cancel sets a field, not a new version). A run
 -- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
 -- jobs are enqueued with it: no process can die between a commit and what must follow it.
-if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
-if ARGV[6] == '' and redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1))
-local i = 14
-for _ = 1, tonumber(ARGV[2]) do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
-  redis.call('HSET', KEYS[1], 'checkpoint_id', ARGV[3])
-  if ARGV[5] == '1' then
-    redis.call('LPUSH', KEYS[5], ARGV[3])
-    redis.call('HSET', KEYS[3], 'latest', ARGV[3])
+local function commit(k, a)
+  if redis.call('HGET', KEYS[k], 'version') ~= ARGV[a] then return 0 end
+  if ARGV[a + 5] == '' and redis.call('HEXISTS', KEYS[k], 'cancel') == 1 then return 0 end
+  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(ARGV[a]) + 1))
+  local i = a + 13
+  for _ = 1, tonumber(ARGV[a + 1]) do
+    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
   end
-end
-for _ = 1, tonumber(ARGV[8]) do  -- an outcome to run again is kept as a prior, for history
-  local task, old = ARGV[i], redis.call('HGET', KEYS[6], ARGV[i])
-  if old then
-    local n = redis.call('HINCRBY', KEYS[6], 'priors:' .. task, 1)
-    redis.call('HSET', KEYS[6], 'prior:' .. task .. ':' .. n, old)
-    redis.call('HDEL', KEYS[6], task)
-    redis.call('HINCRBY', KEYS[6], '__posted', -1)
+  if ARGV[a + 2] ~= '' then
+    redis.call('HSET', KEYS[k + 3], ARGV[a + 2], ARGV[a + 3])
+    redis.call('HSET', KEYS[k], 'checkpoint_id', ARGV[a + 2])
+    if ARGV[a + 4] == '1' then
+      redis.call('LPUSH', KEYS[k + 4], ARGV[a + 2])
+      redis.call('HSET', KEYS[k + 2], 'latest', ARGV[a + 2])
+    end
   end
-  i = i + 1
+  for _ = 1, tonumber(ARGV[a + 7]) do  -- an outcome to run again is kept as a prior, for history
+    local task, old = ARGV[i], redis.call('HGET', KEYS[k + 5], ARGV[i])
+    if old then
+      local n = redis.call('HINCRBY', KEYS[k + 5], 'priors:' .. task, 1)
+      redis.call('HSET', KEYS[k + 5], 'prior:' .. task .. ':' .. n, old)
+      redis.call('HDEL', KEYS[k + 5], task)
+      redis.call('HINCRBY', KEYS[k + 5], '__posted', -1)
+    end
+    i = i + 1
+  end
+  for _ = 1, tonumber(ARGV[a + 8]) do
+    redis.call('HSET', KEYS[k + 5], ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+  for _ = 1, tonumber(ARGV[a + 12]) do
+    redis.call('XADD', KEYS[k + 1], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
+  end
+  if i <= #ARGV then enqueue(k + 6, i) end
+  if ARGV[a + 5] ~= '' then
+    if redis.call('HGET', KEYS[k + 2], 'run') == ARGV[a + 6] then
+      redis.call('HDEL', KEYS[k + 2], 'run')
+    end
+    retire(k, KEYS[k + 6], KEYS[k + 7], ARGV[a + 5], ARGV[a + 6], ARGV[a + 9], ARGV[a + 10],
+           ARGV[a + 11])
+  end
+  return 1
 end
-for _ = 1, tonumber(ARGV[9]) do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for _ = 1, tonumber(ARGV[13]) do
-  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
-end
-if i <= #ARGV then enqueue(7, i) end
-if ARGV[6] ~= '' then
-  if redis.call('HGET', KEYS[3], 'run') == ARGV[7] then redis.call('HDEL', KEYS[3], 'run') end
-  retire(KEYS[7], KEYS[8], ARGV[6], ARGV[7], ARGV[10], ARGV[11], ARGV[12])
-end
-return 1
+"""
+
+COMMIT_SCRIPT = _COMMIT + """
+-- KEYS and ARGV as `commit`'s from the first.
+return commit(1, 1)
 """
 
 CREATE_RUN_SCRIPT = """
@@ -201,28 +217,37 @@ loaded[4] = outcomes
 return loaded
 """
 
-POST_OUTCOME_SCRIPT = _FINISH_JOB + """
+POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
--- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq).
--- ARGV task id, outcome, attempt ('' for none), the inbox note ('' when the poster moves the
--- run on itself), number of event pairs, the event pairs, then the arguments of `finish_job`.
+-- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq),
+-- then the keys of a `commit` to make once the step has all its outcomes (none for no commit).
+-- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
+-- the job's end follows, '1' when a commit follows, the event pairs, then the arguments of
+-- `finish_job`, then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
--- orchestrators' inbox), 2 when recorded and others are still due, 0 when the task already had
--- an outcome, -1 when a newer attempt owns the task (this poster is stale: its lease ran out
--- and the task was started again). `__tasks` (set with the step's jobs) is how many outcomes
--- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
--- round trip where arq would make another to finish the job once the node has returned.
+-- orchestrators' inbox), 3 when so and the commit that came with it moved the run on (no note:
+-- nothing is left to do for the orchestrator; a commit refused, the note is pushed), 2 when
+-- recorded and others are still due, 0 when the task already had an outcome, -1 when a newer
+-- attempt owns the task (this poster is stale: its lease ran out and the task was started
+-- again). `__tasks` (set with the step's jobs) is how many outcomes the step waits for,
+-- `__posted` how many it has. A recorded outcome ends its job too: one round trip where arq
+-- would make another to finish the job once the node has returned; and the worker that ran a
+-- step's only task moves the run on in the same round trip (see orchestrator.moves).
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local i = 6
+local i, k = 8, 5
 for _ = 1, tonumber(ARGV[5]) do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
 end
-if #KEYS > 4 then finish_job(5, i) end
+if ARGV[6] == '1' then
+  finish_job(k, i)
+  k, i = k + 6, i + 3
+end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
-  if ARGV[4] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[4]) end
+  if ARGV[7] == '1' and commit(k, i) == 1 then return 3 end
+  redis.call('LPUSH', KEYS[4], ARGV[4])
   return 1
 end
 return 2
@@ -374,6 +399,6 @@ RETIRE_SCRIPT = _RETIRE + """
 -- without its checkpoint id, 5 how many seconds an ends list outlives its last entry.
 -- Retires a run that ended but is still active (it ended before runs were retired as they
 -- ended, by the commit script): see `retire`.
-retire(KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+retire(1, KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
