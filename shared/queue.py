@@ -71,13 +71,18 @@ class JobQueue:
                                       fingerprint, expected)
             await self._enqueue(keys=call.keys, args=call.args)
 
+    @staticmethod
+    def fits(jobs: int) -> bool:
+        """Whether so many jobs are enqueued in one call (`single_enqueue`)."""
+        return jobs <= ENQUEUE_CHUNK
+
     def single_enqueue(
         self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
         expected: int | None = None,
     ) -> ScriptCall | None:
         """`enqueue`'s script call for `tasks`, to be made inside another script (the commit
         of their step, see RunStore.commit), when they fit in one; None when they do not."""
-        if len(tasks) > ENQUEUE_CHUNK:
+        if not self.fits(len(tasks)):
             return None
         return self._enqueue_call(record, step, tasks, fingerprint, expected)
 

@@ -13,9 +13,11 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 from orchestrator.embedded import EmbeddedCluster
+from shared import queue as queue_module
 from shared.errors import RunCancelledError
 from shared.graph import END, START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
+from shared.types import Send
 
 LIMIT = 10.0
 
@@ -89,3 +91,43 @@ async def test_a_move_after_a_cancel_is_not_committed() -> None:
             await asyncio.wait_for(handle.result(), LIMIT)
         state = await cluster.client.get_state(thread("c1"))
         assert state.next == ("first",) and state.values == {"log": []}
+
+
+class FanState(TypedDict, total=False):
+    n: int
+    results: Annotated[list[int], operator.add]
+
+
+async def test_a_fan_out_of_more_tasks_than_one_enqueue_is_left_to_the_orchestrator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step that sends more tasks than one call enqueues is committed apart from its jobs:
+    the worker does not plan it (the orchestrator would apply its writes again)."""
+    monkeypatch.setattr(queue_module, "ENQUEUE_CHUNK", 2)
+
+    def fan(state: FanState) -> list[Send]:
+        return [Send("work", {"n": i}) for i in range(state["n"])]
+
+    builder = StateGraph(FanState)
+    builder.add_node("plan", lambda state: {})
+    builder.add_node("work", lambda state: {"results": [state["n"] * 10]})
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", fan, ["work"])
+    builder.add_edge("work", END)
+    graph = builder.compile(name="wide")
+    async with EmbeddedCluster([graph]) as cluster:
+        planned: list[int] = []
+        mover = cluster.worker.runner.mover
+        plan = mover.plan
+
+        def counting_plan(graph: Any, record: Any, outcomes: Any) -> Any:
+            planned.append(record.checkpoint.step)
+            return plan(graph, record, outcomes)
+
+        mover.plan = counting_plan  # type: ignore[method-assign]
+        for n, moved_by_worker in ((2, [0]), (3, [])):
+            planned.clear()
+            handle = await cluster.client.submit("wide", {"n": n})
+            result = await asyncio.wait_for(handle.result(), LIMIT)
+            assert result == {"n": n, "results": [i * 10 for i in range(n)]}
+            assert planned == moved_by_worker  # (the step of the `work` tasks: several tasks)

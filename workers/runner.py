@@ -315,10 +315,12 @@ class NodeRunner:
     def _moves_on(self, record: RunRecord, outcome: TaskOutcome) -> bool:
         """Whether this worker moves the run on with the post of the outcome: when its task
         was the only one of its step and succeeded (a failure or an interrupt stops the run,
-        which is the orchestrator's to do)."""
+        which is the orchestrator's to do), unless it sends more tasks than one call enqueues
+        (a fan-out's step is committed apart from its jobs, by the orchestrator: planning it
+        here too would apply the writes twice on the fan-out's path)."""
         assert record.checkpoint is not None
         return (len(record.checkpoint.tasks) == 1 and outcome.error is None
-                and not outcome.interrupts)
+                and not outcome.interrupts and self.jobs.fits(len(outcome.sends)))
 
     def _planned_move(
         self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome
