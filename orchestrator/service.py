@@ -5,7 +5,8 @@ run and does whatever is due — enqueue the current step's missing tasks, or, o
 an outcome, fold the writes and commit the next checkpoint with a compare-and-set on the run's
 version. Doing the due thing twice is harmless (job ids are deterministic, the commit is a CAS),
 so several orchestrators can serve one Redis, and a periodic sweep of unfinished runs repairs
-any notice that was lost.
+any notice that was lost. The moves themselves are `orchestrator.moves`'s; a worker makes those
+of the steps whose only task it ran, and the orchestrator is then not told.
 """
 
 from __future__ import annotations

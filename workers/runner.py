@@ -2,9 +2,10 @@
 
 `NodeRunner.run_job` is the arq function of every job (`protocol.TaskJob`). It reads the run's
 checkpoint, claims an attempt at the task, runs the node (and its conditional edges) and posts
-the outcome; the orchestrator does the rest. A job that is garbage, stale, a duplicate, or for a
-graph this worker did not load is logged and dropped, and the worker keeps serving. How jobs
-reach it (the ready list, leases, hand-back) is `workers.worker`'s.
+the outcome, with the run's move on to its next step when the task was its step's only one
+(`orchestrator.moves`); the orchestrator does the rest. A job that is garbage, stale, a
+duplicate, or for a graph this worker did not load is logged and dropped, and the worker keeps
+serving. How jobs reach it (the ready list, leases, hand-back) is `workers.worker`'s.
 """
 
 from __future__ import annotations
