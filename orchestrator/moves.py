@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.starts import first_position, new_checkpoint
 from shared import protocol
@@ -39,18 +39,24 @@ log = logging.getLogger("arqgraph.orchestrator")
 DEFAULT_RECURSION_LIMIT = 10007
 
 
-@dataclass
+class Move(NamedTuple):
+    """A run's move on to its next step: the run as `moved` there, the `commit` that does it,
+    and whether that commit also `enqueues` the step's jobs."""
+
+    moved: RunRecord
+    commit: Commit
+    enqueues: bool
+
+
+@dataclass(frozen=True)
 class Plan:
     """What follows a step (`RunMover.plan`): the next checkpoint (`next`, `saved` as it is
-    saved, with the `events` of its commit), and when the run goes on to it, the run as moved
-    there and the `commit` that does it, which also enqueues its jobs when it `enqueues`."""
+    saved, with the `events` of its commit), and the `move` on to it when the run goes on."""
 
     next: Checkpoint
     saved: SavedCheckpoint
     events: list[tuple[Any, Any]]
-    moved: RunRecord | None = None
-    commit: Commit | None = None
-    enqueues: bool = False
+    move: Move | None = None
 
 
 class RunMover:
@@ -127,12 +133,12 @@ class RunMover:
             plan = self.plan(graph, record, outcomes)
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self.fail(record, exc, view=self._view(graph, saved, outcomes))
-        if plan.commit is not None:  # on to the next step
-            if not await self.store.commit(plan.commit):
+        if plan.move is not None:  # on to the next step
+            moved, commit, enqueues = plan.move
+            if not await self.store.commit(commit):
                 return True  # another process moved the run first (or it is being cancelled)
-            assert plan.moved is not None
-            self.store.remember_run(plan.moved)
-            return False if plan.enqueues else plan.moved  # (its jobs enqueued: nothing is due)
+            self.store.remember_run(moved)
+            return False if enqueues else moved  # (its jobs enqueued: nothing is due)
         nxt, new, events = plan.next, plan.saved, plan.events
         if record.kind != "update" and self._exceeds_limit(record, nxt):
             limit = self._limit(record)
@@ -163,18 +169,15 @@ class RunMover:
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
-        plan = Plan(nxt, new, events)
         if (not nxt.tasks or record.kind == "update" or self._exceeds_limit(record, nxt)
                 or any(t.node in graph.interrupt_after for t in checkpoint.tasks)):
-            return plan
+            return Plan(nxt, new, events)
         moved = record.model_copy(update={
             "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
         })
         jobs = self._jobs_with_commit(graph, moved)
-        plan.moved, plan.enqueues = moved, jobs is not None
-        plan.commit = self.store.commit_call(record, saved=new, new=True, events=events,
-                                             jobs=jobs)
-        return plan
+        commit = self.store.commit_call(record, saved=new, new=True, events=events, jobs=jobs)
+        return Plan(nxt, new, events, Move(moved, commit, jobs is not None))
 
     @staticmethod
     def _limit(record: RunRecord) -> int:

@@ -24,7 +24,7 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
-from orchestrator.moves import RunMover
+from orchestrator.moves import Move, RunMover
 from shared import codec, protocol
 from shared.connection import Backoff, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
@@ -35,7 +35,7 @@ from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
-from shared.store import Claim, Commit, RedisFullError, RunStore
+from shared.store import Claim, RedisFullError, RunStore
 from shared.types import Interrupt
 from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from workers.executor import TaskResult, UnknownNodeError, execute_task
@@ -248,7 +248,7 @@ class NodeRunner:
             if arq_job is not None:
                 self.ended.add(arq_job.job_id)
             if posted == 3 and move is not None:  # the post moved the run on
-                self.store.remember_run(move[0])
+                self.store.remember_run(move.moved)
             return DONE
         said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
@@ -291,7 +291,7 @@ class NodeRunner:
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim, arq_job: ArqJob | None, move: tuple[RunRecord, Commit] | None = None,
+        claim: Claim, arq_job: ArqJob | None, move: Move | None = None,
     ) -> int:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
@@ -302,7 +302,7 @@ class NodeRunner:
             try:
                 return await self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), move and move[1],
+                    self.max_update_bytes, self._job_end(arq_job), move and move.commit,
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
@@ -320,12 +320,12 @@ class NodeRunner:
         (a fan-out's step is committed apart from its jobs, by the orchestrator: planning it
         here too would apply the writes twice on the fan-out's path)."""
         assert record.checkpoint is not None
-        return (len(record.checkpoint.tasks) == 1 and outcome.error is None
-                and not outcome.interrupts and self.jobs.fits(len(outcome.sends)))
+        return (len(record.checkpoint.tasks) == 1 and outcome.succeeded
+                and self.jobs.fits(len(outcome.sends)))
 
     def _planned_move(
         self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome
-    ) -> tuple[RunRecord, Commit] | None:
+    ) -> Move | None:
         """The move on to the next step with its jobs (`RunMover.plan`), to make with the post
         of the outcome, as the orchestrator would once told: its wake-up and its read of the
         run are then off the path from one superstep to the next. None when there is none to
@@ -338,9 +338,7 @@ class NodeRunner:
             plan = self.mover.plan(graph, record, {outcome.task_id: outcome})
         except Exception:  # a reducer that raised: the orchestrator fails the run with it
             return None
-        if plan.commit is None or plan.moved is None or not plan.enqueues:
-            return None
-        return plan.moved, plan.commit
+        return plan.move if plan.move is not None and plan.move.enqueues else None
 
     def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
         """arq's end of a job whose task is done, its result the DONE that `run_job` returns:
