@@ -306,7 +306,10 @@ class ArqProcesses:
     logdir: Path
     started: list[ArqProcess] = field(default_factory=list)
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> ArqProcess:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None,
+              module: str = "orchestrator.cli") -> ArqProcess:
+        """`python -m module args...` (by default `arqgraph`'s CLI), logged to files named
+        after `name`."""
         count = sum(1 for p in self.started if p.name == name)
         label = name if count == 0 else f"{name}-{count}"
         stdout = self.logdir / f"{label}.stdout.log"
@@ -316,7 +319,7 @@ class ArqProcesses:
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack (see hung())
         full_env.update(env or {})
-        argv = [sys.executable, "-m", "orchestrator.cli", *args]
+        argv = [sys.executable, "-m", module, *args]
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             process = subprocess.Popen(
                 argv, cwd=REPO_ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL,

@@ -21,10 +21,7 @@ a condition with a bound.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -36,7 +33,7 @@ import redis
 from orchestrator.client import Client, RunHandle
 from shared import protocol
 from shared.protocol import RunRecord
-from tests.conftest import REPO_ROOT, ArqProcess, ArqProcesses, RedisServer, wait_for
+from tests.conftest import ArqProcess, ArqProcesses, RedisServer, wait_for
 from tests.graphs import crash_graphs as graphs
 from tests.test_cluster import STARTUP_LIMIT, collect, url_for_db, wait_until, within
 
@@ -67,28 +64,17 @@ def start_crashing(
     no_moves: bool = False,
 ) -> ArqProcess:
     """`python -m tests.crashing_process` (an orchestrator, or a worker), started and logged as
-    the fixture's processes are (from the repository root, without the caller's ARQGRAPH_*
-    variables), and stopped with them at the end of the session if the test did not."""
-    label = unique(name)
-    stdout = procs.logdir / f"{label}.stdout.log"
-    stderr = procs.logdir / f"{label}.stderr.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"
-    argv = [sys.executable, "-m", "tests.crashing_process"]
+    the fixture's processes are, and stopped with them at the end of the session if the test
+    did not."""
+    args: list[str] = []
     if point is not None:
-        argv += ["--crash-at", point, "--crash-thread", str(thread), "--marker", str(marker)]
+        args += ["--crash-at", point, "--crash-thread", str(thread), "--marker", str(marker)]
     if worker:
-        argv += ["--worker", *(["--no-moves"] if no_moves else []), *WORKER_FLAGS]
+        args += ["--worker", *(["--no-moves"] if no_moves else []), *WORKER_FLAGS]
     else:
-        argv += ORCHESTRATOR_FLAGS
-    argv += ["--redis", url, SPEC]
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err,
-                                   stdin=subprocess.DEVNULL, env=env)
-    proc = ArqProcess(label, argv, process, stdout, stderr)
-    procs.started.append(proc)
-    return proc
+        args += ORCHESTRATOR_FLAGS
+    return procs.start(unique(name), *args, "--redis", url, SPEC,
+                       module="tests.crashing_process")
 
 
 def wait_killed(proc: ArqProcess, marker: Path) -> dict[str, Any]:
