@@ -152,14 +152,17 @@ class RunMover:
         return not await self.finish(record, "done", end, saved=new, new=True, events=events)
 
     def plan(
-        self, graph: CompiledStateGraph, record: RunRecord, outcomes: dict[str, TaskOutcome]
+        self, graph: CompiledStateGraph, record: RunRecord, outcomes: dict[str, TaskOutcome],
+        hold: bool = False,
     ) -> Plan:
         """What follows the run's step, all of whose tasks have these outcomes (none failed or
         was interrupted): the next checkpoint, and when the run goes on to it (no end, no
         breakpoint, within the recursion limit) the commit that moves it there. No I/O: the
         orchestrator makes the commit (`step`); a worker that ran the step's only task makes
-        it with the post of its outcome, in the same round trip. Raises what applying the
-        writes raises (InvalidUpdateError, or a reducer's error)."""
+        it with the post of its outcome, in the same round trip, and, when it will `hold` it,
+        takes the first job of the next step in that round trip too (the commit then does not
+        list it as ready: see JobQueue.single_enqueue). Raises what applying the writes raises
+        (InvalidUpdateError, or a reducer's error)."""
         saved = record.saved
         assert saved is not None
         checkpoint = saved.checkpoint
@@ -175,7 +178,7 @@ class RunMover:
         moved = record.model_copy(update={
             "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
         })
-        jobs = self._jobs_with_commit(graph, moved)
+        jobs = self._jobs_with_commit(graph, moved, hold)
         commit = self.store.commit_call(record, saved=new, new=True, events=events, jobs=jobs)
         return Plan(nxt, new, events, Move(moved, commit, jobs is not None))
 
@@ -186,7 +189,9 @@ class RunMover:
     def _exceeds_limit(self, record: RunRecord, nxt: Checkpoint) -> bool:
         return exceeds_recursion_limit(nxt, self._limit(record), record.first_step)
 
-    def _jobs_with_commit(self, graph: CompiledStateGraph, moved: RunRecord) -> ScriptCall | None:
+    def _jobs_with_commit(
+        self, graph: CompiledStateGraph, moved: RunRecord, hold: bool
+    ) -> ScriptCall | None:
         """The enqueue of a new step's jobs, to make with its commit (one round trip, and no
         moment when the step is committed and its jobs are not enqueued): when every task is
         a worker's, none stops at a breakpoint first, and they fit in one call. Otherwise the
@@ -197,7 +202,7 @@ class RunMover:
                                             for t in checkpoint.tasks):
             return None
         return self.jobs.single_enqueue(moved, checkpoint.step, checkpoint.tasks,
-                                        graph.fingerprint, expected=len(checkpoint.tasks))
+                                        graph.fingerprint, len(checkpoint.tasks), hold)
 
     @staticmethod
     def _output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:

@@ -78,24 +78,27 @@ class JobQueue:
 
     def single_enqueue(
         self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
-        expected: int | None = None,
+        expected: int | None = None, hold: bool = False,
     ) -> ScriptCall | None:
         """`enqueue`'s script call for `tasks`, to be made inside another script (the commit
-        of their step, see RunStore.commit), when they fit in one; None when they do not."""
+        of their step, see RunStore.commit), when they fit in one; None when they do not.
+        `hold`: the first task's job is not listed as ready, for the caller takes it in the
+        same script (`hold_call`)."""
         if not self.fits(len(tasks)):
             return None
-        return self._enqueue_call(record, step, tasks, fingerprint, expected)
+        return self._enqueue_call(record, step, tasks, fingerprint, expected, hold)
 
     def _enqueue_call(
         self, record: RunRecord, step: int, tasks: Sequence[Task], fingerprint: str,
-        expected: int | None,
+        expected: int | None, hold: bool = False,
     ) -> ScriptCall:
         """The keys and arguments of ENQUEUE_JOBS_SCRIPT for `tasks` of the step `record` is
         on."""
         now = timestamp_ms()
         keys: list[str] = [self.name, protocol.ready_key(self.name),
                            protocol.writes_key(record.tag, record.checkpoint_id)]
-        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected]
+        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected,
+                           "1" if hold else ""]
         job = protocol.TaskJob(  # validated once: the tasks' jobs differ only in their task ids
             run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step, task_id="",
             graph=record.graph, fingerprint=fingerprint,
@@ -154,6 +157,22 @@ class JobQueue:
         return [TakenJob(reply[i].decode(), int(float(reply[i + 1])), reply[i + 2],
                          int(reply[i + 3]), reply[i + 4])
                 for i in range(0, len(reply), 5)]
+
+    def hold_call(self, record: RunRecord, task_id: str, lease: float) -> ScriptCall:
+        """The take of the job of `task_id`, of the step `record` is on, and the claim of its
+        task: made by the post whose commit enqueues the job, with the commit (see
+        POST_OUTCOME_SCRIPT), for the posting worker to run the job next; the reply's
+        tail is read by `held`."""
+        job_id = protocol.job_id(record.run_id, record.checkpoint_id, task_id)
+        keys = [self.name, protocol.lease_key(job_id), job_key_prefix + job_id,
+                retry_key_prefix + job_id, protocol.claims_key(record.tag, record.checkpoint_id),
+                protocol.writes_key(record.tag, record.checkpoint_id)]
+        return ScriptCall(keys, [job_id, timestamp_ms(), int(lease * 1000), task_id])
+
+    @staticmethod
+    def held(call: ScriptCall, reply: Sequence[Any]) -> TakenJob:
+        """The job a `hold_call` took, from the script's reply (score, job, try, claim)."""
+        return TakenJob(call.args[0], int(float(reply[0])), reply[1], int(reply[2]), reply[3])
 
     async def due(self, most: int) -> list[str]:
         """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
@@ -25,7 +25,7 @@ from shared.events import ENDS_KEPT, Events
 from shared.limits import NodeLimits
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
-from shared.queue import ScriptCall
+from shared.queue import JobQueue, ScriptCall, TakenJob
 from shared.task_calls import TaskCalls
 from shared.threads import ThreadStore
 
@@ -68,6 +68,15 @@ class Commit:
     call: ScriptCall
     saved: SavedCheckpoint | None
     size: int
+
+
+class Posted(NamedTuple):
+    """What the post of an outcome did (`RunStore.post_outcome`): its `code`, and the job of
+    the next step that it took for the posting worker to run next, with its task's claim."""
+
+    code: int
+    next_job: TakenJob | None = None
+    next_claim: Claim | None = None
 
 
 class RedisFullError(UpdateTooLargeError):
@@ -399,8 +408,8 @@ class RunStore:
         self, graph: str, run_id: str, checkpoint_id: str, outcome: TaskOutcome,
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: ScriptCall | None = None,
-        move: Commit | None = None,
-    ) -> int:
+        move: Commit | None = None, hold: ScriptCall | None = None,
+    ) -> Posted:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
         With a `claim`, only the attempt that owns the task may post: 1 recorded and the step
@@ -408,31 +417,39 @@ class RunStore:
         of the run's next step: the orchestrator is not told), 2 recorded and others are due,
         0 the task was already done, -1 this attempt is stale (it lost its lease and the task
         was restarted). `job_end` (JobQueue.finish_call) ends the task's arq job too, when the
-        outcome is recorded: arq then need not.
+        outcome is recorded: arq then need not. `hold` (JobQueue.hold_call) takes the job the
+        move enqueues and kept off the ready list (`JobQueue.single_enqueue`), when it is made.
         """
         attempt = "" if claim is None else str(claim.attempt)
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
             await self._check_room(outcome, len(data))
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
+        hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
-                           "1" if job_end else "", "1" if move else ""]
+                           "1" if job_end else "", "1" if move else "", "1" if hold else ""]
         args += protocol.event_args(events)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
-        for call in (job_end, move and move.call):
+        for call in (job_end, hold, move and move.call):
             if call:
                 keys += call.keys
                 args += call.args
         try:
-            posted = int(await self._post(keys=keys, args=args))
+            reply = await self._post(keys=keys, args=args)
         except OutOfMemoryError as exc:
             raise RedisFullError(
                 f"Redis is out of memory (maxmemory) and refused the update of node "
                 f"{outcome.node!r} ({protocol.describe_sizes(outcome)}): {exc}"
             ) from None
-        if posted == 3 and move is not None:
+        if not isinstance(reply, list):
+            posted = Posted(int(reply))
+        else:  # 3, and the job held
+            assert hold is not None
+            job = JobQueue.held(hold, reply[1:])
+            posted = Posted(int(reply[0]), job, _claim_of(job.started))
+        if posted.code == 3 and move is not None:
             self.committed(move)
         return posted
 

@@ -173,8 +173,9 @@ def install(crasher: Crasher, worker: bool = False) -> None:
     original_load_step = RunStore.load_step
     original_post = RunStore.post_outcome
 
-    def after_commit(keys: Sequence[str], args: Sequence[Any]) -> None:
-        """The points right after a commit (COMMIT_SCRIPT's keys and arguments) was made."""
+    def after_commit(keys: Sequence[str], args: Sequence[Any], held: str | None = None) -> None:
+        """The points right after a commit (COMMIT_SCRIPT's keys and arguments) was made;
+        `held`: the job that a worker's post took with it (the next one it runs)."""
         tag, status, step = _commit_site(keys, args)
         if status == "done" and crasher.at("after-finish", tag):
             crasher.crash(tag, version=int(args[0]) + 1)
@@ -182,7 +183,8 @@ def install(crasher: Crasher, worker: bool = False) -> None:
             crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
         jobs = _commit_jobs(keys, args)
         if status is None and crasher.at("step-commit", tag, step):
-            crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step, enqueued=jobs)
+            crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step, enqueued=jobs,
+                          held=held and _task_of(held))
         if jobs and crasher.at("after-enqueue", tag, step):
             crasher.crash(tag, enqueued=jobs)
 
@@ -223,7 +225,7 @@ def install(crasher: Crasher, worker: bool = False) -> None:
             added = await script(keys=keys, args=args)
             current = _enqueuing.get()
             if current is not None:
-                current.done.append(_task_of(str(args[3])))
+                current.done.append(_task_of(str(args[4])))
                 count = crasher.point.count or 0
                 if (len(current.done) == count and current.total > count
                         and crasher.at("enqueue", current.tag, current.step)):
@@ -256,11 +258,13 @@ def install(crasher: Crasher, worker: bool = False) -> None:
         self: RunStore, graph: str, run_id: str, checkpoint_id: str, outcome: Any,
         events: Sequence[Any] = (), claim: Any = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: Any = None, move: Any = None,
-    ) -> int:
+        hold: Any = None,
+    ) -> Any:
         posted = await original_post(self, graph, run_id, checkpoint_id, outcome, events, claim,
-                                     max_bytes, job_end, move)
-        if posted == 3:  # (a worker's post that made the move on to the next step)
-            after_commit(move.call.keys, move.call.args)
+                                     max_bytes, job_end, move, hold)
+        if posted.code == 3:  # (a worker's post that made the move on to the next step)
+            after_commit(move.call.keys, move.call.args,
+                         posted.next_job and posted.next_job.job_id)
         return posted
 
     RunStore.__init__ = init  # type: ignore[method-assign]

@@ -352,10 +352,12 @@ async def test_worker_killed_in_its_move(
     data: dict[str, Any], expected: dict[str, Any], point: str,
 ) -> None:
     """A worker that has just run a step's only task moves the run on with the post of its
-    outcome (one script: there is no moment when the outcome is posted and the move not made);
-    killed right after, the run is where the move left it (the next step committed with all its
-    jobs), and another worker takes it to the same end. On a database of its own, where the
-    crashing worker is the only one until it dies."""
+    outcome (one script: there is no moment when the outcome is posted and the move not made),
+    and takes the next step's first job; killed right after, the run is where the move left it
+    (the next step committed with all its jobs, the others listed as ready, the one it took
+    held by its lease, not listed), and another worker takes it to the same end, the held job once its
+    lease runs out. On a database of its own, where the crashing worker is the only one until
+    it dies."""
     own_url = url_for_db(redis_server, DB + 1)
     flushing = redis.Redis.from_url(own_url)
     try:
@@ -376,6 +378,14 @@ async def test_worker_killed_in_its_move(
         handle = await within(client.submit(graph.name, data, on_thread(thread)))
         crash = wait_killed(crashing, marker)
         await check_crash_site(client, handle.run_id, point, crash)
+        record = await load(client, handle.run_id)
+        assert record.checkpoint is not None
+        tasks = record.checkpoint.tasks
+        first, *others = [protocol.job_id(handle.run_id, record.checkpoint_id, t.id) for t in tasks]
+        assert crash["held"] == tasks[0].id
+        ready = await client.redis.lrange(protocol.ready_key(protocol.DEFAULT_QUEUE), 0, -1)
+        assert set(ready) <= {j.encode() for j in others}  # (less those its loop popped)
+        assert await client.redis.exists(protocol.lease_key(first))
 
         after = arq_processes.worker(SPEC, redis=own_url, extra=WORKER_FLAGS,
                                      name=unique("after-worker"))

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 from orchestrator.embedded import EmbeddedCluster
+from shared import protocol
 from shared import queue as queue_module
 from shared.errors import RunCancelledError
 from shared.graph import END, START, StateGraph
@@ -76,6 +77,66 @@ async def test_workers_move_a_chain_and_the_orchestrator_starts_and_ends_it() ->
             ["a", "b", "c", "d", "e"]]
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_the_worker_that_moves_a_run_on_runs_the_next_steps_job_itself(
+    concurrency: int,
+) -> None:
+    """The post that moves a chain on takes the next step's job for its worker (no other worker
+    wakes up, nothing goes through the ready list), which runs it in the posting job's slot:
+    even a worker of one slot runs a whole chain so, and gives every slot back at the end."""
+    graph = chain("held", ["a", "b", "c", "d", "e"])
+    async with EmbeddedCluster([graph], concurrency=concurrency) as cluster:
+        worker, runner = cluster.worker, cluster.worker.runner
+        taken: list[str] = []  # the nodes of the jobs taken from the ready list
+        handed: list[str] = []  # those of the jobs a post took
+        take, hand_over = runner.take, runner.hand_over
+        assert hand_over is not None
+
+        async def counting_take(job_ids: Any, lease: float, most: int) -> Any:
+            jobs = await take(job_ids, lease, most)
+            taken.extend(j.job_id.rsplit(":", 1)[-1] for j in jobs)
+            return jobs
+
+        def counting_hand_over(posted: str, job: Any) -> None:
+            handed.append(job.job_id.rsplit(":", 1)[-1])
+            hand_over(posted, job)
+
+        runner.take = counting_take  # type: ignore[method-assign]
+        runner.hand_over = counting_hand_over
+        handle = await cluster.client.submit("held", {"log": []}, thread("h1"))
+        assert await asyncio.wait_for(handle.result(), LIMIT) == {"log": ["a", "b", "c", "d", "e"]}
+        assert taken == ["a"] and handed == ["b", "c", "d", "e"]
+        while worker.tasks:  # (the last job's arq bookkeeping)
+            await asyncio.sleep(0.01)
+        assert worker.job_counter == 0 and not worker.handed
+        for _ in range(concurrency):  # every slot free again
+            await asyncio.wait_for(worker.sem.acquire(), LIMIT)
+
+
+async def test_a_stopping_worker_leaves_the_next_job_to_others() -> None:
+    """Once its worker stops taking jobs, a post that moves a run on lists the next step's job
+    as ready, for other workers, instead of taking it."""
+    release = asyncio.Event()
+    graph = chain("deploy", ["a", "b"], wait=release)
+    async with EmbeddedCluster([graph]) as cluster:
+        runner = cluster.worker.runner
+        handle = await cluster.client.submit("deploy", {"log": []}, thread("d1"))
+        while not runner.running:  # `a` runs
+            await asyncio.sleep(0.01)
+        await cluster.worker.stop()
+        assert runner.hand_over is None
+        release.set()
+        ready = protocol.ready_key(cluster.worker.queue_name)
+        while await handle.status() == "running" and not any(
+                i.endswith(b":b") for i in await cluster.redis.lrange(ready, 0, -1)):
+            await asyncio.sleep(0.01)
+        state = await cluster.client.get_state(thread("d1"))
+        assert state.next == ("b",) and state.values == {"log": ["a"]}
+        assert [i for i in await cluster.redis.lrange(ready, 0, -1) if i != b"-"] == [
+            protocol.job_id(handle.run_id, state.config["configurable"]["checkpoint_id"],
+                            state.tasks[0].id).encode()]
+
+
 async def test_a_move_after_a_cancel_is_not_committed() -> None:
     """Cancelled while its only task runs, the run does not move on to the next step (the
     commit's compare-and-set covers the cancel too), and ends cancelled at that step."""
@@ -120,9 +181,9 @@ async def test_a_fan_out_of_more_tasks_than_one_enqueue_is_left_to_the_orchestra
         mover = cluster.worker.runner.mover
         plan = mover.plan
 
-        def counting_plan(graph: Any, record: Any, outcomes: Any) -> Any:
+        def counting_plan(graph: Any, record: Any, outcomes: Any, hold: bool = False) -> Any:
             planned.append(record.checkpoint.step)
-            return plan(graph, record, outcomes)
+            return plan(graph, record, outcomes, hold)
 
         mover.plan = counting_plan  # type: ignore[method-assign]
         for n, moved_by_worker in ((2, [0]), (3, [])):

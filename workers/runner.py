@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, NamedTuple
 
@@ -35,7 +35,7 @@ from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
-from shared.store import Claim, RedisFullError, RunStore
+from shared.store import Claim, Posted, RedisFullError, RunStore
 from shared.types import Interrupt
 from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from workers.executor import TaskResult, UnknownNodeError, execute_task
@@ -54,6 +54,7 @@ class ArqJob(NamedTuple):
 
 
 DONE = "done"  # what a job whose task's outcome was recorded returns
+HandOver = Callable[[str, TakenJob], None]  # (the job that posted, the job its post took)
 
 
 class NodeRunner:
@@ -82,6 +83,8 @@ class NodeRunner:
         self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
         self.lease = lease
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
+        # runs a job that a post took (GraphWorker.hand_over); None while the worker takes none
+        self.hand_over: HandOver | None = None
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
@@ -237,20 +240,26 @@ class NodeRunner:
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             events.append(("updates", {result.shown_as or task.node: result.shown}))
-        move = self._planned_move(graph, record, outcome)
+        hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
+        move = self._planned_move(graph, record, outcome, hand_over is not None)
         try:
-            posted = await self._post(job, outcome, events, claim, arq_job, move)
+            posted = await self._post(job, outcome, events, claim, arq_job, move,
+                                      hand_over is not None)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             move = None
             posted = await self._post(job, failed, (), claim, arq_job)
-        if posted > 0:
+        if posted.code > 0:
             if arq_job is not None:
                 self.ended.add(arq_job.job_id)
-            if posted == 3 and move is not None:  # the post moved the run on
+            if posted.code == 3 and move is not None:  # the post moved the run on
                 self.store.remember_run(move.moved)
+                if posted.next_job is not None and hand_over is not None and arq_job is not None:
+                    self.started[posted.next_job.job_id] = (move.moved, posted.next_claim)
+                    hand_over(arq_job.job_id, posted.next_job)
             return DONE
-        said = {0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[posted]
+        said = {0: "skipped: another attempt won",
+                -1: "fenced: a newer attempt owns it"}[posted.code]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
         return said
 
@@ -291,18 +300,24 @@ class NodeRunner:
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim, arq_job: ArqJob | None, move: Move | None = None,
-    ) -> int:
+        claim: Claim, arq_job: ArqJob | None, move: Move | None = None, hold: bool = False,
+    ) -> Posted:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
         ends the arq job in the same round trip (see `_job_end`), and makes the `move` of the
-        run that it completes its step for (see `_planned_move`)."""
+        run that it completes its step for (see `_planned_move`), taking, to `hold`, the
+        first job of the run's next step for this worker."""
+        held = None
+        if move is not None and hold:
+            assert move.moved.saved is not None
+            first = move.moved.saved.checkpoint.tasks[0]
+            held = self.jobs.hold_call(move.moved, first.id, self.lease)
         backoff = Backoff()
         while True:
             try:
                 return await self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), move and move.commit,
+                    self.max_update_bytes, self._job_end(arq_job), move and move.commit, held,
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
@@ -324,18 +339,19 @@ class NodeRunner:
                 and self.jobs.fits(len(outcome.sends)))
 
     def _planned_move(
-        self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome
+        self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome, hold: bool
     ) -> Move | None:
         """The move on to the next step with its jobs (`RunMover.plan`), to make with the post
         of the outcome, as the orchestrator would once told: its wake-up and its read of the
-        run are then off the path from one superstep to the next. None when there is none to
-        make (the run ends or stops there, or the next step's jobs go apart): the post tells
-        the orchestrator, as it does when the commit finds the run moved by another process or
-        being cancelled."""
+        run are then off the path from one superstep to the next; and, to `hold`, this worker
+        takes the next step's first job with it: no other worker's wake-up and read either.
+        None when there is none to make (the run ends or stops there, or the next step's jobs
+        go apart): the post tells the orchestrator, as it does when the commit finds the run
+        moved by another process or being cancelled."""
         if not self._moves_on(record, outcome):
             return None
         try:
-            plan = self.mover.plan(graph, record, {outcome.task_id: outcome})
+            plan = self.mover.plan(graph, record, {outcome.task_id: outcome}, hold)
         except Exception:  # a reducer that raised: the orchestrator fails the run with it
             return None
         return plan.move if plan.move is not None and plan.move.enqueues else None

@@ -50,6 +50,7 @@ class GraphWorker(Worker):
     keeper: LeaseKeeper | None = None
     slot_freed: asyncio.Event | None = None  # set when a job ends: a full worker looks again
     scores: dict[str, int]  # queue score of each running job (when a retry comes due)
+    handed: set[str]  # running jobs whose slot went to the job their post took (`hand_over`)
     later: set[asyncio.Task[None]]  # retries waiting to be listed as ready when due
 
     @contextlib.asynccontextmanager
@@ -71,18 +72,21 @@ class GraphWorker(Worker):
         """Stop taking jobs and leave the wait for new ones at once."""
         self.stopping = True
         self.allow_pick_jobs = False
+        self.runner.hand_over = None
         await self.pool.lpush(protocol.ready_key(self.queue_name), b"-")  # not a job: skipped
 
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         log.info("worker stopping on %s: it takes no new jobs; running nodes have %s s to "
                  "finish, then go back to the queue", Signals(signum).name,
                  self._job_completion_wait)
+        self.runner.hand_over = None  # (else a chain's jobs would go on, each taking the next)
         super().handle_sig_wait_for_completion(signum)
 
     def handle_sig(self, signum: Signals) -> None:
         if self._handle_signals:  # (else: the embedded worker closing)
             log.info("worker stopping on %s: running nodes go back to the queue",
                      Signals(signum).name)
+        self.runner.hand_over = None
         super().handle_sig(signum)
 
     def threads_shutdown(self) -> None:
@@ -155,11 +159,21 @@ class GraphWorker(Worker):
         )
         for job in taken:
             await self.sem.acquire()
-            self.job_counter += 1
-            self.scores[job.job_id] = job.score
-            task = self.loop.create_task(self._run_taken(job))
-            task.add_done_callback(functools.partial(self._job_ended, job.job_id))
-            self.tasks[job.job_id] = task
+            self._start(job)
+
+    def hand_over(self, posted: str, job: TakenJob) -> None:
+        """Run `job`, which the post of job `posted`'s outcome took for this worker (the first
+        of the next step of the run it moved on, see NodeRunner), in `posted`'s slot: that job
+        is done but for arq's bookkeeping. Its task was started with the take."""
+        self.handed.add(posted)
+        self._start(job)
+
+    def _start(self, job: TakenJob) -> None:
+        self.job_counter += 1
+        self.scores[job.job_id] = job.score
+        task = self.loop.create_task(self._run_taken(job))
+        task.add_done_callback(functools.partial(self._job_ended, job.job_id))
+        self.tasks[job.job_id] = task
 
     async def _run_taken(self, job: TakenJob) -> None:
         _OPENING.set(job)  # (this task's own context: see `pool`)
@@ -184,7 +198,11 @@ class GraphWorker(Worker):
             del self.tasks[job_id]
         self.runner.ended.discard(job_id)  # (when arq's run_job did not get to finish it)
         self.runner.started.pop(job_id, None)  # (when arq did not run the job)
-        self._release_sem_dec_counter_on_complete()
+        if job_id in self.handed:  # its slot is the job's it handed over to
+            self.handed.discard(job_id)
+            self.job_counter -= 1
+        else:
+            self._release_sem_dec_counter_on_complete()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("job %s: arq's run_job failed: %r", job_id, exc, exc_info=exc)
 
@@ -366,8 +384,10 @@ def build_worker(
     # a timer and a waiter of their own (arq handles None; its typing does not say so)
     worker.job_timeout_s = None  # type: ignore[assignment]
     worker.scores = {}
+    worker.handed = set()
     worker.later = set()
     worker.runner = runner
     runner.idle = worker.slot_released
+    runner.hand_over = worker.hand_over
     worker.lease = lease
     return worker

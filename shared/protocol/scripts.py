@@ -8,21 +8,40 @@ _ENQUEUE = """
 -- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
 -- list, the step's writes hash, then per job its arq job key and result key (to the last key).
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
--- for ('' to leave it), then per job its id and its arq-serialized body.
+-- for ('' to leave it), '1' to keep the first job off the ready list (the worker whose post
+-- enqueues it takes it in the same call, see POST_OUTCOME_SCRIPT), then per job its id and its
+-- arq-serialized body.
 local function enqueue(k, a)
   if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[k + 2], '__tasks', ARGV[a + 2]) end
-  local added = {}
+  local added, ready = 0, {}
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
     local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
     if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
-      local id = ARGV[a + 3 + 2 * j]
-      redis.call('SET', job, ARGV[a + 4 + 2 * j], 'PX', ARGV[a + 1])
+      local id = ARGV[a + 4 + 2 * j]
+      redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1])
       redis.call('ZADD', KEYS[k], ARGV[a], id)
-      added[#added + 1] = id
+      added = added + 1
+      if j > 0 or ARGV[a + 3] ~= '1' then ready[#ready + 1] = id end
     end
   end
-  if #added > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(added)) end
-  return #added
+  if #ready > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(ready)) end
+  return added
+end
+"""
+
+_TAKE = """
+-- arq's pick-up of a job (a WATCH/MULTI per job in arq) and its start (the MULTI of its run_job:
+-- read the job, count the try, keep the counter a day), in one function: the job is taken when
+-- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it for
+-- the lease. KEYS[k]: the job's in-progress key, its job key, its try counter. Returns the
+-- job's score, the job (false when it expired) and its try; nothing when it is not taken.
+local function take(queue, k, id, now, lease)
+  local score = redis.call('ZSCORE', queue, id)
+  if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
+  redis.call('SET', KEYS[k], '1', 'PX', lease)
+  local tries = redis.call('INCR', KEYS[k + 2])
+  redis.call('EXPIRE', KEYS[k + 2], 88400)
+  return score, redis.call('GET', KEYS[k + 1]), tries
 end
 """
 
@@ -217,25 +236,31 @@ loaded[4] = outcomes
 return loaded
 """
 
-POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
+POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
 -- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq),
--- then the keys of a `commit` to make once the step has all its outcomes (none for no commit).
+-- then, to take the first job the commit enqueues, the queue and the keys of `take` for that
+-- job, and the claims hash and writes hash of its step (none to take no job), then the keys of
+-- a `commit` to make once the step has all its outcomes (none for no commit).
 -- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
--- the job's end follows, '1' when a commit follows, the event pairs, then the arguments of
--- `finish_job`, then those of `commit`.
+-- the job's end follows, '1' when a commit follows, '1' when a take follows, the event pairs,
+-- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
+-- (ms), its task's id), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
 -- orchestrators' inbox), 3 when so and the commit that came with it moved the run on (no note:
 -- nothing is left to do for the orchestrator; a commit refused, the note is pushed), 2 when
 -- recorded and others are still due, 0 when the task already had an outcome, -1 when a newer
 -- attempt owns the task (this poster is stale: its lease ran out and the task was started
--- again). `__tasks` (set with the step's jobs) is how many outcomes the step waits for,
--- `__posted` how many it has. A recorded outcome ends its job too: one round trip where arq
--- would make another to finish the job once the node has returned; and the worker that ran a
--- step's only task moves the run on in the same round trip (see orchestrator.moves).
+-- again). With a take, 3 is {3, the job's score, the job, its try, the claim of its task (see
+-- `claim`)} when the job was taken. `__tasks` (set with the step's jobs) is how many outcomes
+-- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
+-- round trip where arq would make another to finish the job once the node has returned; the
+-- worker that ran a step's only task moves the run on in the same round trip (see
+-- orchestrator.moves), and takes the next step's first job (kept off the ready list by the
+-- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local i, k = 8, 5
+local i, k = 9, 5
 for _ = 1, tonumber(ARGV[5]) do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
 end
@@ -243,10 +268,21 @@ if ARGV[6] == '1' then
   finish_job(k, i)
   k, i = k + 6, i + 3
 end
+local held, h = nil, i
+if ARGV[8] == '1' then
+  held = k
+  k, i = k + 6, i + 4
+end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
-  if ARGV[7] == '1' and commit(k, i) == 1 then return 3 end
+  if ARGV[7] == '1' and commit(k, i) == 1 then
+    if not held then return 3 end
+    local score, job, tries = take(KEYS[held], held + 1, ARGV[h], tonumber(ARGV[h + 1]),
+                                   ARGV[h + 2])
+    if not score then return 3 end
+    return {3, score, job or '', tries, claim(KEYS[held + 4], KEYS[held + 5], ARGV[h + 3])}
+  end
   redis.call('LPUSH', KEYS[4], ARGV[4])
   return 1
 end
@@ -337,19 +373,17 @@ ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 return enqueue(1, 1)
 """
 
-TAKE_JOBS_SCRIPT = _LOAD + """
+TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
 -- and the keys of `load` for its task.
 -- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 how many graphs' tasks
 -- are claimed later (their nodes have limits), those graphs, then for each job its id and the
 -- arguments of `load` for its task (its checkpoint id, '' to load nothing; its id, '' to claim
 -- nothing; the run's version and the checkpoint the caller has).
--- arq's pick-up (a WATCH/MULTI per job) for many jobs in one round trip: a job is taken when
--- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it
--- for the lease. arq's start of each job taken is done here too (the MULTI of its run_job:
--- read the job, count the try, keep the counter a day), and so is the start of its task (the
--- load of its run and the claim of its attempt), where a worker would make a round trip of
--- its own for it. A run whose jobs are taken together is sent once, with its first.
+-- arq's pick-up and start (see `take`) of many jobs in one round trip, where arq makes two per
+-- job, with the start of each one's task (the load of its run and the claim of its attempt),
+-- where a worker would make a round trip of its own for it. A run whose jobs are taken
+-- together is sent once, with its first.
 -- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
 -- `load` (0 when the run is gone; false when not asked for, or the job expired).
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -359,12 +393,8 @@ local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
 for j = 0, (#ARGV - first + 1) / 5 - 1 do
   if #taken >= 5 * most then break end
   local a, k = first + 5 * j, 2 + 7 * j
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[a])
-  if score and tonumber(score) <= now and redis.call('EXISTS', KEYS[k]) == 0 then
-    redis.call('SET', KEYS[k], '1', 'PX', ARGV[2])
-    local tries = redis.call('INCR', KEYS[k + 2])
-    redis.call('EXPIRE', KEYS[k + 2], 88400)
-    local job = redis.call('GET', KEYS[k + 1])
+  local score, job, tries = take(KEYS[1], k, ARGV[a], now, ARGV[2])
+  if score then
     local started = false
     if job and ARGV[a + 1] ~= '' then
       local run, task = KEYS[k + 3], ARGV[a + 2]
