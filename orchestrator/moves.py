@@ -2,9 +2,9 @@
 outcomes to the next, or to its end. Each move is one compare-and-set commit on the run's
 version (`RunStore.commit`), so whoever makes it, it is made once: the orchestrator, for every
 run, and a worker, for the run whose step's only task it has just run: it plans the move on to
-the next step (`RunMover.plan`) and makes it with the post of the task's outcome, in one round
-trip, without the orchestrator's wake-up and read (a run that ends, stops or fails there is
-left to the orchestrator, which the post then tells). The algorithm is `shared.pregel`'s; this
+the next step or to the run's end (`RunMover.plan`) and makes it with the post of the task's
+outcome, in one round trip, without the orchestrator's wake-up and read (a run that stops or
+fails there is left to the orchestrator, which the post then tells). The algorithm is `shared.pregel`'s; this
 module decides what to commit and commits it.
 """
 
@@ -51,17 +51,21 @@ class Move(NamedTuple):
 @dataclass(frozen=True)
 class Plan:
     """What follows a step (`RunMover.plan`): the next checkpoint (`next`, `saved` as it is
-    saved, with the `events` of its commit), and the `move` on to it when the run goes on."""
+    saved, with the `events` of its commit), and the `move` on to it when the run goes on, or
+    the commit that ends the run there (`end`, done) when it ends; neither when it stops
+    (past its recursion limit, or at a breakpoint)."""
 
     next: Checkpoint
     saved: SavedCheckpoint
     events: list[tuple[Any, Any]]
     move: Move | None = None
+    end: Commit | None = None
 
 
 class RunMover:
-    """Makes the moves of runs on one Redis. `retention`: how many seconds an ended run's keys
-    are kept (None for a worker's mover, which only plans moves on to a next step)."""
+    """Makes the moves of runs on one Redis. `retention`: how many seconds the keys of the
+    runs it starts are kept once they end (recorded with each run, for whoever ends it; None
+    for a worker's mover, which starts none)."""
 
     def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None) -> None:
         self.store = store
@@ -78,6 +82,8 @@ class RunMover:
         saved = first.saved
         started = {"fingerprint": graph.fingerprint, "first_checkpoint": saved.id,
                    "first_step": saved.checkpoint.step}
+        if self.retention is not None:
+            started["retention"] = self.retention
         if not await self.store.commit(self.store.commit_call(
                 record, status="running", saved=saved, new=first.new,
                 fields={k: str(v) for k, v in started.items()}, edit=first.edit,
@@ -139,6 +145,8 @@ class RunMover:
                 return True  # another process moved the run first (or it is being cancelled)
             self.store.remember_run(moved)
             return False if enqueues else moved  # (its jobs enqueued: nothing is due)
+        if plan.end is not None:
+            return not await self.store.commit(plan.end)
         nxt, new, events = plan.next, plan.saved, plan.events
         if record.kind != "update" and self._exceeds_limit(record, nxt):
             limit = self._limit(record)
@@ -148,8 +156,7 @@ class RunMover:
                 view=new)
         if nxt.tasks and record.kind != "update":  # a breakpoint after the step's nodes
             return not await self._interrupt(graph, record, new, {}, events, new=True)
-        end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
-        return not await self.finish(record, "done", end, saved=new, new=True, events=events)
+        raise ValueError(f"run {record.run_id} ends, but no retention is known for it")
 
     def plan(
         self, graph: CompiledStateGraph, record: RunRecord, outcomes: dict[str, TaskOutcome],
@@ -172,7 +179,14 @@ class RunMover:
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
-        if (not nxt.tasks or record.kind == "update" or self._exceeds_limit(record, nxt)
+        if record.kind == "update" or (not nxt.tasks and not self._exceeds_limit(record, nxt)):
+            retention = self.retention if record.retention is None else record.retention
+            if retention is None:  # (a run started by an older orchestrator)
+                return Plan(nxt, new, events)
+            end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
+            return Plan(nxt, new, events, end=self.finish_call(
+                record, "done", end, saved=new, new=True, events=events, retention=retention))
+        if (not nxt.tasks or self._exceeds_limit(record, nxt)
                 or any(t.node in graph.interrupt_after for t in checkpoint.tasks)):
             return Plan(nxt, new, events)
         moved = record.model_copy(update={
@@ -267,10 +281,29 @@ class RunMover:
     ) -> bool:
         """End the run (with its last checkpoint, error, events). False when it did not end:
         another process moved it first."""
-        return await self.store.commit(self.store.commit_call(
+        return await self.store.commit(self.finish_call(
+            record, status, end, saved=saved, new=new, error=error, events=events))
+
+    def finish_call(
+        self,
+        record: RunRecord,
+        status: str,
+        end: dict[str, Any],
+        *,
+        saved: SavedCheckpoint | None = None,
+        new: bool = False,
+        error: ErrorInfo | None = None,
+        events: Sequence[tuple[Any, Any]] = (),
+        retention: int | None = None,
+    ) -> Commit:
+        """`finish`'s commit; the run's keys are kept `retention` seconds (by default the
+        run's own, else this mover's)."""
+        if retention is None:
+            retention = self.retention if record.retention is None else record.retention
+        return self.store.commit_call(
             record, status=status, saved=saved, new=new, error=error,
-            events=[*events, ("end", end)], retention=self.retention,
-        ))
+            events=[*events, ("end", end)], retention=retention,
+        )
 
 
 def _given(graph: CompiledStateGraph, checkpoint: Checkpoint) -> set[str]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.embedded import in_memory_redis
+from orchestrator.moves import RunMover
 from orchestrator.service import Orchestrator
 from shared import protocol, queue
 from shared.graph import START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import TaskOutcome
+from shared.queue import JobQueue
+from shared.store import RunStore
 from tests.graphs.one_node import LogState, submit
 
 
@@ -94,3 +97,32 @@ async def test_a_step_that_stops_at_a_breakpoint_has_no_jobs(monkeypatch: pytest
     assert await finish_step(orchestrator, run_id) == ["p0"]
     assert await orchestrator.store.status(run_id) == "interrupted"
     assert await ready(orchestrator) == ["0"] and separate == []
+
+
+async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start():
+    """A worker's mover has no retention of its own (it starts no runs): it plans a run's end
+    with the one its orchestrator recorded when starting the run, and plans none for a run
+    started without (by an older orchestrator: the orchestrator ends it, told by the post)."""
+    compiled = graph("kept")
+    orchestrator = Orchestrator(in_memory_redis(), [compiled], retention=1234)
+    await orchestrator.register()
+    run_id = await submit(orchestrator.store, compiled.name)
+    await orchestrator.advance(run_id)
+    assert await finish_step(orchestrator, run_id) == ["p0"]
+    redis = orchestrator.store.redis
+    store = RunStore(redis)
+    workers = RunMover(store, JobQueue(redis, orchestrator.queue))
+    record = await store.load_run(run_id)
+    assert record is not None and record.saved is not None and record.retention == 1234
+    last = record.saved.checkpoint.tasks[0]
+    outcomes = {last.id: TaskOutcome(last.id, last.node, {"log": ["last"]})}
+    old = workers.plan(compiled, record.model_copy(update={"retention": None}), outcomes)
+    assert old.end is None and old.move is None
+    plan = workers.plan(compiled, record, outcomes)
+    assert plan.move is None and plan.end is not None
+    assert await store.commit(plan.end)
+    assert await store.status(run_id) == "done"
+    assert 0 < await redis.ttl(protocol.run_key(run_id)) <= 1234
+    assert not await redis.sismember(protocol.active_key(compiled.name), run_id)
+    end = await store.events.end_event(run_id)
+    assert end is not None and end["output"] == {"log": ["p0", "last"]}

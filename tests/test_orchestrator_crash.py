@@ -343,6 +343,7 @@ async def test_second_orchestrator_survives_a_killed_one(
 WORKER_CASES = [
     pytest.param(*CHAIN, "step-commit:4", id="chain-after-the-move"),
     pytest.param(*FANOUT, "step-commit:1", id="fanout-after-the-move-to-20-tasks"),
+    pytest.param(*CHAIN, "after-finish", id="chain-after-its-end"),
 ]
 
 
@@ -355,9 +356,9 @@ async def test_worker_killed_in_its_move(
     outcome (one script: there is no moment when the outcome is posted and the move not made),
     and takes the next step's first job; killed right after, the run is where the move left it
     (the next step committed with all its jobs, the others listed as ready, the one it took
-    held by its lease, not listed), and another worker takes it to the same end, the held job once its
-    lease runs out. On a database of its own, where the crashing worker is the only one until
-    it dies."""
+    held by its lease, not listed), and another worker takes it to the same end, the held job
+    once its lease runs out. A run whose last step it ran, it ends (and retires) with the
+    post. On a database of its own, where the crashing worker is the only one until it dies."""
     own_url = url_for_db(redis_server, DB + 1)
     flushing = redis.Redis.from_url(own_url)
     try:
@@ -378,14 +379,8 @@ async def test_worker_killed_in_its_move(
         handle = await within(client.submit(graph.name, data, on_thread(thread)))
         crash = wait_killed(crashing, marker)
         await check_crash_site(client, handle.run_id, point, crash)
-        record = await load(client, handle.run_id)
-        assert record.checkpoint is not None
-        tasks = record.checkpoint.tasks
-        first, *others = [protocol.job_id(handle.run_id, record.checkpoint_id, t.id) for t in tasks]
-        assert crash["held"] == tasks[0].id
-        ready = await client.redis.lrange(protocol.ready_key(protocol.DEFAULT_QUEUE), 0, -1)
-        assert set(ready) <= {j.encode() for j in others}  # (less those its loop popped)
-        assert await client.redis.exists(protocol.lease_key(first))
+        if point.startswith("step-commit"):
+            await check_held(client, handle.run_id, crash)
 
         after = arq_processes.worker(SPEC, redis=own_url, extra=WORKER_FLAGS,
                                      name=unique("after-worker"))
@@ -397,6 +392,19 @@ async def test_worker_killed_in_its_move(
         for proc in (crashing, after, orchestrator):
             if proc is not None and proc.alive():
                 proc.terminate(timeout=20)
+
+
+async def check_held(client: Client, run_id: str, crash: dict[str, Any]) -> None:
+    """The job that a worker killed right after its move took is its step's first, held by
+    its lease, not listed as ready; the step's other jobs are listed."""
+    record = await load(client, run_id)
+    assert record.checkpoint is not None
+    tasks = record.checkpoint.tasks
+    first, *others = [protocol.job_id(run_id, record.checkpoint_id, t.id) for t in tasks]
+    assert crash["held"] == tasks[0].id
+    ready = await client.redis.lrange(protocol.ready_key(protocol.DEFAULT_QUEUE), 0, -1)
+    assert set(ready) <= {j.encode() for j in others}  # (less those its loop popped)
+    assert await client.redis.exists(protocol.lease_key(first))
 
 
 async def test_crash_points_are_exact_and_fire_once(

@@ -51,7 +51,7 @@ def thread(name: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": name}}
 
 
-async def test_workers_move_a_chain_and_the_orchestrator_starts_and_ends_it() -> None:
+async def test_workers_move_a_chain_on_and_end_it_once_the_orchestrator_started_it() -> None:
     graph = chain("moved", ["a", "b", "c", "d", "e"])
     async with EmbeddedCluster([graph]) as cluster:
         told: list[str] = []  # the runs the orchestrator was told of (not found by its sweep)
@@ -65,9 +65,12 @@ async def test_workers_move_a_chain_and_the_orchestrator_starts_and_ends_it() ->
         cluster.orchestrator.poke = counting_poke  # type: ignore[method-assign]
         handle = await cluster.client.submit("moved", {"log": []}, thread("m1"))
         assert await asyncio.wait_for(handle.result(), LIMIT) == {"log": ["a", "b", "c", "d", "e"]}
-        # Told twice: the run was submitted, and its last step is done (the end is the
-        # orchestrator's); the four moves in between were the workers'.
-        assert told == [handle.run_id, handle.run_id]
+        # Told once, that the run was submitted; the four moves after its start and its end
+        # were the workers' (the end retires the run, with the orchestrator's retention).
+        assert told == [handle.run_id]
+        assert not await cluster.redis.sismember(protocol.active_key("moved"), handle.run_id)
+        retention = cluster.orchestrator.retention
+        assert 0 < await cluster.redis.ttl(protocol.run_key(handle.run_id)) <= retention
         history = await cluster.client.get_state_history(thread("m1"))
         assert [s.next for s in history] == [(), ("e",), ("d",), ("c",), ("b",), ("a",),
                                              ("__start__",)]

@@ -2,8 +2,8 @@
 
 `NodeRunner.run_job` is the arq function of every job (`protocol.TaskJob`). It reads the run's
 checkpoint, claims an attempt at the task, runs the node (and its conditional edges) and posts
-the outcome, with the run's move on to its next step when the task was its step's only one
-(`orchestrator.moves`); the orchestrator does the rest. A job that is garbage, stale, a
+the outcome, with the run's move on to its next step (or its end) when the task was its
+step's only one (`orchestrator.moves`); the orchestrator does the rest. A job that is garbage, stale, a
 duplicate, or for a graph this worker did not load is logged and dropped, and the worker keeps
 serving. How jobs reach it (the ready list, leases, hand-back) is `workers.worker`'s.
 """
@@ -35,7 +35,7 @@ from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
-from shared.store import Claim, Posted, RedisFullError, RunStore
+from shared.store import Claim, Commit, Posted, RedisFullError, RunStore
 from shared.types import Interrupt
 from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from workers.executor import TaskResult, UnknownNodeError, execute_task
@@ -92,7 +92,7 @@ class NodeRunner:
         self.limited = {g.name for g in graphs if any(
             spec.concurrency is not None or spec.rate_interval is not None
             for spec in g.nodes.values())}
-        # plans the moves it makes with its posts (see `_planned_move`)
+        # plans the moves it makes with its posts (see `_planned_commit`)
         self.mover = RunMover(self.store, self.jobs)
 
     async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
@@ -241,10 +241,10 @@ class NodeRunner:
         elif outcome.error is None and task.node != START:
             events.append(("updates", {result.shown_as or task.node: result.shown}))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
-        move = self._planned_move(graph, record, outcome, hand_over is not None)
+        commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
-            posted = await self._post(job, outcome, events, claim, arq_job, move,
-                                      hand_over is not None)
+            posted = await self._post(job, outcome, events, claim, arq_job, commit,
+                                      move if hand_over is not None else None)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             move = None
@@ -300,24 +300,25 @@ class NodeRunner:
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim, arq_job: ArqJob | None, move: Move | None = None, hold: bool = False,
+        claim: Claim, arq_job: ArqJob | None, commit: Commit | None = None,
+        hold: Move | None = None,
     ) -> Posted:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
-        ends the arq job in the same round trip (see `_job_end`), and makes the `move` of the
-        run that it completes its step for (see `_planned_move`), taking, to `hold`, the
-        first job of the run's next step for this worker."""
+        ends the arq job in the same round trip (see `_job_end`), and makes the `commit` of
+        the run that it completes its step for (see `_planned_commit`): when that is the move
+        to `hold`, taking the first job of the run's next step for this worker too."""
         held = None
-        if move is not None and hold:
-            assert move.moved.saved is not None
-            first = move.moved.saved.checkpoint.tasks[0]
-            held = self.jobs.hold_call(move.moved, first.id, self.lease)
+        if hold is not None:
+            assert hold.moved.saved is not None
+            first = hold.moved.saved.checkpoint.tasks[0]
+            held = self.jobs.hold_call(hold.moved, first.id, self.lease)
         backoff = Backoff()
         while True:
             try:
                 return await self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), move and move.commit, held,
+                    self.max_update_bytes, self._job_end(arq_job), commit, held,
                 )
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
@@ -338,23 +339,25 @@ class NodeRunner:
         return (len(record.checkpoint.tasks) == 1 and outcome.succeeded
                 and self.jobs.fits(len(outcome.sends)))
 
-    def _planned_move(
+    def _planned_commit(
         self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome, hold: bool
-    ) -> Move | None:
-        """The move on to the next step with its jobs (`RunMover.plan`), to make with the post
-        of the outcome, as the orchestrator would once told: its wake-up and its read of the
-        run are then off the path from one superstep to the next; and, to `hold`, this worker
-        takes the next step's first job with it: no other worker's wake-up and read either.
-        None when there is none to make (the run ends or stops there, or the next step's jobs
-        go apart): the post tells the orchestrator, as it does when the commit finds the run
-        moved by another process or being cancelled."""
+    ) -> tuple[Commit | None, Move | None]:
+        """The commit to make with the post of the outcome, as the orchestrator would once
+        told: its wake-up and its read of the run are then off the path from one superstep to
+        the next. It is the move on to the next step with its jobs (`RunMover.plan`), which
+        comes second too (and to `hold`, this worker takes the next step's first job with it:
+        no other worker's wake-up and read either), or the run's end. (None, None) when the
+        run stops there, or the next step's jobs go apart: the post tells the orchestrator, as
+        it does when the commit finds the run moved by another process or being cancelled."""
         if not self._moves_on(record, outcome):
-            return None
+            return None, None
         try:
             plan = self.mover.plan(graph, record, {outcome.task_id: outcome}, hold)
         except Exception:  # a reducer that raised: the orchestrator fails the run with it
-            return None
-        return plan.move if plan.move is not None and plan.move.enqueues else None
+            return None, None
+        if plan.move is not None:
+            return (plan.move.commit, plan.move) if plan.move.enqueues else (None, None)
+        return plan.end, None
 
     def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
         """arq's end of a job whose task is done, its result the DONE that `run_job` returns:

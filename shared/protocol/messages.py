@@ -102,6 +102,7 @@ class RunRecord(pydantic.BaseModel):
     error: ErrorInfo | None = None
     cancel_requested: bool = False
     waiter: str = ""  # the client that awaits the run's end (see `ends_key`)
+    retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
 
     @property
     def tag(self) -> str:
@@ -321,6 +322,7 @@ def decode_run(
         error=decode_error(packed("error")) if f.get("error") else None,
         cancel_requested=f.get("cancel") == b"1",
         waiter=text("waiter"),
+        retention=int(text("retention")) if f.get("retention") else None,
     )
 
 
