@@ -108,7 +108,7 @@ class RunMover:
         if not checkpoint.tasks:  # a finished thread resumed: nothing to run, nothing to save
             end = {"status": "done", "output": self._output(graph, checkpoint),
                    "checkpoint_id": saved.id}
-            return not await self.finish(record, "done", end)
+            return not await self.store.commit(self.ending(record, "done", end))
         task_ids = [t.id for t in checkpoint.tasks]
         if known is None:
             outcomes = await self.store.outcomes(record.tag, saved.id, task_ids)
@@ -180,12 +180,11 @@ class RunMover:
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
         if record.kind == "update" or (not nxt.tasks and not self._exceeds_limit(record, nxt)):
-            retention = self.retention if record.retention is None else record.retention
-            if retention is None:  # (a run started by an older orchestrator)
-                return Plan(nxt, new, events)
+            if record.retention is None and self.retention is None:  # (a worker's plan for a
+                return Plan(nxt, new, events)  # run started by an older orchestrator)
             end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
-            return Plan(nxt, new, events, end=self.finish_call(
-                record, "done", end, saved=new, new=True, events=events, retention=retention))
+            return Plan(nxt, new, events, end=self.ending(
+                record, "done", end, saved=new, new=True, events=events))
         if (not nxt.tasks or self._exceeds_limit(record, nxt)
                 or any(t.node in graph.interrupt_after for t in checkpoint.tasks)):
             return Plan(nxt, new, events)
@@ -255,7 +254,8 @@ class RunMover:
         if any(o.succeeded for o in outcomes.values() if o.node != START):
             events = [*events, ("values", view.view_values)]  # the step's finished writes
         end = {"status": "interrupted", "output": output, "checkpoint_id": saved.id}
-        return await self.finish(record, "interrupted", end, saved=view, new=new, events=events)
+        return await self.store.commit(
+            self.ending(record, "interrupted", end, saved=view, new=new, events=events))
 
     async def fail(
         self, record: RunRecord, exc: BaseException | ErrorInfo,
@@ -265,10 +265,10 @@ class RunMover:
         log.info("run %s failed: %s: %s", record.run_id, error.type, error.message)
         end = {"status": "failed", "error": protocol.encode_error(error)}
         new = view is not None and view.id != record.checkpoint_id
-        return await self.finish(record, "failed", end, error=error, events=events, saved=view,
-                                  new=new)
+        return await self.store.commit(
+            self.ending(record, "failed", end, error=error, events=events, saved=view, new=new))
 
-    async def finish(
+    def ending(
         self,
         record: RunRecord,
         status: str,
@@ -278,28 +278,11 @@ class RunMover:
         new: bool = False,
         error: ErrorInfo | None = None,
         events: Sequence[tuple[Any, Any]] = (),
-    ) -> bool:
-        """End the run (with its last checkpoint, error, events). False when it did not end:
-        another process moved it first."""
-        return await self.store.commit(self.finish_call(
-            record, status, end, saved=saved, new=new, error=error, events=events))
-
-    def finish_call(
-        self,
-        record: RunRecord,
-        status: str,
-        end: dict[str, Any],
-        *,
-        saved: SavedCheckpoint | None = None,
-        new: bool = False,
-        error: ErrorInfo | None = None,
-        events: Sequence[tuple[Any, Any]] = (),
-        retention: int | None = None,
     ) -> Commit:
-        """`finish`'s commit; the run's keys are kept `retention` seconds (by default the
-        run's own, else this mover's)."""
-        if retention is None:
-            retention = self.retention if record.retention is None else record.retention
+        """The commit that ends the run (with its last checkpoint, error, events; `commit`
+        returns False when another process moved it first). Its keys are then kept for the
+        run's own retention, else this mover's."""
+        retention = self.retention if record.retention is None else record.retention
         return self.store.commit_call(
             record, status=status, saved=saved, new=new, error=error,
             events=[*events, ("end", end)], retention=retention,

@@ -193,7 +193,8 @@ class Orchestrator:
                 if record.checkpoint is not None:  # its queued tasks need not start
                     tasks = [t.id for t in record.checkpoint.tasks]
                     await self.jobs.drop(record, tasks)
-                if await self.moves.finish(record, "cancelled", {"status": "cancelled"}):
+                cancel = self.moves.ending(record, "cancelled", {"status": "cancelled"})
+                if await self.store.commit(cancel):
                     return
             elif record.status == "pending":
                 try:
