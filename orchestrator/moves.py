@@ -53,7 +53,8 @@ class Plan:
     """What follows a step (`RunMover.plan`): the next checkpoint (`next`, `saved` as it is
     saved, with the `events` of its commit), and the `move` on to it when the run goes on, or
     the commit that ends the run there (`end`, done) when it ends; neither when it stops
-    (past its recursion limit, or at a breakpoint)."""
+    (past its recursion limit, or at a breakpoint), nor an end planned without a retention
+    (a worker's plan, for a run started by an older orchestrator)."""
 
     next: Checkpoint
     saved: SavedCheckpoint
@@ -164,9 +165,10 @@ class RunMover:
     ) -> Plan:
         """What follows the run's step, all of whose tasks have these outcomes (none failed or
         was interrupted): the next checkpoint, and when the run goes on to it (no end, no
-        breakpoint, within the recursion limit) the commit that moves it there. No I/O: the
-        orchestrator makes the commit (`step`); a worker that ran the step's only task makes
-        it with the post of its outcome, in the same round trip, and, when it will `hold` it,
+        breakpoint, within the recursion limit) the commit that moves it there, or when it
+        ends there the commit that ends it. No I/O: the orchestrator makes the commit
+        (`step`); a worker that ran the step's only task makes it with the post of its
+        outcome, in the same round trip, and, for a move, when it will `hold` it,
         takes the first job of the next step in that round trip too (the commit then does not
         list it as ready: see JobQueue.single_enqueue). Raises what applying the writes raises
         (InvalidUpdateError, or a reducer's error)."""

@@ -191,6 +191,12 @@ class JobQueue:
                                          direction="LEFT", count=most)
         return [i.decode() for i in popped[1]] if popped else []
 
+    async def release(self, job_id: str) -> None:
+        """Give a job this worker took back to the queue, at once: its in-progress key goes and
+        it is listed as ready again (it would otherwise wait for its lease to run out)."""
+        await self.redis.delete(protocol.lease_key(job_id))
+        await self.ready_again([job_id])
+
     async def ready_again(self, job_ids: Sequence[str]) -> None:
         """Put job ids back at the head of the ready list (a job handed back, a retry come
         due, ids popped by a worker that is stopping)."""

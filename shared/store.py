@@ -414,7 +414,8 @@ class RunStore:
 
         With a `claim`, only the attempt that owns the task may post: 1 recorded and the step
         has all its outcomes (the orchestrator is told), 3 so and the `move` made (the commit
-        of the run's next step: the orchestrator is not told), 2 recorded and others are due,
+        of the run's next step, or of its end: the orchestrator is not told; none is made
+        once a cancel was asked for), 2 recorded and others are due,
         0 the task was already done, -1 this attempt is stale (it lost its lease and the task
         was restarted). `job_end` (JobQueue.finish_call) ends the task's arq job too, when the
         outcome is recorded: arq then need not. `hold` (JobQueue.hold_call) takes the job the

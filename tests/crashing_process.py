@@ -262,7 +262,7 @@ def install(crasher: Crasher, worker: bool = False) -> None:
     ) -> Any:
         posted = await original_post(self, graph, run_id, checkpoint_id, outcome, events, claim,
                                      max_bytes, job_end, move, hold)
-        if posted.code == 3:  # (a worker's post that made the move on to the next step)
+        if posted.code == 3:  # (a worker's post that moved the run on, or ended it)
             after_commit(move.call.keys, move.call.args,
                          posted.next_job and posted.next_job.job_id)
         return posted

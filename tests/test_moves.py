@@ -126,3 +126,28 @@ async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start()
     assert not await redis.sismember(protocol.active_key(compiled.name), run_id)
     end = await store.events.end_event(run_id)
     assert end is not None and end["output"] == {"log": ["p0", "last"]}
+
+
+async def test_a_worker_s_end_is_not_made_once_a_cancel_was_asked_for():
+    """The post that brings a run's end with it makes no commit once a cancel was asked for
+    (not even the end): the orchestrator is told, and ends the run cancelled."""
+    compiled = graph("cancelled_end")
+    orchestrator = Orchestrator(in_memory_redis(), [compiled])
+    await orchestrator.register()
+    run_id = await submit(orchestrator.store, compiled.name)
+    await orchestrator.advance(run_id)
+    assert await finish_step(orchestrator, run_id) == ["p0"]
+    store = RunStore(orchestrator.store.redis)
+    record = await store.load_run(run_id)
+    assert record is not None and record.saved is not None
+    last = record.saved.checkpoint.tasks[0]
+    outcome = TaskOutcome(last.id, last.node, {"log": ["last"]})
+    plan = RunMover(store, JobQueue(store.redis, orchestrator.queue)).plan(
+        compiled, record, {last.id: outcome})
+    assert plan.end is not None
+    await store.redis.hset(protocol.run_key(run_id), "cancel", "1")
+    posted = await store.post_outcome(compiled.name, run_id, record.checkpoint_id, outcome,
+                                      move=plan.end)
+    assert posted.code == 1 and await store.status(run_id) == "running"
+    await orchestrator.advance(run_id)
+    assert await store.status(run_id) == "cancelled"

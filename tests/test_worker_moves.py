@@ -140,6 +140,36 @@ async def test_a_stopping_worker_leaves_the_next_job_to_others() -> None:
                             state.tasks[0].id).encode()]
 
 
+async def test_a_job_taken_as_its_worker_stops_is_given_back() -> None:
+    """A worker that began to stop while a post took the next job for it does not run it: the
+    job goes back to the ready list at once (not when its lease runs out), its task's start not
+    counted as lost."""
+    graph = chain("given_back", ["a", "b"])
+    async with EmbeddedCluster([graph]) as cluster:
+        worker, runner = cluster.worker, cluster.worker.runner
+        hand_over = runner.hand_over
+        assert hand_over is not None
+        given: list[str] = []
+
+        def stopping_hand_over(posted: str, job: Any) -> None:
+            worker.stopping, worker.allow_pick_jobs = True, False  # (a stop during the post)
+            given.append(job.job_id)
+            hand_over(posted, job)
+
+        runner.hand_over = stopping_hand_over
+        handle = await cluster.client.submit("given_back", {"log": []}, thread("g1"))
+        ready = protocol.ready_key(worker.queue_name)
+        async with asyncio.timeout(LIMIT):
+            while not given or given[0].encode() not in await cluster.redis.lrange(ready, 0, -1):
+                await asyncio.sleep(0.01)
+        assert not worker.handed and given[0] not in worker.tasks
+        assert not await cluster.redis.exists(protocol.lease_key(given[0]))
+        task = protocol.task_of_job(given[0])
+        assert task is not None and task[2].endswith(":b")
+        claims = protocol.claims_key(protocol.tag_of(handle.run_id), task[1])
+        assert await cluster.redis.hget(claims, f"{task[2]}:lost") == b"0"
+
+
 async def test_a_move_after_a_cancel_is_not_committed() -> None:
     """Cancelled while its only task runs, the run does not move on to the next step (the
     commit's compare-and-set covers the cancel too), and ends cancelled at that step."""

@@ -85,6 +85,7 @@ class NodeRunner:
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
         # runs a job that a post took (GraphWorker.hand_over); None while the worker takes none
         self.hand_over: HandOver | None = None
+        self.giving_back: set[asyncio.Future[None]] = set()  # (see `_give_back_held`)
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
@@ -316,10 +317,17 @@ class NodeRunner:
         backoff = Backoff()
         while True:
             try:
-                return await self.store.post_outcome(
+                post = asyncio.ensure_future(self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
                     self.max_update_bytes, self._job_end(arq_job), commit, held,
-                )
+                ))
+                if held is None:
+                    return await post
+                try:
+                    return await asyncio.shield(post)
+                except asyncio.CancelledError:  # (a worker stopping at once): once the post is
+                    post.add_done_callback(self._give_back_held)  # made, give the job back
+                    raise
             except RedisFullError as exc:  # keep the node's work until Redis has room again
                 log.error("%s; retrying in %.1fs", exc, backoff.delay)
             except Exception as exc:
@@ -328,6 +336,31 @@ class NodeRunner:
                 log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
                             "retrying in %.1fs", job.task_id, job.run_id, exc, backoff.delay)
             await backoff.wait()
+
+    def _give_back_held(self, post: asyncio.Future[Posted]) -> None:
+        if post.cancelled() or post.exception() is not None:
+            return
+        posted = post.result()
+        if posted.next_job is not None:
+            task = asyncio.ensure_future(self.give_back(posted.next_job, posted.next_claim))
+            self.giving_back.add(task)
+            task.add_done_callback(self.giving_back.discard)
+
+    async def give_back(self, job: TakenJob, claim: Claim | None = None) -> None:
+        """Give back a job that a post took for this worker, which will not run it (it is
+        stopping, or the job that posted was cancelled): its task's start (`claim`, else the
+        one kept in `started`) does not count as lost, and the job is listed as ready for
+        others at once, not when its lease runs out."""
+        _, kept = self.started.pop(job.job_id, (None, None))
+        claim = claim or (kept or None)
+        task = protocol.task_of_job(job.job_id)
+        try:
+            if claim is not None and task is not None:
+                await self.store.end_attempt(protocol.tag_of(task[0]), task[1], task[2], claim,
+                                             failed=False)
+            await self.jobs.release(job.job_id)
+        except Exception as exc:  # Redis gone: the sweep starts it once its lease runs out
+            log.warning("could not give back job %s: %s", job.job_id, exc)
 
     def _moves_on(self, record: RunRecord, outcome: TaskOutcome) -> bool:
         """Whether this worker moves the run on with the post of the outcome: when its task

@@ -164,7 +164,13 @@ class GraphWorker(Worker):
     def hand_over(self, posted: str, job: TakenJob) -> None:
         """Run `job`, which the post of job `posted`'s outcome took for this worker (the first
         of the next step of the run it moved on, see NodeRunner), in `posted`'s slot: that job
-        is done but for arq's bookkeeping. Its task was started with the take."""
+        is done but for arq's bookkeeping. Its task was started with the take. A worker that
+        began to stop during that post gives the job back instead."""
+        if self.stopping or not self.allow_pick_jobs:
+            task = self.loop.create_task(self.runner.give_back(job))
+            self.later.add(task)
+            task.add_done_callback(self.later.discard)
+            return
         self.handed.add(posted)
         self._start(job)
 
@@ -221,8 +227,7 @@ class GraphWorker(Worker):
             while True:
                 await backoff.wait()
                 try:
-                    await self.pool.delete(protocol.lease_key(job_id))
-                    await self.runner.jobs.ready_again([job_id])
+                    await self.runner.jobs.release(job_id)
                     return
                 except Exception as again:
                     if not lost_redis(again):

@@ -247,8 +247,10 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
 -- (ms), its task's id), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
--- orchestrators' inbox), 3 when so and the commit that came with it moved the run on (no note:
--- nothing is left to do for the orchestrator; a commit refused, the note is pushed), 2 when
+-- orchestrators' inbox), 3 when so and the commit that came with it was made (the run moved on
+-- or ended; no note: nothing is left to do for the orchestrator; a commit refused, because the
+-- run moved since or a cancel was asked for, which the orchestrator then makes, the note is
+-- pushed), 2 when
 -- recorded and others are still due, 0 when the task already had an outcome, -1 when a newer
 -- attempt owns the task (this poster is stale: its lease ran out and the task was started
 -- again). With a take, 3 is {3, the job's score, the job, its try, the claim of its task (see
@@ -276,7 +278,7 @@ end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
-  if ARGV[7] == '1' and commit(k, i) == 1 then
+  if ARGV[7] == '1' and redis.call('HEXISTS', KEYS[k], 'cancel') == 0 and commit(k, i) == 1 then
     if not held then return 3 end
     local score, job, tries = take(KEYS[held], held + 1, ARGV[h], tonumber(ARGV[h + 1]),
                                    ARGV[h + 2])
