@@ -41,11 +41,13 @@ DEFAULT_RECURSION_LIMIT = 10007
 
 class Move(NamedTuple):
     """A run's move on to its next step: the run as `moved` there, the `commit` that does it,
-    and whether that commit also `enqueues` the step's jobs."""
+    whether that commit also `enqueues` the step's jobs, and whether it keeps the step's job
+    off the ready list, `held` for the planner to take (see `RunMover.plan`)."""
 
     moved: RunRecord
     commit: Commit
     enqueues: bool
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ class RunMover:
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self.fail(record, exc, view=self._view(graph, saved, outcomes))
         if plan.move is not None:  # on to the next step
-            moved, commit, enqueues = plan.move
+            moved, commit, enqueues, _ = plan.move
             if not await self.store.commit(commit):
                 return True  # another process moved the run first (or it is being cancelled)
             self.store.remember_run(moved)
@@ -168,9 +170,10 @@ class RunMover:
         breakpoint, within the recursion limit) the commit that moves it there, or when it
         ends there the commit that ends it. No I/O: the orchestrator makes the commit
         (`step`); a worker that ran the step's only task makes it with the post of its
-        outcome, in the same round trip, and, for a move, when it will `hold` it,
-        takes the first job of the next step in that round trip too (the commit then does not
-        list it as ready: see JobQueue.single_enqueue). Raises what applying the writes raises
+        outcome, in the same round trip, and, for a move on to a step of one task, when it will
+        `hold` it, takes that task's job in that round trip too (the commit then does not list
+        it as ready: see JobQueue.single_enqueue); the tasks of a wider step are all listed, to
+        start together, none ahead of its siblings. Raises what applying the writes raises
         (InvalidUpdateError, or a reducer's error)."""
         saved = record.saved
         assert saved is not None
@@ -193,9 +196,10 @@ class RunMover:
         moved = record.model_copy(update={
             "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
         })
-        jobs = self._jobs_with_commit(graph, moved, hold)
+        held = hold and len(nxt.tasks) == 1  # (the tasks of a wider step start together)
+        jobs = self._jobs_with_commit(graph, moved, held)
         commit = self.store.commit_call(record, saved=new, new=True, events=events, jobs=jobs)
-        return Plan(nxt, new, events, Move(moved, commit, jobs is not None))
+        return Plan(nxt, new, events, Move(moved, commit, jobs is not None, held and bool(jobs)))
 
     @staticmethod
     def _limit(record: RunRecord) -> int:

@@ -116,6 +116,32 @@ async def test_the_worker_that_moves_a_run_on_runs_the_next_steps_job_itself(
             await asyncio.wait_for(worker.sem.acquire(), LIMIT)
 
 
+async def test_the_tasks_of_a_wider_next_step_are_all_listed_to_start_together() -> None:
+    """A move on to a step of several tasks takes none of their jobs for the moving worker:
+    none starts ahead of its siblings (they are listed as ready and taken together)."""
+    builder = StateGraph(ChainState)
+    for label in ("a", "b", "c"):
+        builder.add_node(label, lambda state, label=label: {"log": [label]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("a", "c")
+    builder.add_edge(["b", "c"], END)
+    async with EmbeddedCluster([builder.compile(name="wider")]) as cluster:
+        runner = cluster.worker.runner
+        hand_over = runner.hand_over
+        assert hand_over is not None
+        handed: list[str] = []
+
+        def counting_hand_over(posted: str, job: Any) -> None:
+            handed.append(job.job_id)
+            hand_over(posted, job)
+
+        runner.hand_over = counting_hand_over
+        handle = await cluster.client.submit("wider", {"log": []}, thread("w1"))
+        result = await asyncio.wait_for(handle.result(), LIMIT)
+        assert sorted(result["log"]) == ["a", "b", "c"] and handed == []
+
+
 async def test_a_stopping_worker_leaves_the_next_job_to_others() -> None:
     """Once its worker stops taking jobs, a post that moves a run on lists the next step's job
     as ready, for other workers, instead of taking it."""

@@ -245,7 +245,7 @@ class NodeRunner:
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
             posted = await self._post(job, outcome, events, claim, arq_job, commit,
-                                      move if hand_over is not None else None)
+                                      move if move is not None and move.held else None)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             move = None
@@ -308,7 +308,7 @@ class NodeRunner:
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
         ends the arq job in the same round trip (see `_job_end`), and makes the `commit` of
         the run that it completes its step for (see `_planned_commit`): when that is the move
-        to `hold`, taking the first job of the run's next step for this worker too."""
+        to `hold`, taking the job of the run's next step (of one task) for this worker too."""
         held = None
         if hold is not None:
             assert hold.moved.saved is not None
@@ -378,7 +378,8 @@ class NodeRunner:
         """The commit to make with the post of the outcome, as the orchestrator would once
         told: its wake-up and its read of the run are then off the path from one superstep to
         the next. It is the move on to the next step with its jobs (`RunMover.plan`), which
-        comes second too (and to `hold`, this worker takes the next step's first job with it:
+        comes second too (and to `hold`, this worker takes the next step's job with it, when
+        that step has one task:
         no other worker's wake-up and read either), or the run's end. (None, None) when the
         run stops there, or the next step's jobs go apart: the post tells the orchestrator, as
         it does when the commit finds the run moved by another process or being cancelled."""

@@ -239,7 +239,7 @@ return loaded
 POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
 -- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq),
--- then, to take the first job the commit enqueues, the queue and the keys of `take` for that
+-- then, to take the (first) job the commit enqueues, the queue and the keys of `take` for that
 -- job, and the claims hash and writes hash of its step (none to take no job), then the keys of
 -- a `commit` to make once the step has all its outcomes (none for no commit).
 -- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
@@ -258,7 +258,7 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
--- orchestrator.moves), and takes the next step's first job (kept off the ready list by the
+-- orchestrator.moves), and takes the next step's job (kept off the ready list by the
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
