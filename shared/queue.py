@@ -145,10 +145,10 @@ class JobQueue:
         args: list[Any] = [timestamp_ms(), int(lease * 1000), most, len(claimed_later),
                            *claimed_later]
         for job_id, start in zip(job_ids, starts or [None] * len(job_ids), strict=True):
-            lease_key = protocol.lease_key(job_id)
-            keys += [lease_key, job_key_prefix + job_id, retry_key_prefix + job_id]
+            opening = _take_keys(job_id)
+            keys += opening
             if start is None:
-                keys += [lease_key] * 4  # (not read)
+                keys += [opening[0]] * 4  # (not read)
                 args += [job_id, "", "", "", ""]
             else:
                 keys += start.keys
@@ -164,8 +164,8 @@ class JobQueue:
         POST_OUTCOME_SCRIPT), for the posting worker to run the job next; the reply's
         tail is read by `held`."""
         job_id = protocol.job_id(record.run_id, record.checkpoint_id, task_id)
-        keys = [self.name, protocol.lease_key(job_id), job_key_prefix + job_id,
-                retry_key_prefix + job_id, protocol.claims_key(record.tag, record.checkpoint_id),
+        keys = [self.name, *_take_keys(job_id),
+                protocol.claims_key(record.tag, record.checkpoint_id),
                 protocol.writes_key(record.tag, record.checkpoint_id)]
         return ScriptCall(keys, [job_id, timestamp_ms(), int(lease * 1000), task_id])
 
@@ -214,3 +214,9 @@ class JobQueue:
         keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
                 abort_jobs_ss, self.name, result_key_prefix + job_id]
         return ScriptCall(keys, [job_id, result, keep_ms])
+
+
+def _take_keys(job_id: str) -> list[str]:
+    """The keys of the take of a job (the `take` function of TAKE_JOBS_SCRIPT and
+    POST_OUTCOME_SCRIPT): its in-progress key, its arq job key and its try counter."""
+    return [protocol.lease_key(job_id), job_key_prefix + job_id, retry_key_prefix + job_id]

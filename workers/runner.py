@@ -3,9 +3,9 @@
 `NodeRunner.run_job` is the arq function of every job (`protocol.TaskJob`). It reads the run's
 checkpoint, claims an attempt at the task, runs the node (and its conditional edges) and posts
 the outcome, with the run's move on to its next step (or its end) when the task was its
-step's only one (`orchestrator.moves`); the orchestrator does the rest. A job that is garbage, stale, a
-duplicate, or for a graph this worker did not load is logged and dropped, and the worker keeps
-serving. How jobs reach it (the ready list, leases, hand-back) is `workers.worker`'s.
+step's only one (`orchestrator.moves`); the orchestrator does the rest. A job that is garbage,
+stale, a duplicate, or for a graph this worker did not load is logged and dropped, and the
+worker keeps serving. How jobs reach it (the ready list, leases, hand-back) is `workers.worker`'s.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class NodeRunner:
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
         # runs a job that a post took (GraphWorker.hand_over); None while the worker takes none
         self.hand_over: HandOver | None = None
-        self.giving_back: set[asyncio.Future[None]] = set()  # (see `_give_back_held`)
+        self.giving_back: set[asyncio.Future[None]] = set()  # (see `give_back_soon`)
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
@@ -338,13 +338,16 @@ class NodeRunner:
             await backoff.wait()
 
     def _give_back_held(self, post: asyncio.Future[Posted]) -> None:
-        if post.cancelled() or post.exception() is not None:
-            return
-        posted = post.result()
-        if posted.next_job is not None:
-            task = asyncio.ensure_future(self.give_back(posted.next_job, posted.next_claim))
-            self.giving_back.add(task)
-            task.add_done_callback(self.giving_back.discard)
+        if not post.cancelled() and post.exception() is None:
+            posted = post.result()
+            if posted.next_job is not None:
+                self.give_back_soon(posted.next_job, posted.next_claim)
+
+    def give_back_soon(self, job: TakenJob, claim: Claim | None = None) -> None:
+        """`give_back`, in a task of its own (kept in `giving_back` until it is done)."""
+        task = asyncio.ensure_future(self.give_back(job, claim))
+        self.giving_back.add(task)
+        task.add_done_callback(self.giving_back.discard)
 
     async def give_back(self, job: TakenJob, claim: Claim | None = None) -> None:
         """Give back a job that a post took for this worker, which will not run it (it is
@@ -378,11 +381,11 @@ class NodeRunner:
         """The commit to make with the post of the outcome, as the orchestrator would once
         told: its wake-up and its read of the run are then off the path from one superstep to
         the next. It is the move on to the next step with its jobs (`RunMover.plan`), which
-        comes second too (and to `hold`, this worker takes the next step's job with it, when
-        that step has one task:
-        no other worker's wake-up and read either), or the run's end. (None, None) when the
-        run stops there, or the next step's jobs go apart: the post tells the orchestrator, as
-        it does when the commit finds the run moved by another process or being cancelled."""
+        comes second too (and to `hold`, this worker takes the next step's job with it when
+        that step has one task: no other worker's wake-up and read either), or the run's end.
+        (None, None) when the run stops there, or the next step's jobs go apart: the post tells
+        the orchestrator, as it does when the commit finds the run moved by another process or
+        being cancelled."""
         if not self._moves_on(record, outcome):
             return None, None
         try:

@@ -167,9 +167,7 @@ class GraphWorker(Worker):
         is done but for arq's bookkeeping. Its task was started with the take. A worker that
         began to stop during that post gives the job back instead."""
         if self.stopping or not self.allow_pick_jobs:
-            task = self.loop.create_task(self.runner.give_back(job))
-            self.later.add(task)
-            task.add_done_callback(self.later.discard)
+            self.runner.give_back_soon(job)
             return
         self.handed.add(posted)
         self._start(job)
