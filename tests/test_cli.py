@@ -101,3 +101,23 @@ def test_without_log_jobs_arq_logs_only_warnings_and_errors():
         assert arq_log.level == logging.NOTSET  # as the root logger says (INFO for the CLI)
     finally:
         arq_log.setLevel(level)
+
+
+def test_the_cli_collects_young_objects_less_often_and_keeps_a_higher_or_off_setting():
+    import gc
+
+    from orchestrator.cli import GC_YOUNG_THRESHOLD, tune_gc
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(GC_YOUNG_THRESHOLD * 2, 5, 7)
+        tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD * 2, 5, 7)
+        gc.set_threshold(0, 10, 10)
+        tune_gc()
+        assert gc.get_threshold() == (0, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
