@@ -55,6 +55,7 @@ class JobQueue:
         self._enqueue = self._batch.script(protocol.ENQUEUE_JOBS_SCRIPT)
         self._take = self._batch.script(protocol.TAKE_JOBS_SCRIPT)
         self._finish = self._batch.script(protocol.FINISH_JOB_SCRIPT)
+        self._due = self._batch.script(protocol.DUE_JOBS_SCRIPT)
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
@@ -174,9 +175,12 @@ class JobQueue:
         """The job a `hold_call` took, from the script's reply (score, job, try, claim)."""
         return TakenJob(call.args[0], int(float(reply[0])), reply[1], int(reply[2]), reply[3])
 
-    async def due(self, most: int) -> list[str]:
-        """The ids of the queue's oldest due jobs, taken or not (arq's queue read)."""
-        ids = await self.redis.zrangebyscore(self.name, "-inf", timestamp_ms(), start=0, num=most)
+    async def due(self, read: int, most: int, while_listed: int) -> list[str]:
+        """Up to `most` ids of the oldest of the queue's first `read` due jobs that no worker
+        holds; `while_listed` at most while the ready list has ids (see DUE_JOBS_SCRIPT)."""
+        ids = await self._due(keys=[self.name, protocol.ready_key(self.name)],
+                              args=[timestamp_ms(), read, most, while_listed,
+                                    protocol.LEASE_KEY_PREFIX])
         return [i.decode() for i in ids]
 
     async def next_due(self) -> float | None:

@@ -58,6 +58,24 @@ async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     await redis.aclose()
 
 
+async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_listed():
+    redis = in_memory_redis()
+    jobs = JobQueue(redis, QUEUE)
+    for name in ("held", "a", "b", "c", "d"):
+        await enqueue(redis, name)
+    await enqueue(redis, "later", defer_ms=60_000)
+    await redis.set(protocol.lease_key("held"), b"1")
+
+    # the held job and the one not due are left out, the oldest first, at most `most`
+    assert await jobs.due(read=100, most=3, while_listed=1) == ["a", "b", "c"]
+    assert await jobs.due(read=3, most=10, while_listed=1) == ["a", "b"]  # of the first 3 due
+    # while ids are listed as ready, the workers' pops take them: the sweep takes fewer
+    await jobs.ready_again(["c", "d"])
+    assert await jobs.due(read=100, most=10, while_listed=1) == ["a"]
+    assert await jobs.due(read=100, most=0, while_listed=1) == []
+    await redis.aclose()
+
+
 async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep():
     """A job enqueued by plain arq (or whose entry a dead worker popped) still runs."""
     async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
@@ -95,7 +113,7 @@ async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytes
         worker.stopping = True  # a SIGTERM while the pop was on its way back
         return ids
 
-    async def no_sweep(most: int) -> list[str]:
+    async def no_sweep(read: int, most: int, while_listed: int) -> list[str]:
         return []  # (the sweep would take them straight from the queue)
 
     monkeypatch.setattr(worker.runner.jobs, "pop_ready", pop_then_stop)

@@ -33,7 +33,7 @@ from workers.runner import NodeRunner
 log = logging.getLogger("arqgraph.worker")
 
 PICK_BATCH = 32  # ready jobs taken per round trip: workers that pick together share the work
-SWEEP_READ = 1000  # due job ids a sweep of the queue looks at
+SWEEP_READ = 1000  # due jobs a sweep of the queue looks at (it takes those no worker holds)
 RETRY_MARGIN = 0.005  # a retry is listed as ready this long after it is due (clocks differ)
 _OPENING: ContextVar[TakenJob | None] = ContextVar("arqgraph_opening", default=None)
 
@@ -139,7 +139,7 @@ class GraphWorker(Worker):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
             elif loop.time() >= sweep_at:
-                await self.start_jobs(await jobs.due(SWEEP_READ))
+                await self.start_jobs(await jobs.due(SWEEP_READ, free, PICK_BATCH))
                 sweep_at = loop.time() + await self._until_next_job()
             else:
                 wait = max(sweep_at - loop.time(), 0.001)

@@ -15,6 +15,7 @@ from shared.protocol.keys import (
     DEFAULT_QUEUE,
     FINAL_STATUSES,
     GRAPHS_KEY,
+    LEASE_KEY_PREFIX,
     MAX_UPDATE_BYTES,
     PREFIX,
     TASK_FUNCTION,
@@ -76,6 +77,7 @@ from shared.protocol.scripts import (
     CLAIM_SCRIPT,
     COMMIT_SCRIPT,
     CREATE_RUN_SCRIPT,
+    DUE_JOBS_SCRIPT,
     END_ATTEMPT_SCRIPT,
     ENQUEUE_JOBS_SCRIPT,
     FINISH_JOB_SCRIPT,
@@ -89,6 +91,7 @@ from shared.protocol.scripts import (
 )
 
 __all__ = [
+    "DUE_JOBS_SCRIPT",
     "ENQUEUE_JOBS_SCRIPT",
     "FINISH_JOB_SCRIPT",
     "POST_CALL_SCRIPT",
@@ -150,6 +153,7 @@ __all__ = [
     "history_key",
     "inbox_key",
     "job_id",
+    "LEASE_KEY_PREFIX",
     "lease_key",
     "new_run_id",
     "run_key",

@@ -152,7 +152,12 @@ def run_of_job(job: str) -> str:
     return job.split(":", 2)[1]
 
 
+LEASE_KEY_PREFIX = in_progress_key_prefix
+"""arq's in-progress keys are this and the job id (the sweep's script checks them by id)."""
+
+
 def lease_key(job: str) -> str:
     """arq's in-progress key of a job: while it exists no other worker starts the job. Workers
     keep it alive with a short TTL (the lease) instead of arq's job timeout + 10 s."""
-    return in_progress_key_prefix + job
+    return LEASE_KEY_PREFIX + job
+

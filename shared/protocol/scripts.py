@@ -375,6 +375,27 @@ ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 return enqueue(1, 1)
 """
 
+DUE_JOBS_SCRIPT = """
+-- KEYS: 1 the arq queue, 2 its ready list. ARGV: 1 now (ms), 2 how many due jobs to look at,
+-- 3 how many ids to return at most, 4 at most while the ready list is not empty, 5 arq's
+-- in-progress key prefix. The sweep's read of the queue: the ids of its oldest due jobs that
+-- no worker holds. A job held is left out here, not sent back to the take script (a 10,000-task
+-- fan-out keeps hundreds in progress); and while jobs are listed as ready, the workers' pops take
+-- them, so the sweep then takes only a few of the oldest (a retry come due, an entry lost with
+-- a dead worker) and does not race the pops for the rest.
+local most = tonumber(ARGV[3])
+if redis.call('LLEN', KEYS[2]) > 0 then most = math.min(most, tonumber(ARGV[4])) end
+local free = {}
+if most <= 0 then return free end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
+  if redis.call('EXISTS', ARGV[5] .. id) == 0 then
+    free[#free + 1] = id
+    if #free >= most then break end
+  end
+end
+return free
+"""
+
 TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
 -- and the keys of `load` for its task.
