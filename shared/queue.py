@@ -175,19 +175,15 @@ class JobQueue:
         """The job a `hold_call` took, from the script's reply (score, job, try, claim)."""
         return TakenJob(call.args[0], int(float(reply[0])), reply[1], int(reply[2]), reply[3])
 
-    async def due(self, read: int, most: int, while_listed: int) -> list[str]:
-        """Up to `most` ids of the oldest of the queue's first `read` due jobs that no worker
-        holds; `while_listed` at most while the ready list has ids (see DUE_JOBS_SCRIPT)."""
-        ids = await self._due(keys=[self.name, protocol.ready_key(self.name)],
-                              args=[timestamp_ms(), read, most, while_listed,
-                                    protocol.LEASE_KEY_PREFIX])
-        return [i.decode() for i in ids]
-
-    async def next_due(self) -> float | None:
-        """When (arq's ms) the earliest job deferred to the future comes due, if any."""
-        due = await self.redis.zrangebyscore(self.name, timestamp_ms(), "+inf", start=0, num=1,
-                                             withscores=True)
-        return due[0][1] if due else None
+    async def sweep(self, read: int, most: int, while_listed: int) -> tuple[list[str], int | None]:
+        """The sweep's read of the queue (DUE_JOBS_SCRIPT): up to `most` ids of the oldest of
+        its first `read` jobs that are due and that no worker holds (`while_listed` at most while
+        the ready list has ids), and when (arq's ms) the earliest job deferred to the future
+        comes due, if any."""
+        reply = await self._due(keys=[self.name, protocol.ready_key(self.name)],
+                                args=[timestamp_ms(), read, most, while_listed,
+                                      protocol.LEASE_KEY_PREFIX])
+        return [i.decode() for i in reply[1:]], int(float(reply[0])) if reply[0] else None
 
     async def pop_ready(self, most: int, timeout: float) -> list[str]:
         """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""

@@ -66,13 +66,18 @@ async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_l
     await enqueue(redis, "later", defer_ms=60_000)
     await redis.set(protocol.lease_key("held"), b"1")
 
+    later = int(await redis.zscore(QUEUE, "later"))
     # the held job and the one not due are left out, the oldest first, at most `most`
-    assert await jobs.due(read=100, most=3, while_listed=1) == ["a", "b", "c"]
-    assert await jobs.due(read=3, most=10, while_listed=1) == ["a", "b"]  # of the first 3 due
+    assert await jobs.sweep(read=100, most=3, while_listed=1) == (["a", "b", "c"], later)
+    # of the first 3 queued (when the next deferred job is due is then read apart)
+    assert await jobs.sweep(read=3, most=10, while_listed=1) == (["a", "b"], later)
     # while ids are listed as ready, the workers' pops take them: the sweep takes fewer
     await jobs.ready_again(["c", "d"])
-    assert await jobs.due(read=100, most=10, while_listed=1) == ["a"]
-    assert await jobs.due(read=100, most=0, while_listed=1) == []
+    assert await jobs.sweep(read=100, most=10, while_listed=1) == (["a"], later)
+    assert await jobs.sweep(read=100, most=0, while_listed=1) == ([], later)
+    await redis.zrem(QUEUE, "later")
+    assert await jobs.sweep(read=100, most=0, while_listed=1) == ([], None)
+    assert await jobs.sweep(read=2, most=9, while_listed=9) == (["a"], None)  # held, a
     await redis.aclose()
 
 
@@ -113,11 +118,11 @@ async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytes
         worker.stopping = True  # a SIGTERM while the pop was on its way back
         return ids
 
-    async def no_sweep(read: int, most: int, while_listed: int) -> list[str]:
-        return []  # (the sweep would take them straight from the queue)
+    async def no_sweep(read: int, most: int, while_listed: int) -> tuple[list[str], None]:
+        return [], None  # (the sweep would take them straight from the queue)
 
     monkeypatch.setattr(worker.runner.jobs, "pop_ready", pop_then_stop)
-    monkeypatch.setattr(worker.runner.jobs, "due", no_sweep)
+    monkeypatch.setattr(worker.runner.jobs, "sweep", no_sweep)
     main = asyncio.create_task(worker.main())
     await asyncio.wait_for(main, 10)
 

@@ -139,8 +139,9 @@ class GraphWorker(Worker):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
             elif loop.time() >= sweep_at:
-                await self.start_jobs(await jobs.due(SWEEP_READ, free, PICK_BATCH))
-                sweep_at = loop.time() + await self._until_next_job()
+                ids, next_due = await jobs.sweep(SWEEP_READ, free, PICK_BATCH)
+                await self.start_jobs(ids)
+                sweep_at = loop.time() + self._until(next_due)
             else:
                 wait = max(sweep_at - loop.time(), 0.001)
                 ids = await jobs.pop_ready(min(free, PICK_BATCH), wait)
@@ -273,10 +274,9 @@ class GraphWorker(Worker):
         if self.slot_freed is not None:
             self.slot_freed.set()
 
-    async def _until_next_job(self) -> float:
+    def _until(self, due: int | None) -> float:
         """How long until the next sweep: until the earliest deferred job is due (a retry, a
         call waiting for its rate limit or a concurrency slot), at most the poll delay."""
-        due = await self.runner.jobs.next_due()
         if due is None:
             return self.poll_delay_s
         return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))
