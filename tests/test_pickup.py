@@ -64,6 +64,8 @@ async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_l
     for name in ("held", "a", "b", "c", "d"):
         await enqueue(redis, name)
     await enqueue(redis, "later", defer_ms=60_000)
+    for i, name in enumerate(("held", "a", "b", "c", "d")):  # due, in this order (not by name)
+        await redis.zadd(QUEUE, {name: timestamp_ms() - 10_000 + i}, xx=True)
     await redis.set(protocol.lease_key("held"), b"1")
 
     later = int(await redis.zscore(QUEUE, "later"))
