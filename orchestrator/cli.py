@@ -186,12 +186,12 @@ def log_arq_jobs(on: bool) -> None:
 
 
 def tune_gc() -> None:
-    """Collect the youngest generation after 50,000 net new objects instead of Python's 700. A
-    worker keeps thousands of jobs' objects alive at once (a fan-out's tasks and their futures,
-    the checkpoints in its cache), so at 700 nearly every collection found them alive and
-    promoted them, and the old generations, holding the cache, were traversed again and again:
-    a fifth of a worker's CPU in a 10,000-task fan-out, in pauses of 60-70 ms (see
-    docs/benchmarks.md). Objects are still freed by their reference counts as they die; only
+    """Collect the youngest generation after 50,000 net new objects instead of 700 (Python
+    3.11's default). A worker keeps thousands of jobs' objects alive at once (a fan-out's tasks
+    and their futures, the checkpoints in its cache), so at 700 nearly every collection found
+    them alive and promoted them, and the old generations, holding the cache, were traversed
+    again and again: a fifth of a worker's CPU in a 10,000-task fan-out, in pauses of 60-70 ms
+    (see docs/benchmarks.md). Objects are still freed by their reference counts as they die; only
     cyclic garbage waits longer. A higher threshold set before, or 0 (collection off), is kept."""
     young, middle, old = gc.get_threshold()
     if young and young < GC_YOUNG_THRESHOLD:  # 0: collection is off, leave it so

@@ -38,6 +38,14 @@ class TakenJob(NamedTuple):
     started: Any = None  # the reply of the start of its task, if asked for (see `take`)
 
 
+class Sweep(NamedTuple):
+    """What a sweep of the queue found (see `JobQueue.sweep`)."""
+
+    job_ids: list[str]  # due jobs no worker held, oldest first: candidates for the take
+    most: int  # how many of them to take
+    next_due: int | None  # arq's ms when the earliest job deferred to the future comes due
+
+
 class ScriptCall(NamedTuple):
     """The keys and arguments of one call of a script."""
 
@@ -175,15 +183,15 @@ class JobQueue:
         """The job a `hold_call` took, from the script's reply (score, job, try, claim)."""
         return TakenJob(call.args[0], int(float(reply[0])), reply[1], int(reply[2]), reply[3])
 
-    async def sweep(self, read: int, most: int, while_listed: int) -> tuple[list[str], int | None]:
-        """The sweep's read of the queue (DUE_JOBS_SCRIPT): up to `most` ids of the oldest of
-        its first `read` jobs that are due and that no worker holds (`while_listed` at most while
-        the ready list has ids), and when (arq's ms) the earliest job deferred to the future
-        comes due, if any."""
+    async def sweep(self, read: int, most: int, while_listed: int) -> Sweep:
+        """The sweep's read of the queue (DUE_JOBS_SCRIPT): among its first `read` due jobs, the
+        oldest that no worker holds, and how many of them to take: `most`, `while_listed` at most
+        while the ready list has ids; and when the earliest job deferred to the future is due."""
         reply = await self._due(keys=[self.name, protocol.ready_key(self.name)],
                                 args=[timestamp_ms(), read, most, while_listed,
                                       protocol.LEASE_KEY_PREFIX])
-        return [i.decode() for i in reply[1:]], int(float(reply[0])) if reply[0] else None
+        return Sweep([i.decode() for i in reply[2:]], int(reply[1]),
+                     int(float(reply[0])) if reply[0] else None)
 
     async def pop_ready(self, most: int, timeout: float) -> list[str]:
         """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""

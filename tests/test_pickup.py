@@ -18,7 +18,7 @@ from orchestrator.service import Orchestrator
 from shared import protocol
 from shared.graph import END, START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
-from shared.queue import JobQueue, TakenJob
+from shared.queue import JobQueue, Sweep, TakenJob
 from tests.graphs.one_node import LogState, one_node_graph, submit
 from workers.runner import NodeRunner
 from workers.worker import _require_redis_7, build_worker
@@ -69,17 +69,28 @@ async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_l
     await redis.set(protocol.lease_key("held"), b"1")
 
     later = int(await redis.zscore(QUEUE, "later"))
-    # the held job and the one not due are left out, the oldest first, at most `most`
-    assert await jobs.sweep(read=100, most=3, while_listed=1) == (["a", "b", "c"], later)
-    # of the first 3 queued (when the next deferred job is due is then read apart)
-    assert await jobs.sweep(read=3, most=10, while_listed=1) == (["a", "b"], later)
+    # the held job and the one not due are left out; the oldest first, twice as many as may be
+    # taken (for workers sweeping at once)
+    assert await jobs.sweep(read=100, most=2, while_listed=1) == Sweep(["a", "b", "c", "d"], 2, later)
+    assert await jobs.sweep(read=100, most=1, while_listed=1) == Sweep(["a", "b"], 1, later)
+    assert await jobs.sweep(read=3, most=10, while_listed=1) == Sweep(["a", "b"], 10, later)
     # while ids are listed as ready, the workers' pops take them: the sweep takes fewer
     await jobs.ready_again(["c", "d"])
-    assert await jobs.sweep(read=100, most=10, while_listed=1) == (["a"], later)
-    assert await jobs.sweep(read=100, most=0, while_listed=1) == ([], later)
-    await redis.zrem(QUEUE, "later")
-    assert await jobs.sweep(read=100, most=0, while_listed=1) == ([], None)
-    assert await jobs.sweep(read=2, most=9, while_listed=9) == (["a"], None)  # held, a
+    assert await jobs.sweep(read=100, most=10, while_listed=1) == Sweep(["a", "b"], 1, later)
+    assert await jobs.sweep(read=100, most=0, while_listed=1) == Sweep([], 0, later)
+    # the deferred job, come due, is the oldest; none is deferred any more: no next one
+    await redis.zadd(QUEUE, {"later": timestamp_ms() - 20_000}, xx=True)
+    assert (await jobs.sweep(read=100, most=9, while_listed=9)).next_due is None
+    assert (await jobs.sweep(read=100, most=9, while_listed=9)).job_ids[0] == "later"
+    # and the worker takes what the sweep says: two of its four candidates, not more
+    taken = await jobs.take(["later", "a", "b", "c"], lease=5.0, most=2)
+    assert [job.job_id for job in taken] == ["later", "a"]
+    # an empty queue; one whose only job is deferred
+    await redis.delete(QUEUE)
+    assert await jobs.sweep(read=100, most=9, while_listed=9) == Sweep([], 0, None)
+    await enqueue(redis, "deferred", defer_ms=60_000)
+    deferred = int(await redis.zscore(QUEUE, "deferred"))
+    assert await jobs.sweep(read=100, most=9, while_listed=9) == Sweep([], 0, deferred)
     await redis.aclose()
 
 
@@ -120,8 +131,8 @@ async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytes
         worker.stopping = True  # a SIGTERM while the pop was on its way back
         return ids
 
-    async def no_sweep(read: int, most: int, while_listed: int) -> tuple[list[str], None]:
-        return [], None  # (the sweep would take them straight from the queue)
+    async def no_sweep(read: int, most: int, while_listed: int) -> Sweep:
+        return Sweep([], 0, None)  # (the sweep would take them straight from the queue)
 
     monkeypatch.setattr(worker.runner.jobs, "pop_ready", pop_then_stop)
     monkeypatch.setattr(worker.runner.jobs, "sweep", no_sweep)

@@ -139,9 +139,9 @@ class GraphWorker(Worker):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
             elif loop.time() >= sweep_at:
-                ids, next_due = await jobs.sweep(SWEEP_READ, free, PICK_BATCH)
-                await self.start_jobs(ids)
-                sweep_at = loop.time() + self._until(next_due)
+                swept = await jobs.sweep(SWEEP_READ, free, PICK_BATCH)
+                await self.start_jobs(swept.job_ids, swept.most)
+                sweep_at = loop.time() + self._until(swept.next_due)
             else:
                 wait = max(sweep_at - loop.time(), 0.001)
                 ids = await jobs.pop_ready(min(free, PICK_BATCH), wait)
@@ -150,13 +150,15 @@ class GraphWorker(Worker):
                 else:
                     await self.start_jobs(ids)
 
-    async def start_jobs(self, job_ids: Sequence[str | bytes]) -> None:
+    async def start_jobs(self, job_ids: Sequence[str | bytes], most: int | None = None) -> None:
         """Start the jobs among `job_ids` that this worker takes (one script for all of them,
         where arq spends a WATCH/MULTI per job, and another MULTI per job as it starts it; the
-        script starts their tasks too, see NodeRunner.take), as many as it has free slots."""
+        script starts their tasks too, see NodeRunner.take), as many as it has free slots
+        (`most` at most)."""
         ids = [j.decode() if isinstance(j, bytes) else j for j in job_ids]
+        free = self.max_jobs - self.job_counter
         taken = await self.runner.take(
-            ids, self.in_progress_timeout_s, self.max_jobs - self.job_counter
+            ids, self.in_progress_timeout_s, free if most is None else min(most, free)
         )
         for job in taken:
             await self.sem.acquire()

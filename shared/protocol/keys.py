@@ -160,4 +160,3 @@ def lease_key(job: str) -> str:
     """arq's in-progress key of a job: while it exists no other worker starts the job. Workers
     keep it alive with a short TTL (the lease) instead of arq's job timeout + 10 s."""
     return LEASE_KEY_PREFIX + job
-

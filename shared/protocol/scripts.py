@@ -376,34 +376,32 @@ return enqueue(1, 1)
 """
 
 DUE_JOBS_SCRIPT = """
--- KEYS: 1 the arq queue, 2 its ready list. ARGV: 1 now (ms), 2 how many queued jobs to look at,
--- 3 how many ids to return at most, 4 at most while the ready list is not empty, 5 arq's
--- in-progress key prefix. The sweep's read of the queue, in one call: when the first job
--- deferred to the future comes due (its score, '' if none), then the ids of the oldest due
--- jobs that no worker holds. A job held is left out here, not sent back to the take script (a
--- 10,000-task fan-out keeps hundreds in progress); and while jobs are listed as ready the
--- workers' pops take them, so the sweep then takes only a few of the oldest (a retry come due,
--- an entry lost with a dead worker) and does not race the pops for the rest.
-local now, most = tonumber(ARGV[1]), tonumber(ARGV[3])
-local queued = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local found = {''}
-local listed_checked = false
-for i = 1, #queued, 2 do
-  if tonumber(queued[i + 1]) > now then
-    found[1] = queued[i + 1]
-    break
-  end
-  if #found <= most and redis.call('EXISTS', ARGV[5] .. queued[i]) == 0 then
-    if not listed_checked and redis.call('LLEN', KEYS[2]) > 0 then
-      most = math.min(most, tonumber(ARGV[4]))
+-- KEYS: 1 the arq queue, 2 its ready list. ARGV: 1 now (ms), 2 how many due jobs to look at,
+-- 3 how many jobs the sweep may take, 4 at most while the ready list is not empty, 5 arq's
+-- in-progress key prefix. The sweep's read of the queue, in one call. Returns when the first
+-- job deferred to the future comes due (its score, '' if none), how many jobs to take, then the
+-- ids of the oldest due jobs that no worker holds, twice as many (workers sweeping at once
+-- would otherwise go for the same ones; the take skips those gone). A job held is left out
+-- here, not sent back to the take script (a 10,000-task fan-out keeps hundreds in progress);
+-- and while jobs are listed as ready the workers' pops take them, so the sweep then takes only
+-- a few of the oldest (a retry come due, an entry lost with a dead worker) and does not race
+-- the pops for the rest (a list holding only stale ids caps one sweep so, until the next pop).
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')  -- (an idle queue: this only)
+if #first == 0 then return {'', 0} end
+if tonumber(first[2]) > tonumber(ARGV[1]) then return {first[2], 0} end
+local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local found = {later[2] or '', 0}
+local most = tonumber(ARGV[3])
+if most <= 0 then return found end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
+  if redis.call('EXISTS', ARGV[5] .. id) == 0 then
+    if found[2] == 0 then  -- the first: is the ready list empty?
+      if redis.call('LLEN', KEYS[2]) > 0 then most = math.min(most, tonumber(ARGV[4])) end
+      found[2] = most
     end
-    listed_checked = true
-    if #found <= most then found[#found + 1] = queued[i] end
+    found[#found + 1] = id
+    if #found - 2 >= 2 * most then break end
   end
-end
-if found[1] == '' and #queued == 2 * tonumber(ARGV[2]) then  -- more due than looked at
-  local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if #later > 0 then found[1] = later[2] end
 end
 return found
 """
