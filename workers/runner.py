@@ -317,12 +317,13 @@ class NodeRunner:
         backoff = Backoff()
         while True:
             try:
-                post = asyncio.ensure_future(self.store.post_outcome(
+                posting = self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
                     self.max_update_bytes, self._job_end(arq_job), commit, held,
-                ))
-                if held is None:
-                    return await post
+                )
+                if held is None:  # (awaited in this task: no task of its own per post)
+                    return await posting
+                post = asyncio.ensure_future(posting)
                 try:
                     return await asyncio.shield(post)
                 except asyncio.CancelledError:  # (a worker stopping at once): once the post is
