@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from orchestrator.starts import first_position, new_checkpoint
 from shared import protocol
+from shared.commits import Commit, commit_call
 from shared.errors import ErrorInfo, GraphRecursionError
 from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import (
@@ -31,7 +32,7 @@ from shared.pregel import (
 )
 from shared.protocol import RunRecord, SavedCheckpoint
 from shared.queue import JobQueue, ScriptCall
-from shared.store import Commit, RunStore
+from shared.store import RunStore
 from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")
@@ -87,7 +88,7 @@ class RunMover:
                    "first_step": saved.checkpoint.step}
         if self.retention is not None:
             started["retention"] = self.retention
-        if not await self.store.commit(self.store.commit_call(
+        if not await self.store.commit(commit_call(
                 record, status="running", saved=saved, new=first.new,
                 fields={k: str(v) for k, v in started.items()}, edit=first.edit,
                 events=first.events)):
@@ -198,7 +199,7 @@ class RunMover:
         })
         held = hold and len(nxt.tasks) == 1  # (the tasks of a wider step start together)
         jobs = self._jobs_with_commit(graph, moved, held)
-        commit = self.store.commit_call(record, saved=new, new=True, events=events, jobs=jobs)
+        commit = commit_call(record, saved=new, new=True, events=events, jobs=jobs)
         return Plan(nxt, new, events, Move(moved, commit, jobs is not None, held and bool(jobs)))
 
     @staticmethod
@@ -289,7 +290,7 @@ class RunMover:
         returns False when another process moved it first). Its keys are then kept for the
         run's own retention, else this mover's."""
         retention = self.retention if record.retention is None else record.retention
-        return self.store.commit_call(
+        return commit_call(
             record, status=status, saved=saved, new=new, error=error,
             events=[*events, ("end", end)], retention=retention,
         )

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.commits import WritesEdit
 from shared.errors import EmptyInputError, InvalidUpdateError, ResumeError
 from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
 from shared.protocol import RunRecord, SavedCheckpoint
-from shared.store import RunStore, WritesEdit
+from shared.store import RunStore
 
 
 @dataclass(frozen=True)

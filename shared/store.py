@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from arq.connections import ArqRedis
@@ -20,7 +20,8 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from shared import codec, protocol
 from shared.batch import Batch
 from shared.cache import RunCache
-from shared.errors import ErrorInfo, ThreadBusyError, UpdateTooLargeError
+from shared.commits import Commit, ending_keys
+from shared.errors import ThreadBusyError, UpdateTooLargeError
 from shared.events import ENDS_KEPT, Events
 from shared.limits import NodeLimits
 from shared.pregel import TaskOutcome
@@ -46,28 +47,7 @@ class Claim:
     resume: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True)
-class WritesEdit:
-    """Changes to a checkpoint's pending writes, made with a commit: outcomes to drop (failed
-    or interrupted tasks about to run again) and resume values to set."""
-
-    checkpoint_id: str
-    drop: tuple[str, ...] = ()
-    resume: Mapping[str, list[Any]] = field(default_factory=dict)
-
-
 ROOM_CHECK_BYTES = 1024 * 1024  # updates larger than this are checked against maxmemory
-
-
-@dataclass(frozen=True)
-class Commit:
-    """A run's commit (`RunStore.commit_call`), made alone (`RunStore.commit`) or with the post
-    of the outcome that makes it due (`RunStore.post_outcome`); `saved`: the checkpoint it
-    saves, of `size` bytes."""
-
-    call: ScriptCall
-    saved: SavedCheckpoint | None
-    size: int
 
 
 class Posted(NamedTuple):
@@ -281,8 +261,8 @@ class RunStore:
         return raw.decode() if raw else None
 
     async def commit(self, commit: Commit) -> bool:
-        """Make a commit (`commit_call`): False when the run moved since its record was read
-        (or, unless the commit ends it, a cancel was asked for)."""
+        """Make a commit (`shared.commits.commit_call`): False when the run moved since its
+        record was read (or, unless the commit ends it, a cancel was asked for)."""
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:
             self.committed(commit)
@@ -293,66 +273,6 @@ class RunStore:
         if commit.saved is not None:
             self.cache.keep_checkpoint(commit.saved, commit.size)
 
-    def commit_call(
-        self,
-        record: RunRecord,
-        *,
-        status: str | None = None,
-        saved: SavedCheckpoint | None = None,
-        new: bool = False,
-        fields: Mapping[str, str | bytes] | None = None,
-        error: ErrorInfo | None = None,
-        edit: WritesEdit | None = None,
-        events: Sequence[tuple[EventMode, Any]] = (),
-        retention: int | None = None,
-        jobs: ScriptCall | None = None,
-    ) -> Commit:
-        """The commit of the run's next position, to be made iff nobody else moved the run
-        since `record` was read (by `commit`, or with the post of an outcome): its
-        status, its checkpoint (`new` ones are listed in the thread's history unless transient;
-        others are saved again, with their view), edits of pending writes, events. A final
-        status frees the thread and retires the run at once (see `retire`): its keys expire in
-        `retention` seconds. `jobs`: the enqueue of the new step's jobs (`JobQueue.
-        single_enqueue`), made with the commit."""
-        run_fields: dict[str, str | bytes] = dict(fields or {})
-        if status is not None:
-            run_fields["status"] = status
-        if error is not None:
-            run_fields["error"] = codec.packb(protocol.encode_error(error))
-        final = status in protocol.FINAL_STATUSES
-        if final and retention is None:
-            raise ValueError(f"a run that ends ({status}) needs a retention")
-        tag = record.tag
-        edit = edit or WritesEdit(record.checkpoint_id or "-")
-        blob = protocol.encode_saved(saved) if saved else b""
-        args: list[Any] = [
-            str(record.version), str(len(run_fields)),
-            saved.id if saved else "", blob,
-            "1" if saved is not None and new and not saved.transient else "0",
-            str(retention) if final else "",
-            record.run_id, str(len(edit.drop)), str(len(edit.resume)),
-            protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT, len(events),
-        ]
-        for name, value in run_fields.items():
-            args += [name, value]
-        args += list(edit.drop)
-        for task_id, values in edit.resume.items():
-            args += [f"resume:{task_id}", protocol.encode_resume(values)]
-        args += protocol.event_args(events)
-        keys = [
-            protocol.run_key(record.run_id), protocol.events_key(record.run_id),
-            protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
-            protocol.writes_key(tag, edit.checkpoint_id),
-        ]
-        if final:
-            keys += _ending_keys(record)
-        if jobs is not None:
-            if final:
-                raise ValueError("a run that ends enqueues no jobs")
-            keys += jobs.keys
-            args += jobs.args
-        return Commit(ScriptCall(keys, args), saved, len(blob))
-
     async def retire(self, record: RunRecord, seconds: int) -> None:
         """A run that ended but is still active: its keys expire in `seconds` (its thread's
         too, unless the thread is kept until deleted), the client awaiting it is told, and it
@@ -362,7 +282,7 @@ class RunStore:
         tag = record.tag
         keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id),
                 protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
-                *_ending_keys(record)]
+                *ending_keys(record)]
         await self._retire(keys=keys, args=[seconds, record.run_id, protocol.writes_key(tag, ""),
                                             protocol.claims_key(tag, ""), ENDS_KEPT])
 
@@ -481,12 +401,3 @@ def _claim_of(reply: list[Any]) -> Claim | None:
 def _outcomes_of(task_ids: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, TaskOutcome]:
     """The outcomes of a step's tasks, from their blobs (None for a task without one)."""
     return {tid: protocol.decode_outcome(b) for tid, b in zip(task_ids, blobs, strict=True) if b}
-
-
-def _ending_keys(record: RunRecord) -> list[str]:
-    """The keys a run's end touches besides its thread's: its graph's active set, and the ends
-    list of the client awaiting it, if any."""
-    keys = [protocol.active_key(record.graph)]
-    if record.waiter:
-        keys.append(protocol.ends_key(record.waiter))
-    return keys

@@ -10,10 +10,12 @@ from orchestrator.embedded import in_memory_redis
 from orchestrator.moves import RunMover
 from orchestrator.service import Orchestrator
 from shared import protocol, queue
+from shared.commits import commit_call
 from shared.graph import START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
 from shared.pregel import TaskOutcome
-from shared.queue import JobQueue
+from shared.protocol import RunRecord
+from shared.queue import JobQueue, ScriptCall
 from shared.store import RunStore
 from tests.graphs.one_node import LogState, submit
 
@@ -151,3 +153,18 @@ async def test_a_worker_s_end_is_not_made_once_a_cancel_was_asked_for():
     assert posted.code == 1 and await store.status(run_id) == "running"
     await orchestrator.advance(run_id)
     assert await store.status(run_id) == "cancelled"
+
+
+def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueues_nothing():
+    record = RunRecord(run_id=protocol.new_run_id("t"), graph="g", status="running", version=3, thread_id="t",
+                       checkpoint_id="c1", waiter="client-7")
+    with pytest.raises(ValueError, match="needs a retention"):
+        commit_call(record, status="done")
+    with pytest.raises(ValueError, match="enqueues no jobs"):
+        commit_call(record, status="done", retention=60, jobs=ScriptCall(["k"], ["a"]))
+    ends = commit_call(record, status="done", retention=60)
+    assert ends.call.keys[-2:] == [protocol.active_key("g"), protocol.ends_key("client-7")]
+    assert ends.call.args[:2] == ["3", "1"] and ends.call.args[5] == "60"
+    moves = commit_call(record, jobs=ScriptCall(["job-key"], ["job-arg"]))
+    assert moves.call.keys[-1] == "job-key" and moves.call.args[-1] == "job-arg"
+    assert protocol.ends_key("client-7") not in moves.call.keys and moves.call.args[5] == ""

@@ -26,6 +26,7 @@ from arq.worker import Retry
 
 from orchestrator.moves import Move, RunMover
 from shared import codec, protocol
+from shared.commits import Commit
 from shared.connection import Backoff, job_serializer, lost_redis
 from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from shared.func import current_scheduler
@@ -35,7 +36,7 @@ from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from shared.runtime import Runtime
-from shared.store import Claim, Commit, Posted, RedisFullError, RunStore
+from shared.store import Claim, Posted, RedisFullError, RunStore
 from shared.types import Interrupt
 from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from workers.executor import TaskResult, UnknownNodeError, execute_task

@@ -1,0 +1,105 @@
+"""What a run's commit writes: a pure function from the run's record and its next position to
+the call of COMMIT_SCRIPT, apart from the store that makes it (`RunStore.commit`, or with the
+post of an outcome), so that the orchestrator and the workers plan the same commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import codec, protocol
+from shared.errors import ErrorInfo
+from shared.events import ENDS_KEPT
+from shared.protocol import EventMode, RunRecord, SavedCheckpoint
+from shared.queue import ScriptCall
+
+
+@dataclass(frozen=True)
+class WritesEdit:
+    """Changes to a checkpoint's pending writes, made with a commit: outcomes to drop (failed
+    or interrupted tasks about to run again) and resume values to set."""
+
+    checkpoint_id: str
+    drop: tuple[str, ...] = ()
+    resume: Mapping[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A run's commit (`commit_call`), made alone (`RunStore.commit`) or with the post
+    of the outcome that makes it due (`RunStore.post_outcome`); `saved`: the checkpoint it
+    saves, of `size` bytes."""
+
+    call: ScriptCall
+    saved: SavedCheckpoint | None
+    size: int
+
+
+def commit_call(
+    record: RunRecord,
+    *,
+    status: str | None = None,
+    saved: SavedCheckpoint | None = None,
+    new: bool = False,
+    fields: Mapping[str, str | bytes] | None = None,
+    error: ErrorInfo | None = None,
+    edit: WritesEdit | None = None,
+    events: Sequence[tuple[EventMode, Any]] = (),
+    retention: int | None = None,
+    jobs: ScriptCall | None = None,
+) -> Commit:
+    """The commit of the run's next position, to be made iff nobody else moved the run
+    since `record` was read (by `RunStore.commit`, or with the post of an outcome): its
+    status, its checkpoint (`new` ones are listed in the thread's history unless transient;
+    others are saved again, with their view), edits of pending writes, events. A final
+    status frees the thread and retires the run at once (see `RunStore.retire`): its keys expire in
+    `retention` seconds. `jobs`: the enqueue of the new step's jobs (`JobQueue.
+    single_enqueue`), made with the commit."""
+    run_fields: dict[str, str | bytes] = dict(fields or {})
+    if status is not None:
+        run_fields["status"] = status
+    if error is not None:
+        run_fields["error"] = codec.packb(protocol.encode_error(error))
+    final = status in protocol.FINAL_STATUSES
+    if final and retention is None:
+        raise ValueError(f"a run that ends ({status}) needs a retention")
+    tag = record.tag
+    edit = edit or WritesEdit(record.checkpoint_id or "-")
+    blob = protocol.encode_saved(saved) if saved else b""
+    args: list[Any] = [
+        str(record.version), str(len(run_fields)),
+        saved.id if saved else "", blob,
+        "1" if saved is not None and new and not saved.transient else "0",
+        str(retention) if final else "",
+        record.run_id, str(len(edit.drop)), str(len(edit.resume)),
+        protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT, len(events),
+    ]
+    for name, value in run_fields.items():
+        args += [name, value]
+    args += list(edit.drop)
+    for task_id, values in edit.resume.items():
+        args += [f"resume:{task_id}", protocol.encode_resume(values)]
+    args += protocol.event_args(events)
+    keys = [
+        protocol.run_key(record.run_id), protocol.events_key(record.run_id),
+        protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
+        protocol.writes_key(tag, edit.checkpoint_id),
+    ]
+    if final:
+        keys += ending_keys(record)
+    if jobs is not None:
+        if final:
+            raise ValueError("a run that ends enqueues no jobs")
+        keys += jobs.keys
+        args += jobs.args
+    return Commit(ScriptCall(keys, args), saved, len(blob))
+
+
+def ending_keys(record: RunRecord) -> list[str]:
+    """The keys a run's end touches besides its thread's: its graph's active set, and the ends
+    list of the client awaiting it, if any."""
+    keys = [protocol.active_key(record.graph)]
+    if record.waiter:
+        keys.append(protocol.ends_key(record.waiter))
+    return keys
