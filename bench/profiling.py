@@ -24,6 +24,7 @@ from bench.graphs import fanout_input
 from bench.model import median, percentile
 
 RATE = 200  # samples per second per process (py-spy itself takes CPU on a small machine)
+FEW_SAMPLES = 20  # below this, a process's shares by category would be noise
 IDLE = "idle (waiting in epoll)"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (IDLE, ("selectors.py",)),
@@ -168,10 +169,14 @@ def _profile_md(title: str, prof: dict[str, Any], units: int, unit: str) -> list
             out.append(f"- {name}: py-spy failed: {p['error']}")
             continue
         per = 1000 * p["cpu_s"] / units
+        head = (f"- {name}: {p['samples']:,} busy samples = {p['cpu_s']:.2f} s = {per:.2f} ms "
+                f"per {unit}")
+        if p["samples"] < FEW_SAMPLES:
+            out.append(f"{head}: too few samples to tell where the time goes")
+            continue
         cats = ", ".join(f"{k} {v:.0%}" for k, v in list(p["categories"].items())[:8])
         funcs = ", ".join(f"`{k}` {v:.0%}" for k, v in list(p["functions"].items())[:7])
-        out.append(f"- {name}: {p['samples']:,} busy samples = {p['cpu_s']:.2f} s = {per:.2f} ms "
-                   f"per {unit}. Busy time by category: {cats}. Inclusive, arqgraph's own "
+        out.append(f"{head}. Busy time by category: {cats}. Inclusive, arqgraph's own "
                    f"functions: {funcs}")
     return [*out, ""]
 

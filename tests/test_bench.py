@@ -115,6 +115,16 @@ def test_py_spy_stacks_are_summarized() -> None:
     assert summary["functions"]["advance (orchestrator/service.py)"] == pytest.approx(1.0)
 
 
+def test_a_profile_too_short_to_break_down_says_so() -> None:
+    busy = {"samples": 40, "cpu_s": 0.2, "categories": {"redis-py": 0.75, "msgpack": 0.25},
+            "functions": {"advance (orchestrator/service.py)": 1.0}}
+    prof = {"seconds": 1.0, "orchestrator": {**busy, "samples": 1, "categories": {}},
+            "worker 1": busy}
+    lines = profiling._profile_md("Chain", prof, units=200, unit="superstep")
+    assert "- orchestrator: 1 busy samples = 0.20 s = 1.00 ms per superstep: too few" in lines[2]
+    assert "Busy time by category: redis-py 75%, msgpack 25%" in lines[3]
+
+
 async def test_a_toy_fanout_on_the_embedded_path_and_langgraph() -> None:
     env = Env(QUICK, quick=True)
     _, out = await env.on_embedded("bench_fanout", graphs.fanout_input(5))
