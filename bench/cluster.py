@@ -24,6 +24,7 @@ from typing import Any, cast
 import redis
 
 from bench.graphs import SPECS
+from shared import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_PORT = 6379
@@ -199,7 +200,7 @@ class Cluster:
             dead = [p for p in procs if not p.alive()]
             if dead:
                 raise RuntimeError(f"bench: {dead[0].name} exited:\n{dead[0].tail()}")
-            registered = cast(int, self.redis().hlen("arqgraph:graphs")) >= 6
+            registered = cast(int, self.redis().hlen(protocol.GRAPHS_KEY)) >= 6
             serving = all("serving graphs" in p.head() for p in self.worker_procs)
             if registered and serving:
                 return

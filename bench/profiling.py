@@ -81,8 +81,9 @@ def summarize(samples: list[tuple[list[str], int]], top: int = 8) -> dict[str, A
             if any(o in where for o in OWN) and "cli.py" not in where and name not in seen:
                 seen.add(name)
                 own[f"{name} ({where.rsplit('/', 2)[-2]}/{where.rsplit('/', 1)[-1]})"] += count
-    total = sum(cats.values()) or 1
-    return {"samples": total, "idle": idle,
+    busy = sum(cats.values())
+    total = busy or 1
+    return {"samples": busy, "idle": idle,
             "categories": {k: v / total for k, v in cats.most_common()},
             "functions": {k: v / total for k, v in own.most_common(top)}}
 
@@ -169,8 +170,9 @@ def _profile_md(title: str, prof: dict[str, Any], units: int, unit: str) -> list
             out.append(f"- {name}: py-spy failed: {p['error']}")
             continue
         per = 1000 * p["cpu_s"] / units
-        head = (f"- {name}: {p['samples']:,} busy samples = {p['cpu_s']:.2f} s = {per:.2f} ms "
-                f"per {unit}")
+        plural = "" if p["samples"] == 1 else "s"
+        head = (f"- {name}: {p['samples']:,} busy sample{plural} = {p['cpu_s']:.2f} s = "
+                f"{per:.2f} ms per {unit}")
         if p["samples"] < FEW_SAMPLES:
             out.append(f"{head}: too few samples to tell where the time goes")
             continue

@@ -282,8 +282,9 @@ async def cpu(env: Env) -> Result:
         return (await env.on_cluster("bench_fanout_cpu", inp))[0]
 
     async def warm() -> None:
-        """A short run first, so that a worker just started has its caches and threads."""
-        await env.on_cluster("bench_fanout_cpu", fanout_input(8, cpu_ms=ms))
+        """A short run first, so that a worker just started has its caches and threads (64
+        tasks: at --concurrency 1000 one pop may take 32 of them)."""
+        await env.on_cluster("bench_fanout_cpu", fanout_input(64, cpu_ms=ms))
 
     async def on_workers(count: int) -> float:
         assert env.cluster is not None

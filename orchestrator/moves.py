@@ -286,8 +286,8 @@ class RunMover:
         error: ErrorInfo | None = None,
         events: Sequence[tuple[Any, Any]] = (),
     ) -> Commit:
-        """The commit that ends the run (with its last checkpoint, error, events; `commit`
-        returns False when another process moved it first). Its keys are then kept for the
+        """The commit that ends the run (with its last checkpoint, error, events; `RunStore.
+        commit` returns False when another process moved it first). Its keys are then kept for the
         run's own retention, else this mover's."""
         retention = self.retention if record.retention is None else record.retention
         return commit_call(

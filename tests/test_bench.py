@@ -121,7 +121,7 @@ def test_a_profile_too_short_to_break_down_says_so() -> None:
     prof = {"seconds": 1.0, "orchestrator": {**busy, "samples": 1, "categories": {}},
             "worker 1": busy}
     lines = profiling._profile_md("Chain", prof, units=200, unit="superstep")
-    assert "- orchestrator: 1 busy samples = 0.20 s = 1.00 ms per superstep: too few" in lines[2]
+    assert "- orchestrator: 1 busy sample = 0.20 s = 1.00 ms per superstep: too few" in lines[2]
     assert "Busy time by category: redis-py 75%, msgpack 25%" in lines[3]
 
 

@@ -156,8 +156,8 @@ async def test_a_worker_s_end_is_not_made_once_a_cancel_was_asked_for():
 
 
 def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueues_nothing():
-    record = RunRecord(run_id=protocol.new_run_id("t"), graph="g", status="running", version=3, thread_id="t",
-                       checkpoint_id="c1", waiter="client-7")
+    record = RunRecord(run_id=protocol.new_run_id("t"), graph="g", status="running", version=3,
+                       thread_id="t", checkpoint_id="c1", waiter="client-7")
     with pytest.raises(ValueError, match="needs a retention"):
         commit_call(record, status="done")
     with pytest.raises(ValueError, match="enqueues no jobs"):
