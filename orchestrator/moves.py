@@ -185,14 +185,14 @@ class RunMover:
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
-        if record.kind == "update" or (not nxt.tasks and not self._exceeds_limit(record, nxt)):
+        over = self._exceeds_limit(record, nxt)
+        if record.kind == "update" or (not nxt.tasks and not over):
             if record.retention is None and self.retention is None:  # (a worker's plan for a
                 return Plan(nxt, new, events)  # run started by an older orchestrator)
             end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
             return Plan(nxt, new, events, end=self.ending(
                 record, "done", end, saved=new, new=True, events=events))
-        if (not nxt.tasks or self._exceeds_limit(record, nxt)
-                or any(t.node in graph.interrupt_after for t in checkpoint.tasks)):
+        if not nxt.tasks or over or any(t.node in graph.interrupt_after for t in checkpoint.tasks):
             return Plan(nxt, new, events)
         moved = record.model_copy(update={
             "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
@@ -286,9 +286,9 @@ class RunMover:
         error: ErrorInfo | None = None,
         events: Sequence[tuple[Any, Any]] = (),
     ) -> Commit:
-        """The commit that ends the run (with its last checkpoint, error, events; `RunStore.
-        commit` returns False when another process moved it first). Its keys are then kept for the
-        run's own retention, else this mover's."""
+        """The commit that ends the run (with its last checkpoint, error, events;
+        `RunStore.commit` returns False when another process moved it first). Its keys are
+        then kept for the run's own retention, else this mover's."""
         retention = self.retention if record.retention is None else record.retention
         return commit_call(
             record, status=status, saved=saved, new=new, error=error,

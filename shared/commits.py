@@ -53,9 +53,9 @@ def commit_call(
     since `record` was read (by `RunStore.commit`, or with the post of an outcome): its
     status, its checkpoint (`new` ones are listed in the thread's history unless transient;
     others are saved again, with their view), edits of pending writes, events. A final
-    status frees the thread and retires the run at once (see `RunStore.retire`): its keys expire in
-    `retention` seconds. `jobs`: the enqueue of the new step's jobs (`JobQueue.
-    single_enqueue`), made with the commit."""
+    status frees the thread and retires the run at once (see `retire_call`): its keys expire
+    in `retention` seconds. `jobs`: the enqueue of the new step's jobs
+    (`JobQueue.single_enqueue`), made with the commit."""
     run_fields: dict[str, str | bytes] = dict(fields or {})
     if status is not None:
         run_fields["status"] = status
@@ -81,13 +81,9 @@ def commit_call(
     for task_id, values in edit.resume.items():
         args += [f"resume:{task_id}", protocol.encode_resume(values)]
     args += protocol.event_args(events)
-    keys = [
-        protocol.run_key(record.run_id), protocol.events_key(record.run_id),
-        protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
-        protocol.writes_key(tag, edit.checkpoint_id),
-    ]
+    keys = [*_retired_keys(record), protocol.writes_key(tag, edit.checkpoint_id)]
     if final:
-        keys += ending_keys(record)
+        keys += _ending_keys(record)
     if jobs is not None:
         if final:
             raise ValueError("a run that ends enqueues no jobs")
@@ -96,7 +92,24 @@ def commit_call(
     return Commit(ScriptCall(keys, args), saved, len(blob))
 
 
-def ending_keys(record: RunRecord) -> list[str]:
+def retire_call(record: RunRecord, seconds: int) -> ScriptCall:
+    """RETIRE_SCRIPT's call for a run that ended but is still active (see `RunStore.retire`):
+    the retirement a commit that ends a run makes in the same script."""
+    tag = record.tag
+    return ScriptCall([*_retired_keys(record), *_ending_keys(record)],
+                      [seconds, record.run_id, protocol.writes_key(tag, ""),
+                       protocol.claims_key(tag, ""), ENDS_KEPT])
+
+
+def _retired_keys(record: RunRecord) -> list[str]:
+    """The keys that expire when a run is retired (the `retire` function of COMMIT_SCRIPT and
+    RETIRE_SCRIPT): its hash and events, its thread's hash, checkpoints and history."""
+    tag = record.tag
+    return [protocol.run_key(record.run_id), protocol.events_key(record.run_id),
+            protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag)]
+
+
+def _ending_keys(record: RunRecord) -> list[str]:
     """The keys a run's end touches besides its thread's: its graph's active set, and the ends
     list of the client awaiting it, if any."""
     keys = [protocol.active_key(record.graph)]

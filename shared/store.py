@@ -20,9 +20,9 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from shared import codec, protocol
 from shared.batch import Batch
 from shared.cache import RunCache
-from shared.commits import Commit, ending_keys
+from shared.commits import Commit, retire_call
 from shared.errors import ThreadBusyError, UpdateTooLargeError
-from shared.events import ENDS_KEPT, Events
+from shared.events import Events
 from shared.limits import NodeLimits
 from shared.pregel import TaskOutcome
 from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
@@ -279,12 +279,8 @@ class RunStore:
         leaves the active set. The commit that ends a run does this too, in the same script;
         this is for runs that ended before it did (by an earlier version, during an upgrade).
         """
-        tag = record.tag
-        keys = [protocol.run_key(record.run_id), protocol.events_key(record.run_id),
-                protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
-                *ending_keys(record)]
-        await self._retire(keys=keys, args=[seconds, record.run_id, protocol.writes_key(tag, ""),
-                                            protocol.claims_key(tag, ""), ENDS_KEPT])
+        call = retire_call(record, seconds)
+        await self._retire(keys=call.keys, args=call.args)
 
     async def is_active(self, record: RunRecord) -> bool:
         """Whether the run is still listed among its graph's unfinished runs."""
