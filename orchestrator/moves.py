@@ -1,80 +1,46 @@
-"""The moves of a run: from its input to its first step, from a step whose tasks all have
-outcomes to the next, or to its end. Each move is one compare-and-set commit on the run's
-version (`RunStore.commit`), so whoever makes it, it is made once: the orchestrator, for every
-run, and a worker, for the run whose step's only task it has just run: it plans the move on to
-the next step or to the run's end (`RunMover.plan`) and makes it with the post of the task's
-outcome, in one round trip, without the orchestrator's wake-up and read (a run that stops or
-fails there is left to the orchestrator, which the post then tells). The algorithm is `shared.pregel`'s; this
-module decides what to commit and commits it.
+"""The orchestrator's moves of a run: from its input to its first step, from a step whose tasks
+all have outcomes to the next (planned by `shared.moves.MovePlanner`), or to its end: done,
+failed, interrupted, cancelled. Each move is one compare-and-set commit on the run's version
+(`RunStore.commit`), so whoever makes it, it is made once: a worker makes the moves after a
+step whose only task it ran (with the post of the task's outcome, from the same planner) and
+leaves to the orchestrator a run that stops or fails there, telling it with the post.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from orchestrator.starts import first_position, new_checkpoint
+from orchestrator.starts import first_position
 from shared import protocol
-from shared.commits import Commit, commit_call
+from shared.commits import commit_call
 from shared.errors import ErrorInfo, GraphRecursionError
 from shared.graph.compiled import CompiledStateGraph
-from shared.pregel import (
-    START,
-    Checkpoint,
-    TaskOutcome,
-    exceeds_recursion_limit,
-    given_outcome,
-    next_checkpoint,
-    ordered,
-    pending_view,
+from shared.moves import (
+    MovePlanner,
+    exceeds_limit,
+    given_tasks,
+    recursion_limit,
+    run_output,
 )
+from shared.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
 from shared.protocol import RunRecord, SavedCheckpoint
-from shared.queue import JobQueue, ScriptCall
+from shared.queue import JobQueue
 from shared.store import RunStore
 from shared.types import Interrupt
 
 log = logging.getLogger("arqgraph.orchestrator")
 
-DEFAULT_RECURSION_LIMIT = 10007
 
-
-class Move(NamedTuple):
-    """A run's move on to its next step: the run as `moved` there, the `commit` that does it,
-    whether that commit also `enqueues` the step's jobs, and whether it keeps the step's job
-    off the ready list, `held` for the planner to take (see `RunMover.plan`)."""
-
-    moved: RunRecord
-    commit: Commit
-    enqueues: bool
-    held: bool = False
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What follows a step (`RunMover.plan`): the next checkpoint (`next`, `saved` as it is
-    saved, with the `events` of its commit), and the `move` on to it when the run goes on, or
-    the commit that ends the run there (`end`, done) when it ends; neither when it stops
-    (past its recursion limit, or at a breakpoint), nor an end planned without a retention
-    (a worker's plan, for a run started by an older orchestrator)."""
-
-    next: Checkpoint
-    saved: SavedCheckpoint
-    events: list[tuple[Any, Any]]
-    move: Move | None = None
-    end: Commit | None = None
-
-
-class RunMover:
-    """Makes the moves of runs on one Redis. `retention`: how many seconds the keys of the
-    runs it starts are kept once they end (recorded with each run, for whoever ends it; None
-    for a worker's mover, which starts none)."""
+class RunMover(MovePlanner):
+    """Plans and makes the moves of runs on one Redis. `retention`: how many seconds the keys
+    of the runs it starts are kept once they end (recorded with each run, for whoever ends
+    it)."""
 
     def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None) -> None:
+        super().__init__(jobs, retention)
         self.store = store
-        self.jobs = jobs
-        self.retention = retention
 
     async def start(
         self, graph: CompiledStateGraph, record: RunRecord
@@ -110,7 +76,7 @@ class RunMover:
         assert saved is not None
         checkpoint = saved.checkpoint
         if not checkpoint.tasks:  # a finished thread resumed: nothing to run, nothing to save
-            end = {"status": "done", "output": self._output(graph, checkpoint),
+            end = {"status": "done", "output": run_output(graph, checkpoint),
                    "checkpoint_id": saved.id}
             return not await self.store.commit(self.ending(record, "done", end))
         task_ids = [t.id for t in checkpoint.tasks]
@@ -118,7 +84,7 @@ class RunMover:
             outcomes = await self.store.outcomes(record.tag, saved.id, task_ids)
         else:
             outcomes = dict(known)
-        given = _given(graph, checkpoint)
+        given = given_tasks(graph, checkpoint)
         for task in checkpoint.tasks:
             if task.id in given:
                 outcomes[task.id] = given_outcome(task)
@@ -152,8 +118,8 @@ class RunMover:
         if plan.end is not None:
             return not await self.store.commit(plan.end)
         nxt, new, events = plan.next, plan.saved, plan.events
-        if record.kind != "update" and self._exceeds_limit(record, nxt):
-            limit = self._limit(record)
+        if record.kind != "update" and exceeds_limit(record, nxt):
+            limit = recursion_limit(record)
             return not await self.fail(record, GraphRecursionError(
                 f"Recursion limit of {limit} reached without hitting a stop condition. You can "
                 "increase the limit by setting the `recursion_limit` config key."), events,
@@ -161,72 +127,6 @@ class RunMover:
         if nxt.tasks and record.kind != "update":  # a breakpoint after the step's nodes
             return not await self._interrupt(graph, record, new, {}, events, new=True)
         raise ValueError(f"run {record.run_id} ends, but no retention is known for it")
-
-    def plan(
-        self, graph: CompiledStateGraph, record: RunRecord, outcomes: dict[str, TaskOutcome],
-        hold: bool = False,
-    ) -> Plan:
-        """What follows the run's step, all of whose tasks have these outcomes (none failed or
-        was interrupted): the next checkpoint, and when the run goes on to it (no end, no
-        breakpoint, within the recursion limit) the commit that moves it there, or when it
-        ends there the commit that ends it. No I/O: the orchestrator makes the commit
-        (`step`); a worker that ran the step's only task makes it with the post of its
-        outcome, in the same round trip, and, for a move on to a step of one task, when it will
-        `hold` it, takes that task's job in that round trip too (the commit then does not list
-        it as ready: see JobQueue.single_enqueue); the tasks of a wider step are all listed, to
-        start together, none ahead of its siblings. Raises what applying the writes raises
-        (InvalidUpdateError, or a reducer's error)."""
-        saved = record.saved
-        assert saved is not None
-        checkpoint = saved.checkpoint
-        nxt = next_checkpoint(graph.spec, checkpoint, outcomes)
-        source = "update" if record.kind == "update" else "loop"
-        new = new_checkpoint(record, nxt, source, saved.parent if saved.transient else saved.id)
-        events: list[tuple[Any, Any]] = []
-        if nxt.step_wrote and record.kind != "update":
-            events.append(("values", graph.schema.output(nxt.values)))
-        over = self._exceeds_limit(record, nxt)
-        if record.kind == "update" or (not nxt.tasks and not over):
-            if record.retention is None and self.retention is None:  # (a worker's plan for a
-                return Plan(nxt, new, events)  # run started by an older orchestrator)
-            end = {"status": "done", "output": self._output(graph, nxt), "checkpoint_id": new.id}
-            return Plan(nxt, new, events, end=self.ending(
-                record, "done", end, saved=new, new=True, events=events))
-        if not nxt.tasks or over or any(t.node in graph.interrupt_after for t in checkpoint.tasks):
-            return Plan(nxt, new, events)
-        moved = record.model_copy(update={
-            "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
-        })
-        held = hold and len(nxt.tasks) == 1  # (the tasks of a wider step start together)
-        jobs = self._jobs_with_commit(graph, moved, held)
-        commit = commit_call(record, saved=new, new=True, events=events, jobs=jobs)
-        return Plan(nxt, new, events, Move(moved, commit, jobs is not None, held and bool(jobs)))
-
-    @staticmethod
-    def _limit(record: RunRecord) -> int:
-        return int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
-
-    def _exceeds_limit(self, record: RunRecord, nxt: Checkpoint) -> bool:
-        return exceeds_recursion_limit(nxt, self._limit(record), record.first_step)
-
-    def _jobs_with_commit(
-        self, graph: CompiledStateGraph, moved: RunRecord, hold: bool
-    ) -> ScriptCall | None:
-        """The enqueue of a new step's jobs, to make with its commit (one round trip, and no
-        moment when the step is committed and its jobs are not enqueued): when every task is
-        a worker's, none stops at a breakpoint first, and they fit in one call. Otherwise the
-        next move sees to them."""
-        assert moved.saved is not None
-        checkpoint = moved.saved.checkpoint
-        if _given(graph, checkpoint) or any(t.node in graph.interrupt_before
-                                            for t in checkpoint.tasks):
-            return None
-        return self.jobs.single_enqueue(moved, checkpoint.step, checkpoint.tasks,
-                                        graph.fingerprint, len(checkpoint.tasks), hold)
-
-    @staticmethod
-    def _output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:
-        return graph.output_schema.output(checkpoint.values) if checkpoint.wrote else None
 
     @staticmethod
     def _view(
@@ -274,30 +174,3 @@ class RunMover:
         new = view is not None and view.id != record.checkpoint_id
         return await self.store.commit(
             self.ending(record, "failed", end, error=error, events=events, saved=view, new=new))
-
-    def ending(
-        self,
-        record: RunRecord,
-        status: str,
-        end: dict[str, Any],
-        *,
-        saved: SavedCheckpoint | None = None,
-        new: bool = False,
-        error: ErrorInfo | None = None,
-        events: Sequence[tuple[Any, Any]] = (),
-    ) -> Commit:
-        """The commit that ends the run (with its last checkpoint, error, events;
-        `RunStore.commit` returns False when another process moved it first). Its keys are
-        then kept for the run's own retention, else this mover's."""
-        retention = self.retention if record.retention is None else record.retention
-        return commit_call(
-            record, status=status, saved=saved, new=new, error=error,
-            events=[*events, ("end", end)], retention=retention,
-        )
-
-
-def _given(graph: CompiledStateGraph, checkpoint: Checkpoint) -> set[str]:
-    """The ids of the step's tasks whose outcomes are given, not run by workers: the input's
-    and an update's writes (unless they go through a branch)."""
-    return {t.id for t in checkpoint.tasks
-            if (t.node == START or t.update) and t.node not in graph.branches}

@@ -4,14 +4,13 @@ tasks to run again, with the values that resume its interrupts."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from shared.commits import WritesEdit
 from shared.errors import EmptyInputError, InvalidUpdateError, ResumeError
 from shared.graph.compiled import CompiledStateGraph
+from shared.moves import new_checkpoint
 from shared.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
 from shared.protocol import RunRecord, SavedCheckpoint
 from shared.store import RunStore
@@ -26,16 +25,6 @@ class FirstPosition:
     new: bool
     edit: WritesEdit | None = None
     events: list[tuple[Any, Any]] = field(default_factory=list)
-
-
-def new_checkpoint(
-    record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
-    transient: bool = False,
-) -> SavedCheckpoint:
-    return SavedCheckpoint(
-        id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
-        created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
-    )
 
 
 async def first_position(

@@ -11,7 +11,7 @@ not in product code, so that when a run of thread THREAD reaches POINT the proce
 marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything. The crash
 happens once: if the marker file already exists, the point is passed as usual, so a restarted
 instance with the same arguments serves normally. A worker makes the moves of the runs whose
-step's only task it ran, with the post of its outcome (`orchestrator.moves`): the points
+step's only task it ran, with the post of its outcome (`shared.moves`): the points
 `step-commit` and `after-enqueue` of those moves are its (right after that post). With
 `--no-moves`, a worker leaves every move to the orchestrator (as before workers made any), so
 that every point is the orchestrator's.

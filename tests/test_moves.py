@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.embedded import in_memory_redis
-from orchestrator.moves import RunMover
 from orchestrator.service import Orchestrator
 from shared import protocol, queue
 from shared.commits import commit_call
 from shared.graph import START, StateGraph
 from shared.graph.compiled import CompiledStateGraph
+from shared.moves import MovePlanner
 from shared.pregel import TaskOutcome
 from shared.protocol import RunRecord
 from shared.queue import JobQueue, ScriptCall
@@ -102,7 +102,7 @@ async def test_a_step_that_stops_at_a_breakpoint_has_no_jobs(monkeypatch: pytest
 
 
 async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start():
-    """A worker's mover has no retention of its own (it starts no runs): it plans a run's end
+    """A worker's planner has no retention of its own (it starts no runs): it plans a run's end
     with the one its orchestrator recorded when starting the run, and plans none for a run
     started without (by an older orchestrator: the orchestrator ends it, told by the post)."""
     compiled = graph("kept")
@@ -113,7 +113,7 @@ async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start()
     assert await finish_step(orchestrator, run_id) == ["p0"]
     redis = orchestrator.store.redis
     store = RunStore(redis)
-    workers = RunMover(store, JobQueue(redis, orchestrator.queue))
+    workers = MovePlanner(JobQueue(redis, orchestrator.queue))
     record = await store.load_run(run_id)
     assert record is not None and record.saved is not None and record.retention == 1234
     last = record.saved.checkpoint.tasks[0]
@@ -144,7 +144,7 @@ async def test_a_worker_s_end_is_not_made_once_a_cancel_was_asked_for():
     assert record is not None and record.saved is not None
     last = record.saved.checkpoint.tasks[0]
     outcome = TaskOutcome(last.id, last.node, {"log": ["last"]})
-    plan = RunMover(store, JobQueue(store.redis, orchestrator.queue)).plan(
+    plan = MovePlanner(JobQueue(store.redis, orchestrator.queue)).plan(
         compiled, record, {last.id: outcome})
     assert plan.end is not None
     await store.redis.hset(protocol.run_key(run_id), "cancel", "1")

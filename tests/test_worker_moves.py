@@ -237,14 +237,14 @@ async def test_a_fan_out_of_more_tasks_than_one_enqueue_is_left_to_the_orchestra
     graph = builder.compile(name="wide")
     async with EmbeddedCluster([graph]) as cluster:
         planned: list[int] = []
-        mover = cluster.worker.runner.mover
-        plan = mover.plan
+        planner = cluster.worker.runner.planner
+        plan = planner.plan
 
         def counting_plan(graph: Any, record: Any, outcomes: Any, hold: bool = False) -> Any:
             planned.append(record.checkpoint.step)
             return plan(graph, record, outcomes, hold)
 
-        mover.plan = counting_plan  # type: ignore[method-assign]
+        planner.plan = counting_plan  # type: ignore[method-assign]
         for n, moved_by_worker in ((2, [0]), (3, [])):
             planned.clear()
             handle = await cluster.client.submit("wide", {"n": n})

@@ -24,7 +24,6 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
-from orchestrator.moves import Move, RunMover
 from shared import codec, protocol
 from shared.commits import Commit
 from shared.connection import Backoff, job_serializer, lost_redis
@@ -32,6 +31,7 @@ from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from shared.func import current_scheduler
 from shared.graph.compiled import CompiledStateGraph
 from shared.graph.state import NodeSpec
+from shared.moves import Move, MovePlanner
 from shared.pregel import START, Task, TaskOutcome
 from shared.protocol import RunRecord
 from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
@@ -95,7 +95,7 @@ class NodeRunner:
             spec.concurrency is not None or spec.rate_interval is not None
             for spec in g.nodes.values())}
         # plans the moves it makes with its posts (see `_planned_commit`)
-        self.mover = RunMover(self.store, self.jobs)
+        self.planner = MovePlanner(self.jobs)
 
     async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
         """Take up to `most` of these jobs (JobQueue.take) and start their tasks in the same
@@ -382,7 +382,7 @@ class NodeRunner:
     ) -> tuple[Commit | None, Move | None]:
         """The commit to make with the post of the outcome, as the orchestrator would once
         told: its wake-up and its read of the run are then off the path from one superstep to
-        the next. It is the move on to the next step with its jobs (`RunMover.plan`), which
+        the next. It is the move on to the next step with its jobs (`MovePlanner.plan`), which
         comes second too (and to `hold`, this worker takes the next step's job with it when
         that step has one task: no other worker's wake-up and read either), or the run's end.
         (None, None) when the run stops there, or the next step's jobs go apart: the post tells
@@ -391,7 +391,7 @@ class NodeRunner:
         if not self._moves_on(record, outcome):
             return None, None
         try:
-            plan = self.mover.plan(graph, record, {outcome.task_id: outcome}, hold)
+            plan = self.planner.plan(graph, record, {outcome.task_id: outcome}, hold)
         except Exception:  # a reducer that raised: the orchestrator fails the run with it
             return None, None
         if plan.move is not None:

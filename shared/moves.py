@@ -1,0 +1,165 @@
+"""The plan of a run's next move: a pure function of its record and its step's outcomes, giving
+the next checkpoint (`shared.pregel`) and the commit that moves the run on to it with its jobs,
+or that ends the run there (`shared.commits`). No I/O, so that one planner serves both shells:
+the orchestrator makes the commits it plans (`orchestrator.moves.RunMover`), and a worker that
+ran a step's only task makes its plan with the post of the task's outcome, in the same round
+trip (`workers.runner`). Each commit is a compare-and-set on the run's version: whoever makes
+a move, it is made once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from shared.commits import Commit, commit_call
+from shared.errors import ErrorInfo
+from shared.graph.compiled import CompiledStateGraph
+from shared.pregel import START, Checkpoint, TaskOutcome, exceeds_recursion_limit, next_checkpoint
+from shared.protocol import RunRecord, SavedCheckpoint
+from shared.queue import JobQueue, ScriptCall
+
+DEFAULT_RECURSION_LIMIT = 10007
+
+
+class Move(NamedTuple):
+    """A run's move on to its next step: the run as `moved` there, the `commit` that does it,
+    whether that commit also `enqueues` the step's jobs, and whether it keeps the step's job
+    off the ready list, `held` for the planner to take (see `MovePlanner.plan`)."""
+
+    moved: RunRecord
+    commit: Commit
+    enqueues: bool
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What follows a step (`MovePlanner.plan`): the next checkpoint (`next`, `saved` as it is
+    saved, with the `events` of its commit), and the `move` on to it when the run goes on, or
+    the commit that ends the run there (`end`, done) when it ends; neither when it stops
+    (past its recursion limit, or at a breakpoint), nor an end planned without a retention
+    (a worker's plan, for a run started by an older orchestrator)."""
+
+    next: Checkpoint
+    saved: SavedCheckpoint
+    events: list[tuple[Any, Any]]
+    move: Move | None = None
+    end: Commit | None = None
+
+
+class MovePlanner:
+    """Plans the moves of runs whose jobs go on one queue (`jobs`: only its calls are built,
+    none made). `retention`: how many seconds a run's keys are kept once it ends, for a run
+    that recorded none at its start (None for a worker's planner: it plans no such end)."""
+
+    def __init__(self, jobs: JobQueue, retention: int | None = None) -> None:
+        self.jobs = jobs
+        self.retention = retention
+
+    def plan(
+        self, graph: CompiledStateGraph, record: RunRecord, outcomes: dict[str, TaskOutcome],
+        hold: bool = False,
+    ) -> Plan:
+        """What follows the run's step, all of whose tasks have these outcomes (none failed or
+        was interrupted): the next checkpoint, and when the run goes on to it (no end, no
+        breakpoint, within the recursion limit) the commit that moves it there, or when it
+        ends there the commit that ends it. The orchestrator makes the commit alone; a worker
+        that ran the step's only task makes it with the post of its outcome, and, for a move on
+        to a step of one task, when it will `hold` it, takes that task's job in that round trip
+        too (the commit then does not list it as ready: see JobQueue.single_enqueue); the tasks
+        of a wider step are all listed, to start together, none ahead of its siblings. Raises
+        what applying the writes raises (InvalidUpdateError, or a reducer's error)."""
+        saved = record.saved
+        assert saved is not None
+        checkpoint = saved.checkpoint
+        nxt = next_checkpoint(graph.spec, checkpoint, outcomes)
+        source = "update" if record.kind == "update" else "loop"
+        new = new_checkpoint(record, nxt, source, saved.parent if saved.transient else saved.id)
+        events: list[tuple[Any, Any]] = []
+        if nxt.step_wrote and record.kind != "update":
+            events.append(("values", graph.schema.output(nxt.values)))
+        over = exceeds_limit(record, nxt)
+        if record.kind == "update" or (not nxt.tasks and not over):
+            if record.retention is None and self.retention is None:  # (a worker's plan for a
+                return Plan(nxt, new, events)  # run started by an older orchestrator)
+            end = {"status": "done", "output": run_output(graph, nxt), "checkpoint_id": new.id}
+            return Plan(nxt, new, events, end=self.ending(
+                record, "done", end, saved=new, new=True, events=events))
+        if not nxt.tasks or over or any(t.node in graph.interrupt_after for t in checkpoint.tasks):
+            return Plan(nxt, new, events)
+        moved = record.model_copy(update={
+            "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
+        })
+        held = hold and len(nxt.tasks) == 1  # (the tasks of a wider step start together)
+        jobs = self._jobs_with_commit(graph, moved, held)
+        commit = commit_call(record, saved=new, new=True, events=events, jobs=jobs)
+        return Plan(nxt, new, events, Move(moved, commit, jobs is not None, held and bool(jobs)))
+
+    def ending(
+        self,
+        record: RunRecord,
+        status: str,
+        end: dict[str, Any],
+        *,
+        saved: SavedCheckpoint | None = None,
+        new: bool = False,
+        error: ErrorInfo | None = None,
+        events: Sequence[tuple[Any, Any]] = (),
+    ) -> Commit:
+        """The commit that ends the run (with its last checkpoint, error, events;
+        `RunStore.commit` returns False when another process moved it first). Its keys are
+        then kept for the run's own retention, else this planner's."""
+        retention = self.retention if record.retention is None else record.retention
+        return commit_call(
+            record, status=status, saved=saved, new=new, error=error,
+            events=[*events, ("end", end)], retention=retention,
+        )
+
+    def _jobs_with_commit(
+        self, graph: CompiledStateGraph, moved: RunRecord, hold: bool
+    ) -> ScriptCall | None:
+        """The enqueue of a new step's jobs, to make with its commit (one round trip, and no
+        moment when the step is committed and its jobs are not enqueued): when every task is
+        a worker's, none stops at a breakpoint first, and they fit in one call. Otherwise the
+        next move sees to them."""
+        assert moved.saved is not None
+        checkpoint = moved.saved.checkpoint
+        if given_tasks(graph, checkpoint) or any(t.node in graph.interrupt_before
+                                                 for t in checkpoint.tasks):
+            return None
+        return self.jobs.single_enqueue(moved, checkpoint.step, checkpoint.tasks,
+                                        graph.fingerprint, len(checkpoint.tasks), hold)
+
+
+def new_checkpoint(
+    record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
+    transient: bool = False,
+) -> SavedCheckpoint:
+    return SavedCheckpoint(
+        id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
+        created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
+    )
+
+
+def recursion_limit(record: RunRecord) -> int:
+    return int(record.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT))
+
+
+def exceeds_limit(record: RunRecord, nxt: Checkpoint) -> bool:
+    """Whether the run, on to `nxt`, would pass its recursion limit (counted from its start)."""
+    return exceeds_recursion_limit(nxt, recursion_limit(record), record.first_step)
+
+
+def run_output(graph: CompiledStateGraph, checkpoint: Checkpoint) -> Any:
+    return graph.output_schema.output(checkpoint.values) if checkpoint.wrote else None
+
+
+def given_tasks(graph: CompiledStateGraph, checkpoint: Checkpoint) -> set[str]:
+    """The ids of the step's tasks whose outcomes are given, not run by workers: the input's
+    and an update's writes (unless they go through a branch)."""
+    return {t.id for t in checkpoint.tasks
+            if (t.node == START or t.update) and t.node not in graph.branches}
