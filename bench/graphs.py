@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import os
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
@@ -173,11 +174,19 @@ def build_three(kit: Kit) -> Any:
 
 class HoldState(TypedDict, total=False):
     hold: float
+    release: str
     out: int
 
 
 async def hold(state: HoldState) -> dict[str, Any]:
-    await asyncio.sleep(state.get("hold", 0.0))
+    """Waits `hold` seconds, or until the file `release` exists (the bench and its workers
+    share one machine): the bench holds every run in flight at once, then lets them all go."""
+    release = state.get("release")
+    if release:
+        while not os.path.exists(release):
+            await asyncio.sleep(0.1)
+    else:
+        await asyncio.sleep(state.get("hold", 0.0))
     return {"out": 1}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import time
 from typing import cast
 
@@ -143,6 +145,10 @@ async def _kept_bytes(cluster: Cluster) -> int:
 
 
 async def inflight(env: Env) -> Result:
+    """Every run is held in flight at once (its node waits for a file the bench creates once
+    the orchestrator has started them all: each has its first job queued), then let go: the
+    orchestrator's peak RSS covers all of them, and the drain measures how fast the cluster
+    works off that many runs waiting."""
     cluster, client = env.cluster, env.client
     assert cluster is not None and cluster.orchestrator is not None and client is not None
     res = Result("inflight")
@@ -162,17 +168,29 @@ async def inflight(env: Env) -> Result:
             peak_flight = max(peak_flight, int(cast(int, redis.scard(graph_active))))
             await asyncio.sleep(0.1)
 
+    def queued() -> int:
+        return int(cast(int, redis.zcard(protocol.DEFAULT_QUEUE)))
+
     sampler = asyncio.create_task(sample())
-    started = time.perf_counter()
-    batch = 1000
-    for i in range(0, n, batch):
-        await asyncio.gather(*[client.submit("bench_hold", {"hold": 0.2})
-                               for _ in range(min(batch, n - i))])
-    submitted = time.perf_counter() - started
-    deadline = time.monotonic() + 600
-    while cast(int, redis.scard(graph_active)) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    wall = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as gate:
+        release = os.path.join(gate, "release")
+        started = time.perf_counter()
+        batch = 1000
+        for i in range(0, n, batch):
+            await asyncio.gather(*[client.submit("bench_hold", {"release": release})
+                                   for _ in range(min(batch, n - i))])
+        submitted = time.perf_counter() - started
+        deadline = time.monotonic() + 600
+        while queued() < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        all_started = time.perf_counter() - started
+        held = queued()
+        peak_rss = max(peak_rss, rss_bytes(orch))
+        open(release, "w").close()
+        released = time.perf_counter()
+        while cast(int, redis.scard(graph_active)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        drained = time.perf_counter() - released
     stop.set()
     await sampler
     left = int(cast(int, redis.scard(graph_active)))
@@ -181,11 +199,16 @@ async def inflight(env: Env) -> Result:
                 detail=f"{base_rss / 1e6:.0f} MB before; peak {peak_flight:,} runs in flight"))
     res.add(Row(CLUSTER, "Redis memory per finished run", "bytes", [per_run],
                 detail="kept for --retention (a week)"))
-    res.add(Row(CLUSTER, "runs/s", "runs/s", [n / wall], higher_is_better=True,
-                detail=f"{n:,} submitted in {submitted:.1f} s, all done in {wall:.1f} s"))
-    res.met = peak_rss <= 300e6 and left == 0
+    res.add(Row(CLUSTER, "runs/s started", "runs/s", [n / all_started], higher_is_better=True,
+                detail=f"{n:,} submitted in {submitted:.1f} s, all started in {all_started:.1f} s"))
+    res.add(Row(CLUSTER, "runs/s drained once released", "runs/s", [n / drained],
+                higher_is_better=True, detail=f"all done {drained:.1f} s after their release"))
+    res.met = peak_rss <= 300e6 and left == 0 and held >= n
     res.verdict = (f"peak RSS {peak_rss / 1e6:.0f} MB with {peak_flight:,} of {n:,} runs in flight "
-                   f"(target 300 MB at 10,000); Redis {per_run / 1024:.1f} KiB per finished run")
+                   f"at once (target 300 MB at 10,000); Redis {per_run / 1024:.1f} KiB per "
+                   "finished run")
+    if held < n:
+        res.notes.append(f"only {held:,} of {n:,} runs had started after 600 s")
     if left:
         res.notes.append(f"{left} runs had not finished after 600 s")
     return res
