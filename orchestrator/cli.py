@@ -125,6 +125,7 @@ async def _run(args: argparse.Namespace) -> int:
         finally:
             await client.close()
     graphs = load_all([args.spec])
+    log_arq_jobs(Settings.from_env().log_jobs)  # (its worker is in this process)
     async with EmbeddedCluster(graphs) as cluster:
         handle = await cluster.client.submit(graphs[0].name, data, config)
         return await _follow(handle, modes)
