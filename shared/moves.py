@@ -1,10 +1,9 @@
-"""The plan of a run's next move: a pure function of its record and its step's outcomes, giving
-the next checkpoint (`shared.pregel`) and the commit that moves the run on to it with its jobs,
-or that ends the run there (`shared.commits`). No I/O, so that one planner serves both shells:
-the orchestrator makes the commits it plans (`orchestrator.moves.RunMover`), and a worker that
-ran a step's only task makes its plan with the post of the task's outcome, in the same round
-trip (`workers.runner`). Each commit is a compare-and-set on the run's version: whoever makes
-a move, it is made once.
+"""The plan of a run's next move, from its record and its step's outcomes: the next checkpoint
+(`shared.pregel`) and the commit that moves the run on to it with its jobs, or that ends the run
+there (`shared.commits`). No I/O, so that one planner serves both shells: the orchestrator makes
+the commits it plans (`orchestrator.moves.RunMover`), and a worker that ran a step's only task
+makes its plan with the post of the task's outcome, in the same round trip (`workers.runner`).
+Each commit is a compare-and-set on the run's version: whoever makes a move, it is made once.
 """
 
 from __future__ import annotations

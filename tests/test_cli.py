@@ -18,17 +18,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestrator.cli"]
 
 
-def test_run_embedded_prints_events_and_final_state():
-    done = subprocess.run(
+def run_embedded(log_jobs: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ARQGRAPH_LOG_JOBS"}
+    if log_jobs is not None:
+        env["ARQGRAPH_LOG_JOBS"] = log_jobs
+    return subprocess.run(
         [*CLI, "run", "examples.llm_db:graph", "--input", '{"query": "q"}', "--stream", "updates"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True, env=env,
     )
+
+
+def test_run_embedded_prints_events_and_final_state():
+    done = run_embedded()
     assert "arqgraph.run_task" not in done.stderr  # arq's lines per job: off unless asked for
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert {next(iter(e["updates"])) for e in events[:-1]} == {"start", "llm", "db"}
     assert events[-1] == {
         "query": "q", "llm_result": "LLM answer for: q", "db_result": "DB result for: q"
     }
+
+
+def test_run_embedded_logs_arq_s_lines_per_job_when_asked_for():
+    done = run_embedded(log_jobs="1")
+    assert done.stderr.count("arqgraph.run_task") == 2 * 3  # start and end of each node
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """kill -9 of the orchestrator at exact points of its work, on a real redis-server with real
 processes: a restarted (or a second) orchestrator finishes the run, and no superstep is skipped or
 applied twice. Likewise for a worker killed in the move it makes of a run whose step's only task
-it ran (`orchestrator.moves`).
+it ran (`shared.moves`).
 
 The orchestrator that crashes is `tests/crashing_process.py`: `arqgraph orchestrator` with a
 few store methods wrapped so that the process sends itself SIGKILL when the chosen run reaches

@@ -1,4 +1,4 @@
-"""A worker that ran a step's only task moves the run on with its post (`orchestrator.moves`): the
+"""A worker that ran a step's only task moves the run on with its post (`shared.moves`): the
 orchestrator starts runs, ends them, and moves the steps of several tasks.
 
 Fast tests on the in-memory Redis; tests/test_orchestrator_crash.py kills a worker in its move.

@@ -3,7 +3,7 @@
 `NodeRunner.run_job` is the arq function of every job (`protocol.TaskJob`). It reads the run's
 checkpoint, claims an attempt at the task, runs the node (and its conditional edges) and posts
 the outcome, with the run's move on to its next step (or its end) when the task was its
-step's only one (`orchestrator.moves`); the orchestrator does the rest. A job that is garbage,
+step's only one (planned by `shared.moves`); the orchestrator does the rest. A job that is garbage,
 stale, a duplicate, or for a graph this worker did not load is logged and dropped, and the
 worker keeps serving. How jobs reach it (the ready list, leases, hand-back) is `workers.worker`'s.
 """

@@ -100,7 +100,7 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
 --       committed, else 0.
 -- Nothing happens unless the run's version is still the expected one: the compare-and-set that lets
--- several orchestrators (and the workers that move runs on, see orchestrator.moves) serve one
+-- several orchestrators (and the workers that move runs on, see shared.moves) serve one
 -- Redis. Nor, unless the run ends, once a cancel was asked for: the run stays at its step,
 -- for the cancel's own move to end it there (a cancel sets a field, not a new version). A run
 -- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
@@ -258,7 +258,7 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
--- orchestrator.moves), and takes the next step's job (kept off the ready list by the
+-- shared.moves), and takes the next step's job (kept off the ready list by the
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
