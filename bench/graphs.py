@@ -173,20 +173,32 @@ def build_three(kit: Kit) -> Any:
 
 
 class HoldState(TypedDict, total=False):
-    hold: float
     release: str
     out: int
 
 
+_gates: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[None]] = {}
+_watchers: set[asyncio.Task[None]] = set()
+
+
 async def hold(state: HoldState) -> dict[str, Any]:
-    """Waits `hold` seconds, or until the file `release` exists (the bench and its workers
-    share one machine): the bench holds every run in flight at once, then lets them all go."""
-    release = state.get("release")
-    if release:
-        while not os.path.exists(release):
-            await asyncio.sleep(0.1)
-    else:
-        await asyncio.sleep(state.get("hold", 0.0))
+    """Waits until the file `release` exists (the bench and its workers share one machine): the
+    bench holds every run in flight at once, then lets them all go. One watcher per process
+    looks for the file, however many nodes wait for it."""
+    loop, path = asyncio.get_running_loop(), state["release"]
+    gate = _gates.get((loop, path))
+    if gate is None:
+        gate = _gates[loop, path] = loop.create_future()
+
+        async def watch() -> None:
+            while not os.path.exists(path):
+                await asyncio.sleep(0.02)
+            gate.set_result(None)
+
+        watcher = loop.create_task(watch())
+        _watchers.add(watcher)
+        watcher.add_done_callback(_watchers.discard)
+    await asyncio.shield(gate)
     return {"out": 1}
 
 
