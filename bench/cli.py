@@ -77,7 +77,7 @@ def selected(only: Sequence[str]) -> list[Scenario]:
 
 
 async def run_all(env: Env, chosen: Sequence[Scenario]) -> list[Result]:
-    from orchestrator.client import Client
+    from arqgraph.client import Client
 
     results = []
     if env.cluster is not None:

@@ -23,8 +23,8 @@ from typing import Any, cast
 
 import redis
 
+from arqgraph import protocol
 from bench.graphs import SPECS
-from shared import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_PORT = 6379
@@ -160,7 +160,7 @@ class Cluster:
             self.redis_proc.wait()
         raise SystemExit("bench: redis-server did not start; see " + str(self.workdir / "redis.log"))
 
-    def _spawn(self, name: str, args: Sequence[str], module: str = "orchestrator.cli") -> Proc:
+    def _spawn(self, name: str, args: Sequence[str], module: str = "arqgraph.cli") -> Proc:
         self._count += 1
         log = self.workdir / f"{name}-{self._count}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}

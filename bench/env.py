@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from arqgraph.client import Client
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.graph.compiled import CompiledStateGraph
 from bench import graphs
 from bench.cluster import Cluster, counter_delta, cpu_seconds
 from bench.graphs import GRAPHS
-from orchestrator.client import Client
-from orchestrator.embedded import EmbeddedCluster
-from shared.graph.compiled import CompiledStateGraph
 
 
 @dataclass(frozen=True)

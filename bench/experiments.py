@@ -24,12 +24,13 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.core.pregel import Checkpoint, Task
+from arqgraph.protocol import SavedCheckpoint
+from arqgraph.storage.connection import connect
 from bench.cluster import Cluster
 from bench.model import median, percentile
-from shared import codec, protocol
-from shared.connection import connect
-from shared.pregel import Checkpoint, Task
-from shared.protocol import SavedCheckpoint
 
 ENQUEUE_LUA = """
 -- KEYS[1] queue; ARGV: score, then (job id, job body) pairs. Skips jobs that exist.

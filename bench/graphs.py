@@ -34,8 +34,8 @@ class Kit:
 
 
 def arqgraph_kit() -> Kit:
-    from shared.graph import END, START, StateGraph
-    from shared.types import Send
+    from arqgraph.graph import END, START, StateGraph
+    from arqgraph.types import Send
 
     return Kit(StateGraph, START, END, Send)
 

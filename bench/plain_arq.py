@@ -20,8 +20,8 @@ from typing import Any
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 
+from arqgraph.storage.connection import job_deserializer, job_serializer, redis_settings
 from bench.graphs import Item, burn
-from shared.connection import job_deserializer, job_serializer, redis_settings
 
 Ctx = dict[str, Any]
 

@@ -29,11 +29,11 @@ IDLE = "idle (waiting in epoll)"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (IDLE, ("selectors.py",)),
     ("logging (arq logs 2 lines per job)", ("logging/",)),
-    ("msgpack encode/decode", ("msgpack", "shared/codec.py")),
+    ("msgpack encode/decode", ("msgpack", "shared/core/codec.py")),
     ("pydantic models", ("pydantic",)),
     ("redis-py (commands, sockets, replies)", ("redis/", "hiredis")),
     ("arq (enqueue, pick-up, bookkeeping)", ("arq/",)),
-    ("superstep algorithm (pregel, reducers)", ("shared/pregel.py", "shared/schema.py")),
+    ("superstep algorithm (pregel, reducers)", ("shared/core/pregel.py", "shared/core/schema.py")),
     ("protocol encode/decode", ("shared/protocol/",)),
     ("node code and executor", ("workers/executor.py", "bench/graphs.py")),
     ("asyncio event loop", ("asyncio/",)),
@@ -148,7 +148,7 @@ def pyinstrument_embedded(graph: str, input: Any, lines: int = 45) -> list[str]:
 
 async def redis_round_trip(url: str, count: int = 2000) -> dict[str, float]:
     """One command's round trip from asyncio redis-py (PING), in microseconds."""
-    from shared.connection import connect
+    from arqgraph.storage.connection import connect
 
     redis = await connect(url, what="bench")
     times = []
@@ -194,7 +194,7 @@ def profile_all(env: Env) -> list[str]:
     print("- profiling (py-spy, pyinstrument)", flush=True)
 
     async def cluster_profiles() -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
-        from orchestrator.client import Client
+        from arqgraph.client import Client
 
         env.client = await Client.connect(cluster.url)
         try:

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from arqgraph import protocol
 from bench.cluster import Cluster, Proc, counter_delta, cpu_seconds, rss_bytes
 from bench.env import Env
 from bench.graphs import fanout_input
 from bench.model import ARQ, CLUSTER, LANGGRAPH, Result, Row
-from shared import protocol
 
 # -- idle -------------------------------------------------------------------------------------
 

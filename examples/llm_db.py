@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import TypedDict
 
-from shared.graph import END, StateGraph
+from arqgraph.graph import END, StateGraph
 
 
 class State(TypedDict, total=False):

@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import TypedDict
 
-from shared.graph import END, START, StateGraph
+from arqgraph.graph import END, START, StateGraph
 
 
 class CandidateState(TypedDict, total=False):

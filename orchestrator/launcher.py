@@ -13,7 +13,7 @@ import tempfile
 import time
 from urllib.parse import urlparse
 
-from shared.connection import connect
+from arqgraph.storage.connection import connect
 
 
 def _reachable(url: str) -> bool:
@@ -53,7 +53,7 @@ def launch(args: argparse.Namespace) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     if not _reachable(args.redis):
         procs.append(_start_redis(args.redis))
-    base = [sys.executable, "-m", "orchestrator.cli"]
+    base = [sys.executable, "-m", "arqgraph.cli"]
     env = {**os.environ, "ARQGRAPH_REDIS_URL": args.redis}
     procs.append(subprocess.Popen([*base, "orchestrator", *args.specs, "--redis", args.redis],
                                   env=env))

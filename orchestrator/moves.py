@@ -1,5 +1,5 @@
 """The orchestrator's moves of a run: from its input to its first step, from a step whose tasks
-all have outcomes to the next (planned by `shared.moves.MovePlanner`), or to its end: done,
+all have outcomes to the next (planned by `arqgraph.storage.moves.MovePlanner`), or to its end: done,
 failed, interrupted, cancelled. Each move is one compare-and-set commit on the run's version
 (`RunStore.commit`), so whoever makes it, it is made once: a worker makes the moves after a
 step whose only task it ran (with the post of the task's outcome, from the same planner) and
@@ -10,25 +10,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.starts import first_position
-from shared import protocol
-from shared.commits import commit_call
-from shared.errors import ErrorInfo, GraphRecursionError
-from shared.graph.compiled import CompiledStateGraph
-from shared.moves import (
+from arqgraph import protocol
+from arqgraph.core.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
+from arqgraph.errors import ErrorInfo, GraphRecursionError
+from arqgraph.orchestrator.starts import first_position
+from arqgraph.protocol import RunRecord, SavedCheckpoint
+from arqgraph.storage.commits import commit_call
+from arqgraph.storage.moves import (
     MovePlanner,
     exceeds_limit,
     given_tasks,
     recursion_limit,
     run_output,
 )
-from shared.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
-from shared.protocol import RunRecord, SavedCheckpoint
-from shared.queue import JobQueue
-from shared.store import RunStore
-from shared.types import Interrupt
+from arqgraph.storage.queue import JobQueue
+from arqgraph.storage.runs import RunStore
+from arqgraph.types import Interrupt
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 log = logging.getLogger("arqgraph.orchestrator")
 
@@ -45,7 +47,7 @@ class RunMover(MovePlanner):
     async def start(
         self, graph: CompiledStateGraph, record: RunRecord
     ) -> tuple[RunRecord, bool] | None:
-        """Put a pending run on its first position (see `orchestrator.starts`). Returns the
+        """Put a pending run on its first position (see `arqgraph.orchestrator.starts`). Returns the
         run as committed and whether its step is new (has no outcomes yet), or None when
         another orchestrator started it first."""
         first = await first_position(self.store, graph, record)

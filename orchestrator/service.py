@@ -5,7 +5,7 @@ run and does whatever is due — enqueue the current step's missing tasks, or, o
 an outcome, fold the writes and commit the next checkpoint with a compare-and-set on the run's
 version. Doing the due thing twice is harmless (job ids are deterministic, the commit is a CAS),
 so several orchestrators can serve one Redis, and a periodic sweep of unfinished runs repairs
-any notice that was lost. The moves themselves are `orchestrator.moves`'s; a worker makes those
+any notice that was lost. The moves themselves are `arqgraph.orchestrator.moves`'s; a worker makes those
 of the steps whose only task it ran, and the orchestrator is then not told.
 """
 
@@ -16,23 +16,26 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
-from orchestrator.moves import RunMover
-from shared import protocol
-from shared.connection import Backoff, lost_redis
-from shared.errors import (
+from arqgraph import protocol
+from arqgraph.errors import (
     EmptyInputError,
     GraphMismatchError,
     InvalidInputError,
     InvalidUpdateError,
     ResumeError,
 )
-from shared.graph.compiled import CompiledStateGraph
-from shared.protocol import GraphInfo, RunRecord
-from shared.queue import JobQueue
-from shared.store import RunStore
+from arqgraph.orchestrator.moves import RunMover
+from arqgraph.protocol import GraphInfo, RunRecord
+from arqgraph.storage.connection import Backoff, lost_redis
+from arqgraph.storage.queue import JobQueue
+from arqgraph.storage.runs import RunStore
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 log = logging.getLogger("arqgraph.orchestrator")
 

@@ -5,15 +5,17 @@ tasks to run again, with the values that resume its interrupts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.commits import WritesEdit
-from shared.errors import EmptyInputError, InvalidUpdateError, ResumeError
-from shared.graph.compiled import CompiledStateGraph
-from shared.moves import new_checkpoint
-from shared.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
-from shared.protocol import RunRecord, SavedCheckpoint
-from shared.store import RunStore
+from arqgraph.core.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
+from arqgraph.errors import EmptyInputError, InvalidUpdateError, ResumeError
+from arqgraph.protocol import RunRecord, SavedCheckpoint
+from arqgraph.storage.commits import WritesEdit
+from arqgraph.storage.moves import new_checkpoint
+from arqgraph.storage.runs import RunStore
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""arqgraph's shared package: the graph API, the pure superstep algorithm and the wire protocol.
+"""arqgraph: LangGraph's graph API, run on a worker pool over Redis (or embedded in-process).
 
-Everything here is importable by every process (producer, orchestrator, worker). The modules
-mirror LangGraph's public names (`shared.graph`, `shared.types`, ...) so that a LangGraph program
-ports by replacing its `langgraph.` import prefix with `shared.`.
+A LangGraph program ports by changing its `langgraph.` import prefix to `arqgraph.`: the public
+modules (`arqgraph.graph`, `arqgraph.types`, `arqgraph.func`, ...) mirror LangGraph's names. This
+package is the repository's `shared/` folder; `orchestrator/` and `workers/` install as its
+subpackages `arqgraph.orchestrator` and `arqgraph.workers`.
 """
 
 __version__ = "0.1.0"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from shared.runtime import Runtime
-from shared.types import StreamWriter
+from arqgraph.runtime import Runtime
+from arqgraph.types import StreamWriter
 
 current_config: ContextVar[dict[str, Any] | None] = ContextVar("arqgraph_config", default=None)
 current_runtime: ContextVar[Runtime[Any] | None] = ContextVar("arqgraph_runtime", default=None)

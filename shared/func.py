@@ -20,101 +20,29 @@ Outside an entrypoint running on a worker, a task call simply runs the function.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import functools
 import inspect
-from collections.abc import Callable, Generator, Iterator, Sequence
-from contextvars import ContextVar
-from typing import Any, Protocol, TypedDict
+from collections.abc import Callable, Iterator
+from typing import Any, TypedDict
 
-from shared.graph.compiled import CompiledStateGraph
-from shared.graph.state import StateGraph
-from shared.pregel import END, START
-from shared.types import RetryPolicy, StateSnapshot
+from arqgraph.core.calls import (
+    TASKS,
+    CallScheduler,
+    RetryLater,
+    TaskFunction,
+    TaskFuture,
+    current_attempt,
+    current_scheduler,
+    task,
+)
+from arqgraph.core.pregel import END, START
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.graph.state import StateGraph
+from arqgraph.types import StateSnapshot
 
-
-class CallScheduler(Protocol):
-    """What runs a task call as a job (the worker provides it while an entrypoint runs)."""
-
-    def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
-                 ) -> concurrent.futures.Future[Any]: ...
-
-
-current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)
-
-current_attempt: ContextVar[int] = ContextVar("arqgraph_attempt", default=1)
-"""Which attempt of a task call is running (1 for the first), set by the worker."""
-
-
-class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
-    """Raised by a task to be tried again after `delay` seconds: a new attempt of its job, which
-    holds no worker slot while it waits."""
-
-    def __init__(self, delay: float, cause: BaseException | None = None) -> None:
-        super().__init__(f"try again in {delay}s" + (f" after {cause!r}" if cause else ""))
-        self.delay = delay
-
-
-TASKS: dict[str, TaskFunction] = {}
-"""Every `@task` of the loaded modules by name: a worker runs a call job by looking it up here."""
-
-
-class TaskFuture:
-    """The pending result of a task call: `await` it (async code) or call `.result()` (sync)."""
-
-    def __init__(self, future: concurrent.futures.Future[Any] | None = None,
-                 coroutine: Any = None) -> None:
-        self._future = future
-        self._coroutine = coroutine
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        if self._coroutine is not None:
-            return self._coroutine.__await__()  # type: ignore[no-any-return]
-        assert self._future is not None
-        return asyncio.wrap_future(self._future).__await__()
-
-    def result(self, timeout: float | None = None) -> Any:
-        if self._coroutine is not None:
-            raise RuntimeError("an async task called outside an entrypoint must be awaited")
-        assert self._future is not None
-        return self._future.result(timeout)
-
-
-class TaskFunction:
-    """A function decorated with `@task`."""
-
-    def __init__(self, fn: Callable[..., Any], name: str | None,
-                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> None:
-        self.fn = fn
-        self.name = name or fn.__name__
-        self.retry_policy = retry_policy
-        self.key = f"{fn.__module__}:{fn.__qualname__}"
-        TASKS[self.key] = self
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
-        scheduler = current_scheduler.get()
-        if scheduler is not None:
-            return TaskFuture(scheduler.schedule(self, args, kwargs))
-        if inspect.iscoroutinefunction(self.fn):
-            return TaskFuture(coroutine=self.fn(*args, **kwargs))
-        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            done.set_result(self.fn(*args, **kwargs))
-        except Exception as exc:
-            done.set_exception(exc)
-        return TaskFuture(done)
-
-
-def task(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None,
-    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None, **_: Any,
-) -> Any:
-    """`@task` or `@task(name=..., retry_policy=...)`: each call becomes a job."""
-    if fn is not None:
-        return TaskFunction(fn, name, retry_policy)
-    return lambda f: TaskFunction(f, name, retry_policy)
+__all__ = [
+    "TASKS", "CallScheduler", "Entrypoint", "RetryLater", "TaskFunction", "TaskFuture", "current_attempt",
+    "current_scheduler", "entrypoint", "task",
+]
 
 
 class EntryState(TypedDict, total=False):

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any
 
-from shared.graph.compiled import CompiledStateGraph
-from shared.graph.state import StateGraph
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.graph.state import StateGraph
 
 
 class GraphSpecError(ValueError):

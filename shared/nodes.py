@@ -21,7 +21,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from shared.types import Command
+from arqgraph.types import Command
 
 EXTRA_PARAMETERS = ("config", "runtime")
 

@@ -12,7 +12,7 @@ How it maps:
   PocketFlow, batch flows run their sub-flow once per parameter set (the parallel variant runs
   them at once, each branch advancing on its own).
 - `prep` and `post` run there, against the store; every node's `exec` is a job of its own
-  (`shared.func` task calls), possibly on another worker; for batch nodes each item's `exec` is
+  (`arqgraph.func` task calls), possibly on another worker; for batch nodes each item's `exec` is
   its own job (all at once for the parallel variants) and `post` gets the results in input order.
 - Only `exec` is retried: `max_retries` attempts, `wait` seconds apart, each a new job attempt
   (no worker slot held while waiting); `cur_retry` is set on each; `exec_fallback` runs on the
@@ -34,10 +34,10 @@ import warnings
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from shared import codec
-from shared.config import get_stream_writer
-from shared.errors import SerializationError
-from shared.func import Entrypoint, RetryLater, current_attempt, task
+from arqgraph.config import get_stream_writer
+from arqgraph.core import codec
+from arqgraph.errors import SerializationError
+from arqgraph.func import Entrypoint, RetryLater, current_attempt, task
 
 FLOWS: dict[str, dict[str, Any]] = {}
 """The nodes of every flow graph of the loaded modules, by graph name and node id."""

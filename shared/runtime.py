@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from shared.types import StreamWriter
+from arqgraph.types import StreamWriter
 
 ContextT = TypeVar("ContextT")
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from shared.protocol import DEFAULT_QUEUE, MAX_UPDATE_BYTES
+from arqgraph.protocol import DEFAULT_QUEUE, MAX_UPDATE_BYTES
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ class InterruptScratch:
         self.calls += 1
         if index < len(self.resume):
             return self.resume[index]
-        from shared.errors import GraphInterrupt
+        from arqgraph.errors import GraphInterrupt
 
         iid = hashlib.sha256(f"{self.id_base}:{index}".encode()).hexdigest()[:32]
         raise GraphInterrupt((Interrupt(value, iid),))

@@ -7,7 +7,7 @@ the binary is missing the tests that need it are skipped, or fail when CI=true.
 `redis_servers` (function scope) starts dedicated redis-servers for one test, durable (AOF) if
 asked, which the test may kill -9 and restart on the same port and dir; all are stopped at the end.
 
-`arq_processes` (session scope) starts `python -m orchestrator.cli ...` from the repository root
+`arq_processes` (session scope) starts `python -m arqgraph.cli ...` from the repository root
 with stdout/stderr written to files; everything it started is stopped at the end (SIGTERM, then
 SIGKILL). `own_processes` is the same for the processes of a single test, stopped when it ends.
 When a test fails, the tails of those log files are attached to its report.
@@ -219,7 +219,7 @@ def redis_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
 
 @dataclass
 class ArqProcess:
-    """One `python -m orchestrator.cli ...` process and its log files."""
+    """One `python -m arqgraph.cli ...` process and its log files."""
 
     name: str
     args: list[str]
@@ -307,7 +307,7 @@ class ArqProcesses:
     started: list[ArqProcess] = field(default_factory=list)
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None,
-              module: str = "orchestrator.cli") -> ArqProcess:
+              module: str = "arqgraph.cli") -> ArqProcess:
         """`python -m module args...` (by default `arqgraph`'s CLI), logged to files named
         after `name`."""
         count = sum(1 for p in self.started if p.name == name)

@@ -5,13 +5,13 @@ work.
         [--crash-at POINT --crash-thread THREAD --marker PATH] [any option of the role] SPEC...
 
 It serves exactly as `arqgraph orchestrator` (or, with `--worker`, `arqgraph worker`) does (the
-same parser and `_serve_orchestrator` or `_serve_worker` of `orchestrator.cli`), except that a
+same parser and `_serve_orchestrator` or `_serve_worker` of `arqgraph.cli`), except that a
 few methods of the real `RunStore` and `JobQueue` (and its enqueue script) are wrapped, here and
 not in product code, so that when a run of thread THREAD reaches POINT the process writes the
 marker file and sends itself SIGKILL: no clean-up, no `finally`, no flush of anything. The crash
 happens once: if the marker file already exists, the point is passed as usual, so a restarted
 instance with the same arguments serves normally. A worker makes the moves of the runs whose
-step's only task it ran, with the post of its outcome (`shared.moves`): the points
+step's only task it ran, with the post of its outcome (`arqgraph.storage.moves`): the points
 `step-commit` and `after-enqueue` of those moves are its (right after that post). With
 `--no-moves`, a worker leaves every move to the orchestrator (as before workers made any), so
 that every point is the orchestrator's.
@@ -51,12 +51,11 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 
-from orchestrator import cli
-from shared import protocol
-from shared import queue as queue_module
-from shared.queue import JobQueue
-from shared.store import RunStore
-from workers.runner import NodeRunner
+from arqgraph import cli, protocol
+from arqgraph.storage import queue as queue_module
+from arqgraph.storage.queue import JobQueue
+from arqgraph.storage.runs import RunStore
+from arqgraph.workers.runner import NodeRunner
 
 log = logging.getLogger("arqgraph.crashing")
 
@@ -133,7 +132,7 @@ def _tag_of_key(key: str) -> str:
 
 
 def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
-    """The run fields a COMMIT_SCRIPT call writes (see shared.protocol)."""
+    """The run fields a COMMIT_SCRIPT call writes (see arqgraph.protocol)."""
     n = int(args[1])
     return {str(args[i]): args[i + 1] for i in range(13, 13 + 2 * n, 2)}
 
@@ -150,7 +149,7 @@ def _commit_site(keys: Sequence[str], args: Sequence[Any]) -> tuple[str, str | N
 
 def _commit_jobs(keys: Sequence[str], args: Sequence[Any]) -> list[str]:
     """The task ids of the jobs a COMMIT_SCRIPT call enqueues with the commit (see
-    shared.protocol): its keys from the tenth are each job's arq key and result key."""
+    arqgraph.protocol): its keys from the tenth are each job's arq key and result key."""
     if args[5] != "" or len(keys) <= 6:  # a run that ends, or no jobs
         return []
     return [_task_of(str(k)[len(job_key_prefix):]) for k in keys[9::2]]

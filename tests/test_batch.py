@@ -1,4 +1,4 @@
-"""shared.batch: script calls made at once share one round trip, each caller gets its own
+"""arqgraph.storage.batch: script calls made at once share one round trip, each caller gets its own
 reply or error, and a Redis that lost its scripts is handled. On a real redis-server."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 from redis.exceptions import ResponseError
 
-from shared.batch import Batch
+from arqgraph.storage.batch import Batch
 from tests.conftest import RedisServer
 
 ECHO = """

@@ -101,11 +101,11 @@ def test_markdown_document(tmp_path: Path) -> None:
 
 def test_py_spy_stacks_are_summarized() -> None:
     raw = "\n".join([
-        "process;main (orchestrator/cli.py:10);advance (orchestrator/service.py:5);"
+        "process;main (shared/cli.py:10);advance (orchestrator/service.py:5);"
         "execute_command (redis/asyncio/client.py:1) 30",
-        "process;main (orchestrator/cli.py:10);advance (orchestrator/service.py:5);"
-        "unpackb (shared/codec.py:140) 10",
-        "process;main (orchestrator/cli.py:10);_run_once (asyncio/base_events.py:1);"
+        "process;main (shared/cli.py:10);advance (orchestrator/service.py:5);"
+        "unpackb (shared/core/codec.py:140) 10",
+        "process;main (shared/cli.py:10);_run_once (asyncio/base_events.py:1);"
         "select (selectors.py:468) 60",
     ])
     summary = profiling.summarize(profiling.parse_raw(raw))

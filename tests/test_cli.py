@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from arqgraph.client import SyncClient
 from bench.cluster import free_port
-from orchestrator.client import SyncClient
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "orchestrator.cli"]
+CLI = [sys.executable, "-m", "arqgraph.cli"]
 
 
 def run_embedded(log_jobs: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -91,7 +91,7 @@ def test_up_starts_redis_orchestrator_and_workers_and_ctrl_c_stops_them(tmp_path
 
 
 def test_log_jobs_is_a_flag_its_env_var_sets_too():
-    from shared.settings import Settings
+    from arqgraph.settings import Settings
 
     assert Settings.from_env({}).log_jobs is False
     assert Settings.from_env({"ARQGRAPH_LOG_JOBS": "1"}).log_jobs is True
@@ -103,7 +103,7 @@ def test_log_jobs_is_a_flag_its_env_var_sets_too():
 def test_without_log_jobs_arq_logs_only_warnings_and_errors():
     import logging
 
-    from orchestrator.cli import log_arq_jobs
+    from arqgraph.cli import log_arq_jobs
 
     arq_log = logging.getLogger("arq.worker")
     level = arq_log.level
@@ -119,7 +119,7 @@ def test_without_log_jobs_arq_logs_only_warnings_and_errors():
 def test_the_cli_collects_young_objects_less_often_and_keeps_a_higher_or_off_setting():
     import gc
 
-    from orchestrator.cli import GC_YOUNG_THRESHOLD, tune_gc
+    from arqgraph.cli import GC_YOUNG_THRESHOLD, tune_gc
 
     saved = gc.get_threshold()
     try:

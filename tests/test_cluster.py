@@ -26,9 +26,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from orchestrator.client import Client, SyncClient
-from shared import protocol
-from shared.errors import (
+from arqgraph import protocol
+from arqgraph.client import Client, SyncClient
+from arqgraph.errors import (
     GraphMismatchError,
     InvalidInputError,
     RunCancelledError,

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pydantic
 import pytest
 
-from shared.codec import pack_values, packb, unpackb
-from shared.errors import SerializationError
+from arqgraph.core.codec import pack_values, packb, unpackb
+from arqgraph.errors import SerializationError
 
 
 class Color(enum.Enum):
@@ -88,9 +88,9 @@ def test_a_task_outcome_round_trips_and_its_sends_need_no_extension_type():
     (no extension type to rebuild 10,000 times), and its argument keeps its exact types."""
     import msgpack
 
-    from shared.pregel import TaskOutcome
-    from shared.protocol import decode_outcome, encode_outcome
-    from shared.types import Send
+    from arqgraph.core.pregel import TaskOutcome
+    from arqgraph.protocol import decode_outcome, encode_outcome
+    from arqgraph.types import Send
 
     outcome = TaskOutcome("0:plan", "plan", writes={"n": 2}, goto=("next",),
                           sends=(Send("work", {"i": 1, "at": (1, 2)}), Send("work", [3])))

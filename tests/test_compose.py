@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from orchestrator.cli import build_parser
-from shared.loader import GraphSpecError, load_all
-from shared.settings import Settings
+from arqgraph.cli import build_parser
+from arqgraph.loader import GraphSpecError, load_all
+from arqgraph.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -292,9 +292,14 @@ def pyproject() -> dict[str, Any]:
     return tomllib.loads(PYPROJECT.read_text())
 
 
-def packaged_patterns() -> list[str]:
-    find = pyproject().get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
-    return list(find.get("include", []))
+def package_dirs() -> dict[str, str]:
+    """pyproject's package-dir: import package -> the repo folder it installs from."""
+    return dict(pyproject().get("tool", {}).get("setuptools", {}).get("package-dir", {}))
+
+
+def installed_top_level() -> set[str]:
+    """The top-level import names `pip install .` provides."""
+    return {name.split(".")[0] for name in package_dirs()}
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -367,9 +372,9 @@ def test_dockerfile_copies_what_pip_install_needs() -> None:
     if "." in sources:
         return
     assert "pyproject.toml" in sources, "the Dockerfile does not COPY pyproject.toml"
-    for pattern in packaged_patterns():
-        package = pattern.rstrip("*").rstrip(".")
-        assert package in sources, f"package {package!r} (pyproject include) is not COPY'd"
+    assert package_dirs(), "pyproject has no [tool.setuptools] package-dir"
+    for package, folder in package_dirs().items():
+        assert folder in sources, f"{folder!r} (installed as {package}) is not COPY'd"
 
 
 def test_graph_modules_are_in_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -383,11 +388,11 @@ def test_graph_modules_are_in_the_image(monkeypatch: pytest.MonkeyPatch) -> None
         args = parse_cli(name, argv, {}, monkeypatch)
         for spec in specs_of(args):
             top = spec.partition(":")[0].split(".")[0]
-            packaged = any(fnmatch.fnmatch(top, p) for p in packaged_patterns())
+            packaged = top in installed_top_level()
             copied = top in final_copies or "." in final_copies
             assert packaged or copied, (
                 f"{name}: graph spec {spec!r} imports {top!r}, which the image neither installs "
-                "(pyproject [tool.setuptools.packages.find] include) nor COPYs in its final stage"
+                "(pyproject [tool.setuptools] package-dir) nor COPYs in its final stage"
             )
             assert not dockerignored(top, ignored), f".dockerignore excludes {top!r} ({name})"
 

@@ -184,7 +184,7 @@ def reference() -> Api:
 def candidate() -> Api:
     api = Api(candidate_prefix())
     if not self_check():
-        assert api.StateGraph.__module__.startswith("shared."), api.StateGraph.__module__
+        assert api.StateGraph.__module__.startswith("arqgraph."), api.StateGraph.__module__
     return api
 
 

@@ -170,7 +170,7 @@ GAP_NO_THREAD_ID = (
     "empty one): LangGraph raises KeyError('thread_id') from deep in its checkpointer; arqgraph "
     "raises the ValueError(\"Checkpointer requires one or more of the following 'configurable' "
     "keys: ...\") that LangGraph raises when 'configurable' is missing, for every such case "
-    "(orchestrator/embedded.py _check_thread, orchestrator/client.py _require_thread)."
+    "(shared/embedded.py _check_thread, shared/client.py _require_thread)."
 )
 
 
@@ -1104,7 +1104,7 @@ def _params() -> list[Any]:
 def test_candidate_is_arqgraph() -> None:
     api = Api(candidate_prefix())
     module = api.InMemorySaver.__module__
-    assert module.startswith("langgraph." if self_check() else "shared."), module
+    assert module.startswith("langgraph." if self_check() else "arqgraph."), module
 
 
 @pytest.mark.parametrize(("name", "section"), _params())

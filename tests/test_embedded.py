@@ -10,16 +10,16 @@ from typing import Annotated, TypedDict
 import pydantic
 import pytest
 
-from orchestrator.embedded import EmbeddedCluster
-from shared.config import get_stream_writer
-from shared.errors import (
+from arqgraph.config import get_stream_writer
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.errors import (
     InvalidInputError,
     InvalidUpdateError,
     RunCancelledError,
     SerializationError,
     UnknownGraphError,
 )
-from shared.graph import END, START, StateGraph
+from arqgraph.graph import END, START, StateGraph
 
 
 class State(TypedDict, total=False):

@@ -1,4 +1,4 @@
-"""How producers hear that their runs ended (orchestrator.ends), on the embedded default."""
+"""How producers hear that their runs ended (arqgraph.storage.ends), on the embedded default."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Annotated, TypedDict
 
 import pytest
 
-from orchestrator import client as client_module
-from orchestrator.embedded import EmbeddedCluster
-from shared import protocol
-from shared.events import Events
-from shared.graph import END, START, StateGraph
+from arqgraph import client as client_module
+from arqgraph import protocol
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.storage.events import Events
 
 LIMIT = 30
 

@@ -1,4 +1,4 @@
-"""The Functional API (`shared.func`): entrypoints whose `@task` calls are jobs, on the embedded
+"""The Functional API (`arqgraph.func`): entrypoints whose `@task` calls are jobs, on the embedded
 default (and on a cluster of processes in tests/test_cluster.py)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.embedded import EmbeddedCluster
-from shared.checkpoint.memory import InMemorySaver
-from shared.func import entrypoint, task
-from shared.types import Command, RetryPolicy, interrupt
+from arqgraph.checkpoint.memory import InMemorySaver
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.func import entrypoint, task
+from arqgraph.types import Command, RetryPolicy, interrupt
 from tests.graphs.cluster_graphs import functional_screening
 
 LIMIT = 20.0

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.embedded import in_memory_redis
-from orchestrator.service import Orchestrator
-from shared import protocol, queue
-from shared.commits import commit_call
-from shared.graph import START, StateGraph
-from shared.graph.compiled import CompiledStateGraph
-from shared.moves import MovePlanner
-from shared.pregel import TaskOutcome
-from shared.protocol import RunRecord
-from shared.queue import JobQueue, ScriptCall
-from shared.store import RunStore
+from arqgraph import protocol
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.embedded import in_memory_redis
+from arqgraph.graph import START, StateGraph
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.orchestrator.service import Orchestrator
+from arqgraph.protocol import RunRecord
+from arqgraph.storage import queue
+from arqgraph.storage.commits import commit_call
+from arqgraph.storage.moves import MovePlanner
+from arqgraph.storage.queue import JobQueue, ScriptCall
+from arqgraph.storage.runs import RunStore
 from tests.graphs.one_node import LogState, submit
 
 

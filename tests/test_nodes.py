@@ -1,4 +1,4 @@
-"""Class-based nodes (`shared.nodes`) and duck-typed callable objects, on the embedded default.
+"""Class-based nodes (`arqgraph.nodes`) and duck-typed callable objects, on the embedded default.
 (The same graphs run on a cluster of processes in tests/test_cluster.py.)"""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from shared.checkpoint.memory import InMemorySaver
-from shared.graph import END, START, StateGraph
-from shared.nodes import AsyncBaseNode, BaseNode
+from arqgraph.checkpoint.memory import InMemorySaver
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.nodes import AsyncBaseNode, BaseNode
 from tests.graphs.cluster_graphs import class_nodes
 
 

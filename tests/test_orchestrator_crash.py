@@ -1,13 +1,13 @@
 """kill -9 of the orchestrator at exact points of its work, on a real redis-server with real
 processes: a restarted (or a second) orchestrator finishes the run, and no superstep is skipped or
 applied twice. Likewise for a worker killed in the move it makes of a run whose step's only task
-it ran (`shared.moves`).
+it ran (`arqgraph.storage.moves`).
 
 The orchestrator that crashes is `tests/crashing_process.py`: `arqgraph orchestrator` with a
 few store methods wrapped so that the process sends itself SIGKILL when the chosen run reaches
 the chosen point (see its docstring for the points). The test then checks, in Redis, that the
 run was left exactly at that point (e.g. 7 of 20 jobs enqueued), starts a normal orchestrator
-(`python -m orchestrator.cli orchestrator`) and checks that the run ends with the state, the
+(`python -m arqgraph.cli orchestrator`) and checks that the run ends with the state, the
 `values` events and the `updates` events of a fault-free run of the same graph, computed by
 running the graph embedded in this process. The graphs (tests/graphs/crash_graphs.py) fold
 every key with `operator.add`, so a step applied twice or skipped changes the state.
@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 import redis
 
-from orchestrator.client import Client, RunHandle
-from shared import protocol
-from shared.protocol import RunRecord
+from arqgraph import protocol
+from arqgraph.client import Client, RunHandle
+from arqgraph.protocol import RunRecord
 from tests.conftest import ArqProcess, ArqProcesses, RedisServer, wait_for
 from tests.graphs import crash_graphs as graphs
 from tests.test_cluster import STARTUP_LIMIT, collect, url_for_db, wait_until, within

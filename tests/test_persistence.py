@@ -12,12 +12,12 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from orchestrator.embedded import EmbeddedCluster
-from shared import protocol
-from shared.checkpoint.memory import InMemorySaver
-from shared.errors import NodeTimeoutError, RunCancelledError
-from shared.graph import END, START, StateGraph
-from shared.types import RetryPolicy, Send
+from arqgraph import protocol
+from arqgraph.checkpoint.memory import InMemorySaver
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.errors import NodeTimeoutError, RunCancelledError
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.types import RetryPolicy, Send
 
 LIMIT = 20.0
 

@@ -13,15 +13,15 @@ import pytest
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
 
-from orchestrator.embedded import EmbeddedCluster, in_memory_redis
-from orchestrator.service import Orchestrator
-from shared import protocol
-from shared.graph import END, START, StateGraph
-from shared.graph.compiled import CompiledStateGraph
-from shared.queue import JobQueue, Sweep, TakenJob
+from arqgraph import protocol
+from arqgraph.embedded import EmbeddedCluster, in_memory_redis
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.orchestrator.service import Orchestrator
+from arqgraph.storage.queue import JobQueue, Sweep, TakenJob
+from arqgraph.workers.runner import NodeRunner
+from arqgraph.workers.worker import _require_redis_7, build_worker
 from tests.graphs.one_node import LogState, one_node_graph, submit
-from workers.runner import NodeRunner
-from workers.worker import _require_redis_7, build_worker
 
 QUEUE = protocol.DEFAULT_QUEUE
 
@@ -183,7 +183,7 @@ async def test_a_worker_on_redis_older_than_7_says_so():
 
 
 async def test_backoff_doubles_up_to_its_most_resets_and_stops_early():
-    from shared.connection import Backoff
+    from arqgraph.storage.connection import Backoff
 
     backoff = Backoff(0.001, 0.004)
     seen = []

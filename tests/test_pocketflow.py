@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import SerializationError
+from arqgraph.errors import SerializationError
 from tests.graphs import pocketflow_graphs as flows
 
 LIMIT = 20.0

@@ -5,8 +5,7 @@ from typing import Annotated, TypedDict
 
 import pytest
 
-from shared.errors import InvalidUpdateError
-from shared.pregel import (
+from arqgraph.core.pregel import (
     END,
     START,
     Checkpoint,
@@ -20,8 +19,9 @@ from shared.pregel import (
     next_checkpoint,
     ordered,
 )
-from shared.schema import StateSchema
-from shared.types import Send
+from arqgraph.core.schema import StateSchema
+from arqgraph.errors import InvalidUpdateError
+from arqgraph.types import Send
 
 
 class State(TypedDict):

@@ -31,8 +31,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from orchestrator.client import Client, RunHandle
-from shared import protocol
+from arqgraph import protocol
+from arqgraph.client import Client, RunHandle
 from tests.conftest import ArqProcess, ArqProcesses, RedisServers, wait_for
 from tests.graphs import resilience_graphs as graphs
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from orchestrator.client import Client
+from arqgraph.client import Client
 from tests.conftest import ArqProcesses, _free_port_outside_ephemeral_range, _redis_binary
 from tests.graphs import fault_graphs as graphs
 from tests.test_cluster import STARTUP_LIMIT, wait_registered, within

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from shared.loader import load_all
+from arqgraph.loader import load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = "0.01"
@@ -118,7 +118,7 @@ async def test_screening_lab(seeds: dict[str, ModuleType], capsys: pytest.Captur
 def test_screening_lab_through_the_cli() -> None:
     env = {**os.environ, "ARQGRAPH_SEED_SCALE": SCALE}
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "run", "examples.seeds.screening_lab:graph",
+        [sys.executable, "-m", "arqgraph.cli", "run", "examples.seeds.screening_lab:graph",
          "--input", '{"name": "Bob Lee"}', "--stream", "updates"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
     )
@@ -451,7 +451,7 @@ async def test_seed_examples_run_on_a_cluster_of_processes(
 ) -> None:
     """Each module's `graph`, served by an orchestrator and two workers, ends as it does
     embedded."""
-    from orchestrator.client import Client
+    from arqgraph.client import Client
     from tests.test_cluster import within
 
     url = f"redis://127.0.0.1:{redis_server.port}/3"

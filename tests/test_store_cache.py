@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.embedded import EmbeddedCluster, in_memory_redis
-from orchestrator.service import Orchestrator
-from shared import cache, protocol
-from shared.graph import START, StateGraph
-from shared.pregel import TaskOutcome
-from shared.store import RunStore
+from arqgraph import protocol
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.embedded import EmbeddedCluster, in_memory_redis
+from arqgraph.graph import START, StateGraph
+from arqgraph.orchestrator.service import Orchestrator
+from arqgraph.storage import cache
+from arqgraph.storage.runs import RunStore
 from tests.graphs.one_node import LogState, one_node_graph, submit
 
 

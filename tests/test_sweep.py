@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from orchestrator.embedded import in_memory_redis
-from orchestrator.service import SWEEP_BACKOFF, Orchestrator
-from shared import protocol
-from shared.pregel import TaskOutcome
+from arqgraph import protocol
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.embedded import in_memory_redis
+from arqgraph.orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from tests.graphs.one_node import one_node_graph, submit
 
 

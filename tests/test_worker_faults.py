@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from orchestrator.client import Client
-from shared import protocol
-from shared.errors import TaskLostError, UpdateTooLargeError
-from shared.types import Command
+from arqgraph import protocol
+from arqgraph.client import Client
+from arqgraph.errors import TaskLostError, UpdateTooLargeError
+from arqgraph.types import Command
 from tests.conftest import ArqProcess, ArqProcesses, RedisServer, RedisServers
 from tests.graphs import fault_graphs as graphs
 from tests.test_cluster import STARTUP_LIMIT, wait_registered, wait_until, within

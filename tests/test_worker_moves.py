@@ -1,4 +1,4 @@
-"""A worker that ran a step's only task moves the run on with its post (`shared.moves`): the
+"""A worker that ran a step's only task moves the run on with its post (`arqgraph.storage.moves`): the
 orchestrator starts runs, ends them, and moves the steps of several tasks.
 
 Fast tests on the in-memory Redis; tests/test_orchestrator_crash.py kills a worker in its move.
@@ -12,13 +12,13 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from orchestrator.embedded import EmbeddedCluster
-from shared import protocol
-from shared import queue as queue_module
-from shared.errors import RunCancelledError
-from shared.graph import END, START, StateGraph
-from shared.graph.compiled import CompiledStateGraph
-from shared.types import Send
+from arqgraph import protocol
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.errors import RunCancelledError
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.storage import queue as queue_module
+from arqgraph.types import Send
 
 LIMIT = 10.0
 

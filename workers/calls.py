@@ -20,13 +20,13 @@ from typing import Any
 
 from arq.worker import Retry
 
-from shared import protocol
-from shared.errors import ErrorInfo
-from shared.func import TASKS, RetryLater, TaskFunction, current_attempt
-from shared.protocol import RunRecord
-from shared.queue import JobQueue
-from shared.store import RunStore
-from workers.executor import retry_delay
+from arqgraph import protocol
+from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt
+from arqgraph.errors import ErrorInfo
+from arqgraph.protocol import RunRecord
+from arqgraph.storage.queue import JobQueue
+from arqgraph.storage.runs import RunStore
+from arqgraph.workers.executor import retry_delay
 
 Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 

@@ -14,21 +14,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.config import current_config, current_runtime
-from shared.errors import (
+from arqgraph.config import current_config, current_runtime
+from arqgraph.core.calls import is_async
+from arqgraph.core.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
+from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
     InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
 )
-from shared.graph.compiled import CompiledStateGraph, is_async
-from shared.graph.state import NodeSpec
-from shared.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
-from shared.runtime import Runtime
-from shared.types import Command, InterruptScratch, RetryPolicy, Send, current_interrupts
+from arqgraph.runtime import Runtime
+from arqgraph.types import Command, InterruptScratch, RetryPolicy, Send, current_interrupts
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
+    from arqgraph.graph.state import NodeSpec
 
 INJECTABLE = ("config", "runtime", "writer", "store")
 

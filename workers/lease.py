@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import ConnectionPool, Redis
 
-from shared import protocol
+from arqgraph import protocol
 
 if TYPE_CHECKING:
-    from workers.worker import GraphWorker
+    from arqgraph.workers.worker import GraphWorker
 
 log = logging.getLogger("arqgraph.worker")
 

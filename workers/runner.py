@@ -3,9 +3,9 @@
 `NodeRunner.run_job` is the arq function of every job (`protocol.TaskJob`). It reads the run's
 checkpoint, claims an attempt at the task, runs the node (and its conditional edges) and posts
 the outcome, with the run's move on to its next step (or its end) when the task was its
-step's only one (planned by `shared.moves`); the orchestrator does the rest. A job that is garbage,
+step's only one (planned by `arqgraph.storage.moves`); the orchestrator does the rest. A job that is garbage,
 stale, a duplicate, or for a graph this worker did not load is logged and dropped, and the
-worker keeps serving. How jobs reach it (the ready list, leases, hand-back) is `workers.worker`'s.
+worker keeps serving. How jobs reach it (the ready list, leases, hand-back) is `arqgraph.workers.worker`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pydantic
 from arq.connections import ArqRedis
@@ -24,22 +24,25 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
-from shared import codec, protocol
-from shared.commits import Commit
-from shared.connection import Backoff, job_serializer, lost_redis
-from shared.errors import ErrorInfo, GraphMismatchError, TaskLostError
-from shared.func import current_scheduler
-from shared.graph.compiled import CompiledStateGraph
-from shared.graph.state import NodeSpec
-from shared.moves import Move, MovePlanner
-from shared.pregel import START, Task, TaskOutcome
-from shared.protocol import RunRecord
-from shared.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
-from shared.runtime import Runtime
-from shared.store import Claim, Posted, RedisFullError, RunStore
-from shared.types import Interrupt
-from workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
-from workers.executor import TaskResult, UnknownNodeError, execute_task
+from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.core.calls import current_scheduler
+from arqgraph.core.pregel import START, Task, TaskOutcome
+from arqgraph.errors import ErrorInfo, GraphMismatchError, TaskLostError
+from arqgraph.protocol import RunRecord
+from arqgraph.runtime import Runtime
+from arqgraph.storage.commits import Commit
+from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
+from arqgraph.storage.moves import Move, MovePlanner
+from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
+from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
+from arqgraph.types import Interrupt
+from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
+from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
+    from arqgraph.graph.state import NodeSpec
 
 log = logging.getLogger("arqgraph.worker")
 

@@ -1,9 +1,9 @@
 """The arq worker that executes graph nodes: how it takes its jobs and holds them.
 
 Each arq job names one task of one run (`protocol.TaskJob`) and is run by `NodeRunner`
-(`workers.runner`). The worker around it takes jobs from the queue's ready list as soon as they
+(`arqgraph.workers.runner`). The worker around it takes jobs from the queue's ready list as soon as they
 are enqueued (a blocking pop, a batch per round trip) instead of polling the queue, holds them
-with short renewed leases (`workers.lease`), and hands them back when it stops.
+with short renewed leases (`arqgraph.workers.lease`), and hands them back when it stops.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from signal import Signals
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, retry_key_prefix
@@ -23,12 +23,14 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import ResponseError
 
-from shared import protocol
-from shared.connection import Backoff, job_deserializer, job_serializer, lost_redis
-from shared.graph.compiled import CompiledStateGraph
-from shared.queue import RESULT_KEPT_S, TakenJob
-from workers.lease import LeaseKeeper
-from workers.runner import NodeRunner
+from arqgraph import protocol
+from arqgraph.storage.connection import Backoff, job_deserializer, job_serializer, lost_redis
+from arqgraph.storage.queue import RESULT_KEPT_S, TakenJob
+from arqgraph.workers.lease import LeaseKeeper
+from arqgraph.workers.runner import NodeRunner
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 log = logging.getLogger("arqgraph.worker")
 

@@ -1,6 +1,6 @@
 """Seed 000, "Async Node" (LangGraph's async node document), on arqgraph.
 
-Every runnable part of the document, with only the imports changed (`langgraph.` -> `shared.`)
+Every runnable part of the document, with only the imports changed (`langgraph.` -> `arqgraph.`)
 and the latencies going through `standins.sleep` (scaled by ARQGRAPH_SEED_SCALE):
 
 - §3 "Defining an Async Node": `fetch_data` awaiting an external API (`fetch_graph`).
@@ -30,8 +30,8 @@ import operator
 import time
 from typing import Annotated, Any, TypedDict
 
-from shared.graph import END, START, StateGraph
-from shared.types import RetryPolicy
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.types import RetryPolicy
 
 try:
     from examples.seeds.standins import report, run_traced, scaled, sleep

@@ -1,7 +1,7 @@
 """Seed 001, "Async Patterns for LangGraph Nodes", sections 2 and 3, on arqgraph.
 
 The document's classes subclass `act_operator_lib.base_node.AsyncBaseNode`/`BaseNode`; here they
-subclass `shared.nodes.AsyncBaseNode`/`BaseNode`, which have the same shape (`execute(state[,
+subclass `arqgraph.nodes.AsyncBaseNode`/`BaseNode`, which have the same shape (`execute(state[,
 config][, runtime])`, `self.log`, calling the instance awaits `execute`). Latencies go through
 `standins.sleep` (scaled by ARQGRAPH_SEED_SCALE), HTTP through the in-memory `standins.aiohttp`.
 
@@ -34,9 +34,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.graph import START, StateGraph
-from shared.nodes import AsyncBaseNode, BaseNode
-from shared.runtime import Runtime
+from arqgraph.graph import START, StateGraph
+from arqgraph.nodes import AsyncBaseNode, BaseNode
+from arqgraph.runtime import Runtime
 
 try:
     from examples.seeds.standins import aiohttp, blocking_sleep, report, run_traced, sleep

@@ -1,5 +1,5 @@
 """Seed 001, "Async Patterns for LangGraph Nodes": section 6 "Concurrency Control" and, from
-section 4, "Rate Limiting" and "Connection Pooling", on arqgraph (`shared.nodes.AsyncBaseNode`
+section 4, "Rate Limiting" and "Connection Pooling", on arqgraph (`arqgraph.nodes.AsyncBaseNode`
 for the document's own base class; latencies scaled by ARQGRAPH_SEED_SCALE, HTTP in memory).
 
 The document's nodes, each in a one-node graph:
@@ -35,9 +35,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from shared.graph import END, START, StateGraph
-from shared.nodes import AsyncBaseNode
-from shared.types import Send
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.nodes import AsyncBaseNode
+from arqgraph.types import Send
 
 try:
     from examples.seeds.standins import (

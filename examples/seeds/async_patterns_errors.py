@@ -1,5 +1,5 @@
 """Seed 001, "Async Patterns for LangGraph Nodes": "Timeout Handling" (section 4) and section 5
-"Error Handling", on arqgraph (`shared.nodes.AsyncBaseNode` for the document's own base class;
+"Error Handling", on arqgraph (`arqgraph.nodes.AsyncBaseNode` for the document's own base class;
 latencies and timeouts scaled by ARQGRAPH_SEED_SCALE).
 
 The document's nodes, each in a one-node graph:
@@ -40,11 +40,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from orchestrator.embedded import EmbeddedCluster
-from shared.errors import NodeError, RunCancelledError
-from shared.graph import START, StateGraph
-from shared.nodes import AsyncBaseNode
-from shared.types import RetryPolicy
+from arqgraph.embedded import EmbeddedCluster
+from arqgraph.errors import NodeError, RunCancelledError
+from arqgraph.graph import START, StateGraph
+from arqgraph.nodes import AsyncBaseNode
+from arqgraph.types import RetryPolicy
 
 try:
     from examples.seeds.standins import (

@@ -1,5 +1,5 @@
 """Seed 001, "Async Patterns for LangGraph Nodes": section 7 "Integration Patterns" and section
-10 "Performance Optimization", on arqgraph (`shared.nodes.AsyncBaseNode`/`BaseNode` for the
+10 "Performance Optimization", on arqgraph (`arqgraph.nodes.AsyncBaseNode`/`BaseNode` for the
 document's own base classes; latencies scaled by ARQGRAPH_SEED_SCALE).
 
 No network and no database server: `aiohttp`, `asyncpg` and `aiofiles` are the local stand-ins
@@ -35,8 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.graph import END, START, StateGraph
-from shared.nodes import AsyncBaseNode, BaseNode
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.nodes import AsyncBaseNode, BaseNode
 
 try:
     from examples.seeds.standins import (

@@ -1,5 +1,5 @@
 """Seed 001, "Async Patterns for LangGraph Nodes", section 4: Async Generators and Streaming
-Responses, on arqgraph (`shared.nodes.AsyncBaseNode` for the document's own base class).
+Responses, on arqgraph (`arqgraph.nodes.AsyncBaseNode` for the document's own base class).
 
 - Async Generators: `StreamingNode` collects five items from an async generator (0.1 s each,
   ~0.5 s) -> `results == [{'item': 0, 'query': q}, ..., {'item': 4, 'query': q}]`
@@ -21,8 +21,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from shared.graph import START, StateGraph, add_messages
-from shared.nodes import AsyncBaseNode
+from arqgraph.graph import START, StateGraph, add_messages
+from arqgraph.nodes import AsyncBaseNode
 
 try:
     from langchain_core.messages import AIMessage

@@ -1,6 +1,6 @@
 """Seed 003, "Chapter 7: Asynchronous Execution" (PocketFlow), on arqgraph: the document's
 `FetchRecipes` (AsyncNode) and `SuggestRecipe` (Node) in an `AsyncFlow`, the classes from the
-`pocketflow` package unchanged, run by `shared.pocketflow.flow_graph`: the flow is walked on a
+`pocketflow` package unchanged, run by `arqgraph.pocketflow.flow_graph`: the flow is walked on a
 worker and the 2 s fetch (`exec_async`) is a job of its own. `await graph.ainvoke(shared)`
 replaces `await my_flow.run_async(shared)`. The document prints
 
@@ -22,7 +22,7 @@ import asyncio
 
 from pocketflow import AsyncFlow, AsyncNode, Node
 
-from shared.pocketflow import flow_graph
+from arqgraph.pocketflow import flow_graph
 
 try:
     from examples.seeds.standins import sleep

@@ -1,5 +1,5 @@
 """Seed 002, "Lab 2.4.2 (2) Functional API Parallelism", on arqgraph: the document's code with
-`langgraph.func` replaced by `shared.func` (and its sleeps going through `standins.sleep`, scaled
+`langgraph.func` replaced by `arqgraph.func` (and its sleeps going through `standins.sleep`, scaled
 by ARQGRAPH_SEED_SCALE). Each `@task` call is a job of its own on the cluster; the two checks,
 gathered, run at the same time. The document prints
 
@@ -21,7 +21,7 @@ and so does this (the document's bare `@entrypoint` works here; LangGraph wants 
 
 import asyncio
 
-from shared.func import entrypoint, task
+from arqgraph.func import entrypoint, task
 
 try:
     from examples.seeds.standins import sleep

@@ -23,7 +23,7 @@ As in LangGraph, `decision`'s `{"decision": "HIRED"}` is dropped: `CandidateStat
 import asyncio
 from typing import Any, TypedDict
 
-from shared.graph import END, START, StateGraph
+from arqgraph.graph import END, START, StateGraph
 
 try:
     from examples.seeds.standins import run_traced, sleep

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from shared.config import get_stream_writer
+from arqgraph.config import get_stream_writer
 
 SCALE_ENV = "ARQGRAPH_SEED_SCALE"
 

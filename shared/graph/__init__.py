@@ -1,8 +1,8 @@
-"""`from shared.graph import StateGraph, START, END`: LangGraph's graph-building names."""
+"""`from arqgraph.graph import StateGraph, START, END`: LangGraph's graph-building names."""
 
-from shared.graph.compiled import CompiledStateGraph
-from shared.graph.message import MessagesState, add_messages
-from shared.graph.state import StateGraph
-from shared.pregel import END, START
+from arqgraph.core.pregel import END, START
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.graph.message import MessagesState, add_messages
+from arqgraph.graph.state import StateGraph
 
 __all__ = ["END", "START", "CompiledStateGraph", "MessagesState", "StateGraph", "add_messages"]

@@ -17,10 +17,11 @@ from typing import Any
 
 import fakeredis
 
-from shared.graph.state import Branch, NodeSpec, StateGraph
-from shared.pregel import GraphSpec
-from shared.schema import StateSchema
-from shared.types import StateSnapshot
+from arqgraph.core.calls import is_async
+from arqgraph.core.pregel import GraphSpec
+from arqgraph.core.schema import StateSchema
+from arqgraph.graph.state import Branch, NodeSpec, StateGraph
+from arqgraph.types import StateSnapshot
 
 
 def _qualname(obj: Any) -> str:
@@ -38,7 +39,7 @@ class CompiledStateGraph:
     """
 
     stream_mode = "updates"
-    returns_value = False  # an entrypoint's runs take any input and return a value (shared.func)
+    returns_value = False  # an entrypoint's runs take any input and return a value (arqgraph.func)
 
     def __init__(
         self, builder: StateGraph, *, name: str, explicit_name: bool = False,
@@ -118,7 +119,7 @@ class CompiledStateGraph:
         context: Any = None,
         **_: Any,
     ) -> AsyncIterator[Any]:
-        from orchestrator.embedded import stream_graph
+        from arqgraph.embedded import stream_graph
 
         mode = stream_mode or self.stream_mode
         modes = [mode] if isinstance(mode, str) else list(mode)
@@ -134,7 +135,7 @@ class CompiledStateGraph:
         context: Any = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        from orchestrator.embedded import iterate_sync
+        from arqgraph.embedded import iterate_sync
 
         yield from iterate_sync(
             self.astream(input, config, stream_mode=stream_mode, context=context, **kwargs)
@@ -149,7 +150,7 @@ class CompiledStateGraph:
         context: Any = None,
         **_: Any,
     ) -> Any:
-        from orchestrator.embedded import invoke_graph
+        from arqgraph.embedded import invoke_graph
 
         return await invoke_graph(self, input, config, context)
 
@@ -162,7 +163,7 @@ class CompiledStateGraph:
         context: Any = None,
         **_: Any,
     ) -> Any:
-        from orchestrator.embedded import run_sync
+        from arqgraph.embedded import run_sync
 
         return run_sync(self.ainvoke(input, config, context=context))
 
@@ -172,7 +173,7 @@ class CompiledStateGraph:
         return await self._on_threads(lambda client: client.get_state(config))  # type: ignore[no-any-return]
 
     def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
-        from orchestrator.embedded import run_sync
+        from arqgraph.embedded import run_sync
 
         return run_sync(self.aget_state(config, **kwargs))
 
@@ -191,7 +192,7 @@ class CompiledStateGraph:
         self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> Iterator[StateSnapshot]:
-        from orchestrator.embedded import run_sync
+        from arqgraph.embedded import run_sync
 
         history = run_sync(self._on_threads(
             lambda client: client.get_state_history(config, filter=filter, before=before,
@@ -209,12 +210,12 @@ class CompiledStateGraph:
     def update_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        from orchestrator.embedded import run_sync
+        from arqgraph.embedded import run_sync
 
         return run_sync(self.aupdate_state(config, values, as_node, **kwargs))
 
     async def _on_threads(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        from orchestrator.embedded import backend
+        from arqgraph.embedded import backend
 
         if self.cluster_url is None and self.checkpointer is None:
             raise ValueError("No checkpointer set")
@@ -229,7 +230,7 @@ def _embedded_store(checkpointer: Any) -> Any:
         return None
     if isinstance(getattr(checkpointer, "server", None), fakeredis.FakeServer):
         return checkpointer
-    from shared.checkpoint.memory import InMemorySaver
+    from arqgraph.checkpoint.memory import InMemorySaver
 
     return InMemorySaver()
 
@@ -238,9 +239,3 @@ def _with_defaults(spec: NodeSpec, defaults: dict[str, Any]) -> NodeSpec:
     """A node with the graph's default policies where it sets none of its own."""
     unset = {k: v for k, v in defaults.items() if getattr(spec, k) is None}
     return replace(spec, **unset) if unset else spec
-
-
-def is_async(fn: Callable[..., Any]) -> bool:
-    """Whether calling `fn` gives a coroutine (async functions, objects with async __call__)."""
-    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)

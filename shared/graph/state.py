@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.pregel import END, START
-from shared.types import Command, RetryPolicy
+from arqgraph.core.pregel import END, START
+from arqgraph.types import Command, RetryPolicy
 
 if TYPE_CHECKING:
-    from shared.graph.compiled import CompiledStateGraph
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 RESERVED_CHARS = ("|", ":")
 
@@ -252,7 +252,7 @@ class StateGraph:
                 if node not in self.nodes:
                     raise ValueError(f"Interrupt node `{node}` not found")
         self.compiled = True
-        from shared.graph.compiled import CompiledStateGraph
+        from arqgraph.graph.compiled import CompiledStateGraph
 
         return CompiledStateGraph(
             self, name=name or "LangGraph", explicit_name=name is not None,

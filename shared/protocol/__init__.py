@@ -3,14 +3,14 @@
 - `keys`: key names, channels, id formats. Everything of one thread (its checkpoints, their
   pending writes, its runs and their events) shares the hash tag of the thread, so that the
   scripts touch one hash slot and also work on a Redis Cluster.
-- `messages`: the msgpack messages (see `shared.codec`), validated with pydantic when read, so a
+- `messages`: the msgpack messages (see `arqgraph.core.codec`), validated with pydantic when read, so a
   garbage payload fails with a clear error, never a crash.
 - `scripts`: the Lua scripts that make the multi-key operations atomic.
 
 Nothing outside this package spells a key or a message field.
 """
 
-from shared.protocol.keys import (
+from arqgraph.protocol.keys import (
     CANCEL_CHANNEL,
     DEFAULT_QUEUE,
     FINAL_STATUSES,
@@ -45,7 +45,7 @@ from shared.protocol.keys import (
     thread_tag,
     writes_key,
 )
-from shared.protocol.messages import (
+from arqgraph.protocol.messages import (
     ErrorModel,
     GraphInfo,
     InboxNote,
@@ -72,7 +72,7 @@ from shared.protocol.messages import (
     encode_saved,
     event_args,
 )
-from shared.protocol.scripts import (
+from arqgraph.protocol.scripts import (
     ACQUIRE_SLOT_SCRIPT,
     CLAIM_SCRIPT,
     COMMIT_SCRIPT,

@@ -1,4 +1,4 @@
-"""Keys: every Redis key, channel and id format arqgraph uses (see `shared.protocol`)."""
+"""Keys: every Redis key, channel and id format arqgraph uses (see `arqgraph.protocol`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Messages: what arqgraph writes in Redis, as msgpack, validated with pydantic when read
-(see `shared.protocol`)."""
+(see `arqgraph.protocol`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import pydantic
 
-from shared import codec
-from shared.errors import ErrorInfo, UpdateTooLargeError
-from shared.pregel import Checkpoint, Task, TaskOutcome
-from shared.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
-from shared.types import Send
+from arqgraph.core import codec
+from arqgraph.core.pregel import Checkpoint, Task, TaskOutcome
+from arqgraph.errors import ErrorInfo, UpdateTooLargeError
+from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
+from arqgraph.types import Send
 
 
 class TaskJob(pydantic.BaseModel):

@@ -1,5 +1,5 @@
 """Lua scripts. Those on runs touch the keys of one thread (a thread's keys share its hash tag,
-see `shared.protocol`), besides the graph's inbox and active set they notify and the jobs a
+see `arqgraph.protocol`), besides the graph's inbox and active set they notify and the jobs a
 commit enqueues; those on the queue touch arq's keys, as arq's own transactions do."""
 
 _ENQUEUE = """
@@ -47,7 +47,7 @@ end
 
 _FINISH_JOB = """
 -- arq's finish_job for a job that ended, its MULTI/EXEC as a function: the ends of the many jobs
--- a worker finishes at once then go to Redis together (see shared.batch), or with the outcome
+-- a worker finishes at once then go to Redis together (see arqgraph.storage.batch), or with the outcome
 -- of the job's task (POST_OUTCOME_SCRIPT). From KEYS[k]: the job's in-progress key, its try
 -- counter, its job key, arq's abort set, the queue, its result key. From ARGV[a]: the job id,
 -- its result (arq-serialized), how long the result is kept (ms).
@@ -100,7 +100,7 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
 --       committed, else 0.
 -- Nothing happens unless the run's version is still the expected one: the compare-and-set that lets
--- several orchestrators (and the workers that move runs on, see shared.moves) serve one
+-- several orchestrators (and the workers that move runs on, see arqgraph.storage.moves) serve one
 -- Redis. Nor, unless the run ends, once a cancel was asked for: the run stays at its step,
 -- for the cancel's own move to end it there (a cancel sets a field, not a new version). A run
 -- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
@@ -181,7 +181,7 @@ end
 """
 
 _LOAD = _CLAIM + """
--- Reads a run for a process that keeps what it read (see `shared.cache`), and starts the
+-- Reads a run for a process that keeps what it read (see `arqgraph.storage.cache`), and starts the
 -- attempt of one of its tasks in the same call. KEYS[k]: the run hash, its checkpoints hash,
 -- the claims hash and writes hash of the task's step. The task (its checkpoint id and id, ''
 -- to start none) is claimed only while the run is running that step and is not being
@@ -258,7 +258,7 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
--- shared.moves), and takes the next step's job (kept off the ready list by the
+-- arqgraph.storage.moves), and takes the next step's job (kept off the ready list by the
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end

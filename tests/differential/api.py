@@ -1,8 +1,8 @@
 """One namespace of graph-building names, taken from LangGraph or from arqgraph.
 
 A test graph factory receives an `Api` and builds its graph only through it, so the very same
-factory builds the reference graph (`Api("langgraph")`) and the candidate (`Api("shared")`):
-arqgraph's `shared` package mirrors LangGraph's public module names.
+factory builds the reference graph (`Api("langgraph")`) and the candidate (`Api("arqgraph")`):
+the `arqgraph` package mirrors LangGraph's public module names.
 
 `DIFF_SELF_CHECK=1` makes the candidate side use LangGraph too, which validates the harness
 (every case must then agree with itself, deterministically).
@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 REFERENCE = "langgraph"
-CANDIDATE = "shared"
+CANDIDATE = "arqgraph"
 
 # attribute -> (module under the prefix, name in that module)
 _NAMES: dict[str, tuple[str, str]] = {
@@ -49,12 +49,12 @@ def self_check() -> bool:
 
 
 def candidate_prefix() -> str:
-    """The prefix the arqgraph side uses: "shared", or "langgraph" under DIFF_SELF_CHECK=1."""
+    """The prefix the arqgraph side uses: "arqgraph", or "langgraph" under DIFF_SELF_CHECK=1."""
     return REFERENCE if self_check() else CANDIDATE
 
 
 class Api:
-    """The graph-building names of one library, imported by prefix ("langgraph" or "shared")."""
+    """The graph-building names of one library, imported by prefix ("langgraph" or "arqgraph")."""
 
     StateGraph: Any
     START: str

@@ -17,11 +17,11 @@ from typing import Annotated, TypedDict
 
 import pydantic
 
-from shared.config import get_stream_writer
-from shared.func import entrypoint, task
-from shared.graph import END, START, StateGraph
-from shared.nodes import AsyncBaseNode, BaseNode
-from shared.types import Send
+from arqgraph.config import get_stream_writer
+from arqgraph.func import entrypoint, task
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.nodes import AsyncBaseNode, BaseNode
+from arqgraph.types import Send
 from tests.graphs import pocketflow_graphs
 
 # -- fan-out / fan-in with async and sync nodes ------------------------------------------------
@@ -244,7 +244,7 @@ _versioned.add_edge("first", END)
 versioned = _versioned.compile(name="cluster_versioned")
 
 
-# -- class-based nodes (shared.nodes) and a duck-typed callable object -------------------------
+# -- class-based nodes (arqgraph.nodes) and a duck-typed callable object -------------------------
 
 
 class ClassState(TypedDict, total=False):

@@ -3,7 +3,7 @@
 A worker loading this module must refuse tasks planned with the first version.
 """
 
-from shared.graph import END, START, StateGraph
+from arqgraph.graph import END, START, StateGraph
 from tests.graphs.cluster_graphs import VersionState, first
 
 

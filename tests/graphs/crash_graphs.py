@@ -22,8 +22,8 @@ import os
 import time
 from typing import Annotated, TypedDict
 
-from shared.graph import END, START, StateGraph
-from shared.types import Send
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.types import Send
 
 GATE_LIMIT = 60.0  # a gated task fails if its gate stays shut this long (a test went wrong)
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any, TypedDict
 
 import redis.asyncio
 
-from shared.graph import END, START, StateGraph
-from shared.types import RetryPolicy, Send, interrupt
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.types import RetryPolicy, Send, interrupt
 
 
 class ProbeState(TypedDict, total=False):

@@ -2,7 +2,7 @@
 
 `build_chat(StateGraph, START, END, MessagesState)` builds the graph from the given library's
 names, so the very same nodes build the arqgraph graph served by real processes (`chat`, from
-`shared.graph`) and the reference graph a test builds from real `langgraph`.
+`arqgraph.graph`) and the reference graph a test builds from real `langgraph`.
 
 The nodes exercise `add_messages` as a chat agent would: appending AI, tool and human messages,
 two parallel writers in one superstep, replacing a message by id, removing one with
@@ -21,7 +21,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from shared.graph import END, START, MessagesState, StateGraph
+from arqgraph.graph import END, START, MessagesState, StateGraph
 
 
 def _require_messages(state: Any) -> list[BaseMessage]:

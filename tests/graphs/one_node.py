@@ -6,10 +6,10 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
-from shared import protocol
-from shared.graph import END, START, StateGraph
-from shared.graph.compiled import CompiledStateGraph
-from shared.store import RunStore
+from arqgraph import protocol
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.graph.compiled import CompiledStateGraph
+from arqgraph.storage.runs import RunStore
 
 
 class LogState(TypedDict, total=False):

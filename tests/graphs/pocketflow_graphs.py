@@ -19,7 +19,7 @@ from pocketflow import (
     Node,
 )
 
-from shared.pocketflow import flow_graph
+from arqgraph.pocketflow import flow_graph
 
 EVENTS: list[str] = []
 SCALE = 1.0  # the tests shrink the sleeps

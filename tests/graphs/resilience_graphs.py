@@ -20,8 +20,8 @@ from typing import Annotated, TypedDict
 
 import redis.asyncio
 
-from shared.graph import END, START, StateGraph
-from shared.types import Send
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.types import Send
 
 
 class RoundsState(TypedDict, total=False):

@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import codec, protocol
-from shared.errors import ErrorInfo
-from shared.events import ENDS_KEPT
-from shared.protocol import EventMode, RunRecord, SavedCheckpoint
-from shared.queue import ScriptCall
+from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.errors import ErrorInfo
+from arqgraph.protocol import EventMode, RunRecord, SavedCheckpoint
+from arqgraph.storage.events import ENDS_KEPT
+from arqgraph.storage.queue import ScriptCall
 
 
 @dataclass(frozen=True)

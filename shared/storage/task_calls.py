@@ -1,4 +1,4 @@
-"""The task calls of the Functional API, over the keys of `shared.protocol`: a `@task` called
+"""The task calls of the Functional API, over the keys of `arqgraph.protocol`: a `@task` called
 inside an `@entrypoint` runs as a job of its own; its arguments and result are kept in the
 writes of the entrypoint's step (`fnargs:<call>`, `fn:<call>`), so that a call made again (the
 entrypoint resumed, or retried) finds its result instead of running twice."""
@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 
-from shared import codec, protocol
-from shared.batch import Batch
-from shared.protocol import EventMode, RunRecord
+from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.protocol import EventMode, RunRecord
+from arqgraph.storage.batch import Batch
 
 if TYPE_CHECKING:
-    from shared.queue import JobQueue
-    from shared.store import Claim
+    from arqgraph.storage.queue import JobQueue
+    from arqgraph.storage.runs import Claim
 
 
 class TaskCalls:

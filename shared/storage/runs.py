@@ -1,7 +1,7 @@
-"""The Redis operations every arqgraph process shares, over the keys of `shared.protocol`.
+"""The Redis operations every arqgraph process shares, over the keys of `arqgraph.protocol`.
 
 This is the only module that talks to Redis about runs (the queue of their jobs is
-`shared.queue`'s); the orchestrator, the workers and the producer client each call the few
+`arqgraph.storage.queue`'s); the orchestrator, the workers and the producer client each call the few
 operations they need.
 """
 
@@ -17,18 +17,19 @@ from typing import Any, Literal, NamedTuple
 from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
-from shared import codec, protocol
-from shared.batch import Batch
-from shared.cache import RunCache
-from shared.commits import Commit, retire_call
-from shared.errors import ThreadBusyError, UpdateTooLargeError
-from shared.events import Events
-from shared.limits import NodeLimits
-from shared.pregel import TaskOutcome
-from shared.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
-from shared.queue import JobQueue, ScriptCall, TakenJob
-from shared.task_calls import TaskCalls
-from shared.threads import ThreadStore
+from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.errors import ThreadBusyError, UpdateTooLargeError
+from arqgraph.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
+from arqgraph.storage.batch import Batch
+from arqgraph.storage.cache import RunCache
+from arqgraph.storage.commits import Commit, retire_call
+from arqgraph.storage.events import Events
+from arqgraph.storage.limits import NodeLimits
+from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
+from arqgraph.storage.task_calls import TaskCalls
+from arqgraph.storage.threads import ThreadStore
 
 log = logging.getLogger("arqgraph.store")
 
@@ -134,7 +135,7 @@ class RunStore:
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         """A run with its current checkpoint, from this process's cache where it can (see
-        `shared.cache`); tasks of a step that start together wait for the first one's load,
+        `arqgraph.storage.cache`); tasks of a step that start together wait for the first one's load,
         then load the run without its checkpoint (those that start once it is here need not
         wait)."""
         return (await self._load_run(run_id))[0]
@@ -261,7 +262,7 @@ class RunStore:
         return raw.decode() if raw else None
 
     async def commit(self, commit: Commit) -> bool:
-        """Make a commit (`shared.commits.commit_call`): False when the run moved since its
+        """Make a commit (`arqgraph.storage.commits.commit_call`): False when the run moved since its
         record was read (or, unless the commit ends it, a cancel was asked for)."""
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:

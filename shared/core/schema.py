@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import pydantic
 
-from shared.errors import InvalidInputError
+from arqgraph.errors import InvalidInputError
 
 SchemaKind = Literal["typeddict", "pydantic", "dataclass"]
 _MISSING = object()

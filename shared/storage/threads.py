@@ -1,6 +1,6 @@
 """A thread's checkpoints as they are read back: the latest, one by id, the history, what a
 step's tasks left (their outcomes, earlier attempts, resume values); and a thread's deletion.
-Runs write them (`shared.store`)."""
+Runs write them (`arqgraph.storage.runs`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from shared import protocol
-from shared.batch import Batch
-from shared.pregel import TaskOutcome
-from shared.protocol import SavedCheckpoint
+from arqgraph import protocol
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.protocol import SavedCheckpoint
+from arqgraph.storage.batch import Batch
 
 
 class ThreadStore:

@@ -11,19 +11,21 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fakeredis
 from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
-from orchestrator.client import Client, require_thread
-from orchestrator.service import Orchestrator
-from shared.connection import job_deserializer, job_serializer
-from shared.graph.compiled import CompiledStateGraph
-from shared.protocol import InboxNote
-from workers.worker import build_worker
+from arqgraph.client import Client, require_thread
+from arqgraph.orchestrator.service import Orchestrator
+from arqgraph.protocol import InboxNote
+from arqgraph.storage.connection import job_deserializer, job_serializer
+from arqgraph.workers.worker import build_worker
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 T = TypeVar("T")
 

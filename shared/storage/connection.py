@@ -24,7 +24,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.errors import SerializationError
+from arqgraph.errors import SerializationError
 
 log = logging.getLogger("arqgraph.connection")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from shared.protocol import RunRecord, SavedCheckpoint
+from arqgraph.protocol import RunRecord, SavedCheckpoint
 
 CHECKPOINTS = 2048  # decoded checkpoints a process keeps...
 CHECKPOINT_BYTES = 64 * 1024 * 1024  # ...and at most this many bytes of them (encoded)

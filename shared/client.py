@@ -10,14 +10,15 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from orchestrator.ends import EndWatch
-from shared import codec, protocol
-from shared.connection import connect, lost_redis
-from shared.errors import RunCancelledError, UnknownGraphError
-from shared.pregel import START, TaskOutcome
-from shared.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
-from shared.store import NO_RESUME, RunStore
-from shared.types import Command, Interrupt, PregelTask, StateSnapshot
+from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.core.pregel import START, TaskOutcome
+from arqgraph.errors import RunCancelledError, UnknownGraphError
+from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
+from arqgraph.storage.connection import connect, lost_redis
+from arqgraph.storage.ends import EndWatch
+from arqgraph.storage.runs import NO_RESUME, RunStore
+from arqgraph.types import Command, Interrupt, PregelTask, StateSnapshot
 
 END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from shared.settings import Settings
+from arqgraph.settings import Settings
 
 STREAM_MODES = ("values", "updates", "custom")
 GC_YOUNG_THRESHOLD = 50_000  # net new objects between collections of the youngest generation
@@ -109,14 +109,14 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from orchestrator.embedded import EmbeddedCluster
-    from shared.loader import load_all
+    from arqgraph.embedded import EmbeddedCluster
+    from arqgraph.loader import load_all
 
     data = json.loads(args.input)
     config = json.loads(args.config)
     modes = args.stream
     if args.redis:
-        from orchestrator.client import Client
+        from arqgraph.client import Client
 
         client = await Client.connect(args.redis)
         name = args.spec if ":" not in args.spec else load_all([args.spec])[0].name
@@ -140,9 +140,9 @@ async def _follow(handle: Any, modes: list[str]) -> int:
 
 
 async def _serve_orchestrator(args: argparse.Namespace) -> int:
-    from orchestrator.service import Orchestrator
-    from shared.connection import connect
-    from shared.loader import load_all
+    from arqgraph.loader import load_all
+    from arqgraph.orchestrator.service import Orchestrator
+    from arqgraph.storage.connection import connect
 
     graphs = load_all(args.specs)
     redis = await connect(args.redis, what="orchestrator")
@@ -159,9 +159,9 @@ async def _serve_orchestrator(args: argparse.Namespace) -> int:
 
 
 async def _serve_worker(args: argparse.Namespace) -> int:
-    from shared.connection import connect
-    from shared.loader import load_all
-    from workers.worker import build_worker
+    from arqgraph.loader import load_all
+    from arqgraph.storage.connection import connect
+    from arqgraph.workers.worker import build_worker
 
     graphs = load_all(args.specs)
     log_arq_jobs(args.log_jobs)
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
-    from shared.loader import GraphSpecError
+    from arqgraph.loader import GraphSpecError
 
     try:
         if args.command == "run":
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_serve_orchestrator(args))
         if args.command == "worker":
             return asyncio.run(_serve_worker(args))
-        from orchestrator.launcher import launch
+        from arqgraph.orchestrator.launcher import launch
 
         return launch(args)
     except (GraphSpecError, json.JSONDecodeError) as exc:

@@ -15,8 +15,8 @@ import logging
 import uuid
 from collections import OrderedDict
 
-from shared.connection import Backoff, lost_redis
-from shared.store import RunStore
+from arqgraph.storage.connection import Backoff, lost_redis
+from arqgraph.storage.runs import RunStore
 
 log = logging.getLogger("arqgraph.client")
 

@@ -1,5 +1,5 @@
 """What a run tells its followers, and the notices that wake processes, over the keys of
-`shared.protocol`: a run's event stream (values, updates, custom, end) read by producers; the
+`arqgraph.protocol`: a run's event stream (values, updates, custom, end) read by producers; the
 orchestrators' inbox of notes (a run submitted, a step done, a cancel); the ends lists that tell
 a producer its runs have ended."""
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from shared import protocol
-from shared.batch import Batch
-from shared.connection import RETRYABLE, Backoff
-from shared.protocol import EventMode, InboxNote
+from arqgraph import protocol
+from arqgraph.protocol import EventMode, InboxNote
+from arqgraph.storage.batch import Batch
+from arqgraph.storage.connection import RETRYABLE, Backoff
 
 log = logging.getLogger("arqgraph.events")
 

@@ -1,4 +1,4 @@
-"""Cluster-wide limits of nodes, over the keys of `shared.protocol`: at most N executions of a
+"""Cluster-wide limits of nodes, over the keys of `arqgraph.protocol`: at most N executions of a
 node in flight (`concurrency=`, slots leased to jobs and renewed by the worker's lease keeper),
 and at most one start per interval (`rate_limit=`, start times reserved in Redis, whose clock is
 the same for every worker)."""
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from arq.connections import ArqRedis
 
-from shared import protocol
-from shared.batch import Batch
+from arqgraph import protocol
+from arqgraph.storage.batch import Batch
 
 
 class NodeLimits:

@@ -1,8 +1,8 @@
 """The plan of a run's next move, from its record and its step's outcomes: the next checkpoint
-(`shared.pregel`) and the commit that moves the run on to it with its jobs, or that ends the run
-there (`shared.commits`). No I/O, so that one planner serves both shells: the orchestrator makes
-the commits it plans (`orchestrator.moves.RunMover`), and a worker that ran a step's only task
-makes its plan with the post of the task's outcome, in the same round trip (`workers.runner`).
+(`arqgraph.core.pregel`) and the commit that moves the run on to it with its jobs, or that ends the run
+there (`arqgraph.storage.commits`). No I/O, so that one planner serves both shells: the orchestrator makes
+the commits it plans (`arqgraph.orchestrator.moves.RunMover`), and a worker that ran a step's only task
+makes its plan with the post of the task's outcome, in the same round trip (`arqgraph.workers.runner`).
 Each commit is a compare-and-set on the run's version: whoever makes a move, it is made once.
 """
 
@@ -12,14 +12,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared.commits import Commit, commit_call
-from shared.errors import ErrorInfo
-from shared.graph.compiled import CompiledStateGraph
-from shared.pregel import START, Checkpoint, TaskOutcome, exceeds_recursion_limit, next_checkpoint
-from shared.protocol import RunRecord, SavedCheckpoint
-from shared.queue import JobQueue, ScriptCall
+from arqgraph.core.pregel import START, Checkpoint, TaskOutcome, exceeds_recursion_limit, next_checkpoint
+from arqgraph.errors import ErrorInfo
+from arqgraph.protocol import RunRecord, SavedCheckpoint
+from arqgraph.storage.commits import Commit, commit_call
+from arqgraph.storage.queue import JobQueue, ScriptCall
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
 
 DEFAULT_RECURSION_LIMIT = 10007
 

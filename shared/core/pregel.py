@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from shared.errors import ErrorInfo, InvalidUpdateError
-from shared.schema import StateSchema
-from shared.types import Send
+from arqgraph.core.schema import StateSchema
+from arqgraph.errors import ErrorInfo, InvalidUpdateError
+from arqgraph.types import Send
 
 START = "__start__"
 END = "__end__"

@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import pydantic
 
-from shared.errors import SerializationError
+from arqgraph.errors import SerializationError
 
 TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA = 1, 2, 3, 4, 5, 6, 7
 PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM = 8, 9, 10, 11, 12

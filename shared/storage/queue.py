@@ -17,10 +17,10 @@ from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix, retr
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
-from shared import protocol
-from shared.batch import Batch
-from shared.pregel import Task
-from shared.protocol import RunRecord
+from arqgraph import protocol
+from arqgraph.core.pregel import Task
+from arqgraph.protocol import RunRecord
+from arqgraph.storage.batch import Batch
 
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)

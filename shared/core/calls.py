@@ -1,0 +1,109 @@
+"""How functions are called: whether a node's function is async, and the `@task` calls of the
+Functional API (`arqgraph.func`), each a job of its own on a worker.
+
+A task call asks the scheduler the worker set for the running entrypoint (`current_scheduler`)
+to run it as a job; outside an entrypoint running on a worker it simply runs the function. This
+lives below the public API so that the workers find a call's function (`TASKS`) without importing
+the graph-building modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+from collections.abc import Callable, Generator, Sequence
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+from arqgraph.types import RetryPolicy
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling `fn` gives a coroutine (async functions, objects with async __call__)."""
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+class CallScheduler(Protocol):
+    """What runs a task call as a job (the worker provides it while an entrypoint runs)."""
+
+    def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> concurrent.futures.Future[Any]: ...
+
+
+current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)
+
+current_attempt: ContextVar[int] = ContextVar("arqgraph_attempt", default=1)
+"""Which attempt of a task call is running (1 for the first), set by the worker."""
+
+
+class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
+    """Raised by a task to be tried again after `delay` seconds: a new attempt of its job, which
+    holds no worker slot while it waits."""
+
+    def __init__(self, delay: float, cause: BaseException | None = None) -> None:
+        super().__init__(f"try again in {delay}s" + (f" after {cause!r}" if cause else ""))
+        self.delay = delay
+
+
+TASKS: dict[str, TaskFunction] = {}
+"""Every `@task` of the loaded modules by name: a worker runs a call job by looking it up here."""
+
+
+class TaskFuture:
+    """The pending result of a task call: `await` it (async code) or call `.result()` (sync)."""
+
+    def __init__(self, future: concurrent.futures.Future[Any] | None = None,
+                 coroutine: Any = None) -> None:
+        self._future = future
+        self._coroutine = coroutine
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._coroutine is not None:
+            return self._coroutine.__await__()  # type: ignore[no-any-return]
+        assert self._future is not None
+        return asyncio.wrap_future(self._future).__await__()
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._coroutine is not None:
+            raise RuntimeError("an async task called outside an entrypoint must be awaited")
+        assert self._future is not None
+        return self._future.result(timeout)
+
+
+class TaskFunction:
+    """A function decorated with `@task`."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None,
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.retry_policy = retry_policy
+        self.key = f"{fn.__module__}:{fn.__qualname__}"
+        TASKS[self.key] = self
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
+        scheduler = current_scheduler.get()
+        if scheduler is not None:
+            return TaskFuture(scheduler.schedule(self, args, kwargs))
+        if inspect.iscoroutinefunction(self.fn):
+            return TaskFuture(coroutine=self.fn(*args, **kwargs))
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            done.set_result(self.fn(*args, **kwargs))
+        except Exception as exc:
+            done.set_exception(exc)
+        return TaskFuture(done)
+
+
+def task(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None, **_: Any,
+) -> Any:
+    """`@task` or `@task(name=..., retry_policy=...)`: each call becomes a job."""
+    if fn is not None:
+        return TaskFunction(fn, name, retry_policy)
+    return lambda f: TaskFunction(f, name, retry_policy)
