@@ -9,11 +9,19 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from arqgraph.runtime import Runtime
+from arqgraph.constants import CONF
+from arqgraph.runtime import current_runtime, get_runtime
 from arqgraph.types import StreamWriter
 
+__all__ = [
+    "CONF", "CONFIG_KEY_RUNTIME", "current_config", "current_runtime", "get_config", "get_runtime",
+    "get_store", "get_stream_writer",
+]
+
+CONFIG_KEY_RUNTIME = "__pregel_runtime"
+"""The configurable key under which LangGraph hands a node its runtime."""
+
 current_config: ContextVar[dict[str, Any] | None] = ContextVar("arqgraph_config", default=None)
-current_runtime: ContextVar[Runtime[Any] | None] = ContextVar("arqgraph_runtime", default=None)
 
 
 def get_config() -> dict[str, Any]:
@@ -24,11 +32,10 @@ def get_config() -> dict[str, Any]:
     return config
 
 
-def get_runtime() -> Runtime[Any]:
-    runtime = current_runtime.get()
-    if runtime is None:
-        raise RuntimeError("Called get_runtime outside of a runnable context")
-    return runtime
+def get_store() -> Any:
+    """The store of the node running now (None when the graph was compiled without one);
+    raises outside a node, as LangGraph does."""
+    return get_runtime().store
 
 
 def get_stream_writer() -> StreamWriter:

@@ -80,7 +80,7 @@ class EmbeddedCluster:
 
 
 @contextlib.asynccontextmanager
-async def backend(graph: CompiledStateGraph) -> AsyncIterator[Client]:
+async def backend(graph: CompiledStateGraph[Any, Any, Any, Any]) -> AsyncIterator[Client]:
     """A client for where `graph` runs: its cluster, or an embedded one over the in-memory Redis
     of its checkpointer (threads live as long as it) or a fresh one."""
     if graph.cluster_url is not None:
@@ -95,14 +95,14 @@ async def backend(graph: CompiledStateGraph) -> AsyncIterator[Client]:
         yield cluster.client
 
 
-def _check_thread(graph: CompiledStateGraph, config: dict[str, Any] | None) -> None:
+def _check_thread(graph: CompiledStateGraph[Any, Any, Any, Any], config: dict[str, Any] | None) -> None:
     """As LangGraph: an embedded graph with a checkpointer needs a thread id for each run."""
     if graph.cluster_url is None and graph.checkpointer is not None:
         require_thread(config)
 
 
 async def stream_graph(
-    graph: CompiledStateGraph, input: Any, config: dict[str, Any] | None,
+    graph: CompiledStateGraph[Any, Any, Any, Any], input: Any, config: dict[str, Any] | None,
     modes: Sequence[str], context: Any = None,
 ) -> AsyncIterator[tuple[str, Any]]:
     """Run `graph` once and yield its (mode, payload) events; raise its error if it fails."""
@@ -114,7 +114,8 @@ async def stream_graph(
 
 
 async def invoke_graph(
-    graph: CompiledStateGraph, input: Any, config: dict[str, Any] | None, context: Any = None
+    graph: CompiledStateGraph[Any, Any, Any, Any], input: Any, config: dict[str, Any] | None,
+    context: Any = None,
 ) -> Any:
     _check_thread(graph, config)
     async with backend(graph) as client:

@@ -4,8 +4,39 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
+
+
+class ErrorCode(Enum):
+    """The troubleshooting codes LangGraph's error messages name."""
+
+    GRAPH_RECURSION_LIMIT = "GRAPH_RECURSION_LIMIT"
+    INVALID_CONCURRENT_GRAPH_UPDATE = "INVALID_CONCURRENT_GRAPH_UPDATE"
+    INVALID_GRAPH_NODE_RETURN_VALUE = "INVALID_GRAPH_NODE_RETURN_VALUE"
+    MULTIPLE_SUBGRAPHS = "MULTIPLE_SUBGRAPHS"
+    INVALID_CHAT_HISTORY = "INVALID_CHAT_HISTORY"
+
+
+class EmptyChannelError(Exception):
+    """A channel was read before it had a value."""
+
+
+class GraphBubbleUp(Exception):  # noqa: N818 - LangGraph's name
+    """What a node raises to hand control to the runtime rather than fail: an interrupt, a
+    command for the parent graph, a drain."""
+
+
+class GraphDrained(GraphBubbleUp):
+    """A run stopped at a superstep boundary because it was asked to drain; its checkpoint is
+    saved and it can be resumed."""
+
+    def __init__(self, reason: str = "shutdown") -> None:
+        super().__init__(f"Graph drained: {reason}")
+        self.reason = reason
 
 
 class InvalidUpdateError(Exception):
@@ -48,30 +79,102 @@ class ResumeError(RuntimeError):
     """A run cannot resume its thread as asked (which interrupt, which checkpoint)."""
 
 
-class GraphInterrupt(Exception):  # noqa: N818 - LangGraph's name
+class GraphInterrupt(GraphBubbleUp):
     """Raised by `interrupt()` inside a node: the node stops until its run is resumed."""
 
-    def __init__(self, interrupts: tuple[Any, ...] = ()) -> None:
+    def __init__(self, interrupts: Sequence[Any] = ()) -> None:
         super().__init__(interrupts)
-        self.interrupts = interrupts
+        self.interrupts = tuple(interrupts)
+
+
+class NodeInterrupt(GraphInterrupt):
+    """Raised by a node to stop at an interrupt with `value` (LangGraph's older way; use
+    `interrupt()`)."""
+
+    def __init__(self, value: Any, id: str | None = None) -> None:
+        warnings.warn("NodeInterrupt is deprecated. Please use `arqgraph.types.interrupt` instead.",
+                      DeprecationWarning, stacklevel=2)
+        from arqgraph.types import Interrupt
+
+        super().__init__([Interrupt(value=value, id=id or "")])
+
+
+class ParentCommand(GraphBubbleUp):
+    """Carries a `Command(graph=Command.PARENT)` from a subgraph's node to its parent graph."""
+
+    args: tuple[Any]
+
+    def __init__(self, command: Any) -> None:
+        super().__init__(command)
+
+
+class TaskNotFound(Exception):  # noqa: N818 - LangGraph's name
+    """A worker was asked to run a task its graph does not have."""
+
+
+class UnknownInterruptError(Exception):
+    """A resume does not match the pending interrupts: it names interrupts that are not pending
+    (`reason="not_pending"`), is an empty map (`"empty_map"`), or is one value while several
+    interrupts wait (`"ambiguous"`). Nothing is written, so they can still be answered."""
+
+    def __init__(
+        self, message: str, *, reason: Literal["not_pending", "empty_map", "ambiguous"],
+        interrupt_ids: Sequence[str] = (), pending_ids: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.interrupt_ids = tuple(interrupt_ids)
+        self.pending_ids = tuple(pending_ids)
+
+
+class NodeCancelledError(Exception):
+    """A node's own code raised `asyncio.CancelledError`: a failure of the node, not a
+    cancellation of the run."""
+
+    def __init__(self, node: str, message: str | None = None) -> None:
+        super().__init__(message or f"Node {node!r} raised asyncio.CancelledError")
+        self.node = node
+
+
+INVALID_RESUME = "_arqgraph_invalid_resume"
+
+
+def is_invalid_resume(error: BaseException) -> bool:
+    """Whether `error` was raised because a resume value did not fit the interrupt's
+    `response_schema`."""
+    return bool(getattr(error, INVALID_RESUME, False))
 
 
 class NodeTimeoutError(Exception):
-    """A node attempt ran longer than its timeout and was cancelled.
+    """A node attempt ran longer than its timeout and was cancelled. `kind` says which of the
+    node's timeouts fired (`"run"`: its whole attempt; `"idle"`: no progress) and `timeout`
+    how long that one is.
 
     As in LangGraph it is not a `TimeoutError` (an `OSError`), so the default retry policy
     retries it.
     """
 
-    def __init__(self, node: str, elapsed: float | None = None, *, timeout: float = 0.0) -> None:
-        if elapsed is None:  # rebuilt from the wire: `node` is the whole message
-            super().__init__(node)
-            self.node, self.elapsed, self.timeout = "", 0.0, 0.0
-            return
-        super().__init__(
-            f"Node '{node}' exceeded its run timeout of {timeout:.3f}s (elapsed: {elapsed:.3f}s)."
-        )
-        self.node, self.elapsed, self.timeout = node, elapsed, timeout
+    def __init__(
+        self, node: str, elapsed: float, *, kind: Literal["idle", "run"],
+        idle_timeout: float | None = None, run_timeout: float | None = None,
+    ) -> None:
+        if kind == "idle":
+            if idle_timeout is None:
+                raise ValueError("idle_timeout is required when kind='idle'")
+            timeout = idle_timeout
+            message = (f"Node '{node}' exceeded its idle timeout of {timeout:.3f}s without making "
+                       f"progress (elapsed: {elapsed:.3f}s).")
+        elif kind == "run":
+            if run_timeout is None:
+                raise ValueError("run_timeout is required when kind='run'")
+            timeout = run_timeout
+            message = (f"Node '{node}' exceeded its run timeout of {timeout:.3f}s "
+                       f"(elapsed: {elapsed:.3f}s).")
+        else:
+            raise ValueError("kind must be 'idle' or 'run'")
+        super().__init__(message)
+        self.node, self.elapsed, self.kind, self.timeout = node, elapsed, kind, timeout
+        self.idle_timeout, self.run_timeout = idle_timeout, run_timeout
 
 
 class TaskLostError(RuntimeError):
@@ -104,39 +207,64 @@ class RemoteNodeError(RuntimeError):
         self.remote_traceback = traceback
 
 
+Plain = str | int | float | bool | None
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None))
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
-    """An exception as it crosses the wire: enough to rebuild it, or at least to report it."""
+    """An exception as it crosses the wire: enough to rebuild it, or at least to report it.
+
+    `args` are the exception's arguments and `attrs` its plain attributes (`node`, `timeout`,
+    ...), when they are plain values, so that the rebuilt exception has them too.
+    """
 
     type: str
     module: str
     message: str
     traceback: str = ""
     node: str = ""
-    args: tuple[str | int | float | bool | None, ...] | None = None
+    args: tuple[Plain, ...] | None = None
+    attrs: Mapping[str, Plain] | None = None
 
     @classmethod
     def of(cls, exc: BaseException, node: str = "") -> ErrorInfo:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        plain = all(isinstance(a, str | int | float | bool | type(None)) for a in exc.args)
-        args = tuple(exc.args) if plain else None
-        return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node, args)
+        args = tuple(exc.args) if all(_plain(a) for a in exc.args) else None
+        attrs = {k: v for k, v in getattr(exc, "__dict__", {}).items()
+                 if not k.startswith("__") and _plain(v)}
+        return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node, args,
+                   attrs or None)
 
     def rebuild(self) -> BaseException:
         """The same exception type in this process when it is already loaded here.
 
         Only classes of modules this process has imported are considered (nothing is imported
         on the word of a payload); otherwise a `RemoteNodeError` carries the remote details.
+        An exception with attributes of its own is rebuilt without calling its constructor
+        (which may not take its own `args` back), from its arguments and attributes.
         """
         module = sys.modules.get(self.module)
         cls = getattr(module, self.type, None) if module else None
         exc: BaseException | None = None
         if isinstance(cls, type) and issubclass(cls, Exception):
+            args = self.args if self.args is not None else (self.message,)
             try:
-                exc = cls(*self.args) if self.args is not None else cls(self.message)
+                exc = None if self.attrs else cls(*args)
             except Exception:
-                exc = None
-        if exc is not None and getattr(exc, "node", None) == "":
+                pass
+            if exc is None:  # its fields restored as they were, its constructor not run again
+                exc = cls.__new__(cls, *args)
+                Exception.__init__(exc, *args)
+                for key, value in (self.attrs or {}).items():
+                    try:
+                        setattr(exc, key, value)
+                    except Exception:
+                        pass
+        if exc is not None and getattr(exc, "node", None) in ("", None) and self.node:
             exc.node = self.node  # type: ignore[attr-defined]
         if exc is None:
             exc = RemoteNodeError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -22,3 +23,15 @@ class Runtime(Generic[ContextT]):
     stream_writer: StreamWriter = field(default=_drop)
     store: Any = None
     previous: Any = None
+
+
+current_runtime: ContextVar[Runtime[Any] | None] = ContextVar("arqgraph_runtime", default=None)
+
+
+def get_runtime(context_schema: type[ContextT] | None = None) -> Runtime[ContextT]:
+    """The runtime of the node running now (`context_schema` only types the result); raises
+    outside a node, as LangGraph does."""
+    runtime = current_runtime.get()
+    if runtime is None:
+        raise RuntimeError("Called get_runtime outside of a runnable context")
+    return runtime

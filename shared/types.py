@@ -8,9 +8,19 @@ import random
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 N = TypeVar("N")
+
+All = Literal["*"]
+"""`interrupt_before="*"`: every node."""
+
+StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
+"""What `stream(stream_mode=...)` yields."""
+
+Durability = Literal["sync", "async", "exit"]
+"""When a run's checkpoints are saved: before each next step starts, while it runs, or only
+when the run ends."""
 
 StreamWriter = Callable[[Any], None]
 """The `writer` a node receives: call it with any value to emit a `custom` stream event."""
@@ -70,6 +80,40 @@ class Command(Generic[N]):
         if isinstance(self.goto, str | Send):
             return [self.goto]
         return list(self.goto)
+
+
+OVERWRITE: Literal["__overwrite__"] = "__overwrite__"
+
+
+@dataclass
+class Overwrite:
+    """A write that replaces a key's value instead of going through its reducer:
+    `return {"messages": Overwrite(["b"])}`. At most one per key and superstep.
+
+    `{"__overwrite__": value}` means the same, as does this class's JSON form."""
+
+    value: Any
+    type: Literal["__overwrite__"] = OVERWRITE
+
+
+def overwrite_of(value: Any) -> tuple[bool, Any]:
+    """Whether `value` is an overwrite, in any of its forms, and the value it writes."""
+    if isinstance(value, Overwrite):
+        return True, value.value
+    if isinstance(value, dict):
+        if len(value) == 1 and OVERWRITE in value:
+            return True, value[OVERWRITE]
+        if value.get("type") == OVERWRITE and "value" in value:
+            return True, value["value"]
+    return False, None
+
+
+class StateUpdate(NamedTuple):
+    """One update of `bulk_update_state`: `values` written as if node `as_node` returned them."""
+
+    values: dict[str, Any] | None
+    as_node: str | None = None
+    task_id: str | None = None
 
 
 def default_retry_on(exc: Exception) -> bool:

@@ -5,7 +5,7 @@
     processes       arqgraph.orchestrator, arqgraph.workers (siblings: neither imports the other)
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
-    vocabulary      arqgraph.errors, .types, .runtime, .config, .constants
+    vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing
 
 A module may import its own layer and those below it. Imports made only for annotations
 (`if TYPE_CHECKING:`) do not count: they never run. The static check reads every module's
@@ -27,7 +27,7 @@ FOLDERS = {"shared": "arqgraph", "orchestrator": "arqgraph.orchestrator", "worke
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.runtime", "arqgraph.config",
-                    "arqgraph.constants")),
+                    "arqgraph.constants", "arqgraph.managed", "arqgraph.typing")),
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),

@@ -135,8 +135,13 @@ async def test_node_timeout_is_retried_under_the_node_policy() -> None:
     builder.add_node("sleepy", sleepy, timeout=0.05)  # no retry policy: the timeout fails the run
     builder.add_edge(START, "sleepy")
     calls.clear()
-    with pytest.raises(NodeTimeoutError, match="Node 'sleepy' exceeded its run timeout of 0.050s"):
+    with pytest.raises(NodeTimeoutError, match="Node 'sleepy' exceeded its run timeout of 0.050s"
+                       ) as failed:
         await asyncio.wait_for(builder.compile().ainvoke({"x": 1}), LIMIT)
+    # Rebuilt from the wire with its fields, as LangGraph raises it.
+    assert (failed.value.node, failed.value.kind) == ("sleepy", "run")
+    assert failed.value.timeout == failed.value.run_timeout == 0.05
+    assert failed.value.idle_timeout is None and failed.value.elapsed >= 0.05
 
 
 async def test_retention_threads_kept_until_deleted_runs_expire() -> None:

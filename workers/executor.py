@@ -105,7 +105,8 @@ async def run_node(
         async with asyncio.timeout(timeout):  # (wait_for would run the node in a task of its own)
             return await call
     except TimeoutError:
-        raise NodeTimeoutError(node.name, time.monotonic() - started, timeout=timeout) from None
+        raise NodeTimeoutError(node.name, time.monotonic() - started, kind="run",
+                               run_timeout=timeout) from None
 
 
 def retry_delay(
@@ -173,9 +174,11 @@ async def execute_task(
     default_timeout: float | None = None,
     resume: Sequence[Any] = (),
     interrupt_ids: str = "",
+    stop: int = 0,
 ) -> TaskResult:
     """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
-    in turn, then stops the task (its interrupt ids derive from `interrupt_ids`).
+    in turn, then stops the task (its interrupt ids derive from `interrupt_ids`). `stop`, the
+    run's first step plus its recursion limit, gives the managed values (`arqgraph.managed`).
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
@@ -191,7 +194,7 @@ async def execute_task(
                     f"graph {graph.name!r} has no node {task.node!r} (nodes: {sorted(graph.nodes)})"
                 )
             arg = task.arg if task.send_index is not None else graph.schema.node_input(
-                checkpoint.values
+                checkpoint.values, checkpoint.step, stop
             )
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result)
@@ -199,7 +202,7 @@ async def execute_task(
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
             seen = apply_writes(graph.schema, checkpoint.values, [own])
-            state = graph.schema.node_input(seen)
+            state = graph.schema.node_input(seen, checkpoint.step, stop)
             for branch in graph.branches[task.node]:
                 picked = await call_user(branch.path, state, runtime, config, threads)
                 targets += branch.resolve(picked)
@@ -212,7 +215,7 @@ async def execute_task(
         delay = retry_delay(node.retry_policy if node else None, exc, attempt)
         if delay is None and node is not None and node.error_handler is not None:
             return await _handle_error(graph, checkpoint, task, node, exc, config, runtime,
-                                       threads)
+                                       threads, stop)
         failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
         return TaskResult(failed, retry_after=delay)
 
@@ -220,11 +223,13 @@ async def execute_task(
 async def _handle_error(
     graph: CompiledStateGraph, checkpoint: Checkpoint, task: Task, node: NodeSpec,
     exc: Exception, config: dict[str, Any], runtime: Runtime[Any], threads: Executor | None,
+    stop: int,
 ) -> TaskResult:
     """A node failed for good: its error handler's result stands in for the node's, and goes
     only where the handler routes it (the node's own edges are not followed)."""
     assert node.error_handler is not None
-    arg = task.arg if task.send_index is not None else graph.schema.node_input(checkpoint.values)
+    arg = task.arg if task.send_index is not None else graph.schema.node_input(
+        checkpoint.values, checkpoint.step, stop)
     node_error = ErrorInfo.of(exc, task.node)
     try:
         result = await call_user(node.error_handler, arg, runtime, config, threads,

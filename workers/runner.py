@@ -33,7 +33,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
-from arqgraph.storage.moves import Move, MovePlanner
+from arqgraph.storage.moves import Move, MovePlanner, recursion_limit
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import Interrupt
@@ -297,6 +297,7 @@ class NodeRunner:
                 graph, record.checkpoint, task, config, runtime, self.threads,
                 attempt=claim.failures + 1, default_timeout=self.node_timeout,
                 resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
+                stop=record.first_step + recursion_limit(record),
             )
         finally:
             await close_scheduler(scheduler)

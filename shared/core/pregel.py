@@ -15,12 +15,10 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from arqgraph.constants import END, START
 from arqgraph.core.schema import StateSchema
 from arqgraph.errors import ErrorInfo, InvalidUpdateError
-from arqgraph.types import Send
-
-START = "__start__"
-END = "__end__"
+from arqgraph.types import Send, overwrite_of
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,17 @@ def apply_writes(
                 )
             new[key] = written[0]
             continue
+        overwritten = False
         for value in written:
-            new[key] = reducer(new[key], value) if key in new else value
+            is_overwrite, replacement = overwrite_of(value)
+            if is_overwrite:
+                if overwritten:
+                    raise InvalidUpdateError(
+                        "Can receive only one Overwrite value per super-step."
+                    )
+                new[key], overwritten = replacement, True
+            elif not overwritten:  # (values after an overwrite in the same step are dropped)
+                new[key] = reducer(new[key], value) if key in new else value
     return new
 
 

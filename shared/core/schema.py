@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import pydantic
 
 from arqgraph.errors import InvalidInputError
+from arqgraph.managed import ManagedValue
 
 SchemaKind = Literal["typeddict", "pydantic", "dataclass"]
 _MISSING = object()
@@ -65,6 +66,15 @@ def _reducer_of(annotation: Any) -> Callable[[Any, Any], Any] | None:
     return None
 
 
+def _managed_of(annotation: Any) -> type[ManagedValue] | None:
+    """The manager of a managed key (`RemainingSteps`, `IsLastStep`), or None."""
+    if get_origin(annotation) is typing.Annotated:
+        for meta in get_args(annotation)[1:]:
+            if isinstance(meta, type) and issubclass(meta, ManagedValue):
+                return meta
+    return None
+
+
 def schema_kind(cls: type) -> SchemaKind:
     if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel):
         return "pydantic"
@@ -84,15 +94,18 @@ class StateSchema:
     cls: type
     kind: SchemaKind
     channels: dict[str, Channel]
+    managed: dict[str, type[ManagedValue]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, schema: type) -> StateSchema:
         kind = schema_kind(schema)
         hints = get_type_hints(schema, include_extras=True)
+        managed = {key: m for key, hint in hints.items() if (m := _managed_of(hint))}
         channels = {
-            key: Channel(key, _reducer_of(hint), _start_type(hint)) for key, hint in hints.items()
+            key: Channel(key, _reducer_of(hint), _start_type(hint))
+            for key, hint in hints.items() if key not in managed
         }
-        return cls(schema, kind, channels)
+        return cls(schema, kind, channels, managed)
 
     def start_values(self) -> dict[str, Any]:
         values = {k: c.start_value() for k, c in self.channels.items()}
@@ -121,9 +134,12 @@ class StateSchema:
             )
         return {k: v for k, v in data.items() if k in self.channels}
 
-    def node_input(self, values: Mapping[str, Any]) -> Any:
-        """The state as a node receives it: a dict, or an instance of the state class."""
+    def node_input(self, values: Mapping[str, Any], step: int = 0, stop: int = 0) -> Any:
+        """The state as a node receives it in superstep `step`: a dict, or an instance of the
+        state class, with its managed values (`stop`: see `arqgraph.managed.ManagedValue`)."""
         present = {k: v for k, v in values.items() if k in self.channels}
+        for key, manager in self.managed.items():
+            present[key] = manager.get(step, stop)
         if self.kind == "typeddict":
             return present
         if self.kind == "pydantic":

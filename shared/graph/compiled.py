@@ -13,7 +13,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Generic
 
 import fakeredis
 
@@ -22,6 +22,7 @@ from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.types import StateSnapshot
+from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 
 def _qualname(obj: Any) -> str:
@@ -31,7 +32,7 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
-class CompiledStateGraph:
+class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     """A frozen graph: what workers execute, what orchestrators step, what users invoke.
 
     `invoke`/`stream` run on the embedded default (the cluster code over an in-memory Redis);
@@ -42,7 +43,7 @@ class CompiledStateGraph:
     returns_value = False  # an entrypoint's runs take any input and return a value (arqgraph.func)
 
     def __init__(
-        self, builder: StateGraph, *, name: str, explicit_name: bool = False,
+        self, builder: StateGraph[Any, Any, Any, Any], *, name: str, explicit_name: bool = False,
         checkpointer: Any = None, interrupt_before: frozenset[str] = frozenset(),
         interrupt_after: frozenset[str] = frozenset(),
     ) -> None:

@@ -10,10 +10,11 @@ import typing
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.core.pregel import END, START
 from arqgraph.types import Command, RetryPolicy
+from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 if TYPE_CHECKING:
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -70,16 +71,19 @@ def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...]:
     return ()
 
 
-class StateGraph:
-    """A graph whose nodes read a shared state and return partial updates to it."""
+class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
+    """A graph whose nodes read a shared state and return partial updates to it.
+
+    Generic as LangGraph's: `StateGraph[State]`, `StateGraph[State, Context, Input, Output]`.
+    """
 
     def __init__(
         self,
-        state_schema: type,
-        context_schema: type | None = None,
+        state_schema: type[StateT],
+        context_schema: type[ContextT] | None = None,
         *,
-        input_schema: type | None = None,
-        output_schema: type | None = None,
+        input_schema: type[InputT] | None = None,
+        output_schema: type[OutputT] | None = None,
         **_: Any,
     ) -> None:
         self.state_schema = state_schema
@@ -105,7 +109,7 @@ class StateGraph:
         concurrency: int | None = None,
         rate_limit: str | None = None,
         **_: Any,
-    ) -> StateGraph:
+    ) -> Self:
         if not isinstance(node, str):
             action, node = node, getattr(node, "__name__", type(node).__name__)
         if action is None:
@@ -135,7 +139,7 @@ class StateGraph:
         error_handler: Callable[..., Any] | None = None,
         timeout: float | timedelta | None = None,
         **_: Any,
-    ) -> StateGraph:
+    ) -> Self:
         """Policies for every node that sets none of its own, applied at `compile()`."""
         if retry_policy is not None:
             self.node_defaults["retry_policy"] = retry_policy
@@ -145,7 +149,7 @@ class StateGraph:
             self.node_defaults["timeout"] = _seconds(timeout)
         return self
 
-    def add_edge(self, start_key: str | list[str], end_key: str) -> StateGraph:
+    def add_edge(self, start_key: str | list[str], end_key: str) -> Self:
         if isinstance(start_key, str):
             if start_key == END:
                 raise ValueError("END cannot be a start node")
@@ -168,7 +172,7 @@ class StateGraph:
         source: str,
         path: Callable[..., Any],
         path_map: dict[Hashable, str] | list[str] | None = None,
-    ) -> StateGraph:
+    ) -> Self:
         mapping: dict[Hashable, str] | None = (
             {name: name for name in path_map} if isinstance(path_map, list) else path_map
         )
@@ -179,7 +183,7 @@ class StateGraph:
         return self
 
     def add_sequence(self, nodes: Sequence[Callable[..., Any] | tuple[str, Callable[..., Any]]]
-                     ) -> StateGraph:
+                     ) -> Self:
         if not nodes:
             raise ValueError("Sequence requires at least one node.")
         previous: str | None = None
@@ -198,15 +202,15 @@ class StateGraph:
             previous = name
         return self
 
-    def set_entry_point(self, key: str) -> StateGraph:
+    def set_entry_point(self, key: str) -> Self:
         return self.add_edge(START, key)
 
     def set_conditional_entry_point(
         self, path: Callable[..., Any], path_map: dict[Hashable, str] | list[str] | None = None
-    ) -> StateGraph:
+    ) -> Self:
         return self.add_conditional_edges(START, path, path_map)
 
-    def set_finish_point(self, key: str) -> StateGraph:
+    def set_finish_point(self, key: str) -> Self:
         return self.add_edge(key, END)
 
     def validate(self) -> None:
@@ -245,7 +249,7 @@ class StateGraph:
         interrupt_before: Any = None,
         interrupt_after: Any = None,
         **_: Any,
-    ) -> CompiledStateGraph:
+    ) -> CompiledStateGraph[StateT, ContextT, InputT, OutputT]:
         self.validate()
         for key in (interrupt_before, interrupt_after):
             for node in [] if key in (None, "*") else key:

@@ -137,13 +137,14 @@ def encode_error(error: ErrorInfo) -> dict[str, Any]:
         "traceback": error.traceback,
         "node": error.node,
         "args": list(error.args) if error.args is not None else None,
+        "attrs": dict(error.attrs) if error.attrs else None,
     }
 
 
 def decode_error(data: Any) -> ErrorInfo:
     m = ErrorModel.model_validate(data)
     args = tuple(m.args) if m.args is not None else None
-    return ErrorInfo(m.type, m.module, m.message, m.traceback, m.node, args)
+    return ErrorInfo(m.type, m.module, m.message, m.traceback, m.node, args, m.attrs)
 
 
 class ErrorModel(pydantic.BaseModel):
@@ -153,6 +154,7 @@ class ErrorModel(pydantic.BaseModel):
     traceback: str = ""
     node: str = ""
     args: list[str | int | float | bool | None] | None = None
+    attrs: dict[str, str | int | float | bool | None] | None = None
 
 
 class _CheckpointModel(pydantic.BaseModel):

@@ -41,6 +41,12 @@ _NAMES: dict[str, tuple[str, str]] = {
     "GraphInterrupt": ("errors", "GraphInterrupt"),
     "NodeTimeoutError": ("errors", "NodeTimeoutError"),
     "NodeError": ("errors", "NodeError"),
+    # the module map: names a program takes from LangGraph's other public modules
+    "RemainingSteps": ("managed", "RemainingSteps"),
+    "IsLastStep": ("managed", "IsLastStep"),
+    "Overwrite": ("types", "Overwrite"),
+    "CONST_START": ("constants", "START"),
+    "CONST_END": ("constants", "END"),
 }
 
 
@@ -68,6 +74,11 @@ class Api:
     InvalidUpdateError: type[Exception]
     GraphRecursionError: type[Exception]
     NodeError: Any
+    RemainingSteps: Any
+    IsLastStep: Any
+    Overwrite: Any
+    CONST_START: str
+    CONST_END: str
     get_stream_writer: Any
     Runtime: Any
     InMemorySaver: Any

@@ -682,6 +682,82 @@ def build_recursion_limit_sequence(api: Api) -> Any:
     return _compile(g, "recursion_limit_sequence")
 
 
+@case([Run({"log": []}, _limit(k)) for k in (3, 4, 5, 25)] + [Run({"log": []}, None)])
+def build_managed_steps(api: Api) -> Any:
+    """RemainingSteps and IsLastStep: a loop that stops itself on its last allowed step; the
+    managed keys are seen by nodes and conditional edges, never stored or returned."""
+
+    class Managed(TypedDict, total=False):
+        log: Annotated[list[str], operator.add]
+        remaining: api.RemainingSteps  # type: ignore[name-defined]
+        last: api.IsLastStep  # type: ignore[name-defined]
+
+    def work(state: Managed) -> dict[str, Any]:
+        return {"log": [f"{state['remaining']}:{state['last']}"], "remaining": 99}
+
+    def route(state: Managed) -> str:
+        return api.CONST_END if state["last"] or len(state["log"]) >= 6 else "work"
+
+    g = api.StateGraph(Managed)
+    g.add_node("work", work)
+    g.add_edge(api.CONST_START, "work")
+    g.add_conditional_edges("work", route)
+    return _compile(g, "managed_steps")
+
+
+@case([{"items": ["in"]}, {"items": []}], unordered=True)
+def build_overwrite(api: Api) -> Any:
+    """Overwrite bypasses a reducer; its dict form too; values after it in the step drop."""
+
+    class Items(TypedDict):
+        items: Annotated[list[str], operator.add]
+
+    def add(state: Items) -> dict[str, Any]:
+        return {"items": ["a"]}
+
+    def replace(state: Items) -> dict[str, Any]:
+        return {"items": api.Overwrite(["b"])}
+
+    def plain_dict(state: Items) -> dict[str, Any]:
+        return {"items": {"__overwrite__": state["items"] + ["c"]}}
+
+    def later(state: Items) -> dict[str, Any]:
+        return {"items": ["d"]}
+
+    g = api.StateGraph(Items)
+    g.add_node("add", add)
+    g.add_node("replace", replace)
+    g.add_node("plain_dict", plain_dict)
+    g.add_node("later", later)
+    g.add_edge(api.START, "add")
+    g.add_edge("add", "replace")
+    g.add_edge("add", "later")  # same step as replace: sorted after it, dropped
+    g.add_edge("replace", "plain_dict")
+    g.add_edge("plain_dict", api.END)
+    return _compile(g, "overwrite")
+
+
+@case([{"items": []}], unordered=True)
+def build_overwrite_twice(api: Api) -> Any:
+    """Two overwrites of one key in one step fail the run."""
+
+    class Items(TypedDict):
+        items: Annotated[list[str], operator.add]
+
+    def one(state: Items) -> dict[str, Any]:
+        return {"items": api.Overwrite(["1"])}
+
+    def two(state: Items) -> dict[str, Any]:
+        return {"items": api.Overwrite(["2"])}
+
+    g = api.StateGraph(Items)
+    g.add_node("one", one)
+    g.add_node("two", two)
+    g.add_edge(api.START, "one")
+    g.add_edge(api.START, "two")
+    return _compile(g, "overwrite_twice")
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 
