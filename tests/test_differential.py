@@ -103,11 +103,17 @@ def _in_thread(fn: Callable[[], Any]) -> Any:
     return box["result"]
 
 
-def _invoke(api: Api, case: Case, run_index: int, use_async: bool) -> dict[str, Any]:
+def _build(api: Api, case: Case, cluster: str | None) -> Any:
+    graph = case.build(api)
+    return graph.with_cluster(cluster) if cluster else graph
+
+
+def _invoke(api: Api, case: Case, run_index: int, use_async: bool, cluster: str | None = None
+            ) -> dict[str, Any]:
     run = case.runs[run_index]
 
     def call() -> dict[str, Any]:
-        graph = case.build(api)
+        graph = _build(api, case, cluster)
         try:
             if use_async:
                 output = asyncio.run(graph.ainvoke(run.input, run.config))
@@ -120,13 +126,13 @@ def _invoke(api: Api, case: Case, run_index: int, use_async: bool) -> dict[str, 
     return _in_thread(call)
 
 
-def _stream(api: Api, case: Case, run_index: int, mode: str, use_async: bool
-            ) -> dict[str, Any]:
+def _stream(api: Api, case: Case, run_index: int, mode: str, use_async: bool,
+            cluster: str | None = None) -> dict[str, Any]:
     run = case.runs[run_index]
     stream_mode = MODES[mode]
 
     def call() -> dict[str, Any]:
-        graph = case.build(api)
+        graph = _build(api, case, cluster)
         events: list[Any] = []
         error = None
         try:

@@ -193,17 +193,17 @@ async def execute_task(
                 raise UnknownNodeError(
                     f"graph {graph.name!r} has no node {task.node!r} (nodes: {sorted(graph.nodes)})"
                 )
-            arg = task.arg if task.send_index is not None else graph.schema.node_input(
-                checkpoint.values, checkpoint.step, stop
-            )
+            arg = task.arg if task.send_index is not None else graph.node_schemas[
+                task.node].node_input(checkpoint.values, checkpoint.step, stop)
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result)
             shown = graph.schema.state_writes(writes) or None
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
             seen = apply_writes(graph.schema, checkpoint.values, [own])
-            state = graph.schema.node_input(seen, checkpoint.step, stop)
-            for branch in graph.branches[task.node]:
+            for i, branch in enumerate(graph.branches[task.node]):
+                reads = graph.branch_schemas[(task.node, i)]
+                state = reads.node_input(seen, checkpoint.step, stop)
                 picked = await call_user(branch.path, state, runtime, config, threads)
                 targets += branch.resolve(picked)
         goto, sends = _route(targets, graph, task.node)
@@ -228,7 +228,7 @@ async def _handle_error(
     """A node failed for good: its error handler's result stands in for the node's, and goes
     only where the handler routes it (the node's own edges are not followed)."""
     assert node.error_handler is not None
-    arg = task.arg if task.send_index is not None else graph.schema.node_input(
+    arg = task.arg if task.send_index is not None else graph.node_schemas[task.node].node_input(
         checkpoint.values, checkpoint.step, stop)
     node_error = ErrorInfo.of(exc, task.node)
     try:

@@ -97,14 +97,22 @@ class StateSchema:
     managed: dict[str, type[ManagedValue]] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, schema: type) -> StateSchema:
+    def of(cls, schema: type, *more: type) -> StateSchema:
+        """The keys of `schema`, and those of `more` schemas that it lacks: a graph's channels
+        are every key of its state, input, output and node input schemas, as in LangGraph.
+        The state's class (`cls`, `kind`) is `schema`'s."""
         kind = schema_kind(schema)
-        hints = get_type_hints(schema, include_extras=True)
-        managed = {key: m for key, hint in hints.items() if (m := _managed_of(hint))}
-        channels = {
-            key: Channel(key, _reducer_of(hint), _start_type(hint))
-            for key, hint in hints.items() if key not in managed
-        }
+        channels: dict[str, Channel] = {}
+        managed: dict[str, type[ManagedValue]] = {}
+        for one in (schema, *more):
+            schema_kind(one)
+            for key, hint in get_type_hints(one, include_extras=True).items():
+                if key in channels or key in managed:
+                    continue
+                if manager := _managed_of(hint):
+                    managed[key] = manager
+                else:
+                    channels[key] = Channel(key, _reducer_of(hint), _start_type(hint))
         return cls(schema, kind, channels, managed)
 
     def start_values(self) -> dict[str, Any]:

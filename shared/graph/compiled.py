@@ -53,11 +53,21 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.checkpointer = _embedded_store(checkpointer)
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
-        self.schema = StateSchema.of(builder.state_schema)
-        self.input_schema = StateSchema.of(builder.input_schema)
-        self.output_schema = StateSchema.of(builder.output_schema)
         self.nodes: dict[str, NodeSpec] = {
             name: _with_defaults(spec, builder.node_defaults) for name, spec in builder.nodes.items()
+        }
+        own = [s.input_schema for s in self.nodes.values() if s.input_schema is not None]
+        own += [b.input_schema for bs in builder.branches.values() for b in bs if b.input_schema]
+        # The channels: every key of the state, input, output and node input schemas.
+        self.schema = StateSchema.of(
+            builder.state_schema, builder.input_schema, builder.output_schema, *own
+        )
+        self.state_schema = StateSchema.of(builder.state_schema)
+        self.input_schema = StateSchema.of(builder.input_schema)
+        self.output_schema = StateSchema.of(builder.output_schema)
+        self.node_schemas = {
+            name: StateSchema.of(spec.input_schema) if spec.input_schema else self.state_schema
+            for name, spec in self.nodes.items()
         }
         for spec in self.nodes.values():
             if spec.timeout is not None and not is_async(spec.fn):
@@ -66,6 +76,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                     f"execution cannot be safely cancelled in-process. Node '{spec.name}' is sync."
                 )
         self.branches: dict[str, list[Branch]] = {k: list(v) for k, v in builder.branches.items()}
+        self.branch_schemas = {  # what each branch reads: its own schema, else its source's
+            (source, i): StateSchema.of(b.input_schema) if b.input_schema
+            else self.node_schemas.get(source, self.state_schema)
+            for source, bs in self.branches.items() for i, b in enumerate(bs)
+        }
         edges: dict[str, list[str]] = {}
         for source, target in sorted(builder.edges):
             edges.setdefault(source, []).append(target)

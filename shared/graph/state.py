@@ -6,6 +6,7 @@ The builder only records structure. `compile()` checks it and freezes it into a
 
 from __future__ import annotations
 
+import inspect
 import typing
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class NodeSpec:
     concurrency: int | None = None  # at most this many running at once, cluster-wide
     rate_limit: str | None = None  # e.g. "10/s": calls started at most this often, cluster-wide
     rate_interval: float | None = None  # seconds between two starts, from `rate_limit`
+    input_schema: type | None = None  # the keys it reads, when not the graph's state schema
 
     @property
     def handler_name(self) -> str:
@@ -48,6 +50,7 @@ class Branch:
 
     path: Callable[..., Any]
     path_map: dict[Hashable, str] | None = None
+    input_schema: type | None = None  # the keys `path` reads, when not its source's
 
     def resolve(self, result: Any) -> list[Any]:
         """Map a path result (name, list of names, Send, list of Sends) to targets."""
@@ -56,6 +59,27 @@ class Branch:
             return list(results)
         return [r if not isinstance(r, Hashable) or r not in self.path_map else self.path_map[r]
                 for r in results]
+
+
+def _inferred_input_schema(fn: Callable[..., Any]) -> type | None:
+    """A node's input schema from its first parameter's annotation, when that is a class with
+    annotations of its own (a TypedDict, a dataclass, a pydantic model), as LangGraph infers it."""
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        target = fn
+    elif inspect.ismethod(call := getattr(fn, "__call__", None)):  # noqa: B004 - objects
+        target = call
+    else:
+        return None
+    try:
+        hints = typing.get_type_hints(target)
+        first = next(iter(inspect.signature(fn).parameters))
+    except (NameError, TypeError, ValueError, StopIteration):
+        return None
+    hint = hints.get(first)
+    try:
+        return hint if isinstance(hint, type) and typing.get_type_hints(hint) else None
+    except (NameError, TypeError):
+        return None
 
 
 def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -108,6 +132,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         error_handler: Callable[..., Any] | None = None,
         concurrency: int | None = None,
         rate_limit: str | None = None,
+        input_schema: type | None = None,
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
@@ -128,7 +153,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         interval = None if rate_limit is None else parse_rate(node, rate_limit)
         self.nodes[node] = NodeSpec(
             node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler,
-            concurrency, rate_limit, interval,
+            concurrency, rate_limit, interval, input_schema or _inferred_input_schema(action),
         )
         return self
 
@@ -179,7 +204,9 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         name = getattr(path, "__name__", "condition")
         if any(getattr(b.path, "__name__", "condition") == name for b in self.branches.get(source, [])):
             raise ValueError(f"Branch with name `{name}` already exists for node `{source}`")
-        self.branches.setdefault(source, []).append(Branch(path, mapping))
+        self.branches.setdefault(source, []).append(
+            Branch(path, mapping, _inferred_input_schema(path))
+        )
         return self
 
     def add_sequence(self, nodes: Sequence[Callable[..., Any] | tuple[str, Callable[..., Any]]]

@@ -45,13 +45,18 @@ class Case:
     # Concurrent tasks without a controlled completion order: updates/custom compared sorted.
     unordered: bool = False
     note: str = ""
+    # Runs on a cluster too (tests/test_differential_cluster.py), unless the graph keeps state
+    # of its own between calls (a counter in its closure), which separate worker processes
+    # cannot share; `cluster` then says why not.
+    cluster: bool | str = True
 
 
 CASES: list[Case] = []
 
 
 def case(
-    runs: list[Any], *, async_only: bool = False, unordered: bool = False, note: str = ""
+    runs: list[Any], *, async_only: bool = False, unordered: bool = False, note: str = "",
+    cluster: bool | str = True,
 ) -> Callable[[Callable[[Api], Any]], Callable[[Api], Any]]:
     """Register `build_<name>` as case `<name>`; runs are inputs or `Run(input, config)`."""
 
@@ -59,7 +64,7 @@ def case(
         name = build.__name__.removeprefix("build_")
         assert all(c.name != name for c in CASES), f"duplicate case {name}"
         normalized = [r if isinstance(r, Run) else Run(r) for r in runs]
-        CASES.append(Case(name, build, normalized, async_only, unordered, note))
+        CASES.append(Case(name, build, normalized, async_only, unordered, note, cluster))
         return build
 
     return register
@@ -239,7 +244,8 @@ def build_fanout_fanin(api: Api) -> Any:
 
 
 @case([{"log": []}, {"log": ["x"]}], async_only=True,
-      note="completion order (zeta first) differs from write order (alpha first)")
+      note="completion order (zeta first) differs from write order (alpha first)",
+      cluster="its nodes order themselves with threading events of one process")
 def build_fanout_fanin_ordered(api: Api) -> Any:
     # The three parallel nodes finish in a fixed order, zeta, mid, alpha, whatever the load:
     # each waits for the one before it (plain threading events: any loop, any thread).
@@ -758,6 +764,66 @@ def build_overwrite_twice(api: Api) -> Any:
     return _compile(g, "overwrite_twice")
 
 
+class SchemaIn(TypedDict):
+    q: str
+
+
+class SchemaOut(TypedDict):
+    a: str
+
+
+class SchemaState(TypedDict):
+    q: str
+    a: str
+    mid: str
+
+
+class SchemaPrivate(TypedDict):
+    secret: str
+
+
+class SchemaPick(pydantic.BaseModel):
+    mid: str
+
+
+@case([{"q": "hi", "a": "ignored", "zzz": 1}, {"q": "x"}])
+def build_input_output_schemas(api: Api) -> Any:
+    """Input and output schemas filter a run's input and result; a node reads only the keys
+    of its input schema (inferred from its annotation, or given), and may write keys of no
+    other schema (private state), which other nodes read and `values` events show."""
+
+    def first(state: SchemaIn) -> dict[str, Any]:
+        return {"mid": f"{state['q']}!", "secret": f"<{sorted(state)}>"}
+
+    def private(state: SchemaPrivate) -> dict[str, Any]:
+        return {"a": state["secret"]}
+
+    def picked(state: Any) -> dict[str, Any]:
+        return {"a": f"{state['a']} {type(state).__name__}"}
+
+    def model(state: SchemaPick) -> dict[str, Any]:
+        return {"mid": f"{type(state).__name__}:{state.mid}"}
+
+    def whole(state: SchemaState) -> dict[str, Any]:
+        return {"a": state["a"] + "|" + ",".join(sorted(state))}
+
+    def route(state: SchemaPrivate) -> str:
+        return "model" if state["secret"] else api.END
+
+    g = api.StateGraph(SchemaState, input_schema=SchemaIn, output_schema=SchemaOut)
+    g.add_node("first", first)
+    g.add_node("private", private)
+    g.add_node("picked", picked, input_schema=SchemaOut)
+    g.add_node("model", model)
+    g.add_node("whole", whole)
+    g.add_edge(api.START, "first")
+    g.add_edge("first", "private")
+    g.add_edge("private", "picked")
+    g.add_conditional_edges("picked", route, ["model", api.END])
+    g.add_edge("model", "whole")
+    return _compile(g, "input_output_schemas")
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 
@@ -1165,7 +1231,8 @@ def build_io_schemas(api: Api) -> Any:
 # Retry
 
 
-@case([{"route": "flaky", "log": []}, {"route": "value_error", "log": []}])
+@case([{"route": "flaky", "log": []}, {"route": "value_error", "log": []}],
+      cluster="it counts attempts in its closure, which each worker process has its own of")
 def build_retry_policy(api: Api) -> Any:
     attempts: dict[str, int] = {}
 

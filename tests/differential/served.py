@@ -1,0 +1,7 @@
+"""Every differential case's graph built with arqgraph's names, for the processes of a cluster
+to serve (`tests.differential.served:GRAPHS`, see tests/test_differential_cluster.py)."""
+
+from tests.differential.api import Api
+from tests.differential.cases import CASES
+
+GRAPHS = [case.build(Api("arqgraph")) for case in CASES if case.cluster is True]

@@ -1,0 +1,68 @@
+"""The differential cases on a real cluster: the same programs as tests/test_differential.py,
+run by separate orchestrator and worker processes over a real redis-server, must give what
+LangGraph gives in process.
+
+One orchestrator and two workers serve every case's graph (`tests.differential.served:GRAPHS`,
+built with arqgraph's names); the test process builds the same graph, binds it to the cluster
+(`with_cluster`) and runs it as a producer. Compared per case and run: the `invoke` output (or
+error), and the multi-mode stream (`updates`, `values`, `custom`). The few cases that keep state
+of their own between calls are skipped here (`Case.cluster` says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import ArqProcesses, RedisServer
+from tests.differential.api import REFERENCE, Api
+from tests.differential.cases import CASES, Case
+from tests.test_differential import _explain, _invoke, _stream
+
+pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
+
+SPEC = "tests.differential.served:GRAPHS"
+DATABASE = 5  # a database of its own on the session's redis-server
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[str]:
+    url = redis_server.url.rsplit("/", 1)[0] + f"/{DATABASE}"
+    orchestrator = arq_processes.orchestrator(SPEC, redis=url, extra=("--sweep-interval", "1"),
+                                              name="diff-orchestrator")
+    workers = [arq_processes.worker(SPEC, redis=url, name="diff-worker",
+                                    extra=("--poll-delay", "0.05", "--concurrency", "16"))
+               for _ in range(2)]
+    orchestrator.wait_for_output("serving graphs", timeout=60)
+    for worker in workers:
+        worker.wait_for_output("worker serving graphs", timeout=60)
+    yield url
+    for proc in [orchestrator, *workers]:
+        proc.terminate()
+
+
+def _cluster_runs() -> list[object]:
+    return [
+        pytest.param(case, i, id=f"{case.name}-{i}")
+        for case in CASES if case.cluster is True
+        for i in range(len(case.runs))
+    ]
+
+
+def test_the_cases_left_out_say_why() -> None:
+    left_out = [c for c in CASES if c.cluster is not True]
+    assert all(isinstance(c.cluster, str) and c.cluster for c in left_out)
+    assert len(left_out) <= 3, [c.name for c in left_out]
+
+
+@pytest.mark.parametrize(("case", "run_index"), _cluster_runs())
+def test_cluster_run_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:
+    reference, candidate = Api(REFERENCE), Api("arqgraph")
+    expected = _invoke(reference, case, run_index, use_async=case.async_only)
+    actual = _invoke(candidate, case, run_index, use_async=case.async_only, cluster=cluster)
+    assert actual == expected, "cluster invoke " + _explain(case, run_index)
+    expected = _stream(reference, case, run_index, "multi", use_async=case.async_only)
+    actual = _stream(candidate, case, run_index, "multi", use_async=case.async_only,
+                     cluster=cluster)
+    assert actual == expected, "cluster stream multi " + _explain(case, run_index)
