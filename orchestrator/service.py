@@ -73,7 +73,7 @@ class Orchestrator:
     async def register(self) -> None:
         for graph in self.graphs.values():
             info = GraphInfo(name=graph.name, fingerprint=graph.fingerprint, queue=self.queue,
-                             entrypoint=graph.returns_value)
+                             entrypoint=graph.returns_value, root=graph.schema.kind == "root")
             await self.store.register_graph(info)
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from arqgraph.core.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
+from arqgraph.core.schema import ROOT
 from arqgraph.errors import EmptyInputError, InvalidUpdateError, ResumeError
 from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import WritesEdit
@@ -54,7 +55,8 @@ async def first_position(
         as_node = record.as_node or _updating_node(start)
         if as_node not in graph.nodes and as_node != START:
             raise InvalidUpdateError(f"Node {as_node} does not exist")
-        checkpoint = update_checkpoint(start, as_node, record.input)
+        values = {ROOT: record.input} if graph.schema.kind == "root" else record.input
+        checkpoint = update_checkpoint(start, as_node, values)
         saved = new_checkpoint(record, checkpoint, "update", base.id if base else None, True)
     elif base is None and record.has_resume:  # Command(resume=...) on a fresh thread
         saved = new_checkpoint(record, first_checkpoint(graph.schema, {}), "input", None)

@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from arqgraph import protocol
 from arqgraph.core import codec
 from arqgraph.core.pregel import START, TaskOutcome
+from arqgraph.core.schema import ROOT
 from arqgraph.errors import RunCancelledError, UnknownGraphError
 from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
 from arqgraph.storage.connection import connect, lost_redis
@@ -34,16 +35,19 @@ class RunHandle:
         self.run_id = run_id
         self.graph = graph
         self.entrypoint = entrypoint  # a Functional API run: its state is {"input", "output"}
+        self.root = False  # a run of a graph whose state is one value: its `__root__` key
         self.watch = watch  # how the client that submitted the run hears of its end
 
     def _shown(self, mode: str, payload: Any) -> Any:
-        """An entrypoint's events as LangGraph shows them: its return value, not its state."""
-        if not self.entrypoint or not isinstance(payload, dict):
+        """Events as LangGraph shows them: an entrypoint's return value, not its state; a
+        one-value state's value, not its `__root__` key."""
+        key = "output" if self.entrypoint else ROOT if self.root else None
+        if key is None or not isinstance(payload, dict):
             return payload
         if mode == "values":
-            return payload if "__interrupt__" in payload else payload.get("output")
+            return payload if "__interrupt__" in payload else payload.get(key)
         if mode == "updates":
-            return {k: v["output"] if isinstance(v, dict) and "output" in v else v
+            return {k: v[key] if isinstance(v, dict) and key in v else v
                     for k, v in payload.items()}
         return payload
 
@@ -72,9 +76,10 @@ class RunHandle:
         end = await self.end()
         _raise_unless_done(end)
         output = end.get("output")
-        if self.entrypoint and isinstance(output, dict):
+        key = "output" if self.entrypoint else ROOT if self.root else None
+        if key is not None and isinstance(output, dict):
             return {"__interrupt__": output["__interrupt__"]} if "__interrupt__" in output else (
-                output.get("output"))
+                output.get(key))
         return output
 
     async def end(self) -> dict[str, Any]:
@@ -165,11 +170,13 @@ class Client:
             kind = "resume"
         elif info.entrypoint:
             input = {"input": input}  # an entrypoint takes any value: its state's `input`
+        elif info.root:
+            input = {ROOT: input}  # a one-value state takes any value
         if isinstance(input, dict):
             codec.pack_values(input, where="input")  # fail here, naming the key, not on a worker
         handle = await self._create(graph_name, thread_id, kind, input, config, context,
                                     resume=resume, from_checkpoint=checkpoint_id)
-        handle.entrypoint = info.entrypoint
+        handle.entrypoint, handle.root = info.entrypoint, info.root
         return handle
 
     async def _check_graph(self, graph_name: str) -> GraphInfo:

@@ -21,7 +21,7 @@ Outside an entrypoint running on a worker, a task call simply runs the function.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 from arqgraph.core.calls import (
@@ -68,18 +68,10 @@ class Entrypoint(CompiledStateGraph):
         builder.compiled = True
         super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer)
 
-    @staticmethod
-    def _snapshot(snapshot: StateSnapshot) -> StateSnapshot:
+    def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
         """As LangGraph shows an entrypoint's state: its return value (None before it has one)."""
         values = snapshot.values.get("output") if isinstance(snapshot.values, dict) else None
         return snapshot._replace(values=values)  # type: ignore[arg-type]
-
-    async def aget_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
-        return self._snapshot(await super().aget_state(config, **kwargs))  # get_state too
-
-    def get_state_history(self, config: dict[str, Any], **kwargs: Any) -> Iterator[StateSnapshot]:
-        for snapshot in super().get_state_history(config, **kwargs):
-            yield self._snapshot(snapshot)
 
 
 def _node_for(fn: Callable[..., Any]) -> Callable[..., Any]:

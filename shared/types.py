@@ -230,7 +230,7 @@ class PregelTask(NamedTuple):
 class StateSnapshot(NamedTuple):
     """A thread's state at one checkpoint: what `get_state` and `get_state_history` return."""
 
-    values: dict[str, Any]
+    values: dict[str, Any] | Any  # a one-value state: the value itself
     next: tuple[str, ...]
     config: dict[str, Any]
     metadata: dict[str, Any] | None

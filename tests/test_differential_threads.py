@@ -578,6 +578,29 @@ def scenario_update_state(api: Api, t: Transcript) -> None:
 
 
 @scenario()
+def scenario_root_state_thread(api: Api, t: Transcript) -> None:
+    """A state that is one value: snapshots and history show the value, update_state writes
+    one, and the thread continues from it."""
+    calls: Counter[str] = Counter()
+
+    def step(state: list[str]) -> list[str]:
+        calls["step"] += 1
+        return [f"step{len(state)}"]
+
+    g = api.StateGraph(Annotated[list, operator.add])
+    g.add_node("step", step)
+    g.add_edge(api.START, "step")
+    graph = _compile(g, api)
+    t.call("invoke 1", graph.invoke, ["in"], cfg())
+    t.state("state 1", graph.get_state, cfg())
+    t.call("update", graph.update_state, cfg(), ["u"])
+    t.state("state after update", graph.get_state, cfg())
+    t.call("invoke 2", graph.invoke, ["in2"], cfg())
+    t.history("history", graph.get_state_history, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
 def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     """update_state on a thread that ran to its end: as its last node, then as an earlier one
     (which makes the next node due again)."""

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import pydantic
 
 from arqgraph.config import current_config, current_runtime
 from arqgraph.core.calls import is_async
 from arqgraph.core.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
+from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
@@ -122,15 +125,57 @@ def retry_delay(
     return None
 
 
-def split_result(node: str, result: Any) -> tuple[dict[str, Any] | None, list[Any]]:
-    """A node's return value as (writes, goto targets); anything else is an InvalidUpdateError."""
+def split_result(
+    node: str, result: Any, schema: StateSchema | None = None
+) -> tuple[dict[str, Any] | None, list[Any]]:
+    """A node's return value as (writes, goto targets), as LangGraph reads it: a dict, a
+    Command, a list of Commands (and dicts), or an instance of a state class (its fields that
+    are set); for a graph whose state is one value (`schema.kind == "root"`), that value.
+    Anything else is an InvalidUpdateError."""
+    root = schema is not None and schema.kind == "root"
     if result is None:
         return None, []
     if isinstance(result, Command):
-        return dict(result.update_items()), result.goto_targets()
+        return _command_writes(result, root), result.goto_targets()
+    if isinstance(result, list | tuple) and any(isinstance(r, Command) for r in result):
+        writes: dict[str, Any] = {}
+        targets: list[Any] = []
+        for part in result:
+            more, goto = split_result(node, part, schema)
+            writes.update(more or {})
+            targets += goto
+        return writes, targets
+    if root:
+        return {ROOT: result}, []
     if isinstance(result, Mapping):
         return dict(result), []
+    if schema is not None and (fields := _set_fields(result, schema)) is not None:
+        return fields, []
     raise InvalidUpdateError(f"Expected dict, got {result}")
+
+
+def _command_writes(command: Command[Any], root: bool) -> dict[str, Any]:
+    if root and command.update is not None and not isinstance(command.update, dict):
+        return {ROOT: command.update}
+    return dict(command.update_items())
+
+
+def _set_fields(result: Any, schema: StateSchema) -> dict[str, Any] | None:
+    """The update a node returns as an instance of a state class (a pydantic model, a
+    dataclass): its fields that are not None, or that it set, or whose default is not None."""
+    if isinstance(result, pydantic.BaseModel):
+        kept = result.model_fields_set
+        defaults = {k: f.default for k, f in type(result).model_fields.items()}
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
+        kept, defaults = set(), {}
+    else:
+        return None
+    missing = object()
+    return {
+        key: value for key in schema.channels
+        if (value := getattr(result, key, missing)) is not missing
+        and (value is not None or defaults.get(key, missing) is not None or key in kept)
+    }
 
 
 def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[list[str], list[Send]]:
@@ -151,7 +196,7 @@ def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[
     return goto, sends
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TaskResult:
     """A finished attempt: the outcome to post, the value of its `updates` event, and, when it
     failed and its retry policy allows another try, the seconds to wait first."""
@@ -186,7 +231,7 @@ async def execute_task(
     current_interrupts.set(InterruptScratch(resume, interrupt_ids or task.id))
     try:
         if task.node == START or task.update:
-            writes, targets = split_result(task.node, task.arg)
+            writes, targets = split_result(task.node, task.arg)  # (given as writes)
             shown: Any = graph.schema.state_writes(writes)
         else:
             if node is None:
@@ -196,7 +241,7 @@ async def execute_task(
             arg = task.arg if task.send_index is not None else graph.node_schemas[
                 task.node].node_input(checkpoint.values, checkpoint.step, stop)
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
-            writes, targets = split_result(task.node, result)
+            writes, targets = split_result(task.node, result, graph.schema)
             shown = graph.schema.state_writes(writes) or None
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
@@ -234,7 +279,7 @@ async def _handle_error(
     try:
         result = await call_user(node.error_handler, arg, runtime, config, threads,
                                  error=NodeError(node.name, exc))
-        writes, targets = split_result(node.handler_name, result)
+        writes, targets = split_result(node.handler_name, result, graph.schema)
         goto, sends = _route(targets, graph, node.name)
     except Exception as failed:
         error = ErrorInfo.of(failed, task.node)

@@ -17,7 +17,10 @@ import pydantic
 from arqgraph.errors import InvalidInputError
 from arqgraph.managed import ManagedValue
 
-SchemaKind = Literal["typeddict", "pydantic", "dataclass"]
+SchemaKind = Literal["typeddict", "pydantic", "dataclass", "root"]
+ROOT = "__root__"
+"""The one channel of a graph whose state is a single value (`StateGraph(list[str])`,
+`StateGraph(Annotated[list, operator.add])`): nodes get and return the value itself."""
 _MISSING = object()
 
 
@@ -75,15 +78,19 @@ def _managed_of(annotation: Any) -> type[ManagedValue] | None:
     return None
 
 
-def schema_kind(cls: type) -> SchemaKind:
+def schema_kind(cls: Any) -> SchemaKind:
+    """What a state schema is; a type without annotations of its own (`list[str]`, `int`,
+    `Annotated[list, operator.add]`) is one value, the root, as in LangGraph."""
     if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel):
         return "pydantic"
     if dataclasses.is_dataclass(cls):
         return "dataclass"
     if isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__"):
         return "typeddict"
+    if isinstance(cls, type) or get_origin(cls) is not None:
+        return "root"
     raise TypeError(
-        f"state schema must be a TypedDict, a dataclass or a pydantic model, got {cls!r}"
+        f"state schema must be a TypedDict, a dataclass, a pydantic model or a type, got {cls!r}"
     )
 
 
@@ -105,7 +112,9 @@ class StateSchema:
         channels: dict[str, Channel] = {}
         managed: dict[str, type[ManagedValue]] = {}
         for one in (schema, *more):
-            schema_kind(one)
+            if schema_kind(one) == "root":
+                channels.setdefault(ROOT, Channel(ROOT, _reducer_of(one), _start_type(one)))
+                continue
             for key, hint in get_type_hints(one, include_extras=True).items():
                 if key in channels or key in managed:
                     continue
@@ -145,6 +154,8 @@ class StateSchema:
     def node_input(self, values: Mapping[str, Any], step: int = 0, stop: int = 0) -> Any:
         """The state as a node receives it in superstep `step`: a dict, or an instance of the
         state class, with its managed values (`stop`: see `arqgraph.managed.ManagedValue`)."""
+        if self.kind == "root":
+            return values.get(ROOT)
         present = {k: v for k, v in values.items() if k in self.channels}
         for key, manager in self.managed.items():
             present[key] = manager.get(step, stop)

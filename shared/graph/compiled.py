@@ -19,7 +19,7 @@ import fakeredis
 
 from arqgraph.core.calls import is_async
 from arqgraph.core.pregel import GraphSpec
-from arqgraph.core.schema import StateSchema
+from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.types import StateSnapshot
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
@@ -185,8 +185,16 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
     # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
 
+    def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
+        """A snapshot's values as this graph shows them: a one-value state's value itself."""
+        if self.schema.kind != "root" or not isinstance(snapshot.values, dict):
+            return snapshot
+        tasks = tuple(t._replace(result=t.result.get(ROOT)) if isinstance(t.result, dict) else t
+                      for t in snapshot.tasks)
+        return snapshot._replace(values=snapshot.values.get(ROOT), tasks=tasks)
+
     async def aget_state(self, config: dict[str, Any], **_: Any) -> StateSnapshot:
-        return await self._on_threads(lambda client: client.get_state(config))  # type: ignore[no-any-return]
+        return self._snapshot(await self._on_threads(lambda client: client.get_state(config)))
 
     def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
         from arqgraph.embedded import run_sync
@@ -202,7 +210,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                                                     limit=limit)
         )
         for snapshot in history:
-            yield snapshot
+            yield self._snapshot(snapshot)
 
     def get_state_history(
         self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
@@ -214,7 +222,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             lambda client: client.get_state_history(config, filter=filter, before=before,
                                                     limit=limit)
         ))
-        yield from history
+        yield from map(self._snapshot, history)
 
     async def aupdate_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any

@@ -46,6 +46,7 @@ class GraphInfo(pydantic.BaseModel):
     fingerprint: str
     queue: str
     entrypoint: bool = False  # a Functional API entrypoint: takes any input, returns a value
+    root: bool = False  # its state is one value (`StateGraph(list[str])`): the `__root__` key
 
 
 class SavedCheckpoint(pydantic.BaseModel):

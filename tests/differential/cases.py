@@ -824,6 +824,72 @@ def build_input_output_schemas(api: Api) -> Any:
     return _compile(g, "input_output_schemas")
 
 
+@case([["x"], []])
+def build_root_state_reducer(api: Api) -> Any:
+    """A state that is one value with a reducer: nodes get and return the value itself, a
+    Command's update is the value, None writes nothing."""
+
+    def a(state: list[str]) -> list[str]:
+        return [f"a{len(state)}"]
+
+    def b(state: list[str]) -> Any:
+        return api.Command(update=["b"])
+
+    def c(state: list[str]) -> None:
+        return None
+
+    g = api.StateGraph(Annotated[list, operator.add])
+    g.add_node("a", a)
+    g.add_node("b", b)
+    g.add_node("c", c)
+    g.add_edge(api.START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("b", "c")
+    return _compile(g, "root_state_reducer")
+
+
+@case([1, 41])
+def build_root_state_plain(api: Api) -> Any:
+    """A state that is one plain value (the last write wins), routed on."""
+
+    def inc(state: int) -> int:
+        return state + 1
+
+    def route(state: int) -> str:
+        return "inc" if state < 3 else api.END
+
+    g = api.StateGraph(int)
+    g.add_node("inc", inc)
+    g.add_edge(api.START, "inc")
+    g.add_conditional_edges("inc", route)
+    return _compile(g, "root_state_plain")
+
+
+class ReturnModel(pydantic.BaseModel):
+    text: str = ""
+    count: int | None = None
+    log: Annotated[list[str], operator.add] = []
+
+
+@case([{"text": "t", "log": []}])
+def build_node_return_shapes(api: Api) -> Any:
+    """A node may return a list of Commands (and dicts), or an instance of the state class
+    (its fields that are set, not None, or whose default is not None)."""
+
+    def commands(state: ReturnModel) -> Any:
+        return [api.Command(update={"log": ["c1"]}), {"count": 1},
+                api.Command(update={"text": "c2"}, goto="model")]
+
+    def model(state: ReturnModel) -> Any:
+        return ReturnModel(log=[f"model saw {state.text}/{state.count}"])
+
+    g = api.StateGraph(ReturnModel)
+    g.add_node("commands", commands)
+    g.add_node("model", model)
+    g.add_edge(api.START, "commands")
+    return _compile(g, "node_return_shapes")
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 
