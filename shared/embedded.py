@@ -18,6 +18,7 @@ from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
+from arqgraph.callbacks import GraphRun
 from arqgraph.client import Client, require_thread
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.protocol import InboxNote
@@ -107,10 +108,18 @@ async def stream_graph(
 ) -> AsyncIterator[tuple[str, Any]]:
     """Run `graph` once and yield its (mode, payload) events; raise its error if it fails."""
     _check_thread(graph, config)
-    async with backend(graph) as client:
-        handle = await client.submit(graph.name, input, config, context=context)
-        async for event in handle.stream(list(modes)):
-            yield event
+    config, report = await GraphRun.start(config, input, graph.name)
+    try:
+        async with backend(graph) as client:
+            handle = await client.submit(graph.name, input, config, context=context)
+            async for event in handle.stream(list(modes)):
+                yield event
+            if report is not None:
+                await report.end(await handle.result())
+    except Exception as exc:
+        if report is not None:
+            await report.error(exc)
+        raise
 
 
 async def invoke_graph(
@@ -118,9 +127,18 @@ async def invoke_graph(
     context: Any = None,
 ) -> Any:
     _check_thread(graph, config)
-    async with backend(graph) as client:
-        handle = await client.submit(graph.name, input, config, context=context)
-        return await handle.result()
+    config, report = await GraphRun.start(config, input, graph.name)
+    try:
+        async with backend(graph) as client:
+            handle = await client.submit(graph.name, input, config, context=context)
+            output = await handle.result()
+    except Exception as exc:
+        if report is not None:
+            await report.error(exc)
+        raise
+    if report is not None:
+        await report.end(output)
+    return output
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import ArqProcesses, RedisServer
 from tests.differential.api import REFERENCE, Api
 from tests.differential.cases import CASES, Case
+from tests.graphs.traced_graphs import FLAGS
 from tests.test_differential import _explain, _invoke, _stream
 
 pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
@@ -66,3 +67,13 @@ def test_cluster_run_matches_langgraph(case: Case, run_index: int, cluster: str)
     actual = _stream(candidate, case, run_index, "multi", use_async=case.async_only,
                      cluster=cluster)
     assert actual == expected, "cluster stream multi " + _explain(case, run_index)
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=["done", "ask", "fail"])
+def test_callbacks_on_a_cluster(flags: dict[str, bool], cluster: str) -> None:
+    """The producer of a cluster run reports it to its callbacks as LangGraph would."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_callbacks import report
+
+    expected = report(Api(REFERENCE), True, **flags)
+    assert report(Api("arqgraph"), True, cluster=cluster, **flags) == expected

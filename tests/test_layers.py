@@ -1,7 +1,8 @@
 """Imports flow one way, down the layers of the package:
 
     public API      arqgraph.graph, .func, .checkpoint, .nodes, .pocketflow, .loader, .cli, ...
-    producers       arqgraph.client (the producer Client), arqgraph.embedded (the default runner)
+    producers       arqgraph.client (the producer Client), arqgraph.embedded (the default runner),
+                    arqgraph.callbacks (a run reported to the caller's LangChain callbacks)
     processes       arqgraph.orchestrator, arqgraph.workers (siblings: neither imports the other)
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
@@ -31,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),
-    ("producers", ("arqgraph.client", "arqgraph.embedded")),
+    ("producers", ("arqgraph.client", "arqgraph.embedded", "arqgraph.callbacks")),
     ("public API", ("arqgraph",)),  # everything else, the package itself included
 ]
 SIBLINGS = ("arqgraph.orchestrator", "arqgraph.workers")

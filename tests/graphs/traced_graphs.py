@@ -1,0 +1,30 @@
+"""The graphs tests/test_callbacks.py reports to LangChain callbacks: built through an `Api`, so
+the same code builds LangGraph's reference and arqgraph's candidate (and the cluster's copy)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from tests.differential.api import Api
+
+FLAGS: list[dict[str, bool]] = [{}, {"ask": True}, {"fail": True}]
+
+
+class TracedState(TypedDict):
+    text: str
+    log: Annotated[list[str], operator.add]
+
+
+def build_traced(api: Api, ask: bool = False, fail: bool = False) -> Any:
+    def first(state: TracedState) -> dict[str, Any]:
+        if fail:
+            raise ValueError("no good")
+        if ask:
+            api.interrupt("why?")
+        return {"log": [state["text"]]}
+
+    g = api.StateGraph(TracedState)
+    g.add_node("first", first)
+    g.add_edge(api.START, "first")
+    return g.compile(name=f"traced_{int(ask)}{int(fail)}")

@@ -1,0 +1,67 @@
+"""LangChain callbacks in a run's config hear the graph's run as LangGraph reports it: one root
+chain run with the graph's name, its input, and its output (an interrupted run's state without
+the interrupts) or its error. Compared with LangGraph's own report of the same program, on the
+embedded default and on a real cluster (the graph served by tests/test_differential_cluster.py's
+processes, see test_callbacks_on_a_cluster there)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+
+from langchain_core.tracers.base import BaseTracer  # noqa: E402
+from langchain_core.tracers.schemas import Run  # noqa: E402
+
+from tests.differential.api import REFERENCE, Api  # noqa: E402
+from tests.graphs.traced_graphs import FLAGS, build_traced  # noqa: E402
+
+
+class Collector(BaseTracer):
+    """Keeps the root runs it is told of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.roots: list[Run] = []
+
+    def _persist_run(self, run: Run) -> None:
+        self.roots.append(run)
+
+
+def report(api: Api, use_async: bool, cluster: str | None = None, **flags: bool
+           ) -> list[tuple[Any, ...]]:
+    tracer = Collector()
+    graph = build_traced(api, **flags)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    config = {"callbacks": [tracer], "run_name": "my run", "tags": ["t1"]}
+    try:
+        if use_async:
+            asyncio.run(graph.ainvoke({"text": "hi", "log": []}, config))
+        else:
+            list(graph.stream({"text": "hi", "log": []}, config))
+    except ValueError:
+        pass
+    return [(r.name, r.run_type, r.inputs, r.outputs, repr(r.error)[:40] if r.error else None,
+             r.tags, r.end_time is not None) for r in tracer.roots]
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=["done", "ask", "fail"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["stream", "ainvoke"])
+def test_the_root_run_is_reported_as_langgraph_reports_it(flags: dict[str, bool],
+                                                          use_async: bool) -> None:
+    expected = report(Api(REFERENCE), use_async, **flags)
+    assert len(expected) == 1
+    assert report(Api("arqgraph"), use_async, **flags) == expected
+
+
+def test_a_config_without_callbacks_crosses_unchanged() -> None:
+    from arqgraph.callbacks import GraphRun
+
+    config = {"tags": ["x"], "configurable": {"thread_id": "1"}}
+    sent, run = asyncio.run(GraphRun.start(config, {}, "g"))
+    assert sent is config and run is None
+    sent, run = asyncio.run(GraphRun.start({**config, "callbacks": []}, {}, "g"))
+    assert sent == config and run is None
