@@ -97,14 +97,18 @@ class RunMover(MovePlanner):
         ):
             return not await self._interrupt(graph, record, saved, outcomes)
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
+        failures = [e for t in checkpoint.tasks if (o := outcomes.get(t.id)) and (e := o.error)]
+        if failures:  # as LangGraph: the run fails at once, its step's other nodes cancelled
+            failed = await self.fail(record, failures[0], view=self._view(graph, saved, outcomes))
+            if failed and missing:
+                await self.jobs.drop(record, [t.id for t in missing])
+                await self.store.stop_nodes(record.run_id)
+            return not failed
         if missing:
             posted_by_workers = sum(1 for t in checkpoint.tasks if t.id not in given)
             await self.jobs.enqueue(record, checkpoint.step, missing, graph.fingerprint,
                                     expected=posted_by_workers)
             return False
-        failures = [e for t in checkpoint.tasks if (e := outcomes[t.id].error) is not None]
-        if failures:
-            return not await self.fail(record, failures[0], view=self._view(graph, saved, outcomes))
         if any(o.interrupts for o in outcomes.values()):
             return not await self._interrupt(graph, record, saved, outcomes)
         try:

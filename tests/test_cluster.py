@@ -272,6 +272,19 @@ async def test_failing_node_raises_its_error(cluster: Cluster, client: Client) -
     assert seen == [{"before": {"y": 2}}]
 
 
+async def test_a_failure_cancels_the_running_siblings(
+    cluster: Cluster, client: Client, tmp_path: Path
+) -> None:
+    """As in LangGraph, a node that fails fails its run at once, and the nodes of its step
+    still running, on any worker, are cancelled (the slow one would run for ten minutes)."""
+    handle = await within(client.submit(graphs.siblings.name, {"folder": str(tmp_path)}))
+    with pytest.raises(ValueError, match="sibling failed"):
+        await within(handle.result())
+    assert await within(handle.status()) == "failed"
+    await wait_until(lambda: asyncio.to_thread((tmp_path / "slow-cancelled").exists),
+                     "the slow sibling to see its cancellation")
+
+
 async def test_bad_input_names_the_field(cluster: Cluster, client: Client) -> None:
     handle = await within(client.submit(graphs.person.name, {"name": "ann", "age": "old"}))
     with pytest.raises(InvalidInputError, match="age"):

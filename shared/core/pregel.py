@@ -30,6 +30,7 @@ class GraphSpec:
     edges: Mapping[str, tuple[str, ...]]
     joins: tuple[tuple[tuple[str, ...], str], ...] = ()
     order: tuple[str, ...] = ()  # the order nodes were added in: how LangGraph lists tasks
+    deferred: frozenset[str] = frozenset()  # nodes that run once nothing else is left to run
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ class Checkpoint:
 
     `seen` remembers, for each join target, which of its sources have finished so far;
     `wrote` whether any step so far wrote a state key, `step_wrote` whether the last one did,
-    `updated_by` which nodes wrote in the last step (`update_state` without `as_node` uses it).
+    `updated_by` which nodes wrote in the last step (`update_state` without `as_node` uses it);
+    `waiting` the deferred nodes triggered so far, which run once no other task is left.
     """
 
     step: int
@@ -91,6 +93,7 @@ class Checkpoint:
     wrote: bool = False
     step_wrote: bool = False
     updated_by: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
 
     def task(self, task_id: str) -> Task | None:
         return self._tasks_by_id.get(task_id)
@@ -219,12 +222,17 @@ def next_checkpoint(
     # Listed as LangGraph lists them (Sends first, then nodes in the order they were added);
     # their writes are applied in `Task.sort_key` order whatever the listing.
     rank = {node: i for i, node in enumerate(spec.order)}
-    pulled = sorted(triggered - {END}, key=lambda node: (rank.get(node, len(rank)), node))
+    # A deferred node waits, however often triggered, until nothing else is left to run.
+    waiting = set(checkpoint.waiting) | (triggered & spec.deferred)
+    triggered -= spec.deferred
     next_tasks = [
         Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg)
         for i, send in enumerate(sends)
         if send.node != END
     ]
+    if not next_tasks and not triggered - {END}:
+        triggered, waiting = waiting, set()
+    pulled = sorted(triggered - {END}, key=lambda node: (rank.get(node, len(rank)), node))
     next_tasks += [Task(id=f"{step}:{node}", node=node) for node in pulled]
     return Checkpoint(
         step=step,
@@ -234,6 +242,7 @@ def next_checkpoint(
         wrote=checkpoint.wrote or step_wrote,
         step_wrote=step_wrote,
         updated_by=tuple(sorted({o.node for o in done if o.writes})),
+        waiting=tuple(sorted(waiting)),
     )
 
 

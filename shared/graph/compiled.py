@@ -90,6 +90,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             edges={k: tuple(v) for k, v in edges.items()},
             joins=tuple(builder.joins),
             order=tuple(self.nodes),
+            deferred=frozenset(n for n, s in self.nodes.items() if s.defer),
         )
         self.fingerprint = self._fingerprint()
         self.cluster_url: str | None = None
@@ -102,7 +103,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                 for k, c in sorted(self.schema.channels.items())
             ],
             "nodes": sorted(
-                (n, _qualname(s.fn), _qualname(s.error_handler) if s.error_handler else None)
+                (n, _qualname(s.fn), _qualname(s.error_handler) if s.error_handler else None,
+                 s.defer)
                 for n, s in self.nodes.items()
             ),
             "edges": sorted(self.builder.edges),

@@ -37,6 +37,7 @@ class NodeSpec:
     rate_limit: str | None = None  # e.g. "10/s": calls started at most this often, cluster-wide
     rate_interval: float | None = None  # seconds between two starts, from `rate_limit`
     input_schema: type | None = None  # the keys it reads, when not the graph's state schema
+    defer: bool = False  # runs once nothing else is left to run, however often triggered
 
     @property
     def handler_name(self) -> str:
@@ -133,6 +134,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         concurrency: int | None = None,
         rate_limit: str | None = None,
         input_schema: type | None = None,
+        defer: bool = False,
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
@@ -154,6 +156,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.nodes[node] = NodeSpec(
             node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler,
             concurrency, rate_limit, interval, input_schema or _inferred_input_schema(action),
+            defer,
         )
         return self
 

@@ -166,6 +166,7 @@ class _CheckpointModel(pydantic.BaseModel):
     wrote: bool = False
     step_wrote: bool = False
     updated_by: list[str] = []
+    waiting: list[str] = []
 
 
 class _OutcomeModel(pydantic.BaseModel):
@@ -193,6 +194,7 @@ def encode_checkpoint(cp: Checkpoint) -> bytes:
             "wrote": cp.wrote,
             "step_wrote": cp.step_wrote,
             "updated_by": list(cp.updated_by),
+            "waiting": list(cp.waiting),
         },
         where="checkpoint",
     )
@@ -208,6 +210,7 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
         wrote=m.wrote,
         step_wrote=m.step_wrote,
         updated_by=tuple(m.updated_by),
+        waiting=tuple(m.waiting),
     )
 
 

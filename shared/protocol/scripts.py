@@ -243,7 +243,9 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- job, and the claims hash and writes hash of its step (none to take no job), then the keys of
 -- a `commit` to make once the step has all its outcomes (none for no commit).
 -- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
--- the job's end follows, '1' when a commit follows, '1' when a take follows, the event pairs,
+-- the job's end follows, '1' when a commit follows, '1' when a take follows, '1' when the
+-- outcome is a failure (the orchestrator is told at once: the run fails, its step's other
+-- nodes are cancelled, as in LangGraph), the event pairs,
 -- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
 -- (ms), its task's id), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
@@ -262,7 +264,7 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local i, k = 9, 5
+local i, k = 10, 5
 for _ = 1, tonumber(ARGV[5]) do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
 end
@@ -285,6 +287,10 @@ if due == 0 or posted >= due then
     if not score then return 3 end
     return {3, score, job or '', tries, claim(KEYS[held + 4], KEYS[held + 5], ARGV[h + 3])}
   end
+  redis.call('LPUSH', KEYS[4], ARGV[4])
+  return 1
+end
+if ARGV[9] == '1' then
   redis.call('LPUSH', KEYS[4], ARGV[4])
   return 1
 end

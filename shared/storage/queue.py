@@ -74,7 +74,7 @@ class JobQueue:
         """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
         trip (a task whose job, or its result, exists already is left alone), and list them as
         ready (which wakes idle workers). `expected`: how many outcomes workers will post for
-        the step (see POST_OUTCOME_SCRIPT: the last of them, only, tells the orchestrator)."""
+        the step (see POST_OUTCOME_SCRIPT: the last of them, or a failure, tells the orchestrator)."""
         for start in range(0, len(tasks), ENQUEUE_CHUNK):
             call = self._enqueue_call(record, step, tasks[start:start + ENQUEUE_CHUNK],
                                       fingerprint, expected)

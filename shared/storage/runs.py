@@ -291,10 +291,15 @@ class RunStore:
         record = await self.load_run(run_id)
         if record is None:
             return None
-        await self.redis.hset(protocol.run_key(run_id), "cancel", "1")
-        await self.redis.publish(protocol.CANCEL_CHANNEL, run_id)
+        await self.stop_nodes(run_id)
         await self.events.notify(record.graph, InboxNote(kind="cancel", run_id=run_id))
         return record
+
+    async def stop_nodes(self, run_id: str) -> None:
+        """Cancel the run's running nodes, wherever they run: workers renewing their leases
+        read the flag, and hear it at once on the cancel channel."""
+        await self.redis.hset(protocol.run_key(run_id), "cancel", "1")
+        await self.redis.publish(protocol.CANCEL_CHANNEL, run_id)
 
     async def active_runs(self, graph: str) -> list[str]:
         return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
@@ -330,9 +335,9 @@ class RunStore:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
         With a `claim`, only the attempt that owns the task may post: 1 recorded and the step
-        has all its outcomes (the orchestrator is told), 3 so and the `move` made (the commit
-        of the run's next step, or of its end: the orchestrator is not told; none is made
-        once a cancel was asked for), 2 recorded and others are due,
+        has all its outcomes, or the outcome is a failure (the orchestrator is told), 3 so and
+        the `move` made (the commit of the run's next step, or of its end: the orchestrator is
+        not told; none is made once a cancel was asked for), 2 recorded and others are due,
         0 the task was already done, -1 this attempt is stale (it lost its lease and the task
         was restarted). `job_end` (JobQueue.finish_call) ends the task's arq job too, when the
         outcome is recorded: arq then need not. `hold` (JobQueue.hold_call) takes the job the
@@ -345,7 +350,8 @@ class RunStore:
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
         hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
-                           "1" if job_end else "", "1" if move else "", "1" if hold else ""]
+                           "1" if job_end else "", "1" if move else "", "1" if hold else "",
+                           "1" if outcome.error is not None else ""]
         args += protocol.event_args(events)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),

@@ -890,6 +890,55 @@ def build_node_return_shapes(api: Api) -> Any:
     return _compile(g, "node_return_shapes")
 
 
+@case([{"log": []}], unordered=True)
+def build_defer(api: Api) -> Any:
+    """A deferred node triggered from branches of different lengths runs once, after
+    everything else; what follows it runs after it."""
+
+    def node(name: str) -> Any:
+        return lambda state: {"log": [name]}
+
+    g = api.StateGraph(LogState)
+    for name in ("a", "b", "c", "c2", "e"):
+        g.add_node(name, node(name))
+    g.add_node("d", node("d"), defer=True)
+    g.add_edge(api.START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("a", "c")
+    g.add_edge("b", "d")
+    g.add_edge("c", "c2")
+    g.add_edge("c2", "d")
+    g.add_edge("d", "e")
+    return _compile(g, "defer")
+
+
+@case([{"log": []}], async_only=True,
+      cluster="its nodes wait for each other with a threading event of one process")
+def build_failure_cancels_siblings(api: Api) -> Any:
+    """A node that fails fails the run at once: a sibling still running is cancelled (it
+    never reaches its end, which is a minute away)."""
+    started = threading.Event()
+
+    async def slow(state: LogState) -> dict[str, Any]:
+        api.get_stream_writer()("slow started")
+        started.set()
+        await asyncio.sleep(60)
+        api.get_stream_writer()("slow ended")
+        return {"log": ["slow"]}
+
+    async def failing(state: LogState) -> dict[str, Any]:
+        while not started.is_set():
+            await asyncio.sleep(0.002)
+        raise ValueError("failing failed")
+
+    g = api.StateGraph(LogState)
+    g.add_node("slow", slow)
+    g.add_node("failing", failing)
+    g.add_edge(api.START, "slow")
+    g.add_edge(api.START, "failing")
+    return _compile(g, "failure_cancels_siblings")
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 

@@ -13,6 +13,7 @@ import asyncio
 import operator
 import os
 import time
+from pathlib import Path
 from typing import Annotated, TypedDict
 
 import pydantic
@@ -180,6 +181,39 @@ _boom.add_edge("explode", END)
 boom = _boom.compile(name="cluster_boom")
 
 
+# -- a failing node and a slow sibling: the failure cancels the sibling (markers in a folder) ---
+
+
+class SiblingState(TypedDict, total=False):
+    folder: str
+
+
+async def slow_sibling(state: SiblingState) -> dict:
+    folder = Path(state["folder"])
+    (folder / "slow-started").touch()
+    try:
+        await asyncio.sleep(600)
+    except asyncio.CancelledError:
+        (folder / "slow-cancelled").touch()
+        raise
+    return {}
+
+
+async def failing_sibling(state: SiblingState) -> dict:
+    started = Path(state["folder"]) / "slow-started"
+    while not started.exists():  # fail only once the sibling runs (on any worker)
+        await asyncio.sleep(0.01)
+    raise ValueError("sibling failed")
+
+
+_siblings = StateGraph(SiblingState)
+_siblings.add_node("slow", slow_sibling)
+_siblings.add_node("failing", failing_sibling)
+_siblings.add_edge(START, "slow")
+_siblings.add_edge(START, "failing")
+siblings = _siblings.compile(name="cluster_siblings")
+
+
 # -- a pydantic state schema -------------------------------------------------------------------
 
 
@@ -316,5 +350,5 @@ async def functional_screening(name: str) -> dict:
     }
 
 
-GRAPHS = [fanout, mapreduce, custom, boom, person, who, class_nodes, functional_screening,
+GRAPHS = [fanout, mapreduce, custom, boom, siblings, person, who, class_nodes, functional_screening,
           *pocketflow_graphs.GRAPHS]
