@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 import warnings
@@ -9,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
+
+import pydantic
+from pydantic_core import PydanticCustomError
 
 
 class ErrorCode(Enum):
@@ -214,6 +218,25 @@ def _plain(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None))
 
 
+def _data(value: Any) -> bool:
+    """Plain values, and lists and dicts of them: what any wire can carry."""
+    if isinstance(value, list | tuple):
+        return all(_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _data(v) for k, v in value.items())
+    return _plain(value)
+
+
+def _validation_error(details: Mapping[str, Any]) -> pydantic.ValidationError:
+    """A pydantic ValidationError rebuilt with the same title, errors and messages (each
+    error's message kept as it was, under its own type)."""
+    return pydantic.ValidationError.from_exception_data(details["title"], [
+        {"type": PydanticCustomError(e["type"], e["msg"].replace("{", "{{").replace("}", "}}")),
+         "loc": tuple(e["loc"]), "input": e["input"]}
+        for e in details["errors"]
+    ])
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """An exception as it crosses the wire: enough to rebuild it, or at least to report it.
@@ -229,6 +252,7 @@ class ErrorInfo:
     node: str = ""
     args: tuple[Plain, ...] | None = None
     attrs: Mapping[str, Plain] | None = None
+    validation: Mapping[str, Any] | None = None  # a pydantic ValidationError's title and errors
 
     @classmethod
     def of(cls, exc: BaseException, node: str = "") -> ErrorInfo:
@@ -236,8 +260,15 @@ class ErrorInfo:
         args = tuple(exc.args) if all(_plain(a) for a in exc.args) else None
         attrs = {k: v for k, v in getattr(exc, "__dict__", {}).items()
                  if not k.startswith("__") and _plain(v)}
+        validation = None
+        if isinstance(exc, pydantic.ValidationError):
+            validation = {"title": exc.title, "errors": [
+                {"type": e["type"], "loc": [p for p in e["loc"] if _plain(p)], "msg": e["msg"],
+                 "input": e["input"] if _data(e["input"]) else repr(e["input"])}
+                for e in exc.errors(include_url=False)
+            ]}
         return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node, args,
-                   attrs or None)
+                   attrs or None, validation)
 
     def rebuild(self) -> BaseException:
         """The same exception type in this process when it is already loaded here.
@@ -250,7 +281,9 @@ class ErrorInfo:
         module = sys.modules.get(self.module)
         cls = getattr(module, self.type, None) if module else None
         exc: BaseException | None = None
-        if isinstance(cls, type) and issubclass(cls, Exception):
+        if self.validation is not None:
+            exc = _validation_error(self.validation)
+        elif isinstance(cls, type) and issubclass(cls, Exception):
             args = self.args if self.args is not None else (self.message,)
             try:
                 exc = None if self.attrs else cls(*args)
@@ -265,7 +298,8 @@ class ErrorInfo:
                     except Exception:
                         pass
         if exc is not None and getattr(exc, "node", None) in ("", None) and self.node:
-            exc.node = self.node  # type: ignore[attr-defined]
+            with contextlib.suppress(AttributeError):  # (pydantic's errors take no attributes)
+                exc.node = self.node  # type: ignore[attr-defined]
         if exc is None:
             exc = RemoteNodeError(
                 self.node, f"{self.module}.{self.type}", self.message, self.traceback

@@ -67,16 +67,9 @@ def normalize(value: Any) -> Any:
     return value
 
 
-# The one documented difference: input that fails a pydantic state schema raises pydantic's
-# ValidationError in LangGraph and arqgraph's InvalidInputError (a ValueError, like it) here,
-# because the validation runs in the orchestrator; the first line of the message is the same.
-EQUIVALENT_ERRORS = {"InvalidInputError": "ValidationError"}
-
-
 def error_info(exc: BaseException) -> tuple[str, str]:
     lines = str(exc).splitlines()
-    name = EQUIVALENT_ERRORS.get(type(exc).__name__, type(exc).__name__)
-    return (name, UUID.sub("<uuid>", lines[0] if lines else ""))
+    return (type(exc).__name__, UUID.sub("<uuid>", lines[0] if lines else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,9 +109,9 @@ def _invoke(api: Api, case: Case, run_index: int, use_async: bool, cluster: str 
         graph = _build(api, case, cluster)
         try:
             if use_async:
-                output = asyncio.run(graph.ainvoke(run.input, run.config))
+                output = asyncio.run(graph.ainvoke(run.input, run.config, **run.extra))
             else:
-                output = graph.invoke(run.input, run.config)
+                output = graph.invoke(run.input, run.config, **run.extra)
         except Exception as exc:
             return {"error": error_info(exc)}
         return {"output": normalize(output)}
@@ -138,13 +131,14 @@ def _stream(api: Api, case: Case, run_index: int, mode: str, use_async: bool,
         try:
             if use_async:
                 async def consume() -> None:
-                    async for event in graph.astream(run.input, run.config,
+                    async for event in graph.astream(run.input, run.config, **run.extra,
                                                      stream_mode=stream_mode):
                         events.append(normalize(event))
 
                 asyncio.run(consume())
             else:
-                for event in graph.stream(run.input, run.config, stream_mode=stream_mode):
+                for event in graph.stream(run.input, run.config, **run.extra,
+                                         stream_mode=stream_mode):
                     events.append(normalize(event))
         except Exception as exc:
             error = error_info(exc)
@@ -206,6 +200,7 @@ def _explain(case: Case, run_index: int) -> str:
     run = case.runs[run_index]
     flags = [f for f in ("async_only", "unordered") if getattr(case, f)]
     return (f"case {case.name!r} run {run_index}: input={run.input!r} config={run.config!r}"
+            f" context={run.context!r}"
             f" flags={flags} {case.note}")
 
 

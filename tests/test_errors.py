@@ -66,3 +66,22 @@ def test_interrupts_bubble_up_as_in_langgraph() -> None:
     assert any(issubclass(w.category, DeprecationWarning) for w in seen)
     assert isinstance(raised, GraphInterrupt)
     assert [(i.value, i.id) for i in raised.interrupts] == [("ask", "i1")]
+
+
+def test_a_pydantic_validation_error_crosses_as_itself() -> None:
+    import pydantic
+
+    class Model(pydantic.BaseModel):
+        n: int
+        tags: list[str]
+
+    try:
+        Model.model_validate({"n": "x{1}", "tags": [1]})
+    except pydantic.ValidationError as exc:
+        sent = exc
+    got = over_the_wire(sent)
+    assert isinstance(got, pydantic.ValidationError)
+    assert got.title == "Model" and got.error_count() == 2
+    assert [(e["type"], e["loc"], e["msg"], e["input"]) for e in got.errors()] == [
+        (e["type"], e["loc"], e["msg"], e["input"]) for e in sent.errors()]
+    assert str(got).splitlines()[:3] == str(sent).splitlines()[:3]

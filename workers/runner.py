@@ -28,6 +28,7 @@ from arqgraph import protocol
 from arqgraph.core import codec
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.pregel import START, Task, TaskOutcome
+from arqgraph.core.schema import coerce_context
 from arqgraph.errors import ErrorInfo, GraphMismatchError, TaskLostError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
@@ -286,7 +287,11 @@ class NodeRunner:
         config["metadata"] = {
             **config.get("metadata", {}), "langgraph_node": task.node, "langgraph_step": job.step,
         }
-        runtime: Runtime[Any] = Runtime(context=record.context, stream_writer=write_custom)
+        try:  # (a producer that submits by name sends the context unchecked)
+            context = coerce_context(graph.context_schema, record.context)
+        except Exception as exc:
+            return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node)))
+        runtime: Runtime[Any] = Runtime(context=context, stream_writer=write_custom)
         assert record.checkpoint is not None
         scheduler = CallScheduler(
             self.store, record, job.checkpoint_id, task.id, self.jobs, self.idle

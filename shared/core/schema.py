@@ -184,3 +184,23 @@ def _describe_validation_error(cls: type, exc: pydantic.ValidationError) -> str:
         f"{count} validation error{'s' if count > 1 else ''} for {cls.__name__}\n"
         f"input does not fit the state schema: {problems}"
     )
+
+
+def coerce_context(context_schema: type | None, context: Any) -> Any:
+    """A run's context as its nodes get it: a dict given for a dataclass or pydantic
+    `context_schema` becomes an instance (a pydantic one validated), as in LangGraph."""
+    if context is None or context_schema is None or not isinstance(context, dict):
+        return context
+    if dataclasses.is_dataclass(context_schema) or (
+        isinstance(context_schema, type) and issubclass(context_schema, pydantic.BaseModel)
+    ):
+        return context_schema(**context)
+    return context
+
+
+def check_input(schema: StateSchema, data: Any) -> None:
+    """Validate a graph input against a pydantic input schema where the caller invokes the
+    graph, raising pydantic's own ValidationError there, as LangGraph does (the orchestrator
+    validates again for producers that submit by name)."""
+    if schema.kind == "pydantic" and isinstance(data, Mapping):
+        schema.cls.model_validate(data)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ import fakeredis
 
 from arqgraph.core.calls import is_async
 from arqgraph.core.pregel import GraphSpec
-from arqgraph.core.schema import ROOT, StateSchema
+from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.types import StateSnapshot
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
@@ -65,6 +65,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.state_schema = StateSchema.of(builder.state_schema)
         self.input_schema = StateSchema.of(builder.input_schema)
         self.output_schema = StateSchema.of(builder.output_schema)
+        self.context_schema = builder.context_schema
         self.node_schemas = {
             name: StateSchema.of(spec.input_schema) if spec.input_schema else self.state_schema
             for name, spec in self.nodes.items()
@@ -141,6 +142,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         mode = stream_mode or self.stream_mode
         modes = [mode] if isinstance(mode, str) else list(mode)
+        self._check_call(input, context)
         async for event_mode, payload in stream_graph(self, input, config, modes, context):
             yield payload if isinstance(mode, str) else (event_mode, payload)
 
@@ -170,6 +172,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     ) -> Any:
         from arqgraph.embedded import invoke_graph
 
+        self._check_call(input, context)
         return await invoke_graph(self, input, config, context)
 
     def invoke(
@@ -184,6 +187,12 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         from arqgraph.embedded import run_sync
 
         return run_sync(self.ainvoke(input, config, context=context))
+
+    def _check_call(self, input: Any, context: Any) -> None:
+        """Invalid input or context raise pydantic's ValidationError here, in the caller, as in
+        LangGraph; they are sent as given (the workers coerce the context for their nodes)."""
+        check_input(self.input_schema, input)
+        coerce_context(self.context_schema, context)
 
     # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
 

@@ -139,13 +139,15 @@ def encode_error(error: ErrorInfo) -> dict[str, Any]:
         "node": error.node,
         "args": list(error.args) if error.args is not None else None,
         "attrs": dict(error.attrs) if error.attrs else None,
+        "validation": dict(error.validation) if error.validation else None,
     }
 
 
 def decode_error(data: Any) -> ErrorInfo:
     m = ErrorModel.model_validate(data)
     args = tuple(m.args) if m.args is not None else None
-    return ErrorInfo(m.type, m.module, m.message, m.traceback, m.node, args, m.attrs)
+    return ErrorInfo(m.type, m.module, m.message, m.traceback, m.node, args, m.attrs,
+                     m.validation)
 
 
 class ErrorModel(pydantic.BaseModel):
@@ -156,6 +158,7 @@ class ErrorModel(pydantic.BaseModel):
     node: str = ""
     args: list[str | int | float | bool | None] | None = None
     attrs: dict[str, str | int | float | bool | None] | None = None
+    validation: dict[str, Any] | None = None
 
 
 class _CheckpointModel(pydantic.BaseModel):

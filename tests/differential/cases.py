@@ -33,6 +33,12 @@ END_NAME = "__end__"
 class Run(NamedTuple):
     input: Any
     config: dict[str, Any] | None = None
+    context: Any = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The keyword arguments of the call besides input and config."""
+        return {} if self.context is None else {"context": self.context}
 
 
 @dataclass(frozen=True)
@@ -937,6 +943,47 @@ def build_failure_cancels_siblings(api: Api) -> Any:
     g.add_edge(api.START, "slow")
     g.add_edge(api.START, "failing")
     return _compile(g, "failure_cancels_siblings")
+
+
+@dataclass
+class DataContext:
+    user: str
+    limit: int = 3
+
+
+class ModelContext(pydantic.BaseModel):
+    user: str
+    limit: int = 3
+
+
+@case([Run({"log": []}, None, {"user": "ada"}), Run({"log": []}, None, {"user": "bo", "limit": 1}),
+       Run({"log": []}, None, {"limit": 2})])
+def build_context_dataclass(api: Api) -> Any:
+    """A dict given as `context` reaches nodes as the graph's dataclass context schema."""
+
+    def node(state: LogState, runtime: api.Runtime) -> dict[str, Any]:  # type: ignore[name-defined]
+        ctx = runtime.context
+        return {"log": [f"{type(ctx).__name__}:{ctx.user}:{ctx.limit}"]}
+
+    g = api.StateGraph(LogState, context_schema=DataContext)
+    g.add_node("node", node)
+    g.add_edge(api.START, "node")
+    return _compile(g, "context_dataclass")
+
+
+@case([Run({"log": []}, None, {"user": "ada"}), Run({"log": []}, None, {"limit": "many"})])
+def build_context_pydantic(api: Api) -> Any:
+    """A dict given as `context` is validated against a pydantic context schema: a bad one
+    raises pydantic's ValidationError where the graph is invoked."""
+
+    def node(state: LogState, runtime: api.Runtime) -> dict[str, Any]:  # type: ignore[name-defined]
+        ctx = runtime.context
+        return {"log": [f"{type(ctx).__name__}:{ctx.user}:{ctx.limit}"]}
+
+    g = api.StateGraph(LogState, context_schema=ModelContext)
+    g.add_node("node", node)
+    g.add_edge(api.START, "node")
+    return _compile(g, "context_pydantic")
 
 
 # ---------------------------------------------------------------------------------------------
