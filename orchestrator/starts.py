@@ -4,10 +4,19 @@ tasks to run again, with the values that resume its interrupts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from arqgraph.core.pregel import START, Checkpoint, first_checkpoint, fork_checkpoint, update_checkpoint
+from arqgraph.core.pregel import (
+    END,
+    START,
+    Checkpoint,
+    command_checkpoint,
+    first_checkpoint,
+    fork_checkpoint,
+    update_checkpoint,
+)
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import EmptyInputError, InvalidUpdateError, ResumeError
 from arqgraph.protocol import RunRecord, SavedCheckpoint
@@ -58,6 +67,12 @@ async def first_position(
         values = {ROOT: record.input} if graph.schema.kind == "root" else record.input
         checkpoint = update_checkpoint(start, as_node, values)
         saved = new_checkpoint(record, checkpoint, "update", base.id if base else None, True)
+    elif record.input is not None and base is None:
+        # Command(update=..., goto=...) on a fresh thread: the input, and where it goes
+        checkpoint = first_checkpoint(graph.schema, record.input["update"], None,
+                                      record.input["goto"])
+        _check_goto(graph, checkpoint.tasks[0].goto)
+        saved = new_checkpoint(record, checkpoint, "input", None)
     elif base is None and record.has_resume:  # Command(resume=...) on a fresh thread
         saved = new_checkpoint(record, first_checkpoint(graph.schema, {}), "input", None)
     elif base is None:
@@ -67,8 +82,13 @@ async def first_position(
         events.append(("values", graph.schema.output(base.checkpoint.values)))
     else:
         saved = base
-        edit, events = await _resume(store, graph, record, base)
-    return FirstPosition(saved, saved is not base, edit, events)
+        if record.input is not None:  # Command(update=..., goto=...): applied to the step
+            _check_goto(graph, record.input["goto"])
+            checkpoint = command_checkpoint(graph.schema, base.checkpoint,
+                                            record.input["update"], record.input["goto"])
+            saved = base.model_copy(update={"checkpoint": checkpoint})
+        edit, events = await _resume(store, graph, record, saved)
+    return FirstPosition(saved, saved.id != (base.id if base else None), edit, events)
 
 
 async def _resume(
@@ -114,6 +134,12 @@ def _is_resume_map(resume: Any) -> bool:
         isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
         for k in resume
     )
+
+
+def _check_goto(graph: CompiledStateGraph, nodes: Sequence[str]) -> None:
+    for node in nodes:
+        if node not in graph.nodes and node != END:
+            raise InvalidUpdateError(f"Command(goto=...) names an unknown node {node!r}")
 
 
 def _updating_node(checkpoint: Checkpoint) -> str:

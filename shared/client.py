@@ -157,15 +157,16 @@ class Client:
         With `config["configurable"]["thread_id"]` the run continues that thread (kept until
         deleted): `input` lands on its state; `None` resumes it where it stopped (from
         `checkpoint_id` if given: an older one forks); `Command(resume=...)` answers its
-        interrupts. Without a thread id the run gets a thread of its own, expiring with it.
+        interrupts, and its `update` and `goto` apply to the stopped step before its tasks run
+        again (or, on a thread with nothing to resume, are the input and where it goes).
+        Without a thread id the run gets a thread of its own, expiring with it.
         """
         info = await self._check_graph(graph_name)
         thread_id, checkpoint_id = _thread_of(config)
         kind, resume = "input", NO_RESUME
         if isinstance(input, Command):
-            if input.update is not None or input.goto or input.graph is not None:
-                raise ValueError("a Command given as input may only carry resume=...")
-            kind, resume, input = "resume", input.resume, None
+            resume = input.resume if input.resume is not None else NO_RESUME
+            kind, input = "resume", _command_input(input, info.root)
         elif input is None and thread_id is not None:
             kind = "resume"
         elif info.entrypoint:
@@ -299,6 +300,24 @@ class Client:
                 for i in task.interrupts
             ),
         )
+
+
+def _command_input(command: Command[Any], root: bool) -> dict[str, Any] | None:
+    """What a Command given as input carries besides `resume`: its `update` (as writes) and
+    the nodes of its `goto`, which the orchestrator applies where the run starts."""
+    if command.graph is not None:
+        raise ValueError("a Command given as input cannot address another graph (graph=...)")
+    goto = command.goto_targets()
+    if any(not isinstance(node, str) for node in goto):
+        raise ValueError("a Command given as input may go to nodes by name, not with Send")
+    if root and command.update is not None:
+        update = {ROOT: command.update}
+    else:
+        update = dict(command.update_items())
+    if not update and not goto:
+        return None
+    codec.pack_values(update, where="Command update")  # fail here, naming the key
+    return {"update": update, "goto": [str(node) for node in goto]}
 
 
 def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:

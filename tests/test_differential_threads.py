@@ -600,6 +600,50 @@ def scenario_root_state_thread(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
+def _ask_then_b(api: Api, calls: Counter[str]) -> Any:
+    """START -> a (asks) -> b; `text` is a plain key."""
+
+    def a(state: S) -> dict[str, Any]:
+        calls["a"] += 1
+        answer = api.interrupt("q")
+        return {"log": [f"a:{answer}:{state.get('text')}"]}
+
+    def b(state: S) -> dict[str, Any]:
+        calls["b"] += 1
+        return {"log": [f"b:{state.get('text')}"]}
+
+    g = api.StateGraph(S)
+    g.add_node("a", a)
+    g.add_node("b", b)
+    g.add_edge(api.START, "a")
+    g.add_edge("a", "b")
+    return _compile(g, api)
+
+
+@scenario()
+def scenario_command_input(api: Api, t: Transcript) -> None:
+    """A Command given as input: its update lands on the stopped step's state before the
+    step's tasks run again, with a resume value or on a finished thread (whose goto nodes then
+    run); on a fresh thread its update is the input and its goto runs the named nodes besides
+    START's."""
+    calls: Counter[str] = Counter()
+    graph = _ask_then_b(api, calls)
+    modes = ["updates", "values"]
+    t.call("invoke", graph.invoke, {"log": ["in"]}, cfg())
+    t.stream("resume with update", graph.stream(
+        api.Command(resume="R", update={"text": "U", "log": ["upd"]}), cfg(), stream_mode=modes))
+    t.state("state after resume", graph.get_state, cfg())
+    t.history("history after resume", graph.get_state_history, cfg())
+    t.stream("goto on a fresh thread", graph.stream(
+        api.Command(goto="b", update={"text": "fresh"}), cfg("fresh"), stream_mode=modes))
+    t.stream("update on a finished thread", graph.stream(
+        api.Command(update={"text": "again"}, goto="b"), cfg(), stream_mode=modes))
+    t.stream("update alone", graph.stream(
+        api.Command(update={"text": "alone"}), cfg(), stream_mode=modes))
+    t.state("state after the update alone", graph.get_state, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
 @scenario()
 def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     """update_state on a thread that ran to its end: as its last node, then as an earlier one

@@ -232,6 +232,7 @@ async def execute_task(
     try:
         if task.node == START or task.update:
             writes, targets = split_result(task.node, task.arg)  # (given as writes)
+            targets += list(task.goto)
             shown: Any = graph.schema.state_writes(writes)
         else:
             if node is None:

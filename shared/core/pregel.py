@@ -43,6 +43,7 @@ class Task:
     send_index: int | None = None
     arg: Any = None
     update: bool = False
+    goto: tuple[str, ...] = ()  # the input's: nodes a `Command(goto=...)` input runs next
 
     @property
     def sort_key(self) -> tuple[int, str, int]:
@@ -104,15 +105,17 @@ class Checkpoint:
 
 
 def first_checkpoint(
-    schema: StateSchema, input_writes: Mapping[str, Any], base: Checkpoint | None = None
+    schema: StateSchema, input_writes: Mapping[str, Any], base: Checkpoint | None = None,
+    goto: Sequence[str] = (),
 ) -> Checkpoint:
-    """The checkpoint of a run's input: a single `__start__` task whose writes are the input.
+    """The checkpoint of a run's input: a single `__start__` task whose writes are the input
+    (and that also runs the nodes `goto` names, for a `Command(goto=...)` input).
 
     On a thread that has a checkpoint already (`base`), the input lands on its state, one step
     later; otherwise it is step -1 of a fresh state.
     """
     step = -1 if base is None else base.step + 1
-    task = Task(id=f"{step}:{START}", node=START, arg=dict(input_writes))
+    task = Task(id=f"{step}:{START}", node=START, arg=dict(input_writes), goto=tuple(goto))
     if base is None:
         return Checkpoint(step=step, values=schema.start_values(), tasks=(task,))
     return replace(base, step=step, tasks=(task,), step_wrote=False, updated_by=())
@@ -126,6 +129,19 @@ def update_checkpoint(base: Checkpoint, as_node: str, values: Any) -> Checkpoint
     return replace(base, tasks=(task,))
 
 
+def command_checkpoint(
+    schema: StateSchema, base: Checkpoint, update: Mapping[str, Any], goto: Sequence[str]
+) -> Checkpoint:
+    """A stopped step that a `Command(update=..., goto=...)` resumes: the update applied to
+    its state before its tasks run again, the nodes `goto` names added to them (LangGraph's
+    writes of no task, applied before the step's tasks)."""
+    values = apply_writes(schema, base.values, [TaskOutcome("", START, writes=update)])
+    have = {t.node for t in base.tasks if t.send_index is None}
+    added = [Task(id=f"{base.step}:{node}", node=node) for node in goto
+             if node not in have and node != END]
+    return replace(base, values=values, tasks=(*base.tasks, *added))
+
+
 def fork_checkpoint(base: Checkpoint) -> Checkpoint:
     """An older checkpoint copied forward one step, to run its tasks again on a new branch."""
     step = base.step + 1
@@ -135,7 +151,7 @@ def fork_checkpoint(base: Checkpoint) -> Checkpoint:
 
 def given_outcome(task: Task) -> TaskOutcome:
     """The outcome of a `__start__` or update task whose node has no conditional edges."""
-    return TaskOutcome(task_id=task.id, node=task.node, writes=task.arg)
+    return TaskOutcome(task_id=task.id, node=task.node, writes=task.arg, goto=task.goto)
 
 
 def pending_view(

@@ -190,7 +190,7 @@ def encode_checkpoint(cp: Checkpoint) -> bytes:
             "values": dict(cp.values),
             "tasks": [
                 {"id": t.id, "node": t.node, "send_index": t.send_index, "arg": t.arg,
-                 "update": t.update}
+                 "update": t.update, **({"goto": list(t.goto)} if t.goto else {})}
                 for t in cp.tasks
             ],
             "seen": {k: list(v) for k, v in cp.seen.items()},
