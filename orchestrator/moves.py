@@ -77,6 +77,10 @@ class RunMover(MovePlanner):
         saved = record.saved
         assert saved is not None
         checkpoint = saved.checkpoint
+        if record.kind == "update" and not saved.transient and saved.id == record.first_checkpoint:
+            # an update that is its checkpoint (as input, a copy, tasks dropped): saved, done
+            end = {"status": "done", "output": None, "checkpoint_id": saved.id}
+            return not await self.store.commit(self.ending(record, "done", end))
         if not checkpoint.tasks:  # a finished thread resumed: nothing to run, nothing to save
             end = {"status": "done", "output": run_output(graph, checkpoint),
                    "checkpoint_id": saved.id}

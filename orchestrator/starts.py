@@ -12,6 +12,8 @@ from arqgraph.core.pregel import (
     END,
     START,
     Checkpoint,
+    TaskOutcome,
+    cleared_checkpoint,
     command_checkpoint,
     first_checkpoint,
     fork_checkpoint,
@@ -60,13 +62,7 @@ async def first_position(
         checkpoint = first_checkpoint(graph.schema, writes, base.checkpoint if base else None)
         saved = new_checkpoint(record, checkpoint, "input", base.id if base else None)
     elif record.kind == "update":
-        start = base.checkpoint if base else Checkpoint(-1, graph.schema.start_values(), ())
-        as_node = record.as_node or _updating_node(start)
-        if as_node not in graph.nodes and as_node != START:
-            raise InvalidUpdateError(f"Node {as_node} does not exist")
-        values = {ROOT: record.input} if graph.schema.kind == "root" else record.input
-        checkpoint = update_checkpoint(start, as_node, values)
-        saved = new_checkpoint(record, checkpoint, "update", base.id if base else None, True)
+        saved, edit = await _updated(store, graph, record, base)
     elif record.input is not None and base is None:
         # Command(update=..., goto=...) on a fresh thread: the input, and where it goes
         checkpoint = first_checkpoint(graph.schema, record.input["update"], None,
@@ -134,6 +130,63 @@ def _is_resume_map(resume: Any) -> bool:
         isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
         for k in resume
     )
+
+
+INPUT_NODE = "__input__"  # update_state(values, as_node=INPUT_NODE): values as a run's input
+COPY_NODE = "__copy__"  # update_state(None, as_node=COPY_NODE): a copy of the checkpoint
+
+
+async def _updated(
+    store: RunStore, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint | None
+) -> tuple[SavedCheckpoint, WritesEdit | None]:
+    """The first checkpoint of an update run (one superstep of `bulk_update_state`): a
+    transient step of one task per update, which the run folds into the updated checkpoint;
+    or, for the special updates LangGraph knows, that checkpoint itself (the run ends there):
+    values as the input (`__input__`), a copy (`__copy__`; the client applies the updates a
+    copy's values may list as the next superstep), a stopped step's tasks dropped (None as
+    END)."""
+    updates = [(u[1], u[0]) for u in record.input]  # (as_node, values)
+    parent = base.id if base else None
+    special = [as_node for as_node, values in updates if as_node in (INPUT_NODE, COPY_NODE)
+               or (as_node == END and values is None)]
+    if special and len(updates) > 1:
+        raise InvalidUpdateError(f"Cannot apply multiple updates with {special[0]!r}")
+    as_node, values = updates[0]
+    if as_node == INPUT_NODE:
+        writes = graph.input_schema.input_writes(_root(graph, values))
+        checkpoint = first_checkpoint(graph.schema, writes, base.checkpoint if base else None)
+        return new_checkpoint(record, checkpoint, "input", parent), None
+    if as_node == COPY_NODE:  # a sibling of the checkpoint: the same parent, one step on
+        if base is None:
+            raise InvalidUpdateError("Cannot copy a non-existent checkpoint")
+        return new_checkpoint(record, fork_checkpoint(base.checkpoint), "fork", base.parent), None
+    start = base.checkpoint if base else Checkpoint(-1, graph.schema.start_values(), ())
+    outcomes = await store.outcomes(record.tag, base.id, [t.id for t in start.tasks]) if (
+        base) else {}
+    if as_node == END and values is None:
+        return new_checkpoint(record, cleared_checkpoint(graph.spec, start, outcomes),
+                              "update", parent), None
+    steps = []
+    for as_node, values in updates:
+        as_node = as_node or _updating_node(start)
+        if as_node not in graph.nodes and as_node != START:
+            raise InvalidUpdateError(f"Node {as_node} does not exist")
+        steps.append((as_node, _root(graph, values)))
+    checkpoint = update_checkpoint(start, steps)
+    # An update as a node the step was to run is that task's result (its first such update).
+    recorded: dict[str, TaskOutcome] = {}
+    for update in checkpoint.tasks:
+        task = next((t for t in start.tasks if t.node == update.node and t.node != START
+                     and t.send_index is None and t.id not in outcomes
+                     and t.id not in recorded), None)
+        if task is not None and isinstance(update.arg, dict):
+            recorded[task.id] = TaskOutcome(task.id, task.node, writes=update.arg)
+    edit = WritesEdit(base.id, outcomes=recorded) if base and recorded else None
+    return new_checkpoint(record, checkpoint, "update", parent, True), edit
+
+
+def _root(graph: CompiledStateGraph, values: Any) -> Any:
+    return {ROOT: values} if graph.schema.kind == "root" else values
 
 
 def _check_goto(graph: CompiledStateGraph, nodes: Sequence[str]) -> None:

@@ -247,13 +247,38 @@ class Client:
     ) -> dict[str, Any]:
         """Write `values` to the thread as if node `as_node` (by default the node that wrote
         last) had returned them; returns the config of the new checkpoint."""
+        return await self.bulk_update_state(graph_name, config, [[(values, as_node)]])
+
+    async def bulk_update_state(
+        self, graph_name: str, config: dict[str, Any],
+        supersteps: Sequence[Sequence[tuple[Any, str | None] | Sequence[Any]]],
+    ) -> dict[str, Any]:
+        """Apply supersteps of updates in turn, each a checkpoint: its updates (values,
+        as_node), LangGraph's `StateUpdate`s, written together as if those nodes had returned
+        them in one step. `as_node="__input__"` writes values as a run's input, `"__copy__"`
+        (no values) copies the checkpoint, None as END drops a stopped step's tasks. Returns
+        the config of the last checkpoint."""
+        if not supersteps:
+            raise ValueError("No supersteps provided")
+        if any(len(updates) == 0 for updates in supersteps):
+            raise ValueError("No updates provided")
         await self._check_graph(graph_name)
         thread_id, checkpoint_id = require_thread(config)
-        handle = await self._create(graph_name, thread_id, "update", values, config, None,
-                                    as_node=as_node, from_checkpoint=checkpoint_id)
-        end = await handle.end()
-        _raise_unless_done(end)
-        return _config(thread_id, end["checkpoint_id"])
+        steps: list[Sequence[Any]] = []
+        for updates in supersteps:  # a copy may carry the updates of the superstep after it
+            steps.append(updates)
+            values = updates[0][0]
+            if updates[0][1] == "__copy__" and isinstance(values, list) and values:
+                steps.append(values)
+        for updates in steps:
+            handle = await self._create(
+                graph_name, thread_id, "update", [[u[0], u[1] if len(u) > 1 else None]
+                                                  for u in updates],
+                config, None, from_checkpoint=checkpoint_id)
+            end = await handle.end()
+            _raise_unless_done(end)
+            checkpoint_id = end["checkpoint_id"]
+        return _config(thread_id, checkpoint_id)
 
     async def delete_thread(self, thread_id: str) -> None:
         """Forget a thread: its checkpoints and pending writes."""
@@ -370,6 +395,11 @@ class SyncClient:
                      as_node: str | None = None) -> dict[str, Any]:
         return self._call(  # type: ignore[no-any-return]
             self._client.update_state(graph_name, config, values, as_node))
+
+    def bulk_update_state(self, graph_name: str, config: dict[str, Any],
+                          supersteps: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        return self._call(  # type: ignore[no-any-return]
+            self._client.bulk_update_state(graph_name, config, supersteps))
 
     def delete_thread(self, thread_id: str) -> None:
         self._call(self._client.delete_thread(thread_id))

@@ -645,6 +645,52 @@ def scenario_command_input(api: Api, t: Transcript) -> None:
 
 
 @scenario()
+def scenario_bulk_update_state(api: Api, t: Transcript) -> None:
+    """bulk_update_state replays a run's history: values as the input (`__input__`), then as
+    START, then as each node; several updates of one superstep are written together (two to a
+    plain key fail); a copy (`__copy__`) forks a checkpoint; None as END drops a stopped step's
+    tasks."""
+    calls: Counter[str] = Counter()
+    graph = _compile(_linear(api, calls, ("a", "b")), api)
+    t.call("run", graph.invoke, {"log": ["in"], "text": "x"}, cfg())
+    t.history("history of the run", graph.get_state_history, cfg())
+    update = api.StateUpdate
+    t.call("bulk", graph.bulk_update_state, cfg("bulk"), [
+        [update({"log": ["in"], "text": "x"}, "__input__")],
+        [update({"log": ["in"], "text": "x"}, "__start__")],
+        [update({"log": ["a"]}, "a")],
+        [update({"log": ["b1"]}, "b"), update({"log": ["b2"]}, "b")],
+    ])
+    t.state("state after bulk", graph.get_state, cfg("bulk"))
+    t.history("history after bulk", graph.get_state_history, cfg("bulk"))
+    t.call("two plain writes in one superstep", graph.bulk_update_state, cfg("bulk"),
+           [[update({"text": "1"}, "a"), update({"text": "2"}, "b")]])
+    t.call("no supersteps", graph.bulk_update_state, cfg("bulk"), [])
+    t.call("an empty superstep", graph.bulk_update_state, cfg("bulk"), [[]])
+    shots = t.history("history before the copy", graph.get_state_history, cfg("bulk"))
+    if len(shots) > 2:
+        copied = t.call("copy", graph.update_state, shots[2].config, None, as_node="__copy__")
+        if copied is not None:
+            t.state("state of the copy", graph.get_state, copied)
+    t.call("copy with values", graph.update_state, cfg("bulk"), {"text": "v"},
+           as_node="__copy__")
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
+def scenario_update_clears_tasks(api: Api, t: Transcript) -> None:
+    """update_state(None, as_node=END) on a thread stopped at an interrupt: its tasks are
+    dropped, the thread is done."""
+    calls: Counter[str] = Counter()
+    graph = _ask_then_b(api, calls)
+    t.call("invoke", graph.invoke, {"log": ["in"]}, cfg())
+    t.call("clear", graph.update_state, cfg(), None, as_node=api.END)
+    t.state("state after clearing", graph.get_state, cfg())
+    t.call("invoke None", graph.invoke, None, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
 def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     """update_state on a thread that ran to its end: as its last node, then as an earlier one
     (which makes the next node due again)."""

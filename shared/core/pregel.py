@@ -121,12 +121,26 @@ def first_checkpoint(
     return replace(base, step=step, tasks=(task,), step_wrote=False, updated_by=())
 
 
-def update_checkpoint(base: Checkpoint, as_node: str, values: Any) -> Checkpoint:
-    """A step of one task that writes `values` as if node `as_node` had returned them: what
-    `update_state` runs. Its next checkpoint is the updated state, with the tasks that would
-    follow `as_node`."""
-    task = Task(id=f"{base.step}:update:{as_node}", node=as_node, arg=values, update=True)
-    return replace(base, tasks=(task,))
+def update_checkpoint(base: Checkpoint, updates: Sequence[tuple[str, Any]]) -> Checkpoint:
+    """A step of one task per update (as_node, values), each writing `values` as if node
+    `as_node` had returned them: a superstep of `update_state` / `bulk_update_state`. Its next
+    checkpoint is the updated state, with the tasks that would follow those nodes."""
+    tasks = tuple(
+        Task(id=f"{base.step}:update:{as_node}" + (f":{i}" if i else ""), node=as_node,
+             arg=values, update=True)
+        for i, (as_node, values) in enumerate(updates)
+    )
+    return replace(base, tasks=tasks)
+
+
+def cleared_checkpoint(
+    spec: GraphSpec, base: Checkpoint, outcomes: Mapping[str, TaskOutcome]
+) -> Checkpoint:
+    """The next checkpoint of a stopped step whose tasks are dropped (`update_state(None,
+    as_node=END)`): the writes of the tasks that finished applied, nothing left to run."""
+    values, _ = pending_view(spec, base, outcomes)
+    return replace(base, step=base.step + 1, values=values, tasks=(), step_wrote=False,
+                   updated_by=())
 
 
 def command_checkpoint(

@@ -21,7 +21,7 @@ from arqgraph.core.calls import is_async
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
-from arqgraph.types import StateSnapshot
+from arqgraph.types import StateSnapshot, StateUpdate
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 
@@ -248,6 +248,21 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         from arqgraph.embedded import run_sync
 
         return run_sync(self.aupdate_state(config, values, as_node, **kwargs))
+
+    async def abulk_update_state(
+        self, config: dict[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
+    ) -> dict[str, Any]:
+        """Apply `supersteps` of `StateUpdate`s in turn, each superstep a checkpoint."""
+        return await self._on_threads(  # type: ignore[no-any-return]
+            lambda client: client.bulk_update_state(self.name, config, supersteps)
+        )
+
+    def bulk_update_state(
+        self, config: dict[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
+    ) -> dict[str, Any]:
+        from arqgraph.embedded import run_sync
+
+        return run_sync(self.abulk_update_state(config, supersteps))
 
     async def _on_threads(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
         from arqgraph.embedded import backend

@@ -75,8 +75,9 @@ class RunRecord(pydantic.BaseModel):
 
     `kind` says how it starts: from an input (`input`), by resuming its thread where it stopped
     (`resume`, with `resume` values for interrupts and `checkpoint_id` for a fork of an older
-    checkpoint), or as the one-task step of `update_state` (`update`, writing `input` as node
-    `as_node`). `first_checkpoint` is the checkpoint the run started from.
+    checkpoint), or as a superstep of `update_state` / `bulk_update_state` (`update`, its
+    `input` the list of updates [values, as_node]). `first_checkpoint` is the checkpoint the
+    run started from.
     """
 
     model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
@@ -96,7 +97,6 @@ class RunRecord(pydantic.BaseModel):
     input: Any = None
     resume: Any = None
     has_resume: bool = False
-    as_node: str | None = None
     from_checkpoint: str = ""
     config: dict[str, Any] = {}
     context: Any = None
@@ -324,7 +324,6 @@ def decode_run(
         input=packed("input"),
         resume=packed("resume"),
         has_resume="resume" in f,
-        as_node=text("as_node") or None,
         from_checkpoint=text("from_checkpoint"),
         config=packed("config") or {},
         context=packed("context"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from arqgraph import protocol
 from arqgraph.core import codec
+from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import ErrorInfo
 from arqgraph.protocol import EventMode, RunRecord, SavedCheckpoint
 from arqgraph.storage.events import ENDS_KEPT
@@ -19,11 +20,14 @@ from arqgraph.storage.queue import ScriptCall
 @dataclass(frozen=True)
 class WritesEdit:
     """Changes to a checkpoint's pending writes, made with a commit: outcomes to drop (failed
-    or interrupted tasks about to run again) and resume values to set."""
+    or interrupted tasks about to run again), resume values to set, and outcomes to record
+    (the writes an update makes as a node the checkpoint's step runs, as LangGraph records
+    them)."""
 
     checkpoint_id: str
     drop: tuple[str, ...] = ()
     resume: Mapping[str, list[Any]] = field(default_factory=dict)
+    outcomes: Mapping[str, TaskOutcome] = field(default_factory=dict)  # to record as posted
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def commit_call(
         saved.id if saved else "", blob,
         "1" if saved is not None and new and not saved.transient else "0",
         str(retention) if final else "",
-        record.run_id, str(len(edit.drop)), str(len(edit.resume)),
+        record.run_id, str(len(edit.drop)), str(len(edit.resume) + len(edit.outcomes)),
         protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT, len(events),
     ]
     for name, value in run_fields.items():
@@ -81,6 +85,8 @@ def commit_call(
     args += list(edit.drop)
     for task_id, values in edit.resume.items():
         args += [f"resume:{task_id}", protocol.encode_resume(values)]
+    for task_id, outcome in edit.outcomes.items():
+        args += [task_id, protocol.encode_outcome(outcome)]
     args += protocol.event_args(events)
     keys = [*_retired_keys(record), protocol.writes_key(tag, edit.checkpoint_id)]
     if final:

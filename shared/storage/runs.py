@@ -103,7 +103,7 @@ class RunStore:
     async def create_run(
         self, run_id: str, graph: str, *, thread_id: str, keep: bool, kind: str, input: Any,
         config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
-        as_node: str | None = None, from_checkpoint: str = "", waiter: str = "",
+        from_checkpoint: str = "", waiter: str = "",
     ) -> None:
         """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
         thread has an unfinished run."""
@@ -115,8 +115,6 @@ class RunStore:
         }
         if resume is not NO_RESUME:
             fields["resume"] = codec.packb(resume)
-        if as_node is not None:
-            fields["as_node"] = as_node
         if waiter:
             fields["waiter"] = waiter
         tag = protocol.tag_of(run_id)

@@ -45,6 +45,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "RemainingSteps": ("managed", "RemainingSteps"),
     "IsLastStep": ("managed", "IsLastStep"),
     "Overwrite": ("types", "Overwrite"),
+    "StateUpdate": ("types", "StateUpdate"),
     "CONST_START": ("constants", "START"),
     "CONST_END": ("constants", "END"),
 }
@@ -77,6 +78,7 @@ class Api:
     RemainingSteps: Any
     IsLastStep: Any
     Overwrite: Any
+    StateUpdate: Any
     CONST_START: str
     CONST_END: str
     get_stream_writer: Any
