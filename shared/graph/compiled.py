@@ -188,6 +188,17 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         return run_sync(self.ainvoke(input, config, context=context))
 
+    def get_graph(self, config: dict[str, Any] | None = None, *, xray: int | bool = False) -> Any:
+        """A drawable picture of the graph, as LangGraph's (see `arqgraph.graph.drawing`)."""
+        from arqgraph.graph.drawing import draw
+
+        return draw(self)
+
+    async def aget_graph(
+        self, config: dict[str, Any] | None = None, *, xray: int | bool = False
+    ) -> Any:
+        return self.get_graph(config, xray=xray)
+
     def _check_call(self, input: Any, context: Any) -> None:
         """Invalid input or context raise pydantic's ValidationError here, in the caller, as in
         LangGraph; they are sent as given (the workers coerce the context for their nodes)."""

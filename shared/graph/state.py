@@ -83,7 +83,7 @@ def _inferred_input_schema(fn: Callable[..., Any]) -> type | None:
         return None
 
 
-def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...]:
+def command_targets(fn: Callable[..., Any]) -> tuple[str, ...]:
     """Targets declared by a `-> Command[Literal["a", "b"]]` return annotation."""
     try:
         hint = typing.get_type_hints(fn).get("return")
@@ -267,7 +267,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                             f"At '{source}' node, '{name}' branch found unknown target '{target}'"
                         )
         for node in self.nodes.values():
-            for target in _command_targets(node.fn):
+            for target in command_targets(node.fn):
                 if target != END and target not in known:
                     raise ValueError(f"Found edge ending at unknown node `{target}`")
 

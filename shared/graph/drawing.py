@@ -1,0 +1,248 @@
+"""A compiled graph's picture: `graph.get_graph().draw_mermaid()`, as LangGraph draws it.
+
+LangGraph finds the edges by a dry run of its loop over empty state: every node runs, each
+conditional edge writes to every target it declares (a path map, a `Literal` return
+annotation, a node's `Command[Literal[...]]` or `destinations=`), and each node the next step
+would run is drawn with an edge from the nodes whose writes triggered it. `edges` repeats that
+run over the graph's structure, with the same rules for what it cannot see (a conditional edge
+that declares no targets draws none; nodes left without an edge out go to END).
+
+With `langchain-core` installed (the `langchain` extra), `get_graph` returns LangChain's
+`Graph`, the class LangGraph returns, with all its drawings (mermaid, PNG, ASCII, JSON);
+without it, a `DrawableGraph` of the same nodes and edges draws mermaid and JSON.
+"""
+
+from __future__ import annotations
+
+import string
+import typing
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from arqgraph.constants import END, START
+from arqgraph.graph.state import command_targets
+
+if TYPE_CHECKING:
+    from arqgraph.graph.compiled import CompiledStateGraph
+
+LIMIT = 250  # steps of the dry run, as LangGraph's
+MARKDOWN_SPECIAL = "*_`"  # a node name between these is shown as a paragraph (`__start__`)
+
+
+class Edge(NamedTuple):
+    source: str
+    target: str
+    conditional: bool
+    label: str | None
+
+
+Trigger = tuple[str, ...]  # ("to", node) or ("join", target, *sources)
+
+
+def _declared(graph: CompiledStateGraph[Any, Any, Any, Any], node: str
+              ) -> set[tuple[Trigger, bool, str | None]]:
+    """What `node` writes in the dry run: (trigger, conditional, label) for each target."""
+    writes: set[tuple[Trigger, bool, str | None]] = set()
+    for source, target in graph.builder.edges:
+        if source == node:
+            writes.add((("to", target), False, None))
+    for sources, target in graph.builder.joins:
+        if node in sources:
+            writes.add((("join", target, *sources), False, None))
+    for branch in graph.branches.get(node, []):
+        if branch.path_map is not None:
+            for key, target in branch.path_map.items():
+                writes.add((("to", target), True, None if key == target else str(key)))
+        else:
+            writes |= {(("to", t), True, None) for t in _literal_targets(branch.path)}
+    spec = graph.nodes.get(node)
+    if spec is not None:
+        for target in command_targets(spec.fn):
+            writes.add((("to", target), True, None))
+    return writes
+
+
+def _literal_targets(fn: Any) -> tuple[str, ...]:
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return ()
+    if typing.get_origin(hint) is typing.Literal:
+        return tuple(str(a) for a in typing.get_args(hint))
+    return ()
+
+
+def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
+    """The graph's edges as LangGraph's dry run finds them (see the module's docstring)."""
+    found: set[Edge] = set()
+    sources: dict[str, set[tuple[Trigger, bool, str | None]]] = {}
+    joined: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    tasks = {START}
+    step_sources: dict[str, set[tuple[Trigger, bool, str | None]]] = {}
+    for _ in range(LIMIT + 1):  # (LangGraph runs steps -1 to LIMIT - 1)
+        if not tasks:
+            break
+        step_sources = {task: _declared(graph, task) for task in sorted(tasks)}
+        sources.update(step_sources)
+        by_trigger: dict[Trigger, set[tuple[str, bool, str | None]]] = defaultdict(set)
+        for src, writes in sources.items():
+            for trigger, cond, label in writes:
+                by_trigger[trigger].add((src, cond, label))
+        nxt: dict[str, list[Trigger]] = defaultdict(list)
+        for task, writes in step_sources.items():
+            for trigger, cond, label in writes:
+                if trigger[0] == "to":
+                    if trigger[1] != END:
+                        nxt[trigger[1]].append(trigger)
+                    else:
+                        found.add(Edge(task, END, cond, label))
+                else:
+                    waiting = joined[trigger]
+                    waiting.add(task)
+                    if waiting >= set(trigger[2:]):
+                        waiting.clear()
+                        nxt[trigger[1]].append(trigger)
+        for node, triggers in sorted(nxt.items()):
+            added = False
+            for trigger in set(triggers):
+                for src, cond, label in sorted(by_trigger[trigger],
+                                               key=lambda s: (s[0], s[1], s[2] or "")):
+                    found.add(Edge(src, node, cond, label))
+                    if (trigger, cond, label) in step_sources.get(src, set()):
+                        added = True
+                    else:
+                        sources[src].discard((trigger, cond, label))
+            if not added:
+                for src in step_sources:
+                    found.add(Edge(src, node, True, None))
+        tasks = set(nxt) & set(graph.nodes)
+    result = sorted(found, key=lambda e: (e.source, e.target, e.conditional, e.label or ""))
+    termini = {e.target for e in found if e.target != END} - {e.source for e in found}
+    if termini:
+        result += [Edge(src, END, False, None) for src in sorted(termini)]
+    elif len(step_sources) == 1 and not any(e.target == END for e in found):
+        result += [Edge(src, END, True, None) for src in sorted(step_sources)]
+    return result
+
+
+def node_metadata(graph: CompiledStateGraph[Any, Any, Any, Any], node: str
+                  ) -> dict[str, Any] | None:
+    metadata = dict(graph.nodes[node].metadata or {})
+    if graph.nodes[node].defer:
+        metadata["defer"] = True
+    before, after = node in graph.interrupt_before, node in graph.interrupt_after
+    if before or after:
+        metadata["__interrupt"] = ",".join(w for w, on in (("before", before), ("after", after))
+                                           if on)
+    return metadata or None
+
+
+def draw(graph: CompiledStateGraph[Any, Any, Any, Any]) -> Any:
+    """LangChain's Graph of `graph` when langchain-core is installed, else a DrawableGraph."""
+    try:
+        from langchain_core.runnables.graph import Graph
+    except ImportError:
+        drawable: Any = DrawableGraph()
+    else:
+        drawable = Graph()
+    drawable.add_node(None, START)
+    for name in graph.nodes:
+        drawable.add_node(None, name, metadata=node_metadata(graph, name))
+    for edge in edges(graph):
+        if any(e.source == edge.source and e.target == edge.target for e in drawable.edges):
+            continue
+        if edge.target not in drawable.nodes:
+            drawable.add_node(None, edge.target)
+        drawable.add_edge(drawable.nodes[edge.source], drawable.nodes[edge.target],
+                          edge.label if edge.label != edge.target else None, edge.conditional)
+    return drawable
+
+
+@dataclass
+class DrawnNode:
+    id: str
+    name: str
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class DrawnEdge:
+    source: str
+    target: str
+    data: str | None = None
+    conditional: bool = False
+
+
+@dataclass
+class DrawableGraph:
+    """The nodes and edges of a graph, drawn as LangChain's Graph draws them (mermaid, JSON)
+    when langchain-core is not installed."""
+
+    nodes: dict[str, DrawnNode] = field(default_factory=dict)
+    edges: list[DrawnEdge] = field(default_factory=list)
+
+    def add_node(self, data: Any, id: str, *, metadata: dict[str, Any] | None = None
+                 ) -> DrawnNode:
+        node = self.nodes[id] = DrawnNode(id, id, metadata)
+        return node
+
+    def add_edge(self, source: DrawnNode, target: DrawnNode, data: str | None = None,
+                 conditional: bool = False) -> DrawnEdge:
+        edge = DrawnEdge(source.id, target.id, data, conditional)
+        self.edges.append(edge)
+        return edge
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodes": [{"id": n.id, **({"metadata": n.metadata} if n.metadata else {})}
+                      for n in self.nodes.values()],
+            "edges": [{"source": e.source, "target": e.target,
+                       **({"data": e.data} if e.data is not None else {}),
+                       **({"conditional": True} if e.conditional else {})}
+                      for e in self.edges],
+        }
+
+    def draw_mermaid(self, *, with_styles: bool = True, **_: Any) -> str:
+        """Mermaid flowchart text, as LangChain's Graph writes it: node lines only with
+        styles; the one node no edge enters is `first`, the one no edge leaves `last`."""
+        targets = {e.target for e in self.edges}
+        sources = {e.source for e in self.edges}
+        starts = [n for n in self.nodes if n not in targets]
+        ends = [n for n in self.nodes if n not in sources]
+        lines = ["---", "config:", "  flowchart:", "    curve: linear", "---", "graph TD;"]
+        for node in self.nodes.values() if with_styles else ():
+            label = node.name
+            if label.startswith(tuple(MARKDOWN_SPECIAL)) and label.endswith(tuple(MARKDOWN_SPECIAL)):
+                label = f"<p>{label}</p>"
+            if node.metadata:
+                label += "<hr/><small><em>" + "\n".join(
+                    f"{k} = {v}" for k, v in node.metadata.items()) + "</em></small>"
+            kind = ("first" if starts == [node.id] else "last" if ends == [node.id] else "")
+            lines.append(f"\t{_safe(node.id)}([{label}]):::{kind}" if kind
+                         else f"\t{_safe(node.id)}({label})")
+        for edge in self.edges:
+            if edge.data is None:
+                arrow = " -.-> " if edge.conditional else " --> "
+            elif edge.conditional:
+                arrow = f" -. &nbsp;{edge.data}&nbsp; .-> "
+            else:
+                arrow = f" -- &nbsp;{edge.data}&nbsp; --> "
+            lines.append(f"\t{_safe(edge.source)}{arrow}{_safe(edge.target)};")
+        if with_styles:
+            lines += ["\tclassDef default fill:#f2f0ff,line-height:1.2",
+                      "\tclassDef first fill-opacity:0", "\tclassDef last fill:#bfb6fc"]
+        return "\n".join(lines) + "\n"
+
+    def draw_ascii(self) -> str:
+        raise ImportError("drawing a graph in ASCII needs langchain-core and grandalf: "
+                          "pip install 'arqgraph[langchain]' grandalf")
+
+    def print_ascii(self) -> None:
+        print(self.draw_ascii())  # noqa: T201 - LangChain's Graph prints too
+
+
+def _safe(node_id: str) -> str:
+    """A mermaid node id: other characters than letters, digits, `_` and `-` escaped."""
+    allowed = string.ascii_letters + string.digits + "_-"
+    return "".join(c if c in allowed else "\\" + format(ord(c), "x") for c in node_id)

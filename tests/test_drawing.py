@@ -1,0 +1,113 @@
+"""`get_graph()` draws a graph as LangGraph draws it: the same nodes, edges, labels and node
+metadata, so `draw_mermaid()` gives the same text, with LangChain's Graph (langchain-core
+installed) and with arqgraph's own DrawableGraph (without it)."""
+
+from __future__ import annotations
+
+import operator
+import sys
+from typing import Annotated, Any, Literal, TypedDict
+
+import pytest
+
+from tests.differential.api import REFERENCE, Api
+
+
+class S(TypedDict):
+    x: int
+    log: Annotated[list[str], operator.add]
+
+
+def _node(state: S) -> dict[str, Any]:
+    return {}
+
+
+def _go_b(state: S) -> str:
+    return "b"
+
+
+def _literal(state: S) -> Literal["c", "__end__"]:
+    return "c"
+
+
+def build(api: Api, shape: str) -> Any:
+    g = api.StateGraph(S)
+    names = {"linear": "ab", "branches": "abcd", "mapped": "abcd", "join": "abcd",
+             "command": "bc", "fanout_list": "abc", "entry": "ab", "defer": "abcd"}
+    for name in names.get(shape, ""):
+        g.add_node(name, _node, defer=shape == "defer" and name == "d")
+    if shape == "linear":
+        g.add_edge(api.START, "a")
+        g.add_edge("a", "b")
+    elif shape == "branches":  # undeclared targets draw nothing: a goes to END
+        g.add_edge(api.START, "a")
+        g.add_conditional_edges("a", _go_b)
+        g.add_conditional_edges("b", _literal)
+        g.add_conditional_edges("c", _go_b, {"go": "d", "stop": api.END})
+        return g.compile(interrupt_before=["b"], interrupt_after=["b", "c"])
+    elif shape == "mapped":
+        g.add_edge(api.START, "a")
+        g.add_conditional_edges("a", _go_b, {"go": "b", "alt": "c", "done": api.END})
+        g.add_edge("b", "d")
+        g.add_edge("c", "d")
+    elif shape == "loop":
+        g.add_node("human", _node)
+        g.add_node("agent", _node)
+        g.add_edge(api.START, "human")
+        g.add_edge("human", "agent")
+        g.add_edge("agent", "human")
+    elif shape == "join":
+        g.add_edge(api.START, "a")
+        g.add_edge("a", "b")
+        g.add_edge("a", "c")
+        g.add_edge(["b", "c"], "d")
+    elif shape == "command":
+        def a(state: S) -> api.Command[Literal["b", "c"]]:  # type: ignore[name-defined]
+            return api.Command(goto="b")
+
+        g.add_node("a", a, metadata={"kind": "router"})
+        g.add_edge(api.START, "a")
+        g.add_edge("b", api.END)
+    elif shape == "fanout_list":
+        g.add_edge(api.START, "a")
+        g.add_conditional_edges("a", lambda s: ["b", "c"], ["b", "c"])
+    elif shape == "entry":
+        g.set_conditional_entry_point(_go_b, {"x": "a", "y": "b"})
+        g.add_edge("a", "b")
+    elif shape == "defer":
+        g.add_edge(api.START, "a")
+        for src, dst in (("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")):
+            g.add_edge(src, dst)
+    return g.compile()
+
+
+SHAPES = ["linear", "branches", "mapped", "loop", "join", "command", "fanout_list", "entry",
+          "defer"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("styles", [True, False], ids=["styled", "plain"])
+def test_mermaid_is_langgraphs(shape: str, styles: bool) -> None:
+    expected = build(Api(REFERENCE), shape).get_graph().draw_mermaid(with_styles=styles)
+    assert build(Api("arqgraph"), shape).get_graph().draw_mermaid(with_styles=styles) == expected
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_without_langchain_the_same_mermaid(shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = build(Api(REFERENCE), shape).get_graph().draw_mermaid()
+    monkeypatch.setitem(sys.modules, "langchain_core.runnables.graph", None)
+    drawn = build(Api("arqgraph"), shape).get_graph()
+    assert type(drawn).__name__ == "DrawableGraph"
+    assert drawn.draw_mermaid() == expected
+    edges = {(e["source"], e["target"]) for e in drawn.to_json()["edges"]}
+    assert ("__start__", "a" if shape not in ("loop", "entry") else
+            "human" if shape == "loop" else "a") in edges
+    with pytest.raises(ImportError, match="langchain"):
+        drawn.draw_ascii()
+
+
+def test_json_edges_are_langgraphs() -> None:
+    for shape in SHAPES:
+        theirs = build(Api(REFERENCE), shape).get_graph().to_json()["edges"]
+        ours = build(Api("arqgraph"), shape).get_graph().to_json()["edges"]
+        assert ours == theirs, shape
