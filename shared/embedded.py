@@ -59,7 +59,7 @@ class EmbeddedCluster:
         await self.orchestrator.register()
         self.worker = build_worker(
             self.redis, self.graphs, concurrency=self.concurrency, poll_delay=0.05,
-            handle_signals=False, job_timeout=None,
+            handle_signals=False, job_timeout=None, shared_cache=False,
         )
         self.client = Client(self.redis)
         self._tasks = [

@@ -3,12 +3,15 @@ interrupt) and that it hands back (Interrupt, StateSnapshot)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
+
+import msgpack
 
 N = TypeVar("N")
 
@@ -106,6 +109,41 @@ def overwrite_of(value: Any) -> tuple[bool, Any]:
         if value.get("type") == OVERWRITE and "value" in value:
             return True, value["value"]
     return False, None
+
+
+def _frozen(value: Any) -> Any:
+    """A value as plain data in a stable order, for a cache key: dicts and sets sorted,
+    models and dataclasses by their fields, anything else by its repr."""
+    if isinstance(value, dict):
+        return ["dict", sorted(([repr(k), _frozen(v)] for k, v in value.items()),
+                               key=lambda kv: kv[0])]
+    if isinstance(value, set | frozenset):
+        return ["set", sorted(repr(_frozen(v)) for v in value)]
+    if isinstance(value, list | tuple):
+        return [type(value).__name__, [_frozen(v) for v in value]]
+    if hasattr(value, "model_dump"):
+        return [type(value).__qualname__, _frozen(value.model_dump())]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [type(value).__qualname__,
+                _frozen({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})]
+    if value is None or isinstance(value, str | int | float | bool | bytes):
+        return value
+    return ["repr", repr(value)]
+
+
+def default_cache_key(*args: Any, **kwargs: Any) -> bytes:
+    """A node's cache key from its input: the input as plain data in a stable order (no
+    pickle, unlike LangGraph's), so equal inputs give equal keys in every process."""
+    return msgpack.packb([_frozen(args), _frozen(kwargs)])  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class CachePolicy(Generic[N]):
+    """Cache a node's results: `key_func` makes a key of the node's input (bytes or str),
+    `ttl` is how many seconds an entry lives (None: until cleared)."""
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    ttl: int | None = None
 
 
 class StateUpdate(NamedTuple):

@@ -285,6 +285,25 @@ async def test_a_failure_cancels_the_running_siblings(
                      "the slow sibling to see its cancellation")
 
 
+async def test_cached_results_are_shared_by_the_workers(
+    cluster: Cluster, client: Client, tmp_path: Path
+) -> None:
+    """A cached node runs once per key on the whole cluster: a later run, on any worker, gets
+    its result from the cache in Redis (its update says so) until the cache is cleared."""
+
+    async def run(n: int) -> list[Any]:
+        handle = await within(client.submit(graphs.cached.name, {"folder": str(tmp_path), "n": n}))
+        return await collect(handle.stream("updates"))
+
+    assert await run(3) == [{"square": {"out": 9}}]
+    assert await run(3) == [{"square": {"out": 9}, "__metadata__": {"cached": True}}]
+    assert await run(4) == [{"square": {"out": 16}}]
+    assert (tmp_path / "calls").read_text().split() == ["3", "4"]
+    await graphs.cached.with_cluster(cluster.url).aclear_cache()
+    assert await run(3) == [{"square": {"out": 9}}]
+    assert (tmp_path / "calls").read_text().split() == ["3", "4", "3"]
+
+
 async def test_bad_input_names_the_field(cluster: Cluster, client: Client) -> None:
     handle = await within(client.submit(graphs.person.name, {"name": "ann", "age": "old"}))
     with pytest.raises(InvalidInputError, match="age"):

@@ -114,9 +114,19 @@ def test_input_that_fails_a_pydantic_schema_names_the_field():
         count: int
 
     graph = single(lambda s: {"count": s.count + 1}, Strict)
-    with pytest.raises(InvalidInputError, match="field 'count'"):
+    # The caller gets pydantic's own error, as from LangGraph; a producer that submits by
+    # name, without the graph, gets the orchestrator's InvalidInputError naming the field.
+    with pytest.raises(pydantic.ValidationError, match="count"):
         graph.invoke({"count": "many"})
     assert graph.invoke({"count": 1}) == {"count": 2}
+
+    async def by_name() -> None:
+        async with EmbeddedCluster([graph]) as cluster:
+            handle = await cluster.client.submit(graph.name, {"count": "many"})
+            with pytest.raises(InvalidInputError, match="field 'count'"):
+                await handle.result()
+
+    asyncio.run(by_name())
 
 
 def test_a_node_returning_a_non_dict_fails_the_run():
@@ -224,3 +234,38 @@ def test_invoke_works_inside_a_running_event_loop():
         return graph.invoke({"value": 1})
 
     assert asyncio.run(notebook_cell())["value"] == 3
+
+
+def test_node_cache_embedded_lives_in_the_graphs_cache_object() -> None:
+    """Embedded, a node's cached results live in the cache the graph was compiled with: the
+    caller's own object, which `clear_cache` empties for the nodes it names."""
+    from typing import TypedDict
+
+    from arqgraph.cache.memory import InMemoryCache
+    from arqgraph.graph import START, StateGraph
+    from arqgraph.types import CachePolicy
+
+    class Numbers(TypedDict, total=False):
+        n: int
+        out: int
+
+    calls: list[int] = []
+
+    def square(state: Numbers) -> dict[str, int]:
+        calls.append(state["n"])
+        return {"out": state["n"] ** 2}
+
+    builder = StateGraph(Numbers)
+    builder.add_node("square", square, cache_policy=CachePolicy(ttl=60))
+    builder.add_edge(START, "square")
+    cache: InMemoryCache[bytes] = InMemoryCache()
+    graph = builder.compile(cache=cache)
+    assert graph.invoke({"n": 3}) == {"n": 3, "out": 9}
+    assert list(graph.stream({"n": 3})) == [
+        {"square": {"out": 9}, "__metadata__": {"cached": True}}]
+    assert calls == [3]
+    assert len(cache._cache) == 1  # one namespace: the node's
+    graph.clear_cache(["square"])
+    assert graph.invoke({"n": 3}) == {"n": 3, "out": 9} and calls == [3, 3]
+    with pytest.raises(ValueError, match="No cache is set"):
+        builder.compile().clear_cache()

@@ -10,16 +10,19 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import hashlib
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 
+from arqgraph import protocol
 from arqgraph.config import current_config, current_runtime
-from arqgraph.core.calls import is_async
+from arqgraph.core.calls import cache_namespace, is_async
 from arqgraph.core.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
 from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.errors import (
@@ -154,6 +157,14 @@ def split_result(
     raise InvalidUpdateError(f"Expected dict, got {result}")
 
 
+def cache_key(node: NodeSpec, arg: Any) -> tuple[tuple[str, ...], str]:
+    """A node's cache entry for this input: its namespace, and a digest of its policy's key."""
+    assert node.cache_policy is not None
+    raw = node.cache_policy.key_func(arg)
+    digest = hashlib.sha256(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()
+    return cache_namespace(node.name, node.fn), digest
+
+
 def _command_writes(command: Command[Any], root: bool) -> dict[str, Any]:
     if root and command.update is not None and not isinstance(command.update, dict):
         return {ROOT: command.update}
@@ -205,6 +216,7 @@ class TaskResult:
     shown: Any = None
     retry_after: float | None = None
     shown_as: str = ""  # the name of the `updates` event when not the node's own
+    cached: bool = False  # the outcome came from the node cache: the node did not run
 
 
 async def execute_task(
@@ -220,15 +232,18 @@ async def execute_task(
     resume: Sequence[Any] = (),
     interrupt_ids: str = "",
     stop: int = 0,
+    cache: Any = None,
 ) -> TaskResult:
     """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
     in turn, then stops the task (its interrupt ids derive from `interrupt_ids`). `stop`, the
     run's first step plus its recursion limit, gives the managed values (`arqgraph.managed`).
+    A node with a cache policy whose key `cache` holds gives the cached outcome unrun.
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
     node = graph.nodes.get(task.node)
     current_interrupts.set(InterruptScratch(resume, interrupt_ids or task.id))
+    key: tuple[tuple[str, ...], str] | None = None
     try:
         if task.node == START or task.update:
             writes, targets = split_result(task.node, task.arg)  # (given as writes)
@@ -241,6 +256,11 @@ async def execute_task(
                 )
             arg = task.arg if task.send_index is not None else graph.node_schemas[
                 task.node].node_input(checkpoint.values, checkpoint.step, stop)
+            key = cache_key(node, arg) if cache is not None and node.cache_policy else None
+            if key is not None and (hit := (await cache.aget([key])).get(key)) is not None:
+                outcome = replace(protocol.decode_outcome(hit), task_id=task.id)
+                return TaskResult(outcome, graph.schema.state_writes(outcome.writes) or None,
+                                  cached=True)
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result, graph.schema)
             shown = graph.schema.state_writes(writes) or None
@@ -253,7 +273,10 @@ async def execute_task(
                 picked = await call_user(branch.path, state, runtime, config, threads)
                 targets += branch.resolve(picked)
         goto, sends = _route(targets, graph, task.node)
-        return TaskResult(TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends)), shown)
+        outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends))
+        if key is not None and node is not None and node.cache_policy is not None:
+            await cache.aset({key: (protocol.encode_outcome(outcome), node.cache_policy.ttl)})
+        return TaskResult(outcome, shown)
     except GraphInterrupt as exc:
         asked = tuple((i.id, i.value) for i in exc.interrupts)
         return TaskResult(TaskOutcome(task.id, task.node, interrupts=asked))

@@ -35,6 +35,7 @@ from arqgraph.runtime import Runtime
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit
+from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import Interrupt
@@ -75,9 +76,12 @@ class NodeRunner:
         self, redis: ArqRedis, graphs: Sequence[CompiledStateGraph], threads: int, *,
         node_timeout: float | None = None, crash_limit: int = 5,
         max_update_bytes: int = protocol.MAX_UPDATE_BYTES, queue: str = protocol.DEFAULT_QUEUE,
-        lease: float = 5.0,
+        lease: float = 5.0, shared_cache: bool = True,
     ) -> None:
         self.store = RunStore(redis)
+        # Node results are cached where every worker finds them, or, embedded, in the cache
+        # the graph was compiled with (the caller's own object).
+        self.shared_cache = RedisCache(redis) if shared_cache else None
         self.jobs = JobQueue(redis, queue)  # the worker takes jobs from it; task calls go to it
         self.graphs = {g.name: g for g in graphs}
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="arqgraph-node")
@@ -245,7 +249,9 @@ class NodeRunner:
             events.append(("values", {**graph.schema.output(record.checkpoint.values),
                                       "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
-            events.append(("updates", {result.shown_as or task.node: result.shown}))
+            update = {result.shown_as or task.node: result.shown}
+            events.append(("updates", {**update, "__metadata__": {"cached": True}}
+                           if result.cached else update))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
@@ -303,6 +309,7 @@ class NodeRunner:
                 attempt=claim.failures + 1, default_timeout=self.node_timeout,
                 resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
                 stop=record.first_step + recursion_limit(record),
+                cache=None if graph.cache is None else self.shared_cache or graph.cache,
             )
         finally:
             await close_scheduler(scheduler)

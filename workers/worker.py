@@ -362,6 +362,7 @@ def build_worker(
     lease: float = 5.0,
     crash_limit: int = 5,
     max_update_bytes: int = protocol.MAX_UPDATE_BYTES,
+    shared_cache: bool = True,
 ) -> GraphWorker:
     """An arq worker executing `graphs`' nodes, `concurrency` at a time, msgpack on the wire.
 
@@ -372,6 +373,7 @@ def build_worker(
     runner = NodeRunner(
         redis, graphs, threads=concurrency, node_timeout=job_timeout or None,
         crash_limit=crash_limit, max_update_bytes=max_update_bytes, queue=queue, lease=lease,
+        shared_cache=shared_cache,
     )
     worker = GraphWorker(
         functions=[func(runner.run_job, name=protocol.TASK_FUNCTION, max_tries=UNLIMITED)],

@@ -19,6 +19,21 @@ from typing import Any, Protocol
 
 from arqgraph.types import RetryPolicy
 
+CACHE_NS_WRITES = "__pregel_ns_writes"
+
+
+def qualname(obj: Any) -> str:
+    """Where a function (or a callable object's class) is defined: `module.qualname`."""
+    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj)
+    if callable(obj) and not inspect.isclass(obj) and not hasattr(obj, "__qualname__"):
+        target = type(obj)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+
+
+def cache_namespace(node: str, fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Where a node's cached results live: LangGraph's namespace of a node's writes."""
+    return (CACHE_NS_WRITES, qualname(fn), node)
+
 
 def is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling `fn` gives a coroutine (async functions, objects with async __call__)."""

@@ -9,7 +9,6 @@ graph refuse to mix them).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
@@ -17,19 +16,12 @@ from typing import Any, Generic
 
 import fakeredis
 
-from arqgraph.core.calls import is_async
+from arqgraph.core.calls import cache_namespace, is_async, qualname
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.types import StateSnapshot, StateUpdate
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
-
-
-def _qualname(obj: Any) -> str:
-    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj)
-    if callable(obj) and not inspect.isclass(obj) and not hasattr(obj, "__qualname__"):
-        target = type(obj)
-    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
 class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
@@ -45,7 +37,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def __init__(
         self, builder: StateGraph[Any, Any, Any, Any], *, name: str, explicit_name: bool = False,
         checkpointer: Any = None, interrupt_before: frozenset[str] = frozenset(),
-        interrupt_after: frozenset[str] = frozenset(),
+        interrupt_after: frozenset[str] = frozenset(), cache: Any = None,
     ) -> None:
         self.builder = builder
         self.name = name
@@ -53,6 +45,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.checkpointer = _embedded_store(checkpointer)
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
+        self.cache = cache  # nodes with a cache policy are cached only with a cache
         self.nodes: dict[str, NodeSpec] = {
             name: _with_defaults(spec, builder.node_defaults) for name, spec in builder.nodes.items()
         }
@@ -100,11 +93,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """A hash of the structure: nodes and their functions, edges, branches, state keys."""
         doc = {
             "schema": [
-                (k, _qualname(c.reducer) if c.reducer else None)
+                (k, qualname(c.reducer) if c.reducer else None)
                 for k, c in sorted(self.schema.channels.items())
             ],
             "nodes": sorted(
-                (n, _qualname(s.fn), _qualname(s.error_handler) if s.error_handler else None,
+                (n, qualname(s.fn), qualname(s.error_handler) if s.error_handler else None,
                  s.defer)
                 for n, s in self.nodes.items()
             ),
@@ -112,7 +105,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             "joins": sorted((sorted(s), t) for s, t in self.builder.joins),
             "breakpoints": [sorted(self.interrupt_before), sorted(self.interrupt_after)],
             "branches": sorted(
-                (src, _qualname(b.path), sorted((repr(k), v) for k, v in (b.path_map or {}).items()))
+                (src, qualname(b.path), sorted((repr(k), v) for k, v in (b.path_map or {}).items()))
                 for src, bs in self.branches.items()
                 for b in bs
             ),
@@ -198,6 +191,31 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self, config: dict[str, Any] | None = None, *, xray: int | bool = False
     ) -> Any:
         return self.get_graph(config, xray=xray)
+
+    def cache_namespaces(self, nodes: Sequence[str] | None = None) -> list[tuple[str, ...]]:
+        """The cache namespaces of these nodes (all by default), as LangGraph names them."""
+        return [cache_namespace(n, self.nodes[n].fn) for n in nodes or self.nodes if n in self.nodes]
+
+    async def aclear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Forget the cached results of these nodes (all by default)."""
+        if self.cache is None:
+            raise ValueError("No cache is set for this graph. Cannot clear cache.")
+        if self.cluster_url is None:
+            await self.cache.aclear(self.cache_namespaces(nodes))
+            return
+        from arqgraph.storage.connection import connect
+        from arqgraph.storage.node_cache import RedisCache
+
+        redis = await connect(self.cluster_url, what="client")
+        try:
+            await RedisCache(redis).aclear(self.cache_namespaces(nodes))
+        finally:
+            await redis.aclose()
+
+    def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        from arqgraph.embedded import run_sync
+
+        run_sync(self.aclear_cache(nodes))
 
     def _check_call(self, input: Any, context: Any) -> None:
         """Invalid input or context raise pydantic's ValidationError here, in the caller, as in

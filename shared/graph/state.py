@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.core.pregel import END, START
-from arqgraph.types import Command, RetryPolicy
+from arqgraph.types import CachePolicy, Command, RetryPolicy
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class NodeSpec:
     rate_interval: float | None = None  # seconds between two starts, from `rate_limit`
     input_schema: type | None = None  # the keys it reads, when not the graph's state schema
     defer: bool = False  # runs once nothing else is left to run, however often triggered
+    cache_policy: CachePolicy[Any] | None = None  # its results cached by a key of its input
 
     @property
     def handler_name(self) -> str:
@@ -135,6 +136,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         rate_limit: str | None = None,
         input_schema: type | None = None,
         defer: bool = False,
+        cache_policy: CachePolicy[Any] | None = None,
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
@@ -156,7 +158,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.nodes[node] = NodeSpec(
             node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler,
             concurrency, rate_limit, interval, input_schema or _inferred_input_schema(action),
-            defer,
+            defer, cache_policy,
         )
         return self
 
@@ -166,11 +168,14 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         error_handler: Callable[..., Any] | None = None,
         timeout: float | timedelta | None = None,
+        cache_policy: CachePolicy[Any] | None = None,
         **_: Any,
     ) -> Self:
         """Policies for every node that sets none of its own, applied at `compile()`."""
         if retry_policy is not None:
             self.node_defaults["retry_policy"] = retry_policy
+        if cache_policy is not None:
+            self.node_defaults["cache_policy"] = cache_policy
         if error_handler is not None:
             self.node_defaults["error_handler"] = error_handler
         if timeout is not None:
@@ -278,6 +283,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         name: str | None = None,
         interrupt_before: Any = None,
         interrupt_after: Any = None,
+        cache: Any = None,
         **_: Any,
     ) -> CompiledStateGraph[StateT, ContextT, InputT, OutputT]:
         self.validate()
@@ -293,6 +299,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             checkpointer=checkpointer,
             interrupt_before=self._breakpoints(interrupt_before),
             interrupt_after=self._breakpoints(interrupt_after),
+            cache=cache,
         )
 
     def _breakpoints(self, nodes: Any) -> frozenset[str]:

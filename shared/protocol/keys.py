@@ -120,6 +120,20 @@ def rate_key(graph: str, node: str) -> str:
     return f"{PREFIX}:rate:{graph}:{node}"
 
 
+def cache_key(namespace: tuple[str, ...], key: str) -> str:
+    """String: one cached node result (msgpack of its outcome), expiring with its policy's
+    ttl. The namespace is hashed, so that `cache_prefix` finds all of a namespace's keys."""
+    return f"{cache_prefix(namespace)}{key}"
+
+
+def cache_prefix(namespace: tuple[str, ...] | None = None) -> str:
+    """The prefix of a namespace's cached results (of all of them when None)."""
+    if namespace is None:
+        return f"{PREFIX}:cache:"
+    digest = hashlib.sha1("\x00".join(namespace).encode()).hexdigest()[:20]
+    return f"{PREFIX}:cache:{digest}:"
+
+
 CANCEL_CHANNEL = f"{PREFIX}:cancelled"
 """Pub/sub channel: ids of cancelled runs, so workers cancel their running nodes at once."""
 

@@ -46,6 +46,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "IsLastStep": ("managed", "IsLastStep"),
     "Overwrite": ("types", "Overwrite"),
     "StateUpdate": ("types", "StateUpdate"),
+    "CachePolicy": ("types", "CachePolicy"),
+    "InMemoryCache": ("cache.memory", "InMemoryCache"),
     "CONST_START": ("constants", "START"),
     "CONST_END": ("constants", "END"),
 }
@@ -79,6 +81,8 @@ class Api:
     IsLastStep: Any
     Overwrite: Any
     StateUpdate: Any
+    CachePolicy: Any
+    InMemoryCache: Any
     CONST_START: str
     CONST_END: str
     get_stream_writer: Any

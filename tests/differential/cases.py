@@ -986,6 +986,38 @@ def build_context_pydantic(api: Api) -> Any:
     return _compile(g, "context_pydantic")
 
 
+class CacheState(TypedDict, total=False):
+    n: int
+    rounds: int
+    log: Annotated[list[str], operator.add]
+
+
+@case([{"n": 2, "rounds": 0, "log": []}, {"n": 3, "rounds": 0, "log": []}],
+      cluster="a cluster's cache outlives a run (tests/test_cluster.py covers it)")
+def build_node_cache(api: Api) -> Any:
+    """A node with a cache policy runs once per key: later steps with the same input get the
+    cached result (the updates event says so); a node without one runs each time."""
+    calls: list[int] = []
+
+    def square(state: CacheState) -> dict[str, Any]:
+        calls.append(state["n"])
+        return {"log": [f"square {state['n']} = {state['n'] ** 2} (call {len(calls)})"]}
+
+    def again(state: CacheState) -> dict[str, Any]:
+        return {"rounds": state["rounds"] + 1, "log": ["again"]}
+
+    def route(state: CacheState) -> str:
+        return "square" if state["rounds"] < 3 else api.END
+
+    g = api.StateGraph(CacheState)
+    g.add_node("square", square, cache_policy=api.CachePolicy(key_func=lambda s: str(s["n"])))
+    g.add_node("again", again)
+    g.add_edge(api.START, "square")
+    g.add_edge("square", "again")
+    g.add_conditional_edges("again", route)
+    return g.compile(name="diff_node_cache", cache=api.InMemoryCache())
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 

@@ -18,11 +18,12 @@ from typing import Annotated, TypedDict
 
 import pydantic
 
+from arqgraph.cache.memory import InMemoryCache
 from arqgraph.config import get_stream_writer
 from arqgraph.func import entrypoint, task
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.nodes import AsyncBaseNode, BaseNode
-from arqgraph.types import Send
+from arqgraph.types import CachePolicy, Send
 from tests.graphs import pocketflow_graphs
 
 # -- fan-out / fan-in with async and sync nodes ------------------------------------------------
@@ -214,6 +215,28 @@ _siblings.add_edge(START, "failing")
 siblings = _siblings.compile(name="cluster_siblings")
 
 
+# -- a cached node: its calls are lines in a file, its results shared by every worker ----------
+
+
+class CachedState(TypedDict, total=False):
+    folder: str
+    n: int
+    out: int
+
+
+def cached_square(state: CachedState) -> dict:
+    with open(Path(state["folder"]) / "calls", "a") as calls:
+        calls.write(f"{state['n']}\n")
+    return {"out": state["n"] ** 2}
+
+
+_cached = StateGraph(CachedState)
+_cached.add_node("square", cached_square,
+                 cache_policy=CachePolicy(key_func=lambda s: f"{s['folder']}:{s['n']}"))
+_cached.add_edge(START, "square")
+cached = _cached.compile(name="cluster_cached", cache=InMemoryCache())
+
+
 # -- a pydantic state schema -------------------------------------------------------------------
 
 
@@ -350,5 +373,5 @@ async def functional_screening(name: str) -> dict:
     }
 
 
-GRAPHS = [fanout, mapreduce, custom, boom, siblings, person, who, class_nodes, functional_screening,
+GRAPHS = [fanout, mapreduce, custom, boom, siblings, cached, person, who, class_nodes, functional_screening,
           *pocketflow_graphs.GRAPHS]
