@@ -15,7 +15,7 @@ from arqgraph.types import StreamWriter
 
 __all__ = [
     "CONF", "CONFIG_KEY_RUNTIME", "current_config", "current_runtime", "get_config", "get_runtime",
-    "get_store", "get_stream_writer",
+    "get_store", "get_stream_writer", "merge_configs",
 ]
 
 CONFIG_KEY_RUNTIME = "__pregel_runtime"
@@ -44,3 +44,24 @@ def get_stream_writer() -> StreamWriter:
     if runtime is None:
         return lambda _chunk: None
     return runtime.stream_writer
+
+
+def merge_configs(*configs: dict[str, Any] | None) -> dict[str, Any]:
+    """Configs merged as LangChain merges them: later keys win, but `configurable` and
+    `metadata` merge key by key, and `tags` and `callbacks` add up."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        for key, value in (config or {}).items():
+            if key in ("configurable", "metadata") and isinstance(value, dict):
+                merged[key] = {**merged.get(key, {}), **value}
+            elif key == "tags" and value is not None:
+                merged[key] = sorted(set(merged.get(key, [])) | set(value))
+            elif key == "callbacks" and value is not None and merged.get(key):
+                before = merged[key]
+                if isinstance(before, list) and isinstance(value, list):
+                    merged[key] = before + value
+                else:
+                    merged[key] = value
+            else:
+                merged[key] = value
+    return merged

@@ -7,6 +7,7 @@ A schema is a TypedDict, a dataclass or a pydantic model, as in LangGraph. Keys 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,11 +63,23 @@ def _start_type(annotation: Any) -> type | None:
 
 
 def _reducer_of(annotation: Any) -> Callable[[Any, Any], Any] | None:
-    if get_origin(annotation) is typing.Annotated:
-        for meta in reversed(get_args(annotation)[1:]):
-            if callable(meta):
-                return typing.cast(Callable[[Any, Any], Any], meta)
-    return None
+    """The reducer of `Annotated[T, ..., reducer]`: its last metadata, when callable, which
+    must take two values (old, new), as LangGraph requires."""
+    if get_origin(annotation) is not typing.Annotated:
+        return None
+    meta = get_args(annotation)[-1]
+    if not callable(meta):
+        return None
+    try:
+        params = inspect.signature(meta).parameters.values()
+    except (TypeError, ValueError):  # (no signature to check)
+        return typing.cast(Callable[[Any, Any], Any], meta)
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if sum(p.kind in kinds for p in params) != 2:
+        raise ValueError(
+            f"Invalid reducer signature. Expected (a, b) -> c. Got {inspect.signature(meta)}"
+        )
+    return typing.cast(Callable[[Any, Any], Any], meta)
 
 
 def _managed_of(annotation: Any) -> type[ManagedValue] | None:

@@ -12,10 +12,11 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, Generic
+from typing import Any, Generic, Self
 
 import fakeredis
 
+from arqgraph.config import merge_configs
 from arqgraph.core.calls import cache_namespace, is_async, qualname
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
@@ -88,6 +89,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         )
         self.fingerprint = self._fingerprint()
         self.cluster_url: str | None = None
+        self.config: dict[str, Any] | None = None  # merged into each call's (`with_config`)
 
     def _fingerprint(self) -> str:
         """A hash of the structure: nodes and their functions, edges, branches, state keys."""
@@ -113,12 +115,22 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         blob = json.dumps(doc, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def with_cluster(self, redis_url: str) -> CompiledStateGraph:
-        """This graph, but `invoke`/`stream` submit to the cluster at `redis_url`."""
-        clone = object.__new__(CompiledStateGraph)
+    def copy(self, update: dict[str, Any] | None = None) -> Self:
+        """A copy of this graph (the same nodes and structure) with the attributes `update`
+        names set anew."""
+        clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.cluster_url = redis_url
+        clone.__dict__.update(update or {})
         return clone
+
+    def with_cluster(self, redis_url: str) -> Self:
+        """This graph, but `invoke`/`stream` submit to the cluster at `redis_url`."""
+        return self.copy({"cluster_url": redis_url})
+
+    def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> Self:
+        """This graph with a config merged into every call's (`configurable`, `tags`,
+        `recursion_limit`, ...), as a LangChain Runnable's `with_config`."""
+        return self.copy({"config": merge_configs(self.config, config, kwargs)})
 
     # -- running: every call goes through the same run protocol (embedded or cluster) --
 
@@ -136,6 +148,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         mode = stream_mode or self.stream_mode
         modes = [mode] if isinstance(mode, str) else list(mode)
         self._check_call(input, context)
+        config = self._merged(config)
         async for event_mode, payload in stream_graph(self, input, config, modes, context):
             yield payload if isinstance(mode, str) else (event_mode, payload)
 
@@ -166,7 +179,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         from arqgraph.embedded import invoke_graph
 
         self._check_call(input, context)
-        return await invoke_graph(self, input, config, context)
+        return await invoke_graph(self, input, self._merged(config), context)
 
     def invoke(
         self,
@@ -217,6 +230,10 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         run_sync(self.aclear_cache(nodes))
 
+    def _merged(self, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A call's config with the graph's own (`with_config`) under it."""
+        return config if self.config is None else merge_configs(self.config, config)
+
     def _check_call(self, input: Any, context: Any) -> None:
         """Invalid input or context raise pydantic's ValidationError here, in the caller, as in
         LangGraph; they are sent as given (the workers coerce the context for their nodes)."""
@@ -234,6 +251,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return snapshot._replace(values=snapshot.values.get(ROOT), tasks=tasks)
 
     async def aget_state(self, config: dict[str, Any], **_: Any) -> StateSnapshot:
+        config = self._merged(config) or {}
         return self._snapshot(await self._on_threads(lambda client: client.get_state(config)))
 
     def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
@@ -246,8 +264,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> AsyncIterator[StateSnapshot]:
         history = await self._on_threads(
-            lambda client: client.get_state_history(config, filter=filter, before=before,
-                                                    limit=limit)
+            lambda client: client.get_state_history(self._merged(config) or {}, filter=filter,
+                                                    before=before, limit=limit)
         )
         for snapshot in history:
             yield self._snapshot(snapshot)
@@ -259,8 +277,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         from arqgraph.embedded import run_sync
 
         history = run_sync(self._on_threads(
-            lambda client: client.get_state_history(config, filter=filter, before=before,
-                                                    limit=limit)
+            lambda client: client.get_state_history(self._merged(config) or {}, filter=filter,
+                                                    before=before, limit=limit)
         ))
         yield from map(self._snapshot, history)
 
@@ -268,7 +286,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any
     ) -> dict[str, Any]:
         return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.update_state(self.name, config, values, as_node)
+            lambda client: client.update_state(self.name, self._merged(config) or {}, values,
+                                               as_node)
         )
 
     def update_state(
@@ -283,7 +302,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     ) -> dict[str, Any]:
         """Apply `supersteps` of `StateUpdate`s in turn, each superstep a checkpoint."""
         return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.bulk_update_state(self.name, config, supersteps)
+            lambda client: client.bulk_update_state(self.name, self._merged(config) or {},
+                                                    supersteps)
         )
 
     def bulk_update_state(

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.core.pregel import END, START
+from arqgraph.core.schema import StateSchema
 from arqgraph.types import CachePolicy, Command, RetryPolicy
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from arqgraph.graph.compiled import CompiledStateGraph
 
 RESERVED_CHARS = ("|", ":")
+DEFAULT_ERROR_HANDLER = "__default_error_handler__"  # LangGraph's name for a default handler
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.context_schema = context_schema
         self.input_schema = input_schema or state_schema
         self.output_schema = output_schema or state_schema
+        StateSchema.of(self.state_schema, self.input_schema, self.output_schema)  # (checks them)
         self.nodes: dict[str, NodeSpec] = {}
         self.node_defaults: dict[str, Any] = {}
         self.edges: set[tuple[str, str]] = set()
@@ -248,8 +251,20 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def set_finish_point(self, key: str) -> Self:
         return self.add_edge(key, END)
 
-    def validate(self) -> None:
+    def validate(self, interrupt: Sequence[str] | None = None) -> Self:
+        """Check the structure: edges and routes name known nodes, there is an entrypoint, the
+        `interrupt` nodes (breakpoints) exist, the error handlers' names are free."""
         known = set(self.nodes)
+        for node in interrupt or ():
+            if node not in known:
+                raise ValueError(f"Interrupt node `{node}` not found")
+        if "error_handler" in self.node_defaults and DEFAULT_ERROR_HANDLER in known:
+            raise ValueError(f"Auto-generated default error handler node "
+                             f"`{DEFAULT_ERROR_HANDLER}` already exists.")
+        for spec in self.nodes.values():
+            if spec.error_handler is not None and spec.handler_name in known:
+                raise ValueError(
+                    f"Auto-generated error handler node `{spec.handler_name}` already exists.")
         sources = {s for s, _ in self.edges} | {s for starts, _ in self.joins for s in starts}
         sources |= set(self.branches)
         for source in sorted(sources):
@@ -271,10 +286,11 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                         raise ValueError(
                             f"At '{source}' node, '{name}' branch found unknown target '{target}'"
                         )
-        for node in self.nodes.values():
-            for target in command_targets(node.fn):
+        for spec in self.nodes.values():
+            for target in command_targets(spec.fn):
                 if target != END and target not in known:
                     raise ValueError(f"Found edge ending at unknown node `{target}`")
+        return self
 
     def compile(
         self,
@@ -286,11 +302,10 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         cache: Any = None,
         **_: Any,
     ) -> CompiledStateGraph[StateT, ContextT, InputT, OutputT]:
-        self.validate()
-        for key in (interrupt_before, interrupt_after):
-            for node in [] if key in (None, "*") else key:
-                if node not in self.nodes:
-                    raise ValueError(f"Interrupt node `{node}` not found")
+        breakpoints = [n for key in (interrupt_before, interrupt_after)
+                       for n in ([] if key in (None, "*") else key)]
+        self.validate(interrupt=breakpoints)
+        _check_checkpointer(checkpointer)
         self.compiled = True
         from arqgraph.graph.compiled import CompiledStateGraph
 
@@ -306,6 +321,19 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if nodes == "*":
             return frozenset(self.nodes)
         return frozenset(nodes or ())
+
+
+def _check_checkpointer(checkpointer: Any) -> None:
+    """As LangGraph: None, True, False, or a saver (arqgraph's, or one of LangGraph's)."""
+    if checkpointer in (None, True, False) or hasattr(checkpointer, "server") or all(
+        callable(getattr(checkpointer, m, None)) for m in ("get_tuple", "put")
+    ):
+        return
+    raise TypeError(
+        "Invalid checkpointer provided. Expected an instance of `BaseCheckpointSaver`, `True`, "
+        f"`False`, or `None`. Received {type(checkpointer).__name__!s}. Pass a proper saver "
+        "(e.g., InMemorySaver, AsyncPostgresSaver)."
+    )
 
 
 def _seconds(timeout: float | timedelta | None) -> float | None:

@@ -1018,6 +1018,24 @@ def build_node_cache(api: Api) -> Any:
     return g.compile(name="diff_node_cache", cache=api.InMemoryCache())
 
 
+@case([{"count": 0, "route": 30, "log": []}, Run({"count": 0, "route": 30, "log": []}, _limit(8))])
+def build_with_config(api: Api) -> Any:
+    """A graph's own config (`with_config`) under each call's: its recursion limit applies
+    unless the call sets one, its configurable values reach the nodes."""
+
+    def step(state: LogState, config) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        return {"count": state["count"] + 1, "log": [str(config["configurable"].get("who"))]}
+
+    def more(state: LogState) -> str:
+        return "step" if state["count"] < state["route"] else api.END
+
+    g = api.StateGraph(LogState)
+    g.add_node("step", step)
+    g.add_edge(api.START, "step")
+    g.add_conditional_edges("step", more)
+    return _compile(g, "with_config").with_config(recursion_limit=4, configurable={"who": "me"})
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 
@@ -1620,6 +1638,45 @@ def err_command_literal_unknown_target(api: Api) -> Any:
 
 @compile_error
 def err_interrupt_unknown_node(api: Api) -> Any:
+    g = _graph(api, "a")
+    g.add_edge(api.START, "a")
+    return g.compile(name="diff_err", interrupt_before=["ghost"])
+
+
+def _one_arg(a: Any) -> Any:
+    return a
+
+
+class BadReducerState(TypedDict):
+    hello: Annotated[str, _one_arg]
+
+
+@compile_error
+def err_reducer_of_one_argument(api: Api) -> Any:
+    return api.StateGraph(BadReducerState)
+
+
+@compile_error
+def err_not_a_checkpointer(api: Api) -> Any:
+    class NotACheckpointer:
+        pass
+
+    g = _graph(api, "a")
+    g.add_edge(api.START, "a")
+    return g.compile(name="diff_err", checkpointer=NotACheckpointer())
+
+
+@compile_error
+def err_default_error_handler_name_taken(api: Api) -> Any:
+    g = _graph(api, "a")
+    g.set_node_defaults(error_handler=lambda state, error: {})
+    g.add_node("__default_error_handler__", lambda state: {})
+    g.add_edge(api.START, "a")
+    return g.compile(name="diff_err")
+
+
+@compile_error
+def err_breakpoint_on_unknown_node(api: Api) -> Any:
     g = _graph(api, "a")
     g.add_edge(api.START, "a")
     return g.compile(name="diff_err", interrupt_before=["ghost"])
