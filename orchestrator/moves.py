@@ -27,7 +27,7 @@ from arqgraph.storage.moves import (
 )
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import Interrupt
+from arqgraph.types import interrupt_of
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -161,8 +161,8 @@ class RunMover(MovePlanner):
         view = self._view(graph, saved, outcomes)
         output = dict(view.view_values or {})
         interrupts = [
-            Interrupt(value, iid) for t in ordered(saved.checkpoint.tasks)
-            for iid, value in (outcomes[t.id].interrupts if t.id in outcomes else ())
+            interrupt_of(entry) for t in ordered(saved.checkpoint.tasks)
+            for entry in (outcomes[t.id].interrupts if t.id in outcomes else ())
         ]
         if interrupts:
             output["__interrupt__"] = interrupts

@@ -25,6 +25,7 @@ from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import WritesEdit
 from arqgraph.storage.moves import new_checkpoint
 from arqgraph.storage.runs import RunStore
+from arqgraph.types import interrupt_id
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -103,7 +104,7 @@ async def _resume(
             events.append(("updates", {task.node: shown or None,
                                        "__metadata__": {"cached": True}}))
     drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
-    pending = {iid: tid for tid, o in outcomes.items() for iid, _ in o.interrupts}
+    pending = {entry[0]: tid for tid, o in outcomes.items() for entry in o.interrupts}
     targets: dict[str, Any] = {}
     if record.has_resume and pending:
         resume = record.resume
@@ -119,7 +120,13 @@ async def _resume(
     values = {}
     for task_id, value in targets.items():
         earlier = await store.threads.resume_values(record.tag, base.id, task_id)
-        values[task_id] = [*earlier, value]
+        # a resume value its interrupt refused (see `interrupt(response_schema=...)`) and any
+        # after it are not kept: the answer now given takes its place
+        asked = {entry[0] for entry in outcomes[task_id].interrupts}
+        base_id = f"{record.tag}:{base.id}:{task_id}"
+        kept = next((n for n in range(len(earlier)) if interrupt_id(base_id, n) in asked),
+                    len(earlier))
+        values[task_id] = [*earlier[:kept], value]
     return WritesEdit(base.id, drop, values), events
 
 

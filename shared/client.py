@@ -19,7 +19,7 @@ from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode
 from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.runs import NO_RESUME, RunStore
-from arqgraph.types import Command, Interrupt, PregelTask, StateSnapshot
+from arqgraph.types import Command, PregelTask, StateSnapshot, interrupt_of
 
 END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
@@ -309,7 +309,7 @@ class Client:
             shown.append(PregelTask(
                 id=t.id, name=t.node, path=path,
                 error=repr(error.rebuild()) if error else None,  # type: ignore[arg-type]
-                interrupts=tuple(Interrupt(v, i) for i, v in asked),
+                interrupts=tuple(interrupt_of(entry) for entry in asked),
                 result=dict(o.writes or {}) if o and o.succeeded and not o.handled else None,
             ))
         return StateSnapshot(

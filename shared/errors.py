@@ -228,8 +228,19 @@ def _data(value: Any) -> bool:
 
 
 def _validation_error(details: Mapping[str, Any]) -> pydantic.ValidationError:
-    """A pydantic ValidationError rebuilt with the same title, errors and messages (each
-    error's message kept as it was, under its own type)."""
+    """A pydantic ValidationError rebuilt with the same title, errors and messages: of
+    pydantic's own error types where they rebuild to the same message, else each message
+    kept as it was under its own type."""
+    try:
+        exc = pydantic.ValidationError.from_exception_data(details["title"], [
+            {"type": e["type"], "loc": tuple(e["loc"]), "input": e["input"],
+             "ctx": e.get("ctx") or {}}
+            for e in details["errors"]
+        ])
+        if [e["msg"] for e in exc.errors()] == [e["msg"] for e in details["errors"]]:
+            return exc
+    except (KeyError, TypeError, ValueError):
+        pass
     return pydantic.ValidationError.from_exception_data(details["title"], [
         {"type": PydanticCustomError(e["type"], e["msg"].replace("{", "{{").replace("}", "}}")),
          "loc": tuple(e["loc"]), "input": e["input"]}
@@ -264,7 +275,8 @@ class ErrorInfo:
         if isinstance(exc, pydantic.ValidationError):
             validation = {"title": exc.title, "errors": [
                 {"type": e["type"], "loc": [p for p in e["loc"] if _plain(p)], "msg": e["msg"],
-                 "input": e["input"] if _data(e["input"]) else repr(e["input"])}
+                 "input": e["input"] if _data(e["input"]) else repr(e["input"]),
+                 **({"ctx": e["ctx"]} if _data(e.get("ctx")) and e.get("ctx") else {})}
                 for e in exc.errors(include_url=False)
             ]}
         return cls(type(exc).__qualname__, type(exc).__module__, str(exc), tb, node, args,
@@ -283,6 +295,8 @@ class ErrorInfo:
         exc: BaseException | None = None
         if self.validation is not None:
             exc = _validation_error(self.validation)
+            for key, value in (self.attrs or {}).items():  # (is_invalid_resume's mark)
+                setattr(exc, key, value)
         elif isinstance(cls, type) and issubclass(cls, Exception):
             args = self.args if self.args is not None else (self.message,)
             try:

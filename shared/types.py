@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 import msgpack
+import pydantic
 
 N = TypeVar("N")
 
@@ -220,22 +221,53 @@ class Interrupt:
 
 class InterruptScratch:
     """What `interrupt()` needs while a task runs: the resume values it got so far, in order,
-    and how to name its interrupts (stable across re-runs of the same task)."""
+    and how to name its interrupts (stable across re-runs of the same task). `refused`: the
+    interrupt whose resume value did not fit its response schema, which stays unanswered."""
 
     def __init__(self, resume: Sequence[Any], id_base: str) -> None:
         self.resume = list(resume)
         self.id_base = id_base
         self.calls = 0
+        self.refused: tuple[Any, ...] | None = None
 
-    def next(self, value: Any) -> Any:
+    def next(self, value: Any, response_schema: Any = None) -> Any:
         index = self.calls
         self.calls += 1
+        adapter = None if response_schema is None or isinstance(response_schema, dict) else (
+            pydantic.TypeAdapter(response_schema))
+        schema = adapter.json_schema() if adapter is not None else response_schema
         if index < len(self.resume):
-            return self.resume[index]
+            if adapter is None:
+                return self.resume[index]
+            try:
+                return adapter.validate_python(self.resume[index])
+            except pydantic.ValidationError as exc:
+                from arqgraph.errors import INVALID_RESUME
+
+                setattr(exc, INVALID_RESUME, True)
+                self.refused = interrupt_entry(
+                    Interrupt(value, interrupt_id(self.id_base, index), schema))
+                raise
         from arqgraph.errors import GraphInterrupt
 
-        iid = hashlib.sha256(f"{self.id_base}:{index}".encode()).hexdigest()[:32]
-        raise GraphInterrupt((Interrupt(value, iid),))
+        raise GraphInterrupt((Interrupt(value, interrupt_id(self.id_base, index), schema),))
+
+
+def interrupt_id(id_base: str, index: int) -> str:
+    """The id of a task's `index`-th interrupt (the same each time the task runs again)."""
+    return hashlib.sha256(f"{id_base}:{index}".encode()).hexdigest()[:32]
+
+
+def interrupt_entry(asked: Interrupt) -> tuple[Any, ...]:
+    """An interrupt as a task's outcome keeps it: (id, value), and its response schema if any."""
+    if asked.response_schema is None:
+        return (asked.id, asked.value)
+    return (asked.id, asked.value, asked.response_schema)
+
+
+def interrupt_of(entry: Sequence[Any]) -> Interrupt:
+    """The Interrupt an outcome's entry (see `interrupt_entry`) stands for."""
+    return Interrupt(entry[1], entry[0], entry[2] if len(entry) > 2 else None)
 
 
 current_interrupts: ContextVar[InterruptScratch | None] = ContextVar(
@@ -243,14 +275,20 @@ current_interrupts: ContextVar[InterruptScratch | None] = ContextVar(
 )
 
 
-def interrupt(value: Any) -> Any:
+def interrupt(value: Any, *, response_schema: Any = None) -> Any:
     """Stop the node here until its run is resumed with `Command(resume=...)`; then return the
     resume value. The node runs again from its start, and earlier `interrupt()` calls return
-    the values they were resumed with."""
+    the values they were resumed with.
+
+    `response_schema` (a pydantic model, TypedDict, dataclass or type; or a JSON schema dict,
+    shown but not checked) is shown with the interrupt as JSON schema and validates the resume
+    value, which `interrupt` then returns validated. A value that does not fit raises pydantic's
+    ValidationError (`is_invalid_resume` tells it) and is not kept: the interrupt can be
+    answered again."""
     scratch = current_interrupts.get()
     if scratch is None:
         raise RuntimeError("Called interrupt() outside of a node")
-    return scratch.next(value)
+    return scratch.next(value, response_schema)
 
 
 class PregelTask(NamedTuple):

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
+import pydantic
 import pytest
 
 pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
@@ -689,6 +690,53 @@ def scenario_update_clears_tasks(api: Api, t: Transcript) -> None:
     t.call("clear", graph.update_state, cfg(), None, as_node=api.END)
     t.state("state after clearing", graph.get_state, cfg())
     t.call("invoke None", graph.invoke, None, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
+class Decision(pydantic.BaseModel):
+    approved: bool
+
+
+class DecisionDict(TypedDict):
+    approved: bool
+
+
+@scenario()
+def scenario_interrupt_response_schema(api: Api, t: Transcript) -> None:
+    """interrupt(response_schema=...): the interrupt shows the schema (JSON schema of a type, a
+    dict as given); a resume value is validated and returned as the type; one that does not
+    fit fails the run with pydantic's ValidationError (is_invalid_resume) and is not kept, so
+    the interrupt is answered again; an earlier interrupt's answer stays."""
+    calls: Counter[str] = Counter()
+
+    def ask(state: S) -> dict[str, Any]:
+        calls["ask"] += 1
+        first = api.interrupt("first")
+        model = api.interrupt("approve?", response_schema=Decision)
+        typed = api.interrupt("again?", response_schema=DecisionDict)
+        raw = api.interrupt("raw?", response_schema={"type": "object"})
+        return {"log": [f"{first}|{model!r}|{typed!r}|{raw!r}"]}
+
+    g = api.StateGraph(S)
+    g.add_node("ask", ask)
+    g.add_edge(api.START, "ask")
+    graph = _compile(g, api)
+
+    def invalid(exc: BaseException) -> Any:
+        return (type(exc).__name__, bool(api.is_invalid_resume(exc)))
+
+    t.call("invoke", graph.invoke, {"log": []}, cfg())
+    t.call("answer the first", graph.invoke, api.Command(resume="one"), cfg())
+    t.state("state at the model", graph.get_state, cfg())
+    try:
+        graph.invoke(api.Command(resume={"approved": "nope"}), cfg())
+        t.add("a bad answer", "no error")
+    except Exception as exc:
+        t.add("a bad answer", invalid(exc))
+    t.state("state after the bad answer", graph.get_state, cfg())
+    t.call("a good answer", graph.invoke, api.Command(resume={"approved": False}), cfg())
+    t.call("a typed dict", graph.invoke, api.Command(resume={"approved": "true"}), cfg())
+    t.call("anything for a dict schema", graph.invoke, api.Command(resume=[1, 2]), cfg())
     t.add("calls", dict(sorted(calls.items())))
 
 

@@ -233,3 +233,22 @@ async def test_rate_limited_calls_do_not_bunch_after_a_stalled_worker() -> None:
     starts.sort()
     busiest = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
     assert busiest <= 11, f"{busiest} calls started within one second (limit 10/s)"
+
+
+async def test_a_failing_task_resumed_again_and_again_keeps_failing_as_itself() -> None:
+    """Each resume of a thread whose task fails runs it again and fails with its own error:
+    the attempts that ended with an outcome do not count toward the crash limit (they used to
+    turn the fifth resume into a TaskLostError)."""
+
+    def failing(state: State) -> dict[str, Any]:
+        raise ValueError("still failing")
+
+    builder = StateGraph(State)
+    builder.add_node("failing", failing)
+    builder.add_edge(START, "failing")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = thread("again")
+    for attempt in range(8):
+        with pytest.raises(ValueError, match="still failing"):
+            await asyncio.wait_for(graph.ainvoke({"x": 1} if attempt == 0 else None, config),
+                                   LIMIT)

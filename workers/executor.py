@@ -31,9 +31,18 @@ from arqgraph.errors import (
     InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
+    is_invalid_resume,
 )
 from arqgraph.runtime import Runtime
-from arqgraph.types import Command, InterruptScratch, RetryPolicy, Send, current_interrupts
+from arqgraph.types import (
+    Command,
+    InterruptScratch,
+    RetryPolicy,
+    Send,
+    current_interrupts,
+    interrupt_entry,
+    interrupt_id,
+)
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -278,9 +287,16 @@ async def execute_task(
             await cache.aset({key: (protocol.encode_outcome(outcome), node.cache_policy.ttl)})
         return TaskResult(outcome, shown)
     except GraphInterrupt as exc:
-        asked = tuple((i.id, i.value) for i in exc.interrupts)
+        base = interrupt_ids or task.id  # (NodeInterrupt raises interrupts without ids)
+        asked = tuple(interrupt_entry(i if i.id else replace(i, id=interrupt_id(base, n)))
+                      for n, i in enumerate(exc.interrupts))
         return TaskResult(TaskOutcome(task.id, task.node, interrupts=asked))
     except Exception as exc:
+        scratch = current_interrupts.get()
+        if is_invalid_resume(exc) and scratch is not None and scratch.refused is not None:
+            # the run fails, the interrupt stays unanswered: it can be answered again
+            return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node),
+                                          interrupts=(scratch.refused,)))
         delay = retry_delay(node.retry_policy if node else None, exc, attempt)
         if delay is None and node is not None and node.error_handler is not None:
             return await _handle_error(graph, checkpoint, task, node, exc, config, runtime,

@@ -38,7 +38,7 @@ from arqgraph.storage.moves import Move, MovePlanner, recursion_limit
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
-from arqgraph.types import Interrupt
+from arqgraph.types import interrupt_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 
@@ -243,7 +243,7 @@ class NodeRunner:
         events: list[tuple[Any, Any]] = []
         outcome = result.outcome
         if outcome.interrupts:
-            asked = tuple(Interrupt(value, iid) for iid, value in outcome.interrupts)
+            asked = tuple(interrupt_of(entry) for entry in outcome.interrupts)
             events.append(("updates", {"__interrupt__": asked}))
             assert record.checkpoint is not None
             events.append(("values", {**graph.schema.output(record.checkpoint.values),

@@ -64,7 +64,7 @@ class TaskOutcome:
     goto: tuple[str, ...] = ()
     sends: tuple[Send, ...] = ()
     error: ErrorInfo | None = None
-    interrupts: tuple[tuple[str, Any], ...] = ()
+    interrupts: tuple[tuple[Any, ...], ...] = ()  # (id, value[, response schema]) each
     node_error: ErrorInfo | None = None  # the node failed and its error handler took over
 
     @property

@@ -179,7 +179,7 @@ class _OutcomeModel(pydantic.BaseModel):
     goto: list[str] = []
     sends: list[tuple[str, Any]] = []
     error: ErrorModel | None = None
-    interrupts: list[tuple[str, Any]] = []
+    interrupts: list[tuple[str, Any] | tuple[str, Any, Any]] = []  # (id, value[, schema])
     node_error: ErrorModel | None = None
 
 

@@ -264,6 +264,9 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+-- the attempt ended (its start is no longer lost: a task resumed again and again after it
+-- fails does not reach the crash limit)
+if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':lost', -1) end
 local i, k = 10, 5
 for _ = 1, tonumber(ARGV[5]) do
   redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2

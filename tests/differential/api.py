@@ -47,6 +47,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "Overwrite": ("types", "Overwrite"),
     "StateUpdate": ("types", "StateUpdate"),
     "CachePolicy": ("types", "CachePolicy"),
+    "is_invalid_resume": ("errors", "is_invalid_resume"),
     "InMemoryCache": ("cache.memory", "InMemoryCache"),
     "CONST_START": ("constants", "START"),
     "CONST_END": ("constants", "END"),
@@ -82,6 +83,7 @@ class Api:
     Overwrite: Any
     StateUpdate: Any
     CachePolicy: Any
+    is_invalid_resume: Any
     InMemoryCache: Any
     CONST_START: str
     CONST_END: str
