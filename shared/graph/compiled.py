@@ -194,6 +194,36 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         return run_sync(self.ainvoke(input, config, context=context))
 
+    def get_name(self, suffix: str | None = None) -> str:
+        return f"{self.name}{suffix}" if suffix else self.name
+
+    def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON schema of the graph's input (see `arqgraph.graph.jsonschema`)."""
+        from arqgraph.graph.jsonschema import json_schema
+
+        return json_schema(self.builder.input_schema, self.schema, self.get_name("Input"))
+
+    def get_output_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        from arqgraph.graph.jsonschema import json_schema
+
+        return json_schema(self.builder.output_schema, self.schema, self.get_name("Output"))
+
+    def get_context_jsonschema(self) -> dict[str, Any] | None:
+        from arqgraph.graph.jsonschema import context_json_schema
+
+        return context_json_schema(self.context_schema)
+
+    def get_input_schema(self, config: dict[str, Any] | None = None) -> Any:
+        """The graph's input as a pydantic model."""
+        from arqgraph.graph.jsonschema import input_model
+
+        return input_model(self.builder.input_schema, self.get_name("Input"))
+
+    def get_output_schema(self, config: dict[str, Any] | None = None) -> Any:
+        from arqgraph.graph.jsonschema import output_model
+
+        return output_model(self.builder.output_schema, self.get_name("Output"))
+
     def get_graph(self, config: dict[str, Any] | None = None, *, xray: int | bool = False) -> Any:
         """A drawable picture of the graph, as LangGraph's (see `arqgraph.graph.drawing`)."""
         from arqgraph.graph.drawing import draw
