@@ -27,6 +27,7 @@ from arqgraph.errors import (
     InvalidInputError,
     InvalidUpdateError,
     ResumeError,
+    SerializationError,
 )
 from arqgraph.orchestrator.moves import RunMover
 from arqgraph.protocol import GraphInfo, RunRecord
@@ -185,6 +186,10 @@ class Orchestrator:
                 return
             graph = self.graphs.get(record.graph)
             if graph is None:
+                return
+            if record.unreadable:  # a value this process cannot rebuild: fail, not retry
+                await self.moves.fail(record, SerializationError(
+                    f"run {run_id} cannot be read here: {record.unreadable}"))
                 return
             if record.fingerprint and record.fingerprint != graph.fingerprint:
                 await self.moves.fail(record, GraphMismatchError(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgpack
+import pydantic
 import pytest
 import redis
 import redis.asyncio
@@ -32,6 +33,7 @@ from arqgraph.errors import (
     GraphMismatchError,
     InvalidInputError,
     RunCancelledError,
+    SerializationError,
     UnknownGraphError,
 )
 from tests.conftest import ArqProcess, ArqProcesses, RedisServer, wait_for
@@ -302,6 +304,21 @@ async def test_cached_results_are_shared_by_the_workers(
     await graphs.cached.with_cluster(cluster.url).aclear_cache()
     assert await run(3) == [{"square": {"out": 9}}]
     assert (tmp_path / "calls").read_text().split() == ["3", "4", "3"]
+
+
+async def test_a_value_no_other_process_can_rebuild_fails_the_run(
+    cluster: Cluster, client: Client
+) -> None:
+    """An input holding an instance of a class defined inside a function cannot be rebuilt by
+    the cluster's processes: the run fails, naming the class, instead of waiting forever."""
+
+    class Local(pydantic.BaseModel):
+        folder: str = "x"
+
+    handle = await within(client.submit(graphs.cached.name, {"folder": Local(), "n": 1}))
+    with pytest.raises(SerializationError, match="defined inside a function"):
+        await within(handle.result())
+    assert await within(handle.status()) == "failed"
 
 
 async def test_bad_input_names_the_field(cluster: Cluster, client: Client) -> None:

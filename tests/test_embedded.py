@@ -5,7 +5,7 @@ import datetime as dt
 import operator
 import threading
 from dataclasses import dataclass
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pydantic
 import pytest
@@ -269,3 +269,23 @@ def test_node_cache_embedded_lives_in_the_graphs_cache_object() -> None:
     assert graph.invoke({"n": 3}) == {"n": 3, "out": 9} and calls == [3, 3]
     with pytest.raises(ValueError, match="No cache is set"):
         builder.compile().clear_cache()
+
+
+def test_a_state_class_defined_inside_a_function_runs_embedded() -> None:
+    """LangGraph runs a graph whose state class is local to a function; so does the embedded
+    default (its processes are one, which can rebuild such a class). On a cluster the run
+    fails, naming the class (tests/test_cluster.py)."""
+
+    def make() -> tuple[Any, type[pydantic.BaseModel]]:
+        class Local(pydantic.BaseModel):
+            x: int = 0
+
+        builder = StateGraph(Local)
+        builder.add_node("n", lambda s: {"x": s.x + 1})
+        builder.add_edge(START, "n")
+        return builder.compile(), Local
+
+    first, first_cls = make()
+    second, second_cls = make()  # another class of the same name: not confused with the first
+    assert first.invoke(first_cls(x=1)) == {"x": 2}
+    assert second.invoke(second_cls(x=5)) == {"x": 6}

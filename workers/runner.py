@@ -29,7 +29,7 @@ from arqgraph.core import codec
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.pregel import START, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
-from arqgraph.errors import ErrorInfo, GraphMismatchError, TaskLostError
+from arqgraph.errors import ErrorInfo, GraphMismatchError, SerializationError, TaskLostError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.commits import Commit
@@ -166,6 +166,9 @@ class NodeRunner:
             record = await self.store.load_run(job.run_id)
         else:
             record, claim = await self.store.start_task(job.run_id, job.checkpoint_id, job.task_id)
+        if record is not None and record.unreadable and record.status == "running":
+            return await self._refuse(job, SerializationError(
+                f"run {job.run_id} cannot be read here: {record.unreadable}"), claim or None)
         checkpoint = record.checkpoint if record else None
         if record is None or checkpoint is None or record.status != "running":
             return "skipped: run is not running"

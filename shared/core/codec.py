@@ -13,6 +13,7 @@ import datetime as dt
 import enum
 import importlib
 import uuid
+import weakref
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -32,11 +33,30 @@ class _Unsupported(TypeError):
         self.type_name = f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+_LOCAL: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+"""Classes defined inside functions, by their path: no other process can import them, but the
+one that made them (the embedded default's, whose orchestrator and worker share it) can find
+them here. Their path names the class object, so two of the same name are not confused."""
+
+
 def _path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    if "<locals>" in cls.__qualname__:
+        path = f"{path}@{id(cls):x}"
+        _LOCAL[path] = cls
+    return path
 
 
 def _resolve(path: str) -> Any:
+    if "@" in path:
+        local = _LOCAL.get(path)
+        if local is None:
+            raise SerializationError(
+                f"cannot rebuild a {path.partition('@')[0]}: it is defined inside a function, "
+                "so only the process that defined it can rebuild it (the embedded default "
+                "can); define it at module level to run it on a cluster"
+            )
+        return local
     module_name, _, qualname = path.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)

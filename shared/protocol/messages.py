@@ -10,7 +10,7 @@ import pydantic
 
 from arqgraph.core import codec
 from arqgraph.core.pregel import Checkpoint, Task, TaskOutcome
-from arqgraph.errors import ErrorInfo, UpdateTooLargeError
+from arqgraph.errors import ErrorInfo, SerializationError, UpdateTooLargeError
 from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
 from arqgraph.types import Send
 
@@ -103,6 +103,7 @@ class RunRecord(pydantic.BaseModel):
     error: ErrorInfo | None = None
     cancel_requested: bool = False
     waiter: str = ""  # the client that awaits the run's end (see `ends_key`)
+    unreadable: str = ""  # why a value of the run (input, context, state) cannot be read here
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
 
     @property
@@ -305,9 +306,20 @@ def decode_run(
     def text(name: str) -> str:
         return f[name].decode() if name in f else ""
 
-    def packed(name: str) -> Any:
-        return codec.unpackb(f[name]) if f.get(name) else None
+    unreadable: list[str] = []
 
+    def packed(name: str) -> Any:
+        try:
+            return codec.unpackb(f[name]) if f.get(name) else None
+        except SerializationError as exc:  # (the run is failed with it, not read forever)
+            unreadable.append(f"its {name}: {exc}")
+            return None
+
+    checkpoint: SavedCheckpoint | None = None
+    try:
+        checkpoint = decode_saved(saved) if isinstance(saved, bytes) else saved
+    except SerializationError as exc:
+        unreadable.append(f"its checkpoint: {exc}")
     return RunRecord(
         run_id=run_id,
         graph=text("graph"),
@@ -320,7 +332,7 @@ def decode_run(
         checkpoint_id=text("checkpoint_id"),
         first_checkpoint=text("first_checkpoint"),
         first_step=int(text("first_step") or -1),
-        saved=decode_saved(saved) if isinstance(saved, bytes) else saved,
+        saved=checkpoint,
         input=packed("input"),
         resume=packed("resume"),
         has_resume="resume" in f,
@@ -331,6 +343,7 @@ def decode_run(
         cancel_requested=f.get("cancel") == b"1",
         waiter=text("waiter"),
         retention=int(text("retention")) if f.get("retention") else None,
+        unreadable="; ".join(unreadable),
     )
 
 
