@@ -46,8 +46,8 @@ class RunHandle:
             return payload
         if mode == "values":
             return payload if "__interrupt__" in payload else payload.get(key)
-        if mode == "updates":
-            return {k: v[key] if isinstance(v, dict) and key in v else v
+        if mode == "updates":  # (a node that returned several Commands shows a list)
+            return {k: [_unwrap(x, key) for x in v] if isinstance(v, list) else _unwrap(v, key)
                     for k, v in payload.items()}
         return payload
 
@@ -119,6 +119,10 @@ class RunHandle:
         """Stop the run: no further superstep starts; it ends as cancelled."""
         if await self.status() not in FINAL_STATUSES:
             await self.store.request_cancel(self.run_id)
+
+
+def _unwrap(update: Any, key: str) -> Any:
+    return update[key] if isinstance(update, dict) and key in update else update
 
 
 def _raise_unless_done(end: dict[str, Any]) -> None:

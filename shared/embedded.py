@@ -45,7 +45,7 @@ class EmbeddedCluster:
     """An orchestrator and a worker for `graphs`, plus a client, sharing one in-memory Redis."""
 
     def __init__(
-        self, graphs: Sequence[CompiledStateGraph], *, concurrency: int = 64,
+        self, graphs: Sequence[CompiledStateGraph], *, concurrency: int = 1000,
         redis: ArqRedis | None = None,
     ) -> None:
         self.graphs = list(graphs)

@@ -23,7 +23,7 @@ import pydantic
 from arqgraph import protocol
 from arqgraph.config import current_config, current_runtime
 from arqgraph.core.calls import cache_namespace, is_async
-from arqgraph.core.pregel import END, START, Checkpoint, Task, TaskOutcome, apply_writes
+from arqgraph.core.pregel import END, START, Checkpoint, Repeated, Task, TaskOutcome, apply_writes
 from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.errors import (
     ErrorInfo,
@@ -149,12 +149,17 @@ def split_result(
         return None, []
     if isinstance(result, Command):
         return _command_writes(result, root), result.goto_targets()
-    if isinstance(result, list | tuple) and any(isinstance(r, Command) for r in result):
+    if is_command_list(result):
         writes: dict[str, Any] = {}
         targets: list[Any] = []
         for part in result:
             more, goto = split_result(node, part, schema)
-            writes.update(more or {})
+            for key, value in (more or {}).items():  # a key written twice keeps both, in order
+                if key in writes:
+                    before = writes[key].values if isinstance(writes[key], Repeated) else (
+                        writes[key],)
+                    value = Repeated((*before, value))
+                writes[key] = value
             targets += goto
         return writes, targets
     if root:
@@ -172,6 +177,10 @@ def cache_key(node: NodeSpec, arg: Any) -> tuple[tuple[str, ...], str]:
     raw = node.cache_policy.key_func(arg)
     digest = hashlib.sha256(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()
     return cache_namespace(node.name, node.fn), digest
+
+
+def is_command_list(result: Any) -> bool:
+    return isinstance(result, list | tuple) and any(isinstance(r, Command) for r in result)
 
 
 def _command_writes(command: Command[Any], root: bool) -> dict[str, Any]:
@@ -273,6 +282,10 @@ async def execute_task(
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result, graph.schema)
             shown = graph.schema.state_writes(writes) or None
+            if any(isinstance(v, Repeated) for v in (writes or {}).values()):
+                # a key written twice: the update event lists each write, as LangGraph's
+                shown = [{k: v} for part in result for k, v in graph.schema.state_writes(
+                    split_result(task.node, part, graph.schema)[0]).items()]
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
             seen = apply_writes(graph.schema, checkpoint.values, [own])

@@ -54,6 +54,14 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Repeated:
+    """A key one task wrote several times (a node returning a list of Commands), its values in
+    the order written: each goes through the key's reducer in turn."""
+
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class TaskOutcome:
     """What a finished task contributes: its writes and where it sends control next; or the
     error it failed with; or the interrupts (id, value) it stopped at, waiting for a human."""
@@ -190,7 +198,8 @@ def apply_writes(
     for outcome in outcomes:
         for key, value in (outcome.writes or {}).items():
             if key in schema.channels:
-                grouped.setdefault(key, []).append(value)
+                grouped.setdefault(key, []).extend(
+                    value.values if isinstance(value, Repeated) else (value,))
     new = dict(values)
     for key, written in grouped.items():
         reducer = schema.channels[key].reducer

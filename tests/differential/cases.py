@@ -1036,6 +1036,41 @@ def build_with_config(api: Api) -> Any:
     return _compile(g, "with_config").with_config(recursion_limit=4, configurable={"who": "me"})
 
 
+class FooState(TypedDict):
+    foo: Annotated[str, operator.add]
+
+
+@case([{"foo": ""}, {"foo": "x"}])
+def build_commands_writing_one_key(api: Api) -> Any:
+    """A node returning several Commands that write one key: each write goes through the
+    reducer, in order; the update event lists each Command's update."""
+
+    def node_a(state: FooState) -> Any:
+        return [api.Command(update={"foo": "a1"}), api.Command(update={"foo": "a2"}),
+                {"foo": "a3"}]
+
+    def node_b(state: FooState) -> dict[str, Any]:
+        return {"foo": "b"}
+
+    g = api.StateGraph(FooState)
+    g.add_sequence([node_a, node_b])
+    g.add_edge(api.START, "node_a")
+    return _compile(g, "commands_writing_one_key")
+
+
+@case([[], ["x"]])
+def build_commands_writing_the_root(api: Api) -> Any:
+    """The same for a one-value state."""
+
+    def node_a(state: list[str]) -> Any:
+        return [api.Command(update=["a1"]), api.Command(update=["a2"])]
+
+    g = api.StateGraph(Annotated[list, operator.add])
+    g.add_node("node_a", node_a)
+    g.add_edge(api.START, "node_a")
+    return _compile(g, "commands_writing_the_root")
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 
