@@ -98,3 +98,23 @@ def test_a_task_outcome_round_trips_and_its_sends_need_no_extension_type():
     sends = msgpack.unpackb(data, raw=False)["sends"]
     assert [type(pair) for pair in sends] == [list, list]
     assert decode_outcome(data) == outcome
+
+
+def test_sends_and_subclasses_of_builtin_types_cross():
+    """A Send kept in state crosses as a Send; a value of a subclass of str, int, float, bytes,
+    dict or list (LangChain's text accessor, an OrderedDict) crosses as its base type."""
+    from collections import OrderedDict, defaultdict
+
+    from arqgraph.types import Send
+
+    class Text(str):
+        def __call__(self) -> str:
+            return str(self)
+
+    value = {"send": [Send("node", {"a": (1, 2)})], "text": Text("hi"),
+             "ordered": OrderedDict(b=1, a=2), "default": defaultdict(list, k=[1]), "flag": True}
+    back = unpackb(packb(value))
+    assert back["send"] == [Send("node", {"a": (1, 2)})]
+    assert type(back["text"]) is str and back["text"] == "hi"
+    assert type(back["ordered"]) is dict and list(back["ordered"]) == ["b", "a"]
+    assert back["default"] == {"k": [1]} and back["flag"] is True

@@ -1,7 +1,8 @@
 """msgpack with exact round trips for the values graphs keep in state. Never pickle.
 
-Natively: None, bool, int, float, str, bytes, list, dict. Through extension types: tuple, set,
-frozenset, datetime/date/time/timedelta, UUID, Decimal, Enum, dataclasses and pydantic models
+Natively: None, bool, int, float, str, bytes, list, dict (and their subclasses, as the base
+type: a `str` subclass arrives as a `str`). Through extension types: tuple, set, frozenset,
+datetime/date/time/timedelta, UUID, Decimal, Enum, `Send`, dataclasses and pydantic models
 (rebuilt from their import path and fields, without running validators). Anything else fails
 with a `SerializationError` that names the key and the type.
 """
@@ -22,9 +23,10 @@ import msgpack
 import pydantic
 
 from arqgraph.errors import SerializationError
+from arqgraph.types import Send
 
 TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA = 1, 2, 3, 4, 5, 6, 7
-PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM = 8, 9, 10, 11, 12
+PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM, SEND = 8, 9, 10, 11, 12, 13
 
 
 class _Unsupported(TypeError):
@@ -96,6 +98,12 @@ def _default(obj: Any) -> msgpack.ExtType:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
         return msgpack.ExtType(DATACLASS, packb([_path(type(obj)), fields]))
+    if isinstance(obj, Send):
+        return msgpack.ExtType(SEND, packb([obj.node, obj.arg]))
+    base: Any
+    for base in (str, int, float, bytes, dict, list):  # a subclass of one: as the base type
+        if isinstance(obj, base) and not isinstance(obj, bool):
+            return base(obj)  # type: ignore[no-any-return]
     raise _Unsupported(obj)
 
 
@@ -126,6 +134,9 @@ def _ext_hook(code: int, data: bytes) -> Any:
         path, fields, fields_set = unpackb(data)
         cls = _checked(path, pydantic.BaseModel)
         return cls.model_construct(_fields_set=set(fields_set), **fields)
+    if code == SEND:
+        node, arg = unpackb(data)
+        return Send(node, arg)
     if code == DATACLASS:
         path, fields = unpackb(data)
         cls = _resolve(path)
