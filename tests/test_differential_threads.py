@@ -741,6 +741,45 @@ def scenario_interrupt_response_schema(api: Api, t: Transcript) -> None:
 
 
 @scenario()
+def scenario_checkpointer_reads(api: Api, t: Transcript) -> None:
+    """The checkpointer reads a thread back in LangGraph's shapes: get_tuple (the latest, or
+    the one a config names) and list (newest first, with filter, before and limit); a thread
+    it deletes is gone."""
+    calls: Counter[str] = Counter()
+    graph = _ask_then_b(api, calls)
+    saver = graph.checkpointer
+    t.call("invoke", graph.invoke, {"log": ["in"], "text": "x"}, cfg())
+
+    def shown(found: Any) -> Any:
+        if found is None:
+            return None
+        # (LangGraph's own channels, like `branch:to:a`, its input checkpoints' `__start__`
+        # channel and interrupt ids are its own)
+        values = {k: v for k, v in found.checkpoint["channel_values"].items() if ":" not in k}
+        if found.metadata.get("source") == "input":
+            values = "<the input>"
+        writes = sorted((w[1], repr([i.value for i in w[2]] if w[1] == "__interrupt__"
+                                    else w[2])) for w in found.pending_writes or ()
+                        if ":" not in w[1])
+        return {"thread": found.config["configurable"]["thread_id"],
+                "ns": found.config["configurable"]["checkpoint_ns"], "values": values,
+                "source": found.metadata.get("source"), "step": found.metadata.get("step"),
+                "has_parent": found.parent_config is not None, "writes": writes}
+
+    latest = saver.get_tuple(cfg())
+    t.add("get_tuple", shown(latest))
+    listed = list(saver.list(cfg()))
+    t.add("list", [shown(found) for found in listed])
+    t.add("list limit=1", [shown(f) for f in saver.list(cfg(), limit=1)])
+    t.add("list filter", [shown(f) for f in saver.list(cfg(), filter={"source": "input"})])
+    t.add("list before", [shown(f) for f in saver.list(cfg(), before=listed[0].config)])
+    t.add("get_tuple of the first", shown(saver.get_tuple(listed[-1].config)))
+    saver.delete_thread(THREAD)
+    t.add("after delete_thread", shown(saver.get_tuple(cfg())))
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
 def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     """update_state on a thread that ran to its end: as its last node, then as an earlier one
     (which makes the next node due again)."""
