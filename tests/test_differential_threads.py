@@ -166,6 +166,13 @@ def scenario(**gaps: str) -> Callable[[Callable[[Api, Transcript], None]],
 # ---------------------------------------------------------------------------------------------
 # Known differences (each is the reason of an xfail)
 
+GAP_EXIT_TASK_RESULTS = (
+    "with durability='exit', a resumed step's finished tasks show their results in the history "
+    "of the checkpoint they ran from (arqgraph records each outcome as the task posts it, which "
+    "is also what lets a crashed run resume); LangGraph, saving nothing until the run exits, "
+    "shows none there. The checkpoints listed, their values and next tasks are the same."
+)
+
 GAP_NO_THREAD_ID = (
     "deliberate: a non-empty config['configurable'] without 'thread_id' (and get_state with an "
     "empty one): LangGraph raises KeyError('thread_id') from deep in its checkpointer; arqgraph "
@@ -776,6 +783,26 @@ def scenario_checkpointer_reads(api: Api, t: Transcript) -> None:
     t.add("get_tuple of the first", shown(saver.get_tuple(listed[-1].config)))
     saver.delete_thread(THREAD)
     t.add("after delete_thread", shown(saver.get_tuple(cfg())))
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario(history=GAP_EXIT_TASK_RESULTS)
+def scenario_durability_exit(api: Api, t: Transcript) -> None:
+    """durability="exit": a run lists only the checkpoint it ends at in the thread's history
+    (its interrupt, when it stops at one); "sync" and "async" list every step."""
+    calls: Counter[str] = Counter()
+    graph = _compile(_linear(api, calls, ("a", "b")), api)
+    t.call("exit run", graph.invoke, {"log": ["in"]}, cfg(), durability="exit")
+    t.history("history after an exit run", graph.get_state_history, cfg())
+    t.call("async run", graph.invoke, {"log": ["again"]}, cfg(), durability="async")
+    t.history("history after an async run", graph.get_state_history, cfg())
+    asking = _ask_then_b(api, calls)
+    t.call("exit run to an interrupt", asking.invoke, {"log": []}, cfg("asking"),
+           durability="exit")
+    t.state("state at the interrupt", asking.get_state, cfg("asking"))
+    t.call("exit resume", asking.invoke, api.Command(resume="r"), cfg("asking"),
+           durability="exit")
+    t.history("history of the asking thread", asking.get_state_history, cfg("asking"))
     t.add("calls", dict(sorted(calls.items())))
 
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, Self
 import fakeredis
 
 from arqgraph.config import merge_configs
+from arqgraph.constants import CONFIG_KEY_DURABILITY
 from arqgraph.core.calls import cache_namespace, is_async, qualname
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
@@ -141,6 +142,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         *,
         stream_mode: str | Sequence[str] | None = None,
         context: Any = None,
+        durability: str | None = None,
         **_: Any,
     ) -> AsyncIterator[Any]:
         from arqgraph.embedded import stream_graph
@@ -148,7 +150,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         mode = stream_mode or self.stream_mode
         modes = [mode] if isinstance(mode, str) else list(mode)
         self._check_call(input, context)
-        config = self._merged(config)
+        config = self._merged(config, durability)
         async for event_mode, payload in stream_graph(self, input, config, modes, context):
             yield payload if isinstance(mode, str) else (event_mode, payload)
 
@@ -174,12 +176,13 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         *,
         stream_mode: str = "values",
         context: Any = None,
+        durability: str | None = None,
         **_: Any,
     ) -> Any:
         from arqgraph.embedded import invoke_graph
 
         self._check_call(input, context)
-        return await invoke_graph(self, input, self._merged(config), context)
+        return await invoke_graph(self, input, self._merged(config, durability), context)
 
     def invoke(
         self,
@@ -188,11 +191,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         *,
         stream_mode: str = "values",
         context: Any = None,
-        **_: Any,
+        **kwargs: Any,
     ) -> Any:
         from arqgraph.embedded import run_sync
 
-        return run_sync(self.ainvoke(input, config, context=context))
+        return run_sync(self.ainvoke(input, config, context=context, **kwargs))
 
     def get_name(self, suffix: str | None = None) -> str:
         return f"{self.name}{suffix}" if suffix else self.name
@@ -260,8 +263,16 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         run_sync(self.aclear_cache(nodes))
 
-    def _merged(self, config: dict[str, Any] | None) -> dict[str, Any] | None:
-        """A call's config with the graph's own (`with_config`) under it."""
+    def _merged(
+        self, config: dict[str, Any] | None, durability: str | None = None
+    ) -> dict[str, Any] | None:
+        """A call's config with the graph's own (`with_config`) under it, and the call's
+        `durability` ("sync", "async": each step in the history as it is made, which is what
+        arqgraph does for both; "exit": only the checkpoint the run ends at)."""
+        if durability is not None:
+            if durability not in ("sync", "async", "exit"):
+                raise ValueError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
+            config = merge_configs(config, {"configurable": {CONFIG_KEY_DURABILITY: durability}})
         return config if self.config is None else merge_configs(self.config, config)
 
     def _check_call(self, input: Any, context: Any) -> None:

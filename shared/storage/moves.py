@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from arqgraph.constants import CONFIG_KEY_DURABILITY
 from arqgraph.core.pregel import START, Checkpoint, TaskOutcome, exceeds_recursion_limit, next_checkpoint
 from arqgraph.errors import ErrorInfo
 from arqgraph.protocol import RunRecord, SavedCheckpoint
@@ -115,6 +116,8 @@ class MovePlanner:
         `RunStore.commit` returns False when another process moved it first). Its keys are
         then kept for the run's own retention, else this planner's."""
         retention = self.retention if record.retention is None else record.retention
+        if saved is not None and saved.transient and not durable_steps(record):
+            saved, new = saved.model_copy(update={"transient": False}), True  # listed at last
         return commit_call(
             record, status=status, saved=saved, new=new, error=error,
             events=[*events, ("end", end)], retention=retention,
@@ -136,13 +139,21 @@ class MovePlanner:
                                         graph.fingerprint, len(checkpoint.tasks), hold)
 
 
+def durable_steps(record: RunRecord) -> bool:
+    """Whether the run's steps go in its thread's history as they are made: unless it was
+    started with `durability="exit"`, which lists only the checkpoint it ends at (each step
+    is still saved, transient, so that a crash loses nothing)."""
+    return (record.config.get("configurable") or {}).get(CONFIG_KEY_DURABILITY) != "exit"
+
+
 def new_checkpoint(
     record: RunRecord, checkpoint: Checkpoint, source: Any, parent: str | None,
     transient: bool = False,
 ) -> SavedCheckpoint:
     return SavedCheckpoint(
         id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
-        created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint, transient=transient,
+        created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint,
+        transient=transient or not durable_steps(record),
     )
 
 
