@@ -17,6 +17,7 @@ from arqgraph.core.pregel import (
     command_checkpoint,
     first_checkpoint,
     fork_checkpoint,
+    given_outcome,
     update_checkpoint,
 )
 from arqgraph.core.schema import ROOT
@@ -184,10 +185,10 @@ async def _updated(
     recorded: dict[str, TaskOutcome] = {}
     for update in checkpoint.tasks:
         task = next((t for t in start.tasks if t.node == update.node and t.node != START
-                     and t.send_index is None and t.id not in outcomes
-                     and t.id not in recorded), None)
-        if task is not None and isinstance(update.arg, dict):
-            recorded[task.id] = TaskOutcome(task.id, task.node, writes=update.arg)
+                     and t.id not in outcomes and t.id not in recorded), None)
+        given = given_outcome(update).writes
+        if task is not None and isinstance(given, dict):
+            recorded[task.id] = TaskOutcome(task.id, task.node, writes=given)
     edit = WritesEdit(base.id, outcomes=recorded) if base and recorded else None
     return new_checkpoint(record, checkpoint, "update", parent, True), edit
 

@@ -687,6 +687,47 @@ def scenario_bulk_update_state(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
+class MapState(TypedDict):
+    foo: str
+    tasks: Annotated[list[int], operator.add]
+
+
+@scenario()
+def scenario_bulk_update_with_sends(api: Api, t: Transcript) -> None:
+    """An update may be a Command: its goto and Sends make the next step's tasks, which the
+    next superstep's updates then stand for; values come back in the schema's key order."""
+
+    def agent(state: MapState) -> dict[str, Any]:
+        return {"foo": "agent"}
+
+    def fan(state: MapState) -> Any:
+        return api.Command(goto=[api.Send("task", {"index": i}) for i in range(3)],
+                           update={"foo": "map"})
+
+    def task(state: dict[str, Any]) -> dict[str, Any]:
+        return {"tasks": [state["index"]]}
+
+    g = api.StateGraph(MapState)
+    g.add_node("agent", agent)
+    g.add_node("map", fan)
+    g.add_node("task", task)
+    g.add_edge(api.START, "agent")
+    g.add_edge("agent", "map")
+    graph = _compile(g, api)
+    update = api.StateUpdate
+    t.call("bulk", graph.bulk_update_state, cfg(), [
+        [update({"foo": "input"}, "__input__")],
+        [update({"foo": "input"}, "__start__")],
+        [update({"tasks": [], "foo": "agent"}, "agent")],
+        [update(api.Command(goto=[api.Send("task", {"index": i}) for i in range(3)],
+                            update={"foo": "map"}), "map")],
+        [update({"tasks": [0]}, "task"), update({"tasks": [1]}, "task"),
+         update({"tasks": [2]}, "task")],
+    ])
+    t.add("values in order", list(graph.get_state(cfg()).values.items()))
+    t.history("history", graph.get_state_history, cfg())
+
+
 @scenario()
 def scenario_update_clears_tasks(api: Api, t: Transcript) -> None:
     """update_state(None, as_node=END) on a thread stopped at an interrupt: its tasks are

@@ -18,7 +18,7 @@ from typing import Any
 from arqgraph.constants import END, START
 from arqgraph.core.schema import StateSchema
 from arqgraph.errors import ErrorInfo, InvalidUpdateError
-from arqgraph.types import Send, overwrite_of
+from arqgraph.types import Command, Send, overwrite_of
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,15 @@ def fork_checkpoint(base: Checkpoint) -> Checkpoint:
 
 
 def given_outcome(task: Task) -> TaskOutcome:
-    """The outcome of a `__start__` or update task whose node has no conditional edges."""
+    """The outcome of a `__start__` or update task whose node has no conditional edges (an
+    update may be a Command: its update written, its goto and Sends followed)."""
+    if isinstance(task.arg, Command):
+        targets = task.arg.goto_targets()
+        return TaskOutcome(
+            task_id=task.id, node=task.node, writes=dict(task.arg.update_items()),
+            goto=tuple(t for t in targets if isinstance(t, str)),
+            sends=tuple(t for t in targets if isinstance(t, Send)),
+        )
     return TaskOutcome(task_id=task.id, node=task.node, writes=task.arg, goto=task.goto)
 
 

@@ -284,9 +284,13 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
 
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
-        """A snapshot's values as this graph shows them: a one-value state's value itself."""
-        if self.schema.kind != "root" or not isinstance(snapshot.values, dict):
+        """A snapshot's values as this graph shows them: in its schemas' key order, as
+        LangGraph's; a one-value state's value itself."""
+        if not isinstance(snapshot.values, dict):
             return snapshot
+        if self.schema.kind != "root":
+            return snapshot._replace(values={k: snapshot.values[k] for k in self.schema.channels
+                                             if k in snapshot.values})
         tasks = tuple(t._replace(result=t.result.get(ROOT)) if isinstance(t.result, dict) else t
                       for t in snapshot.tasks)
         return snapshot._replace(values=snapshot.values.get(ROOT), tasks=tasks)
