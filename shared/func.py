@@ -21,8 +21,11 @@ Outside an entrypoint running on a worker, a task call simply runs the function.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, TypedDict
+
+import pydantic
 
 from arqgraph.core.calls import (
     TASKS,
@@ -58,20 +61,46 @@ class Entrypoint(CompiledStateGraph):
     returns_value = True
 
     def __init__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, context_schema: Any = None) -> None:
         self.fn = fn
         node_name = name or fn.__name__
-        builder = StateGraph(EntryState)
+        builder = StateGraph(EntryState, context_schema)
         builder.add_node(node_name, _node_for(fn))
         builder.add_edge(START, node_name)
         builder.add_edge(node_name, END)
         builder.compiled = True
         super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer)
 
+    def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The schema of the function's input: its first parameter's annotation."""
+        return self._value_schema(_annotation(self.fn, "input"), "Input")
+
+    def get_output_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The schema of the function's return value: its return annotation."""
+        return self._value_schema(_annotation(self.fn, "return"), "Output")
+
+    @staticmethod
+    def _value_schema(annotation: Any, suffix: str) -> dict[str, Any]:
+        base: Any = pydantic.RootModel[annotation]  # type: ignore[valid-type]
+        model: Any = type(f"LangGraph{suffix}", (base,), {"__module__": __name__})
+        return model.model_json_schema()  # type: ignore[no-any-return]
+
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
         """As LangGraph shows an entrypoint's state: its return value (None before it has one)."""
         values = snapshot.values.get("output") if isinstance(snapshot.values, dict) else None
         return snapshot._replace(values=values)  # type: ignore[arg-type]
+
+
+def _annotation(fn: Callable[..., Any], which: str) -> Any:
+    """The annotation of `fn`'s first parameter (`which="input"`) or return value (Any when
+    it has none)."""
+    try:
+        hints = typing.get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+    except (NameError, TypeError, ValueError):
+        return Any
+    key = params[0] if which == "input" and params else which
+    return hints.get(key, Any)
 
 
 def _node_for(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,9 +116,10 @@ def _node_for(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
-               **_: Any) -> Any:
-    """`@entrypoint()`, `@entrypoint(checkpointer=...)` or bare `@entrypoint`."""
+               context_schema: Any = None, **_: Any) -> Any:
+    """`@entrypoint()`, `@entrypoint(checkpointer=..., context_schema=...)` or bare
+    `@entrypoint`."""
     if fn is not None and (inspect.isfunction(fn) or inspect.ismethod(fn)):
-        return Entrypoint(fn, checkpointer=checkpointer, name=name)
+        return Entrypoint(fn, checkpointer=checkpointer, name=name, context_schema=context_schema)
     saver = fn if fn is not None else checkpointer  # LangGraph's first argument: the checkpointer
-    return lambda f: Entrypoint(f, checkpointer=saver, name=name)
+    return lambda f: Entrypoint(f, checkpointer=saver, name=name, context_schema=context_schema)

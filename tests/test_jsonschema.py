@@ -4,6 +4,7 @@ schema (what the platform API shows of an assistant)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import operator
 from typing import Annotated, Any, NotRequired
 
@@ -79,3 +80,26 @@ def test_input_and_output_models_are_langgraphs(kind: str) -> None:
     for method in ("get_input_schema", "get_output_schema"):
         expected = getattr(theirs, method)().model_json_schema()
         assert getattr(ours, method)().model_json_schema() == expected, method
+
+
+class EntryContext(TypedDict):
+    model: str
+
+
+def build_entrypoint(api: Api) -> Any:
+    func = importlib.import_module(f"{api.prefix}.func")
+
+    @func.entrypoint(context_schema=EntryContext)
+    def graph(numbers: list[int]) -> list[str]:
+        return [str(n) for n in numbers]
+
+    return graph
+
+
+def test_an_entrypoints_schemas_are_langgraphs() -> None:
+    """An entrypoint describes its function's input and return annotations, and its context."""
+    theirs, ours = build_entrypoint(Api(REFERENCE)), build_entrypoint(Api("arqgraph"))
+    assert ours.get_input_jsonschema() == theirs.get_input_jsonschema()
+    assert ours.get_output_jsonschema() == theirs.get_output_jsonschema()
+    assert ours.get_context_jsonschema() == theirs.get_context_jsonschema()
+    assert ours.invoke([1, 2]) == theirs.invoke([1, 2]) == ["1", "2"]
