@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,10 @@ def _drop(_: Any) -> None:
     return None
 
 
+def _beat() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Runtime(Generic[ContextT]):
     """What LangGraph injects as `runtime`: the run's static context and a stream writer."""
@@ -23,6 +28,8 @@ class Runtime(Generic[ContextT]):
     stream_writer: StreamWriter = field(default=_drop)
     store: Any = None
     previous: Any = None
+    heartbeat: Callable[[], None] = field(default=_beat)
+    """Tell the runtime the node is making progress (it refreshes an idle timeout)."""
 
 
 current_runtime: ContextVar[Runtime[Any] | None] = ContextVar("arqgraph_runtime", default=None)

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 import msgpack
@@ -145,6 +146,41 @@ class CachePolicy(Generic[N]):
 
     key_func: Callable[..., str | bytes] = default_cache_key
     ttl: int | None = None
+
+
+def _seconds(value: float | timedelta | None, field: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ValueError(f"{field} must be greater than 0")
+    return seconds
+
+
+@dataclass(frozen=True)
+class TimeoutPolicy:
+    """How long a node's attempt may take: `run_timeout` in all, `idle_timeout` without
+    progress. Progress is `runtime.heartbeat()`, and, with `refresh_on="auto"`, what the node
+    writes to its stream too. An attempt that overruns is cancelled with NodeTimeoutError."""
+
+    run_timeout: float | timedelta | None = None
+    idle_timeout: float | timedelta | None = None
+    refresh_on: Literal["auto", "heartbeat"] = "auto"
+
+    @classmethod
+    def coerce(cls, value: float | timedelta | TimeoutPolicy | None) -> TimeoutPolicy | None:
+        """A policy in seconds from a policy, a number of seconds or a timedelta (a run
+        timeout); None when it sets no timeout."""
+        if value is None:
+            return None
+        policy = value if isinstance(value, TimeoutPolicy) else cls(run_timeout=value)
+        if policy.refresh_on not in ("auto", "heartbeat"):
+            raise ValueError("refresh_on must be 'auto' or 'heartbeat'")
+        run = _seconds(policy.run_timeout, "run_timeout")
+        idle = _seconds(policy.idle_timeout, "idle_timeout")
+        if run is None and idle is None:
+            return None
+        return cls(run_timeout=run, idle_timeout=idle, refresh_on=policy.refresh_on)
 
 
 class StateUpdate(NamedTuple):

@@ -67,9 +67,13 @@ def normalize(value: Any) -> Any:
     return value
 
 
+ELAPSED = re.compile(r"elapsed: [0-9.]+s")  # (a timeout's message says how long it ran)
+
+
 def error_info(exc: BaseException) -> tuple[str, str]:
     lines = str(exc).splitlines()
-    return (type(exc).__name__, UUID.sub("<uuid>", lines[0] if lines else ""))
+    first = UUID.sub("<uuid>", lines[0] if lines else "")
+    return (type(exc).__name__, ELAPSED.sub("elapsed: <time>", first))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pydantic
 
@@ -39,6 +39,7 @@ from arqgraph.types import (
     InterruptScratch,
     RetryPolicy,
     Send,
+    TimeoutPolicy,
     current_interrupts,
     interrupt_entry,
     interrupt_id,
@@ -102,26 +103,70 @@ async def call_user(
     return result
 
 
+class Progress:
+    """The idle timer of the attempt running in this context: a heartbeat pushes its deadline
+    back; so do the node's stream writes when its policy refreshes on them ("auto")."""
+
+    def __init__(self, timer: asyncio.Timeout, idle: float, refresh_on: str) -> None:
+        self.timer, self.idle, self.refresh_on = timer, idle, refresh_on
+        self.loop = asyncio.get_running_loop()
+
+    def beat(self, written: bool = False) -> None:
+        if written and self.refresh_on != "auto":
+            return
+        def later() -> None:
+            if not self.timer.expired():
+                self.timer.reschedule(self.loop.time() + self.idle)
+        self.loop.call_soon_threadsafe(later)  # (sync code beats from its worker thread)
+
+
+current_progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
+    "arqgraph_progress", default=None)
+
+
+def heartbeat() -> None:
+    """`runtime.heartbeat()`: the running node makes progress (refreshes its idle timeout)."""
+    progress = current_progress.get()
+    if progress is not None:
+        progress.beat()
+
+
+def progress_written() -> None:
+    """The running node wrote to its stream: progress, under `refresh_on="auto"`."""
+    progress = current_progress.get()
+    if progress is not None:
+        progress.beat(written=True)
+
+
 async def run_node(
     node: NodeSpec, arg: Any, runtime: Runtime[Any], config: dict[str, Any],
     threads: Executor | None, default_timeout: float | None = None,
 ) -> Any:
-    """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout.
+    """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout
+    policy: its run timeout, or its idle timeout (no heartbeat nor, under "auto", stream
+    write for that long).
 
     As in LangGraph, a node's own timeout needs an async node (`compile` checks); the worker's
     default timeout also bounds sync nodes, whose thread is then abandoned.
     """
-    call = call_user(node.fn, arg, runtime, config, threads)
-    timeout = node.timeout if node.timeout is not None else default_timeout
-    if not timeout:
-        return await call
+    policy = node.timeout or TimeoutPolicy.coerce(default_timeout or None)
+    if policy is None:
+        return await call_user(node.fn, arg, runtime, config, threads)
+    run, idle = cast(float | None, policy.run_timeout), cast(float | None, policy.idle_timeout)
     started = time.monotonic()
     try:
-        async with asyncio.timeout(timeout):  # (wait_for would run the node in a task of its own)
-            return await call
+        async with asyncio.timeout(run):  # (wait_for would run the node in a task of its own)
+            async with asyncio.timeout(idle) as idle_timer:
+                token = current_progress.set(
+                    Progress(idle_timer, idle, policy.refresh_on) if idle else None)
+                try:
+                    return await call_user(node.fn, arg, runtime, config, threads)
+                finally:
+                    current_progress.reset(token)
     except TimeoutError:
-        raise NodeTimeoutError(node.name, time.monotonic() - started, kind="run",
-                               run_timeout=timeout) from None
+        kind: Literal["idle", "run"] = "idle" if idle and idle_timer.expired() else "run"
+        raise NodeTimeoutError(node.name, time.monotonic() - started, kind=kind,
+                               idle_timeout=idle, run_timeout=run) from None
 
 
 def retry_delay(

@@ -40,7 +40,13 @@ from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import interrupt_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
-from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
+from arqgraph.workers.executor import (
+    TaskResult,
+    UnknownNodeError,
+    execute_task,
+    heartbeat,
+    progress_written,
+)
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -287,6 +293,7 @@ class NodeRunner:
 
         def write_custom(chunk: Any) -> None:
             codec.packb(chunk)  # fail in the node, naming the type, if it cannot be sent
+            progress_written()
             future = asyncio.run_coroutine_threadsafe(
                 self.store.events.emit(job.run_id, "custom", chunk), loop
             )
@@ -300,7 +307,8 @@ class NodeRunner:
             context = coerce_context(graph.context_schema, record.context)
         except Exception as exc:
             return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node)))
-        runtime: Runtime[Any] = Runtime(context=context, stream_writer=write_custom)
+        runtime: Runtime[Any] = Runtime(context=context, stream_writer=write_custom,
+                                        heartbeat=heartbeat)
         assert record.checkpoint is not None
         scheduler = CallScheduler(
             self.store, record, job.checkpoint_id, task.id, self.jobs, self.idle

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.core.pregel import END, START
 from arqgraph.core.schema import StateSchema
-from arqgraph.types import CachePolicy, Command, RetryPolicy
+from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class NodeSpec:
     name: str
     fn: Callable[..., Any]
     retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None
-    timeout: float | None = None
+    timeout: TimeoutPolicy | None = None  # how long an attempt may run, or idle
     metadata: dict[str, Any] = field(default_factory=dict)
     error_handler: Callable[..., Any] | None = None
     concurrency: int | None = None  # at most this many running at once, cluster-wide
@@ -132,7 +132,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         action: Callable[..., Any] | None = None,
         *,
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
         metadata: dict[str, Any] | None = None,
         error_handler: Callable[..., Any] | None = None,
         concurrency: int | None = None,
@@ -159,7 +159,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             raise ValueError(f"Node `{node}`: concurrency must be a positive int, got {concurrency!r}")
         interval = None if rate_limit is None else parse_rate(node, rate_limit)
         self.nodes[node] = NodeSpec(
-            node, action, retry_policy, _seconds(timeout), metadata or {}, error_handler,
+            node, action, retry_policy, TimeoutPolicy.coerce(timeout), metadata or {}, error_handler,
             concurrency, rate_limit, interval, input_schema or _inferred_input_schema(action),
             defer, cache_policy,
         )
@@ -170,7 +170,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         *,
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         error_handler: Callable[..., Any] | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
         cache_policy: CachePolicy[Any] | None = None,
         **_: Any,
     ) -> Self:
@@ -182,7 +182,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if error_handler is not None:
             self.node_defaults["error_handler"] = error_handler
         if timeout is not None:
-            self.node_defaults["timeout"] = _seconds(timeout)
+            self.node_defaults["timeout"] = TimeoutPolicy.coerce(timeout)
         return self
 
     def add_edge(self, start_key: str | list[str], end_key: str) -> Self:
@@ -336,10 +336,6 @@ def _check_checkpointer(checkpointer: Any) -> None:
     )
 
 
-def _seconds(timeout: float | timedelta | None) -> float | None:
-    if isinstance(timeout, timedelta):
-        return timeout.total_seconds()
-    return timeout
 
 
 _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,

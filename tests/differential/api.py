@@ -47,6 +47,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "Overwrite": ("types", "Overwrite"),
     "StateUpdate": ("types", "StateUpdate"),
     "CachePolicy": ("types", "CachePolicy"),
+    "TimeoutPolicy": ("types", "TimeoutPolicy"),
     "is_invalid_resume": ("errors", "is_invalid_resume"),
     "InMemoryCache": ("cache.memory", "InMemoryCache"),
     "CONST_START": ("constants", "START"),
@@ -83,6 +84,7 @@ class Api:
     Overwrite: Any
     StateUpdate: Any
     CachePolicy: Any
+    TimeoutPolicy: Any
     is_invalid_resume: Any
     InMemoryCache: Any
     CONST_START: str

@@ -1071,6 +1071,32 @@ def build_commands_writing_the_root(api: Api) -> Any:
     return _compile(g, "commands_writing_the_root")
 
 
+@case([{"route": "beats", "log": []}, {"route": "writes", "log": []},
+       {"route": "silent", "log": []}, {"route": "long", "log": []}], async_only=True,
+      note="idle timeout 0.3 s: 12 gaps of 0.03 s outlast it only if each refreshes it")
+def build_timeout_policy(api: Api) -> Any:
+    """TimeoutPolicy: a heartbeat, or a stream write under refresh_on="auto", keeps an idle
+    timeout from firing; a silent node times out (kind="idle"); a run timeout bounds all."""
+
+    async def work(state: LogState, runtime: api.Runtime) -> dict[str, Any]:  # type: ignore[name-defined]
+        for _ in range(12):
+            await asyncio.sleep(0.03)
+            if state["route"] in ("beats", "long"):
+                runtime.heartbeat()
+            elif state["route"] == "writes":
+                runtime.stream_writer("tick")
+            elif state["route"] == "silent":
+                await asyncio.sleep(5)
+        if state["route"] == "long":
+            await asyncio.sleep(5)
+        return {"log": [state["route"]]}
+
+    g = api.StateGraph(LogState)
+    g.add_node("work", work, timeout=api.TimeoutPolicy(run_timeout=0.8, idle_timeout=0.3))
+    g.add_edge(api.START, "work")
+    return _compile(g, "timeout_policy")
+
+
 # ---------------------------------------------------------------------------------------------
 # Send
 
