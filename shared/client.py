@@ -213,7 +213,8 @@ class Client:
 
     async def get_state(self, config: dict[str, Any]) -> StateSnapshot:
         """The thread's latest checkpoint (or the one `checkpoint_id` names), as LangGraph's
-        `get_state` shows it: a stopped step shows its finished tasks' writes applied."""
+        `get_state` shows it: the latest stopped step shows its finished tasks' writes applied
+        and only its unfinished tasks."""
         thread_id, checkpoint_id = require_thread(config)
         tag = protocol.thread_tag(thread_id)
         latest = await self.store.threads.latest_checkpoint(tag)
@@ -222,7 +223,10 @@ class Client:
             saved = await self.store.threads.saved_checkpoint(tag, checkpoint_id)
         if saved is None:
             return StateSnapshot({}, (), config, None, None, None, ())
-        is_latest = latest is not None and saved.id == latest.id
+        # The thread's state now: a stopped step shows what is left of it. A checkpoint named
+        # by id, the latest too, shows the record of its step, as LangGraph's: every task in
+        # it and every question asked, answered ones included.
+        is_latest = latest is not None and saved.id == latest.id and not checkpoint_id
         return await self._snapshot(thread_id, saved, pending_applied=is_latest)
 
     async def get_state_history(

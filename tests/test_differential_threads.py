@@ -368,7 +368,9 @@ def scenario_partial_resume_by_id(api: Api, t: Transcript) -> None:
     snap = t.state("state interrupted", graph.get_state, cfg())
     ids = {i.value: i.id for i in (snap.interrupts if snap else ())}
     t.call("resume p", graph.invoke, api.Command(resume={ids.get("p?", "p"): "P"}), cfg())
-    t.state("state with q pending", graph.get_state, cfg())
+    pending = t.state("state with q pending", graph.get_state, cfg())
+    if pending is not None:  # the same checkpoint by id: the record of its step, p's too
+        t.state("that checkpoint by id", graph.get_state, pending.config)
     t.call("resume q", graph.invoke, api.Command(resume={ids.get("q?", "q"): "Q"}), cfg())
     t.state("state done", graph.get_state, cfg())
     t.history("history", graph.get_state_history, cfg())
