@@ -50,11 +50,8 @@ async def first_position(
     InvalidUpdateError or ResumeError for a run that cannot start."""
     latest = await store.threads.latest_checkpoint(record.tag)
     base = latest
-    if record.from_checkpoint:
+    if record.from_checkpoint:  # (one the thread does not have: as LangGraph, none at all)
         base = await store.threads.saved_checkpoint(record.tag, record.from_checkpoint)
-        if base is None:
-            raise ResumeError(f"thread {record.thread_id!r} has no checkpoint "
-                              f"{record.from_checkpoint!r}")
     edit: WritesEdit | None = None
     events: list[tuple[Any, Any]] = []
     if record.kind == "input":

@@ -850,6 +850,21 @@ def scenario_durability_exit(api: Api, t: Transcript) -> None:
 
 
 @scenario()
+def scenario_unknown_checkpoint_id(api: Api, t: Transcript) -> None:
+    """A config naming a checkpoint the thread does not have: an input starts the thread
+    afresh from it, a resume has nothing to resume, get_state shows nothing."""
+    calls: Counter[str] = Counter()
+    graph = _compile(_linear(api, calls, ("a",)), api)
+    t.call("invoke", graph.invoke, {"log": ["x"]}, cfg())
+    nowhere = {"configurable": {"thread_id": THREAD, "checkpoint_id": "nope"}}
+    t.call("input from nowhere", graph.invoke, {"log": ["in"]}, nowhere)
+    t.call("resume from nowhere", graph.invoke, None,
+           {"configurable": {"thread_id": "other", "checkpoint_id": "nope"}})
+    t.add("state of nowhere", graph.get_state(nowhere).values)
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
 def scenario_update_finished_thread(api: Api, t: Transcript) -> None:
     """update_state on a thread that ran to its end: as its last node, then as an earlier one
     (which makes the next node due again)."""
