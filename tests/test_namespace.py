@@ -25,14 +25,14 @@ import pytest
 
 from tests.conftest import REPO_ROOT, RedisServer, wait_for
 
+USER_MODULES = ("orchestrator", "shared", "workers")  # the names arqgraph once installed
+
 USER_GRAPH = '''
 """A user's graph module, beside their own `shared`, `workers` and `orchestrator` modules."""
 import operator
 from typing import Annotated, TypedDict
 
-import orchestrator
-import shared
-import workers
+{imports}
 from arqgraph.graph import END, START, StateGraph
 
 
@@ -119,7 +119,9 @@ def project(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "shared" / "__init__.py").write_text('WHO = "the user\'s shared"\n')
     (tmp_path / "workers.py").write_text('WHO = "the user\'s workers"\n')
     (tmp_path / "orchestrator.py").write_text('WHO = "the user\'s orchestrator"\n')
-    (tmp_path / "usergraph.py").write_text(textwrap.dedent(USER_GRAPH))
+    imports = "\n".join(f"import {name}" for name in USER_MODULES)
+    (tmp_path / "usergraph.py").write_text(
+        textwrap.dedent(USER_GRAPH).replace("{imports}", imports))
     yield tmp_path
 
 
