@@ -295,24 +295,21 @@ class ErrorInfo:
         exc: BaseException | None = None
         if self.validation is not None:
             exc = _validation_error(self.validation)
-            for key, value in (self.attrs or {}).items():  # (is_invalid_resume's mark)
-                setattr(exc, key, value)
         elif isinstance(cls, type) and issubclass(cls, Exception):
             args = self.args if self.args is not None else (self.message,)
             try:
                 exc = None if self.attrs else cls(*args)
             except Exception:
                 pass
-            if exc is None:  # its fields restored as they were, its constructor not run again
+            if exc is None:  # its fields restored below, its constructor not run again
                 exc = cls.__new__(cls, *args)
                 Exception.__init__(exc, *args)
-                for key, value in (self.attrs or {}).items():
-                    try:
-                        setattr(exc, key, value)
-                    except Exception:
-                        pass
+        if exc is not None:  # (a ValidationError's: is_invalid_resume's mark)
+            for key, value in (self.attrs or {}).items():
+                with contextlib.suppress(Exception):
+                    setattr(exc, key, value)
         if exc is not None and getattr(exc, "node", None) in ("", None) and self.node:
-            with contextlib.suppress(AttributeError):  # (pydantic's errors take no attributes)
+            with contextlib.suppress(AttributeError):  # (a class may refuse new attributes)
                 exc.node = self.node  # type: ignore[attr-defined]
         if exc is None:
             exc = RemoteNodeError(
