@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from arqgraph.constants import COPY_NODE, INPUT_NODE
 from arqgraph.core.pregel import (
     END,
     START,
@@ -135,10 +136,6 @@ def _is_resume_map(resume: Any) -> bool:
         isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k)
         for k in resume
     )
-
-
-INPUT_NODE = "__input__"  # update_state(values, as_node=INPUT_NODE): values as a run's input
-COPY_NODE = "__copy__"  # update_state(None, as_node=COPY_NODE): a copy of the checkpoint
 
 
 async def _updated(

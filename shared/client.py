@@ -11,6 +11,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
+from arqgraph.constants import COPY_NODE
 from arqgraph.core import codec
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
@@ -276,7 +277,7 @@ class Client:
         for updates in supersteps:  # a copy may carry the updates of the superstep after it
             steps.append(updates)
             values = updates[0][0]
-            if updates[0][1] == "__copy__" and isinstance(values, list) and values:
+            if updates[0][1] == COPY_NODE and isinstance(values, list) and values:
                 steps.append(values)
         for updates in steps:
             handle = await self._create(
