@@ -39,7 +39,6 @@ from arqgraph.types import (
     InterruptScratch,
     RetryPolicy,
     Send,
-    TimeoutPolicy,
     current_interrupts,
     interrupt_entry,
     interrupt_id,
@@ -149,22 +148,29 @@ async def run_node(
     As in LangGraph, a node's own timeout needs an async node (`compile` checks); the worker's
     default timeout also bounds sync nodes, whose thread is then abandoned.
     """
-    policy = node.timeout or TimeoutPolicy.coerce(default_timeout or None)
-    if policy is None:
-        return await call_user(node.fn, arg, runtime, config, threads)
-    run, idle = cast(float | None, policy.run_timeout), cast(float | None, policy.idle_timeout)
+    if node.timeout is not None:
+        run = cast(float | None, node.timeout.run_timeout)
+        idle = cast(float | None, node.timeout.idle_timeout)
+    else:  # the worker's bound (a number: no policy is made per task for it)
+        run, idle = default_timeout or None, None
+    call = call_user(node.fn, arg, runtime, config, threads)
+    if run is None and idle is None:
+        return await call
     started = time.monotonic()
+    idle_timer: asyncio.Timeout | None = None
     try:
         async with asyncio.timeout(run):  # (wait_for would run the node in a task of its own)
+            if idle is None:
+                return await call
+            assert node.timeout is not None
             async with asyncio.timeout(idle) as idle_timer:
-                token = current_progress.set(
-                    Progress(idle_timer, idle, policy.refresh_on) if idle else None)
+                token = current_progress.set(Progress(idle_timer, idle, node.timeout.refresh_on))
                 try:
-                    return await call_user(node.fn, arg, runtime, config, threads)
+                    return await call
                 finally:
                     current_progress.reset(token)
     except TimeoutError:
-        kind: Literal["idle", "run"] = "idle" if idle and idle_timer.expired() else "run"
+        kind: Literal["idle", "run"] = "idle" if idle_timer and idle_timer.expired() else "run"
         raise NodeTimeoutError(node.name, time.monotonic() - started, kind=kind,
                                idle_timeout=idle, run_timeout=run) from None
 
