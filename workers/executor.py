@@ -333,7 +333,7 @@ async def execute_task(
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
             writes, targets = split_result(task.node, result, graph.schema)
             shown = graph.schema.state_writes(writes) or None
-            if any(isinstance(v, Repeated) for v in (writes or {}).values()):
+            if is_command_list(result) and any(isinstance(v, Repeated) for v in (writes or {}).values()):
                 # a key written twice: the update event lists each write, as LangGraph's
                 shown = [{k: v} for part in result for k, v in graph.schema.state_writes(
                     split_result(task.node, part, graph.schema)[0]).items()]
