@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
+from arqgraph.core.graphs import find_graph
 from arqgraph.errors import (
     EmptyInputError,
     GraphMismatchError,
@@ -184,7 +185,7 @@ class Orchestrator:
                 if await self.store.is_active(record):
                     await self.store.retire(record, self.retention)
                 return
-            graph = self.graphs.get(record.graph)
+            graph = find_graph(self.graphs, record.graph)
             if graph is None:
                 return
             if record.unreadable:  # a value this process cannot rebuild: fail, not retry

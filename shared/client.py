@@ -12,15 +12,15 @@ from arq.connections import ArqRedis
 
 from arqgraph import protocol
 from arqgraph.constants import COPY_NODE
-from arqgraph.core import codec
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import RunCancelledError, UnknownGraphError
 from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
 from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.ends import EndWatch
-from arqgraph.storage.runs import NO_RESUME, RunStore
-from arqgraph.types import Command, PregelTask, StateSnapshot, interrupt_of
+from arqgraph.storage.inputs import run_input
+from arqgraph.storage.runs import RunStore
+from arqgraph.types import PregelTask, StateSnapshot, interrupt_of
 
 END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
@@ -168,18 +168,7 @@ class Client:
         """
         info = await self._check_graph(graph_name)
         thread_id, checkpoint_id = _thread_of(config)
-        kind, resume = "input", NO_RESUME
-        if isinstance(input, Command):
-            resume = input.resume if input.resume is not None else NO_RESUME
-            kind, input = "resume", _command_input(input, info.root)
-        elif input is None and thread_id is not None:
-            kind = "resume"
-        elif info.entrypoint:
-            input = {"input": input}  # an entrypoint takes any value: its state's `input`
-        elif info.root:
-            input = {ROOT: input}  # a one-value state takes any value
-        if isinstance(input, dict):
-            codec.pack_values(input, where="input")  # fail here, naming the key, not on a worker
+        kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None)
         handle = await self._create(graph_name, thread_id, kind, input, config, context,
                                     resume=resume, from_checkpoint=checkpoint_id)
         handle.entrypoint, handle.root = info.entrypoint, info.root
@@ -336,29 +325,13 @@ class Client:
         )
 
 
-def _command_input(command: Command[Any], root: bool) -> dict[str, Any] | None:
-    """What a Command given as input carries besides `resume`: its `update` (as writes) and
-    the nodes of its `goto`, which the orchestrator applies where the run starts."""
-    if command.graph is not None:
-        raise ValueError("a Command given as input cannot address another graph (graph=...)")
-    goto = command.goto_targets()
-    if any(not isinstance(node, str) for node in goto):
-        raise ValueError("a Command given as input may go to nodes by name, not with Send")
-    if root and command.update is not None:
-        update = {ROOT: command.update}
-    else:
-        update = dict(command.update_items())
-    if not update and not goto:
-        return None
-    codec.pack_values(update, where="Command update")  # fail here, naming the key
-    return {"update": update, "goto": [str(node) for node in goto]}
-
-
 def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:
+    """The thread a config names (a subgraph's, with a `checkpoint_ns`) and its checkpoint id."""
     configurable = (config or {}).get("configurable") or {}
     thread_id = configurable.get("thread_id")
-    return (None if thread_id is None else str(thread_id)), str(
-        configurable.get("checkpoint_id") or "")
+    thread = None if thread_id is None else protocol.child_thread(
+        str(thread_id), str(configurable.get("checkpoint_ns") or ""))
+    return thread, str(configurable.get("checkpoint_id") or "")
 
 
 def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
@@ -372,8 +345,9 @@ def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
     return thread_id, checkpoint_id
 
 
-def _config(thread_id: str, checkpoint_id: str) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": "",
+def _config(thread: str, checkpoint_id: str) -> dict[str, Any]:
+    thread_id, namespace = protocol.split_thread(thread)
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace,
                              "checkpoint_id": checkpoint_id}}
 
 

@@ -27,6 +27,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
 from arqgraph.workers.executor import retry_delay
+from arqgraph.workers.subgraphs import run_subgraph
 
 Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
@@ -39,15 +40,18 @@ class CallScheduler:
     """Turns the task calls of one running entrypoint into jobs and awaits their results."""
 
     def __init__(self, store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str,
-                 jobs: JobQueue, idle: Idle) -> None:
+                 jobs: JobQueue, idle: Idle, node: str = "", attempt: int = 1) -> None:
         self.store = store
         self.record = record
         self.checkpoint_id = checkpoint_id
         self.task_id = task_id
         self.jobs = jobs
         self.idle = idle
+        self.node = node
+        self.attempt = attempt
         self.loop = asyncio.get_running_loop()
         self.calls = 0
+        self.subgraphs = 0
         self.lock = threading.Lock()  # a sync entrypoint calls from its thread
         self.slot = contextlib.AsyncExitStack()  # holds the released worker slot, see `_call`
         self.released = False
@@ -60,15 +64,31 @@ class CallScheduler:
         arguments = {"task": task.key, "args": list(args), "kwargs": kwargs}
         return asyncio.run_coroutine_threadsafe(self._call(call_id, arguments), self.loop)
 
+    def run_subgraph(self, graph: Any, input: Any, config: dict[str, Any], resume: list[Any]
+                     ) -> concurrent.futures.Future[Any]:
+        """Run a compiled graph as a child run of this task (`arqgraph.workers.subgraphs`)."""
+        with self.lock:
+            n = self.subgraphs
+            self.subgraphs += 1
+        return asyncio.run_coroutine_threadsafe(run_subgraph(
+            self.store, self.record, self.checkpoint_id, self.task_id, self.node, self.attempt,
+            n, graph, input, config, resume, self._release), self.loop)
+
+    async def _release(self) -> None:
+        """Give the worker slot back while the task waits for other jobs (until it ends)."""
+        with self.lock:
+            if self.released:
+                return
+            self.released = True
+        await self.slot.enter_async_context(self.idle())
+
     async def _call(self, call_id: str, arguments: dict[str, Any]) -> Any:
         tag = self.record.tag
         saved = await self.store.calls.result(tag, self.checkpoint_id, call_id)
         if saved is None:
             await self.store.calls.start(self.record, self.checkpoint_id, call_id, arguments,
                                          self.record.fingerprint, self.jobs)
-            if not self.released:  # an entrypoint waiting for jobs must not hold a worker slot
-                self.released = True  # (given back until it ends: see `close`)
-                await self.slot.enter_async_context(self.idle())
+            await self._release()  # (given back until it ends: see `close_scheduler`)
             saved = await self.store.calls.wait(tag, self.checkpoint_id, call_id)
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()

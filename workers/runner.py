@@ -27,6 +27,7 @@ from arq.worker import Retry
 from arqgraph import protocol
 from arqgraph.core import codec
 from arqgraph.core.calls import current_scheduler
+from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import ErrorInfo, GraphMismatchError, SerializationError, TaskLostError
@@ -53,6 +54,11 @@ if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.state import NodeSpec
 
 log = logging.getLogger("arqgraph.worker")
+
+
+def has_limits(graph: CompiledStateGraph) -> bool:
+    return any(spec.concurrency is not None or spec.rate_interval is not None
+               for spec in graph.nodes.values())
 
 
 class ArqJob(NamedTuple):
@@ -105,9 +111,7 @@ class NodeRunner:
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
         # graphs with node limits: their tasks are claimed once a limit lets them start
-        self.limited = {g.name for g in graphs if any(
-            spec.concurrency is not None or spec.rate_interval is not None
-            for spec in g.nodes.values())}
+        self.limited = {g.name for g in graphs if has_limits(g)}
         # plans the moves it makes with its posts (see `_planned_commit`)
         self.planner = MovePlanner(self.jobs)
 
@@ -152,7 +156,9 @@ class NodeRunner:
         except pydantic.ValidationError as exc:
             log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
             return "rejected: bad payload"
-        graph = self.graphs.get(job.graph)
+        graph = find_graph(self.graphs, job.graph)
+        if graph is not None and job.graph not in self.graphs and has_limits(graph):
+            self.limited.add(job.graph)  # (a subgraph's: claimed late from now on)
         if graph is None:
             return await self._refuse(job, LookupError(
                 f"this worker does not serve graph {job.graph!r} (it serves {sorted(self.graphs)})"
@@ -310,9 +316,8 @@ class NodeRunner:
         runtime: Runtime[Any] = Runtime(context=context, stream_writer=write_custom,
                                         heartbeat=heartbeat)
         assert record.checkpoint is not None
-        scheduler = CallScheduler(
-            self.store, record, job.checkpoint_id, task.id, self.jobs, self.idle
-        )
+        scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
+                                  self.idle, task.node, claim.failures + 1)
         current_scheduler.set(scheduler)
         try:
             result = await execute_task(

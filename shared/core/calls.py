@@ -47,6 +47,9 @@ class CallScheduler(Protocol):
     def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> concurrent.futures.Future[Any]: ...
 
+    def run_subgraph(self, graph: Any, input: Any, config: dict[str, Any], resume: list[Any]
+                     ) -> concurrent.futures.Future[Any]: ...
+
 
 current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)
 

@@ -8,6 +8,7 @@ graph refuse to mix them).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -18,11 +19,12 @@ import fakeredis
 
 from arqgraph.config import merge_configs
 from arqgraph.constants import CONFIG_KEY_DURABILITY
-from arqgraph.core.calls import cache_namespace, is_async, qualname
+from arqgraph.core.calls import CallScheduler, cache_namespace, current_scheduler, is_async, qualname
+from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
-from arqgraph.types import StateSnapshot, StateUpdate
+from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 
@@ -44,7 +46,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.builder = builder
         self.name = name
         self.explicit_name = explicit_name
-        self.checkpointer = _embedded_store(checkpointer)
+        # a subgraph's: True keeps its state from call to call, False keeps none (LangGraph's)
+        self.persistence: bool | None = checkpointer if isinstance(checkpointer, bool) else None
+        self.checkpointer = _embedded_store(None if checkpointer is True else checkpointer)
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
         self.cache = cache  # nodes with a cache policy are cached only with a cache
@@ -89,6 +93,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             deferred=frozenset(n for n, s in self.nodes.items() if s.defer),
         )
         self.fingerprint = self._fingerprint()
+        remember(self)  # (workers find it when a parent graph runs it as a subgraph)
         self.cluster_url: str | None = None
         self.config: dict[str, Any] | None = None  # merged into each call's (`with_config`)
 
@@ -101,7 +106,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             ],
             "nodes": sorted(
                 (n, qualname(s.fn), qualname(s.error_handler) if s.error_handler else None,
-                 s.defer)
+                 s.defer, getattr(s.fn, "fingerprint", None))
                 for n, s in self.nodes.items()
             ),
             "edges": sorted(self.builder.edges),
@@ -151,6 +156,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         modes = [mode] if isinstance(mode, str) else list(mode)
         self._check_call(input, context)
         config = self._merged(config, durability)
+        if (scheduler := self._parent_task()) is not None:  # a subgraph: its output only
+            output = await self._as_subgraph(scheduler, input, config)
+            if "values" in modes:
+                yield output if isinstance(mode, str) else ("values", output)
+            return
         async for event_mode, payload in stream_graph(self, input, config, modes, context):
             yield payload if isinstance(mode, str) else (event_mode, payload)
 
@@ -182,7 +192,22 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         from arqgraph.embedded import invoke_graph
 
         self._check_call(input, context)
-        return await invoke_graph(self, input, self._merged(config, durability), context)
+        config = self._merged(config, durability)
+        if (scheduler := self._parent_task()) is not None:
+            return await self._as_subgraph(scheduler, input, config)
+        return await invoke_graph(self, input, config, context)
+
+    def _parent_task(self) -> CallScheduler | None:
+        """The task this graph is invoked in, on a worker, which runs it as a child run on the
+        same pool; None when invoked from outside a graph (or bound to another cluster)."""
+        return current_scheduler.get() if self.cluster_url is None else None
+
+    async def _as_subgraph(
+        self, scheduler: CallScheduler, input: Any, config: dict[str, Any] | None
+    ) -> Any:
+        scratch = current_interrupts.get()
+        resume = list(scratch.resume) if scratch is not None else []
+        return await asyncio.wrap_future(scheduler.run_subgraph(self, input, config or {}, resume))
 
     def invoke(
         self,

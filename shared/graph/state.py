@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.core.pregel import END, START
 from arqgraph.core.schema import StateSchema
+from arqgraph.graph.subgraph import SubgraphNode, is_compiled_graph
 from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -143,7 +144,11 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
-            action, node = node, getattr(node, "__name__", type(node).__name__)
+            named: Any = node
+            action, node = named, str(named.get_name() if is_compiled_graph(named) else
+                                      getattr(named, "__name__", type(named).__name__))
+        if is_compiled_graph(action):
+            action = SubgraphNode(action)
         if action is None:
             raise ValueError(f"Node `{node}` needs a function to run")
         if node in self.nodes:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from arq.constants import in_progress_key_prefix
 
+from arqgraph.core.graphs import root_graph
+
 PREFIX = "arqgraph"
 DEFAULT_QUEUE = f"{PREFIX}:queue"
 GRAPHS_KEY = f"{PREFIX}:graphs"
@@ -18,7 +20,7 @@ RunStatus = Literal["pending", "running", "done", "failed", "cancelled", "interr
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
 RunKind = Literal["input", "resume", "update"]
 CheckpointSource = Literal["input", "loop", "update", "fork"]
-EventMode = Literal["values", "updates", "custom", "end"]
+EventMode = Literal["values", "updates", "custom", "child", "end"]
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -92,8 +94,9 @@ def claims_key(tag: str, checkpoint_id: str) -> str:
 
 
 def inbox_key(graph: str) -> str:
-    """List: notifications (run submitted, task done, cancel) for the graph's orchestrators."""
-    return f"{PREFIX}:inbox:{graph}"
+    """List: notifications (run submitted, task done, cancel) for the graph's orchestrators.
+    A subgraph's runs share their root graph's: its orchestrators serve them."""
+    return f"{PREFIX}:inbox:{root_graph(graph)}"
 
 
 def ends_key(waiter: str) -> str:
@@ -104,8 +107,35 @@ def ends_key(waiter: str) -> str:
 
 
 def active_key(graph: str) -> str:
-    """Set: ids of the graph's runs that have not finished; swept in case a notice was lost."""
-    return f"{PREFIX}:active:{graph}"
+    """Set: ids of the graph's runs that have not finished; swept in case a notice was lost.
+    A subgraph's runs are its root graph's."""
+    return f"{PREFIX}:active:{root_graph(graph)}"
+
+
+# -- subgraphs -------------------------------------------------------------------------------
+#
+# A subgraph runs as a child run of its own, on the pool like any run. Its graph is named after
+# the root graph whose orchestrators serve it and the subgraph's own key (name and fingerprint),
+# which every process that loaded the root graph's module finds in `arqgraph.core.graphs`
+# (which names them: `child_graph`, `root_graph`).
+
+
+def child_thread(thread_id: str, namespace: str) -> str:
+    """The thread a subgraph's checkpoints live on: the parent's, under `namespace`."""
+    return f"{thread_id}\x1f{namespace}" if namespace else thread_id
+
+
+def split_thread(thread: str) -> tuple[str, str]:
+    """(the user's thread id, the checkpoint namespace) of a thread `child_thread` made."""
+    thread_id, _, namespace = thread.partition("\x1f")
+    return thread_id, namespace
+
+
+def child_run_id(thread: str, parent_run: str, call: str) -> str:
+    """The run id of a parent task's subgraph call: the same each time that attempt of the
+    task runs again (a redelivered job finds the child run it started)."""
+    digest = hashlib.sha256(f"{parent_run}|{call}".encode()).hexdigest()[:32]
+    return f"{thread_tag(thread)}.{digest}"
 
 
 def slots_key(graph: str, node: str) -> str:

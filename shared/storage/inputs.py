@@ -1,0 +1,48 @@
+"""How a run's input is recorded, whoever submits it: a producer, or a worker starting a
+subgraph's child run. A Command given as input splits into its resume value and what its
+`update` and `goto` change where the run starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arqgraph.core import codec
+from arqgraph.core.schema import ROOT
+from arqgraph.storage.runs import NO_RESUME
+from arqgraph.types import Command
+
+
+def run_input(input: Any, entrypoint: bool, root: bool, threaded: bool) -> tuple[str, Any, Any]:
+    """What a run is submitted with: its kind, its input as the run records it, and its resume
+    value (NO_RESUME for none). Checks the input crosses the wire, naming the key that does not."""
+    kind, resume = "input", NO_RESUME
+    if isinstance(input, Command):
+        resume = input.resume if input.resume is not None else NO_RESUME
+        kind, input = "resume", _command_input(input, root)
+    elif input is None and threaded:
+        kind = "resume"
+    elif entrypoint:
+        input = {"input": input}  # an entrypoint takes any value: its state's `input`
+    elif root:
+        input = {ROOT: input}  # a one-value state takes any value
+    if isinstance(input, dict):
+        codec.pack_values(input, where="input")  # fail here, naming the key, not on a worker
+    return kind, input, resume
+
+
+def _command_input(command: Command[Any], root: bool) -> dict[str, Any] | None:
+    """What a Command given as input carries besides `resume`: its `update` (as writes) and
+    the nodes of its `goto`, which the orchestrator applies where the run starts."""
+    if command.graph is not None:
+        raise ValueError("a Command given as input cannot address another graph (graph=...)")
+    goto = command.goto_targets()
+    if any(not isinstance(node, str) for node in goto):
+        raise ValueError("a Command given as input may go to nodes by name, not with Send")
+    if root and command.update is not None:
+        update = {ROOT: command.update}
+    else:
+        update = dict(command.update_items())
+    if not update and not goto:
+        return None
+    codec.pack_values(update, where="Command update")  # fail here, naming the key
+    return {"update": update, "goto": [str(node) for node in goto]}

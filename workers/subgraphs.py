@@ -1,0 +1,103 @@
+"""Subgraphs on the worker: a compiled graph that a task runs (as its node, or invoked inside
+its node) becomes a child run of its own, whose nodes are jobs on the pool like any other.
+
+The task waits for the child run's end without holding a worker slot, and takes its output as
+the node's result. The child run's id derives from the task's attempt and its place among the
+task's subgraph calls, so a redelivered job finds the child run it started and waits for it:
+the child's finished steps are not run again. The child's checkpoints live on the parent's
+thread under a checkpoint namespace (`node:task-uuid`, nested with `|`), where a resumed parent
+task finds them: an interrupt inside the child stops the parent task with the child's
+interrupts, and answering them resumes the child where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from arqgraph import protocol
+from arqgraph.core.graphs import child_graph, remember
+from arqgraph.core.schema import ROOT
+from arqgraph.errors import GraphInterrupt, RunCancelledError
+from arqgraph.protocol import RunRecord
+from arqgraph.storage.inputs import run_input
+from arqgraph.storage.runs import NO_RESUME, RunStore
+
+if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
+    from arqgraph.graph.compiled import CompiledStateGraph
+
+NAMESPACE_SEPARATOR = "|"
+
+
+def task_uuid(record: RunRecord, checkpoint_id: str, task_id: str) -> str:
+    """A task's id as LangGraph shows it (a UUID), the same each time the task runs."""
+    digest = hashlib.sha256(f"{record.tag}:{checkpoint_id}:{task_id}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def namespace(record: RunRecord, node: str, task: str, graph: CompiledStateGraph, n: int) -> str:
+    """The checkpoint namespace of a task's `n`-th subgraph call: `node:task-uuid` below the
+    parent's own; just `node` for a subgraph compiled with `checkpointer=True`, whose state
+    carries over from one call to the next."""
+    _, parent = protocol.split_thread(record.thread_id)
+    own = node if graph.persistence is True else f"{node}:{task}"
+    if n:
+        own += f"~{n}"
+    return f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
+
+
+async def run_subgraph(
+    store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str, node: str,
+    attempt: int, n: int, graph: CompiledStateGraph, input: Any, config: dict[str, Any],
+    resume: list[Any], released: Any,
+) -> Any:
+    """Run `graph` as child run number `n` of a task and return its output. `resume`: the
+    values the parent task was resumed with (the last answers the child's interrupts);
+    `released`: awaited once the child run exists, to give the worker slot back meanwhile."""
+    task = task_uuid(record, checkpoint_id, task_id)
+    ns = namespace(record, node, task, graph, n)
+    user_thread, _ = protocol.split_thread(record.thread_id)
+    keep = record.keep and graph.persistence is not False
+    thread = protocol.child_thread(user_thread, ns) if keep else f"{record.run_id}:{task}:{n}"
+    run_id = protocol.child_run_id(thread, record.run_id, f"{checkpoint_id}:{task_id}:{n}:{attempt}")
+    name = child_graph(record.graph, remember(graph))
+    if await store.status(run_id) is None:
+        if resume:
+            kind, child_input, answer = "resume", None, resume[-1]
+        else:
+            kind, child_input, answer = run_input(input, graph.returns_value,
+                                                  graph.schema.kind == "root", keep)
+        configurable = {k: v for k, v in (config.get("configurable") or {}).items()
+                        if k not in ("checkpoint_id", "checkpoint_map")}
+        configurable.update(thread_id=user_thread, checkpoint_ns=ns)
+        child_config = {k: v for k, v in config.items() if k not in ("callbacks", "metadata")}
+        child_config["configurable"] = configurable
+        await store.create_run(
+            run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
+            config=child_config, context=record.context,
+            resume=NO_RESUME if answer is NO_RESUME else answer)
+        await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
+    await released()
+    end: dict[str, Any] = {}
+    async for mode, payload in store.events.read(run_id):
+        if mode == "end":
+            end = dict(payload)
+    return _output(graph, end)
+
+
+def _output(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:
+    """The child run's result as the node's: its output; its interrupts raised for the parent
+    task; its error raised as the node's."""
+    status = end.get("status")
+    if status == "failed":
+        raise protocol.decode_error(end["error"]).rebuild()
+    if status == "cancelled":
+        raise RunCancelledError("the subgraph's run was cancelled")
+    output = end.get("output")
+    if status == "interrupted":
+        raise GraphInterrupt(tuple((output or {}).get("__interrupt__", ())))
+    key = "output" if graph.returns_value else ROOT if graph.schema.kind == "root" else None
+    if key is not None and isinstance(output, dict):
+        return output.get(key)
+    return output
