@@ -38,9 +38,13 @@ def graph_key(name: str, fingerprint: str) -> str:
 
 
 def remember(graph: Any) -> str:
-    """Keep `graph` findable by its key (while something else keeps it alive); return the key."""
+    """Keep `graph` findable by its key (while something else keeps it alive); return the key.
+
+    The latest graph remembered under a key wins: two builds of one graph have the same key,
+    and the one a task is about to run as a subgraph is the one whose nodes should run (their
+    closures may differ)."""
     key = graph_key(graph.name, graph.fingerprint)
-    _compiled.setdefault(key, graph)
+    _compiled[key] = graph
     return key
 
 

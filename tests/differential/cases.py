@@ -1741,3 +1741,7 @@ def err_breakpoint_on_unknown_node(api: Api) -> Any:
     g = _graph(api, "a")
     g.add_edge(api.START, "a")
     return g.compile(name="diff_err", interrupt_before=["ghost"])
+
+
+# Composition cases live in a module of their own; importing it registers them here.
+from tests.differential import subgraph_cases  # noqa: E402,F401

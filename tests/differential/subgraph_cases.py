@@ -1,0 +1,162 @@
+"""Differential cases of composition: compiled graphs as nodes, and invoked inside nodes.
+
+Registered into `tests.differential.cases.CASES` on import (cases.py imports this module last).
+"""
+
+import asyncio
+import operator
+from typing import Annotated, Any, TypedDict
+
+from tests.differential.api import Api
+from tests.differential.cases import LogState, _compile, case
+
+
+class Outer(TypedDict, total=False):
+    question: str
+    answer: str
+    log: Annotated[list[str], operator.add]
+
+
+class Inner(TypedDict, total=False):
+    question: str
+    notes: Annotated[list[str], operator.add]
+    answer: str
+
+
+def _inner_log(api: Api, name: str, steps: tuple[str, ...]) -> Any:
+    """START -> each of `steps` in turn, each appending `<name>.<step>` to `log`."""
+    g = api.StateGraph(LogState)
+    previous = api.START
+    for step in steps:
+        def node(state: LogState, step: str = step) -> dict[str, Any]:
+            return {"log": [f"{name}.{step}"]}
+        g.add_node(step, node)
+        g.add_edge(previous, step)
+        previous = step
+    return g.compile(name=f"diff_{name}")
+
+
+@case([{"text": "x", "log": []}, {"text": "y", "log": ["pre"]}])
+def build_subgraph_as_node(api: Api) -> Any:
+    sub = _inner_log(api, "sub_as_node", ("one", "two"))
+
+    def before(state: LogState) -> dict[str, Any]:
+        return {"log": ["before"]}
+
+    def after(state: LogState) -> dict[str, Any]:
+        return {"log": [f"after saw {len(state['log'])}"]}
+
+    g = api.StateGraph(LogState)
+    g.add_node("before", before)
+    g.add_node("sub", sub)
+    g.add_node("after", after)
+    g.add_edge(api.START, "before")
+    g.add_edge("before", "sub")
+    g.add_edge("sub", "after")
+    return _compile(g, "subgraph_as_node")
+
+
+@case([{"question": "why?", "log": []}],
+      note="a subgraph of another schema: shared keys in, its output keys out")
+def build_subgraph_other_schema(api: Api) -> Any:
+    def research(state: Inner) -> dict[str, Any]:
+        return {"notes": [f"read about {state['question']}"]}
+
+    def write(state: Inner) -> dict[str, Any]:
+        return {"answer": f"{len(state['notes'])} note(s) on {state['question']}"}
+
+    sub = api.StateGraph(Inner)
+    sub.add_node("research", research)
+    sub.add_node("write", write)
+    sub.add_edge(api.START, "research")
+    sub.add_edge("research", "write")
+
+    def done(state: Outer) -> dict[str, Any]:
+        return {"log": [f"answer: {state['answer']}"]}
+
+    g = api.StateGraph(Outer)
+    g.add_node("expert", sub.compile(name="diff_expert"))
+    g.add_node("done", done)
+    g.add_edge(api.START, "expert")
+    g.add_edge("expert", "done")
+    return _compile(g, "subgraph_other_schema")
+
+
+@case([{"question": "how?", "log": []}], async_only=True,
+      note="a node invokes a compiled graph with an input of its own and maps its output")
+def build_subgraph_invoked_in_node(api: Api) -> Any:
+    def research(state: Inner) -> dict[str, Any]:
+        return {"notes": ["a", "b"], "answer": f"on {state['question']}"}
+
+    inner = api.StateGraph(Inner)
+    inner.add_node("research", research)
+    inner.add_edge(api.START, "research")
+    sub = inner.compile(name="diff_invoked")
+
+    async def ask(state: Outer) -> dict[str, Any]:
+        out = await sub.ainvoke({"question": state["question"].upper()})
+        return {"answer": out["answer"], "log": [f"notes {out['notes']}"]}
+
+    g = api.StateGraph(Outer)
+    g.add_node("ask", ask)
+    g.add_edge(api.START, "ask")
+    return _compile(g, "subgraph_invoked_in_node")
+
+
+@case([{"text": "abc", "log": []}], async_only=True,
+      note="a Send fan-out whose target is a subgraph: one child run per item")
+def build_subgraph_fan_out(api: Api) -> Any:
+    class Item(TypedDict, total=False):
+        text: str
+        log: Annotated[list[str], operator.add]
+
+    async def work(state: Item) -> dict[str, Any]:
+        await asyncio.sleep(0.02 * (ord("d") - ord(state["text"])))
+        return {"log": [f"work:{state['text']}"]}
+
+    inner = api.StateGraph(Item)
+    inner.add_node("work", work)
+    inner.add_edge(api.START, "work")
+
+    def fan(state: LogState) -> list[Any]:
+        return [api.Send("each", {"text": ch, "log": []}) for ch in state["text"]]
+
+    def join(state: LogState) -> dict[str, Any]:
+        return {"log": [f"joined {sorted(state['log'])}"]}
+
+    g = api.StateGraph(LogState)
+    g.add_node("each", inner.compile(name="diff_each"))
+    g.add_node("join", join)
+    g.add_conditional_edges(api.START, fan, ["each"])
+    g.add_edge("each", "join")
+    return _compile(g, "subgraph_fan_out")
+
+
+@case([{"text": "n", "log": []}])
+def build_subgraph_nested(api: Api) -> Any:
+    leaf = _inner_log(api, "leaf", ("deep",))
+    middle = api.StateGraph(LogState)
+    middle.add_node("leaf", leaf)
+    middle.add_node("mid", lambda state: {"log": ["mid"]})
+    middle.add_edge(api.START, "leaf")
+    middle.add_edge("leaf", "mid")
+    g = api.StateGraph(LogState)
+    g.add_node("middle", middle.compile(name="diff_middle"))
+    g.add_node("top", lambda state: {"log": [f"top saw {state['log']}"]})
+    g.add_edge(api.START, "middle")
+    g.add_edge("middle", "top")
+    return _compile(g, "subgraph_nested")
+
+
+@case([{"text": "boom", "log": []}])
+def build_subgraph_failure(api: Api) -> Any:
+    def explode(state: LogState) -> dict[str, Any]:
+        raise ValueError(f"inner failure on {state['text']}")
+
+    inner = api.StateGraph(LogState)
+    inner.add_node("explode", explode)
+    inner.add_edge(api.START, "explode")
+    g = api.StateGraph(LogState)
+    g.add_node("sub", inner.compile(name="diff_failing"))
+    g.add_edge(api.START, "sub")
+    return _compile(g, "subgraph_failure")
