@@ -56,20 +56,43 @@ class RunHandle:
         return f"RunHandle(run_id={self.run_id!r}, graph={self.graph!r})"
 
     async def stream(
-        self, mode: str | Sequence[str] = "values"
+        self, mode: str | Sequence[str] = "values", *, subgraphs: bool = False
     ) -> AsyncIterator[Any]:
         """The run's events of the given mode(s), from its first; raises if the run failed.
 
         One mode yields payloads; a list of modes yields (mode, payload) tuples, as LangGraph.
+        With `subgraphs`, the events of the subgraphs its tasks run come too, each before the
+        update of the task that ran it, and every event is prefixed by its namespace: a tuple
+        of `node:task` parts, () for the run's own.
         """
         modes = {mode} if isinstance(mode, str) else set(mode)
-        async for event_mode, payload in self.store.events.read(self.run_id):
+        async for ns, event_mode, payload in self._events(self.run_id, (), subgraphs, set()):
             if event_mode == "end":
                 _raise_unless_done(payload)
                 return
             if event_mode in modes:
-                shown = self._shown(event_mode, payload)
-                yield shown if isinstance(mode, str) else (event_mode, shown)
+                shown = self._shown(event_mode, payload) if not ns else payload
+                event = shown if isinstance(mode, str) else (event_mode, shown)
+                yield ((ns, shown) if isinstance(mode, str) else (ns, event_mode, shown)
+                       ) if subgraphs else event
+
+    async def _events(
+        self, run_id: str, ns: tuple[str, ...], subgraphs: bool, seen: set[str]
+    ) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+        """A run's events, each child run's read in full where it starts (`subgraphs`); a
+        child's end is not passed on (its parent task's outcome tells it)."""
+        async for event_mode, payload in self.store.events.read(run_id):
+            if event_mode == "child":
+                child = payload.get("run_id") if isinstance(payload, dict) else None
+                if subgraphs and isinstance(child, str) and child not in seen:
+                    seen.add(child)  # (a redelivered task tells of its child again)
+                    inner = tuple(str(payload.get("ns", "")).split("|"))
+                    async for event in self._events(child, inner, subgraphs, seen):
+                        yield event
+                continue
+            if event_mode == "end" and ns:
+                return
+            yield ns, event_mode, payload
 
     async def result(self) -> Any:
         """The final state (a dict), once the run is done; raises the run's error if it failed.
@@ -201,10 +224,11 @@ class Client:
 
     # -- threads -------------------------------------------------------------------------------
 
-    async def get_state(self, config: dict[str, Any]) -> StateSnapshot:
+    async def get_state(self, config: dict[str, Any], subgraphs: bool = False) -> StateSnapshot:
         """The thread's latest checkpoint (or the one `checkpoint_id` names), as LangGraph's
         `get_state` shows it: the latest stopped step shows its finished tasks' writes applied
-        and only its unfinished tasks."""
+        and only its unfinished tasks. A task that runs a subgraph shows the subgraph's
+        thread (its config), or with `subgraphs` its state."""
         thread_id, checkpoint_id = require_thread(config)
         tag = protocol.thread_tag(thread_id)
         latest = await self.store.threads.latest_checkpoint(tag)
@@ -217,7 +241,8 @@ class Client:
         # by id, the latest too, shows the record of its step, as LangGraph's: every task in
         # it and every question asked, answered ones included.
         is_latest = latest is not None and saved.id == latest.id and not checkpoint_id
-        return await self._snapshot(thread_id, saved, pending_applied=is_latest)
+        return await self._snapshot(thread_id, saved, pending_applied=is_latest,
+                                    subgraphs=subgraphs)
 
     async def get_state_history(
         self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
@@ -283,11 +308,13 @@ class Client:
         await self.store.threads.delete(thread_id)
 
     async def _snapshot(
-        self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool
+        self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool,
+        subgraphs: bool = False,
     ) -> StateSnapshot:
         cp = saved.checkpoint
         tasks = cp.tasks
-        outcomes, priors = await self.store.threads.task_records(protocol.thread_tag(thread_id), saved.id)
+        outcomes, priors, children = await self.store.threads.task_records(
+            protocol.thread_tag(thread_id), saved.id)
         values, left = dict(cp.values), [t.id for t in tasks]
         if pending_applied and saved.view_values is not None:
             values, left = dict(saved.view_values), list(saved.view_next or [])
@@ -304,10 +331,17 @@ class Client:
             error = next((p.node_error or p.error for p in reversed(earlier)
                           if p.node_error or p.error), None)
             asked = next((p.interrupts for p in reversed(earlier) if p.interrupts), ())
+            state: Any = None
+            if t.id in children:  # the subgraph it ran (its first, when it ran several)
+                user_thread, _ = protocol.split_thread(thread_id)
+                state = {"configurable": {"thread_id": user_thread,
+                                          "checkpoint_ns": children[t.id][0]}}
+                if subgraphs:
+                    state = await self.get_state(state, subgraphs=True)
             shown.append(PregelTask(
                 id=t.id, name=t.node, path=path,
                 error=repr(error.rebuild()) if error else None,  # type: ignore[arg-type]
-                interrupts=tuple(interrupt_of(entry) for entry in asked),
+                interrupts=tuple(interrupt_of(entry) for entry in asked), state=state,
                 result=dict(o.writes or {}) if o and o.succeeded and not o.handled else None,
             ))
         return StateSnapshot(

@@ -31,6 +31,7 @@ from arqgraph.errors import (
     InvalidUpdateError,
     NodeError,
     NodeTimeoutError,
+    ParentCommand,
     is_invalid_resume,
 )
 from arqgraph.runtime import Runtime
@@ -43,6 +44,7 @@ from arqgraph.types import (
     interrupt_entry,
     interrupt_id,
 )
+from arqgraph.workers.subgraphs import parent_command, parent_command_error
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -331,6 +333,8 @@ async def execute_task(
                 return TaskResult(outcome, graph.schema.state_writes(outcome.writes) or None,
                                   cached=True)
             result = await run_node(node, arg, runtime, config, threads, default_timeout)
+            if (command := parent_command(result)) is not None:
+                raise ParentCommand(command)
             writes, targets = split_result(task.node, result, graph.schema)
             shown = graph.schema.state_writes(writes) or None
             if is_command_list(result) and any(isinstance(v, Repeated) for v in (writes or {}).values()):
@@ -350,6 +354,16 @@ async def execute_task(
         if key is not None and node is not None and node.cache_policy is not None:
             await cache.aset({key: (protocol.encode_outcome(outcome), node.cache_policy.ttl)})
         return TaskResult(outcome, shown)
+    except ParentCommand as exc:
+        command = exc.args[0]
+        if command.graph == Command.PARENT:  # on to the graph that runs this one as a subgraph
+            error = parent_command_error(command, task.node)
+            return TaskResult(TaskOutcome(task.id, task.node, error=error))
+        # a subgraph this node ran sent it for this graph: it is the node's own result
+        writes, targets = split_result(task.node, command, graph.schema)
+        goto, sends = _route(targets, graph, task.node)
+        outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends))
+        return TaskResult(outcome, graph.schema.state_writes(writes) or None)
     except GraphInterrupt as exc:
         base = interrupt_ids or task.id  # (NodeInterrupt raises interrupts without ids)
         asked = tuple(interrupt_entry(i if i.id else replace(i, id=interrupt_id(base, n)))

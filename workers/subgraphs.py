@@ -12,17 +12,20 @@ interrupts, and answering them resumes the child where it stopped.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from arqgraph import protocol
+from arqgraph.core import codec
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
-from arqgraph.errors import GraphInterrupt, RunCancelledError
+from arqgraph.errors import ErrorInfo, GraphInterrupt, ParentCommand, RunCancelledError
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
+from arqgraph.types import Command
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -40,7 +43,7 @@ def namespace(record: RunRecord, node: str, task: str, graph: CompiledStateGraph
     """The checkpoint namespace of a task's `n`-th subgraph call: `node:task-uuid` below the
     parent's own; just `node` for a subgraph compiled with `checkpointer=True`, whose state
     carries over from one call to the next."""
-    _, parent = protocol.split_thread(record.thread_id)
+    parent = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
     own = node if graph.persistence is True else f"{node}:{task}"
     if n:
         own += f"~{n}"
@@ -63,6 +66,9 @@ async def run_subgraph(
     run_id = protocol.child_run_id(thread, record.run_id, f"{checkpoint_id}:{task_id}:{n}:{attempt}")
     name = child_graph(record.graph, remember(graph))
     if await store.status(run_id) is None:
+        if keep:
+            await store.threads.note_child(record.tag, checkpoint_id, task_id, n, ns)
+        await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
         if resume:
             kind, child_input, answer = "resume", None, resume[-1]
         else:
@@ -77,7 +83,6 @@ async def run_subgraph(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context,
             resume=NO_RESUME if answer is NO_RESUME else answer)
-        await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
     await released()
     end: dict[str, Any] = {}
     async for mode, payload in store.events.read(run_id):
@@ -91,7 +96,11 @@ def _output(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:
     task; its error raised as the node's."""
     status = end.get("status")
     if status == "failed":
-        raise protocol.decode_error(end["error"]).rebuild()
+        error = protocol.decode_error(end["error"])
+        command = command_of(error)
+        if command is not None:  # for the parent graph: the task that ran the subgraph's
+            raise ParentCommand(command)
+        raise error.rebuild()
     if status == "cancelled":
         raise RunCancelledError("the subgraph's run was cancelled")
     output = end.get("output")
@@ -101,3 +110,31 @@ def _output(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:
     if key is not None and isinstance(output, dict):
         return output.get(key)
     return output
+
+
+def parent_command(result: Any) -> Command[Any] | None:
+    """The `Command(graph=Command.PARENT)` a node returned (alone or in a list), if any."""
+    commands = result if isinstance(result, list | tuple) else [result]
+    return next((c for c in commands if isinstance(c, Command) and c.graph == Command.PARENT),
+                None)
+
+
+def parent_command_error(command: Command[Any], node: str) -> ErrorInfo:
+    """A Command for the parent graph as the error that ends the subgraph's run: it carries the
+    command (its update and goto, msgpack) to the task that runs the subgraph."""
+    packed = codec.packb({"update": [list(kv) for kv in command.update_items()],
+                          "goto": list(command.goto_targets())})
+    return ErrorInfo(ParentCommand.__qualname__, ParentCommand.__module__,
+                     "a Command for the parent graph", node=node,
+                     attrs={"command": base64.b64encode(packed).decode()})
+
+
+def command_of(error: ErrorInfo) -> Command[Any] | None:
+    """The Command a `parent_command_error` carries, addressed to the graph it reached."""
+    if error.type != ParentCommand.__qualname__ or not error.attrs:
+        return None
+    packed = error.attrs.get("command")
+    if not isinstance(packed, str):
+        return None
+    fields = codec.unpackb(base64.b64decode(packed))
+    return Command(update=[tuple(kv) for kv in fields["update"]] or None, goto=fields["goto"])

@@ -24,6 +24,7 @@ from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
+from arqgraph.graph.subgraph import SubgraphNode
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -148,6 +149,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         stream_mode: str | Sequence[str] | None = None,
         context: Any = None,
         durability: str | None = None,
+        subgraphs: bool = False,
         **_: Any,
     ) -> AsyncIterator[Any]:
         from arqgraph.embedded import stream_graph
@@ -159,10 +161,15 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if (scheduler := self._parent_task()) is not None:  # a subgraph: its output only
             output = await self._as_subgraph(scheduler, input, config)
             if "values" in modes:
-                yield output if isinstance(mode, str) else ("values", output)
+                event = output if isinstance(mode, str) else ("values", output)
+                yield ((), event) if subgraphs and isinstance(mode, str) else (
+                    ((), "values", output) if subgraphs else event)
             return
-        async for event_mode, payload in stream_graph(self, input, config, modes, context):
-            yield payload if isinstance(mode, str) else (event_mode, payload)
+        async for event in stream_graph(self, input, config, modes, context, subgraphs):
+            if subgraphs:  # (namespace, mode, payload)
+                yield (event[0], event[2]) if isinstance(mode, str) else event
+            else:
+                yield event[1] if isinstance(mode, str) else event
 
     def stream(
         self,
@@ -308,9 +315,28 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
     # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
 
+    def _graph_at(self, config: dict[str, Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The graph whose thread a config's `checkpoint_ns` names: a subgraph of this one
+        (`node:task|node:task`, by node names), else this graph."""
+        namespace = ((config or {}).get("configurable") or {}).get("checkpoint_ns") or ""
+        graph: Any = self
+        for part in filter(None, str(namespace).split("|")):
+            fn = getattr(graph.nodes.get(part.split(":")[0]), "fn", None)
+            if not isinstance(fn, SubgraphNode):
+                return self
+            graph = fn.graph
+        return graph  # type: ignore[no-any-return]
+
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
         """A snapshot's values as this graph shows them: in its schemas' key order, as
-        LangGraph's; a one-value state's value itself."""
+        LangGraph's; a one-value state's value itself. Subgraphs' states nested in its tasks
+        are shown by their graphs."""
+        if any(isinstance(t.state, StateSnapshot) for t in snapshot.tasks):
+            snapshot = snapshot._replace(tasks=tuple(
+                t._replace(state=fn.graph._snapshot(t.state))
+                if isinstance(t.state, StateSnapshot)
+                and isinstance(fn := getattr(self.nodes.get(t.name), "fn", None), SubgraphNode)
+                else t for t in snapshot.tasks))
         if not isinstance(snapshot.values, dict):
             return snapshot
         if self.schema.kind != "root":
@@ -320,9 +346,12 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                       for t in snapshot.tasks)
         return snapshot._replace(values=snapshot.values.get(ROOT), tasks=tasks)
 
-    async def aget_state(self, config: dict[str, Any], **_: Any) -> StateSnapshot:
+    async def aget_state(
+        self, config: dict[str, Any], *, subgraphs: bool = False, **_: Any
+    ) -> StateSnapshot:
         config = self._merged(config) or {}
-        return self._snapshot(await self._on_threads(lambda client: client.get_state(config)))
+        snapshot = await self._on_threads(lambda client: client.get_state(config, subgraphs))
+        return self._graph_at(config)._snapshot(snapshot)
 
     def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
         from arqgraph.embedded import run_sync
@@ -338,7 +367,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                                                     before=before, limit=limit)
         )
         for snapshot in history:
-            yield self._snapshot(snapshot)
+            yield self._graph_at(config)._snapshot(snapshot)
 
     def get_state_history(
         self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
@@ -350,7 +379,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             lambda client: client.get_state_history(self._merged(config) or {}, filter=filter,
                                                     before=before, limit=limit)
         ))
-        yield from map(self._snapshot, history)
+        yield from map(self._graph_at(config)._snapshot, history)
 
     async def aupdate_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any

@@ -4,7 +4,7 @@ Runs write them (`arqgraph.storage.runs`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
 
@@ -12,6 +12,18 @@ from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.protocol import SavedCheckpoint
 from arqgraph.storage.batch import Batch
+
+
+class TaskRecords(NamedTuple):
+    outcomes: dict[str, TaskOutcome]
+    priors: dict[str, list[TaskOutcome]]
+    children: dict[str, list[str]]  # task id -> checkpoint namespaces of the subgraphs it ran
+
+    def children_threads(self, thread: str) -> set[str]:
+        """The threads of the subgraphs these tasks ran, below `thread`."""
+        user_thread, _ = protocol.split_thread(thread)
+        return {protocol.child_thread(user_thread, ns) for nss in self.children.values()
+                for ns in nss}
 
 
 class ThreadStore:
@@ -37,32 +49,46 @@ class ThreadStore:
         blobs = await self.redis.hmget(protocol.checkpoints_key(tag), ids)
         return [protocol.decode_saved(b) for b in blobs if b]
 
-    async def task_records(
-        self, tag: str, checkpoint_id: str
-    ) -> tuple[dict[str, TaskOutcome], dict[str, list[TaskOutcome]]]:
-        """All that a checkpoint's step left: each task's outcome, and its earlier outcomes set
-        aside when it was run again (oldest first)."""
+    async def task_records(self, tag: str, checkpoint_id: str) -> TaskRecords:
+        """All that a checkpoint's step left: each task's outcome, its earlier outcomes set
+        aside when it was run again (oldest first), and the checkpoint namespaces of the
+        subgraphs it ran."""
         fields = await self.redis.hgetall(protocol.writes_key(tag, checkpoint_id))
         outcomes: dict[str, TaskOutcome] = {}
         priors: dict[str, list[tuple[int, TaskOutcome]]] = {}
-        for raw_name, blob in fields.items():
+        children: dict[str, list[str]] = {}
+        for raw_name, blob in sorted(fields.items()):
             name = raw_name.decode()
-            if name.startswith("prior:"):
+            if name.startswith("child:"):
+                task_id = name[len("child:"):].rpartition(":")[0]
+                children.setdefault(task_id, []).append(blob.decode())
+            elif name.startswith("prior:"):
                 task_id, _, n = name[len("prior:"):].rpartition(":")
                 priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
             elif not name.startswith(("resume:", "priors:", "fn:", "fnargs:", "__")):
                 outcomes[name] = protocol.decode_outcome(blob)
-        return outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])] for t, p in priors.items()}
+        return TaskRecords(outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])]
+                                      for t, p in priors.items()}, children)
+
+    async def note_child(self, tag: str, checkpoint_id: str, task_id: str, n: int, ns: str) -> None:
+        """Task `task_id` of the checkpoint's step runs a subgraph on the thread's namespace
+        `ns` (its `n`-th): `get_state` shows it, deleting the thread deletes it."""
+        await self.redis.hset(protocol.writes_key(tag, checkpoint_id), f"child:{task_id}:{n}", ns)
 
     async def resume_values(self, tag: str, checkpoint_id: str, task_id: str) -> list[Any]:
         raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"resume:{task_id}")
         return list(protocol.decode_resume(raw))
 
     async def delete(self, thread_id: str) -> None:
-        """The thread and all it keeps: its checkpoints, their writes and claims."""
+        """The thread and all it keeps: its checkpoints, their writes and claims, and the
+        threads of the subgraphs its steps ran."""
         tag = protocol.thread_tag(thread_id)
         ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
         keys = [protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag)]
+        children: set[str] = set()
         for cid in ids:
             keys += [protocol.writes_key(tag, cid), protocol.claims_key(tag, cid)]
+            children.update((await self.task_records(tag, cid)).children_threads(thread_id))
         await self.redis.delete(*keys)
+        for child in children:
+            await self.delete(child)
