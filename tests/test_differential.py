@@ -124,7 +124,7 @@ def _invoke(api: Api, case: Case, run_index: int, use_async: bool, cluster: str 
 
 
 def _stream(api: Api, case: Case, run_index: int, mode: str, use_async: bool,
-            cluster: str | None = None) -> dict[str, Any]:
+            cluster: str | None = None, subgraphs: bool = False) -> dict[str, Any]:
     run = case.runs[run_index]
     stream_mode = MODES[mode]
 
@@ -136,13 +136,14 @@ def _stream(api: Api, case: Case, run_index: int, mode: str, use_async: bool,
             if use_async:
                 async def consume() -> None:
                     async for event in graph.astream(run.input, run.config, **run.extra,
-                                                     stream_mode=stream_mode):
+                                                     stream_mode=stream_mode,
+                                                     subgraphs=subgraphs):
                         events.append(normalize(event))
 
                 asyncio.run(consume())
             else:
                 for event in graph.stream(run.input, run.config, **run.extra,
-                                         stream_mode=stream_mode):
+                                         stream_mode=stream_mode, subgraphs=subgraphs):
                     events.append(normalize(event))
         except Exception as exc:
             error = error_info(exc)
@@ -165,8 +166,13 @@ def canonical(events: list[Any], mode: str, unordered: bool) -> Any:
     for event in events:
         if isinstance(event, tuple) and len(event) == 2 and event[0] in split:
             split[event[0]].append(event[1])
+        elif isinstance(event, tuple) and len(event) == 3 and event[1] in split:  # subgraphs
+            split[event[1]].append((event[0], event[2]))
         else:
             split["other"].append(event)
+    if any(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], tuple)
+           for v in split["values"]):  # concurrent subgraphs (their masked namespaces alike)
+        split["values"] = sorted(split["values"], key=repr)
     return {
         "values": split["values"],
         "updates": sorted(repr(e) for e in split["updates"]),
@@ -233,6 +239,15 @@ def test_stream(case: Case, run_index: int, mode: str, reference: Api, candidate
     expected = _stream(reference, case, run_index, mode, use_async=case.async_only)
     actual = _stream(candidate, case, run_index, mode, use_async=case.async_only)
     assert actual == expected, f"mode={mode} " + _explain(case, run_index)
+
+
+@pytest.mark.parametrize(("case", "run_index"), _case_runs())
+def test_stream_subgraphs(case: Case, run_index: int, reference: Api, candidate: Api) -> None:
+    """Multi-mode `stream(subgraphs=True)`: every event with its namespace, the subgraphs'
+    events included."""
+    expected = _stream(reference, case, run_index, "multi", case.async_only, subgraphs=True)
+    actual = _stream(candidate, case, run_index, "multi", case.async_only, subgraphs=True)
+    assert actual == expected, "subgraphs=True " + _explain(case, run_index)
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,15 @@ def test_callbacks_on_a_cluster(flags: dict[str, bool], cluster: str) -> None:
 
     expected = report(Api(REFERENCE), True, **flags)
     assert report(Api("arqgraph"), True, cluster=cluster, **flags) == expected
+
+
+@pytest.mark.parametrize(("case", "run_index"),
+                         [p for p in _cluster_runs() if p.values[0].name.startswith("subgraph")])
+def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:
+    """`stream(subgraphs=True)` through the producer client: the child runs' events, read where
+    their parent tasks announce them, with LangGraph's namespaces."""
+    reference, candidate = Api(REFERENCE), Api("arqgraph")
+    expected = _stream(reference, case, run_index, "multi", case.async_only, subgraphs=True)
+    actual = _stream(candidate, case, run_index, "multi", case.async_only, cluster=cluster,
+                     subgraphs=True)
+    assert actual == expected, "cluster subgraphs=True " + _explain(case, run_index)

@@ -481,3 +481,39 @@ async def test_concurrency_slot_of_a_killed_worker_frees_itself(
     await pool.open_gate(data["tag"])
     result = await within(handle.result())
     assert sorted(result["done"]) == [0, 1]
+
+
+# -- subgraphs ------------------------------------------------------------------------------------
+
+
+async def test_subgraph_fan_out_spreads_over_the_workers(start_pool: Any, client_for: Any) -> None:
+    """A subgraph's nodes are jobs on the pool: twelve gated tasks of a fan-out inside a
+    subgraph all run at once, which no single worker (8 slots) can do alone."""
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 12)
+    handle = await within(client.submit(graphs.subgraph_fanout.name, data))
+    await pool.wait_started(data["tag"], 2 + 12)  # the parent task, `prepare`, the twelve
+    holders = {await pool.holder(data["tag"], i) for i in data["items"]}
+    assert holders == {w.pid for w in pool.workers}
+    await pool.open_gate(data["tag"])
+    assert await within(handle.result(), 60) == graphs.expected_subgraph(data)
+
+
+async def test_kill_9_mid_subgraph_reruns_no_finished_inner_step(
+    start_pool: Any, client_for: Any
+) -> None:
+    """The worker that runs the parent task dies while the subgraph's fan-out runs: another
+    worker runs the parent task again, which waits for the same child run; the subgraph's
+    finished first step does not run again."""
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 4)
+    handle = await within(client.submit(graphs.subgraph_fanout.name, data))
+    await pool.wait_started(data["tag"], 2 + 4)
+    victim = pool.worker_with_pid(await pool.holder(data["tag"], graphs.DELEGATED))
+    victim.kill()
+    await pool.open_gate(data["tag"])
+    assert await within(handle.result(), 60) == graphs.expected_subgraph(data)
+    assert await pool.starts(data["tag"], graphs.PREPARED) == 1
+    assert await pool.starts(data["tag"], graphs.DELEGATED) == 2  # re-run after its lease

@@ -103,23 +103,23 @@ def build_subgraph_invoked_in_node(api: Api) -> Any:
     return _compile(g, "subgraph_invoked_in_node")
 
 
-@case([{"text": "abc", "log": []}], async_only=True,
+@case([{"text": "abc", "log": []}], async_only=True, unordered=True,
       note="a Send fan-out whose target is a subgraph: one child run per item")
 def build_subgraph_fan_out(api: Api) -> Any:
     class Item(TypedDict, total=False):
-        text: str
+        item: str
         log: Annotated[list[str], operator.add]
 
     async def work(state: Item) -> dict[str, Any]:
-        await asyncio.sleep(0.02 * (ord("d") - ord(state["text"])))
-        return {"log": [f"work:{state['text']}"]}
+        await asyncio.sleep(0.02 * (ord("d") - ord(state["item"])))
+        return {"log": [f"work:{state['item']}"]}
 
     inner = api.StateGraph(Item)
     inner.add_node("work", work)
     inner.add_edge(api.START, "work")
 
     def fan(state: LogState) -> list[Any]:
-        return [api.Send("each", {"text": ch, "log": []}) for ch in state["text"]]
+        return [api.Send("each", {"item": ch, "log": []}) for ch in state["text"]]
 
     def join(state: LogState) -> dict[str, Any]:
         return {"log": [f"joined {sorted(state['log'])}"]}

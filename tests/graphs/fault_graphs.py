@@ -218,3 +218,45 @@ single.add_edge("solo", END)
 single_graph = single.compile(name="single_slot")
 
 GRAPHS.append(single_graph)
+
+
+# -- a gated fan-out inside a subgraph, which a parent task runs ---------------------------------
+
+PREPARED = 100  # the probe item of the subgraph's first node
+DELEGATED = 200  # the probe item of the parent task that runs the subgraph
+
+
+async def prepare(state: ProbeState) -> dict[str, Any]:
+    r = await record_start(state["probe"], state["tag"], PREPARED)
+    await r.aclose()
+    return {"done": [PREPARED]}
+
+
+inner = StateGraph(ProbeState)
+inner.add_node("prepare", prepare)
+inner.add_node("work", work)
+inner.add_node("reduce", reduce)
+inner.add_edge(START, "prepare")
+inner.add_conditional_edges("prepare", fan, ["work"])
+inner.add_edge("work", "reduce")
+inner_graph = inner.compile(name="gated_inner")
+
+
+async def delegate(state: ProbeState) -> dict[str, Any]:
+    """Runs the subgraph; the probe tells which worker holds this parent task."""
+    r = await record_start(state["probe"], state["tag"], DELEGATED)
+    await r.aclose()
+    output = await inner_graph.ainvoke({**state, "done": []})
+    return {"done": output["done"], "total": output["total"]}
+
+
+outer = StateGraph(ProbeState)
+outer.add_node("delegate", delegate)
+outer.add_edge(START, "delegate")
+subgraph_fanout = outer.compile(name="subgraph_fanout")
+GRAPHS.append(subgraph_fanout)
+
+
+def expected_subgraph(state: ProbeState) -> dict[str, Any]:
+    items = state["items"]
+    return {**state, "done": [PREPARED, *items], "total": PREPARED + sum(items)}

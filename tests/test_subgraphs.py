@@ -1,0 +1,199 @@
+"""Subgraphs against LangGraph: the same program on LangGraph, on the embedded default and, where
+a test names it, on a real cluster, compared after masking task and checkpoint ids.
+
+Covered: `stream(subgraphs=True)` in one and several modes, interrupts at two depths answered
+from the parent, `get_state(subgraphs=True)` and a subgraph's own history addressed by its
+`checkpoint_ns`, `Command(graph=Command.PARENT)` routing to a parent node and to a Send, a
+subgraph compiled with `checkpointer=True` keeping its state from call to call, and deleting a
+thread deleting its subgraphs' threads.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import uuid
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from tests.differential.api import REFERENCE, Api
+
+pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
+
+IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+
+
+class S(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    text: str
+
+
+def masked(value: Any) -> Any:
+    """`value` with ids masked, library objects as plain tuples: comparable across libraries."""
+    if isinstance(value, str):
+        return IDS.sub("<id>", value)
+    if isinstance(value, dict):
+        return {masked(k): masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(masked(v) for v in value)
+    if type(value).__name__ == "Interrupt":
+        return ("Interrupt", masked(value.value))
+    if type(value).__name__ == "StateSnapshot":
+        return ("StateSnapshot", masked(value.values), value.next,
+                masked(value.config["configurable"].get("checkpoint_ns")),
+                tuple(("task", t.name, masked(t.interrupts), masked(_state(t.state)))
+                      for t in value.tasks))
+    return value
+
+
+def _state(state: Any) -> Any:
+    """A task's subgraph as a snapshot shows it: a config (its namespace) or a snapshot."""
+    if isinstance(state, dict):
+        return {"checkpoint_ns": state["configurable"]["checkpoint_ns"]}
+    return state
+
+
+def both(build: Any, scenario: Any) -> tuple[Any, Any]:
+    """The scenario's transcript on LangGraph and on arqgraph (embedded)."""
+    return (masked(scenario(Api(REFERENCE), build(Api(REFERENCE)))),
+            masked(scenario(Api("arqgraph"), build(Api("arqgraph")))))
+
+
+def _three_levels(api: Api, checkpointer: bool = False) -> Any:
+    """top -> mid (subgraph) -> leaf (subgraph): leaf asks a question; each level logs."""
+    def ask(state: S) -> dict[str, Any]:
+        return {"log": [f"leaf got {api.interrupt('leaf?')}"]}
+
+    leaf = api.StateGraph(S)
+    leaf.add_node("ask", ask)
+    leaf.add_edge(api.START, "ask")
+    mid = api.StateGraph(S)
+    mid.add_node("leaf", leaf.compile())
+    mid.add_node("after_leaf", lambda state: {"log": ["mid done"]})
+    mid.add_edge(api.START, "leaf")
+    mid.add_edge("leaf", "after_leaf")
+    top = api.StateGraph(S)
+    top.add_node("first", lambda state: {"log": ["first"]})
+    top.add_node("mid", mid.compile())
+    top.add_edge(api.START, "first")
+    top.add_edge("first", "mid")
+    return top.compile(checkpointer=api.InMemorySaver() if checkpointer else None)
+
+
+def test_stream_subgraphs_in_one_and_several_modes() -> None:
+    def build(api: Api) -> Any:
+        inner = api.StateGraph(S)
+        inner.add_node("one", lambda state: {"log": ["one"]})
+        inner.add_node("two", lambda state: {"log": ["two"]})
+        inner.add_edge(api.START, "one")
+        inner.add_edge("one", "two")
+        g = api.StateGraph(S)
+        g.add_node("sub", inner.compile())
+        g.add_node("last", lambda state: {"log": [f"last saw {len(state['log'])}"]})
+        g.add_edge(api.START, "sub")
+        g.add_edge("sub", "last")
+        return g.compile()
+
+    def scenario(api: Api, graph: Any) -> Any:
+        return [list(graph.stream({"log": []}, subgraphs=True)),
+                list(graph.stream({"log": []}, subgraphs=True, stream_mode="values")),
+                list(graph.stream({"log": []}, subgraphs=True,
+                                  stream_mode=["updates", "values"]))]
+
+    expected, actual = both(build, scenario)
+    assert actual == expected
+
+
+def test_interrupt_two_levels_down_resumes_from_the_top() -> None:
+    def scenario(api: Api, graph: Any) -> Any:
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        asked = graph.invoke({"log": []}, config)
+        state = graph.get_state(config, subgraphs=True)
+        flat = graph.get_state(config)
+        nested = flat.tasks[0].state
+        inner_history = [s.values for s in graph.get_state_history(nested)]
+        done = graph.invoke(api.Command(resume="yes"), config)
+        return [asked, state, flat, inner_history, done, graph.get_state(config)]
+
+    expected, actual = both(lambda api: _three_levels(api, checkpointer=True), scenario)
+    assert actual == expected
+
+
+def test_stream_of_an_interrupted_subgraph_and_its_resume() -> None:
+    def scenario(api: Api, graph: Any) -> Any:
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        first = list(graph.stream({"log": []}, config, subgraphs=True))
+        second = list(graph.stream(api.Command(resume="ok"), config, subgraphs=True))
+        return [first, second]
+
+    expected, actual = both(lambda api: _three_levels(api, checkpointer=True), scenario)
+    assert actual == expected
+
+
+def test_parent_command_routes_in_the_parent() -> None:
+    def build(api: Api) -> Any:
+        def hand_off(state: S) -> Any:
+            target = "writer" if state["text"] == "write" else "fan"
+            return api.Command(graph=api.Command.PARENT, goto=target,
+                               update={"log": [f"handed to {target}"]})
+
+        inner = api.StateGraph(S)
+        inner.add_node("hand_off", hand_off)
+        inner.add_node("unreached", lambda state: {"log": ["unreached"]})
+        inner.add_edge(api.START, "hand_off")
+        inner.add_edge("hand_off", "unreached")
+
+        def fan(state: S) -> Any:
+            return api.Command(goto=[api.Send("worker", {"text": c}) for c in "ab"])
+
+        g = api.StateGraph(S)
+        g.add_node("agent", inner.compile())
+        g.add_node("writer", lambda state: {"log": ["writer"]})
+        g.add_node("fan", fan)
+        g.add_node("worker", lambda state: {"log": [f"worker {state['text']}"]})
+        g.add_edge(api.START, "agent")
+        return g.compile()
+
+    def scenario(api: Api, graph: Any) -> Any:
+        return [graph.invoke({"text": "write", "log": []}),
+                list(graph.stream({"text": "fan", "log": []}))]
+
+    expected, actual = both(build, scenario)
+    assert actual == expected
+
+
+def test_stateful_subgraph_keeps_its_state_between_calls() -> None:
+    def build(api: Api) -> Any:
+        inner = api.StateGraph(S)
+        inner.add_node("count", lambda state: {"log": [f"inner call {len(state['log']) + 1}"]})
+        inner.add_edge(api.START, "count")
+        sub = inner.compile(checkpointer=True)
+
+        def call(state: S) -> dict[str, Any]:
+            out = sub.invoke({"log": []})
+            return {"log": [out["log"][-1]]}
+
+        g = api.StateGraph(S)
+        g.add_node("call", call)
+        g.add_edge(api.START, "call")
+        return g.compile(checkpointer=api.InMemorySaver())
+
+    def scenario(api: Api, graph: Any) -> Any:
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        return [graph.invoke({"log": []}, config), graph.invoke({"log": []}, config)]
+
+    expected, actual = both(build, scenario)
+    assert actual == expected
+
+
+def test_deleting_a_thread_deletes_its_subgraphs_threads() -> None:
+    api = Api("arqgraph")
+    graph = _three_levels(api, checkpointer=True)
+    config = {"configurable": {"thread_id": "to-delete"}}
+    graph.invoke({"log": []}, config)
+    nested = graph.get_state(config).tasks[0].state
+    assert graph.get_state(nested).values  # the subgraph's thread exists
+    graph.checkpointer.delete_thread("to-delete")
+    assert graph.get_state(config).values == {}
+    assert graph.get_state(nested).values == {}
