@@ -4,6 +4,7 @@ tasks to run again, with the values that resume its interrupts."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -108,8 +109,15 @@ async def _resume(
     if record.has_resume and pending:
         resume = record.resume
         if _is_resume_map(resume):  # {interrupt id: value}; ids of no pending interrupt
-            targets = {pending[iid]: v for iid, v in resume.items() if iid in pending}
-        elif len(set(pending.values())) > 1:
+            answered: dict[str, dict[str, Any]] = {}
+            for iid, value in resume.items():
+                if iid in pending:
+                    answered.setdefault(pending[iid], {})[iid] = value
+            asked = Counter(pending.values())
+            # a task stopped at several interrupts (a subgraph's) gets its part of the map
+            targets = {tid: m if asked[tid] > 1 else next(iter(m.values()))
+                       for tid, m in answered.items()}
+        elif len(pending) > 1:  # (one task may wait on several: a subgraph's)
             raise ResumeError(
                 "When there are multiple pending interrupts, you must specify the interrupt "
                 f"id when resuming (pending: {sorted(pending)})."

@@ -336,7 +336,9 @@ async def execute_task(
             if (command := parent_command(result)) is not None:
                 raise ParentCommand(command)
             writes, targets = split_result(task.node, result, graph.schema)
-            shown = graph.schema.state_writes(writes) or None
+            if writes is not None:  # (keys of no channel are dropped, a subgraph's among them)
+                writes = graph.schema.state_writes(writes)
+            shown = writes or None
             if is_command_list(result) and any(isinstance(v, Repeated) for v in (writes or {}).values()):
                 # a key written twice: the update event lists each write, as LangGraph's
                 shown = [{k: v} for part in result for k, v in graph.schema.state_writes(
