@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from arqgraph import protocol
+from arqgraph.core.graphs import subgraph_key
 from arqgraph.core.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
 from arqgraph.errors import ErrorInfo, GraphRecursionError
 from arqgraph.orchestrator.starts import first_position
@@ -27,7 +28,7 @@ from arqgraph.storage.moves import (
 )
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import interrupt_of
+from arqgraph.types import asked_of
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -161,12 +162,12 @@ class RunMover(MovePlanner):
         view = self._view(graph, saved, outcomes)
         output = dict(view.view_values or {})
         interrupts = [
-            interrupt_of(entry) for t in ordered(saved.checkpoint.tasks)
-            for entry in (outcomes[t.id].interrupts if t.id in outcomes else ())
+            asked for t in ordered(saved.checkpoint.tasks)
+            for asked in asked_of(outcomes[t.id].interrupts if t.id in outcomes else ())
         ]
         if interrupts:
             output["__interrupt__"] = interrupts
-        else:
+        elif subgraph_key(record.graph) is None:  # a breakpoint (told by the root run only)
             events = [*events, ("updates", {"__interrupt__": ()})]
         if any(o.succeeded for o in outcomes.values() if o.node != START):
             events = [*events, ("values", view.view_values)]  # the step's finished writes

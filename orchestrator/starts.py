@@ -28,7 +28,7 @@ from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import WritesEdit
 from arqgraph.storage.moves import new_checkpoint
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import interrupt_id
+from arqgraph.types import BREAKPOINT, interrupt_id
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -104,7 +104,8 @@ async def _resume(
             events.append(("updates", {task.node: shown or None,
                                        "__metadata__": {"cached": True}}))
     drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
-    pending = {entry[0]: tid for tid, o in outcomes.items() for entry in o.interrupts}
+    pending = {entry[0]: tid for tid, o in outcomes.items() for entry in o.interrupts
+               if entry[0] != BREAKPOINT[0]}
     targets: dict[str, Any] = {}
     if record.has_resume and pending:
         resume = record.resume
@@ -113,9 +114,9 @@ async def _resume(
             for iid, value in resume.items():
                 if iid in pending:
                     answered.setdefault(pending[iid], {})[iid] = value
-            asked = Counter(pending.values())
+            waits = Counter(pending.values())
             # a task stopped at several interrupts (a subgraph's) gets its part of the map
-            targets = {tid: m if asked[tid] > 1 else next(iter(m.values()))
+            targets = {tid: m if waits[tid] > 1 else next(iter(m.values()))
                        for tid, m in answered.items()}
         elif len(pending) > 1:  # (one task may wait on several: a subgraph's)
             raise ResumeError(

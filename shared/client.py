@@ -20,7 +20,7 @@ from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import PregelTask, StateSnapshot, interrupt_of
+from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
 END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
@@ -151,7 +151,7 @@ def _unwrap(update: Any, key: str) -> Any:
 
 def _raise_unless_done(end: dict[str, Any]) -> None:
     if end["status"] == "failed":
-        raise decode_error(end["error"]).rebuild()
+        raise protocol.rebuild_error(decode_error(end["error"]))
     if end["status"] == "cancelled":
         raise RunCancelledError("the run was cancelled")
 
@@ -341,7 +341,7 @@ class Client:
             shown.append(PregelTask(
                 id=t.id, name=t.node, path=path,
                 error=repr(error.rebuild()) if error else None,  # type: ignore[arg-type]
-                interrupts=tuple(interrupt_of(entry) for entry in asked), state=state,
+                interrupts=asked_of(asked), state=state,
                 result=dict(o.writes or {}) if o and o.succeeded and not o.handled else None,
             ))
         return StateSnapshot(

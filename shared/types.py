@@ -306,6 +306,16 @@ def interrupt_of(entry: Sequence[Any]) -> Interrupt:
     return Interrupt(entry[1], entry[0], entry[2] if len(entry) > 2 else None)
 
 
+BREAKPOINT: tuple[Any, ...] = ("", None)
+"""The entry of a task stopped by a breakpoint inside the subgraph it runs: it waits, but asks
+nothing (no interrupt to answer, none to show)."""
+
+
+def asked_of(entries: Sequence[Sequence[Any]]) -> tuple[Interrupt, ...]:
+    """The interrupts an outcome's entries ask, its breakpoint entry left out."""
+    return tuple(interrupt_of(entry) for entry in entries if entry[0] != BREAKPOINT[0])
+
+
 current_interrupts: ContextVar[InterruptScratch | None] = ContextVar(
     "arqgraph_interrupts", default=None
 )

@@ -36,6 +36,7 @@ from arqgraph.errors import (
 )
 from arqgraph.runtime import Runtime
 from arqgraph.types import (
+    BREAKPOINT,
     Command,
     InterruptScratch,
     RetryPolicy,
@@ -44,7 +45,7 @@ from arqgraph.types import (
     interrupt_entry,
     interrupt_id,
 )
-from arqgraph.workers.subgraphs import parent_command, parent_command_error
+from arqgraph.workers.subgraphs import parent_command
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -359,7 +360,7 @@ async def execute_task(
     except ParentCommand as exc:
         command = exc.args[0]
         if command.graph == Command.PARENT:  # on to the graph that runs this one as a subgraph
-            error = parent_command_error(command, task.node)
+            error = protocol.parent_command_error(command, task.node)
             return TaskResult(TaskOutcome(task.id, task.node, error=error))
         # a subgraph this node ran sent it for this graph: it is the node's own result
         writes, targets = split_result(task.node, command, graph.schema)
@@ -369,7 +370,7 @@ async def execute_task(
     except GraphInterrupt as exc:
         base = interrupt_ids or task.id  # (NodeInterrupt raises interrupts without ids)
         asked = tuple(interrupt_entry(i if i.id else replace(i, id=interrupt_id(base, n)))
-                      for n, i in enumerate(exc.interrupts))
+                      for n, i in enumerate(exc.interrupts)) or (BREAKPOINT,)
         return TaskResult(TaskOutcome(task.id, task.node, interrupts=asked))
     except Exception as exc:
         scratch = current_interrupts.get()

@@ -39,7 +39,7 @@ from arqgraph.storage.moves import Move, MovePlanner, recursion_limit
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
-from arqgraph.types import interrupt_of
+from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from arqgraph.workers.executor import (
     TaskResult,
@@ -258,11 +258,12 @@ class NodeRunner:
         events: list[tuple[Any, Any]] = []
         outcome = result.outcome
         if outcome.interrupts:
-            asked = tuple(interrupt_of(entry) for entry in outcome.interrupts)
-            events.append(("updates", {"__interrupt__": asked}))
-            assert record.checkpoint is not None
-            events.append(("values", {**graph.schema.output(record.checkpoint.values),
-                                      "__interrupt__": asked}))
+            asked = asked_of(outcome.interrupts)
+            if asked:  # (a breakpoint inside a subgraph asks nothing: the run's stop tells it)
+                events.append(("updates", {"__interrupt__": asked}))
+                assert record.checkpoint is not None
+                events.append(("values", {**graph.schema.output(record.checkpoint.values),
+                                          "__interrupt__": asked}))
         elif outcome.error is None and task.node != START:
             update = {result.shown_as or task.node: result.shown}
             events.append(("updates", {**update, "__metadata__": {"cached": True}}

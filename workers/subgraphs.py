@@ -12,16 +12,15 @@ interrupts, and answering them resumes the child where it stopped.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from arqgraph import protocol
-from arqgraph.core import codec
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
-from arqgraph.errors import ErrorInfo, GraphInterrupt, ParentCommand, RunCancelledError
+from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
@@ -71,6 +70,8 @@ async def run_subgraph(
         await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
         if resume:
             kind, child_input, answer = "resume", None, resume[-1]
+        elif keep and await _stopped(store, thread):  # (at a breakpoint, or failed): go on
+            kind, child_input, answer = "resume", None, NO_RESUME
         else:
             kind, child_input, answer = run_input(input, graph.returns_value,
                                                   graph.schema.kind == "root", keep)
@@ -91,16 +92,22 @@ async def run_subgraph(
     return _output(graph, end)
 
 
+async def _stopped(store: RunStore, thread: str) -> bool:
+    """Whether the subgraph's thread stopped with tasks left: its task is running again after
+    the stop, and the subgraph goes on from there."""
+    latest = await store.threads.latest_checkpoint(protocol.thread_tag(thread))
+    return latest is not None and bool(latest.checkpoint.tasks)
+
+
 def _output(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:
     """The child run's result as the node's: its output; its interrupts raised for the parent
     task; its error raised as the node's."""
     status = end.get("status")
     if status == "failed":
-        error = protocol.decode_error(end["error"])
-        command = command_of(error)
-        if command is not None:  # for the parent graph: the task that ran the subgraph's
-            raise ParentCommand(command)
-        raise error.rebuild()
+        error = protocol.rebuild_error(protocol.decode_error(end["error"]))
+        if isinstance(error, ParentCommand):  # for this graph: the task that ran the subgraph's
+            raise ParentCommand(replace(error.args[0], graph=None))
+        raise error
     if status == "cancelled":
         raise RunCancelledError("the subgraph's run was cancelled")
     output = end.get("output")
@@ -117,24 +124,3 @@ def parent_command(result: Any) -> Command[Any] | None:
     commands = result if isinstance(result, list | tuple) else [result]
     return next((c for c in commands if isinstance(c, Command) and c.graph == Command.PARENT),
                 None)
-
-
-def parent_command_error(command: Command[Any], node: str) -> ErrorInfo:
-    """A Command for the parent graph as the error that ends the subgraph's run: it carries the
-    command (its update and goto, msgpack) to the task that runs the subgraph."""
-    packed = codec.packb({"update": [list(kv) for kv in command.update_items()],
-                          "goto": list(command.goto_targets())})
-    return ErrorInfo(ParentCommand.__qualname__, ParentCommand.__module__,
-                     "a Command for the parent graph", node=node,
-                     attrs={"command": base64.b64encode(packed).decode()})
-
-
-def command_of(error: ErrorInfo) -> Command[Any] | None:
-    """The Command a `parent_command_error` carries, addressed to the graph it reached."""
-    if error.type != ParentCommand.__qualname__ or not error.attrs:
-        return None
-    packed = error.attrs.get("command")
-    if not isinstance(packed, str):
-        return None
-    fields = codec.unpackb(base64.b64decode(packed))
-    return Command(update=[tuple(kv) for kv in fields["update"]] or None, goto=fields["goto"])

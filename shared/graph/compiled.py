@@ -24,7 +24,7 @@ from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
-from arqgraph.graph.subgraph import SubgraphNode
+from arqgraph.graph.subgraph import find_subgraph
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -321,11 +321,40 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         namespace = ((config or {}).get("configurable") or {}).get("checkpoint_ns") or ""
         graph: Any = self
         for part in filter(None, str(namespace).split("|")):
-            fn = getattr(graph.nodes.get(part.split(":")[0]), "fn", None)
-            if not isinstance(fn, SubgraphNode):
+            spec = graph.nodes.get(part.split(":")[0])
+            graph = find_subgraph(spec.fn) if spec is not None else None
+            if graph is None:
                 return self
-            graph = fn.graph
         return graph  # type: ignore[no-any-return]
+
+    def get_subgraphs(
+        self, *, namespace: str | None = None, recurse: bool = False
+    ) -> Iterator[tuple[str, CompiledStateGraph[Any, Any, Any, Any]]]:
+        """The graphs this graph's nodes run, as (namespace, graph): its nodes that are
+        graphs, and graphs its node functions invoke; with `recurse`, theirs too (`a|b`).
+        `namespace` picks the one at that namespace, matched by whole segments."""
+        for name, spec in self.nodes.items():
+            if namespace is not None and namespace != name and not namespace.startswith(
+                    name + "|"):
+                continue
+            graph = find_subgraph(spec.fn)
+            if graph is None:
+                continue
+            if name == namespace:
+                yield name, graph
+                return
+            if namespace is None:
+                yield name, graph
+            if recurse:
+                inner = None if namespace is None else namespace[len(name) + 1:]
+                for path, sub in graph.get_subgraphs(namespace=inner, recurse=True):
+                    yield f"{name}|{path}", sub
+
+    async def aget_subgraphs(
+        self, *, namespace: str | None = None, recurse: bool = False
+    ) -> AsyncIterator[tuple[str, CompiledStateGraph[Any, Any, Any, Any]]]:
+        for found in self.get_subgraphs(namespace=namespace, recurse=recurse):
+            yield found
 
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
         """A snapshot's values as this graph shows them: in its schemas' key order, as
@@ -333,9 +362,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         are shown by their graphs."""
         if any(isinstance(t.state, StateSnapshot) for t in snapshot.tasks):
             snapshot = snapshot._replace(tasks=tuple(
-                t._replace(state=fn.graph._snapshot(t.state))
-                if isinstance(t.state, StateSnapshot)
-                and isinstance(fn := getattr(self.nodes.get(t.name), "fn", None), SubgraphNode)
+                t._replace(state=sub._snapshot(t.state))
+                if isinstance(t.state, StateSnapshot) and t.name in self.nodes
+                and (sub := find_subgraph(self.nodes[t.name].fn)) is not None
                 else t for t in snapshot.tasks))
         if not isinstance(snapshot.values, dict):
             return snapshot

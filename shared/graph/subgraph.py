@@ -32,3 +32,28 @@ class SubgraphNode:
 def is_compiled_graph(node: Any) -> bool:
     """Whether `node` is a compiled graph (ours), to be run as a subgraph."""
     return hasattr(node, "spec") and hasattr(node, "fingerprint") and hasattr(node, "ainvoke")
+
+
+def find_subgraph(fn: Any) -> Any | None:
+    """The compiled graph a node runs: its own graph when it is one, else the first compiled
+    graph its function refers to (a variable of its closure or a global it names), as
+    LangGraph finds a subgraph invoked inside a node. One compiled with `checkpointer=False`
+    keeps no state and is not counted."""
+    if isinstance(fn, SubgraphNode):
+        found = fn.graph
+    else:
+        code = getattr(fn, "__code__", None)
+        cells = [c.cell_contents for c in getattr(fn, "__closure__", None) or ()
+                 if _filled(c)]
+        names = getattr(fn, "__globals__", {})
+        found = next((v for v in [*cells, *(names.get(n) for n in getattr(code, "co_names", ()))]
+                      if is_compiled_graph(v)), None)
+    return None if found is None or found.persistence is False else found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True

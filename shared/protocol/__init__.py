@@ -57,6 +57,7 @@ from arqgraph.protocol.messages import (
     RunRecord,
     SavedCheckpoint,
     TaskJob,
+    command_of,
     decode_checkpoint,
     decode_error,
     decode_event,
@@ -76,6 +77,8 @@ from arqgraph.protocol.messages import (
     encode_resume,
     encode_saved,
     event_args,
+    parent_command_error,
+    rebuild_error,
 )
 from arqgraph.protocol.scripts import (
     ACQUIRE_SLOT_SCRIPT,
@@ -154,6 +157,9 @@ __all__ = [
     "encode_error",
     "encode_event",
     "event_args",
+    "parent_command_error",
+    "rebuild_error",
+    "command_of",
     "encode_info",
     "encode_note",
     "encode_outcome",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -10,9 +11,9 @@ import pydantic
 
 from arqgraph.core import codec
 from arqgraph.core.pregel import Checkpoint, Task, TaskOutcome
-from arqgraph.errors import ErrorInfo, SerializationError, UpdateTooLargeError
+from arqgraph.errors import ErrorInfo, ParentCommand, SerializationError, UpdateTooLargeError
 from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
-from arqgraph.types import Send
+from arqgraph.types import Command, Send
 
 
 class TaskJob(pydantic.BaseModel):
@@ -149,6 +150,32 @@ def decode_error(data: Any) -> ErrorInfo:
     args = tuple(m.args) if m.args is not None else None
     return ErrorInfo(m.type, m.module, m.message, m.traceback, m.node, args, m.attrs,
                      m.validation)
+
+
+def parent_command_error(command: Command[Any], node: str) -> ErrorInfo:
+    """A Command for the parent graph as the error that ends the subgraph's run: it carries the
+    command (its update and goto, msgpack) to the task that runs the subgraph."""
+    packed = codec.packb({"update": command.update, "goto": command.goto})
+    return ErrorInfo(ParentCommand.__qualname__, ParentCommand.__module__,
+                     "a Command for the parent graph", node=node,
+                     attrs={"command": base64.b64encode(packed).decode()})
+
+
+def command_of(error: ErrorInfo) -> Command[Any] | None:
+    """The Command a `parent_command_error` carries, addressed to the graph it reached."""
+    if error.type != ParentCommand.__qualname__ or not error.attrs:
+        return None
+    packed = error.attrs.get("command")
+    if not isinstance(packed, str):
+        return None
+    fields = codec.unpackb(base64.b64decode(packed))
+    return Command(graph=Command.PARENT, update=fields["update"], goto=fields["goto"])
+
+
+def rebuild_error(error: ErrorInfo) -> BaseException:
+    """The exception an error stands for: a Command for the parent graph comes back whole."""
+    command = command_of(error)
+    return ParentCommand(command) if command is not None else error.rebuild()
 
 
 class ErrorModel(pydantic.BaseModel):
