@@ -26,7 +26,7 @@ from arqgraph.core.schema import ROOT
 from arqgraph.errors import EmptyInputError, InvalidUpdateError, ResumeError
 from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import WritesEdit
-from arqgraph.storage.moves import new_checkpoint
+from arqgraph.storage.moves import checkpoint_event, new_checkpoint
 from arqgraph.storage.runs import RunStore
 from arqgraph.types import BREAKPOINT, interrupt_id
 
@@ -85,7 +85,10 @@ async def first_position(
                                             record.input["update"], record.input["goto"])
             saved = base.model_copy(update={"checkpoint": checkpoint})
         edit, events = await _resume(store, graph, record, saved)
-    return FirstPosition(saved, saved.id != (base.id if base else None), edit, events)
+    new = saved.id != (base.id if base else None)
+    if new and record.records("checkpoints"):
+        events.append(checkpoint_event(graph, record, saved))
+    return FirstPosition(saved, new, edit, events)
 
 
 async def _resume(

@@ -22,6 +22,7 @@ from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
+RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug")
 END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
 
@@ -70,6 +71,10 @@ class RunHandle:
             if event_mode == "end":
                 _raise_unless_done(payload)
                 return
+            if event_mode in ("tasks", "checkpoints") and "debug" in modes:
+                yield from_debug(ns, payload, event_mode, mode, subgraphs)
+            if event_mode in ("tasks", "checkpoints"):
+                payload = payload["payload"]  # (the step and time are debug's)
             if event_mode in modes:
                 shown = self._shown(event_mode, payload) if not ns else payload
                 event = shown if isinstance(mode, str) else (event_mode, shown)
@@ -145,6 +150,19 @@ class RunHandle:
             await self.store.request_cancel(self.run_id)
 
 
+def from_debug(ns: tuple[str, ...], event: dict[str, Any], event_mode: str,
+               mode: str | Sequence[str], subgraphs: bool) -> Any:
+    """A "tasks" or "checkpoints" event as the "debug" mode shows it, in the stream's shape."""
+    payload = event["payload"]
+    kind = ("checkpoint" if event_mode == "checkpoints" else
+            "task" if "input" in payload else "task_result")
+    shown = {"step": event["step"], "timestamp": event["timestamp"], "type": kind,
+             "payload": payload}
+    if isinstance(mode, str):
+        return (ns, shown) if subgraphs else shown
+    return (ns, "debug", shown) if subgraphs else ("debug", shown)
+
+
 def _unwrap(update: Any, key: str) -> Any:
     return update[key] if isinstance(update, dict) and key in update else update
 
@@ -179,8 +197,12 @@ class Client:
         config: dict[str, Any] | None = None,
         *,
         context: Any = None,
+        stream_mode: str | Sequence[str] = (),
     ) -> RunHandle:
         """Start a run of the graph registered as `graph_name` with `input`.
+
+        `stream_mode`: the modes its events will be read in. "values", "updates" and "custom"
+        are always recorded; "tasks", "checkpoints" and "debug" only when asked for here.
 
         With `config["configurable"]["thread_id"]` the run continues that thread (kept until
         deleted): `input` lands on its state; `None` resumes it where it stopped (from
@@ -192,8 +214,10 @@ class Client:
         info = await self._check_graph(graph_name)
         thread_id, checkpoint_id = _thread_of(config)
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None)
+        modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         handle = await self._create(graph_name, thread_id, kind, input, config, context,
-                                    resume=resume, from_checkpoint=checkpoint_id)
+                                    resume=resume, from_checkpoint=checkpoint_id,
+                                    modes=[m for m in modes if m in RECORDED_ON_ASKING])
         handle.entrypoint, handle.root = info.entrypoint, info.root
         return handle
 

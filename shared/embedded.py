@@ -106,15 +106,16 @@ async def stream_graph(
     graph: CompiledStateGraph[Any, Any, Any, Any], input: Any, config: dict[str, Any] | None,
     modes: Sequence[str], context: Any = None, subgraphs: bool = False,
 ) -> AsyncIterator[tuple[Any, ...]]:
-    """Run `graph` once and yield its (mode, payload) events, (namespace, mode, payload) with
-    `subgraphs`; raise its error if it fails."""
+    """Run `graph` once and yield its (namespace, mode, payload) events, its subgraphs' too
+    with `subgraphs`; raise its error if it fails."""
     _check_thread(graph, config)
     config, report = await GraphRun.start(config, input, graph.name)
     try:
         async with backend(graph) as client:
-            handle = await client.submit(graph.name, input, config, context=context)
+            handle = await client.submit(graph.name, input, config, context=context,
+                                         stream_mode=modes)
             async for event in handle.stream(list(modes), subgraphs=subgraphs):
-                yield event
+                yield event if subgraphs else ((), *event)
             if report is not None:
                 await report.end(await handle.result())
     except Exception as exc:

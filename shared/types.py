@@ -15,6 +15,23 @@ from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 import msgpack
 import pydantic
 
+from arqgraph.stream_parts import (  # noqa: F401 - LangGraph has them in its types
+    CheckpointPayload,
+    CheckpointStreamPart,
+    CheckpointTask,
+    CustomStreamPart,
+    DebugPayload,
+    DebugStreamPart,
+    GraphOutput,
+    MessagesStreamPart,
+    StreamPart,
+    TaskPayload,
+    TaskResultPayload,
+    TasksStreamPart,
+    UpdatesStreamPart,
+    ValuesStreamPart,
+)
+
 N = TypeVar("N")
 
 All = Literal["*"]

@@ -280,3 +280,80 @@ def test_compile_errors(name: str, reference: Api, candidate: Api) -> None:
     expected = _build_outcome(reference, build)
     actual = _build_outcome(candidate, build)
     assert actual == expected, name
+
+
+RECORDED = {"tasks": "tasks", "checkpoints": "checkpoints", "debug": "debug",
+            "v2": ["values", "updates", "tasks", "checkpoints"]}
+VOLATILE = ("id", "checkpoint_id", "timestamp")
+
+
+def masked(value: Any) -> Any:
+    """`normalize`, and the values that differ from run to run (ids, times) masked."""
+    if isinstance(value, dict):
+        return {k: "<masked>" if k in VOLATILE else masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(masked(v) for v in value)
+    return normalize(value)
+
+
+def recorded_modes_cases() -> list[Any]:
+    """Cases whose steps finish in a fixed order (a "tasks" stream lists them as they end)."""
+    return [p for p in _case_runs() if not p.values[0].unordered][::3]
+
+
+def _recorded(api: Api, case: Case, run_index: int, mode: str, cluster: str | None = None
+              ) -> Any:
+    version = "v2" if mode == "v2" else "v1"
+    run = case.runs[run_index]
+
+    def call() -> Any:
+        graph = _build(api, case, cluster)
+
+        async def consume() -> list[Any]:
+            return [masked(e) async for e in graph.astream(
+                run.input, run.config, **run.extra, stream_mode=RECORDED[mode],
+                version=version)]
+
+        try:
+            return asyncio.run(consume())
+        except Exception as exc:
+            return error_info(exc)
+
+    return _in_thread(call)
+
+
+@pytest.mark.parametrize("mode", list(RECORDED))
+@pytest.mark.parametrize(("case", "run_index"), recorded_modes_cases())
+def test_recorded_stream_modes(case: Case, run_index: int, mode: str, reference: Api,
+                               candidate: Api) -> None:
+    """The "tasks", "checkpoints" and "debug" modes, and v2 stream parts: the same events as
+    LangGraph's, ids and times aside."""
+    expected = _recorded(reference, case, run_index, mode)
+    actual = _recorded(candidate, case, run_index, mode)
+    if isinstance(expected, list) and isinstance(actual, list):  # the same events, and the
+        # same sequence of checkpoints and values (the tasks of one step start in any order)
+        assert sorted(map(_keyed, actual)) == sorted(map(_keyed, expected)), _explain(
+            case, run_index)
+        expected, actual = _in_order(expected), _in_order(actual)
+    assert actual == expected, f"mode={mode} " + _explain(case, run_index)
+
+
+def _keyed(value: Any) -> str:
+    """A repr that does not depend on the order of dict keys."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_keyed(v)}" for k, v in sorted(
+            value.items(), key=lambda kv: repr(kv[0]))) + "}"
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return repr(type(value)(_keyed(v) for v in value))
+    return repr(value)
+
+
+def _in_order(events: list[Any]) -> list[Any]:
+    """The events whose order is fixed: checkpoints and values (those of v2 and of debug)."""
+    def fixed(event: Any) -> bool:
+        data = event.get("data", event) if isinstance(event, dict) else event
+        kinds = {event.get("type") if isinstance(event, dict) else None,
+                 data.get("type") if isinstance(data, dict) else None}
+        return bool(kinds & {"values", "checkpoints", "checkpoint"}) or (
+            isinstance(data, dict) and "parent_config" in data)
+    return [e for e in events if fixed(e)]

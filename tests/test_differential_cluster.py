@@ -19,7 +19,15 @@ from tests.conftest import ArqProcesses, RedisServer
 from tests.differential.api import REFERENCE, Api
 from tests.differential.cases import CASES, Case
 from tests.graphs.traced_graphs import FLAGS
-from tests.test_differential import _explain, _invoke, _stream
+from tests.test_differential import (
+    _explain,
+    _in_order,
+    _invoke,
+    _keyed,
+    _recorded,
+    _stream,
+    recorded_modes_cases,
+)
 
 pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
 
@@ -89,3 +97,16 @@ def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, c
     actual = _stream(candidate, case, run_index, "multi", case.async_only, cluster=cluster,
                      subgraphs=True)
     assert actual == expected, "cluster subgraphs=True " + _explain(case, run_index)
+
+
+@pytest.mark.parametrize("mode", ["debug", "v2"])
+@pytest.mark.parametrize(("case", "run_index"),
+                         [p for p in recorded_modes_cases() if p.values[0].cluster is True][::4])
+def test_cluster_recorded_modes_match_langgraph(case: Case, run_index: int, mode: str,
+                                                cluster: str) -> None:
+    """The "tasks" and "debug" events a producer asks for at submit, recorded by the workers
+    and orchestrator of a cluster, and the v2 stream parts: as LangGraph's."""
+    expected = _recorded(Api(REFERENCE), case, run_index, mode)
+    actual = _recorded(Api("arqgraph"), case, run_index, mode, cluster=cluster)
+    assert sorted(map(_keyed, actual)) == sorted(map(_keyed, expected)), _explain(case, run_index)
+    assert _in_order(actual) == _in_order(expected), _explain(case, run_index)

@@ -6,7 +6,8 @@
     processes       arqgraph.orchestrator, arqgraph.workers (siblings: neither imports the other)
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
-    vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing
+    vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing,
+                    .stream_parts
 
 A module may import its own layer and those below it. Imports made only for annotations
 (`if TYPE_CHECKING:`) do not count: they never run. The static check reads every module's
@@ -28,7 +29,8 @@ FOLDERS = {"shared": "arqgraph", "orchestrator": "arqgraph.orchestrator", "worke
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.runtime", "arqgraph.config",
-                    "arqgraph.constants", "arqgraph.managed", "arqgraph.typing")),
+                    "arqgraph.constants", "arqgraph.managed", "arqgraph.typing",
+                    "arqgraph.stream_parts")),
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),

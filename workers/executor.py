@@ -13,7 +13,7 @@ import functools
 import hashlib
 import inspect
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -305,6 +305,7 @@ async def execute_task(
     interrupt_ids: str = "",
     stop: int = 0,
     cache: Any = None,
+    started: Callable[[Any], Awaitable[None]] | None = None,
 ) -> TaskResult:
     """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
     in turn, then stops the task (its interrupt ids derive from `interrupt_ids`). `stop`, the
@@ -328,6 +329,8 @@ async def execute_task(
                 )
             arg = task.arg if task.send_index is not None else graph.node_schemas[
                 task.node].node_input(checkpoint.values, checkpoint.step, stop)
+            if started is not None:  # (its "tasks" event: the node starts, with this input)
+                await started(arg)
             key = cache_key(node, arg) if cache is not None and node.cache_policy else None
             if key is not None and (hit := (await cache.aget([key])).get(key)) is not None:
                 outcome = replace(protocol.decode_outcome(hit), task_id=task.id)

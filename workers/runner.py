@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -28,14 +29,14 @@ from arqgraph import protocol
 from arqgraph.core import codec
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
-from arqgraph.core.pregel import START, Task, TaskOutcome
+from arqgraph.core.pregel import START, Repeated, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import ErrorInfo, GraphMismatchError, SerializationError, TaskLostError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
-from arqgraph.storage.moves import Move, MovePlanner, recursion_limit
+from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
@@ -54,6 +55,13 @@ if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.state import NodeSpec
 
 log = logging.getLogger("arqgraph.worker")
+
+
+def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A task's writes as its "tasks" result shows them: a key written several times by one
+    task as `{"$writes": [...]}`, as LangGraph's."""
+    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
+            for k, v in (writes or {}).items()}
 
 
 def has_limits(graph: CompiledStateGraph) -> bool:
@@ -268,6 +276,11 @@ class NodeRunner:
             update = {result.shown_as or task.node: result.shown}
             events.append(("updates", {**update, "__metadata__": {"cached": True}}
                            if result.cached else update))
+        if record.records("tasks") and task.node != START:
+            events.append(task_event(
+                task, job.step, error=repr(outcome.error.rebuild()) if outcome.error else None,
+                result=shown_writes(outcome.writes) if outcome.succeeded else {},
+                interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
@@ -319,6 +332,15 @@ class NodeRunner:
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
                                   self.idle, task.node, claim.failures + 1)
+        started = None
+        if record.records("tasks"):
+            async def started(arg: Any) -> None:
+                triggers = ("__pregel_push",) if task.send_index is not None else (
+                    f"branch:to:{task.node}", *(f"join:{'+'.join(sources)}:{target}"
+                                                for sources, target in graph.spec.joins
+                                                if target == task.node))
+                _, event = task_event(task, job.step, input=arg, triggers=triggers)
+                await self.store.events.emit(job.run_id, "tasks", event)
         current_scheduler.set(scheduler)
         try:
             result = await execute_task(
@@ -327,6 +349,7 @@ class NodeRunner:
                 resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
                 stop=record.first_step + recursion_limit(record),
                 cache=None if graph.cache is None else self.shared_cache or graph.cache,
+                started=started,
             )
         finally:
             await close_scheduler(scheduler)

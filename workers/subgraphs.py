@@ -82,7 +82,7 @@ async def run_subgraph(
         child_config["configurable"] = configurable
         await store.create_run(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
-            config=child_config, context=record.context,
+            config=child_config, context=record.context, modes=record.modes,
             resume=NO_RESUME if answer is NO_RESUME else answer)
     await released()
     end: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
+from arqgraph.graph.streaming import graph_output, shaped
 from arqgraph.graph.subgraph import find_subgraph
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
@@ -150,8 +151,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         context: Any = None,
         durability: str | None = None,
         subgraphs: bool = False,
+        version: str = "v1",
         **_: Any,
     ) -> AsyncIterator[Any]:
+        """The run's events: one mode's payloads, (mode, payload) for several, the namespace
+        first with `subgraphs`; with `version="v2"`, LangGraph's typed stream parts."""
         from arqgraph.embedded import stream_graph
 
         mode = stream_mode or self.stream_mode
@@ -160,16 +164,12 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         config = self._merged(config, durability)
         if (scheduler := self._parent_task()) is not None:  # a subgraph: its output only
             output = await self._as_subgraph(scheduler, input, config)
-            if "values" in modes:
-                event = output if isinstance(mode, str) else ("values", output)
-                yield ((), event) if subgraphs and isinstance(mode, str) else (
-                    ((), "values", output) if subgraphs else event)
-            return
-        async for event in stream_graph(self, input, config, modes, context, subgraphs):
-            if subgraphs:  # (namespace, mode, payload)
-                yield (event[0], event[2]) if isinstance(mode, str) else event
-            else:
-                yield event[1] if isinstance(mode, str) else event
+            events: Any = [((), "values", output)] if "values" in modes else []
+        else:
+            events = stream_graph(self, input, config, modes, context, subgraphs)
+        async for ns, event_mode, payload in _each(events):
+            yield shaped(self.output_schema, self.state_schema, ns, event_mode, payload, mode,
+                         subgraphs, version)
 
     def stream(
         self,
@@ -194,15 +194,24 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         stream_mode: str = "values",
         context: Any = None,
         durability: str | None = None,
-        **_: Any,
+        version: str = "v1",
+        **kwargs: Any,
     ) -> Any:
+        """The run's output; with `stream_mode` other than "values", the list of its events
+        in that mode; with `version="v2"`, a GraphOutput (or the list of stream parts)."""
         from arqgraph.embedded import invoke_graph
 
+        if stream_mode != "values":
+            return [event async for event in self.astream(
+                input, config, stream_mode=stream_mode, context=context, durability=durability,
+                version=version, **kwargs)]
         self._check_call(input, context)
         config = self._merged(config, durability)
         if (scheduler := self._parent_task()) is not None:
-            return await self._as_subgraph(scheduler, input, config)
-        return await invoke_graph(self, input, config, context)
+            output = await self._as_subgraph(scheduler, input, config)
+        else:
+            output = await invoke_graph(self, input, config, context)
+        return graph_output(self.output_schema, output) if version == "v2" else output
 
     def _parent_task(self) -> CallScheduler | None:
         """The task this graph is invoked in, on a worker, which runs it as a child run on the
@@ -227,7 +236,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     ) -> Any:
         from arqgraph.embedded import run_sync
 
-        return run_sync(self.ainvoke(input, config, context=context, **kwargs))
+        return run_sync(self.ainvoke(input, config, stream_mode=stream_mode, context=context,
+                                     **kwargs))
 
     def get_name(self, suffix: str | None = None) -> str:
         return f"{self.name}{suffix}" if suffix else self.name
@@ -448,6 +458,16 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             raise ValueError("No checkpointer set")
         async with backend(self) as client:
             return await call(client)
+
+
+async def _each(events: Any) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+    """The events of a list or of an async iterator, in turn."""
+    if isinstance(events, list):
+        for event in events:
+            yield event
+        return
+    async for event in events:
+        yield event
 
 
 def _embedded_store(checkpointer: Any) -> Any:

@@ -106,6 +106,14 @@ class RunRecord(pydantic.BaseModel):
     waiter: str = ""  # the client that awaits the run's end (see `ends_key`)
     unreadable: str = ""  # why a value of the run (input, context, state) cannot be read here
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
+    modes: tuple[str, ...] = ()  # the stream modes it records besides values/updates/custom
+
+    def records(self, mode: str) -> bool:
+        """Whether the run records the events of stream mode `mode` ("tasks", "checkpoints"),
+        which cost a write each: only when its producer asked for them (or for "debug"), and
+        checkpoints only of a thread that keeps them (as LangGraph: none without a saver)."""
+        return (mode in self.modes or "debug" in self.modes) and (
+            self.keep or mode != "checkpoints")
 
     @property
     def tag(self) -> str:
@@ -370,6 +378,7 @@ def decode_run(
         cancel_requested=f.get("cancel") == b"1",
         waiter=text("waiter"),
         retention=int(text("retention")) if f.get("retention") else None,
+        modes=tuple(filter(None, text("modes").split(","))),
         unreadable="; ".join(unreadable),
     )
 

@@ -15,9 +15,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arqgraph.constants import CONFIG_KEY_DURABILITY
-from arqgraph.core.pregel import START, Checkpoint, TaskOutcome, exceeds_recursion_limit, next_checkpoint
+from arqgraph.core.pregel import (
+    START,
+    Checkpoint,
+    Task,
+    TaskOutcome,
+    exceeds_recursion_limit,
+    next_checkpoint,
+)
 from arqgraph.errors import ErrorInfo
-from arqgraph.protocol import RunRecord, SavedCheckpoint
+from arqgraph.protocol import RunRecord, SavedCheckpoint, split_thread
 from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.queue import JobQueue, ScriptCall
 
@@ -84,6 +91,8 @@ class MovePlanner:
         events: list[tuple[Any, Any]] = []
         if nxt.step_wrote and record.kind != "update":
             events.append(("values", graph.schema.output(nxt.values)))
+        if record.records("checkpoints"):
+            events.append(checkpoint_event(graph, record, new))
         over = exceeds_limit(record, nxt)
         if record.kind == "update" or (not nxt.tasks and not over):
             if record.retention is None and self.retention is None:  # (a worker's plan for a
@@ -155,6 +164,42 @@ def new_checkpoint(
         created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint,
         transient=transient or not durable_steps(record),
     )
+
+
+def checkpoint_event(
+    graph: CompiledStateGraph, record: RunRecord, saved: SavedCheckpoint
+) -> tuple[str, dict[str, Any]]:
+    """The "checkpoints" event of a checkpoint saved: LangGraph's payload (its config and its
+    parent's, values, metadata, next nodes, tasks), with the step and time "debug" shows."""
+    thread_id, namespace = split_thread(record.thread_id)
+    if not record.keep:  # (a run without a thread of its own: its namespace is in its config)
+        thread_id = str((record.config.get("configurable") or {}).get("thread_id", thread_id))
+        namespace = str((record.config.get("configurable") or {}).get("checkpoint_ns", ""))
+
+    def config(checkpoint_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace,
+                                 "checkpoint_id": checkpoint_id}}
+
+    checkpoint = saved.checkpoint
+    payload: dict[str, Any] = {
+        "config": config(saved.id),
+        "parent_config": config(saved.parent) if saved.parent else None,
+        "values": graph.schema.output(checkpoint.values),
+        "metadata": {"source": saved.source, "step": checkpoint.step, "parents": {}},
+        "next": [t.node for t in checkpoint.tasks],
+        "tasks": [{"id": t.id, "name": t.node, "interrupts": (), "state": None}
+                  for t in checkpoint.tasks],
+    }
+    return "checkpoints", {"step": checkpoint.step, "timestamp": saved.created_at,
+                           "payload": payload}
+
+
+def task_event(task: Task, step: int, **payload: Any) -> tuple[str, dict[str, Any]]:
+    """A "tasks" event: a task's start (its `input` and `triggers`) or its result (`error`,
+    `result`, `interrupts`), with the step and time "debug" shows (as LangGraph's, the step
+    after the checkpoint that planned the task)."""
+    return "tasks", {"step": step + 1, "timestamp": datetime.now(UTC).isoformat(),
+                     "payload": {"id": task.id, "name": task.node, **payload}}
 
 
 def recursion_limit(record: RunRecord) -> int:

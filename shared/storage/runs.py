@@ -103,7 +103,7 @@ class RunStore:
     async def create_run(
         self, run_id: str, graph: str, *, thread_id: str, keep: bool, kind: str, input: Any,
         config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
-        from_checkpoint: str = "", waiter: str = "",
+        from_checkpoint: str = "", waiter: str = "", modes: Sequence[str] = (),
     ) -> None:
         """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
         thread has an unfinished run."""
@@ -117,6 +117,8 @@ class RunStore:
             fields["resume"] = codec.packb(resume)
         if waiter:
             fields["waiter"] = waiter
+        if modes:
+            fields["modes"] = ",".join(modes)
         tag = protocol.tag_of(run_id)
         await self._batch.command("SADD", protocol.active_key(graph), run_id)
         args: list[Any] = [run_id, thread_id, "1" if keep else "0"]
