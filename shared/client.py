@@ -22,7 +22,7 @@ from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
-RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug")
+RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages")
 END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
 
@@ -202,7 +202,8 @@ class Client:
         """Start a run of the graph registered as `graph_name` with `input`.
 
         `stream_mode`: the modes its events will be read in. "values", "updates" and "custom"
-        are always recorded; "tasks", "checkpoints" and "debug" only when asked for here.
+        are always recorded; "tasks", "checkpoints", "debug" and "messages" only when asked
+        for here.
 
         With `config["configurable"]["thread_id"]` the run continues that thread (kept until
         deleted): `input` lands on its state; `None` resumes it where it stopped (from

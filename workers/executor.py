@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -60,6 +61,16 @@ class UnknownNodeError(LookupError):
 
 
 
+def set_runnable_config(config: dict[str, Any]) -> None:
+    """Make `config` the LangChain config of what the node calls (when LangChain is loaded),
+    as LangGraph does: a runnable or chat model called without a config gets the node's
+    callbacks, tags and metadata."""
+    module = sys.modules.get("langchain_core.runnables.config")
+    var = getattr(module, "var_child_runnable_config", None)
+    if var is not None:
+        var.set(config)
+
+
 def _wanted(fn: Callable[..., Any]) -> tuple[str, ...]:
     """The injectable parameters `fn` names. As in LangGraph, `error` only when annotated as a
     NodeError (the parameter of error handlers). Kept per function: reading a signature costs
@@ -95,6 +106,7 @@ async def call_user(
     kwargs = {name: extra[name] for name in _wanted(fn)}
     current_config.set(config)
     current_runtime.set(runtime)
+    set_runnable_config(config)
     if is_async(fn):
         return await fn(arg, **kwargs)
     context = contextvars.copy_context()

@@ -26,7 +26,6 @@ from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
 from arqgraph import protocol
-from arqgraph.core import codec
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Repeated, Task, TaskOutcome
@@ -47,8 +46,8 @@ from arqgraph.workers.executor import (
     UnknownNodeError,
     execute_task,
     heartbeat,
-    progress_written,
 )
+from arqgraph.workers.task_stream import TaskStream
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -276,7 +275,7 @@ class NodeRunner:
             update = {result.shown_as or task.node: result.shown}
             events.append(("updates", {**update, "__metadata__": {"cached": True}}
                            if result.cached else update))
-        if record.records("tasks") and task.node != START:
+        if record.records("tasks") and task.node != START:  # (its start: see TaskStream)
             events.append(task_event(
                 task, job.step, error=repr(outcome.error.rebuild()) if outcome.error else None,
                 result=shown_writes(outcome.writes) if outcome.succeeded else {},
@@ -308,39 +307,18 @@ class NodeRunner:
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
         claim: Claim,
     ) -> TaskResult:
-        loop = asyncio.get_running_loop()
-        pending: list[asyncio.Future[None]] = []
-
-        def write_custom(chunk: Any) -> None:
-            codec.packb(chunk)  # fail in the node, naming the type, if it cannot be sent
-            progress_written()
-            future = asyncio.run_coroutine_threadsafe(
-                self.store.events.emit(job.run_id, "custom", chunk), loop
-            )
-            pending.append(asyncio.wrap_future(future, loop=loop))
-
-        config = dict(record.config)
-        config["metadata"] = {
-            **config.get("metadata", {}), "langgraph_node": task.node, "langgraph_step": job.step,
-        }
+        stream = TaskStream(self.store, record, job, task, graph.spec.joins)
+        config = stream.node_config(dict(record.config))
         try:  # (a producer that submits by name sends the context unchecked)
             context = coerce_context(graph.context_schema, record.context)
         except Exception as exc:
+            await stream.close()
             return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node)))
-        runtime: Runtime[Any] = Runtime(context=context, stream_writer=write_custom,
+        runtime: Runtime[Any] = Runtime(context=context, stream_writer=stream.custom,
                                         heartbeat=heartbeat)
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
                                   self.idle, task.node, claim.failures + 1)
-        started = None
-        if record.records("tasks"):
-            async def started(arg: Any) -> None:
-                triggers = ("__pregel_push",) if task.send_index is not None else (
-                    f"branch:to:{task.node}", *(f"join:{'+'.join(sources)}:{target}"
-                                                for sources, target in graph.spec.joins
-                                                if target == task.node))
-                _, event = task_event(task, job.step, input=arg, triggers=triggers)
-                await self.store.events.emit(job.run_id, "tasks", event)
         current_scheduler.set(scheduler)
         try:
             result = await execute_task(
@@ -349,11 +327,11 @@ class NodeRunner:
                 resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
                 stop=record.first_step + recursion_limit(record),
                 cache=None if graph.cache is None else self.shared_cache or graph.cache,
-                started=started,
+                started=stream.started,
             )
         finally:
             await close_scheduler(scheduler)
-        await asyncio.gather(*pending)
+        await stream.close(result.outcome.writes if result.outcome.succeeded else None)
         return result
 
     async def _post(

@@ -20,7 +20,8 @@ RunStatus = Literal["pending", "running", "done", "failed", "cancelled", "interr
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
 RunKind = Literal["input", "resume", "update"]
 CheckpointSource = Literal["input", "loop", "update", "fork"]
-EventMode = Literal["values", "updates", "custom", "tasks", "checkpoints", "child", "end"]
+EventMode = Literal["values", "updates", "custom", "tasks", "checkpoints", "messages", "child",
+                    "end"]
 
 
 # -- keys ----------------------------------------------------------------------------------

@@ -1743,5 +1743,5 @@ def err_breakpoint_on_unknown_node(api: Api) -> Any:
     return g.compile(name="diff_err", interrupt_before=["ghost"])
 
 
-# Composition cases live in a module of their own; importing it registers them here.
-from tests.differential import subgraph_cases  # noqa: E402,F401
+# Composition and chat-model cases live in modules of their own; importing them registers them.
+from tests.differential import message_cases, subgraph_cases  # noqa: E402,F401,I001

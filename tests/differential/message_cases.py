@@ -1,0 +1,97 @@
+"""Differential cases of chat models inside nodes, for the "messages" stream mode.
+
+`EchoModel` is a deterministic chat model: it answers "echo: <last message>" a word at a time,
+its async stream waiting `delay` seconds before each word, so its tokens arrive while its node
+runs, on LangGraph, embedded and on a cluster alike. Registered into
+`tests.differential.cases.CASES` on import (cases.py imports this module last).
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from tests.differential.api import Api
+from tests.differential.cases import _compile, case
+
+
+class EchoModel(BaseChatModel):
+    delay: float = 0.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "echo"
+
+    def _words(self, messages: list[BaseMessage]) -> list[str]:
+        words = f"echo: {messages[-1].content}".split(" ")
+        return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)]
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **_: Any) -> ChatResult:
+        text = "".join(self._words(messages))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **_: Any
+                ) -> Iterator[ChatGenerationChunk]:
+        for word in self._words(messages):
+            time.sleep(self.delay)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
+            if run_manager:
+                run_manager.on_llm_new_token(word, chunk=chunk)
+            yield chunk
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None, **_: Any
+                       ) -> AsyncIterator[ChatGenerationChunk]:
+        for word in self._words(messages):
+            await asyncio.sleep(self.delay)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
+            if run_manager:
+                await run_manager.on_llm_new_token(word, chunk=chunk)
+            yield chunk
+
+
+def _chat_graph(api: Api, name: str, *, sync: bool, tags: tuple[str, ...] = ()) -> Any:
+    model: Any = EchoModel(delay=0.01)
+    if tags:
+        model = model.with_config(tags=list(tags))
+
+    async def chat_async(state: Any) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    def chat_sync(state: Any) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    def summary(state: Any) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"{len(state['messages'])} messages", id="sum")]}
+
+    g = api.StateGraph(api.MessagesState)
+    g.add_node("chat", chat_sync if sync else chat_async)
+    g.add_node("summary", summary)
+    g.add_edge(api.START, "chat")
+    g.add_edge("chat", "summary")
+    return _compile(g, name)
+
+
+HELLO = {"messages": [HumanMessage(content="hello there", id="in")]}
+
+
+@case([HELLO], async_only=True)
+def build_messages_async_model(api: Api) -> Any:
+    return _chat_graph(api, "messages_async_model", sync=False)
+
+
+@case([HELLO])
+def build_messages_sync_model(api: Api) -> Any:
+    return _chat_graph(api, "messages_sync_model", sync=True)
+
+
+@case([HELLO], async_only=True, note="a model tagged nostream: no tokens, its message whole")
+def build_messages_nostream(api: Api) -> Any:
+    return _chat_graph(api, "messages_nostream", sync=False, tags=("nostream",))

@@ -1,0 +1,124 @@
+"""The "messages" stream mode against LangGraph: LLM tokens from chat models inside nodes, and
+messages nodes return, as `(message, metadata)`, on LangGraph, on the embedded default and on a
+real cluster (the graphs of tests/differential/message_cases.py).
+
+Compared per event: the message's class and content, and the metadata LangGraph gives (node,
+step, triggers, path, namespace shape, tags, the model's `ls_*` keys); message ids are compared
+by whether they are the same across events. A last test shows the producer gets a token while
+its node still runs: the node waits, after its first token, for the consumer to have seen it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import ArqProcesses, RedisServer
+from tests.differential.api import REFERENCE, Api
+from tests.differential.cases import CASES, Case
+from tests.test_differential import UUID, _in_thread
+
+pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
+pytest.importorskip("langchain_core", reason="chat models are LangChain's")
+
+SPEC = "tests.differential.served:GRAPHS"
+DATABASE = 6
+MESSAGE_CASES = [c for c in CASES if c.name.startswith("messages_") and "model" in c.name
+                 or c.name == "messages_nostream"]
+KEPT = ("langgraph_node", "langgraph_step", "langgraph_triggers", "langgraph_path", "tags",
+        "ls_provider", "ls_model_name", "ls_model_type")
+
+
+def shown(events: list[Any]) -> list[Any]:
+    """Events without what differs from run to run; message ids as labels by first use."""
+    labels: dict[str, int] = {}
+    out = []
+    for event in events:
+        mode, payload = event if isinstance(event[0], str) else ("messages", event)
+        if mode != "messages":
+            out.append((mode, UUID.sub("<id>", repr(payload))))
+            continue
+        message, meta = payload
+        label = labels.setdefault(str(message.id), len(labels))
+        ns = str(meta.get("langgraph_checkpoint_ns", ""))
+        out.append((type(message).__name__, message.content, label,
+                    {k: v for k, v in meta.items() if k in KEPT},
+                    [part.split(":")[0] for part in ns.split("|")]))
+    return out
+
+
+def stream(api: Api, case: Case, mode: Any, cluster: str | None = None) -> list[Any]:
+    def call() -> list[Any]:
+        graph = case.build(api)
+        if cluster is not None:
+            graph = graph.with_cluster(cluster)
+
+        async def consume() -> list[Any]:
+            return [e async for e in graph.astream(case.runs[0].input, stream_mode=mode)]
+
+        return shown(asyncio.run(consume()))
+
+    return _in_thread(call)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[str]:
+    url = redis_server.url.rsplit("/", 1)[0] + f"/{DATABASE}"
+    orchestrator = arq_processes.orchestrator(SPEC, redis=url, name="messages-orchestrator")
+    worker = arq_processes.worker(SPEC, redis=url, name="messages-worker",
+                                  extra=("--poll-delay", "0.05"))
+    orchestrator.wait_for_output("serving graphs", timeout=60)
+    worker.wait_for_output("worker serving graphs", timeout=60)
+    yield url
+    for proc in (orchestrator, worker):
+        proc.terminate()
+
+
+@pytest.mark.parametrize("mode", ["messages", ["messages", "updates"]], ids=["one", "multi"])
+@pytest.mark.parametrize("case", MESSAGE_CASES, ids=[c.name for c in MESSAGE_CASES])
+def test_messages_match_langgraph(case: Case, mode: Any) -> None:
+    expected = stream(Api(REFERENCE), case, mode)
+    assert any(e[0] == "AIMessageChunk" for e in expected) or case.name == "messages_nostream"
+    assert stream(Api("arqgraph"), case, mode) == expected
+
+
+@pytest.mark.parametrize("case", MESSAGE_CASES, ids=[c.name for c in MESSAGE_CASES])
+def test_messages_on_a_cluster_match_langgraph(case: Case, cluster: str) -> None:
+    expected = stream(Api(REFERENCE), case, "messages")
+    assert stream(Api("arqgraph"), case, "messages", cluster=cluster) == expected
+
+
+def test_the_first_token_arrives_while_its_node_runs() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from arqgraph.graph import START, MessagesState, StateGraph
+    from tests.differential.message_cases import EchoModel
+
+    seen_first = threading.Event()
+    waited: list[bool] = []
+
+    async def chat(state: MessagesState) -> dict[str, Any]:
+        chunks = []
+        async for chunk in EchoModel().astream(state["messages"]):
+            chunks.append(chunk)
+            if len(chunks) == 1:  # the consumer must see this token before the node goes on
+                waited.append(await asyncio.to_thread(seen_first.wait, 10))
+        return {"messages": [sum(chunks[1:], chunks[0])]}
+
+    graph = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat").compile()
+
+    async def consume() -> list[str]:
+        tokens = []
+        async for message, _ in graph.astream({"messages": [HumanMessage("a b c")]},
+                                              stream_mode="messages"):
+            tokens.append(message.content)
+            seen_first.set()
+        return tokens
+
+    tokens = asyncio.run(consume())
+    assert [t for t in tokens if t] == ["echo: ", "a ", "b ", "c"]  # (LangChain ends with "")
+    assert waited == [True]

@@ -1,0 +1,241 @@
+"""What a running task tells its run's event stream, in the order it happens: its start
+("tasks"), its custom writes ("custom"), and its messages ("messages").
+
+The "messages" mode: LLM tokens as a chat model inside a node makes them, and the messages a
+node returns, each as `(message, metadata)`.
+
+As LangGraph does, a LangChain callback handler joins the node's config (and LangChain's
+config context, so a model called without the config finds it too); being a streaming handler,
+it makes chat models stream. Every token goes to the run's event stream while the model is
+still generating, in order. Models tagged `nostream` are left out; a message already streamed,
+or already in the node's input, is not sent again. Needs `langchain-core` (the `langchain`
+extra); without it a run asking for "messages" gets none, as nothing could make them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from uuid import UUID, uuid4
+
+import pydantic
+
+from arqgraph.core import codec
+from arqgraph.core.pregel import Task
+from arqgraph.protocol import RunRecord, TaskJob
+from arqgraph.storage.moves import task_event
+from arqgraph.storage.runs import RunStore
+from arqgraph.workers.executor import progress_written
+from arqgraph.workers.subgraphs import NAMESPACE_SEPARATOR, task_uuid
+
+NOSTREAM = "nostream"
+Emit = Callable[[Any], None]
+
+
+class TaskStream:
+    """The events of one task's attempt, sent in order while the node runs (`close` waits for
+    the last): what the node writes, what its chat models stream, and, as the run asked,
+    its start."""
+
+    def __init__(self, store: RunStore, record: RunRecord, job: TaskJob, task: Task,
+                 joins: Sequence[tuple[Sequence[str], str]]) -> None:
+        self.record, self.job, self.task = record, job, task
+        self.emit = OrderedEmitter(lambda event: store.events.emit(job.run_id, *event),
+                                   asyncio.get_running_loop())
+        self.triggers = ("__pregel_push",) if task.send_index is not None else (
+            f"branch:to:{task.node}",
+            *(f"join:{'+'.join(sources)}:{target}" for sources, target in joins
+              if target == task.node))
+        self.handler: Any = None
+        if record.records("messages") and available():
+            self.handler = messages_handler(lambda m: self.emit(("messages", m)),
+                                            self.metadata())
+
+    def metadata(self) -> dict[str, Any]:
+        """LangGraph's metadata of a task: its node, step (LangGraph counts the step that runs
+        a checkpoint's tasks as the next one), triggers, path and namespace."""
+        task, record = self.task, self.record
+        parent = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
+        own = f"{task.node}:{task_uuid(record, self.job.checkpoint_id, task.id)}"
+        ns = f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
+        path = ("__pregel_pull", task.node) if task.send_index is None else (
+            "__pregel_push", task.send_index)
+        return {"langgraph_step": self.job.step + 1, "langgraph_node": task.node,
+                "langgraph_triggers": self.triggers, "langgraph_path": path,
+                "langgraph_checkpoint_ns": ns, "checkpoint_ns": ns}
+
+    def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The config the node gets: the run's, with the task's metadata (and the handler
+        of the "messages" mode among its callbacks)."""
+        config = {**config, "metadata": {**config.get("metadata", {}), **self.metadata()}}
+        if self.handler is not None:
+            config["callbacks"] = [*(config.get("callbacks") or []), self.handler]
+        return config
+
+    def custom(self, chunk: Any) -> None:
+        """The node's stream writer: a "custom" event."""
+        codec.packb(chunk)  # fail in the node, naming the type, if it cannot be sent
+        progress_written()
+        self.emit(("custom", chunk))
+
+    async def started(self, node_input: Any) -> None:
+        """The node is about to run on `node_input`."""
+        if self.handler is not None:
+            self.handler.node_started(node_input)
+        if self.record.records("tasks"):
+            _, event = task_event(self.task, self.job.step, input=node_input,
+                                  triggers=self.triggers)
+            self.emit(("tasks", event))
+
+    async def close(self, writes: Mapping[str, Any] | None = None) -> None:
+        """The node is done, having written `writes`: its messages no model streamed go
+        too; wait until every event is sent."""
+        if self.handler is not None and writes:
+            self.handler.node_returned(writes)
+        await self.emit.close()
+
+
+def available() -> bool:
+    try:
+        import langchain_core.callbacks  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def messages_handler(emit: Emit, node_metadata: Mapping[str, Any]) -> Any:
+    """A callback handler sending the node's chat-model tokens to `emit` as (chunk, metadata)."""
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.messages import BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk
+
+    try:
+        from langchain_core.tracers._streaming import _StreamingCallbackHandler as Streaming
+    except ImportError:  # (an older langchain-core: models stream only when asked to)
+        Streaming = object  # type: ignore[assignment,misc]  # noqa: N806
+
+    class MessagesHandler(BaseCallbackHandler, Streaming):  # type: ignore[misc,valid-type]
+        run_inline = True  # (in the node's thread, in order)
+
+        def __init__(self) -> None:
+            self.runs: dict[UUID, dict[str, Any]] = {}
+            self.seen: set[str] = set()
+
+        def tap_output_aiter(self, run_id: UUID, output: Any) -> Any:
+            return output  # (tokens come through on_llm_new_token)
+
+        def tap_output_iter(self, run_id: UUID, output: Any) -> Any:
+            return output
+
+        def send(self, meta: dict[str, Any], message: Any, dedupe: bool = False) -> None:
+            if dedupe and message.id in self.seen:
+                return
+            if message.id is None:
+                message.id = str(uuid4())
+            self.seen.add(message.id)
+            emit((message, meta))
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
+                                tags: list[str] | None = None,
+                                metadata: dict[str, Any] | None = None, **_: Any) -> None:
+            if tags and NOSTREAM in tags:
+                return
+            meta = {**node_metadata, **(metadata or {})}
+            user_tags = [t for t in tags or () if not t.startswith(("seq:", "langsmith:",
+                                                                     "graph:step"))]
+            if user_tags:
+                meta["tags"] = user_tags
+            self.runs[run_id] = meta
+
+        def on_llm_new_token(  # type: ignore[override]
+            self, token: str, *, chunk: Any = None, run_id: UUID, **_: Any
+        ) -> None:
+            if isinstance(chunk, ChatGenerationChunk) and run_id in self.runs:
+                self.send(self.runs[run_id], chunk.message)
+
+        def on_llm_end(self, response: Any, *, run_id: UUID, **_: Any) -> None:
+            meta = self.runs.pop(run_id, None)
+            if meta is not None and response.generations and response.generations[0]:
+                generation = response.generations[0][0]
+                if isinstance(generation, ChatGeneration):
+                    self.send(meta, generation.message, dedupe=True)
+
+        def on_llm_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
+            self.runs.pop(run_id, None)
+
+        def node_started(self, node_input: Any) -> None:
+            """The messages of the node's input are not the node's: never sent."""
+            self.seen.update(m.id for m in _messages(node_input, BaseMessage) if m.id)
+
+        def node_returned(self, update: Any) -> None:
+            """The messages the node returns that no model streamed: sent whole."""
+            for message in _messages(update, BaseMessage):
+                self.send(dict(node_metadata), message, dedupe=True)
+
+    return MessagesHandler()
+
+
+def _messages(value: Any, kind: type) -> Iterable[Any]:
+    """The messages among a state's (or an update's) top-level values and their lists."""
+    if isinstance(value, kind):
+        yield value
+        return
+    if isinstance(value, Mapping):
+        values: Iterable[Any] = value.values()
+    elif isinstance(value, pydantic.BaseModel):
+        values = [getattr(value, k) for k in type(value).model_fields]
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        values = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        values = value
+    else:
+        return
+    for item in values:
+        if isinstance(item, kind):
+            yield item
+        elif isinstance(item, Sequence) and not isinstance(item, str | bytes):
+            yield from (x for x in item if isinstance(x, kind))
+
+
+class OrderedEmitter:
+    """Sends a task's events to its run's stream in the order they were made, from any thread,
+    without making the node wait: one sender per task, fed by a queue."""
+
+    def __init__(self, send: Callable[[Any], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.send = send
+        self.loop = loop
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.sender = loop.create_task(self._drain())
+        self.error: BaseException | None = None
+
+    def __call__(self, item: Any) -> None:
+        if _on_loop(self.loop):
+            self.queue.put_nowait(item)
+        else:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    async def _drain(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                await self.send(item)
+            except Exception as exc:  # (told once the node is done: see `close`)
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    async def close(self) -> None:
+        """Wait until every event made so far is sent; stop the sender."""
+        await self.queue.join()
+        self.sender.cancel()
+        if self.error is not None:
+            raise self.error
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
