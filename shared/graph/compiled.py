@@ -22,10 +22,10 @@ from arqgraph.constants import CONFIG_KEY_DURABILITY
 from arqgraph.core.calls import CallScheduler, cache_namespace, current_scheduler, is_async, qualname
 from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
-from arqgraph.core.schema import ROOT, StateSchema, check_input, coerce_context
+from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
-from arqgraph.graph.subgraph import find_subgraph
+from arqgraph.graph.subgraph import graph_at, shown_snapshot, subgraphs_of
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -326,16 +326,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
 
     def _graph_at(self, config: dict[str, Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """The graph whose thread a config's `checkpoint_ns` names: a subgraph of this one
-        (`node:task|node:task`, by node names), else this graph."""
-        namespace = ((config or {}).get("configurable") or {}).get("checkpoint_ns") or ""
-        graph: Any = self
-        for part in filter(None, str(namespace).split("|")):
-            spec = graph.nodes.get(part.split(":")[0])
-            graph = find_subgraph(spec.fn) if spec is not None else None
-            if graph is None:
-                return self
-        return graph  # type: ignore[no-any-return]
+        return graph_at(self, config)  # type: ignore[no-any-return]
 
     def get_subgraphs(
         self, *, namespace: str | None = None, recurse: bool = False
@@ -343,22 +334,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """The graphs this graph's nodes run, as (namespace, graph): its nodes that are
         graphs, and graphs its node functions invoke; with `recurse`, theirs too (`a|b`).
         `namespace` picks the one at that namespace, matched by whole segments."""
-        for name, spec in self.nodes.items():
-            if namespace is not None and namespace != name and not namespace.startswith(
-                    name + "|"):
-                continue
-            graph = find_subgraph(spec.fn)
-            if graph is None:
-                continue
-            if name == namespace:
-                yield name, graph
-                return
-            if namespace is None:
-                yield name, graph
-            if recurse:
-                inner = None if namespace is None else namespace[len(name) + 1:]
-                for path, sub in graph.get_subgraphs(namespace=inner, recurse=True):
-                    yield f"{name}|{path}", sub
+        return subgraphs_of(self, namespace, recurse)
 
     async def aget_subgraphs(
         self, *, namespace: str | None = None, recurse: bool = False
@@ -367,23 +343,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             yield found
 
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
-        """A snapshot's values as this graph shows them: in its schemas' key order, as
-        LangGraph's; a one-value state's value itself. Subgraphs' states nested in its tasks
-        are shown by their graphs."""
-        if any(isinstance(t.state, StateSnapshot) for t in snapshot.tasks):
-            snapshot = snapshot._replace(tasks=tuple(
-                t._replace(state=sub._snapshot(t.state))
-                if isinstance(t.state, StateSnapshot) and t.name in self.nodes
-                and (sub := find_subgraph(self.nodes[t.name].fn)) is not None
-                else t for t in snapshot.tasks))
-        if not isinstance(snapshot.values, dict):
-            return snapshot
-        if self.schema.kind != "root":
-            return snapshot._replace(values={k: snapshot.values[k] for k in self.schema.channels
-                                             if k in snapshot.values})
-        tasks = tuple(t._replace(result=t.result.get(ROOT)) if isinstance(t.result, dict) else t
-                      for t in snapshot.tasks)
-        return snapshot._replace(values=snapshot.values.get(ROOT), tasks=tasks)
+        return shown_snapshot(self, snapshot)
 
     async def aget_state(
         self, config: dict[str, Any], *, subgraphs: bool = False, **_: Any

@@ -1,4 +1,5 @@
-"""A compiled graph as a node of another (`builder.add_node("research", research_graph)`).
+"""A compiled graph as a node of another (`builder.add_node("research", research_graph)`),
+and how a graph finds and shows the subgraphs its nodes run.
 
 The node's run is the subgraph's: the parent's state is its input and its output is the node's
 update. On a worker, invoking the subgraph makes it a child run whose nodes are jobs on the pool
@@ -7,7 +8,11 @@ update. On a worker, invoking the subgraph makes it a child run whose nodes are 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from arqgraph.core.schema import ROOT
+from arqgraph.types import StateSnapshot
 
 
 class SubgraphNode:
@@ -57,3 +62,55 @@ def _filled(cell: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def graph_at(graph: Any, config: dict[str, Any] | None) -> Any:
+    """The graph whose thread a config's `checkpoint_ns` names: a subgraph of `graph`
+    (`node:task|node:task`, by node names), else `graph` itself."""
+    namespace = ((config or {}).get("configurable") or {}).get("checkpoint_ns") or ""
+    found = graph
+    for part in filter(None, str(namespace).split("|")):
+        spec = found.nodes.get(part.split(":")[0])
+        found = find_subgraph(spec.fn) if spec is not None else None
+        if found is None:
+            return graph
+    return found
+
+
+def subgraphs_of(graph: Any, namespace: str | None, recurse: bool) -> Iterator[tuple[str, Any]]:
+    """`get_subgraphs`: (namespace, subgraph) for each node of `graph` that runs one."""
+    for name, spec in graph.nodes.items():
+        if namespace is not None and namespace != name and not namespace.startswith(name + "|"):
+            continue
+        sub = find_subgraph(spec.fn)
+        if sub is None:
+            continue
+        if name == namespace:
+            yield name, sub
+            return
+        if namespace is None:
+            yield name, sub
+        if recurse:
+            inner = None if namespace is None else namespace[len(name) + 1:]
+            for path, deeper in subgraphs_of(sub, inner, True):
+                yield f"{name}|{path}", deeper
+
+
+def shown_snapshot(graph: Any, snapshot: StateSnapshot) -> StateSnapshot:
+    """A snapshot's values as `graph` shows them: in its schemas' key order, as LangGraph's;
+    a one-value state's value itself. Subgraphs' states nested in its tasks are shown by
+    their own graphs."""
+    if any(isinstance(t.state, StateSnapshot) for t in snapshot.tasks):
+        snapshot = snapshot._replace(tasks=tuple(
+            t._replace(state=shown_snapshot(sub, t.state))
+            if isinstance(t.state, StateSnapshot) and t.name in graph.nodes
+            and (sub := find_subgraph(graph.nodes[t.name].fn)) is not None
+            else t for t in snapshot.tasks))
+    if not isinstance(snapshot.values, dict):
+        return snapshot
+    if graph.schema.kind != "root":
+        return snapshot._replace(values={k: snapshot.values[k] for k in graph.schema.channels
+                                         if k in snapshot.values})
+    tasks = tuple(t._replace(result=t.result.get(ROOT)) if isinstance(t.result, dict) else t
+                  for t in snapshot.tasks)
+    return snapshot._replace(values=snapshot.values.get(ROOT), tasks=tasks)
