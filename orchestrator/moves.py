@@ -92,6 +92,9 @@ class RunMover(MovePlanner):
         else:
             outcomes = dict(known)
         given = given_tasks(graph, checkpoint)
+        if record.drain and not outcomes and all(t.id in given for t in checkpoint.tasks):
+            # asked to stop before the run's first step: nothing ran, its input is saved
+            return not await self._drained(graph, record, saved)
         for task in checkpoint.tasks:
             if task.id in given:
                 outcomes[task.id] = given_outcome(task)
@@ -120,6 +123,14 @@ class RunMover(MovePlanner):
             plan = self.plan(graph, record, outcomes)
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self.fail(record, exc, view=self._view(graph, saved, outcomes))
+        if plan.move is not None and record.drain and any(
+                t.node in graph.interrupt_before for t in plan.next.tasks):
+            # asked to stop here, before a breakpoint: stop at the breakpoint (a resume of a
+            # drained run would pass it)
+            return not await self._interrupt(graph, record, plan.saved, {}, plan.events,
+                                             new=True)
+        if plan.move is not None and record.drain:  # asked to stop here: the step is saved
+            return not await self._drained(graph, record, plan.saved, plan.events)
         if plan.move is not None:  # on to the next step
             moved, commit, enqueues, _ = plan.move
             if not await self.store.commit(commit):
@@ -174,6 +185,18 @@ class RunMover(MovePlanner):
         end = {"status": "interrupted", "output": output, "checkpoint_id": saved.id}
         return await self.store.commit(
             self.ending(record, "interrupted", end, saved=view, new=new, events=events))
+
+    async def _drained(
+        self, graph: CompiledStateGraph, record: RunRecord, saved: SavedCheckpoint,
+        events: Sequence[tuple[Any, Any]] = (),
+    ) -> bool:
+        """End the run, asked to drain, at `saved` (a new checkpoint unless it is the run's
+        own): interrupted, to be resumed; its caller gets GraphDrained."""
+        end = {"status": "interrupted", "drained": record.drain, "checkpoint_id": saved.id,
+               "output": graph.output_schema.output(saved.checkpoint.values)}
+        new = saved.id != record.checkpoint_id
+        return await self.store.commit(self.ending(
+            record, "interrupted", end, saved=saved if new else None, new=new, events=events))
 
     async def fail(
         self, record: RunRecord, exc: BaseException | ErrorInfo,

@@ -14,7 +14,7 @@ from arqgraph import protocol
 from arqgraph.constants import COPY_NODE
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
-from arqgraph.errors import RunCancelledError, UnknownGraphError
+from arqgraph.errors import GraphDrained, RunCancelledError, UnknownGraphError
 from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
 from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.ends import EndWatch
@@ -144,6 +144,11 @@ class RunHandle:
         """pending, running, done, failed or cancelled ('unknown' once the run has expired)."""
         return await self.store.status(self.run_id) or "unknown"
 
+    async def drain(self, reason: str = "shutdown") -> None:
+        """Stop the run once its running step is done (its checkpoint saved): it ends raising
+        GraphDrained, and its thread can be resumed later (`submit(graph, None, config)`)."""
+        await self.store.request_drain(self.run_id, reason)
+
     async def cancel(self) -> None:
         """Stop the run: no further superstep starts; it ends as cancelled."""
         if await self.status() not in FINAL_STATUSES:
@@ -168,6 +173,8 @@ def _unwrap(update: Any, key: str) -> Any:
 
 
 def _raise_unless_done(end: dict[str, Any]) -> None:
+    if end.get("drained"):
+        raise GraphDrained(end["drained"])
     if end["status"] == "failed":
         raise protocol.rebuild_error(decode_error(end["error"]))
     if end["status"] == "cancelled":

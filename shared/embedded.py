@@ -18,10 +18,12 @@ from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
+from arqgraph import protocol
 from arqgraph.callbacks import GraphRun
-from arqgraph.client import Client, require_thread
+from arqgraph.client import Client, RunHandle, require_thread
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.protocol import InboxNote
+from arqgraph.runtime import RunControl
 from arqgraph.storage.connection import job_deserializer, job_serializer
 from arqgraph.workers.worker import build_worker
 
@@ -105,6 +107,7 @@ def _check_thread(graph: CompiledStateGraph[Any, Any, Any, Any], config: dict[st
 async def stream_graph(
     graph: CompiledStateGraph[Any, Any, Any, Any], input: Any, config: dict[str, Any] | None,
     modes: Sequence[str], context: Any = None, subgraphs: bool = False,
+    control: RunControl | None = None,
 ) -> AsyncIterator[tuple[Any, ...]]:
     """Run `graph` once and yield its (namespace, mode, payload) events, its subgraphs' too
     with `subgraphs`; raise its error if it fails."""
@@ -114,8 +117,9 @@ async def stream_graph(
         async with backend(graph) as client:
             handle = await client.submit(graph.name, input, config, context=context,
                                          stream_mode=modes)
-            async for event in handle.stream(list(modes), subgraphs=subgraphs):
-                yield event if subgraphs else ((), *event)
+            with draining(control, client, handle):
+                async for event in handle.stream(list(modes), subgraphs=subgraphs):
+                    yield event if subgraphs else ((), *event)
             if report is not None:
                 await report.end(await handle.result())
     except Exception as exc:
@@ -126,14 +130,15 @@ async def stream_graph(
 
 async def invoke_graph(
     graph: CompiledStateGraph[Any, Any, Any, Any], input: Any, config: dict[str, Any] | None,
-    context: Any = None,
+    context: Any = None, control: RunControl | None = None,
 ) -> Any:
     _check_thread(graph, config)
     config, report = await GraphRun.start(config, input, graph.name)
     try:
         async with backend(graph) as client:
             handle = await client.submit(graph.name, input, config, context=context)
-            output = await handle.result()
+            with draining(control, client, handle):
+                output = await handle.result()
     except Exception as exc:
         if report is not None:
             await report.error(exc)
@@ -141,6 +146,34 @@ async def invoke_graph(
     if report is not None:
         await report.end(output)
     return output
+
+
+@contextlib.contextmanager
+def draining(control: RunControl | None, client: Client, handle: RunHandle) -> Iterator[None]:
+    """While a run is followed, a drain its `control` is asked for goes to its orchestrator:
+    embedded, at once (the node that asks is still running: the step it is in is the last),
+    else as soon as this loop gets to it."""
+    if control is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    server = client.redis.connection_pool.connection_kwargs.get("server")
+
+    def tell(reason: str) -> None:
+        if isinstance(server, fakeredis.FakeServer):
+            redis = fakeredis.FakeRedis(server=server)
+            redis.hsetnx(protocol.run_key(handle.run_id), "drain", reason)
+            redis.lpush(protocol.inbox_key(handle.graph),
+                        protocol.encode_note(InboxNote(kind="drain", run_id=handle.run_id)))
+        else:
+            asyncio.run_coroutine_threadsafe(
+                client.store.request_drain(handle.run_id, reason), loop)
+
+    stop = control.on_drain(tell)
+    try:
+        yield
+    finally:
+        stop()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -517,3 +517,26 @@ async def test_kill_9_mid_subgraph_reruns_no_finished_inner_step(
     assert await within(handle.result(), 60) == graphs.expected_subgraph(data)
     assert await pool.starts(data["tag"], graphs.PREPARED) == 1
     assert await pool.starts(data["tag"], graphs.DELEGATED) == 2  # re-run after its lease
+
+
+async def test_drain_stops_a_cluster_run_after_its_step(start_pool: Any, client_for: Any) -> None:
+    """A producer drains a run while its fan-out runs: the step finishes, its checkpoint is
+    saved, no later step starts, the run raises GraphDrained; resuming the thread ends it."""
+    from arqgraph.errors import GraphDrained
+
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 3)
+    config = {"configurable": {"thread_id": f"drain-{data['tag']}"}}
+    handle = await within(client.submit(graphs.gated_fanout.name, data, config))
+    await pool.wait_started(data["tag"], 3)
+    await handle.drain("rollout")
+    await pool.open_gate(data["tag"])
+    with pytest.raises(GraphDrained, match="rollout"):
+        await within(handle.result(), 60)
+    state = await client.get_state(config)
+    assert state.next == ("reduce",) and sorted(state.values["done"]) == data["items"]
+    resumed = await within(client.submit(graphs.gated_fanout.name, None, config))
+    result = await within(resumed.result(), 60)
+    assert result["total"] == sum(data["items"])
+    assert [await pool.starts(data["tag"], i) for i in data["items"]] == [1, 1, 1]

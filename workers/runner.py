@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -32,7 +33,7 @@ from arqgraph.core.pregel import START, Repeated, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import ErrorInfo, GraphMismatchError, SerializationError, TaskLostError
 from arqgraph.protocol import RunRecord
-from arqgraph.runtime import Runtime
+from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
@@ -245,7 +246,9 @@ class NodeRunner:
                 "time (a crash, an out-of-memory kill, or a node that takes the process down)"
             ), claim)
 
-        execution = asyncio.create_task(self._execute(job, record, graph, task, claim))
+        # (a retry is the same arq job, enqueued again: its first enqueue time stays)
+        first = arq_job.enqueued_ms / 1000 if arq_job is not None else time.time()
+        execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
         self.running[key] = execution
         try:
             result = await execution
@@ -305,7 +308,7 @@ class NodeRunner:
 
     async def _execute(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        claim: Claim,
+        claim: Claim, first_attempt_time: float,
     ) -> TaskResult:
         stream = TaskStream(self.store, record, job, task, graph.spec.joins)
         config = stream.node_config(dict(record.config))
@@ -314,8 +317,15 @@ class NodeRunner:
         except Exception as exc:
             await stream.close()
             return TaskResult(TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node)))
-        runtime: Runtime[Any] = Runtime(context=context, stream_writer=stream.custom,
-                                        heartbeat=heartbeat)
+        configurable = record.config.get("configurable") or {}
+        info = ExecutionInfo(
+            checkpoint_id=job.checkpoint_id, checkpoint_ns=stream.namespace(),
+            task_id=stream.task_id(), run_id=record.config.get("run_id"),
+            thread_id=protocol.split_thread(record.thread_id)[0] if record.keep else None,
+            node_attempt=claim.failures + 1, node_first_attempt_time=first_attempt_time)
+        runtime: Runtime[Any] = Runtime(
+            context=context, stream_writer=stream.custom, heartbeat=heartbeat,
+            execution_info=info, server_info=server_info(configurable), control=stream.control)
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
                                   self.idle, task.node, claim.failures + 1)

@@ -25,12 +25,14 @@ import pydantic
 from arqgraph.core import codec
 from arqgraph.core.pregel import Task
 from arqgraph.protocol import RunRecord, TaskJob
+from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.runs import RunStore
 from arqgraph.workers.executor import progress_written
 from arqgraph.workers.subgraphs import NAMESPACE_SEPARATOR, task_uuid
 
 NOSTREAM = "nostream"
+DRAIN = "__drain__"  # (not an event: a drain request, sent in order with the events)
 Emit = Callable[[Any], None]
 
 
@@ -42,8 +44,21 @@ class TaskStream:
     def __init__(self, store: RunStore, record: RunRecord, job: TaskJob, task: Task,
                  joins: Sequence[tuple[Sequence[str], str]]) -> None:
         self.record, self.job, self.task = record, job, task
-        self.emit = OrderedEmitter(lambda event: store.events.emit(job.run_id, *event),
-                                   asyncio.get_running_loop())
+
+        async def send(event: tuple[Any, Any]) -> None:
+            if event[0] == DRAIN:
+                await store.request_drain(job.run_id, event[1])
+            else:
+                await store.events.emit(job.run_id, *event)
+
+        self.emit = OrderedEmitter(send, asyncio.get_running_loop())
+        # `runtime.control`: a drain the node asks for is recorded before its outcome is
+        # posted (in order with its events), so the step it runs in is the run's last
+        self.control = RunControl()
+        if record.drain:
+            self.control.request_drain(record.drain)
+        else:
+            self.control.on_drain(lambda reason: self.emit((DRAIN, reason)))
         self.triggers = ("__pregel_push",) if task.send_index is not None else (
             f"branch:to:{task.node}",
             *(f"join:{'+'.join(sources)}:{target}" for sources, target in joins
@@ -56,15 +71,22 @@ class TaskStream:
     def metadata(self) -> dict[str, Any]:
         """LangGraph's metadata of a task: its node, step (LangGraph counts the step that runs
         a checkpoint's tasks as the next one), triggers, path and namespace."""
-        task, record = self.task, self.record
-        parent = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
-        own = f"{task.node}:{task_uuid(record, self.job.checkpoint_id, task.id)}"
-        ns = f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
+        task, ns = self.task, self.namespace()
         path = ("__pregel_pull", task.node) if task.send_index is None else (
             "__pregel_push", task.send_index)
         return {"langgraph_step": self.job.step + 1, "langgraph_node": task.node,
                 "langgraph_triggers": self.triggers, "langgraph_path": path,
                 "langgraph_checkpoint_ns": ns, "checkpoint_ns": ns}
+
+    def task_id(self) -> str:
+        """The task's id as LangGraph shows it (a UUID)."""
+        return task_uuid(self.record, self.job.checkpoint_id, self.task.id)
+
+    def namespace(self) -> str:
+        """The task's checkpoint namespace: `node:task-id` below its run's own."""
+        parent = str((self.record.config.get("configurable") or {}).get("checkpoint_ns") or "")
+        own = f"{self.task.node}:{self.task_id()}"
+        return f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
 
     def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config the node gets: the run's, with the task's metadata (and the handler

@@ -26,6 +26,7 @@ from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
 from arqgraph.graph.subgraph import graph_at, shown_snapshot, subgraphs_of
+from arqgraph.runtime import RunControl
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
@@ -152,6 +153,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         durability: str | None = None,
         subgraphs: bool = False,
         version: str = "v1",
+        control: RunControl | None = None,
         **_: Any,
     ) -> AsyncIterator[Any]:
         """The run's events: one mode's payloads, (mode, payload) for several, the namespace
@@ -166,7 +168,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             output = await self._as_subgraph(scheduler, input, config)
             events: Any = [((), "values", output)] if "values" in modes else []
         else:
-            events = stream_graph(self, input, config, modes, context, subgraphs)
+            events = stream_graph(self, input, config, modes, context, subgraphs, control)
         async for ns, event_mode, payload in _each(events):
             yield shaped(self.output_schema, self.state_schema, ns, event_mode, payload, mode,
                          subgraphs, version)
@@ -195,6 +197,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         context: Any = None,
         durability: str | None = None,
         version: str = "v1",
+        control: RunControl | None = None,
         **kwargs: Any,
     ) -> Any:
         """The run's output; with `stream_mode` other than "values", the list of its events
@@ -204,13 +207,13 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if stream_mode != "values":
             return [event async for event in self.astream(
                 input, config, stream_mode=stream_mode, context=context, durability=durability,
-                version=version, **kwargs)]
+                version=version, control=control, **kwargs)]
         self._check_call(input, context)
         config = self._merged(config, durability)
         if (scheduler := self._parent_task()) is not None:
             output = await self._as_subgraph(scheduler, input, config)
         else:
-            output = await invoke_graph(self, input, config, context)
+            output = await invoke_graph(self, input, config, context, control)
         return graph_output(self.output_schema, output) if version == "v2" else output
 
     def _parent_task(self) -> CallScheduler | None:

@@ -36,7 +36,7 @@ class TaskJob(pydantic.BaseModel):
 
 
 class InboxNote(pydantic.BaseModel):
-    kind: Literal["submit", "task_done", "cancel", "wake"]
+    kind: Literal["submit", "task_done", "cancel", "drain", "wake"]
     run_id: str
 
 
@@ -103,6 +103,7 @@ class RunRecord(pydantic.BaseModel):
     context: Any = None
     error: ErrorInfo | None = None
     cancel_requested: bool = False
+    drain: str = ""  # why it was asked to stop after its running step (`RunControl`)
     waiter: str = ""  # the client that awaits the run's end (see `ends_key`)
     unreadable: str = ""  # why a value of the run (input, context, state) cannot be read here
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
@@ -378,6 +379,7 @@ def decode_run(
         context=packed("context"),
         error=decode_error(packed("error")) if f.get("error") else None,
         cancel_requested=f.get("cancel") == b"1",
+        drain=text("drain"),
         waiter=text("waiter"),
         retention=int(text("retention")) if f.get("retention") else None,
         modes=tuple(filter(None, text("modes").split(","))),

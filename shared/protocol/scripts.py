@@ -101,13 +101,15 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       committed, else 0.
 -- Nothing happens unless the run's version is still the expected one: the compare-and-set that lets
 -- several orchestrators (and the workers that move runs on, see arqgraph.storage.moves) serve one
--- Redis. Nor, unless the run ends, once a cancel was asked for: the run stays at its step,
--- for the cancel's own move to end it there (a cancel sets a field, not a new version). A run
+-- Redis. Nor, unless the run ends, once a cancel or a drain was asked for: the run stays at
+-- its step, for the orchestrator's move to end it there (each sets a field, not a version). A run
 -- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
 -- jobs are enqueued with it: no process can die between a commit and what must follow it.
 local function commit(k, a)
   if redis.call('HGET', KEYS[k], 'version') ~= ARGV[a] then return 0 end
-  if ARGV[a + 5] == '' and redis.call('HEXISTS', KEYS[k], 'cancel') == 1 then return 0 end
+  if ARGV[a + 5] == '' and (redis.call('HEXISTS', KEYS[k], 'cancel') == 1
+      or (redis.call('HEXISTS', KEYS[k], 'drain') == 1
+          and redis.call('HGET', KEYS[k], 'status') == 'running')) then return 0 end
   redis.call('HSET', KEYS[k], 'version', tostring(tonumber(ARGV[a]) + 1))
   local i = a + 13
   for _ = 1, tonumber(ARGV[a + 1]) do
@@ -197,12 +199,13 @@ local function load(k, checkpoint, task, known_version, known_id)
   local status = redis.call('HGET', KEYS[k], 'status')
   local id = redis.call('HGET', KEYS[k], 'checkpoint_id') or ''
   local cancel = redis.call('HEXISTS', KEYS[k], 'cancel') == 1
+  local drain = redis.call('HEXISTS', KEYS[k], 'drain') == 1
   local claimed = false
   if task ~= '' and status == 'running' and id == checkpoint and not cancel then
     claimed = claim(KEYS[k + 2], KEYS[k + 3], task)
   end
   local fields = false
-  if version ~= known_version or cancel then
+  if version ~= known_version or cancel or drain then
     local all = redis.call('HGETALL', KEYS[k])
     fields = {}
     for i = 1, #all, 2 do

@@ -247,7 +247,7 @@ class RunStore:
             if saved is None:  # evicted between the call and now: read it
                 saved = await self.threads.saved_checkpoint(tag, cid)
         record = protocol.decode_run(run_id, fields, saved)
-        if not record.cancel_requested:  # (a run being cancelled is read in full each time)
+        if not record.cancel_requested and not record.drain:  # (read in full each time then)
             self.cache.keep_run(record)
         return record, claim, outcomes
 
@@ -294,6 +294,15 @@ class RunStore:
         await self.stop_nodes(run_id)
         await self.events.notify(record.graph, InboxNote(kind="cancel", run_id=run_id))
         return record
+
+    async def request_drain(self, run_id: str, reason: str) -> None:
+        """Ask the run to stop once its running step is done (its checkpoint saved): no later
+        step starts, and the run ends drained, to be resumed later."""
+        record = await self.load_run(run_id)
+        if record is None or record.status in protocol.FINAL_STATUSES:
+            return
+        await self.redis.hsetnx(protocol.run_key(run_id), "drain", reason or "shutdown")
+        await self.events.notify(record.graph, InboxNote(kind="drain", run_id=run_id))
 
     async def stop_nodes(self, run_id: str) -> None:
         """Cancel the run's running nodes, wherever they run: workers renewing their leases
