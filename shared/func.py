@@ -61,7 +61,8 @@ class Entrypoint(CompiledStateGraph):
     returns_value = True
 
     def __init__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
-                 name: str | None = None, context_schema: Any = None) -> None:
+                 name: str | None = None, context_schema: Any = None, store: Any = None,
+                 ) -> None:
         self.fn = fn
         node_name = name or fn.__name__
         builder = StateGraph(EntryState, context_schema)
@@ -69,7 +70,8 @@ class Entrypoint(CompiledStateGraph):
         builder.add_edge(START, node_name)
         builder.add_edge(node_name, END)
         builder.compiled = True
-        super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer)
+        super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer,
+                         store=store)
 
     def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """The schema of the function's input: its first parameter's annotation."""
@@ -116,10 +118,12 @@ def _node_for(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
-               context_schema: Any = None, **_: Any) -> Any:
-    """`@entrypoint()`, `@entrypoint(checkpointer=..., context_schema=...)` or bare
-    `@entrypoint`."""
+               context_schema: Any = None, store: Any = None, **_: Any) -> Any:
+    """`@entrypoint()`, `@entrypoint(checkpointer=..., store=..., context_schema=...)` or
+    bare `@entrypoint`."""
     if fn is not None and (inspect.isfunction(fn) or inspect.ismethod(fn)):
-        return Entrypoint(fn, checkpointer=checkpointer, name=name, context_schema=context_schema)
+        return Entrypoint(fn, checkpointer=checkpointer, name=name,
+                          context_schema=context_schema, store=store)
     saver = fn if fn is not None else checkpointer  # LangGraph's first argument: the checkpointer
-    return lambda f: Entrypoint(f, checkpointer=saver, name=name, context_schema=context_schema)
+    return lambda f: Entrypoint(f, checkpointer=saver, name=name,
+                                context_schema=context_schema, store=store)

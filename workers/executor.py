@@ -101,8 +101,8 @@ async def call_user(
     threads: Executor | None, error: NodeError | None = None,
 ) -> Any:
     """Call a node or path function with what it asks for, in a thread if it is sync."""
-    extra = {"config": config, "runtime": runtime, "writer": runtime.stream_writer, "store": None,
-             "error": error}
+    extra = {"config": config, "runtime": runtime, "writer": runtime.stream_writer,
+             "store": runtime.store, "error": error}
     kwargs = {name: extra[name] for name in _wanted(fn)}
     current_config.set(config)
     current_runtime.set(runtime)

@@ -36,6 +36,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
+from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
@@ -102,6 +103,7 @@ class NodeRunner:
         # Node results are cached where every worker finds them, or, embedded, in the cache
         # the graph was compiled with (the caller's own object).
         self.shared_cache = RedisCache(redis) if shared_cache else None
+        self.stores: dict[str, RedisStore] = {}  # the shared long-term stores, per graph
         self.jobs = JobQueue(redis, queue)  # the worker takes jobs from it; task calls go to it
         self.graphs = {g.name: g for g in graphs}
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="arqgraph-node")
@@ -325,6 +327,7 @@ class NodeRunner:
             node_attempt=claim.failures + 1, node_first_attempt_time=first_attempt_time)
         runtime: Runtime[Any] = Runtime(
             context=context, stream_writer=stream.custom, heartbeat=heartbeat,
+            store=self._store(graph),
             execution_info=info, server_info=server_info(configurable), control=stream.control)
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
@@ -343,6 +346,19 @@ class NodeRunner:
             await close_scheduler(scheduler)
         await stream.close(result.outcome.writes if result.outcome.succeeded else None)
         return result
+
+    def _store(self, graph: CompiledStateGraph) -> Any:
+        """The graph's long-term memory store: on a cluster the one in Redis every worker
+        shares (with the index and TTLs of the store the graph was compiled with), embedded
+        the graph's own."""
+        store = getattr(graph, "store", None)
+        if store is None or self.shared_cache is None:
+            return store
+        if graph.name not in self.stores:
+            self.stores[graph.name] = RedisStore(
+                self.jobs.redis, index=getattr(store, "index_config", None),
+                ttl=getattr(store, "ttl_config", None))
+        return self.stores[graph.name]
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],

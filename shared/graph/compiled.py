@@ -44,7 +44,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def __init__(
         self, builder: StateGraph[Any, Any, Any, Any], *, name: str, explicit_name: bool = False,
         checkpointer: Any = None, interrupt_before: frozenset[str] = frozenset(),
-        interrupt_after: frozenset[str] = frozenset(), cache: Any = None,
+        interrupt_after: frozenset[str] = frozenset(), cache: Any = None, store: Any = None,
     ) -> None:
         self.builder = builder
         self.name = name
@@ -55,6 +55,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
         self.cache = cache  # nodes with a cache policy are cached only with a cache
+        # long-term memory: this store embedded; on a cluster, one in Redis with its index
+        self.store = store
         self.nodes: dict[str, NodeSpec] = {
             name: _with_defaults(spec, builder.node_defaults) for name, spec in builder.nodes.items()
         }

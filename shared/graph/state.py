@@ -305,6 +305,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         interrupt_before: Any = None,
         interrupt_after: Any = None,
         cache: Any = None,
+        store: Any = None,
         **_: Any,
     ) -> CompiledStateGraph[StateT, ContextT, InputT, OutputT]:
         breakpoints = [n for key in (interrupt_before, interrupt_after)
@@ -319,7 +320,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             checkpointer=checkpointer,
             interrupt_before=self._breakpoints(interrupt_before),
             interrupt_after=self._breakpoints(interrupt_after),
-            cache=cache,
+            cache=cache, store=store,
         )
 
     def _breakpoints(self, nodes: Any) -> frozenset[str]:

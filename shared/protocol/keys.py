@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Literal
 
@@ -105,6 +106,15 @@ def ends_key(waiter: str) -> str:
     and awaits their results: one blocking pop per producer instead of a blocking read of the
     events of each run."""
     return f"{PREFIX}:ends:{waiter}"
+
+
+STORE_NAMESPACES_KEY = f"{PREFIX}:store:namespaces"
+"""Set: the namespaces of the long-term memory store that hold items (JSON lists)."""
+
+
+def store_key(namespace: tuple[str, ...]) -> str:
+    """Hash: the long-term memory store's items of one namespace, by key."""
+    return f"{PREFIX}:store:ns:{json.dumps(list(namespace))}"
 
 
 def active_key(graph: str) -> str:

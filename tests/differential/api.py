@@ -50,6 +50,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "TimeoutPolicy": ("types", "TimeoutPolicy"),
     "is_invalid_resume": ("errors", "is_invalid_resume"),
     "InMemoryCache": ("cache.memory", "InMemoryCache"),
+    "InMemoryStore": ("store.memory", "InMemoryStore"),
+    "BaseStore": ("store.base", "BaseStore"),
+    "get_store": ("config", "get_store"),
     "CONST_START": ("constants", "START"),
     "CONST_END": ("constants", "END"),
 }
@@ -87,6 +90,9 @@ class Api:
     TimeoutPolicy: Any
     is_invalid_resume: Any
     InMemoryCache: Any
+    InMemoryStore: Any
+    BaseStore: Any
+    get_store: Any
     CONST_START: str
     CONST_END: str
     get_stream_writer: Any

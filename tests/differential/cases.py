@@ -1744,4 +1744,4 @@ def err_breakpoint_on_unknown_node(api: Api) -> Any:
 
 
 # Composition and chat-model cases live in modules of their own; importing them registers them.
-from tests.differential import message_cases, subgraph_cases  # noqa: E402,F401,I001
+from tests.differential import message_cases, store_cases, subgraph_cases  # noqa: E402,F401,I001

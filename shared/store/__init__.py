@@ -1,0 +1,1 @@
+"""Long-term memory: `arqgraph.store.base` (the API), `arqgraph.store.memory` (in process)."""
