@@ -21,6 +21,7 @@ from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import commit_call
 from arqgraph.storage.moves import (
     MovePlanner,
+    breakpoints,
     exceeds_limit,
     given_tasks,
     recursion_limit,
@@ -100,7 +101,7 @@ class RunMover(MovePlanner):
                 outcomes[task.id] = given_outcome(task)
         if (
             saved.id != record.first_checkpoint
-            and any(t.node in graph.interrupt_before for t in checkpoint.tasks)
+            and any(t.node in breakpoints(graph, record, "before") for t in checkpoint.tasks)
             and not any(t.id in outcomes for t in checkpoint.tasks)
         ):
             return not await self._interrupt(graph, record, saved, outcomes)
@@ -124,7 +125,7 @@ class RunMover(MovePlanner):
         except Exception as exc:  # InvalidUpdateError, or a reducer that raised
             return not await self.fail(record, exc, view=self._view(graph, saved, outcomes))
         if plan.move is not None and record.drain and any(
-                t.node in graph.interrupt_before for t in plan.next.tasks):
+                t.node in breakpoints(graph, record, "before") for t in plan.next.tasks):
             # asked to stop here, before a breakpoint: stop at the breakpoint (a resume of a
             # drained run would pass it)
             return not await self._interrupt(graph, record, plan.saved, {}, plan.events,

@@ -20,10 +20,11 @@ Outside an entrypoint running on a worker, a task call simply runs the function.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, Generic, TypedDict, TypeVar
 
 import pydantic
 
@@ -48,9 +49,23 @@ __all__ = [
 ]
 
 
+R = TypeVar("R")
+S = TypeVar("S")
+
+
 class EntryState(TypedDict, total=False):
     input: Any
     output: Any
+    previous: Any  # what the next run on the thread gets as `previous`
+
+
+@dataclasses.dataclass
+class Final(Generic[R, S]):
+    """`return entrypoint.final(value=..., save=...)`: the entrypoint returns `value` and the
+    next run on its thread gets `save` as `previous`."""
+
+    value: R
+    save: S
 
 
 class Entrypoint(CompiledStateGraph):
@@ -106,15 +121,30 @@ def _annotation(fn: Callable[..., Any], which: str) -> Any:
 
 
 def _node_for(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The entrypoint's node: calls `fn` with the run's input and writes its return value."""
+    """The entrypoint's node: calls `fn` with the run's input (and `previous`, `config`,
+    `runtime`, `writer`, `store` when it asks for them) and writes its return value, and
+    what the next run gets as `previous`."""
+    wanted = set(inspect.signature(fn).parameters)
+
+    def arguments(state: EntryState, config: Any, runtime: Any) -> dict[str, Any]:
+        given = {"previous": state.get("previous"), "config": config, "runtime": runtime,
+                 "writer": runtime.stream_writer, "store": runtime.store}
+        return {k: v for k, v in given.items() if k in wanted}
+
     if inspect.iscoroutinefunction(fn):
-        async def node(state: EntryState) -> dict[str, Any]:
-            return {"output": await fn(state.get("input"))}
+        async def node(state: EntryState, config: Any, runtime: Any) -> dict[str, Any]:
+            return _written(await fn(state.get("input"), **arguments(state, config, runtime)))
     else:
-        def node(state: EntryState) -> dict[str, Any]:  # type: ignore[misc]
-            return {"output": fn(state.get("input"))}
+        def node(state: EntryState, config: Any, runtime: Any) -> dict[str, Any]:  # type: ignore[misc]
+            return _written(fn(state.get("input"), **arguments(state, config, runtime)))
     node.__module__, node.__qualname__ = fn.__module__, fn.__qualname__  # for the fingerprint
     return node
+
+
+def _written(result: Any) -> dict[str, Any]:
+    if isinstance(result, Final):
+        return {"output": result.value, "previous": result.save}
+    return {"output": result, "previous": result}
 
 
 def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
@@ -127,3 +157,6 @@ def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = N
     saver = fn if fn is not None else checkpointer  # LangGraph's first argument: the checkpointer
     return lambda f: Entrypoint(f, checkpointer=saver, name=name,
                                 context_schema=context_schema, store=store)
+
+
+entrypoint.final = Final  # type: ignore[attr-defined]  # (LangGraph's `entrypoint.final`)

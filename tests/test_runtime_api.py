@@ -159,3 +159,40 @@ def shape(value: Any) -> str:
     """Ids as their shape: a UUID, `node:<uuid>`, or the value itself."""
     return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>",
                   str(value))
+
+
+def test_breakpoints_given_to_one_run() -> None:
+    """`invoke(interrupt_before=..., interrupt_after=...)`: this run's breakpoints, in place
+    of the graph's; a resume passes the one it stopped at."""
+    def scenario(api: Api) -> Any:
+        graph = two_steps(api, lambda state: {"first": "done"})
+        out = []
+        for kwargs in ({"interrupt_before": ["second"]}, {"interrupt_after": "*"},
+                       {"interrupt_before": ["ghost"]}):
+            config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+            out.append(outcome(lambda: graph.invoke({}, config, **kwargs)))  # noqa: B023
+            out.append(graph.get_state(config).next)
+            out.append(outcome(lambda: graph.invoke(None, config, **kwargs)))  # noqa: B023
+        return out
+
+    expected, actual = both(scenario)
+    assert actual == expected
+
+
+def test_entrypoint_previous_and_final() -> None:
+    """An entrypoint gets its thread's previous return value (or what `entrypoint.final`
+    saved) as `previous`."""
+    def scenario(api: Api) -> Any:
+        func = module(api, "func")
+
+        @func.entrypoint(checkpointer=api.InMemorySaver())
+        def counter(n: int, *, previous: Any) -> Any:
+            total = (previous or 0) + n
+            return func.entrypoint.final(value=f"total {total}", save=total)
+
+        config = {"configurable": {"thread_id": "counting"}}
+        return [counter.invoke(2, config), counter.invoke(3, config),
+                list(counter.stream(4, config)), counter.get_state(config).values]
+
+    expected, actual = both(scenario)
+    assert actual == expected

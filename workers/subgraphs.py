@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from arqgraph import protocol
+from arqgraph.constants import CONFIG_KEY_INTERRUPT_AFTER, CONFIG_KEY_INTERRUPT_BEFORE
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
@@ -76,7 +77,8 @@ async def run_subgraph(
             kind, child_input, answer = run_input(input, graph.returns_value,
                                                   graph.schema.kind == "root", keep)
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
-                        if k not in ("checkpoint_id", "checkpoint_map")}
+                        if k not in ("checkpoint_id", "checkpoint_map", CONFIG_KEY_INTERRUPT_BEFORE,
+                                     CONFIG_KEY_INTERRUPT_AFTER)}
         configurable.update(thread_id=user_thread, checkpoint_ns=ns)
         child_config = {k: v for k, v in config.items() if k not in ("callbacks", "metadata")}
         child_config["configurable"] = configurable

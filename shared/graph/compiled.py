@@ -18,7 +18,11 @@ from typing import Any, Generic, Self
 import fakeredis
 
 from arqgraph.config import merge_configs
-from arqgraph.constants import CONFIG_KEY_DURABILITY
+from arqgraph.constants import (
+    CONFIG_KEY_DURABILITY,
+    CONFIG_KEY_INTERRUPT_AFTER,
+    CONFIG_KEY_INTERRUPT_BEFORE,
+)
 from arqgraph.core.calls import CallScheduler, cache_namespace, current_scheduler, is_async, qualname
 from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
@@ -156,6 +160,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         subgraphs: bool = False,
         version: str = "v1",
         control: RunControl | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
         **_: Any,
     ) -> AsyncIterator[Any]:
         """The run's events: one mode's payloads, (mode, payload) for several, the namespace
@@ -165,7 +171,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         mode = stream_mode or self.stream_mode
         modes = [mode] if isinstance(mode, str) else list(mode)
         self._check_call(input, context)
-        config = self._merged(config, durability)
+        config = self._merged(config, durability, interrupt_before, interrupt_after)
         if (scheduler := self._parent_task()) is not None:  # a subgraph: its output only
             output = await self._as_subgraph(scheduler, input, config)
             events: Any = [((), "values", output)] if "values" in modes else []
@@ -200,6 +206,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         durability: str | None = None,
         version: str = "v1",
         control: RunControl | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
         **kwargs: Any,
     ) -> Any:
         """The run's output; with `stream_mode` other than "values", the list of its events
@@ -209,9 +217,10 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if stream_mode != "values":
             return [event async for event in self.astream(
                 input, config, stream_mode=stream_mode, context=context, durability=durability,
-                version=version, control=control, **kwargs)]
+                version=version, control=control, interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after, **kwargs)]
         self._check_call(input, context)
-        config = self._merged(config, durability)
+        config = self._merged(config, durability, interrupt_before, interrupt_after)
         if (scheduler := self._parent_task()) is not None:
             output = await self._as_subgraph(scheduler, input, config)
         else:
@@ -311,7 +320,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         run_sync(self.aclear_cache(nodes))
 
     def _merged(
-        self, config: dict[str, Any] | None, durability: str | None = None
+        self, config: dict[str, Any] | None, durability: str | None = None,
+        interrupt_before: Any = None, interrupt_after: Any = None,
     ) -> dict[str, Any] | None:
         """A call's config with the graph's own (`with_config`) under it, and the call's
         `durability` ("sync", "async": each step in the history as it is made, which is what
@@ -320,6 +330,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             if durability not in ("sync", "async", "exit"):
                 raise ValueError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
             config = merge_configs(config, {"configurable": {CONFIG_KEY_DURABILITY: durability}})
+        for key, nodes in ((CONFIG_KEY_INTERRUPT_BEFORE, interrupt_before),
+                           (CONFIG_KEY_INTERRUPT_AFTER, interrupt_after)):
+            if nodes is not None:  # this run's breakpoints, in place of the graph's
+                config = merge_configs(config, {"configurable": {
+                    key: "*" if nodes == "*" else list(nodes)}})
         return config if self.config is None else merge_configs(self.config, config)
 
     def _check_call(self, input: Any, context: Any) -> None:

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from arqgraph.constants import CONFIG_KEY_DURABILITY
+from arqgraph.constants import (
+    CONFIG_KEY_DURABILITY,
+    CONFIG_KEY_INTERRUPT_AFTER,
+    CONFIG_KEY_INTERRUPT_BEFORE,
+)
 from arqgraph.core.pregel import (
     START,
     Checkpoint,
@@ -100,7 +104,8 @@ class MovePlanner:
             end = {"status": "done", "output": run_output(graph, nxt), "checkpoint_id": new.id}
             return Plan(nxt, new, events, end=self.ending(
                 record, "done", end, saved=new, new=True, events=events))
-        if not nxt.tasks or over or any(t.node in graph.interrupt_after for t in checkpoint.tasks):
+        if not nxt.tasks or over or any(t.node in breakpoints(graph, record, "after")
+                                        for t in checkpoint.tasks):
             return Plan(nxt, new, events)
         moved = record.model_copy(update={
             "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
@@ -141,11 +146,21 @@ class MovePlanner:
         next move sees to them."""
         assert moved.saved is not None
         checkpoint = moved.saved.checkpoint
-        if given_tasks(graph, checkpoint) or any(t.node in graph.interrupt_before
+        if given_tasks(graph, checkpoint) or any(t.node in breakpoints(graph, moved, "before")
                                                  for t in checkpoint.tasks):
             return None
         return self.jobs.single_enqueue(moved, checkpoint.step, checkpoint.tasks,
                                         graph.fingerprint, len(checkpoint.tasks), hold)
+
+
+def breakpoints(graph: CompiledStateGraph, record: RunRecord, when: str) -> frozenset[str]:
+    """The nodes the run stops before (`when="before"`) or after: those its caller gave
+    (`invoke(interrupt_before=...)`), else the graph's."""
+    key = CONFIG_KEY_INTERRUPT_BEFORE if when == "before" else CONFIG_KEY_INTERRUPT_AFTER
+    given = (record.config.get("configurable") or {}).get(key)
+    if given is not None:
+        return frozenset(graph.nodes) if given == "*" else frozenset(given)
+    return graph.interrupt_before if when == "before" else graph.interrupt_after
 
 
 def durable_steps(record: RunRecord) -> bool:
