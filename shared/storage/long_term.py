@@ -33,12 +33,11 @@ from arqgraph.store.base import (
     SearchOp,
     Stored,
     TTLConfig,
-    embedder,
     matches,
     namespaces_page,
-    now,
+    query_vector,
     ranked,
-    texts_to_embed,
+    stored_for,
 )
 
 
@@ -86,7 +85,8 @@ class RedisStore(BaseStore):
                     if stored is not None and matches(stored.value, op.filter):
                         found.append((ns, raw_key.decode(), stored))
             found.sort(key=lambda f: f[2].created_at)  # (a hash and a set have no order)
-            return ranked(found, self._query_vector(op.query), op.limit, op.offset)
+            return ranked(found, query_vector(self.index_config, op.query), op.limit,
+                          op.offset)
         if isinstance(op, ListNamespacesOp):
             return namespaces_page(await self._namespaces(), op)
         raise TypeError(f"unknown store operation {op!r}")
@@ -119,30 +119,14 @@ class RedisStore(BaseStore):
             if not await self.redis.exists(key):
                 await self.redis.srem(protocol.STORE_NAMESPACES_KEY, json.dumps(op.namespace))
             return
-        earlier = await self.redis.hget(key, op.key)
-        moment = now()
-        vectors: list[list[float]] = []
-        if self.index_config is not None and op.index is not False:
-            fields = op.index if op.index is not None else self.index_config.get("fields")
-            texts = texts_to_embed(op.value, fields)
-            vectors = [list(v) for v in embedder(self.index_config)(texts)] if texts else []
-        stored = Stored(value=op.value,
-                        created_at=_decode(earlier).created_at if earlier else moment,
-                        updated_at=moment, ttl=op.ttl, vectors=vectors,
-                        expires_at=time.time() + op.ttl * 60 if op.ttl is not None else None)
         codec.pack_values(op.value, where=f"store item {op.namespace}/{op.key}")
+        earlier = await self.redis.hget(key, op.key)
+        stored = stored_for(op, _decode(earlier).created_at if earlier else None,
+                            self.index_config)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, op.key, _encode(stored))
             pipe.sadd(protocol.STORE_NAMESPACES_KEY, json.dumps(op.namespace))
             await pipe.execute()
-
-    def _query_vector(self, query: str | None) -> list[float] | None:
-        if query is None or self.index_config is None:
-            return None
-        embed: Any = self.index_config["embed"]
-        if hasattr(embed, "embed_query"):
-            return list(embed.embed_query(query))
-        return list(embedder(self.index_config)([query])[0])
 
 
 def _encode(stored: Stored) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -332,6 +333,29 @@ def embedder(index: IndexConfig) -> Callable[[list[str]], list[list[float]]]:
 
 def texts_to_embed(value: Mapping[str, Any], fields: Sequence[str] | None) -> list[str]:
     return [t for path in (fields or ["$"]) for t in text_at_path(value, path)]
+
+
+def stored_for(op: PutOp, created_at: datetime | None, index: IndexConfig | None) -> Stored:
+    """What a put keeps: the value, its times (`created_at` of the item it replaces), its
+    expiry, and the vectors of the fields the index embeds (those the put names, if any)."""
+    moment = now()
+    vectors: list[list[float]] = []
+    if index is not None and op.index is not False and op.value is not None:
+        texts = texts_to_embed(op.value, op.index if op.index is not None else index.get("fields"))
+        vectors = [list(v) for v in embedder(index)(texts)] if texts else []
+    return Stored(value=dict(op.value or {}), created_at=created_at or moment, updated_at=moment,
+                  ttl=op.ttl, vectors=vectors,
+                  expires_at=time.time() + op.ttl * 60 if op.ttl is not None else None)
+
+
+def query_vector(index: IndexConfig | None, query: str | None) -> list[float] | None:
+    """A search query's vector (None without a query or an index)."""
+    if query is None or index is None:
+        return None
+    embed: Any = index["embed"]
+    if hasattr(embed, "embed_query"):
+        return list(embed.embed_query(query))
+    return list(embedder(index)([query])[0])
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

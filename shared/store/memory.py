@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from arqgraph.store.base import (
     BaseStore,
@@ -20,12 +19,11 @@ from arqgraph.store.base import (
     SearchOp,
     Stored,
     TTLConfig,
-    embedder,
     matches,
     namespaces_page,
-    now,
+    query_vector,
     ranked,
-    texts_to_embed,
+    stored_for,
 )
 
 
@@ -61,7 +59,8 @@ class InMemoryStore(BaseStore):
                      for key in list(self._data.get(ns, {}))
                      if (s := self._live(ns, key, op.refresh_ttl)) is not None
                      and matches(s.value, op.filter)]
-            return ranked(found, self._query_vector(op.query), op.limit, op.offset)
+            return ranked(found, query_vector(self.index_config, op.query), op.limit,
+                          op.offset)
         if isinstance(op, ListNamespacesOp):
             return namespaces_page((ns for ns, items in self._data.items() if items), op)
         raise TypeError(f"unknown store operation {op!r}")
@@ -83,21 +82,4 @@ class InMemoryStore(BaseStore):
             items.pop(op.key, None)
             return
         earlier = items.get(op.key)
-        moment = now()
-        vectors: list[list[float]] = []
-        if self.index_config is not None and op.index is not False:
-            fields = op.index if op.index is not None else self.index_config.get("fields")
-            texts = texts_to_embed(op.value, fields)
-            vectors = embedder(self.index_config)(texts) if texts else []
-        items[op.key] = Stored(
-            value=op.value, created_at=earlier.created_at if earlier else moment,
-            updated_at=moment, ttl=op.ttl, vectors=[list(v) for v in vectors],
-            expires_at=time.time() + op.ttl * 60 if op.ttl is not None else None)
-
-    def _query_vector(self, query: str | None) -> list[float] | None:
-        if query is None or self.index_config is None:
-            return None
-        embed: Any = self.index_config["embed"]
-        if hasattr(embed, "embed_query"):
-            return list(embed.embed_query(query))
-        return list(embedder(self.index_config)([query])[0])
+        items[op.key] = stored_for(op, earlier.created_at if earlier else None, self.index_config)
