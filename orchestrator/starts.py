@@ -128,12 +128,18 @@ async def _resume(
             )
         else:
             targets = {next(iter(pending.values())): resume}
+    elif record.has_resume and not _is_resume_map(record.resume):
+        # nothing asked yet (the step's state was updated since): as LangGraph, the value
+        # answers the first interrupt the step's tasks ask
+        targets = {t.id: record.resume for t in tasks
+                   if t.node != START and not t.update and t.id not in outcomes}
     values = {}
     for task_id, value in targets.items():
         earlier = await store.threads.resume_values(record.tag, base.id, task_id)
         # a resume value its interrupt refused (see `interrupt(response_schema=...)`) and any
         # after it are not kept: the answer now given takes its place
-        asked = {entry[0] for entry in outcomes[task_id].interrupts}
+        asked = {entry[0] for entry in outcomes[task_id].interrupts} if (
+            task_id in outcomes) else set()
         base_id = f"{record.tag}:{base.id}:{task_id}"
         kept = next((n for n in range(len(earlier)) if interrupt_id(base_id, n) in asked),
                     len(earlier))

@@ -12,6 +12,7 @@ from arq.connections import ArqRedis
 
 from arqgraph import protocol
 from arqgraph.constants import COPY_NODE
+from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphDrained, RunCancelledError, UnknownGraphError
@@ -230,7 +231,8 @@ class Client:
         return handle
 
     async def _check_graph(self, graph_name: str) -> GraphInfo:
-        info = await self.store.graph_info(graph_name)
+        """The graph's registration (a subgraph's root graph's, for a subgraph's update)."""
+        info = await self.store.graph_info(root_graph(graph_name))
         if info is None:
             known = await self.store.graph_names()
             raise UnknownGraphError(

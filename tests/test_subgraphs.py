@@ -197,3 +197,38 @@ def test_deleting_a_thread_deletes_its_subgraphs_threads() -> None:
     graph.checkpointer.delete_thread("to-delete")
     assert graph.get_state(config).values == {}
     assert graph.get_state(nested).values == {}
+
+
+def test_update_state_on_a_subgraph_namespace() -> None:
+    """`update_state` with a subgraph's config writes through the subgraph's nodes; resuming
+    the parent then goes on from the edited state; a namespace of no subgraph is refused."""
+    def build(api: Api) -> Any:
+        def ask(state: S) -> dict[str, Any]:
+            return {"log": [f"asked {api.interrupt('q')}"]}
+
+        inner = api.StateGraph(S)
+        inner.add_node("first", lambda state: {"log": ["first"]})
+        inner.add_node("ask", ask)
+        inner.add_edge(api.START, "first")
+        inner.add_edge("first", "ask")
+        g = api.StateGraph(S)
+        g.add_node("sub", inner.compile())
+        g.add_edge(api.START, "sub")
+        return g.compile(checkpointer=api.InMemorySaver())
+
+    def scenario(api: Api, graph: Any) -> Any:
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        graph.invoke({"log": []}, config)
+        inner = graph.get_state(config).tasks[0].state
+        graph.update_state(inner, {"log": ["edited"]}, as_node="first")
+        edited = graph.get_state(inner)
+        try:
+            graph.update_state({"configurable": {**config["configurable"],
+                                                 "checkpoint_ns": "nowhere:1"}}, {"log": []})
+            refused = "no error"
+        except ValueError as exc:
+            refused = str(exc)
+        return [edited, graph.invoke(api.Command(resume="x"), config), refused]
+
+    expected, actual = both(build, scenario)
+    assert actual == expected

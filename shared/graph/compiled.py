@@ -24,7 +24,7 @@ from arqgraph.constants import (
     CONFIG_KEY_INTERRUPT_BEFORE,
 )
 from arqgraph.core.calls import CallScheduler, cache_namespace, current_scheduler, is_async, qualname
-from arqgraph.core.graphs import remember
+from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
@@ -403,10 +403,22 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     async def aupdate_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any
     ) -> dict[str, Any]:
+        name = self._updated_graph(config)
         return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.update_state(self.name, self._merged(config) or {}, values,
+            lambda client: client.update_state(name, self._merged(config) or {}, values,
                                                as_node)
         )
+
+    def _updated_graph(self, config: dict[str, Any]) -> str:
+        """The graph an update of `config`'s thread runs as: this one, or the subgraph its
+        `checkpoint_ns` names (its nodes and channels, not this graph's, write there)."""
+        namespace = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
+        if not namespace:
+            return self.name
+        recast = "|".join(part.split(":")[0] for part in namespace.split("|"))
+        for _, graph in self.get_subgraphs(namespace=recast, recurse=True):
+            return child_graph(self.name, remember(graph))
+        raise ValueError(f"Subgraph {recast} not found")
 
     def update_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
@@ -419,8 +431,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self, config: dict[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
     ) -> dict[str, Any]:
         """Apply `supersteps` of `StateUpdate`s in turn, each superstep a checkpoint."""
+        name = self._updated_graph(config)
         return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.bulk_update_state(self.name, self._merged(config) or {},
+            lambda client: client.bulk_update_state(name, self._merged(config) or {},
                                                     supersteps)
         )
 
