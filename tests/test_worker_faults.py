@@ -540,3 +540,25 @@ async def test_drain_stops_a_cluster_run_after_its_step(start_pool: Any, client_
     result = await within(resumed.result(), 60)
     assert result["total"] == sum(data["items"])
     assert [await pool.starts(data["tag"], i) for i in data["items"]] == [1, 1, 1]
+
+
+async def test_cancelling_a_run_cancels_its_subgraphs_runs(start_pool: Any, client_for: Any
+                                                           ) -> None:
+    """A run cancelled while a subgraph of it runs: the subgraph's child run is cancelled too,
+    its queued work dropped, instead of running on for nobody."""
+    from arqgraph.errors import RunCancelledError
+
+    pool = await start_pool()
+    client = await client_for(pool)
+    data = gated_input(pool, 3)
+    handle = await within(client.submit(graphs.subgraph_fanout.name, data))
+    await pool.wait_started(data["tag"], 2 + 3)
+    [child] = await client.store.events.children(handle.run_id)
+    await handle.cancel()
+    with pytest.raises(RunCancelledError):
+        await within(handle.result(), 60)
+
+    async def child_cancelled() -> bool:
+        return await client.store.status(child) == "cancelled"
+
+    await wait_until(child_cancelled, "the subgraph's run to be cancelled")

@@ -58,6 +58,16 @@ class Events:
                     if mode == "end":
                         return
 
+    async def children(self, run_id: str) -> list[str]:
+        """The child runs (subgraphs) the run's tasks started, as their "child" events tell.
+        Reads the run's whole stream: for a cancel or a failure, not for every step."""
+        found = []
+        for _, fields in await self.redis.xrange(protocol.events_key(run_id)):
+            mode, payload = protocol.decode_event(fields)
+            if mode == "child" and isinstance(payload, dict) and payload.get("run_id"):
+                found.append(str(payload["run_id"]))
+        return list(dict.fromkeys(found))
+
     async def end_event(self, run_id: str) -> dict[str, Any] | None:
         """The run's end event, if it has ended (it is the last event of its stream)."""
         last = await self.redis.xrevrange(protocol.events_key(run_id), count=1)

@@ -306,9 +306,13 @@ class RunStore:
 
     async def stop_nodes(self, run_id: str) -> None:
         """Cancel the run's running nodes, wherever they run: workers renewing their leases
-        read the flag, and hear it at once on the cancel channel."""
+        read the flag, and hear it at once on the cancel channel. The runs of the subgraphs
+        its tasks run are cancelled too."""
         await self.redis.hset(protocol.run_key(run_id), "cancel", "1")
         await self.redis.publish(protocol.CANCEL_CHANNEL, run_id)
+        for child in await self.events.children(run_id):
+            if await self.status(child) not in (None, *protocol.FINAL_STATUSES):
+                await self.request_cancel(child)
 
     async def active_runs(self, graph: str) -> list[str]:
         return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
