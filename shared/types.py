@@ -272,6 +272,10 @@ class Interrupt:
     response_schema: Any = None
 
 
+NO_ANSWER: Any = object()
+"""`InterruptScratch.take()` when no resume value is left."""
+
+
 class InterruptScratch:
     """What `interrupt()` needs while a task runs: the resume values it got so far, in order,
     and how to name its interrupts (stable across re-runs of the same task). `refused`: the
@@ -282,6 +286,14 @@ class InterruptScratch:
         self.id_base = id_base
         self.calls = 0
         self.refused: tuple[Any, ...] | None = None
+
+    def take(self) -> Any:
+        """The next resume value for an interrupt asked elsewhere (a task call of this
+        entrypoint), or NO_ANSWER when none was given yet."""
+        if self.calls < len(self.resume):
+            self.calls += 1
+            return self.resume[self.calls - 1]
+        return NO_ANSWER
 
     def next(self, value: Any, response_schema: Any = None) -> Any:
         index = self.calls

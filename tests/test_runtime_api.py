@@ -196,3 +196,35 @@ def test_entrypoint_previous_and_final() -> None:
 
     expected, actual = both(scenario)
     assert actual == expected
+
+
+def test_interrupt_inside_a_task() -> None:
+    """A `@task` that asks a human stops its entrypoint; each answer runs the task again with
+    the answers so far, and finished tasks do not run again."""
+    def scenario(api: Api) -> Any:
+        func, types = module(api, "func"), module(api, "types")
+        calls: list[str] = []
+
+        @func.task
+        def prepare(q: str) -> str:
+            calls.append("prepare")
+            return f"{q}!"
+
+        @func.task
+        def ask(q: str) -> str:
+            calls.append("ask")
+            return f"{q} {types.interrupt('first?')} {types.interrupt('second?')}"
+
+        @func.entrypoint(checkpointer=api.InMemorySaver())
+        def flow(q: str) -> str:
+            return ask(prepare(q).result()).result()
+
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+        asked = [flow.invoke("go", config)]
+        for answer in ("a", "b"):
+            asked.append(flow.invoke(types.Command(resume=answer), config))
+        return [[{k: [i.value for i in v] if k == "__interrupt__" else v
+                  for k, v in a.items()} if isinstance(a, dict) else a for a in asked], calls]
+
+    expected, actual = both(scenario)
+    assert actual == expected

@@ -22,10 +22,17 @@ from arq.worker import Retry
 
 from arqgraph import protocol
 from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt
-from arqgraph.errors import ErrorInfo
+from arqgraph.errors import ErrorInfo, GraphInterrupt
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
+from arqgraph.types import (
+    NO_ANSWER,
+    InterruptScratch,
+    current_interrupts,
+    interrupt_entry,
+    interrupt_of,
+)
 from arqgraph.workers.executor import retry_delay
 from arqgraph.workers.subgraphs import run_subgraph
 
@@ -62,7 +69,9 @@ class CallScheduler:
             call_id = f"{self.task_id}/fn/{self.calls}"
             self.calls += 1
         arguments = {"task": task.key, "args": list(args), "kwargs": kwargs}
-        return asyncio.run_coroutine_threadsafe(self._call(call_id, arguments), self.loop)
+        scratch = current_interrupts.get()  # (the entrypoint's: its answers, in order)
+        return asyncio.run_coroutine_threadsafe(self._call(call_id, arguments, scratch),
+                                                self.loop)
 
     def run_subgraph(self, graph: Any, input: Any, config: dict[str, Any], resume: list[Any]
                      ) -> concurrent.futures.Future[Any]:
@@ -82,14 +91,29 @@ class CallScheduler:
             self.released = True
         await self.slot.enter_async_context(self.idle())
 
-    async def _call(self, call_id: str, arguments: dict[str, Any]) -> Any:
-        tag = self.record.tag
-        saved = await self.store.calls.result(tag, self.checkpoint_id, call_id)
-        if saved is None:
-            await self.store.calls.start(self.record, self.checkpoint_id, call_id, arguments,
-                                         self.record.fingerprint, self.jobs)
-            await self._release()  # (given back until it ends: see `close_scheduler`)
-            saved = await self.store.calls.wait(tag, self.checkpoint_id, call_id)
+    async def _call(self, call_id: str, arguments: dict[str, Any],
+                    scratch: InterruptScratch | None) -> Any:
+        """Run the call (or find its result), again with the next of the entrypoint's resume
+        values each time it stopped at an interrupt: round r of a call runs as `<call>~r`
+        with the r answers it was given. A call stopped at an interrupt nobody answered yet
+        stops the entrypoint with it."""
+        tag, call = self.record.tag, call_id
+        answers: list[Any] = []
+        while True:
+            saved = await self.store.calls.result(tag, self.checkpoint_id, call)
+            if saved is None:
+                await self.store.calls.start(
+                    self.record, self.checkpoint_id, call, {**arguments, "resume": answers},
+                    self.record.fingerprint, self.jobs)
+                await self._release()  # (given back until it ends: see `close_scheduler`)
+                saved = await self.store.calls.wait(tag, self.checkpoint_id, call)
+            if "interrupt" not in saved:
+                break
+            answer = scratch.take() if scratch is not None else NO_ANSWER
+            if answer is NO_ANSWER:
+                raise GraphInterrupt(tuple(interrupt_of(e) for e in saved["interrupt"]))
+            answers.append(answer)
+            call = f"{call_id}~{len(answers)}"
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()
         return saved["value"]
@@ -119,7 +143,13 @@ async def run_call(
             raise LookupError(f"this worker has no task {arguments and arguments.get('task')!r} "
                               "(is the module that defines it imported by the graph's module?)")
         current_attempt.set(claim.failures + 1)
+        base = job.task_id.partition("~")[0]  # (its interrupts keep their ids from round to round)
+        current_interrupts.set(InterruptScratch(arguments.get("resume", []),
+                                                f"{tag}:{job.checkpoint_id}:{base}"))
         value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+    except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
+        result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
+        events: list[tuple[Any, Any]] = []
     except RetryLater as later:
         await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
         raise Retry(defer=later.delay) from later
@@ -128,8 +158,8 @@ async def run_call(
         if delay is not None:
             await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
             raise Retry(defer=delay) from exc
-        result: dict[str, Any] = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
-        events: list[tuple[Any, Any]] = []
+        result = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
+        events = []
     else:
         result, events = {"value": value}, [("updates", {name: value})]
     posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result, claim,
