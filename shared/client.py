@@ -24,7 +24,6 @@ from arqgraph.storage.runs import RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
 RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages")
-END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
 
 class RunHandle:
@@ -133,13 +132,7 @@ class RunHandle:
     async def _told_end(self, watch: EndWatch) -> dict[str, Any] | None:
         """The end event once the run's end is told to this client (or its status, looked at
         when nothing is told for a while, says it ended); None: read the event stream."""
-        while not await watch.wait(self.run_id, timeout=END_CHECK):
-            status = await self.store.status(self.run_id)
-            if status is None:
-                return None
-            if status in FINAL_STATUSES:
-                break
-        return await self.store.events.end_event(self.run_id)
+        return await watch.end_of(self.run_id)
 
     async def status(self) -> str:
         """pending, running, done, failed or cancelled ('unknown' once the run has expired)."""

@@ -12,6 +12,7 @@ from arqgraph import client as client_module
 from arqgraph import protocol
 from arqgraph.embedded import EmbeddedCluster
 from arqgraph.graph import END, START, StateGraph
+from arqgraph.storage import ends as ends_module
 from arqgraph.storage.events import Events
 
 LIMIT = 30
@@ -62,7 +63,7 @@ async def test_without_the_notice_the_run_status_still_ends_the_wait(
         return []
 
     monkeypatch.setattr(Events, "wait_ends", lost)
-    monkeypatch.setattr(client_module, "END_CHECK", 0.05)
+    monkeypatch.setattr(ends_module, "END_CHECK", 0.05)
     async with EmbeddedCluster([add_one()]) as cluster:
         handle = await cluster.client.submit("add", {"x": 5})
         assert (await asyncio.wait_for(handle.result(), LIMIT))["x"] == 7

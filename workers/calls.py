@@ -24,6 +24,7 @@ from arqgraph import protocol
 from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt
 from arqgraph.errors import ErrorInfo, GraphInterrupt
 from arqgraph.protocol import RunRecord
+from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
 from arqgraph.types import (
@@ -47,7 +48,8 @@ class CallScheduler:
     """Turns the task calls of one running entrypoint into jobs and awaits their results."""
 
     def __init__(self, store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str,
-                 jobs: JobQueue, idle: Idle, node: str = "", attempt: int = 1) -> None:
+                 jobs: JobQueue, idle: Idle, node: str = "", attempt: int = 1,
+                 ends: EndWatch | None = None) -> None:
         self.store = store
         self.record = record
         self.checkpoint_id = checkpoint_id
@@ -56,6 +58,7 @@ class CallScheduler:
         self.idle = idle
         self.node = node
         self.attempt = attempt
+        self.ends = ends  # how the worker hears of the ends of the child runs it waits for
         self.loop = asyncio.get_running_loop()
         self.calls = 0
         self.subgraphs = 0
@@ -81,7 +84,7 @@ class CallScheduler:
             self.subgraphs += 1
         return asyncio.run_coroutine_threadsafe(run_subgraph(
             self.store, self.record, self.checkpoint_id, self.task_id, self.node, self.attempt,
-            n, graph, input, config, resume, self._release), self.loop)
+            n, graph, input, config, resume, self._release, self.ends), self.loop)
 
     async def _release(self) -> None:
         """Give the worker slot back while the task waits for other jobs (until it ends)."""

@@ -36,6 +36,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
+from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
 from arqgraph.storage.node_cache import RedisCache
@@ -104,6 +105,7 @@ class NodeRunner:
         # the graph was compiled with (the caller's own object).
         self.shared_cache = RedisCache(redis) if shared_cache else None
         self.stores: dict[str, RedisStore] = {}  # the shared long-term stores, per graph
+        self.ends = EndWatch(self.store)  # the ends of the subgraph runs its tasks wait for
         self.jobs = JobQueue(redis, queue)  # the worker takes jobs from it; task calls go to it
         self.graphs = {g.name: g for g in graphs}
         self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="arqgraph-node")
@@ -331,7 +333,7 @@ class NodeRunner:
             execution_info=info, server_info=server_info(configurable), control=stream.control)
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
-                                  self.idle, task.node, claim.failures + 1)
+                                  self.idle, task.node, claim.failures + 1, self.ends)
         current_scheduler.set(scheduler)
         try:
             result = await execute_task(

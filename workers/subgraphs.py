@@ -23,6 +23,7 @@ from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
 from arqgraph.protocol import RunRecord
+from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
 from arqgraph.types import Command
@@ -53,7 +54,7 @@ def namespace(record: RunRecord, node: str, task: str, graph: CompiledStateGraph
 async def run_subgraph(
     store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str, node: str,
     attempt: int, n: int, graph: CompiledStateGraph, input: Any, config: dict[str, Any],
-    resume: list[Any], released: Any,
+    resume: list[Any], released: Any, ends: EndWatch | None = None,
 ) -> Any:
     """Run `graph` as child run number `n` of a task and return its output. `resume`: the
     values the parent task was resumed with (the last answers the child's interrupts);
@@ -85,13 +86,17 @@ async def run_subgraph(
         await store.create_run(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context, modes=record.modes,
+            waiter=ends.waiter if ends is not None else "",
             resume=NO_RESUME if answer is NO_RESUME else answer)
     await released()
-    end: dict[str, Any] = {}
-    async for mode, payload in store.events.read(run_id):
-        if mode == "end":
-            end = dict(payload)
-    return _output(graph, end)
+    # Told by the orchestrator that ends it (one blocked connection for all of this worker's
+    # waits), else (a redelivered task: the child tells its first waiter) by its events.
+    end = await ends.end_of(run_id) if ends is not None else None
+    if end is None:
+        async for mode, payload in store.events.read(run_id):
+            if mode == "end":
+                end = dict(payload)
+    return _output(graph, end or {})
 
 
 async def _stopped(store: RunStore, thread: str) -> bool:

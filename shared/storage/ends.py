@@ -14,13 +14,16 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
+from typing import Any
 
+from arqgraph import protocol
 from arqgraph.storage.connection import Backoff, lost_redis
 from arqgraph.storage.runs import RunStore
 
 log = logging.getLogger("arqgraph.client")
 
 REMEMBERED = 10_000  # ids of ended runs remembered (for results asked for late, or twice)
+END_CHECK = 2.0  # seconds a run's end is awaited from its orchestrator before looking at it
 
 
 class EndWatch:
@@ -68,6 +71,20 @@ class EndWatch:
                     future.set_result(None)
             while len(self._ended) > REMEMBERED:
                 self._ended.popitem(last=False)
+
+    async def end_of(self, run_id: str) -> dict[str, Any] | None:
+        """The run's end event once its end is told here (or its status, looked at when
+        nothing is told for END_CHECK seconds, says it ended); None when the run is gone."""
+        try:
+            while not await self.wait(run_id, timeout=END_CHECK):
+                status = await self.store.status(run_id)
+                if status is None:
+                    return None
+                if status in protocol.FINAL_STATUSES:
+                    break
+            return await self.store.events.end_event(run_id)
+        finally:
+            self.forget(run_id)
 
     def forget(self, run_id: str) -> None:
         """Nobody waits for this run any more (if it ended, that is remembered)."""
