@@ -44,10 +44,14 @@ def namespace(record: RunRecord, node: str, task: str, graph: CompiledStateGraph
     """The checkpoint namespace of a task's `n`-th subgraph call: `node:task-uuid` below the
     parent's own; just `node` for a subgraph compiled with `checkpointer=True`, whose state
     carries over from one call to the next."""
-    parent = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
     own = node if graph.persistence is True else f"{node}:{task}"
-    if n:
-        own += f"~{n}"
+    return below(record, f"{own}~{n}" if n else own)
+
+
+def below(record: RunRecord, own: str) -> str:
+    """A namespace `own` inside the run's: the run's own namespace (from its config), then
+    `own`."""
+    parent = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
     return f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
 
 
@@ -87,7 +91,7 @@ async def run_subgraph(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context, modes=record.modes,
             waiter=ends.waiter if ends is not None else "",
-            resume=NO_RESUME if answer is NO_RESUME else answer)
+            resume=answer)
     await released()
     # Told by the orchestrator that ends it (one blocked connection for all of this worker's
     # waits), else (a redelivered task: the child tells its first waiter) by its events.

@@ -29,7 +29,7 @@ from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.runs import RunStore
 from arqgraph.workers.executor import progress_written
-from arqgraph.workers.subgraphs import NAMESPACE_SEPARATOR, task_uuid
+from arqgraph.workers.subgraphs import below, task_uuid
 
 NOSTREAM = "nostream"
 DRAIN = "__drain__"  # (not an event: a drain request, sent in order with the events)
@@ -84,9 +84,7 @@ class TaskStream:
 
     def namespace(self) -> str:
         """The task's checkpoint namespace: `node:task-id` below its run's own."""
-        parent = str((self.record.config.get("configurable") or {}).get("checkpoint_ns") or "")
-        own = f"{self.task.node}:{self.task_id()}"
-        return f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
+        return below(self.record, f"{self.task.node}:{self.task_id()}")
 
     def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config the node gets: the run's, with the task's metadata (and the handler

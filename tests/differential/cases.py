@@ -1736,12 +1736,5 @@ def err_default_error_handler_name_taken(api: Api) -> Any:
     return g.compile(name="diff_err")
 
 
-@compile_error
-def err_breakpoint_on_unknown_node(api: Api) -> Any:
-    g = _graph(api, "a")
-    g.add_edge(api.START, "a")
-    return g.compile(name="diff_err", interrupt_before=["ghost"])
-
-
 # Composition and chat-model cases live in modules of their own; importing them registers them.
 from tests.differential import message_cases, store_cases, subgraph_cases  # noqa: E402,F401,I001
