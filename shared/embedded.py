@@ -8,8 +8,10 @@ and the same client, wired to fakeredis instead of a Redis server. `compiled.inv
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -199,7 +201,26 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
-    """Iterate an async generator from sync code, on a private event loop in a thread."""
+    """Iterate an async generator from sync code, on a private event loop in a thread.
+
+    One left unfinished (a loop broken out of) is closed at exit, while the interpreter can
+    still run the run's cleanup: closed later, by the garbage collector, it would hang."""
+    iterator = _iterate_sync(agen)
+    _OPEN.add(iterator)
+    return iterator
+
+
+_OPEN: weakref.WeakSet[Iterator[Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators() -> None:
+    for iterator in list(_OPEN):
+        with contextlib.suppress(Exception):
+            iterator.close()  # type: ignore[attr-defined]
+
+
+def _iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
