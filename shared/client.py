@@ -71,6 +71,8 @@ class RunHandle:
             if event_mode == "end":
                 _raise_unless_done(payload)
                 return
+            if event_mode == "tasks":
+                payload = _with_error(payload)
             if event_mode in ("tasks", "checkpoints") and "debug" in modes:
                 yield from_debug(ns, payload, event_mode, mode, subgraphs)
             if event_mode in ("tasks", "checkpoints"):
@@ -160,6 +162,15 @@ def from_debug(ns: tuple[str, ...], event: dict[str, Any], event_mode: str,
     if isinstance(mode, str):
         return (ns, shown) if subgraphs else shown
     return (ns, "debug", shown) if subgraphs else ("debug", shown)
+
+
+def _with_error(event: dict[str, Any]) -> dict[str, Any]:
+    """A task result's error as the exception it was (LangGraph streams the exception)."""
+    error = event["payload"].get("error")
+    if not isinstance(error, dict):
+        return event
+    return {**event, "payload": {**event["payload"],
+                                 "error": protocol.rebuild_error(decode_error(error))}}
 
 
 def _unwrap(update: Any, key: str) -> Any:

@@ -50,6 +50,7 @@ from arqgraph.workers.executor import (
     execute_task,
     heartbeat,
 )
+from arqgraph.workers.subgraphs import task_uuid
 from arqgraph.workers.task_stream import TaskStream
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
@@ -284,7 +285,8 @@ class NodeRunner:
                            if result.cached else update))
         if record.records("tasks") and task.node != START:  # (its start: see TaskStream)
             events.append(task_event(
-                task, job.step, error=repr(outcome.error.rebuild()) if outcome.error else None,
+                task, job.step, task_uuid(record, job.checkpoint_id, task.id),
+                error=protocol.encode_error(outcome.error) if outcome.error else None,
                 result=shown_writes(outcome.writes) if outcome.succeeded else {},
                 interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
@@ -346,7 +348,11 @@ class NodeRunner:
             )
         finally:
             await close_scheduler(scheduler)
-        await stream.close(result.outcome.writes if result.outcome.succeeded else None)
+        spec = graph.nodes.get(task.node)
+        inner = spec is not None and getattr(spec.fn, "streams_inside", False)
+        # (a subgraph's messages streamed from its own nodes: not again from the node's)
+        await stream.close(result.outcome.writes if result.outcome.succeeded and not inner
+                           else None)
         return result
 
     def _store(self, graph: CompiledStateGraph) -> Any:

@@ -22,6 +22,7 @@ from uuid import UUID, uuid4
 
 import pydantic
 
+from arqgraph.constants import CONFIG_KEY_STREAM_MESSAGES_V2
 from arqgraph.core import codec
 from arqgraph.core.pregel import Task
 from arqgraph.protocol import RunRecord, TaskJob
@@ -65,8 +66,10 @@ class TaskStream:
               if target == task.node))
         self.handler: Any = None
         if record.records("messages") and available():
+            v2 = bool((record.config.get("configurable") or {}).get(
+                CONFIG_KEY_STREAM_MESSAGES_V2))
             self.handler = messages_handler(lambda m: self.emit(("messages", m)),
-                                            self.metadata())
+                                            self.metadata(), v2=v2)
 
     def metadata(self) -> dict[str, Any]:
         """LangGraph's metadata of a task: its node, step (LangGraph counts the step that runs
@@ -105,7 +108,7 @@ class TaskStream:
         if self.handler is not None:
             self.handler.node_started(node_input)
         if self.record.records("tasks"):
-            _, event = task_event(self.task, self.job.step, input=node_input,
+            _, event = task_event(self.task, self.job.step, self.task_id(), input=node_input,
                                   triggers=self.triggers)
             self.emit(("tasks", event))
 
@@ -125,23 +128,36 @@ def available() -> bool:
     return True
 
 
-def messages_handler(emit: Emit, node_metadata: Mapping[str, Any]) -> Any:
-    """A callback handler sending the node's chat-model tokens to `emit` as (chunk, metadata)."""
+def messages_handler(emit: Emit, node_metadata: Mapping[str, Any], *, v2: bool = False) -> Any:
+    """A callback handler sending the node's chat-model tokens to `emit` as (chunk, metadata).
+
+    With `v2` (a `stream_events(version="v3")` run), models stream protocol events instead of
+    chunks: `(event, metadata with the model call's run_id)`, from message-start to
+    message-finish; messages a node returns still go whole, except tools' results.
+    """
     from langchain_core.callbacks import BaseCallbackHandler
-    from langchain_core.messages import BaseMessage
+    from langchain_core.messages import BaseMessage, ToolMessage
     from langchain_core.outputs import ChatGeneration, ChatGenerationChunk
 
     try:
         from langchain_core.tracers._streaming import _StreamingCallbackHandler as Streaming
     except ImportError:  # (an older langchain-core: models stream only when asked to)
         Streaming = object  # type: ignore[assignment,misc]  # noqa: N806
+    bases: tuple[type, ...] = (BaseCallbackHandler, Streaming)
+    if v2:
+        try:
+            from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
+            bases += (_V2StreamingCallbackHandler,)
+        except ImportError:  # (a langchain-core without protocol events: chunks it is)
+            v2 = False
 
-    class MessagesHandler(BaseCallbackHandler, Streaming):  # type: ignore[misc,valid-type]
+    class MessagesHandler(*bases):  # type: ignore[misc]
         run_inline = True  # (in the node's thread, in order)
 
         def __init__(self) -> None:
             self.runs: dict[UUID, dict[str, Any]] = {}
             self.seen: set[str] = set()
+            self.streamed: set[UUID] = set()  # (v2) model calls that streamed events
 
         def tap_output_aiter(self, run_id: UUID, output: Any) -> Any:
             return output  # (tokens come through on_llm_new_token)
@@ -172,18 +188,34 @@ def messages_handler(emit: Emit, node_metadata: Mapping[str, Any]) -> Any:
         def on_llm_new_token(  # type: ignore[override]
             self, token: str, *, chunk: Any = None, run_id: UUID, **_: Any
         ) -> None:
-            if isinstance(chunk, ChatGenerationChunk) and run_id in self.runs:
+            if not v2 and isinstance(chunk, ChatGenerationChunk) and run_id in self.runs:
                 self.send(self.runs[run_id], chunk.message)
+
+        def on_stream_event(self, event: dict[str, Any], *, run_id: UUID, **_: Any) -> None:
+            if (meta := self.runs.get(run_id)) is None:
+                return
+            if event.get("event") == "message-start":
+                self.streamed.add(run_id)
+                if event.get("message_id"):
+                    self.seen.add(event["message_id"])
+            emit((event, {**meta, "run_id": str(run_id)}))
 
         def on_llm_end(self, response: Any, *, run_id: UUID, **_: Any) -> None:
             meta = self.runs.pop(run_id, None)
             if meta is not None and response.generations and response.generations[0]:
                 generation = response.generations[0][0]
-                if isinstance(generation, ChatGeneration):
+                if not isinstance(generation, ChatGeneration):
+                    pass
+                elif run_id in self.streamed:  # (its events told it: not again whole)
+                    generation.message.id = generation.message.id or str(uuid4())
+                    self.seen.add(generation.message.id)
+                else:
                     self.send(meta, generation.message, dedupe=True)
+            self.streamed.discard(run_id)
 
         def on_llm_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
             self.runs.pop(run_id, None)
+            self.streamed.discard(run_id)
 
         def node_started(self, node_input: Any) -> None:
             """The messages of the node's input are not the node's: never sent."""
@@ -192,7 +224,8 @@ def messages_handler(emit: Emit, node_metadata: Mapping[str, Any]) -> Any:
         def node_returned(self, update: Any) -> None:
             """The messages the node returns that no model streamed: sent whole."""
             for message in _messages(update, BaseMessage):
-                self.send(dict(node_metadata), message, dedupe=True)
+                if not (v2 and isinstance(message, ToolMessage)):  # (v2: a tool's, not chat)
+                    self.send(dict(node_metadata), message, dedupe=True)
 
     return MessagesHandler()
 

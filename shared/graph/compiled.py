@@ -29,7 +29,7 @@ from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
-from arqgraph.graph.subgraph import graph_at, shown_snapshot, subgraphs_of
+from arqgraph.graph.subgraph import graph_at, graph_in, shown_snapshot, subgraphs_of
 from arqgraph.runtime import RunControl
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
@@ -105,6 +105,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         remember(self)  # (workers find it when a parent graph runs it as a subgraph)
         self.cluster_url: str | None = None
         self.config: dict[str, Any] | None = None  # merged into each call's (`with_config`)
+        self.stream_transformers: tuple[Any, ...] = ()  # `compile(transformers=...)`, for v3
 
     def _fingerprint(self) -> str:
         """A hash of the structure: nodes and their functions, edges, branches, state keys."""
@@ -178,7 +179,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         else:
             events = stream_graph(self, input, config, modes, context, subgraphs, control)
         async for ns, event_mode, payload in _each(events):
-            yield shaped(self.output_schema, self.state_schema, ns, event_mode, payload, mode,
+            shown = graph_in(self, ns) if ns and version == "v2" else self
+            yield shaped(shown.output_schema, shown.state_schema, ns, event_mode, payload, mode,
                          subgraphs, version)
 
     def stream(
@@ -195,6 +197,32 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         yield from iterate_sync(
             self.astream(input, config, stream_mode=stream_mode, context=context, **kwargs)
         )
+
+    def stream_events(
+        self, input: Any, config: dict[str, Any] | None = None, *, version: str = "v3",
+        transformers: Sequence[Any] | None = None, **kwargs: Any,
+    ) -> Any:
+        """LangGraph's v3 event stream: a run handle whose projections (`run.values`,
+        `run.messages`, `run.subgraphs`...) drive the run as they are read."""
+        from arqgraph.stream.runs import stream_events
+
+        return stream_events(self, input, config, version, transformers, kwargs)
+
+    def astream_events(
+        self, input: Any, config: dict[str, Any] | None = None, *, version: str = "v2",
+        transformers: Sequence[Any] | None = None, **kwargs: Any,
+    ) -> Any:
+        """`stream_events`, async: await it (v3) for the run handle. Versions "v1" and "v2"
+        are LangChain's callback events of the run as this process sees it."""
+        from arqgraph.stream.runs import astream_events
+
+        return astream_events(self, input, config, version, transformers, kwargs)
+
+    def astream_log(self, input: Any, config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """LangChain's run log of the graph (what `astream_events(version="v1")` reads)."""
+        from arqgraph.stream.runs import astream_log
+
+        return astream_log(self, input, config, kwargs)
 
     async def ainvoke(
         self,

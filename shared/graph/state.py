@@ -306,6 +306,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         interrupt_after: Any = None,
         cache: Any = None,
         store: Any = None,
+        transformers: Sequence[Any] | None = None,
         **_: Any,
     ) -> CompiledStateGraph[StateT, ContextT, InputT, OutputT]:
         breakpoints = [n for key in (interrupt_before, interrupt_after)
@@ -315,13 +316,15 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.compiled = True
         from arqgraph.graph.compiled import CompiledStateGraph
 
-        return CompiledStateGraph(
+        compiled: CompiledStateGraph[StateT, ContextT, InputT, OutputT] = CompiledStateGraph(
             self, name=name or "LangGraph", explicit_name=name is not None,
             checkpointer=checkpointer,
             interrupt_before=self._breakpoints(interrupt_before),
             interrupt_after=self._breakpoints(interrupt_after),
             cache=cache, store=store,
         )
+        compiled.stream_transformers = tuple(transformers or ())
+        return compiled
 
     def _breakpoints(self, nodes: Any) -> frozenset[str]:
         if nodes == "*":

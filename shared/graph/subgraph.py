@@ -8,8 +8,11 @@ update. On a worker, invoking the subgraph makes it a child run whose nodes are 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
+
+import pydantic
 
 from arqgraph.core.schema import ROOT
 from arqgraph.types import StateSnapshot
@@ -17,6 +20,8 @@ from arqgraph.types import StateSnapshot
 
 class SubgraphNode:
     """Runs `graph` with the node's input and config; its output is the node's result."""
+
+    streams_inside = True  # its messages stream from its own nodes, under its namespace
 
     def __init__(self, graph: Any) -> None:
         self.graph = graph
@@ -28,10 +33,20 @@ class SubgraphNode:
         return str(self.graph.fingerprint)
 
     async def __call__(self, state: Any, config: dict[str, Any]) -> Any:
-        return await self.graph.ainvoke(state, config)
+        return await self.graph.ainvoke(_values(state), config)
 
     def __repr__(self) -> str:
         return f"SubgraphNode({self.graph.name!r})"
+
+
+def _values(state: Any) -> Any:
+    """The parent's state as plain values, as a subgraph reads its parent's channels: its own
+    schema may be another class."""
+    if isinstance(state, pydantic.BaseModel):
+        return {key: getattr(state, key) for key in type(state).model_fields}
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
+    return state
 
 
 def is_compiled_graph(node: Any) -> bool:
@@ -72,6 +87,19 @@ def graph_at(graph: Any, config: dict[str, Any] | None) -> Any:
     for part in filter(None, str(namespace).split("|")):
         spec = found.nodes.get(part.split(":")[0])
         found = find_subgraph(spec.fn) if spec is not None else None
+        if found is None:
+            return graph
+    return found
+
+
+def graph_in(graph: Any, ns: tuple[str, ...]) -> Any:
+    """The graph whose events stream under namespace `ns` (`node:task` parts), else `graph`
+    itself when a part names no node that runs a subgraph."""
+    found = graph
+    for part in ns:
+        spec = found.nodes.get(part.split(":")[0])
+        fn = spec.fn if spec is not None else None
+        found = fn.graph if isinstance(fn, SubgraphNode) else find_subgraph(fn)
         if found is None:
             return graph
     return found

@@ -209,12 +209,13 @@ def checkpoint_event(
                            "payload": payload}
 
 
-def task_event(task: Task, step: int, **payload: Any) -> tuple[str, dict[str, Any]]:
+def task_event(task: Task, step: int, shown_id: str, **payload: Any) -> tuple[str, dict[str, Any]]:
     """A "tasks" event: a task's start (its `input` and `triggers`) or its result (`error`,
     `result`, `interrupts`), with the step and time "debug" shows (as LangGraph's, the step
-    after the checkpoint that planned the task)."""
+    after the checkpoint that planned the task). `shown_id` is the task's UUID, the one its
+    subgraphs' namespaces end with, which is how a stream pairs a subgraph with its task."""
     return "tasks", {"step": step + 1, "timestamp": datetime.now(UTC).isoformat(),
-                     "payload": {"id": task.id, "name": task.node, **payload}}
+                     "payload": {"id": shown_id, "name": task.node, **payload}}
 
 
 def recursion_limit(record: RunRecord) -> int:
