@@ -1737,4 +1737,5 @@ def err_default_error_handler_name_taken(api: Api) -> Any:
 
 
 # Composition and chat-model cases live in modules of their own; importing them registers them.
-from tests.differential import message_cases, store_cases, subgraph_cases  # noqa: E402,F401,I001
+from tests.differential import (  # noqa: E402,F401,I001
+    message_cases, prebuilt_cases, store_cases, subgraph_cases)
