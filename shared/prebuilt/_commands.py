@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.messages import RemoveMessage, ToolCall, ToolMessage, convert_to_messages
 
@@ -112,7 +112,7 @@ def combine_outputs(outputs: list[Any], kind: InputType, key: str) -> Any:
         elif (output.graph == Command.PARENT and isinstance(output.goto, list)
               and all(isinstance(send, Send) for send in output.goto)):
             parent = (Command(graph=Command.PARENT, goto=output.goto) if parent is None
-                      else replace(parent, goto=[*parent.goto, *output.goto]))
+                      else replace(parent, goto=[*cast(list[Send], parent.goto), *output.goto]))
         else:
             combined.append(output)
     if parent is not None:

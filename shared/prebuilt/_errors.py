@@ -10,7 +10,7 @@ import inspect
 import json
 from collections.abc import Callable
 from types import UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 from langchain_core.tools.base import TOOL_MESSAGE_BLOCK_TYPES, ToolException
 from pydantic import ValidationError
@@ -128,7 +128,7 @@ def error_content(e: Exception, flag: ErrorHandling) -> str:
     if isinstance(flag, str):
         return flag
     if callable(flag):
-        return flag(e)
+        return cast(Callable[..., str], flag)(e)
     raise ValueError(
         "Got unexpected type of `handle_tool_error`. Expected bool, str or callable. "
         f"Received: {flag}"

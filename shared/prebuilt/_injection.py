@@ -113,7 +113,7 @@ def injected_args_of(tool: BaseTool) -> InjectedArgs:
         if marker := _injection(type_, InjectedState):
             key = marker.field if isinstance(marker, InjectedState) else None
             found.state[name] = key
-            field_info = schema.model_fields.get(name) if key else None
+            field_info = getattr(schema, "model_fields", {}).get(name) if key else None
             if field_info is not None and not field_info.is_required():
                 found.optional_state.add(name)
         if _injection(type_, InjectedStore):
