@@ -15,6 +15,13 @@ from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 import msgpack
 import pydantic
 
+try:  # a tool may return a Command: LangChain's tools pass a ToolOutputMixin on unwrapped
+    from langchain_core.messages.tool import ToolOutputMixin
+except ImportError:  # pragma: no cover - without the `langchain` extra
+
+    class ToolOutputMixin:  # type: ignore[no-redef]
+        """Stands in for LangChain's marker of tool outputs when langchain-core is absent."""
+
 from arqgraph.stream_parts import (  # noqa: F401 - LangGraph has them in its types
     CheckpointPayload,
     CheckpointStreamPart,
@@ -71,7 +78,7 @@ class Send:
 
 
 @dataclass
-class Command(Generic[N]):
+class Command(Generic[N], ToolOutputMixin):
     """A node result that updates state and picks where to go next in one value.
 
     `Command[Literal["a", "b"]]` as a node's return annotation declares its possible targets.

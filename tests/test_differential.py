@@ -60,7 +60,12 @@ def normalize(value: Any) -> Any:
         return (f"<{cls}>", *(normalize(getattr(value, f, None)) for f in fields))
     if hasattr(value, "model_dump") and callable(value.model_dump):
         # langchain messages and pydantic models: class name + their fields
-        return ("<model>", cls, normalize(value.model_dump()))
+        fields = value.model_dump()
+        if isinstance(fields, dict) and "tool_call_id" in fields and fields.get("id") is None:
+            # a ToolMessage's id is add_messages' uuid4, set on the very object the node
+            # returned: whether an "updates" event shows it depends on when it is read
+            fields["id"] = "<uuid>"
+        return ("<model>", cls, normalize(fields))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return ("<dataclass>", cls,
                 {f.name: normalize(getattr(value, f.name)) for f in dataclasses.fields(value)})

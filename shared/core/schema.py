@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import pydantic
+import typing_extensions
 
 from arqgraph.errors import InvalidInputError
 from arqgraph.managed import ManagedValue
@@ -82,6 +83,18 @@ def _reducer_of(annotation: Any) -> Callable[[Any, Any], Any] | None:
     return typing.cast(Callable[[Any, Any], Any], meta)
 
 
+_QUALIFIERS = {typing.Required, typing.NotRequired, typing_extensions.Required,
+               typing_extensions.NotRequired, typing_extensions.ReadOnly}
+
+
+def _unqualified(annotation: Any) -> Any:
+    """`T` of a TypedDict key's `NotRequired[T]` (`Required`, `ReadOnly`): the key's type,
+    its reducer or manager inside."""
+    while get_origin(annotation) in _QUALIFIERS:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
 def _managed_of(annotation: Any) -> type[ManagedValue] | None:
     """The manager of a managed key (`RemainingSteps`, `IsLastStep`), or None."""
     if get_origin(annotation) is typing.Annotated:
@@ -128,7 +141,8 @@ class StateSchema:
             if schema_kind(one) == "root":
                 channels.setdefault(ROOT, Channel(ROOT, _reducer_of(one), _start_type(one)))
                 continue
-            for key, hint in get_type_hints(one, include_extras=True).items():
+            for key, qualified in get_type_hints(one, include_extras=True).items():
+                hint = _unqualified(qualified)
                 if key in channels or key in managed:
                     continue
                 if manager := _managed_of(hint):

@@ -145,8 +145,9 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     ) -> Self:
         if not isinstance(node, str):
             named: Any = node
-            action, node = named, str(named.get_name() if is_compiled_graph(named) else
-                                      getattr(named, "__name__", type(named).__name__))
+            # (a compiled graph, a ToolNode: by `get_name()`, as LangGraph names runnables)
+            action, node = named, str(named.get_name() if callable(getattr(named, "get_name", None))
+                                      else getattr(named, "__name__", type(named).__name__))
         if is_compiled_graph(action):
             action = SubgraphNode(action)
         if action is None:

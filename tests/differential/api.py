@@ -55,6 +55,13 @@ _NAMES: dict[str, tuple[str, str]] = {
     "get_store": ("config", "get_store"),
     "CONST_START": ("constants", "START"),
     "CONST_END": ("constants", "END"),
+    # prebuilt agents and tool nodes (LangChain's tools and messages)
+    "ToolNode": ("prebuilt", "ToolNode"),
+    "tools_condition": ("prebuilt", "tools_condition"),
+    "create_react_agent": ("prebuilt", "create_react_agent"),
+    "InjectedState": ("prebuilt", "InjectedState"),
+    "InjectedStore": ("prebuilt", "InjectedStore"),
+    "ValidationNode": ("prebuilt", "ValidationNode"),
 }
 
 
@@ -104,6 +111,12 @@ class Api:
     PregelTask: Any
     GraphInterrupt: type[Exception]
     NodeTimeoutError: type[Exception]
+    ToolNode: Any
+    tools_condition: Any
+    create_react_agent: Any
+    InjectedState: Any
+    InjectedStore: Any
+    ValidationNode: Any
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

@@ -1739,6 +1739,7 @@ def err_default_error_handler_name_taken(api: Api) -> Any:
 # Composition and chat-model cases live in modules of their own; importing them registers them.
 from tests.differential import (  # noqa: E402,F401,I001
     message_cases,
+    prebuilt_cases,
     store_cases,
     stream_event_cases,
     subgraph_cases,
