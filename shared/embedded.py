@@ -32,6 +32,8 @@ from arqgraph.workers.worker import build_worker
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
 
+CALLBACKS = "callbacks"  # the events of the nodes' callbacks, for the producer's handlers
+
 T = TypeVar("T")
 
 
@@ -119,9 +121,15 @@ async def stream_graph(
         async with backend(graph) as client:
             handle = await client.submit(graph.name, input, config, context=context,
                                          stream_mode=modes)
+            heard = [*modes, CALLBACKS] if report is not None else list(modes)
+            deep = subgraphs or report is not None  # (the subgraphs' nodes report too)
             with draining(control, client, handle):
-                async for event in handle.stream(list(modes), subgraphs=subgraphs):
-                    yield event if subgraphs else ((), *event)
+                async for event in handle.stream(heard, subgraphs=deep):
+                    ns, mode, payload = event if deep else ((), *event)
+                    if mode == CALLBACKS and report is not None:
+                        await report.replay(payload)
+                    elif subgraphs or not ns:
+                        yield ns, mode, payload
             if report is not None:
                 await report.end(await handle.result())
     except Exception as exc:
@@ -140,6 +148,9 @@ async def invoke_graph(
         async with backend(graph) as client:
             handle = await client.submit(graph.name, input, config, context=context)
             with draining(control, client, handle):
+                if report is not None:  # (the nodes' callbacks, as they come)
+                    async for _, _, event in handle.stream([CALLBACKS], subgraphs=True):
+                        await report.replay(event)
                 output = await handle.result()
     except Exception as exc:
         if report is not None:

@@ -1,8 +1,9 @@
 """LangChain callbacks in a run's config hear the graph's run as LangGraph reports it: one root
 chain run with the graph's name, its input, and its output (an interrupted run's state without
-the interrupts) or its error. Compared with LangGraph's own report of the same program, on the
-embedded default and on a real cluster (the graph served by tests/test_differential_cluster.py's
-processes, see test_callbacks_on_a_cluster there)."""
+the interrupts) or its error; under it, a chain run per node, as the workers record them.
+Compared with LangGraph's own report of the same program, on the embedded default and on a
+real cluster (the graph served by tests/test_differential_cluster.py's processes, see
+test_callbacks_on_a_cluster there)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,14 @@ def report(api: Api, use_async: bool, cluster: str | None = None, **flags: bool
             list(graph.stream({"text": "hi", "log": []}, config))
     except ValueError:
         pass
-    return [(r.name, r.run_type, r.inputs, r.outputs, repr(r.error)[:40] if r.error else None,
-             r.tags, r.end_time is not None) for r in tracer.roots]
+    return [tree(r) for r in tracer.roots]
+
+
+def tree(run: Run) -> tuple[Any, ...]:
+    """A run and the runs under it, in the order they started."""
+    return (run.name, run.run_type, run.inputs, run.outputs,
+            repr(run.error)[:40] if run.error else None, run.tags, run.end_time is not None,
+            [tree(child) for child in sorted(run.child_runs, key=lambda c: c.dotted_order or "")])
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=["done", "ask", "fail"])
@@ -53,7 +60,7 @@ def report(api: Api, use_async: bool, cluster: str | None = None, **flags: bool
 def test_the_root_run_is_reported_as_langgraph_reports_it(flags: dict[str, bool],
                                                           use_async: bool) -> None:
     expected = report(Api(REFERENCE), use_async, **flags)
-    assert len(expected) == 1
+    assert len(expected) == 1 and expected[0][-1]  # (one root, with its nodes' runs)
     assert report(Api("arqgraph"), use_async, **flags) == expected
 
 

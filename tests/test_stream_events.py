@@ -276,21 +276,52 @@ def test_stream_events_v3_on_a_cluster(case: Case, run_index: int, reference: Ap
     assert actual == expected, _explain(case, run_index)
 
 
+EVENT_CASES = ["messages_sync_model", "messages_async_model", "v3_chat_subgraph",
+               "v3_writer_subgraph", "subgraph_failure"]
+
+
+def _langchain_events(graph: Any, case: Case, version: str) -> dict[str, Any]:
+    """LangChain's events of a run: each with its run and parents as first-seen numbers."""
+    run = case.runs[0]
+
+    async def collect() -> dict[str, Any]:
+        numbers: dict[str, int] = {}
+        seen: list[Any] = []
+        try:
+            async for e in graph.astream_events(run.input, run.config, version=version):
+                number = numbers.setdefault(e["run_id"], len(numbers))
+                metadata = {k: v for k, v in e.get("metadata", {}).items()
+                            if k in ("langgraph_node", "langgraph_step", "langgraph_triggers")}
+                seen.append((number, [numbers.get(p) for p in e.get("parent_ids", [])],
+                             e["event"], e["name"], sorted(e.get("tags", [])), metadata,
+                             _plain(e.get("data"))))
+        except Exception as exc:
+            return {"events": seen, "error": error_info(exc)}
+        return {"events": seen}
+
+    return _in_thread(lambda: asyncio.run(collect()))
+
+
+@pytest.mark.parametrize("name", EVENT_CASES)
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_langchain_event_versions_report_the_graph_run(version: str, reference: Api,
-                                                       candidate: Api) -> None:
-    """`astream_events` v1/v2 give LangChain's events of the graph's own run as LangGraph's
-    (its nodes' runs happen on workers: not reported here, see arqgraph.stream.runs)."""
-    case = next(c for c in CASES if c.name == "v3_writer_subgraph")
+def test_langchain_events_of_graph_and_nodes(name: str, version: str, reference: Api,
+                                             candidate: Api) -> None:
+    """`astream_events` v1/v2: the graph's run and its nodes', with their models' tokens, in
+    LangGraph's order, with LangGraph's names, tags, parents and data."""
+    case = next(c for c in CASES if c.name == name)
+    expected = _langchain_events(case.build(reference), case, version)
+    actual = _langchain_events(case.build(candidate), case, version)
+    nodes = [e[3] for e in actual["events"] if e[2] == "on_chain_start" and e[5]]
+    assert nodes  # (the nodes' runs are there)
+    assert actual == expected
 
-    async def events(api: Api) -> list[Any]:
-        graph = case.build(api)
-        seen = [e async for e in graph.astream_events(case.runs[0].input, version=version)]
-        root = seen[0]["run_id"]
-        return [(e["event"], e["name"], _plain(e["data"])) for e in seen if e["run_id"] == root]
 
-    expected = _in_thread(lambda: asyncio.run(events(reference)))
-    actual = _in_thread(lambda: asyncio.run(events(candidate)))
-    assert [e[0] for e in actual] == ["on_chain_start", "on_chain_stream", "on_chain_stream",
-                                      "on_chain_end"]
+@pytest.mark.parametrize("name", [n for n in EVENT_CASES if n != "subgraph_failure"])
+def test_langchain_events_from_a_cluster(name: str, reference: Api, candidate: Api,
+                                         cluster: str) -> None:
+    """The same with the nodes on a worker process: their callbacks come back to the
+    producer's handlers."""
+    case = next(c for c in CASES if c.name == name)
+    expected = _langchain_events(case.build(reference), case, "v2")
+    actual = _langchain_events(case.build(candidate).with_cluster(cluster), case, "v2")
     assert actual == expected

@@ -31,7 +31,13 @@ from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Repeated, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
-from arqgraph.errors import ErrorInfo, GraphMismatchError, SerializationError, TaskLostError
+from arqgraph.errors import (
+    ErrorInfo,
+    GraphInterrupt,
+    GraphMismatchError,
+    SerializationError,
+    TaskLostError,
+)
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
@@ -350,9 +356,10 @@ class NodeRunner:
             await close_scheduler(scheduler)
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)
+        outcome = result.outcome
         # (a subgraph's messages streamed from its own nodes: not again from the node's)
-        await stream.close(result.outcome.writes if result.outcome.succeeded and not inner
-                           else None)
+        await stream.close(outcome.writes if outcome.succeeded else None, told=not inner,
+                           error=None if outcome.succeeded else _error_of(outcome))
         return result
 
     def _store(self, graph: CompiledStateGraph) -> Any:
@@ -507,3 +514,10 @@ class NodeRunner:
         for job, execution in list(self.running.items()):
             if protocol.run_of_job(job) in run_ids:
                 execution.cancel()
+
+
+def _error_of(outcome: TaskOutcome) -> BaseException:
+    """What ended a task that did not succeed: its error, else its interrupts."""
+    if outcome.error is not None:
+        return outcome.error.rebuild()
+    return GraphInterrupt(tuple(asked_of(outcome.interrupts)))

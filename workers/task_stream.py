@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 
 import pydantic
 
-from arqgraph.constants import CONFIG_KEY_STREAM_MESSAGES_V2
+from arqgraph.constants import CONFIG_KEY_CALLBACKS, CONFIG_KEY_STREAM_MESSAGES_V2
 from arqgraph.core import codec
 from arqgraph.core.pregel import Task
 from arqgraph.protocol import RunRecord, TaskJob
@@ -30,6 +30,7 @@ from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.runs import RunStore
 from arqgraph.workers.executor import progress_written
+from arqgraph.workers.node_callbacks import NodeRun
 from arqgraph.workers.subgraphs import below, task_uuid
 
 NOSTREAM = "nostream"
@@ -65,6 +66,10 @@ class TaskStream:
             *(f"join:{'+'.join(sources)}:{target}" for sources, target in joins
               if target == task.node))
         self.handler: Any = None
+        wanted = (record.config.get("configurable") or {}).get(CONFIG_KEY_CALLBACKS)
+        self.node_run = NodeRun(self.emit, wanted, task.node, job.step + 1, self.metadata(),
+                                list(record.config.get("tags") or [])) if (
+            isinstance(wanted, dict) and available()) else None
         if record.records("messages") and available():
             v2 = bool((record.config.get("configurable") or {}).get(
                 CONFIG_KEY_STREAM_MESSAGES_V2))
@@ -93,8 +98,15 @@ class TaskStream:
         """The config the node gets: the run's, with the task's metadata (and the handler
         of the "messages" mode among its callbacks)."""
         config = {**config, "metadata": {**config.get("metadata", {}), **self.metadata()}}
-        if self.handler is not None:
-            config["callbacks"] = [*(config.get("callbacks") or []), self.handler]
+        own = [self.handler] if self.handler is not None else []
+        if self.node_run is not None:  # (under the node's run; its subgraphs' runs too)
+            config["callbacks"] = self.node_run.callbacks(own)
+            configurable = dict(config.get("configurable") or {})
+            configurable[CONFIG_KEY_CALLBACKS] = {**configurable[CONFIG_KEY_CALLBACKS],
+                                                  "parent": str(self.node_run.run_id)}
+            config["configurable"] = configurable
+        elif own:
+            config["callbacks"] = [*(config.get("callbacks") or []), *own]
         return config
 
     def custom(self, chunk: Any) -> None:
@@ -107,16 +119,21 @@ class TaskStream:
         """The node is about to run on `node_input`."""
         if self.handler is not None:
             self.handler.node_started(node_input)
+        if self.node_run is not None:
+            self.node_run.start(node_input)
         if self.record.records("tasks"):
             _, event = task_event(self.task, self.job.step, self.task_id(), input=node_input,
                                   triggers=self.triggers)
             self.emit(("tasks", event))
 
-    async def close(self, writes: Mapping[str, Any] | None = None) -> None:
-        """The node is done, having written `writes`: its messages no model streamed go
-        too; wait until every event is sent."""
-        if self.handler is not None and writes:
+    async def close(self, writes: Mapping[str, Any] | None = None, *, told: bool = True,
+                    error: BaseException | None = None) -> None:
+        """The node is done, having written `writes` (or failed with `error`): its messages
+        no model streamed go too (unless `told` elsewhere); wait until every event is sent."""
+        if self.handler is not None and writes and told:
             self.handler.node_returned(writes)
+        if self.node_run is not None and self.node_run.input is not None:
+            self.node_run.end(writes) if error is None else self.node_run.error(error)
         await self.emit.close()
 
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, Self
 
 import fakeredis
 
+from arqgraph.callbacks import subgraph_run
 from arqgraph.config import merge_configs
 from arqgraph.constants import (
     CONFIG_KEY_DURABILITY,
@@ -265,7 +266,16 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     ) -> Any:
         scratch = current_interrupts.get()
         resume = list(scratch.resume) if scratch is not None else []
-        return await asyncio.wrap_future(scheduler.run_subgraph(self, input, config or {}, resume))
+        config, run = await subgraph_run(config or {}, input, self.get_name())
+        try:
+            output = await asyncio.wrap_future(scheduler.run_subgraph(self, input, config, resume))
+        except BaseException as exc:
+            if run is not None:
+                await run.on_chain_error(exc)
+            raise
+        if run is not None:
+            await run.on_chain_end(output, inputs=input)
+        return output
 
     def invoke(
         self,
