@@ -214,7 +214,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         transformers: Sequence[Any] | None = None, **kwargs: Any,
     ) -> Any:
         """`stream_events`, async: await it (v3) for the run handle. Versions "v1" and "v2"
-        are LangChain's callback events of the run as this process sees it."""
+        are LangChain's callback events of the graph's run and of its nodes'."""
         from arqgraph.stream.runs import astream_events
 
         return astream_events(self, input, config, version, transformers, kwargs)

@@ -3,10 +3,9 @@ built-in transformers, the graph's own (`compile(transformers=...)`) and the cal
 graph's v2 stream of exactly the modes those transformers need, subgraphs included.
 
 `astream_events` versions "v1" and "v2" are LangChain's callback events, made by LangChain's
-own implementation over the graph's `astream`: the run's callbacks report the graph's start,
-stream and end from this process. Its nodes run on workers, whose callbacks stay there, so
-their events (a node's chain run, a chat model's tokens) are not among them: read tokens
-with v3 or `stream_mode="messages"`."""
+own implementation over the graph's `astream`: the run's callbacks report the graph's run from
+this process, and its nodes' runs (their models' tokens, tools, subgraphs) as the workers
+recorded them (see `arqgraph.callbacks`)."""
 
 
 
