@@ -23,7 +23,7 @@ from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
-RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages")
+RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages", "tools")
 
 
 class RunHandle:

@@ -6,6 +6,7 @@ Set by the worker around each node call (contextvars, so threads started with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,6 +23,10 @@ CONFIG_KEY_RUNTIME = "__pregel_runtime"
 """The configurable key under which LangGraph hands a node its runtime."""
 
 current_config: ContextVar[dict[str, Any] | None] = ContextVar("arqgraph_config", default=None)
+# While a tool runs in a run that streams the "tools" mode: sends its partial outputs
+# (`ToolRuntime.emit_output_delta`); None otherwise.
+current_tool_writer: ContextVar[Callable[[Any], None] | None] = ContextVar(
+    "arqgraph_tool_writer", default=None)
 
 
 def get_config() -> dict[str, Any]:

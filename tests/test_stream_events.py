@@ -249,7 +249,7 @@ def test_stream_events_v3(case: Case, run_index: int, reference: Api, candidate:
         assert actual == expected, f"async={use_async} " + _explain(case, run_index)
 
 
-DATABASE = 6
+DATABASE = 8
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +325,24 @@ def test_langchain_events_from_a_cluster(name: str, reference: Api, candidate: A
     expected = _langchain_events(case.build(reference), case, "v2")
     actual = _langchain_events(case.build(candidate).with_cluster(cluster), case, "v2")
     assert actual == expected
+
+
+def _tools_events(graph: Any) -> list[Any]:
+    case = next(c for c in CASES if c.name == "tools_mode")
+    parts = graph.stream(case.runs[0].input, stream_mode=["tools", "updates"], version="v2")
+    return _in_thread(lambda: [(p["type"], list(p["ns"]), _plain(p["data"])) for p in parts])
+
+
+def test_tools_mode_matches_langgraph(reference: Api, candidate: Api) -> None:
+    """The "tools" stream mode: each tool call's start, end or error, LangGraph's way."""
+    case = next(c for c in CASES if c.name == "tools_mode")
+    expected = _tools_events(case.build(reference))
+    assert [e[2].get("event") for e in expected if e[0] == "tools"] == [
+        "tool-started", "tool-finished", "tool-started", "tool-error"]
+    assert _tools_events(case.build(candidate)) == expected
+
+
+def test_tools_mode_from_a_cluster(reference: Api, candidate: Api, cluster: str) -> None:
+    case = next(c for c in CASES if c.name == "tools_mode")
+    expected = _tools_events(case.build(reference))
+    assert _tools_events(case.build(candidate).with_cluster(cluster)) == expected

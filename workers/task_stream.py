@@ -32,6 +32,7 @@ from arqgraph.storage.runs import RunStore
 from arqgraph.workers.executor import progress_written
 from arqgraph.workers.node_callbacks import NodeRun
 from arqgraph.workers.subgraphs import below, task_uuid
+from arqgraph.workers.tool_events import tools_handler
 
 NOSTREAM = "nostream"
 DRAIN = "__drain__"  # (not an event: a drain request, sent in order with the events)
@@ -70,6 +71,8 @@ class TaskStream:
         self.node_run = NodeRun(self.emit, wanted, task.node, job.step + 1, self.metadata(),
                                 list(record.config.get("tags") or [])) if (
             isinstance(wanted, dict) and available()) else None
+        self.tools = tools_handler(lambda e: self.emit(e)) if (
+            record.records("tools") and available()) else None
         if record.records("messages") and available():
             v2 = bool((record.config.get("configurable") or {}).get(
                 CONFIG_KEY_STREAM_MESSAGES_V2))
@@ -98,7 +101,7 @@ class TaskStream:
         """The config the node gets: the run's, with the task's metadata (and the handler
         of the "messages" mode among its callbacks)."""
         config = {**config, "metadata": {**config.get("metadata", {}), **self.metadata()}}
-        own = [self.handler] if self.handler is not None else []
+        own = [h for h in (self.handler, self.tools) if h is not None]
         if self.node_run is not None:  # (under the node's run; its subgraphs' runs too)
             config["callbacks"] = self.node_run.callbacks(own)
             configurable = dict(config.get("configurable") or {})

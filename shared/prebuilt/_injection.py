@@ -20,6 +20,7 @@ from langchain_core.tools.base import (
 )
 from typing_extensions import TypeVar
 
+from arqgraph.config import current_tool_writer
 from arqgraph.runtime import ExecutionInfo, ServerInfo
 from arqgraph.types import StreamWriter
 
@@ -55,9 +56,10 @@ class ToolRuntime(_DirectlyInjectedToolArg, Generic[ContextT, StateT]):
     server_info: ServerInfo | None = None
 
     def emit_output_delta(self, delta: Any) -> None:
-        """A partial output on LangGraph's `tools` stream channel. arqgraph has no such
-        channel, so, as LangGraph does when the run does not stream it, nothing happens."""
-        return None
+        """A partial output of the tool on the `tools` stream mode, when the run streams it
+        (nothing happens otherwise, as in LangGraph)."""
+        if (writer := current_tool_writer.get()) is not None:
+            writer(delta)
 
 
 @dataclass

@@ -113,7 +113,7 @@ class RunRecord(pydantic.BaseModel):
         """Whether the run records the events of stream mode `mode` ("tasks", "checkpoints"),
         which cost a write each: only when its producer asked for them (or for "debug"), and
         checkpoints only of a thread that keeps them (as LangGraph: none without a saver)."""
-        if mode == "messages":
+        if mode in ("messages", "tools"):
             return mode in self.modes
         return (mode in self.modes or "debug" in self.modes) and (
             self.keep or mode != "checkpoints")

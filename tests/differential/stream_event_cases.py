@@ -7,6 +7,7 @@ module last); tests/test_stream_events.py runs them through the v3 stream.
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tools import tool
 
 from tests.differential.api import Api
 from tests.differential.cases import Case, LogState, Run, _compile, case
@@ -78,3 +79,34 @@ def build_v3_interrupt_subgraph(api: Api) -> Any:
 V3_ONLY = [Case("v3_interrupt_subgraph", build_v3_interrupt_subgraph,
                 [Run({"text": "q", "log": []}, {"configurable": {"thread_id": "v3-ask"}})],
                 cluster="the case's checkpointer keeps the thread in the test process")]
+
+
+@tool
+def shout(text: str) -> str:
+    """The text, loud."""
+    return text.upper()
+
+
+@tool
+def refuse(text: str) -> str:
+    """Always fails."""
+    raise ValueError(f"no {text}")
+
+
+@case([{"text": "hi", "log": []}])
+def build_tools_mode(api: Api) -> Any:
+    """Tool calls for the "tools" stream mode: one that ends, one that fails (the node goes
+    on), one kept out with the `nostream` tag."""
+    def call_tools(state: LogState) -> dict[str, Any]:
+        loud = shout.invoke({"text": state["text"]})
+        try:
+            refuse.invoke({"text": state["text"]})
+        except ValueError:
+            pass
+        shout.with_config(tags=["nostream"]).invoke({"text": "quiet"})
+        return {"log": [loud]}
+
+    g = api.StateGraph(LogState)
+    g.add_node("call_tools", call_tools)
+    g.add_edge(api.START, "call_tools")
+    return _compile(g, "tools_mode")
