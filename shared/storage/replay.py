@@ -93,12 +93,14 @@ async def child_start(
     exact = checkpoint_map(record.config).get(namespace)
     if exact:
         return "exact", exact
-    replay = ((record.config.get(CONF) or {}).get(REPLAY))
+    replay = (record.config.get(CONF) or {}).get(REPLAY)
     if not isinstance(replay, Mapping) or not replay.get("checkpoint"):
         return None
+    # its first call in the root run (by namespace without task ids), counted on the root
+    # run's hash, which every worker sees and which expires with the run
     stable = SEPARATOR.join(part.split(":")[0] for part in namespace.split(SEPARATOR))
-    first = await store.redis.hsetnx(protocol.run_key(str(replay["run"])), f"replayed:{stable}", 1)
-    if not first:
+    run = protocol.run_key(str(replay["run"]))
+    if not await store.redis.hsetnx(run, f"replayed:{stable}", "1"):  # type: ignore[misc]
         return None
     return "before", await _saved_before(store, thread, str(replay["checkpoint"]))
 
