@@ -79,14 +79,15 @@ async def run_subgraph(
         start = await replay.child_start(store, record, ns, thread) if keep else None
         if resume and start is not None and start[0] == "before":  # (answers go to its latest)
             start = None
-        kind, child_input, answer = run_input(input, graph.returns_value,
-                                              graph.schema.kind == "root", keep)
         if resume:
             kind, child_input, answer = "resume", None, resume[-1]
         elif start is not None and start[0] == "exact":
             kind, child_input, answer = "resume", None, NO_RESUME
         elif start is None and keep and await _stopped(store, thread):  # (a breakpoint, or
             kind, child_input, answer = "resume", None, NO_RESUME  # failed): go on from there
+        else:
+            kind, child_input, answer = run_input(input, graph.returns_value,
+                                                  graph.schema.kind == "root", keep)
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
                         if k not in ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE,
                                      CONFIG_KEY_INTERRUPT_AFTER)}
