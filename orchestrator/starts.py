@@ -76,11 +76,12 @@ async def first_position(
     elif base is None:
         raise EmptyInputError("Received no input for __start__")
     elif latest is not None and (base.id != latest.id or (
-            replays_own(record) and base.source not in ("update", "fork"))):
-        # an older checkpoint (or a subgraph's replayed by its parent): fork from it
+            (replays_own(record) or (travels_in_place(record) and record.input is None))
+            and base.source not in ("update", "fork"))):
+        # an older checkpoint, or the latest named by its id (time travel): fork from it
         saved = new_checkpoint(record, fork_checkpoint(base.checkpoint), "fork", base.id)
         events.append(("values", graph.schema.output(base.checkpoint.values)))
-        if record.has_resume and own_entry(record):  # the parent's answer goes with it
+        if record.has_resume:  # Command(resume=...): the answer goes with the fork
             edit, _ = await _resume(store, graph, record, saved)
     else:
         saved = base
@@ -97,24 +98,19 @@ async def first_position(
     return FirstPosition(saved, new, edit, events)
 
 
-def own_entry(record: RunRecord) -> bool:
-    """Whether a subgraph's run starts from the checkpoint its parent's replay names for it
-    (its `checkpoint_map` entry)."""
+def replays_own(record: RunRecord) -> bool:
+    """Whether a subgraph's run replays the checkpoint its parent's replay names for it (its
+    `checkpoint_map` entry) without answers: as LangGraph, its step runs again whole and asks
+    its questions again, answered ones too (in place for an update's or a fork's checkpoint)."""
     namespace = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
-    return bool(namespace and record.from_checkpoint
+    return bool(namespace and record.from_checkpoint and not record.has_resume
                 and checkpoint_map(record.config).get(namespace) == record.from_checkpoint)
 
 
-def replays_own(record: RunRecord) -> bool:
-    """Whether a subgraph's run replays its `checkpoint_map` entry without answers: as
-    LangGraph, its step runs again whole and asks its questions again, answered ones too
-    (in place for an update's or a fork's checkpoint)."""
-    return own_entry(record) and not record.has_resume
-
-
 def travels_in_place(record: RunRecord) -> bool:
-    """Whether a run travels in time to its thread's latest checkpoint (`invoke(None, config)`
-    with its id): its tasks that stopped ask their questions again, as LangGraph's."""
+    """Whether a root run travels in time (a `checkpoint_id`, no `Command(resume=...)`), which
+    at its thread's latest checkpoint forks it, as LangGraph (an update's or a fork's is
+    replayed in place): the tasks that stopped there ask their questions again."""
     configurable = record.config.get("configurable") or {}
     return bool(REPLAY in configurable and not record.has_resume
                 and not configurable.get("checkpoint_ns"))
@@ -127,8 +123,7 @@ async def _resume(
     """What resuming `base` changes in its pending writes (failed and interrupted tasks run
     again, and interrupted ones get the resume values meant for them; with `replays`, every
     task runs again, and with it or `unanswered` none keeps its answers), and the events it
-    starts with, as
-    LangGraph's: the state, then the updates of tasks already done."""
+    starts with, as LangGraph's: the state, then the updates of tasks already done."""
     tasks = base.checkpoint.tasks
     outcomes = await store.outcomes(record.tag, base.id, [t.id for t in tasks])
     if replays:

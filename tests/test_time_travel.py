@@ -1,8 +1,8 @@
 """Time travel through subgraphs against LangGraph: replaying and forking the root graph from a
-subgraph's checkpoint (a config read from `get_state(subgraphs=True)`, at one or two levels
-down), and a root replay loading each stateful subgraph's state as it was before the replay
-point. The same scenario runs on LangGraph, on arqgraph embedded and on a real cluster, and
-must give the same outputs and histories.
+subgraph's checkpoint (a config read from `get_state(subgraphs=True)`, one and two levels
+down, of stateful subgraphs and of the default kind), and a root replay loading each stateful
+subgraph's state as it was before the replay point. The same scenario runs on LangGraph, on
+arqgraph embedded and on a real cluster, and must give the same outputs and histories.
 
 The graphs (tests/graphs/time_travel_graphs.py) log each node's work into the state, so a node
 that runs again on a replay shows in the values.
@@ -106,8 +106,20 @@ def accumulating(api: Api, graph: Any, config: dict[str, Any]) -> list[Any]:
     return out
 
 
+def plain_subgraph(api: Api, graph: Any, config: dict[str, Any]) -> list[Any]:
+    out = [graph.invoke({"log": []}, config)]
+    first = task_state(graph, config)
+    out.append(graph.invoke(api.Command(resume="a1"), config))
+    out.append(graph.invoke(None, first))  # the root's latest, by id: a fork of it
+    out.append(graph.invoke(api.Command(resume="b1"), config))
+    out.append(graph.invoke(api.Command(resume="b2"), config))
+    out.append(history(graph, config))
+    return out
+
+
 SCENARIOS: dict[str, Scenario] = {"two_asks": two_asks, "three_levels": three_levels,
-                                  "parallel_asks": parallel_asks, "accumulating": accumulating}
+                                  "parallel_asks": parallel_asks, "accumulating": accumulating,
+                                  "plain_subgraph": plain_subgraph}
 
 
 def run(name: str, api: Api, graph: Any) -> list[Any]:

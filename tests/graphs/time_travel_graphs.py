@@ -96,6 +96,17 @@ def accumulating(api: Api, checkpointer: Any = None) -> Any:
     return g.compile(**_top(api, "tt_accumulating", checkpointer))
 
 
+def plain_subgraph(api: Api, checkpointer: Any = None) -> Any:
+    """START -> pre -> executor, a subgraph of the default kind (a thread per call):
+    step_a -> ask_1 -> ask_2."""
+    executor = _chain(api, [("step_a", lambda s: {"log": ["step_a"]}),
+                            ("ask_1", _asker(api, "ask_1")), ("ask_2", _asker(api, "ask_2"))],
+                      name="tt_plain_executor")
+    return _chain(api, [("pre", lambda s: {"log": ["pre"]}), ("executor", executor)],
+                  **_top(api, "tt_plain_subgraph", checkpointer))
+
+
 BUILDERS = {"two_asks": two_asks, "three_levels": three_levels,
-            "parallel_asks": parallel_asks, "accumulating": accumulating}
+            "parallel_asks": parallel_asks, "accumulating": accumulating,
+            "plain_subgraph": plain_subgraph}
 GRAPHS = [build(Api("arqgraph")) for build in BUILDERS.values()]
