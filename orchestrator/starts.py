@@ -27,6 +27,7 @@ from arqgraph.errors import EmptyInputError, InvalidUpdateError, ResumeError
 from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import WritesEdit
 from arqgraph.storage.moves import checkpoint_event, new_checkpoint
+from arqgraph.storage.replay import REPLAY, checkpoint_map
 from arqgraph.storage.runs import RunStore
 from arqgraph.types import BREAKPOINT, interrupt_id
 
@@ -74,9 +75,14 @@ async def first_position(
         saved = new_checkpoint(record, first_checkpoint(graph.schema, {}), "input", None)
     elif base is None:
         raise EmptyInputError("Received no input for __start__")
-    elif latest is not None and base.id != latest.id:  # an older checkpoint: fork from it
+    elif latest is not None and (base.id != latest.id or (
+            (replays_own(record) or (travels_in_place(record) and record.input is None))
+            and base.source not in ("update", "fork"))):
+        # an older checkpoint, or the latest named by its id (time travel): fork from it
         saved = new_checkpoint(record, fork_checkpoint(base.checkpoint), "fork", base.id)
         events.append(("values", graph.schema.output(base.checkpoint.values)))
+        if record.has_resume:  # Command(resume=...): the answer goes with the fork
+            edit, _ = await _resume(store, graph, record, saved)
     else:
         saved = base
         if record.input is not None:  # Command(update=..., goto=...): applied to the step
@@ -84,21 +90,47 @@ async def first_position(
             checkpoint = command_checkpoint(graph.schema, base.checkpoint,
                                             record.input["update"], record.input["goto"])
             saved = base.model_copy(update={"checkpoint": checkpoint})
-        edit, events = await _resume(store, graph, record, saved)
+        edit, events = await _resume(store, graph, record, saved, replays_own(record),
+                                     travels_in_place(record))
     new = saved.id != (base.id if base else None)
     if new and record.records("checkpoints"):
         events.append(checkpoint_event(graph, record, saved))
     return FirstPosition(saved, new, edit, events)
 
 
+def replays_own(record: RunRecord) -> bool:
+    """Whether a subgraph's run replays the checkpoint its parent's replay names for it (its
+    `checkpoint_map` entry) without answers: as LangGraph, its step runs again whole and asks
+    its questions again, answered ones too (in place for an update's or a fork's checkpoint)."""
+    namespace = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
+    return bool(namespace and record.from_checkpoint and not record.has_resume
+                and checkpoint_map(record.config).get(namespace) == record.from_checkpoint)
+
+
+def travels_in_place(record: RunRecord) -> bool:
+    """Whether a root run travels in time (a `checkpoint_id`, no `Command(resume=...)`), which
+    at its thread's latest checkpoint forks it, as LangGraph (an update's or a fork's is
+    replayed in place): the tasks that stopped there ask their questions again."""
+    configurable = record.config.get("configurable") or {}
+    return bool(REPLAY in configurable and not record.has_resume
+                and not configurable.get("checkpoint_ns"))
+
+
 async def _resume(
-    store: RunStore, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint
+    store: RunStore, graph: CompiledStateGraph, record: RunRecord, base: SavedCheckpoint,
+    replays: bool = False, unanswered: bool = False,
 ) -> tuple[WritesEdit, list[tuple[Any, Any]]]:
     """What resuming `base` changes in its pending writes (failed and interrupted tasks run
-    again, and interrupted ones get the resume values meant for them), and the events it
+    again, and interrupted ones get the resume values meant for them; with `replays`, every
+    task runs again, and with it or `unanswered` none keeps its answers), and the events it
     starts with, as LangGraph's: the state, then the updates of tasks already done."""
     tasks = base.checkpoint.tasks
     outcomes = await store.outcomes(record.tag, base.id, [t.id for t in tasks])
+    if replays:
+        given = {t.id for t in tasks if t.node == START or t.update}
+        again = tuple(tid for tid in outcomes if tid not in given)
+        return WritesEdit(base.id, again, {tid: [] for tid in again}), [
+            ("values", graph.schema.output(base.checkpoint.values))]
     events: list[tuple[Any, Any]] = [("values", graph.schema.output(base.checkpoint.values))]
     for task in tasks:
         done = outcomes.get(task.id)
@@ -107,6 +139,8 @@ async def _resume(
             events.append(("updates", {task.node: shown or None,
                                        "__metadata__": {"cached": True}}))
     drop = tuple(tid for tid, o in outcomes.items() if not o.succeeded)
+    if unanswered:
+        return WritesEdit(base.id, drop, {tid: [] for tid in drop}), events
     pending = {entry[0]: tid for tid, o in outcomes.items() for entry in o.interrupts
                if entry[0] != BREAKPOINT[0]}
     targets: dict[str, Any] = {}

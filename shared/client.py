@@ -17,10 +17,11 @@ from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphDrained, RunCancelledError, UnknownGraphError
 from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
+from arqgraph.storage import replay
 from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
-from arqgraph.storage.runs import RunStore
+from arqgraph.storage.runs import NO_RESUME, RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
 RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages", "tools")
@@ -225,12 +226,21 @@ class Client:
         Without a thread id the run gets a thread of its own, expiring with it.
         """
         info = await self._check_graph(graph_name)
+        config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
         thread_id, checkpoint_id = _thread_of(config)
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+        run_id = protocol.new_run_id(thread_id) if thread_id is not None else None
+        if run_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel
+            bound = await replay.replay_bound(self.store, thread_id or "", checkpoint_id)
+            if bound is not None:
+                configurable = {**(config or {}).get("configurable", {}),
+                                replay.REPLAY: {"checkpoint": bound, "run": run_id}}
+                config = {**(config or {}), "configurable": configurable}
         handle = await self._create(graph_name, thread_id, kind, input, config, context,
                                     resume=resume, from_checkpoint=checkpoint_id,
-                                    modes=[m for m in modes if m in RECORDED_ON_ASKING])
+                                    modes=[m for m in modes if m in RECORDED_ON_ASKING],
+                                    run_id=run_id)
         handle.entrypoint, handle.root = info.entrypoint, info.root
         return handle
 
@@ -247,10 +257,10 @@ class Client:
 
     async def _create(
         self, graph_name: str, thread_id: str | None, kind: str, input: Any,
-        config: dict[str, Any] | None, context: Any, **extra: Any,
+        config: dict[str, Any] | None, context: Any, run_id: str | None = None, **extra: Any,
     ) -> RunHandle:
         thread = thread_id if thread_id is not None else uuid.uuid4().hex
-        run_id = protocol.new_run_id(thread)
+        run_id = run_id or protocol.new_run_id(thread)
         await self.store.create_run(
             run_id, graph_name, thread_id=thread, keep=thread_id is not None, kind=kind,
             input=input, config=config or {}, context=context, waiter=self.ends.waiter, **extra,
@@ -339,7 +349,9 @@ class Client:
             end = await handle.end()
             _raise_unless_done(end)
             checkpoint_id = end["checkpoint_id"]
-        return _config(thread_id, checkpoint_id)
+        namespace = protocol.split_thread(thread_id)[1]
+        return replay.snapshot_config(
+            thread_id, checkpoint_id, replay.ancestors(replay.checkpoint_map(config), namespace))
 
     async def delete_thread(self, thread_id: str) -> None:
         """Forget a thread: its checkpoints and pending writes."""
@@ -385,10 +397,11 @@ class Client:
         return StateSnapshot(
             values=values,
             next=tuple(t.node for t in tasks if t.id in left),
-            config=_config(thread_id, saved.id),
-            metadata={"source": saved.source, "step": cp.step, "parents": {}},
+            config=replay.snapshot_config(thread_id, saved.id, saved.parents),
+            metadata={"source": saved.source, "step": cp.step, "parents": dict(saved.parents)},
             created_at=saved.created_at,
-            parent_config=_config(thread_id, saved.parent) if saved.parent else None,
+            parent_config=replay.snapshot_config(thread_id, saved.parent, saved.parents)
+            if saved.parent else None,
             tasks=tuple(shown),
             interrupts=tuple(
                 i for task in shown if not pending_applied or task.id in left
@@ -415,12 +428,6 @@ def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
             "thread_id, checkpoint_ns, checkpoint_id"
         )
     return thread_id, checkpoint_id
-
-
-def _config(thread: str, checkpoint_id: str) -> dict[str, Any]:
-    thread_id, namespace = protocol.split_thread(thread)
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace,
-                             "checkpoint_id": checkpoint_id}}
 
 
 class SyncClient:

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import ArqProcesses, RedisServer
 from tests.differential.api import REFERENCE, Api
 from tests.differential.cases import CASES, Case
+from tests.differential.pool import served_pool
 from tests.graphs.traced_graphs import FLAGS
 from tests.test_differential import (
     _explain,
@@ -37,18 +38,8 @@ DATABASE = 5  # a database of its own on the session's redis-server
 
 @pytest.fixture(scope="module")
 def cluster(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[str]:
-    url = redis_server.url.rsplit("/", 1)[0] + f"/{DATABASE}"
-    orchestrator = arq_processes.orchestrator(SPEC, redis=url, extra=("--sweep-interval", "1"),
-                                              name="diff-orchestrator")
-    workers = [arq_processes.worker(SPEC, redis=url, name="diff-worker",
-                                    extra=("--poll-delay", "0.05", "--concurrency", "16"))
-               for _ in range(2)]
-    orchestrator.wait_for_output("serving graphs", timeout=60)
-    for worker in workers:
-        worker.wait_for_output("worker serving graphs", timeout=60)
-    yield url
-    for proc in [orchestrator, *workers]:
-        proc.terminate()
+    with served_pool(redis_server, arq_processes, SPEC, DATABASE, "diff") as url:
+        yield url
 
 
 def _cluster_runs() -> list[object]:

@@ -23,6 +23,7 @@ from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
 from arqgraph.protocol import RunRecord
+from arqgraph.storage import replay
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
@@ -74,24 +75,33 @@ async def run_subgraph(
         if keep:
             await store.threads.note_child(record.tag, checkpoint_id, task_id, n, ns)
         await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
+        # time travel: the checkpoint the parent's replay names for it, or its state before
+        start = await replay.child_start(store, record, ns, thread) if keep else None
+        if resume and start is not None and start[0] == "before":  # (answers go to its latest)
+            start = None
         if resume:
             kind, child_input, answer = "resume", None, resume[-1]
-        elif keep and await _stopped(store, thread):  # (at a breakpoint, or failed): go on
+        elif start is not None and start[0] == "exact":
             kind, child_input, answer = "resume", None, NO_RESUME
+        elif start is None and keep and await _stopped(store, thread):  # (a breakpoint, or
+            kind, child_input, answer = "resume", None, NO_RESUME  # failed): go on from there
         else:
             kind, child_input, answer = run_input(input, graph.returns_value,
                                                   graph.schema.kind == "root", keep)
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
-                        if k not in ("checkpoint_id", "checkpoint_map", CONFIG_KEY_INTERRUPT_BEFORE,
+                        if k not in ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE,
                                      CONFIG_KEY_INTERRUPT_AFTER)}
-        configurable.update(thread_id=user_thread, checkpoint_ns=ns)
+        configurable.update(thread_id=user_thread, checkpoint_ns=ns,
+                            checkpoint_map=replay.child_map(record, checkpoint_id))
+        if replay.REPLAY in (record.config.get("configurable") or {}):
+            configurable[replay.REPLAY] = record.config["configurable"][replay.REPLAY]
         child_config = {k: v for k, v in config.items() if k not in ("callbacks", "metadata")}
         child_config["configurable"] = configurable
         await store.create_run(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context, modes=record.modes,
             waiter=ends.waiter if ends is not None else "",
-            resume=answer)
+            resume=answer, from_checkpoint=start[1] if start is not None else "")
     await released()
     # Told by the orchestrator that ends it (one blocked connection for all of this worker's
     # waits), else (a redelivered task: the child tells its first waiter) by its events.

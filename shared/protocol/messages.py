@@ -69,6 +69,9 @@ class SavedCheckpoint(pydantic.BaseModel):
     view_values: dict[str, Any] | None = None
     view_next: list[str] | None = None
     transient: bool = False
+    # a subgraph's: its parents' checkpoints when it was saved, by namespace (LangGraph's
+    # metadata "parents"), which a config of it names to replay the whole stack
+    parents: dict[str, str] = {}
 
 
 class RunRecord(pydantic.BaseModel):
@@ -268,6 +271,7 @@ def encode_saved(saved: SavedCheckpoint) -> bytes:
             "view_values": saved.view_values,
             "view_next": saved.view_next,
             "transient": saved.transient,
+            "parents": saved.parents,
         },
         where="checkpoint",
     )

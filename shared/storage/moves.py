@@ -31,6 +31,7 @@ from arqgraph.errors import ErrorInfo
 from arqgraph.protocol import RunRecord, SavedCheckpoint, split_thread
 from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.queue import JobQueue, ScriptCall
+from arqgraph.storage.replay import ancestors, checkpoint_map
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -177,8 +178,15 @@ def new_checkpoint(
     return SavedCheckpoint(
         id=str(uuid.uuid4()), parent=parent, source=source, run_id=record.run_id,
         created_at=datetime.now(UTC).isoformat(), checkpoint=checkpoint,
-        transient=transient or not durable_steps(record),
+        transient=transient or not durable_steps(record), parents=checkpoint_parents(record),
     )
+
+
+def checkpoint_parents(record: RunRecord) -> dict[str, str]:
+    """The checkpoints of the graphs above a subgraph's run, by namespace, as its checkpoints
+    record them (see `arqgraph.storage.replay`); none for a root graph's run."""
+    namespace = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
+    return ancestors(checkpoint_map(record.config), namespace)
 
 
 def checkpoint_event(
@@ -200,7 +208,8 @@ def checkpoint_event(
         "config": config(saved.id),
         "parent_config": config(saved.parent) if saved.parent else None,
         "values": graph.schema.output(checkpoint.values),
-        "metadata": {"source": saved.source, "step": checkpoint.step, "parents": {}},
+        "metadata": {"source": saved.source, "step": checkpoint.step,
+                     "parents": dict(saved.parents)},
         "next": [t.node for t in checkpoint.tasks],
         "tasks": [{"id": t.id, "name": t.node, "interrupts": (), "state": None}
                   for t in checkpoint.tasks],
