@@ -302,6 +302,13 @@ def _langchain_events(graph: Any, case: Case, version: str) -> dict[str, Any]:
     return _in_thread(lambda: asyncio.run(collect()))
 
 
+def _first_difference(actual: list[Any], expected: list[Any]) -> str:
+    for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
+        if a != e:
+            return f"event {i}: {a!r} != {e!r}"
+    return f"{len(actual)} events != {len(expected)}"
+
+
 @pytest.mark.parametrize("name", EVENT_CASES)
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_langchain_events_of_graph_and_nodes(name: str, version: str, reference: Api,
@@ -324,7 +331,7 @@ def test_langchain_events_from_a_cluster(name: str, reference: Api, candidate: A
     case = next(c for c in CASES if c.name == name)
     expected = _langchain_events(case.build(reference), case, "v2")
     actual = _langchain_events(case.build(candidate).with_cluster(cluster), case, "v2")
-    assert actual == expected
+    assert actual == expected, _first_difference(actual["events"], expected["events"])
 
 
 def _tools_events(graph: Any) -> list[Any]:

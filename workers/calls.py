@@ -65,6 +65,7 @@ class CallScheduler:
         self.lock = threading.Lock()  # a sync entrypoint calls from its thread
         self.slot = contextlib.AsyncExitStack()  # holds the released worker slot, see `_call`
         self.released = False
+        self.sent: Any = None  # waits until the task's events so far are sent (its stream's)
 
     def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> concurrent.futures.Future[Any]:
@@ -84,7 +85,7 @@ class CallScheduler:
             self.subgraphs += 1
         return asyncio.run_coroutine_threadsafe(run_subgraph(
             self.store, self.record, self.checkpoint_id, self.task_id, self.node, self.attempt,
-            n, graph, input, config, resume, self._release, self.ends), self.loop)
+            n, graph, input, config, resume, self._release, self.ends, self.sent), self.loop)
 
     async def _release(self) -> None:
         """Give the worker slot back while the task waits for other jobs (until it ends)."""

@@ -342,6 +342,7 @@ class NodeRunner:
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
                                   self.idle, task.node, claim.failures + 1, self.ends)
+        scheduler.sent = stream.emit.sent
         current_scheduler.set(scheduler)
         try:
             result = await execute_task(

@@ -59,7 +59,7 @@ def below(record: RunRecord, own: str) -> str:
 async def run_subgraph(
     store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str, node: str,
     attempt: int, n: int, graph: CompiledStateGraph, input: Any, config: dict[str, Any],
-    resume: list[Any], released: Any, ends: EndWatch | None = None,
+    resume: list[Any], released: Any, ends: EndWatch | None = None, sent: Any = None,
 ) -> Any:
     """Run `graph` as child run number `n` of a task and return its output. `resume`: the
     values the parent task was resumed with (the last answers the child's interrupts);
@@ -74,6 +74,8 @@ async def run_subgraph(
     if await store.status(run_id) is None:
         if keep:
             await store.threads.note_child(record.tag, checkpoint_id, task_id, n, ns)
+        if sent is not None:  # (what the task told before, first: readers go in order)
+            await sent()
         await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
         # time travel: the checkpoint the parent's replay names for it, or its state before
         start = await replay.child_start(store, record, ns, thread) if keep else None

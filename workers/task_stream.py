@@ -299,6 +299,12 @@ class OrderedEmitter:
             finally:
                 self.queue.task_done()
 
+    async def sent(self) -> None:
+        """Wait until every event made so far is sent."""
+        await self.queue.join()
+        if self.error is not None:
+            raise self.error
+
     async def close(self) -> None:
         """Wait until every event made so far is sent; stop the sender."""
         await self.queue.join()
