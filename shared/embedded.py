@@ -19,10 +19,10 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
 from arqgraph import protocol
-from arqgraph.callbacks import GraphRun
 from arqgraph.client import Client, RunHandle, require_thread
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.protocol import InboxNote
+from arqgraph.run_report import GraphRun
 from arqgraph.runtime import RunControl
 from arqgraph.storage.connection import job_deserializer, job_serializer
 from arqgraph.workers.worker import build_worker
@@ -115,13 +115,15 @@ async def stream_graph(
     config, report = await GraphRun.start(config, input, graph.name)
     try:
         async with backend(graph) as client:
+            await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
                                          stream_mode=modes)
             with draining(control, client, handle):
                 async for event in handle.stream(list(modes), subgraphs=subgraphs):
                     yield event if subgraphs else ((), *event)
             if report is not None:
-                await report.end(await handle.result())
+                end = await handle.end()
+                await report.end(handle.output_of(end), end)
     except Exception as exc:
         if report is not None:
             await report.error(exc)
@@ -136,16 +138,30 @@ async def invoke_graph(
     config, report = await GraphRun.start(config, input, graph.name)
     try:
         async with backend(graph) as client:
+            await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context)
             with draining(control, client, handle):
-                output = await handle.result()
+                end = await handle.end()
+            output = handle.output_of(end)
     except Exception as exc:
         if report is not None:
             await report.error(exc)
         raise
     if report is not None:
-        await report.end(output)
+        await report.end(output, end)
     return output
+
+
+async def resumed(report: GraphRun | None, client: Client, config: dict[str, Any] | None,
+                  input: Any) -> None:
+    """Tell the report's graph handlers that the run goes on from its thread's checkpoint,
+    when it does (as LangGraph: its input is None or a Command, and the thread has one)."""
+    if report is None or not report.graph.handlers or not GraphRun.resumes(input):
+        return
+    if not ((config or {}).get("configurable") or {}).get("thread_id"):
+        return
+    state = await client.get_state(config or {})
+    await report.resumed((state.config.get("configurable") or {}).get("checkpoint_id"))
 
 
 @contextlib.contextmanager

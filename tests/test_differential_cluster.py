@@ -87,6 +87,18 @@ def test_callbacks_on_a_cluster(flags: dict[str, bool], cluster: str) -> None:
     assert report(Api("arqgraph"), True, cluster=cluster, **flags) == expected
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["invoke", "ainvoke"])
+def test_graph_lifecycle_callbacks_on_a_cluster(use_async: bool, cluster: str) -> None:
+    """The producer of a cluster run tells its graph handlers of resumes and interrupts as
+    LangGraph would."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_graph_lifecycle_callbacks import lifecycle
+
+    expected = lifecycle(REFERENCE, use_async)
+    thread = f"lifecycle-{int(use_async)}"
+    assert lifecycle("arqgraph", use_async, cluster=cluster, thread=thread) == expected
+
+
 @pytest.mark.parametrize(("case", "run_index"),
                          [p for p in _cluster_runs() if p.values[0].name.startswith("subgraph")])
 def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:

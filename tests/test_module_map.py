@@ -25,7 +25,7 @@ import pytest
 MODULES = [
     "graph", "graph.message", "types", "func", "constants", "errors", "config", "runtime",
     "channels", "managed", "checkpoint.base", "checkpoint.memory", "store.base", "store.memory",
-    "cache.base", "cache.memory", "prebuilt",
+    "cache.base", "cache.memory", "prebuilt", "callbacks",
 ]
 GAPS = tomllib.loads((Path(__file__).with_name("module_map_gaps.toml")).read_text())
 
