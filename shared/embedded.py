@@ -117,12 +117,13 @@ async def stream_graph(
         async with backend(graph) as client:
             await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
-                                         stream_mode=modes)
+                                         stream_mode=[*modes, *traced(report)])
             with draining(control, client, handle):
                 async for event in handle.stream(list(modes), subgraphs=subgraphs):
                     yield event if subgraphs else ((), *event)
             if report is not None:
                 end = await handle.end()
+                await told_nodes(report, handle, end)
                 await report.end(handle.output_of(end), end)
     except Exception as exc:
         if report is not None:
@@ -139,9 +140,11 @@ async def invoke_graph(
     try:
         async with backend(graph) as client:
             await resumed(report, client, config, input)
-            handle = await client.submit(graph.name, input, config, context=context)
+            handle = await client.submit(graph.name, input, config, context=context,
+                                         stream_mode=traced(report))
             with draining(control, client, handle):
                 end = await handle.end()
+            await told_nodes(report, handle, end)
             output = handle.output_of(end)
     except Exception as exc:
         if report is not None:
@@ -150,6 +153,21 @@ async def invoke_graph(
     if report is not None:
         await report.end(output, end)
     return output
+
+
+def traced(report: GraphRun | None) -> list[str]:
+    """The modes a run records for its report: its tasks' events, its nodes' runs told."""
+    return [] if report is None else ["tasks"]
+
+
+async def told_nodes(report: GraphRun | None, handle: RunHandle, end: dict[str, Any]) -> None:
+    """Report the runs of the graph's nodes, once its run ended at `end`."""
+    if report is None:
+        return
+    failure = None
+    if end.get("status") == "failed":
+        failure = protocol.rebuild_error(protocol.decode_error(end["error"]))
+    await report.nodes(handle.store.events.read(handle.run_id), failure)
 
 
 async def resumed(report: GraphRun | None, client: Client, config: dict[str, Any] | None,

@@ -6,11 +6,14 @@ and `arqgraph.callbacks.GraphCallbackHandler`s hear its resume and interrupt.
 
 Handlers are objects of that process: they never cross the wire, so the config a run carries
 to the workers has no `callbacks` (nor `run_id`, which names the reported run). Runs of the
-graph's nodes, and of subgraphs, which happen on workers, are not reported to them.
+graph's nodes happen on workers: they are reported afterwards, from the "tasks" events the
+workers record for a run that has callbacks (subgraphs' nodes are not).
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from arqgraph.types import Command
@@ -89,3 +92,71 @@ class GraphRun:
 
     async def error(self, exc: BaseException) -> None:
         await self._run.on_chain_error(exc)
+
+    async def nodes(self, events: AsyncIterator[tuple[str, Any]],
+                    failure: BaseException | None = None) -> None:
+        """Report the runs of the graph's nodes, child runs of the graph's, from the "tasks"
+        events its workers recorded (its start, then its writes, error or interrupts): the
+        handlers are not where the nodes ran. A node's TracePolicy gave what tracers record
+        instead (the events' `traced`); `failure` is the run's error, its failed node's."""
+        running: dict[str, Any] = {}
+        async for mode, event in events:
+            if mode != "tasks" or not isinstance(event, dict):
+                continue
+            payload = event["payload"]
+            if "input" in payload:
+                child = self._run.get_child(f"graph:step:{event['step']}")
+                child.add_metadata({"langgraph_step": event["step"],
+                                    "langgraph_node": payload["name"],
+                                    "langgraph_triggers": tuple(payload.get("triggers") or ())},
+                                   inherit=False)
+                running[payload["id"]] = await _started(child, payload, event)
+            elif (run := running.pop(payload["id"], None)) is not None:
+                await _ended(run, payload, event, failure)
+
+
+async def _started(manager: Any, payload: dict[str, Any], event: dict[str, Any]) -> Any:
+    """Start a node's run: tracers record its TracePolicy's input, if it made one."""
+    name, value = payload["name"], payload["input"]
+    if "traced" not in event:
+        return await manager.on_chain_start(None, value, name=name)
+    real, tracers = _split(manager)
+    run = await real.on_chain_start(None, value, name=name)
+    await tracers.on_chain_start(None, event["traced"], name=name, run_id=run.run_id)
+    run.handlers = manager.handlers
+    return run
+
+
+async def _ended(run: Any, payload: dict[str, Any], event: dict[str, Any],
+                 failure: BaseException | None) -> None:
+    """End a node's run with its writes, its error or its interrupts (as LangGraph's, a
+    GraphInterrupt)."""
+    from arqgraph.errors import GraphInterrupt
+    from arqgraph.types import Interrupt
+
+    if payload.get("interrupts"):
+        asked = [Interrupt(**i) for i in payload["interrupts"]]
+        await run.on_chain_error(GraphInterrupt(asked))
+    elif payload.get("error") is not None:
+        await run.on_chain_error(failure or RuntimeError(payload["error"]))
+    elif "traced" in event:
+        real, tracers = _split(run)
+        await tracers.on_chain_end(event["traced"])
+        await real.on_chain_end(payload.get("result"))
+    else:
+        await run.on_chain_end(payload.get("result"))
+
+
+def _split(manager: Any) -> tuple[Any, Any]:
+    """Copies of `manager` with its tracers only, and with its other handlers (streaming
+    tracers count as others: they feed the caller's stream), as LangGraph splits them."""
+    from langchain_core.tracers.base import BaseTracer
+
+    def tracer(h: Any) -> bool:
+        return isinstance(h, BaseTracer) and not any(
+            c.__name__ == "_StreamingCallbackHandler" for c in type(h).__mro__)
+
+    real, tracers = copy.copy(manager), copy.copy(manager)
+    tracers.handlers = [h for h in manager.handlers if tracer(h)]
+    real.handlers = [h for h in manager.handlers if not tracer(h)]
+    return real, tracers

@@ -31,6 +31,7 @@ from arqgraph.stream_parts import (  # noqa: F401 - LangGraph has them in its ty
     UpdatesStreamPart,
     ValuesStreamPart,
 )
+from arqgraph.trace_policy import TracePolicy, omit_payload  # noqa: F401 - LangGraph's types
 
 N = TypeVar("N")
 

@@ -99,6 +99,19 @@ def test_graph_lifecycle_callbacks_on_a_cluster(use_async: bool, cluster: str) -
     assert lifecycle("arqgraph", use_async, cluster=cluster, thread=thread) == expected
 
 
+@pytest.mark.parametrize("name", ["policed", "failing", "asking"])
+def test_node_runs_on_a_cluster(name: str, cluster: str) -> None:
+    """The producer of a cluster run reports its nodes' runs (their TracePolicy applied by
+    the workers) as LangGraph would."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_node_runs import BUILDS, report
+
+    build, inputs = BUILDS[name]
+    expected = report(REFERENCE, build, inputs, True)
+    assert report("arqgraph", build, inputs, True, cluster=cluster, thread=f"nodes-{name}"
+                  ) == expected
+
+
 @pytest.mark.parametrize(("case", "run_index"),
                          [p for p in _cluster_runs() if p.values[0].name.startswith("subgraph")])
 def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:

@@ -7,7 +7,8 @@
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
     vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing,
-                    .stream_parts, .store (the long-term memory API), .callbacks
+                    .stream_parts, .store (the long-term memory API), .callbacks,
+                    .trace_policy
 
 A module may import its own layer and those below it. Imports made only for annotations
 (`if TYPE_CHECKING:`) do not count: they never run. The static check reads every module's
@@ -30,7 +31,8 @@ FOLDERS = {"shared": "arqgraph", "orchestrator": "arqgraph.orchestrator", "worke
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.runtime", "arqgraph.config",
                     "arqgraph.constants", "arqgraph.managed", "arqgraph.typing",
-                    "arqgraph.stream_parts", "arqgraph.store", "arqgraph.callbacks")),
+                    "arqgraph.stream_parts", "arqgraph.store", "arqgraph.callbacks",
+                    "arqgraph.trace_policy")),
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),

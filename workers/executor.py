@@ -301,6 +301,7 @@ class TaskResult:
     retry_after: float | None = None
     shown_as: str = ""  # the name of the `updates` event when not the node's own
     cached: bool = False  # the outcome came from the node cache: the node did not run
+    traced: Any = None  # what tracers record of its writes, when its TracePolicy changes it
 
 
 async def execute_task(

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -29,7 +29,7 @@ from arq.worker import Retry
 from arqgraph import protocol
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
-from arqgraph.core.pregel import START, Repeated, Task, TaskOutcome
+from arqgraph.core.pregel import START, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import ErrorInfo, GraphMismatchError, SerializationError, TaskLostError
 from arqgraph.protocol import RunRecord
@@ -50,20 +50,13 @@ from arqgraph.workers.executor import (
     execute_task,
     heartbeat,
 )
-from arqgraph.workers.task_stream import TaskStream
+from arqgraph.workers.task_stream import TaskStream, shown_writes, traced
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
     from arqgraph.graph.state import NodeSpec
 
 log = logging.getLogger("arqgraph.worker")
-
-
-def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A task's writes as its "tasks" result shows them: a key written several times by one
-    task as `{"$writes": [...]}`, as LangGraph's."""
-    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
-            for k, v in (writes or {}).items()}
 
 
 def has_limits(graph: CompiledStateGraph) -> bool:
@@ -283,10 +276,11 @@ class NodeRunner:
             events.append(("updates", {**update, "__metadata__": {"cached": True}}
                            if result.cached else update))
         if record.records("tasks") and task.node != START:  # (its start: see TaskStream)
-            events.append(task_event(
+            events.append(traced(task_event(
                 task, job.step, error=repr(outcome.error.rebuild()) if outcome.error else None,
                 result=shown_writes(outcome.writes) if outcome.succeeded else {},
-                interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]))
+                interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]),
+                result.traced))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
@@ -314,7 +308,8 @@ class NodeRunner:
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
         claim: Claim, first_attempt_time: float,
     ) -> TaskResult:
-        stream = TaskStream(self.store, record, job, task, graph.spec.joins)
+        stream = TaskStream(self.store, record, job, task, graph.spec.joins,
+                            getattr(graph.nodes.get(task.node), "trace_policy", None))
         config = stream.node_config(dict(record.config))
         try:  # (a producer that submits by name sends the context unchecked)
             context = coerce_context(graph.context_schema, record.context)
@@ -347,7 +342,7 @@ class NodeRunner:
         finally:
             await close_scheduler(scheduler)
         await stream.close(result.outcome.writes if result.outcome.succeeded else None)
-        return result
+        return stream.traced_result(result)
 
     def _store(self, graph: CompiledStateGraph) -> Any:
         """The graph's long-term memory store: on a cluster the one in Redis every worker

@@ -23,12 +23,13 @@ from uuid import UUID, uuid4
 import pydantic
 
 from arqgraph.core import codec
-from arqgraph.core.pregel import Task
+from arqgraph.core.pregel import Repeated, Task
 from arqgraph.protocol import RunRecord, TaskJob
 from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.runs import RunStore
-from arqgraph.workers.executor import progress_written
+from arqgraph.trace_policy import TracePolicy, recorded
+from arqgraph.workers.executor import TaskResult, progress_written
 from arqgraph.workers.subgraphs import below, task_uuid
 
 NOSTREAM = "nostream"
@@ -42,8 +43,10 @@ class TaskStream:
     its start."""
 
     def __init__(self, store: RunStore, record: RunRecord, job: TaskJob, task: Task,
-                 joins: Sequence[tuple[Sequence[str], str]]) -> None:
+                 joins: Sequence[tuple[Sequence[str], str]],
+                 trace_policy: TracePolicy | None = None) -> None:
         self.record, self.job, self.task = record, job, task
+        self.trace_policy = trace_policy
 
         async def send(event: tuple[Any, Any]) -> None:
             if event[0] == DRAIN:
@@ -105,9 +108,20 @@ class TaskStream:
         if self.handler is not None:
             self.handler.node_started(node_input)
         if self.record.records("tasks"):
-            _, event = task_event(self.task, self.job.step, input=node_input,
-                                  triggers=self.triggers)
-            self.emit(("tasks", event))
+            policy = self.trace_policy
+            event = task_event(self.task, self.job.step, input=node_input, triggers=self.triggers)
+            if policy is not None:  # (what tracers record of the input, when not the input)
+                event = traced(event, recorded(node_input, policy.process_inputs))
+            self.emit(event)
+
+    def traced_result(self, result: TaskResult) -> TaskResult:
+        """`result` with what tracers record of its writes, when the node's TracePolicy
+        changes it (and the run records its tasks' events, from which they are told)."""
+        policy, outcome = self.trace_policy, result.outcome
+        if policy is None or not outcome.succeeded or not self.record.records("tasks"):
+            return result
+        changed, shown = recorded(shown_writes(outcome.writes), policy.process_outputs)
+        return dataclasses.replace(result, traced=(changed, shown))
 
     async def close(self, writes: Mapping[str, Any] | None = None) -> None:
         """The node is done, having written `writes`: its messages no model streamed go
@@ -115,6 +129,26 @@ class TaskStream:
         if self.handler is not None and writes:
             self.handler.node_returned(writes)
         await self.emit.close()
+
+
+def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A task's writes as its "tasks" result shows them: a key written several times by one
+    task as `{"$writes": [...]}`, as LangGraph's."""
+    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
+            for k, v in (writes or {}).items()}
+
+
+def traced(event: tuple[str, dict[str, Any]], shown: tuple[bool, Any] | None
+           ) -> tuple[str, dict[str, Any]]:
+    """A "tasks" event with the value tracers record instead of its payload's (`shown`, when
+    changed and sendable), beside the payload: the "tasks" stream mode never shows it."""
+    if shown is None or not shown[0]:
+        return event
+    try:
+        codec.packb(shown[1])
+    except Exception:  # noqa: BLE001 - fail open: tracers record the real value
+        return event
+    return event[0], {**event[1], "traced": shown[1]}
 
 
 def available() -> bool:

@@ -48,6 +48,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "StateUpdate": ("types", "StateUpdate"),
     "CachePolicy": ("types", "CachePolicy"),
     "TimeoutPolicy": ("types", "TimeoutPolicy"),
+    "TracePolicy": ("types", "TracePolicy"),
+    "omit_payload": ("types", "omit_payload"),
     "is_invalid_resume": ("errors", "is_invalid_resume"),
     "InMemoryCache": ("cache.memory", "InMemoryCache"),
     "InMemoryStore": ("store.memory", "InMemoryStore"),
@@ -88,6 +90,8 @@ class Api:
     StateUpdate: Any
     CachePolicy: Any
     TimeoutPolicy: Any
+    TracePolicy: Any
+    omit_payload: Any
     is_invalid_resume: Any
     InMemoryCache: Any
     InMemoryStore: Any
