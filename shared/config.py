@@ -22,6 +22,9 @@ CONFIG_KEY_RUNTIME = "__pregel_runtime"
 """The configurable key under which LangGraph hands a node its runtime."""
 
 current_config: ContextVar[dict[str, Any] | None] = ContextVar("arqgraph_config", default=None)
+current_pushes: ContextVar[list[tuple[str, Any]] | None] = ContextVar("arqgraph_pushes",
+                                                                     default=None)
+"""The state writes the running node made with `push_message`, before it returned."""
 
 
 def get_config() -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import pydantic
 
 from arqgraph import protocol
-from arqgraph.config import current_config, current_runtime
+from arqgraph.config import current_config, current_pushes, current_runtime
 from arqgraph.core.calls import cache_namespace, is_async
 from arqgraph.core.pregel import END, START, Checkpoint, Repeated, Task, TaskOutcome, apply_writes
 from arqgraph.core.schema import ROOT, StateSchema
@@ -245,6 +245,17 @@ def cache_key(node: NodeSpec, arg: Any) -> tuple[tuple[str, ...], str]:
     return cache_namespace(node.name, node.fn), digest
 
 
+def with_pushed(result: Any, pushes: list[tuple[str, Any]]) -> Any:
+    """The node's result with the messages it pushed (`push_message`) written first, each a
+    write of its own, as LangGraph writes them."""
+    if not pushes:
+        return result
+    parts: list[Any] = [Command(update={key: value}) for key, value in pushes]
+    if is_command_list(result):
+        return [*parts, *result]
+    return parts if result is None else [*parts, result]
+
+
 def is_command_list(result: Any) -> bool:
     return isinstance(result, list | tuple) and any(isinstance(r, Command) for r in result)
 
@@ -349,9 +360,15 @@ async def execute_task(
                 outcome = replace(protocol.decode_outcome(hit), task_id=task.id)
                 return TaskResult(outcome, graph.schema.state_writes(outcome.writes) or None,
                                   cached=True)
-            result = await run_node(node, arg, runtime, config, threads, default_timeout)
+            pushes: list[tuple[str, Any]] = []
+            token = current_pushes.set(pushes)
+            try:
+                result = await run_node(node, arg, runtime, config, threads, default_timeout)
+            finally:
+                current_pushes.reset(token)
             if (command := parent_command(result)) is not None:
                 raise ParentCommand(command)
+            result = with_pushed(result, pushes)
             writes, targets = split_result(task.node, result, graph.schema)
             if writes is not None:  # (keys of no channel are dropped, a subgraph's among them)
                 writes = graph.schema.state_writes(writes)

@@ -127,7 +127,8 @@ class TaskStream:
         """The node is done, having written `writes`: its messages no model streamed go
         too; wait until every event is sent."""
         if self.handler is not None and writes:
-            self.handler.node_returned(writes)
+            self.handler.node_returned([v for w in writes.values() for v in (
+                w.values if isinstance(w, Repeated) else (w,))])
         await self.emit.close()
 
 
@@ -222,6 +223,10 @@ def messages_handler(emit: Emit, node_metadata: Mapping[str, Any]) -> Any:
         def node_started(self, node_input: Any) -> None:
             """The messages of the node's input are not the node's: never sent."""
             self.seen.update(m.id for m in _messages(node_input, BaseMessage) if m.id)
+
+        def node_pushed(self, message: Any) -> None:
+            """A message the node pushed (`push_message`): sent at once, even if sent before."""
+            self.send(dict(node_metadata), message)
 
         def node_returned(self, update: Any) -> None:
             """The messages the node returns that no model streamed: sent whole."""

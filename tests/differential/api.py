@@ -24,6 +24,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "END": ("graph", "END"),
     "MessagesState": ("graph", "MessagesState"),
     "add_messages": ("graph.message", "add_messages"),
+    "push_message": ("graph.message", "push_message"),
     "Send": ("types", "Send"),
     "Command": ("types", "Command"),
     "RetryPolicy": ("types", "RetryPolicy"),
@@ -77,6 +78,7 @@ class Api:
     END: str
     MessagesState: Any
     add_messages: Any
+    push_message: Any
     Send: Any
     Command: Any
     RetryPolicy: Any
