@@ -129,16 +129,20 @@ def first_checkpoint(
     return replace(base, step=step, tasks=(task,), step_wrote=False, updated_by=())
 
 
-def update_checkpoint(base: Checkpoint, updates: Sequence[tuple[str, Any]]) -> Checkpoint:
+def update_checkpoint(base: Checkpoint, updates: Sequence[tuple[str, Any]],
+                      deferred: frozenset[str] = frozenset()) -> Checkpoint:
     """A step of one task per update (as_node, values), each writing `values` as if node
     `as_node` had returned them: a superstep of `update_state` / `bulk_update_state`. Its next
-    checkpoint is the updated state, with the tasks that would follow those nodes."""
+    checkpoint is the updated state, with the tasks that would follow those nodes. A
+    `deferred` node the stopped step was to run still waits for the end, as LangGraph's."""
     tasks = tuple(
         Task(id=f"{base.step}:update:{as_node}" + (f":{i}" if i else ""), node=as_node,
              arg=values, update=True)
         for i, (as_node, values) in enumerate(updates)
     )
-    return replace(base, tasks=tasks)
+    waiting = set(base.waiting) | {t.node for t in base.tasks
+                                   if t.node in deferred and t.send_index is None}
+    return replace(base, tasks=tasks, waiting=tuple(sorted(waiting)))
 
 
 def cleared_checkpoint(
