@@ -112,6 +112,15 @@ def test_node_runs_on_a_cluster(name: str, cluster: str) -> None:
                   ) == expected
 
 
+@pytest.mark.parametrize("name", ["step", "send", "task", "entrypoint"])
+def test_timeouts_on_a_cluster(name: str, cluster: str) -> None:
+    """A graph's step_timeout, a Send's, a task's and an entrypoint's timeout, on workers of
+    other processes: as LangGraph's in process."""
+    from tests.test_timeouts_surface import outcome
+
+    assert outcome("arqgraph", name, cluster=cluster) == outcome(REFERENCE, name)
+
+
 @pytest.mark.parametrize(("case", "run_index"),
                          [p for p in _cluster_runs() if p.values[0].name.startswith("subgraph")])
 def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:

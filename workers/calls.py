@@ -36,6 +36,7 @@ from arqgraph.types import (
 )
 from arqgraph.workers.executor import retry_delay
 from arqgraph.workers.subgraphs import run_subgraph
+from arqgraph.workers.timeouts import timed
 
 Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
@@ -180,6 +181,8 @@ async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], thr
         context = contextvars.copy_context()
         call = asyncio.get_running_loop().run_in_executor(
             threads, functools.partial(context.run, task.fn, *args, **kwargs))
+    if task.timeout is not None:  # (its own policy, as a node's)
+        return await timed(call, task.name, task.timeout)
     async with asyncio.timeout(timeout):
         return await call
 

@@ -44,13 +44,9 @@ from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
-from arqgraph.workers.executor import (
-    TaskResult,
-    UnknownNodeError,
-    execute_task,
-    heartbeat,
-)
+from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.task_stream import TaskStream, shown_writes, traced
+from arqgraph.workers.timeouts import heartbeat
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph

@@ -29,8 +29,9 @@ from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.runs import RunStore
 from arqgraph.trace_policy import TracePolicy, recorded
-from arqgraph.workers.executor import TaskResult, progress_written
+from arqgraph.workers.executor import TaskResult
 from arqgraph.workers.subgraphs import below, task_uuid
+from arqgraph.workers.timeouts import progress_written
 
 NOSTREAM = "nostream"
 DRAIN = "__drain__"  # (not an event: a drain request, sent in order with the events)

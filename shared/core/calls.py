@@ -15,9 +15,10 @@ import functools
 import inspect
 from collections.abc import Callable, Generator, Sequence
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, Protocol
 
-from arqgraph.types import RetryPolicy
+from arqgraph.types import RetryPolicy, TimeoutPolicy
 
 CACHE_NS_WRITES = "__pregel_ns_writes"
 
@@ -39,6 +40,16 @@ def is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling `fn` gives a coroutine (async functions, objects with async __call__)."""
     call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+def check_timeout_async(name: str, fn: Callable[..., Any], timeout: Any,
+                        kind: str = "Node") -> None:
+    """As LangGraph: a timeout needs an async function (sync code cannot be cancelled)."""
+    if timeout is not None and not is_async(fn):
+        raise ValueError(
+            "Node timeouts are only supported for async nodes because sync Python "
+            f"execution cannot be safely cancelled in-process. {kind} '{name}' is sync."
+        )
 
 
 class CallScheduler(Protocol):
@@ -95,10 +106,13 @@ class TaskFunction:
     """A function decorated with `@task`."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None,
-                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> None:
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
+                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.retry_policy = retry_policy
+        self.timeout = TimeoutPolicy.coerce(timeout)
+        check_timeout_async(self.name, fn, self.timeout, kind="Task")
         self.key = f"{fn.__module__}:{fn.__qualname__}"
         TASKS[self.key] = self
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
@@ -119,9 +133,11 @@ class TaskFunction:
 
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
-    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None, **_: Any,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+    timeout: float | timedelta | TimeoutPolicy | None = None, **_: Any,
 ) -> Any:
-    """`@task` or `@task(name=..., retry_policy=...)`: each call becomes a job."""
+    """`@task` or `@task(name=..., retry_policy=..., timeout=...)`: each call becomes a job,
+    cancelled with a NodeTimeoutError when it overruns `timeout` (an async task only)."""
     if fn is not None:
-        return TaskFunction(fn, name, retry_policy)
-    return lambda f: TaskFunction(f, name, retry_policy)
+        return TaskFunction(fn, name, retry_policy, timeout)
+    return lambda f: TaskFunction(f, name, retry_policy, timeout)

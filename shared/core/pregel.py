@@ -44,6 +44,8 @@ class Task:
     arg: Any = None
     update: bool = False
     goto: tuple[str, ...] = ()  # the input's: nodes a `Command(goto=...)` input runs next
+    # a Send's own timeout policy, as (run timeout, idle timeout, refresh_on)
+    timeout: tuple[float | None, float | None, str] | None = None
 
     @property
     def sort_key(self) -> tuple[int, str, int]:
@@ -277,7 +279,10 @@ def next_checkpoint(
     waiting = set(checkpoint.waiting) | (triggered & spec.deferred)
     triggered -= spec.deferred
     next_tasks = [
-        Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg)
+        Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg,
+             timeout=None if send.timeout is None else (
+                 send.timeout.run_timeout, send.timeout.idle_timeout,  # type: ignore[arg-type]
+                 send.timeout.refresh_on))
         for i, send in enumerate(sends)
         if send.node != END
     ]
