@@ -121,6 +121,14 @@ def test_timeouts_on_a_cluster(name: str, cluster: str) -> None:
     assert outcome("arqgraph", name, cluster=cluster) == outcome(REFERENCE, name)
 
 
+def test_nested_tasks_on_a_cluster(cluster: str) -> None:
+    """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
+    an entrypoint after its own question was answered starts afresh, on a cluster too."""
+    from tests.test_func import nested_run
+
+    assert nested_run("arqgraph", cluster=cluster) == nested_run(REFERENCE)
+
+
 @pytest.mark.parametrize(("case", "run_index"),
                          [p for p in _cluster_runs() if p.values[0].name.startswith("subgraph")])
 def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:

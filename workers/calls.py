@@ -21,7 +21,7 @@ from typing import Any
 from arq.worker import Retry
 
 from arqgraph import protocol
-from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt
+from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt, current_inline
 from arqgraph.errors import ErrorInfo, GraphInterrupt
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.ends import EndWatch
@@ -150,6 +150,8 @@ async def run_call(
         base = job.task_id.partition("~")[0]  # (its interrupts keep their ids from round to round)
         current_interrupts.set(InterruptScratch(arguments.get("resume", []),
                                                 f"{tag}:{job.checkpoint_id}:{base}"))
+        inline: list[tuple[str, Any]] = []
+        current_inline.set(inline)
         value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
     except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
         result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
@@ -165,7 +167,8 @@ async def run_call(
         result = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
         events = []
     else:
-        result, events = {"value": value}, [("updates", {name: value})]
+        result = {"value": value}
+        events = [("updates", {n: v}) for n, v in [*inline, (name, value)]]
     posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result, claim,
                                    events)
     return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[

@@ -74,11 +74,12 @@ async def run_subgraph(
         if keep:
             await store.threads.note_child(record.tag, checkpoint_id, task_id, n, ns)
         await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
-        if resume:
+        stopped = keep and await _stopped(store, thread)  # (interrupted, at a breakpoint,
+        if resume and stopped:  # or failed): go on; answers are the child's only then
             kind, child_input, answer = "resume", None, resume[-1]
-        elif keep and await _stopped(store, thread):  # (at a breakpoint, or failed): go on
+        elif stopped:
             kind, child_input, answer = "resume", None, NO_RESUME
-        else:
+        else:  # (a call made after the task's own interrupt was answered starts afresh)
             kind, child_input, answer = run_input(input, graph.returns_value,
                                                   graph.schema.kind == "root", keep)
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
