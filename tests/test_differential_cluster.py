@@ -121,6 +121,16 @@ def test_timeouts_on_a_cluster(name: str, cluster: str) -> None:
     assert outcome("arqgraph", name, cluster=cluster) == outcome(REFERENCE, name)
 
 
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+def test_durability_on_a_cluster(durability: str, cluster: str) -> None:
+    """What a run with a subgraph lists in its thread's history, per durability, on a
+    cluster: as LangGraph."""
+    from tests.test_durability_exit import histories
+
+    expected = histories(REFERENCE, durability)
+    assert histories("arqgraph", durability, cluster=cluster, thread="cluster") == expected
+
+
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
     """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
     an entrypoint after its own question was answered starts afresh, on a cluster too."""
