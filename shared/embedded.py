@@ -112,7 +112,7 @@ async def stream_graph(
     """Run `graph` once and yield its (namespace, mode, payload) events, its subgraphs' too
     with `subgraphs`; raise its error if it fails."""
     _check_thread(graph, config)
-    config, report = await GraphRun.start(config, input, graph.name)
+    config, report = await GraphRun.start(config, input, run_name(graph))
     try:
         async with backend(graph) as client:
             await resumed(report, client, config, input)
@@ -136,7 +136,7 @@ async def invoke_graph(
     context: Any = None, control: RunControl | None = None,
 ) -> Any:
     _check_thread(graph, config)
-    config, report = await GraphRun.start(config, input, graph.name)
+    config, report = await GraphRun.start(config, input, run_name(graph))
     try:
         async with backend(graph) as client:
             await resumed(report, client, config, input)
@@ -155,6 +155,12 @@ async def invoke_graph(
     return output
 
 
+def run_name(graph: CompiledStateGraph[Any, Any, Any, Any]) -> str:
+    """The name of a run reported to callbacks: the graph's; LangGraph's own for an
+    entrypoint (its graph is registered by the function's name, its run is "LangGraph")."""
+    return "LangGraph" if graph.returns_value else graph.name
+
+
 def traced(report: GraphRun | None) -> list[str]:
     """The modes a run records for its report: its tasks' events, its nodes' runs told."""
     return [] if report is None else ["tasks"]
@@ -167,7 +173,7 @@ async def told_nodes(report: GraphRun | None, handle: RunHandle, end: dict[str, 
     failure = None
     if end.get("status") == "failed":
         failure = protocol.rebuild_error(protocol.decode_error(end["error"]))
-    await report.nodes(handle.store.events.read(handle.run_id), failure)
+    await report.nodes(handle.store.events.read(handle.run_id), failure, handle.entrypoint)
 
 
 async def resumed(report: GraphRun | None, client: Client, config: dict[str, Any] | None,

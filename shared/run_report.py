@@ -94,13 +94,16 @@ class GraphRun:
         await self._run.on_chain_error(exc)
 
     async def nodes(self, events: AsyncIterator[tuple[str, Any]],
-                    failure: BaseException | None = None) -> None:
+                    failure: BaseException | None = None, entrypoint: bool = False) -> None:
         """Report the runs of the graph's nodes, child runs of the graph's, from the "tasks"
         events its workers recorded (its start, then its writes, error or interrupts): the
         handlers are not where the nodes ran. A node's TracePolicy gave what tracers record
-        instead (the events' `traced`); `failure` is the run's error, its failed node's."""
+        instead (the events' `traced`); `failure` is the run's error, its failed node's. The
+        runs of the task calls an entrypoint made ("calls" events) are its node's children."""
         running: dict[str, Any] = {}
         async for mode, event in events:
+            if mode == "calls" and isinstance(event, dict):
+                await _called(running.get(str(event["id"]).partition("/fn/")[0]), event)
             if mode != "tasks" or not isinstance(event, dict):
                 continue
             payload = event["payload"]
@@ -112,6 +115,8 @@ class GraphRun:
                                    inherit=False)
                 running[payload["id"]] = await _started(child, payload, event)
             elif (run := running.pop(payload["id"], None)) is not None:
+                if entrypoint and isinstance(payload.get("result"), dict):  # (its value only)
+                    payload = {**payload, "result": {"output": payload["result"].get("output")}}
                 await _ended(run, payload, event, failure)
 
 
@@ -145,6 +150,20 @@ async def _ended(run: Any, payload: dict[str, Any], event: dict[str, Any],
         await real.on_chain_end(payload.get("result"))
     else:
         await run.on_chain_end(payload.get("result"))
+
+
+async def _called(caller: Any, event: dict[str, Any]) -> None:
+    """Report a task call's run, a child of the run of the node that called it."""
+    if caller is None:
+        return
+    run = await caller.get_child("seq:step:1").on_chain_start(None, event["input"],
+                                                              name=event["name"])
+    if "error" in event:
+        from arqgraph import protocol
+
+        await run.on_chain_error(protocol.rebuild_error(protocol.decode_error(event["error"])))
+    else:
+        await run.on_chain_end({"output": event["output"]})
 
 
 def _split(manager: Any) -> tuple[Any, Any]:

@@ -99,6 +99,14 @@ def test_graph_lifecycle_callbacks_on_a_cluster(use_async: bool, cluster: str) -
     assert lifecycle("arqgraph", use_async, cluster=cluster, thread=thread) == expected
 
 
+def test_task_call_runs_on_a_cluster(cluster: str) -> None:
+    """The runs of an entrypoint's task calls, made by workers, reported by the producer."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_node_runs import calls_report
+
+    assert calls_report("arqgraph", cluster=cluster) == calls_report(REFERENCE)
+
+
 @pytest.mark.parametrize("name", ["policed", "failing", "asking"])
 def test_node_runs_on_a_cluster(name: str, cluster: str) -> None:
     """The producer of a cluster run reports its nodes' runs (their TracePolicy applied by

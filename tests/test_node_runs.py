@@ -106,3 +106,26 @@ def test_a_trace_policy_is_checked_at_add_node() -> None:
     api = Api("arqgraph")
     with pytest.raises(TypeError, match="trace_policy must be a TracePolicy"):
         api.StateGraph(dict).add_node("n", lambda s: s, trace_policy={"process_inputs": 1})
+
+
+def calls_report(prefix: str, cluster: str | None = None) -> list[Any]:
+    """An entrypoint's run as reported: the graph's run, its node's, and the runs of the task
+    calls the node made (name, input, output, error type), children of the node's."""
+    from tests.graphs.functional_graphs import build_traced_calls
+
+    graph = build_traced_calls(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    tracer = Collector()
+    assert asyncio.run(graph.ainvoke([1, 2], {"callbacks": [tracer]})) == ["11", "22", "refused"]
+
+    def shown(run: Run) -> tuple[Any, ...]:
+        return (run.name, run.inputs, run.outputs, run.error.split("(")[0] if run.error else None)
+
+    return [(shown(root), [(shown(node), [shown(c) for c in node.child_runs])
+                           for node in root.child_runs]) for root in tracer.roots]
+
+
+def test_task_calls_are_reported_under_their_entrypoints_node() -> None:
+    expected = calls_report(REFERENCE)
+    assert [len(calls) for _, nodes in expected for _, calls in nodes] == [3]
+    assert calls_report("arqgraph") == expected

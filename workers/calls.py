@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -169,11 +170,31 @@ async def run_call(
     else:
         result = {"value": value}
         events = [("updates", {n: v}) for n, v in [*inline, (name, value)]]
+    if record.records("tasks") and task is not None and "interrupt" not in result:
+        events.append(("calls", call_event(job.task_id, task, arguments, result)))
     posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result, claim,
                                    events)
     return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
         posted
     ]
+
+
+def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],
+               result: dict[str, Any]) -> dict[str, Any]:
+    """A task call's run for the caller's tracers (see `arqgraph.run_report`): its task's
+    name, its arguments by parameter name, and its return value or error."""
+    try:
+        signature = inspect.signature(task.fn).bind(*arguments["args"], **arguments["kwargs"])
+        signature.apply_defaults()
+        bound = dict(signature.arguments)
+    except TypeError:
+        bound = {"args": arguments["args"], "kwargs": arguments["kwargs"]}
+    told: dict[str, Any] = {"id": call_id, "name": task.name, "input": bound}
+    if "error" in result:
+        told["error"] = result["error"]
+    else:
+        told["output"] = result["value"]
+    return told
 
 
 async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], threads: Executor,

@@ -41,3 +41,27 @@ def build_nested_tasks(prefix: str) -> Any:
         return await add_a.ainvoke([m + answer for m in mapped])  # type: ignore[no-any-return]
 
     return nested_tasks
+
+
+def build_traced_calls(prefix: str) -> Any:
+    """An entrypoint whose task calls run in parallel, one of them failing (and caught)."""
+    func = _lib(prefix, "func")
+
+    @func.task
+    async def doubled(value: int, times: int = 2) -> str:
+        return str(value) * times
+
+    @func.task
+    def refused(value: int) -> int:
+        raise ValueError(f"no {value}")
+
+    @func.entrypoint()
+    async def traced_calls(values: list[int]) -> list[str]:
+        out = [await doubled(v) for v in values]
+        try:
+            await refused(len(values))
+        except ValueError:
+            out.append("refused")
+        return out
+
+    return traced_calls
