@@ -104,7 +104,7 @@ class RunMover(MovePlanner):
             and any(t.node in breakpoints(graph, record, "before") for t in checkpoint.tasks)
             and not any(t.id in outcomes for t in checkpoint.tasks)
         ):
-            return not await self._interrupt(graph, record, saved, outcomes)
+            return not await self._interrupt(graph, record, saved, outcomes, at="interrupt_before")
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
         failures = [e for t in checkpoint.tasks if (o := outcomes.get(t.id)) and (e := o.error)]
         if failures:  # as LangGraph: the run fails at once, its step's other nodes cancelled
@@ -129,7 +129,7 @@ class RunMover(MovePlanner):
             # asked to stop here, before a breakpoint: stop at the breakpoint (a resume of a
             # drained run would pass it)
             return not await self._interrupt(graph, record, plan.saved, {}, plan.events,
-                                             new=True)
+                                             new=True, at="interrupt_before")
         if plan.move is not None and record.drain:  # asked to stop here: the step is saved
             return not await self._drained(graph, record, plan.saved, plan.events)
         if plan.move is not None:  # on to the next step
@@ -148,7 +148,8 @@ class RunMover(MovePlanner):
                 "increase the limit by setting the `recursion_limit` config key."), events,
                 view=new)
         if nxt.tasks and record.kind != "update":  # a breakpoint after the step's nodes
-            return not await self._interrupt(graph, record, new, {}, events, new=True)
+            return not await self._interrupt(graph, record, new, {}, events, new=True,
+                                             at="interrupt_after")
         raise ValueError(f"run {record.run_id} ends, but no retention is known for it")
 
     @staticmethod
@@ -168,9 +169,10 @@ class RunMover(MovePlanner):
     async def _interrupt(
         self, graph: CompiledStateGraph, record: RunRecord, saved: SavedCheckpoint,
         outcomes: dict[str, TaskOutcome], events: Sequence[tuple[Any, Any]] = (),
-        new: bool = False,
+        new: bool = False, at: str = "pending",
     ) -> bool:
-        """Stop the run to wait for a human: at interrupts raised by nodes, or a breakpoint."""
+        """Stop the run to wait for a human: at interrupts raised by nodes, or a breakpoint
+        (`at` says which, as LangGraph's lifecycle callbacks tell it)."""
         view = self._view(graph, saved, outcomes)
         output = dict(view.view_values or {})
         interrupts = [
@@ -183,7 +185,8 @@ class RunMover(MovePlanner):
             events = [*events, ("updates", {"__interrupt__": ()})]
         if any(o.succeeded for o in outcomes.values() if o.node != START):
             events = [*events, ("values", view.view_values)]  # the step's finished writes
-        end = {"status": "interrupted", "output": output, "checkpoint_id": saved.id}
+        end = {"status": "interrupted", "output": output, "checkpoint_id": saved.id,
+               "loop_status": at}
         return await self.store.commit(
             self.ending(record, "interrupted", end, saved=view, new=new, events=events))
 

@@ -226,7 +226,7 @@ async def _updated(
         if as_node not in graph.nodes and as_node != START:
             raise InvalidUpdateError(f"Node {as_node} does not exist")
         steps.append((as_node, _root(graph, values)))
-    checkpoint = update_checkpoint(start, steps)
+    checkpoint = update_checkpoint(start, steps, graph.spec.deferred)
     # An update as a node the step was to run is that task's result (its first such update).
     recorded: dict[str, TaskOutcome] = {}
     for update in checkpoint.tasks:

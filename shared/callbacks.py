@@ -1,110 +1,168 @@
-"""LangChain callbacks given in a run's config (`{"callbacks": [handler]}`: LangSmith, Langfuse
-and other tracers) hear the run from the process that runs it, embedded or as the producer of a
-cluster run: one chain run for the graph, started with its input and ended with its output
-(an interrupted run's state, without its interrupts) or its error, as LangGraph reports it.
+"""Graph lifecycle callbacks, as LangGraph's `langgraph.callbacks`: handlers given in a run's
+config (`{"callbacks": [handler]}`) that subclass `GraphCallbackHandler` hear `on_resume` when
+a run goes on from the thread's checkpoint (input None or a Command), and `on_interrupt` when it
+stops to wait for a human. A handler that raises is logged and the run goes on, unless the
+handler sets `raise_error`. Only the root graph's lifecycle is told (a subgraph runs on workers,
+where the caller's handlers are not).
 
-Handlers are objects of that process: they never cross the wire, so the config a run carries
-to the workers has no `callbacks` (nor `run_id`, which names the reported run). It asks them
-instead to record their nodes' callbacks (`arqgraph.workers.node_callbacks`): each node as a
-chain run under the graph's, with the model, tool and retriever runs it makes, which this
-process replays to the handlers as the run's events arrive, in order.
+`arqgraph.run_report` does the reporting; this module needs langchain-core, as LangGraph's.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+from uuid import UUID
 
-from arqgraph.constants import CONF, CONFIG_KEY_CALLBACKS
-from arqgraph.protocol.callbacks import decode_callback
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.callbacks.manager import ahandle_event, handle_event
 
-WIRE_EXCLUDED = ("callbacks", "run_id")
-STREAM = "__chain_stream__"  # a chain run's output chunk, for streaming handlers
-IGNORED_BY = {  # the handler flag that turns a callback off, as LangChain's managers read it
-    "on_chain_start": "ignore_chain", "on_chain_end": "ignore_chain",
-    "on_chain_error": "ignore_chain", "on_llm_start": "ignore_llm",
-    "on_llm_new_token": "ignore_llm", "on_llm_end": "ignore_llm", "on_llm_error": "ignore_llm",
-    "on_chat_model_start": "ignore_chat_model", "on_tool_start": "ignore_agent",
-    "on_tool_end": "ignore_agent", "on_tool_error": "ignore_agent",
-    "on_agent_action": "ignore_agent", "on_agent_finish": "ignore_agent",
-    "on_retriever_start": "ignore_retriever", "on_retriever_end": "ignore_retriever",
-    "on_retriever_error": "ignore_retriever", "on_retry": "ignore_retry",
-    "on_custom_event": "ignore_custom_event",
-}
+from arqgraph.types import Interrupt
+
+__all__ = (
+    "GraphCallbackHandler",
+    "GraphInterruptEvent",
+    "GraphLifecycleEvent",
+    "GraphLifecycleStatus",
+    "GraphResumeEvent",
+    "get_async_graph_callback_manager_for_config",
+    "get_sync_graph_callback_manager_for_config",
+)
+
+GraphLifecycleStatus: TypeAlias = Literal[
+    "input", "pending", "done", "interrupt_before", "interrupt_after", "out_of_steps",
+]
+"""Where the run was when a lifecycle event was taken."""
 
 
-class GraphRun:
-    """The chain run of one graph run, reported to the config's callbacks."""
+@dataclass(frozen=True)
+class _GraphEvent:
+    """Which run, where it was, and at which checkpoint of which (sub)graph."""
 
-    def __init__(self, run_manager: Any) -> None:
-        self._run = run_manager
+    run_id: UUID | None
+    status: GraphLifecycleStatus
+    checkpoint_id: str
+    checkpoint_ns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GraphInterruptEvent(_GraphEvent):
+    """The run stopped to wait for a human: at `interrupts` raised by nodes, or a breakpoint."""
+
+    interrupts: tuple[Interrupt, ...]
+
+
+@dataclass(frozen=True)
+class GraphResumeEvent(_GraphEvent):
+    """The run goes on from the thread's checkpoint `checkpoint_id`."""
+
+
+GraphLifecycleEvent: TypeAlias = GraphInterruptEvent | GraphResumeEvent
+
+
+class GraphCallbackHandler(BaseCallbackHandler):
+    """Subclass to hear a graph's lifecycle; other handlers never get these events."""
+
+    def on_interrupt(self, event: GraphInterruptEvent) -> Any:
+        """The run stopped to wait for a human."""
+
+    def on_resume(self, event: GraphResumeEvent) -> Any:
+        """The run goes on from a saved checkpoint."""
+
+
+def _graph_handlers(handlers: Sequence[BaseCallbackHandler]) -> list[BaseCallbackHandler]:
+    return [h for h in handlers if isinstance(h, GraphCallbackHandler)]
+
+
+class _GraphManagerBase(BaseCallbackManager):
+    """The graph handlers of a config, and the run id their events name."""
+
+    def __init__(
+        self,
+        handlers: Sequence[BaseCallbackHandler] | None = None,
+        inheritable_handlers: Sequence[BaseCallbackHandler] | None = None,
+        parent_run_id: UUID | None = None,
+        *,
+        tags: list[str] | None = None,
+        inheritable_tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inheritable_metadata: dict[str, Any] | None = None,
+        run_id: UUID | None = None,
+    ) -> None:
+        super().__init__(
+            list(handlers or []), list(inheritable_handlers or []), parent_run_id, tags=tags,
+            inheritable_tags=inheritable_tags, metadata=metadata,
+            inheritable_metadata=inheritable_metadata,
+        )
+        self.run_id = run_id
+
+    def copy(self, *, run_id: Any = ...) -> Any:  # type: ignore[override]
+        """A copy (keeping only graph handlers), naming `run_id` if given."""
+        if run_id is not ... and run_id is not None and not isinstance(run_id, UUID):
+            raise TypeError("run_id must be a UUID or None")
+        return self._of(self, self.run_id if run_id is ... else run_id)
 
     @classmethod
-    async def start(
-        cls, config: dict[str, Any] | None, input: Any, name: str
-    ) -> tuple[dict[str, Any] | None, GraphRun | None]:
-        """The config to send with the run, and its report to the callbacks (None without)."""
-        if not config or not any(key in config for key in WIRE_EXCLUDED):
-            return config, None
-        wire = {k: v for k, v in config.items() if k not in WIRE_EXCLUDED}
-        callbacks = config.get("callbacks")
-        if not callbacks:
-            return wire, None
-        from langchain_core.callbacks.manager import AsyncCallbackManager
-
-        manager = AsyncCallbackManager.configure(
-            inheritable_callbacks=callbacks, inheritable_tags=config.get("tags"),
-            inheritable_metadata=config.get("metadata"),
+    def _of(cls, manager: BaseCallbackManager, run_id: UUID | None) -> Any:
+        return cls(
+            _graph_handlers(manager.handlers), _graph_handlers(manager.inheritable_handlers),
+            manager.parent_run_id, tags=list(manager.tags),
+            inheritable_tags=list(manager.inheritable_tags), metadata=dict(manager.metadata),
+            inheritable_metadata=dict(manager.inheritable_metadata), run_id=run_id,
         )
-        run = await manager.on_chain_start(
-            None, input, name=config.get("run_name", name), run_id=config.get("run_id")
-        )
-        streaming = any(hasattr(h, "tap_output_aiter") for h in run.inheritable_handlers)
-        wire[CONF] = {**(wire.get(CONF) or {}),
-                      CONFIG_KEY_CALLBACKS: {"parent": str(run.run_id), "stream": streaming}}
-        return wire, cls(run)
 
-    async def replay(self, event: dict[str, Any]) -> None:
-        """Tell the handlers a callback a node's run made on a worker."""
-        from langchain_core.callbacks.manager import ahandle_event
-
-        method, args, kwargs = decode_callback(event)
-        handlers = self._run.inheritable_handlers
-        if method == STREAM:
-            for handler in handlers:
-                if hasattr(handler, "tap_output_aiter"):
-                    async for _ in handler.tap_output_aiter(kwargs["run_id"],
-                                                            _once(kwargs["chunk"])):
-                        pass
-            return
-        await ahandle_event(handlers, method, IGNORED_BY.get(method), *args, **kwargs)
-
-    async def end(self, output: Any) -> None:
-        if isinstance(output, dict) and "__interrupt__" in output:
-            output = {k: v for k, v in output.items() if k != "__interrupt__"}
-        await self._run.on_chain_end(output)
-
-    async def error(self, exc: BaseException) -> None:
-        await self._run.on_chain_error(exc)
+    @classmethod
+    def configure(cls, callbacks: object | None = None, *, run_id: UUID | None = None) -> Any:
+        """The graph handlers among `callbacks` (a handler, a list of them or a manager)."""
+        if callbacks is None:
+            return cls(run_id=run_id)
+        if isinstance(callbacks, BaseCallbackManager):
+            return cls._of(callbacks, run_id)
+        if isinstance(callbacks, BaseCallbackHandler):
+            return cls(_graph_handlers([callbacks]), run_id=run_id)
+        if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence):
+            raise TypeError("callbacks must be a handler, sequence, or manager")
+        return cls(_graph_handlers(list(callbacks)), run_id=run_id)
 
 
-async def _once(value: Any) -> AsyncIterator[Any]:
-    yield value
+class _GraphCallbackManager(_GraphManagerBase):
+    """Tells the graph handlers from sync code."""
+
+    def on_interrupt(self, event: GraphInterruptEvent) -> None:
+        handle_event(self.handlers, "on_interrupt", None, event)
+
+    def on_resume(self, event: GraphResumeEvent) -> None:
+        handle_event(self.handlers, "on_resume", None, event)
 
 
-async def subgraph_run(config: dict[str, Any], input: Any, name: str) -> tuple[
-        dict[str, Any], Any]:
-    """A subgraph's own chain run, under the node that runs it, when the node's runs are
-    reported (its callbacks hold the recorder): the config for the subgraph, whose nodes then
-    report under it, and the run to end (None when nothing is reported)."""
-    wanted = (config.get(CONF) or {}).get(CONFIG_KEY_CALLBACKS)
-    if not config.get("callbacks") or not isinstance(wanted, dict):
-        return config, None
-    from langchain_core.callbacks.manager import AsyncCallbackManager
+class _AsyncGraphCallbackManager(_GraphManagerBase):
+    """Tells the graph handlers from async code (sync handlers run in an executor)."""
 
-    manager = AsyncCallbackManager.configure(
-        inheritable_callbacks=config["callbacks"], inheritable_tags=config.get("tags"),
-        inheritable_metadata=config.get("metadata"))
-    run = await manager.on_chain_start(None, input, name=name)
-    inner = {**wanted, "parent": str(run.run_id)}
-    return {**config, CONF: {**config[CONF], CONFIG_KEY_CALLBACKS: inner}}, run
+    @property
+    def is_async(self) -> bool:
+        return True
+
+    async def on_interrupt(self, event: GraphInterruptEvent) -> None:
+        await ahandle_event(self.handlers, "on_interrupt", None, event)
+
+    async def on_resume(self, event: GraphResumeEvent) -> None:
+        await ahandle_event(self.handlers, "on_resume", None, event)
+
+
+def get_sync_graph_callback_manager_for_config(
+    config: dict[str, Any], *, run_id: UUID | None = None
+) -> _GraphCallbackManager:
+    """The graph handlers of `config["callbacks"]`, for sync code."""
+    manager: _GraphCallbackManager = _GraphCallbackManager.configure(
+        config.get("callbacks"), run_id=run_id)
+    return manager
+
+
+def get_async_graph_callback_manager_for_config(
+    config: dict[str, Any], *, run_id: UUID | None = None
+) -> _AsyncGraphCallbackManager:
+    """The graph handlers of `config["callbacks"]`, for async code."""
+    manager: _AsyncGraphCallbackManager = _AsyncGraphCallbackManager.configure(
+        config.get("callbacks"), run_id=run_id)
+    return manager

@@ -105,7 +105,10 @@ class RunHandle:
     async def result(self) -> Any:
         """The final state (a dict), once the run is done; raises the run's error if it failed.
         An interrupted run gives its state so far, with its interrupts under `__interrupt__`."""
-        end = await self.end()
+        return self.output_of(await self.end())
+
+    def output_of(self, end: dict[str, Any]) -> Any:
+        """The result an end event tells (see `result`); raises the run's error if it failed."""
         _raise_unless_done(end)
         output = end.get("output")
         key = "output" if self.entrypoint else ROOT if self.root else None

@@ -27,6 +27,9 @@ current_config: ContextVar[dict[str, Any] | None] = ContextVar("arqgraph_config"
 # (`ToolRuntime.emit_output_delta`); None otherwise.
 current_tool_writer: ContextVar[Callable[[Any], None] | None] = ContextVar(
     "arqgraph_tool_writer", default=None)
+current_pushes: ContextVar[list[tuple[str, Any]] | None] = ContextVar("arqgraph_pushes",
+                                                                     default=None)
+"""The state writes the running node made with `push_message`, before it returned."""
 
 
 def get_config() -> dict[str, Any]:

@@ -21,10 +21,10 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool
 
 from arqgraph import protocol
-from arqgraph.callbacks import GraphRun
 from arqgraph.client import Client, RunHandle, require_thread
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.protocol import InboxNote
+from arqgraph.run_report import GraphRun
 from arqgraph.runtime import RunControl
 from arqgraph.storage.connection import job_deserializer, job_serializer
 from arqgraph.workers.worker import build_worker
@@ -32,7 +32,8 @@ from arqgraph.workers.worker import build_worker
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
 
-CALLBACKS = "callbacks"  # the events of the nodes' callbacks, for the producer's handlers
+# the events of the nodes' callbacks and of their task calls, for the producer's handlers
+REPORTED = ("callbacks", "calls")
 
 T = TypeVar("T")
 
@@ -116,22 +117,24 @@ async def stream_graph(
     """Run `graph` once and yield its (namespace, mode, payload) events, its subgraphs' too
     with `subgraphs`; raise its error if it fails."""
     _check_thread(graph, config)
-    config, report = await GraphRun.start(config, input, graph.name)
+    config, report = await GraphRun.start(config, input, run_name(graph))
     try:
         async with backend(graph) as client:
+            await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
                                          stream_mode=modes)
-            heard = [*modes, CALLBACKS] if report is not None else list(modes)
+            heard = [*modes, *REPORTED] if report is not None else list(modes)
             deep = subgraphs or report is not None  # (the subgraphs' nodes report too)
             with draining(control, client, handle):
                 async for event in handle.stream(heard, subgraphs=deep):
                     ns, mode, payload = event if deep else ((), *event)
-                    if mode == CALLBACKS and report is not None:
-                        await report.replay(payload)
+                    if mode in REPORTED and report is not None:
+                        await report.replay(mode, payload)
                     elif subgraphs or not ns:
                         yield ns, mode, payload
             if report is not None:
-                await report.end(await handle.result())
+                end = await handle.end()
+                await report.end(handle.output_of(end), end)
     except Exception as exc:
         if report is not None:
             await report.error(exc)
@@ -143,22 +146,42 @@ async def invoke_graph(
     context: Any = None, control: RunControl | None = None,
 ) -> Any:
     _check_thread(graph, config)
-    config, report = await GraphRun.start(config, input, graph.name)
+    config, report = await GraphRun.start(config, input, run_name(graph))
     try:
         async with backend(graph) as client:
+            await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context)
             with draining(control, client, handle):
                 if report is not None:  # (the nodes' callbacks, as they come)
-                    async for _, _, event in handle.stream([CALLBACKS], subgraphs=True):
-                        await report.replay(event)
-                output = await handle.result()
+                    async for _, mode, event in handle.stream(list(REPORTED), subgraphs=True):
+                        await report.replay(mode, event)
+                end = await handle.end()
+            output = handle.output_of(end)
     except Exception as exc:
         if report is not None:
             await report.error(exc)
         raise
     if report is not None:
-        await report.end(output)
+        await report.end(output, end)
     return output
+
+
+def run_name(graph: CompiledStateGraph[Any, Any, Any, Any]) -> str:
+    """The name of a run reported to callbacks: the graph's; LangGraph's own for an
+    entrypoint (its graph is registered by the function's name, its run is "LangGraph")."""
+    return "LangGraph" if graph.returns_value else graph.name
+
+
+async def resumed(report: GraphRun | None, client: Client, config: dict[str, Any] | None,
+                  input: Any) -> None:
+    """Tell the report's graph handlers that the run goes on from its thread's checkpoint,
+    when it does (as LangGraph: its input is None or a Command, and the thread has one)."""
+    if report is None or not report.graph.handlers or not GraphRun.resumes(input):
+        return
+    if not ((config or {}).get("configurable") or {}).get("thread_id"):
+        return
+    state = await client.get_state(config or {})
+    await report.resumed((state.config.get("configurable") or {}).get("checkpoint_id"))
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, TypedDict, TypeVar
 
 import pydantic
@@ -41,7 +42,7 @@ from arqgraph.core.calls import (
 from arqgraph.core.pregel import END, START
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.graph.state import StateGraph
-from arqgraph.types import StateSnapshot
+from arqgraph.types import StateSnapshot, TimeoutPolicy
 
 __all__ = [
     "TASKS", "CallScheduler", "Entrypoint", "RetryLater", "TaskFunction", "TaskFuture", "current_attempt",
@@ -77,11 +78,11 @@ class Entrypoint(CompiledStateGraph):
 
     def __init__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
                  name: str | None = None, context_schema: Any = None, store: Any = None,
-                 ) -> None:
+                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
         self.fn = fn
         node_name = name or fn.__name__
         builder = StateGraph(EntryState, context_schema)
-        builder.add_node(node_name, _node_for(fn))
+        builder.add_node(node_name, _node_for(fn), timeout=timeout)
         builder.add_edge(START, node_name)
         builder.add_edge(node_name, END)
         builder.compiled = True
@@ -148,15 +149,17 @@ def _written(result: Any) -> dict[str, Any]:
 
 
 def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
-               context_schema: Any = None, store: Any = None, **_: Any) -> Any:
-    """`@entrypoint()`, `@entrypoint(checkpointer=..., store=..., context_schema=...)` or
-    bare `@entrypoint`."""
+               context_schema: Any = None, store: Any = None,
+               timeout: float | timedelta | TimeoutPolicy | None = None, **_: Any) -> Any:
+    """`@entrypoint()`, `@entrypoint(checkpointer=..., store=..., context_schema=...,
+    timeout=...)` or bare `@entrypoint`. A `timeout` bounds each run of the function, as a
+    node's (an async function only)."""
     if fn is not None and (inspect.isfunction(fn) or inspect.ismethod(fn)):
         return Entrypoint(fn, checkpointer=checkpointer, name=name,
-                          context_schema=context_schema, store=store)
+                          context_schema=context_schema, store=store, timeout=timeout)
     saver = fn if fn is not None else checkpointer  # LangGraph's first argument: the checkpointer
     return lambda f: Entrypoint(f, checkpointer=saver, name=name,
-                                context_schema=context_schema, store=store)
+                                context_schema=context_schema, store=store, timeout=timeout)
 
 
 entrypoint.final = Final  # type: ignore[attr-defined]  # (LangGraph's `entrypoint.final`)

@@ -38,6 +38,7 @@ from arqgraph.stream_parts import (  # noqa: F401 - LangGraph has them in its ty
     UpdatesStreamPart,
     ValuesStreamPart,
 )
+from arqgraph.trace_policy import TracePolicy, omit_payload  # noqa: F401 - LangGraph's types
 
 N = TypeVar("N")
 
@@ -61,20 +62,26 @@ class Send:
     Used for map-reduce fan-outs: a conditional edge returns one Send per item.
     """
 
-    __slots__ = ("node", "arg")
+    __slots__ = ("node", "arg", "timeout")
 
-    def __init__(self, node: str, arg: Any) -> None:
+    def __init__(self, node: str, arg: Any,
+                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
+        """`timeout`: the sent task's own timeout policy instead of its node's (a number or a
+        timedelta is a run timeout)."""
         self.node = node
         self.arg = arg
+        self.timeout = TimeoutPolicy.coerce(timeout)
 
     def __repr__(self) -> str:
-        return f"Send(node={self.node!r}, arg={self.arg!r})"
+        shown = "" if self.timeout is None else f", timeout={self.timeout!r}"
+        return f"Send(node={self.node!r}, arg={self.arg!r}{shown})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Send) and (self.node, self.arg) == (other.node, other.arg)
+        return isinstance(other, Send) and (self.node, self.arg, self.timeout) == (
+            other.node, other.arg, other.timeout)
 
     def __hash__(self) -> int:
-        return hash((self.node, repr(self.arg)))
+        return hash((self.node, repr(self.arg), self.timeout))
 
 
 @dataclass

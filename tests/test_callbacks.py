@@ -65,7 +65,7 @@ def test_the_root_run_is_reported_as_langgraph_reports_it(flags: dict[str, bool]
 
 
 def test_a_config_without_callbacks_crosses_unchanged() -> None:
-    from arqgraph.callbacks import GraphRun
+    from arqgraph.run_report import GraphRun
 
     config = {"tags": ["x"], "configurable": {"thread_id": "1"}}
     sent, run = asyncio.run(GraphRun.start(config, {}, "g"))

@@ -78,6 +78,66 @@ def test_callbacks_on_a_cluster(flags: dict[str, bool], cluster: str) -> None:
     assert report(Api("arqgraph"), True, cluster=cluster, **flags) == expected
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["invoke", "ainvoke"])
+def test_graph_lifecycle_callbacks_on_a_cluster(use_async: bool, cluster: str) -> None:
+    """The producer of a cluster run tells its graph handlers of resumes and interrupts as
+    LangGraph would."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_graph_lifecycle_callbacks import lifecycle
+
+    expected = lifecycle(REFERENCE, use_async)
+    thread = f"lifecycle-{int(use_async)}"
+    assert lifecycle("arqgraph", use_async, cluster=cluster, thread=thread) == expected
+
+
+def test_task_call_runs_on_a_cluster(cluster: str) -> None:
+    """The runs of an entrypoint's task calls, made by workers, reported by the producer."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_node_runs import calls_report
+
+    assert calls_report("arqgraph", cluster=cluster) == calls_report(REFERENCE)
+
+
+@pytest.mark.parametrize("name", ["policed", "failing", "asking"])
+def test_node_runs_on_a_cluster(name: str, cluster: str) -> None:
+    """The producer of a cluster run reports its nodes' runs (their TracePolicy applied by
+    the workers) as LangGraph would."""
+    pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
+    from tests.test_node_runs import BUILDS, report
+
+    build, inputs = BUILDS[name]
+    expected = report(REFERENCE, build, inputs, True)
+    assert report("arqgraph", build, inputs, True, cluster=cluster, thread=f"nodes-{name}"
+                  ) == expected
+
+
+@pytest.mark.parametrize("name", ["step", "send", "task", "entrypoint"])
+def test_timeouts_on_a_cluster(name: str, cluster: str) -> None:
+    """A graph's step_timeout, a Send's, a task's and an entrypoint's timeout, on workers of
+    other processes: as LangGraph's in process."""
+    from tests.test_timeouts_surface import outcome
+
+    assert outcome("arqgraph", name, cluster=cluster) == outcome(REFERENCE, name)
+
+
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+def test_durability_on_a_cluster(durability: str, cluster: str) -> None:
+    """What a run with a subgraph lists in its thread's history, per durability, on a
+    cluster: as LangGraph."""
+    from tests.test_durability_exit import histories
+
+    expected = histories(REFERENCE, durability)
+    assert histories("arqgraph", durability, cluster=cluster, thread="cluster") == expected
+
+
+def test_nested_tasks_on_a_cluster(cluster: str) -> None:
+    """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
+    an entrypoint after its own question was answered starts afresh, on a cluster too."""
+    from tests.test_func import nested_run
+
+    assert nested_run("arqgraph", cluster=cluster) == nested_run(REFERENCE)
+
+
 @pytest.mark.parametrize(("case", "run_index"),
                          [p for p in _cluster_runs() if p.values[0].name.startswith("subgraph")])
 def test_cluster_subgraph_stream_matches_langgraph(case: Case, run_index: int, cluster: str) -> None:

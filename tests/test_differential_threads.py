@@ -20,7 +20,8 @@ Scenarios (by subject):
   interrupt_order, send_interrupt;
 - a failing node next to a succeeding one: failure_then_resume, task_error_type;
 - static breakpoints: interrupt_before, interrupt_after, task_order;
-- update_state: update_state, update_finished_thread, update_state_misuse; replay: replay;
+- update_state: update_state, update_finished_thread, update_state_misuse,
+  update_before_deferred; replay: replay;
 - multi-mode streams through an interrupt or a failure and the resume:
   stream_interrupt_resume, stream_failure_resume;
 - the async API: async_interrupt_parallel, async_update_state;
@@ -584,6 +585,34 @@ def scenario_update_state(api: Api, t: Transcript) -> None:
     t.call("replay the older checkpoint", graph.invoke, None, older.config)
     t.state("state after the replay", graph.get_state, cfg())
     t.history("history after the forks", graph.get_state_history, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
+@scenario()
+def scenario_update_before_deferred(api: Api, t: Transcript) -> None:
+    """A breakpoint before a deferred node, an update there: the deferred node still runs,
+    on the updated state."""
+    calls: Counter[str] = Counter()
+
+    def node(name: str) -> Any:
+        def run(state: S) -> dict[str, Any]:
+            calls[name] += 1
+            return {"log": [f"{name}:{len(state.get('log', []))}"]}
+        return run
+
+    g = api.StateGraph(S)
+    for name in ("a", "b", "c"):
+        g.add_node(name, node(name))
+    g.add_node("d", node("d"), defer=True)
+    for src, dst in ((api.START, "a"), ("a", "b"), ("b", "c"), ("a", "d"), ("b", "d")):
+        g.add_edge(src, dst)
+    graph = _compile(g, api, interrupt_before=["d"])
+    t.call("invoke", graph.invoke, {"log": []}, cfg())
+    t.state("state at the breakpoint", graph.get_state, cfg())
+    t.call("update", graph.update_state, cfg(), {"log": ["u"]})
+    t.state("state after the update", graph.get_state, cfg())
+    t.call("continue", graph.invoke, None, cfg())
+    t.state("state done", graph.get_state, cfg())
     t.add("calls", dict(sorted(calls.items())))
 
 

@@ -33,9 +33,10 @@ def _literal(state: S) -> Literal["c", "__end__"]:
 def build(api: Api, shape: str) -> Any:
     g = api.StateGraph(S)
     names = {"linear": "ab", "branches": "abcd", "mapped": "abcd", "join": "abcd",
-             "command": "bc", "fanout_list": "abc", "entry": "ab", "defer": "abcd"}
+             "command": "bc", "fanout_list": "abc", "entry": "ab", "defer": "abcd",
+             "defer_uneven": "abcd", "end_edges": "abc"}
     for name in names.get(shape, ""):
-        g.add_node(name, _node, defer=shape == "defer" and name == "d")
+        g.add_node(name, _node, defer=shape.startswith("defer") and name == "d")
     if shape == "linear":
         g.add_edge(api.START, "a")
         g.add_edge("a", "b")
@@ -78,11 +79,19 @@ def build(api: Api, shape: str) -> Any:
         g.add_edge(api.START, "a")
         for src, dst in (("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")):
             g.add_edge(src, dst)
+    elif shape == "defer_uneven":  # d waits for c, which ends a longer branch: drawn after it
+        g.add_edge(api.START, "a")
+        for src, dst in (("a", "b"), ("b", "c"), ("a", "d"), ("b", "d"), ("d", api.END)):
+            g.add_edge(src, dst)
+    elif shape == "end_edges":  # plain edges to END: drawn for the nodes that end, last
+        g.add_edge(api.START, "a")
+        for src, dst in (("a", "b"), ("a", "c"), ("a", api.END), ("c", api.END)):
+            g.add_edge(src, dst)
     return g.compile()
 
 
 SHAPES = ["linear", "branches", "mapped", "loop", "join", "command", "fanout_list", "entry",
-          "defer"]
+          "defer", "defer_uneven", "end_edges"]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -4,6 +4,7 @@ default (and on a cluster of processes in tests/test_cluster.py)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 from typing import Any
 
 import pytest
@@ -144,3 +145,28 @@ async def test_unserializable_task_arguments_fail_clearly(bad: Any) -> None:
 
     with pytest.raises(Exception, match="arguments of task"):
         await asyncio.wait_for(sends_junk.ainvoke(1), LIMIT)
+
+
+def nested_run(prefix: str, cluster: str | None = None, thread: str = "nested") -> list[Any]:
+    """What a Functional API program gives: the updates of tasks calling tasks, in order, then
+    after its question is answered the output of a graph it invokes."""
+    from tests.graphs.functional_graphs import build_nested_tasks
+
+    graph = build_nested_tasks(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": thread}}
+
+    async def run() -> list[Any]:
+        shown: list[Any] = [c async for c in graph.astream([0, 1], config)]
+        shown[-1] = [i.value for i in shown[-1]["__interrupt__"]]
+        return [*shown, await graph.ainvoke(command(resume="!"), config)]
+
+    return asyncio.run(run())
+
+
+def test_tasks_calling_tasks_and_a_graph_after_a_resume_are_langgraphs() -> None:
+    expected = nested_run("langgraph")
+    assert expected == [{"submapper": "0"}, {"mapper": "00"}, {"submapper": "1"},
+                        {"mapper": "11"}, ["question"], ["00!a", "11!a"]]
+    assert nested_run("arqgraph") == expected

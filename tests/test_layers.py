@@ -2,12 +2,13 @@
 
     public API      arqgraph.graph, .func, .checkpoint, .nodes, .pocketflow, .loader, .cli, ...
     producers       arqgraph.client (the producer Client), arqgraph.embedded (the default runner),
-                    arqgraph.callbacks (a run reported to the caller's LangChain callbacks)
+                    arqgraph.run_report (a run reported to the caller's LangChain callbacks)
     processes       arqgraph.orchestrator, arqgraph.workers (siblings: neither imports the other)
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
     vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing,
-                    .stream_parts, .store (the long-term memory API)
+                    .stream_parts, .store (the long-term memory API), .callbacks,
+                    .trace_policy
 
 A module may import its own layer and those below it. Imports made only for annotations
 (`if TYPE_CHECKING:`) do not count: they never run. The static check reads every module's
@@ -30,11 +31,12 @@ FOLDERS = {"shared": "arqgraph", "orchestrator": "arqgraph.orchestrator", "worke
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.runtime", "arqgraph.config",
                     "arqgraph.constants", "arqgraph.managed", "arqgraph.typing",
-                    "arqgraph.stream_parts", "arqgraph.store")),
+                    "arqgraph.stream_parts", "arqgraph.store", "arqgraph.callbacks",
+                    "arqgraph.trace_policy")),
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),
-    ("producers", ("arqgraph.client", "arqgraph.embedded", "arqgraph.callbacks")),
+    ("producers", ("arqgraph.client", "arqgraph.embedded", "arqgraph.run_report")),
     ("public API", ("arqgraph",)),  # everything else, the package itself included
 ]
 SIBLINGS = ("arqgraph.orchestrator", "arqgraph.workers")

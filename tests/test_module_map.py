@@ -27,7 +27,7 @@ MODULES = [
     "channels", "managed", "checkpoint.base", "checkpoint.memory", "store.base", "store.memory",
     "cache.base", "cache.memory", "prebuilt", "prebuilt.tool_node",
     "prebuilt.chat_agent_executor", "prebuilt.tool_validator", "prebuilt.interrupt", "stream",
-    "stream.transformers",
+    "stream.transformers", "callbacks",
 ]
 GAPS = tomllib.loads((Path(__file__).with_name("module_map_gaps.toml")).read_text())
 

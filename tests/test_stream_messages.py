@@ -28,7 +28,8 @@ pytest.importorskip("langchain_core", reason="chat models are LangChain's")
 SPEC = "tests.differential.served:GRAPHS"
 DATABASE = 6
 MESSAGE_CASES = [c for c in CASES if c.name.startswith("messages_") and "model" in c.name
-                 or c.name == "messages_nostream"]
+                 or c.name in ("messages_nostream", "messages_pushed_async",
+                               "messages_pushed_sync")]
 KEPT = ("langgraph_node", "langgraph_step", "langgraph_triggers", "langgraph_path", "tags",
         "ls_provider", "ls_model_name", "ls_model_type")
 

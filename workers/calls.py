@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -21,7 +22,8 @@ from typing import Any
 from arq.worker import Retry
 
 from arqgraph import protocol
-from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt
+from arqgraph.constants import CONFIG_KEY_CALLBACKS
+from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt, current_inline
 from arqgraph.errors import ErrorInfo, GraphInterrupt
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.ends import EndWatch
@@ -36,6 +38,7 @@ from arqgraph.types import (
 )
 from arqgraph.workers.executor import retry_delay
 from arqgraph.workers.subgraphs import run_subgraph
+from arqgraph.workers.timeouts import timed
 
 Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
@@ -150,6 +153,8 @@ async def run_call(
         base = job.task_id.partition("~")[0]  # (its interrupts keep their ids from round to round)
         current_interrupts.set(InterruptScratch(arguments.get("resume", []),
                                                 f"{tag}:{job.checkpoint_id}:{base}"))
+        inline: list[tuple[str, Any]] = []
+        current_inline.set(inline)
         value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
     except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
         result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
@@ -165,12 +170,34 @@ async def run_call(
         result = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
         events = []
     else:
-        result, events = {"value": value}, [("updates", {name: value})]
+        result = {"value": value}
+        events = [("updates", {n: v}) for n, v in [*inline, (name, value)]]
+    if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
+            and "interrupt" not in result):  # (the producer reports the call to its handlers)
+        events.append(("calls", call_event(job.task_id, task, arguments, result)))
     posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result, claim,
                                    events)
     return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
         posted
     ]
+
+
+def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],
+               result: dict[str, Any]) -> dict[str, Any]:
+    """A task call's run for the caller's tracers (see `arqgraph.run_report`): its task's
+    name, its arguments by parameter name, and its return value or error."""
+    try:
+        signature = inspect.signature(task.fn).bind(*arguments["args"], **arguments["kwargs"])
+        signature.apply_defaults()
+        bound = dict(signature.arguments)
+    except TypeError:
+        bound = {"args": arguments["args"], "kwargs": arguments["kwargs"]}
+    told: dict[str, Any] = {"id": call_id, "name": task.name, "input": bound}
+    if "error" in result:
+        told["error"] = result["error"]
+    else:
+        told["output"] = result["value"]
+    return told
 
 
 async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], threads: Executor,
@@ -181,6 +208,8 @@ async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], thr
         context = contextvars.copy_context()
         call = asyncio.get_running_loop().run_in_executor(
             threads, functools.partial(context.run, task.fn, *args, **kwargs))
+    if task.timeout is not None:  # (its own policy, as a node's)
+        return await timed(call, task.name, task.timeout)
     async with asyncio.timeout(timeout):
         return await call
 

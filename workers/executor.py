@@ -13,16 +13,16 @@ import functools
 import hashlib
 import inspect
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
 from arqgraph import protocol
-from arqgraph.config import current_config, current_runtime
+from arqgraph.config import current_config, current_pushes, current_runtime
+from arqgraph.constants import CONFIG_KEY_STEP_TIMEOUT
 from arqgraph.core.calls import cache_namespace, is_async
 from arqgraph.core.pregel import END, START, Checkpoint, Repeated, Task, TaskOutcome, apply_writes
 from arqgraph.core.schema import ROOT, StateSchema
@@ -42,11 +42,13 @@ from arqgraph.types import (
     InterruptScratch,
     RetryPolicy,
     Send,
+    TimeoutPolicy,
     current_interrupts,
     interrupt_entry,
     interrupt_id,
 )
 from arqgraph.workers.subgraphs import parent_command
+from arqgraph.workers.timeouts import timed
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -117,77 +119,29 @@ async def call_user(
     return result
 
 
-class Progress:
-    """The idle timer of the attempt running in this context: a heartbeat pushes its deadline
-    back; so do the node's stream writes when its policy refreshes on them ("auto")."""
-
-    def __init__(self, timer: asyncio.Timeout, idle: float, refresh_on: str) -> None:
-        self.timer, self.idle, self.refresh_on = timer, idle, refresh_on
-        self.loop = asyncio.get_running_loop()
-
-    def beat(self, written: bool = False) -> None:
-        if written and self.refresh_on != "auto":
-            return
-        def later() -> None:
-            if not self.timer.expired():
-                self.timer.reschedule(self.loop.time() + self.idle)
-        self.loop.call_soon_threadsafe(later)  # (sync code beats from its worker thread)
-
-
-current_progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
-    "arqgraph_progress", default=None)
-
-
-def heartbeat() -> None:
-    """`runtime.heartbeat()`: the running node makes progress (refreshes its idle timeout)."""
-    progress = current_progress.get()
-    if progress is not None:
-        progress.beat()
-
-
-def progress_written() -> None:
-    """The running node wrote to its stream: progress, under `refresh_on="auto"`."""
-    progress = current_progress.get()
-    if progress is not None:
-        progress.beat(written=True)
-
-
 async def run_node(
     node: NodeSpec, arg: Any, runtime: Runtime[Any], config: dict[str, Any],
     threads: Executor | None, default_timeout: float | None = None,
+    policy: TimeoutPolicy | None = None,
 ) -> Any:
     """One attempt at a node, cancelled with a NodeTimeoutError when it overruns its timeout
-    policy: its run timeout, or its idle timeout (no heartbeat nor, under "auto", stream
-    write for that long).
+    policy (`policy`, a Send's own, else the node's): its run timeout, or its idle timeout (no
+    heartbeat nor, under "auto", stream write for that long); and with a TimeoutError when it
+    overruns the run's `step_timeout`.
 
     As in LangGraph, a node's own timeout needs an async node (`compile` checks); the worker's
     default timeout also bounds sync nodes, whose thread is then abandoned.
     """
-    if node.timeout is not None:
-        run = cast(float | None, node.timeout.run_timeout)
-        idle = cast(float | None, node.timeout.idle_timeout)
-    else:  # the worker's bound (a number: no policy is made per task for it)
-        run, idle = default_timeout or None, None
     call = call_user(node.fn, arg, runtime, config, threads)
-    if run is None and idle is None:
-        return await call
-    started = time.monotonic()
-    idle_timer: asyncio.Timeout | None = None
+    step = (config.get("configurable") or {}).get(CONFIG_KEY_STEP_TIMEOUT)
     try:
-        async with asyncio.timeout(run):  # (wait_for would run the node in a task of its own)
-            if idle is None:
-                return await call
-            assert node.timeout is not None
-            async with asyncio.timeout(idle) as idle_timer:
-                token = current_progress.set(Progress(idle_timer, idle, node.timeout.refresh_on))
-                try:
-                    return await call
-                finally:
-                    current_progress.reset(token)
-    except TimeoutError:
-        kind: Literal["idle", "run"] = "idle" if idle_timer and idle_timer.expired() else "run"
-        raise NodeTimeoutError(node.name, time.monotonic() - started, kind=kind,
-                               idle_timeout=idle, run_timeout=run) from None
+        async with asyncio.timeout(step):
+            return await timed(call, node.name, policy or node.timeout, default_timeout)
+    except TimeoutError as exc:
+        if isinstance(exc, NodeTimeoutError):
+            raise
+        raise TimeoutError(f"Node '{node.name}' ran past the graph's step_timeout of "
+                           f"{step}s") from None
 
 
 def retry_delay(
@@ -243,6 +197,17 @@ def cache_key(node: NodeSpec, arg: Any) -> tuple[tuple[str, ...], str]:
     raw = node.cache_policy.key_func(arg)
     digest = hashlib.sha256(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()
     return cache_namespace(node.name, node.fn), digest
+
+
+def with_pushed(result: Any, pushes: list[tuple[str, Any]]) -> Any:
+    """The node's result with the messages it pushed (`push_message`) written first, each a
+    write of its own, as LangGraph writes them."""
+    if not pushes:
+        return result
+    parts: list[Any] = [Command(update={key: value}) for key, value in pushes]
+    if is_command_list(result):
+        return [*parts, *result]
+    return parts if result is None else [*parts, result]
 
 
 def is_command_list(result: Any) -> bool:
@@ -301,6 +266,7 @@ class TaskResult:
     retry_after: float | None = None
     shown_as: str = ""  # the name of the `updates` event when not the node's own
     cached: bool = False  # the outcome came from the node cache: the node did not run
+    traced: Any = None  # what tracers record of its writes, when its TracePolicy changes it
 
 
 async def execute_task(
@@ -348,9 +314,17 @@ async def execute_task(
                 outcome = replace(protocol.decode_outcome(hit), task_id=task.id)
                 return TaskResult(outcome, graph.schema.state_writes(outcome.writes) or None,
                                   cached=True)
-            result = await run_node(node, arg, runtime, config, threads, default_timeout)
+            pushes: list[tuple[str, Any]] = []
+            token = current_pushes.set(pushes)
+            try:
+                result = await run_node(node, arg, runtime, config, threads, default_timeout,
+                                        None if task.timeout is None else TimeoutPolicy(
+                                            *task.timeout))  # type: ignore[arg-type]
+            finally:
+                current_pushes.reset(token)
             if (command := parent_command(result)) is not None:
                 raise ParentCommand(command)
+            result = with_pushed(result, pushes)
             writes, targets = split_result(task.node, result, graph.schema)
             if writes is not None:  # (keys of no channel are dropped, a subgraph's among them)
                 writes = graph.schema.state_writes(writes)

@@ -17,6 +17,7 @@ from uuid import uuid4
 from arqgraph.protocol.callbacks import encode_callback
 
 STREAM = "__chain_stream__"  # (not a callback: a chain run's output chunk, for streaming handlers)
+TASK, TRACED = "__arqgraph_task", "__arqgraph_traced"  # (see arqgraph.run_report)
 METHODS = (
     "on_llm_start", "on_chat_model_start", "on_llm_new_token", "on_llm_end", "on_llm_error",
     "on_chain_start", "on_chain_end", "on_chain_error", "on_tool_start", "on_tool_end",
@@ -75,13 +76,20 @@ class NodeRun:
             "run_id": self.run_id, "parent_run_id": self.parent,
             "tags": self.tags, **kwargs})))
 
-    def start(self, node_input: Any) -> None:
+    def start(self, node_input: Any, task: str, traced: tuple[bool, Any] | None) -> None:
+        """The node starts on `node_input` (tracers record `traced`'s value, when its
+        TracePolicy changed it); `task` is its task's id, which its task calls name."""
         self.input = node_input
-        self._send("on_chain_start", None, node_input, name=self.node, metadata=self.metadata)
+        self._send("on_chain_start", None, node_input, name=self.node, metadata=self.metadata,
+                   **{TASK: task}, **_traced(traced))
 
-    def end(self, update: Any) -> None:
+    def end(self, update: Any, traced: tuple[bool, Any] | None) -> None:
         self._send(STREAM, chunk=update)
-        self._send("on_chain_end", update, inputs=self.input)
+        self._send("on_chain_end", update, inputs=self.input, **_traced(traced))
 
     def error(self, exc: BaseException) -> None:
         self._send("on_chain_error", exc)
+
+
+def _traced(traced: tuple[bool, Any] | None) -> dict[str, Any]:
+    return {TRACED: traced[1]} if traced is not None and traced[0] else {}

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -29,7 +29,7 @@ from arq.worker import Retry
 from arqgraph import protocol
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
-from arqgraph.core.pregel import START, Repeated, Task, TaskOutcome
+from arqgraph.core.pregel import START, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import (
     ErrorInfo,
@@ -50,27 +50,16 @@ from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
-from arqgraph.workers.executor import (
-    TaskResult,
-    UnknownNodeError,
-    execute_task,
-    heartbeat,
-)
+from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.subgraphs import task_uuid
-from arqgraph.workers.task_stream import TaskStream
+from arqgraph.workers.task_stream import TaskStream, shown_writes, traced
+from arqgraph.workers.timeouts import heartbeat
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
     from arqgraph.graph.state import NodeSpec
 
 log = logging.getLogger("arqgraph.worker")
-
-
-def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A task's writes as its "tasks" result shows them: a key written several times by one
-    task as `{"$writes": [...]}`, as LangGraph's."""
-    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
-            for k, v in (writes or {}).items()}
 
 
 def has_limits(graph: CompiledStateGraph) -> bool:
@@ -290,11 +279,12 @@ class NodeRunner:
             events.append(("updates", {**update, "__metadata__": {"cached": True}}
                            if result.cached else update))
         if record.records("tasks") and task.node != START:  # (its start: see TaskStream)
-            events.append(task_event(
+            events.append(traced(task_event(
                 task, job.step, task_uuid(record, job.checkpoint_id, task.id),
                 error=protocol.encode_error(outcome.error) if outcome.error else None,
                 result=shown_writes(outcome.writes) if outcome.succeeded else {},
-                interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]))
+                interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]),
+                result.traced))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
@@ -322,7 +312,9 @@ class NodeRunner:
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
         claim: Claim, first_attempt_time: float,
     ) -> TaskResult:
-        stream = TaskStream(self.store, record, job, task, graph.spec.joins)
+        stream = TaskStream(self.store, record, job, task, graph.spec.joins,
+                            getattr(graph.nodes.get(task.node), "trace_policy", None),
+                            entrypoint=graph.returns_value)
         config = stream.node_config(dict(record.config))
         try:  # (a producer that submits by name sends the context unchecked)
             context = coerce_context(graph.context_schema, record.context)
@@ -357,10 +349,12 @@ class NodeRunner:
             await close_scheduler(scheduler)
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)
+        result = stream.traced_result(result)
         outcome = result.outcome
         # (a subgraph's messages streamed from its own nodes: not again from the node's)
         await stream.close(outcome.writes if outcome.succeeded else None, told=not inner,
-                           error=None if outcome.succeeded else _error_of(outcome))
+                           error=None if outcome.succeeded else _error_of(outcome),
+                           traced_writes=result.traced)
         return result
 
     def _store(self, graph: CompiledStateGraph) -> Any:

@@ -81,13 +81,14 @@ async def run_subgraph(
         start = await replay.child_start(store, record, ns, thread) if keep else None
         if resume and start is not None and start[0] == "before":  # (answers go to its latest)
             start = None
-        if resume:
+        exact = start is not None and start[0] == "exact"
+        # (interrupted, at a breakpoint, or failed): go on; answers are the child's only then
+        stopped = start is None and keep and await _stopped(store, thread)
+        if resume and (exact or stopped):
             kind, child_input, answer = "resume", None, resume[-1]
-        elif start is not None and start[0] == "exact":
+        elif exact or stopped:
             kind, child_input, answer = "resume", None, NO_RESUME
-        elif start is None and keep and await _stopped(store, thread):  # (a breakpoint, or
-            kind, child_input, answer = "resume", None, NO_RESUME  # failed): go on from there
-        else:
+        else:  # (a call made after the task's own interrupt was answered starts afresh)
             kind, child_input, answer = run_input(input, graph.returns_value,
                                                   graph.schema.kind == "root", keep)
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()

@@ -24,14 +24,16 @@ import pydantic
 
 from arqgraph.constants import CONFIG_KEY_CALLBACKS, CONFIG_KEY_STREAM_MESSAGES_V2
 from arqgraph.core import codec
-from arqgraph.core.pregel import Task
+from arqgraph.core.pregel import Repeated, Task
 from arqgraph.protocol import RunRecord, TaskJob
 from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.runs import RunStore
-from arqgraph.workers.executor import progress_written
+from arqgraph.trace_policy import TracePolicy, recorded
+from arqgraph.workers.executor import TaskResult
 from arqgraph.workers.node_callbacks import NodeRun
 from arqgraph.workers.subgraphs import below, task_uuid
+from arqgraph.workers.timeouts import progress_written
 from arqgraph.workers.tool_events import tools_handler
 
 NOSTREAM = "nostream"
@@ -45,8 +47,10 @@ class TaskStream:
     its start."""
 
     def __init__(self, store: RunStore, record: RunRecord, job: TaskJob, task: Task,
-                 joins: Sequence[tuple[Sequence[str], str]]) -> None:
+                 joins: Sequence[tuple[Sequence[str], str]],
+                 trace_policy: TracePolicy | None = None, entrypoint: bool = False) -> None:
         self.record, self.job, self.task = record, job, task
+        self.trace_policy, self.entrypoint = trace_policy, entrypoint
 
         async def send(event: tuple[Any, Any]) -> None:
             if event[0] == DRAIN:
@@ -122,22 +126,63 @@ class TaskStream:
         """The node is about to run on `node_input`."""
         if self.handler is not None:
             self.handler.node_started(node_input)
+        policy = self.trace_policy
+        # (what tracers record of the input, when its TracePolicy changes it)
+        shown = recorded(node_input, policy.process_inputs) if policy is not None else None
         if self.node_run is not None:
-            self.node_run.start(node_input)
+            self.node_run.start(node_input, self.task.id, shown)
         if self.record.records("tasks"):
-            _, event = task_event(self.task, self.job.step, self.task_id(), input=node_input,
-                                  triggers=self.triggers)
-            self.emit(("tasks", event))
+            event = task_event(self.task, self.job.step, self.task_id(), input=node_input,
+                               triggers=self.triggers)
+            self.emit(traced(event, shown))
+
+    def traced_result(self, result: TaskResult) -> TaskResult:
+        """`result` with what tracers record of its writes, when the node's TracePolicy
+        changes it."""
+        policy, outcome = self.trace_policy, result.outcome
+        if policy is None or not outcome.succeeded:
+            return result
+        changed, shown = recorded(shown_writes(outcome.writes), policy.process_outputs)
+        return dataclasses.replace(result, traced=(changed, shown))
 
     async def close(self, writes: Mapping[str, Any] | None = None, *, told: bool = True,
-                    error: BaseException | None = None) -> None:
+                    error: BaseException | None = None,
+                    traced_writes: tuple[bool, Any] | None = None) -> None:
         """The node is done, having written `writes` (or failed with `error`): its messages
-        no model streamed go too (unless `told` elsewhere); wait until every event is sent."""
+        no model streamed go too (unless `told` elsewhere); wait until every event is sent.
+        `traced_writes`: what tracers record of the writes, by the node's TracePolicy."""
         if self.handler is not None and writes and told:
-            self.handler.node_returned(writes)
+            self.handler.node_returned([v for w in writes.values() for v in (
+                w.values if isinstance(w, Repeated) else (w,))])
         if self.node_run is not None and self.node_run.input is not None:
-            self.node_run.end(writes) if error is None else self.node_run.error(error)
+            if error is None:
+                update = shown_writes(writes)
+                if self.entrypoint:  # (an entrypoint's node run ends with its value only)
+                    update = {"output": update.get("output")}
+                self.node_run.end(update, traced_writes)
+            else:
+                self.node_run.error(error)
         await self.emit.close()
+
+
+def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A task's writes as its "tasks" result shows them: a key written several times by one
+    task as `{"$writes": [...]}`, as LangGraph's."""
+    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
+            for k, v in (writes or {}).items()}
+
+
+def traced(event: tuple[str, dict[str, Any]], shown: tuple[bool, Any] | None
+           ) -> tuple[str, dict[str, Any]]:
+    """A "tasks" event with the value tracers record instead of its payload's (`shown`, when
+    changed and sendable), beside the payload: the "tasks" stream mode never shows it."""
+    if shown is None or not shown[0]:
+        return event
+    try:
+        codec.packb(shown[1])
+    except Exception:  # noqa: BLE001 - fail open: tracers record the real value
+        return event
+    return event[0], {**event[1], "traced": shown[1]}
 
 
 def available() -> bool:
@@ -240,6 +285,10 @@ def messages_handler(emit: Emit, node_metadata: Mapping[str, Any], *, v2: bool =
         def node_started(self, node_input: Any) -> None:
             """The messages of the node's input are not the node's: never sent."""
             self.seen.update(m.id for m in _messages(node_input, BaseMessage) if m.id)
+
+        def node_pushed(self, message: Any) -> None:
+            """A message the node pushed (`push_message`): sent at once, even if sent before."""
+            self.send(dict(node_metadata), message)
 
         def node_returned(self, update: Any) -> None:
             """The messages the node returns that no model streamed: sent whole."""

@@ -15,9 +15,10 @@ import functools
 import inspect
 from collections.abc import Callable, Generator, Sequence
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, Protocol
 
-from arqgraph.types import RetryPolicy
+from arqgraph.types import RetryPolicy, TimeoutPolicy
 
 CACHE_NS_WRITES = "__pregel_ns_writes"
 
@@ -41,6 +42,16 @@ def is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
+def check_timeout_async(name: str, fn: Callable[..., Any], timeout: Any,
+                        kind: str = "Node") -> None:
+    """As LangGraph: a timeout needs an async function (sync code cannot be cancelled)."""
+    if timeout is not None and not is_async(fn):
+        raise ValueError(
+            "Node timeouts are only supported for async nodes because sync Python "
+            f"execution cannot be safely cancelled in-process. {kind} '{name}' is sync."
+        )
+
+
 class CallScheduler(Protocol):
     """What runs a task call as a job (the worker provides it while an entrypoint runs)."""
 
@@ -52,6 +63,11 @@ class CallScheduler(Protocol):
 
 
 current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)
+
+current_inline: ContextVar[list[tuple[str, Any]] | None] = ContextVar("arqgraph_inline",
+                                                                      default=None)
+"""The (task name, result) of the task calls a running task call made inline (a task calls
+another without a scheduler: it runs the function): their updates are streamed before its."""
 
 current_attempt: ContextVar[int] = ContextVar("arqgraph_attempt", default=1)
 """Which attempt of a task call is running (1 for the first), set by the worker."""
@@ -95,10 +111,13 @@ class TaskFunction:
     """A function decorated with `@task`."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None,
-                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None) -> None:
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
+                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.retry_policy = retry_policy
+        self.timeout = TimeoutPolicy.coerce(timeout)
+        check_timeout_async(self.name, fn, self.timeout, kind="Task")
         self.key = f"{fn.__module__}:{fn.__qualname__}"
         TASKS[self.key] = self
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
@@ -107,21 +126,34 @@ class TaskFunction:
         scheduler = current_scheduler.get()
         if scheduler is not None:
             return TaskFuture(scheduler.schedule(self, args, kwargs))
+        inline = current_inline.get()
         if inspect.iscoroutinefunction(self.fn):
-            return TaskFuture(coroutine=self.fn(*args, **kwargs))
+            coroutine = self.fn(*args, **kwargs)
+            return TaskFuture(coroutine=coroutine if inline is None else _noted(
+                coroutine, self.name, inline))
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
             done.set_result(self.fn(*args, **kwargs))
+            if inline is not None:
+                inline.append((self.name, done.result()))
         except Exception as exc:
             done.set_exception(exc)
         return TaskFuture(done)
 
 
+async def _noted(coroutine: Any, name: str, inline: list[tuple[str, Any]]) -> Any:
+    value = await coroutine
+    inline.append((name, value))
+    return value
+
+
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
-    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None, **_: Any,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+    timeout: float | timedelta | TimeoutPolicy | None = None, **_: Any,
 ) -> Any:
-    """`@task` or `@task(name=..., retry_policy=...)`: each call becomes a job."""
+    """`@task` or `@task(name=..., retry_policy=..., timeout=...)`: each call becomes a job,
+    cancelled with a NodeTimeoutError when it overruns `timeout` (an async task only)."""
     if fn is not None:
-        return TaskFunction(fn, name, retry_policy)
-    return lambda f: TaskFunction(f, name, retry_policy)
+        return TaskFunction(fn, name, retry_policy, timeout)
+    return lambda f: TaskFunction(f, name, retry_policy, timeout)

@@ -23,7 +23,7 @@ import msgpack
 import pydantic
 
 from arqgraph.errors import SerializationError
-from arqgraph.types import Send
+from arqgraph.types import Send, TimeoutPolicy
 
 TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA = 1, 2, 3, 4, 5, 6, 7
 PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM, SEND = 8, 9, 10, 11, 12, 13
@@ -99,12 +99,26 @@ def _default(obj: Any) -> msgpack.ExtType:
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
         return msgpack.ExtType(DATACLASS, packb([_path(type(obj)), fields]))
     if isinstance(obj, Send):
-        return msgpack.ExtType(SEND, packb([obj.node, obj.arg]))
+        return msgpack.ExtType(SEND, packb(send_fields(obj)))
     base: Any
     for base in (str, int, float, bytes, dict, list):  # a subclass of one: as the base type
         if isinstance(obj, base) and not isinstance(obj, bool):
             return base(obj)  # type: ignore[no-any-return]
     raise _Unsupported(obj)
+
+
+def send_fields(send: Send) -> list[Any]:
+    """A Send as plain values: its node, its argument and, when it has one, its timeout
+    policy (run timeout, idle timeout, refresh_on)."""
+    policy = send.timeout
+    if policy is None:
+        return [send.node, send.arg]
+    return [send.node, send.arg, [policy.run_timeout, policy.idle_timeout, policy.refresh_on]]
+
+
+def sent(node: str, arg: Any, timeout: list[Any] | None = None) -> Send:
+    """The Send `send_fields` gave."""
+    return Send(node, arg, None if timeout is None else TimeoutPolicy(*timeout))
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -135,8 +149,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
         cls = _checked(path, pydantic.BaseModel)
         return cls.model_construct(_fields_set=set(fields_set), **fields)
     if code == SEND:
-        node, arg = unpackb(data)
-        return Send(node, arg)
+        return sent(*unpackb(data))
     if code == DATACLASS:
         path, fields = unpackb(data)
         cls = _resolve(path)

@@ -44,6 +44,8 @@ class Task:
     arg: Any = None
     update: bool = False
     goto: tuple[str, ...] = ()  # the input's: nodes a `Command(goto=...)` input runs next
+    # a Send's own timeout policy, as (run timeout, idle timeout, refresh_on)
+    timeout: tuple[float | None, float | None, str] | None = None
 
     @property
     def sort_key(self) -> tuple[int, str, int]:
@@ -129,16 +131,20 @@ def first_checkpoint(
     return replace(base, step=step, tasks=(task,), step_wrote=False, updated_by=())
 
 
-def update_checkpoint(base: Checkpoint, updates: Sequence[tuple[str, Any]]) -> Checkpoint:
+def update_checkpoint(base: Checkpoint, updates: Sequence[tuple[str, Any]],
+                      deferred: frozenset[str] = frozenset()) -> Checkpoint:
     """A step of one task per update (as_node, values), each writing `values` as if node
     `as_node` had returned them: a superstep of `update_state` / `bulk_update_state`. Its next
-    checkpoint is the updated state, with the tasks that would follow those nodes."""
+    checkpoint is the updated state, with the tasks that would follow those nodes. A
+    `deferred` node the stopped step was to run still waits for the end, as LangGraph's."""
     tasks = tuple(
         Task(id=f"{base.step}:update:{as_node}" + (f":{i}" if i else ""), node=as_node,
              arg=values, update=True)
         for i, (as_node, values) in enumerate(updates)
     )
-    return replace(base, tasks=tasks)
+    waiting = set(base.waiting) | {t.node for t in base.tasks
+                                   if t.node in deferred and t.send_index is None}
+    return replace(base, tasks=tasks, waiting=tuple(sorted(waiting)))
 
 
 def cleared_checkpoint(
@@ -273,7 +279,10 @@ def next_checkpoint(
     waiting = set(checkpoint.waiting) | (triggered & spec.deferred)
     triggered -= spec.deferred
     next_tasks = [
-        Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg)
+        Task(id=f"{step}:send:{i}:{send.node}", node=send.node, send_index=i, arg=send.arg,
+             timeout=None if send.timeout is None else (
+                 send.timeout.run_timeout, send.timeout.idle_timeout,  # type: ignore[arg-type]
+                 send.timeout.refresh_on))
         for i, send in enumerate(sends)
         if send.node != END
     ]

@@ -17,20 +17,27 @@ from typing import Any, Generic, Self
 
 import fakeredis
 
-from arqgraph.callbacks import subgraph_run
 from arqgraph.config import merge_configs
 from arqgraph.constants import (
     CONFIG_KEY_DURABILITY,
     CONFIG_KEY_INTERRUPT_AFTER,
     CONFIG_KEY_INTERRUPT_BEFORE,
+    CONFIG_KEY_STEP_TIMEOUT,
 )
-from arqgraph.core.calls import CallScheduler, cache_namespace, current_scheduler, is_async, qualname
+from arqgraph.core.calls import (
+    CallScheduler,
+    cache_namespace,
+    check_timeout_async,
+    current_scheduler,
+    qualname,
+)
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
 from arqgraph.graph.subgraph import graph_at, graph_in, shown_snapshot, subgraphs_of
+from arqgraph.run_report import subgraph_run
 from arqgraph.runtime import RunControl
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
@@ -45,6 +52,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
     stream_mode = "updates"
     returns_value = False  # an entrypoint's runs take any input and return a value (arqgraph.func)
+    step_timeout: float | None = None  # seconds a step's nodes may run (TimeoutError after)
 
     def __init__(
         self, builder: StateGraph[Any, Any, Any, Any], *, name: str, explicit_name: bool = False,
@@ -80,11 +88,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             for name, spec in self.nodes.items()
         }
         for spec in self.nodes.values():
-            if spec.timeout is not None and not is_async(spec.fn):
-                raise ValueError(
-                    "Node timeouts are only supported for async nodes because sync Python "
-                    f"execution cannot be safely cancelled in-process. Node '{spec.name}' is sync."
-                )
+            check_timeout_async(spec.name, spec.fn, spec.timeout)
         self.branches: dict[str, list[Branch]] = {k: list(v) for k, v in builder.branches.items()}
         self.branch_schemas = {  # what each branch reads: its own schema, else its source's
             (source, i): StateSchema.of(b.input_schema) if b.input_schema
@@ -368,6 +372,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             if durability not in ("sync", "async", "exit"):
                 raise ValueError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
             config = merge_configs(config, {"configurable": {CONFIG_KEY_DURABILITY: durability}})
+        if self.step_timeout:  # (set on the graph, read by the workers: sent with the run)
+            config = merge_configs(config, {"configurable": {
+                CONFIG_KEY_STEP_TIMEOUT: float(self.step_timeout)}})
         for key, nodes in ((CONFIG_KEY_INTERRUPT_BEFORE, interrupt_before),
                            (CONFIG_KEY_INTERRUPT_AFTER, interrupt_after)):
             if nodes is not None:  # this run's breakpoints, in place of the graph's

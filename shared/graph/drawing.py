@@ -79,6 +79,7 @@ def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
     sources: dict[str, set[tuple[Trigger, bool, str | None]]] = {}
     joined: dict[tuple[str, ...], set[str]] = defaultdict(set)
     tasks = {START}
+    held: dict[str, list[Trigger]] = defaultdict(list)  # deferred nodes, waiting for the end
     step_sources: dict[str, set[tuple[Trigger, bool, str | None]]] = {}
     for _ in range(LIMIT + 1):  # (LangGraph runs steps -1 to LIMIT - 1)
         if not tasks:
@@ -95,7 +96,7 @@ def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
                 if trigger[0] == "to":
                     if trigger[1] != END:
                         nxt[trigger[1]].append(trigger)
-                    else:
+                    elif cond:  # (a plain edge to END is drawn as the end of a terminus)
                         found.add(Edge(task, END, cond, label))
                 else:
                     waiting = joined[trigger]
@@ -103,6 +104,7 @@ def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
                     if waiting >= set(trigger[2:]):
                         waiting.clear()
                         nxt[trigger[1]].append(trigger)
+        nxt = _deferring(graph, nxt, held)
         for node, triggers in sorted(nxt.items()):
             added = False
             for trigger in set(triggers):
@@ -124,6 +126,27 @@ def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
     elif len(step_sources) == 1 and not any(e.target == END for e in found):
         result += [Edge(src, END, True, None) for src in sorted(step_sources)]
     return result
+
+
+def _deferring(graph: CompiledStateGraph[Any, Any, Any, Any], nxt: dict[str, list[Trigger]],
+               held: dict[str, list[Trigger]]) -> dict[str, list[Trigger]]:
+    """The nodes the next step runs: a deferred node (`defer=True`) waits in `held` until a
+    step has nothing else to run, as LangGraph's dry run has it (its edges from the nodes that
+    ran last are then drawn as implicit, conditional ones)."""
+    def deferred(node: str) -> bool:
+        return node in graph.nodes and graph.nodes[node].defer
+
+    ready = {n: t for n, t in nxt.items() if not deferred(n)}
+    if ready:
+        for node, triggers in nxt.items():
+            if deferred(node):
+                held[node] += triggers
+        return ready
+    for node, triggers in nxt.items():
+        held[node] += triggers
+    nxt = dict(held)
+    held.clear()
+    return nxt
 
 
 def node_metadata(graph: CompiledStateGraph[Any, Any, Any, Any], node: str

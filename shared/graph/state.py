@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self
 from arqgraph.core.pregel import END, START
 from arqgraph.core.schema import StateSchema
 from arqgraph.graph.subgraph import SubgraphNode, is_compiled_graph
-from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy
+from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy, TracePolicy
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class NodeSpec:
     input_schema: type | None = None  # the keys it reads, when not the graph's state schema
     defer: bool = False  # runs once nothing else is left to run, however often triggered
     cache_policy: CachePolicy[Any] | None = None  # its results cached by a key of its input
+    trace_policy: TracePolicy | None = None  # what tracers record of its input and output
 
     @property
     def handler_name(self) -> str:
@@ -141,6 +142,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         input_schema: type | None = None,
         defer: bool = False,
         cache_policy: CachePolicy[Any] | None = None,
+        trace_policy: TracePolicy | None = None,
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
@@ -163,11 +165,14 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                 )
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValueError(f"Node `{node}`: concurrency must be a positive int, got {concurrency!r}")
+        if trace_policy is not None and not isinstance(trace_policy, TracePolicy):
+            raise TypeError(f"Node `{node}`: trace_policy must be a TracePolicy, "
+                            f"got {type(trace_policy).__name__}")
         interval = None if rate_limit is None else parse_rate(node, rate_limit)
         self.nodes[node] = NodeSpec(
             node, action, retry_policy, TimeoutPolicy.coerce(timeout), metadata or {}, error_handler,
             concurrency, rate_limit, interval, input_schema or _inferred_input_schema(action),
-            defer, cache_policy,
+            defer, cache_policy, trace_policy,
         )
         return self
 

@@ -22,7 +22,7 @@ FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
 RunKind = Literal["input", "resume", "update"]
 CheckpointSource = Literal["input", "loop", "update", "fork"]
 EventMode = Literal["values", "updates", "custom", "tasks", "checkpoints", "messages", "child",
-                    "end"]
+                    "calls", "end"]  # ("calls": a task call's run, for tracers; never streamed)
 
 
 # -- keys ----------------------------------------------------------------------------------

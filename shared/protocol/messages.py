@@ -13,7 +13,7 @@ from arqgraph.core import codec
 from arqgraph.core.pregel import Checkpoint, Task, TaskOutcome
 from arqgraph.errors import ErrorInfo, ParentCommand, SerializationError, UpdateTooLargeError
 from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
-from arqgraph.types import Command, Send
+from arqgraph.types import Command
 
 
 class TaskJob(pydantic.BaseModel):
@@ -219,7 +219,7 @@ class _OutcomeModel(pydantic.BaseModel):
     node: str
     writes: dict[Any, Any] | None = None
     goto: list[str] = []
-    sends: list[tuple[str, Any]] = []
+    sends: list[tuple[str, Any] | tuple[str, Any, Any]] = []  # (node, arg[, timeout])
     error: ErrorModel | None = None
     interrupts: list[tuple[str, Any] | tuple[str, Any, Any]] = []  # (id, value[, schema])
     node_error: ErrorModel | None = None
@@ -232,7 +232,8 @@ def encode_checkpoint(cp: Checkpoint) -> bytes:
             "values": dict(cp.values),
             "tasks": [
                 {"id": t.id, "node": t.node, "send_index": t.send_index, "arg": t.arg,
-                 "update": t.update, **({"goto": list(t.goto)} if t.goto else {})}
+                 "update": t.update, **({"goto": list(t.goto)} if t.goto else {}),
+                 **({"timeout": list(t.timeout)} if t.timeout else {})}
                 for t in cp.tasks
             ],
             "seen": {k: list(v) for k, v in cp.seen.items()},
@@ -297,7 +298,7 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES) -> b
             "node": outcome.node,
             "writes": dict(outcome.writes) if outcome.writes is not None else None,
             "goto": list(outcome.goto),
-            "sends": [[s.node, s.arg] for s in outcome.sends],  # (a list: no extension type
+            "sends": [codec.send_fields(s) for s in outcome.sends],  # (a list: no extension type
             # to decode for each of a 10,000-task fan-out's Sends)
             "error": encode_error(outcome.error) if outcome.error else None,
             "interrupts": [list(i) for i in outcome.interrupts],
@@ -331,7 +332,7 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         m.node,
         m.writes,
         tuple(m.goto) if m.goto else (),
-        tuple(Send(node, arg) for node, arg in m.sends) if m.sends else (),
+        tuple(codec.sent(*s) for s in m.sends) if m.sends else (),
         decode_error(m.error.model_dump()) if m.error else None,
         tuple(m.interrupts) if m.interrupts else (),
         decode_error(m.node_error.model_dump()) if m.node_error else None,

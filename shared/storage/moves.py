@@ -131,7 +131,8 @@ class MovePlanner:
         `RunStore.commit` returns False when another process moved it first). Its keys are
         then kept for the run's own retention, else this planner's."""
         retention = self.retention if record.retention is None else record.retention
-        if saved is not None and saved.transient and not durable_steps(record):
+        if saved is not None and saved.transient and not durable_steps(record) and not (
+                status == "done" and nested_in_a_task(record)):
             saved, new = saved.model_copy(update={"transient": False}), True  # listed at last
         return commit_call(
             record, status=status, saved=saved, new=new, error=error,
@@ -169,6 +170,14 @@ def durable_steps(record: RunRecord) -> bool:
     started with `durability="exit"`, which lists only the checkpoint it ends at (each step
     is still saved, transient, so that a crash loses nothing)."""
     return (record.config.get("configurable") or {}).get(CONFIG_KEY_DURABILITY) != "exit"
+
+
+def nested_in_a_task(record: RunRecord) -> bool:
+    """Whether the run is a subgraph's in a namespace of a task of its own (`node:task`): with
+    `durability="exit"`, LangGraph keeps no checkpoint of it once it is done (one of a
+    subgraph compiled with `checkpointer=True`, namespaced by node only, it keeps)."""
+    namespace = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
+    return any(":" in part for part in namespace.split("|")) if namespace else False
 
 
 def new_checkpoint(

@@ -24,6 +24,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "END": ("graph", "END"),
     "MessagesState": ("graph", "MessagesState"),
     "add_messages": ("graph.message", "add_messages"),
+    "push_message": ("graph.message", "push_message"),
     "Send": ("types", "Send"),
     "Command": ("types", "Command"),
     "RetryPolicy": ("types", "RetryPolicy"),
@@ -48,6 +49,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "StateUpdate": ("types", "StateUpdate"),
     "CachePolicy": ("types", "CachePolicy"),
     "TimeoutPolicy": ("types", "TimeoutPolicy"),
+    "TracePolicy": ("types", "TracePolicy"),
+    "omit_payload": ("types", "omit_payload"),
     "is_invalid_resume": ("errors", "is_invalid_resume"),
     "InMemoryCache": ("cache.memory", "InMemoryCache"),
     "InMemoryStore": ("store.memory", "InMemoryStore"),
@@ -82,6 +85,7 @@ class Api:
     END: str
     MessagesState: Any
     add_messages: Any
+    push_message: Any
     Send: Any
     Command: Any
     RetryPolicy: Any
@@ -95,6 +99,8 @@ class Api:
     StateUpdate: Any
     CachePolicy: Any
     TimeoutPolicy: Any
+    TracePolicy: Any
+    omit_payload: Any
     is_invalid_resume: Any
     InMemoryCache: Any
     InMemoryStore: Any

@@ -71,8 +71,12 @@ def _chat_graph(api: Api, name: str, *, sync: bool, tags: tuple[str, ...] = ()) 
     def summary(state: Any) -> dict[str, Any]:
         return {"messages": [AIMessage(content=f"{len(state['messages'])} messages", id="sum")]}
 
+    return _chat_then_summary(api, name, chat_sync if sync else chat_async, summary)
+
+
+def _chat_then_summary(api: Api, name: str, chat: Any, summary: Any) -> Any:
     g = api.StateGraph(api.MessagesState)
-    g.add_node("chat", chat_sync if sync else chat_async)
+    g.add_node("chat", chat)
     g.add_node("summary", summary)
     g.add_edge(api.START, "chat")
     g.add_edge("chat", "summary")
@@ -95,3 +99,38 @@ def build_messages_sync_model(api: Api) -> Any:
 @case([HELLO], async_only=True, note="a model tagged nostream: no tokens, its message whole")
 def build_messages_nostream(api: Api) -> Any:
     return _chat_graph(api, "messages_nostream", sync=False, tags=("nostream",))
+
+
+def _pushing_graph(api: Api, name: str, *, sync: bool) -> Any:
+    """A node that pushes messages before it returns (one into the state, one only to the
+    stream), then a chat model's answer and its own message."""
+    model: Any = EchoModel(delay=0.01)
+
+    def push() -> None:
+        api.push_message(AIMessage(content="thinking", id="push-1"))
+        api.push_message(AIMessage(content="aside", id="push-2"), state_key=None)
+
+    async def chat_async(state: Any) -> dict[str, Any]:
+        push()
+        return {"messages": [await model.ainvoke(state["messages"]),
+                             AIMessage(content="done", id="own")]}
+
+    def chat_sync(state: Any) -> dict[str, Any]:
+        push()
+        return {"messages": [model.invoke(state["messages"]), AIMessage(content="done", id="own")]}
+
+    def summary(state: Any) -> dict[str, Any]:
+        api.push_message(AIMessage(content=f"{len(state['messages'])} messages", id="sum"))
+        return {}
+
+    return _chat_then_summary(api, name, chat_sync if sync else chat_async, summary)
+
+
+@case([HELLO], async_only=True, note="push_message from an async node")
+def build_messages_pushed_async(api: Api) -> Any:
+    return _pushing_graph(api, "messages_pushed_async", sync=False)
+
+
+@case([HELLO], note="push_message from a sync node (run in a thread)")
+def build_messages_pushed_sync(api: Api) -> Any:
+    return _pushing_graph(api, "messages_pushed_sync", sync=True)

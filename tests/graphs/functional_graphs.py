@@ -1,0 +1,67 @@
+"""Functional API programs built by library prefix ("langgraph" or "arqgraph"), so the same code
+builds the reference and the candidate, embedded or served by a cluster
+(`tests.differential.served:GRAPHS`): tasks that call tasks, and an entrypoint that invokes a
+graph after its own interrupt was answered."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+
+def _lib(prefix: str, module: str) -> Any:
+    return importlib.import_module(f"{prefix}.{module}")
+
+
+def build_nested_tasks(prefix: str) -> Any:
+    """`mapper` tasks each calling a `submapper` task; then a question; then, answered, a
+    one-value-state graph on the answers."""
+    func, graph, types = _lib(prefix, "func"), _lib(prefix, "graph"), _lib(prefix, "types")
+
+    def suffix(items: list[str]) -> list[str]:
+        return [it + "a" for it in items]
+
+    builder = graph.StateGraph(list[str])
+    builder.add_node("suffix", suffix)
+    builder.add_edge(graph.START, "suffix")
+    add_a = builder.compile()
+
+    @func.task
+    def submapper(value: int) -> str:
+        return str(value)
+
+    @func.task
+    async def mapper(value: int) -> str:
+        return await submapper(value) * 2  # type: ignore[no-any-return]
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    async def nested_tasks(values: list[int]) -> list[str]:
+        mapped = [await mapper(v) for v in values]
+        answer = types.interrupt("question")
+        return await add_a.ainvoke([m + answer for m in mapped])  # type: ignore[no-any-return]
+
+    return nested_tasks
+
+
+def build_traced_calls(prefix: str) -> Any:
+    """An entrypoint whose task calls run in parallel, one of them failing (and caught)."""
+    func = _lib(prefix, "func")
+
+    @func.task
+    async def doubled(value: int, times: int = 2) -> str:
+        return str(value) * times
+
+    @func.task
+    def refused(value: int) -> int:
+        raise ValueError(f"no {value}")
+
+    @func.entrypoint()
+    async def traced_calls(values: list[int]) -> list[str]:
+        out = [await doubled(v) for v in values]
+        try:
+            await refused(len(values))
+        except ValueError:
+            out.append("refused")
+        return out
+
+    return traced_calls
