@@ -37,6 +37,9 @@ from arqgraph.workers.timeouts import progress_written
 from arqgraph.workers.tool_events import tools_handler
 
 NOSTREAM = "nostream"
+# the configurable keys a node's metadata shows (for tracing and the "messages" mode)
+PROPAGATED = ("thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id",
+              "graph_id")
 DRAIN = "__drain__"  # (not an event: a drain request, sent in order with the events)
 Emit = Callable[[Any], None]
 
@@ -72,16 +75,17 @@ class TaskStream:
               if target == task.node))
         self.handler: Any = None
         wanted = (record.config.get("configurable") or {}).get(CONFIG_KEY_CALLBACKS)
-        self.node_run = NodeRun(self.emit, wanted, task.node, job.step + 1, self.metadata(),
-                                list(record.config.get("tags") or [])) if (
-            isinstance(wanted, dict) and available()) else None
+        self.node_run = NodeRun(
+            self.emit, wanted, task.node, job.step + 1, self.node_metadata(record.config),
+            list(record.config.get("tags") or [])) if isinstance(wanted, dict) and available(
+        ) else None
         self.tools = tools_handler(lambda e: self.emit(e)) if (
             record.records("tools") and available()) else None
         if record.records("messages") and available():
             v2 = bool((record.config.get("configurable") or {}).get(
                 CONFIG_KEY_STREAM_MESSAGES_V2))
             self.handler = messages_handler(lambda m: self.emit(("messages", m)),
-                                            self.metadata(), v2=v2)
+                                            self.node_metadata(record.config), v2=v2)
 
     def metadata(self) -> dict[str, Any]:
         """LangGraph's metadata of a task: its node, step (LangGraph counts the step that runs
@@ -91,7 +95,14 @@ class TaskStream:
             "__pregel_push", task.send_index)
         return {"langgraph_step": self.job.step + 1, "langgraph_node": task.node,
                 "langgraph_triggers": self.triggers, "langgraph_path": path,
-                "langgraph_checkpoint_ns": ns, "checkpoint_ns": ns}
+                "langgraph_checkpoint_ns": ns, "ls_integration": "langgraph"}
+
+    def node_metadata(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The metadata of the node's config: some of the run's configurable keys (as
+        LangGraph shows them to tracers and on the "messages" mode), the run's, the task's."""
+        configurable = config.get("configurable") or {}
+        return {**{k: v for k in PROPAGATED if (v := configurable.get(k))},
+                **config.get("metadata", {}), **self.metadata()}
 
     def task_id(self) -> str:
         """The task's id as LangGraph shows it (a UUID)."""
@@ -104,7 +115,7 @@ class TaskStream:
     def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config the node gets: the run's, with the task's metadata (and the handler
         of the "messages" mode among its callbacks)."""
-        config = {**config, "metadata": {**config.get("metadata", {}), **self.metadata()}}
+        config = {**config, "metadata": self.node_metadata(config)}
         own = [h for h in (self.handler, self.tools) if h is not None]
         if self.node_run is not None:  # (under the node's run; its subgraphs' runs too)
             config["callbacks"] = self.node_run.callbacks(own)
