@@ -25,6 +25,9 @@ CONFIG_KEY_INTERRUPT_AFTER = "__arqgraph_interrupt_after"
 CONFIG_KEY_STREAM_MESSAGES_V2 = "__pregel_stream_messages_v2"
 """The configurable key that asks nodes' chat models for protocol events on the "messages"
 mode (content-block deltas, as `stream_events(version="v3")` reads them), not chunks."""
+CONFIG_KEY_SYNC = "__arqgraph_sync"
+"""The configurable key of a run its producer called synchronously (`invoke`, `stream`): the
+workers run its runnable nodes' sync bodies, as LangGraph's sync loop does."""
 CONFIG_KEY_CALLBACKS = "__arqgraph_callbacks"
 """The configurable key that asks workers to record their nodes' LangChain callbacks for the
 producer's handlers: `{"parent": the run to report under, "stream": whether models stream}`."""

@@ -277,7 +277,7 @@ def test_stream_events_v3_on_a_cluster(case: Case, run_index: int, reference: Ap
 
 
 EVENT_CASES = ["messages_sync_model", "messages_async_model", "v3_chat_subgraph",
-               "v3_writer_subgraph", "subgraph_failure"]
+               "v3_writer_subgraph", "subgraph_failure", "runnable_nodes", "runnable_chat_chain"]
 
 
 def _langchain_events(graph: Any, case: Case, version: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pydantic
 from arqgraph import protocol
 from arqgraph.config import current_config, current_pushes, current_runtime
 from arqgraph.constants import CONFIG_KEY_STEP_TIMEOUT
-from arqgraph.core.calls import cache_namespace, is_async
+from arqgraph.core.calls import cache_namespace, is_async, is_runnable
 from arqgraph.core.pregel import END, START, Checkpoint, Repeated, Task, TaskOutcome, apply_writes
 from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.errors import (
@@ -47,6 +47,7 @@ from arqgraph.types import (
     interrupt_entry,
     interrupt_id,
 )
+from arqgraph.workers.runnables import branch_step, run_runnable
 from arqgraph.workers.subgraphs import parent_command
 from arqgraph.workers.timeouts import timed
 
@@ -100,9 +101,15 @@ _wanted_by_fn = functools.lru_cache(maxsize=4096)(_read_wanted)
 
 async def call_user(
     fn: Callable[..., Any], arg: Any, runtime: Runtime[Any], config: dict[str, Any],
-    threads: Executor | None, error: NodeError | None = None,
+    threads: Executor | None, error: NodeError | None = None, step: int = 1,
 ) -> Any:
-    """Call a node or path function with what it asks for, in a thread if it is sync."""
+    """Call a node or path function with what it asks for, in a thread if it is sync. A
+    LangChain Runnable runs as LangGraph runs it (`arqgraph.workers.runnables`), as step
+    `step` of its node's sequence."""
+    if is_runnable(fn):
+        current_config.set(config)
+        current_runtime.set(runtime)
+        return await run_runnable(fn, arg, config, threads, step)
     extra = {"config": config, "runtime": runtime, "writer": runtime.stream_writer,
              "store": runtime.store, "error": error}
     kwargs = {name: extra[name] for name in _wanted(fn)}
@@ -339,7 +346,8 @@ async def execute_task(
             for i, branch in enumerate(graph.branches[task.node]):
                 reads = graph.branch_schemas[(task.node, i)]
                 state = reads.node_input(seen, checkpoint.step, stop)
-                picked = await call_user(branch.path, state, runtime, config, threads)
+                picked = await call_user(branch.path, state, runtime, config, threads,
+                                         step=branch_step(node and node.fn, i))
                 targets += branch.resolve(picked)
         goto, sends = _route(targets, graph, task.node)
         outcome = TaskOutcome(task.id, task.node, writes, tuple(goto), tuple(sends))

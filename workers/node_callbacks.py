@@ -10,7 +10,7 @@ recorder is a streaming handler too, so that models stream their tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from uuid import uuid4
 
@@ -43,10 +43,25 @@ def recorder(emit: Callable[[Any], None], streaming: bool) -> Any:
             emit(("callbacks", encode_callback(method, args, kwargs)))
         return record
 
+    def chunk(run_id: Any, value: Any) -> None:
+        emit(("callbacks", encode_callback(STREAM, (), {"run_id": run_id, "chunk": value})))
+
+    async def tap_output_aiter(self: Any, run_id: Any, output: AsyncIterator[Any]
+                               ) -> AsyncIterator[Any]:
+        async for value in output:  # (a runnable's output chunks, as its run streams them)
+            chunk(run_id, value)
+            yield value
+
+    def tap_output_iter(self: Any, run_id: Any, output: Iterator[Any]) -> Iterator[Any]:
+        for value in output:
+            chunk(run_id, value)
+            yield value
+
     namespace: dict[str, Any] = {name: recording(name) for name in METHODS}
     namespace["run_inline"] = True
-    namespace["tap_output_aiter"] = lambda self, run_id, output: output
-    namespace["tap_output_iter"] = lambda self, run_id, output: output
+    if streaming:
+        namespace["tap_output_aiter"] = tap_output_aiter
+        namespace["tap_output_iter"] = tap_output_iter
     return type("CallbackRecorder", bases, namespace)()
 
 

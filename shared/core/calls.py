@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Generator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
@@ -34,6 +35,14 @@ def qualname(obj: Any) -> str:
 def cache_namespace(node: str, fn: Callable[..., Any]) -> tuple[str, ...]:
     """Where a node's cached results live: LangGraph's namespace of a node's writes."""
     return (CACHE_NS_WRITES, qualname(fn), node)
+
+
+def is_runnable(fn: Any) -> bool:
+    """Whether `fn` is a LangChain Runnable (a chain, a RunnableLambda, a chat model): a node
+    LangGraph calls with `invoke(input, config)`. False when LangChain is not loaded."""
+    module = sys.modules.get("langchain_core.runnables.base")
+    runnable = getattr(module, "Runnable", None)
+    return runnable is not None and isinstance(fn, runnable)
 
 
 def is_async(fn: Callable[..., Any]) -> bool:

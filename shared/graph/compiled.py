@@ -23,6 +23,7 @@ from arqgraph.constants import (
     CONFIG_KEY_INTERRUPT_AFTER,
     CONFIG_KEY_INTERRUPT_BEFORE,
     CONFIG_KEY_STEP_TIMEOUT,
+    CONFIG_KEY_SYNC,
 )
 from arqgraph.core.calls import (
     CallScheduler,
@@ -42,6 +43,8 @@ from arqgraph.runtime import RunControl
 from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
+SYNC_CALL = "_arqgraph_sync_call"  # (the keyword `invoke` and `stream` pass to their async twins)
+_SYNC: dict[str, Any] = {SYNC_CALL: True}
 
 class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     """A frozen graph: what workers execute, what orchestrators step, what users invoke.
@@ -177,7 +180,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         mode = stream_mode or self.stream_mode
         modes = [mode] if isinstance(mode, str) else list(mode)
         self._check_call(input, context)
-        config = self._merged(config, durability, interrupt_before, interrupt_after)
+        config = self._merged(config, durability, interrupt_before, interrupt_after,
+                              sync=bool(_.get(SYNC_CALL)))
         if (scheduler := self._parent_task()) is not None:  # a subgraph: its output only
             output = await self._as_subgraph(scheduler, input, config)
             events: Any = [((), "values", output)] if "values" in modes else []
@@ -199,9 +203,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     ) -> Iterator[Any]:
         from arqgraph.embedded import iterate_sync
 
-        yield from iterate_sync(
-            self.astream(input, config, stream_mode=stream_mode, context=context, **kwargs)
-        )
+        yield from iterate_sync(self.astream(input, config, stream_mode=stream_mode,
+                                             context=context, **kwargs, **_SYNC))
 
     def stream_events(
         self, input: Any, config: dict[str, Any] | None = None, *, version: str = "v3",
@@ -253,7 +256,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                 version=version, control=control, interrupt_before=interrupt_before,
                 interrupt_after=interrupt_after, **kwargs)]
         self._check_call(input, context)
-        config = self._merged(config, durability, interrupt_before, interrupt_after)
+        config = self._merged(config, durability, interrupt_before, interrupt_after,
+                              sync=bool(kwargs.get(SYNC_CALL)))
         if (scheduler := self._parent_task()) is not None:
             output = await self._as_subgraph(scheduler, input, config)
         else:
@@ -293,7 +297,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         from arqgraph.embedded import run_sync
 
         return run_sync(self.ainvoke(input, config, stream_mode=stream_mode, context=context,
-                                     **kwargs))
+                                     **kwargs, **_SYNC))
 
     def get_name(self, suffix: str | None = None) -> str:
         return f"{self.name}{suffix}" if suffix else self.name
@@ -363,11 +367,19 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
     def _merged(
         self, config: dict[str, Any] | None, durability: str | None = None,
-        interrupt_before: Any = None, interrupt_after: Any = None,
+        interrupt_before: Any = None, interrupt_after: Any = None, sync: bool = False,
     ) -> dict[str, Any] | None:
         """A call's config with the graph's own (`with_config`) under it, and the call's
         `durability` ("sync", "async": each step in the history as it is made, which is what
-        arqgraph does for both; "exit": only the checkpoint the run ends at)."""
+        arqgraph does for both; "exit": only the checkpoint the run ends at). A `sync` call
+        (`invoke`, `stream`) says so to the workers: as in LangGraph, runnables that are
+        nodes then run their sync body."""
+        configurable = (config or {}).get("configurable") or {}
+        if sync:
+            config = merge_configs(config, {"configurable": {CONFIG_KEY_SYNC: True}})
+        elif CONFIG_KEY_SYNC in configurable:  # (an async call inside a sync run's node)
+            config = {**(config or {}), "configurable": {
+                k: v for k, v in configurable.items() if k != CONFIG_KEY_SYNC}}
         if durability is not None:
             if durability not in ("sync", "async", "exit"):
                 raise ValueError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")

@@ -67,6 +67,14 @@ class Branch:
                 for r in results]
 
 
+def _node_name(action: Any) -> str:
+    """The name LangGraph gives a node added without one: a runnable's (a compiled graph, a
+    chain, a ToolNode) `get_name()`, else the function's name."""
+    if callable(getattr(action, "get_name", None)):
+        return str(action.get_name())
+    return str(getattr(action, "__name__", type(action).__name__))
+
+
 def _inferred_input_schema(fn: Callable[..., Any]) -> type | None:
     """A node's input schema from its first parameter's annotation, when that is a class with
     annotations of its own (a TypedDict, a dataclass, a pydantic model), as LangGraph infers it."""
@@ -146,10 +154,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
-            named: Any = node
-            # (a compiled graph, a ToolNode: by `get_name()`, as LangGraph names runnables)
-            action, node = named, str(named.get_name() if callable(getattr(named, "get_name", None))
-                                      else getattr(named, "__name__", type(named).__name__))
+            action, node = node, _node_name(node)
         if is_compiled_graph(action):
             action = SubgraphNode(action)
         if action is None:
@@ -237,7 +242,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             raise ValueError("Sequence requires at least one node.")
         previous: str | None = None
         for item in nodes:
-            name, fn = item if isinstance(item, tuple) else (getattr(item, "__name__", ""), item)
+            name, fn = item if isinstance(item, tuple) else (_node_name(item), item)
             if name in self.nodes:
                 raise ValueError(
                     f"Node names must be unique: node with the name '{name}' already exists. If you "

@@ -1740,6 +1740,7 @@ def err_default_error_handler_name_taken(api: Api) -> Any:
 from tests.differential import (  # noqa: E402,F401,I001
     message_cases,
     prebuilt_cases,
+    runnable_cases,
     store_cases,
     stream_event_cases,
     subgraph_cases,
