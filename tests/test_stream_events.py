@@ -353,3 +353,40 @@ def test_tools_mode_from_a_cluster(reference: Api, candidate: Api, cluster: str)
     case = next(c for c in CASES if c.name == "tools_mode")
     expected = _tools_events(case.build(reference))
     assert _tools_events(case.build(candidate).with_cluster(cluster)) == expected
+
+
+def _tool_calls(graph: Any, use_async: bool) -> dict[str, Any]:
+    """Each `run.tool_calls` handle: its name, input, deltas and end, by call id."""
+    case = next(c for c in CASES if c.name == "tool_call_streams")
+    run_input = case.runs[0].input
+
+    def shown(h: Any, deltas: list[Any]) -> tuple[Any, ...]:
+        return (h.tool_name, h.input, deltas, h.output, h.error, h.completed)
+
+    def sync_call() -> dict[str, Any]:  # (each handle's deltas read as it comes)
+        run = graph.stream_events(run_input, version="v3")
+        return {h.tool_call_id: shown(h, list(h)) for h in run.tool_calls}
+
+    async def async_call() -> dict[str, Any]:
+        run = await graph.astream_events(run_input, version="v3")
+        return {h.tool_call_id: shown(h, [d async for d in h]) async for h in run.tool_calls}
+
+    return _in_thread(lambda: asyncio.run(async_call()) if use_async else sync_call())
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_tool_call_transformer_matches_langgraph(use_async: bool, reference: Api,
+                                                 candidate: Api) -> None:
+    """`compile(transformers=[ToolCallTransformer])`: a handle per tool call with its output
+    deltas, output or error, as LangGraph's."""
+    case = next(c for c in CASES if c.name == "tool_call_streams")
+    expected = _tool_calls(case.build(reference), use_async)
+    assert expected["call-spell"][2] == ["a", "b", "c"]  # (the case shows what it should)
+    assert _tool_calls(case.build(candidate), use_async) == expected
+
+
+def test_tool_call_transformer_on_a_cluster(reference: Api, candidate: Api, cluster: str) -> None:
+    """The same with the tools running on a worker process."""
+    case = next(c for c in CASES if c.name == "tool_call_streams")
+    expected = _tool_calls(case.build(reference), True)
+    assert _tool_calls(case.build(candidate).with_cluster(cluster), True) == expected

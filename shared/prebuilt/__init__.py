@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from arqgraph.prebuilt.chat_agent_executor import create_react_agent
+from arqgraph.prebuilt.tool_calls import ToolCallStream, ToolCallTransformer
 from arqgraph.prebuilt.tool_node import (
     InjectedState,
     InjectedStore,
@@ -35,4 +36,6 @@ __all__ = [
     "InjectedState",
     "InjectedStore",
     "ToolRuntime",
+    "ToolCallTransformer",
+    "ToolCallStream",
 ]

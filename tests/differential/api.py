@@ -65,6 +65,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "InjectedState": ("prebuilt", "InjectedState"),
     "InjectedStore": ("prebuilt", "InjectedStore"),
     "ValidationNode": ("prebuilt", "ValidationNode"),
+    "ToolRuntime": ("prebuilt", "ToolRuntime"),
+    "ToolCallTransformer": ("prebuilt", "ToolCallTransformer"),
 }
 
 
@@ -118,6 +120,8 @@ class Api:
     GraphInterrupt: type[Exception]
     NodeTimeoutError: type[Exception]
     ToolNode: Any
+    ToolRuntime: Any
+    ToolCallTransformer: Any
     tools_condition: Any
     create_react_agent: Any
     InjectedState: Any

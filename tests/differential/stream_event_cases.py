@@ -110,3 +110,32 @@ def build_tools_mode(api: Api) -> Any:
     g.add_node("call_tools", call_tools)
     g.add_edge(api.START, "call_tools")
     return _compile(g, "tools_mode")
+
+
+def _tool_call_streams_input() -> dict[str, Any]:
+    calls = [{"name": "spell", "args": {"word": "abc"}, "id": "call-spell"},
+             {"name": "refuse", "args": {"word": "no"}, "id": "call-refuse"}]
+    return {"messages": [AIMessage(content="", id="ask", tool_calls=calls)]}
+
+
+@case([_tool_call_streams_input()])
+def build_tool_call_streams(api: Api) -> Any:
+    """A ToolNode whose tools stream output deltas and fail, compiled with the
+    ToolCallTransformer: `run.tool_calls` gives a handle per call."""
+    from langchain_core.tools import tool as make_tool
+
+    def spell(word: str, runtime: api.ToolRuntime) -> str:  # type: ignore[name-defined]
+        """Spell a word, a letter at a time."""
+        for letter in word:
+            runtime.emit_output_delta(letter)
+        return "-".join(word)
+
+    def refuse(word: str) -> str:
+        """Refuse a word."""
+        raise ValueError(f"no {word}")
+
+    g = api.StateGraph(api.MessagesState)
+    g.add_node("tools", api.ToolNode([make_tool(spell), make_tool(refuse)],
+                                     handle_tool_errors=True))
+    g.add_edge(api.START, "tools")
+    return g.compile(name="diff_tool_call_streams", transformers=[api.ToolCallTransformer])
