@@ -356,9 +356,14 @@ def test_tools_mode_from_a_cluster(reference: Api, candidate: Api, cluster: str)
 
 
 def _tool_calls(graph: Any, use_async: bool) -> dict[str, Any]:
-    """Each `run.tool_calls` handle: its name, input, deltas and end, by call id."""
+    """Each `run.tool_calls` handle of the case's runs: its name, input, deltas and end, by
+    call id."""
     case = next(c for c in CASES if c.name == "tool_call_streams")
-    run_input = case.runs[0].input
+    return {k: v for run in case.runs for k, v in _run_tool_calls(graph, run.input,
+                                                                 use_async).items()}
+
+
+def _run_tool_calls(graph: Any, run_input: Any, use_async: bool) -> dict[str, Any]:
 
     def shown(h: Any, deltas: list[Any]) -> tuple[Any, ...]:
         return (h.tool_name, h.input, deltas, h.output, h.error, h.completed)

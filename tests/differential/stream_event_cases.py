@@ -112,13 +112,14 @@ def build_tools_mode(api: Api) -> Any:
     return _compile(g, "tools_mode")
 
 
-def _tool_call_streams_input() -> dict[str, Any]:
-    calls = [{"name": "spell", "args": {"word": "abc"}, "id": "call-spell"},
-             {"name": "refuse", "args": {"word": "no"}, "id": "call-refuse"}]
+def _tool_call(name: str, word: str) -> dict[str, Any]:
+    """One call per run: parallel calls would start in any order, and a handle read late
+    misses the deltas sent before it was read."""
+    calls = [{"name": name, "args": {"word": word}, "id": f"call-{name}"}]
     return {"messages": [AIMessage(content="", id="ask", tool_calls=calls)]}
 
 
-@case([_tool_call_streams_input()])
+@case([_tool_call("spell", "abc"), _tool_call("refuse", "no")])
 def build_tool_call_streams(api: Api) -> Any:
     """A ToolNode whose tools stream output deltas and fail, compiled with the
     ToolCallTransformer: `run.tool_calls` gives a handle per call."""
