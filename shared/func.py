@@ -79,6 +79,10 @@ class Entrypoint(CompiledStateGraph):
     def __init__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
                  name: str | None = None, context_schema: Any = None, store: Any = None,
                  timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise NotImplementedError(
+                f"entrypoint {fn.__name__!r} is a generator, which an entrypoint may not be: "
+                "stream its partial results with get_stream_writer() instead")
         self.fn = fn
         node_name = name or fn.__name__
         builder = StateGraph(EntryState, context_schema)
@@ -94,8 +98,14 @@ class Entrypoint(CompiledStateGraph):
         return self._value_schema(_annotation(self.fn, "input"), "Input")
 
     def get_output_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The schema of the function's return value: its return annotation."""
-        return self._value_schema(_annotation(self.fn, "return"), "Output")
+        """The schema of the function's return value: its return annotation (the value's, for
+        `entrypoint.final[value, save]`)."""
+        returned = _annotation(self.fn, "return")
+        if returned is Final:
+            returned = Any
+        elif typing.get_origin(returned) is Final:
+            returned = typing.get_args(returned)[0]
+        return self._value_schema(returned, "Output")
 
     @staticmethod
     def _value_schema(annotation: Any, suffix: str) -> dict[str, Any]:

@@ -123,11 +123,15 @@ class TaskFunction:
                  retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
                  timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
         self.fn = fn
-        self.name = name or fn.__name__
+        target: Any = fn.func if isinstance(fn, functools.partial) else fn  # (named by its own)
+        self.name: str = name or str(getattr(target, "__name__", type(target).__name__))
         self.retry_policy = retry_policy
         self.timeout = TimeoutPolicy.coerce(timeout)
         check_timeout_async(self.name, fn, self.timeout, kind="Task")
-        self.key = f"{fn.__module__}:{fn.__qualname__}"
+        # how a worker finds it: where the function is defined, and its name when one is given
+        # (two tasks of one function, a bound method's say, are two tasks)
+        where = target if hasattr(target, "__qualname__") else type(target)
+        self.key = f"{where.__module__}:{where.__qualname__}" + (f"#{name}" if name else "")
         TASKS[self.key] = self
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 

@@ -35,6 +35,7 @@ from arqgraph.core.calls import (
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema, check_input, coerce_context
+from arqgraph.graph import batching
 from arqgraph.graph.state import Branch, NodeSpec, StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
 from arqgraph.graph.subgraph import graph_at, graph_in, shown_snapshot, subgraphs_of
@@ -298,6 +299,30 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         return run_sync(self.ainvoke(input, config, stream_mode=stream_mode, context=context,
                                      **kwargs, **_SYNC))
+
+    async def abatch(self, inputs: Sequence[Any], config: Any = None, *,
+                     return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """One run per input (`config` one for all, or one each), outputs in input order."""
+        return await batching.abatch(self, inputs, config, return_exceptions, kwargs)
+
+    def batch(self, inputs: Sequence[Any], config: Any = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        from arqgraph.embedded import run_sync
+
+        return run_sync(batching.abatch(self, inputs, config, return_exceptions,
+                                        {**kwargs, **_SYNC}))
+
+    def abatch_as_completed(self, inputs: Sequence[Any], config: Any = None, *,
+                            return_exceptions: bool = False, **kwargs: Any
+                            ) -> AsyncIterator[tuple[int, Any]]:
+        """(index, output) of each run as it ends."""
+        return batching.as_completed(self, inputs, config, return_exceptions, kwargs)
+
+    def batch_as_completed(self, inputs: Sequence[Any], config: Any = None, *,
+                           return_exceptions: bool = False, **kwargs: Any
+                           ) -> Iterator[tuple[int, Any]]:
+        return batching.iterate(batching.as_completed(
+            self, inputs, config, return_exceptions, {**kwargs, **_SYNC}))
 
     def get_name(self, suffix: str | None = None) -> str:
         return f"{self.name}{suffix}" if suffix else self.name
