@@ -161,3 +161,10 @@ def test_cluster_recorded_modes_match_langgraph(case: Case, run_index: int, mode
     actual = _recorded(Api("arqgraph"), case, run_index, mode, cluster=cluster)
     assert sorted(map(_keyed, actual)) == sorted(map(_keyed, expected)), _explain(case, run_index)
     assert _in_order(actual) == _in_order(expected), _explain(case, run_index)
+
+
+def test_task_calls_stream_from_a_cluster(cluster: str) -> None:
+    """What task calls stream reaches the producer from the workers that run them."""
+    from tests.test_func import langgraphs_task_calls_stream, streamed_calls
+
+    assert streamed_calls("arqgraph", cluster=cluster) == langgraphs_task_calls_stream()

@@ -170,3 +170,38 @@ def test_tasks_calling_tasks_and_a_graph_after_a_resume_are_langgraphs() -> None
     assert expected == [{"submapper": "0"}, {"mapper": "00"}, {"submapper": "1"},
                         {"mapper": "11"}, ["question"], ["00!a", "11!a"]]
     assert nested_run("arqgraph") == expected
+
+
+def streamed_calls(prefix: str, cluster: str | None = None) -> list[Any]:
+    """What the task calls of an entrypoint stream, in order: tokens, tools, custom writes,
+    updates, each with its namespace and the node its metadata names."""
+    from tests.graphs.functional_graphs import build_streaming_calls
+
+    graph = build_streaming_calls(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+
+    def shown(part: dict[str, Any]) -> Any:
+        data = part["data"]
+        if part["type"] == "messages":
+            return data[0].content, data[1]["langgraph_node"], data[1]["langgraph_triggers"]
+        return data["event"] if part["type"] == "tools" else data
+
+    async def run() -> list[Any]:
+        return [(p["type"], p["ns"], shown(p)) async for p in graph.astream(
+            "hi", stream_mode=["messages", "tools", "custom", "updates"], version="v2")]
+
+    return asyncio.run(run())
+
+
+def langgraphs_task_calls_stream() -> list[Any]:
+    """LangGraph's stream of `streaming_calls`, but for one difference: LangGraph shows a task
+    call's custom writes under its entrypoint's namespace even when the caller does not
+    stream subgraphs; arqgraph shows them at the root, where the call's other events are."""
+    expected = streamed_calls("langgraph")
+    custom = [i for i, (kind, _, _) in enumerate(expected) if kind == "custom"]
+    assert [expected[i][1][0].split(":")[0] for i in custom] == ["streaming_calls"]
+    return [(kind, () if kind == "custom" else ns, data) for kind, ns, data in expected]
+
+
+def test_task_calls_stream_tokens_tools_and_custom_writes() -> None:
+    assert streamed_calls("arqgraph") == langgraphs_task_calls_stream()

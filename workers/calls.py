@@ -22,10 +22,13 @@ from typing import Any
 from arq.worker import Retry
 
 from arqgraph import protocol
+from arqgraph.config import current_config, current_runtime
 from arqgraph.constants import CONFIG_KEY_CALLBACKS
 from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt, current_inline
+from arqgraph.core.pregel import Task
 from arqgraph.errors import ErrorInfo, GraphInterrupt
 from arqgraph.protocol import RunRecord
+from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
@@ -36,8 +39,9 @@ from arqgraph.types import (
     interrupt_entry,
     interrupt_of,
 )
-from arqgraph.workers.executor import retry_delay
+from arqgraph.workers.executor import retry_delay, set_runnable_config
 from arqgraph.workers.subgraphs import run_subgraph
+from arqgraph.workers.task_stream import TaskStream
 from arqgraph.workers.timeouts import timed
 
 Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
@@ -133,9 +137,12 @@ async def close_scheduler(scheduler: CallScheduler) -> None:
 
 async def run_call(
     store: RunStore, job: protocol.TaskJob, record: RunRecord, threads: Executor,
-    timeout: float | None,
+    timeout: float | None, long_term: Any = None,
 ) -> str:
-    """Run one task call: its function with its saved arguments; save its result or error."""
+    """Run one task call: its function with its saved arguments; save its result or error.
+    While it runs, what it streams (its chat models' tokens, its tools, its custom writes)
+    goes to the run's event stream as a node's does, and `get_config()`, `get_store()` and
+    `get_stream_writer()` answer inside it."""
     tag = record.tag
     if await store.calls.result(tag, job.checkpoint_id, job.task_id) is not None:
         return "skipped: already done"
@@ -155,7 +162,17 @@ async def run_call(
                                                 f"{tag}:{job.checkpoint_id}:{base}"))
         inline: list[tuple[str, Any]] = []
         current_inline.set(inline)
-        value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+        stream = TaskStream(store, record, job, Task(job.task_id, name, send_index=0), (),
+                            node_run=False)  # (its run is reported by the producer: "calls")
+        config = stream.node_config(dict(record.config))
+        current_config.set(config)
+        current_runtime.set(Runtime(context=record.context, store=long_term,
+                                    stream_writer=stream.custom))
+        set_runnable_config(config)
+        try:
+            value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+        finally:
+            await stream.close(told=False)
     except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
         result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
         events: list[tuple[Any, Any]] = []

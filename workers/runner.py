@@ -197,7 +197,8 @@ class NodeRunner:
         if record.checkpoint_id != job.checkpoint_id:
             return "skipped: stale step"
         if is_call(job.task_id):  # a @task call of a Functional API entrypoint
-            return await run_call(self.store, job, record, self.threads, self.node_timeout)
+            return await run_call(self.store, job, record, self.threads, self.node_timeout,
+                                  self._store(graph))
         task = checkpoint.task(job.task_id)
         if task is None:
             return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))

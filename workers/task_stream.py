@@ -51,7 +51,8 @@ class TaskStream:
 
     def __init__(self, store: RunStore, record: RunRecord, job: TaskJob, task: Task,
                  joins: Sequence[tuple[Sequence[str], str]],
-                 trace_policy: TracePolicy | None = None, entrypoint: bool = False) -> None:
+                 trace_policy: TracePolicy | None = None, entrypoint: bool = False,
+                 node_run: bool = True) -> None:
         self.record, self.job, self.task = record, job, task
         self.trace_policy, self.entrypoint = trace_policy, entrypoint
 
@@ -77,8 +78,8 @@ class TaskStream:
         wanted = (record.config.get("configurable") or {}).get(CONFIG_KEY_CALLBACKS)
         self.node_run = NodeRun(
             self.emit, wanted, task.node, job.step + 1, self.node_metadata(record.config),
-            list(record.config.get("tags") or [])) if isinstance(wanted, dict) and available(
-        ) else None
+            list(record.config.get("tags") or [])) if isinstance(wanted, dict) and node_run and \
+            available() else None
         self.tools = tools_handler(lambda e: self.emit(e)) if (
             record.records("tools") and available()) else None
         if record.records("messages") and available():

@@ -4,7 +4,11 @@ to serve (`tests.differential.served:GRAPHS`, see tests/test_differential_cluste
 from tests.differential.api import Api
 from tests.differential.cases import CASES
 from tests.graphs.durability_graphs import build_nested_durability
-from tests.graphs.functional_graphs import build_nested_tasks, build_traced_calls
+from tests.graphs.functional_graphs import (
+    build_nested_tasks,
+    build_streaming_calls,
+    build_traced_calls,
+)
 from tests.graphs.timeout_graphs import BUILDS as TIMEOUT_BUILDS
 from tests.graphs.traced_graphs import FLAGS, build_lifecycle, build_policed, build_traced
 
@@ -12,5 +16,6 @@ GRAPHS = [case.build(Api("arqgraph")) for case in CASES if case.cluster is True]
 GRAPHS += [build_traced(Api("arqgraph"), **flags) for flags in FLAGS]
 GRAPHS += [build_lifecycle(Api("arqgraph")), build_policed(Api("arqgraph"))]
 GRAPHS += [build("arqgraph") for build, _ in TIMEOUT_BUILDS.values()]
-GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph")]
+GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
+           build_streaming_calls("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

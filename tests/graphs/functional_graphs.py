@@ -65,3 +65,37 @@ def build_traced_calls(prefix: str) -> Any:
         return out
 
     return traced_calls
+
+
+def build_streaming_calls(prefix: str) -> Any:
+    """An entrypoint whose task calls stream: a chat model's tokens, a tool's start and end,
+    a custom write, and the config a task reads."""
+    from langchain_core.tools import tool
+
+    import tests.differential.cases  # noqa: F401 - (it imports message_cases: first)
+    from tests.differential.message_cases import EchoModel
+
+    func, config = _lib(prefix, "func"), _lib(prefix, "config")
+
+    @tool
+    def shout(text: str) -> str:
+        """Shout the text."""
+        return text.upper()
+
+    @func.task
+    def chat(text: str) -> str:
+        config.get_stream_writer()({"chatting": text})
+        shout.invoke({"text": text})
+        return str(EchoModel().invoke(text).content)
+
+    @func.task
+    async def achat(text: str) -> str:
+        await shout.ainvoke({"text": text})
+        node = config.get_config()["metadata"]["langgraph_node"]
+        return f"{node}: " + str((await EchoModel().ainvoke(text)).content)
+
+    @func.entrypoint()
+    async def streaming_calls(text: str) -> list[str]:
+        return [await chat(text), await achat(text + " again")]
+
+    return streaming_calls
