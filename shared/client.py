@@ -15,9 +15,9 @@ from arqgraph.constants import COPY_NODE
 from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
-from arqgraph.errors import GraphDrained, RunCancelledError, UnknownGraphError
-from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
-from arqgraph.storage import replay
+from arqgraph.errors import UnknownGraphError
+from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint
+from arqgraph.storage import replay, run_events
 from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
@@ -41,19 +41,6 @@ class RunHandle:
         self.root = False  # a run of a graph whose state is one value: its `__root__` key
         self.watch = watch  # how the client that submitted the run hears of its end
 
-    def _shown(self, mode: str, payload: Any) -> Any:
-        """Events as LangGraph shows them: an entrypoint's return value, not its state; a
-        one-value state's value, not its `__root__` key."""
-        key = "output" if self.entrypoint else ROOT if self.root else None
-        if key is None or not isinstance(payload, dict):
-            return payload
-        if mode == "values":
-            return payload if "__interrupt__" in payload else payload.get(key)
-        if mode == "updates":  # (a node that returned several Commands shows a list)
-            return {k: [_unwrap(x, key) for x in v] if isinstance(v, list) else _unwrap(v, key)
-                    for k, v in payload.items()}
-        return payload
-
     def __repr__(self) -> str:
         return f"RunHandle(run_id={self.run_id!r}, graph={self.graph!r})"
 
@@ -67,40 +54,9 @@ class RunHandle:
         update of the task that ran it, and every event is prefixed by its namespace: a tuple
         of `node:task` parts, () for the run's own.
         """
-        modes = {mode} if isinstance(mode, str) else set(mode)
-        async for ns, event_mode, payload in self._events(self.run_id, (), subgraphs, set()):
-            if event_mode == "end":
-                _raise_unless_done(payload)
-                return
-            if event_mode == "tasks":
-                payload = _with_error(payload)
-            if event_mode in ("tasks", "checkpoints") and "debug" in modes:
-                yield from_debug(ns, payload, event_mode, mode, subgraphs)
-            if event_mode in ("tasks", "checkpoints"):
-                payload = payload["payload"]  # (the step and time are debug's)
-            if event_mode in modes:
-                shown = self._shown(event_mode, payload) if not ns else payload
-                event = shown if isinstance(mode, str) else (event_mode, shown)
-                yield ((ns, shown) if isinstance(mode, str) else (ns, event_mode, shown)
-                       ) if subgraphs else event
-
-    async def _events(
-        self, run_id: str, ns: tuple[str, ...], subgraphs: bool, seen: set[str]
-    ) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
-        """A run's events, each child run's read in full where it starts (`subgraphs`); a
-        child's end is not passed on (its parent task's outcome tells it)."""
-        async for event_mode, payload in self.store.events.read(run_id):
-            if event_mode == "child":
-                child = payload.get("run_id") if isinstance(payload, dict) else None
-                if subgraphs and isinstance(child, str) and child not in seen:
-                    seen.add(child)  # (a redelivered task tells of its child again)
-                    inner = tuple(str(payload.get("ns", "")).split("|"))
-                    async for event in self._events(child, inner, subgraphs, seen):
-                        yield event
-                continue
-            if event_mode == "end" and ns:
-                return
-            yield ns, event_mode, payload
+        key = "output" if self.entrypoint else ROOT if self.root else None
+        async for event in run_events.stream(self.store, self.run_id, mode, subgraphs, key):
+            yield event
 
     async def result(self) -> Any:
         """The final state (a dict), once the run is done; raises the run's error if it failed.
@@ -109,7 +65,7 @@ class RunHandle:
 
     def output_of(self, end: dict[str, Any]) -> Any:
         """The result an end event tells (see `result`); raises the run's error if it failed."""
-        _raise_unless_done(end)
+        run_events.raise_unless_done(end)
         output = end.get("output")
         key = "output" if self.entrypoint else ROOT if self.root else None
         if key is not None and isinstance(output, dict):
@@ -153,41 +109,6 @@ class RunHandle:
         """Stop the run: no further superstep starts; it ends as cancelled."""
         if await self.status() not in FINAL_STATUSES:
             await self.store.request_cancel(self.run_id)
-
-
-def from_debug(ns: tuple[str, ...], event: dict[str, Any], event_mode: str,
-               mode: str | Sequence[str], subgraphs: bool) -> Any:
-    """A "tasks" or "checkpoints" event as the "debug" mode shows it, in the stream's shape."""
-    payload = event["payload"]
-    kind = ("checkpoint" if event_mode == "checkpoints" else
-            "task" if "input" in payload else "task_result")
-    shown = {"step": event["step"], "timestamp": event["timestamp"], "type": kind,
-             "payload": payload}
-    if isinstance(mode, str):
-        return (ns, shown) if subgraphs else shown
-    return (ns, "debug", shown) if subgraphs else ("debug", shown)
-
-
-def _with_error(event: dict[str, Any]) -> dict[str, Any]:
-    """A task result's error as the exception it was (LangGraph streams the exception)."""
-    error = event["payload"].get("error")
-    if not isinstance(error, dict):
-        return event
-    return {**event, "payload": {**event["payload"],
-                                 "error": protocol.rebuild_error(decode_error(error))}}
-
-
-def _unwrap(update: Any, key: str) -> Any:
-    return update[key] if isinstance(update, dict) and key in update else update
-
-
-def _raise_unless_done(end: dict[str, Any]) -> None:
-    if end.get("drained"):
-        raise GraphDrained(end["drained"])
-    if end["status"] == "failed":
-        raise protocol.rebuild_error(decode_error(end["error"]))
-    if end["status"] == "cancelled":
-        raise RunCancelledError("the run was cancelled")
 
 
 class Client:
@@ -350,7 +271,7 @@ class Client:
                                                   for u in updates],
                 config, None, from_checkpoint=checkpoint_id)
             end = await handle.end()
-            _raise_unless_done(end)
+            run_events.raise_unless_done(end)
             checkpoint_id = end["checkpoint_id"]
         namespace = protocol.split_thread(thread_id)[1]
         return replay.snapshot_config(

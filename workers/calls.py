@@ -15,7 +15,7 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -40,7 +40,7 @@ from arqgraph.types import (
     interrupt_of,
 )
 from arqgraph.workers.executor import retry_delay, set_runnable_config
-from arqgraph.workers.subgraphs import run_subgraph
+from arqgraph.workers.subgraphs import run_subgraph, stream_subgraph
 from arqgraph.workers.task_stream import TaskStream
 from arqgraph.workers.timeouts import timed
 
@@ -94,6 +94,20 @@ class CallScheduler:
             self.store, self.record, self.checkpoint_id, self.task_id, self.node, self.attempt,
             n, graph, input, config, resume, self._release, self.ends, self.sent), self.loop)
 
+    def stream_subgraph(self, graph: Any, input: Any, config: dict[str, Any],
+                        resume: list[Any], modes: Sequence[str], subgraphs: bool,
+                        box: dict[str, Any]) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+        """`run_subgraph`, streamed: the child run's events as they come, readable from any
+        event loop (a sync node reads on a loop of its own); its output goes in `box`."""
+        with self.lock:
+            n = self.subgraphs
+            self.subgraphs += 1
+        events = stream_subgraph(
+            self.store, self.record, self.checkpoint_id, self.task_id, self.node, self.attempt,
+            n, graph, input, config, resume, self._release, self.ends, self.sent, modes, subgraphs,
+            box)
+        return on_loop(events, self.loop)
+
     async def _release(self) -> None:
         """Give the worker slot back while the task waits for other jobs (until it ends)."""
         with self.lock:
@@ -128,6 +142,25 @@ class CallScheduler:
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()
         return saved["value"]
+
+
+async def on_loop(events: AsyncIterator[Any], loop: asyncio.AbstractEventLoop
+                  ) -> AsyncIterator[Any]:
+    """`events`, an async iterator that runs on `loop`, read from the caller's loop."""
+    def step(coroutine: Any) -> Any:
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
+
+    try:
+        while True:
+            try:
+                item = await step(anext(events))
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await step(aclose())
 
 
 async def close_scheduler(scheduler: CallScheduler) -> None:

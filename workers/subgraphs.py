@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
 from arqgraph.protocol import RunRecord
-from arqgraph.storage import replay
+from arqgraph.storage import replay, run_events
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
@@ -64,6 +65,59 @@ async def run_subgraph(
     """Run `graph` as child run number `n` of a task and return its output. `resume`: the
     values the parent task was resumed with (the last answers the child's interrupts);
     `released`: awaited once the child run exists, to give the worker slot back meanwhile."""
+    run_id, _ = await start_subgraph(store, record, checkpoint_id, task_id, node, attempt, n,
+                                     graph, input, config, resume, ends, sent)
+    await released()
+    # Told by the orchestrator that ends it (one blocked connection for all of this worker's
+    # waits), else (a redelivered task: the child tells its first waiter) by its events.
+    end = await ends.end_of(run_id) if ends is not None else None
+    if end is None:
+        async for mode, payload in store.events.read(run_id):
+            if mode == "end":
+                end = dict(payload)
+    return output_of(graph, end or {})
+
+
+async def stream_subgraph(
+    store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str, node: str,
+    attempt: int, n: int, graph: CompiledStateGraph, input: Any, config: dict[str, Any],
+    resume: list[Any], released: Any, ends: EndWatch | None, sent: Any,
+    modes: Sequence[str], subgraphs: bool, box: dict[str, Any],
+) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+    """`run_subgraph` for a node that streams the subgraph: the child run's (namespace, mode,
+    payload) events in `modes` as they come, with `subgraphs` its subgraphs' too (each with
+    its whole namespace, the child's own included, as LangGraph's), then its output in
+    `box["output"]`; its error or interrupts raised."""
+    recorded = tuple(m for m in modes if m not in ("values", "updates", "custom"))
+    private = ("custom",) if "custom" in modes else ()  # (its writes go to the node only)
+    run_id, ns = await start_subgraph(store, record, checkpoint_id, task_id, node, attempt, n,
+                                      graph, input, config, resume, ends, sent, recorded,
+                                      private)
+    await released()
+    own = tuple(ns.split(NAMESPACE_SEPARATOR))
+    key = "output" if graph.returns_value else ROOT if graph.schema.kind == "root" else None
+    ended: dict[str, Any] = {}
+    try:
+        async for inner, mode, payload in run_events.stream(store, run_id, list(modes), True,
+                                                            key, ended):
+            if subgraphs or not inner:
+                yield inner or own, mode, payload
+    except Exception:
+        if ended:  # (the subgraph's error as a node's: a command for the parent...)
+            output_of(graph, ended)
+        raise
+    box["output"] = output_of(graph, ended)
+
+
+async def start_subgraph(
+    store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str, node: str,
+    attempt: int, n: int, graph: CompiledStateGraph, input: Any, config: dict[str, Any],
+    resume: list[Any], ends: EndWatch | None = None, sent: Any = None,
+    modes: tuple[str, ...] = (), private: tuple[str, ...] = (),
+) -> tuple[str, str]:
+    """Start child run number `n` of a task (unless it exists: a redelivered task's), with
+    the parent's recorded stream modes and `modes`; its run id and namespace. The events of
+    its `private` modes are for the node streaming it only: not read into the parent's."""
     task = task_uuid(record, checkpoint_id, task_id)
     ns = namespace(record, node, task, graph, n)
     user_thread, _ = protocol.split_thread(record.thread_id)
@@ -76,7 +130,8 @@ async def run_subgraph(
             await store.threads.note_child(record.tag, checkpoint_id, task_id, n, ns)
         if sent is not None:  # (what the task told before, first: readers go in order)
             await sent()
-        await store.events.emit(record.run_id, "child", {"run_id": run_id, "ns": ns})
+        await store.events.emit(record.run_id, "child", {
+            "run_id": run_id, "ns": ns, **({"private": list(private)} if private else {})})
         # time travel: the checkpoint the parent's replay names for it, or its state before
         start = await replay.child_start(store, record, ns, thread) if keep else None
         if resume and start is not None and start[0] == "before":  # (answers go to its latest)
@@ -102,18 +157,11 @@ async def run_subgraph(
         child_config["configurable"] = configurable
         await store.create_run(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
-            config=child_config, context=record.context, modes=record.modes,
+            config=child_config, context=record.context,
+            modes=tuple(dict.fromkeys((*record.modes, *modes))),
             waiter=ends.waiter if ends is not None else "",
             resume=answer, from_checkpoint=start[1] if start is not None else "")
-    await released()
-    # Told by the orchestrator that ends it (one blocked connection for all of this worker's
-    # waits), else (a redelivered task: the child tells its first waiter) by its events.
-    end = await ends.end_of(run_id) if ends is not None else None
-    if end is None:
-        async for mode, payload in store.events.read(run_id):
-            if mode == "end":
-                end = dict(payload)
-    return _output(graph, end or {})
+    return run_id, ns
 
 
 async def _stopped(store: RunStore, thread: str) -> bool:
@@ -123,7 +171,7 @@ async def _stopped(store: RunStore, thread: str) -> bool:
     return latest is not None and bool(latest.checkpoint.tasks)
 
 
-def _output(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:
+def output_of(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:
     """The child run's result as the node's: its output; its interrupts raised for the parent
     task; its error raised as the node's."""
     status = end.get("status")

@@ -14,7 +14,7 @@ import concurrent.futures
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Protocol
@@ -69,6 +69,10 @@ class CallScheduler(Protocol):
 
     def run_subgraph(self, graph: Any, input: Any, config: dict[str, Any], resume: list[Any]
                      ) -> concurrent.futures.Future[Any]: ...
+
+    def stream_subgraph(self, graph: Any, input: Any, config: dict[str, Any],
+                        resume: list[Any], modes: Sequence[str], subgraphs: bool,
+                        box: dict[str, Any]) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]: ...
 
 
 current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)

@@ -183,9 +183,8 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self._check_call(input, context)
         config = self._merged(config, durability, interrupt_before, interrupt_after,
                               sync=bool(_.get(SYNC_CALL)))
-        if (scheduler := self._parent_task()) is not None:  # a subgraph: its output only
-            output = await self._as_subgraph(scheduler, input, config)
-            events: Any = [((), "values", output)] if "values" in modes else []
+        if (scheduler := self._parent_task()) is not None:  # a subgraph, streamed to its node
+            events: Any = self._streamed_as_subgraph(scheduler, input, config, modes, subgraphs)
         else:
             events = stream_graph(self, input, config, modes, context, subgraphs, control)
         async for ns, event_mode, payload in _each(events):
@@ -285,6 +284,25 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if run is not None:
             await run.on_chain_end(output, inputs=input)
         return output
+
+    async def _streamed_as_subgraph(
+        self, scheduler: CallScheduler, input: Any, config: dict[str, Any] | None,
+        modes: Sequence[str], subgraphs: bool,
+    ) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+        scratch = current_interrupts.get()
+        resume = list(scratch.resume) if scratch is not None else []
+        config, run = await subgraph_run(config or {}, input, self.get_name())
+        box: dict[str, Any] = {}
+        try:
+            async for event in scheduler.stream_subgraph(self, input, config, resume, modes,
+                                                         subgraphs, box):
+                yield event
+        except BaseException as exc:
+            if run is not None:
+                await run.on_chain_error(exc)
+            raise
+        if run is not None:
+            await run.on_chain_end(box.get("output"), inputs=input)
 
     def invoke(
         self,

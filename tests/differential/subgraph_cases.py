@@ -103,6 +103,72 @@ def build_subgraph_invoked_in_node(api: Api) -> Any:
     return _compile(g, "subgraph_invoked_in_node")
 
 
+def _streaming_child(api: Api) -> Any:
+    """A child graph of two steps that writes custom events and streams a model's tokens."""
+    from tests.differential.message_cases import EchoModel
+
+    def draft(state: Any) -> dict[str, Any]:
+        api.get_stream_writer()({"drafting": len(state["messages"])})
+        return {"messages": [EchoModel().invoke(state["messages"])]}
+
+    def polish(state: Any) -> dict[str, Any]:
+        return {"messages": [{"role": "ai", "content": "polished", "id": "polished"}]}
+
+    inner = api.StateGraph(api.MessagesState)
+    inner.add_node("draft", draft)
+    inner.add_node("polish", polish)
+    inner.add_edge(api.START, "draft")
+    inner.add_edge("draft", "polish")
+    return inner.compile(name="diff_streamed_child")
+
+
+def _chunk(mode: str, chunk: Any) -> str:
+    """What a node keeps of a chunk it streamed from its child graph."""
+    if mode == "messages":
+        return f"messages:{chunk[0].content}:{chunk[1]['langgraph_node']}"
+    if mode == "updates":
+        return "updates:" + ",".join(sorted(chunk))
+    return f"{mode}:{chunk}"
+
+
+@case([{"messages": [{"role": "user", "content": "hi", "id": "u"}], "log": []}],
+      note="a sync node streams a child graph (updates, custom writes, tokens) as it runs")
+def build_subgraph_streamed_in_node(api: Api) -> Any:
+    child = _streaming_child(api)
+
+    class State(api.MessagesState):  # type: ignore[name-defined,misc]
+        log: Annotated[list[str], operator.add]
+
+    def relay(state: Any) -> dict[str, Any]:
+        seen = [_chunk(mode, chunk) for mode, chunk in child.stream(
+            {"messages": state["messages"]}, stream_mode=["updates", "custom", "messages"])]
+        return {"log": seen}
+
+    g = api.StateGraph(State)
+    g.add_node("relay", relay)
+    g.add_edge(api.START, "relay")
+    return _compile(g, "subgraph_streamed_in_node")
+
+
+@case([{"messages": [{"role": "user", "content": "yo", "id": "u"}], "log": []}],
+      async_only=True, note="an async node streams a child graph's values and its subgraphs")
+def build_subgraph_astreamed_in_node(api: Api) -> Any:
+    child = _streaming_child(api)
+
+    class State(api.MessagesState):  # type: ignore[name-defined,misc]
+        log: Annotated[list[str], operator.add]
+
+    async def relay(state: Any) -> dict[str, Any]:
+        seen = [f"{list(ns)}:{len(values['messages'])}" async for ns, values in child.astream(
+            {"messages": state["messages"]}, stream_mode="values", subgraphs=True)]
+        return {"log": seen}
+
+    g = api.StateGraph(State)
+    g.add_node("relay", relay)
+    g.add_edge(api.START, "relay")
+    return _compile(g, "subgraph_astreamed_in_node")
+
+
 @case([{"text": "abc", "log": []}], async_only=True, unordered=True,
       note="a Send fan-out whose target is a subgraph: one child run per item")
 def build_subgraph_fan_out(api: Api) -> Any:
