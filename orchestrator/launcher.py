@@ -55,12 +55,17 @@ def launch(args: argparse.Namespace) -> int:
         procs.append(_start_redis(args.redis))
     base = [sys.executable, "-m", "arqgraph.cli"]
     env = {**os.environ, "ARQGRAPH_REDIS_URL": args.redis}
-    procs.append(subprocess.Popen([*base, "orchestrator", *args.specs, "--redis", args.redis],
-                                  env=env))
-    for _ in range(args.workers):
+    port = getattr(args, "metrics_port", None)
+
+    def metrics(n: int) -> list[str]:  # the orchestrator on the port, worker n on port + n
+        return ["--metrics-port", str(port + n)] if port else []
+
+    procs.append(subprocess.Popen(
+        [*base, "orchestrator", *args.specs, "--redis", args.redis, *metrics(0)], env=env))
+    for n in range(1, args.workers + 1):
         procs.append(subprocess.Popen(
             [*base, "worker", *args.specs, "--redis", args.redis,
-             "--concurrency", str(args.concurrency)], env=env))
+             "--concurrency", str(args.concurrency), *metrics(n)], env=env))
     print(f"arqgraph up: orchestrator and {args.workers} workers on {args.redis}; Ctrl-C stops")
 
     stopping = False

@@ -26,7 +26,7 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
-from arqgraph import protocol
+from arqgraph import observe, protocol
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome
@@ -75,6 +75,7 @@ class ArqJob(NamedTuple):
     enqueued_ms: int
     started_ms: int
     payload: dict[str, Any]
+    due_ms: int = 0  # its queue score: when it came due (a retry's, after its backoff)
 
 
 DONE = "done"  # what a job whose task's outcome was recorded returns
@@ -208,7 +209,7 @@ class NodeRunner:
         arq_job = None
         if "job_id" in ctx:
             arq_job = ArqJob(ctx["job_id"], ctx["job_try"], to_unix_ms(ctx["enqueue_time"]),
-                             started_ms, payload)
+                             started_ms, payload, ctx.get("score") or 0)
         try:
             return await self._run_task(job, record, graph, task, key, claim, arq_job)
         finally:
@@ -248,19 +249,26 @@ class NodeRunner:
 
         # (a retry is the same arq job, enqueued again: its first enqueue time stays)
         first = arq_job.enqueued_ms / 1000 if arq_job is not None else time.time()
-        execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
-        self.running[key] = execution
-        try:
-            result = await execution
-        except asyncio.CancelledError:
-            me = asyncio.current_task()
-            if me is not None and me.cancelling():  # the worker is stopping: hand the task back
-                execution.cancel()
-                await asyncio.shield(self._hand_back(job, claim))
-                raise
-            return "cancelled: the run was cancelled"  # the node saw CancelledError
-        finally:
-            self.running.pop(key, None)
+        attempt = observe.Attempt(
+            job.graph, task.node, claim.failures + 1, job.run_id,
+            protocol.split_thread(record.thread_id)[0], job.step,
+            (arq_job.started_ms - arq_job.due_ms) / 1000 if arq_job and arq_job.due_ms else None)
+        with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
+            execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
+            self.running[key] = execution
+            try:
+                result = await execution
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():  # the worker is stopping: hand it back
+                    execution.cancel()
+                    await asyncio.shield(self._hand_back(job, claim))
+                    raise
+                attempt.outcome = "cancelled"
+                return "cancelled: the run was cancelled"  # the node saw CancelledError
+            finally:
+                self.running.pop(key, None)
+            attempt.outcome, attempt.retried, attempt.error = attempt_outcome(result)
         if result.retry_after is not None:
             await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
                                          failed=True)
@@ -509,6 +517,17 @@ class NodeRunner:
         for job, execution in list(self.running.items()):
             if protocol.run_of_job(job) in run_ids:
                 execution.cancel()
+
+
+def attempt_outcome(result: TaskResult) -> tuple[str, bool, str]:
+    """How an attempt ended, as metrics and spans name it, whether it is retried, and its
+    error."""
+    error = result.outcome.error
+    if error is not None:
+        timeout = error.type in ("NodeTimeoutError", "TimeoutError")
+        return ("timeout" if timeout else "failed", result.retry_after is not None,
+                f"{error.type}: {error.message}")
+    return "interrupted" if result.outcome.interrupts else "done", False, ""
 
 
 def _error_of(outcome: TaskOutcome) -> BaseException:

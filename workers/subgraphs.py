@@ -22,6 +22,7 @@ from arqgraph.constants import CONFIG_KEY_INTERRUPT_AFTER, CONFIG_KEY_INTERRUPT_
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
+from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord
 from arqgraph.storage import replay
 from arqgraph.storage.ends import EndWatch
@@ -104,7 +105,8 @@ async def run_subgraph(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context, modes=record.modes,
             waiter=ends.waiter if ends is not None else "",
-            resume=answer, from_checkpoint=start[1] if start is not None else "")
+            resume=answer, from_checkpoint=start[1] if start is not None else "",
+            trace=traces.current_or(""))  # (its steps under the span of the node running it)
     await released()
     # Told by the orchestrator that ends it (one blocked connection for all of this worker's
     # waits), else (a redelivered task: the child tells its first waiter) by its events.
