@@ -1,0 +1,129 @@
+"""The parts of arqgraph.observe on their own, in this process: the log formats and context,
+the counting hooks on a private registry, traces staying off without an SDK, the flags, and the
+job message's trace field at the wire boundary. (tests/test_observe.py checks them on a real
+cluster.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+
+import pydantic
+import pytest
+from prometheus_client import CollectorRegistry
+
+from arqgraph import observe, protocol
+from arqgraph.cli import build_parser
+from arqgraph.observe import Attempt, logs, traces
+from arqgraph.observe.metrics import Metrics, PrometheusHooks
+from arqgraph.settings import Settings
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def attempt(**fields: object) -> Attempt:
+    values: dict[str, object] = {"graph": "g", "node": "n", "attempt": 2, "run_id": "r1",
+                                 "thread_id": "t1", "step": 3}
+    return Attempt(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def test_json_lines_carry_the_role_and_the_attempt_context(
+        restored_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("debug", "json", role="worker")
+    log = logging.getLogger("tests.parts")
+    log.debug("outside")
+    with observe.node_attempt(attempt()):
+        log.info("inside %s", "the node")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    outside, inside, failed = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert outside["level"] == "DEBUG" and outside["role"] == "worker"
+    assert "run_id" not in outside
+    assert inside["message"] == "inside the node"
+    assert {k: inside[k] for k in logs.CONTEXT_FIELDS} == {
+        "run_id": "r1", "thread_id": "t1", "graph": "g", "node": "n", "attempt": 2}
+    assert "ValueError: boom" in failed["exception"]
+
+
+async def test_the_context_follows_the_tasks_a_node_starts(
+        restored_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("INFO", "text", role="worker")
+    log = logging.getLogger("tests.parts")
+
+    async def node() -> None:
+        log.info("from a task of the node")
+
+    logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(run_id)s %(message)s"))
+    with observe.node_attempt(attempt(run_id="r9")):
+        await asyncio.create_task(node())
+    assert capsys.readouterr().err.splitlines() == ["r9 from a task of the node"]
+
+
+def test_bad_levels_and_formats_are_named(restored_logging: None) -> None:
+    with pytest.raises(ValueError, match="'LOUD' is not a logging level"):
+        logs.configure("loud")
+    with pytest.raises(ValueError, match="'xml' is neither"):
+        logs.configure("INFO", "xml")  # type: ignore[arg-type]
+
+
+def test_the_flags_parse_and_refuse_what_they_do_not_know(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser(Settings(metrics_port=9100, log_format="json"))
+    args = parser.parse_args(["worker", "m:g", "--log-level", "debug"])
+    assert (args.metrics_port, args.log_level, args.log_format) == (9100, "DEBUG", "json")
+    assert build_parser(Settings()).parse_args(["orchestrator", "m:g"]).metrics_port is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["orchestrator", "m:g", "--log-format", "xml"])
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def test_counting_hooks_label_by_graph_node_and_outcome() -> None:
+    registry = CollectorRegistry()
+    hooks = PrometheusHooks(Metrics(registry))
+    hooks.attempt_started(attempt(queued=0.5))
+    hooks.attempt_ended(attempt(outcome="timeout", retried=True), 1.5)
+    hooks.attempt_ended(attempt(), 0.1)
+    hooks.run_ended("g", "done", 2.0)
+    hooks.run_ended("g", "failed", None)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    node = {"graph": "g", "node": "n"}
+    assert value("arqgraph_node_attempts_total", **node, outcome="timeout") == 1
+    assert value("arqgraph_node_attempts_total", **node, outcome="done") == 1
+    assert value("arqgraph_node_retries_total", **node) == 1
+    assert value("arqgraph_node_duration_seconds_sum", **node) == pytest.approx(1.6)
+    assert value("arqgraph_node_queue_wait_seconds_count", **node) == 1
+    assert value("arqgraph_runs_ended_total", graph="g", status="failed") == 1
+    assert value("arqgraph_run_duration_seconds_count", graph="g", status="done") == 1
+    assert value("arqgraph_run_duration_seconds_count", graph="g", status="failed") is None
+
+
+def test_without_an_sdk_traces_cost_nothing_and_carry_nothing() -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert traces.run_trace("g", "r1") == ""
+    assert traces.step_trace(parent, "g", "r1", 0, 2) == parent  # (nodes hang from the run)
+    with traces.node_span(attempt(), parent):
+        pass
+
+
+def test_a_job_s_trace_is_validated_at_the_boundary() -> None:
+    job = {"run_id": protocol.new_run_id("t"), "checkpoint_id": "c", "step": 0, "task_id": "x",
+           "graph": "g", "fingerprint": "f"}
+    assert protocol.TaskJob.model_validate(job).trace == ""  # (jobs enqueued without one)
+    with pytest.raises(pydantic.ValidationError, match="trace"):
+        protocol.TaskJob.model_validate({**job, "trace": 7})
