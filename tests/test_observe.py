@@ -105,6 +105,7 @@ async def test_metrics_count_the_runs_of_a_real_cluster(pool: Pool, client: Clie
         assert (await run_observed(client))["log"] == ["a", "b", "c", "d"]
     with pytest.raises(NodeTimeoutError):
         await asyncio.wait_for((await client.submit("failing", {"log": []})).result(), LIMIT)
+    assert await asyncio.wait_for((await client.submit("doubled", [1, 2])).result(), LIMIT) == [2, 4]
 
     def both() -> list[dict[tuple[str, frozenset[tuple[str, str]]], float]]:
         return [scrape(pool.ports["orchestrator"]), scrape(pool.ports["worker"])]
@@ -130,6 +131,7 @@ async def test_metrics_count_the_runs_of_a_real_cluster(pool: Pool, client: Clie
     assert attempts("b", "failed") == 3  # its first attempt in each run, retried
     assert total(worker, "arqgraph_node_retries_total", graph="observed", node="b") == 3
     assert attempts("slow", "timeout") == 1
+    assert attempts("double", "done") == 2  # each @task call is a job, and an attempt
     assert total(worker, "arqgraph_node_retries_total", node="slow") == 0
     assert total(worker, "arqgraph_node_duration_seconds_count", graph="observed", node="b") == 6
     assert total(worker, "arqgraph_node_queue_wait_seconds_count", node="b") == 6

@@ -38,6 +38,7 @@ from arqgraph.errors import (
     SerializationError,
     TaskLostError,
 )
+from arqgraph.observe import logs
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
@@ -165,6 +166,7 @@ class NodeRunner:
         except pydantic.ValidationError as exc:
             log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
             return "rejected: bad payload"
+        logs.enter(run_id=job.run_id, graph=job.graph)  # (this job's task: its lines name them)
         graph = find_graph(self.graphs, job.graph)
         if graph is not None and job.graph not in self.graphs and has_limits(graph):
             self.limited.add(job.graph)  # (a subgraph's: claimed late from now on)
@@ -268,7 +270,11 @@ class NodeRunner:
                 return "cancelled: the run was cancelled"  # the node saw CancelledError
             finally:
                 self.running.pop(key, None)
-            attempt.outcome, attempt.retried, attempt.error = attempt_outcome(result)
+            error = result.outcome.error
+            if error is not None:
+                attempt.failed(error.type, error.message, result.retry_after is not None)
+            elif result.outcome.interrupts:
+                attempt.outcome = "interrupted"
         if result.retry_after is not None:
             await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
                                          failed=True)
@@ -517,17 +523,6 @@ class NodeRunner:
         for job, execution in list(self.running.items()):
             if protocol.run_of_job(job) in run_ids:
                 execution.cancel()
-
-
-def attempt_outcome(result: TaskResult) -> tuple[str, bool, str]:
-    """How an attempt ended, as metrics and spans name it, whether it is retried, and its
-    error."""
-    error = result.outcome.error
-    if error is not None:
-        timeout = error.type in ("NodeTimeoutError", "TimeoutError")
-        return ("timeout" if timeout else "failed", result.retry_after is not None,
-                f"{error.type}: {error.message}")
-    return "interrupted" if result.outcome.interrupts else "done", False, ""
 
 
 def _error_of(outcome: TaskOutcome) -> BaseException:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -55,8 +56,9 @@ class Metrics:
             "arqgraph_node_queue_wait_seconds", "From a node's job being due in the queue to a "
             "worker starting it.", ("graph", "node"))
         self.attempts = counter(
-            "arqgraph_node_attempts_total", "Attempts at nodes, by how they ended (done, failed, "
-            "timeout, interrupted, cancelled).", ("graph", "node", "outcome"))
+            "arqgraph_node_attempts_total", "Attempts at nodes (and @task calls), by how they "
+            "ended (done, failed, timeout, interrupted, cancelled, deferred).",
+            ("graph", "node", "outcome"))
         self.retries = counter(
             "arqgraph_node_retries_total", "Attempts that failed and were retried under the "
             "node's retry policy.", ("graph", "node"))
@@ -83,6 +85,16 @@ class PrometheusHooks(Hooks):
         self.m = metrics
         self._step_commit = metrics.commits.labels("step")
         self._other_commit = metrics.commits.labels("other")
+        self._nodes: dict[tuple[str, str], _NodeMetrics] = {}  # (`labels()` costs microseconds)
+
+    def _node(self, graph: str, node: str) -> _NodeMetrics:
+        found = self._nodes.get((graph, node))
+        if found is None:
+            m = self.m
+            found = self._nodes[graph, node] = _NodeMetrics(
+                m.node_duration.labels(graph, node), m.queue_wait.labels(graph, node),
+                m.retries.labels(graph, node), {})
+        return found
 
     def run_started(self, graph: str) -> None:
         self.m.runs_started.labels(graph).inc()
@@ -97,17 +109,31 @@ class PrometheusHooks(Hooks):
 
     def attempt_started(self, attempt: Attempt) -> None:
         if attempt.queued is not None:
-            self.m.queue_wait.labels(attempt.graph, attempt.node).observe(max(attempt.queued, 0.0))
+            self._node(attempt.graph, attempt.node).queue_wait.observe(max(attempt.queued, 0.0))
 
     def attempt_ended(self, attempt: Attempt, seconds: float) -> None:
-        self.m.node_duration.labels(attempt.graph, attempt.node).observe(seconds)
-        self.m.attempts.labels(attempt.graph, attempt.node, attempt.outcome).inc()
+        node = self._node(attempt.graph, attempt.node)
+        node.duration.observe(seconds)
+        outcome = node.attempts.get(attempt.outcome)
+        if outcome is None:
+            outcome = node.attempts[attempt.outcome] = self.m.attempts.labels(
+                attempt.graph, attempt.node, attempt.outcome)
+        outcome.inc()
         if attempt.retried:
-            self.m.retries.labels(attempt.graph, attempt.node).inc()
+            node.retries.inc()
 
     def heartbeat(self) -> None:
         self.m.heartbeats.inc()
         self.m.last_heartbeat.set(time.time())
+
+
+class _NodeMetrics(NamedTuple):
+    """One node's children of the node metrics."""
+
+    duration: Histogram
+    queue_wait: Histogram
+    retries: Counter
+    attempts: dict[str, Counter]  # by outcome
 
 
 _installed: Metrics | None = None

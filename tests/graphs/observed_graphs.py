@@ -3,7 +3,8 @@
 `observed`: a, then b and c in parallel, then d. b fails its first attempt and is retried (one
 retry counted, two spans for b), and logs a line, which the worker's JSON logs show with its
 run's context. `failing`: one node overrunning its 0.2 s timeout: the run fails with
-NodeTimeoutError.
+NodeTimeoutError. `doubled`: a Functional API entrypoint calling the `double` task twice (each
+call a job, counted as an attempt of its own).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import operator
 from typing import Annotated, Any, TypedDict
 
+from arqgraph.func import entrypoint, task
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.runtime import Runtime
 from arqgraph.types import RetryPolicy
@@ -65,4 +67,16 @@ failing_builder.add_edge(START, "slow")
 failing_builder.add_edge("slow", END)
 failing = failing_builder.compile(name="failing")
 
-GRAPHS = [observed, failing]
+
+
+@task
+async def double(value: int) -> int:
+    return 2 * value
+
+
+@entrypoint()
+async def doubled(values: list[int]) -> list[int]:
+    return list(await asyncio.gather(*(double(v) for v in values)))
+
+
+GRAPHS = [observed, failing, doubled]
