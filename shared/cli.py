@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from arqgraph.observe.logs import ObserveSettingError
 from arqgraph.observe.logs import configure as configure_logging
 from arqgraph.observe.metrics import Metrics, sample_queue_depth, watch_worker
 from arqgraph.observe.metrics import serve as serve_metrics
@@ -246,11 +247,11 @@ def tune_gc() -> None:
 def main(argv: list[str] | None = None) -> int:
     tune_gc()
     args = build_parser().parse_args(argv)
-    configure_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"),
-                      args.command)
     from arqgraph.loader import GraphSpecError
 
     try:
+        configure_logging(getattr(args, "log_level", "INFO"),
+                          getattr(args, "log_format", "text"), args.command)
         if args.command == "run":
             return asyncio.run(_run(args))
         if args.command == "orchestrator":
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         from arqgraph.orchestrator.launcher import launch
 
         return launch(args)
-    except (GraphSpecError, json.JSONDecodeError) as exc:
+    except (GraphSpecError, json.JSONDecodeError, ObserveSettingError) as exc:
         print(f"arqgraph: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Iterator
 
 import pydantic
@@ -15,9 +16,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from arqgraph import observe, protocol
-from arqgraph.cli import build_parser
+from arqgraph.cli import build_parser, main
 from arqgraph.observe import Attempt, logs, traces
+from arqgraph.observe.logs import ObserveSettingError
 from arqgraph.observe.metrics import Metrics, PrometheusHooks
+from arqgraph.observe.metrics import serve as serve_metrics
+from arqgraph.orchestrator.launcher import pool_commands
 from arqgraph.settings import Settings
 
 
@@ -73,9 +77,9 @@ async def test_the_context_follows_the_tasks_a_node_starts(
 
 
 def test_bad_levels_and_formats_are_named(restored_logging: None) -> None:
-    with pytest.raises(ValueError, match="'LOUD' is not a logging level"):
+    with pytest.raises(ObserveSettingError, match="'LOUD' is not a logging level"):
         logs.configure("loud")
-    with pytest.raises(ValueError, match="'xml' is neither"):
+    with pytest.raises(ObserveSettingError, match="'xml' is neither"):
         logs.configure("INFO", "xml")  # type: ignore[arg-type]
 
 
@@ -88,6 +92,31 @@ def test_the_flags_parse_and_refuse_what_they_do_not_know(
     with pytest.raises(SystemExit):
         parser.parse_args(["orchestrator", "m:g", "--log-format", "xml"])
     assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def test_up_gives_each_process_a_metrics_port_of_its_own() -> None:
+    args = build_parser(Settings()).parse_args(
+        ["up", "m:g", "--workers", "2", "--metrics-port", "9100"])
+    ports = [c[c.index("--metrics-port") + 1] for c in pool_commands(args)]
+    assert ports == ["9100", "9101", "9102"]
+    plain = build_parser(Settings()).parse_args(["up", "m:g"])
+    assert not any("--metrics-port" in c for c in pool_commands(plain))
+
+
+def test_bad_settings_end_the_command_with_a_message(
+        restored_logging: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ARQGRAPH_LOG_LEVEL", "loud")  # (argparse checks flags, not defaults)
+    assert main(["orchestrator", "tests.graphs.one_node:nothing"]) == 2
+    assert "'LOUD' is not a logging level" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ObserveSettingError, match=f"--metrics-port {port}: cannot serve"):
+            serve_metrics(port, "127.0.0.1")
+    with pytest.raises(ObserveSettingError, match="not a TCP port"):
+        serve_metrics(70000)
 
 
 def test_counting_hooks_label_by_graph_node_and_outcome() -> None:

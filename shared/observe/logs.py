@@ -18,6 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
+
+
+class ObserveSettingError(ValueError):
+    """A logging or metrics setting that cannot be used (a bad level, a busy port): what and
+    why, for the command to print."""
+
+
 CONTEXT_FIELDS = ("run_id", "thread_id", "graph", "node", "attempt")
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("arqgraph_log_context", default=None)
@@ -72,14 +79,14 @@ TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 def configure(level: str = "INFO", fmt: LogFormat = "text", role: str = "process") -> None:
     """Configure the root logger of this process: `level` (a name, e.g. DEBUG) and `fmt`,
-    on standard error. Raises ValueError naming the bad level or format."""
+    on standard error. Raises ObserveSettingError naming the bad level or format."""
     global _role
     level = level.upper()
     if level not in logging.getLevelNamesMapping():
-        raise ValueError(f"--log-level {level!r} is not a logging level (DEBUG, INFO, WARNING, "
-                         "ERROR, CRITICAL)")
+        raise ObserveSettingError(f"--log-level {level!r} is not a logging level (DEBUG, INFO, "
+                                  "WARNING, ERROR, CRITICAL)")
     if fmt not in ("text", "json"):
-        raise ValueError(f"--log-format {fmt!r} is neither 'text' nor 'json'")
+        raise ObserveSettingError(f"--log-format {fmt!r} is neither 'text' nor 'json'")
     _role = role
     formatter: dict[str, Any] = (
         {"()": JsonFormatter} if fmt == "json" else {"format": TEXT_FORMAT})

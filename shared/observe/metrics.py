@@ -18,6 +18,7 @@ from typing import NamedTuple
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from arqgraph.observe import Attempt, Hooks, set_hooks
+from arqgraph.observe.logs import ObserveSettingError
 
 log = logging.getLogger("arqgraph.metrics")
 
@@ -151,9 +152,17 @@ def install() -> Metrics:
 
 def serve(port: int, address: str = "0.0.0.0") -> Metrics:
     """Install the metrics and serve them at http://address:port/metrics (a thread of its
-    own, Prometheus's text format). Port 0: a free port, logged."""
-    metrics = install()
-    server, _ = start_http_server(port, address)
+    own, Prometheus's text format). Raises ObserveSettingError for a port out of range or in
+    use."""
+    if not 0 < port < 65536:
+        raise ObserveSettingError(f"--metrics-port {port} is not a TCP port (1 to 65535)")
+    try:
+        server, _ = start_http_server(port, address)
+    except OSError as exc:
+        raise ObserveSettingError(
+            f"--metrics-port {port}: cannot serve metrics on {address}:{port}: {exc.strerror}"
+        ) from None
+    metrics = install()  # (the metrics register with the registry the server reads when asked)
     log.info("metrics at http://%s:%d/metrics", address, server.server_port)
     return metrics
 
