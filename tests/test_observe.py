@@ -26,8 +26,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from arqgraph import protocol
 from arqgraph.client import Client
 from arqgraph.errors import NodeTimeoutError
+from arqgraph.storage.connection import connect
 from bench.cluster import free_port
 from tests.conftest import ArqProcess, ArqProcesses, RedisServer, wait_for
 from tests.graphs.observed_graphs import LOGGED
@@ -106,6 +108,13 @@ async def test_metrics_count_the_runs_of_a_real_cluster(pool: Pool, client: Clie
     with pytest.raises(NodeTimeoutError):
         await asyncio.wait_for((await client.submit("failing", {"log": []})).result(), LIMIT)
     assert await asyncio.wait_for((await client.submit("doubled", [1, 2])).result(), LIMIT) == [2, 4]
+    redis = await connect(pool.url, what="test")  # a job that is not a task: a dead letter
+    try:
+        await redis.enqueue_job(protocol.TASK_FUNCTION, _job_id="not-a-task", _queue_name=QUEUE,
+                                garbage=True)
+        await redis.rpush(protocol.ready_key(QUEUE), "not-a-task")
+    finally:
+        await redis.aclose()
 
     def both() -> list[dict[tuple[str, frozenset[tuple[str, str]]], float]]:
         return [scrape(pool.ports["orchestrator"]), scrape(pool.ports["worker"])]
@@ -115,8 +124,9 @@ async def test_metrics_count_the_runs_of_a_real_cluster(pool: Pool, client: Clie
 
     # a run's end is counted by whoever commits it, the worker or the orchestrator
     wait_for(lambda: summed("arqgraph_runs_ended_total", graph="observed", status="done") >= 3
-             and summed("arqgraph_runs_ended_total", graph="failing", status="failed") >= 1,
-             LIMIT, "the runs' ends to be counted")
+             and summed("arqgraph_runs_ended_total", graph="failing", status="failed") >= 1
+             and summed("arqgraph_jobs_refused_total", reason="ValidationError") >= 1,
+             LIMIT, "the runs' ends and the refused job to be counted")
     orchestrator, worker = both()
     assert total(orchestrator, "arqgraph_runs_started_total", graph="observed") == 3
     assert total(orchestrator, "arqgraph_runs_started_total", graph="failing") == 1
@@ -138,6 +148,7 @@ async def test_metrics_count_the_runs_of_a_real_cluster(pool: Pool, client: Clie
     # the steps' commits: some by the worker (after a step of one task), some by the orchestrator
     assert total(worker, "arqgraph_commit_seconds_count", kind="step") > 0
     assert total(orchestrator, "arqgraph_commit_seconds_count", kind="step") > 0
+    assert total(worker, "arqgraph_jobs_refused_total") == 1
     assert total(worker, "arqgraph_worker_heartbeats_total") > 0
     assert total(worker, "arqgraph_worker_slots") == 4
     assert total(worker, "arqgraph_tasks_in_flight") == 0

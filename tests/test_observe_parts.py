@@ -127,6 +127,7 @@ def test_counting_hooks_label_by_graph_node_and_outcome() -> None:
     hooks.attempt_ended(attempt(), 0.1)
     hooks.run_ended("g", "done", 2.0)
     hooks.run_ended("g", "failed", None)
+    hooks.job_refused("g", "TaskLostError")
 
     def value(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, labels)
@@ -140,6 +141,7 @@ def test_counting_hooks_label_by_graph_node_and_outcome() -> None:
     assert value("arqgraph_runs_ended_total", graph="g", status="failed") == 1
     assert value("arqgraph_run_duration_seconds_count", graph="g", status="done") == 1
     assert value("arqgraph_run_duration_seconds_count", graph="g", status="failed") is None
+    assert value("arqgraph_jobs_refused_total", graph="g", reason="TaskLostError") == 1
 
 
 def test_without_an_sdk_traces_cost_nothing_and_carry_nothing() -> None:

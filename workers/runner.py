@@ -165,6 +165,7 @@ class NodeRunner:
             job = protocol.TaskJob.model_validate(payload)
         except pydantic.ValidationError as exc:
             log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
+            observe.current().job_refused("", "ValidationError")
             return "rejected: bad payload"
         logs.enter(run_id=job.run_id, graph=job.graph)  # (this job's task: its lines name them)
         graph = find_graph(self.graphs, job.graph)
@@ -510,6 +511,7 @@ class NodeRunner:
         self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None
     ) -> str:
         log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
+        observe.current().job_refused(job.graph, type(exc).__name__)
         node = job.task_id.split(":")[-1]
         outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
         if await self.store.load_run(job.run_id) is not None:

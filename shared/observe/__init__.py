@@ -65,6 +65,11 @@ class Hooks:
     def attempt_ended(self, attempt: Attempt, seconds: float) -> None:
         """The attempt ended (`attempt.outcome` says how) after `seconds`."""
 
+    def job_refused(self, graph: str, reason: str) -> None:
+        """A worker failed a job instead of running it (a dead letter): its payload is not a
+        task (`graph` ""), its graph is not served here or of another version, its task was
+        lost with its worker too often...; `reason`: the error's type name."""
+
     def heartbeat(self) -> None:
         """A worker's loop went round: it is alive and looking for jobs."""
 

@@ -72,6 +72,11 @@ class Metrics:
         self.commits = histogram(
             "arqgraph_commit_seconds", "Round trip of a run's commit, by kind (step: a move on "
             "to the next superstep; other: a start or an end).", ("kind",), COMMIT_SECONDS)
+        self.refused = counter(
+            "arqgraph_jobs_refused_total", "Jobs a worker failed instead of running them (the "
+            "dead letters), by the error's type: ValidationError (not a task), LookupError (a "
+            "graph it does not serve), GraphMismatchError, TaskLostError, ...",
+            ("graph", "reason"))
         self.heartbeats = counter(
             "arqgraph_worker_heartbeats_total", "Turns of the worker's loop looking for jobs.")
         self.last_heartbeat = gauge(
@@ -122,6 +127,9 @@ class PrometheusHooks(Hooks):
         outcome.inc()
         if attempt.retried:
             node.retries.inc()
+
+    def job_refused(self, graph: str, reason: str) -> None:
+        self.m.refused.labels(graph, reason).inc()
 
     def heartbeat(self) -> None:
         self.m.heartbeats.inc()
