@@ -1,7 +1,7 @@
 """The parts of arqgraph.observe on their own, in this process: the log formats and context,
 the counting hooks on a private registry, traces staying off without an SDK, the flags, and the
 job message's trace field at the wire boundary. (tests/test_observe.py checks them on a real
-cluster.)"""
+cluster; this file, the embedded default's traces.)"""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from collections.abc import Iterator
 
 import pydantic
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from arqgraph import observe, protocol
@@ -23,6 +27,7 @@ from arqgraph.observe.metrics import Metrics, PrometheusHooks
 from arqgraph.observe.metrics import serve as serve_metrics
 from arqgraph.orchestrator.launcher import pool_commands
 from arqgraph.settings import Settings
+from tests.graphs.observed_graphs import observed
 
 
 @pytest.fixture
@@ -158,3 +163,18 @@ def test_a_job_s_trace_is_validated_at_the_boundary() -> None:
     assert protocol.TaskJob.model_validate(job).trace == ""  # (jobs enqueued without one)
     with pytest.raises(pydantic.ValidationError, match="trace"):
         protocol.TaskJob.model_validate({**job, "trace": 7})
+
+
+async def test_the_embedded_default_traces_a_run_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert (await observed.ainvoke({"log": []}))["log"] == ["a", "b", "c", "d"]
+    spans = exporter.get_finished_spans()
+    [root] = [s for s in spans if s.name == "run observed"]
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+    steps = {s.context.span_id: s for s in spans if s.name.startswith("superstep ")}
+    nodes = [s for s in spans if s.name.startswith("node ")]
+    assert sorted(n.name for n in nodes) == ["node a", "node b", "node b", "node c", "node d"]
+    assert all(n.parent is not None and n.parent.span_id in steps for n in nodes)
