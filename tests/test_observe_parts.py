@@ -9,6 +9,8 @@ import asyncio
 import json
 import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pydantic
@@ -27,6 +29,7 @@ from arqgraph.observe.metrics import Metrics, PrometheusHooks
 from arqgraph.observe.metrics import serve as serve_metrics
 from arqgraph.orchestrator.launcher import pool_commands
 from arqgraph.settings import Settings
+from tests.conftest import REPO_ROOT
 from tests.graphs.observed_graphs import observed
 
 
@@ -178,3 +181,18 @@ async def test_the_embedded_default_traces_a_run_too(monkeypatch: pytest.MonkeyP
     nodes = [s for s in spans if s.name.startswith("node ")]
     assert sorted(n.name for n in nodes) == ["node a", "node b", "node b", "node c", "node d"]
     assert all(n.parent is not None and n.parent.span_id in steps for n in nodes)
+
+
+def test_everything_works_without_opentelemetry_installed() -> None:
+    """A fresh interpreter where `import opentelemetry` fails, as without the `otel` extra."""
+    program = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "from arqgraph.observe import traces\n"
+        "assert traces.trace is None and traces.run_trace('g', 'r') == ''\n"
+        "from tests.graphs.observed_graphs import observed\n"
+        "print(observed.invoke({'log': []})['log'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['a', 'b', 'c', 'd']"

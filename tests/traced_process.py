@@ -19,7 +19,7 @@ def one_line(span: ReadableSpan) -> str:
 
 
 if __name__ == "__main__":
-    spans = open(os.environ["ARQGRAPH_TEST_SPANS"], "a", buffering=1)  # noqa: SIM115 (the process's)
+    spans = open(os.environ["ARQGRAPH_TEST_SPANS"], "a", buffering=1)  # (the process's)
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=spans,
                                                                         formatter=one_line)))
