@@ -20,6 +20,7 @@ from arqgraph.observe.metrics import serve as serve_metrics
 from arqgraph.settings import Settings
 
 STREAM_MODES = ("values", "updates", "custom")
+UP_METRICS_PORT = 9400  # `arqgraph up` serves metrics from here on (9100 is node_exporter's)
 GC_YOUNG_THRESHOLD = 50_000  # net new objects between collections of the youngest generation
 
 
@@ -114,9 +115,10 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     up.add_argument("--concurrency", type=int, default=s.concurrency,
                     help=f"nodes each worker runs at once ({s.concurrency})")
-    up.add_argument("--metrics-port", type=int, default=s.metrics_port or None, metavar="PORT",
-                    help="serve Prometheus metrics: the orchestrator on PORT, the workers on "
-                    "PORT+1, PORT+2, ... (env ARQGRAPH_METRICS_PORT; off by default)")
+    up.add_argument("--metrics-port", type=int, default=s.metrics_port or UP_METRICS_PORT,
+                    metavar="PORT", help="serve Prometheus metrics: the orchestrator on PORT, "
+                    "the workers on PORT+1, PORT+2, ...; 0 for none (env ARQGRAPH_METRICS_PORT; "
+                    f"{s.metrics_port or UP_METRICS_PORT})")
     return parser
 
 

@@ -107,8 +107,10 @@ def test_up_gives_each_process_a_metrics_port_of_its_own() -> None:
         ["up", "m:g", "--workers", "2", "--metrics-port", "9100"])
     ports = [c[c.index("--metrics-port") + 1] for c in pool_commands(args)]
     assert ports == ["9100", "9101", "9102"]
-    plain = build_parser(Settings()).parse_args(["up", "m:g"])
-    assert not any("--metrics-port" in c for c in pool_commands(plain))
+    default = build_parser(Settings()).parse_args(["up", "m:g", "--workers", "1"])
+    assert [c[c.index("--metrics-port") + 1] for c in pool_commands(default)] == ["9400", "9401"]
+    off = build_parser(Settings()).parse_args(["up", "m:g", "--metrics-port", "0"])
+    assert not any("--metrics-port" in c for c in pool_commands(off))
 
 
 def test_bad_settings_end_the_command_with_a_message(
