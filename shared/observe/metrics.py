@@ -22,8 +22,10 @@ from arqgraph.observe.logs import ObserveSettingError
 
 log = logging.getLogger("arqgraph.metrics")
 
-# from 5 ms to 10 min: nodes wrapping LLM calls take seconds, trivial ones milliseconds
-SECONDS = (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# from 0.5 ms to 10 min: nodes wrapping LLM calls take seconds, trivial ones (and the wait of a
+# job on an idle pool) under a millisecond
+SECONDS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+           600)
 COMMIT_SECONDS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1)
 RUN_SECONDS = (.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
 
