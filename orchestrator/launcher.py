@@ -48,19 +48,30 @@ def _start_redis(url: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def pool_commands(args: argparse.Namespace) -> list[list[str]]:
+    """The command lines of the pool's orchestrator and `--workers` workers; with
+    `--metrics-port`, the orchestrator serves metrics on that port and worker n on port + n."""
+    base = [sys.executable, "-m", "arqgraph.cli"]
+    port = getattr(args, "metrics_port", None)
+
+    def metrics(n: int) -> list[str]:
+        return ["--metrics-port", str(port + n)] if port else []
+
+    commands = [[*base, "orchestrator", *args.specs, "--redis", args.redis, *metrics(0)]]
+    for n in range(1, args.workers + 1):
+        commands.append([*base, "worker", *args.specs, "--redis", args.redis,
+                         "--concurrency", str(args.concurrency), *metrics(n)])
+    return commands
+
+
 def launch(args: argparse.Namespace) -> int:
     """Start redis (if needed), one orchestrator and `--workers` workers; stop all on Ctrl-C."""
     procs: list[subprocess.Popen[bytes]] = []
     if not _reachable(args.redis):
         procs.append(_start_redis(args.redis))
-    base = [sys.executable, "-m", "arqgraph.cli"]
     env = {**os.environ, "ARQGRAPH_REDIS_URL": args.redis}
-    procs.append(subprocess.Popen([*base, "orchestrator", *args.specs, "--redis", args.redis],
-                                  env=env))
-    for _ in range(args.workers):
-        procs.append(subprocess.Popen(
-            [*base, "worker", *args.specs, "--redis", args.redis,
-             "--concurrency", str(args.concurrency)], env=env))
+    for command in pool_commands(args):
+        procs.append(subprocess.Popen(command, env=env))
     print(f"arqgraph up: orchestrator and {args.workers} workers on {args.redis}; Ctrl-C stops")
 
     stopping = False

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from arqgraph import protocol
+from arqgraph import observe, protocol
 from arqgraph.core.graphs import subgraph_key
 from arqgraph.core.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
 from arqgraph.errors import ErrorInfo, GraphRecursionError
+from arqgraph.observe import traces
 from arqgraph.orchestrator.starts import first_position
 from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import commit_call
@@ -58,11 +59,16 @@ class RunMover(MovePlanner):
                    "first_step": saved.checkpoint.step}
         if self.retention is not None:
             started["retention"] = self.retention
+        step_trace = traces.step_trace(record.trace, graph.name, record.run_id,
+                                       saved.checkpoint.step, len(saved.checkpoint.tasks))
+        if step_trace:
+            started["step_trace"] = step_trace
         if not await self.store.commit(commit_call(
                 record, status="running", saved=saved, new=first.new,
                 fields={k: str(v) for k, v in started.items()}, edit=first.edit,
                 events=first.events)):
             return None
+        observe.current().run_started(record.graph)
         return self.store.remember_run(record.model_copy(update={
             "status": "running", "version": record.version + 1, "checkpoint_id": saved.id,
             "saved": saved, "input": None, **started,

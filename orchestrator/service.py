@@ -30,6 +30,7 @@ from arqgraph.errors import (
     ResumeError,
     SerializationError,
 )
+from arqgraph.observe import logs
 from arqgraph.orchestrator.moves import RunMover
 from arqgraph.protocol import GraphInfo, RunRecord
 from arqgraph.storage.connection import Backoff, lost_redis
@@ -153,6 +154,7 @@ class Orchestrator:
         self._busy[run_id] = asyncio.create_task(self._advance_while_dirty(run_id, swept))
 
     async def _advance_while_dirty(self, run_id: str, swept: bool) -> None:
+        logs.enter(run_id=run_id)  # (this task's own context: its log lines name the run)
         try:
             async with self._slots:
                 while True:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from arqgraph.observe.logs import ObserveSettingError
+from arqgraph.observe.logs import configure as configure_logging
+from arqgraph.observe.metrics import Metrics, sample_queue_depth, watch_worker
+from arqgraph.observe.metrics import serve as serve_metrics
 from arqgraph.settings import Settings
 
 STREAM_MODES = ("values", "updates", "custom")
+UP_METRICS_PORT = 9400  # `arqgraph up` serves metrics from here on (9100 is node_exporter's)
 GC_YOUNG_THRESHOLD = 50_000  # net new objects between collections of the youngest generation
 
 
@@ -97,6 +104,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                       "thousands of tasks a second they cost more than the tasks "
                       "(env ARQGRAPH_LOG_JOBS=1)")
 
+    for serving, role in ((orch, "orchestrator"), (work, "worker")):
+        observe_options(serving, s, role)
+
     up = sub.add_parser("up", help="launch a local pool: redis (if needed), orchestrator, workers",
                         description="Start a local pool without Docker: a redis-server if none is "
                         "reachable, one orchestrator and N workers. Ctrl-C stops them all.")
@@ -105,7 +115,24 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     up.add_argument("--concurrency", type=int, default=s.concurrency,
                     help=f"nodes each worker runs at once ({s.concurrency})")
+    up.add_argument("--metrics-port", type=int, default=s.metrics_port or UP_METRICS_PORT,
+                    metavar="PORT", help="serve Prometheus metrics: the orchestrator on PORT, "
+                    "the workers on PORT+1, PORT+2, ...; 0 for none (env ARQGRAPH_METRICS_PORT; "
+                    f"{s.metrics_port or UP_METRICS_PORT})")
     return parser
+
+
+def observe_options(p: argparse.ArgumentParser, s: Settings, role: str) -> None:
+    """The observability flags of a serving process (docs/operations.md)."""
+    p.add_argument("--metrics-port", type=int, default=s.metrics_port or None, metavar="PORT",
+                   help=f"serve this {role}'s Prometheus metrics at http://0.0.0.0:PORT/metrics "
+                   "(env ARQGRAPH_METRICS_PORT; off by default)")
+    p.add_argument("--log-level", default=s.log_level, type=str.upper,
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                   help=f"env ARQGRAPH_LOG_LEVEL; {s.log_level}")
+    p.add_argument("--log-format", default=s.log_format, choices=("text", "json"),
+                   help="json: one JSON object a line, with the role, run, thread, graph, node "
+                   f"and attempt (env ARQGRAPH_LOG_FORMAT; {s.log_format})")
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -152,7 +179,8 @@ async def _serve_orchestrator(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     service = Orchestrator(redis, graphs, queue=args.queue, sweep_interval=args.sweep_interval,
                            retention=args.retention)
-    await service.serve_resilient(stop)
+    async with _metrics(args, service.jobs.name, service.jobs.depth):
+        await service.serve_resilient(stop)
     await redis.aclose()
     logging.getLogger("arqgraph.orchestrator").info("orchestrator stopped")
     return 0
@@ -173,10 +201,29 @@ async def _serve_worker(args: argparse.Namespace) -> int:
     logging.getLogger("arqgraph.worker").info(
         "worker serving graphs %s on queue %s", ", ".join(g.name for g in graphs), args.queue)
     try:
-        await worker.serve_resilient()
+        async with _metrics(args, args.queue, worker.runner.jobs.depth) as metrics:
+            if metrics is not None:
+                watch_worker(metrics, lambda: worker.job_counter, args.concurrency)
+            await worker.serve_resilient()
     finally:
         await worker.close()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _metrics(
+    args: argparse.Namespace, queue: str, depth: Callable[[], Awaitable[int]]
+) -> AsyncIterator[Metrics | None]:
+    """With --metrics-port: serve this process's metrics, sampling the queue's depth."""
+    if not args.metrics_port:
+        yield None
+        return
+    metrics = serve_metrics(args.metrics_port)
+    sampler = asyncio.create_task(sample_queue_depth(metrics, queue, depth))
+    try:
+        yield metrics
+    finally:
+        sampler.cancel()
 
 
 def log_arq_jobs(on: bool) -> None:
@@ -201,11 +248,12 @@ def tune_gc() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     tune_gc()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     from arqgraph.loader import GraphSpecError
 
     try:
+        configure_logging(getattr(args, "log_level", "INFO"),
+                          getattr(args, "log_format", "text"), args.command)
         if args.command == "run":
             return asyncio.run(_run(args))
         if args.command == "orchestrator":
@@ -215,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         from arqgraph.orchestrator.launcher import launch
 
         return launch(args)
-    except (GraphSpecError, json.JSONDecodeError) as exc:
+    except (GraphSpecError, json.JSONDecodeError, ObserveSettingError) as exc:
         print(f"arqgraph: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

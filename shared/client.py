@@ -16,6 +16,7 @@ from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import UnknownGraphError
+from arqgraph.observe import traces
 from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint
 from arqgraph.storage import replay, run_events
 from arqgraph.storage.connection import connect, lost_redis
@@ -187,7 +188,8 @@ class Client:
         run_id = run_id or protocol.new_run_id(thread)
         await self.store.create_run(
             run_id, graph_name, thread_id=thread, keep=thread_id is not None, kind=kind,
-            input=input, config=config or {}, context=context, waiter=self.ends.waiter, **extra,
+            input=input, config=config or {}, context=context, waiter=self.ends.waiter,
+            trace=traces.run_trace(graph_name, run_id), **extra,
         )
         return RunHandle(self.store, run_id, graph_name, watch=self.ends)
 

@@ -25,6 +25,10 @@ class Settings:
     sweep_interval: float = 2.0
     retention: int = 7 * 24 * 3600
     log_jobs: bool = False
+    # observability (docs/operations.md): 0 serves no metrics
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,10 @@ def test_up_starts_redis_orchestrator_and_workers_and_ctrl_c_stops_them(tmp_path
             pytest.fail("redis-server is required in CI")
         pytest.skip("redis-server not installed")
     url = f"redis://127.0.0.1:{free_port()}/0"
+    metrics = free_port()  # (not the default 9400: another test run may hold it)
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([*CLI, "up", "examples.llm_db:graph", "--workers", "2", "--redis", url],
+    up = subprocess.Popen([*CLI, "up", "examples.llm_db:graph", "--workers", "2", "--redis", url,
+                           "--metrics-port", str(metrics)],
                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -82,6 +85,9 @@ def test_up_starts_redis_orchestrator_and_workers_and_ctrl_c_stops_them(tmp_path
                 time.sleep(0.2)
         assert handle.result()["db_result"] == "DB result for: up"
         client.close()
+        # `up` turns metrics on: its orchestrator counted the run it started
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as reply:
+            assert 'arqgraph_runs_started_total{graph="llm_db"} 1.0' in reply.read().decode()
     finally:
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0, (tmp_path / "up.log").read_text()

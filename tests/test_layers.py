@@ -8,7 +8,7 @@
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
     vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing,
                     .stream_parts, .store (the long-term memory API), .callbacks,
-                    .trace_policy
+                    .trace_policy, .observe (the hooks metrics, traces and logs hear)
 
 A module may import its own layer and those below it. Imports made only for annotations
 (`if TYPE_CHECKING:`) do not count: they never run. The static check reads every module's
@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.runtime", "arqgraph.config",
                     "arqgraph.constants", "arqgraph.managed", "arqgraph.typing",
                     "arqgraph.stream_parts", "arqgraph.store", "arqgraph.callbacks",
-                    "arqgraph.trace_policy")),
+                    "arqgraph.trace_policy", "arqgraph.observe")),
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),

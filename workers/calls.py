@@ -21,7 +21,7 @@ from typing import Any
 
 from arq.worker import Retry
 
-from arqgraph import protocol
+from arqgraph import observe, protocol
 from arqgraph.config import current_config, current_runtime
 from arqgraph.constants import CONFIG_KEY_CALLBACKS
 from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt, current_inline
@@ -185,43 +185,41 @@ async def run_call(
     if claim is None:
         return "skipped: already done"
     name = task.name if task else "?"
-    try:
-        if task is None:
-            raise LookupError(f"this worker has no task {arguments and arguments.get('task')!r} "
-                              "(is the module that defines it imported by the graph's module?)")
-        current_attempt.set(claim.failures + 1)
-        base = job.task_id.partition("~")[0]  # (its interrupts keep their ids from round to round)
-        current_interrupts.set(InterruptScratch(arguments.get("resume", []),
-                                                f"{tag}:{job.checkpoint_id}:{base}"))
-        inline: list[tuple[str, Any]] = []
-        current_inline.set(inline)
-        stream = TaskStream(store, record, job, Task(job.task_id, name, send_index=0), (),
-                            node_run=False)  # (its run is reported by the producer: "calls")
-        config = stream.node_config(dict(record.config))
-        current_config.set(config)
-        current_runtime.set(Runtime(context=record.context, store=long_term,
-                                    stream_writer=stream.custom))
-        set_runnable_config(config)
+    attempt = observe.Attempt(job.graph, name, claim.failures + 1, job.run_id,
+                              protocol.split_thread(record.thread_id)[0], job.step)
+    with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
         try:
-            value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
-        finally:
-            await stream.close(told=False)
-    except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
-        result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
-        events: list[tuple[Any, Any]] = []
-    except RetryLater as later:
-        await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
-        raise Retry(defer=later.delay) from later
-    except Exception as exc:
-        delay = retry_delay(task.retry_policy if task else None, exc, claim.failures + 1)
-        if delay is not None:
+            if task is None:
+                raise LookupError(
+                    f"this worker has no task {arguments and arguments.get('task')!r} "
+                    "(is the module that defines it imported by the graph's module?)")
+            current_attempt.set(claim.failures + 1)
+            base = job.task_id.partition("~")[0]  # (its interrupts keep their ids round to round)
+            current_interrupts.set(InterruptScratch(arguments.get("resume", []),
+                                                    f"{tag}:{job.checkpoint_id}:{base}"))
+            inline: list[tuple[str, Any]] = []
+            current_inline.set(inline)
+            value = await _streamed_call(store, record, job, task, arguments, threads, timeout,
+                                         long_term)
+        except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
+            result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
+            events: list[tuple[Any, Any]] = []
+            attempt.outcome = "interrupted"
+        except RetryLater as later:
+            attempt.outcome = "deferred"
             await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
-            raise Retry(defer=delay) from exc
-        result = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
-        events = []
-    else:
-        result = {"value": value}
-        events = [("updates", {n: v}) for n, v in [*inline, (name, value)]]
+            raise Retry(defer=later.delay) from later
+        except Exception as exc:
+            delay = retry_delay(task.retry_policy if task else None, exc, claim.failures + 1)
+            attempt.failed(type(exc).__name__, str(exc), delay is not None)
+            if delay is not None:
+                await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
+                raise Retry(defer=delay) from exc
+            result = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
+            events = []
+        else:
+            result = {"value": value}
+            events = [("updates", {n: v}) for n, v in [*inline, (name, value)]]
     if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
             and "interrupt" not in result):  # (the producer reports the call to its handlers)
         events.append(("calls", call_event(job.task_id, task, arguments, result)))
@@ -230,6 +228,24 @@ async def run_call(
     return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
         posted
     ]
+
+
+async def _streamed_call(
+    store: RunStore, record: RunRecord, job: protocol.TaskJob, task: TaskFunction,
+    arguments: dict[str, Any], threads: Executor, timeout: float | None, long_term: Any,
+) -> Any:
+    """The call, with a task stream as a node's: what it streams goes to the run's events."""
+    stream = TaskStream(store, record, job, Task(job.task_id, task.name, send_index=0), (),
+                        node_run=False)  # (its run is reported by the producer: "calls")
+    config = stream.node_config(dict(record.config))
+    current_config.set(config)
+    current_runtime.set(Runtime(context=record.context, store=long_term,
+                                stream_writer=stream.custom))
+    set_runnable_config(config)
+    try:
+        return await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+    finally:
+        await stream.close(told=False)
 
 
 def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],

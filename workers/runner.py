@@ -26,7 +26,7 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
-from arqgraph import protocol
+from arqgraph import observe, protocol
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome
@@ -38,6 +38,7 @@ from arqgraph.errors import (
     SerializationError,
     TaskLostError,
 )
+from arqgraph.observe import logs
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
@@ -75,6 +76,7 @@ class ArqJob(NamedTuple):
     enqueued_ms: int
     started_ms: int
     payload: dict[str, Any]
+    due_ms: int = 0  # its queue score: when it came due (a retry's, after its backoff)
 
 
 DONE = "done"  # what a job whose task's outcome was recorded returns
@@ -163,7 +165,9 @@ class NodeRunner:
             job = protocol.TaskJob.model_validate(payload)
         except pydantic.ValidationError as exc:
             log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
+            observe.current().job_refused("", "ValidationError")
             return "rejected: bad payload"
+        logs.enter(run_id=job.run_id, graph=job.graph)  # (this job's task: its lines name them)
         graph = find_graph(self.graphs, job.graph)
         if graph is not None and job.graph not in self.graphs and has_limits(graph):
             self.limited.add(job.graph)  # (a subgraph's: claimed late from now on)
@@ -209,7 +213,7 @@ class NodeRunner:
         arq_job = None
         if "job_id" in ctx:
             arq_job = ArqJob(ctx["job_id"], ctx["job_try"], to_unix_ms(ctx["enqueue_time"]),
-                             started_ms, payload)
+                             started_ms, payload, ctx.get("score") or 0)
         try:
             return await self._run_task(job, record, graph, task, key, claim, arq_job)
         finally:
@@ -249,19 +253,30 @@ class NodeRunner:
 
         # (a retry is the same arq job, enqueued again: its first enqueue time stays)
         first = arq_job.enqueued_ms / 1000 if arq_job is not None else time.time()
-        execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
-        self.running[key] = execution
-        try:
-            result = await execution
-        except asyncio.CancelledError:
-            me = asyncio.current_task()
-            if me is not None and me.cancelling():  # the worker is stopping: hand the task back
-                execution.cancel()
-                await asyncio.shield(self._hand_back(job, claim))
-                raise
-            return "cancelled: the run was cancelled"  # the node saw CancelledError
-        finally:
-            self.running.pop(key, None)
+        attempt = observe.Attempt(
+            job.graph, task.node, claim.failures + 1, job.run_id,
+            protocol.split_thread(record.thread_id)[0], job.step,
+            (arq_job.started_ms - arq_job.due_ms) / 1000 if arq_job and arq_job.due_ms else None)
+        with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
+            execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
+            self.running[key] = execution
+            try:
+                result = await execution
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():  # the worker is stopping: hand it back
+                    execution.cancel()
+                    await asyncio.shield(self._hand_back(job, claim))
+                    raise
+                attempt.outcome = "cancelled"
+                return "cancelled: the run was cancelled"  # the node saw CancelledError
+            finally:
+                self.running.pop(key, None)
+            error = result.outcome.error
+            if error is not None:
+                attempt.failed(error.type, error.message, result.retry_after is not None)
+            elif result.outcome.interrupts:
+                attempt.outcome = "interrupted"
         if result.retry_after is not None:
             await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
                                          failed=True)
@@ -497,6 +512,7 @@ class NodeRunner:
         self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None
     ) -> str:
         log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
+        observe.current().job_refused(job.graph, type(exc).__name__)
         node = job.task_id.split(":")[-1]
         outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
         if await self.store.load_run(job.run_id) is not None:

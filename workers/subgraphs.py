@@ -23,6 +23,7 @@ from arqgraph.constants import CONFIG_KEY_INTERRUPT_AFTER, CONFIG_KEY_INTERRUPT_
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
+from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord
 from arqgraph.storage import replay, run_events
 from arqgraph.storage.ends import EndWatch
@@ -160,7 +161,8 @@ async def start_subgraph(
             config=child_config, context=record.context,
             modes=tuple(dict.fromkeys((*record.modes, *modes))),
             waiter=ends.waiter if ends is not None else "",
-            resume=answer, from_checkpoint=start[1] if start is not None else "")
+            resume=answer, from_checkpoint=start[1] if start is not None else "",
+            trace=traces.current_or(""))  # (its steps under the span of the node running it)
     return run_id, ns
 
 

@@ -23,7 +23,7 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import ResponseError
 
-from arqgraph import protocol
+from arqgraph import observe, protocol
 from arqgraph.storage.connection import Backoff, job_deserializer, job_serializer, lost_redis
 from arqgraph.storage.queue import RESULT_KEPT_S, TakenJob
 from arqgraph.workers.lease import LeaseKeeper
@@ -136,6 +136,7 @@ class GraphWorker(Worker):
         while not self.stopping:
             self.slot_freed.clear()
             await self.heart_beat()
+            observe.current().heartbeat()
             free = self.max_jobs - self.job_counter
             if not self.allow_pick_jobs or free <= 0:  # look again as soon as a slot frees
                 with contextlib.suppress(TimeoutError):

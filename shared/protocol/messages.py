@@ -27,6 +27,7 @@ class TaskJob(pydantic.BaseModel):
     task_id: str
     graph: str
     fingerprint: str
+    trace: str = ""  # W3C traceparent of its superstep's span (arqgraph.observe.traces)
 
     @pydantic.field_validator("run_id")
     @classmethod
@@ -111,6 +112,9 @@ class RunRecord(pydantic.BaseModel):
     unreadable: str = ""  # why a value of the run (input, context, state) cannot be read here
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
     modes: tuple[str, ...] = ()  # the stream modes it records besides values/updates/custom
+    created: float | None = None  # when it was submitted (Unix time)
+    trace: str = ""  # W3C traceparent of its trace's root span (arqgraph.observe.traces)
+    step_trace: str = ""  # and of its current superstep's span, which the step's jobs carry
 
     def records(self, mode: str) -> bool:
         """Whether the run records the events of stream mode `mode` ("tasks", "checkpoints"),
@@ -388,6 +392,9 @@ def decode_run(
         waiter=text("waiter"),
         retention=int(text("retention")) if f.get("retention") else None,
         modes=tuple(filter(None, text("modes").split(","))),
+        created=float(text("created")) if f.get("created") else None,
+        trace=text("trace"),
+        step_trace=text("step_trace"),
         unreadable="; ".join(unreadable),
     )
 

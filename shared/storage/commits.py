@@ -34,11 +34,13 @@ class WritesEdit:
 class Commit:
     """A run's commit (`commit_call`), made alone (`RunStore.commit`) or with the post
     of the outcome that makes it due (`RunStore.post_outcome`); `saved`: the checkpoint it
-    saves, of `size` bytes."""
+    saves, of `size` bytes; `ends`: the run's graph, final status and submit time, when it
+    ends the run (for `arqgraph.observe`'s hooks)."""
 
     call: ScriptCall
     saved: SavedCheckpoint | None
     size: int
+    ends: tuple[str, str, float | None] | None = None
 
 
 def commit_call(
@@ -96,7 +98,8 @@ def commit_call(
             raise ValueError("a run that ends enqueues no jobs")
         keys += jobs.keys
         args += jobs.args
-    return Commit(ScriptCall(keys, args), saved, len(blob))
+    ends = (record.graph, status, record.created) if final and status else None
+    return Commit(ScriptCall(keys, args), saved, len(blob), ends)
 
 
 def retire_call(record: RunRecord, seconds: int) -> ScriptCall:

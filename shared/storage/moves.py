@@ -28,6 +28,7 @@ from arqgraph.core.pregel import (
     next_checkpoint,
 )
 from arqgraph.errors import ErrorInfo
+from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord, SavedCheckpoint, split_thread
 from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.queue import JobQueue, ScriptCall
@@ -108,12 +109,16 @@ class MovePlanner:
         if not nxt.tasks or over or any(t.node in breakpoints(graph, record, "after")
                                         for t in checkpoint.tasks):
             return Plan(nxt, new, events)
+        step_trace = traces.step_trace(record.trace, record.graph, record.run_id, nxt.step,
+                                       len(nxt.tasks))
         moved = record.model_copy(update={
             "version": record.version + 1, "checkpoint_id": new.id, "saved": new,
+            "step_trace": step_trace,
         })
         held = hold and len(nxt.tasks) == 1  # (the tasks of a wider step start together)
         jobs = self._jobs_with_commit(graph, moved, held)
-        commit = commit_call(record, saved=new, new=True, events=events, jobs=jobs)
+        commit = commit_call(record, saved=new, new=True, events=events, jobs=jobs,
+                             fields={"step_trace": step_trace} if step_trace else None)
         return Plan(nxt, new, events, Move(moved, commit, jobs is not None, held and bool(jobs)))
 
     def ending(

@@ -19,6 +19,7 @@ from arq.utils import timestamp_ms
 
 from arqgraph import protocol
 from arqgraph.core.pregel import Task
+from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.batch import Batch
 
@@ -110,7 +111,7 @@ class JobQueue:
                            "1" if hold else ""]
         job = protocol.TaskJob(  # validated once: the tasks' jobs differ only in their task ids
             run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step, task_id="",
-            graph=record.graph, fingerprint=fingerprint,
+            graph=record.graph, fingerprint=fingerprint, trace=record.step_trace or record.trace,
         ).model_dump()
         for task in tasks:
             job_id = protocol.job_id(record.run_id, record.checkpoint_id, task.id)
@@ -125,11 +126,16 @@ class JobQueue:
         """Enqueue a task call of the Functional API as a job, and list it as ready (a no-op if
         its job, or its result, exists already)."""
         job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
-                               task_id=call_id, graph=record.graph, fingerprint=fingerprint)
+                               task_id=call_id, graph=record.graph, fingerprint=fingerprint,
+                               trace=traces.current_or(record.step_trace or record.trace))
         job_id = protocol.job_id(record.run_id, checkpoint_id, call_id)
         if await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id,
                                         _queue_name=self.name, **job.model_dump()):
             await self.redis.rpush(protocol.ready_key(self.name), job_id)  # type: ignore[misc]
+
+    async def depth(self) -> int:
+        """How many jobs the queue holds: due, deferred or running (for the metrics)."""
+        return int(await self.redis.zcard(self.name))
 
     async def drop(self, record: RunRecord, task_ids: Sequence[str]) -> None:
         """Take queued jobs of the step `record` is on out of the queue (a cancelled run's

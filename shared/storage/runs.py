@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 from arq.connections import ArqRedis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
-from arqgraph import protocol
+from arqgraph import observe, protocol
 from arqgraph.core import codec
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import ThreadBusyError, UpdateTooLargeError
@@ -103,7 +103,7 @@ class RunStore:
     async def create_run(
         self, run_id: str, graph: str, *, thread_id: str, keep: bool, kind: str, input: Any,
         config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
-        from_checkpoint: str = "", waiter: str = "", modes: Sequence[str] = (),
+        from_checkpoint: str = "", waiter: str = "", modes: Sequence[str] = (), trace: str = "",
     ) -> None:
         """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
         thread has an unfinished run."""
@@ -119,6 +119,8 @@ class RunStore:
             fields["waiter"] = waiter
         if modes:
             fields["modes"] = ",".join(modes)
+        if trace:
+            fields["trace"] = trace
         tag = protocol.tag_of(run_id)
         await self._batch.command("SADD", protocol.active_key(graph), run_id)
         args: list[Any] = [run_id, thread_id, "1" if keep else "0"]
@@ -264,15 +266,22 @@ class RunStore:
     async def commit(self, commit: Commit) -> bool:
         """Make a commit (`arqgraph.storage.commits.commit_call`): False when the run moved since its
         record was read (or, unless the commit ends it, a cancel was asked for)."""
+        began = time.perf_counter()
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:
-            self.committed(commit)
+            self.committed(commit, began)
         return done
 
-    def committed(self, commit: Commit) -> None:
-        """A commit was made: the next load need not fetch its checkpoint back."""
+    def committed(self, commit: Commit, began: float) -> None:
+        """A commit was made (its round trip `began` at that `time.perf_counter()`): the next
+        load need not fetch its checkpoint back; the observers hear of it."""
         if commit.saved is not None:
             self.cache.keep_checkpoint(commit.saved, commit.size)
+        hooks = observe.current()
+        hooks.committed(time.perf_counter() - began, commit.ends is None and commit.saved is not None)
+        if commit.ends is not None:
+            graph, status, created = commit.ends
+            hooks.run_ended(graph, status, None if created is None else time.time() - created)
 
     async def retire(self, record: RunRecord, seconds: int) -> None:
         """A run that ended but is still active: its keys expire in `seconds` (its thread's
@@ -373,6 +382,7 @@ class RunStore:
             if call:
                 keys += call.keys
                 args += call.args
+        began = time.perf_counter()
         try:
             reply = await self._post(keys=keys, args=args)
         except OutOfMemoryError as exc:
@@ -387,7 +397,7 @@ class RunStore:
             job = JobQueue.held(hold, reply[1:])
             posted = Posted(int(reply[0]), job, _claim_of(job.started))
         if posted.code == 3 and move is not None:
-            self.committed(move)
+            self.committed(move, began)
         return posted
 
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
