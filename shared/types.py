@@ -108,14 +108,31 @@ class Command(Generic[N], ToolOutputMixin):
             isinstance(x, tuple) and len(x) == 2 for x in self.update
         ):
             return list(self.update)
-        if hasattr(self.update, "model_dump"):
-            return list(self.update.model_dump().items())
+        if (fields := object_fields(self.update)) is not None:
+            return list(fields.items())
         raise TypeError(f"Command.update must be a dict, got {type(self.update).__name__}")
 
     def goto_targets(self) -> list[Send | str]:
         if isinstance(self.goto, str | Send):
             return [self.goto]
         return list(self.goto)
+
+
+def object_fields(update: Any) -> dict[str, Any] | None:
+    """A state object given as an update (a pydantic model, a dataclass), read as LangGraph
+    reads it: its fields that are not None, or that it set, or whose default is not None.
+    None for anything else."""
+    if isinstance(update, pydantic.BaseModel):
+        model = type(update).model_fields
+        keys, kept = list(model), update.model_fields_set
+        defaults = {k: f.default for k, f in model.items()}
+    elif dataclasses.is_dataclass(update) and not isinstance(update, type):
+        keys, kept, defaults = [f.name for f in dataclasses.fields(update)], set(), {}
+    else:
+        return None
+    missing = object()
+    return {key: value for key in keys if (value := getattr(update, key, missing)) is not missing
+            and (value is not None or defaults.get(key, missing) is not None or key in kept)}
 
 
 OVERWRITE: Literal["__overwrite__"] = "__overwrite__"

@@ -18,8 +18,6 @@ from concurrent.futures import Executor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import pydantic
-
 from arqgraph import protocol
 from arqgraph.config import current_config, current_pushes, current_runtime
 from arqgraph.constants import CONFIG_KEY_STEP_TIMEOUT
@@ -46,6 +44,7 @@ from arqgraph.types import (
     current_interrupts,
     interrupt_entry,
     interrupt_id,
+    object_fields,
 )
 from arqgraph.workers.runnables import branch_step, run_runnable
 from arqgraph.workers.subgraphs import parent_command
@@ -228,21 +227,10 @@ def _command_writes(command: Command[Any], root: bool) -> dict[str, Any]:
 
 
 def _set_fields(result: Any, schema: StateSchema) -> dict[str, Any] | None:
-    """The update a node returns as an instance of a state class (a pydantic model, a
-    dataclass): its fields that are not None, or that it set, or whose default is not None."""
-    if isinstance(result, pydantic.BaseModel):
-        kept = result.model_fields_set
-        defaults = {k: f.default for k, f in type(result).model_fields.items()}
-    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
-        kept, defaults = set(), {}
-    else:
-        return None
-    missing = object()
-    return {
-        key: value for key in schema.channels
-        if (value := getattr(result, key, missing)) is not missing
-        and (value is not None or defaults.get(key, missing) is not None or key in kept)
-    }
+    """The update a node returns as an instance of a state class (`object_fields`), keys of
+    the graph's channels only."""
+    fields = object_fields(result)
+    return None if fields is None else {k: v for k, v in fields.items() if k in schema.channels}
 
 
 def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[list[str], list[Send]]:

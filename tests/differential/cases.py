@@ -1470,6 +1470,40 @@ def build_pydantic_state(api: Api) -> Any:
     return _compile(g, "pydantic_state")
 
 
+class OptionalModel(pydantic.BaseModel):
+    foo: str | None = None
+    bar: str | None = None
+
+
+@case([{"foo": "start"}, OptionalModel()])
+def build_command_state_objects(api: Api) -> Any:
+    """Commands whose update is a state object: only the fields it set (or that are not
+    None) are written, as LangGraph reads them."""
+    def a(state: OptionalModel) -> Any:
+        return api.Command(update=OptionalModel(foo=None))
+
+    def b(state: OptionalModel) -> Any:
+        return api.Command(update=OptionalModel(bar=f"after {state.foo}"))
+
+    g = api.StateGraph(OptionalModel)
+    g.add_node("a", a)
+    g.add_node("b", b)
+    g.add_edge(api.START, "a")
+    g.add_edge("a", "b")
+    return _compile(g, "command_state_objects")
+
+
+@case([{"text": "hi"}])
+def build_command_dataclass_update(api: Api) -> Any:
+    def a(state: DataState) -> Any:
+        return api.Command(update=DataState(text=state.text + "!", count=3))
+
+    g = api.StateGraph(DataState)
+    g.add_node("a", a)
+    g.add_edge(api.START, "a")
+    return _compile(g, "command_dataclass_update")
+
+
 class InState(TypedDict):
     question: str
 
