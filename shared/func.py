@@ -113,6 +113,13 @@ class Entrypoint(CompiledStateGraph):
         model: Any = type(f"LangGraph{suffix}", (base,), {"__module__": __name__})
         return model.model_json_schema()  # type: ignore[no-any-return]
 
+    async def aupdate_state(self, config: dict[str, Any], values: Any,
+                            as_node: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """As LangGraph: an update of an entrypoint's thread is its value, both what it
+        returned and what the next run gets as `previous`."""
+        return await super().aupdate_state(config, {"output": values, "previous": values},
+                                           as_node, **kwargs)
+
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
         """As LangGraph shows an entrypoint's state: its return value (None before it has one)."""
         values = snapshot.values.get("output") if isinstance(snapshot.values, dict) else None

@@ -134,3 +134,25 @@ def _final_schemas(root: str) -> list[dict[str, Any]]:
 
 def test_entrypoint_final_output_schema_is_the_values() -> None:
     assert _final_schemas("arqgraph") == _final_schemas("langgraph")
+
+
+def _updated_entrypoint(root: str) -> list[Any]:
+    func = importlib.import_module(f"{root}.func")
+    saver = importlib.import_module(f"{root}.checkpoint.memory").InMemorySaver()
+    seen: list[Any] = []
+
+    @func.entrypoint(checkpointer=saver)
+    def keeper(value: Any, *, previous: Any) -> Any:
+        seen.append(previous)
+        return {"previous": previous, "current": value}
+
+    config = {"configurable": {"thread_id": "t"}}
+    keeper.update_state(config, {"a": "-1"})
+    out = [keeper.invoke({"a": "1"}, config), keeper.get_state(config).values]
+    keeper.update_state(config, {"a": "3"})
+    out += [list(keeper.stream({"a": "2"}, config)), seen]
+    return out
+
+
+def test_entrypoint_update_state_sets_its_value_and_previous() -> None:
+    assert _updated_entrypoint("arqgraph") == _updated_entrypoint("langgraph")
