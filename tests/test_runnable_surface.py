@@ -156,3 +156,29 @@ def _updated_entrypoint(root: str) -> list[Any]:
 
 def test_entrypoint_update_state_sets_its_value_and_previous() -> None:
     assert _updated_entrypoint("arqgraph") == _updated_entrypoint("langgraph")
+
+
+def _builder_keys(root: str) -> tuple[set[str], set[str]]:
+    graph = importlib.import_module(f"{root}.graph")
+    managed = importlib.import_module(f"{root}.managed")
+
+    class State(TypedDict):
+        text: str
+        remaining_steps: managed.RemainingSteps
+
+    class Input(TypedDict):
+        question: str
+
+    class Private(TypedDict):
+        scratch: int
+
+    def node(state: Private) -> dict[str, Any]:
+        return {}
+
+    builder = graph.StateGraph(State, input_schema=Input)
+    builder.add_node("node", node)
+    return set(builder.channels), set(builder.managed)
+
+
+def test_builder_lists_channels_and_managed_values() -> None:
+    assert _builder_keys("arqgraph") == _builder_keys("langgraph")

@@ -136,6 +136,22 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.branches: dict[str, list[Branch]] = {}
         self.compiled = False
 
+    @property
+    def _schema(self) -> StateSchema:
+        return StateSchema.of(self.state_schema, self.input_schema, self.output_schema,
+                              *(n.input_schema for n in self.nodes.values() if n.input_schema))
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        """The graph's channels by key: every key of its state, input, output and node input
+        schemas but the managed ones, as LangGraph lists them."""
+        return dict(self._schema.channels)
+
+    @property
+    def managed(self) -> dict[str, Any]:
+        """The graph's managed values (`RemainingSteps`, `IsLastStep`) by key."""
+        return dict(self._schema.managed)
+
     def add_node(
         self,
         node: str | Callable[..., Any],
