@@ -164,7 +164,7 @@ class StateSchema:
                 fields_set: set[str] = data.model_fields_set  # type: ignore[attr-defined]
                 return {k: getattr(data, k) for k in fields_set if k in self.channels}
             try:
-                self.cls.model_validate(data)  # type: ignore[attr-defined]
+                self.validate_input(data)
             except pydantic.ValidationError as exc:
                 raise InvalidInputError(_describe_validation_error(self.cls, exc)) from None
             # Like LangGraph: validate the input, then write it as given.
@@ -177,6 +177,25 @@ class StateSchema:
                 f"input for {self.cls.__name__} must be a dict, got {type(data).__name__}"
             )
         return {k: v for k, v in data.items() if k in self.channels}
+
+    def validate_input(self, data: Any) -> None:
+        """Validate a pydantic state's input as its first node reads it, each key through its
+        reducer first: `("user", "hi")` given for `add_messages` is a message by then, as in
+        LangGraph (where the node's read validates)."""
+        if not isinstance(data, Mapping):
+            self.cls.model_validate(data)  # type: ignore[attr-defined]
+            return
+        reduced = dict(data)
+        for key, value in data.items():
+            channel = self.channels.get(key)
+            if channel is None or channel.reducer is None:
+                continue
+            if (start := channel.start_value()) is not _MISSING:
+                try:
+                    reduced[key] = channel.reducer(start, value)
+                except Exception:  # noqa: BLE001 - the run raises it where the reducer runs
+                    pass
+        self.cls.model_validate(reduced)  # type: ignore[attr-defined]
 
     def node_input(self, values: Mapping[str, Any], step: int = 0, stop: int = 0) -> Any:
         """The state as a node receives it in superstep `step`: a dict, or an instance of the
@@ -230,4 +249,4 @@ def check_input(schema: StateSchema, data: Any) -> None:
     graph, raising pydantic's own ValidationError there, as LangGraph does (the orchestrator
     validates again for producers that submit by name)."""
     if schema.kind == "pydantic" and isinstance(data, Mapping):
-        schema.cls.model_validate(data)  # type: ignore[attr-defined]
+        schema.validate_input(data)

@@ -134,3 +134,24 @@ def build_messages_pushed_async(api: Api) -> Any:
 @case([HELLO], note="push_message from a sync node (run in a thread)")
 def build_messages_pushed_sync(api: Api) -> Any:
     return _pushing_graph(api, "messages_pushed_sync", sync=True)
+
+
+@case([{"messages": [("user", "meow")]}, {"messages": "just text"}])
+def build_pydantic_messages_state(api: Api) -> Any:
+    """A pydantic state of messages given as tuples or text: valid once `add_messages` has
+    made them messages, as LangGraph's first node reads them."""
+    from typing import Annotated
+
+    import pydantic
+    from langchain_core.messages import AnyMessage
+
+    class Chat(pydantic.BaseModel):
+        messages: Annotated[list[AnyMessage], api.add_messages]
+
+    def reply(state: Chat) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"heard {len(state.messages)}", id="r")]}
+
+    g = api.StateGraph(Chat)
+    g.add_node("reply", reply)
+    g.add_edge(api.START, "reply")
+    return _compile(g, "pydantic_messages_state")
