@@ -5,8 +5,9 @@ entrypoint's checks. Each compared with LangGraph's answer for the same program.
 import asyncio
 import functools
 import importlib
+import operator
 from types import ModuleType
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
@@ -182,3 +183,32 @@ def _builder_keys(root: str) -> tuple[set[str], set[str]]:
 
 def test_builder_lists_channels_and_managed_values() -> None:
     assert _builder_keys("arqgraph") == _builder_keys("langgraph")
+
+
+def _limited_fan_out(root: str) -> tuple[Any, int]:
+    graph, types = _api(root)[0], importlib.import_module(f"{root}.types")
+    running = [0, 0]  # (now, most at once)
+
+    async def item(value: int) -> dict[str, Any]:
+        running[0] += 1
+        running[1] = max(running)
+        await asyncio.sleep(0.01)
+        running[0] -= 1
+        return {"x": value}
+
+    class Summed(TypedDict):
+        x: Annotated[int, operator.add]
+
+    builder = graph.StateGraph(Summed)
+    builder.add_node("item", item)
+    builder.add_conditional_edges(graph.START, lambda s: [types.Send("item", i) for i in
+                                                          range(12)], ["item"])
+    app = builder.compile()
+    return asyncio.run(app.ainvoke({"x": 0}, {"max_concurrency": 2})), running[1]
+
+
+def test_run_max_concurrency_bounds_its_tasks() -> None:
+    expected, _ = _limited_fan_out("langgraph")
+    output, most = _limited_fan_out("arqgraph")
+    assert output == expected == {"x": sum(range(12))}
+    assert 1 <= most <= 2

@@ -562,3 +562,21 @@ async def test_cancelling_a_run_cancels_its_subgraphs_runs(start_pool: Any, clie
         return await client.store.status(child) == "cancelled"
 
     await wait_until(child_cancelled, "the subgraph's run to be cancelled")
+
+
+async def test_run_max_concurrency_holds_across_worker_processes(
+    start_pool: Any, client_for: Any
+) -> None:
+    """A run given `max_concurrency` runs at most that many of its tasks at once on the
+    whole pool, as LangGraph's in one process; its other runs are not limited."""
+    pool = await start_pool()
+    client = await client_for(pool)
+    tag = f"free:{uuid.uuid4().hex}"
+    data = {"probe": pool.url, "tag": tag, "items": list(range(40))}
+    handle = await within(client.submit(graphs.run_limited_graph.name, data,
+                                        {"max_concurrency": 3}))
+    result = await within(handle.result(), 60)
+    assert result["done"] == list(range(40))
+    assert int(await pool.redis.get(f"{tag}:max")) == 3  # reached, never exceeded
+    pids = {int(p) for p in await pool.redis.smembers(f"{tag}:pids")}
+    assert pids == {w.pid for w in pool.workers}, "both workers ran the node"

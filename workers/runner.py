@@ -60,6 +60,14 @@ if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
     from arqgraph.graph.state import NodeSpec
 
+RUN_SLOTS = "~run:"  # (the slots of a run's `max_concurrency`, beside its nodes' own)
+
+
+def run_slot(key: str) -> str:
+    """The name under which a job holds its run's slot (its node's slot goes by its key)."""
+    return f"{key}{RUN_SLOTS}"
+
+
 log = logging.getLogger("arqgraph.worker")
 
 
@@ -210,6 +218,7 @@ class NodeRunner:
         spec = graph.nodes.get(task.node)
         if spec is not None:
             await self._wait_for_limits(job, spec, key)
+        await self._wait_for_run_slot(job, record, key, claim)
         arq_job = None
         if "job_id" in ctx:
             arq_job = ArqJob(ctx["job_id"], ctx["job_try"], to_unix_ms(ctx["enqueue_time"]),
@@ -217,10 +226,10 @@ class NodeRunner:
         try:
             return await self._run_task(job, record, graph, task, key, claim, arq_job)
         finally:
-            if key in self.slots:
-                del self.slots[key]
-                with contextlib.suppress(Exception):  # else the slot's lease runs out
-                    await self.store.limits.release_slot(job.graph, task.node, key)
+            for held in (key, run_slot(key)):
+                if (slots := self.slots.pop(held, None)) is not None:
+                    with contextlib.suppress(Exception):  # else the slot's lease runs out
+                        await self.store.limits.release(slots, held)
 
     async def _wait_for_limits(self, job: protocol.TaskJob, spec: NodeSpec, key: str) -> None:
         """Send the job back to the queue (arq's Retry: no worker slot held while it waits) until
@@ -235,6 +244,23 @@ class NodeRunner:
                                                         spec.concurrency, self.lease):
                 raise Retry(defer=random.uniform(0.02, 0.1))
             self.slots[key] = protocol.slots_key(job.graph, spec.name)
+
+    async def _wait_for_run_slot(self, job: protocol.TaskJob, record: RunRecord, key: str,
+                                 claim: Claim | None | Literal[False]) -> None:
+        """A run given `max_concurrency` in its config runs at most that many tasks at once,
+        pool-wide, as LangGraph's: a job finding them all taken hands its task back and
+        goes back to the queue (no worker slot held while it waits)."""
+        limit = record.config.get("max_concurrency")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            return
+        node = f"{RUN_SLOTS}{job.run_id}"
+        held = run_slot(key)  # (its member in the slots, renewed by the lease keeper under it)
+        if not await self.store.limits.acquire_slot(job.graph, node, held, limit, self.lease):
+            if claim:
+                await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
+                                             failed=False)
+            raise Retry(defer=random.uniform(0.02, 0.1))
+        self.slots[held] = protocol.slots_key(job.graph, node)
 
     async def _run_task(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,

@@ -25,7 +25,11 @@ class NodeLimits:
         return bool(await self._acquire_slot(keys=keys, args=[job, limit, int(lease * 1000)]))
 
     async def release_slot(self, graph: str, node: str, job: str) -> None:
-        await self.redis.zrem(protocol.slots_key(graph, node), job)
+        await self.release(protocol.slots_key(graph, node), job)
+
+    async def release(self, slots_key: str, job: str) -> None:
+        """Free the slot `job` holds in the slots at `slots_key`."""
+        await self.redis.zrem(slots_key, job)
 
     async def rate_wait(self, graph: str, node: str, job: str, interval: float) -> float:
         """Seconds `job` must wait before it may start a call of a rate-limited node (its start

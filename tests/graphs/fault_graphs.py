@@ -200,6 +200,15 @@ limits_graph = limits.compile(name="limits")
 
 GRAPHS.append(limits_graph)
 
+# a run's own limit (`max_concurrency` in its config), for a node with none of its own
+run_limited = StateGraph(ProbeState)
+run_limited.add_node("free", guarded)
+run_limited.add_conditional_edges(START, fan_limited, ["free"])
+run_limited.add_edge("free", END)
+run_limited_graph = run_limited.compile(name="run_limited")
+
+GRAPHS.append(run_limited_graph)
+
 
 async def solo(arg: dict[str, Any]) -> dict[str, Any]:
     """One at a time on the whole cluster; waits for the gate like `work`."""
