@@ -23,6 +23,7 @@ from arq.connections import ArqRedis
 from arqgraph import protocol
 from arqgraph.core.graphs import find_graph
 from arqgraph.errors import (
+    CorruptDataError,
     EmptyInputError,
     GraphMismatchError,
     InvalidInputError,
@@ -33,6 +34,7 @@ from arqgraph.errors import (
 from arqgraph.orchestrator.moves import RunMover
 from arqgraph.protocol import GraphInfo, RunRecord
 from arqgraph.storage.connection import Backoff, lost_redis
+from arqgraph.storage.dead_letters import set_aside_run
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
 
@@ -153,12 +155,18 @@ class Orchestrator:
         self._busy[run_id] = asyncio.create_task(self._advance_while_dirty(run_id, swept))
 
     async def _advance_while_dirty(self, run_id: str, swept: bool) -> None:
+        set_aside = False  # (a garbled record is set aside once)
         try:
             async with self._slots:
                 while True:
                     self._dirty.discard(run_id)
                     try:
                         await self.advance(run_id)
+                    except CorruptDataError as exc:  # set aside, then failed by the next pass
+                        if set_aside or not await self._set_aside(run_id, exc):
+                            return
+                        set_aside = True
+                        self._dirty.add(run_id)
                     except Exception:
                         log.exception("advancing run %s failed; the sweep will retry", run_id)
                         return
@@ -168,6 +176,20 @@ class Orchestrator:
                     swept = False  # (the sweep leaves busy runs alone: a notice came)
         finally:
             self._busy.pop(run_id, None)
+
+    async def _set_aside(self, run_id: str, exc: CorruptDataError) -> bool:
+        """Set the garbled record of a run aside (`set_aside_run`), for the run to fail."""
+        graph = next(iter(self.graphs))  # (the graph whose unfinished runs list it, if any)
+        for name in self.graphs:
+            if await self.store.redis.sismember(protocol.active_key(name), run_id):  # type: ignore[misc]
+                graph = name
+        try:
+            await set_aside_run(self.store.redis, run_id, graph, str(exc))
+        except Exception:
+            log.exception("could not set aside the garbled record of run %s", run_id)
+            return False
+        self.store.cache.forget_run(run_id)
+        return True
 
     def _note_moved(self, run_id: str, swept: bool) -> None:
         wait = self.sweep_interval
@@ -189,7 +211,8 @@ class Orchestrator:
             if graph is None:
                 return
             if record.unreadable:  # a value this process cannot rebuild: fail, not retry
-                await self.moves.fail(record, SerializationError(
+                error = CorruptDataError if record.garbled else SerializationError
+                await self.moves.fail(record, error(
                     f"run {run_id} cannot be read here: {record.unreadable}"))
                 return
             if record.fingerprint and record.fingerprint != graph.fingerprint:

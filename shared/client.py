@@ -16,9 +16,10 @@ from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphDrained, RunCancelledError, UnknownGraphError
-from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint, decode_error
+from arqgraph.protocol import FINAL_STATUSES, DeadLetter, GraphInfo, SavedCheckpoint, decode_error
 from arqgraph.storage import replay
 from arqgraph.storage.connection import connect, lost_redis
+from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
@@ -205,6 +206,11 @@ class Client:
     async def close(self) -> None:
         await self.ends.close()
         await self.redis.aclose()
+
+    async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        """The newest `count` pieces of data set aside as unreadable (see
+        `arqgraph.storage.dead_letters`), newest first: where each was, why, and its run."""
+        return await dead_letters(self.redis, count)
 
     async def submit(
         self,

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pydantic
 import pytest
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
 
 from arqgraph import protocol
 from arqgraph.embedded import EmbeddedCluster, in_memory_redis
+from arqgraph.errors import CorruptDataError
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.orchestrator.service import Orchestrator
@@ -364,5 +364,5 @@ async def test_a_garbled_run_fails_its_job_not_the_worker_taking_it():
     await runner.store.redis.hset(protocol.run_key(run_id), "status", "bogus")
     taken = await runner.take(ids, lease=5.0, most=10)
     assert [t.job_id for t in taken] == ids and not runner.started
-    with pytest.raises(pydantic.ValidationError, match="status"):
+    with pytest.raises(CorruptDataError, match="status"):
         await runner.store.load_run(run_id)

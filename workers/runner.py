@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pydantic
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
@@ -32,6 +33,7 @@ from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import (
+    CorruptDataError,
     ErrorInfo,
     GraphInterrupt,
     GraphMismatchError,
@@ -42,6 +44,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
+from arqgraph.storage.dead_letters import set_aside
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
@@ -162,7 +165,9 @@ class NodeRunner:
         try:
             job = protocol.TaskJob.model_validate(payload)
         except pydantic.ValidationError as exc:
-            log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
+            job_id = str(ctx.get("job_id", ""))
+            await self.refuse_poison(job_id, job_key_prefix + job_id,
+                                     f"its payload is not a task: {exc}", repr(payload).encode())
             return "rejected: bad payload"
         graph = find_graph(self.graphs, job.graph)
         if graph is not None and job.graph not in self.graphs and has_limits(graph):
@@ -491,6 +496,24 @@ class NodeRunner:
             await self.store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=False)
         except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
             log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
+
+    async def refuse_poison(self, job_id: str, where: str, why: str, data: bytes) -> None:
+        """A job that cannot be read (`where`: its key): set it aside, and fail the task its id
+        names (and so its run), with CorruptDataError saying why."""
+        task = protocol.task_of_job(job_id)
+        await set_aside(self.store.redis, where, why, data, task[0] if task else "")
+        if task is None:
+            return
+        run_id, checkpoint_id, task_id = task
+        try:
+            record = await self.store.load_run(run_id)
+        except CorruptDataError:  # (its orchestrator sets the record aside and fails the run)
+            return
+        if record is None or record.status != "running":
+            return
+        job = protocol.TaskJob(run_id=run_id, checkpoint_id=checkpoint_id, step=-1,
+                               task_id=task_id, graph=record.graph, fingerprint="")
+        await self._refuse(job, CorruptDataError(f"job {job_id} at {where}: {why}"))
 
     async def _refuse(
         self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, retry_key_prefix
+from arq.jobs import SerializationError, deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import ResponseError
@@ -185,6 +186,17 @@ class GraphWorker(Worker):
         self.tasks[job.job_id] = task
 
     async def _run_taken(self, job: TakenJob) -> None:
+        if job.job:  # poison arq fails as a job (not retried): the task and its run fail too
+            why = ""
+            try:
+                function = deserialize_job_raw(job.job, deserializer=self.job_deserializer)[0]
+                if function not in self.functions:
+                    why = f"its job calls {function!r}, no function of this worker"
+            except SerializationError as exc:
+                why = f"its job is not an arq job: {exc}"
+            if why:
+                await self.runner.refuse_poison(job.job_id, job_key_prefix + job.job_id, why,
+                                                job.job)
         _OPENING.set(job)  # (this task's own context: see `pool`)
         await self.run_job(job.job_id, job.score)
 

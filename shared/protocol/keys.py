@@ -108,6 +108,12 @@ def ends_key(waiter: str) -> str:
     return f"{PREFIX}:ends:{waiter}"
 
 
+DEAD_LETTERS_KEY = f"{PREFIX}:dead-letters"
+"""Stream: data arqgraph could not read (bad bytes, bad msgpack, wrong types, unknown names),
+set aside so that no process reads it again, with where it was and why (see
+`arqgraph.storage.dead_letters`); capped at `DEAD_LETTERS_KEPT` entries."""
+DEAD_LETTERS_KEPT = 10_000
+
 STORE_NAMESPACES_KEY = f"{PREFIX}:store:namespaces"
 """Set: the namespaces of the long-term memory store that hold items (JSON lists)."""
 

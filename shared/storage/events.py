@@ -15,6 +15,7 @@ from arqgraph import protocol
 from arqgraph.protocol import EventMode, InboxNote
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.connection import RETRYABLE, Backoff
+from arqgraph.storage.dead_letters import readable_ids, set_aside
 
 log = logging.getLogger("arqgraph.events")
 
@@ -81,14 +82,16 @@ class Events:
         `timeout` seconds."""
         popped = await self.redis.blmpop(timeout, 1, protocol.ends_key(waiter),  # type: ignore[arg-type]
                                          direction="LEFT", count=1000)
-        return [i.decode() for i in popped[1]] if popped else []
+        if not popped:
+            return []
+        return await readable_ids(self.redis, popped[1], protocol.ends_key(waiter), popped=True)
 
     async def notify(self, graph: str, note: InboxNote) -> None:
         await self._batch.command("LPUSH", protocol.inbox_key(graph), protocol.encode_note(note))
 
     async def next_notes(self, graphs: Sequence[str], timeout: float) -> list[InboxNote]:
         """The notes waiting in the graphs' inboxes, oldest first, up to a hundred: those there,
-        or the first to come within `timeout` seconds. Unreadable ones are logged and dropped
+        or the first to come within `timeout` seconds. Unreadable ones are set aside
         (a garbage notification must not stop the orchestrator)."""
         keys = [protocol.inbox_key(g) for g in graphs]
         reply = await self.redis.blmpop(timeout, len(keys), *keys,  # type: ignore[arg-type]
@@ -98,5 +101,6 @@ class Events:
             try:
                 notes.append(protocol.decode_note(raw))
             except Exception as exc:
-                log.error("dropping unreadable inbox notification %r: %s", raw[:80], exc)
+                await set_aside(self.redis, reply[0].decode(errors="backslashreplace"),
+                                f"an unreadable notification: {exc}", raw)
         return notes

@@ -21,6 +21,7 @@ from arqgraph import protocol
 from arqgraph.core.pregel import Task
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.batch import Batch
+from arqgraph.storage.dead_letters import set_aside
 
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
@@ -190,14 +191,33 @@ class JobQueue:
         reply = await self._due(keys=[self.name, protocol.ready_key(self.name)],
                                 args=[timestamp_ms(), read, most, while_listed,
                                       protocol.LEASE_KEY_PREFIX])
-        return Sweep([i.decode() for i in reply[2:]], int(reply[1]),
+        job_ids = await self._readable(reply[2:], self.name)
+        return Sweep(job_ids, int(reply[1]),
                      int(float(reply[0])) if reply[0] else None)
 
     async def pop_ready(self, most: int, timeout: float) -> list[str]:
         """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""
         popped = await self.redis.blmpop(timeout, 1, protocol.ready_key(self.name),  # type: ignore[arg-type]
                                          direction="LEFT", count=most)
-        return [i.decode() for i in popped[1]] if popped else []
+        return await self._readable(popped[1], protocol.ready_key(self.name)) if popped else []
+
+    async def _readable(self, raw_ids: Sequence[bytes], where: str) -> list[str]:
+        """The job ids among `raw_ids` that arq can run (UTF-8; arq decodes them): the others
+        are set aside as dead letters and taken out of the queue with their job keys, else
+        every worker would take them, and fail on them, again and again."""
+        job_ids: list[str] = []
+        for raw in raw_ids:
+            try:
+                job_ids.append(raw.decode())
+            except UnicodeDecodeError as exc:
+                keys = [prefix.encode() + raw for prefix in (
+                    job_key_prefix, retry_key_prefix, protocol.LEASE_KEY_PREFIX)]
+                taken_out = await self.redis.zrem(self.name, raw)
+                await self.redis.delete(*keys)
+                if taken_out or where != self.name:  # (once: workers sweeping together)
+                    await set_aside(self.redis, where,
+                                    f"a job id that is not UTF-8 ({exc.reason})", raw)
+        return job_ids
 
     async def release(self, job_id: str) -> None:
         """Give a job this worker took back to the queue, at once: its in-progress key goes and

@@ -20,11 +20,12 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from arqgraph import protocol
 from arqgraph.core import codec
 from arqgraph.core.pregel import TaskOutcome
-from arqgraph.errors import ThreadBusyError, UpdateTooLargeError
+from arqgraph.errors import CorruptDataError, ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from arqgraph.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.cache import RunCache
 from arqgraph.storage.commits import Commit, retire_call
+from arqgraph.storage.dead_letters import readable_ids
 from arqgraph.storage.events import Events
 from arqgraph.storage.limits import NodeLimits
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
@@ -240,7 +241,11 @@ class RunStore:
         cid = fields.get(b"checkpoint_id", b"").decode()
         saved: SavedCheckpoint | None = None
         if blob:
-            saved = protocol.decode_saved(blob)
+            try:
+                saved = protocol.decode_saved(blob)
+            except Exception:  # garbled: the run fails with it (see decode_run)
+                record = protocol.decode_run(run_id, fields, blob)
+                return record, claim, outcomes
             self.cache.keep_checkpoint(saved, len(blob))
         elif cid:
             saved = self.cache.checkpoint(cid)
@@ -315,7 +320,9 @@ class RunStore:
                 await self.request_cancel(child)
 
     async def active_runs(self, graph: str) -> list[str]:
-        return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
+        """The graph's unfinished runs; an id that is not a run id is set aside."""
+        key = protocol.active_key(graph)
+        return await readable_ids(self.redis, await self.redis.smembers(key), key)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -416,4 +423,14 @@ def _claim_of(reply: list[Any]) -> Claim | None:
 
 def _outcomes_of(task_ids: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, TaskOutcome]:
     """The outcomes of a step's tasks, from their blobs (None for a task without one)."""
-    return {tid: protocol.decode_outcome(b) for tid, b in zip(task_ids, blobs, strict=True) if b}
+    return {tid: _outcome_of(tid, b) for tid, b in zip(task_ids, blobs, strict=True) if b}
+
+
+def _outcome_of(task_id: str, blob: bytes) -> TaskOutcome:
+    """A task's outcome; a garbled one fails the task, and so its run (read once: the run ends)."""
+    try:
+        return protocol.decode_outcome(blob)
+    except Exception as exc:
+        error = CorruptDataError(f"the outcome of task {task_id} is garbled: {exc!r}")
+        log.error("%s", error)
+        return TaskOutcome(task_id, "", error=ErrorInfo.of(error, ""))
