@@ -194,6 +194,8 @@ def _raise_unless_done(end: dict[str, Any]) -> None:
 class Client:
     """Submits runs to the orchestrators serving a Redis (async)."""
 
+    same_process = False  # whether the graphs run in this process (the embedded default)
+
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
         self.store = RunStore(redis)
@@ -237,7 +239,8 @@ class Client:
         info = await self._check_graph(graph_name)
         config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
         thread_id, checkpoint_id = _thread_of(config)
-        kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None)
+        kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None,
+                                        self.same_process)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         run_id = protocol.new_run_id(thread_id) if thread_id is not None else None
         if run_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel

@@ -1,4 +1,5 @@
-"""Poison: unreadable data in the keys and queues arqgraph reads, on a real cluster.
+"""Poison: unreadable data in the keys and queues arqgraph reads, on a real cluster; and
+values that cannot cross the wire, checked where they are made.
 
 Bad bytes, bad msgpack, wrong types and unknown names are put where the processes read them
 (arq's queue and ready list, arq job keys, the inboxes, the active-run sets, run records).
@@ -8,6 +9,7 @@ to (with CorruptDataError), and leave every process serving: the good runs besid
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +22,7 @@ from arq.utils import timestamp_ms
 
 from arqgraph import protocol
 from arqgraph.client import Client
-from arqgraph.errors import CorruptDataError
+from arqgraph.errors import CorruptDataError, SerializationError
 from tests.conftest import ArqProcesses, RedisServer
 from tests.graphs import fault_graphs as graphs
 from tests.test_cluster import wait_registered, wait_until, within
@@ -133,5 +135,34 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
         assert await within((await client.submit(GRAPH, again)).result()) == \
             graphs.expected_gated(again)
         assert len(await client.dead_letters()) == len(letters)  # each logged once
+    finally:
+        await client.close()
+
+
+async def test_values_that_cannot_cross_the_wire_end_their_runs_on_a_cluster(
+    orchestrated: Any,
+) -> None:
+    @dataclasses.dataclass
+    class Local:  # defined here: no worker process can import it
+        probe: str
+        tag: str
+        items: list[int]
+
+    pool = await orchestrated()
+    pool.add_worker(*BASE_WORKER_FLAGS)
+    client = await within(Client.connect(pool.url), 10)
+    try:
+        # a task's result msgpack cannot encode fails the call (and its run), naming it
+        junk = await within(client.submit(graphs.junk_task.name, "k"))
+        with pytest.raises(SerializationError, match="task 'make_junk': key 'k': .*builtins.obj"):
+            await within(junk.result())
+        # a state given as an instance of a class defined in a function runs, as in LangGraph
+        state = Local(pool.url, uuid.uuid4().hex, [0])
+        await pool.open_gate(state.tag)
+        local = await within(client.submit(GRAPH, state))
+        assert await within(local.result()) == graphs.expected_gated(dataclasses.asdict(state))
+        # ... and one inside the state fails at once, naming the class
+        with pytest.raises(SerializationError, match=r"input key 'items': .*<locals>\.Local"):
+            await within(client.submit(GRAPH, {**dataclasses.asdict(state), "items": state}))
     finally:
         await client.close()
