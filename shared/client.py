@@ -21,7 +21,7 @@ from arqgraph.storage import replay
 from arqgraph.storage.connection import connect, lost_redis
 from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
-from arqgraph.storage.inputs import run_input
+from arqgraph.storage.inputs import check_config, run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
@@ -236,6 +236,7 @@ class Client:
         again (or, on a thread with nothing to resume, are the input and where it goes).
         Without a thread id the run gets a thread of its own, expiring with it.
         """
+        check_config(config)
         info = await self._check_graph(graph_name)
         config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
         thread_id, checkpoint_id = _thread_of(config)

@@ -11,12 +11,12 @@ import asyncio
 import dataclasses
 import importlib
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import pydantic
 import pytest
 
-from arqgraph.errors import SerializationError
+from arqgraph.errors import InvalidInputError, SerializationError
 from tests.graphs import fault_graphs
 
 LIMIT = 20.0
@@ -56,3 +56,31 @@ def local_state_runs(prefix: str) -> list[Any]:
 
 def test_a_state_class_defined_inside_a_function_runs_as_in_langgraph() -> None:
     assert local_state_runs("arqgraph") == local_state_runs("langgraph")
+
+
+class XState(TypedDict, total=False):
+    x: Any
+
+
+def one_node_graph() -> Any:
+    from arqgraph.graph import END, START, StateGraph
+
+    builder = StateGraph(XState)
+    builder.add_node("n", lambda s: {})
+    builder.add_edge(START, "n")
+    builder.add_edge("n", END)
+    return builder.compile()
+
+
+@pytest.mark.parametrize("limit", ["abc", -1, 0, True, [3]])
+def test_a_bad_recursion_limit_is_refused_at_submit_naming_it(limit: Any) -> None:
+    with pytest.raises(InvalidInputError, match=r"config\['recursion_limit'\] must be a number"):
+        one_node_graph().invoke({"x": 1}, {"recursion_limit": limit})
+
+
+def test_input_nested_deeper_than_msgpack_allows_is_refused_naming_key_and_limit() -> None:
+    deep: Any = 1
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(InvalidInputError, match="input key 'x': nested more than 511 levels"):
+        one_node_graph().invoke({"x": deep})

@@ -182,12 +182,23 @@ def _checked(path: str, base: type) -> Any:
     return cls
 
 
+MAX_DEPTH = 511  # msgpack's limit of nested containers (its packer's DEFAULT_RECURSE_LIMIT)
+
+
+class TooDeepError(SerializationError):
+    """A value nests containers deeper than msgpack can encode (`MAX_DEPTH`)."""
+
+
 def packb(obj: Any) -> bytes:
     """Encode any supported value; raises SerializationError naming the unsupported type."""
     try:
         return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
     except _Unsupported as exc:
         raise SerializationError(f"cannot serialize a value of type {exc.type_name}") from None
+    except ValueError as exc:  # msgpack's "recursion limit exceeded"
+        if "recursion limit" not in str(exc):
+            raise
+        raise TooDeepError(f"nested more than {MAX_DEPTH} levels deep (msgpack's limit)") from None
 
 
 def unpackb(data: bytes) -> Any:
@@ -223,5 +234,5 @@ def pack_values(values: Mapping[str, Any], where: str = "state") -> bytes:
             try:
                 packb(value)
             except SerializationError as exc:
-                raise SerializationError(f"{where} key {key!r}: {exc}") from None
+                raise type(exc)(f"{where} key {key!r}: {exc}") from None
         raise

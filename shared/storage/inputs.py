@@ -5,12 +5,14 @@ subgraph's child run. A Command given as input splits into its resume value and 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
 
 from arqgraph.core import codec
 from arqgraph.core.schema import ROOT
+from arqgraph.errors import InvalidInputError
 from arqgraph.storage.runs import NO_RESUME
 from arqgraph.types import Command
 
@@ -34,11 +36,25 @@ def run_input(
         input = {ROOT: input}  # a one-value state takes any value
     else:
         input = _fields_of_local(input)
-    if not same_process:
-        codec.check_portable(input, "input")  # fail here, naming the key, not on a worker
-    elif isinstance(input, dict):
-        codec.pack_values(input, where="input")
+    try:
+        if not same_process:
+            codec.check_portable(input, "input")  # fail here, naming the key, not on a worker
+        elif isinstance(input, dict):
+            codec.pack_values(input, where="input")
+    except codec.TooDeepError as exc:
+        raise InvalidInputError(str(exc)) from None
     return kind, input, resume
+
+
+def check_config(config: Mapping[str, Any] | None) -> None:
+    """Refuse a run config whose `recursion_limit` is not a number of supersteps (at least 1),
+    at submit: not on the orchestrator, after the run was recorded."""
+    limit = (config or {}).get("recursion_limit")
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 1:
+        raise InvalidInputError(f"config['recursion_limit'] must be a number of "
+                                f"supersteps, at least 1; got {limit!r}")
 
 
 def _fields_of_local(input: Any) -> Any:
