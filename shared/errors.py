@@ -77,6 +77,11 @@ class CorruptDataError(ValueError):
     it belongs to failed; the message names where it was and why."""
 
 
+class RunNotFoundError(LookupError):
+    """A run's records are gone from Redis (expired after its retention, or deleted): its result
+    and events can no longer be read."""
+
+
 class RunCancelledError(Exception):
     """The run was cancelled before it finished."""
 

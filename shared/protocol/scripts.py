@@ -159,7 +159,9 @@ return commit(1, 1)
 CREATE_RUN_SCRIPT = """
 -- KEYS: 1 thread hash, 2 run hash; ARGV: 1 run id, 2 thread id, 3 '1' to keep the thread
 -- until deleted, then run field pairs. Returns '' when created, else the id of the run the
--- thread is busy with (one run at a time per thread).
+-- thread is busy with (one run at a time per thread): the run's own when it exists already
+-- (a submit retried with its run id creates nothing).
+if redis.call('EXISTS', KEYS[2]) == 1 then return ARGV[1] end
 local busy = redis.call('HGET', KEYS[1], 'run')
 if busy then return busy end
 redis.call('HSET', KEYS[1], 'thread_id', ARGV[2], 'run', ARGV[1])

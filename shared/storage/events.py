@@ -12,6 +12,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
+from arqgraph.errors import RunNotFoundError
 from arqgraph.protocol import EventMode, InboxNote
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.connection import RETRYABLE, Backoff
@@ -37,7 +38,8 @@ class Events:
         """Every event of the run from its first, waiting for new ones, until its end event.
 
         Rides out Redis outages: retries with backoff and resumes after the last event it
-        yielded, so no event is lost or yielded twice.
+        yielded, so no event is lost or yielded twice. Raises RunNotFoundError once the run's
+        record is gone (expired, deleted) without an end: it will not come.
         """
         last = "0-0"
         key = protocol.events_key(run_id)
@@ -51,6 +53,9 @@ class Events:
                 await backoff.wait()
                 continue
             backoff.reset()
+            if not reply and not await self.redis.exists(protocol.run_key(run_id)):
+                raise RunNotFoundError(f"run {run_id} is gone: its record expired or was "
+                                       "deleted before its end was read")
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -106,8 +106,8 @@ class RunStore:
         config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
         from_checkpoint: str = "", waiter: str = "", modes: Sequence[str] = (),
     ) -> None:
-        """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
-        thread has an unfinished run."""
+        """Record a run and tell the graph's orchestrators (nothing when it exists already);
+        raises ThreadBusyError when its thread has another unfinished run."""
         fields: dict[str, Any] = {
             "graph": graph, "status": "pending", "version": "0", "thread_id": thread_id,
             "keep": "1" if keep else "0", "kind": kind, "input": codec.packb(input),
@@ -126,6 +126,8 @@ class RunStore:
         for name, value in fields.items():
             args += [name, value]
         busy = await self._create(keys=[protocol.thread_key(tag), protocol.run_key(run_id)], args=args)
+        if busy == run_id.encode():  # it exists: this is a retried submit
+            return
         if busy:
             await self.redis.srem(protocol.active_key(graph), run_id)
             raise ThreadBusyError(
