@@ -19,7 +19,7 @@ from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphDrained, RunCancelledError, UnknownGraphError
 from arqgraph.protocol import FINAL_STATUSES, DeadLetter, GraphInfo, SavedCheckpoint, decode_error
 from arqgraph.storage import replay
-from arqgraph.storage.connection import Backoff, connect, lost_redis, safe_url
+from arqgraph.storage.connection import RETRYABLE, Backoff, connect, lost_redis, safe_url
 from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import check_config, run_input
@@ -264,8 +264,8 @@ class Client:
             try:
                 return await self._submit(graph_name, input, config, context, stream_mode, key)
             except Exception as exc:
-                if not lost_redis(exc) or loop.time() + backoff.delay > deadline:
-                    raise
+                if not isinstance(exc, RETRYABLE) or loop.time() + backoff.delay > deadline:
+                    raise  # (Redis full refuses new runs at once: it is no blip)
                 log.warning("submit: lost Redis (%s); retrying in %.1fs", exc, backoff.delay)
                 await backoff.wait()
 

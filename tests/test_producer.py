@@ -1,5 +1,6 @@
 """The producer side on a real redis-server: idempotent submits ridden through a Redis outage,
-a bounded connect, and results of runs whose records vanished.
+a bounded connect, results of runs whose records vanished; and the maxmemory guard of a Redis
+user restricted by an ACL.
 
 No orchestrator runs here: the graph is registered by hand, so a submitted run stays pending and
 the tests look at what the producer did (how many runs, which errors) and nothing else.
@@ -12,10 +13,12 @@ import logging
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from arqgraph import protocol
 from arqgraph.client import Client
-from arqgraph.errors import RunNotFoundError
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.errors import RunNotFoundError, UpdateTooLargeError
 from arqgraph.protocol import GraphInfo
 from tests.conftest import RedisServer, RedisServers
 from tests.test_cluster import wait_until, within
@@ -82,3 +85,33 @@ async def test_result_and_stream_of_a_run_whose_records_vanished_raise(
     finally:
         await client.redis.flushdb()
         await client.close()
+
+
+async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_servers.start()
+    admin = redis.asyncio.Redis.from_url(server.url)
+    await admin.acl_setuser("noinfo", enabled=True, passwords=["+pw"], keys=["*"],
+                            channels=["*"], commands=["+@all", "-info"])
+    await admin.acl_setuser("blind", enabled=True, passwords=["+pw"], keys=["*"],
+                            channels=["*"], commands=["+@all", "-info", "-config", "-memory"])
+    used = int((await admin.info("memory"))["used_memory"])
+    await admin.config_set("maxmemory", used + (3 << 20))
+    url = f"redis://{{}}:pw@127.0.0.1:{server.port}/0"
+    try:
+        with caplog.at_level(logging.WARNING, logger="arqgraph.memory"):
+            guarded = await within(Client.connect(url.format("noinfo"), timeout=10))
+            assert "maxmemory" not in caplog.text
+            blind = await within(Client.connect(url.format("blind"), timeout=10))
+            assert "may run neither INFO nor CONFIG GET" in caplog.text  # said at start-up
+        big = TaskOutcome("t", "big", {"blob": "x" * (2 << 20)})  # (fits; its state would not)
+        with pytest.raises(UpdateTooLargeError, match="but Redis has only"):
+            await guarded.store.post_outcome(GRAPH, "a.b", "c", big)
+        assert await guarded.store.memory.usage() == (used + (3 << 20), pytest.approx(
+            used, rel=0.5))
+        assert await blind.store.memory.usage() is None
+        for client in (guarded, blind):
+            await client.close()
+    finally:
+        await admin.aclose()

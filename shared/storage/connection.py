@@ -25,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from arqgraph.errors import SerializationError
+from arqgraph.storage.memory import say_if_unguarded
 
 log = logging.getLogger("arqgraph.connection")
 
@@ -118,6 +119,7 @@ async def connect(url: str, *, attempts: int | None = None, what: str = "arqgrap
                 settings, job_serializer=job_serializer, job_deserializer=job_deserializer
             )
             await pool.ping()
+            await say_if_unguarded(pool, what)
             return pool
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
             raise ConnectionRefusedError(f"{what}: Redis at {safe_url(url)} refused us: {exc}") from exc

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from arq.connections import ArqRedis
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError
 
 from arqgraph import protocol
 from arqgraph.core import codec
@@ -28,6 +28,7 @@ from arqgraph.storage.commits import Commit, retire_call
 from arqgraph.storage.dead_letters import readable_ids
 from arqgraph.storage.events import Events
 from arqgraph.storage.limits import NodeLimits
+from arqgraph.storage.memory import RedisMemory
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.task_calls import TaskCalls
 from arqgraph.storage.threads import ThreadStore
@@ -79,6 +80,7 @@ class RunStore:
         self.calls = TaskCalls(redis, self._batch)
         self.limits = NodeLimits(redis, self._batch)
         self.threads = ThreadStore(redis, self._batch)
+        self.memory = RedisMemory(redis)  # (for the maxmemory guard, see `_check_room`)
         self._commit = self._batch.script(protocol.COMMIT_SCRIPT)
         self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
         self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
@@ -402,11 +404,10 @@ class RunStore:
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
         """Refuse a large update that would take Redis past its maxmemory: Redis itself only
         refuses writes once it is over the limit, by which time every run is stuck."""
-        try:
-            info = await self.redis.info("memory")
-        except ResponseError:  # no INFO here (the in-memory Redis): nothing to check against
+        usage = await self.memory.usage()
+        if usage is None:  # not allowed to ask (said at start-up), or the in-memory Redis
             return
-        limit, used = int(info.get("maxmemory", 0)), int(info.get("used_memory", 0))
+        limit, used = usage
         if limit and used + 2 * size > limit:  # the update, then the state it lands in
             raise UpdateTooLargeError(
                 f"the update of node {outcome.node!r} is {size:,} bytes "
