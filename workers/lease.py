@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool, Redis
 
 from arqgraph import protocol
@@ -78,14 +79,16 @@ class LeaseKeeper:
             return
         lease_ms = int(self.lease * 1000)
         async with redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.pexpire(protocol.lease_key(job), lease_ms)
+            if jobs:  # (their queue scores move with their leases: see RENEW_LEASES_SCRIPT)
+                pipe.eval(protocol.RENEW_LEASES_SCRIPT, 1 + len(jobs), self.worker.queue_name,
+                          *[protocol.lease_key(job) for job in jobs],
+                          str(lease_ms), str(timestamp_ms() + lease_ms), *jobs)
             for run_id in runs:
                 pipe.hget(protocol.run_key(run_id), "cancel")
             for job, key in slots:
                 pipe.eval(protocol.RENEW_SLOT_SCRIPT, 1, key, job, str(lease_ms))
             replies = await pipe.execute()
-        flags = replies[len(jobs):len(jobs) + len(runs)]
+        flags = replies[1 if jobs else 0:][:len(runs)]
         cancelled = {run for run, flag in zip(runs, flags, strict=True) if flag}
         if cancelled:
             self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)

@@ -264,16 +264,16 @@ class GraphWorker(Worker):
         if finish and result_data and result_timeout_s and not keep_result_forever:
             await self.runner.jobs.finish(job_id, result_data, int(result_timeout_s * 1000))
             return
-        await super().finish_job(job_id, finish, result_data, result_timeout_s,
-                                 keep_result_forever, incr_score, keep_in_progress)
         if finish:
+            await super().finish_job(job_id, finish, result_data, result_timeout_s,
+                                     keep_result_forever, incr_score, keep_in_progress)
             return
-        due_in = 0.0
-        if incr_score:
-            due_in = (self.scores.get(job_id, timestamp_ms()) + incr_score - timestamp_ms()) / 1000
-        if due_in <= 0:
-            await self._ready_again(job_id)
-        else:
+        # Back to the queue, due as arq would have it (its score as queued, plus the retry's
+        # delay): the take moved its score to its lease's end (see `take` in the scripts).
+        due = self.scores.get(job_id, timestamp_ms()) + (incr_score or 0)
+        due_in = (due - timestamp_ms()) / 1000
+        await self.runner.jobs.requeue(job_id, due, listed=due_in <= 0)
+        if due_in > 0:
             task = self.loop.create_task(self._ready_again(job_id, due_in + RETRY_MARGIN))
             self.later.add(task)
             task.add_done_callback(self.later.discard)

@@ -100,7 +100,9 @@ from arqgraph.protocol.scripts import (
     POST_CALL_SCRIPT,
     POST_OUTCOME_SCRIPT,
     RATE_SCRIPT,
+    RENEW_LEASES_SCRIPT,
     RENEW_SLOT_SCRIPT,
+    REQUEUE_JOB_SCRIPT,
     RETIRE_SCRIPT,
     TAKE_JOBS_SCRIPT,
 )
@@ -112,6 +114,8 @@ __all__ = [
     "decode_dead_letter",
     "encode_dead_letter",
     "DUE_JOBS_SCRIPT",
+    "RENEW_LEASES_SCRIPT",
+    "REQUEUE_JOB_SCRIPT",
     "ENQUEUE_JOBS_SCRIPT",
     "FINISH_JOB_SCRIPT",
     "POST_CALL_SCRIPT",

@@ -33,12 +33,16 @@ _TAKE = """
 -- arq's pick-up of a job (a WATCH/MULTI per job in arq) and its start (the MULTI of its run_job:
 -- read the job, count the try, keep the counter a day), in one function: the job is taken when
 -- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it for
--- the lease. KEYS[k]: the job's in-progress key, its job key, its try counter. Returns the
--- job's score, the job (false when it expired) and its try; nothing when it is not taken.
+-- the lease, and its queue score moves to the lease's end (renewed with the lease, see
+-- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
+-- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
+-- the job's in-progress key, its job key, its try counter. Returns the job's score (as it was
+-- queued), the job (false when it expired) and its try; nothing when it is not taken.
 local function take(queue, k, id, now, lease)
   local score = redis.call('ZSCORE', queue, id)
   if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
   redis.call('SET', KEYS[k], '1', 'PX', lease)
+  redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
   local tries = redis.call('INCR', KEYS[k + 2])
   redis.call('EXPIRE', KEYS[k + 2], 88400)
   return score, redis.call('GET', KEYS[k + 1]), tries
@@ -387,6 +391,31 @@ return 1
 ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 -- KEYS and ARGV as `enqueue`'s (below) from the first. Returns how many jobs were added.
 return enqueue(1, 1)
+"""
+
+RENEW_LEASES_SCRIPT = """
+-- KEYS: 1 the arq queue, then the in-progress keys of a worker's running jobs. ARGV: 1 the lease
+-- (ms), 2 when the renewed leases end (ms, the queue's clock), then the jobs' ids. Renews each
+-- lease still held, and moves its job's queue score to the lease's end with it (see `take`); a
+-- lease already given up (its job ended, or went back to the queue) is left alone.
+for i = 2, #KEYS do
+  if redis.call('PEXPIRE', KEYS[i], ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+REQUEUE_JOB_SCRIPT = """
+-- KEYS: 1 the arq queue, 2 its ready list, 3 the job's in-progress key. ARGV: 1 the job id,
+-- 2 when it is due again (ms), 3 '1' to list it as ready. A job a worker held goes back to the
+-- queue (if still there): not held, due then (the take moved its score to the lease's end).
+redis.call('DEL', KEYS[3])
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+end
+return 0
 """
 
 DUE_JOBS_SCRIPT = """

@@ -65,6 +65,7 @@ class JobQueue:
         self._take = self._batch.script(protocol.TAKE_JOBS_SCRIPT)
         self._finish = self._batch.script(protocol.FINISH_JOB_SCRIPT)
         self._due = self._batch.script(protocol.DUE_JOBS_SCRIPT)
+        self._requeue = self._batch.script(protocol.REQUEUE_JOB_SCRIPT)
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
@@ -222,8 +223,14 @@ class JobQueue:
     async def release(self, job_id: str) -> None:
         """Give a job this worker took back to the queue, at once: its in-progress key goes and
         it is listed as ready again (it would otherwise wait for its lease to run out)."""
-        await self.redis.delete(protocol.lease_key(job_id))
-        await self.ready_again([job_id])
+        await self.requeue(job_id, timestamp_ms(), listed=True)
+
+    async def requeue(self, job_id: str, due_ms: int, listed: bool) -> None:
+        """A job this worker held goes back to the queue, due at `due_ms` (REQUEUE_JOB_SCRIPT);
+        `listed`: as ready, at the head of the list."""
+        await self._requeue(
+            keys=[self.name, protocol.ready_key(self.name), protocol.lease_key(job_id)],
+            args=[job_id, due_ms, "1" if listed else ""])
 
     async def ready_again(self, job_ids: Sequence[str]) -> None:
         """Put job ids back at the head of the ready list (a job handed back, a retry come
