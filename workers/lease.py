@@ -14,9 +14,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from arq.utils import timestamp_ms
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 
 from arqgraph import protocol
+from arqgraph.storage.connection import thread_client
 
 if TYPE_CHECKING:
     from arqgraph.workers.worker import GraphWorker
@@ -48,10 +49,7 @@ class LeaseKeeper:
         asyncio.run(self._renew_forever())
 
     async def _renew_forever(self) -> None:
-        pool = self.worker.pool.connection_pool
-        redis = Redis(connection_pool=ConnectionPool(
-            connection_class=pool.connection_class, **pool.connection_kwargs
-        ))
+        redis = thread_client(self.worker.pool)  # (its own connections, for this loop)
         cancels = redis.pubsub()
         listening = False
         try:
