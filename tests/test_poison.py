@@ -109,6 +109,9 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
         good_data = data()
         await pool.open_gate(good_data["tag"])
         good = await within(client.submit(GRAPH, good_data))
+        await r.xadd(protocol.events_key(good.run_id), {"mode": b"\xff", "data": b"\xc1"})
+        values = [v async for v in good.stream("values")]  # (read past the garbage event)
+        assert values[-1] == graphs.expected_gated(good_data)
         assert await within(good.result()) == graphs.expected_gated(good_data)
         assert "not an arq job" in await _fails_with_corrupt_data(bad_bytes)
         assert "'os.system'" in await _fails_with_corrupt_data(unknown_function)
@@ -118,7 +121,8 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
             wheres = {letter.where for letter in letters}
             expected = {protocol.run_key(garbled.run_id), protocol.active_key(GRAPH),
                         protocol.inbox_key(GRAPH), QUEUE, protocol.ready_key(QUEUE)}
-            return letters if expected <= wheres and len(letters) >= 9 else None
+            events = any(w.startswith(protocol.events_key(good.run_id)) for w in wheres)
+            return letters if expected <= wheres and events and len(letters) >= 10 else None
 
         letters = await wait_until(all_set_aside, "every poison to be set aside")
         assert {letter.data for letter in letters} >= {b"\xffready", b"\xc1 not msgpack",

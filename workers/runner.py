@@ -175,7 +175,7 @@ class NodeRunner:
         if graph is None:
             return await self._refuse(job, LookupError(
                 f"this worker does not serve graph {job.graph!r} (it serves {sorted(self.graphs)})"
-            ))
+            ), poison=str(ctx.get("job_id", "")))
         if job.fingerprint != graph.fingerprint:
             return await self._refuse(job, GraphMismatchError(
                 f"task {job.task_id} of run {job.run_id} was planned for graph {job.graph!r} "
@@ -205,7 +205,8 @@ class NodeRunner:
             return await run_call(self.store, job, record, self.threads, self.node_timeout)
         task = checkpoint.task(job.task_id)
         if task is None:
-            return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
+            return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"),
+                                      poison=str(ctx.get("job_id", "")))
         key = str(ctx.get("job_id", job.task_id))
         spec = graph.nodes.get(task.node)
         if spec is not None:
@@ -516,9 +517,16 @@ class NodeRunner:
         await self._refuse(job, CorruptDataError(f"job {job_id} at {where}: {why}"))
 
     async def _refuse(
-        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None
+        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None,
+        poison: str = "",
     ) -> str:
-        log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
+        """Fail the job's task (and so its run) with `exc`; `poison`: the id of a job naming
+        what does not exist here (a graph, a task), which is set aside as a dead letter."""
+        if poison:
+            await set_aside(self.store.redis, job_key_prefix + poison, str(exc),
+                            job.model_dump_json().encode(), job.run_id)
+        else:
+            log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
         node = job.task_id.split(":")[-1]
         outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
         if await self.store.load_run(job.run_id) is not None:

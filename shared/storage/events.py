@@ -12,6 +12,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
+from arqgraph.core import codec
 from arqgraph.errors import RunNotFoundError
 from arqgraph.protocol import EventMode, InboxNote
 from arqgraph.storage.batch import Batch
@@ -59,28 +60,50 @@ class Events:
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
-                    mode, payload = protocol.decode_event(fields)
-                    yield mode, payload
-                    if mode == "end":
+                    event = await self._decoded(key, entry_id, fields)
+                    if event is None:
+                        continue
+                    yield event
+                    if event[0] == "end":
                         return
 
     async def children(self, run_id: str) -> list[str]:
         """The child runs (subgraphs) the run's tasks started, as their "child" events tell.
         Reads the run's whole stream: for a cancel or a failure, not for every step."""
         found = []
-        for _, fields in await self.redis.xrange(protocol.events_key(run_id)):
-            mode, payload = protocol.decode_event(fields)
+        key = protocol.events_key(run_id)
+        for entry_id, fields in await self.redis.xrange(key):
+            mode, payload = await self._decoded(key, entry_id, fields) or ("", {})
             if mode == "child" and isinstance(payload, dict) and payload.get("run_id"):
                 found.append(str(payload["run_id"]))
         return list(dict.fromkeys(found))
 
     async def end_event(self, run_id: str) -> dict[str, Any] | None:
         """The run's end event, if it has ended (it is the last event of its stream)."""
-        last = await self.redis.xrevrange(protocol.events_key(run_id), count=1)
+        key = protocol.events_key(run_id)
+        last = await self.redis.xrevrange(key, count=1)
         if not last:
             return None
-        mode, payload = protocol.decode_event(last[0][1])
+        mode, payload = await self._decoded(key, *last[0]) or ("", {})
         return dict(payload) if mode == "end" else None
+
+    async def _decoded(
+        self, key: str, entry_id: bytes, fields: dict[bytes, bytes]
+    ) -> tuple[str, Any] | None:
+        """An event; None for one that cannot be read, which is set aside and deleted from its
+        stream (a garbage event must not keep every reader of the run from its end)."""
+        try:
+            mode, payload = protocol.decode_event(fields)
+            if mode == "end" and not isinstance(payload, dict):
+                raise TypeError(f"an end event carries a dict, not a {type(payload).__name__}")
+            return mode, payload
+        except Exception as exc:
+            where = f"{key} entry {entry_id.decode(errors='backslashreplace')}"
+            if await self.redis.xdel(key, entry_id):  # (once, whoever reads it first)
+                await set_aside(self.redis, where, f"an unreadable event: {exc!r}",
+                                codec.packb({k.decode(errors="backslashreplace"): v
+                                             for k, v in fields.items()}))
+            return None
 
     async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
         """Ids of runs that ended, told to `waiter`: those there, or the first within
