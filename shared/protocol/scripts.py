@@ -93,7 +93,8 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       (any key of the thread if none); when the run ends, 7 its graph's active set and 8 the
 --       ends list of the client awaiting it (none if no client does); when it enqueues the jobs
 --       of its new step, from 7 on the keys of `enqueue`
--- ARGV from ARGV[a], likewise: 1 expected version, 2 number of run field pairs, 3 id of a
+-- ARGV from ARGV[a], likewise: 1 expected version and checkpoint id ('<version>:<id>'), 2
+--       number of run field pairs, 3 id of a
 --       checkpoint to save ('' for none), 4 its blob, 5 '1' to list it in the history as the
 --       thread's latest, 6 how many seconds the run's keys live once it ends ('' when the run
 --       does not end), 7 run id, 8 number of outcomes to set aside (tasks to run again),
@@ -103,18 +104,23 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
 --       committed, else 0.
--- Nothing happens unless the run's version is still the expected one: the compare-and-set that lets
--- several orchestrators (and the workers that move runs on, see arqgraph.storage.moves) serve one
--- Redis. Nor, unless the run ends, once a cancel or a drain was asked for: the run stays at
--- its step, for the orchestrator's move to end it there (each sets a field, not a version). A run
--- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
--- jobs are enqueued with it: no process can die between a commit and what must follow it.
+-- Nothing happens unless the run's version and checkpoint are still the expected ones: the
+-- compare-and-set that lets several orchestrators (and the workers that move runs on, see
+-- arqgraph.storage.moves) serve one Redis. (The checkpoint id, which never repeats, fences a
+-- commit planned before a failover that lost the last writes: the run's version may come
+-- round again there, on another checkpoint.) Nor, unless the run ends, once a cancel or a
+-- drain was asked for: the run stays at its step, for the orchestrator's move to end it there
+-- (each sets a field, not a version). A run that ends frees its thread and is retired in the
+-- same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
+-- between a commit and what must follow it.
 local function commit(k, a)
-  if redis.call('HGET', KEYS[k], 'version') ~= ARGV[a] then return 0 end
+  local version, id = string.match(ARGV[a], '^(%d+):(.*)$')
+  if redis.call('HGET', KEYS[k], 'version') ~= version
+      or (redis.call('HGET', KEYS[k], 'checkpoint_id') or '') ~= id then return 0 end
   if ARGV[a + 5] == '' and (redis.call('HEXISTS', KEYS[k], 'cancel') == 1
       or (redis.call('HEXISTS', KEYS[k], 'drain') == 1
           and redis.call('HGET', KEYS[k], 'status') == 'running')) then return 0 end
-  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(ARGV[a]) + 1))
+  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(version) + 1))
   local i = a + 13
   for _ = 1, tonumber(ARGV[a + 1]) do
     redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2

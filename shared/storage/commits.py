@@ -39,6 +39,7 @@ class Commit:
     call: ScriptCall
     saved: SavedCheckpoint | None
     size: int
+    run_id: str = ""
 
 
 def commit_call(
@@ -73,7 +74,7 @@ def commit_call(
     edit = edit or WritesEdit(record.checkpoint_id or "-")
     blob = protocol.encode_saved(saved) if saved else b""
     args: list[Any] = [
-        str(record.version), str(len(run_fields)),
+        f"{record.version}:{record.checkpoint_id}", str(len(run_fields)),
         saved.id if saved else "", blob,
         "1" if saved is not None and new and not saved.transient else "0",
         str(retention) if final else "",
@@ -96,7 +97,7 @@ def commit_call(
             raise ValueError("a run that ends enqueues no jobs")
         keys += jobs.keys
         args += jobs.args
-    return Commit(ScriptCall(keys, args), saved, len(blob))
+    return Commit(ScriptCall(keys, args), saved, len(blob), record.run_id)
 
 
 def retire_call(record: RunRecord, seconds: int) -> ScriptCall:

@@ -276,6 +276,8 @@ class RunStore:
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:
             self.committed(commit)
+        else:  # (the run moved, or came back to its version on another checkpoint: read it)
+            self.cache.forget_run(commit.run_id)
         return done
 
     def committed(self, commit: Commit) -> None:
@@ -399,6 +401,8 @@ class RunStore:
             posted = Posted(int(reply[0]), job, _claim_of(job.started))
         if posted.code == 3 and move is not None:
             self.committed(move)
+        elif move is not None:
+            self.cache.forget_run(run_id)
         return posted
 
     async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
