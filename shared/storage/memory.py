@@ -16,6 +16,10 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from arqgraph import protocol
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.errors import UpdateTooLargeError
+
 log = logging.getLogger("arqgraph.memory")
 
 
@@ -36,6 +40,20 @@ class RedisMemory:
             except ResponseError:  # NOPERM, or an unknown command: not asked again
                 self._ways.pop(0)
         return None
+
+    async def check_room(self, outcome: TaskOutcome, size: int) -> None:
+        """Refuse a large update (`size` bytes) that would take Redis past its maxmemory: Redis
+        itself only refuses writes once it is over the limit, by which time every run is stuck."""
+        usage = await self.usage()
+        if usage is None:  # not allowed to ask (said at start-up), or the in-memory Redis
+            return
+        limit, used = usage
+        if limit and used + 2 * size > limit:  # the update, then the state it lands in
+            raise UpdateTooLargeError(
+                f"the update of node {outcome.node!r} is {size:,} bytes "
+                f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
+                f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
+            )
 
     async def _from_info(self) -> tuple[int, int]:
         info = await self.redis.info("memory")

@@ -80,7 +80,7 @@ class RunStore:
         self.calls = TaskCalls(redis, self._batch)
         self.limits = NodeLimits(redis, self._batch)
         self.threads = ThreadStore(redis, self._batch)
-        self.memory = RedisMemory(redis)  # (for the maxmemory guard, see `_check_room`)
+        self.memory = RedisMemory(redis)  # (the maxmemory guard of large updates)
         self._commit = self._batch.script(protocol.COMMIT_SCRIPT)
         self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
         self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
@@ -372,7 +372,7 @@ class RunStore:
         attempt = "" if claim is None else str(claim.attempt)
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
-            await self._check_room(outcome, len(data))
+            await self.memory.check_room(outcome, len(data))
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
         hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
@@ -405,19 +405,6 @@ class RunStore:
             self.cache.forget_run(run_id)
         return posted
 
-    async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
-        """Refuse a large update that would take Redis past its maxmemory: Redis itself only
-        refuses writes once it is over the limit, by which time every run is stuck."""
-        usage = await self.memory.usage()
-        if usage is None:  # not allowed to ask (said at start-up), or the in-memory Redis
-            return
-        limit, used = usage
-        if limit and used + 2 * size > limit:  # the update, then the state it lands in
-            raise UpdateTooLargeError(
-                f"the update of node {outcome.node!r} is {size:,} bytes "
-                f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
-                f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
-            )
 
 
 def _claim_of(reply: list[Any]) -> Claim | None:
