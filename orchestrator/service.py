@@ -116,6 +116,7 @@ class Orchestrator:
     async def _sweep_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
+                await self.register()  # (again: a registration lost or set aside comes back)
                 await self.sweep()
             except Exception as exc:  # the sweep must outlive a Redis outage: it is the net
                 if not lost_redis(exc):

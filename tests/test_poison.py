@@ -156,6 +156,15 @@ async def test_values_that_cannot_cross_the_wire_end_their_runs_on_a_cluster(
     pool.add_worker(*BASE_WORKER_FLAGS)
     client = await within(Client.connect(pool.url), 10)
     try:
+        # a garbled registration is set aside, and registered again by the orchestrator
+        await pool.redis.hset(protocol.GRAPHS_KEY, graphs.junk_task.name, b"\xc1")
+        with pytest.raises(CorruptDataError, match="registration of graph 'junk_task'"):
+            await within(client.submit(graphs.junk_task.name, "k"))
+
+        async def registered_again() -> bool:
+            return bool(await client.store.graph_info(graphs.junk_task.name))
+
+        await wait_until(registered_again, "the orchestrator to register the graph again")
         # a task's result msgpack cannot encode fails the call (and its run), naming it
         junk = await within(client.submit(graphs.junk_task.name, "k"))
         with pytest.raises(SerializationError, match="task 'make_junk': key 'k': .*builtins.obj"):

@@ -25,7 +25,7 @@ from arqgraph.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedC
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.cache import RunCache
 from arqgraph.storage.commits import Commit, retire_call
-from arqgraph.storage.dead_letters import readable_ids
+from arqgraph.storage.dead_letters import readable_ids, set_aside
 from arqgraph.storage.events import Events
 from arqgraph.storage.limits import NodeLimits
 from arqgraph.storage.memory import RedisMemory
@@ -95,11 +95,21 @@ class RunStore:
         await self.redis.hset(protocol.GRAPHS_KEY, info.name, protocol.encode_info(info))  # type: ignore[arg-type]
 
     async def graph_info(self, name: str) -> GraphInfo | None:
+        """The graph's registration; an unreadable one is set aside (its orchestrators register
+        the graph again at their next sweep) and raises CorruptDataError."""
         raw = await self._batch.command("HGET", protocol.GRAPHS_KEY, name)
-        return protocol.decode_info(raw) if raw else None
+        try:
+            return protocol.decode_info(raw) if raw else None
+        except Exception as exc:
+            why = f"the registration of graph {name!r} is unreadable: {exc}"
+            if await self.redis.hdel(protocol.GRAPHS_KEY, name):  # type: ignore[misc]
+                await set_aside(self.redis, protocol.GRAPHS_KEY, why, raw)
+            raise CorruptDataError(f"{why}; its orchestrators register it again within their "
+                                   "sweep interval") from None
 
     async def graph_names(self) -> list[str]:
-        return sorted(k.decode() for k in await self.redis.hkeys(protocol.GRAPHS_KEY))
+        return sorted(k.decode(errors="backslashreplace")
+                      for k in await self.redis.hkeys(protocol.GRAPHS_KEY))
 
     # -- runs --------------------------------------------------------------------------------
 
