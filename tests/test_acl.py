@@ -37,9 +37,11 @@ async def test_the_cluster_runs_as_a_user_with_the_minimal_acl(
 ) -> None:
     server = redis_servers.start()
     admin = redis.asyncio.Redis.from_url(server.url)
+    version = tuple(int(v) for v in (await admin.info("server"))["redis_version"].split(".")[:2])
+    greeting = ["+client|setinfo"] if version >= (7, 2) else []  # (redis-py's, from 7.2 on)
     await admin.execute_command("ACL", "SETUSER", "arqgraph", "on", ">p@ss:w/rd", "resetkeys",
                                 *KEYS.split(), "resetchannels", CHANNELS, "-@all",
-                                *COMMANDS.split())
+                                *COMMANDS.split(), *greeting)
     url = f"redis://arqgraph:p%40ss%3Aw%2Frd@127.0.0.1:{server.port}/0"
     probe = redis_server.url.replace("/0", "/59")  # the nodes' probes: not this user's
     orchestrator = arq_processes.orchestrator(SPEC, redis=url, extra=("--sweep-interval", "1"))

@@ -89,7 +89,13 @@ async def test_a_cluster_on_sentinel_urls_finishes_its_runs_across_a_failover(
         handle = await within(client.submit(graphs.gated_fanout.name, data))
         await pool.wait_started(data["tag"], 2)
         redis.Redis(port=master.port).wait(1, 5000)  # (the replica has every write so far)
-        sentinel.client.sentinel_failover(SERVICE)
+        def failing_over() -> bool:  # (refused until the sentinel knows the replica well)
+            try:
+                return bool(sentinel.client.sentinel_failover(SERVICE))
+            except redis.exceptions.ResponseError:
+                return False
+
+        wait_for(failing_over, 30, "the sentinel to start the failover", interval=0.2)
         wait_for(lambda: sentinel.master_port() == replica.port, 30, "the failover")
         await pool.open_gate(data["tag"])
         assert await within(handle.result(), 60) == graphs.expected_gated(data)
