@@ -187,10 +187,15 @@ class NodeRunner:
         if started is not None and protocol.task_of_job(ctx["job_id"]) == (
                 job.run_id, job.checkpoint_id, job.task_id):
             record, claim = started  # (see `take`)
-        elif job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
-            record = await self.store.load_run(job.run_id)
         else:
-            record, claim = await self.store.start_task(job.run_id, job.checkpoint_id, job.task_id)
+            try:
+                if job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
+                    record = await self.store.load_run(job.run_id)
+                else:
+                    record, claim = await self.store.start_task(
+                        job.run_id, job.checkpoint_id, job.task_id)
+            except CorruptDataError:  # (its orchestrator sets the record aside, fails the run)
+                return "skipped: the run's record is garbled"
         if record is not None and record.unreadable and record.status == "running":
             return await self._refuse(job, SerializationError(
                 f"run {job.run_id} cannot be read here: {record.unreadable}"), claim or None)

@@ -278,7 +278,7 @@ class RunStore:
 
     async def status(self, run_id: str) -> str | None:
         raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
-        return raw.decode() if raw else None
+        return raw.decode(errors="backslashreplace") if raw else None  # (garbled: not final)
 
     async def commit(self, commit: Commit) -> bool:
         """Make a commit (`arqgraph.storage.commits.commit_call`): False when the run moved since its
