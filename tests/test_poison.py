@@ -10,6 +10,7 @@ to (with CorruptDataError), and leave every process serving: the good runs besid
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -88,10 +89,11 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
                      mapping={"status": b"\xffnope", "version": b"x", "config": b"\xc1"})
         assert "status" in await _fails_with_corrupt_data(garbled)
 
-        # A job whose payload is not an arq job (bad msgpack), and one calling no function.
+        # A job whose payload is a pickle (not msgpack), and one calling no function.
         bad_bytes = await within(client.submit(GRAPH, data()))
         unknown_function = await within(client.submit(GRAPH, data()))
-        await r.set(job_key_prefix + await _queued_job(client, bad_bytes.run_id), b"\xc1\x00")
+        await r.set(job_key_prefix + await _queued_job(client, bad_bytes.run_id),  # never run
+                    pickle.dumps({"t": 1, "f": protocol.TASK_FUNCTION, "a": [], "k": {}}))
         await r.set(job_key_prefix + await _queued_job(client, unknown_function.run_id),
                     msgpack.packb({"t": 1, "f": "os.system", "a": [], "k": {}, "et": 1}))
 
