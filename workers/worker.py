@@ -195,8 +195,11 @@ class GraphWorker(Worker):
             except SerializationError as exc:
                 why = f"its job is not an arq job: {exc}"
             if why:
-                await self.runner.refuse_poison(job.job_id, job_key_prefix + job.job_id, why,
-                                                job.job)
+                try:
+                    await self.runner.refuse_poison(job.job_id, job_key_prefix + job.job_id,
+                                                    why, job.job)
+                except Exception as exc:  # (Redis away: arq still ends the job below)
+                    log.warning("job %s: could not fail its run (%s): %r", job.job_id, why, exc)
         _OPENING.set(job)  # (this task's own context: see `pool`)
         await self.run_job(job.job_id, job.score)
 
