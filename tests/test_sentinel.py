@@ -54,7 +54,7 @@ def sentinel_pair(
                     f"sentinel down-after-milliseconds {SERVICE} 2000\n"
                     f"sentinel failover-timeout {SERVICE} 10000\n")
     with open(tmp_path / "sentinel.log", "wb") as log:
-        process = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=log,
+        process = subprocess.Popen([redis_servers.binary, str(conf), "--sentinel"], stdout=log,
                                    stderr=subprocess.STDOUT)
     sentinel = Sentinel(port, process)
     try:
