@@ -23,6 +23,7 @@ from arq.connections import ArqRedis
 from arqgraph import protocol
 from arqgraph.core.graphs import find_graph
 from arqgraph.errors import (
+    CorruptDataError,
     EmptyInputError,
     GraphMismatchError,
     InvalidInputError,
@@ -34,6 +35,7 @@ from arqgraph.observe import logs
 from arqgraph.orchestrator.moves import RunMover
 from arqgraph.protocol import GraphInfo, RunRecord
 from arqgraph.storage.connection import Backoff, lost_redis
+from arqgraph.storage.dead_letters import set_aside_run
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
 
@@ -115,6 +117,7 @@ class Orchestrator:
     async def _sweep_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
+                await self.register()  # (again: a registration lost or set aside comes back)
                 await self.sweep()
             except Exception as exc:  # the sweep must outlive a Redis outage: it is the net
                 if not lost_redis(exc):
@@ -155,12 +158,18 @@ class Orchestrator:
 
     async def _advance_while_dirty(self, run_id: str, swept: bool) -> None:
         logs.enter(run_id=run_id)  # (this task's own context: its log lines name the run)
+        set_aside = False  # (a garbled record is set aside once)
         try:
             async with self._slots:
                 while True:
                     self._dirty.discard(run_id)
                     try:
                         await self.advance(run_id)
+                    except CorruptDataError as exc:  # set aside, then failed by the next pass
+                        if set_aside or not await self._set_aside(run_id, exc):
+                            return
+                        set_aside = True
+                        self._dirty.add(run_id)
                     except Exception:
                         log.exception("advancing run %s failed; the sweep will retry", run_id)
                         return
@@ -170,6 +179,20 @@ class Orchestrator:
                     swept = False  # (the sweep leaves busy runs alone: a notice came)
         finally:
             self._busy.pop(run_id, None)
+
+    async def _set_aside(self, run_id: str, exc: CorruptDataError) -> bool:
+        """Set the garbled record of a run aside (`set_aside_run`), for the run to fail."""
+        graph = next(iter(self.graphs))  # (the graph whose unfinished runs list it, if any)
+        for name in self.graphs:
+            if await self.store.redis.sismember(protocol.active_key(name), run_id):  # type: ignore[misc]
+                graph = name
+        try:
+            await set_aside_run(self.store.redis, run_id, graph, str(exc))
+        except Exception:
+            log.exception("could not set aside the garbled record of run %s", run_id)
+            return False
+        self.store.cache.forget_run(run_id)
+        return True
 
     def _note_moved(self, run_id: str, swept: bool) -> None:
         wait = self.sweep_interval
@@ -191,7 +214,8 @@ class Orchestrator:
             if graph is None:
                 return
             if record.unreadable:  # a value this process cannot rebuild: fail, not retry
-                await self.moves.fail(record, SerializationError(
+                error = CorruptDataError if record.garbled else SerializationError
+                await self.moves.fail(record, error(
                     f"run {run_id} cannot be read here: {record.unreadable}"))
                 return
             if record.fingerprint and record.fingerprint != graph.fingerprint:

@@ -106,6 +106,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
     for serving, role in ((orch, "orchestrator"), (work, "worker")):
         observe_options(serving, s, role)
+    dead = sub.add_parser("dead-letters", help="list data set aside as unreadable, newest first")
+    redis_option(dead, s.redis_url)
+    dead.add_argument("--count", type=int, default=100, help="how many to list (default 100)")
 
     up = sub.add_parser("up", help="launch a local pool: redis (if needed), orchestrator, workers",
                         description="Start a local pool without Docker: a redis-server if none is "
@@ -260,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_serve_orchestrator(args))
         if args.command == "worker":
             return asyncio.run(_serve_worker(args))
+        if args.command == "dead-letters":
+            from arqgraph.storage.dead_letters import print_dead_letters
+
+            return asyncio.run(print_dead_letters(args.redis, args.count))
         from arqgraph.orchestrator.launcher import launch
 
         return launch(args)

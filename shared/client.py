@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -17,15 +18,19 @@ from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import UnknownGraphError
 from arqgraph.observe import traces
-from arqgraph.protocol import FINAL_STATUSES, GraphInfo, SavedCheckpoint
+from arqgraph.protocol import FINAL_STATUSES, DeadLetter, GraphInfo, SavedCheckpoint
 from arqgraph.storage import replay, run_events
-from arqgraph.storage.connection import connect, lost_redis
+from arqgraph.storage.connection import RETRYABLE, Backoff, connect, lost_redis, safe_url
+from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
-from arqgraph.storage.inputs import run_input
+from arqgraph.storage.inputs import check_config, run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
 from arqgraph.types import PregelTask, StateSnapshot, asked_of
 
 RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages", "tools")
+SUBMIT_RETRY = 30.0  # seconds a submit retries while Redis is away (Client(submit_retry=...))
+
+log = logging.getLogger("arqgraph.client")
 
 
 class RunHandle:
@@ -59,10 +64,12 @@ class RunHandle:
         async for event in run_events.stream(self.store, self.run_id, mode, subgraphs, key):
             yield event
 
-    async def result(self) -> Any:
+    async def result(self, timeout: float | None = None) -> Any:
         """The final state (a dict), once the run is done; raises the run's error if it failed.
-        An interrupted run gives its state so far, with its interrupts under `__interrupt__`."""
-        return self.output_of(await self.end())
+        An interrupted run gives its state so far, with its interrupts under `__interrupt__`.
+        Raises TimeoutError after `timeout` seconds, RunNotFoundError once the run is gone."""
+        async with asyncio.timeout(timeout):
+            return self.output_of(await self.end())
 
     def output_of(self, end: dict[str, Any]) -> Any:
         """The result an end event tells (see `result`); raises the run's error if it failed."""
@@ -115,18 +122,35 @@ class RunHandle:
 class Client:
     """Submits runs to the orchestrators serving a Redis (async)."""
 
-    def __init__(self, redis: ArqRedis) -> None:
+    same_process = False  # whether the graphs run in this process (the embedded default)
+
+    def __init__(self, redis: ArqRedis, *, submit_retry: float = SUBMIT_RETRY) -> None:
         self.redis = redis
         self.store = RunStore(redis)
         self.ends = EndWatch(self.store)
+        self.submit_retry = submit_retry  # seconds `submit` retries while Redis is away
 
     @classmethod
-    async def connect(cls, url: str) -> Client:
-        return cls(await connect(url, what="client"))
+    async def connect(
+        cls, url: str, *, timeout: float | None = None, submit_retry: float = SUBMIT_RETRY
+    ) -> Client:
+        """A client of the Redis at `url`, retrying while it is unreachable: for ever, or for
+        `timeout` seconds, then raising ConnectionError saying so."""
+        try:
+            async with asyncio.timeout(timeout):
+                return cls(await connect(url, what="client"), submit_retry=submit_retry)
+        except TimeoutError:
+            raise ConnectionError(f"client: Redis at {safe_url(url)} stayed unreachable for "
+                                  f"{timeout} s") from None
 
     async def close(self) -> None:
         await self.ends.close()
         await self.redis.aclose()
+
+    async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        """The newest `count` pieces of data set aside as unreadable (see
+        `arqgraph.storage.dead_letters`), newest first: where each was, why, and its run."""
+        return await dead_letters(self.redis, count)
 
     async def submit(
         self,
@@ -136,8 +160,13 @@ class Client:
         *,
         context: Any = None,
         stream_mode: str | Sequence[str] = (),
+        run_id: str | None = None,
     ) -> RunHandle:
         """Start a run of the graph registered as `graph_name` with `input`.
+
+        `run_id`: a key of your own making the submit idempotent: submitting again with it (a
+        retry after an error) gives the same run, never a second one. Lost connections are
+        retried so for up to `submit_retry` seconds, with backoff.
 
         `stream_mode`: the modes its events will be read in. "values", "updates" and "custom"
         are always recorded; "tasks", "checkpoints", "debug" and "messages" only when asked
@@ -150,13 +179,32 @@ class Client:
         again (or, on a thread with nothing to resume, are the input and where it goes).
         Without a thread id the run gets a thread of its own, expiring with it.
         """
+        key = run_id or uuid.uuid4().hex  # (retried below: the same run each time)
+        loop, backoff = asyncio.get_running_loop(), Backoff(0.1, 2.0)
+        deadline = loop.time() + self.submit_retry
+        while True:
+            try:
+                return await self._submit(graph_name, input, config, context, stream_mode, key)
+            except Exception as exc:
+                if not isinstance(exc, RETRYABLE) or loop.time() + backoff.delay > deadline:
+                    raise  # (Redis full refuses new runs at once: it is no blip)
+                log.warning("submit: lost Redis (%s); retrying in %.1fs", exc, backoff.delay)
+                await backoff.wait()
+
+    async def _submit(
+        self, graph_name: str, input: Any, config: dict[str, Any] | None, context: Any,
+        stream_mode: str | Sequence[str], key: str,
+    ) -> RunHandle:
+        check_config(config)
         info = await self._check_graph(graph_name)
         config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
         thread_id, checkpoint_id = _thread_of(config)
-        kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None)
+        kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None,
+                                        self.same_process)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-        run_id = protocol.new_run_id(thread_id) if thread_id is not None else None
-        if run_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel
+        thread = thread_id if thread_id is not None else f"run:{key}"  # (its own, if none)
+        run_id = protocol.keyed_run_id(thread, key)
+        if thread_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel
             bound = await replay.replay_bound(self.store, thread_id or "", checkpoint_id)
             if bound is not None:
                 configurable = {**(config or {}).get("configurable", {}),
@@ -165,7 +213,7 @@ class Client:
         handle = await self._create(graph_name, thread_id, kind, input, config, context,
                                     resume=resume, from_checkpoint=checkpoint_id,
                                     modes=[m for m in modes if m in RECORDED_ON_ASKING],
-                                    run_id=run_id)
+                                    run_id=run_id, own_thread=thread)
         handle.entrypoint, handle.root = info.entrypoint, info.root
         return handle
 
@@ -182,9 +230,10 @@ class Client:
 
     async def _create(
         self, graph_name: str, thread_id: str | None, kind: str, input: Any,
-        config: dict[str, Any] | None, context: Any, run_id: str | None = None, **extra: Any,
+        config: dict[str, Any] | None, context: Any, run_id: str | None = None,
+        own_thread: str | None = None, **extra: Any,
     ) -> RunHandle:
-        thread = thread_id if thread_id is not None else uuid.uuid4().hex
+        thread = thread_id if thread_id is not None else own_thread or uuid.uuid4().hex
         run_id = run_id or protocol.new_run_id(thread)
         await self.store.create_run(
             run_id, graph_name, thread_id=thread, keep=thread_id is not None, kind=kind,

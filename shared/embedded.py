@@ -69,6 +69,7 @@ class EmbeddedCluster:
             handle_signals=False, job_timeout=None, shared_cache=False,
         )
         self.client = Client(self.redis)
+        self.client.same_process = True  # (its classes defined inside functions are known)
         self._tasks = [
             asyncio.create_task(self.orchestrator.serve(self._stop)),
             asyncio.create_task(self.worker.main()),

@@ -71,6 +71,17 @@ class SerializationError(TypeError):
     """A value cannot cross the wire; the message names the key and the type."""
 
 
+class CorruptDataError(ValueError):
+    """Data arqgraph read from Redis cannot be read (bad bytes, bad msgpack, wrong types, an
+    unknown name): it was set aside as a dead letter (`arqgraph dead-letters`) and only the run
+    it belongs to failed; the message names where it was and why."""
+
+
+class RunNotFoundError(LookupError):
+    """A run's records are gone from Redis (expired after its retention, or deleted): its result
+    and events can no longer be read."""
+
+
 class RunCancelledError(Exception):
     """The run was cancelled before it finished."""
 

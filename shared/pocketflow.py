@@ -145,13 +145,7 @@ class _Walker:
 
     @staticmethod
     def _check(node: Any, value: Any) -> None:
-        try:
-            codec.packb(value)
-        except SerializationError as exc:
-            raise SerializationError(
-                f"prep of node {type(node).__name__} returned a {type(value).__name__} that "
-                f"cannot be sent to a worker for exec: {exc}"
-            ) from None
+        _sendable(node, "prep", value)
 
     @staticmethod
     def _report(node: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -179,12 +173,28 @@ async def exec_node(graph: str, node_id: str, params: dict[str, Any], prep: Any)
     is_async = _is(node, "AsyncNode")
     try:
         if is_async:
-            return await node.exec_async(prep)
-        return await asyncio.to_thread(node.exec, prep)
+            result = await node.exec_async(prep)
+        else:
+            result = await asyncio.to_thread(node.exec, prep)
+        _sendable(node, "exec", result)  # (a result that cannot be sent back fails the attempt)
+        return result
     except Exception as exc:
         if attempt < getattr(node, "max_retries", 1):
             raise RetryLater(getattr(node, "wait", 0) or 0.0, exc) from exc
         if is_async:
-            return await node.exec_fallback_async(prep, exc)
+            return _sendable(node, "exec_fallback", await node.exec_fallback_async(prep, exc))
         fallback = node.exec_fallback(prep, exc)
-        return await fallback if inspect.isawaitable(fallback) else fallback
+        return _sendable(node, "exec_fallback",
+                         await fallback if inspect.isawaitable(fallback) else fallback)
+
+
+def _sendable(node: Any, method: str, value: Any) -> Any:
+    """`value`, which the node's `method` returned, if it can be sent back to the flow."""
+    try:
+        codec.packb(value)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"{method} of node {type(node).__name__} returned a {type(value).__name__} that "
+            f"cannot cross the network (between the flow and the worker running exec): {exc}"
+        ) from None
+    return value

@@ -137,6 +137,11 @@ def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
     return {str(args[i]): args[i + 1] for i in range(13, 13 + 2 * n, 2)}
 
 
+def _version(args: Sequence[Any]) -> int:
+    """The version a commit expects (its first argument: '<version>:<checkpoint id>')."""
+    return int(str(args[0]).partition(":")[0])
+
+
 def _commit_site(keys: Sequence[str], args: Sequence[Any]) -> tuple[str, str | None, int | None]:
     """A COMMIT_SCRIPT call's thread tag, the run's new status (if any) and the superstep of
     the checkpoint it saves (if any)."""
@@ -177,12 +182,12 @@ def install(crasher: Crasher, worker: bool = False) -> None:
         `held`: the job that a worker's post took with it (the next one it runs)."""
         tag, status, step = _commit_site(keys, args)
         if status == "done" and crasher.at("after-finish", tag):
-            crasher.crash(tag, version=int(args[0]) + 1)
+            crasher.crash(tag, version=_version(args) + 1)
         if step == -1 and crasher.at("start-commit", tag):
-            crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step)
+            crasher.crash(tag, version=_version(args) + 1, checkpoint=step)
         jobs = _commit_jobs(keys, args)
         if status is None and crasher.at("step-commit", tag, step):
-            crasher.crash(tag, version=int(args[0]) + 1, checkpoint=step, enqueued=jobs,
+            crasher.crash(tag, version=_version(args) + 1, checkpoint=step, enqueued=jobs,
                           held=held and _task_of(held))
         if jobs and crasher.at("after-enqueue", tag, step):
             crasher.crash(tag, enqueued=jobs)
@@ -194,7 +199,7 @@ def install(crasher: Crasher, worker: bool = False) -> None:
         async def commit(keys: Sequence[str], args: Sequence[Any]) -> Any:
             tag, status, _ = _commit_site(keys, args)
             if status == "done" and crasher.at("before-finish", tag):
-                crasher.crash(tag, version=int(args[0]))
+                crasher.crash(tag, version=_version(args))
             committed = await script(keys=keys, args=args)
             if committed:
                 after_commit(keys, args)

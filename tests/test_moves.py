@@ -165,7 +165,23 @@ def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueue
         commit_call(record, status="done", retention=60, jobs=ScriptCall(["k"], ["a"]))
     ends = commit_call(record, status="done", retention=60)
     assert ends.call.keys[-2:] == [protocol.active_key("g"), protocol.ends_key("client-7")]
-    assert ends.call.args[:2] == ["3", "1"] and ends.call.args[5] == "60"
+    assert ends.call.args[:2] == ["3:c1", "1"] and ends.call.args[5] == "60"
     moves = commit_call(record, jobs=ScriptCall(["job-key"], ["job-arg"]))
     assert moves.call.keys[-1] == "job-key" and moves.call.args[-1] == "job-arg"
     assert protocol.ends_key("client-7") not in moves.call.keys and moves.call.args[5] == ""
+
+
+async def test_a_commit_planned_on_a_checkpoint_the_run_no_longer_has_is_refused():
+    """After a failover that lost the last writes, a run's version can come round again on
+    another checkpoint: a commit planned on the lost one must not apply there."""
+    store = RunStore(in_memory_redis())
+    run_id = protocol.new_run_id("t")
+    await store.create_run(run_id, "g", thread_id="t", keep=False, kind="input",
+                           input={"x": 1}, config={}, context=None)
+    record = await store.load_run(run_id)
+    assert record is not None and record.version == 0
+    lost = record.model_copy(update={"checkpoint_id": "lost-in-the-failover"})
+    assert not await store.commit(commit_call(lost, status="running"))
+    assert await store.status(run_id) == "pending"
+    assert await store.commit(commit_call(record, status="running"))
+    assert await store.status(run_id) == "running"

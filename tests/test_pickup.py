@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pydantic
 import pytest
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
 
 from arqgraph import protocol
 from arqgraph.embedded import EmbeddedCluster, in_memory_redis
+from arqgraph.errors import CorruptDataError
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.orchestrator.service import Orchestrator
@@ -41,11 +41,14 @@ async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     await redis.set(protocol.lease_key("running"), b"1")
 
     ids = ["nope", "running", "later", "a", "a", "b", "c"]
+    scores = dict(await redis.zrange(QUEUE, 0, -1, withscores=True))
+    before = timestamp_ms()
     taken = await jobs.take(ids, lease=5.0, most=2)
 
     assert [job.job_id for job in taken] == ["a", "b"]  # in order, at most 2, each once
-    scores = dict(await redis.zrange(QUEUE, 0, -1, withscores=True))
-    assert all(job.score == int(scores[job.job_id.encode()]) for job in taken)
+    assert all(job.score == int(scores[job.job_id.encode()]) for job in taken)  # as queued
+    for job in taken:  # held: not due until its lease ends (the sweep reads due jobs only)
+        assert before + 5000 <= await redis.zscore(QUEUE, job.job_id) <= timestamp_ms() + 5000
     # arq's start of each (its job read, its try counted) is done by the script too
     for job in taken:
         assert job.job == await redis.get(f"arq:job:{job.job_id}") and job.tries == 1
@@ -364,5 +367,40 @@ async def test_a_garbled_run_fails_its_job_not_the_worker_taking_it():
     await runner.store.redis.hset(protocol.run_key(run_id), "status", "bogus")
     taken = await runner.take(ids, lease=5.0, most=10)
     assert [t.job_id for t in taken] == ids and not runner.started
-    with pytest.raises(pydantic.ValidationError, match="status"):
+    with pytest.raises(CorruptDataError, match="status"):
         await runner.store.load_run(run_id)
+
+
+async def test_held_jobs_cost_the_sweep_nothing_until_their_leases_lapse():
+    """A held job's queue score is its lease's end, moved on with each renewal: the sweep reads
+    due jobs only (O(1) in the jobs held), and finds a job whose lease lapsed as it lapses."""
+    redis = in_memory_redis()
+    jobs = JobQueue(redis, QUEUE)
+    ids = [f"j{i}" for i in range(300)]
+    for job_id in ids:
+        await enqueue(redis, job_id)
+    assert len(await jobs.take(ids, lease=0.3, most=300)) == 300
+    assert await redis.zcount(QUEUE, "-inf", timestamp_ms()) == 0  # none due: none read
+    assert (await jobs.sweep(read=1000, most=500, while_listed=500)).job_ids == []
+    renewed = ids[:100]  # as the lease keeper renews the jobs its worker still runs
+    await redis.eval(protocol.RENEW_LEASES_SCRIPT, 1 + len(renewed), QUEUE,
+                     *[protocol.lease_key(j) for j in renewed],
+                     "60000", str(timestamp_ms() + 60_000), *renewed)
+
+    async def lapsed() -> list[str]:
+        found = (await jobs.sweep(read=1000, most=500, while_listed=500)).job_ids
+        return found if len(found) == 200 else []
+
+    for _ in range(500):  # until the other leases lapse (their worker "died")
+        if found := await lapsed():
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(found) == sorted(ids[100:])
+    # a job handed back is due at once; one retried later is not due before its time
+    await jobs.requeue("j0", timestamp_ms(), listed=True)
+    await jobs.requeue("j1", timestamp_ms() + 60_000, listed=False)
+    assert await redis.lrange(protocol.ready_key(QUEUE), 0, -1) == [b"j0"]
+    assert not await redis.exists(protocol.lease_key("j0"), protocol.lease_key("j1"))
+    due = (await jobs.sweep(read=1000, most=500, while_listed=500)).job_ids
+    assert "j0" in due and "j1" not in due
+    await redis.aclose()

@@ -101,3 +101,14 @@ async def test_store_changes_stream_as_custom_events() -> None:
 async def test_a_prep_result_that_cannot_cross_the_network_names_the_node() -> None:
     with pytest.raises(SerializationError, match="prep of node Unsendable returned a object"):
         await asyncio.wait_for(flows.unsendable.ainvoke({}), LIMIT)
+
+
+async def test_an_exec_result_that_cannot_cross_the_network_fails_the_attempt_naming_it() -> None:
+    """Each attempt fails (it is retried), the fallback gets the error; without a fallback the
+    run fails with it: it ends, never waiting for a result that was never posted."""
+    result = await asyncio.wait_for(flows.junk_exec.ainvoke({"fallback": True}), LIMIT)
+    assert flows.EVENTS == ["exec 0", "exec 1"]
+    assert result["result"].startswith("fallback: exec of node JunkExec returned a object")
+    assert "builtins.object" in result["result"]
+    with pytest.raises(SerializationError, match="exec of node JunkExec returned a object"):
+        await asyncio.wait_for(flows.junk_exec.ainvoke({"fallback": False}), LIMIT)

@@ -15,7 +15,7 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -24,9 +24,10 @@ from arq.worker import Retry
 from arqgraph import observe, protocol
 from arqgraph.config import current_config, current_runtime
 from arqgraph.constants import CONFIG_KEY_CALLBACKS
+from arqgraph.core import codec
 from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt, current_inline
 from arqgraph.core.pregel import Task
-from arqgraph.errors import ErrorInfo, GraphInterrupt
+from arqgraph.errors import ErrorInfo, GraphInterrupt, SerializationError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
@@ -199,8 +200,8 @@ async def run_call(
                                                     f"{tag}:{job.checkpoint_id}:{base}"))
             inline: list[tuple[str, Any]] = []
             current_inline.set(inline)
-            value = await _streamed_call(store, record, job, task, arguments, threads, timeout,
-                                         long_term)
+            value = sendable(name, await _streamed_call(store, record, job, task, arguments,
+                                                        threads, timeout, long_term))
         except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
             result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
             events: list[tuple[Any, Any]] = []
@@ -223,8 +224,13 @@ async def run_call(
     if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
             and "interrupt" not in result):  # (the producer reports the call to its handlers)
         events.append(("calls", call_event(job.task_id, task, arguments, result)))
-    posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result, claim,
-                                   events)
+    try:
+        posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result,
+                                       claim, events)
+    except SerializationError as exc:  # (an event's value): the call fails, visibly
+        result = {"error": protocol.encode_error(ErrorInfo.of(exc, name))}
+        posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result,
+                                       claim)
     return {1: "done", 0: "skipped: another attempt won", -1: "fenced: a newer attempt owns it"}[
         posted
     ]
@@ -246,6 +252,19 @@ async def _streamed_call(
         return await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
     finally:
         await stream.close(told=False)
+
+
+def sendable(name: str, value: Any) -> Any:
+    """A task call's return value, checked where it is made: one msgpack cannot encode fails
+    the call (under its retry policy) naming the task, the key and the type, instead of failing
+    the post of its result, after which its entrypoint would wait for it forever."""
+    try:
+        codec.packb(value)
+    except SerializationError as exc:
+        if isinstance(value, Mapping):
+            codec.pack_values(value, where=f"the result of task {name!r}:")  # (names the key)
+        raise SerializationError(f"the result of task {name!r}: {exc}") from None
+    return value
 
 
 def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],

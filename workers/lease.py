@@ -13,9 +13,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from redis.asyncio import ConnectionPool, Redis
+from arq.utils import timestamp_ms
+from redis.asyncio import Redis
 
 from arqgraph import protocol
+from arqgraph.storage.connection import thread_client
 
 if TYPE_CHECKING:
     from arqgraph.workers.worker import GraphWorker
@@ -47,10 +49,7 @@ class LeaseKeeper:
         asyncio.run(self._renew_forever())
 
     async def _renew_forever(self) -> None:
-        pool = self.worker.pool.connection_pool
-        redis = Redis(connection_pool=ConnectionPool(
-            connection_class=pool.connection_class, **pool.connection_kwargs
-        ))
+        redis = thread_client(self.worker.pool)  # (its own connections, for this loop)
         cancels = redis.pubsub()
         listening = False
         try:
@@ -78,14 +77,16 @@ class LeaseKeeper:
             return
         lease_ms = int(self.lease * 1000)
         async with redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.pexpire(protocol.lease_key(job), lease_ms)
+            if jobs:  # (their queue scores move with their leases: see RENEW_LEASES_SCRIPT)
+                pipe.eval(protocol.RENEW_LEASES_SCRIPT, 1 + len(jobs), self.worker.queue_name,
+                          *[protocol.lease_key(job) for job in jobs],
+                          str(lease_ms), str(timestamp_ms() + lease_ms), *jobs)
             for run_id in runs:
                 pipe.hget(protocol.run_key(run_id), "cancel")
             for job, key in slots:
                 pipe.eval(protocol.RENEW_SLOT_SCRIPT, 1, key, job, str(lease_ms))
             replies = await pipe.execute()
-        flags = replies[len(jobs):len(jobs) + len(runs)]
+        flags = replies[1 if jobs else 0:][:len(runs)]
         cancelled = {run for run, flag in zip(runs, flags, strict=True) if flag}
         if cancelled:
             self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pydantic
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
@@ -32,6 +33,7 @@ from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import (
+    CorruptDataError,
     ErrorInfo,
     GraphInterrupt,
     GraphMismatchError,
@@ -43,6 +45,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
+from arqgraph.storage.dead_letters import set_aside
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
@@ -172,7 +175,9 @@ class NodeRunner:
         try:
             job = protocol.TaskJob.model_validate(payload)
         except pydantic.ValidationError as exc:
-            log.error("job %s rejected: payload is not a task: %s", ctx.get("job_id"), exc)
+            job_id = str(ctx.get("job_id", ""))
+            await self.refuse_poison(job_id, job_key_prefix + job_id,
+                                     f"its payload is not a task: {exc}", repr(payload).encode())
             observe.current().job_refused("", "ValidationError")
             return "rejected: bad payload"
         logs.enter(run_id=job.run_id, graph=job.graph)  # (this job's task: its lines name them)
@@ -182,7 +187,7 @@ class NodeRunner:
         if graph is None:
             return await self._refuse(job, LookupError(
                 f"this worker does not serve graph {job.graph!r} (it serves {sorted(self.graphs)})"
-            ))
+            ), poison=str(ctx.get("job_id", "")))
         if job.fingerprint != graph.fingerprint:
             return await self._refuse(job, GraphMismatchError(
                 f"task {job.task_id} of run {job.run_id} was planned for graph {job.graph!r} "
@@ -194,10 +199,15 @@ class NodeRunner:
         if started is not None and protocol.task_of_job(ctx["job_id"]) == (
                 job.run_id, job.checkpoint_id, job.task_id):
             record, claim = started  # (see `take`)
-        elif job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
-            record = await self.store.load_run(job.run_id)
         else:
-            record, claim = await self.store.start_task(job.run_id, job.checkpoint_id, job.task_id)
+            try:
+                if job.graph in self.limited or is_call(job.task_id):  # claimed later, if at all
+                    record = await self.store.load_run(job.run_id)
+                else:
+                    record, claim = await self.store.start_task(
+                        job.run_id, job.checkpoint_id, job.task_id)
+            except CorruptDataError:  # (its orchestrator sets the record aside, fails the run)
+                return "skipped: the run's record is garbled"
         if record is not None and record.unreadable and record.status == "running":
             return await self._refuse(job, SerializationError(
                 f"run {job.run_id} cannot be read here: {record.unreadable}"), claim or None)
@@ -213,7 +223,8 @@ class NodeRunner:
                                   self._store(graph))
         task = checkpoint.task(job.task_id)
         if task is None:
-            return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"))
+            return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"),
+                                      poison=str(ctx.get("job_id", "")))
         key = str(ctx.get("job_id", job.task_id))
         spec = graph.nodes.get(task.node)
         if spec is not None:
@@ -534,10 +545,35 @@ class NodeRunner:
         except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
             log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
 
+    async def refuse_poison(self, job_id: str, where: str, why: str, data: bytes) -> None:
+        """A job that cannot be read (`where`: its key): set it aside, and fail the task its id
+        names (and so its run), with CorruptDataError saying why."""
+        task = protocol.task_of_job(job_id)
+        await set_aside(self.store.redis, where, why, data, task[0] if task else "")
+        if task is None:
+            return
+        run_id, checkpoint_id, task_id = task
+        try:
+            record = await self.store.load_run(run_id)
+        except CorruptDataError:  # (its orchestrator sets the record aside and fails the run)
+            return
+        if record is None or record.status != "running":
+            return
+        job = protocol.TaskJob(run_id=run_id, checkpoint_id=checkpoint_id, step=-1,
+                               task_id=task_id, graph=record.graph, fingerprint="")
+        await self._refuse(job, CorruptDataError(f"job {job_id} at {where}: {why}"))
+
     async def _refuse(
-        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None
+        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None,
+        poison: str = "",
     ) -> str:
-        log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
+        """Fail the job's task (and so its run) with `exc`; `poison`: the id of a job naming
+        what does not exist here (a graph, a task), which is set aside as a dead letter."""
+        if poison:
+            await set_aside(self.store.redis, job_key_prefix + poison, str(exc),
+                            job.model_dump_json().encode(), job.run_id)
+        else:
+            log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
         observe.current().job_refused(job.graph, type(exc).__name__)
         node = job.task_id.split(":")[-1]
         outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))

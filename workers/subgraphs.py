@@ -145,8 +145,8 @@ async def start_subgraph(
         elif exact or stopped:
             kind, child_input, answer = "resume", None, NO_RESUME
         else:  # (a call made after the task's own interrupt was answered starts afresh)
-            kind, child_input, answer = run_input(input, graph.returns_value,
-                                                  graph.schema.kind == "root", keep)
+            kind, child_input, answer = run_input(  # (fails as the run's values do if need be)
+                input, graph.returns_value, graph.schema.kind == "root", keep, same_process=True)
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
                         if k not in ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE,
                                      CONFIG_KEY_INTERRUPT_AFTER)}

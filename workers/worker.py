@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, retry_key_prefix
+from arq.jobs import SerializationError, deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 from redis.exceptions import ResponseError
@@ -186,6 +187,20 @@ class GraphWorker(Worker):
         self.tasks[job.job_id] = task
 
     async def _run_taken(self, job: TakenJob) -> None:
+        if job.job:  # poison arq fails as a job (not retried): the task and its run fail too
+            why = ""
+            try:
+                function = deserialize_job_raw(job.job, deserializer=self.job_deserializer)[0]
+                if function not in self.functions:
+                    why = f"its job calls {function!r}, no function of this worker"
+            except SerializationError as exc:
+                why = f"its job is not an arq job: {exc}"
+            if why:
+                try:
+                    await self.runner.refuse_poison(job.job_id, job_key_prefix + job.job_id,
+                                                    why, job.job)
+                except Exception as exc:  # (Redis away: arq still ends the job below)
+                    log.warning("job %s: could not fail its run (%s): %r", job.job_id, why, exc)
         _OPENING.set(job)  # (this task's own context: see `pool`)
         await self.run_job(job.job_id, job.score)
 
@@ -253,16 +268,16 @@ class GraphWorker(Worker):
         if finish and result_data and result_timeout_s and not keep_result_forever:
             await self.runner.jobs.finish(job_id, result_data, int(result_timeout_s * 1000))
             return
-        await super().finish_job(job_id, finish, result_data, result_timeout_s,
-                                 keep_result_forever, incr_score, keep_in_progress)
         if finish:
+            await super().finish_job(job_id, finish, result_data, result_timeout_s,
+                                     keep_result_forever, incr_score, keep_in_progress)
             return
-        due_in = 0.0
-        if incr_score:
-            due_in = (self.scores.get(job_id, timestamp_ms()) + incr_score - timestamp_ms()) / 1000
-        if due_in <= 0:
-            await self._ready_again(job_id)
-        else:
+        # Back to the queue, due as arq would have it (its score as queued, plus the retry's
+        # delay): the take moved its score to its lease's end (see `take` in the scripts).
+        due = self.scores.get(job_id, timestamp_ms()) + (incr_score or 0)
+        due_in = (due - timestamp_ms()) / 1000
+        await self.runner.jobs.requeue(job_id, due, listed=due_in <= 0)
+        if due_in > 0:
             task = self.loop.create_task(self._ready_again(job_id, due_in + RETRY_MARGIN))
             self.later.add(task)
             task.add_done_callback(self.later.discard)

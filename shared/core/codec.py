@@ -16,6 +16,7 @@ import importlib
 import uuid
 import weakref
 from collections.abc import Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
@@ -41,9 +42,19 @@ one that made them (the embedded default's, whose orchestrator and worker share 
 them here. Their path names the class object, so two of the same name are not confused."""
 
 
+_PORTABLE: ContextVar[str] = ContextVar("arqgraph_portable", default="")
+"""Set (to what is packed) while `check_portable` packs it: a class defined inside a function
+then fails the packing, naming it."""
+
+
 def _path(cls: type) -> str:
     path = f"{cls.__module__}:{cls.__qualname__}"
     if "<locals>" in cls.__qualname__:
+        if _PORTABLE.get():
+            raise SerializationError(
+                f"{_PORTABLE.get()} holds an instance of {cls.__qualname__}, a class defined "
+                "inside a function: no other process can rebuild it; define it at module level "
+                "(or give a dict)")
         path = f"{path}@{id(cls):x}"
         _LOCAL[path] = cls
     return path
@@ -171,12 +182,23 @@ def _checked(path: str, base: type) -> Any:
     return cls
 
 
+MAX_DEPTH = 511  # msgpack's limit of nested containers (its packer's DEFAULT_RECURSE_LIMIT)
+
+
+class TooDeepError(SerializationError):
+    """A value nests containers deeper than msgpack can encode (`MAX_DEPTH`)."""
+
+
 def packb(obj: Any) -> bytes:
     """Encode any supported value; raises SerializationError naming the unsupported type."""
     try:
         return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
     except _Unsupported as exc:
         raise SerializationError(f"cannot serialize a value of type {exc.type_name}") from None
+    except ValueError as exc:  # msgpack's "recursion limit exceeded"
+        if "recursion limit" not in str(exc):
+            raise
+        raise TooDeepError(f"nested more than {MAX_DEPTH} levels deep (msgpack's limit)") from None
 
 
 def unpackb(data: bytes) -> Any:
@@ -189,6 +211,20 @@ def unpackb(data: bytes) -> Any:
         raise SerializationError(f"not a valid arqgraph msgpack payload: {exc}") from None
 
 
+def check_portable(value: Any, what: str) -> None:
+    """Raise SerializationError if `value` (`what`, for the message) cannot be rebuilt by
+    another process: a value msgpack cannot encode, or an instance of a class defined inside
+    a function (which only the process that defined it can rebuild)."""
+    token = _PORTABLE.set(what)
+    try:
+        if isinstance(value, Mapping):
+            pack_values(value, where=what)
+        else:
+            packb(value)
+    finally:
+        _PORTABLE.reset(token)
+
+
 def pack_values(values: Mapping[str, Any], where: str = "state") -> bytes:
     """Encode a mapping of state keys; an error names the key that failed and its type."""
     try:
@@ -198,5 +234,5 @@ def pack_values(values: Mapping[str, Any], where: str = "state") -> bytes:
             try:
                 packb(value)
             except SerializationError as exc:
-                raise SerializationError(f"{where} key {key!r}: {exc}") from None
+                raise type(exc)(f"{where} key {key!r}: {exc}") from None
         raise

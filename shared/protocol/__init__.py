@@ -5,13 +5,17 @@
   scripts touch one hash slot and also work on a Redis Cluster.
 - `messages`: the msgpack messages (see `arqgraph.core.codec`), validated with pydantic when read, so a
   garbage payload fails with a clear error, never a crash.
+- `dead_letters`: the entries of the dead-letter stream (data no process could read).
 - `scripts`: the Lua scripts that make the multi-key operations atomic.
 
 Nothing outside this package spells a key or a message field.
 """
 
+from arqgraph.protocol.dead_letters import DeadLetter, decode_dead_letter, encode_dead_letter
 from arqgraph.protocol.keys import (
     CANCEL_CHANNEL,
+    DEAD_LETTERS_KEPT,
+    DEAD_LETTERS_KEY,
     DEFAULT_QUEUE,
     FINAL_STATUSES,
     GRAPHS_KEY,
@@ -37,6 +41,7 @@ from arqgraph.protocol.keys import (
     history_key,
     inbox_key,
     job_id,
+    keyed_run_id,
     lease_key,
     new_run_id,
     rate_key,
@@ -95,13 +100,22 @@ from arqgraph.protocol.scripts import (
     POST_CALL_SCRIPT,
     POST_OUTCOME_SCRIPT,
     RATE_SCRIPT,
+    RENEW_LEASES_SCRIPT,
     RENEW_SLOT_SCRIPT,
+    REQUEUE_JOB_SCRIPT,
     RETIRE_SCRIPT,
     TAKE_JOBS_SCRIPT,
 )
 
 __all__ = [
+    "DEAD_LETTERS_KEPT",
+    "DEAD_LETTERS_KEY",
+    "DeadLetter",
+    "decode_dead_letter",
+    "encode_dead_letter",
     "DUE_JOBS_SCRIPT",
+    "RENEW_LEASES_SCRIPT",
+    "REQUEUE_JOB_SCRIPT",
     "ENQUEUE_JOBS_SCRIPT",
     "FINISH_JOB_SCRIPT",
     "POST_CALL_SCRIPT",
@@ -173,6 +187,7 @@ __all__ = [
     "history_key",
     "inbox_key",
     "job_id",
+    "keyed_run_id",
     "LEASE_KEY_PREFIX",
     "lease_key",
     "new_run_id",

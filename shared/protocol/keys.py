@@ -41,6 +41,15 @@ def new_run_id(thread_id: str) -> str:
     return f"{thread_tag(thread_id)}.{uuid.uuid4().hex}"
 
 
+def keyed_run_id(thread_id: str, key: str) -> str:
+    """The run id a producer's own key names on a thread: the same each time, so a submit
+    retried with it finds the run it made (a run id of the thread is kept as it is)."""
+    tag = thread_tag(thread_id)
+    if key.startswith(f"{tag}.") and len(key) > len(tag) + 1:
+        return key
+    return f"{tag}.{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
 def tag_of(run_id: str) -> str:
     tag, dot, _ = run_id.partition(".")
     if not dot or not tag:
@@ -107,6 +116,12 @@ def ends_key(waiter: str) -> str:
     events of each run."""
     return f"{PREFIX}:ends:{waiter}"
 
+
+DEAD_LETTERS_KEY = f"{PREFIX}:dead-letters"
+"""Stream: data arqgraph could not read (bad bytes, bad msgpack, wrong types, unknown names),
+set aside so that no process reads it again, with where it was and why (see
+`arqgraph.storage.dead_letters`); capped at `DEAD_LETTERS_KEPT` entries."""
+DEAD_LETTERS_KEPT = 10_000
 
 STORE_NAMESPACES_KEY = f"{PREFIX}:store:namespaces"
 """Set: the namespaces of the long-term memory store that hold items (JSON lists)."""

@@ -11,7 +11,13 @@ import pydantic
 
 from arqgraph.core import codec
 from arqgraph.core.pregel import Checkpoint, Task, TaskOutcome
-from arqgraph.errors import ErrorInfo, ParentCommand, SerializationError, UpdateTooLargeError
+from arqgraph.errors import (
+    CorruptDataError,
+    ErrorInfo,
+    ParentCommand,
+    SerializationError,
+    UpdateTooLargeError,
+)
 from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
 from arqgraph.types import Command
 
@@ -110,6 +116,7 @@ class RunRecord(pydantic.BaseModel):
     drain: str = ""  # why it was asked to stop after its running step (`RunControl`)
     waiter: str = ""  # the client that awaits the run's end (see `ends_key`)
     unreadable: str = ""  # why a value of the run (input, context, state) cannot be read here
+    garbled: bool = False  # its record was garbled, and set aside (see `storage.dead_letters`)
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
     modes: tuple[str, ...] = ()  # the stream modes it records besides values/updates/custom
     created: float | None = None  # when it was submitted (Unix time)
@@ -347,13 +354,23 @@ def decode_run(
     run_id: str, fields: Mapping[bytes, bytes], saved: bytes | SavedCheckpoint | None
 ) -> RunRecord:
     """Read a run hash (and its current checkpoint). Values stored with `codec` are decoded;
-    plain ones are UTF-8."""
+    plain ones are UTF-8. A value that cannot be rebuilt here is named in `unreadable` (the run
+    fails with it); a garbled record raises CorruptDataError naming the field."""
+    try:
+        return _decode_run(run_id, fields, saved)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptDataError(f"the record of run {run_id} is garbled: {exc!r}") from None
+
+
+def _decode_run(
+    run_id: str, fields: Mapping[bytes, bytes], saved: bytes | SavedCheckpoint | None
+) -> RunRecord:
     f = {k.decode(): v for k, v in fields.items()}
 
     def text(name: str) -> str:
         return f[name].decode() if name in f else ""
 
-    unreadable: list[str] = []
+    unreadable: list[str] = [text("garbled")] if f.get("garbled") else []
 
     def packed(name: str) -> Any:
         try:
@@ -365,7 +382,7 @@ def decode_run(
     checkpoint: SavedCheckpoint | None = None
     try:
         checkpoint = decode_saved(saved) if isinstance(saved, bytes) else saved
-    except SerializationError as exc:
+    except Exception as exc:  # bad bytes, bad msgpack, wrong types: the run fails with it
         unreadable.append(f"its checkpoint: {exc}")
     return RunRecord(
         run_id=run_id,
@@ -396,6 +413,7 @@ def decode_run(
         trace=text("trace"),
         step_trace=text("step_trace"),
         unreadable="; ".join(unreadable),
+        garbled=bool(f.get("garbled")),
     )
 
 

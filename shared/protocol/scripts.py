@@ -33,12 +33,16 @@ _TAKE = """
 -- arq's pick-up of a job (a WATCH/MULTI per job in arq) and its start (the MULTI of its run_job:
 -- read the job, count the try, keep the counter a day), in one function: the job is taken when
 -- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it for
--- the lease. KEYS[k]: the job's in-progress key, its job key, its try counter. Returns the
--- job's score, the job (false when it expired) and its try; nothing when it is not taken.
+-- the lease, and its queue score moves to the lease's end (renewed with the lease, see
+-- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
+-- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
+-- the job's in-progress key, its job key, its try counter. Returns the job's score (as it was
+-- queued), the job (false when it expired) and its try; nothing when it is not taken.
 local function take(queue, k, id, now, lease)
   local score = redis.call('ZSCORE', queue, id)
   if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
   redis.call('SET', KEYS[k], '1', 'PX', lease)
+  redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
   local tries = redis.call('INCR', KEYS[k + 2])
   redis.call('EXPIRE', KEYS[k + 2], 88400)
   return score, redis.call('GET', KEYS[k + 1]), tries
@@ -89,7 +93,8 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       (any key of the thread if none); when the run ends, 7 its graph's active set and 8 the
 --       ends list of the client awaiting it (none if no client does); when it enqueues the jobs
 --       of its new step, from 7 on the keys of `enqueue`
--- ARGV from ARGV[a], likewise: 1 expected version, 2 number of run field pairs, 3 id of a
+-- ARGV from ARGV[a], likewise: 1 expected version and checkpoint id ('<version>:<id>'), 2
+--       number of run field pairs, 3 id of a
 --       checkpoint to save ('' for none), 4 its blob, 5 '1' to list it in the history as the
 --       thread's latest, 6 how many seconds the run's keys live once it ends ('' when the run
 --       does not end), 7 run id, 8 number of outcomes to set aside (tasks to run again),
@@ -99,18 +104,23 @@ _COMMIT = _RETIRE + _ENQUEUE + """
 --       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
 --       committed, else 0.
--- Nothing happens unless the run's version is still the expected one: the compare-and-set that lets
--- several orchestrators (and the workers that move runs on, see arqgraph.storage.moves) serve one
--- Redis. Nor, unless the run ends, once a cancel or a drain was asked for: the run stays at
--- its step, for the orchestrator's move to end it there (each sets a field, not a version). A run
--- that ends frees its thread and is retired in the same step (see `retire`), and a new step's
--- jobs are enqueued with it: no process can die between a commit and what must follow it.
+-- Nothing happens unless the run's version and checkpoint are still the expected ones: the
+-- compare-and-set that lets several orchestrators (and the workers that move runs on, see
+-- arqgraph.storage.moves) serve one Redis. (The checkpoint id, which never repeats, fences a
+-- commit planned before a failover that lost the last writes: the run's version may come
+-- round again there, on another checkpoint.) Nor, unless the run ends, once a cancel or a
+-- drain was asked for: the run stays at its step, for the orchestrator's move to end it there
+-- (each sets a field, not a version). A run that ends frees its thread and is retired in the
+-- same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
+-- between a commit and what must follow it.
 local function commit(k, a)
-  if redis.call('HGET', KEYS[k], 'version') ~= ARGV[a] then return 0 end
+  local version, id = string.match(ARGV[a], '^(%d+):(.*)$')
+  if redis.call('HGET', KEYS[k], 'version') ~= version
+      or (redis.call('HGET', KEYS[k], 'checkpoint_id') or '') ~= id then return 0 end
   if ARGV[a + 5] == '' and (redis.call('HEXISTS', KEYS[k], 'cancel') == 1
       or (redis.call('HEXISTS', KEYS[k], 'drain') == 1
           and redis.call('HGET', KEYS[k], 'status') == 'running')) then return 0 end
-  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(ARGV[a]) + 1))
+  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(version) + 1))
   local i = a + 13
   for _ = 1, tonumber(ARGV[a + 1]) do
     redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
@@ -159,7 +169,9 @@ return commit(1, 1)
 CREATE_RUN_SCRIPT = """
 -- KEYS: 1 thread hash, 2 run hash; ARGV: 1 run id, 2 thread id, 3 '1' to keep the thread
 -- until deleted, then run field pairs. Returns '' when created, else the id of the run the
--- thread is busy with (one run at a time per thread).
+-- thread is busy with (one run at a time per thread): the run's own when it exists already
+-- (a submit retried with its run id creates nothing).
+if redis.call('EXISTS', KEYS[2]) == 1 then return ARGV[1] end
 local busy = redis.call('HGET', KEYS[1], 'run')
 if busy then return busy end
 redis.call('HSET', KEYS[1], 'thread_id', ARGV[2], 'run', ARGV[1])
@@ -385,6 +397,31 @@ return 1
 ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 -- KEYS and ARGV as `enqueue`'s (below) from the first. Returns how many jobs were added.
 return enqueue(1, 1)
+"""
+
+RENEW_LEASES_SCRIPT = """
+-- KEYS: 1 the arq queue, then the in-progress keys of a worker's running jobs. ARGV: 1 the lease
+-- (ms), 2 when the renewed leases end (ms, the queue's clock), then the jobs' ids. Renews each
+-- lease still held, and moves its job's queue score to the lease's end with it (see `take`); a
+-- lease already given up (its job ended, or went back to the queue) is left alone.
+for i = 2, #KEYS do
+  if redis.call('PEXPIRE', KEYS[i], ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+REQUEUE_JOB_SCRIPT = """
+-- KEYS: 1 the arq queue, 2 its ready list, 3 the job's in-progress key. ARGV: 1 the job id,
+-- 2 when it is due again (ms), 3 '1' to list it as ready. A job a worker held goes back to the
+-- queue (if still there): not held, due then (the take moved its score to the lease's end).
+redis.call('DEL', KEYS[3])
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+end
+return 0
 """
 
 DUE_JOBS_SCRIPT = """

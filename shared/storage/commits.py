@@ -41,6 +41,7 @@ class Commit:
     saved: SavedCheckpoint | None
     size: int
     ends: tuple[str, str, float | None] | None = None
+    run_id: str = ""
 
 
 def commit_call(
@@ -75,7 +76,7 @@ def commit_call(
     edit = edit or WritesEdit(record.checkpoint_id or "-")
     blob = protocol.encode_saved(saved) if saved else b""
     args: list[Any] = [
-        str(record.version), str(len(run_fields)),
+        f"{record.version}:{record.checkpoint_id}", str(len(run_fields)),
         saved.id if saved else "", blob,
         "1" if saved is not None and new and not saved.transient else "0",
         str(retention) if final else "",
@@ -99,7 +100,7 @@ def commit_call(
         keys += jobs.keys
         args += jobs.args
     ends = (record.graph, status, record.created) if final and status else None
-    return Commit(ScriptCall(keys, args), saved, len(blob), ends)
+    return Commit(ScriptCall(keys, args), saved, len(blob), ends, record.run_id)
 
 
 def retire_call(record: RunRecord, seconds: int) -> ScriptCall:

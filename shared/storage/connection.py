@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import msgpack
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
@@ -25,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from arqgraph.errors import SerializationError
+from arqgraph.storage.memory import say_if_unguarded
 
 log = logging.getLogger("arqgraph.connection")
 
@@ -64,24 +67,69 @@ TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "
 def redis_settings(url: str) -> RedisSettings:
     """arq's settings for `url`: `redis://` or `rediss://` (TLS), user and password (percent-
     encoded as in any URL), database as path or `?db=`, and the TLS options of redis-py as query
-    parameters, e.g. `rediss://app:secret@redis:6380/0?ssl_ca_certs=/certs/ca.pem`."""
+    parameters, e.g. `rediss://app:secret@redis:6380/0?ssl_ca_certs=/certs/ca.pem`. Through
+    Redis Sentinel: `redis+sentinel://[user:pass@]host1:26379,host2:26379/service[/db]` (the
+    user and password are the master's; `rediss+sentinel://` for TLS)."""
     parsed = urlparse(url)
-    if parsed.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"{_safe(url)} is not a Redis URL (redis://, rediss:// or unix://)")
-    settings = RedisSettings.from_dsn(url)
+    if parsed.scheme in SENTINEL_SCHEMES:
+        settings = _sentinel_settings(url)
+    elif parsed.scheme in ("redis", "rediss", "unix"):
+        settings = RedisSettings.from_dsn(url)
+    else:
+        raise ValueError(f"{safe_url(url)} is not a Redis URL (redis://, rediss://, unix:// or "
+                         "redis+sentinel://)")
     settings.username = unquote(parsed.username) if parsed.username else None
     settings.password = unquote(parsed.password) if parsed.password else None
     for name, values in parse_qs(parsed.query).items():
         if name == "db":
             continue
         if name not in TLS_OPTIONS:
-            raise ValueError(f"unknown option {name!r} in Redis URL {_safe(url)}; known: db, "
+            raise ValueError(f"unknown option {name!r} in Redis URL {safe_url(url)}; known: db, "
                              f"{', '.join(TLS_OPTIONS)}")
         value: Any = values[-1]
         if name == "ssl_check_hostname":
             value = value.lower() in ("1", "true", "yes")
         setattr(settings, name, value)
     return settings
+
+
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+
+
+def _sentinel_settings(url: str) -> RedisSettings:
+    """arq's settings for a `redis+sentinel://` URL (see `redis_settings`)."""
+    parsed = urlparse(url)
+    hosts: list[tuple[str, int]] = []
+    for host in parsed.netloc.rpartition("@")[2].split(","):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
+        if not name or not port.isdigit():
+            raise ValueError(f"{safe_url(url)}: {host!r} is not host:port of a sentinel")
+        hosts.append((name, int(port)))
+    service, _, db = parsed.path.strip("/").partition("/")
+    if not service or (db and not db.isdigit()):
+        raise ValueError(f"{safe_url(url)}: the path must be /service or /service/db")
+    settings = RedisSettings(host=hosts, sentinel=True, sentinel_master=service,  # type: ignore[arg-type]
+                             database=int(db or 0), ssl=parsed.scheme.startswith("rediss"))
+    if "db" in parse_qs(parsed.query):
+        settings.database = int(parse_qs(parsed.query)["db"][-1])
+    return settings
+
+
+def thread_client(redis: Redis) -> Redis:
+    """A client of the same Redis as `redis` with connections of its own, for another thread's
+    event loop (a connection pool serves one loop): through the same sentinels for Sentinel,
+    whose pool is bound to its own."""
+    pool = redis.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        manager = pool.sentinel_manager
+        sentinels = [(s.connection_pool.connection_kwargs["host"],
+                      s.connection_pool.connection_kwargs["port"]) for s in manager.sentinels]
+        kwargs = {k: v for k, v in pool.connection_kwargs.items()
+                  if k not in ("connection_pool", "connection_class")}
+        return Sentinel(sentinels, sentinel_kwargs=manager.sentinel_kwargs,
+                        **kwargs).master_for(pool.service_name)
+    return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class,
+                                                **pool.connection_kwargs))
 
 
 class Backoff:
@@ -118,18 +166,19 @@ async def connect(url: str, *, attempts: int | None = None, what: str = "arqgrap
                 settings, job_serializer=job_serializer, job_deserializer=job_deserializer
             )
             await pool.ping()
+            await say_if_unguarded(pool, what)
             return pool
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
-            raise ConnectionRefusedError(f"{what}: Redis at {_safe(url)} refused us: {exc}") from exc
+            raise ConnectionRefusedError(f"{what}: Redis at {safe_url(url)} refused us: {exc}") from exc
         except RETRYABLE as exc:
             if attempts is not None and attempt >= attempts:
                 raise
-            log.warning("%s: Redis at %s unreachable (%s); retrying in %.1fs", what, _safe(url),
+            log.warning("%s: Redis at %s unreachable (%s); retrying in %.1fs", what, safe_url(url),
                         exc, backoff.delay)
             await backoff.wait()
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for logs."""
     if "@" not in url:
         return url

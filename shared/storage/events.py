@@ -12,9 +12,12 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
+from arqgraph.core import codec
+from arqgraph.errors import RunNotFoundError
 from arqgraph.protocol import EventMode, InboxNote
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.connection import RETRYABLE, Backoff
+from arqgraph.storage.dead_letters import readable_ids, set_aside
 
 log = logging.getLogger("arqgraph.events")
 
@@ -36,7 +39,8 @@ class Events:
         """Every event of the run from its first, waiting for new ones, until its end event.
 
         Rides out Redis outages: retries with backoff and resumes after the last event it
-        yielded, so no event is lost or yielded twice.
+        yielded, so no event is lost or yielded twice. Raises RunNotFoundError once the run's
+        record is gone (expired, deleted) without an end: it will not come.
         """
         last = "0-0"
         key = protocol.events_key(run_id)
@@ -50,45 +54,72 @@ class Events:
                 await backoff.wait()
                 continue
             backoff.reset()
+            if not reply and not await self.redis.exists(protocol.run_key(run_id)):
+                raise RunNotFoundError(f"run {run_id} is gone: its record expired or was "
+                                       "deleted before its end was read")
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
-                    mode, payload = protocol.decode_event(fields)
-                    yield mode, payload
-                    if mode == "end":
+                    event = await self._decoded(key, entry_id, fields)
+                    if event is None:
+                        continue
+                    yield event
+                    if event[0] == "end":
                         return
 
     async def children(self, run_id: str) -> list[str]:
         """The child runs (subgraphs) the run's tasks started, as their "child" events tell.
         Reads the run's whole stream: for a cancel or a failure, not for every step."""
         found = []
-        for _, fields in await self.redis.xrange(protocol.events_key(run_id)):
-            mode, payload = protocol.decode_event(fields)
+        key = protocol.events_key(run_id)
+        for entry_id, fields in await self.redis.xrange(key):
+            mode, payload = await self._decoded(key, entry_id, fields) or ("", {})
             if mode == "child" and isinstance(payload, dict) and payload.get("run_id"):
                 found.append(str(payload["run_id"]))
         return list(dict.fromkeys(found))
 
     async def end_event(self, run_id: str) -> dict[str, Any] | None:
         """The run's end event, if it has ended (it is the last event of its stream)."""
-        last = await self.redis.xrevrange(protocol.events_key(run_id), count=1)
+        key = protocol.events_key(run_id)
+        last = await self.redis.xrevrange(key, count=1)
         if not last:
             return None
-        mode, payload = protocol.decode_event(last[0][1])
+        mode, payload = await self._decoded(key, *last[0]) or ("", {})
         return dict(payload) if mode == "end" else None
+
+    async def _decoded(
+        self, key: str, entry_id: bytes, fields: dict[bytes, bytes]
+    ) -> tuple[str, Any] | None:
+        """An event; None for one that cannot be read, which is set aside and deleted from its
+        stream (a garbage event must not keep every reader of the run from its end)."""
+        try:
+            mode, payload = protocol.decode_event(fields)
+            if mode == "end" and not isinstance(payload, dict):
+                raise TypeError(f"an end event carries a dict, not a {type(payload).__name__}")
+            return mode, payload
+        except Exception as exc:
+            where = f"{key} entry {entry_id.decode(errors='backslashreplace')}"
+            if await self.redis.xdel(key, entry_id):  # (once, whoever reads it first)
+                await set_aside(self.redis, where, f"an unreadable event: {exc!r}",
+                                codec.packb({k.decode(errors="backslashreplace"): v
+                                             for k, v in fields.items()}))
+            return None
 
     async def wait_ends(self, waiter: str, timeout: float) -> list[str]:
         """Ids of runs that ended, told to `waiter`: those there, or the first within
         `timeout` seconds."""
         popped = await self.redis.blmpop(timeout, 1, protocol.ends_key(waiter),  # type: ignore[arg-type]
                                          direction="LEFT", count=1000)
-        return [i.decode() for i in popped[1]] if popped else []
+        if not popped:
+            return []
+        return await readable_ids(self.redis, popped[1], protocol.ends_key(waiter), popped=True)
 
     async def notify(self, graph: str, note: InboxNote) -> None:
         await self._batch.command("LPUSH", protocol.inbox_key(graph), protocol.encode_note(note))
 
     async def next_notes(self, graphs: Sequence[str], timeout: float) -> list[InboxNote]:
         """The notes waiting in the graphs' inboxes, oldest first, up to a hundred: those there,
-        or the first to come within `timeout` seconds. Unreadable ones are logged and dropped
+        or the first to come within `timeout` seconds. Unreadable ones are set aside
         (a garbage notification must not stop the orchestrator)."""
         keys = [protocol.inbox_key(g) for g in graphs]
         reply = await self.redis.blmpop(timeout, len(keys), *keys,  # type: ignore[arg-type]
@@ -98,5 +129,6 @@ class Events:
             try:
                 notes.append(protocol.decode_note(raw))
             except Exception as exc:
-                log.error("dropping unreadable inbox notification %r: %s", raw[:80], exc)
+                await set_aside(self.redis, reply[0].decode(errors="backslashreplace"),
+                                f"an unreadable notification: {exc}", raw)
         return notes

@@ -4,17 +4,26 @@ subgraph's child run. A Command given as input splits into its resume value and 
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
+
+import pydantic
 
 from arqgraph.core import codec
 from arqgraph.core.schema import ROOT
+from arqgraph.errors import InvalidInputError
 from arqgraph.storage.runs import NO_RESUME
 from arqgraph.types import Command
 
 
-def run_input(input: Any, entrypoint: bool, root: bool, threaded: bool) -> tuple[str, Any, Any]:
+def run_input(
+    input: Any, entrypoint: bool, root: bool, threaded: bool, same_process: bool = False
+) -> tuple[str, Any, Any]:
     """What a run is submitted with: its kind, its input as the run records it, and its resume
-    value (NO_RESUME for none). Checks the input crosses the wire, naming the key that does not."""
+    value (NO_RESUME for none). Checks the input crosses the wire, naming the key that does not,
+    and, unless the graph runs in this process (`same_process`: the embedded default), that
+    other processes can rebuild it."""
     kind, resume = "input", NO_RESUME
     if isinstance(input, Command):
         resume = input.resume if input.resume is not None else NO_RESUME
@@ -25,9 +34,40 @@ def run_input(input: Any, entrypoint: bool, root: bool, threaded: bool) -> tuple
         input = {"input": input}  # an entrypoint takes any value: its state's `input`
     elif root:
         input = {ROOT: input}  # a one-value state takes any value
-    if isinstance(input, dict):
-        codec.pack_values(input, where="input")  # fail here, naming the key, not on a worker
+    else:
+        input = _fields_of_local(input)
+    try:
+        if not same_process:
+            codec.check_portable(input, "input")  # fail here, naming the key, not on a worker
+        elif isinstance(input, dict):
+            codec.pack_values(input, where="input")
+    except codec.TooDeepError as exc:
+        raise InvalidInputError(str(exc)) from None
     return kind, input, resume
+
+
+def check_config(config: Mapping[str, Any] | None) -> None:
+    """Refuse a run config whose `recursion_limit` is not a number of supersteps (at least 1),
+    at submit: not on the orchestrator, after the run was recorded."""
+    limit = (config or {}).get("recursion_limit")
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 1:
+        raise InvalidInputError(f"config['recursion_limit'] must be a number of "
+                                f"supersteps, at least 1; got {limit!r}")
+
+
+def _fields_of_local(input: Any) -> Any:
+    """A state given as an instance of a class defined inside a function, which no other
+    process can rebuild, as the fields the graph reads of it (as LangGraph reads them: a
+    dataclass's fields, a pydantic model's fields set)."""
+    if "<locals>" not in type(input).__qualname__:
+        return input
+    if dataclasses.is_dataclass(input) and not isinstance(input, type):
+        return {f.name: getattr(input, f.name) for f in dataclasses.fields(input)}
+    if isinstance(input, pydantic.BaseModel):
+        return {k: getattr(input, k) for k in input.model_fields_set}
+    return input
 
 
 def _command_input(command: Command[Any], root: bool) -> dict[str, Any] | None:

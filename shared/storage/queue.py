@@ -22,6 +22,7 @@ from arqgraph.core.pregel import Task
 from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.batch import Batch
+from arqgraph.storage.dead_letters import set_aside
 
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
@@ -65,6 +66,7 @@ class JobQueue:
         self._take = self._batch.script(protocol.TAKE_JOBS_SCRIPT)
         self._finish = self._batch.script(protocol.FINISH_JOB_SCRIPT)
         self._due = self._batch.script(protocol.DUE_JOBS_SCRIPT)
+        self._requeue = self._batch.script(protocol.REQUEUE_JOB_SCRIPT)
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
@@ -196,20 +198,45 @@ class JobQueue:
         reply = await self._due(keys=[self.name, protocol.ready_key(self.name)],
                                 args=[timestamp_ms(), read, most, while_listed,
                                       protocol.LEASE_KEY_PREFIX])
-        return Sweep([i.decode() for i in reply[2:]], int(reply[1]),
+        job_ids = await self._readable(reply[2:], self.name)
+        return Sweep(job_ids, int(reply[1]),
                      int(float(reply[0])) if reply[0] else None)
 
     async def pop_ready(self, most: int, timeout: float) -> list[str]:
         """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""
         popped = await self.redis.blmpop(timeout, 1, protocol.ready_key(self.name),  # type: ignore[arg-type]
                                          direction="LEFT", count=most)
-        return [i.decode() for i in popped[1]] if popped else []
+        return await self._readable(popped[1], protocol.ready_key(self.name)) if popped else []
+
+    async def _readable(self, raw_ids: Sequence[bytes], where: str) -> list[str]:
+        """The job ids among `raw_ids` that arq can run (UTF-8; arq decodes them): the others
+        are set aside as dead letters and taken out of the queue with their job keys, else
+        every worker would take them, and fail on them, again and again."""
+        job_ids: list[str] = []
+        for raw in raw_ids:
+            try:
+                job_ids.append(raw.decode())
+            except UnicodeDecodeError as exc:
+                keys = [prefix.encode() + raw for prefix in (
+                    job_key_prefix, retry_key_prefix, protocol.LEASE_KEY_PREFIX)]
+                taken_out = await self.redis.zrem(self.name, raw)
+                await self.redis.delete(*keys)
+                if taken_out or where != self.name:  # (once: workers sweeping together)
+                    await set_aside(self.redis, where,
+                                    f"a job id that is not UTF-8 ({exc.reason})", raw)
+        return job_ids
 
     async def release(self, job_id: str) -> None:
         """Give a job this worker took back to the queue, at once: its in-progress key goes and
         it is listed as ready again (it would otherwise wait for its lease to run out)."""
-        await self.redis.delete(protocol.lease_key(job_id))
-        await self.ready_again([job_id])
+        await self.requeue(job_id, timestamp_ms(), listed=True)
+
+    async def requeue(self, job_id: str, due_ms: int, listed: bool) -> None:
+        """A job this worker held goes back to the queue, due at `due_ms` (REQUEUE_JOB_SCRIPT);
+        `listed`: as ready, at the head of the list."""
+        await self._requeue(
+            keys=[self.name, protocol.ready_key(self.name), protocol.lease_key(job_id)],
+            args=[job_id, due_ms, "1" if listed else ""])
 
     async def ready_again(self, job_ids: Sequence[str]) -> None:
         """Put job ids back at the head of the ready list (a job handed back, a retry come

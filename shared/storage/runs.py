@@ -15,18 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from arq.connections import ArqRedis
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError
 
 from arqgraph import observe, protocol
 from arqgraph.core import codec
 from arqgraph.core.pregel import TaskOutcome
-from arqgraph.errors import ThreadBusyError, UpdateTooLargeError
+from arqgraph.errors import CorruptDataError, ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from arqgraph.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.cache import RunCache
 from arqgraph.storage.commits import Commit, retire_call
+from arqgraph.storage.dead_letters import readable_ids, set_aside
 from arqgraph.storage.events import Events
 from arqgraph.storage.limits import NodeLimits
+from arqgraph.storage.memory import RedisMemory
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.task_calls import TaskCalls
 from arqgraph.storage.threads import ThreadStore
@@ -78,6 +80,7 @@ class RunStore:
         self.calls = TaskCalls(redis, self._batch)
         self.limits = NodeLimits(redis, self._batch)
         self.threads = ThreadStore(redis, self._batch)
+        self.memory = RedisMemory(redis)  # (the maxmemory guard of large updates)
         self._commit = self._batch.script(protocol.COMMIT_SCRIPT)
         self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
         self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
@@ -92,11 +95,21 @@ class RunStore:
         await self.redis.hset(protocol.GRAPHS_KEY, info.name, protocol.encode_info(info))  # type: ignore[arg-type]
 
     async def graph_info(self, name: str) -> GraphInfo | None:
+        """The graph's registration; an unreadable one is set aside (its orchestrators register
+        the graph again at their next sweep) and raises CorruptDataError."""
         raw = await self._batch.command("HGET", protocol.GRAPHS_KEY, name)
-        return protocol.decode_info(raw) if raw else None
+        try:
+            return protocol.decode_info(raw) if raw else None
+        except Exception as exc:
+            why = f"the registration of graph {name!r} is unreadable: {exc}"
+            if await self.redis.hdel(protocol.GRAPHS_KEY, name):  # type: ignore[misc]
+                await set_aside(self.redis, protocol.GRAPHS_KEY, why, raw)
+            raise CorruptDataError(f"{why}; its orchestrators register it again within their "
+                                   "sweep interval") from None
 
     async def graph_names(self) -> list[str]:
-        return sorted(k.decode() for k in await self.redis.hkeys(protocol.GRAPHS_KEY))
+        return sorted(k.decode(errors="backslashreplace")
+                      for k in await self.redis.hkeys(protocol.GRAPHS_KEY))
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -105,8 +118,8 @@ class RunStore:
         config: Mapping[str, Any], context: Any, resume: Any = NO_RESUME,
         from_checkpoint: str = "", waiter: str = "", modes: Sequence[str] = (), trace: str = "",
     ) -> None:
-        """Record a run and tell the graph's orchestrators; raises ThreadBusyError when its
-        thread has an unfinished run."""
+        """Record a run and tell the graph's orchestrators (nothing when it exists already);
+        raises ThreadBusyError when its thread has another unfinished run."""
         fields: dict[str, Any] = {
             "graph": graph, "status": "pending", "version": "0", "thread_id": thread_id,
             "keep": "1" if keep else "0", "kind": kind, "input": codec.packb(input),
@@ -127,6 +140,8 @@ class RunStore:
         for name, value in fields.items():
             args += [name, value]
         busy = await self._create(keys=[protocol.thread_key(tag), protocol.run_key(run_id)], args=args)
+        if busy == run_id.encode():  # it exists: this is a retried submit
+            return
         if busy:
             await self.redis.srem(protocol.active_key(graph), run_id)
             raise ThreadBusyError(
@@ -242,7 +257,11 @@ class RunStore:
         cid = fields.get(b"checkpoint_id", b"").decode()
         saved: SavedCheckpoint | None = None
         if blob:
-            saved = protocol.decode_saved(blob)
+            try:
+                saved = protocol.decode_saved(blob)
+            except Exception:  # garbled: the run fails with it (see decode_run)
+                record = protocol.decode_run(run_id, fields, blob)
+                return record, claim, outcomes
             self.cache.keep_checkpoint(saved, len(blob))
         elif cid:
             saved = self.cache.checkpoint(cid)
@@ -261,7 +280,7 @@ class RunStore:
 
     async def status(self, run_id: str) -> str | None:
         raw = await self._batch.command("HGET", protocol.run_key(run_id), "status")
-        return raw.decode() if raw else None
+        return raw.decode(errors="backslashreplace") if raw else None  # (garbled: not final)
 
     async def commit(self, commit: Commit) -> bool:
         """Make a commit (`arqgraph.storage.commits.commit_call`): False when the run moved since its
@@ -270,6 +289,8 @@ class RunStore:
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:
             self.committed(commit, began)
+        else:  # (the run moved, or came back to its version on another checkpoint: read it)
+            self.cache.forget_run(commit.run_id)
         return done
 
     def committed(self, commit: Commit, began: float) -> None:
@@ -324,7 +345,9 @@ class RunStore:
                 await self.request_cancel(child)
 
     async def active_runs(self, graph: str) -> list[str]:
-        return [m.decode() for m in await self.redis.smembers(protocol.active_key(graph))]
+        """The graph's unfinished runs; an id that is not a run id is set aside."""
+        key = protocol.active_key(graph)
+        return await readable_ids(self.redis, await self.redis.smembers(key), key)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -368,7 +391,7 @@ class RunStore:
         attempt = "" if claim is None else str(claim.attempt)
         data = protocol.encode_outcome(outcome, max_bytes)
         if len(data) > ROOM_CHECK_BYTES:
-            await self._check_room(outcome, len(data))
+            await self.memory.check_room(outcome, len(data))
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
         hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
@@ -398,22 +421,10 @@ class RunStore:
             posted = Posted(int(reply[0]), job, _claim_of(job.started))
         if posted.code == 3 and move is not None:
             self.committed(move, began)
+        elif move is not None:
+            self.cache.forget_run(run_id)
         return posted
 
-    async def _check_room(self, outcome: TaskOutcome, size: int) -> None:
-        """Refuse a large update that would take Redis past its maxmemory: Redis itself only
-        refuses writes once it is over the limit, by which time every run is stuck."""
-        try:
-            info = await self.redis.info("memory")
-        except ResponseError:  # no INFO here (the in-memory Redis): nothing to check against
-            return
-        limit, used = int(info.get("maxmemory", 0)), int(info.get("used_memory", 0))
-        if limit and used + 2 * size > limit:  # the update, then the state it lands in
-            raise UpdateTooLargeError(
-                f"the update of node {outcome.node!r} is {size:,} bytes "
-                f"({protocol.describe_sizes(outcome)}) but Redis has only {max(limit - used, 0):,} "
-                f"of its maxmemory {limit:,} bytes left; keep large data outside the state"
-            )
 
 
 def _claim_of(reply: list[Any]) -> Claim | None:
@@ -426,4 +437,14 @@ def _claim_of(reply: list[Any]) -> Claim | None:
 
 def _outcomes_of(task_ids: Sequence[str], blobs: Sequence[bytes | None]) -> dict[str, TaskOutcome]:
     """The outcomes of a step's tasks, from their blobs (None for a task without one)."""
-    return {tid: protocol.decode_outcome(b) for tid, b in zip(task_ids, blobs, strict=True) if b}
+    return {tid: _outcome_of(tid, b) for tid, b in zip(task_ids, blobs, strict=True) if b}
+
+
+def _outcome_of(task_id: str, blob: bytes) -> TaskOutcome:
+    """A task's outcome; a garbled one fails the task, and so its run (read once: the run ends)."""
+    try:
+        return protocol.decode_outcome(blob)
+    except Exception as exc:
+        error = CorruptDataError(f"the outcome of task {task_id} is garbled: {exc!r}")
+        log.error("%s", error)
+        return TaskOutcome(task_id, "", error=ErrorInfo.of(error, ""))

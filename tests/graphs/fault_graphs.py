@@ -15,6 +15,8 @@ from typing import Annotated, Any, TypedDict
 
 import redis.asyncio
 
+from arqgraph.errors import SerializationError
+from arqgraph.func import entrypoint, task
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.types import RetryPolicy, Send, interrupt
 
@@ -269,3 +271,23 @@ GRAPHS.append(subgraph_fanout)
 def expected_subgraph(state: ProbeState) -> dict[str, Any]:
     items = state["items"]
     return {**state, "done": [PREPARED, *items], "total": PREPARED + sum(items)}
+
+
+# -- a task whose result cannot cross the wire (tests/test_poison.py) ----------------------------
+
+JUNK_TRIES: list[str] = []  # the attempts at `make_junk` in this process
+
+
+@task(retry_policy=RetryPolicy(max_attempts=2, initial_interval=0.01, jitter=False,
+                               retry_on=SerializationError))
+async def make_junk(key: str) -> dict[str, Any]:
+    JUNK_TRIES.append(key)
+    return {key: object()}
+
+
+@entrypoint()
+async def junk_task(key: str) -> dict[str, Any]:
+    return await make_junk(key)
+
+
+GRAPHS.append(junk_task)

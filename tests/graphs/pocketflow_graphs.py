@@ -220,6 +220,32 @@ def make_unsendable_flow() -> Flow:
     return Flow(start=Unsendable())
 
 
+class JunkExec(Node):
+    """exec returns what cannot be sent back; its fallback (if `fallback`) reports the error."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=2, wait=0)
+
+    def prep(self, shared: dict) -> bool:
+        return shared["fallback"]
+
+    def exec(self, fallback: bool) -> object:
+        EVENTS.append(f"exec {self.cur_retry}")
+        return object()
+
+    def exec_fallback(self, fallback: bool, exc: Exception) -> str:
+        if not fallback:
+            raise exc
+        return f"fallback: {exc}"
+
+    def post(self, shared: dict, prep_res: Any, result: str) -> None:
+        shared["result"] = result
+
+
+def make_junk_exec_flow() -> Flow:
+    return Flow(start=JunkExec())
+
+
 recipes = flow_graph(make_recipe_flow(), name="pf_recipes")
 parallel_squares = flow_graph(make_parallel_flow(), name="pf_parallel")
 agent = flow_graph(make_agent_flow(), name="pf_agent")
@@ -227,5 +253,6 @@ nested_batch = flow_graph(make_nested_batch_flow(), name="pf_nested_batch")
 branches = flow_graph(make_branches_flow(), name="pf_branches")
 flaky = flow_graph(make_flaky_flow(), name="pf_flaky")
 unsendable = flow_graph(make_unsendable_flow(), name="pf_unsendable")
+junk_exec = flow_graph(make_junk_exec_flow(), name="pf_junk_exec")
 
-GRAPHS = [recipes, parallel_squares, agent, nested_batch, branches, flaky, unsendable]
+GRAPHS = [recipes, parallel_squares, agent, nested_batch, branches, flaky, unsendable, junk_exec]

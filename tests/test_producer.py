@@ -1,0 +1,117 @@
+"""The producer side on a real redis-server: idempotent submits ridden through a Redis outage,
+a bounded connect, results of runs whose records vanished; and the maxmemory guard of a Redis
+user restricted by an ACL.
+
+No orchestrator runs here: the graph is registered by hand, so a submitted run stays pending and
+the tests look at what the producer did (how many runs, which errors) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from arqgraph import protocol
+from arqgraph.client import Client
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.errors import RunNotFoundError, UpdateTooLargeError
+from arqgraph.protocol import GraphInfo
+from tests.conftest import RedisServer, RedisServers
+from tests.test_cluster import wait_until, within
+
+GRAPH = "producer_graph"
+
+
+async def registered_client(url: str, **options: Any) -> Client:
+    client = await within(Client.connect(url, timeout=10, **options))
+    await client.store.register_graph(GraphInfo(name=GRAPH, fingerprint="f",
+                                                queue=protocol.DEFAULT_QUEUE))
+    return client
+
+
+async def test_a_submit_retried_with_its_run_id_through_an_outage_makes_one_run(
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_servers.start(durable=True)
+    client = await registered_client(server.url, submit_retry=20)
+    try:
+        server.kill()
+        with caplog.at_level(logging.WARNING, logger="arqgraph.client"):
+            submit = asyncio.create_task(client.submit(GRAPH, {"x": 1}, run_id="order-42"))
+
+            async def retrying() -> bool:
+                return "submit: lost Redis" in caplog.text
+
+            await wait_until(retrying, "the submit to retry while Redis is away")
+            redis_servers.restart(server)
+            handle = await within(submit)
+        again = await within(client.submit(GRAPH, {"x": 1}, run_id="order-42"))
+        assert again.run_id == handle.run_id
+        assert await client.redis.smembers(protocol.active_key(GRAPH)) == {
+            handle.run_id.encode()}
+        on_thread = {"configurable": {"thread_id": "t1"}}
+        first = await within(client.submit(GRAPH, {"x": 1}, on_thread, run_id="order-43"))
+        second = await within(client.submit(GRAPH, {"x": 1}, on_thread, run_id="order-43"))
+        assert first.run_id == second.run_id  # (and no ThreadBusyError: it is that run)
+        assert await handle.status() == "pending"
+    finally:
+        await client.close()
+
+
+async def test_connect_gives_up_after_its_timeout_naming_the_url_not_the_password() -> None:
+    from bench.cluster import free_port
+
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    with pytest.raises(ConnectionError, match="stayed unreachable for 0.5 s") as failed:
+        await within(Client.connect(url, timeout=0.5), 10)
+    assert "s3cret" not in str(failed.value)
+
+
+async def test_result_and_stream_of_a_run_whose_records_vanished_raise(
+    redis_server: RedisServer,
+) -> None:
+    client = await registered_client(redis_server.url.replace("/0", "/57"))
+    try:
+        handle = await within(client.submit(GRAPH, {"x": 1}))
+        await client.redis.delete(protocol.run_key(handle.run_id))
+        with pytest.raises(RunNotFoundError, match=handle.run_id):
+            await handle.result(timeout=20)
+        with pytest.raises(RunNotFoundError):
+            await within(anext(aiter(handle.stream("values"))))
+    finally:
+        await client.redis.flushdb()
+        await client.close()
+
+
+async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_servers.start()
+    admin = redis.asyncio.Redis.from_url(server.url)
+    await admin.acl_setuser("noinfo", enabled=True, passwords=["+pw"], keys=["*"],
+                            channels=["*"], commands=["+@all", "-info"])
+    await admin.acl_setuser("blind", enabled=True, passwords=["+pw"], keys=["*"],
+                            channels=["*"], commands=["+@all", "-info", "-config", "-memory"])
+    used = int((await admin.info("memory"))["used_memory"])
+    await admin.config_set("maxmemory", used + (3 << 20))
+    url = f"redis://{{}}:pw@127.0.0.1:{server.port}/0"
+    try:
+        with caplog.at_level(logging.WARNING, logger="arqgraph.memory"):
+            guarded = await within(Client.connect(url.format("noinfo"), timeout=10))
+            assert "maxmemory" not in caplog.text
+            blind = await within(Client.connect(url.format("blind"), timeout=10))
+            assert "may run neither INFO nor CONFIG GET" in caplog.text  # said at start-up
+        big = TaskOutcome("t", "big", {"blob": "x" * (2 << 20)})  # (fits; its state would not)
+        with pytest.raises(UpdateTooLargeError, match="but Redis has only"):
+            await guarded.store.post_outcome(GRAPH, "a.b", "c", big)
+        assert await guarded.store.memory.usage() == (used + (3 << 20), pytest.approx(
+            used, rel=0.5))
+        assert await blind.store.memory.usage() is None
+        for client in (guarded, blind):
+            await client.close()
+    finally:
+        await admin.aclose()
