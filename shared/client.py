@@ -190,17 +190,24 @@ def _raise_unless_done(end: dict[str, Any]) -> None:
         raise RunCancelledError("the run was cancelled")
 
 
+READY_TIMEOUT = 30.0  # seconds `submit` waits for a graph's orchestrator to register it
+READY_POLL = 0.1
+
+
 class Client:
     """Submits runs to the orchestrators serving a Redis (async)."""
 
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, *, ready_timeout: float = READY_TIMEOUT) -> None:
         self.redis = redis
         self.store = RunStore(redis)
         self.ends = EndWatch(self.store)
+        self.ready_timeout = ready_timeout
 
     @classmethod
-    async def connect(cls, url: str) -> Client:
-        return cls(await connect(url, what="client"))
+    async def connect(cls, url: str, *, ready_timeout: float = READY_TIMEOUT) -> Client:
+        """`ready_timeout`: how long `submit` waits for an orchestrator to register a graph
+        (a producer started with the pool must not lose the race with it)."""
+        return cls(await connect(url, what="client"), ready_timeout=ready_timeout)
 
     async def close(self) -> None:
         await self.ends.close()
@@ -248,14 +255,19 @@ class Client:
         return handle
 
     async def _check_graph(self, graph_name: str) -> GraphInfo:
-        """The graph's registration (a subgraph's root graph's, for a subgraph's update)."""
-        info = await self.store.graph_info(root_graph(graph_name))
-        if info is None:
-            known = await self.store.graph_names()
-            raise UnknownGraphError(
-                f"no orchestrator serves a graph named {graph_name!r}; "
-                f"known graphs: {', '.join(known) or 'none (is an orchestrator running?)'}"
-            )
+        """The graph's registration (a subgraph's root graph's, for a subgraph's update),
+        waited for up to `ready_timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout
+        while (info := await self.store.graph_info(root_graph(graph_name))) is None:
+            if loop.time() >= deadline:
+                known = await self.store.graph_names()
+                raise UnknownGraphError(
+                    f"no orchestrator serves a graph named {graph_name!r} (waited "
+                    f"{self.ready_timeout:g}s); registered graphs: "
+                    f"{', '.join(known) or 'none (is an orchestrator running?)'}"
+                )
+            await asyncio.sleep(READY_POLL)
         return info
 
     async def _create(
@@ -436,11 +448,11 @@ def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
 class SyncClient:
     """`Client` for code without an event loop: runs one in a background thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ready_timeout: float = READY_TIMEOUT) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._client: Client = self._call(Client.connect(url))
+        self._client: Client = self._call(Client.connect(url, ready_timeout=ready_timeout))
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

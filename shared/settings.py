@@ -25,6 +25,7 @@ class Settings:
     sweep_interval: float = 2.0
     retention: int = 7 * 24 * 3600
     log_jobs: bool = False
+    ready_timeout: float = 30.0  # seconds a producer waits for an orchestrator to register a graph
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from signal import Signals
@@ -24,7 +25,9 @@ from arq.worker import Worker, func
 from redis.exceptions import ResponseError
 
 from arqgraph import protocol
+from arqgraph.protocol import Heartbeat
 from arqgraph.storage.connection import Backoff, job_deserializer, job_serializer, lost_redis
+from arqgraph.storage.presence import Presence, new_heartbeat, process_id
 from arqgraph.storage.queue import RESULT_KEPT_S, TakenJob
 from arqgraph.workers.lease import LeaseKeeper
 from arqgraph.workers.runner import NodeRunner
@@ -54,6 +57,18 @@ class GraphWorker(Worker):
     scores: dict[str, int]  # queue score of each running job (when a retry comes due)
     handed: set[str]  # running jobs whose slot went to the job their post took (`hand_over`)
     later: set[asyncio.Task[None]]  # retries waiting to be listed as ready when due
+    presence: Presence
+    beat: Heartbeat  # what `arqgraph workers` shows of it, and what readiness waits for
+    beat_at = 0.0
+
+    async def heart_beat(self) -> None:
+        """arq's health key, and every HEARTBEAT_INTERVAL arqgraph's heartbeat."""
+        await super().heart_beat()
+        now = time.monotonic()
+        if now - self.beat_at >= protocol.HEARTBEAT_INTERVAL:
+            self.beat_at = now
+            self.beat.running = self.job_counter
+            await self.presence.beat(self.beat)
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -286,6 +301,8 @@ class GraphWorker(Worker):
         return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):  # (with Redis away the beat goes stale instead)
+            await self.presence.leave(self.beat.id)
         try:
             await super().close()
         except Exception as exc:  # Redis away: arq could not delete its health key (it expires)
@@ -399,4 +416,6 @@ def build_worker(
     runner.idle = worker.slot_released
     runner.hand_over = worker.hand_over
     worker.lease = lease
+    worker.presence = Presence(redis, "worker")
+    worker.beat = new_heartbeat(process_id(worker), [queue], list(runner.graphs), concurrency)
     return worker

@@ -67,7 +67,7 @@ def redis_settings(url: str) -> RedisSettings:
     parameters, e.g. `rediss://app:secret@redis:6380/0?ssl_ca_certs=/certs/ca.pem`."""
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"{_safe(url)} is not a Redis URL (redis://, rediss:// or unix://)")
+        raise ValueError(f"{safe_url(url)} is not a Redis URL (redis://, rediss:// or unix://)")
     settings = RedisSettings.from_dsn(url)
     settings.username = unquote(parsed.username) if parsed.username else None
     settings.password = unquote(parsed.password) if parsed.password else None
@@ -75,7 +75,7 @@ def redis_settings(url: str) -> RedisSettings:
         if name == "db":
             continue
         if name not in TLS_OPTIONS:
-            raise ValueError(f"unknown option {name!r} in Redis URL {_safe(url)}; known: db, "
+            raise ValueError(f"unknown option {name!r} in Redis URL {safe_url(url)}; known: db, "
                              f"{', '.join(TLS_OPTIONS)}")
         value: Any = values[-1]
         if name == "ssl_check_hostname":
@@ -120,16 +120,16 @@ async def connect(url: str, *, attempts: int | None = None, what: str = "arqgrap
             await pool.ping()
             return pool
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError, ResponseError) as exc:
-            raise ConnectionRefusedError(f"{what}: Redis at {_safe(url)} refused us: {exc}") from exc
+            raise ConnectionRefusedError(f"{what}: Redis at {safe_url(url)} refused us: {exc}") from exc
         except RETRYABLE as exc:
             if attempts is not None and attempt >= attempts:
                 raise
-            log.warning("%s: Redis at %s unreachable (%s); retrying in %.1fs", what, _safe(url),
+            log.warning("%s: Redis at %s unreachable (%s); retrying in %.1fs", what, safe_url(url),
                         exc, backoff.delay)
             await backoff.wait()
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for logs."""
     if "@" not in url:
         return url
