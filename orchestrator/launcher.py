@@ -75,11 +75,17 @@ class Child:
             self.start()
             say(f"{self.name} restarted (pid {self.pid})")
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        if self.proc is not None and self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, signalled: bool = False) -> None:
+        """SIGTERM (unless `signalled` already), then wait; SIGKILL if it does not stop."""
         if not self.alive():
             return
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
+        if not signalled:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=STOP_WAIT)
         except subprocess.TimeoutExpired:
@@ -125,10 +131,11 @@ def _redis_child(url: str, data_dir: Path) -> Child:
     parsed = urlparse(url)
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [server, "--port", str(parsed.port or 6379), "--bind", parsed.hostname or "127.0.0.1",
-            "--appendonly", "yes", "--dir", str(data_dir.resolve()), "--save", ""]
+            "--appendonly", "yes", "--dir", str(data_dir.resolve()), "--save", "",
+            "--logfile", str((data_dir / "redis.log").resolve())]  # (its log: not ours)
     if parsed.password:
         argv += ["--requirepass", parsed.password]
-    say(f"starting redis-server on port {parsed.port or 6379} (AOF in {data_dir})")
+    say(f"starting redis-server on port {parsed.port or 6379} (AOF and log in {data_dir})")
     return Child("redis-server", argv, dict(os.environ))
 
 
@@ -176,10 +183,11 @@ def launch(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop
         say("stopping: workers, then the orchestrator" + (", then redis-server" if redis else ""))
+        for child in workers:  # all at once: they drain together
+            child.terminate()
         for child in workers:
-            if child.alive() and child.proc is not None:
-                child.proc.send_signal(signal.SIGTERM)
-        for child in [*workers, orchestrator, *([redis] if redis else [])]:
+            child.stop(signalled=True)
+        for child in [orchestrator, *([redis] if redis else [])]:
             child.stop()
         say("stopped")
     return 0

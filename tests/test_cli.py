@@ -6,13 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from arqgraph.client import SyncClient
 from bench.cluster import free_port
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "arqgraph.cli"]
@@ -58,36 +58,72 @@ def test_bad_specs_and_input_get_a_clear_error(args, message):
     assert message in done.stderr
 
 
-def test_up_starts_redis_orchestrator_and_workers_and_ctrl_c_stops_them(tmp_path):
+def _worker_pids(url: str) -> set[int]:
+    import redis
+
+    from arqgraph import protocol
+
+    client = redis.Redis.from_url(url)
+    try:
+        beats = client.hvals(protocol.WORKERS_KEY)
+    finally:
+        client.close()
+    return {protocol.decode_heartbeat(b).pid for b in beats}  # type: ignore[union-attr]
+
+
+def _start_up(url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`arqgraph up` with 2 workers, once it says ready."""
+    readies = log.read_text().count("arqgraph up: ready") if log.exists() else 0
+    with open(log, "ab") as out:
+        up = subprocess.Popen([*CLI, "up", "examples.llm_db:graph", "--workers", "2", "--redis",
+                               url, "--data-dir", str(data_dir)],
+                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    wait_for(lambda: log.read_text().count("arqgraph up: ready") > readies or up.poll(),
+             60, "up to say ready")
+    assert up.poll() is None, log.read_text()
+    return up
+
+
+def _stop_up(up: subprocess.Popen[bytes], log: Path) -> None:
+    """Ctrl-C: workers, then the orchestrator, then Redis, quietly."""
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=60) == 0, log.read_text()
+    text = log.read_text()
+    assert "stopping: workers, then the orchestrator, then redis-server" in text
+    assert "lost Redis" not in text and "Traceback" not in text and " ERROR " not in text, text
+
+
+def test_up_supervises_its_pool_and_keeps_threads_across_restarts(tmp_path):
     if not __import__("shutil").which("redis-server"):
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is required in CI")
         pytest.skip("redis-server not installed")
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([*CLI, "up", "examples.llm_db:graph", "--workers", "2", "--redis", url],
-                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    port = free_port()
+    url, log, data = f"redis://127.0.0.1:{port}/0", tmp_path / "up.log", tmp_path / "data"
+    thread = {"configurable": {"thread_id": "kept"}}
+    up = _start_up(url, data, log)
     try:
-        deadline = time.monotonic() + 30
-        client = None
-        while client is None:
-            try:
-                client = SyncClient(url)
-                handle = client.submit("llm_db", {"query": "up"})
-            except Exception:
-                if client is not None:
-                    client.close()
-                client = None
-                assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
-                time.sleep(0.2)
-        assert handle.result()["db_result"] == "DB result for: up"
-        client.close()
+        # Ready means served: the graph is registered and both workers beat.
+        assert len(_worker_pids(url)) == 2
+        with SyncClient(url, ready_timeout=0) as client:
+            assert client.submit("llm_db", {"query": "up"}, thread).result()["db_result"] == (
+                "DB result for: up")
+        # A worker killed -9 is restarted, not a reason to stop the pool.
+        first = _worker_pids(url)
+        os.kill(min(first), signal.SIGKILL)
+        wait_for(lambda: _worker_pids(url) - first, 60, "a restarted worker's heartbeat")
+        assert "exited with code -9; restarting it in" in log.read_text()
     finally:
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0, (tmp_path / "up.log").read_text()
-    # Every child (redis-server, orchestrator, workers) is gone with it.
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0]))) != 0
+        _stop_up(up, log)
+    with socket.socket() as s:  # every child (redis-server too) is gone with it
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+    up = _start_up(url, data, log)  # the same --data-dir: the thread is still there
+    try:
+        with SyncClient(url, ready_timeout=0) as client:
+            assert client.get_state(thread).values["db_result"] == "DB result for: up"
+    finally:
+        _stop_up(up, log)
 
 
 def test_log_jobs_is_a_flag_its_env_var_sets_too():
