@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        args = build_parser().parse_args(argv)
+        settings = Settings.from_env()
+        args = build_parser(settings).parse_args(argv)
+        if getattr(args, "redis", None):
+            args.redis = settings.url(args.redis)
         return _dispatch(args)
     except KeyboardInterrupt:
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from arqgraph.protocol import DEFAULT_QUEUE, MAX_UPDATE_BYTES
@@ -14,6 +15,8 @@ class Settings:
     """Each field `x` can be set by the env var `ARQGRAPH_X` (and by its command-line flag)."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: str = ""  # kept apart from the URL (put in by `redis_password_for`)
+    redis_password_file: str = ""  # a file holding it (a Docker secret: /run/secrets/...)
     queue: str = DEFAULT_QUEUE
     concurrency: int = 16
     poll_delay: float = 0.5
@@ -44,6 +47,24 @@ class Settings:
                     f"{kind.__name__}"
                 ) from None
         return cls(**values)
+
+
+    def password(self) -> str:
+        """The Redis password given apart from the URL, if any (the file's wins)."""
+        if self.redis_password_file:
+            try:
+                return Path(self.redis_password_file).read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"ARQGRAPH_REDIS_PASSWORD_FILE: cannot read "
+                                 f"{self.redis_password_file!r}: {exc.strerror}") from None
+        return self.redis_password
+
+    def url(self, url: str) -> str:
+        """`url` (the --redis flag's, or ARQGRAPH_REDIS_URL) with the password set apart put
+        in, percent-encoded."""
+        from arqgraph.storage.connection import url_with_password
+
+        return url_with_password(url, self.password())
 
 
 def _flag(raw: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from arqgraph.cli import main
 from arqgraph.client import SyncClient
 from bench.cluster import free_port
 from tests.conftest import wait_for
@@ -103,8 +104,9 @@ def test_up_supervises_its_pool_and_keeps_threads_across_restarts(tmp_path):
     thread = {"configurable": {"thread_id": "kept"}}
     up = _start_up(url, data, log)
     try:
-        # Ready means served: the graph is registered and both workers beat.
+        # Ready means served: the graph is registered and both workers beat; healthy.
         assert len(_worker_pids(url)) == 2
+        assert main(["health", "--redis", url]) == 0
         with SyncClient(url, ready_timeout=0) as client:
             assert client.submit("llm_db", {"query": "up"}, thread).result()["db_result"] == (
                 "DB result for: up")
@@ -170,3 +172,20 @@ def test_the_cli_collects_young_objects_less_often_and_keeps_a_higher_or_off_set
         assert gc.get_threshold() == (0, 10, 10)
     finally:
         gc.set_threshold(*saved)
+
+
+def test_a_redis_password_set_apart_is_put_into_the_url_encoded(tmp_path):
+    from arqgraph.settings import Settings
+    from arqgraph.storage.connection import redis_settings
+
+    secret = tmp_path / "secret"
+    secret.write_text("p/a@s:s\n")
+    for env in ({"ARQGRAPH_REDIS_PASSWORD": "p/a@s:s"},
+                {"ARQGRAPH_REDIS_PASSWORD_FILE": str(secret), "ARQGRAPH_REDIS_PASSWORD": "x"}):
+        url = Settings.from_env(env).url("redis://app@redis:6379/3")
+        parsed = redis_settings(url)
+        assert (parsed.username, parsed.password, parsed.host, parsed.database) == (
+            "app", "p/a@s:s", "redis", 3)
+        assert "p/a" not in url  # encoded: nothing of it splits the URL
+    assert Settings.from_env({"ARQGRAPH_REDIS_PASSWORD": "y"}).url("redis://:own@h/0") == (
+        "redis://:own@h/0")  # a URL's own password wins
