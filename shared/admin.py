@@ -124,12 +124,16 @@ class Admin:
             outcomes = await self.store.outcomes(tag, record.checkpoint_id, ids)
             claims_key = protocol.claims_key(tag, record.checkpoint_id)
             attempts = await self.redis.hmget(claims_key, ids) if ids else []  # type: ignore[misc]
+            running = {job: (w.id, since) for w in await Presence(self.redis, "worker").live()
+                       for job, since in w.jobs.items()}
             for task, attempt in zip(checkpoint.tasks, attempts, strict=True):
                 outcome = outcomes.get(task.id)
                 state = ("queued" if attempt is None else "running") if outcome is None else (
                     "failed" if outcome.error else "interrupted" if outcome.interrupts else "done")
+                worker, since = running.get(
+                    protocol.job_id(run_id, record.checkpoint_id, task.id), (None, None))
                 tasks.append({"id": task.id, "node": task.node, "state": state,
-                              "attempt": int(attempt or 0)})
+                              "attempt": int(attempt or 0), "worker": worker, "since": since})
         created = await self.redis.hget(protocol.run_key(run_id), "created")  # type: ignore[misc]
         shown: dict[str, Any] = {
             "run_id": run_id, "thread_id": record.thread_id, "graph": record.graph,

@@ -126,8 +126,9 @@ def _status_text(status: dict[str, Any]) -> str:
     head = status["status"] + (" (waiting for workers)" if status["waiting_for_workers"] else "")
     lines = [f"run {status['run_id']}  thread {status['thread_id']}  graph {status['graph']}",
              f"status {head}  step {status['step']}"]
-    lines += [f"  task {t['node']} [{t['id']}]: {t['state']}, attempt {t['attempt']}"
-              for t in status["tasks"]]
+    for t in status["tasks"]:
+        on = f" on {t['worker']} since {_cell(t['since'])}" if t["worker"] else ""
+        lines.append(f"  task {t['node']} [{t['id']}]: {t['state']}, attempt {t['attempt']}{on}")
     if status["error"]:
         lines.append(error_text(status["error"]))
     for interrupt in status["interrupts"]:

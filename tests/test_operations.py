@@ -22,7 +22,8 @@ from tests.graphs import ops_graphs
 from tests.test_cluster import STARTUP_LIMIT, WORKER_FLAGS, wait_registered
 
 DATABASE = 12  # a database of its own on the session's redis-server
-SPECS = ("tests.graphs.ops_graphs:ask", "tests.graphs.ops_graphs:boom")
+SPECS = ("tests.graphs.ops_graphs:ask", "tests.graphs.ops_graphs:boom",
+         "tests.graphs.ops_graphs:held")
 LONELY_QUEUE = "arqgraph:ops-lonely"  # no worker listens on it
 
 
@@ -72,7 +73,7 @@ def test_workers_graphs_and_health_show_the_live_pool(pool: Pool, capsys) -> Non
 
     [worker] = wait_for(worker_beats, STARTUP_LIMIT, "the worker's heartbeat")
     assert worker["queues"] == ["arqgraph:queue"] and worker["concurrency"] == 8
-    assert set(worker["graphs"]) == {"ops_ask", "ops_boom"} and worker["running"] == 0
+    assert set(worker["graphs"]) == {"ops_ask", "ops_boom", "ops_held"}
 
     graphs = {g["name"]: g for g in cli_json(capsys, "graphs", "--redis", pool.url)}
     assert graphs["ops_ask"]["fingerprint"] == ops_graphs.ask.fingerprint
@@ -89,16 +90,9 @@ def test_workers_graphs_and_health_show_the_live_pool(pool: Pool, capsys) -> Non
 
 
 def test_a_run_waiting_for_workers_says_so_and_can_be_cancelled(pool: Pool, capsys) -> None:
-    async def submit() -> str:
-        client = await Client.connect(pool.url)
-        try:
-            return (await client.submit("ops_lonely", {"name": "x"})).run_id
-        finally:
-            await client.close()
-
     import asyncio
 
-    run_id = asyncio.run(submit())
+    run_id = asyncio.run(submit(pool.url, "ops_lonely", {"name": "x"}))
     status = wait_for(lambda: (s := cli_json(capsys, "status", run_id, "--redis", pool.url))
                       ["step"] is not None and s, STARTUP_LIMIT, "the run's first step")
     assert status["status"] == "running" and status["waiting_for_workers"]
@@ -154,12 +148,42 @@ def test_a_failed_run_shows_its_node_and_the_worker_s_traceback(pool: Pool, caps
     assert error["node"] == "explode" and "in explode" in error["traceback"]
 
 
+async def submit(url: str, graph: str, data: dict[str, Any]) -> str:
+    client = await Client.connect(url)
+    try:
+        return (await client.submit(graph, data)).run_id
+    finally:
+        await client.close()
+
+
+def test_status_shows_a_running_task_s_worker_and_since_when(
+    pool: Pool, capsys, tmp_path
+) -> None:
+    import asyncio
+
+    release = tmp_path / "release"
+    run_id = asyncio.run(submit(pool.url, "ops_held", {"release": str(release)}))
+
+    def running() -> dict[str, Any] | None:
+        tasks = cli_json(capsys, "status", run_id, "--redis", pool.url)["tasks"]
+        return tasks[0] if tasks and tasks[0]["worker"] else None
+
+    task = wait_for(running, STARTUP_LIMIT, "the held task on its worker's heartbeat")
+    assert task["node"] == "hold" and task["state"] == "running" and task["attempt"] == 1
+    assert f"-{pool.worker.pid}-" in task["worker"] and task["since"] > 0
+    code, out, _ = cli(capsys, "status", run_id, "--redis", pool.url)
+    assert f"running, attempt 1 on {task['worker']} since" in out
+    release.touch()
+    wait_for(lambda: cli_json(capsys, "status", run_id, "--redis", pool.url)["status"]
+             == "done", STARTUP_LIMIT, "the held run to finish")
+
+
 async def test_submit_waits_for_registration_then_names_the_registered_graphs(
     pool: Pool,
 ) -> None:
     client = await Client.connect(pool.url, ready_timeout=0.3)
     try:
-        with pytest.raises(UnknownGraphError, match="'nope'.*waited 0.3s.*ops_ask, ops_boom"):
+        with pytest.raises(UnknownGraphError, match="'nope'.*waited 0.3s.*ops_ask, ops_boom, ops_held"):
             await client.submit("nope", {})
     finally:
         await client.close()

@@ -60,6 +60,7 @@ class GraphWorker(Worker):
     presence: Presence
     beat: Heartbeat  # what `arqgraph workers` shows of it, and what readiness waits for
     beat_at = 0.0
+    since: dict[str, float]  # when each running job started (Unix time), for its heartbeat
 
     async def heart_beat(self) -> None:
         """arq's health key, and every HEARTBEAT_INTERVAL arqgraph's heartbeat."""
@@ -68,6 +69,7 @@ class GraphWorker(Worker):
         if now - self.beat_at >= protocol.HEARTBEAT_INTERVAL:
             self.beat_at = now
             self.beat.running = self.job_counter
+            self.beat.jobs = {j: self.since[j] for j in self.tasks if j in self.since}
             await self.presence.beat(self.beat)
 
     @contextlib.asynccontextmanager
@@ -195,6 +197,7 @@ class GraphWorker(Worker):
     def _start(self, job: TakenJob) -> None:
         self.job_counter += 1
         self.scores[job.job_id] = job.score
+        self.since[job.job_id] = time.time()
         task = self.loop.create_task(self._run_taken(job))
         task.add_done_callback(functools.partial(self._job_ended, job.job_id))
         self.tasks[job.job_id] = task
@@ -220,6 +223,7 @@ class GraphWorker(Worker):
         whole --shutdown-grace for jobs that are done)."""
         if self.tasks.get(job_id) is task:
             del self.tasks[job_id]
+            self.since.pop(job_id, None)
         self.runner.ended.discard(job_id)  # (when arq's run_job did not get to finish it)
         self.runner.started.pop(job_id, None)  # (when arq did not run the job)
         if job_id in self.handed:  # its slot is the job's it handed over to
@@ -416,6 +420,7 @@ def build_worker(
     runner.idle = worker.slot_released
     runner.hand_over = worker.hand_over
     worker.lease = lease
+    worker.since = {}
     worker.presence = Presence(redis, "worker")
     worker.beat = new_heartbeat(process_id(worker), [queue], list(runner.graphs), concurrency)
     return worker

@@ -150,6 +150,7 @@ class Heartbeat(pydantic.BaseModel):
     graphs: list[str]
     concurrency: int = 0
     running: int = 0
+    jobs: dict[str, float] = {}  # a worker's running jobs, by job id: since when (Unix time)
     started: float
     seen: float
 
