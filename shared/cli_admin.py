@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
 import json
 import sys
 import time
@@ -14,6 +16,7 @@ from arqgraph.admin import Admin
 from arqgraph.client import Client, RunHandle
 
 RUN_STATUSES = ("running", "interrupted", "done", "failed", "cancelled")
+PROGRESS_INTERVAL = 0.25  # seconds between updates of `run`'s progress line
 ADMIN_TIMEOUT_ATTEMPTS = 1  # an admin command says at once that Redis is unreachable
 
 
@@ -142,6 +145,24 @@ def error_text(error: dict[str, Any]) -> str:
     return f"{text}\n{error['traceback'].rstrip()}" if error.get("traceback") else text
 
 
+async def show_progress(admin: Admin, run_id: str) -> None:
+    """A live line on the terminal (rich's): the superstep, its tasks done of total, the time
+    elapsed, and whether the run waits for workers. Cancelled when the run ends."""
+    from rich.console import Console
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with Console(stderr=True).status("starting", spinner="dots") as line:
+        while True:
+            status = await admin.status(run_id)
+            tasks = status["tasks"]
+            done = sum(t["state"] == "done" for t in tasks)
+            waiting = " (waiting for workers)" if status["waiting_for_workers"] else ""
+            line.update(f"step {status['step']}: {done}/{len(tasks)} tasks done, "
+                        f"{loop.time() - started:.1f}s{waiting}")
+            await asyncio.sleep(PROGRESS_INTERVAL)
+
+
 async def follow(handle: RunHandle, client: Client, modes: list[str],
                  redis_url: str | None) -> int:
     """Print the run's ids, its events, then its result; a failure with its node and the
@@ -155,6 +176,9 @@ async def follow(handle: RunHandle, client: Client, modes: list[str],
                 print(dumps({mode: payload}), flush=True)
         except Exception:  # the run failed: said below, with its traceback
             pass
+    progress = None
+    if not modes and sys.stderr.isatty() and importlib.util.find_spec("rich") is not None:
+        progress = asyncio.create_task(show_progress(admin, handle.run_id))
     try:
         result = await handle.result()
     except Exception as exc:
@@ -162,6 +186,10 @@ async def follow(handle: RunHandle, client: Client, modes: list[str],
         print(error_text(status["error"]) if status["error"] else
               f"run {status['status']}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
+    finally:
+        if progress is not None:
+            progress.cancel()
+            await asyncio.gather(progress, return_exceptions=True)
     print(dumps(result), flush=True)
     if await handle.status() == "interrupted":
         interrupts = (result or {}).get("__interrupt__", []) if isinstance(result, dict) else []

@@ -224,3 +224,44 @@ def test_a_user_s_mistake_is_one_line_and_an_exit_code(
     if debug:  # --debug shows the traceback instead
         shown = command(*args, "--debug", env={"ARQGRAPH_REDIS_URL": pool.url, **env})
         assert "Traceback" in shown.stderr
+
+
+def test_run_on_a_terminal_shows_a_live_progress_line(pool: Pool, tmp_path) -> None:
+    import os
+    import pty
+    import threading
+
+    pytest.importorskip("rich")
+    release = tmp_path / "release"
+    main_fd, terminal = pty.openpty()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "arqgraph.cli", "run", "ops_held", "--redis", pool.url,
+         "--input", json.dumps({"release": str(release)})],
+        cwd=REPO_ROOT, stdin=terminal, stdout=terminal, stderr=terminal, env=clean)
+    os.close(terminal)
+    seen: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:  # the terminal closed with the process
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: b"step 0: 0/1 tasks done" in b"".join(seen), STARTUP_LIMIT,
+                 "the progress line")
+        release.touch()
+        assert run.wait(timeout=STARTUP_LIMIT) == 0, b"".join(seen).decode(errors="replace")
+    finally:
+        if run.poll() is None:
+            run.kill()
+        reader.join(timeout=5)
+        os.close(main_fd)
+    assert b'"log": ["released"]' in b"".join(seen)
