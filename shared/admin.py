@@ -5,6 +5,7 @@ a dashboard can reuse them as they are."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from arqgraph import protocol
@@ -87,7 +88,8 @@ class Admin:
 
     async def runs(self, graph: str | None = None, status: str | None = None,
                    limit: int = 20) -> list[dict[str, Any]]:
-        """Recent runs, newest first. It scans the run records (runs expire after their
+        """Recent runs, newest first: ids, graph, status, when created, its current step and
+        when it last moved (its latest checkpoint's time). It scans the run records (runs expire after their
         retention), so it costs a read per run kept: for people, not for hot paths."""
         found: list[dict[str, Any]] = []
         async for key in self.redis.scan_iter(match=protocol.RUN_KEYS_PATTERN, count=SCAN_BATCH):
@@ -100,6 +102,11 @@ class Admin:
                           "graph": name, "status": _shown_status(state),
                           "created": float(created or 0)})
         found.sort(key=lambda r: r["created"], reverse=True)
+        for run in found[:limit]:  # (the step is in the run's checkpoint: read the few shown)
+            record = await self.store.load_run(run["run_id"])
+            saved = record.saved if record is not None else None
+            run["step"] = saved.checkpoint.step if saved is not None else None
+            run["moved"] = _unix(saved.created_at) if saved is not None else None
         return found[:limit]
 
     async def _record(self, run_id: str) -> RunRecord:
@@ -178,6 +185,13 @@ class Admin:
             return [snapshot_dict(s) for s in await self.client.get_state_history(
                 _thread(thread_id))]
         return [snapshot_dict(await self.client.get_state(_thread(thread_id)))]
+
+
+def _unix(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
 
 
 def _thread(thread_id: str) -> dict[str, Any]:

@@ -85,7 +85,8 @@ async def _answer(admin: Admin, args: argparse.Namespace) -> tuple[Any, str]:
     """The command's answer as data, and as text."""
     if args.command == "runs":
         runs = await admin.runs(args.graph, args.status, args.limit)
-        return runs, _table(runs, ["run_id", "thread_id", "graph", "status", "created"])
+        return runs, _table(runs, ["run_id", "thread_id", "graph", "status", "step", "created",
+                                   "moved"])
     if args.command == "status":
         status = await admin.status(args.run_id)
         return status, _status_text(status)

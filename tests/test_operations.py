@@ -134,6 +134,8 @@ def test_run_interrupt_state_resume_and_runs(pool: Pool, capsys) -> None:
     assert [r["thread_id"] for r in runs[:2]] == ["t-ops", "t-ops"]
     assert [r["status"] for r in runs[:2]] == ["done", "interrupted"]  # newest first
     assert runs[1]["run_id"] == run_id
+    assert [r["step"] for r in runs[:2]] == [2, 0]  # the resumed run ended after greet
+    assert runs[1]["created"] <= runs[1]["moved"] <= runs[0]["created"] <= runs[0]["moved"]
     assert cli_json(capsys, "runs", "--status", "interrupted", "--graph", "ops_ask",
                     "--redis", pool.url)[0]["run_id"] == run_id
 
