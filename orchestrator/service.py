@@ -44,6 +44,8 @@ log = logging.getLogger("arqgraph.orchestrator")
 
 SWEEP_BACKOFF = 16  # a run the sweep keeps finding waiting is swept this many intervals apart
 WEEK = 7 * 24 * 3600
+WORKERLESS_GRACE = 5.0  # seconds without a live worker on its queue before it warns (workers
+# started with the orchestrator take a moment to send their first heartbeat)
 
 
 class Orchestrator:
@@ -113,7 +115,7 @@ class Orchestrator:
             now = loop.time()
             workerless_since = None if served else (workerless_since or now)
             waiting = workerless_since is not None and (
-                now - workerless_since >= protocol.HEARTBEAT_INTERVAL)
+                now - workerless_since >= WORKERLESS_GRACE)
             if waiting and not self.waiting_for_workers:
                 log.warning("no live worker listens on queue %s: runs of %s are waiting for "
                             "workers", self.queue, ", ".join(self.graphs))

@@ -201,31 +201,35 @@ def test_an_orchestrator_serving_a_graph_on_another_queue_is_refused(
             and "queue 'arqgraph:queue', not 'arqgraph:other'" in other.output())
 
 
-def command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}
-    return subprocess.run([sys.executable, "-m", "arqgraph.cli", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60, env={**clean, **(env or {})})
-
-
-@pytest.mark.parametrize(("args", "env", "code", "message", "debug"), [
-    (("workers", "--redis", "http://host/0"), {}, 2, "is not a Redis URL", False),
-    (("workers",), {"ARQGRAPH_CONCURRENCY": "many"}, 2, "ARQGRAPH_CONCURRENCY='many'", True),
-    (("status", "abc.def"), {}, 2, "no run 'abc.def'", False),
-    (("run", "nope"), {"ARQGRAPH_READY_TIMEOUT": "0.1"}, 2, "no orchestrator serves a graph",
-     True),
-    (("run", "ops_ask", "--input", "{bad"), {}, 2, "not valid JSON", False),
-    (("workers", "--redis", "redis://127.0.0.1:1/0"), {}, 1, "cannot reach Redis", False),
+@pytest.mark.parametrize(("args", "env", "code", "message"), [
+    (("workers", "--redis", "http://host/0"), {}, 2, "is not a Redis URL"),
+    (("workers",), {"ARQGRAPH_CONCURRENCY": "many"}, 2, "ARQGRAPH_CONCURRENCY='many'"),
+    (("status", "abc.def"), {}, 2, "no run 'abc.def'"),
+    (("run", "nope"), {"ARQGRAPH_READY_TIMEOUT": "0.1"}, 2, "no orchestrator serves a graph"),
+    (("run", "ops_ask", "--input", "{bad"), {}, 2, "not valid JSON"),
+    (("workers", "--redis", "redis://127.0.0.1:1/0"), {}, 1, "cannot reach Redis"),
 ])
 def test_a_user_s_mistake_is_one_line_and_an_exit_code(
-    pool: Pool, args, env, code, message, debug
+    pool: Pool, capsys, monkeypatch, args, env, code, message
 ) -> None:
-    done = command(*args, env={"ARQGRAPH_REDIS_URL": pool.url, **env})
-    assert done.returncode == code, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
-    assert len([line for line in done.stderr.splitlines() if "arqgraph: error" in line]) == 1
-    if debug:  # --debug shows the traceback instead
-        shown = command(*args, "--debug", env={"ARQGRAPH_REDIS_URL": pool.url, **env})
-        assert "Traceback" in shown.stderr
+    for key, value in {"ARQGRAPH_REDIS_URL": pool.url, **env}.items():
+        monkeypatch.setenv(key, value)
+    done, _, err = cli(capsys, *args)
+    assert done == code, err
+    assert message in err and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("arqgraph: error: ")] == [
+        err.strip()]
+    with pytest.raises(Exception, match="."):  # --debug: the error itself, with its traceback
+        main([*args, "--debug"])
+
+
+def test_a_mistake_in_a_real_process_prints_no_traceback(pool: Pool) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}
+    done = subprocess.run([sys.executable, "-m", "arqgraph.cli", "status", "abc.def", "--redis",
+                           pool.url], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          env=clean)
+    assert (done.returncode, done.stderr) == (2, "arqgraph: error: no run 'abc.def' (finished "
+                                                 "runs expire after their retention)\n")
 
 
 def test_run_on_a_terminal_shows_a_live_progress_line(pool: Pool, tmp_path) -> None:
