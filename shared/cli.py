@@ -57,9 +57,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     run.add_argument("--thread-id", help="run on this thread (kept until deleted: resumable)")
     run.add_argument("--stream", choices=STREAM_MODES, action="append", default=[],
                      help="print events of this stream mode as they come (repeatable)")
-    import os
-
-    redis_option(run, os.environ.get("ARQGRAPH_REDIS_URL"))
+    redis_option(run, s.redis_url if "redis_url" in s.model_fields_set else None)  # (embedded)
 
     orch = sub.add_parser("orchestrator", help="serve as an orchestrator for the given graphs",
                           parents=[common],

@@ -189,3 +189,21 @@ def test_a_redis_password_set_apart_is_put_into_the_url_encoded(tmp_path):
         assert "p/a" not in url  # encoded: nothing of it splits the URL
     assert Settings.from_env({"ARQGRAPH_REDIS_PASSWORD": "y"}).url("redis://:own@h/0") == (
         "redis://:own@h/0")  # a URL's own password wins
+
+
+def test_settings_read_a_dotenv_file_under_the_environment_and_the_flags(tmp_path, monkeypatch):
+    from arqgraph.cli import build_parser
+    from arqgraph.settings import Settings
+
+    for key in [k for k in os.environ if k.startswith("ARQGRAPH_")]:
+        monkeypatch.delenv(key)
+    (tmp_path / ".env").write_text("ARQGRAPH_CONCURRENCY=7\nARQGRAPH_QUEUE=q-env\n"
+                                   "ARQGRAPH_REDIS_URL=redis://dotenv:6379/0\nOTHER=x\n")
+    monkeypatch.chdir(tmp_path)
+    assert build_parser(Settings.from_env()).parse_args(["run", "g"]).redis == (
+        "redis://dotenv:6379/0")  # a URL in .env: `run` submits there instead of embedded
+    monkeypatch.setenv("ARQGRAPH_CONCURRENCY", "9")  # the environment over .env
+    args = build_parser(Settings.from_env()).parse_args(["worker", "m:g", "--queue", "q-flag"])
+    assert (args.concurrency, args.queue, args.redis) == (9, "q-flag", "redis://dotenv:6379/0")
+    (tmp_path / ".env").unlink()
+    assert build_parser(Settings.from_env()).parse_args(["run", "g"]).redis is None  # embedded

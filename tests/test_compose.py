@@ -10,7 +10,6 @@ services' URLs use, a worker that scales and gets time to finish its nodes, env 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fnmatch
 import importlib
 import io
@@ -37,7 +36,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
 
-SETTINGS_ENV = {f"ARQGRAPH_{f.name.upper()}": f.name for f in dataclasses.fields(Settings)}
+SETTINGS_ENV = {f"ARQGRAPH_{name.upper()}": name for name in Settings.model_fields}
 SERVING = ("orchestrator", "worker", "up")  # subcommands that take SPEC... and serve graphs
 
 
