@@ -108,10 +108,11 @@ class Orchestrator:
             try:
                 await self.presence.beat(self.heartbeat)
                 served = self.queue in await live_queues(self.store.redis)
-            except Exception as exc:
+            except Exception as exc:  # the beat must outlive an outage, or a bad record
                 if not lost_redis(exc):
-                    raise
-                served = True  # (the outage is logged by the loop that serves)
+                    log.exception("heartbeat failed; beating again in %ss",
+                                  protocol.HEARTBEAT_INTERVAL)
+                served = True  # (an outage is logged by the loop that serves)
             now = loop.time()
             workerless_since = None if served else (workerless_since or now)
             waiting = workerless_since is not None and (
