@@ -207,3 +207,14 @@ def test_settings_read_a_dotenv_file_under_the_environment_and_the_flags(tmp_pat
     assert (args.concurrency, args.queue, args.redis) == (9, "q-flag", "redis://dotenv:6379/0")
     (tmp_path / ".env").unlink()
     assert build_parser(Settings.from_env()).parse_args(["run", "g"]).redis is None  # embedded
+
+
+def test_version_and_graph_drawing(capsys):
+    from arqgraph import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"arqgraph {__version__}\n"
+    assert main(["graph", "tests.graphs.ops_graphs:ask", "--mermaid"]) == 0
+    drawing = capsys.readouterr().out
+    assert "graph TD" in drawing and "ask_name" in drawing and "greet" in drawing
