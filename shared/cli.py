@@ -1,4 +1,5 @@
-"""The `arqgraph` command: run a graph, serve as orchestrator or worker, launch a local pool."""
+"""The `arqgraph` command: run a graph, serve as orchestrator or worker, launch a local pool;
+the commands that look at and steer a pool are `arqgraph.cli_admin`'s."""
 
 from __future__ import annotations
 
@@ -9,16 +10,11 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
 
 from arqgraph.settings import Settings
 
 STREAM_MODES = ("values", "updates", "custom")
 GC_YOUNG_THRESHOLD = 50_000  # net new objects between collections of the youngest generation
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=repr, ensure_ascii=False)
 
 
 def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
