@@ -79,8 +79,8 @@ def _start_up(url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
         up = subprocess.Popen([*CLI, "up", "examples.llm_db:graph", "--workers", "2", "--redis",
                                url, "--data-dir", str(data_dir)],
                               cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    wait_for(lambda: log.read_text().count("arqgraph up: ready") > readies or up.poll(),
-             60, "up to say ready")
+    wait_for(lambda: log.read_text().count("arqgraph up: ready") > readies
+             or up.poll() is not None, 60, "up to say ready")
     assert up.poll() is None, log.read_text()
     return up
 

@@ -241,6 +241,7 @@ def test_run_on_a_terminal_shows_a_live_progress_line(pool: Pool, tmp_path) -> N
     release = tmp_path / "release"
     main_fd, terminal = pty.openpty()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ARQGRAPH_")}
+    clean |= {"TERM": "xterm", "COLUMNS": "120"}  # a terminal as a person has, whatever CI has
     run = subprocess.Popen(
         [sys.executable, "-m", "arqgraph.cli", "run", "ops_held", "--redis", pool.url,
          "--input", json.dumps({"release": str(release)})],
