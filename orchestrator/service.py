@@ -12,9 +12,8 @@ of the steps whose only task it ran, and the orchestrator is then not told.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from arqgraph.core.graphs import find_graph
 from arqgraph.errors import (
     CorruptDataError,
     EmptyInputError,
+    GraphConflictError,
     GraphMismatchError,
     InvalidInputError,
     InvalidUpdateError,
@@ -36,6 +36,7 @@ from arqgraph.orchestrator.moves import RunMover
 from arqgraph.protocol import GraphInfo, RunRecord
 from arqgraph.storage.connection import Backoff, lost_redis
 from arqgraph.storage.dead_letters import set_aside_run
+from arqgraph.storage.presence import Presence, live_queues, new_heartbeat, process_id
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
 
@@ -46,6 +47,8 @@ log = logging.getLogger("arqgraph.orchestrator")
 
 SWEEP_BACKOFF = 16  # a run the sweep keeps finding waiting is swept this many intervals apart
 WEEK = 7 * 24 * 3600
+WORKERLESS_GRACE = 5.0  # seconds without a live worker on its queue before it warns (workers
+# started with the orchestrator take a moment to send their first heartbeat)
 
 
 class Orchestrator:
@@ -67,7 +70,10 @@ class Orchestrator:
         self.queue = queue
         self.sweep_interval = sweep_interval
         self.retention = retention
-        self.name = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.name = process_id(self)
+        self.presence = Presence(redis, "orchestrator")
+        self.heartbeat = new_heartbeat(self.name, [queue], list(self.graphs))
+        self.waiting_for_workers = False  # its queue has had no live worker for a while
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         # run id -> when this orchestrator last advanced it, and how long the sweep waits then
@@ -76,10 +82,54 @@ class Orchestrator:
         self.moves = RunMover(self.store, self.jobs, retention)
 
     async def register(self) -> None:
+        """Register the graphs for producers, refusing (GraphConflictError) a graph that a live
+        orchestrator serves on another queue or with another fingerprint: its runs would
+        reach workers that cannot run them. A dead orchestrator's registration is replaced."""
+        others = [o for o in await self.presence.live() if o.id != self.name]
         for graph in self.graphs.values():
             info = GraphInfo(name=graph.name, fingerprint=graph.fingerprint, queue=self.queue,
                              entrypoint=graph.returns_value, root=graph.schema.kind == "root")
+            known = await self.store.graph_info(graph.name)
+            holders = [o.id for o in others if graph.name in o.graphs]
+            if known is not None and holders and (known.queue, known.fingerprint) != (
+                    info.queue, info.fingerprint):
+                what = (f"queue {known.queue!r}, not {info.queue!r}" if known.queue != info.queue
+                        else f"fingerprint {known.fingerprint}, not {info.fingerprint} "
+                        "(another version of the graph)")
+                raise GraphConflictError(
+                    f"graph {graph.name!r} is served by orchestrator {', '.join(holders)} with "
+                    f"{what}; stop it first, or serve the graph under another name")
             await self.store.register_graph(info)
+        await self.presence.beat(self.heartbeat)
+
+    async def _beat_forever(self, stop: asyncio.Event) -> None:
+        """Say this orchestrator is alive, and warn (once) when its queue has no live worker:
+        its runs would otherwise wait without a word."""
+        loop = asyncio.get_running_loop()
+        workerless_since: float | None = None
+        while not stop.is_set():
+            try:
+                await self.presence.beat(self.heartbeat)
+                served = self.queue in await live_queues(self.store.redis)
+            except Exception as exc:  # the beat must outlive an outage, or a bad record
+                if not lost_redis(exc):
+                    log.exception("heartbeat failed; beating again in %ss",
+                                  protocol.HEARTBEAT_INTERVAL)
+                served = True  # (an outage is logged by the loop that serves)
+            now = loop.time()
+            workerless_since = None if served else (workerless_since or now)
+            waiting = workerless_since is not None and (
+                now - workerless_since >= WORKERLESS_GRACE)
+            if waiting and not self.waiting_for_workers:
+                log.warning("no live worker listens on queue %s: runs of %s are waiting for "
+                            "workers", self.queue, ", ".join(self.graphs))
+            elif served and self.waiting_for_workers:
+                log.info("a worker listens on queue %s again", self.queue)
+            self.waiting_for_workers = waiting
+            try:
+                await asyncio.wait_for(stop.wait(), protocol.HEARTBEAT_INTERVAL)
+            except TimeoutError:
+                pass
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
         """Run until `stop` is set: react to notices, sweep unfinished runs now and then."""
@@ -87,6 +137,7 @@ class Orchestrator:
         await self.register()
         log.info("orchestrator %s serving graphs %s", self.name, ", ".join(self.graphs))
         sweeper = asyncio.create_task(self._sweep_forever(stop))
+        beats = asyncio.create_task(self._beat_forever(stop))
         try:
             while not stop.is_set():
                 for note in await self.store.events.next_notes(list(self.graphs), timeout=0.5):
@@ -94,9 +145,13 @@ class Orchestrator:
                         self.poke(note.run_id)
         finally:
             sweeper.cancel()
+            beats.cancel()
             for task in list(self._busy.values()):
                 task.cancel()
-            await asyncio.gather(sweeper, *self._busy.values(), return_exceptions=True)
+            await asyncio.gather(sweeper, beats, *self._busy.values(), return_exceptions=True)
+            if stop.is_set():  # a clean stop: not alive any more (else the beat goes stale)
+                with contextlib.suppress(Exception):
+                    await self.presence.leave(self.name)
 
     async def serve_resilient(self, stop: asyncio.Event) -> None:
         """`serve`, riding out Redis outages: reconnect with backoff, and say so."""

@@ -1,4 +1,5 @@
-"""The `arqgraph` command: run a graph, serve as orchestrator or worker, launch a local pool."""
+"""The `arqgraph` command: run a graph, serve as orchestrator or worker, launch a local pool;
+the commands that look at and steer a pool are `arqgraph.cli_admin`'s."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from arqgraph.observe.logs import ObserveSettingError
 from arqgraph.observe.logs import configure as configure_logging
@@ -24,17 +24,20 @@ UP_METRICS_PORT = 9400  # `arqgraph up` serves metrics from here on (9100 is nod
 GC_YOUNG_THRESHOLD = 50_000  # net new objects between collections of the youngest generation
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=repr, ensure_ascii=False)
-
-
 def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    from arqgraph import __version__
+    from arqgraph.cli_admin import add_commands
+
     s = settings or Settings.from_env()
     parser = argparse.ArgumentParser(
         prog="arqgraph",
         description="Run LangGraph-style StateGraph workflows on an arq worker pool over Redis. "
         "Every option also reads an ARQGRAPH_* environment variable (shown as the default).",
     )
+    parser.add_argument("--version", action="version", version=f"arqgraph {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def redis_option(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -47,19 +50,20 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                        help=f"arq queue that carries node jobs (env ARQGRAPH_QUEUE; {s.queue})")
 
     run = sub.add_parser("run", help="run one graph and print its events and final state",
+                         parents=[common],
                          description="Run one graph. Without --redis it runs embedded: "
                          "orchestrator and worker in this process over an in-memory Redis. "
                          "With --redis it submits to that cluster (SPEC may then be a graph name).")
     run.add_argument("spec", help="pkg.module:graph (or, with --redis, a registered graph name)")
     run.add_argument("--input", default="{}", help="the graph input as JSON (default {})")
     run.add_argument("--config", default="{}", help='run config as JSON, e.g. {"recursion_limit": 50}')
+    run.add_argument("--thread-id", help="run on this thread (kept until deleted: resumable)")
     run.add_argument("--stream", choices=STREAM_MODES, action="append", default=[],
                      help="print events of this stream mode as they come (repeatable)")
-    import os
-
-    redis_option(run, os.environ.get("ARQGRAPH_REDIS_URL"))
+    redis_option(run, s.redis_url if "redis_url" in s.model_fields_set else None)  # (embedded)
 
     orch = sub.add_parser("orchestrator", help="serve as an orchestrator for the given graphs",
+                          parents=[common],
                           description="Walk runs of the given graphs superstep by superstep, "
                           "enqueueing ready nodes as arq jobs. Several may run at once.")
     orch.add_argument("specs", nargs="+", metavar="SPEC", help="pkg.module:graph, one or more")
@@ -75,6 +79,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                       f"{s.retention})")
 
     work = sub.add_parser("worker", help="serve as a worker executing the graphs' nodes",
+                          parents=[common],
                           description="Execute node jobs of the given graphs from the arq queue.")
     work.add_argument("specs", nargs="+", metavar="SPEC", help="pkg.module:graph, one or more")
     redis_option(work, s.redis_url)
@@ -106,22 +111,35 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
     for serving, role in ((orch, "orchestrator"), (work, "worker")):
         observe_options(serving, s, role)
-    dead = sub.add_parser("dead-letters", help="list data set aside as unreadable, newest first")
+    dead = sub.add_parser("dead-letters", parents=[common],
+                          help="list data set aside as unreadable, newest first")
     redis_option(dead, s.redis_url)
     dead.add_argument("--count", type=int, default=100, help="how many to list (default 100)")
 
     up = sub.add_parser("up", help="launch a local pool: redis (if needed), orchestrator, workers",
+                          parents=[common],
                         description="Start a local pool without Docker: a redis-server if none is "
                         "reachable, one orchestrator and N workers. Ctrl-C stops them all.")
     up.add_argument("specs", nargs="+", metavar="SPEC", help="pkg.module:graph, one or more")
     redis_option(up, s.redis_url)
     up.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    up.add_argument("--data-dir", default=".arqgraph", metavar="DIR",
+                    help="where the redis-server that up starts keeps its AOF, so threads and "
+                    "pending runs survive a restart (default .arqgraph in the working folder)")
     up.add_argument("--concurrency", type=int, default=s.concurrency,
                     help=f"nodes each worker runs at once ({s.concurrency})")
     up.add_argument("--metrics-port", type=int, default=s.metrics_port or UP_METRICS_PORT,
                     metavar="PORT", help="serve Prometheus metrics: the orchestrator on PORT, "
                     "the workers on PORT+1, PORT+2, ...; 0 for none (env ARQGRAPH_METRICS_PORT; "
                     f"{s.metrics_port or UP_METRICS_PORT})")
+    add_commands(sub, common, s.redis_url)
+    draw = sub.add_parser("graph", help="draw a graph (Mermaid by default)", parents=[common],
+                          description="Print a graph's drawing: Mermaid, or ASCII (--ascii, "
+                          "needs the langchain extra's grandalf).")
+    draw.add_argument("spec", metavar="MODULE:ATTR", help="pkg.module:graph")
+    style = draw.add_mutually_exclusive_group()
+    style.add_argument("--mermaid", action="store_true", help="Mermaid (the default)")
+    style.add_argument("--ascii", action="store_true", help="ASCII art")
     return parser
 
 
@@ -139,33 +157,35 @@ def observe_options(p: argparse.ArgumentParser, s: Settings, role: str) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from arqgraph.cli_admin import connect, follow
     from arqgraph.embedded import EmbeddedCluster
     from arqgraph.loader import load_all
 
     data = json.loads(args.input)
     config = json.loads(args.config)
+    if args.thread_id:
+        config.setdefault("configurable", {})["thread_id"] = args.thread_id
     modes = args.stream
     if args.redis:
-        from arqgraph.client import Client
-
-        client = await Client.connect(args.redis)
+        client = await connect(args.redis, ready_timeout=Settings.from_env().ready_timeout)
         name = args.spec if ":" not in args.spec else load_all([args.spec])[0].name
         try:
-            return await _follow(await client.submit(name, data, config), modes)
+            return await follow(await client.submit(name, data, config), client, modes,
+                                args.redis)
         finally:
             await client.close()
     graphs = load_all([args.spec])
     log_arq_jobs(Settings.from_env().log_jobs)  # (its worker is in this process)
     async with EmbeddedCluster(graphs) as cluster:
         handle = await cluster.client.submit(graphs[0].name, data, config)
-        return await _follow(handle, modes)
+        return await follow(handle, cluster.client, modes, None)
 
 
-async def _follow(handle: Any, modes: list[str]) -> int:
-    if modes:
-        async for mode, payload in handle.stream(modes):
-            print(_json({mode: payload}), flush=True)
-    print(_json(await handle.result()), flush=True)
+def _draw(args: argparse.Namespace) -> int:
+    from arqgraph.loader import load_all
+
+    drawing = load_all([args.spec])[0].get_graph()
+    print(drawing.draw_ascii() if args.ascii else drawing.draw_mermaid())
     return 0
 
 
@@ -250,36 +270,72 @@ def tune_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     tune_gc()
-    args = build_parser().parse_args(argv)
-    from arqgraph.loader import GraphSpecError
-
     try:
+        settings = Settings.from_env()
+        args = build_parser(settings).parse_args(argv)
         configure_logging(getattr(args, "log_level", "INFO"),
                           getattr(args, "log_format", "text"), args.command)
-        if args.command == "run":
-            return asyncio.run(_run(args))
-        if args.command == "orchestrator":
-            return asyncio.run(_serve_orchestrator(args))
-        if args.command == "worker":
-            return asyncio.run(_serve_worker(args))
-        if args.command == "dead-letters":
-            from arqgraph.storage.dead_letters import print_dead_letters
-
-            return asyncio.run(print_dead_letters(args.redis, args.count))
-        from arqgraph.orchestrator.launcher import launch
-
-        return launch(args)
-    except (GraphSpecError, json.JSONDecodeError, ObserveSettingError) as exc:
-        print(f"arqgraph: error: {exc}", file=sys.stderr)
-        return 2
+        if getattr(args, "redis", None):
+            args.redis = settings.url(args.redis)
+        return _dispatch(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if args.command != "run":
+        if "--debug" in argv:
             raise
-        print(f"arqgraph: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        code, message = _user_error(exc)
+        if code is None:
+            raise
+        print(f"arqgraph: error: {message}", file=sys.stderr)
+        return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from arqgraph.cli_admin import run_admin
+
+    if args.command == "run":
+        return asyncio.run(_run(args))
+    if args.command == "orchestrator":
+        return asyncio.run(_serve_orchestrator(args))
+    if args.command == "worker":
+        return asyncio.run(_serve_worker(args))
+    if args.command == "graph":
+        return _draw(args)
+    if args.command == "up":
+        from arqgraph.orchestrator.launcher import launch
+
+        return launch(args)
+    if args.command == "dead-letters":
+        from arqgraph.storage.dead_letters import print_dead_letters
+
+        return asyncio.run(print_dead_letters(args.redis, args.count))
+    return asyncio.run(run_admin(args))
+
+
+def _user_error(exc: Exception) -> tuple[int | None, str]:
+    """(exit code, one line) for an error a user caused (bad input, URL, name, setting, an
+    unreachable Redis); (None, "") for a bug, which keeps its traceback."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from arqgraph.errors import (
+        GraphConflictError,
+        InvalidInputError,
+        ThreadBusyError,
+        UnknownGraphError,
+        UnknownRunError,
+    )
+    from arqgraph.loader import GraphSpecError
+
+    if isinstance(exc, json.JSONDecodeError):
+        return 2, f"not valid JSON: {exc}"
+    if isinstance(exc, (GraphSpecError, UnknownGraphError, UnknownRunError, GraphConflictError,
+                        InvalidInputError, ThreadBusyError, ObserveSettingError, ValueError)):
+        return 2, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, (RedisConnectionError, ConnectionError, OSError)):
+        return 1, f"cannot reach Redis: {exc}"
+    return None, ""
 
 
 if __name__ == "__main__":

@@ -119,26 +119,36 @@ class RunHandle:
             await self.store.request_cancel(self.run_id)
 
 
+READY_TIMEOUT = 30.0  # seconds `submit` waits for a graph's orchestrator to register it
+READY_POLL = 0.1
+
+
 class Client:
     """Submits runs to the orchestrators serving a Redis (async)."""
 
     same_process = False  # whether the graphs run in this process (the embedded default)
 
-    def __init__(self, redis: ArqRedis, *, submit_retry: float = SUBMIT_RETRY) -> None:
+    def __init__(self, redis: ArqRedis, *, submit_retry: float = SUBMIT_RETRY,
+                 ready_timeout: float = READY_TIMEOUT) -> None:
         self.redis = redis
         self.store = RunStore(redis)
         self.ends = EndWatch(self.store)
         self.submit_retry = submit_retry  # seconds `submit` retries while Redis is away
+        self.ready_timeout = ready_timeout  # seconds `submit` waits for a graph's registration
 
     @classmethod
     async def connect(
-        cls, url: str, *, timeout: float | None = None, submit_retry: float = SUBMIT_RETRY
+        cls, url: str, *, timeout: float | None = None, submit_retry: float = SUBMIT_RETRY,
+        ready_timeout: float = READY_TIMEOUT,
     ) -> Client:
         """A client of the Redis at `url`, retrying while it is unreachable: for ever, or for
-        `timeout` seconds, then raising ConnectionError saying so."""
+        `timeout` seconds, then raising ConnectionError saying so. `ready_timeout`: how long
+        `submit` waits for an orchestrator to register a graph (a producer started with the
+        pool must not lose the race with it)."""
         try:
             async with asyncio.timeout(timeout):
-                return cls(await connect(url, what="client"), submit_retry=submit_retry)
+                return cls(await connect(url, what="client"), submit_retry=submit_retry,
+                           ready_timeout=ready_timeout)
         except TimeoutError:
             raise ConnectionError(f"client: Redis at {safe_url(url)} stayed unreachable for "
                                   f"{timeout} s") from None
@@ -218,14 +228,19 @@ class Client:
         return handle
 
     async def _check_graph(self, graph_name: str) -> GraphInfo:
-        """The graph's registration (a subgraph's root graph's, for a subgraph's update)."""
-        info = await self.store.graph_info(root_graph(graph_name))
-        if info is None:
-            known = await self.store.graph_names()
-            raise UnknownGraphError(
-                f"no orchestrator serves a graph named {graph_name!r}; "
-                f"known graphs: {', '.join(known) or 'none (is an orchestrator running?)'}"
-            )
+        """The graph's registration (a subgraph's root graph's, for a subgraph's update),
+        waited for up to `ready_timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout
+        while (info := await self.store.graph_info(root_graph(graph_name))) is None:
+            if loop.time() >= deadline:
+                known = await self.store.graph_names()
+                raise UnknownGraphError(
+                    f"no orchestrator serves a graph named {graph_name!r} (waited "
+                    f"{self.ready_timeout:g}s); registered graphs: "
+                    f"{', '.join(known) or 'none (is an orchestrator running?)'}"
+                )
+            await asyncio.sleep(READY_POLL)
         return info
 
     async def _create(
@@ -408,11 +423,11 @@ def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
 class SyncClient:
     """`Client` for code without an event loop: runs one in a background thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ready_timeout: float = READY_TIMEOUT) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._client: Client = self._call(Client.connect(url))
+        self._client: Client = self._call(Client.connect(url, ready_timeout=ready_timeout))
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

@@ -68,7 +68,7 @@ class EmbeddedCluster:
             self.redis, self.graphs, concurrency=self.concurrency, poll_delay=0.05,
             handle_signals=False, job_timeout=None, shared_cache=False,
         )
-        self.client = Client(self.redis)
+        self.client = Client(self.redis, ready_timeout=0)  # (its graphs are registered first)
         self.client.same_process = True  # (its classes defined inside functions are known)
         self._tasks = [
             asyncio.create_task(self.orchestrator.serve(self._stop)),

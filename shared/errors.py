@@ -63,8 +63,17 @@ class UnknownGraphError(LookupError):
     """No orchestrator serves a graph of this name."""
 
 
+class UnknownRunError(LookupError):
+    """No run of this id (never submitted, or finished longer ago than its retention)."""
+
+
 class GraphMismatchError(RuntimeError):
     """A process loaded a graph whose structure differs from the one a run was started with."""
+
+
+class GraphConflictError(RuntimeError):
+    """An orchestrator would register a graph that a live orchestrator serves on another queue
+    or with another fingerprint: runs would go to workers that cannot run them."""
 
 
 class SerializationError(TypeError):

@@ -1,19 +1,30 @@
-"""Settings of the long-running processes: command-line flags, defaulting to ARQGRAPH_* env vars."""
+"""One settings model for every process and the client: `ARQGRAPH_*` environment variables, an
+optional `.env` file in the working folder, and command-line flags on top (the CLI's defaults
+are these settings)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
+
+import pydantic
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from arqgraph.protocol import DEFAULT_QUEUE, MAX_UPDATE_BYTES
 
+ENV_PREFIX = "ARQGRAPH_"
 
-@dataclass(frozen=True)
-class Settings:
-    """Each field `x` can be set by the env var `ARQGRAPH_X` (and by its command-line flag)."""
+
+class Settings(BaseSettings):
+    """Each field `x` can be set by the variable `ARQGRAPH_X` (or a line of `.env`), and by its
+    command-line flag."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore",
+                                      frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: str = ""  # kept apart from the URL (put in, encoded, by `url`)
+    redis_password_file: str = ""  # a file holding it (a Docker secret: /run/secrets/...)
     queue: str = DEFAULT_QUEUE
     concurrency: int = 16
     poll_delay: float = 0.5
@@ -29,30 +40,43 @@ class Settings:
     metrics_port: int = 0
     log_level: str = "INFO"
     log_format: str = "text"
+    ready_timeout: float = 30.0  # seconds a producer waits for an orchestrator to register a graph
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"ARQGRAPH_{f.name.upper()}")
-            if raw is None:
-                continue
-            kind = type(getattr(cls, f.name))
+        """The settings of the environment (and `.env`), or of `env` alone when given; a value
+        that does not parse raises a ValueError of one line naming its variable."""
+        try:
+            if env is None:
+                return cls()
+            values = {name: env[ENV_PREFIX + name.upper()] for name in cls.model_fields
+                      if ENV_PREFIX + name.upper() in env}
+            return cls.model_validate(values)
+        except pydantic.ValidationError as exc:
+            raise ValueError(_one_line(cls, exc)) from None
+
+    def password(self) -> str:
+        """The Redis password given apart from the URL, if any (the file's wins)."""
+        if self.redis_password_file:
             try:
-                values[f.name] = _flag(raw) if kind is bool else kind(raw)
-            except ValueError:
-                raise ValueError(
-                    f"environment variable ARQGRAPH_{f.name.upper()}={raw!r} is not a valid "
-                    f"{kind.__name__}"
-                ) from None
-        return cls(**values)
+                return Path(self.redis_password_file).read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"ARQGRAPH_REDIS_PASSWORD_FILE: cannot read "
+                                 f"{self.redis_password_file!r}: {exc.strerror}") from None
+        return self.redis_password
+
+    def url(self, url: str) -> str:
+        """`url` (the --redis flag's, or ARQGRAPH_REDIS_URL) with the password set apart put
+        in, percent-encoded."""
+        from arqgraph.storage.connection import url_with_password
+
+        return url_with_password(url, self.password())
 
 
-def _flag(raw: str) -> bool:
-    word = raw.strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(raw)
+def _one_line(cls: type[Settings], exc: pydantic.ValidationError) -> str:
+    error: Any = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    field = cls.model_fields.get(name)
+    kind = getattr(field.annotation, "__name__", "value") if field is not None else "value"
+    return (f"environment variable {ENV_PREFIX}{name.upper()}={error['input']!r} is not a valid "
+            f"{kind} ({error['msg']})")

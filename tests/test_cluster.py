@@ -333,9 +333,13 @@ async def test_bad_input_names_the_field(cluster: Cluster, client: Client) -> No
     assert await within(graphs.person.ainvoke({"name": "ann", "age": 41})) == expected
 
 
-async def test_unknown_graph_is_refused_at_submit(cluster: Cluster, client: Client) -> None:
-    with pytest.raises(UnknownGraphError, match="no_such_graph"):
-        await within(client.submit("no_such_graph", {"x": 1}))
+async def test_unknown_graph_is_refused_at_submit(cluster: Cluster) -> None:
+    client = await within(Client.connect(cluster.url, ready_timeout=0.2), 10)
+    try:
+        with pytest.raises(UnknownGraphError, match="no_such_graph"):
+            await within(client.submit("no_such_graph", {"x": 1}))
+    finally:
+        await client.close()
 
 
 async def test_cancel_ends_the_run_as_cancelled(cluster: Cluster, client: Client) -> None:

@@ -10,7 +10,6 @@ services' URLs use, a worker that scales and gets time to finish its nodes, env 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fnmatch
 import importlib
 import io
@@ -21,7 +20,7 @@ import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
@@ -29,6 +28,7 @@ import yaml
 from arqgraph.cli import build_parser
 from arqgraph.loader import GraphSpecError, load_all
 from arqgraph.settings import Settings
+from arqgraph.storage.connection import redis_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -36,7 +36,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
 
-SETTINGS_ENV = {f"ARQGRAPH_{f.name.upper()}": f.name for f in dataclasses.fields(Settings)}
+SETTINGS_ENV = {f"ARQGRAPH_{name.upper()}": name for name in Settings.model_fields}
 SERVING = ("orchestrator", "worker", "up")  # subcommands that take SPEC... and serve graphs
 
 
@@ -384,8 +384,9 @@ def test_graph_modules_are_in_the_image(monkeypatch: pytest.MonkeyPatch) -> None
     argvs |= {name: service_argv(name, svc) for name, svc in app_services().items()}
     final_copies = copy_sources(dockerfile_final_stage())
     ignored = dockerignore_patterns()
+    envs = {name: environment(svc) for name, svc in app_services().items()}
     for name, argv in argvs.items():
-        args = parse_cli(name, argv, {}, monkeypatch)
+        args = parse_cli(name, argv, envs.get(name, {}), monkeypatch)
         for spec in specs_of(args):
             top = spec.partition(":")[0].split(".")[0]
             packaged = top in installed_top_level()
@@ -512,8 +513,11 @@ def test_redis_healthcheck_pings_with_the_password() -> None:
     )
 
 
-def test_services_use_the_redis_password_and_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {"REDIS_PASSWORD": "not-the-default-0"}
+@pytest.mark.parametrize("redis_password", ["not-the-default-0", "p/a@s:s w%rd"])
+def test_services_use_the_redis_password_and_host(
+    monkeypatch: pytest.MonkeyPatch, redis_password: str
+) -> None:
+    env = {"REDIS_PASSWORD": redis_password}
     redis_name, redis = redis_service(env)
     argv = as_argv(redis.get("command"))
     password = dict(zip(argv, argv[1:], strict=False)).get("--requirepass")
@@ -521,13 +525,15 @@ def test_services_use_the_redis_password_and_host(monkeypatch: pytest.MonkeyPatc
         svc_env = environment(svc)
         assert "ARQGRAPH_REDIS_URL" in svc_env, f"service {name!r} sets no ARQGRAPH_REDIS_URL"
         args = parse_cli(name, service_argv(name, svc), svc_env, monkeypatch)
-        for label, url in (("ARQGRAPH_REDIS_URL", svc_env["ARQGRAPH_REDIS_URL"]),
-                           ("--redis", args.redis)):
+        settings = Settings.from_env(svc_env)  # the password, set apart, put in as the CLI does
+        for label, url in (("ARQGRAPH_REDIS_URL", settings.url(svc_env["ARQGRAPH_REDIS_URL"])),
+                           ("--redis", settings.url(args.redis))):
+            assert redis_settings(url).password == redis_password, f"{name}: {label}"
             parsed = urlparse(url)
             assert parsed.scheme in ("redis", "rediss"), f"{name}: {label} {url!r}"
             assert parsed.hostname == redis_name, (
                 f"service {name!r}: {label} points at {parsed.hostname!r}, not {redis_name!r}")
-            assert parsed.password == password, (
+            assert unquote(parsed.password or "") == password, (
                 f"service {name!r}: {label} does not use redis's --requirepass (with "
                 f"REDIS_PASSWORD={env['REDIS_PASSWORD']})")
 
@@ -569,3 +575,15 @@ def test_worker_stop_grace_exceeds_shutdown_grace(monkeypatch: pytest.MonkeyPatc
         assert stop > args.shutdown_grace, (
             f"service {name!r}: stop_grace_period {stop:g} s is not longer than the worker's "
             f"shutdown grace {args.shutdown_grace:g} s")
+
+
+def test_app_services_are_healthy_only_when_the_pool_serves() -> None:
+    for name, svc in app_services().items():
+        if name == "producer":
+            continue
+        test = as_argv((svc.get("healthcheck") or {}).get("test"))
+        assert test[-2:] == ["arqgraph", "health"], f"{name}: healthcheck {test}"
+    deps = services()["producer"]["depends_on"]
+    assert {d: c["condition"] for d, c in deps.items()} == {
+        "redis": "service_healthy", "orchestrator": "service_healthy",
+        "worker": "service_healthy"}

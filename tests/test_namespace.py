@@ -135,6 +135,7 @@ def test_the_wheel_installs_one_import_package(wheel: Path) -> None:
     installed = {n.replace("shared/orchestrator/", "orchestrator/")
                   .replace("shared/workers/", "workers/") for n in installed}
     assert sources - installed == set(), "modules of the repo missing from the wheel"
+    assert "arqgraph/py.typed" in names  # its types ship with it (PEP 561)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "arqgraph = arqgraph.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

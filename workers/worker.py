@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from signal import Signals
@@ -25,7 +26,9 @@ from arq.worker import Worker, func
 from redis.exceptions import ResponseError
 
 from arqgraph import observe, protocol
+from arqgraph.protocol import Heartbeat
 from arqgraph.storage.connection import Backoff, job_deserializer, job_serializer, lost_redis
+from arqgraph.storage.presence import Presence, new_heartbeat, process_id
 from arqgraph.storage.queue import RESULT_KEPT_S, TakenJob
 from arqgraph.workers.lease import LeaseKeeper
 from arqgraph.workers.runner import NodeRunner
@@ -55,6 +58,20 @@ class GraphWorker(Worker):
     scores: dict[str, int]  # queue score of each running job (when a retry comes due)
     handed: set[str]  # running jobs whose slot went to the job their post took (`hand_over`)
     later: set[asyncio.Task[None]]  # retries waiting to be listed as ready when due
+    presence: Presence
+    beat: Heartbeat  # what `arqgraph workers` shows of it, and what readiness waits for
+    beat_at = 0.0
+    since: dict[str, float]  # when each running job started (Unix time), for its heartbeat
+
+    async def heart_beat(self) -> None:
+        """arq's health key, and every HEARTBEAT_INTERVAL arqgraph's heartbeat."""
+        await super().heart_beat()
+        now = time.monotonic()
+        if now - self.beat_at >= protocol.HEARTBEAT_INTERVAL:
+            self.beat_at = now
+            self.beat.running = self.job_counter
+            self.beat.jobs = {j: self.since[j] for j in self.tasks if j in self.since}
+            await self.presence.beat(self.beat)
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -182,6 +199,7 @@ class GraphWorker(Worker):
     def _start(self, job: TakenJob) -> None:
         self.job_counter += 1
         self.scores[job.job_id] = job.score
+        self.since[job.job_id] = time.time()
         task = self.loop.create_task(self._run_taken(job))
         task.add_done_callback(functools.partial(self._job_ended, job.job_id))
         self.tasks[job.job_id] = task
@@ -221,6 +239,7 @@ class GraphWorker(Worker):
         whole --shutdown-grace for jobs that are done)."""
         if self.tasks.get(job_id) is task:
             del self.tasks[job_id]
+            self.since.pop(job_id, None)
         self.runner.ended.discard(job_id)  # (when arq's run_job did not get to finish it)
         self.runner.started.pop(job_id, None)  # (when arq did not run the job)
         if job_id in self.handed:  # its slot is the job's it handed over to
@@ -302,6 +321,8 @@ class GraphWorker(Worker):
         return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):  # (with Redis away the beat goes stale instead)
+            await self.presence.leave(self.beat.id)
         try:
             await super().close()
         except Exception as exc:  # Redis away: arq could not delete its health key (it expires)
@@ -415,4 +436,7 @@ def build_worker(
     runner.idle = worker.slot_released
     runner.hand_over = worker.hand_over
     worker.lease = lease
+    worker.since = {}
+    worker.presence = Presence(redis, "worker")
+    worker.beat = new_heartbeat(process_id(worker), [queue], list(runner.graphs), concurrency)
     return worker

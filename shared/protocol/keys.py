@@ -14,6 +14,12 @@ from arqgraph.core.graphs import root_graph
 PREFIX = "arqgraph"
 DEFAULT_QUEUE = f"{PREFIX}:queue"
 GRAPHS_KEY = f"{PREFIX}:graphs"
+WORKERS_KEY = f"{PREFIX}:workers"
+"""Hash: worker id -> its heartbeat (`Heartbeat`), rewritten every HEARTBEAT_INTERVAL."""
+ORCHESTRATORS_KEY = f"{PREFIX}:orchestrators"
+"""Hash: orchestrator id -> its heartbeat (`Heartbeat`), rewritten every HEARTBEAT_INTERVAL."""
+HEARTBEAT_INTERVAL = 2.0  # seconds between a process's heartbeats
+HEARTBEAT_STALE = 10.0  # a heartbeat older than this is a dead (or frozen) process's
 TASK_FUNCTION = "arqgraph.run_task"
 MAX_UPDATE_BYTES = 16 * 1024 * 1024
 
@@ -60,6 +66,15 @@ def tag_of(run_id: str) -> str:
 def run_key(run_id: str) -> str:
     """Hash: the run's record (graph, status, version, checkpoint id, input, config, error)."""
     return f"{PREFIX}:{{{tag_of(run_id)}}}:run:{run_id}"
+
+
+RUN_KEYS_PATTERN = f"{PREFIX}:*:run:*"
+"""SCAN pattern of every run's record (`run_key`): what `arqgraph runs` lists."""
+
+
+def run_of_key(key: str) -> str:
+    """The run id of a `run_key`."""
+    return key.rsplit(":run:", 1)[1]
 
 
 def events_key(run_id: str) -> str:

@@ -149,6 +149,31 @@ def decode_note(data: bytes) -> InboxNote:
     return InboxNote.model_validate(codec.unpackb(data))
 
 
+class Heartbeat(pydantic.BaseModel):
+    """A live orchestrator's or worker's record (`WORKERS_KEY`, `ORCHESTRATORS_KEY`): what
+    `arqgraph workers`, `graphs`, `health` and `up` show and wait for. `seen` is the Unix time
+    of the beat; one older than HEARTBEAT_STALE is a dead process's."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    graphs: list[str]
+    concurrency: int = 0
+    running: int = 0
+    jobs: dict[str, float] = {}  # a worker's running jobs, by job id: since when (Unix time)
+    started: float
+    seen: float
+
+
+def encode_heartbeat(beat: Heartbeat) -> bytes:
+    return codec.packb(beat.model_dump())
+
+
+def decode_heartbeat(data: bytes) -> Heartbeat:
+    return Heartbeat.model_validate(codec.unpackb(data))
+
+
 def encode_info(info: GraphInfo) -> bytes:
     return codec.packb(info.model_dump())
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import msgpack
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -130,6 +130,18 @@ def thread_client(redis: Redis) -> Redis:
                         **kwargs).master_for(pool.service_name)
     return Redis(connection_pool=ConnectionPool(connection_class=pool.connection_class,
                                                 **pool.connection_kwargs))
+
+
+def url_with_password(url: str, password: str) -> str:
+    """`url` with `password` put in, percent-encoded (so `/`, `@`, `:` and the rest are safe),
+    unless the URL has a password of its own: a password kept apart from the URL (a compose
+    variable, a Docker secret) never has to be encoded by hand."""
+    parsed = urlparse(url)
+    if not password or parsed.password or parsed.scheme == "unix":
+        return url
+    host = parsed.netloc.rpartition("@")[2]
+    netloc = f"{quote(unquote(parsed.username or ''), safe='')}:{quote(password, safe='')}@{host}"
+    return parsed._replace(netloc=netloc).geturl()
 
 
 class Backoff:

@@ -1,0 +1,30 @@
+"""Heartbeats in Redis (the Redis layer, on fakeredis): what readers count as alive."""
+
+from __future__ import annotations
+
+import time
+
+from arqgraph import protocol
+from arqgraph.embedded import in_memory_redis
+from arqgraph.storage.presence import Presence, live_queues, new_heartbeat
+
+
+async def test_live_heartbeats_skip_and_drop_stale_and_garbage_ones() -> None:
+    redis = in_memory_redis()
+    workers = Presence(redis, "worker")
+    alive = new_heartbeat("w-alive", ["q1"], ["g"], concurrency=4)
+    stale = new_heartbeat("w-stale", ["q2"], ["g"])
+    await workers.beat(alive)
+    await workers.beat(stale)
+    stale.seen = time.time() - protocol.HEARTBEAT_STALE - 1  # a worker killed -9 long ago
+    await redis.hset(protocol.WORKERS_KEY, stale.id, protocol.encode_heartbeat(stale))
+    await redis.hset(protocol.WORKERS_KEY, "w-garbage", b"\xc1 not msgpack")
+
+    assert [b.id for b in await workers.live()] == ["w-alive"]
+    assert await redis.hkeys(protocol.WORKERS_KEY) == [b"w-alive"]  # the others are dropped
+    assert await live_queues(redis) == {"q1"}
+    assert await Presence(redis, "orchestrator").live() == []  # roles apart
+
+    await workers.leave("w-alive")  # a clean stop
+    assert await workers.live() == [] and await live_queues(redis) == set()
+    await redis.aclose()
