@@ -95,9 +95,10 @@ async def test_store_changes_stream_as_custom_events() -> None:
         {"node": "FetchRecipes", "set": {"recipes": ["Pizza", "Pasta", "Salad"],
                                          "ingredient": "kale"}, "deleted": []},
         {"node": "SuggestRecipe", "set": {"suggestion": "Pizza"}, "deleted": []},
+        {"action": "done"},
     ]
 
 
-async def test_a_prep_result_that_cannot_cross_the_network_names_the_node() -> None:
-    with pytest.raises(SerializationError, match="prep of node Unsendable returned a object"):
+async def test_a_final_store_that_cannot_cross_the_network_names_the_key() -> None:
+    with pytest.raises(SerializationError, match="final shared store .* key 'handle'"):
         await asyncio.wait_for(flows.unsendable.ainvoke({}), LIMIT)
