@@ -214,6 +214,7 @@ class Client:
         *,
         context: Any = None,
         stream_mode: str | Sequence[str] = (),
+        fresh_thread: bool = False,
     ) -> RunHandle:
         """Start a run of the graph registered as `graph_name` with `input`.
 
@@ -227,10 +228,14 @@ class Client:
         interrupts, and its `update` and `goto` apply to the stopped step before its tasks run
         again (or, on a thread with nothing to resume, are the input and where it goes).
         Without a thread id the run gets a thread of its own, expiring with it.
+
+        `fresh_thread`: as LangGraph runs a graph compiled without a checkpointer, the run
+        starts afresh on a thread of its own (expiring with it), whatever thread its config
+        names; its nodes still see that config.
         """
         info = await self._check_graph(graph_name)
         config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
-        thread_id, checkpoint_id = _thread_of(config)
+        thread_id, checkpoint_id = (None, "") if fresh_thread else _thread_of(config)
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         run_id = protocol.new_run_id(thread_id) if thread_id is not None else None
