@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -102,3 +103,15 @@ async def test_store_changes_stream_as_custom_events() -> None:
 async def test_a_final_store_that_cannot_cross_the_network_names_the_key() -> None:
     with pytest.raises(SerializationError, match="final shared store .* key 'handle'"):
         await asyncio.wait_for(flows.unsendable.ainvoke({}), LIMIT)
+
+
+def test_invoke_raises_the_flows_warnings_in_the_caller_too() -> None:
+    from tests.graphs.pocketflow_scenarios import BY_NAME
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        final = BY_NAME["warns"].invoke({})
+    assert final == {"value": 9, "trail": ["put 9"]}
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (UserWarning, "value is 9"), (DeprecationWarning, "this node is old"),
+        (UserWarning, "Flow ends: 'nowhere' not found in ['elsewhere']")]
