@@ -86,3 +86,7 @@ def test_the_scenarios_cover_what_they_claim(tmp_path: Path) -> None:
     assert set(seen["cookbook_translate"]["files"]) == {
         "README_GERMAN.md", "README_FRENCH.md", "README_KOREAN.md", "README_SPANISH.md"}
     assert seen["cookbook_agent"]["action"] == "answered"
+    assert seen["copies_of_nodes"]["shared"]["counted"] == [1, 1, 1]  # a copy per run
+    assert ("SeedWarning", "run 1") in seen["copies_of_nodes"]["warnings"]
+    assert seen["async_nested_routing"]["action"] == "finished"
+    assert seen["async_batch_none"]["error"] == ("TypeError", "'NoneType' object is not iterable")

@@ -389,6 +389,80 @@ def params_flow() -> Flow:
     return flow
 
 
+class SeedWarning(UserWarning):
+    """A warning class of the program's own: the caller gets this class back."""
+
+
+class Counted(Node):
+    """Counts its runs on `self`: PocketFlow runs a copy of the node each time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+
+    def prep(self, shared: dict) -> int:
+        self.runs += 1
+        return self.runs
+
+    def exec(self, runs: int) -> int:
+        warnings.warn(f"run {runs}", SeedWarning, stacklevel=2)
+        return runs
+
+    def post(self, shared: dict, prep_res: int, exec_res: int) -> str:
+        shared.setdefault("counted", []).append(exec_res)
+        return "again" if len(shared["counted"]) < 3 else "done"
+
+
+def copies_of_nodes() -> Flow:
+    counted = Counted()
+    counted - "again" >> counted
+    return Flow(start=counted)
+
+
+def async_nested_routing() -> AsyncFlow:
+    """An async flow, a sync flow inside it, an async flow inside that one's successor."""
+    sync_start = Put(3)
+    sync_start >> Apply("*", 5, action="sync_done")
+    sync_flow = Flow(start=sync_start)
+    inner = AsyncFlow(start=AsyncDouble())
+    sync_flow - "sync_done" >> inner
+    inner - "done" >> Apply("+", 1, action="finished")
+    return AsyncFlow(start=sync_flow)
+
+
+def top_level_successors() -> Flow:
+    flow = Flow(start=Put(1))
+    flow >> Mark("never runs")
+    return flow
+
+
+def async_top_level_successors() -> AsyncFlow:
+    flow = AsyncFlow(start=AsyncDouble())
+    flow >> Mark("never runs")
+    return flow
+
+
+def async_batch_none() -> AsyncFlow:
+    class NoItems(AsyncBatchNode):
+        pass
+
+    return AsyncFlow(start=NoItems())
+
+
+def parallel_empty() -> AsyncFlow:
+    return AsyncFlow(start=Squares())
+
+
+def failing_prep() -> Flow:
+    class Broken(Node):
+        def prep(self, shared: dict) -> Any:
+            return shared["missing"]
+
+    start = Put(1)
+    start >> Broken(max_retries=3)
+    return Flow(start=start)
+
+
 # -- cookbook programs, with stand-ins for the LLM ---------------------------------------------
 
 
@@ -563,6 +637,32 @@ class Style(Node):
         return "published"
 
 
+class Vote(AsyncBatchNode):
+    """cookbook/pocketflow-majority-vote: ask several times, keep the most common answer."""
+
+    async def prep_async(self, shared: dict) -> list[str]:
+        return [f"vote:{shared['question']} #{i}" for i in range(shared["attempts"])]
+
+    async def exec_async(self, prompt: str) -> str:
+        answer = await fake_llm(prompt)
+        if prompt.endswith("#2"):
+            raise ValueError("unparsable answer")
+        return answer.rsplit("#", 1)[0]
+
+    async def exec_fallback_async(self, prompt: str, exc: Exception) -> str | None:
+        return None
+
+    async def post_async(self, shared: dict, prep_res: Any, answers: list) -> str:
+        valid = [a for a in answers if a is not None]
+        shared["answers"] = answers
+        shared["majority"] = max(sorted(set(valid)), key=valid.count)
+        return "decided"
+
+
+def majority_vote() -> AsyncFlow:
+    return AsyncFlow(start=Vote(max_retries=2))
+
+
 def workflow() -> AsyncFlow:
     outline = Outline()
     outline >> WriteSections() >> Style()
@@ -591,6 +691,14 @@ SCENARIOS: dict[str, tuple[Callable[[], Any], dict[str, Any]]] = {
     "async_batch_flow": (async_batch_flow, {"inputs": {"b": 2, "a": 5, "c": 1}}),
     "parallel_batch_flow": (parallel_batch_flow, {"inputs": {"b": 2, "a": 5, "c": 1}}),
     "params_flow": (params_flow, {}),
+    "copies_of_nodes": (copies_of_nodes, {}),
+    "async_nested_routing": (async_nested_routing, {}),
+    "top_level_successors": (top_level_successors, {}),
+    "async_top_level_successors": (async_top_level_successors, {"value": 2}),
+    "async_batch_none": (async_batch_none, {}),
+    "parallel_empty": (parallel_empty, {"numbers": []}),
+    "failing_prep": (failing_prep, {}),
+    "cookbook_majority_vote": (majority_vote, {"question": "2+2", "attempts": 5}),
     "cookbook_translate": (translate, {"text": "hello big world",
                                        "languages": ["German", "French", "Korean", "Spanish"]}),
     "cookbook_agent": (agent, {"question": "why is the sky blue"}),
