@@ -97,6 +97,7 @@ def test_the_comparison_sees_what_it_claims() -> None:
     assert "join:fetch+rank:finish" in finish["metadata"]["langgraph_triggers"]
     each = [s for s in plain[0]["seen"] if s["name"] == "Each"]
     assert [e["metadata"]["langgraph_path"][0] for e in each] == ["__pregel_push"] * 2
+    assert plain[0]["inner"][0]["ns"] == [["sub", 1], ["inner", 1]]
 
 
 def test_constructors_checks_and_helpers_match_act_operator() -> None:

@@ -21,6 +21,11 @@ class State(TypedDict, total=False):
     item: int
     runs: Annotated[int, operator.add]
     seen: Annotated[list[Any], operator.add]
+    inner: Annotated[list[Any], operator.add]
+
+
+class InnerState(TypedDict, total=False):
+    inner: Annotated[list[Any], operator.add]
 
 
 def act_operator_base() -> ModuleType:
@@ -48,9 +53,12 @@ def seen_by(node: Any, config: Any) -> dict[str, Any]:
     namespace's task id is random: its node part and shape only)."""
     metadata = dict((config or {}).get("metadata") or {})
     ns = str(metadata.pop("langgraph_checkpoint_ns", ""))
+    if "checkpoint_ns" in metadata:  # (a subgraph's node: its parent task's namespace)
+        metadata["checkpoint_ns"] = metadata["checkpoint_ns"].split(":")[0]
     return {
         "name": node.name, "verbose": node.verbose, "thread": node.get_thread_id(config),
-        "tags": node.get_tags(config), "ns": [ns.split(":")[0], ns.count(":")],
+        "tags": node.get_tags(config),
+        "ns": [[part.split(":")[0], part.count(":")] for part in ns.split("|")],
         "metadata": {k: list(v) if isinstance(v, tuple) else v for k, v in metadata.items()},
     }
 
@@ -78,15 +86,21 @@ def node_classes(base: Any, async_base: Any) -> dict[str, type]:
         def execute(self, state, config):  # type: ignore[no-untyped-def]
             return {"seen": [{**seen_by(self, config), "item": state["item"]}]}
 
+    class Inner(base):  # type: ignore[misc, valid-type]
+        def execute(self, state, config):  # type: ignore[no-untyped-def]
+            return {"inner": [seen_by(self, config)]}
+
     class Finish(async_base):  # type: ignore[misc, valid-type]
         async def execute(self, state, config=None):  # type: ignore[no-untyped-def]
             return {"seen": [seen_by(self, config)]}
 
-    return {"Start": Start, "Fetch": Fetch, "Rank": Rank, "Each": Each, "Finish": Finish}
+    return {"Start": Start, "Fetch": Fetch, "Rank": Rank, "Each": Each, "Inner": Inner,
+            "Finish": Finish}
 
 
 def build(prefix: str, checkpointer: Any = None) -> Any:
-    """start -> fetch and rank in parallel (and `each` twice, by Send) -> finish after both."""
+    """start -> fetch and rank in parallel (and `each` twice, by Send; a subgraph with a class
+    node) -> finish after both."""
     graph = importlib.import_module(f"{prefix}.graph")
     send = importlib.import_module(f"{prefix}.types").Send
     classes = node_classes(*bases(prefix))
@@ -101,8 +115,14 @@ def build(prefix: str, checkpointer: Any = None) -> Any:
     builder.add_edge("start", "rank")
     builder.add_conditional_edges(
         "start", lambda state: [send("each", {"item": i}) for i in range(2)], ["each"])
+    inner = graph.StateGraph(InnerState)
+    inner.add_node("inner", classes["Inner"]())
+    inner.add_edge(graph.START, "inner")
+    builder.add_node("sub", inner.compile())
+    builder.add_edge("start", "sub")
     builder.add_edge(["fetch", "rank"], "finish")
     builder.add_edge("each", graph.END)
+    builder.add_edge("sub", graph.END)
     builder.add_edge("finish", graph.END)
     name = "seed_class_nodes" if checkpointer is None else "seed_class_nodes_saved"
     return builder.compile(checkpointer=checkpointer, name=name)
