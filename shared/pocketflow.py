@@ -51,12 +51,13 @@ def flow_graph(flow: Any, *, name: str, checkpointer: Any = None) -> FlowGraph:
     async def walk(shared: dict[str, Any]) -> dict[str, Any]:
         store = dict(shared or {})
         recorded: list[dict[str, str]] = []
+        walker = _Walker(recorded)
         token = _RECORDING.set(recorded)
         try:
-            action = await _Walker(recorded).top(flow, store)
+            action = await walker.top(flow, store)
         finally:
             _RECORDING.reset(token)
-            _Walker(recorded).flush()
+            walker.flush()
         _check_sendable(store)
         get_stream_writer()({"action": action})
         return store
