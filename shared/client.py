@@ -171,6 +171,7 @@ class Client:
         context: Any = None,
         stream_mode: str | Sequence[str] = (),
         run_id: str | None = None,
+        fresh_thread: bool = False,
     ) -> RunHandle:
         """Start a run of the graph registered as `graph_name` with `input`.
 
@@ -188,13 +189,18 @@ class Client:
         interrupts, and its `update` and `goto` apply to the stopped step before its tasks run
         again (or, on a thread with nothing to resume, are the input and where it goes).
         Without a thread id the run gets a thread of its own, expiring with it.
+
+        `fresh_thread`: as LangGraph runs a graph compiled without a checkpointer, the run
+        starts afresh on a thread of its own (expiring with it), whatever thread its config
+        names; its nodes still see that config.
         """
         key = run_id or uuid.uuid4().hex  # (retried below: the same run each time)
         loop, backoff = asyncio.get_running_loop(), Backoff(0.1, 2.0)
         deadline = loop.time() + self.submit_retry
         while True:
             try:
-                return await self._submit(graph_name, input, config, context, stream_mode, key)
+                return await self._submit(graph_name, input, config, context, stream_mode, key,
+                                          fresh_thread)
             except Exception as exc:
                 if not isinstance(exc, RETRYABLE) or loop.time() + backoff.delay > deadline:
                     raise  # (Redis full refuses new runs at once: it is no blip)
@@ -203,12 +209,12 @@ class Client:
 
     async def _submit(
         self, graph_name: str, input: Any, config: dict[str, Any] | None, context: Any,
-        stream_mode: str | Sequence[str], key: str,
+        stream_mode: str | Sequence[str], key: str, fresh_thread: bool = False,
     ) -> RunHandle:
         check_config(config)
         info = await self._check_graph(graph_name)
         config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
-        thread_id, checkpoint_id = _thread_of(config)
+        thread_id, checkpoint_id = (None, "") if fresh_thread else _thread_of(config)
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None,
                                         self.same_process)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)

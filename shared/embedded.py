@@ -110,6 +110,13 @@ def _check_thread(graph: CompiledStateGraph[Any, Any, Any, Any], config: dict[st
         require_thread(config)
 
 
+def _fresh(graph: CompiledStateGraph[Any, Any, Any, Any]) -> bool:
+    """As LangGraph: a graph compiled without a checkpointer keeps no thread, so its runs start
+    afresh. (Embedded, its in-memory Redis lives for one call anyway; on a cluster the run is
+    told.)"""
+    return graph.checkpointer is None
+
+
 async def stream_graph(
     graph: CompiledStateGraph[Any, Any, Any, Any], input: Any, config: dict[str, Any] | None,
     modes: Sequence[str], context: Any = None, subgraphs: bool = False,
@@ -123,6 +130,7 @@ async def stream_graph(
         async with backend(graph) as client:
             await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
+                                         fresh_thread=_fresh(graph),
                                          stream_mode=modes)
             heard = [*modes, *REPORTED] if report is not None else list(modes)
             deep = subgraphs or report is not None  # (the subgraphs' nodes report too)
@@ -151,7 +159,8 @@ async def invoke_graph(
     try:
         async with backend(graph) as client:
             await resumed(report, client, config, input)
-            handle = await client.submit(graph.name, input, config, context=context)
+            handle = await client.submit(graph.name, input, config, context=context,
+                                         fresh_thread=_fresh(graph))
             with draining(control, client, handle):
                 if report is not None:  # (the nodes' callbacks, as they come)
                     async for _, mode, event in handle.stream(list(REPORTED), subgraphs=True):

@@ -4,197 +4,233 @@ orchestrator and workers serve like any other.
 
     graph = flow_graph(AsyncFlow(start=fetch), name="recipes")
     final_shared = await graph.ainvoke({"user_ingredient": "chicken"})
+    action = await graph.run_async(shared)     # as `flow.run_async(shared)`: the last action
 
-How it maps:
-- The flow's shared store is the run's state. The flow is walked on a worker (one node of the
-  graph), with PocketFlow's own rules: the action `post` returns picks the successor (None means
-  "default"; an action with no successor ends the flow), nested flows and flow params work as in
-  PocketFlow, batch flows run their sub-flow once per parameter set (the parallel variant runs
-  them at once, each branch advancing on its own).
-- `prep` and `post` run there, against the store; every node's `exec` is a job of its own
-  (`arqgraph.func` task calls), possibly on another worker; for batch nodes each item's `exec` is
-  its own job (all at once for the parallel variants) and `post` gets the results in input order.
-- Only `exec` is retried: `max_retries` attempts, `wait` seconds apart, each a new job attempt
-  (no worker slot held while waiting); `cur_retry` is set on each; `exec_fallback` runs on the
-  worker after the last. Finished `exec` results are saved with the run, so a flow walked again
-  (its worker died) does not run them again.
-- What crosses the network must be msgpack-able: a `prep` result (or batch item) that is not
-  fails at once, naming the node and the type. `exec` runs on a copy of the node on another
-  process: what it sets on `self` is not seen by `post` (pass it in the return value instead).
+How it maps (written to PocketFlow's own behaviour, checked by tests/test_pocketflow_faithful.py
+against the `pocketflow` package):
+- The flow's shared store is the run's state; the whole flow runs on one worker, as PocketFlow
+  runs it in one process. Every node runs through its own methods (`_run`, `_run_async`, so
+  `prep`/`exec`/`post`, retries with `wait`, `exec_fallback`, `cur_retry`, batch and parallel
+  batch order, attributes set on `self` between `prep` and `post`); flows are walked here, with
+  PocketFlow's rules (`get_next_node`, params, copies of nodes, nested flows returning their last
+  action to route the outer flow), so each node's changes can be streamed.
+- `run`/`run_async` return the flow's last action (its `post`'s return value) and update the
+  caller's dict in place; `invoke`/`ainvoke` return the final store.
+- Warnings raised while the flow runs (a node's, PocketFlow's "Flow ends" ...) are recorded on
+  the worker and raised again in the caller, under the caller's warning filters.
 - Each node's changes to the store are streamed as `custom` events
-  `{"node": name, "set": {...}, "deleted": [...]}`.
+  `{"node": name, "set": {...}, "deleted": [...]}`; warnings as `{"warning": text, "category":
+  "module.Class"}`, and the flow's last action as `{"action": action}` at the end. (A value
+  that cannot be sent is left out of its event, its key listed under "unsendable".)
+- The final store must be msgpack-able (it crosses the network): a value that is not fails the
+  run at once, naming the key and the type.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextvars
 import copy
-import inspect
+import sys
 import warnings
-from collections.abc import Iterator
-from typing import Any, TypedDict
+from typing import Any
 
 from arqgraph.config import get_stream_writer
 from arqgraph.core import codec
 from arqgraph.errors import SerializationError
-from arqgraph.func import Entrypoint, RetryLater, current_attempt, task
+from arqgraph.func import Entrypoint
 
-FLOWS: dict[str, dict[str, Any]] = {}
-"""The nodes of every flow graph of the loaded modules, by graph name and node id."""
-
-
-class FlowState(TypedDict, total=False):
-    input: Any
-    output: Any
+__all__ = ["FlowGraph", "flow_graph"]
 
 
-def flow_graph(flow: Any, *, name: str, checkpointer: Any = None) -> Entrypoint:
+def flow_graph(flow: Any, *, name: str, checkpointer: Any = None) -> FlowGraph:
     """A graph that runs `flow`: invoke it with the initial shared store; it returns the final
-    one."""
-    nodes = dict(_index(flow))
-    FLOWS[name] = nodes
+    one (`run`/`run_async` return the flow's last action, as PocketFlow's)."""
 
     async def walk(shared: dict[str, Any]) -> dict[str, Any]:
         store = dict(shared or {})
-        await _Walker(name, {id(n.successors): i for i, n in nodes.items()}).run(flow, store, {})
+        recorded: list[dict[str, str]] = []
+        walker = _Walker(recorded)
+        token = _RECORDING.set(recorded)
+        try:
+            action = await walker.top(flow, store)
+        finally:
+            _RECORDING.reset(token)
+            walker.flush()
+        _check_sendable(store)
+        get_stream_writer()({"action": action})
         return store
 
     walk.__module__, walk.__qualname__ = type(flow).__module__, f"{name}.flow"
-    return Entrypoint(walk, checkpointer=checkpointer, name=name)
+    return FlowGraph(walk, checkpointer=checkpointer, name=name)
 
 
-def _index(flow: Any) -> Iterator[tuple[str, Any]]:
-    """Every node reachable from `flow` (successors, nested flows' start nodes), with a stable
-    id: the order of discovery and the class name."""
-    seen: set[int] = set()
-    pending = [flow]
-    while pending:
-        node = pending.pop(0)
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        yield f"{len(seen) - 1}:{type(node).__name__}", node
-        start = getattr(node, "start_node", None)
-        pending += ([start] if start is not None else []) + list(node.successors.values())
+class FlowGraph(Entrypoint):
+    """A PocketFlow flow as a graph: `invoke`/`ainvoke` give the final store, `run`/`run_async`
+    the flow's last action; both raise the flow's warnings in the caller."""
+
+    async def run_async(self, shared: dict[str, Any], config: dict[str, Any] | None = None,
+                        **kwargs: Any) -> Any:
+        """As PocketFlow's `flow.run_async(shared)`: `shared` is updated in place and the
+        flow's last action returned."""
+        action, final = await self._walk(shared, config, **kwargs)
+        shared.clear()
+        shared.update(final)
+        return action
+
+    def run(self, shared: dict[str, Any], config: dict[str, Any] | None = None,
+            **kwargs: Any) -> Any:
+        """As PocketFlow's `flow.run(shared)`."""
+        from arqgraph.embedded import run_sync
+
+        return run_sync(self.run_async(shared, config, **kwargs))
+
+    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None, *,
+                      stream_mode: str = "values", **kwargs: Any) -> Any:
+        if stream_mode != "values":
+            return await super().ainvoke(input, config, stream_mode=stream_mode, **kwargs)
+        return (await self._walk(input, config, **kwargs))[1]
+
+    async def _walk(self, shared: Any, config: dict[str, Any] | None,
+                    **kwargs: Any) -> tuple[Any, Any]:
+        action, final = None, None
+        async for mode, chunk in self.astream(shared, config, stream_mode=["custom", "values"],
+                                              **kwargs):
+            if mode == "values":
+                final = chunk
+            elif isinstance(chunk, dict) and "warning" in chunk:
+                warnings.warn(chunk["warning"], _category(chunk.get("category", "")),
+                              stacklevel=3)
+            elif isinstance(chunk, dict) and "action" in chunk:
+                action = chunk["action"]
+        return action, final
+
+
+class _Walker:
+    """PocketFlow's flow orchestration (`_orch_async`, the flows' `_run_async`) with each node
+    run by its own code; sync flows (and nodes) run whole in a thread, as `flow.run` would."""
+
+    def __init__(self, recorded: list[dict[str, str]]) -> None:
+        self.recorded = recorded
+
+    async def top(self, flow: Any, shared: dict[str, Any]) -> Any:
+        if not _is(flow, "AsyncNode"):
+            return await self._sync(flow, shared, flow.run)
+        if flow.successors:
+            warnings.warn("Node won't run successors. Use AsyncFlow.", stacklevel=2)
+        return await self.run(flow, shared)
+
+    async def run(self, node: Any, shared: dict[str, Any]) -> Any:
+        """`node._run_async(shared)`, walking async flows here so their nodes are reported."""
+        if not _is(node, "AsyncNode"):
+            return await self._sync(node, shared, node._run)
+        if not hasattr(node, "start_node"):
+            before = copy.deepcopy(shared)
+            action = await node._run_async(shared)
+            self.report(node, before, shared)
+            return action
+        prep = await node.prep_async(shared)
+        if not _is(node, "BatchFlow"):
+            return await node.post_async(shared, prep, await self._orch(node, shared, None))
+        params = prep or []
+        branches = [self._orch(node, shared, {**node.params, **bp}) for bp in params]
+        if _is(node, "AsyncParallelBatchFlow"):
+            await asyncio.gather(*branches)
+        else:
+            for branch in branches:
+                await branch
+        return await node.post_async(shared, params, None)
+
+    async def _orch(self, flow: Any, shared: dict[str, Any], params: dict[str, Any] | None) -> Any:
+        current, p, last = copy.copy(flow.start_node), (params or {**flow.params}), None
+        while current:
+            current.set_params(p)
+            last = await self.run(current, shared)
+            current = copy.copy(flow.get_next_node(current, last))
+        return last
+
+    async def _sync(self, node: Any, shared: dict[str, Any], method: Any) -> Any:
+        """A sync node or flow, run whole by its own code in a thread (in PocketFlow it blocks
+        its caller; here it must not block the worker's event loop)."""
+        before = copy.deepcopy(shared)
+        action = await asyncio.to_thread(method, shared)
+        self.report(node, before, shared)
+        return action
+
+    def report(self, node: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """Stream the node's changes to the store, and the warnings recorded so far."""
+        changed = {k: v for k, v in after.items() if k not in before or before[k] != v}
+        deleted = sorted(k for k in before if k not in after)
+        if changed or deleted:
+            event = {"node": type(node).__name__, "deleted": deleted,
+                     "set": {k: v for k, v in changed.items() if _sendable(v)}}
+            if len(event["set"]) < len(changed):  # kept in the store; only the end must travel
+                event["unsendable"] = sorted(set(changed) - set(event["set"]))
+            get_stream_writer()(event)
+        self.flush()
+
+    def flush(self) -> None:
+        writer = get_stream_writer()
+        while self.recorded:
+            writer(self.recorded.pop(0))
 
 
 def _is(node: Any, *class_names: str) -> bool:
     return any(c.__name__ in class_names for c in type(node).__mro__)
 
 
-async def _call(obj: Any, sync_name: str, *args: Any) -> Any:
-    """A lifecycle method: `<name>_async` on async nodes, else `<name>` (in a thread)."""
-    if _is(obj, "AsyncNode") and hasattr(obj, f"{sync_name}_async"):
-        return await getattr(obj, f"{sync_name}_async")(*args)
-    return await asyncio.to_thread(getattr(obj, sync_name), *args)
-
-
-class _Walker:
-    """PocketFlow's orchestration (`_run`, `_orch`), with each `exec` sent out as a job."""
-
-    def __init__(self, graph: str, ids: dict[int, str]) -> None:
-        self.graph = graph
-        self.ids = ids
-
-    async def run(self, node: Any, shared: dict[str, Any], params: dict[str, Any]) -> Any:
-        if hasattr(node, "start_node"):
-            return await self._flow(node, shared)
-        prep = await _call(node, "prep", shared)
-        before = copy.deepcopy(shared)
-        if _is(node, "BatchNode"):
-            items = list(prep or [])
-            for item in items:
-                self._check(node, item)
-            calls = [self._exec(node, item, params) for item in items]
-            if _is(node, "AsyncParallelBatchNode"):
-                result: Any = list(await asyncio.gather(*calls))
-            else:
-                result = [await c for c in calls]
-        else:
-            self._check(node, prep)
-            result = await self._exec(node, prep, params)
-        action = await _call(node, "post", shared, prep, result)
-        self._report(node, before, shared)
-        return action
-
-    async def _flow(self, flow: Any, shared: dict[str, Any]) -> Any:
-        prep = await _call(flow, "prep", shared)
-        if _is(flow, "BatchFlow"):
-            branches = [self._orch(flow, shared, {**flow.params, **bp}) for bp in (prep or [])]
-            if _is(flow, "AsyncParallelBatchFlow"):
-                await asyncio.gather(*branches)
-            else:
-                for branch in branches:
-                    await branch
-            return await _call(flow, "post", shared, prep, None)
-        return await _call(flow, "post", shared, prep, await self._orch(flow, shared, None))
-
-    async def _orch(self, flow: Any, shared: dict[str, Any], params: dict[str, Any] | None) -> Any:
-        current = copy.copy(flow.start_node)
-        params = params or {**flow.params}
-        last = None
-        while current is not None:
-            current.set_params(params)
-            last = await self.run(current, shared, params)
-            current = copy.copy(_next(current, last))
-        return last
-
-    async def _exec(self, node: Any, prep: Any, params: dict[str, Any]) -> Any:
-        # Nodes are walked as copies, as PocketFlow does; a copy shares its successors dict.
-        return await exec_node(self.graph, self.ids[id(node.successors)], params, prep)
-
-    @staticmethod
-    def _check(node: Any, value: Any) -> None:
-        _sendable(node, "prep", value)
-
-    @staticmethod
-    def _report(node: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
-        changed = {k: v for k, v in after.items() if k not in before or before[k] != v}
-        deleted = sorted(k for k in before if k not in after)
-        if changed or deleted:
-            get_stream_writer()({"node": type(node).__name__, "set": changed, "deleted": deleted})
-
-
-def _next(node: Any, action: Any) -> Any:
-    successor = node.successors.get(action or "default")
-    if successor is None and node.successors:
-        warnings.warn(f"Flow ends: '{action}' not found in {list(node.successors)}", stacklevel=2)
-    return successor
-
-
-@task(name="exec")
-async def exec_node(graph: str, node_id: str, params: dict[str, Any], prep: Any) -> Any:
-    """One attempt at a node's `exec`, on a worker: a copy of the node, its params set, and
-    `cur_retry` telling which attempt this is; the last failed attempt runs `exec_fallback`."""
-    node = copy.copy(FLOWS[graph][node_id])
-    node.set_params(params)
-    attempt = current_attempt.get()
-    node.cur_retry = attempt - 1
-    is_async = _is(node, "AsyncNode")
-    try:
-        if is_async:
-            result = await node.exec_async(prep)
-        else:
-            result = await asyncio.to_thread(node.exec, prep)
-        _sendable(node, "exec", result)  # (a result that cannot be sent back fails the attempt)
-        return result
-    except Exception as exc:
-        if attempt < getattr(node, "max_retries", 1):
-            raise RetryLater(getattr(node, "wait", 0) or 0.0, exc) from exc
-        if is_async:
-            return _sendable(node, "exec_fallback", await node.exec_fallback_async(prep, exc))
-        fallback = node.exec_fallback(prep, exc)
-        return _sendable(node, "exec_fallback",
-                         await fallback if inspect.isawaitable(fallback) else fallback)
-
-
-def _sendable(node: Any, method: str, value: Any) -> Any:
-    """`value`, which the node's `method` returned, if it can be sent back to the flow."""
+def _sendable(value: Any) -> bool:
     try:
         codec.packb(value)
-    except SerializationError as exc:
-        raise SerializationError(
-            f"{method} of node {type(node).__name__} returned a {type(value).__name__} that "
-            f"cannot cross the network (between the flow and the worker running exec): {exc}"
-        ) from None
-    return value
+    except SerializationError:
+        return False
+    return True
+
+
+def _check_sendable(store: dict[str, Any]) -> None:
+    """The final store travels back to the caller: fail naming the first key that cannot."""
+    for key, value in store.items():
+        try:
+            codec.packb(value)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"the flow's final shared store cannot be sent back: key {key!r}: {exc}"
+            ) from None
+
+
+# -- warnings: recorded while a flow runs, raised again in the caller ---------------------------
+
+_RECORDING: contextvars.ContextVar[list[dict[str, str]] | None] = contextvars.ContextVar(
+    "arqgraph_pocketflow_warnings", default=None)
+_warn = warnings.warn
+
+
+def _recording_warn(message: Any, category: Any = None, stacklevel: int = 1,
+                    source: Any = None, **kwargs: Any) -> None:
+    """`warnings.warn`, except inside a flow's run: there the warning is kept for the caller,
+    whatever this process's filters say (the caller's filters decide, as in one process)."""
+    recorded = _RECORDING.get()
+    if recorded is None:
+        return _warn(message, category, stacklevel + 1, source, **kwargs)
+    if isinstance(message, Warning):
+        category = type(message)
+    category = category or UserWarning
+    recorded.append({"warning": str(message),
+                     "category": f"{category.__module__}.{category.__qualname__}"})
+    return None
+
+
+warnings.warn = _recording_warn
+
+
+def _category(name: str) -> type[Warning]:
+    """The warning class named `module.Class`, if this process has it loaded (nothing is
+    imported because a message says so); UserWarning otherwise."""
+    module_name, _, qualname = name.rpartition(".")
+    found: Any = builtins if module_name == "builtins" else sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if isinstance(found, type) and issubclass(found, Warning):
+        return found
+    return UserWarning

@@ -556,7 +556,7 @@ async def test_pocketflow_flows_run_on_the_cluster(cluster: Cluster, client: Cli
 
     recipes = await within(client.submit(flows.recipes.name, {"user_ingredient": "egg"}))
     assert (await within(recipes.result()))["suggestion"] == "Pizza"
-    # 8 items of 0.5 s each, every exec a job of its own: all 8 run at the same time
+    # 8 items of 0.5 s each, gathered on the worker as PocketFlow does: all 8 at the same time
     squares = await within(client.submit(flows.parallel_squares.name,
                                          {"numbers": list(range(8))}))
     result = await within(squares.result())

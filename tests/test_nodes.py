@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import operator
 import re
 from typing import Annotated, Any, TypedDict
@@ -76,20 +75,6 @@ async def test_every_execute_shape_gets_what_it_names() -> None:
     ]}
 
 
-def test_sync_invoke_and_log(caplog: pytest.LogCaptureFixture) -> None:
-    class Logging(BaseNode):
-        def execute(self, state):  # type: ignore[no-untyped-def]
-            self.log("looked up", query=state["query"], hits=2)
-            return {"seen": ["logged"]}
-
-    builder = StateGraph(State)
-    builder.add_node("look", Logging(name="lookup"))
-    builder.add_edge(START, "look")
-    with caplog.at_level(logging.INFO, logger="arqgraph.node.lookup"):
-        assert builder.compile().invoke({"query": "x"}) == {"query": "x", "seen": ["logged"]}
-    assert "looked up (query='x' hits=2)" in caplog.text
-
-
 async def test_execute_must_return_a_dict() -> None:
     class Wrong(AsyncBaseNode):
         async def execute(self, state):  # type: ignore[no-untyped-def]
@@ -98,7 +83,8 @@ async def test_execute_must_return_a_dict() -> None:
     builder = StateGraph(State)
     builder.add_node("wrong", Wrong())
     builder.add_edge(START, "wrong")
-    with pytest.raises(TypeError, match="Wrong.execute must return a dict of state updates, got list"):
+    message = "Wrong.execute() must return a dict of state updates, got list"
+    with pytest.raises(TypeError, match=re.escape(message)):
         await builder.compile().ainvoke({"query": "x"})
 
 
@@ -120,9 +106,11 @@ def test_execute_shape_is_checked_when_the_class_is_defined(
     assert "Broken.execute" in str(caught.value)
 
 
-def test_get_thread_id() -> None:
-    assert BaseNode.get_thread_id({"configurable": {"thread_id": 42}}) == "42"
-    assert BaseNode.get_thread_id({}) is None and BaseNode.get_thread_id(None) is None
+def test_helpers_read_the_config() -> None:
+    node = Plain()
+    assert node.get_thread_id({"configurable": {"thread_id": "t-1"}}) == "t-1"
+    assert node.get_thread_id({}) is None and node.get_thread_id(None) is None
+    assert node.get_tags({"tags": ["a"]}) == ["a"] and node.get_tags(None) == []
 
 
 async def test_class_nodes_graph_of_the_cluster_runs_embedded() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -95,20 +96,30 @@ async def test_store_changes_stream_as_custom_events() -> None:
         {"node": "FetchRecipes", "set": {"recipes": ["Pizza", "Pasta", "Salad"],
                                          "ingredient": "kale"}, "deleted": []},
         {"node": "SuggestRecipe", "set": {"suggestion": "Pizza"}, "deleted": []},
+        {"action": "done"},
     ]
 
 
-async def test_a_prep_result_that_cannot_cross_the_network_names_the_node() -> None:
-    with pytest.raises(SerializationError, match="prep of node Unsendable returned a object"):
+async def test_a_final_store_that_cannot_cross_the_network_names_the_key() -> None:
+    with pytest.raises(SerializationError, match="final shared store .* key 'handle'"):
         await asyncio.wait_for(flows.unsendable.ainvoke({}), LIMIT)
 
 
-async def test_an_exec_result_that_cannot_cross_the_network_fails_the_attempt_naming_it() -> None:
-    """Each attempt fails (it is retried), the fallback gets the error; without a fallback the
-    run fails with it: it ends, never waiting for a result that was never posted."""
-    result = await asyncio.wait_for(flows.junk_exec.ainvoke({"fallback": True}), LIMIT)
-    assert flows.EVENTS == ["exec 0", "exec 1"]
-    assert result["result"].startswith("fallback: exec of node JunkExec returned a object")
-    assert "builtins.object" in result["result"]
-    with pytest.raises(SerializationError, match="exec of node JunkExec returned a object"):
+def test_invoke_raises_the_flows_warnings_in_the_caller_too() -> None:
+    from tests.graphs.pocketflow_scenarios import BY_NAME
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        final = BY_NAME["warns"].invoke({})
+    assert final == {"value": 9, "trail": ["put 9"]}
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (UserWarning, "value is 9"), (DeprecationWarning, "this node is old"),
+        (UserWarning, "Flow ends: 'nowhere' not found in ['elsewhere']")]
+
+
+async def test_a_store_value_that_cannot_cross_the_network_fails_the_run_naming_it() -> None:
+    """exec returns what msgpack cannot encode and post stores it: as in PocketFlow nothing
+    fails inside the flow, but its final store cannot go back to the caller, so the run ends
+    with an error naming the key, never waiting."""
+    with pytest.raises(SerializationError, match="key 'result'"):
         await asyncio.wait_for(flows.junk_exec.ainvoke({"fallback": False}), LIMIT)

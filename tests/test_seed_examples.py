@@ -264,7 +264,7 @@ async def test_errors(seeds: dict[str, ModuleType], capsys: pytest.CaptureFixtur
     timeout = out["TimeoutNode"]
     assert timeout.result == {"input": "x", "result": None, "timed_out": True}
     assert started_not_ended(timeout.marks, "slow_operation")
-    assert "[log arqgraph.node.TimeoutNode] Operation timed out" in printed
+    assert "[log] [TimeoutNode] Operation timed out" in printed
     option = out["timeout=5 + error_handler"]
     assert option.result == {"input": "x", "result": None, "timed_out": True}
     assert started_not_ended(option.marks, "slow_operation")
@@ -273,7 +273,7 @@ async def test_errors(seeds: dict[str, ModuleType], capsys: pytest.CaptureFixtur
                                                "error": None}
     assert out["ErrorHandlingNode (fail)"].result == {"input": "fail", "result": None,
                                                       "error": "Invalid input"}
-    assert "Unexpected error (error='Invalid input')" in printed
+    assert "[log] [ErrorHandlingNode] Unexpected error\n  [log]   error: 'Invalid input'" in printed
 
     assert out["RetryNode"].result == {"input": "flaky", "result": "Success: flaky", "attempts": 3}
     assert out["RetryNode (down)"].result == {"input": "down", "result": None,
@@ -292,8 +292,8 @@ async def test_errors(seeds: dict[str, ModuleType], capsys: pytest.CaptureFixtur
     assert out["CancellableNode (cancel_requested)"].result == {
         "cancel_requested": True, "result": None, "cancelled": True}
     assert out["astream_cancelled"] and out["run_status"] == "cancelled"
-    assert printed.count("[log arqgraph.node.CancellableNode] Task was cancelled") == 2
-    assert printed.count("[log arqgraph.node.CancellableNode] Cleaning up...") == 2
+    assert printed.count("[log] [CancellableNode] Task was cancelled") == 2
+    assert printed.count("[log] [CancellableNode] Cleaning up...") == 2
 
 
 async def test_integration(seeds: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,12 +150,14 @@ async def start_subgraph(
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
                         if k not in ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE,
                                      CONFIG_KEY_INTERRUPT_AFTER)}
-        configurable.update(thread_id=user_thread, checkpoint_ns=ns,
-                            checkpoint_map=replay.child_map(record, checkpoint_id))
+        # (the thread id its nodes see is the caller's, as in LangGraph: none without one)
+        configurable.update(checkpoint_ns=ns, checkpoint_map=replay.child_map(record, checkpoint_id))
         if replay.REPLAY in (record.config.get("configurable") or {}):
             configurable[replay.REPLAY] = record.config["configurable"][replay.REPLAY]
         child_config = {k: v for k, v in config.items() if k not in ("callbacks", "metadata")}
         child_config["configurable"] = configurable
+        if record.config.get("metadata"):  # (the caller's own, as LangGraph's nodes inherit it)
+            child_config["metadata"] = record.config["metadata"]
         await store.create_run(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context,

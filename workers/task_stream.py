@@ -93,7 +93,7 @@ class TaskStream:
         a checkpoint's tasks as the next one), triggers, path and namespace."""
         task, ns = self.task, self.namespace()
         path = ("__pregel_pull", task.node) if task.send_index is None else (
-            "__pregel_push", task.send_index)
+            "__pregel_push", task.send_index, False)  # (False: not a call, as LangGraph's)
         return {"langgraph_step": self.job.step + 1, "langgraph_node": task.node,
                 "langgraph_triggers": self.triggers, "langgraph_path": path,
                 "langgraph_checkpoint_ns": ns, "ls_integration": "langgraph"}
@@ -116,7 +116,10 @@ class TaskStream:
     def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config the node gets: the run's, with the task's metadata (and the handler
         of the "messages" mode among its callbacks)."""
-        config = {**config, "metadata": self.node_metadata(config)}
+        metadata = self.node_metadata(config)
+        # (LangGraph names the integration to tracers and streams only, not in the node's config)
+        metadata.pop("ls_integration", None)
+        config = {**config, "metadata": metadata}
         own = [h for h in (self.handler, self.tools) if h is not None]
         if self.node_run is not None:  # (under the node's run; its subgraphs' runs too)
             config["callbacks"] = self.node_run.callbacks(own)

@@ -474,7 +474,7 @@ class PooledHTTPNode(AsyncBaseNode):
 gather_graph = single_node_graph("gather", GatherNode())
 gather_errors_graph = single_node_graph("gather_errors", GatherErrorHandlingNode())
 wait_graph = single_node_graph("wait", WaitNode())
-wait_timeout_graph = single_node_graph("wait_timeout", WaitTimeoutNode())
+wait_timeout_graph = single_node_graph("wait_timeout", WaitTimeoutNode(verbose=True))
 semaphore_graph = single_node_graph("semaphore", SemaphoreNode(max_concurrent=5))
 rate_limited_api_graph = single_node_graph("rate_limited_api", RateLimitedAPINode(max_concurrent=3))
 task_group_graph = single_node_graph("task_group", TaskGroupNode())

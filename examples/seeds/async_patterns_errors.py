@@ -376,16 +376,16 @@ class CancellableNode(AsyncBaseNode):
         await sleep(0.1)
 
 
-timeout_node_graph = single_node_graph("timeout_node", TimeoutNode())
+timeout_node_graph = single_node_graph("timeout_node", TimeoutNode(verbose=True))
 multi_timeout_graph = single_node_graph("multi_timeout", MultiTimeoutNode())
 timeout_graph = single_node_graph("timeout_option", slow_operation, timeout=scaled(5.0),
                                   error_handler=timed_out)
-error_handling_graph = single_node_graph("error_handling", ErrorHandlingNode())
-retry_node = RetryNode(max_retries=3, backoff=1.0)
+error_handling_graph = single_node_graph("error_handling", ErrorHandlingNode(verbose=True))
+retry_node = RetryNode(max_retries=3, backoff=1.0, verbose=True)
 retry_node_graph = single_node_graph("retry_node", retry_node)
 graph = single_node_graph("retry_option", operation, retry_policy=RETRY, error_handler=gave_up)
-timeout_handling_graph = single_node_graph("timeout_handling", TimeoutHandlingNode())
-cancellable_graph = single_node_graph("cancellable", CancellableNode(), CancelState)
+timeout_handling_graph = single_node_graph("timeout_handling", TimeoutHandlingNode(verbose=True))
+cancellable_graph = single_node_graph("cancellable", CancellableNode(verbose=True), CancelState)
 
 
 async def main() -> dict[str, Any]:

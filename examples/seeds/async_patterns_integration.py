@@ -127,7 +127,7 @@ class RobustHTTPNode(AsyncBaseNode):
 
 
 http_graph = single_node_graph(HttpState, "http", HTTPNode())
-robust_http_graph = single_node_graph(HttpState, "robust_http", RobustHTTPNode())
+robust_http_graph = single_node_graph(HttpState, "robust_http", RobustHTTPNode(verbose=True))
 
 
 # -- Async Database Operations -------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Seed 003, "Chapter 7: Asynchronous Execution" (PocketFlow), on arqgraph: the document's
 `FetchRecipes` (AsyncNode) and `SuggestRecipe` (Node) in an `AsyncFlow`, the classes from the
-`pocketflow` package unchanged, run by `arqgraph.pocketflow.flow_graph`: the flow is walked on a
-worker and the 2 s fetch (`exec_async`) is a job of its own. `await graph.ainvoke(shared)`
-replaces `await my_flow.run_async(shared)`. The document prints
+`pocketflow` package unchanged, run by `arqgraph.pocketflow.flow_graph`: the flow runs on a
+worker. `await graph.ainvoke(shared)` (the final store) or `await graph.run_async(shared)` (the
+last action, `shared` updated) replaces `await my_flow.run_async(shared)`. The document prints
 
     Starting async recipe flow...
     🌐 Fetching recipes for 'chicken'... (simulating 2 sec delay)

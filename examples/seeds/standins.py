@@ -411,13 +411,14 @@ class _PrintHandler(logging.Handler):
 
 @contextlib.contextmanager
 def node_logs_printed() -> Iterator[None]:
-    """Print what nodes `self.log(...)` (logger `arqgraph.node.<name>`, INFO) while inside."""
-    logger = logging.getLogger("arqgraph.node")
+    """Print what verbose nodes log (`self.log(...)`: logger `arqgraph.nodes`, DEBUG) while
+    inside."""
+    logger = logging.getLogger("arqgraph.nodes")
     handler = _PrintHandler()
-    handler.setFormatter(logging.Formatter("  [log %(name)s] %(message)s"))
+    handler.setFormatter(logging.Formatter("  [log] %(message)s"))
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)
     try:
         yield
     finally:

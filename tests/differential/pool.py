@@ -3,8 +3,11 @@ graphs over a database of the session's redis-server, started and stopped togeth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import pytest
 
 from tests.conftest import ArqProcesses, RedisServer
 
@@ -27,3 +30,14 @@ def served_pool(redis_server: RedisServer, arq_processes: ArqProcesses, spec: st
     finally:
         for proc in [orchestrator, *workers]:
             proc.terminate()
+
+
+def pool_fixture(spec: str, database: int, name: str) -> Callable[..., Any]:
+    """A module-scoped fixture serving `spec` (one cluster for all of a module's tests)."""
+
+    @pytest.fixture(scope="module")
+    def cluster(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[str]:
+        with served_pool(redis_server, arq_processes, spec, database, name) as url:
+            yield url
+
+    return cluster  # type: ignore[no-any-return]

@@ -212,8 +212,8 @@ def make_flaky_flow() -> Flow:
 
 
 class Unsendable(Node):
-    def prep(self, shared: dict) -> object:
-        return object()
+    def post(self, shared: dict, prep_res: Any, exec_res: Any) -> None:
+        shared["handle"] = object()  # fine in one process; cannot travel back to the caller
 
 
 def make_unsendable_flow() -> Flow:

@@ -46,8 +46,8 @@ def _chain(api: Api, steps: list[tuple[str, Any]], **compile: Any) -> Any:
 
 
 def _top(api: Api, name: str, checkpointer: Any) -> dict[str, Any]:
-    """The compile options of a root graph: a saver in one process (none on a cluster,
-    where a thread id keeps the thread)."""
+    """The compile options of a root graph: a saver (the caller's graph needs one to keep its
+    thread, on a cluster too; the served graph's does not matter)."""
     return {"name": name, "checkpointer": checkpointer}
 
 
