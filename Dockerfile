@@ -19,7 +19,7 @@ COPY pyproject.toml ./
 COPY shared ./shared
 COPY orchestrator ./orchestrator
 COPY workers ./workers
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install ".[serve]"
 
 # ---- runtime stage: the virtualenv, the example graphs, a non-root user -------------------
 FROM python:3.11-slim

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import resources, scenarios
+from bench import resources, scenarios, serving
 from bench.cluster import WORKER_CONCURRENCY, Cluster
 from bench.env import FULL, QUICK, Env
 from bench.model import Result, Scenario
@@ -44,6 +44,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("inflight", "10,000 runs in flight",
              "orchestrator RSS <= 300 MB; Redis memory per finished run reported",
              resources.inflight),
+    Scenario("serve", "1,000 runs of a 3-node graph waited at once through arqgraph serve",
+             ">= 80 % of a direct Client's runs/s", serving.serve),
 )
 NAMES = tuple(s.name for s in SCENARIOS)
 def build_parser() -> argparse.ArgumentParser:

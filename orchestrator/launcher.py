@@ -182,6 +182,10 @@ def launch(args: argparse.Namespace) -> int:
     orchestrator = Child("orchestrator", commands[0], env)
     workers = [Child(f"worker {i}", command, env) for i, command in enumerate(commands[1:], 1)]
     children = [orchestrator, *workers]
+    if getattr(args, "serve", 0):  # LangGraph's HTTP API beside the pool (arqgraph serve)
+        children.append(Child("server", [sys.executable, "-m", "arqgraph.cli", "serve",
+                                         *args.specs, "--redis", args.redis,
+                                         "--port", str(args.serve)], env))
     for child in children:
         child.start()
     ready = False
@@ -201,7 +205,7 @@ def launch(args: argparse.Namespace) -> int:
             child.terminate()
         for child in workers:
             child.stop(signalled=True)
-        for child in [orchestrator, *([redis] if redis else [])]:
-            child.stop()
+        for child in [*children[len(workers) + 1:], orchestrator, *([redis] if redis else [])]:
+            child.stop()  # (the server, if any, then the orchestrator, then Redis)
         say("stopped")
     return 0

@@ -9,6 +9,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -132,6 +133,23 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
                     metavar="PORT", help="serve Prometheus metrics: the orchestrator on PORT, "
                     "the workers on PORT+1, PORT+2, ...; 0 for none (env ARQGRAPH_METRICS_PORT; "
                     f"{s.metrics_port or UP_METRICS_PORT})")
+    up.add_argument("--serve", type=int, default=0, metavar="PORT",
+                    help="also serve LangGraph's HTTP API on 127.0.0.1:PORT (arqgraph serve)")
+    srv = sub.add_parser("serve", help="serve LangGraph's platform HTTP API over the cluster",
+                         description="Serve the graphs of a langgraph.json (and/or GRAPH_SPECs: "
+                         "pkg.module:graph or id=pkg.module:graph) to langgraph_sdk clients, "
+                         "RemoteGraph and chat UIs. Keeps no state: run as many as you like. "
+                         "Needs the serve extra (pip install 'arqgraph[serve]').")
+    srv.add_argument("specs", nargs="*", metavar="GRAPH_SPEC", help="more graphs to serve")
+    srv.add_argument("--config", default=None, metavar="langgraph.json",
+                     help="a LangGraph project file: its graphs, env, http.cors and auth")
+    redis_option(srv, s.redis_url)
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=2024, help="port to listen on (default 2024)")
+    srv.add_argument("--api-key", default=os.environ.get("ARQGRAPH_API_KEY"),
+                     help="admit only requests whose x-api-key header is this key "
+                     "(env ARQGRAPH_API_KEY; default: no key)")
     add_commands(sub, common, s.redis_url)
     draw = sub.add_parser("graph", help="draw a graph (Mermaid by default)", parents=[common],
                           description="Print a graph's drawing: Mermaid, or ASCII (--ascii, "
@@ -303,6 +321,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_serve_worker(args))
     if args.command == "graph":
         return _draw(args)
+    if args.command == "serve":
+        try:
+            from arqgraph.server.app import serve
+        except ImportError as exc:
+            raise ValueError("serve needs the serve extra (pip install 'arqgraph[serve]'): "
+                             f"{exc}") from None
+        return serve(args.config, args.specs, args.redis, args.host, args.port,
+                     api_key=args.api_key)
     if args.command == "up":
         from arqgraph.orchestrator.launcher import launch
 

@@ -307,9 +307,9 @@ class ArqProcesses:
     started: list[ArqProcess] = field(default_factory=list)
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None,
-              module: str = "arqgraph.cli") -> ArqProcess:
+              module: str = "arqgraph.cli", cwd: Path = REPO_ROOT) -> ArqProcess:
         """`python -m module args...` (by default `arqgraph`'s CLI), logged to files named
-        after `name`."""
+        after `name`, run in `cwd` (the repository root unless told)."""
         count = sum(1 for p in self.started if p.name == name)
         label = name if count == 0 else f"{name}-{count}"
         stdout = self.logdir / f"{label}.stdout.log"
@@ -322,7 +322,7 @@ class ArqProcesses:
         argv = [sys.executable, "-m", module, *args]
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
             process = subprocess.Popen(
-                argv, cwd=REPO_ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 env=full_env,
             )
         proc = ArqProcess(label, argv, process, stdout, stderr)

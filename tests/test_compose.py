@@ -362,7 +362,8 @@ def test_dockerfile_base_user_and_install() -> None:
     users = [rest.split(":")[0] for word, rest in stage if word == "USER"]
     assert users and users[-1] not in ("root", "0"), "the image must run as a non-root USER"
     runs = " ".join(rest for word, rest in dockerfile_instructions() if word == "RUN")
-    assert re.search(r"pip install[^&;|]*\s\.(\s|$)", runs), "the Dockerfile never runs `pip install .`"
+    assert re.search(r"pip install[^&;|]*\s\"?\.(\[[a-z,]+\])?\"?(\s|$)", runs), (
+        "the Dockerfile never runs `pip install .` (with extras or not)")
     assert not any(word in ("ARG", "ENV") and re.search(r"(?i)password|secret|token", rest)
                    for word, rest in dockerfile_instructions()), "no secrets in the Dockerfile"
 

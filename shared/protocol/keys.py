@@ -147,6 +147,40 @@ def store_key(namespace: tuple[str, ...]) -> str:
     return f"{PREFIX}:store:ns:{json.dumps(list(namespace))}"
 
 
+# -- the HTTP server (`arqgraph serve`) --------------------------------------------------------
+#
+# What LangGraph's platform API shows beside the cluster's own records: a thread's metadata and
+# its runs, a run's assistant, metadata and stream options. Any server process reads them.
+
+SERVED_THREADS_KEY = f"{PREFIX}:served:threads"
+"""Sorted set: ids of the threads created through the server, scored by creation time."""
+
+
+SERVED_CRONS_KEY = f"{PREFIX}:served:crons"
+"""Hash: cron id -> the server's record of a cron (msgpack: schedule, time zone, its run)."""
+
+
+def served_cron_fire_key(cron_id: str, fire: int) -> str:
+    """String: set (NX) by the one server that starts a cron's run for the fire at `fire`
+    (epoch seconds), so each fire starts one run however many servers are up."""
+    return f"{PREFIX}:served:cron:{cron_id}:{fire}"
+
+
+def served_thread_key(thread_id: str) -> str:
+    """String: the server's record of a thread (msgpack: metadata, times, graph)."""
+    return f"{PREFIX}:{{{thread_tag(thread_id)}}}:served:thread"
+
+
+def served_runs_key(thread_id: str) -> str:
+    """Sorted set: ids of the thread's runs started through the server, scored by start time."""
+    return f"{PREFIX}:{{{thread_tag(thread_id)}}}:served:runs"
+
+
+def served_run_key(run_id: str) -> str:
+    """String: the server's record of a run (msgpack: assistant, metadata, stream options)."""
+    return f"{PREFIX}:{{{tag_of(run_id)}}}:served:run:{run_id}"
+
+
 def active_key(graph: str) -> str:
     """Set: ids of the graph's runs that have not finished; swept in case a notice was lost.
     A subgraph's runs are its root graph's."""

@@ -92,3 +92,28 @@ class ThreadStore:
         await self.redis.delete(*keys)
         for child in children:
             await self.delete(child)
+
+    async def copy(self, thread_id: str, new_thread_id: str) -> None:
+        """Copy the thread and all it keeps (checkpoints, their writes and claims, its
+        subgraphs' threads) to a new thread id, not busy with any run; its runs stay the
+        original's."""
+        tag, new_tag = protocol.thread_tag(thread_id), protocol.thread_tag(new_thread_id)
+        ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
+        keys = [(protocol.thread_key(tag), protocol.thread_key(new_tag)),
+                (protocol.checkpoints_key(tag), protocol.checkpoints_key(new_tag)),
+                (protocol.history_key(tag), protocol.history_key(new_tag))]
+        children: set[str] = set()
+        for cid in ids:
+            keys += [(protocol.writes_key(tag, cid), protocol.writes_key(new_tag, cid)),
+                     (protocol.claims_key(tag, cid), protocol.claims_key(new_tag, cid))]
+            children.update((await self.task_records(tag, cid)).children_threads(thread_id))
+        for old, new in keys:
+            blob = await self.redis.dump(old)
+            if blob is not None:
+                await self.redis.restore(new, 0, blob, replace=True)
+        await self.redis.hset(protocol.thread_key(new_tag), "thread_id", new_thread_id)
+        await self.redis.hdel(protocol.thread_key(new_tag), "run")
+        user_thread = protocol.split_thread(new_thread_id)[0]
+        for child in children:
+            await self.copy(child, protocol.child_thread(user_thread,
+                                                         protocol.split_thread(child)[1]))

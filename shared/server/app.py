@@ -1,0 +1,99 @@
+"""`arqgraph serve`: LangGraph's platform HTTP API (what `langgraph_sdk` clients, `RemoteGraph`
+and chat front ends speak) over a cluster. The process keeps no state: runs, threads and their
+records are the cluster's, so any number of servers can run behind a load balancer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pydantic
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from arqgraph.client import Client
+from arqgraph.errors import InvalidInputError, UnknownGraphError
+from arqgraph.server import assistants, crons, runs, store, threads
+from arqgraph.server.auth import AuthMiddleware
+from arqgraph.server.config import ServeConfig
+from arqgraph.server.context import Served
+from arqgraph.server.records import Records
+from arqgraph.settings import Settings
+from arqgraph.storage.long_term import RedisStore
+
+UNPROCESSABLE = (InvalidInputError, UnknownGraphError, pydantic.ValidationError, ValueError,
+                 TypeError)
+
+
+async def ok(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+async def info(request: Request) -> JSONResponse:
+    return JSONResponse({"version": "arqgraph", "langgraph_py_version": None,
+                         "flags": {"assistants": True, "crons": True, "langsmith": False}})
+
+
+async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
+    """Bad input in a body (a state the graph refuses, an unknown node): 422 with the reason."""
+    return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=422)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """An HTTP error as LangGraph's server sends it: JSON with the reason under `detail`."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = await Client.connect(redis_url)
+        app.state.served = Served(config, client, Records(client.redis), RedisStore(client.redis),
+                                  Settings.from_env().retention)
+        crons_fired = asyncio.create_task(crons.cron_loop(app.state.served))
+        try:
+            yield
+        finally:
+            crons_fired.cancel()
+            await client.close()
+
+    middleware = []
+    if api_key is not None or config.auth is not None:
+        middleware.append(Middleware(AuthMiddleware, api_key=api_key, auth=config.auth))
+    if config.cors:
+        cors: dict[str, Any] = {"allow_origins": config.cors.get("allow_origins", []),
+                                "allow_methods": config.cors.get("allow_methods", ["*"]),
+                                "allow_headers": config.cors.get("allow_headers", ["*"]),
+                                "allow_credentials": config.cors.get("allow_credentials", False),
+                                "expose_headers": config.cors.get("expose_headers",
+                                                                  ["Location",
+                                                                   "Content-Location"])}
+        middleware.append(Middleware(CORSMiddleware, **cors))
+    return Starlette(
+        routes=[Route("/ok", ok), Route("/info", info), *assistants.routes, *threads.routes,
+                *crons.routes, *runs.routes, *store.routes],
+        middleware=middleware, lifespan=lifespan,
+        exception_handlers={HTTPException: http_error,
+                            **{cls: unprocessable for cls in UNPROCESSABLE}},
+    )
+
+
+def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
+          port: int, api_key: str | None = None) -> int:
+    """Load the graphs and serve them until stopped (SIGINT/SIGTERM end it gracefully)."""
+    import uvicorn
+
+    from arqgraph.server.config import load_config
+
+    app = build_app(load_config(config_path, specs), redis_url, api_key)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    return 0
