@@ -120,3 +120,30 @@ def test_json_edges_are_langgraphs() -> None:
         theirs = build(Api(REFERENCE), shape).get_graph().to_json()["edges"]
         ours = build(Api("arqgraph"), shape).get_graph().to_json()["edges"]
         assert ours == theirs, shape
+
+
+def _with_destinations(api: Api, destinations: Any) -> Any:
+    """A node (a subgraph that routes its parent with Command.PARENT) whose targets only its
+    `destinations=` tell: they are drawn as its conditional edges, labelled by a dict."""
+    def route(state: S) -> Any:
+        return api.Command(goto="b" if state["log"] else "c", graph=api.Command.PARENT)
+
+    inner = api.StateGraph(S)
+    inner.add_node("route", route)
+    inner.add_edge(api.START, "route")
+    g = api.StateGraph(S)
+    g.add_node("child", inner.compile(), destinations=destinations)
+    g.add_node("b", _node)
+    g.add_node("c", _node)
+    g.add_edge(api.START, "child")
+    graph = g.compile()
+    drawing = graph.get_graph()
+    return (graph.invoke({"log": []}),
+            sorted((e.source, e.target, e.data, e.conditional) for e in drawing.edges),
+            drawing.draw_mermaid())
+
+
+@pytest.mark.parametrize("destinations", [("b", "c"), {"b": "yes", "c": "no"}])
+def test_node_destinations_are_drawn_as_langgraph_draws_them(destinations: Any) -> None:
+    expected = _with_destinations(Api(REFERENCE), destinations)
+    assert _with_destinations(Api("arqgraph"), destinations) == expected

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arqgraph.constants import END, START
-from arqgraph.graph.state import command_targets
 
 if TYPE_CHECKING:
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -58,8 +57,8 @@ def _declared(graph: CompiledStateGraph[Any, Any, Any, Any], node: str
             writes |= {(("to", t), True, None) for t in _literal_targets(branch.path)}
     spec = graph.nodes.get(node)
     if spec is not None:
-        for target in command_targets(spec.fn):
-            writes.add((("to", target), True, None))
+        for target, label in spec.ends().items():
+            writes.add((("to", target), True, label))
     return writes
 
 

@@ -43,6 +43,14 @@ class NodeSpec:
     defer: bool = False  # runs once nothing else is left to run, however often triggered
     cache_policy: CachePolicy[Any] | None = None  # its results cached by a key of its input
     trace_policy: TracePolicy | None = None  # what tracers record of its input and output
+    destinations: dict[str, str] | tuple[str, ...] | None = None  # (drawn) where it may go
+
+    def ends(self) -> dict[str, str | None]:
+        """Where the node may go by Command, for drawings and checks: its `destinations` (a
+        dict labels the edges), else its `-> Command[Literal[...]]` annotation's."""
+        if isinstance(self.destinations, dict):
+            return dict(self.destinations)
+        return dict.fromkeys(self.destinations or command_targets(self.fn))
 
     @property
     def handler_name(self) -> str:
@@ -167,6 +175,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         defer: bool = False,
         cache_policy: CachePolicy[Any] | None = None,
         trace_policy: TracePolicy | None = None,
+        destinations: dict[str, str] | tuple[str, ...] | None = None,
         **_: Any,
     ) -> Self:
         if not isinstance(node, str):
@@ -193,7 +202,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.nodes[node] = NodeSpec(
             node, action, retry_policy, TimeoutPolicy.coerce(timeout), metadata or {}, error_handler,
             concurrency, rate_limit, interval, input_schema or _inferred_input_schema(action),
-            defer, cache_policy, trace_policy,
+            defer, cache_policy, trace_policy, destinations,
         )
         return self
 
@@ -319,7 +328,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                             f"At '{source}' node, '{name}' branch found unknown target '{target}'"
                         )
         for spec in self.nodes.values():
-            for target in command_targets(spec.fn):
+            for target in spec.ends():
                 if target != END and target not in known:
                     raise ValueError(f"Found edge ending at unknown node `{target}`")
         return self
