@@ -1,8 +1,9 @@
 """Differential tests: every graph in tests/differential/cases.py runs on LangGraph (the
 reference) and on arqgraph (the candidate), and both must produce the same results.
 
-Compared, per case and run: the `invoke` output; `stream` events for "values", "updates",
-"custom" and the multi-mode list ["updates", "values", "custom"]; `ainvoke`/`astream`; and for
+Compared, per case and run: the `invoke` output; `stream` events for "updates" alone and the
+multi-mode list ["updates", "values", "custom"] (which holds every event of the single modes,
+so one single mode is enough to check their shape); `ainvoke`/`astream`; and for
 failing runs the exception class name and the first line of its message (plus the events
 streamed before it). Cases with async nodes use only the async API (LangGraph's sync API
 refuses coroutine nodes). Cases flagged `unordered` have concurrent tasks with no controlled
@@ -237,7 +238,7 @@ def test_invoke(case: Case, run_index: int, reference: Api, candidate: Api) -> N
     assert actual == expected, _explain(case, run_index)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", ["updates", "multi"])
 @pytest.mark.parametrize(("case", "run_index"), _case_runs())
 def test_stream(case: Case, run_index: int, mode: str, reference: Api, candidate: Api) -> None:
     """`stream` (or `astream` for async-only cases) per mode: same events, same error."""
