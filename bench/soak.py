@@ -86,8 +86,9 @@ class Soak:
             self.cluster.redis_proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
-        for proc in self.orchestrators[1:]:
-            proc.stop()
+        for proc in self.orchestrators:  # (the first may have been killed and replaced)
+            if proc is not self.cluster.orchestrator:
+                proc.stop()
         self.cluster.stop()
 
 
