@@ -33,9 +33,7 @@ from tests.differential.cases import CASES, COMPILE_ERRORS, Case
 
 TIMEOUT = float(os.environ.get("DIFF_TIMEOUT", "15"))
 MODES: dict[str, str | list[str]] = {
-    "values": "values",
     "updates": "updates",
-    "custom": "custom",
     "multi": ["updates", "values", "custom"],
 }
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

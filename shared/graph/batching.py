@@ -7,7 +7,7 @@ Each input is its own run, so on a cluster a batch spreads over the pool like an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 
@@ -69,8 +69,3 @@ async def abatch(
         outputs[index] = output
     return outputs
 
-
-def iterate(aiter: AsyncIterator[Any]) -> Iterator[Any]:
-    from arqgraph.embedded import iterate_sync
-
-    return iterate_sync(aiter)

@@ -339,7 +339,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def batch_as_completed(self, inputs: Sequence[Any], config: Any = None, *,
                            return_exceptions: bool = False, **kwargs: Any
                            ) -> Iterator[tuple[int, Any]]:
-        return batching.iterate(batching.as_completed(
+        from arqgraph.embedded import iterate_sync
+
+        return iterate_sync(batching.as_completed(
             self, inputs, config, return_exceptions, {**kwargs, **_SYNC}))
 
     def get_name(self, suffix: str | None = None) -> str:
