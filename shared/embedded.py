@@ -1,7 +1,8 @@
-"""The embedded default: orchestrator, worker and client in this process over an in-memory Redis.
+"""The embedded default: orchestrator, worker and client in this process over an in-memory store.
 
 It is the cluster code, not a second implementation: the same orchestrator, the same arq worker
-and the same client, wired to fakeredis instead of a Redis server. `compiled.invoke()` and the
+and the same client, wired to the in-memory store (`arqgraph.storage.in_memory`: the protocol
+answered from plain Python objects) instead of a Redis server. `compiled.invoke()` and the
 `arqgraph run` command use it unless told to use a cluster.
 """
 
@@ -15,10 +16,7 @@ import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import fakeredis
 from arq.connections import ArqRedis
-from fakeredis.aioredis import FakeAsyncRedisConnection
-from redis.asyncio import ConnectionPool
 
 from arqgraph import protocol
 from arqgraph.client import Client, RunHandle, require_thread
@@ -27,6 +25,7 @@ from arqgraph.protocol import InboxNote
 from arqgraph.run_report import GraphRun
 from arqgraph.runtime import RunControl
 from arqgraph.storage.connection import job_deserializer, job_serializer
+from arqgraph.storage.in_memory import Keyspace, MemoryRedis
 from arqgraph.workers.worker import build_worker
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
@@ -38,14 +37,10 @@ REPORTED = ("callbacks", "calls")
 T = TypeVar("T")
 
 
-def in_memory_redis(server: fakeredis.FakeServer | None = None) -> ArqRedis:
-    """An in-memory Redis (fakeredis, with Lua) speaking arq's msgpack job format: a fresh one,
-    or the one a checkpointer keeps."""
-    server = server or fakeredis.FakeServer()
-    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
-    return ArqRedis(
-        connection_pool=pool, job_serializer=job_serializer, job_deserializer=job_deserializer
-    )
+def in_memory_redis(keyspace: Keyspace | None = None) -> MemoryRedis:
+    """The in-memory store speaking arq's msgpack job format: a fresh one, or the one a
+    checkpointer keeps."""
+    return MemoryRedis(keyspace, job_serializer=job_serializer, job_deserializer=job_deserializer)
 
 
 class EmbeddedCluster:
@@ -90,7 +85,7 @@ class EmbeddedCluster:
 
 @contextlib.asynccontextmanager
 async def backend(graph: CompiledStateGraph[Any, Any, Any, Any]) -> AsyncIterator[Client]:
-    """A client for where `graph` runs: its cluster, or an embedded one over the in-memory Redis
+    """A client for where `graph` runs: its cluster, or an embedded one over the in-memory store
     of its checkpointer (threads live as long as it) or a fresh one."""
     if graph.cluster_url is not None:
         client = await Client.connect(graph.cluster_url)
@@ -99,8 +94,8 @@ async def backend(graph: CompiledStateGraph[Any, Any, Any, Any]) -> AsyncIterato
         finally:
             await client.close()
         return
-    server = getattr(graph.checkpointer, "server", None)
-    async with EmbeddedCluster([graph], redis=in_memory_redis(server)) as cluster:
+    keyspace = getattr(graph.checkpointer, "keyspace", None)
+    async with EmbeddedCluster([graph], redis=in_memory_redis(keyspace)) as cluster:
         yield cluster.client
 
 
@@ -203,14 +198,13 @@ def draining(control: RunControl | None, client: Client, handle: RunHandle) -> I
         yield
         return
     loop = asyncio.get_running_loop()
-    server = client.redis.connection_pool.connection_kwargs.get("server")
+    redis = client.redis
 
     def tell(reason: str) -> None:
-        if isinstance(server, fakeredis.FakeServer):
-            redis = fakeredis.FakeRedis(server=server)
-            redis.hsetnx(protocol.run_key(handle.run_id), "drain", reason)
-            redis.lpush(protocol.inbox_key(handle.graph),
-                        protocol.encode_note(InboxNote(kind="drain", run_id=handle.run_id)))
+        if isinstance(redis, MemoryRedis):
+            redis.call("HSETNX", protocol.run_key(handle.run_id), "drain", reason)
+            redis.call("LPUSH", protocol.inbox_key(handle.graph),
+                       protocol.encode_note(InboxNote(kind="drain", run_id=handle.run_id)))
         else:
             asyncio.run_coroutine_threadsafe(
                 client.store.request_drain(handle.run_id, reason), loop)

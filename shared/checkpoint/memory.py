@@ -1,4 +1,4 @@
-"""`InMemorySaver`: LangGraph's in-memory checkpointer, here an in-memory Redis (fakeredis).
+"""`InMemorySaver`: LangGraph's in-memory checkpointer, here the embedded default's in-memory store.
 
 `graph.compile(checkpointer=InMemorySaver())` makes the embedded default keep the graph's
 threads between calls, in this process, for as long as the saver lives: what LangGraph's
@@ -13,8 +13,6 @@ import builtins
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import fakeredis
-
 from arqgraph.checkpoint.base import (
     ERROR,
     INTERRUPT,
@@ -23,6 +21,7 @@ from arqgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
 )
+from arqgraph.storage.in_memory import Keyspace
 from arqgraph.types import StateSnapshot
 
 
@@ -31,7 +30,7 @@ class InMemorySaver(BaseCheckpointSaver[int]):
 
     def __init__(self, *, serde: Any = None, factory: Any = None) -> None:
         super().__init__(serde=serde)
-        self.server = fakeredis.FakeServer()
+        self.keyspace = Keyspace()
 
     async def aget_tuple(self, config: dict[str, Any]) -> CheckpointTuple | None:
         async with self._client() as client:
@@ -87,7 +86,7 @@ class InMemorySaver(BaseCheckpointSaver[int]):
 
         @asynccontextmanager
         async def opened() -> Any:
-            client = Client(in_memory_redis(self.server))
+            client = Client(in_memory_redis(self.keyspace))
             try:
                 yield client
             finally:

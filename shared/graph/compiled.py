@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import replace
 from typing import Any, Generic, Self
 
-import fakeredis
 
 from arqgraph.config import merge_configs
 from arqgraph.constants import (
@@ -567,14 +566,12 @@ async def _each(events: Any) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
 
 def _embedded_store(checkpointer: Any) -> Any:
     """The store that keeps this graph's threads when it runs embedded: the saver's own
-    in-memory Redis, or one of its own for a checkpointer of another kind (LangGraph's)."""
+    in-memory store, or one of its own for a checkpointer of another kind (LangGraph's)."""
     if checkpointer is None or checkpointer is False:
         return None
-    if isinstance(getattr(checkpointer, "server", None), fakeredis.FakeServer):
-        return checkpointer
     from arqgraph.checkpoint.memory import InMemorySaver
 
-    return InMemorySaver()
+    return checkpointer if isinstance(checkpointer, InMemorySaver) else InMemorySaver()
 
 
 def _with_defaults(spec: NodeSpec, defaults: dict[str, Any]) -> NodeSpec:

@@ -118,7 +118,10 @@ def _sentinel_settings(url: str) -> RedisSettings:
 def thread_client(redis: Redis) -> Redis:
     """A client of the same Redis as `redis` with connections of its own, for another thread's
     event loop (a connection pool serves one loop): through the same sentinels for Sentinel,
-    whose pool is bound to its own."""
+    whose pool is bound to its own; the in-memory store's own way for its keyspace."""
+    for_another_loop = getattr(redis, "for_another_loop", None)
+    if for_another_loop is not None:
+        return for_another_loop()  # type: ignore[no-any-return]
     pool = redis.connection_pool
     if isinstance(pool, SentinelConnectionPool):
         manager = pool.sentinel_manager

@@ -1,0 +1,405 @@
+"""The protocol's Lua scripts (`arqgraph.protocol.scripts`) as Python, over a `Keyspace`.
+
+Each function here is the script of the same name, line for line: read them side by side.
+`K` and `A` are KEYS and ARGV with a None in front, so that the indexes are Lua's. A script
+answers what Redis would send back for the Lua value it returns (Lua's false is None, numbers
+are ints), and runs under the keyspace's lock, so it is atomic as in Redis. The conformance
+tests run the same calls on a real Redis and compare (tests/test_in_memory_store.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from arqgraph.protocol import scripts as lua
+from arqgraph.storage.in_memory.commands import zrangebyscore
+from arqgraph.storage.in_memory.keyspace import (
+    Keyspace,
+    ZSet,
+    as_float,
+    as_int,
+    format_score,
+)
+
+Args = list[Any]  # KEYS or ARGV: None, then bytes
+Script = Callable[[Keyspace, Args, Args], Any]
+
+
+def _at(values: Args, i: int) -> Any:
+    """KEYS[i] or ARGV[i], None past the end (as Lua's nil)."""
+    return values[i] if i < len(values) else None
+
+
+def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
+    if A[a + 2] != b"":
+        ks.hset(K[k + 2], b"__tasks", A[a + 2])
+    added, ready = 0, []
+    for j in range((len(K) - 1 - k - 2) // 2):
+        job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
+        if not ks.exists(job) and not ks.exists(result):
+            job_id = A[a + 4 + 2 * j]
+            ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
+            ks.zadd(K[k], as_float(A[a]), job_id)
+            added += 1
+            if j > 0 or A[a + 3] != b"1":
+                ready.append(job_id)
+    if ready:
+        ks.push(K[k + 1], ready, left=False)
+    return added
+
+
+def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
+          lease: bytes) -> tuple[bytes, bytes | None, int] | None:
+    score = ks.zscore(queue, job_id)
+    if score is None or score > now or ks.exists(K[k]):
+        return None
+    ks.set(K[k], b"1", as_int(lease))
+    ks.zadd(queue, now + as_int(lease), job_id, xx=True)
+    tries = ks.incrby(K[k + 2], 1)
+    ks.pexpire(K[k + 2], 88400 * 1000)
+    return format_score(score), ks.get(K[k + 1], bytes), tries
+
+
+def _finish_job(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> None:
+    for key in (K[k], K[k + 1], K[k + 2]):
+        ks.delete(key)
+    ks.zrem(K[k + 3], A[a])
+    ks.zrem(K[k + 4], A[a])
+    ks.set(K[k + 5], A[a + 1], as_int(A[a + 2]))
+
+
+def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, seconds: bytes,
+            run_id: bytes, writes: bytes, claims: bytes, ends_kept: bytes) -> None:
+    ms = as_int(seconds) * 1000
+    ks.pexpire(K[k], ms)
+    ks.pexpire(K[k + 1], ms)
+    if ks.hget(K[k + 2], b"keep") != b"1":
+        for i in range(k + 2, k + 5):
+            ks.pexpire(K[i], ms)
+        for checkpoint in list(ks.get(K[k + 3], dict) or ()):
+            ks.pexpire(writes + checkpoint, ms)
+            ks.pexpire(claims + checkpoint, ms)
+    if ends:
+        ks.push(ends, [run_id], left=False)
+        ks.pexpire(ends, as_int(ends_kept) * 1000)
+    ks.srem(active, run_id)
+
+
+_EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
+
+
+def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
+    match = _EXPECTED.match(A[a])
+    if match is None:
+        return 0
+    version, checkpoint = match.groups()
+    run = K[k]
+    if ks.hget(run, b"version") != version or (ks.hget(run, b"checkpoint_id") or b"") != checkpoint:
+        return 0
+    if A[a + 5] == b"" and (ks.hget(run, b"cancel") is not None or (
+            ks.hget(run, b"drain") is not None and ks.hget(run, b"status") == b"running")):
+        return 0
+    ks.hset(run, b"version", b"%d" % (int(version) + 1))
+    i = a + 13
+    for _ in range(as_int(A[a + 1])):
+        ks.hset(run, A[i], A[i + 1])
+        i += 2
+    if A[a + 2] != b"":
+        ks.hset(K[k + 3], A[a + 2], A[a + 3])
+        ks.hset(run, b"checkpoint_id", A[a + 2])
+        if A[a + 4] == b"1":
+            ks.push(K[k + 4], [A[a + 2]], left=True)
+            ks.hset(K[k + 2], b"latest", A[a + 2])
+    writes = K[k + 5]
+    for _ in range(as_int(A[a + 7])):  # an outcome to run again is kept as a prior, for history
+        task, old = A[i], ks.hget(writes, A[i])
+        if old is not None:
+            n = ks.hincrby(writes, b"priors:" + task, 1)
+            ks.hset(writes, b"prior:%s:%d" % (task, n), old)
+            ks.hdel(writes, task)
+            ks.hincrby(writes, b"__posted", -1)
+        i += 1
+    for _ in range(as_int(A[a + 8])):
+        ks.hset(writes, A[i], A[i + 1])
+        i += 2
+    for _ in range(as_int(A[a + 12])):
+        ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]])
+        i += 2
+    if i <= len(A) - 1:
+        _enqueue(ks, K, A, k + 6, i)
+    if A[a + 5] != b"":
+        if ks.hget(K[k + 2], b"run") == A[a + 6]:
+            ks.hdel(K[k + 2], b"run")
+        _retire(ks, K, k, K[k + 6], _at(K, k + 7), A[a + 5], A[a + 6], A[a + 9], A[a + 10],
+                A[a + 11])
+    return 1
+
+
+def commit_script(ks: Keyspace, K: Args, A: Args) -> int:
+    return _commit(ks, K, A, 1, 1)
+
+
+def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
+    if ks.exists(K[2]):
+        return A[1]  # type: ignore[no-any-return]
+    busy = ks.hget(K[1], b"run")
+    if busy is not None:
+        return busy
+    ks.hset(K[1], b"thread_id", A[2])
+    ks.hset(K[1], b"run", A[1])
+    if A[3] == b"1":
+        ks.hset(K[1], b"keep", b"1")
+    for i in range(4, len(A), 2):
+        ks.hset(K[2], A[i], A[i + 1])
+    return b""
+
+
+def _claim(ks: Keyspace, claims: bytes, writes: bytes, task: bytes) -> list[Any]:
+    if ks.hget(writes, task) is not None:
+        return [0]
+    attempt = ks.hincrby(claims, task, 1)
+    lost = ks.hincrby(claims, task + b":lost", 1)
+    failures = as_int(ks.hget(claims, task + b":failures") or b"0")
+    return [attempt, lost - 1, failures, ks.hget(writes, b"resume:" + task)]
+
+
+def _load(ks: Keyspace, K: Args, k: int, checkpoint: bytes, task: bytes, known_version: bytes,
+          known_id: bytes) -> tuple[list[Any] | None, bytes, bytes]:
+    run = K[k]
+    version = ks.hget(run, b"version")
+    if version is None:
+        return None, b"", b""
+    status = ks.hget(run, b"status")
+    current = ks.hget(run, b"checkpoint_id") or b""
+    cancel = ks.hget(run, b"cancel") is not None
+    drain = ks.hget(run, b"drain") is not None
+    claimed = None
+    if task != b"" and status == b"running" and current == checkpoint and not cancel:
+        claimed = _claim(ks, K[k + 2], K[k + 3], task)
+    fields = None
+    if version != known_version or cancel or drain:
+        fields = [x for f, v in (ks.get(run, dict) or {}).items()
+                  if f != b"input" or status == b"pending" for x in (f, v)]
+    blob = None
+    if current != b"" and current != known_id:
+        blob = ks.hget(K[k + 1], current)
+    return [fields, blob, claimed], current, version
+
+
+def load_run(ks: Keyspace, K: Args, A: Args) -> list[Any] | None:
+    loaded, current, _ = _load(ks, K, 1, A[1], A[2], A[3], A[4])
+    if loaded is None or current == b"" or current != A[4] or len(A) - 1 == 4:
+        return loaded
+    outcomes = ks.get(K[4], dict) or {}
+    loaded.append([outcomes.get(task) for task in A[5:]])
+    return loaded
+
+
+def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
+    if A[3] != b"" and ks.hget(K[3], A[1]) != A[3]:
+        return -1
+    if ks.hsetnx(K[1], A[1], A[2]) == 0:
+        return 0
+    if A[3] != b"":
+        ks.hincrby(K[3], A[1] + b":lost", -1)
+    i, k = 10, 5
+    for _ in range(as_int(A[5])):
+        ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]])
+        i += 2
+    if A[6] == b"1":
+        _finish_job(ks, K, A, k, i)
+        k, i = k + 6, i + 3
+    held, h = None, i
+    if A[8] == b"1":
+        held = k
+        k, i = k + 6, i + 4
+    posted = ks.hincrby(K[1], b"__posted", 1)
+    due = as_int(ks.hget(K[1], b"__tasks") or b"0")
+    if due == 0 or posted >= due:
+        if A[7] == b"1" and ks.hget(K[k], b"cancel") is None and _commit(ks, K, A, k, i) == 1:
+            if held is None:
+                return 3
+            took = _take(ks, K, K[held], held + 1, A[h], as_float(A[h + 1]), A[h + 2])
+            if took is None:
+                return 3
+            score, job, tries = took
+            return [3, score, job or b"", tries, _claim(ks, K[held + 4], K[held + 5], A[h + 3])]
+        ks.push(K[4], [A[4]], left=True)
+        return 1
+    if A[9] == b"1":
+        ks.push(K[4], [A[4]], left=True)
+        return 1
+    return 2
+
+
+def end_attempt(ks: Keyspace, K: Args, A: Args) -> int:
+    if ks.hget(K[1], A[1]) != A[2]:
+        return -1
+    ks.hincrby(K[1], A[1] + b":lost", -1)
+    return ks.hincrby(K[1], A[1] + b":failures", as_int(A[3]))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def acquire_slot(ks: Keyspace, K: Args, A: Args) -> int:
+    now = _now_ms()
+    slots = ks.get(K[1], ZSet)
+    if slots is not None:
+        for job in [m for m, s in slots.items() if s <= now]:
+            ks.zrem(K[1], job)
+    if ks.zscore(K[1], A[1]) is None and len(ks.get(K[1], ZSet) or ()) >= as_int(A[2]):
+        return 0
+    ks.zadd(K[1], now + as_int(A[3]), A[1])
+    ks.pexpire(K[1], as_int(A[3]) * 2)
+    return 1
+
+
+def renew_slot(ks: Keyspace, K: Args, A: Args) -> int:
+    ks.zadd(K[1], _now_ms() + as_int(A[2]), A[1], xx=True)
+    ks.pexpire(K[1], as_int(A[2]) * 2)
+    return 1
+
+
+def rate(ks: Keyspace, K: Args, A: Args) -> int:
+    now = time.time() * 1000
+    interval = as_float(A[2])
+    field = b"at:" + A[1]
+    last = as_float(ks.hget(K[1], b"last") or b"-1e18")
+    at = as_float(ks.hget(K[1], field) or b"-1")
+    if at >= 0 and (at < now - interval or now < last + interval - 1):
+        at = -1
+    if at < 0:
+        tat = as_float(ks.hget(K[1], b"tat") or b"0")
+        at = max(now, tat, last + interval)
+        ks.hset(K[1], b"tat", b"%.3f" % (at + interval))
+    ks.pexpire(K[1], 86400000)
+    if at <= now:
+        ks.hdel(K[1], field)
+        ks.hset(K[1], b"last", b"%.3f" % now)
+        return 0
+    ks.hset(K[1], field, b"%.3f" % at)
+    return math.ceil(at - now)
+
+
+def post_call(ks: Keyspace, K: Args, A: Args) -> int:
+    if ks.hget(K[3], A[1]) != A[3]:
+        return -1
+    if ks.hsetnx(K[1], b"fn:" + A[1], A[2]) == 0:
+        return 0
+    for i in range(4, len(A), 2):
+        ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]])
+    ks.push(K[4], [b"1"], left=True)
+    ks.pexpire(K[4], 3600 * 1000)
+    return 1
+
+
+def renew_leases(ks: Keyspace, K: Args, A: Args) -> int:
+    for i in range(2, len(K)):
+        if ks.pexpire(K[i], as_int(A[1])):
+            ks.zadd(K[1], as_float(A[2]), A[i + 1], xx=True)
+    return 0
+
+
+def requeue_job(ks: Keyspace, K: Args, A: Args) -> int:
+    ks.delete(K[3])
+    ks.zadd(K[1], as_float(A[2]), A[1], xx=True)
+    if A[3] == b"1" and ks.zscore(K[1], A[1]) is not None:
+        ks.push(K[2], [A[1]], left=True)
+    return 0
+
+
+def due_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
+    queue = ks.get(K[1], ZSet)
+    if not queue:
+        return [b"", 0]
+    first = min(queue.values())
+    now = as_float(A[1])
+    if first > now:
+        return [format_score(first), 0]
+    later = [s for s in queue.values() if s > now]
+    found: list[Any] = [format_score(min(later)) if later else b"", 0]
+    most = as_int(A[3])
+    if most <= 0:
+        return found
+    for job in zrangebyscore(ks, [K[1], b"-inf", A[1], b"LIMIT", b"0", A[2]]):
+        if not ks.exists(A[5] + job):
+            if found[1] == 0:
+                if ks.llen(K[2]) > 0:
+                    most = min(most, as_int(A[4]))
+                found[1] = most
+            found.append(job)
+            if len(found) - 2 >= 2 * most:
+                break
+    return found
+
+
+def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
+    taken: list[Any] = []
+    now, most = as_float(A[1]), as_int(A[3])
+    first = 5 + as_int(A[4])
+    limited = set(A[5:first])
+    sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
+    for j in range((len(A) - first) // 5):
+        if len(taken) >= 5 * most:
+            break
+        a, k = first + 5 * j, 2 + 7 * j
+        took = _take(ks, K, K[1], k, A[a], now, A[2])
+        if took is None:
+            continue
+        score, job, tries = took
+        started: Any = None
+        if job is not None and A[a + 1] != b"":
+            run, task = K[k + 3], A[a + 2]
+            if task != b"" and first > 5 and (ks.hget(run, b"graph") or b"") in limited:
+                task = b""
+            known = sent.get(run, (A[a + 3], A[a + 4]))
+            started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known)
+            if started is not None:
+                sent[run] = (version, current)
+            else:
+                started = 0
+        taken += [A[a], score, job or b"", tries, started]
+    return taken
+
+
+def finish_job(ks: Keyspace, K: Args, A: Args) -> int:
+    _finish_job(ks, K, A, 1, 1)
+    return 1
+
+
+def retire(ks: Keyspace, K: Args, A: Args) -> int:
+    _retire(ks, K, 1, K[6], _at(K, 7), A[1], A[2], A[3], A[4], A[5])
+    return 1
+
+
+def enqueue_jobs(ks: Keyspace, K: Args, A: Args) -> int:
+    return _enqueue(ks, K, A, 1, 1)
+
+
+def claim(ks: Keyspace, K: Args, A: Args) -> list[Any]:
+    return _claim(ks, K[1], K[2], A[1])
+
+
+def sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+SCRIPTS: dict[str, Script] = {sha(text): python for text, python in [
+    (lua.COMMIT_SCRIPT, commit_script), (lua.CREATE_RUN_SCRIPT, create_run),
+    (lua.LOAD_RUN_SCRIPT, load_run), (lua.POST_OUTCOME_SCRIPT, post_outcome),
+    (lua.CLAIM_SCRIPT, claim), (lua.END_ATTEMPT_SCRIPT, end_attempt),
+    (lua.ACQUIRE_SLOT_SCRIPT, acquire_slot), (lua.RENEW_SLOT_SCRIPT, renew_slot),
+    (lua.RATE_SCRIPT, rate), (lua.POST_CALL_SCRIPT, post_call),
+    (lua.ENQUEUE_JOBS_SCRIPT, enqueue_jobs), (lua.RENEW_LEASES_SCRIPT, renew_leases),
+    (lua.REQUEUE_JOB_SCRIPT, requeue_job), (lua.DUE_JOBS_SCRIPT, due_jobs),
+    (lua.TAKE_JOBS_SCRIPT, take_jobs), (lua.FINISH_JOB_SCRIPT, finish_job),
+    (lua.RETIRE_SCRIPT, retire),
+]}
+"""Each script by the SHA1 of its Lua text, as EVALSHA names it."""
