@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import replace
 from typing import Any, Generic, Self
 
-
 from arqgraph.config import merge_configs
 from arqgraph.constants import (
     CONFIG_KEY_DURABILITY,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -99,9 +99,8 @@ class MemoryRedis(ArqRedis):
                                 "the commands arqgraph sends, not every Redis command")
         return command(ks, raw)
 
-    def _parse(self, name: Any, reply: Any, options: dict[str, Any]) -> Any:
-        for option in ("keys", NEVER_DECODE, EMPTY_RESPONSE):
-            options.pop(option, None)
+    def _parse(self, name: Any, reply: Any, options: Mapping[str, Any]) -> Any:
+        options = {k: v for k, v in options.items() if k not in _NOT_FOR_PARSERS}
         if name in self.response_callbacks:
             return self.response_callbacks[name](reply, **options)
         return reply
@@ -137,6 +136,9 @@ class MemoryRedis(ArqRedis):
                             waiting.remove(woken)
 
 
+_NOT_FOR_PARSERS = ("keys", NEVER_DECODE, EMPTY_RESPONSE)
+
+
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -158,35 +160,42 @@ def _script_command(raw: list[bytes]) -> Any:
 
 async def _blmpop(client: MemoryRedis, raw: list[bytes]) -> Any:
     keys = raw[2:2 + as_int(raw[1])]
-    return await client._block(lambda: commands.lmpop(client.keyspace, raw[1:]), keys,
-                               as_float(raw[0]))
+    return await client._block(lambda: client._run("LMPOP", raw[1:]), keys, as_float(raw[0]))
 
 
 async def _brpop(client: MemoryRedis, raw: list[bytes]) -> Any:
     keys = raw[:-1]
-    return await client._block(lambda: commands.brpop_once(client.keyspace, keys), keys,
-                               as_float(raw[-1]))
+
+    def pop() -> Any:
+        for key in keys:
+            value = client._run("RPOP", [key])
+            if value is not None:
+                return [key, value]
+        return None
+
+    return await client._block(pop, keys, as_float(raw[-1]))
 
 
 async def _xread(client: MemoryRedis, raw: list[bytes]) -> Any:
-    count, block, i = None, None, 0
+    """XREAD [COUNT n] [BLOCK ms] STREAMS keys ids: tried as XREAD without BLOCK."""
+    block, words, i = None, [], 0
     while raw[i].upper() != b"STREAMS":
-        if raw[i].upper() == b"COUNT":
-            count = as_int(raw[i + 1])
-        elif raw[i].upper() == b"BLOCK":
+        if raw[i].upper() == b"BLOCK":
             block = as_int(raw[i + 1])
+        else:
+            words += raw[i:i + 2]
         i += 2
     rest = raw[i + 1:]
     keys = rest[:len(rest) // 2]
-    # "$" means "after the last entry as the read began", not at each retry
+    # "$" means "after the last entry as the read began", not at each try
     with client.keyspace.lock:
-        streams = [(key, _last_id(client.keyspace, key) if last == b"$" else last)
-                   for key, last in zip(keys, rest[len(rest) // 2:], strict=True)]
-    read = lambda: commands.xread_once(client.keyspace, streams, count)  # noqa: E731
+        ids = [_last_id(client.keyspace, key) if last == b"$" else last
+               for key, last in zip(keys, rest[len(rest) // 2:], strict=True)]
+    args = [*words, b"STREAMS", *keys, *ids]
     if block is None:
         with client.keyspace.lock:
-            return read()
-    return await client._block(read, keys, block / 1000)
+            return client._run("XREAD", args)
+    return await client._block(lambda: client._run("XREAD", args), keys, block / 1000)
 
 
 def _last_id(ks: Keyspace, key: bytes) -> bytes:

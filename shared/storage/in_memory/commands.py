@@ -147,6 +147,11 @@ def _pop(ks: Keyspace, key: bytes, left: bool, count: int) -> list[bytes] | None
     return taken
 
 
+def _pop_one(ks: Keyspace, key: bytes, left: bool) -> bytes | None:
+    taken = _pop(ks, key, left, 1)
+    return taken[0] if taken else None
+
+
 def lmpop(ks: Keyspace, a: list[bytes]) -> Any:
     """LMPOP/BLMPOP's arguments from numkeys: numkeys, keys, LEFT|RIGHT [COUNT n]."""
     n = as_int(a[0])
@@ -157,14 +162,6 @@ def lmpop(ks: Keyspace, a: list[bytes]) -> Any:
         taken = _pop(ks, key, left, count)
         if taken:
             return [key, taken]
-    return None
-
-
-def brpop_once(ks: Keyspace, keys: list[bytes]) -> Any:
-    for key in keys:
-        taken = _pop(ks, key, False, 1)
-        if taken:
-            return [key, taken[0]]
     return None
 
 
@@ -267,9 +264,12 @@ def _xadd(ks: Keyspace, a: list[bytes]) -> Any:
     return new
 
 
-def xread_once(ks: Keyspace, streams: list[tuple[bytes, bytes]], count: int | None) -> Any:
+def _xread(ks: Keyspace, a: list[bytes]) -> Any:
+    """XREAD [COUNT n] STREAMS keys ids, without BLOCK (the client waits and tries again)."""
+    count = as_int(a[1]) if a[0].upper() == b"COUNT" else None
+    rest = a[next(i for i, word in enumerate(a) if word.upper() == b"STREAMS") + 1:]
     found = []
-    for key, last in streams:
+    for key, last in zip(rest[:len(rest) // 2], rest[len(rest) // 2:], strict=True):
         stream = ks.get(key, Stream)
         if stream is None:
             continue
@@ -314,7 +314,7 @@ COMMANDS: dict[str, Command] = {
     "TYPE": lambda ks, a: ks.kind_of(a[0]),
     "KEYS": _keys, "SCAN": _scan, "DBSIZE": lambda ks, a: len(ks.live_keys()),
     "FLUSHDB": _flush, "FLUSHALL": _flush, "PING": lambda ks, a: b"PONG", "TIME": _time,
-    "HSET": _hset, "HMSET": lambda ks, a: _hset(ks, a) and OK or OK, "HSETNX": lambda ks, a: ks.hsetnx(a[0], a[1], a[2]),
+    "HSET": _hset, "HSETNX": lambda ks, a: ks.hsetnx(a[0], a[1], a[2]),
     "HGET": lambda ks, a: ks.hget(a[0], a[1]), "HGETALL": _hgetall, "HMGET": _hmget,
     "HDEL": lambda ks, a: ks.hdel(a[0], *a[1:]),
     "HEXISTS": lambda ks, a: int(ks.hget(a[0], a[1]) is not None),
@@ -324,17 +324,17 @@ COMMANDS: dict[str, Command] = {
     "HLEN": lambda ks, a: len(ks.get(a[0], dict) or ()),
     "LPUSH": lambda ks, a: ks.push(a[0], a[1:], left=True),
     "RPUSH": lambda ks, a: ks.push(a[0], a[1:], left=False),
-    "LPOP": lambda ks, a: (_pop(ks, a[0], True, 1) or [None])[0],
-    "RPOP": lambda ks, a: (_pop(ks, a[0], False, 1) or [None])[0],
+    "LPOP": lambda ks, a: _pop_one(ks, a[0], True), "RPOP": lambda ks, a: _pop_one(ks, a[0], False),
     "LLEN": lambda ks, a: ks.llen(a[0]), "LRANGE": _lrange,
     "LINDEX": _lindex, "LMPOP": lmpop,
-    "SADD": _sadd, "SREM": lambda ks, a: ks.srem(a[0], *a[1:]), "SMEMBERS": lambda ks, a: list(ks.get(a[0], set) or ()),
+    "SADD": _sadd, "SREM": lambda ks, a: ks.srem(a[0], *a[1:]),
+    "SMEMBERS": lambda ks, a: list(ks.get(a[0], set) or ()),
     "SISMEMBER": lambda ks, a: int(a[1] in (ks.get(a[0], set) or ())),
     "SCARD": lambda ks, a: len(ks.get(a[0], set) or ()),
     "ZADD": _zadd, "ZSCORE": _zscore, "ZREM": lambda ks, a: ks.zrem(a[0], *a[1:]),
     "ZCARD": lambda ks, a: len(ks.get(a[0], ZSet) or ()), "ZCOUNT": _zcount,
     "ZRANGE": zrange, "ZRANGEBYSCORE": zrangebyscore, "ZREMRANGEBYSCORE": _zremrangebyscore,
     "XADD": _xadd, "XRANGE": _xrange(False), "XREVRANGE": _xrange(True), "XLEN": _xlen,
-    "XDEL": _xdel,
+    "XDEL": _xdel, "XREAD": _xread,
     "PUBLISH": lambda ks, a: ks.publish(a[0], a[1]),
 }

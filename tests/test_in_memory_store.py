@@ -1,0 +1,236 @@
+"""The in-memory store against a real Redis: the same commands, the same answers.
+
+The embedded default runs on `arqgraph.storage.in_memory`, where each Lua script of the
+protocol is a Python twin. Here real programs run embedded while every command the store
+answers is recorded; the record is then replayed, in order, on a real redis-server with the
+Lua scripts themselves, and each answer and the data left at the end must be the same. The
+unit tests of the Redis layer (test_pickup, test_sweep, test_moves, ...) run on the in-memory
+store; the cluster tests run the Lua on a real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import re
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from arqgraph import embedded
+from arqgraph.checkpoint.memory import InMemorySaver
+from arqgraph.func import entrypoint, task
+from arqgraph.graph import END, START, StateGraph
+from arqgraph.protocol import scripts as lua
+from arqgraph.storage.connection import job_deserializer, job_serializer
+from arqgraph.storage.in_memory import Keyspace, MemoryRedis
+from arqgraph.storage.in_memory.scripts import sha
+from arqgraph.types import Command, RetryPolicy, Send, interrupt
+
+LIMIT = 30
+NAMES = {sha(text): name for name, text in vars(lua).items() if name.endswith("_SCRIPT")}
+LUA = {sha(text): text for name, text in vars(lua).items() if name.endswith("_SCRIPT")}
+CLOCKED = {sha(lua.RATE_SCRIPT)}  # answers depend on when they run: run, not compared
+ENTRY_ID = re.compile(rb"^\d+-\d+$")
+CLOCKED_KEY = re.compile(rb":rate:|:slots:|^slots$")
+
+
+class Recorder(MemoryRedis):
+    """The in-memory store, keeping every command it answers with its answer."""
+
+    def __init__(self, keyspace: Keyspace | None, record: list[tuple[str, list[bytes], Any]]) -> None:
+        super().__init__(keyspace, job_serializer=job_serializer, job_deserializer=job_deserializer)
+        self.record = record
+
+    def _run(self, name: str, raw: list[bytes]) -> Any:
+        try:
+            reply = super()._run(name, raw)
+        except ResponseError as exc:
+            reply = exc
+        self.record.append((name, list(raw), reply))
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    def for_another_loop(self) -> MemoryRedis:
+        return Recorder(self.keyspace, self.record)
+
+
+class Chain(TypedDict):
+    items: Annotated[list[int], operator.add]
+    total: int
+
+
+def _fan_out(state: Chain) -> list[Send]:
+    return [Send("square", {"items": [n], "total": 0}) for n in range(1, 6)]
+
+
+async def _square(state: Chain) -> dict[str, Any]:
+    return {"items": [state["items"][0] ** 2]}
+
+
+async def _sum(state: Chain) -> dict[str, Any]:
+    return {"total": sum(state["items"])}
+
+
+def _fanout_graph() -> Any:
+    builder = StateGraph(Chain)
+    builder.add_node("start", lambda state: {"items": []})
+    builder.add_node("square", _square, concurrency=2)
+    builder.add_node("sum", _sum, rate_limit="1000/s")
+    builder.add_edge(START, "start")
+    builder.add_conditional_edges("start", _fan_out, ["square"])
+    builder.add_edge("square", "sum")
+    builder.add_edge("sum", END)
+    return builder.compile()
+
+
+failures: list[int] = []
+
+
+def _approve(state: Chain) -> dict[str, Any]:
+    if len(failures) < 1:
+        failures.append(1)
+        raise ConnectionError("flaky once")
+    answer = interrupt({"question": "ok?", "total": state["total"]})
+    return {"total": state["total"] + (1 if answer == "yes" else -1)}
+
+
+def _interrupt_graph() -> Any:
+    builder = StateGraph(Chain)
+    builder.add_node("count", lambda state: {"total": len(state["items"])})
+    builder.add_node("approve", _approve, retry_policy=RetryPolicy(initial_interval=0.01,
+                                                                    jitter=False))
+    builder.add_edge(START, "count")
+    builder.add_edge("count", "approve")
+    builder.add_edge("approve", END)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+@task
+async def _double(n: int) -> int:
+    return 2 * n
+
+
+@entrypoint()
+async def _doubled(numbers: list[int]) -> list[int]:
+    return list(await asyncio.gather(*(_double(n) for n in numbers)))
+
+
+async def _programs() -> None:
+    """Programs that between them call every script of the protocol."""
+    assert (await _fanout_graph().ainvoke({"items": [], "total": 0}))["total"] == 55
+    failures.clear()
+    graph = _interrupt_graph()
+    config = {"configurable": {"thread_id": "t1"}}
+    stopped = await graph.ainvoke({"items": [1, 2], "total": 0}, config)
+    assert stopped["__interrupt__"][0].value == {"question": "ok?", "total": 2}
+    assert (await graph.ainvoke(Command(resume="yes"), config))["total"] == 3
+    assert len([s async for s in graph.aget_state_history(config)]) >= 4
+    await graph.aupdate_state(config, {"total": 10})
+    assert (await graph.aget_state(config)).values["total"] == 10
+    assert await _doubled.ainvoke([1, 2, 3]) == [2, 4, 6]
+
+
+async def _rarer_scripts(redis: MemoryRedis) -> None:
+    """The scripts short programs do not reach: a slot's lease renewed (a node running for
+    a third of its lease), a finished run retired after an upgrade."""
+    assert await redis.eval(lua.ACQUIRE_SLOT_SCRIPT, 1, "slots", "job-a", "1", "60000") == 1
+    assert await redis.eval(lua.ACQUIRE_SLOT_SCRIPT, 1, "slots", "job-b", "1", "60000") == 0
+    assert await redis.eval(lua.RENEW_SLOT_SCRIPT, 1, "slots", "job-a", "90000") == 1
+    await redis.hset("run", mapping={"status": "done", "version": "7"})
+    await redis.hset("thread", mapping={"run": "r1"})
+    await redis.hset("checkpoints", mapping={"c1": "blob", "c2": "blob"})
+    await redis.hset("writes:c1", mapping={"task": "outcome"})
+    await redis.sadd("active", "r1", "r2")
+    retire = redis.register_script(lua.RETIRE_SCRIPT)
+    keys = ["run", "events", "thread", "checkpoints", "history", "active", "ends"]
+    assert await retire(keys=keys, args=["60", "r1", "writes:", "claims:", "3600"]) == 1
+
+
+def _normal(value: Any) -> Any:
+    """A reply with stream entry ids (they come from each store's clock) left out."""
+    if isinstance(value, bytes):
+        return b"<id>" if ENTRY_ID.match(value) else value
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {_normal(k): _normal(v) for k, v in value.items()}
+    return value
+
+
+async def _dump(redis: Redis) -> dict[bytes, Any]:
+    """Every key: its type, its value (streams without their ids) and whether it expires."""
+    found = {}
+    for key in sorted(await redis.keys("*")):
+        kind = (await redis.type(key)).decode()
+        if kind == "hash":
+            value: Any = await redis.hgetall(key)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            value = sorted(await redis.smembers(key))
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            value = [fields for _, fields in await redis.xrange(key)]
+        else:
+            value = await redis.get(key)
+        if CLOCKED_KEY.search(key):  # (times of each store's clock: which fields, not values)
+            value = sorted(v[0] if isinstance(v, tuple) else v for v in value)
+        found[key] = (kind, value, await redis.pttl(key) > 0)
+    return found
+
+
+async def test_the_in_memory_store_answers_as_redis_with_its_lua(
+        monkeypatch: pytest.MonkeyPatch, redis_servers: Any) -> None:
+    record: list[tuple[str, list[bytes], Any]] = []
+    stores: list[Recorder] = []
+
+    def recorded(keyspace: Keyspace | None = None) -> MemoryRedis:
+        stores.append(Recorder(shared, record))  # (a saver's threads too: one Redis has all)
+        return stores[-1]
+
+    shared = Keyspace()
+    monkeypatch.setattr(embedded, "in_memory_redis", recorded)
+    await asyncio.wait_for(_programs(), LIMIT)
+    # (no process of the runs is left to write once they returned: the record is complete)
+    await _rarer_scripts(recorded())
+
+    seen = {raw[0].decode() if name == "EVALSHA" else sha(raw[0].decode())
+            for name, raw, _ in record if name in ("EVALSHA", "EVAL")}
+    assert {NAMES[s] for s in set(NAMES) - seen} == set()
+
+    server = redis_servers.start()
+    real = Redis.from_url(server.url)
+    compared = 0
+    try:
+        for name, raw, reply in record:
+            if name in ("XREAD", "TIME"):  # (reads by ids of the in-memory clock)
+                continue
+            if isinstance(reply, ResponseError) and "unknown command" in str(reply):
+                continue  # (INFO and the like: refused in memory, so its callers do without)
+            args: list[Any] = [name, *raw]
+            if name == "EVALSHA":
+                args = ["EVAL", LUA[raw[0].decode()], *raw[1:]]
+            try:
+                answer = await real.execute_command(*args)
+            except NoScriptError:
+                raise
+            except ResponseError as exc:
+                answer = exc
+            if name == "EVALSHA" and raw[0].decode() in CLOCKED or name in ("PTTL", "TTL"):
+                continue
+            if isinstance(reply, ResponseError) or isinstance(answer, ResponseError):
+                assert type(reply) is type(answer), (name, raw, reply, answer)
+                continue
+            mine = stores[0]._parse(name, reply, {})
+            assert _normal(mine) == _normal(answer), (name, raw[:6])
+            compared += 1
+        assert compared > 200
+        memory = _dump(MemoryRedis(shared))
+        assert await memory == await _dump(real)
+    finally:
+        await real.aclose()
