@@ -124,7 +124,7 @@ async def py_spy(pids: dict[str, int], work: Callable[[], Awaitable[Any]]) -> di
 
 
 def pyinstrument_embedded(graph: str, input: Any, lines: int = 45) -> list[str]:
-    """The embedded path (orchestrator, worker, client, fakeredis in one process) under
+    """The embedded path (orchestrator, worker, client, the in-memory store in one process) under
     pyinstrument; the top of its call tree."""
     try:
         from pyinstrument import Profiler

@@ -60,7 +60,7 @@ def describe_machine() -> Machine:
         redis = "redis-server " + next((w.split("=")[1] for w in out.split() if w.startswith("v=")),
                                        out.strip())
     packages = {}
-    for name in ("arq", "redis", "msgpack", "langgraph", "fakeredis", "pydantic"):
+    for name in ("arq", "redis", "msgpack", "langgraph", "pydantic"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -53,7 +53,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one graph and print its events and final state",
                          parents=[common],
                          description="Run one graph. Without --redis it runs embedded: "
-                         "orchestrator and worker in this process over an in-memory Redis. "
+                         "orchestrator and worker in this process over an in-memory store. "
                          "With --redis it submits to that cluster (SPEC may then be a graph name).")
     run.add_argument("spec", help="pkg.module:graph (or, with --redis, a registered graph name)")
     run.add_argument("--input", default="{}", help="the graph input as JSON (default {})")

@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
 
 # the events of the nodes' callbacks and of their task calls, for the producer's handlers
 REPORTED = ("callbacks", "calls")
+# how long the embedded worker holds a job: only this process reads its store, so a lease
+# never lapses for a dead worker; it must not lapse while an async node blocks the loop
+LEASE = 3600.0
 
 T = TypeVar("T")
 
@@ -61,7 +64,7 @@ class EmbeddedCluster:
         await self.orchestrator.register()
         self.worker = build_worker(
             self.redis, self.graphs, concurrency=self.concurrency, poll_delay=0.05,
-            handle_signals=False, job_timeout=None, shared_cache=False,
+            handle_signals=False, job_timeout=None, shared_cache=False, lease=LEASE,
         )
         self.client = Client(self.redis, ready_timeout=0)  # (its graphs are registered first)
         self.client.same_process = True  # (its classes defined inside functions are known)

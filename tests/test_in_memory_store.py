@@ -135,11 +135,15 @@ async def _programs() -> None:
 
 
 async def _rarer_scripts(redis: MemoryRedis) -> None:
-    """The scripts short programs do not reach: a slot's lease renewed (a node running for
-    a third of its lease), a finished run retired after an upgrade."""
+    """The scripts short programs do not reach: leases renewed (a node running for a third
+    of its lease; the embedded worker's are long), a finished run retired after an upgrade."""
     assert await redis.eval(lua.ACQUIRE_SLOT_SCRIPT, 1, "slots", "job-a", "1", "60000") == 1
     assert await redis.eval(lua.ACQUIRE_SLOT_SCRIPT, 1, "slots", "job-b", "1", "60000") == 0
     assert await redis.eval(lua.RENEW_SLOT_SCRIPT, 1, "slots", "job-a", "90000") == 1
+    await redis.zadd("queue", {"job-a": 5, "job-b": 6})
+    await redis.set("in-progress:job-a", "1", px=1000)
+    assert await redis.eval(lua.RENEW_LEASES_SCRIPT, 3, "queue", "in-progress:job-a",
+                            "in-progress:job-b", "60000", "99999", "job-a", "job-b") == 0
     await redis.hset("run", mapping={"status": "done", "version": "7"})
     await redis.hset("thread", mapping={"run": "r1"})
     await redis.hset("checkpoints", mapping={"c1": "blob", "c2": "blob"})

@@ -39,11 +39,20 @@ class LeaseKeeper:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._main, name="arqgraph-lease", daemon=True)
 
+        self.task: asyncio.Task[None] | None = None
+
     def start(self) -> None:
-        self.thread.start()
+        if getattr(self.worker.pool, "for_another_loop", None) is not None:
+            # the in-memory store of the embedded default: no other process can take a job
+            # whose lease lapsed (its leases are long), so no thread need outlive a blocked loop
+            self.task = self.loop.create_task(self._renew_forever())
+        else:
+            self.thread.start()
 
     def stop(self) -> None:
         self.stopped.set()
+        if self.task is not None:
+            self.task.cancel()
 
     def _main(self) -> None:
         asyncio.run(self._renew_forever())

@@ -6,6 +6,7 @@ NodeTimeoutError."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import time
 from collections.abc import Awaitable
@@ -28,7 +29,8 @@ class Progress:
             return
         def later() -> None:
             if not self.timer.expired():
-                self.timer.reschedule(self.loop.time() + self.idle)
+                with contextlib.suppress(RuntimeError):  # the attempt ended since the beat
+                    self.timer.reschedule(self.loop.time() + self.idle)
         self.loop.call_soon_threadsafe(later)  # (sync code beats from its worker thread)
 
 

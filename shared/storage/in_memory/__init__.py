@@ -75,9 +75,22 @@ class MemoryRedis(ArqRedis):
         return f"<MemoryRedis keyspace={id(self.keyspace):#x}>"
 
     def _words(self, args: tuple[Any, ...]) -> tuple[str, list[bytes]]:
-        words = str(args[0]).upper().split() if not isinstance(args[0], bytes) \
-            else args[0].decode().upper().split()
-        return words[0], [*(w.encode() for w in words[1:]), *map(self._encode, args[1:])]
+        name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+        if " " in name:  # ("SCRIPT LOAD", script)
+            first, *rest = name.upper().split()
+            return first, [*(w.encode() for w in rest), *map(self._arg, args[1:])]
+        return name.upper(), [*map(self._arg, args[1:])]
+
+    def _arg(self, value: Any) -> bytes:
+        """An argument as Redis gets it: redis-py's encoding, the common cases first."""
+        kind = type(value)
+        if kind is bytes:
+            return value  # type: ignore[no-any-return]
+        if kind is str:
+            return value.encode()  # type: ignore[no-any-return]
+        if kind is int:
+            return b"%d" % value
+        return self._encode(value)  # type: ignore[no-any-return]
 
     def _run(self, name: str, raw: list[bytes]) -> Any:
         """One command, under the keyspace's lock."""
