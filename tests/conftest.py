@@ -11,6 +11,11 @@ asked, which the test may kill -9 and restart on the same port and dir; all are 
 with stdout/stderr written to files; everything it started is stopped at the end (SIGTERM, then
 SIGKILL). `own_processes` is the same for the processes of a single test, stopped when it ends.
 When a test fails, the tails of those log files are attached to its report.
+
+`protocol_redis` (function scope, parametrized "memory" and "lua") is a factory of fresh
+in-process Redis clients: the in-memory store of the embedded default (`MemoryRedis`, whose
+scripts are Python twins of the Lua ones) and fakeredis running the protocol's real Lua. The unit
+tests of the Redis layer take it, so each runs on both and holds the twins to the Lua.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 
 from bench.cluster import DEFAULT_REDIS_PORT, free_port
 
@@ -212,6 +218,40 @@ def redis_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
         yield servers
     finally:
         servers.stop_all()
+
+
+# -- in-process Redis: the in-memory store and fakeredis with the real Lua --------------------
+
+
+def _memory_redis() -> ArqRedis:
+    from arqgraph.embedded import in_memory_redis
+
+    return in_memory_redis()
+
+
+def _lua_redis() -> ArqRedis:
+    """fakeredis with Lua, speaking arq's msgpack job format (the embedded default until the
+    in-memory store replaced it): the protocol's scripts run as the Lua they are."""
+    import fakeredis
+    from fakeredis.aioredis import FakeAsyncRedisConnection
+    from redis.asyncio import ConnectionPool
+
+    from arqgraph.storage.connection import job_deserializer, job_serializer
+
+    server = fakeredis.FakeServer()
+    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
+    return ArqRedis(connection_pool=pool, job_serializer=job_serializer,
+                    job_deserializer=job_deserializer)
+
+
+PROTOCOL_REDIS: dict[str, Callable[[], ArqRedis]] = {"memory": _memory_redis, "lua": _lua_redis}
+
+
+@pytest.fixture(params=list(PROTOCOL_REDIS), ids=list(PROTOCOL_REDIS))
+def protocol_redis(request: pytest.FixtureRequest) -> Callable[[], ArqRedis]:
+    """A factory of Redis clients, each over a fresh store of its own: the in-memory store
+    ("memory") or fakeredis running the real Lua scripts ("lua")."""
+    return PROTOCOL_REDIS[request.param]
 
 
 # -- arqgraph processes ---------------------------------------------------------------------

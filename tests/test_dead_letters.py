@@ -1,16 +1,21 @@
-"""The dead-letter store and the repair of garbled run records (in-memory Redis: the same
-calls run on the real redis-server in tests/test_poison.py)."""
+"""The dead-letter store and the repair of garbled run records (on the in-memory store and on
+fakeredis with the real Lua: the same calls run on the real redis-server in tests/test_poison.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from arq.connections import ArqRedis
+
 from arqgraph import protocol
 from arqgraph.core import codec
-from arqgraph.embedded import in_memory_redis
 from arqgraph.storage.dead_letters import dead_letters, garbled_fields, repaired, set_aside
 
 
-async def test_dead_letters_are_listed_newest_first_with_their_raw_bytes() -> None:
-    redis = in_memory_redis()
+async def test_dead_letters_are_listed_newest_first_with_their_raw_bytes(
+    protocol_redis: Callable[[], ArqRedis],
+) -> None:
+    redis = protocol_redis()
     await set_aside(redis, "arqgraph:queue", "a job id that is not UTF-8", b"\xff\xfe", "r.1")
     await set_aside(redis, "arqgraph:inbox:g", "an unreadable notification", b"x" * 10_000)
     newest, oldest = await dead_letters(redis)

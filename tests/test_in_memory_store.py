@@ -4,8 +4,9 @@ The embedded default runs on `arqgraph.storage.in_memory`, where each Lua script
 protocol is a Python twin. Here real programs run embedded while every command the store
 answers is recorded; the record is then replayed, in order, on a real redis-server with the
 Lua scripts themselves, and each answer and the data left at the end must be the same. The
-unit tests of the Redis layer (test_pickup, test_sweep, test_moves, ...) run on the in-memory
-store; the cluster tests run the Lua on a real Redis.
+unit tests of the Redis layer (test_pickup, test_sweep, test_moves, ...) run on both the
+in-memory store and fakeredis with the real Lua (the `protocol_redis` fixture); the cluster tests
+run the Lua on a real Redis.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """What one move of the orchestrator writes: a new step's jobs go with its commit when they can
 (one round trip, and never a step committed without its jobs), else in chunks after it. On the
-in-memory Redis, the orchestrator not serving (its moves made by hand)."""
+in-memory store and on fakeredis with the real Lua (`protocol_redis`), the orchestrator not
+serving (its moves made by hand)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from arq.connections import ArqRedis
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
-from arqgraph.embedded import in_memory_redis
 from arqgraph.graph import START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.orchestrator.service import Orchestrator
@@ -32,11 +35,11 @@ def graph(name: str, parallel: int = 1, **compile_args: list[str]) -> CompiledSt
     return builder.compile(name=name, **compile_args)
 
 
-async def started(compiled: CompiledStateGraph, monkeypatch: pytest.MonkeyPatch,
+async def started(compiled: CompiledStateGraph, monkeypatch: pytest.MonkeyPatch, redis: ArqRedis,
                   ) -> tuple[Orchestrator, str, list[int]]:
-    """An orchestrator with a run of `compiled` advanced once, and the sizes of the separate
-    enqueue calls it makes (made so far and later)."""
-    orchestrator = Orchestrator(in_memory_redis(), [compiled])
+    """An orchestrator over `redis` with a run of `compiled` advanced once, and the sizes of the
+    separate enqueue calls it makes (made so far and later)."""
+    orchestrator = Orchestrator(redis, [compiled])
     await orchestrator.register()
     separate: list[int] = []
     enqueue = orchestrator.jobs._enqueue
@@ -68,8 +71,10 @@ async def ready(orchestrator: Orchestrator) -> list[str]:
     return [t[2].partition(":")[0] for t in tasks if t is not None]  # (their steps)
 
 
-async def test_a_step_s_jobs_are_enqueued_by_its_commit(monkeypatch: pytest.MonkeyPatch):
-    orchestrator, run_id, separate = await started(graph("g1"), monkeypatch)
+async def test_a_step_s_jobs_are_enqueued_by_its_commit(
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
+):
+    orchestrator, run_id, separate = await started(graph("g1"), monkeypatch, protocol_redis())
     assert await ready(orchestrator) == ["0"]  # p0's job, enqueued with step 0's commit
     assert await finish_step(orchestrator, run_id) == ["p0"]
     assert await ready(orchestrator) == ["0", "1"]  # and last's with step 1's
@@ -81,10 +86,11 @@ async def test_a_step_s_jobs_are_enqueued_by_its_commit(monkeypatch: pytest.Monk
 
 
 async def test_jobs_of_more_than_one_call_are_enqueued_after_the_commit(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
     monkeypatch.setattr(queue, "ENQUEUE_CHUNK", 2)
-    orchestrator, run_id, separate = await started(graph("g3", parallel=3), monkeypatch)
+    orchestrator, run_id, separate = await started(graph("g3", parallel=3), monkeypatch,
+                                                   protocol_redis())
     assert separate == [2, 1] and await ready(orchestrator) == ["0", "0", "0"]
     record = await orchestrator.store.load_run(run_id)
     assert record is not None
@@ -94,20 +100,24 @@ async def test_jobs_of_more_than_one_call_are_enqueued_after_the_commit(
     assert separate == [2, 1] and len(await ready(orchestrator)) == 4  # last's, with the commit
 
 
-async def test_a_step_that_stops_at_a_breakpoint_has_no_jobs(monkeypatch: pytest.MonkeyPatch):
+async def test_a_step_that_stops_at_a_breakpoint_has_no_jobs(
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
+):
     orchestrator, run_id, separate = await started(
-        graph("gb", interrupt_before=["last"]), monkeypatch)
+        graph("gb", interrupt_before=["last"]), monkeypatch, protocol_redis())
     assert await finish_step(orchestrator, run_id) == ["p0"]
     assert await orchestrator.store.status(run_id) == "interrupted"
     assert await ready(orchestrator) == ["0"] and separate == []
 
 
-async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start():
+async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """A worker's planner has no retention of its own (it starts no runs): it plans a run's end
     with the one its orchestrator recorded when starting the run, and plans none for a run
     started without (by an older orchestrator: the orchestrator ends it, told by the post)."""
     compiled = graph("kept")
-    orchestrator = Orchestrator(in_memory_redis(), [compiled], retention=1234)
+    orchestrator = Orchestrator(protocol_redis(), [compiled], retention=1234)
     await orchestrator.register()
     run_id = await submit(orchestrator.store, compiled.name)
     await orchestrator.advance(run_id)
@@ -131,11 +141,13 @@ async def test_a_run_s_end_is_planned_with_the_retention_recorded_at_its_start()
     assert end is not None and end["output"] == {"log": ["p0", "last"]}
 
 
-async def test_a_worker_s_end_is_not_made_once_a_cancel_was_asked_for():
+async def test_a_worker_s_end_is_not_made_once_a_cancel_was_asked_for(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """The post that brings a run's end with it makes no commit once a cancel was asked for
     (not even the end): the orchestrator is told, and ends the run cancelled."""
     compiled = graph("cancelled_end")
-    orchestrator = Orchestrator(in_memory_redis(), [compiled])
+    orchestrator = Orchestrator(protocol_redis(), [compiled])
     await orchestrator.register()
     run_id = await submit(orchestrator.store, compiled.name)
     await orchestrator.advance(run_id)
@@ -171,10 +183,12 @@ def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueue
     assert protocol.ends_key("client-7") not in moves.call.keys and moves.call.args[5] == ""
 
 
-async def test_a_commit_planned_on_a_checkpoint_the_run_no_longer_has_is_refused():
+async def test_a_commit_planned_on_a_checkpoint_the_run_no_longer_has_is_refused(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """After a failover that lost the last writes, a run's version can come round again on
     another checkpoint: a commit planned on the lost one must not apply there."""
-    store = RunStore(in_memory_redis())
+    store = RunStore(protocol_redis())
     run_id = protocol.new_run_id("t")
     await store.create_run(run_id, "g", thread_id="t", keep=False, kind="input",
                            input={"x": 1}, config={}, context=None)

@@ -1,19 +1,21 @@
 """How workers take jobs: the ready list, the take script, and the sweep that backs them up.
 
-Fast tests on the in-memory Redis (the same scripts run on the real redis-server in every
-cluster test)."""
+Fast tests, each on the in-memory store and on fakeredis running the real Lua (`protocol_redis`;
+the same scripts run on the real redis-server in every cluster test)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
 
 from arqgraph import protocol
-from arqgraph.embedded import EmbeddedCluster, in_memory_redis
+from arqgraph.embedded import EmbeddedCluster
 from arqgraph.errors import CorruptDataError
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
@@ -32,8 +34,10 @@ async def enqueue(redis, job_id: str, defer_ms: int = 0) -> None:
                             _defer_by=defer_ms / 1000 if defer_ms else None)
 
 
-async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
-    redis = in_memory_redis()
+async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    redis = protocol_redis()
     jobs = JobQueue(redis, QUEUE)
     for name in ("a", "b", "c", "running"):
         await enqueue(redis, name)
@@ -61,8 +65,10 @@ async def test_the_take_script_takes_due_queued_jobs_not_running_elsewhere():
     await redis.aclose()
 
 
-async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_listed():
-    redis = in_memory_redis()
+async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_listed(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    redis = protocol_redis()
     jobs = JobQueue(redis, QUEUE)
     for name in ("held", "a", "b", "c", "d"):
         await enqueue(redis, name)
@@ -97,9 +103,11 @@ async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_l
     await redis.aclose()
 
 
-async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep():
+async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """A job enqueued by plain arq (or whose entry a dead worker popped) still runs."""
-    async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
+    async with EmbeddedCluster([one_node_graph("pickup")], redis=protocol_redis()) as cluster:
         job_id = "not-listed"
         await enqueue(cluster.redis, job_id)  # its payload is not a task: rejected, but taken
         assert not await cluster.redis.llen(protocol.ready_key(QUEUE))
@@ -109,8 +117,10 @@ async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep():
         assert await (await cluster.client.submit("pickup", {})).result() == {"log": ["ran"]}
 
 
-async def test_a_deferred_job_is_not_started_before_it_is_due_even_if_listed():
-    async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
+async def test_a_deferred_job_is_not_started_before_it_is_due_even_if_listed(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    async with EmbeddedCluster([one_node_graph("pickup")], redis=protocol_redis()) as cluster:
         await enqueue(cluster.redis, "deferred", defer_ms=60_000)
         await cluster.redis.rpush(protocol.ready_key(QUEUE), "deferred")
         # The worker has popped the entry once the list is empty; then the graph runs too.
@@ -121,8 +131,10 @@ async def test_a_deferred_job_is_not_started_before_it_is_due_even_if_listed():
         assert not await cluster.redis.exists(protocol.lease_key("deferred"))
 
 
-async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytest.MonkeyPatch):
-    redis = in_memory_redis()
+async def test_a_stopping_worker_gives_back_the_ids_it_popped(
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
+):
+    redis = protocol_redis()
     worker = build_worker(redis, [one_node_graph("pickup")], handle_signals=False, poll_delay=0.05)
     for name in ("x", "y", "z"):
         await enqueue(redis, name)
@@ -151,8 +163,8 @@ async def test_a_stopping_worker_gives_back_the_ids_it_popped(monkeypatch: pytes
     await redis.aclose()
 
 
-async def test_a_job_handed_back_is_listed_as_ready_again():
-    redis = in_memory_redis()
+async def test_a_job_handed_back_is_listed_as_ready_again(protocol_redis: Callable[[], ArqRedis]):
+    redis = protocol_redis()
     worker = build_worker(redis, [one_node_graph("pickup")], handle_signals=False)
     await enqueue(redis, "h")
     [(job_id, score, _, _, _)] = await worker.runner.jobs.take(["h"], 5.0, 1)
@@ -200,10 +212,12 @@ async def test_backoff_doubles_up_to_its_most_resets_and_stops_early():
     await asyncio.wait_for(long.wait(lambda: True), 5)  # a stop cuts the wait short
 
 
-async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it():
+async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """The take script opens jobs for arq's run_job; one whose job key is gone (expired) still
     ends as arq ends it: a failed result, and out of the queue."""
-    async with EmbeddedCluster([one_node_graph("pickup")]) as cluster:
+    async with EmbeddedCluster([one_node_graph("pickup")], redis=protocol_redis()) as cluster:
         await enqueue(cluster.redis, "gone")
         await cluster.redis.delete("arq:job:gone")
         await cluster.redis.rpush(protocol.ready_key(QUEUE), "gone")
@@ -218,7 +232,9 @@ async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it():
         assert await cluster.redis.zscore(QUEUE, "gone") is None
 
 
-async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(monkeypatch: pytest.MonkeyPatch):
+async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
+):
     """The outcome recorded and arq's end of the job in one script: the job leaves the queue
     with its result, and arq's own end of it is not sent. A job that posts nothing (here a
     duplicate of a finished run's job) is ended by arq's path, as before."""
@@ -230,7 +246,7 @@ async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(monkeypatch:
         await finish(self, job_id, result, keep_ms)
 
     monkeypatch.setattr(JobQueue, "finish", arq_end)
-    async with EmbeddedCluster([one_node_graph("ends")]) as cluster:
+    async with EmbeddedCluster([one_node_graph("ends")], redis=protocol_redis()) as cluster:
         redis = cluster.redis
         handle = await cluster.client.submit("ends", {})
         assert await handle.result() == {"log": ["ran"]}
@@ -272,10 +288,9 @@ def parallel_graph(name: str, width: int = 3, limit: int | None = None) -> Compi
     return builder.compile(name=name)
 
 
-async def first_step(compiled: CompiledStateGraph) -> tuple[NodeRunner, str, list[str]]:
-    """A run of `compiled` on its first step, its jobs ready (no worker has taken them), and a
-    worker's runner on the same Redis: the run id and the ready job ids."""
-    redis = in_memory_redis()
+async def first_step(compiled: CompiledStateGraph, redis: ArqRedis) -> tuple[NodeRunner, str, list[str]]:
+    """A run of `compiled` on its first step over `redis`, its jobs ready (no worker has taken
+    them), and a worker's runner on the same Redis: the run id and the ready job ids."""
     orchestrator = Orchestrator(redis, [compiled])
     await orchestrator.register()
     run_id = await submit(orchestrator.store, compiled.name)
@@ -285,12 +300,12 @@ async def first_step(compiled: CompiledStateGraph) -> tuple[NodeRunner, str, lis
 
 
 async def test_taking_jobs_starts_their_tasks_and_sends_their_run_once(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
     """The take script loads each job's run and claims its task: `run_job` then has both
     without a round trip of its own. A run whose jobs are taken together is sent with the
     first only; the next take sends no checkpoint the worker has."""
-    runner, run_id, ids = await first_step(parallel_graph("taking"))
+    runner, run_id, ids = await first_step(parallel_graph("taking"), protocol_redis())
     replies: list[TakenJob] = []
     take = runner.jobs.take
 
@@ -323,15 +338,17 @@ async def test_taking_jobs_starts_their_tasks_and_sends_their_run_once(
     assert record is runner.started[ids[0]][0] and claim and claim.attempt == 1
 
 
-async def test_taken_tasks_that_may_not_start_yet_are_loaded_not_claimed():
+async def test_taken_tasks_that_may_not_start_yet_are_loaded_not_claimed(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """Tasks of a graph with node limits are claimed once a limit lets them start, and a job
     of another step than the run's is stale: the take reads their run but claims nothing."""
-    runner, run_id, ids = await first_step(parallel_graph("limited", limit=1))
+    runner, run_id, ids = await first_step(parallel_graph("limited", limit=1), protocol_redis())
     [job] = await runner.take(ids[:1], lease=5.0, most=10)
     record, claim = runner.started[job.job_id]
     assert record is not None and record.status == "running" and claim is False
 
-    runner, run_id, ids = await first_step(parallel_graph("stale"))
+    runner, run_id, ids = await first_step(parallel_graph("stale"), protocol_redis())
     _, checkpoint_id, task_id = protocol.task_of_job(ids[0]) or ("", "", "")
     stale = protocol.job_id(run_id, "an-earlier-checkpoint", task_id)
     await runner.store.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=stale, _queue_name=QUEUE)
@@ -342,9 +359,11 @@ async def test_taken_tasks_that_may_not_start_yet_are_loaded_not_claimed():
     assert not await runner.store.redis.exists(protocol.claims_key(tag, checkpoint_id))
 
 
-async def test_a_worker_starts_each_task_with_its_take_only(monkeypatch: pytest.MonkeyPatch):
+async def test_a_worker_starts_each_task_with_its_take_only(
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
+):
     """On a running worker: a task's calls are its take and its post, no load of its own."""
-    async with EmbeddedCluster([parallel_graph("started", width=4)]) as cluster:
+    async with EmbeddedCluster([parallel_graph("started", width=4)], redis=protocol_redis()) as cluster:
         store = cluster.worker.runner.store
         loads: list[Any] = []
         load = store._load
@@ -360,10 +379,12 @@ async def test_a_worker_starts_each_task_with_its_take_only(monkeypatch: pytest.
         assert not cluster.worker.runner.started
 
 
-async def test_a_garbled_run_fails_its_job_not_the_worker_taking_it():
+async def test_a_garbled_run_fails_its_job_not_the_worker_taking_it(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """A run whose record cannot be read (a field written by hand) does not stop the take: the
     job is taken, and fails as a job when it runs (here, its run read again)."""
-    runner, run_id, ids = await first_step(parallel_graph("garbled"))
+    runner, run_id, ids = await first_step(parallel_graph("garbled"), protocol_redis())
     await runner.store.redis.hset(protocol.run_key(run_id), "status", "bogus")
     taken = await runner.take(ids, lease=5.0, most=10)
     assert [t.job_id for t in taken] == ids and not runner.started
@@ -371,10 +392,12 @@ async def test_a_garbled_run_fails_its_job_not_the_worker_taking_it():
         await runner.store.load_run(run_id)
 
 
-async def test_held_jobs_cost_the_sweep_nothing_until_their_leases_lapse():
+async def test_held_jobs_cost_the_sweep_nothing_until_their_leases_lapse(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """A held job's queue score is its lease's end, moved on with each renewal: the sweep reads
     due jobs only (O(1) in the jobs held), and finds a job whose lease lapsed as it lapses."""
-    redis = in_memory_redis()
+    redis = protocol_redis()
     jobs = JobQueue(redis, QUEUE)
     ids = [f"j{i}" for i in range(300)]
     for job_id in ids:

@@ -1,16 +1,21 @@
-"""Heartbeats in Redis (the Redis layer, on fakeredis): what readers count as alive."""
+"""Heartbeats in Redis (the Redis layer, on the in-memory store and on fakeredis with the real
+Lua): what readers count as alive."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+
+from arq.connections import ArqRedis
 
 from arqgraph import protocol
-from arqgraph.embedded import in_memory_redis
 from arqgraph.storage.presence import Presence, live_queues, new_heartbeat
 
 
-async def test_live_heartbeats_skip_and_drop_stale_and_garbage_ones() -> None:
-    redis = in_memory_redis()
+async def test_live_heartbeats_skip_and_drop_stale_and_garbage_ones(
+    protocol_redis: Callable[[], ArqRedis],
+) -> None:
+    redis = protocol_redis()
     workers = Presence(redis, "worker")
     alive = new_heartbeat("w-alive", ["q1"], ["g"], concurrency=4)
     stale = new_heartbeat("w-stale", ["q2"], ["g"])

@@ -1,7 +1,8 @@
 """One conformance suite for the long-term memory stores: LangGraph's InMemoryStore is the
-reference; arqgraph's InMemoryStore and its RedisStore (over fakeredis here, over a real
-redis-server in the cluster differential tests) must give the same answers to the same calls:
-puts, gets, deletes, filtered and paged searches, semantic search, namespaces, TTLs."""
+reference; arqgraph's InMemoryStore and its RedisStore (here over the in-memory store and over
+fakeredis with the real Lua, over a real redis-server in the cluster differential tests) must
+give the same answers to the same calls: puts, gets, deletes, filtered and paged searches,
+semantic search, namespaces, TTLs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 
-from arqgraph.embedded import in_memory_redis
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.store.base import InvalidNamespaceError
 from arqgraph.store.memory import InMemoryStore
@@ -29,15 +30,21 @@ async def reference(index: Any = None) -> Any:
     return Theirs(index=index) if index else Theirs()
 
 
-async def in_memory(index: Any = None) -> Any:
+async def in_memory(redis: Callable[[], ArqRedis], index: Any = None) -> Any:
     return InMemoryStore(index=index)
 
 
-async def in_redis(index: Any = None) -> Any:
-    return RedisStore(in_memory_redis(), index=index)
+async def in_redis(redis: Callable[[], ArqRedis], index: Any = None) -> Any:
+    return RedisStore(redis(), index=index)
 
 
-STORES = {"memory": in_memory, "redis": in_redis}
+# arqgraph's InMemoryStore (no Redis: the `protocol_redis` it gets goes unused), and its
+# RedisStore on each implementation of the protocol
+STORES = pytest.mark.parametrize(("make", "protocol_redis"), [
+    pytest.param(in_memory, "memory", id="memory"),
+    pytest.param(in_redis, "memory", id="redis-memory"),
+    pytest.param(in_redis, "lua", id="redis-lua"),
+], indirect=["protocol_redis"])
 
 
 def shown(result: Any) -> Any:
@@ -73,23 +80,29 @@ async def transcript(store: Any) -> list[Any]:
     return out
 
 
-@pytest.mark.parametrize("make", list(STORES.values()), ids=list(STORES))
-async def test_the_stores_answer_as_langgraphs(make: Callable[..., Awaitable[Any]]) -> None:
+@STORES
+async def test_the_stores_answer_as_langgraphs(
+    make: Callable[..., Awaitable[Any]], protocol_redis: Callable[[], ArqRedis],
+) -> None:
     expected = await transcript(await reference(INDEX))
-    assert await transcript(await make(INDEX)) == expected
+    assert await transcript(await make(protocol_redis, INDEX)) == expected
 
 
-@pytest.mark.parametrize("make", list(STORES.values()), ids=list(STORES))
-async def test_bad_namespaces_are_refused(make: Callable[..., Awaitable[Any]]) -> None:
-    store = await make()
+@STORES
+async def test_bad_namespaces_are_refused(
+    make: Callable[..., Awaitable[Any]], protocol_redis: Callable[[], ArqRedis],
+) -> None:
+    store = await make(protocol_redis)
     for namespace in [(), ("a.b",), ("langgraph", "x"), ("",)]:
         with pytest.raises(InvalidNamespaceError):
             await store.aput(namespace, "k", {"v": 1})
 
 
-@pytest.mark.parametrize("make", list(STORES.values()), ids=list(STORES))
-async def test_items_expire_after_their_ttl(make: Callable[..., Awaitable[Any]]) -> None:
-    store = await make()
+@STORES
+async def test_items_expire_after_their_ttl(
+    make: Callable[..., Awaitable[Any]], protocol_redis: Callable[[], ArqRedis],
+) -> None:
+    store = await make(protocol_redis)
     await store.aput(("t",), "short", {"v": 1}, ttl=0.001)  # 60 ms
     await store.aput(("t",), "kept", {"v": 2})
     assert await store.aget(("t",), "short") is not None
@@ -100,9 +113,11 @@ async def test_items_expire_after_their_ttl(make: Callable[..., Awaitable[Any]])
     assert [i.key for i in await store.asearch(("t",))] == ["kept"]
 
 
-def test_redis_store_serves_sync_nodes_from_their_threads() -> None:
+def test_redis_store_serves_sync_nodes_from_their_threads(
+    protocol_redis: Callable[[], ArqRedis],
+) -> None:
     async def main() -> list[Any]:
-        store = RedisStore(in_memory_redis())
+        store = RedisStore(protocol_redis())
 
         def sync_node() -> Any:
             store.put(("s",), "k", {"v": 1})

@@ -1,14 +1,17 @@
 """What a process keeps of the runs it reads: bounded in entries and in bytes, never stale.
 
-Fast tests on the in-memory Redis."""
+Fast tests on the in-memory store and on fakeredis with the real Lua (`protocol_redis`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from arq.connections import ArqRedis
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
-from arqgraph.embedded import EmbeddedCluster, in_memory_redis
+from arqgraph.embedded import EmbeddedCluster
 from arqgraph.graph import START, StateGraph
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.storage import cache
@@ -17,9 +20,9 @@ from tests.graphs.one_node import LogState, one_node_graph, submit
 
 
 async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
-    async with EmbeddedCluster([one_node_graph("echo")]) as cluster:
+    async with EmbeddedCluster([one_node_graph("echo")], redis=protocol_redis()) as cluster:
         handles = [await cluster.client.submit("echo", {"log": [f"{i}" * 20_000]}) for i in range(5)]
         for handle in handles:
             await handle.result()
@@ -37,8 +40,10 @@ async def test_kept_checkpoints_stay_within_their_bytes_and_runs_leave_with_them
         assert again == first and again is not first
 
 
-async def test_a_known_run_is_not_read_back_until_it_changes():
-    async with EmbeddedCluster([one_node_graph("echo")]) as cluster:
+async def test_a_known_run_is_not_read_back_until_it_changes(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    async with EmbeddedCluster([one_node_graph("echo")], redis=protocol_redis()) as cluster:
         handle = await cluster.client.submit("echo", {"log": []})
         await handle.result()
         reader = RunStore(cluster.redis)
@@ -54,7 +59,9 @@ async def test_a_known_run_is_not_read_back_until_it_changes():
         assert latest.saved == record.saved  # its checkpoint, unchanged, was not sent again
 
 
-async def test_a_step_s_outcomes_come_with_the_run_to_whoever_knows_its_step():
+async def test_a_step_s_outcomes_come_with_the_run_to_whoever_knows_its_step(
+    protocol_redis: Callable[[], ArqRedis],
+):
     """The orchestrator reads a run and its step's outcomes in one round trip: when the run is
     still on the step it committed, the outcomes posted since come with the load."""
     builder = StateGraph(LogState)
@@ -62,7 +69,7 @@ async def test_a_step_s_outcomes_come_with_the_run_to_whoever_knows_its_step():
     builder.add_node("b", lambda state: {"log": ["b"]})
     builder.add_edge(START, "a")
     builder.add_edge(START, "b")
-    orchestrator = Orchestrator(in_memory_redis(), [builder.compile(name="two")])
+    orchestrator = Orchestrator(protocol_redis(), [builder.compile(name="two")])
     await orchestrator.register()
     store = orchestrator.store
     run_id = await submit(store, "two")

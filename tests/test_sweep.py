@@ -1,24 +1,25 @@
 """The orchestrator's sweep of unfinished runs: the safety net for lost notices, which leaves
-alone the runs that are moving along. On the in-memory Redis, the orchestrator not serving (its
-inbox unread, as if every notice were lost)."""
+alone the runs that are moving along. On the in-memory store and on fakeredis with the real Lua
+(`protocol_redis`), the orchestrator not serving (its inbox unread, as if every notice were lost)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
+from arq.connections import ArqRedis
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
-from arqgraph.embedded import in_memory_redis
 from arqgraph.orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from tests.graphs.one_node import one_node_graph, submit
 
 
 async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
-    redis = in_memory_redis()
+    redis = protocol_redis()
     orchestrator = Orchestrator(redis, [one_node_graph("swept")], sweep_interval=60)
     await orchestrator.register()
     run_id = await submit(orchestrator.store, "swept")
@@ -55,8 +56,10 @@ async def test_the_sweep_moves_runs_nobody_moved_and_leaves_moving_ones_alone(
     await redis.aclose()
 
 
-async def test_a_run_that_ends_is_retired_by_its_last_commit_or_else_by_the_sweep():
-    redis = in_memory_redis()
+async def test_a_run_that_ends_is_retired_by_its_last_commit_or_else_by_the_sweep(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    redis = protocol_redis()
     orchestrator = Orchestrator(redis, [one_node_graph("swept")], sweep_interval=60, retention=600)
     await orchestrator.register()
     store = orchestrator.store
