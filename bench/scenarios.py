@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.cluster import ARQ_QUEUE
-from bench.env import Env, Probe, embedded, quiet
+from bench.env import Env, Probe, embedded_graph, quiet
 from bench.graphs import fanout_input, superstep_gaps
 from bench.model import ARQ, CLUSTER, EMBEDDED, LANGGRAPH, Result, Row, median, percentile
 from bench.plain_arq import ArqProducer
@@ -118,16 +118,15 @@ async def fanout(env: Env) -> Result:
         secs = [await measure() for _ in range(reps)]
         res.add(Row(backend, "tasks/s", "tasks/s", [n / s for s in secs], higher_is_better=True,
                     detail=f"{median(secs):.2f} s for {n:,}"))
-    m = env.sizes.fanout_embedded
 
     async def embedded() -> float:
-        seconds, out = await env.on_embedded("bench_fanout", fanout_input(m))
-        assert out["total"] == m
+        seconds, out = await env.on_embedded("bench_fanout", inp)
+        assert out["total"] == n
         return seconds
 
     secs = [await embedded() for _ in range(reps)]
-    res.add(Row(EMBEDDED, "tasks/s", "tasks/s", [m / s for s in secs], higher_is_better=True,
-                detail=f"{median(secs):.2f} s for {m:,}"))
+    res.add(Row(EMBEDDED, "tasks/s", "tasks/s", [n / s for s in secs], higher_is_better=True,
+                detail=f"{median(secs):.2f} s for {n:,}"))
     secs = await _arq_seconds(env, lambda producer: producer.fanout(n))
     res.add(Row(ARQ, "tasks/s", "tasks/s", [n / s for s in secs], higher_is_better=True,
                 detail=f"{median(secs):.2f} s for {n:,}"))
@@ -162,10 +161,8 @@ async def io_fanout(env: Env) -> Result:
     for backend, run in ((CLUSTER, env.on_cluster), (LANGGRAPH, env.on_langgraph)):
         secs = [(await run("bench_fanout", inp))[0] for _ in range(reps)]
         res.add(Row(backend, "wall", "s", secs, detail=f"{n:,} tasks"))
-    m = min(n, env.sizes.fanout_embedded)
-    secs = [(await env.on_embedded("bench_fanout", fanout_input(m, sleep=sleep)))[0]
-            for _ in range(reps)]
-    res.add(Row(EMBEDDED, "wall", "s", secs, detail=f"{m:,} tasks"))
+    secs = [(await env.on_embedded("bench_fanout", inp))[0] for _ in range(reps)]
+    res.add(Row(EMBEDDED, "wall", "s", secs, detail=f"{n:,} tasks"))
     secs = await _arq_seconds(env, lambda producer: producer.fanout(n, sleep=sleep))
     res.add(Row(ARQ, "wall", "s", secs))
     wall = res.rows[0].value
@@ -230,13 +227,12 @@ async def runs(env: Env) -> Result:
         assert all(o["x"] == i + 3 for i, o in enumerate(outs))
         return time.perf_counter() - started
 
-    async def emb() -> float:
-        m = env.sizes.runs_embedded
-        async with embedded() as c:
-            started = time.perf_counter()
-            handles = await asyncio.gather(*[c.client.submit("bench_three", {"x": i}) for i in range(m)])
-            await asyncio.gather(*[h.result() for h in handles])
-            return (time.perf_counter() - started) * n / m  # as runs/s at size m
+    async def emb() -> float:  # (as a ported program: each `ainvoke` its own embedded run)
+        graph = embedded_graph("bench_three")
+        started = time.perf_counter()
+        outs = await asyncio.gather(*[graph.ainvoke({"x": i}) for i in range(n)])
+        assert all(o["x"] == i + 3 for i, o in enumerate(outs))
+        return time.perf_counter() - started
 
     async def lg() -> float:
         graph = env.langgraph["bench_three"]
@@ -246,12 +242,8 @@ async def runs(env: Env) -> Result:
 
     for backend, measure in ((CLUSTER, cluster), (EMBEDDED, emb), (LANGGRAPH, lg)):
         secs = [await measure() for _ in range(reps)]
-        size = env.sizes.runs_embedded if backend == EMBEDDED else n
         res.add(Row(backend, "runs/s", "runs/s", [n / s for s in secs], higher_is_better=True,
-                    detail=f"{median(secs) * size / n:.2f} s for {size:,}"))
-    if env.sizes.runs_embedded != n:
-        res.notes.append(f"embedded measured with {env.sizes.runs_embedded:,} runs at once (the "
-                         "in-memory Redis runs every script in Python: a few ms per superstep)")
+                    detail=f"{median(secs):.2f} s for {n:,}"))
     secs = await _arq_seconds(env, lambda producer: producer.runs_of_three(n))
     res.add(Row(ARQ, "runs/s", "runs/s", [n / s for s in secs], higher_is_better=True,
                 detail=f"{median(secs):.2f} s for {n:,}"))
