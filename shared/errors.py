@@ -91,6 +91,11 @@ class RunNotFoundError(LookupError):
     and events can no longer be read."""
 
 
+class EventsDroppedError(RuntimeError):
+    """A run's events were read too late: the ones not yet read were trimmed from its stream,
+    which keeps a bounded number (`arqgraph.protocol.EVENTS_KEPT`)."""
+
+
 class RunCancelledError(Exception):
     """The run was cancelled before it finished."""
 

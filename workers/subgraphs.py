@@ -12,6 +12,7 @@ interrupts, and answering them resumes the child where it stopped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -39,7 +40,12 @@ NAMESPACE_SEPARATOR = "|"
 
 def task_uuid(record: RunRecord, checkpoint_id: str, task_id: str) -> str:
     """A task's id as LangGraph shows it (a UUID), the same each time the task runs."""
-    digest = hashlib.sha256(f"{record.tag}:{checkpoint_id}:{task_id}".encode()).digest()
+    return _task_uuid(record.tag, checkpoint_id, task_id)
+
+
+@functools.lru_cache(maxsize=4096)  # (a task's stream, runner and subgraphs each ask)
+def _task_uuid(tag: str, checkpoint_id: str, task_id: str) -> str:
+    digest = hashlib.sha256(f"{tag}:{checkpoint_id}:{task_id}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 

@@ -77,9 +77,24 @@ def run_of_key(key: str) -> str:
     return key.rsplit(":run:", 1)[1]
 
 
+EVENTS_KEPT = 100_000
+"""How many events a run's stream keeps at most: older ones are trimmed as new ones come
+(approximately: Redis trims whole blocks of entries), so a consumer that stops reading, or
+vanishes, cannot make Redis hold a run's events without bound. A reader that falls further
+behind than this is told (`EventsDroppedError`)."""
+
+
 def events_key(run_id: str) -> str:
-    """Stream: the run's events (values, updates, custom, end) for producers to read."""
+    """Stream: the run's events (values, updates, custom, end) for producers to read, the
+    last EVENTS_KEPT of them."""
     return f"{PREFIX}:{{{tag_of(run_id)}}}:events:{run_id}"
+
+
+def children_key(run_id: str) -> str:
+    """Set: the child runs (subgraphs) the run's tasks started, kept apart from its events,
+    which are trimmed. It lives as long as the events stream (its key plus `:children`: the
+    retire script expires it with the stream)."""
+    return f"{events_key(run_id)}:children"
 
 
 def thread_key(tag: str) -> str:

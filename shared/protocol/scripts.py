@@ -2,6 +2,8 @@
 see `arqgraph.protocol`), besides the graph's inbox and active set they notify and the jobs a
 commit enqueues; those on the queue touch arq's keys, as arq's own transactions do."""
 
+from arqgraph.protocol.keys import EVENTS_KEPT
+
 _ENQUEUE = """
 -- Enqueues jobs as arq's enqueue_job does for one (skipping a job that exists or has a result:
 -- deterministic ids make a re-enqueue a no-op), for many at once, and appends each job added to
@@ -65,13 +67,15 @@ end
 
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
--- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (the thread's, with each of
+-- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (its set of child runs,
+-- the stream's key and ':children', with the stream; the thread's, with each of
 -- its checkpoints' writes and claims, found by their key prefixes, unless the thread is kept
 -- until deleted); the client awaiting the run (its `ends` list, if any) is told; last, the run leaves
 -- its graph's `active` set.
 local function retire(k, active, ends, seconds, run_id, writes, claims, ends_kept)
   redis.call('EXPIRE', KEYS[k], seconds)
   redis.call('EXPIRE', KEYS[k + 1], seconds)
+  redis.call('EXPIRE', KEYS[k + 1] .. ':children', seconds)
   if redis.call('HGET', KEYS[k + 2], 'keep') ~= '1' then
     for i = k + 2, k + 4 do redis.call('EXPIRE', KEYS[i], seconds) end
     for _, id in ipairs(redis.call('HKEYS', KEYS[k + 3])) do
@@ -87,7 +91,15 @@ local function retire(k, active, ends, seconds, run_id, writes, claims, ends_kep
 end
 """
 
-_COMMIT = _RETIRE + _ENQUEUE + """
+_EMIT = f"""
+-- Appends an event to a run's stream, which keeps its last {EVENTS_KEPT} events (see
+-- arqgraph.protocol.keys.EVENTS_KEPT; '~': Redis trims whole blocks of entries).
+local function emit(stream, mode, data)
+  redis.call('XADD', stream, 'MAXLEN', '~', {EVENTS_KEPT}, '*', 'mode', mode, 'data', data)
+end
+"""
+
+_COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 -- A run's commit. KEYS from KEYS[k], numbered from 1 here: 1 run hash, 2 events stream, 3 thread
 --       hash, 4 checkpoints hash, 5 history list, 6 writes hash of the checkpoint being resumed
 --       (any key of the thread if none); when the run ends, 7 its graph's active set and 8 the
@@ -147,7 +159,7 @@ local function commit(k, a)
     redis.call('HSET', KEYS[k + 5], ARGV[i], ARGV[i + 1]); i = i + 2
   end
   for _ = 1, tonumber(ARGV[a + 12]) do
-    redis.call('XADD', KEYS[k + 1], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
+    emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
   end
   if i <= #ARGV then enqueue(k + 6, i) end
   if ARGV[a + 5] ~= '' then
@@ -284,7 +296,7 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':lost', -1) end
 local i, k = 10, 5
 for _ = 1, tonumber(ARGV[5]) do
-  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1]); i = i + 2
+  emit(KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 if ARGV[6] == '1' then
   finish_job(k, i)
@@ -380,14 +392,14 @@ redis.call('HSET', KEYS[1], field, string.format('%.3f', at))
 return math.ceil(at - now)
 """
 
-POST_CALL_SCRIPT = """
+POST_CALL_SCRIPT = _EMIT + """
 -- KEYS: 1 writes hash, 2 events stream, 3 claims hash, 4 done list
 -- ARGV: call id, result blob, attempt, then event pairs. Records a task call's result unless
 -- one is there (or a newer attempt owns the call), then wakes whoever awaits it.
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], 'fn:' .. ARGV[1], ARGV[2]) == 0 then return 0 end
 for i = 4, #ARGV, 2 do
-  redis.call('XADD', KEYS[2], '*', 'mode', ARGV[i], 'data', ARGV[i + 1])
+  emit(KEYS[2], ARGV[i], ARGV[i + 1])
 end
 redis.call('LPUSH', KEYS[4], '1')
 redis.call('EXPIRE', KEYS[4], 3600)

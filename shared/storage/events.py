@@ -13,7 +13,7 @@ from arq.connections import ArqRedis
 
 from arqgraph import protocol
 from arqgraph.core import codec
-from arqgraph.errors import RunNotFoundError
+from arqgraph.errors import EventsDroppedError, RunNotFoundError
 from arqgraph.protocol import EventMode, InboxNote
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.connection import RETRYABLE, Backoff
@@ -22,6 +22,12 @@ from arqgraph.storage.dead_letters import readable_ids, set_aside
 log = logging.getLogger("arqgraph.events")
 
 ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
+READ_BATCH = 500  # events read per round trip
+
+
+def _entry(raw: str | bytes) -> tuple[int, int]:
+    ms, _, seq = (raw.encode() if isinstance(raw, str) else raw).partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 class Events:
@@ -33,21 +39,30 @@ class Events:
 
     async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
         fields: dict[Any, Any] = protocol.encode_event(mode, payload)
-        await self.redis.xadd(protocol.events_key(run_id), fields)
+        if mode == "child" and isinstance(payload, dict) and payload.get("run_id"):
+            # (the stream is trimmed: a cancel must still find every child)
+            await self.redis.sadd(protocol.children_key(run_id), str(payload["run_id"]))  # type: ignore[misc]
+        await self.redis.xadd(protocol.events_key(run_id), fields,
+                              maxlen=protocol.EVENTS_KEPT, approximate=True)
 
     async def read(self, run_id: str, block_ms: int = 1000) -> AsyncIterator[tuple[str, Any]]:
         """Every event of the run from its first, waiting for new ones, until its end event.
 
         Rides out Redis outages: retries with backoff and resumes after the last event it
         yielded, so no event is lost or yielded twice. Raises RunNotFoundError once the run's
-        record is gone (expired, deleted) without an end: it will not come.
+        record is gone (expired, deleted) without an end: it will not come; and
+        EventsDroppedError when the reader fell so far behind that events it had not read
+        were trimmed (the stream keeps the last `protocol.EVENTS_KEPT`).
         """
-        last = "0-0"
+        last: str | bytes = "0-0"
+        read = 0  # entries taken (read, or skipped as unreadable)
         key = protocol.events_key(run_id)
         backoff = Backoff()
         while True:
             try:
-                reply = await self.redis.xread({key: last}, count=500, block=block_ms)
+                reply = await self.redis.xread({key: last}, count=READ_BATCH, block=block_ms)
+                if reply and (not read or len(reply[0][1]) == READ_BATCH):
+                    await self._check_not_trimmed(run_id, key, last, read)
             except RETRYABLE as exc:
                 log.warning("lost Redis reading the events of run %s (%s); retrying in %.1fs",
                             run_id, exc, backoff.delay)
@@ -59,7 +74,7 @@ class Events:
                                        "deleted before its end was read")
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
-                    last = entry_id
+                    last, read = entry_id, read + 1
                     event = await self._decoded(key, entry_id, fields)
                     if event is None:
                         continue
@@ -67,10 +82,27 @@ class Events:
                     if event[0] == "end":
                         return
 
+    async def _check_not_trimmed(self, run_id: str, key: str, last: Any, read: int) -> None:
+        """Raise EventsDroppedError if events after `last` (the reader has taken `read`) were
+        trimmed: asked as a reader starts, and while it reads full batches (it is behind; a
+        reader keeping up is nowhere near the trimmed end)."""
+        info = await self.redis.xinfo_stream(key)
+        added, length = int(info.get("entries-added") or 0), int(info.get("length") or 0)
+        if added <= protocol.EVENTS_KEPT:
+            return  # never trimmed
+        first = info.get("recorded-first-entry-id") or b"0-0"
+        if _entry(first) > _entry(last) and added - read > length:
+            raise EventsDroppedError(
+                f"the reader of run {run_id}'s events fell behind: events it had not read "
+                f"were dropped (a run's stream keeps its last {protocol.EVENTS_KEPT:,} events, "
+                "so that a slow or vanished reader cannot fill Redis). Read the stream while "
+                "the run goes, or read its outcome and state instead.")
+
     async def children(self, run_id: str) -> list[str]:
-        """The child runs (subgraphs) the run's tasks started, as their "child" events tell.
-        Reads the run's whole stream: for a cancel or a failure, not for every step."""
-        found = []
+        """The child runs (subgraphs) the run's tasks started: those of its set of children,
+        and those its "child" events tell (runs started before the set was kept). Reads the
+        run's whole stream: for a cancel or a failure, not for every step."""
+        found = [m.decode() for m in await self.redis.smembers(protocol.children_key(run_id))]  # type: ignore[misc]
         key = protocol.events_key(run_id)
         for entry_id, fields in await self.redis.xrange(key):
             mode, payload = await self._decoded(key, entry_id, fields) or ("", {})

@@ -20,6 +20,7 @@ from arq.connections import ArqRedis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import ConnectionPool
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from arqgraph.storage.in_memory import commands
@@ -33,11 +34,19 @@ class MemoryRedis(ArqRedis):
     """A Redis client over a `Keyspace` in this process (a fresh one, or one to share)."""
 
     def __init__(self, keyspace: Keyspace | None = None, **arq_options: Any) -> None:
-        # (the pool is never connected: every command is answered here)
-        super().__init__(ConnectionPool(), **arq_options)
+        # Each embedded run makes a few clients: the first of each kind is built as redis-py
+        # builds a client (its pool is never connected: every command is answered here), and
+        # the next ones share its parts, which nothing changes.
+        kind = tuple(sorted(arq_options.items()))
+        made = _MADE.get(kind)
+        if made is None:
+            super().__init__(ConnectionPool(), **arq_options)
+            self._encode = self.connection_pool.get_encoder().encode
+            self._arq_options = arq_options
+            _MADE[kind] = made = dict(vars(self))
+        else:
+            vars(self).update(made)
         self.keyspace = keyspace if keyspace is not None else Keyspace()
-        self._encode = self.connection_pool.get_encoder().encode
-        self._arq_options = arq_options
 
     def for_another_loop(self) -> MemoryRedis:
         """A client of the same keyspace for another thread's event loop."""
@@ -58,6 +67,9 @@ class MemoryRedis(ArqRedis):
         name, raw = self._words(args)
         with self.keyspace.lock:
             return self._run(name, raw)
+
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]
+        return _Script(self, script)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> MemoryPipeline:
         return MemoryPipeline(self, transaction)
@@ -150,6 +162,19 @@ class MemoryRedis(ArqRedis):
 
 
 _NOT_FOR_PARSERS = ("keys", NEVER_DECODE, EMPTY_RESPONSE)
+_MADE: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+
+
+class _Script(AsyncScript):
+    """redis-py's script, its digest known (the script is one of the protocol's)."""
+
+    def __init__(self, client: MemoryRedis, script: Any) -> None:
+        self.registered_client, self.script = client, script
+        text = script if isinstance(script, str) else script.decode()
+        self.sha = _DIGESTS.get(text) or _DIGESTS.setdefault(text, sha(text))
+
+
+_DIGESTS: dict[str, str] = {}
 
 
 def _settle(future: asyncio.Future[None]) -> None:

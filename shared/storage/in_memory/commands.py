@@ -23,6 +23,7 @@ from arqgraph.storage.in_memory.keyspace import (
     ZSet,
     as_float,
     as_int,
+    entry_id,
     format_score,
     parse_id,
 )
@@ -258,10 +259,7 @@ def _xadd(ks: Keyspace, a: list[bytes]) -> Any:
         keep, i = as_int(a[i]), i + 1
     if a[i] != b"*":
         raise ResponseError("ERR only '*' ids are answered here")
-    new = ks.xadd(key, a[i + 1:])
-    if keep is not None:
-        ks.make(key, Stream).trim(keep)
-    return new
+    return ks.xadd(key, a[i + 1:], keep)
 
 
 def _xread(ks: Keyspace, a: list[bytes]) -> Any:
@@ -290,6 +288,35 @@ def _xrange(reverse: bool) -> Command:
             entries = entries[:as_int(a[4])]
         return entries
     return xrange
+
+
+def _xtrim(ks: Keyspace, a: list[bytes]) -> Any:
+    """XTRIM key MAXLEN [~|=] n."""
+    if a[1].upper() != b"MAXLEN":
+        raise ResponseError("ERR only XTRIM MAXLEN is answered here")
+    stream = ks.get(a[0], Stream)
+    if stream is None:
+        return 0
+    before = len(stream.ids)
+    stream.trim(as_int(a[3] if a[2] in (b"~", b"=") else a[2]))
+    return before - len(stream.ids)
+
+
+def _xinfo(ks: Keyspace, a: list[bytes]) -> Any:
+    """XINFO STREAM key: what readers ask of a stream (no consumer groups here)."""
+    if a[0].upper() != b"STREAM":
+        raise ResponseError(f"ERR XINFO {a[0].decode()} is not answered here")
+    stream = ks.get(a[1], Stream)
+    if stream is None:
+        raise ResponseError("ERR no such key")
+    first = [entry_id(stream.ids[0]), list(stream.fields[0])] if stream.ids else None
+    last = [entry_id(stream.ids[-1]), list(stream.fields[-1])] if stream.ids else None
+    return [b"length", len(stream.ids), b"last-generated-id", entry_id(stream.last),
+            b"max-deleted-entry-id", entry_id(stream.max_deleted),
+            b"entries-added", stream.added,
+            b"recorded-first-entry-id", entry_id(stream.ids[0]) if stream.ids else b"0-0",
+            b"groups", 0,
+            b"first-entry", first, b"last-entry", last]
 
 
 def _xlen(ks: Keyspace, a: list[bytes]) -> Any:
@@ -335,6 +362,6 @@ COMMANDS: dict[str, Command] = {
     "ZCARD": lambda ks, a: len(ks.get(a[0], ZSet) or ()), "ZCOUNT": _zcount,
     "ZRANGE": zrange, "ZRANGEBYSCORE": zrangebyscore, "ZREMRANGEBYSCORE": _zremrangebyscore,
     "XADD": _xadd, "XRANGE": _xrange(False), "XREVRANGE": _xrange(True), "XLEN": _xlen,
-    "XDEL": _xdel, "XREAD": _xread,
+    "XDEL": _xdel, "XREAD": _xread, "XINFO": _xinfo, "XTRIM": _xtrim,
     "PUBLISH": lambda ks, a: ks.publish(a[0], a[1]),
 }

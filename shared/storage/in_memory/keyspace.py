@@ -33,12 +33,15 @@ class ZSet(dict[bytes, float]):
 
 
 class Stream:
-    """A stream: entry ids as (ms, seq) in order, with each entry's fields."""
+    """A stream: entry ids as (ms, seq) in order, with each entry's fields; what was added
+    and the newest entry deleted, as XINFO STREAM tells them."""
 
     def __init__(self) -> None:
         self.ids: list[tuple[int, int]] = []
         self.fields: list[list[bytes]] = []
         self.last = (0, 0)
+        self.added = 0
+        self.max_deleted = (0, 0)
 
     def add(self, fields: list[bytes]) -> bytes:
         ms = int(time.time() * 1000)
@@ -46,6 +49,7 @@ class Stream:
         self.ids.append(new)
         self.fields.append(fields)
         self.last = new
+        self.added += 1
         return entry_id(new)
 
     def after(self, start: tuple[int, int], count: int | None) -> list[list[Any]]:
@@ -58,7 +62,8 @@ class Stream:
         return [[entry_id(self.ids[i]), list(self.fields[i])] for i in range(first, last)]
 
     def trim(self, keep: int) -> None:
-        if len(self.ids) > keep:
+        """MAXLEN: the last `keep` entries stay (Redis's '~' may keep a few more)."""
+        if len(self.ids) > keep:  # (as Redis 7.0: a trim is not a deletion XINFO tells)
             del self.ids[:len(self.ids) - keep], self.fields[:len(self.fields) - keep]
 
     def delete(self, ids: Iterable[tuple[int, int]]) -> int:
@@ -67,6 +72,7 @@ class Stream:
             i = bisect.bisect_left(self.ids, wanted)
             if i < len(self.ids) and self.ids[i] == wanted:
                 del self.ids[i], self.fields[i]
+                self.max_deleted = max(self.max_deleted, wanted)
                 gone += 1
         return gone
 
@@ -267,8 +273,11 @@ class Keyspace:
     def llen(self, key: bytes) -> int:
         return len(self.get(key, deque) or ())
 
-    def xadd(self, key: bytes, fields: list[bytes]) -> bytes:
-        new = self.make(key, Stream).add(fields)
+    def xadd(self, key: bytes, fields: list[bytes], kept: int | None = None) -> bytes:
+        stream = self.make(key, Stream)
+        new = stream.add(fields)
+        if kept is not None:
+            stream.trim(kept)
         self.wake(key)
         return new
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from arqgraph.protocol import scripts as lua
+from arqgraph.protocol.keys import EVENTS_KEPT
 from arqgraph.storage.in_memory.commands import zrangebyscore
 from arqgraph.storage.in_memory.keyspace import (
     Keyspace,
@@ -78,6 +79,7 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
     ms = as_int(seconds) * 1000
     ks.pexpire(K[k], ms)
     ks.pexpire(K[k + 1], ms)
+    ks.pexpire(K[k + 1] + b":children", ms)
     if ks.hget(K[k + 2], b"keep") != b"1":
         for i in range(k + 2, k + 5):
             ks.pexpire(K[i], ms)
@@ -128,7 +130,7 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
         ks.hset(writes, A[i], A[i + 1])
         i += 2
     for _ in range(as_int(A[a + 12])):
-        ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]])
+        ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
     if i <= len(A) - 1:
         _enqueue(ks, K, A, k + 6, i)
@@ -209,7 +211,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         ks.hincrby(K[3], A[1] + b":lost", -1)
     i, k = 10, 5
     for _ in range(as_int(A[5])):
-        ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]])
+        ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
     if A[6] == b"1":
         _finish_job(ks, K, A, k, i)
@@ -294,7 +296,7 @@ def post_call(ks: Keyspace, K: Args, A: Args) -> int:
     if ks.hsetnx(K[1], b"fn:" + A[1], A[2]) == 0:
         return 0
     for i in range(4, len(A), 2):
-        ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]])
+        ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
     ks.push(K[4], [b"1"], left=True)
     ks.pexpire(K[4], 3600 * 1000)
     return 1
