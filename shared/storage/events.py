@@ -30,6 +30,27 @@ def _entry(raw: str | bytes) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+class Cursor:
+    """Where a reader is in each run's stream it follows: the last entry it took, how many it
+    took, and how deep the run is below the one the reader began with."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, str | bytes] = {}
+        self.taken: dict[str, int] = {}
+        self.depth: dict[str, int] = {}
+
+    def follow(self, run_id: str, depth: int = 0) -> None:
+        self.last[run_id], self.taken[run_id], self.depth[run_id] = "0-0", 0, depth
+
+    def took(self, run_id: str, entry_id: bytes) -> None:
+        if run_id in self.last:
+            self.last[run_id], self.taken[run_id] = entry_id, self.taken[run_id] + 1
+
+    def drop(self, run_id: str) -> None:
+        for kept in (self.last, self.taken, self.depth):
+            kept.pop(run_id, None)
+
+
 class Events:
     """Events of runs and notices to orchestrators and producers, in one Redis."""
 
@@ -47,40 +68,76 @@ class Events:
 
     async def read(self, run_id: str, block_ms: int = 1000) -> AsyncIterator[tuple[str, Any]]:
         """Every event of the run from its first, waiting for new ones, until its end event.
+        (`next_events` says what it rides out and raises.)"""
+        cursor = Cursor()
+        cursor.follow(run_id)
+        while True:
+            for _run, entry_id, event in await self.next_events(cursor, block_ms):
+                cursor.took(run_id, entry_id)
+                if event is None:
+                    continue
+                yield event
+                if event[0] == "end":
+                    return
 
-        Rides out Redis outages: retries with backoff and resumes after the last event it
-        yielded, so no event is lost or yielded twice. Raises RunNotFoundError once the run's
-        record is gone (expired, deleted) without an end: it will not come; and
-        EventsDroppedError when the reader fell so far behind that events it had not read
-        were trimmed (the stream keeps the last `protocol.EVENTS_KEPT`).
+    async def next_events(
+        self, cursor: Cursor, block_ms: int = 1000
+    ) -> list[tuple[str, bytes, tuple[str, Any] | None]]:
+        """The next events of the runs `cursor` follows, one read for all of them (waiting
+        up to `block_ms` for one), as (run id, entry id, event or None for an unreadable one
+        set aside), in the order they were written: by entry id, a deeper run first within a
+        millisecond (a child's events come before its parent's note of them). Entries past
+        the end of a stream that filled its batch are left for the next read. The caller
+        marks what it took (`Cursor.took`).
+
+        Rides out Redis outages: retries with backoff, from where the cursor is, so no event
+        is lost or yielded twice. Raises RunNotFoundError once a run's record is gone
+        (expired, deleted) without an end: it will not come; and EventsDroppedError when the
+        reader fell so far behind that events it had not read were trimmed (a stream keeps
+        the last `protocol.EVENTS_KEPT`).
         """
-        last: str | bytes = "0-0"
-        read = 0  # entries taken (read, or skipped as unreadable)
-        key = protocol.events_key(run_id)
         backoff = Backoff()
         while True:
+            keys = {protocol.events_key(run): run for run in cursor.last}
             try:
-                reply = await self.redis.xread({key: last}, count=READ_BATCH, block=block_ms)
-                if reply and (not read or len(reply[0][1]) == READ_BATCH):
-                    await self._check_not_trimmed(run_id, key, last, read)
+                reply = await self.redis.xread(
+                    {key: cursor.last[run] for key, run in keys.items()},
+                    count=READ_BATCH, block=block_ms)
+                for key, entries in reply or []:
+                    run = keys[key.decode() if isinstance(key, bytes) else key]
+                    if not cursor.taken[run] or len(entries) == READ_BATCH:
+                        await self._check_not_trimmed(run, key, cursor.last[run],
+                                                      cursor.taken[run])
             except RETRYABLE as exc:
-                log.warning("lost Redis reading the events of run %s (%s); retrying in %.1fs",
-                            run_id, exc, backoff.delay)
+                log.warning("lost Redis reading the events of runs %s (%s); retrying in %.1fs",
+                            ", ".join(cursor.last), exc, backoff.delay)
                 await backoff.wait()
                 continue
-            backoff.reset()
-            if not reply and not await self.redis.exists(protocol.run_key(run_id)):
-                raise RunNotFoundError(f"run {run_id} is gone: its record expired or was "
-                                       "deleted before its end was read")
-            for _stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    last, read = entry_id, read + 1
-                    event = await self._decoded(key, entry_id, fields)
-                    if event is None:
-                        continue
-                    yield event
-                    if event[0] == "end":
-                        return
+            if reply:
+                break
+            for run in cursor.last:
+                if not await self.redis.exists(protocol.run_key(run)):
+                    raise RunNotFoundError(f"run {run} is gone: its record expired or was "
+                                           "deleted before its end was read")
+            return []
+        found: list[tuple[tuple[int, int], int, str, bytes, dict[bytes, bytes]]] = []
+        cutoff = None  # the earliest last entry of a full batch: later ones wait
+        for key, entries in reply:
+            run = keys[key.decode() if isinstance(key, bytes) else key]
+            if len(entries) == READ_BATCH:
+                end = _entry(entries[-1][0])
+                cutoff = end if cutoff is None else min(cutoff, end)
+            found += [(_entry(i), -cursor.depth[run], run, i, fields) for i, fields in entries]
+        # by the millisecond of each entry (a stream's sequence numbers within one are its
+        # own), a deeper run first within it, then each stream's own order
+        found.sort(key=lambda f: (f[0][0], f[1], f[0][1]))
+        events = []
+        for at, _, run, entry_id, fields in found:
+            if cutoff is not None and at[0] > cutoff[0]:
+                break
+            events.append((run, entry_id,
+                           await self._decoded(protocol.events_key(run), entry_id, fields)))
+        return events
 
     async def _check_not_trimmed(self, run_id: str, key: str, last: Any, read: int) -> None:
         """Raise EventsDroppedError if events after `last` (the reader has taken `read`) were

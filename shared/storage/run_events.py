@@ -13,6 +13,7 @@ from typing import Any
 from arqgraph import protocol
 from arqgraph.errors import GraphDrained, RunCancelledError
 from arqgraph.protocol import decode_error
+from arqgraph.storage.events import Cursor
 from arqgraph.storage.runs import RunStore
 
 
@@ -20,24 +21,40 @@ async def read(
     store: RunStore, run_id: str, ns: tuple[str, ...], subgraphs: bool, seen: set[str],
     private: frozenset[str] = frozenset(),
 ) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
-    """A run's (namespace, mode, payload) events, each child run's read in full where it
-    starts (`subgraphs`); a child's end is not passed on (its parent task's outcome tells
-    it). Events in `private` modes are left out: those of a child a node streams for itself
-    (its custom writes go to that node only, as in LangGraph)."""
-    async for event_mode, payload in store.events.read(run_id):
-        if event_mode == "child":
-            child = payload.get("run_id") if isinstance(payload, dict) else None
-            if subgraphs and isinstance(child, str) and child not in seen:
-                seen.add(child)  # (a redelivered task tells of its child again)
-                inner = tuple(str(payload.get("ns", "")).split("|"))
-                kept = frozenset(payload.get("private", ()))
-                async for event in read(store, child, inner, subgraphs, seen, kept):
-                    yield event
-            continue
-        if event_mode == "end" and ns:
-            return
-        if event_mode not in private:
-            yield ns, event_mode, payload
+    """A run's (namespace, mode, payload) events, with `subgraphs` each child run's too from
+    where it starts, all in the order they were written, as LangGraph interleaves a
+    subgraph's events with those of the nodes running beside it; a child's end is not passed
+    on (its parent task's outcome tells it), nor the run's own when it is a child itself (`ns`).
+    Events in a child's `private` modes are left out: those of a child a node streams for
+    itself (its custom writes go to that node only, as in LangGraph)."""
+    cursor = Cursor()
+    cursor.follow(run_id)
+    where = {run_id: (ns, private)}
+    while True:
+        for run, entry_id, event in await store.events.next_events(cursor):
+            cursor.took(run, entry_id)
+            if event is None:
+                continue
+            event_mode, payload = event
+            run_ns, hidden = where[run]
+            if event_mode == "child":
+                child = payload.get("run_id") if isinstance(payload, dict) else None
+                if subgraphs and isinstance(child, str) and child not in seen:
+                    seen.add(child)  # (a redelivered task tells of its child again)
+                    cursor.follow(child, cursor.depth[run] + 1)
+                    where[child] = (tuple(str(payload.get("ns", "")).split("|")),
+                                    frozenset(payload.get("private", ())))
+                    break  # read again: the child's first events may precede what follows
+                continue
+            if event_mode == "end":
+                if run != run_id:
+                    cursor.drop(run)
+                    continue
+                if not ns:
+                    yield ns, event_mode, payload
+                return
+            if event_mode not in hidden:
+                yield run_ns, event_mode, payload
 
 
 async def stream(
