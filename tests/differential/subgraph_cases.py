@@ -226,3 +226,31 @@ def build_subgraph_failure(api: Api) -> Any:
     g.add_node("sub", inner.compile(name="diff_failing"))
     g.add_edge(api.START, "sub")
     return _compile(g, "subgraph_failure")
+
+
+@case([{"text": "x", "log": []}], async_only=True,
+      note="a subgraph's events interleave with those of a node beside it, as they happen")
+def build_subgraph_beside_a_slower_node(api: Api) -> Any:
+    async def quick(state: LogState) -> dict[str, Any]:
+        return {"log": ["inner.quick"]}
+
+    async def slow(state: LogState) -> dict[str, Any]:
+        await asyncio.sleep(0.6)  # (the node beside it ends while this one runs)
+        return {"log": ["inner.slow"]}
+
+    inner = api.StateGraph(LogState)
+    inner.add_node("quick", quick)
+    inner.add_node("slow", slow)
+    inner.add_edge(api.START, "quick")
+    inner.add_edge("quick", "slow")
+
+    async def beside(state: LogState) -> dict[str, Any]:
+        await asyncio.sleep(0.3)
+        return {"log": ["beside"]}
+
+    g = api.StateGraph(LogState)
+    g.add_node("inner", inner.compile(name="diff_interleaved"))
+    g.add_node("beside", beside)
+    g.add_edge(api.START, "inner")
+    g.add_edge(api.START, "beside")
+    return _compile(g, "subgraph_beside_a_slower_node")
