@@ -69,7 +69,11 @@ class LeaseKeeper:
                         listening = True
                     await self.tick(redis)
                     # until the next renewal, or at once when a run is cancelled
-                    await cancels.get_message(ignore_subscribe_messages=True, timeout=self.lease / 3)
+                    told = await cancels.get_message(ignore_subscribe_messages=True,
+                                                     timeout=self.lease / 3)
+                    if told and isinstance(told.get("data"), bytes):  # (also a job about to run)
+                        run_id = told["data"].decode(errors="replace")
+                        self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, {run_id})
                 except Exception as exc:  # Redis away: keep trying; leases outlive short outages
                     log.warning("lease renewal failed: %s", exc)
                     listening = False

@@ -72,6 +72,7 @@ def run_slot(key: str) -> str:
 
 
 log = logging.getLogger("arqgraph.worker")
+CANCELS_KEPT = 10_000  # cancelled runs a worker remembers (see `cancel_runs`)
 
 
 def has_limits(graph: CompiledStateGraph) -> bool:
@@ -122,6 +123,7 @@ class NodeRunner:
         self.crash_limit = crash_limit
         self.max_update_bytes = max_update_bytes
         self.running: dict[str, asyncio.Task[TaskResult]] = {}  # arq job id -> node execution
+        self.cancelled: dict[str, None] = {}  # runs lately cancelled, oldest first
         self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
         self.lease = lease
         self.idle: Idle = no_idle  # gives the worker's slot back while a node awaits other jobs
@@ -294,6 +296,8 @@ class NodeRunner:
             job.graph, task.node, claim.failures + 1, job.run_id,
             protocol.split_thread(record.thread_id)[0], job.step,
             (arq_job.started_ms - arq_job.due_ms) / 1000 if arq_job and arq_job.due_ms else None)
+        if job.run_id in self.cancelled:  # (cancelled since its run was read)
+            return "skipped: run is cancelled"
         with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
             execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
             self.running[key] = execution
@@ -584,7 +588,12 @@ class NodeRunner:
         return f"refused: {exc}"
 
     def cancel_runs(self, run_ids: set[str]) -> None:
-        """Cancel the running nodes of these runs (called on the worker's loop)."""
+        """Cancel the running nodes of these runs (called on the worker's loop), and keep
+        their jobs taken but not started yet from starting."""
+        for run_id in run_ids:
+            self.cancelled[run_id] = None
+        while len(self.cancelled) > CANCELS_KEPT:
+            del self.cancelled[next(iter(self.cancelled))]
         for job, execution in list(self.running.items()):
             if protocol.run_of_job(job) in run_ids:
                 execution.cancel()

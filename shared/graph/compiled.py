@@ -9,9 +9,10 @@ graph refuse to mix them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Generic, Self
 
@@ -185,10 +186,13 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             events: Any = self._streamed_as_subgraph(scheduler, input, config, modes, subgraphs)
         else:
             events = stream_graph(self, input, config, modes, context, subgraphs, control)
-        async for ns, event_mode, payload in _each(events):
-            shown = graph_in(self, ns) if ns and version == "v2" else self
-            yield shaped(shown.output_schema, shown.state_schema, ns, event_mode, payload, mode,
-                         subgraphs, version)
+        # (closed with this stream, not later by the collector: a stream closed early
+        # stops its run before `aclose` returns)
+        async with contextlib.aclosing(_each(events)) as each:
+            async for ns, event_mode, payload in each:
+                shown = graph_in(self, ns) if ns and version == "v2" else self
+                yield shaped(shown.output_schema, shown.state_schema, ns, event_mode, payload,
+                             mode, subgraphs, version)
 
     def stream(
         self,
@@ -553,14 +557,15 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             return await call(client)
 
 
-async def _each(events: Any) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+async def _each(events: Any) -> AsyncGenerator[tuple[tuple[str, ...], str, Any], None]:
     """The events of a list or of an async iterator, in turn."""
     if isinstance(events, list):
         for event in events:
             yield event
         return
-    async for event in events:
-        yield event
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
 
 
 def _embedded_store(checkpointer: Any) -> Any:
