@@ -47,6 +47,7 @@ log = logging.getLogger("arqgraph.orchestrator")
 
 SWEEP_BACKOFF = 16  # a run the sweep keeps finding waiting is swept this many intervals apart
 WEEK = 7 * 24 * 3600
+IDLE_SWEEPS = 5  # sweep intervals between two sweeps while no run is unfinished
 WORKERLESS_GRACE = 5.0  # seconds without a live worker on its queue before it warns (workers
 # started with the orchestrator take a moment to send their first heartbeat)
 
@@ -86,21 +87,25 @@ class Orchestrator:
         orchestrator serves on another queue or with another fingerprint: its runs would
         reach workers that cannot run them. A dead orchestrator's registration is replaced."""
         others = [o for o in await self.presence.live() if o.id != self.name]
-        for graph in self.graphs.values():
-            info = GraphInfo(name=graph.name, fingerprint=graph.fingerprint, queue=self.queue,
-                             entrypoint=graph.returns_value, root=graph.schema.kind == "root")
-            known = await self.store.graph_info(graph.name)
-            holders = [o.id for o in others if graph.name in o.graphs]
+        for info in self.infos():
+            known = await self.store.graph_info(info.name)
+            holders = [o.id for o in others if info.name in o.graphs]
             if known is not None and holders and (known.queue, known.fingerprint) != (
                     info.queue, info.fingerprint):
                 what = (f"queue {known.queue!r}, not {info.queue!r}" if known.queue != info.queue
                         else f"fingerprint {known.fingerprint}, not {info.fingerprint} "
                         "(another version of the graph)")
                 raise GraphConflictError(
-                    f"graph {graph.name!r} is served by orchestrator {', '.join(holders)} with "
+                    f"graph {info.name!r} is served by orchestrator {', '.join(holders)} with "
                     f"{what}; stop it first, or serve the graph under another name")
             await self.store.register_graph(info)
         await self.presence.beat(self.heartbeat)
+
+    def infos(self) -> list[GraphInfo]:
+        """The registrations of the graphs this orchestrator serves."""
+        return [GraphInfo(name=g.name, fingerprint=g.fingerprint, queue=self.queue,
+                          entrypoint=g.returns_value, root=g.schema.kind == "root")
+                for g in self.graphs.values()]
 
     async def _beat_forever(self, stop: asyncio.Event) -> None:
         """Say this orchestrator is alive, and warn (once) when its queue has no live worker:
@@ -138,12 +143,22 @@ class Orchestrator:
         log.info("orchestrator %s serving graphs %s", self.name, ", ".join(self.graphs))
         sweeper = asyncio.create_task(self._sweep_forever(stop))
         beats = asyncio.create_task(self._beat_forever(stop))
+        stopped = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                for note in await self.store.events.next_notes(list(self.graphs), timeout=0.5):
+                # (a long blocking pop: a note wakes it at once, and so does `stop`)
+                notes = asyncio.ensure_future(self.store.events.next_notes(
+                    list(self.graphs), timeout=protocol.HEARTBEAT_INTERVAL))
+                await asyncio.wait({notes, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not notes.done():
+                    notes.cancel()
+                    await asyncio.gather(notes, return_exceptions=True)
+                    break
+                for note in notes.result():
                     if note.kind != "wake":
                         self.poke(note.run_id)
         finally:
+            stopped.cancel()
             sweeper.cancel()
             beats.cancel()
             for task in list(self._busy.values()):
@@ -170,20 +185,26 @@ class Orchestrator:
                 await backoff.wait(stop.is_set)  # a stop during the outage ends the wait
 
     async def _sweep_forever(self, stop: asyncio.Event) -> None:
+        """Sweep every interval while runs are unfinished; with none, every IDLE_SWEEPS
+        intervals (a run submitted meanwhile wakes the orchestrator with its note: the
+        sweep only repairs a note that was lost)."""
         while not stop.is_set():
+            idle = False
             try:
-                await self.register()  # (again: a registration lost or set aside comes back)
-                await self.sweep()
+                if not await self.store.graphs_registered(self.infos()):
+                    await self.register()  # (a registration lost or set aside comes back)
+                idle = not await self.sweep()
             except Exception as exc:  # the sweep must outlive a Redis outage: it is the net
                 if not lost_redis(exc):
                     raise
                 log.warning("sweep: lost Redis (%s); sweeping again later", exc)
             try:
-                await asyncio.wait_for(stop.wait(), self.sweep_interval)
+                await asyncio.wait_for(stop.wait(),
+                                       self.sweep_interval * (IDLE_SWEEPS if idle else 1))
             except TimeoutError:
                 pass
 
-    async def sweep(self) -> None:
+    async def sweep(self) -> bool:
         """Advance the unfinished runs this orchestrator has not advanced for a while: a run
         whose notice was lost, or whose orchestrator died, is picked up.
 
@@ -196,6 +217,9 @@ class Orchestrator:
         """
         now = asyncio.get_running_loop().time()
         active: set[str] = set()
+        if not await self.store.any_active(list(self.graphs)):  # (idle: one command)
+            self._moved.clear()
+            return False
         for name in self.graphs:
             for run_id in await self.store.active_runs(name):
                 active.add(run_id)
@@ -203,6 +227,7 @@ class Orchestrator:
                 if run_id not in self._busy and now - moved >= wait:
                     self.poke(run_id, swept=True)
         self._moved = {run_id: m for run_id, m in self._moved.items() if run_id in active}
+        return bool(active)
 
     def poke(self, run_id: str, swept: bool = False) -> None:
         """Advance `run_id` soon; if it is being advanced right now, once more afterwards."""

@@ -25,8 +25,8 @@ COMMANDS = (
     "+get +set +setex +psetex +del +unlink +exists +expire +pexpire +ttl +pttl +incr "
     "+hset +hsetnx +hget +hmget +hgetall +hkeys +hdel +hexists +hincrby "
     "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zincrby +zremrangebyscore +time +mget +brpop "
-    "+sadd +srem +smembers +sismember +lpush +rpush +lrange +llen +blmpop "
-    "+xadd +xread +xrange +xrevrange +xdel +publish +subscribe +unsubscribe +scan"
+    "+sadd +srem +smembers +sismember +sunion +lpush +rpush +lrange +llen +blmpop "
+    "+xadd +xread +xrange +xrevrange +xdel +xinfo|stream +publish +subscribe +unsubscribe +scan"
 )
 KEYS = "~arqgraph:* ~arq:*"
 CHANNELS = "&arqgraph:*"

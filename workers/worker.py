@@ -40,6 +40,7 @@ log = logging.getLogger("arqgraph.worker")
 
 PICK_BATCH = 32  # ready jobs taken per round trip: workers that pick together share the work
 SWEEP_READ = 1000  # due jobs a sweep of the queue looks at (it takes those no worker holds)
+IDLE_SWEEP = 5.0  # seconds between sweeps of an empty queue (see `_until`)
 RETRY_MARGIN = 0.005  # a retry is listed as ready this long after it is due (clocks differ)
 _OPENING: ContextVar[TakenJob | None] = ContextVar("arqgraph_opening", default=None)
 
@@ -162,9 +163,9 @@ class GraphWorker(Worker):
             elif loop.time() >= sweep_at:
                 swept = await jobs.sweep(SWEEP_READ, free, PICK_BATCH)
                 await self.start_jobs(swept.job_ids, swept.most)
-                sweep_at = loop.time() + self._until(swept.next_due)
-            else:
-                wait = max(sweep_at - loop.time(), 0.001)
+                sweep_at = loop.time() + self._until(swept.next_due, bool(swept.job_ids))
+            else:  # (the heartbeat above comes round at least every HEARTBEAT_INTERVAL)
+                wait = min(max(sweep_at - loop.time(), 0.001), protocol.HEARTBEAT_INTERVAL)
                 ids = await jobs.pop_ready(min(free, PICK_BATCH), wait)
                 if self.stopping:  # they are another worker's now
                     await jobs.ready_again(ids)
@@ -313,11 +314,13 @@ class GraphWorker(Worker):
         if self.slot_freed is not None:
             self.slot_freed.set()
 
-    def _until(self, due: int | None) -> float:
+    def _until(self, due: int | None, found: bool) -> float:
         """How long until the next sweep: until the earliest deferred job is due (a retry, a
-        call waiting for its rate limit or a concurrency slot), at most the poll delay."""
+        call waiting for its rate limit or a concurrency slot), at most the poll delay; an
+        empty queue waits IDLE_SWEEP (the jobs enqueued meanwhile wake the pop at once: the
+        sweep only finds an entry lost with a dead worker)."""
         if due is None:
-            return self.poll_delay_s
+            return self.poll_delay_s if found else max(self.poll_delay_s, IDLE_SWEEP)
         return max(0.002, min(self.poll_delay_s, (due - timestamp_ms()) / 1000))
 
     async def close(self) -> None:

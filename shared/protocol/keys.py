@@ -18,7 +18,7 @@ WORKERS_KEY = f"{PREFIX}:workers"
 """Hash: worker id -> its heartbeat (`Heartbeat`), rewritten every HEARTBEAT_INTERVAL."""
 ORCHESTRATORS_KEY = f"{PREFIX}:orchestrators"
 """Hash: orchestrator id -> its heartbeat (`Heartbeat`), rewritten every HEARTBEAT_INTERVAL."""
-HEARTBEAT_INTERVAL = 2.0  # seconds between a process's heartbeats
+HEARTBEAT_INTERVAL = 4.0  # seconds between a process's heartbeats
 HEARTBEAT_STALE = 10.0  # a heartbeat older than this is a dead (or frozen) process's
 TASK_FUNCTION = "arqgraph.run_task"
 MAX_UPDATE_BYTES = 16 * 1024 * 1024

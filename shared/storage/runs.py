@@ -94,6 +94,13 @@ class RunStore:
     async def register_graph(self, info: GraphInfo) -> None:
         await self.redis.hset(protocol.GRAPHS_KEY, info.name, protocol.encode_info(info))  # type: ignore[arg-type]
 
+    async def graphs_registered(self, infos: Sequence[GraphInfo]) -> bool:
+        """Whether each of these registrations is in place as it is (one read for all)."""
+        if not infos:
+            return True
+        found = await self.redis.hmget(protocol.GRAPHS_KEY, [i.name for i in infos])  # type: ignore[misc]
+        return all(raw == protocol.encode_info(info) for raw, info in zip(found, infos, strict=True))
+
     async def graph_info(self, name: str) -> GraphInfo | None:
         """The graph's registration; an unreadable one is set aside (its orchestrators register
         the graph again at their next sweep) and raises CorruptDataError."""
@@ -343,6 +350,11 @@ class RunStore:
         for child in await self.events.children(run_id):
             if await self.status(child) not in (None, *protocol.FINAL_STATUSES):
                 await self.request_cancel(child)
+
+    async def any_active(self, graphs: Sequence[str]) -> bool:
+        """Whether any of these graphs has an unfinished run (one command for all)."""
+        keys = [protocol.active_key(g) for g in graphs]
+        return bool(keys) and bool(await self.redis.sunion(keys))  # type: ignore[misc]
 
     async def active_runs(self, graph: str) -> list[str]:
         """The graph's unfinished runs; an id that is not a run id is set aside."""

@@ -358,6 +358,7 @@ COMMANDS: dict[str, Command] = {
     "SMEMBERS": lambda ks, a: list(ks.get(a[0], set) or ()),
     "SISMEMBER": lambda ks, a: int(a[1] in (ks.get(a[0], set) or ())),
     "SCARD": lambda ks, a: len(ks.get(a[0], set) or ()),
+    "SUNION": lambda ks, a: list(set().union(*(ks.get(k, set) or () for k in a))),
     "ZADD": _zadd, "ZSCORE": _zscore, "ZREM": lambda ks, a: ks.zrem(a[0], *a[1:]),
     "ZCARD": lambda ks, a: len(ks.get(a[0], ZSet) or ()), "ZCOUNT": _zcount,
     "ZRANGE": zrange, "ZRANGEBYSCORE": zrangebyscore, "ZREMRANGEBYSCORE": _zremrangebyscore,
