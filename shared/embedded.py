@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import threading
 import weakref
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
@@ -83,6 +84,9 @@ class EmbeddedCluster:
             job.cancel()
         await asyncio.gather(*self._tasks, *jobs, return_exceptions=True)
         self.worker.threads_shutdown()
+        keeper = self.worker.keeper.task if self.worker.keeper is not None else None
+        if keeper is not None:  # (on this loop: see LeaseKeeper.start)
+            await asyncio.gather(keeper, return_exceptions=True)
         await self.redis.aclose()
 
 
@@ -98,8 +102,48 @@ async def backend(graph: CompiledStateGraph[Any, Any, Any, Any]) -> AsyncIterato
             await client.close()
         return
     keyspace = getattr(graph.checkpointer, "keyspace", None)
-    async with EmbeddedCluster([graph], redis=in_memory_redis(keyspace)) as cluster:
-        yield cluster.client
+    on_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    key = (id(graph), id(keyspace))
+    shared = on_loop.get(key)
+    if shared is None:
+        shared = on_loop[key] = _Shared(EmbeddedCluster([graph], redis=in_memory_redis(keyspace)))
+    shared.users += 1
+    try:
+        await asyncio.shield(shared.started)
+        client = Client(shared.cluster.redis, ready_timeout=0)
+        client.same_process = True  # (its classes defined inside functions are known)
+        try:
+            yield client
+        finally:
+            await client.ends.close()
+    finally:
+        shared.users -= 1
+        if not shared.users:
+            if on_loop.get(key) is shared:
+                del on_loop[key]
+            await shared.cluster.__aexit__(None, None, None)
+
+
+class _Shared:
+    """An embedded cluster the calls of one graph running at once on one loop share, started
+    on the first and stopped when the last ends: a thousand concurrent `ainvoke`s run on one
+    orchestrator and one worker, not a thousand. Its processes start in a context of their
+    own, not in that of the call that happened to come first."""
+
+    def __init__(self, cluster: EmbeddedCluster) -> None:
+        self.cluster = cluster
+        self.users = 0
+        self.started = asyncio.get_running_loop().create_task(
+            _enter(cluster), context=contextvars.Context())
+
+
+async def _enter(cluster: EmbeddedCluster) -> None:
+    await cluster.__aenter__()
+
+
+# loop -> (graph, keyspace) -> the cluster its calls share (a loop's go with it)
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, int], _Shared]] = (
+    weakref.WeakKeyDictionary())
 
 
 def _check_thread(graph: CompiledStateGraph[Any, Any, Any, Any], config: dict[str, Any] | None) -> None:
@@ -132,13 +176,14 @@ async def stream_graph(
                                          stream_mode=modes)
             heard = [*modes, *REPORTED] if report is not None else list(modes)
             deep = subgraphs or report is not None  # (the subgraphs' nodes report too)
-            with draining(control, client, handle):
-                async for event in handle.stream(heard, subgraphs=deep):
-                    ns, mode, payload = event if deep else ((), *event)
-                    if mode in REPORTED and report is not None:
-                        await report.replay(mode, payload)
-                    elif subgraphs or not ns:
-                        yield ns, mode, payload
+            async with cancelled_if_left(client, handle):
+                with draining(control, client, handle):
+                    async for event in handle.stream(heard, subgraphs=deep):
+                        ns, mode, payload = event if deep else ((), *event)
+                        if mode in REPORTED and report is not None:
+                            await report.replay(mode, payload)
+                        elif subgraphs or not ns:
+                            yield ns, mode, payload
             if report is not None:
                 end = await handle.end()
                 await report.end(handle.output_of(end), end)
@@ -159,11 +204,13 @@ async def invoke_graph(
             await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
                                          fresh_thread=_fresh(graph))
-            with draining(control, client, handle):
-                if report is not None:  # (the nodes' callbacks, as they come)
-                    async for _, mode, event in handle.stream(list(REPORTED), subgraphs=True):
-                        await report.replay(mode, event)
-                end = await handle.end()
+            async with cancelled_if_left(client, handle):
+                with draining(control, client, handle):
+                    if report is not None:  # (the nodes' callbacks, as they come)
+                        async for _, mode, event in handle.stream(list(REPORTED),
+                                                                  subgraphs=True):
+                            await report.replay(mode, event)
+                    end = await handle.end()
             output = handle.output_of(end)
     except Exception as exc:
         if report is not None:
@@ -190,6 +237,30 @@ async def resumed(report: GraphRun | None, client: Client, config: dict[str, Any
         return
     state = await client.get_state(config or {})
     await report.resumed((state.config.get("configurable") or {}).get("checkpoint_id"))
+
+
+@contextlib.asynccontextmanager
+async def cancelled_if_left(client: Client, handle: RunHandle) -> AsyncIterator[None]:
+    """A run its caller stops following (a stream closed early, a cancelled call) is
+    cancelled: the embedded cluster it runs on may outlive the call, other calls sharing it.
+    The cancel is sent from a task of its own: a stream closed by the garbage collector
+    must not wait on it. (A run that failed is over already: nothing to cancel.)"""
+    try:
+        yield
+    except (GeneratorExit, asyncio.CancelledError):
+        if client.same_process:  # (a cluster's run goes on, as a producer's does)
+            cancel = asyncio.get_running_loop().create_task(_cancel(handle))
+            _CANCELS.add(cancel)
+            cancel.add_done_callback(_CANCELS.discard)
+        raise
+
+
+async def _cancel(handle: RunHandle) -> None:
+    with contextlib.suppress(Exception):  # (its cluster may be gone by then: nothing to stop)
+        await handle.cancel()
+
+
+_CANCELS: set[asyncio.Task[None]] = set()  # (cancels on their way, kept from the collector)
 
 
 @contextlib.contextmanager
