@@ -205,3 +205,37 @@ def langgraphs_task_calls_stream() -> list[Any]:
 
 def test_task_calls_stream_tokens_tools_and_custom_writes() -> None:
     assert streamed_calls("arqgraph") == langgraphs_task_calls_stream()
+
+
+started_calls: list[str] = []
+
+
+@task
+def _prepare(text: str) -> str:
+    started_calls.append(text)
+    return text + "+prepared"
+
+
+@task
+def _finish(text: str) -> str:
+    return text + "+finished"
+
+
+@entrypoint(checkpointer=InMemorySaver())
+def _asks_while_a_call_runs(text: str) -> str:
+    prepared = _prepare(text)  # (not waited for before the interrupt)
+    answer = interrupt("go on?")
+    return _finish(f"{prepared.result()}+{answer}").result()
+
+
+def test_a_call_running_when_its_entrypoint_stops_at_an_interrupt_is_not_run_again() -> None:
+    """As LangGraph finishes a step's tasks: the call finishes before the run stops, and
+    the resume finds its result instead of calling it again."""
+    for i in range(10):
+        started_calls.clear()
+        config = {"configurable": {"thread_id": f"asks-{i}"}}
+        stopped = _asks_while_a_call_runs.invoke("t", config)
+        assert stopped["__interrupt__"][0].value == "go on?"
+        assert _asks_while_a_call_runs.invoke(Command(resume="yes"), config) == \
+            "t+prepared+yes+finished"
+        assert started_calls == ["t"]

@@ -74,6 +74,7 @@ class CallScheduler:
         self.slot = contextlib.AsyncExitStack()  # holds the released worker slot, see `_call`
         self.released = False
         self.sent: Any = None  # waits until the task's events so far are sent (its stream's)
+        self.started: list[concurrent.futures.Future[Any]] = []  # the calls it made
 
     def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> concurrent.futures.Future[Any]:
@@ -82,8 +83,10 @@ class CallScheduler:
             self.calls += 1
         arguments = {"task": task.key, "args": list(args), "kwargs": kwargs}
         scratch = current_interrupts.get()  # (the entrypoint's: its answers, in order)
-        return asyncio.run_coroutine_threadsafe(self._call(call_id, arguments, scratch),
-                                                self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._call(call_id, arguments, scratch),
+                                                  self.loop)
+        self.started.append(future)
+        return future
 
     def run_subgraph(self, graph: Any, input: Any, config: dict[str, Any], resume: list[Any]
                      ) -> concurrent.futures.Future[Any]:
@@ -164,8 +167,14 @@ async def on_loop(events: AsyncIterator[Any], loop: asyncio.AbstractEventLoop
             await step(aclose())
 
 
-async def close_scheduler(scheduler: CallScheduler) -> None:
-    """The entrypoint ended: take the worker slot it gave back while it waited."""
+async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> None:
+    """The entrypoint ended: with `settle` (it returned or stopped at an interrupt, not
+    cancelled), first let the calls it started and did not wait for finish, as LangGraph
+    finishes a step's tasks, so that their results are saved for a resume; then take back
+    the worker slot it gave while it waited."""
+    if settle:
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in scheduler.started if not f.done()),
+                             return_exceptions=True)
     await scheduler.slot.aclose()
 
 

@@ -402,8 +402,10 @@ class NodeRunner:
                 cache=None if graph.cache is None else self.shared_cache or graph.cache,
                 started=stream.started,
             )
-        finally:
+        except BaseException:
             await close_scheduler(scheduler)
+            raise
+        await close_scheduler(scheduler, settle=True)
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)
         result = stream.traced_result(result)
