@@ -176,14 +176,13 @@ async def stream_graph(
                                          stream_mode=modes)
             heard = [*modes, *REPORTED] if report is not None else list(modes)
             deep = subgraphs or report is not None  # (the subgraphs' nodes report too)
-            async with cancelled_if_left(client, handle):
-                with draining(control, client, handle):
-                    async for event in handle.stream(heard, subgraphs=deep):
-                        ns, mode, payload = event if deep else ((), *event)
-                        if mode in REPORTED and report is not None:
-                            await report.replay(mode, payload)
-                        elif subgraphs or not ns:
-                            yield ns, mode, payload
+            async with followed(control, client, handle):
+                async for event in handle.stream(heard, subgraphs=deep):
+                    ns, mode, payload = event if deep else ((), *event)
+                    if mode in REPORTED and report is not None:
+                        await report.replay(mode, payload)
+                    elif subgraphs or not ns:
+                        yield ns, mode, payload
             if report is not None:
                 end = await handle.end()
                 await report.end(handle.output_of(end), end)
@@ -204,13 +203,11 @@ async def invoke_graph(
             await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
                                          fresh_thread=_fresh(graph))
-            async with cancelled_if_left(client, handle):
-                with draining(control, client, handle):
-                    if report is not None:  # (the nodes' callbacks, as they come)
-                        async for _, mode, event in handle.stream(list(REPORTED),
-                                                                  subgraphs=True):
-                            await report.replay(mode, event)
-                    end = await handle.end()
+            async with followed(control, client, handle):
+                if report is not None:  # (the nodes' callbacks, as they come)
+                    async for _, mode, event in handle.stream(list(REPORTED), subgraphs=True):
+                        await report.replay(mode, event)
+                end = await handle.end()
             output = handle.output_of(end)
     except Exception as exc:
         if report is not None:
@@ -240,13 +237,16 @@ async def resumed(report: GraphRun | None, client: Client, config: dict[str, Any
 
 
 @contextlib.asynccontextmanager
-async def cancelled_if_left(client: Client, handle: RunHandle) -> AsyncIterator[None]:
-    """A run its caller stops following (a stream closed early, a cancelled call) is
-    cancelled: the embedded cluster it runs on may outlive the call, other calls sharing it.
-    The cancel is sent from a task of its own: a stream closed by the garbage collector
+async def followed(control: RunControl | None, client: Client, handle: RunHandle
+                   ) -> AsyncIterator[None]:
+    """While its caller follows a run: a drain asked of `control` goes to the run (see
+    `draining`). A run its caller stops following (a stream closed early, a cancelled call)
+    is cancelled: the embedded cluster it runs on may outlive the call, other calls sharing
+    it. The cancel is sent from a task of its own: a stream closed by the garbage collector
     must not wait on it. (A run that failed is over already: nothing to cancel.)"""
     try:
-        yield
+        with draining(control, client, handle):
+            yield
     except (GeneratorExit, asyncio.CancelledError):
         if client.same_process:  # (a cluster's run goes on, as a producer's does)
             cancel = asyncio.get_running_loop().create_task(_cancel(handle))

@@ -22,7 +22,7 @@ from arqgraph.storage.dead_letters import readable_ids, set_aside
 log = logging.getLogger("arqgraph.events")
 
 ENDS_KEPT = 86_400  # seconds a client's list of ended runs outlives its last entry
-READ_BATCH = 500  # events read per round trip
+READ_BATCH = 500  # events read per round trip (fewer than protocol.EVENTS_KEPT)
 
 
 def _entry(raw: str | bytes) -> tuple[int, int]:
@@ -98,14 +98,15 @@ class Events:
         """
         backoff = Backoff()
         while True:
-            keys = {protocol.events_key(run): run for run in cursor.last}
+            streams = {run: protocol.events_key(run) for run in cursor.last}
+            keys = {key: run for run, key in streams.items()}
             try:
                 reply = await self.redis.xread(
                     {key: cursor.last[run] for key, run in keys.items()},
                     count=READ_BATCH, block=block_ms)
                 for key, entries in reply or []:
                     run = keys[key.decode() if isinstance(key, bytes) else key]
-                    if not cursor.taken[run] or len(entries) == READ_BATCH:
+                    if len(entries) == READ_BATCH:  # (a shorter one ends the stream)
                         await self._check_not_trimmed(run, key, cursor.last[run],
                                                       cursor.taken[run])
             except RETRYABLE as exc:
@@ -136,13 +137,14 @@ class Events:
             if cutoff is not None and at[0] > cutoff[0]:
                 break
             events.append((run, entry_id,
-                           await self._decoded(protocol.events_key(run), entry_id, fields)))
+                           await self._decoded(streams[run], entry_id, fields)))
         return events
 
     async def _check_not_trimmed(self, run_id: str, key: str, last: Any, read: int) -> None:
         """Raise EventsDroppedError if events after `last` (the reader has taken `read`) were
-        trimmed: asked as a reader starts, and while it reads full batches (it is behind; a
-        reader keeping up is nowhere near the trimmed end)."""
+        trimmed. Asked only when a read fills its batch: a shorter one reached the end of the
+        stream, and a stream ever trimmed holds at least EVENTS_KEPT (> READ_BATCH) events, so
+        a reader that gets fewer, first read included, was not overtaken by the trim."""
         info = await self.redis.xinfo_stream(key)
         added, length = int(info.get("entries-added") or 0), int(info.get("length") or 0)
         if added <= protocol.EVENTS_KEPT:

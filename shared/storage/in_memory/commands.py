@@ -234,7 +234,7 @@ def _zcount(ks: Keyspace, a: list[bytes]) -> Any:
     return sum(1 for s in (ks.get(a[0], ZSet) or {}).values() if in_range(s, low, high))
 
 
-def _zremrangebyscore(ks: Keyspace, a: list[bytes]) -> Any:
+def zremrangebyscore(ks: Keyspace, a: list[bytes]) -> Any:
     z = ks.get(a[0], ZSet)
     if z is None:
         return 0
@@ -361,7 +361,7 @@ COMMANDS: dict[str, Command] = {
     "SUNION": lambda ks, a: list(set().union(*(ks.get(k, set) or () for k in a))),
     "ZADD": _zadd, "ZSCORE": _zscore, "ZREM": lambda ks, a: ks.zrem(a[0], *a[1:]),
     "ZCARD": lambda ks, a: len(ks.get(a[0], ZSet) or ()), "ZCOUNT": _zcount,
-    "ZRANGE": zrange, "ZRANGEBYSCORE": zrangebyscore, "ZREMRANGEBYSCORE": _zremrangebyscore,
+    "ZRANGE": zrange, "ZRANGEBYSCORE": zrangebyscore, "ZREMRANGEBYSCORE": zremrangebyscore,
     "XADD": _xadd, "XRANGE": _xrange(False), "XREVRANGE": _xrange(True), "XLEN": _xlen,
     "XDEL": _xdel, "XREAD": _xread, "XINFO": _xinfo, "XTRIM": _xtrim,
     "PUBLISH": lambda ks, a: ks.publish(a[0], a[1]),

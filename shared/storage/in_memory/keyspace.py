@@ -202,11 +202,15 @@ class Keyspace:
         return int(new)
 
     def hdel(self, key: bytes, *fields: bytes) -> int:
-        h = self.get(key, dict)
-        if h is None:
+        return self._pop(key, dict, fields)
+
+    def _pop(self, key: bytes, kind: type[dict[bytes, Any]], items: Iterable[bytes]) -> int:
+        """HDEL and ZREM: drop these fields or members; how many there were."""
+        found = self.get(key, kind)
+        if found is None:
             return 0
-        gone = sum(1 for f in fields if h.pop(f, None) is not None)
-        self.tidy(key, h)
+        gone = sum(1 for item in items if found.pop(item, None) is not None)
+        self.tidy(key, found)
         return gone
 
     def hincrby(self, key: bytes, field: bytes, by: int) -> int:
@@ -233,12 +237,7 @@ class Keyspace:
         return int(new)
 
     def zrem(self, key: bytes, *members: bytes) -> int:
-        z = self.get(key, ZSet)
-        if z is None:
-            return 0
-        gone = sum(1 for m in members if z.pop(m, None) is not None)
-        self.tidy(key, z)
-        return gone
+        return self._pop(key, ZSet, members)
 
     def push(self, key: bytes, values: Iterable[bytes], left: bool) -> int:
         items = self.make(key, deque)

@@ -18,7 +18,7 @@ from typing import Any
 
 from arqgraph.protocol import scripts as lua
 from arqgraph.protocol.keys import EVENTS_KEPT
-from arqgraph.storage.in_memory.commands import zrangebyscore
+from arqgraph.storage.in_memory.commands import zrangebyscore, zremrangebyscore
 from arqgraph.storage.in_memory.keyspace import (
     Keyspace,
     ZSet,
@@ -252,10 +252,7 @@ def _now_ms() -> int:
 
 def acquire_slot(ks: Keyspace, K: Args, A: Args) -> int:
     now = _now_ms()
-    slots = ks.get(K[1], ZSet)
-    if slots is not None:
-        for job in [m for m, s in slots.items() if s <= now]:
-            ks.zrem(K[1], job)
+    zremrangebyscore(ks, [K[1], b"-inf", b"%d" % now])
     if ks.zscore(K[1], A[1]) is None and len(ks.get(K[1], ZSet) or ()) >= as_int(A[2]):
         return 0
     ks.zadd(K[1], now + as_int(A[3]), A[1])
