@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypedDict, TypeVar
 
@@ -42,7 +42,7 @@ from arqgraph.core.calls import (
 from arqgraph.core.pregel import END, START
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.graph.state import StateGraph
-from arqgraph.types import StateSnapshot, TimeoutPolicy
+from arqgraph.types import CachePolicy, RetryPolicy, StateSnapshot, TimeoutPolicy
 
 __all__ = [
     "TASKS", "CallScheduler", "Entrypoint", "RetryLater", "TaskFunction", "TaskFuture", "current_attempt",
@@ -78,7 +78,9 @@ class Entrypoint(CompiledStateGraph):
 
     def __init__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
                  name: str | None = None, context_schema: Any = None, store: Any = None,
-                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
+                 timeout: float | timedelta | TimeoutPolicy | None = None, cache: Any = None,
+                 cache_policy: CachePolicy[Any] | None = None,
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None) -> None:
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
             raise NotImplementedError(
                 f"entrypoint {fn.__name__!r} is a generator, which an entrypoint may not be: "
@@ -86,12 +88,13 @@ class Entrypoint(CompiledStateGraph):
         self.fn = fn
         node_name = name or fn.__name__
         builder = StateGraph(EntryState, context_schema)
-        builder.add_node(node_name, _node_for(fn), timeout=timeout)
+        builder.add_node(node_name, _node_for(fn), timeout=timeout, cache_policy=cache_policy,
+                         retry_policy=retry_policy)
         builder.add_edge(START, node_name)
         builder.add_edge(node_name, END)
         builder.compiled = True
         super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer,
-                         store=store)
+                         store=store, cache=cache)
 
     def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """The schema of the function's input: its first parameter's annotation."""
@@ -167,16 +170,20 @@ def _written(result: Any) -> dict[str, Any]:
 
 def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
                context_schema: Any = None, store: Any = None,
-               timeout: float | timedelta | TimeoutPolicy | None = None, **_: Any) -> Any:
+               timeout: float | timedelta | TimeoutPolicy | None = None, cache: Any = None,
+               cache_policy: CachePolicy[Any] | None = None,
+               retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None, **_: Any) -> Any:
     """`@entrypoint()`, `@entrypoint(checkpointer=..., store=..., context_schema=...,
-    timeout=...)` or bare `@entrypoint`. A `timeout` bounds each run of the function, as a
-    node's (an async function only)."""
+    timeout=..., cache=..., cache_policy=..., retry_policy=...)` or bare `@entrypoint`. A
+    `timeout` bounds each run of the function, as a node's (an async function only); `cache`
+    holds the results of its tasks with a cache policy (on a cluster, Redis holds them)."""
+    options: dict[str, Any] = {
+        "name": name, "context_schema": context_schema, "store": store, "timeout": timeout,
+        "cache": cache, "cache_policy": cache_policy, "retry_policy": retry_policy}
     if fn is not None and (inspect.isfunction(fn) or inspect.ismethod(fn)):
-        return Entrypoint(fn, checkpointer=checkpointer, name=name,
-                          context_schema=context_schema, store=store, timeout=timeout)
+        return Entrypoint(fn, checkpointer=checkpointer, **options)
     saver = fn if fn is not None else checkpointer  # LangGraph's first argument: the checkpointer
-    return lambda f: Entrypoint(f, checkpointer=saver, name=name,
-                                context_schema=context_schema, store=store, timeout=timeout)
+    return lambda f: Entrypoint(f, checkpointer=saver, **options)
 
 
 entrypoint.final = Final  # type: ignore[attr-defined]  # (LangGraph's `entrypoint.final`)

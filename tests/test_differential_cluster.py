@@ -12,6 +12,7 @@ of their own between calls are skipped here (`Case.cluster` says why).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +162,27 @@ def test_cluster_recorded_modes_match_langgraph(case: Case, run_index: int, mode
     actual = _recorded(Api("arqgraph"), case, run_index, mode, cluster=cluster)
     assert sorted(map(_keyed, actual)) == sorted(map(_keyed, expected)), _explain(case, run_index)
     assert _in_order(actual) == _in_order(expected), _explain(case, run_index)
+
+
+def test_a_task_call_cancelled_on_a_cluster(cluster: str, tmp_path: Path) -> None:
+    """A call cancelled by its entrypoint stops on the worker running it, and runs afresh
+    when the entrypoint is resumed: as LangGraph."""
+    from tests.test_func import cancelled_call_run
+
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = cancelled_call_run(REFERENCE, tmp_path / "lg")
+    assert cancelled_call_run("arqgraph", tmp_path / "arq", cluster=cluster) == expected
+
+
+def test_a_task_with_a_cache_policy_on_a_cluster(cluster: str, tmp_path: Path) -> None:
+    """Calls of a cached task find earlier results in the cluster's shared cache."""
+    from tests.test_func import cached_calls_run
+
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = cached_calls_run(REFERENCE, tmp_path / "lg")
+    assert cached_calls_run("arqgraph", tmp_path / "arq", cluster=cluster) == expected
 
 
 def test_task_calls_stream_from_a_cluster(cluster: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -239,3 +241,70 @@ def test_a_call_running_when_its_entrypoint_stops_at_an_interrupt_is_not_run_aga
         assert _asks_while_a_call_runs.invoke(Command(resume="yes"), config) == \
             "t+prepared+yes+finished"
         assert started_calls == ["t"]
+
+
+def cancelled_call_run(prefix: str, marks: Path, cluster: str | None = None,
+                       thread: str = "cancels") -> list[Any]:
+    """A task call cancelled by its entrypoint: what the run streams, then the resumed run's
+    output, then how many times the call started and saw CancelledError."""
+    from tests.graphs.functional_graphs import build_cancelled_call
+
+    graph = build_cancelled_call(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": thread}}
+    given = {"values": [0, 1], "marks": str(marks)}
+
+    async def run() -> list[Any]:
+        shown: list[Any] = [c async for c in graph.astream(given, config)]
+        shown[-1] = [i.value for i in shown[-1]["__interrupt__"]]
+        resumed = await graph.ainvoke(command(resume="!"), config)
+        counts = sorted(name.split("-")[0] for name in os.listdir(marks))
+        return [*shown, resumed, counts]
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_cancelled_task_call_stops_where_it_runs_and_runs_again_on_resume(
+        tmp_path: Path) -> None:
+    """`future.cancel()` stops the call on the worker running it (it sees CancelledError),
+    saves no result, and a resumed entrypoint calls it afresh: as LangGraph."""
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = cancelled_call_run("langgraph", tmp_path / "lg")
+    assert expected == [{"slow_unless_first": "00"}, ["question"], ["00!"],
+                        ["cancelled", "cancelled", "started", "started"]]
+    assert cancelled_call_run("arqgraph", tmp_path / "arq") == expected
+
+
+def cached_calls_run(prefix: str, marks: Path, cluster: str | None = None,
+                     thread: str = "cached") -> list[Any]:
+    """A task with a cache policy called before each of three questions: what each run and
+    resume streams, the output, and how many times the task ran."""
+    from tests.graphs.functional_graphs import build_cached_calls
+
+    graph = build_cached_calls(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": thread}}
+
+    async def run() -> list[Any]:
+        shown: list[Any] = []
+        given: Any = {"marks": str(marks)}
+        for answer in ["a", "b", "c"]:
+            shown += [c async for c in graph.astream(given, config) if "__interrupt__" not in c]
+            given = command(resume=answer)
+        shown.append(await graph.ainvoke(given, config))  # (no question left)
+        return [*shown, len(os.listdir(marks))]
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_task_with_a_cache_policy_runs_once_per_key(tmp_path: Path) -> None:
+    """Calls of a task with a cache policy find the result of an earlier call with the same
+    arguments in the entrypoint's cache, marked cached in the stream: as LangGraph."""
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = cached_calls_run("langgraph", tmp_path / "lg")
+    assert expected[-1] == 2  # (1, then 2: the second 1 is cached)
+    assert cached_calls_run("arqgraph", tmp_path / "arq") == expected

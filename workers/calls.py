@@ -52,6 +52,14 @@ def is_call(task_id: str) -> bool:
     return "/fn/" in task_id
 
 
+def made_call(task_id: str) -> tuple[str, int]:
+    """The call a call job's task id runs (`<entrypoint task>/fn/<n>`), and after how many
+    cancels of it: the id is the call's, then `^<cancels>` and `~<resume round>` when not 0."""
+    head, _, tail = task_id.rpartition("/fn/")
+    number, _, cancels = tail.partition("~")[0].partition("^")
+    return f"{head}/fn/{number}", int(cancels or 0)
+
+
 class CallScheduler:
     """Turns the task calls of one running entrypoint into jobs and awaits their results."""
 
@@ -75,6 +83,7 @@ class CallScheduler:
         self.released = False
         self.sent: Any = None  # waits until the task's events so far are sent (its stream's)
         self.started: list[concurrent.futures.Future[Any]] = []  # the calls it made
+        self.stopping: set[asyncio.Task[None]] = set()  # the cancels of calls being made
 
     def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> concurrent.futures.Future[Any]:
@@ -120,29 +129,46 @@ class CallScheduler:
             self.released = True
         await self.slot.enter_async_context(self.idle())
 
+    def _stop_call(self, call_id: str, call: str) -> None:
+        """Cancel a call's job, in a task of its own (kept in `stopping` until it is done: the
+        caller is being cancelled)."""
+        stop = self.loop.create_task(self.store.calls.cancel(
+            self.record.run_id, self.checkpoint_id, call_id, call))
+        self.stopping.add(stop)
+        stop.add_done_callback(self.stopping.discard)
+
     async def _call(self, call_id: str, arguments: dict[str, Any],
                     scratch: InterruptScratch | None) -> Any:
         """Run the call (or find its result), again with the next of the entrypoint's resume
         values each time it stopped at an interrupt: round r of a call runs as `<call>~r`
         with the r answers it was given. A call stopped at an interrupt nobody answered yet
         stops the entrypoint with it."""
-        tag, call = self.record.tag, call_id
+        tag = self.record.tag
+        saved, cancels = await self.store.calls.look(tag, self.checkpoint_id, call_id, call_id)
+        base = f"{call_id}^{cancels}" if cancels else call_id  # (a call cancelled before)
+        call = base
         answers: list[Any] = []
         while True:
-            saved = await self.store.calls.result(tag, self.checkpoint_id, call)
+            if call != call_id:
+                saved = await self.store.calls.result(tag, self.checkpoint_id, call)
             if saved is None:
                 await self.store.calls.start(
                     self.record, self.checkpoint_id, call, {**arguments, "resume": answers},
                     self.record.fingerprint, self.jobs)
                 await self._release()  # (given back until it ends: see `close_scheduler`)
-                saved = await self.store.calls.wait(tag, self.checkpoint_id, call)
+                try:
+                    saved = await self.store.calls.wait(tag, self.checkpoint_id, call)
+                except asyncio.CancelledError:  # TaskFuture.cancel: stop its job too
+                    self._stop_call(call_id, call)
+                    raise
             if "interrupt" not in saved:
                 break
             answer = scratch.take() if scratch is not None else NO_ANSWER
             if answer is NO_ANSWER:
                 raise GraphInterrupt(tuple(interrupt_of(e) for e in saved["interrupt"]))
             answers.append(answer)
-            call = f"{call_id}~{len(answers)}"
+            call = f"{base}~{len(answers)}"
+            saved = None
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()
         return saved["value"]
@@ -175,20 +201,26 @@ async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> Non
     if settle:
         await asyncio.gather(*(asyncio.wrap_future(f) for f in scheduler.started if not f.done()),
                              return_exceptions=True)
+    await asyncio.gather(*scheduler.stopping, return_exceptions=True)
     await scheduler.slot.aclose()
 
 
 async def run_call(
     store: RunStore, job: protocol.TaskJob, record: RunRecord, threads: Executor,
-    timeout: float | None, long_term: Any = None,
+    timeout: float | None, long_term: Any = None, cache: Any = None,
 ) -> str:
     """Run one task call: its function with its saved arguments; save its result or error.
     While it runs, what it streams (its chat models' tokens, its tools, its custom writes)
     goes to the run's event stream as a node's does, and `get_config()`, `get_store()` and
-    `get_stream_writer()` answer inside it."""
+    `get_stream_writer()` answer inside it. A task with a cache policy takes the result of
+    an earlier call with its key from `cache` (its entrypoint's), unrun."""
     tag = record.tag
-    if await store.calls.result(tag, job.checkpoint_id, job.task_id) is not None:
+    made_as, cancel_round = made_call(job.task_id)
+    saved, cancels = await store.calls.look(tag, job.checkpoint_id, job.task_id, made_as)
+    if saved is not None:
         return "skipped: already done"
+    if cancels > cancel_round:
+        return "skipped: cancelled"
     arguments = await store.calls.arguments(tag, job.checkpoint_id, job.task_id)
     task = TASKS.get(arguments["task"]) if isinstance(arguments, dict) else None
     claim = await store.claim_task(tag, job.checkpoint_id, job.task_id)
@@ -209,12 +241,25 @@ async def run_call(
                                                     f"{tag}:{job.checkpoint_id}:{base}"))
             inline: list[tuple[str, Any]] = []
             current_inline.set(inline)
-            value = sendable(name, await _streamed_call(store, record, job, task, arguments,
-                                                        threads, timeout, long_term))
+            key = task.cache_key(arguments["args"], arguments["kwargs"]) if cache else None
+            hit = (await cache.aget([key])).get(key) if key is not None else None
+            if hit is not None:
+                value = codec.unpackb(hit)
+            else:
+                value = sendable(name, await _streamed_call(store, record, job, task, arguments,
+                                                            threads, timeout, long_term))
+                if key is not None:
+                    assert task.cache_policy is not None
+                    await cache.aset({key: (codec.packb(value), task.cache_policy.ttl)})
         except GraphInterrupt as asked:  # (the entrypoint stops with it until it is answered)
             result: dict[str, Any] = {"interrupt": [interrupt_entry(i) for i in asked.interrupts]}
             events: list[tuple[Any, Any]] = []
             attempt.outcome = "interrupted"
+        except asyncio.CancelledError:  # the call, its run or the worker: not a lost start
+            attempt.outcome = "cancelled"
+            await asyncio.shield(store.end_attempt(tag, job.checkpoint_id, job.task_id, claim,
+                                                   failed=False))
+            raise
         except RetryLater as later:
             attempt.outcome = "deferred"
             await store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=True)
@@ -229,7 +274,9 @@ async def run_call(
             events = []
         else:
             result = {"value": value}
-            events = [("updates", {n: v}) for n, v in [*inline, (name, value)]]
+            events = [("updates", {n: v}) for n, v in inline]
+            events.append(("updates", {name: value, "__metadata__": {"cached": True}}
+                           if hit is not None else {name: value}))
     if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
             and "interrupt" not in result):  # (the producer reports the call to its handlers)
         events.append(("calls", call_event(job.task_id, task, arguments, result)))

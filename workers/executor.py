@@ -10,7 +10,6 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
-import hashlib
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from arqgraph import protocol
 from arqgraph.config import current_config, current_pushes, current_runtime
 from arqgraph.constants import CONFIG_KEY_STEP_TIMEOUT
-from arqgraph.core.calls import cache_namespace, is_async, is_runnable
+from arqgraph.core.calls import cache_digest, cache_namespace, is_async, is_runnable
 from arqgraph.core.pregel import END, START, Checkpoint, Repeated, Task, TaskOutcome, apply_writes
 from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.errors import (
@@ -200,9 +199,7 @@ def split_result(
 def cache_key(node: NodeSpec, arg: Any) -> tuple[tuple[str, ...], str]:
     """A node's cache entry for this input: its namespace, and a digest of its policy's key."""
     assert node.cache_policy is not None
-    raw = node.cache_policy.key_func(arg)
-    digest = hashlib.sha256(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()
-    return cache_namespace(node.name, node.fn), digest
+    return cache_namespace(node.name, node.fn), cache_digest(node.cache_policy.key_func(arg))
 
 
 def with_pushed(result: Any, pushes: list[tuple[str, Any]]) -> Any:

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -122,7 +122,7 @@ class NodeRunner:
         self.node_timeout = node_timeout
         self.crash_limit = crash_limit
         self.max_update_bytes = max_update_bytes
-        self.running: dict[str, asyncio.Task[TaskResult]] = {}  # arq job id -> node execution
+        self.running: dict[str, asyncio.Future[Any]] = {}  # arq job id -> node or call
         self.cancelled: dict[str, None] = {}  # runs lately cancelled, oldest first
         self.slots: dict[str, str] = {}  # arq job id -> the concurrency slots key it holds one of
         self.lease = lease
@@ -221,8 +221,9 @@ class NodeRunner:
         if record.checkpoint_id != job.checkpoint_id:
             return "skipped: stale step"
         if is_call(job.task_id):  # a @task call of a Functional API entrypoint
-            return await run_call(self.store, job, record, self.threads, self.node_timeout,
-                                  self._store(graph))
+            return await self._cancellable(str(ctx.get("job_id", job.task_id)), run_call(
+                self.store, job, record, self.threads, self.node_timeout, self._store(graph),
+                self._cache(graph)))
         task = checkpoint.task(job.task_id)
         if task is None:
             return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"),
@@ -243,6 +244,21 @@ class NodeRunner:
                 if (slots := self.slots.pop(held, None)) is not None:
                     with contextlib.suppress(Exception):  # else the slot's lease runs out
                         await self.store.limits.release(slots, held)
+
+    async def _cancellable(self, key: str, call: Coroutine[Any, Any, str]) -> str:
+        """Run a task call where `cancel_runs` finds it (by its job's id or its run's)."""
+        execution = asyncio.ensure_future(call)
+        self.running[key] = execution
+        try:
+            return await execution
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is not None and me.cancelling():  # the worker is stopping
+                execution.cancel()
+                raise
+            return "cancelled"
+        finally:
+            self.running.pop(key, None)
 
     async def _wait_for_limits(self, job: protocol.TaskJob, spec: NodeSpec, key: str) -> None:
         """Send the job back to the queue (arq's Retry: no worker slot held while it waits) until
@@ -399,7 +415,7 @@ class NodeRunner:
                 attempt=claim.failures + 1, default_timeout=self.node_timeout,
                 resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
                 stop=record.first_step + recursion_limit(record),
-                cache=None if graph.cache is None else self.shared_cache or graph.cache,
+                cache=self._cache(graph),
                 started=stream.started,
             )
         except BaseException:
@@ -415,6 +431,11 @@ class NodeRunner:
                            error=None if outcome.succeeded else _error_of(outcome),
                            traced_writes=result.traced)
         return result
+
+    def _cache(self, graph: CompiledStateGraph) -> Any:
+        """The graph's node cache: on a cluster the one in Redis, embedded the graph's own;
+        None when the graph was compiled without one."""
+        return None if graph.cache is None else self.shared_cache or graph.cache
 
     def _store(self, graph: CompiledStateGraph) -> Any:
         """The graph's long-term memory store: on a cluster the one in Redis every worker
@@ -589,15 +610,17 @@ class NodeRunner:
             )
         return f"refused: {exc}"
 
-    def cancel_runs(self, run_ids: set[str]) -> None:
-        """Cancel the running nodes of these runs (called on the worker's loop), and keep
-        their jobs taken but not started yet from starting."""
+    def cancel_runs(self, ids: set[str]) -> None:
+        """Cancel the running nodes and calls of these runs (called on the worker's loop), and
+        keep their jobs taken but not started yet from starting. An id may also be a job's:
+        a task call cancelled alone (its job is skipped by `run_call` if it has not started)."""
+        run_ids = {i for i in ids if protocol.task_of_job(i) is None}
         for run_id in run_ids:
             self.cancelled[run_id] = None
         while len(self.cancelled) > CANCELS_KEPT:
             del self.cancelled[next(iter(self.cancelled))]
         for job, execution in list(self.running.items()):
-            if protocol.run_of_job(job) in run_ids:
+            if job in ids or protocol.run_of_job(job) in run_ids:
                 execution.cancel()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import hashlib
 import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
@@ -19,7 +20,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Protocol
 
-from arqgraph.types import RetryPolicy, TimeoutPolicy
+from arqgraph.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
 CACHE_NS_WRITES = "__pregel_ns_writes"
 
@@ -32,9 +33,15 @@ def qualname(obj: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
-def cache_namespace(node: str, fn: Callable[..., Any]) -> tuple[str, ...]:
-    """Where a node's cached results live: LangGraph's namespace of a node's writes."""
-    return (CACHE_NS_WRITES, qualname(fn), node)
+def cache_namespace(node: str | None, fn: Callable[..., Any]) -> tuple[str, ...]:
+    """Where a node's cached results live: LangGraph's namespace of a node's writes (of a
+    task's calls without `node`)."""
+    return (CACHE_NS_WRITES, qualname(fn)) if node is None else (CACHE_NS_WRITES, qualname(fn), node)
+
+
+def cache_digest(raw: str | bytes) -> str:
+    """The key of a cache entry, from what a cache policy's `key_func` made of the input."""
+    return hashlib.sha256(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()
 
 
 def is_runnable(fn: Any) -> bool:
@@ -119,14 +126,35 @@ class TaskFuture:
         assert self._future is not None
         return self._future.result(timeout)
 
+    def cancel(self) -> bool:
+        """Cancel the call, as LangGraph's futures do: a call not done yet is stopped wherever
+        it runs (a node cancelled sees CancelledError), its result is not saved, and awaiting
+        it raises CancelledError. An entrypoint run again calls it afresh."""
+        if self._coroutine is not None:
+            if inspect.getcoroutinestate(self._coroutine) != inspect.CORO_CREATED:
+                return False  # (an inline call once started runs to its end)
+            self._coroutine.close()
+            self._coroutine = _cancelled()
+            return True
+        assert self._future is not None
+        return self._future.cancel()
+
+    def cancelled(self) -> bool:
+        return self._future is not None and self._future.cancelled()
+
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
 
 class TaskFunction:
     """A function decorated with `@task`."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None,
                  retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
-                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
+                 timeout: float | timedelta | TimeoutPolicy | None = None,
+                 cache_policy: CachePolicy[Any] | None = None) -> None:
         self.fn = fn
+        self.cache_policy = cache_policy
         target: Any = fn.func if isinstance(fn, functools.partial) else fn  # (named by its own)
         self.name: str = name or str(getattr(target, "__name__", type(target).__name__))
         self.retry_policy = retry_policy
@@ -138,6 +166,23 @@ class TaskFunction:
         self.key = f"{where.__module__}:{where.__qualname__}" + (f"#{name}" if name else "")
         TASKS[self.key] = self
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def cache_key(self, args: Sequence[Any], kwargs: dict[str, Any]
+                  ) -> tuple[tuple[str, ...], str] | None:
+        """Where a call's result is cached, as LangGraph keys it; None without a policy."""
+        if self.cache_policy is None:
+            return None
+        return cache_namespace(None, self.fn), cache_digest(
+            self.cache_policy.key_func(*args, **kwargs))
+
+    def clear_cache(self, cache: Any) -> None:
+        """Forget this task's cached results in `cache` (the one its entrypoint was given)."""
+        if self.cache_policy is not None:
+            cache.clear([cache_namespace(None, self.fn)])
+
+    async def aclear_cache(self, cache: Any) -> None:
+        if self.cache_policy is not None:
+            await cache.aclear([cache_namespace(None, self.fn)])
 
     def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
         scheduler = current_scheduler.get()
@@ -158,6 +203,10 @@ class TaskFunction:
         return TaskFuture(done)
 
 
+async def _cancelled() -> Any:
+    raise asyncio.CancelledError
+
+
 async def _noted(coroutine: Any, name: str, inline: list[tuple[str, Any]]) -> Any:
     value = await coroutine
     inline.append((name, value))
@@ -167,10 +216,13 @@ async def _noted(coroutine: Any, name: str, inline: list[tuple[str, Any]]) -> An
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
-    timeout: float | timedelta | TimeoutPolicy | None = None, **_: Any,
+    timeout: float | timedelta | TimeoutPolicy | None = None,
+    cache_policy: CachePolicy[Any] | None = None, **_: Any,
 ) -> Any:
-    """`@task` or `@task(name=..., retry_policy=..., timeout=...)`: each call becomes a job,
-    cancelled with a NodeTimeoutError when it overruns `timeout` (an async task only)."""
+    """`@task` or `@task(name=..., retry_policy=..., timeout=..., cache_policy=...)`: each
+    call becomes a job, cancelled with a NodeTimeoutError when it overruns `timeout` (an async
+    task only); with a `cache_policy`, a call finds the result of an earlier one with the same
+    key in its entrypoint's cache instead of running."""
     if fn is not None:
-        return TaskFunction(fn, name, retry_policy, timeout)
-    return lambda f: TaskFunction(f, name, retry_policy, timeout)
+        return TaskFunction(fn, name, retry_policy, timeout, cache_policy)
+    return lambda f: TaskFunction(f, name, retry_policy, timeout, cache_policy)

@@ -32,6 +32,22 @@ class TaskCalls:
         raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fn:{call_id}")
         return dict(codec.unpackb(raw)) if raw else None
 
+    async def look(self, tag: str, checkpoint_id: str, call_id: str, made_as: str
+                   ) -> tuple[dict[str, Any] | None, int]:
+        """The saved result of a call's job (as `result`) and how many times the call it was
+        made as was cancelled: made again after n cancels, it runs as `<made_as>^n`."""
+        raw, cancels = await self.redis.hmget(  # type: ignore[misc]
+            protocol.writes_key(tag, checkpoint_id), [f"fn:{call_id}", f"fncancel:{made_as}"])
+        return (dict(codec.unpackb(raw)) if raw else None), int(cancels or 0)
+
+    async def cancel(self, run_id: str, checkpoint_id: str, call_id: str, job_task: str) -> None:
+        """Cancel a call (`job_task`: the task id of its job): its job does not start if it
+        has not, and the worker running it hears it on the cancel channel."""
+        tag = protocol.tag_of(run_id)
+        await self.redis.hincrby(protocol.writes_key(tag, checkpoint_id), f"fncancel:{call_id}")
+        await self.redis.publish(protocol.CANCEL_CHANNEL,
+                                 protocol.job_id(run_id, checkpoint_id, job_task))
+
     async def arguments(self, tag: str, checkpoint_id: str, call_id: str) -> Any:
         raw = await self.redis.hget(protocol.writes_key(tag, checkpoint_id), f"fnargs:{call_id}")
         return codec.unpackb(raw) if raw else None

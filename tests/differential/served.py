@@ -5,6 +5,8 @@ from tests.differential.api import Api
 from tests.differential.cases import CASES
 from tests.graphs.durability_graphs import build_nested_durability
 from tests.graphs.functional_graphs import (
+    build_cached_calls,
+    build_cancelled_call,
     build_nested_tasks,
     build_streaming_calls,
     build_traced_calls,
@@ -17,5 +19,6 @@ GRAPHS += [build_traced(Api("arqgraph"), **flags) for flags in FLAGS]
 GRAPHS += [build_lifecycle(Api("arqgraph")), build_policed(Api("arqgraph"))]
 GRAPHS += [build("arqgraph") for build, _ in TIMEOUT_BUILDS.values()]
 GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
-           build_streaming_calls("arqgraph")]
+           build_streaming_calls("arqgraph"), build_cancelled_call("arqgraph"),
+           build_cached_calls("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

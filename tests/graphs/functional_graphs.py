@@ -5,7 +5,11 @@ graph after its own interrupt was answered."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import os
+import uuid
+from pathlib import Path
 from typing import Any
 
 
@@ -99,3 +103,61 @@ def build_streaming_calls(prefix: str) -> Any:
         return [await chat(text), await achat(text + " again")]
 
     return streaming_calls
+
+
+def _marked(folder: str, what: str) -> int:
+    """How many times `what` was marked in `folder` (a file each: any process may mark)."""
+    return sum(1 for name in os.listdir(folder) if name.startswith(what))
+
+
+def build_cancelled_call(prefix: str) -> Any:
+    """An entrypoint that cancels one of its two task calls once it has started, gathers the
+    other, then asks a question. The calls mark their starts and cancels as files in the
+    folder the input names, so that a call on another process is counted too."""
+    func, types = _lib(prefix, "func"), _lib(prefix, "types")
+
+    @func.task
+    async def slow_unless_first(value: int, marks: str) -> str:
+        if value:
+            Path(marks, f"started-{uuid.uuid4()}").touch()
+            try:
+                await asyncio.sleep(120)  # (until cancelled: the test fails by its timeout)
+            except asyncio.CancelledError:
+                Path(marks, f"cancelled-{uuid.uuid4()}").touch()
+                raise
+        return str(value) * 2
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    async def cancels_a_call(given: dict[str, Any]) -> list[str]:
+        marks = given["marks"]
+        started = _marked(marks, "started")
+        futures = [slow_unless_first(v, marks) for v in given["values"]]
+        while _marked(marks, "started") == started:  # (the last call has started)
+            await asyncio.sleep(0.01)
+        futures.pop().cancel()
+        mapped = await asyncio.gather(*futures)
+        answer = types.interrupt("question")
+        return [m + answer for m in mapped]
+
+    return cancels_a_call
+
+
+def build_cached_calls(prefix: str) -> Any:
+    """An entrypoint calling a task with a cache policy, with a question after each call;
+    each run of the task marks a file in the folder the input names."""
+    func, types = _lib(prefix, "func"), _lib(prefix, "types")
+
+    @func.task(cache_policy=types.CachePolicy())
+    def double(value: int, marks: str) -> int:
+        Path(marks, f"ran-{uuid.uuid4()}").touch()
+        return 2 * value
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver(),
+                     cache=_lib(prefix, "cache.memory").InMemoryCache())
+    def doubles_cached(given: dict[str, Any]) -> list[Any]:
+        values: list[Any] = []
+        for value in [1, 1, 2]:
+            values += [double(value, given["marks"]).result(), types.interrupt("next?")]
+        return values
+
+    return doubles_cached
