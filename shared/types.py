@@ -98,6 +98,11 @@ class Command(Generic[N], ToolOutputMixin):
 
     PARENT: ClassVar[str] = "__parent__"
 
+    def __repr__(self) -> str:
+        """Only the fields given, as LangGraph shows a Command."""
+        shown = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self).items() if v)
+        return f"Command({shown})"
+
     def update_items(self) -> list[tuple[str, Any]]:
         """The update as (key, value) pairs, whatever shape the node gave it."""
         if self.update is None:

@@ -185,6 +185,16 @@ def test_a_task_with_a_cache_policy_on_a_cluster(cluster: str, tmp_path: Path) -
     assert cached_calls_run("arqgraph", tmp_path / "arq", cluster=cluster) == expected
 
 
+def test_an_unanswered_call_runs_again_on_a_cluster(cluster: str, tmp_path: Path) -> None:
+    """A call whose question a resume left unanswered runs again, as LangGraph's task."""
+    from tests.test_func import two_asking_calls_run
+
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = two_asking_calls_run(REFERENCE, tmp_path / "lg")
+    assert two_asking_calls_run("arqgraph", tmp_path / "arq", cluster=cluster) == expected
+
+
 def test_task_calls_stream_from_a_cluster(cluster: str) -> None:
     """What task calls stream reaches the producer from the workers that run them."""
     from tests.test_func import langgraphs_task_calls_stream, streamed_calls

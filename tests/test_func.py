@@ -308,3 +308,39 @@ def test_a_task_with_a_cache_policy_runs_once_per_key(tmp_path: Path) -> None:
     expected = cached_calls_run("langgraph", tmp_path / "lg")
     assert expected[-1] == 2  # (1, then 2: the second 1 is cached)
     assert cached_calls_run("arqgraph", tmp_path / "arq") == expected
+
+
+def two_asking_calls_run(prefix: str, marks: Path, cluster: str | None = None,
+                         thread: str = "two-asking") -> list[Any]:
+    """Two calls asking questions, answered one at a time by interrupt id: the questions
+    left after each answer, the output, and how many times each call ran."""
+    from tests.graphs.functional_graphs import build_two_asking_calls
+
+    graph = build_two_asking_calls(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": thread}}
+
+    async def run() -> list[Any]:
+        shown = []
+        await graph.ainvoke({"marks": str(marks)}, config)
+        for answer in ["x", "y"]:
+            asked = (await graph.aget_state(config)).interrupts  # (the one `result()` raised)
+            shown.append([i.value for i in asked])
+            output = await graph.ainvoke(command(resume={asked[0].id: answer}), config)
+        ran = sorted(name.split("-")[0] for name in os.listdir(marks))
+        return [*shown, output, ran]
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_call_whose_question_is_not_answered_yet_runs_again_on_resume(
+        tmp_path: Path) -> None:
+    """As LangGraph re-runs a task without a result each time its entrypoint runs: a call
+    whose interrupt the resume did not answer runs again and asks again; a finished one,
+    even one that returned None, does not."""
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = two_asking_calls_run("langgraph", tmp_path / "lg")
+    assert expected == [["A"], ["B"], [None, "y"], ["a", "a", "b", "b", "b"]]
+    assert two_asking_calls_run("arqgraph", tmp_path / "arq") == expected

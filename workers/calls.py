@@ -65,7 +65,7 @@ class CallScheduler:
 
     def __init__(self, store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str,
                  jobs: JobQueue, idle: Idle, node: str = "", attempt: int = 1,
-                 ends: EndWatch | None = None) -> None:
+                 ends: EndWatch | None = None, execution: int = 0) -> None:
         self.store = store
         self.record = record
         self.checkpoint_id = checkpoint_id
@@ -75,6 +75,7 @@ class CallScheduler:
         self.node = node
         self.attempt = attempt
         self.ends = ends  # how the worker hears of the ends of the child runs it waits for
+        self.execution = execution  # which start of the entrypoint's task this is (its claim's)
         self.loop = asyncio.get_running_loop()
         self.calls = 0
         self.subgraphs = 0
@@ -142,21 +143,24 @@ class CallScheduler:
         """Run the call (or find its result), again with the next of the entrypoint's resume
         values each time it stopped at an interrupt: round r of a call runs as `<call>~r`
         with the r answers it was given. A call stopped at an interrupt nobody answered yet
-        stops the entrypoint with it."""
+        runs again, as LangGraph re-runs a task without a result, once per start of the
+        entrypoint (`<call>~r#<start>`), and stops the entrypoint with its interrupt."""
         tag = self.record.tag
         saved, cancels = await self.store.calls.look(tag, self.checkpoint_id, call_id, call_id)
         base = f"{call_id}^{cancels}" if cancels else call_id  # (a call cancelled before)
         call = base
         answers: list[Any] = []
+        ran = False  # (the round ran in this start of the entrypoint)
         while True:
             if call != call_id:
                 saved = await self.store.calls.result(tag, self.checkpoint_id, call)
             if saved is None:
-                await self.store.calls.start(
-                    self.record, self.checkpoint_id, call, {**arguments, "resume": answers},
-                    self.record.fingerprint, self.jobs)
-                await self._release()  # (given back until it ends: see `close_scheduler`)
+                ran = True
                 try:
+                    await self.store.calls.start(
+                        self.record, self.checkpoint_id, call, {**arguments, "resume": answers},
+                        self.record.fingerprint, self.jobs)
+                    await self._release()  # (given back until it ends: see `close_scheduler`)
                     saved = await self.store.calls.wait(tag, self.checkpoint_id, call)
                 except asyncio.CancelledError:  # TaskFuture.cancel: stop its job too
                     self._stop_call(call_id, call)
@@ -164,10 +168,13 @@ class CallScheduler:
             if "interrupt" not in saved:
                 break
             answer = scratch.take() if scratch is not None else NO_ANSWER
-            if answer is NO_ANSWER:
+            if answer is NO_ANSWER and ran:
                 raise GraphInterrupt(tuple(interrupt_of(e) for e in saved["interrupt"]))
-            answers.append(answer)
-            call = f"{base}~{len(answers)}"
+            if answer is NO_ANSWER:  # (asked in an earlier start: it runs again)
+                call = f"{base}~{len(answers)}#{self.execution}"
+            else:
+                answers.append(answer)
+                call = f"{base}~{len(answers)}"
             saved = None
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()

@@ -287,6 +287,7 @@ async def execute_task(
     node = graph.nodes.get(task.node)
     current_interrupts.set(InterruptScratch(resume, interrupt_ids or task.id))
     key: tuple[tuple[str, ...], str] | None = None
+    result: Any = None
     try:
         if task.node == START or task.update:
             writes, targets = split_result(task.node, task.arg)  # (given as writes)
@@ -331,6 +332,9 @@ async def execute_task(
             for i, branch in enumerate(graph.branches[task.node]):
                 reads = graph.branch_schemas[(task.node, i)]
                 state = reads.node_input(seen, checkpoint.step, stop)
+                if branch.input_schema is None and isinstance(state, dict) and isinstance(
+                        result, dict):  # (keys of no channel pass to the edge, as LangGraph)
+                    state = {**result, **state}
                 picked = await call_user(branch.path, state, runtime, config, threads,
                                          step=branch_step(node and node.fn, i))
                 targets += branch.resolve(picked)

@@ -406,7 +406,8 @@ class NodeRunner:
             execution_info=info, server_info=server_info(configurable), control=stream.control)
         assert record.checkpoint is not None
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
-                                  self.idle, task.node, claim.failures + 1, self.ends)
+                                  self.idle, task.node, claim.failures + 1, self.ends,
+                                  claim.attempt)
         scheduler.sent = stream.emit.sent
         current_scheduler.set(scheduler)
         try:

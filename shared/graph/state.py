@@ -182,6 +182,10 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             action, node = node, _node_name(node)
         if is_compiled_graph(action):
             action = SubgraphNode(action)
+        if isinstance(action, dict):  # a map of runnables run in parallel, as LangChain's
+            from langchain_core.runnables import RunnableParallel
+
+            action = RunnableParallel(action)
         if action is None:
             raise ValueError(f"Node `{node}` needs a function to run")
         if node in self.nodes:

@@ -7,7 +7,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda, RunnablePick
 
 from tests.differential.api import Api
 from tests.differential.cases import LogState, Run, _compile, case
@@ -61,3 +61,27 @@ def build_runnable_chat_chain(api: Api) -> Any:
     g.add_node("chat", prompt | EchoModel() | RunnableLambda(wrap))
     g.add_edge(api.START, "chat")
     return _compile(g, "runnable_chat_chain")
+
+
+def louder(state: LogState) -> dict[str, Any]:
+    return {"log": ["louder"], "volume": len(state["text"])}  # ("volume": no channel)
+
+
+def by_volume(state: dict[str, Any]) -> str:
+    """A path typed with a plain dict reads the node's keys that are no channel too."""
+    return "tagged" if state["volume"] > 2 else "__end__"
+
+
+@case([{"text": "hi", "log": []}, {"text": "hey", "log": []}])
+def build_parallel_map_node_and_passed_keys(api: Api) -> Any:
+    """A dict of runnables as a node (LangChain's RunnableParallel), and a conditional edge
+    reading a key its node returned that is no channel of the state."""
+    g = api.StateGraph(LogState)
+    g.add_node("both", {"text": RunnablePick("text") | RunnableLambda(str.title),
+                        "log": RunnableLambda(lambda state: ["both"])})
+    g.add_node("louder", louder)
+    g.add_node("tagged", RunnableLambda(tagged, afunc=atagged))
+    g.add_edge(api.START, "both")
+    g.add_edge("both", "louder")
+    g.add_conditional_edges("louder", by_volume)
+    return _compile(g, "parallel_map_node_and_passed_keys")

@@ -10,6 +10,7 @@ from tests.graphs.functional_graphs import (
     build_nested_tasks,
     build_streaming_calls,
     build_traced_calls,
+    build_two_asking_calls,
 )
 from tests.graphs.timeout_graphs import BUILDS as TIMEOUT_BUILDS
 from tests.graphs.traced_graphs import FLAGS, build_lifecycle, build_policed, build_traced
@@ -20,5 +21,5 @@ GRAPHS += [build_lifecycle(Api("arqgraph")), build_policed(Api("arqgraph"))]
 GRAPHS += [build("arqgraph") for build, _ in TIMEOUT_BUILDS.values()]
 GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_streaming_calls("arqgraph"), build_cancelled_call("arqgraph"),
-           build_cached_calls("arqgraph")]
+           build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

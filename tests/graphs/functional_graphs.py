@@ -161,3 +161,27 @@ def build_cached_calls(prefix: str) -> Any:
         return values
 
     return doubles_cached
+
+
+def build_two_asking_calls(prefix: str) -> Any:
+    """Two task calls that each ask a question (the first returns None once answered); each
+    run of a call marks a file named after it in the folder the input names. The entrypoint
+    stops at the first question, the one `result()` raises."""
+    func, types = _lib(prefix, "func"), _lib(prefix, "types")
+
+    @func.task
+    def ask_a(marks: str) -> None:
+        Path(marks, f"a-{uuid.uuid4()}").touch()
+        types.interrupt("A")
+
+    @func.task
+    def ask_b(marks: str) -> Any:
+        Path(marks, f"b-{uuid.uuid4()}").touch()
+        return types.interrupt("B")
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    def two_asking_calls(given: dict[str, Any]) -> list[Any]:
+        a, b = ask_a(given["marks"]), ask_b(given["marks"])
+        return [a.result(), b.result()]
+
+    return two_asking_calls
