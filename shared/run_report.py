@@ -72,7 +72,7 @@ class GraphRun:
         from arqgraph.callbacks import get_async_graph_callback_manager_for_config
 
         graph = get_async_graph_callback_manager_for_config(config, run_id=run.run_id)
-        streaming = any(hasattr(h, "tap_output_aiter") for h in run.inheritable_handlers)
+        streaming = any(_streams(h) for h in run.inheritable_handlers)
         wire[CONF] = {**(wire.get(CONF) or {}),
                       CONFIG_KEY_CALLBACKS: {"parent": str(run.run_id), "stream": streaming}}
         return wire, cls(run, graph)
@@ -128,7 +128,7 @@ class GraphRun:
             self.node_runs[str(task)] = kwargs["run_id"]
         if method == STREAM:
             for handler in handlers:
-                if hasattr(handler, "tap_output_aiter"):
+                if _streams(handler):
                     async for _ in handler.tap_output_aiter(kwargs["run_id"],
                                                             _once(kwargs["chunk"])):
                         pass
@@ -176,12 +176,17 @@ async def _once(value: Any) -> AsyncIterator[Any]:
     yield value
 
 
+def _streams(handler: Any) -> bool:
+    """Whether a handler taps a run's streamed output: as LangGraph tells it, by inheriting
+    LangChain's streaming handler class, not by merely having the tap methods."""
+    return any(c.__name__ == "_StreamingCallbackHandler" for c in type(handler).__mro__)
+
+
 def _tracers(handlers: list[Any]) -> list[Any]:
     """The handlers that are tracers (not streaming ones, which feed the caller's stream)."""
     from langchain_core.tracers.base import BaseTracer
 
-    return [h for h in handlers if isinstance(h, BaseTracer) and not any(
-        c.__name__ == "_StreamingCallbackHandler" for c in type(h).__mro__)]
+    return [h for h in handlers if isinstance(h, BaseTracer) and not _streams(h)]
 
 
 async def subgraph_run(config: dict[str, Any], input: Any, name: str) -> tuple[

@@ -8,12 +8,14 @@ test_callbacks_on_a_cluster there)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 pytest.importorskip("langchain_core", reason="callbacks are LangChain's")
 
+from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 from langchain_core.tracers.base import BaseTracer  # noqa: E402
 from langchain_core.tracers.schemas import Run  # noqa: E402
 
@@ -72,3 +74,48 @@ def test_a_config_without_callbacks_crosses_unchanged() -> None:
     assert sent is config and run is None
     sent, run = asyncio.run(GraphRun.start({**config, "callbacks": []}, {}, "g"))
     assert sent == config and run is None
+
+
+class Tapping(BaseCallbackHandler):
+    """A handler with LangChain's tap methods that does not inherit its streaming handler:
+    LangGraph does not stream a node's output through it, so it hears each node's input and
+    output once."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, Any]] = []
+        self.nodes: set[Any] = set()
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        if kwargs.get("name") == "first":
+            self.nodes.add(run_id)
+            self.heard.append(("start", inputs))
+
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        if run_id in self.nodes:
+            self.heard.append(("end", outputs))
+
+    async def tap_output_aiter(self, run_id: Any, output: AsyncIterator[Any]
+                               ) -> AsyncIterator[Any]:
+        async for chunk in output:
+            if run_id in self.nodes:
+                self.heard.append(("tapped", chunk))
+            yield chunk
+
+    def tap_output_iter(self, run_id: Any, output: Iterator[Any]) -> Iterator[Any]:
+        for chunk in output:
+            if run_id in self.nodes:
+                self.heard.append(("tapped", chunk))
+            yield chunk
+
+
+def tapped(api: Api) -> list[tuple[str, Any]]:
+    handler = Tapping()
+    graph = build_traced(api, **FLAGS[0])
+    asyncio.run(graph.ainvoke({"text": "hi", "log": []}, {"callbacks": [handler]}))
+    return handler.heard
+
+
+def test_a_handler_with_tap_methods_is_not_fed_node_output_as_a_stream() -> None:
+    expected = tapped(Api(REFERENCE))
+    assert expected and all(kind != "tapped" for kind, _ in expected)
+    assert tapped(Api("arqgraph")) == expected

@@ -74,3 +74,49 @@ def test_a_send_timeout_crosses_the_wire() -> None:
     assert Send("n", 1, timeout=2) == Send("n", 1, timeout=TimeoutPolicy(run_timeout=2.0))
     with pytest.raises(ValueError, match="greater than 0"):
         Send("n", 1, timeout=-1)
+
+
+def idle_model_tokens(prefix: str) -> list[str]:
+    """The tokens streamed by a model inside a node with an idle timeout of 1 s, the model
+    making a token every 0.3 s for 1.5 s."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessageChunk, HumanMessage
+    from langchain_core.outputs import ChatGenerationChunk
+
+    graph_api = importlib.import_module(f"{prefix}.graph")
+    types = importlib.import_module(f"{prefix}.types")
+
+    class SlowModel(GenericFakeChatModel):
+        async def _astream(self, messages: Any, stop: Any = None, run_manager: Any = None,
+                           **kwargs: Any) -> Any:
+            for i in range(5):
+                await asyncio.sleep(0.3)
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=str(i)))
+                if run_manager:
+                    await run_manager.on_llm_new_token(str(i), chunk=chunk)
+                yield chunk
+
+    model = SlowModel(messages=iter([]))
+
+    async def call_model(state: Any) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder = graph_api.StateGraph(graph_api.MessagesState)
+    builder.add_node("call_model", call_model, timeout=types.TimeoutPolicy(idle_timeout=1.0))
+    builder.add_edge(graph_api.START, "call_model")
+    graph = builder.compile()
+
+    async def tokens() -> list[str]:
+        return [chunk.content async for chunk, _ in graph.astream(
+            {"messages": [HumanMessage(content="hi")]}, stream_mode="messages")]
+
+    return asyncio.run(tokens())
+
+
+def test_a_models_tokens_refresh_an_idle_timeout() -> None:
+    """Under `refresh_on="auto"`, a chat model's callbacks inside the node count as progress,
+    as in LangGraph: the model outlives the node's idle timeout."""
+    pytest.importorskip("langchain_core", reason="the model is LangChain's")
+    expected = idle_model_tokens(REFERENCE)
+    assert expected[:5] == ["0", "1", "2", "3", "4"]
+    assert idle_model_tokens("arqgraph") == expected

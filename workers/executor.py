@@ -47,7 +47,7 @@ from arqgraph.types import (
 )
 from arqgraph.workers.runnables import branch_step, run_runnable
 from arqgraph.workers.subgraphs import parent_command
-from arqgraph.workers.timeouts import timed
+from arqgraph.workers.timeouts import timed, with_progress_callbacks
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -137,11 +137,14 @@ async def run_node(
     As in LangGraph, a node's own timeout needs an async node (`compile` checks); the worker's
     default timeout also bounds sync nodes, whose thread is then abandoned.
     """
+    policy = policy or node.timeout
+    if policy is not None and policy.idle_timeout is not None and policy.refresh_on == "auto":
+        config = with_progress_callbacks(config)
     call = call_user(node.fn, arg, runtime, config, threads)
     step = (config.get("configurable") or {}).get(CONFIG_KEY_STEP_TIMEOUT)
     try:
         async with asyncio.timeout(step):
-            return await timed(call, node.name, policy or node.timeout, default_timeout)
+            return await timed(call, node.name, policy, default_timeout)
     except TimeoutError as exc:
         if isinstance(exc, NodeTimeoutError):
             raise

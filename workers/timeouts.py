@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import sys
 import time
 from collections.abc import Awaitable
 from typing import Any, Literal, cast
@@ -43,6 +45,39 @@ def heartbeat() -> None:
     progress = current_progress.get()
     if progress is not None:
         progress.beat()
+
+
+def with_progress_callbacks(config: dict[str, Any]) -> dict[str, Any]:
+    """The node's config with a LangChain handler that counts any callback event under it
+    (a model's token, a tool's start) as progress, as LangGraph's idle timeout does under
+    `refresh_on="auto"`. Unchanged when LangChain is not loaded: nothing makes such events."""
+    handler = _progress_handler()
+    if handler is None:
+        return config
+    callbacks = config.get("callbacks")
+    if callbacks is None or isinstance(callbacks, list):
+        return {**config, "callbacks": [*(callbacks or []), handler]}
+    manager = callbacks.copy()  # (a callback manager: the node's run)
+    manager.add_handler(handler, inherit=True)
+    return {**config, "callbacks": manager}
+
+
+@functools.cache
+def _progress_handler() -> Any:
+    base = sys.modules.get("langchain_core.callbacks.base")
+    if base is None:
+        return None
+
+    def touch(self: Any, *args: Any, **kwargs: Any) -> None:
+        progress_written()
+
+    events = ("llm_start", "chat_model_start", "llm_new_token", "llm_end", "llm_error",
+              "chain_start", "chain_end", "chain_error", "tool_start", "tool_end", "tool_error",
+              "retriever_start", "retriever_end", "retriever_error", "agent_action",
+              "agent_finish", "text", "retry", "custom_event")
+    methods: dict[str, Any] = {f"on_{event}": touch for event in events}
+    handler = type("ProgressHandler", (base.BaseCallbackHandler,), {"run_inline": True, **methods})
+    return handler()
 
 
 def progress_written() -> None:

@@ -18,6 +18,7 @@ import typing_extensions
 
 from arqgraph.errors import InvalidInputError
 from arqgraph.managed import ManagedValue
+from arqgraph.types import object_fields
 
 SchemaKind = Literal["typeddict", "pydantic", "dataclass", "root"]
 ROOT = "__root__"
@@ -159,19 +160,14 @@ class StateSchema:
         """The writes a graph input makes: validated for pydantic schemas, keys filtered."""
         if data is None:
             return {}
+        if (fields := object_fields(data)) is not None:  # (read as LangGraph reads one)
+            return {k: v for k, v in fields.items() if k in self.channels}
         if self.kind == "pydantic":
-            if isinstance(data, self.cls):
-                fields_set: set[str] = data.model_fields_set  # type: ignore[attr-defined]
-                return {k: getattr(data, k) for k in fields_set if k in self.channels}
             try:
                 self.validate_input(data)
             except pydantic.ValidationError as exc:
                 raise InvalidInputError(_describe_validation_error(self.cls, exc)) from None
             # Like LangGraph: validate the input, then write it as given.
-        if dataclasses.is_dataclass(data) and not isinstance(data, type):
-            return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
-        if isinstance(data, pydantic.BaseModel):
-            data = {k: getattr(data, k) for k in data.model_fields_set}
         if not isinstance(data, Mapping):
             raise InvalidInputError(
                 f"input for {self.cls.__name__} must be a dict, got {type(data).__name__}"
@@ -181,20 +177,22 @@ class StateSchema:
     def validate_input(self, data: Any) -> None:
         """Validate a pydantic state's input as its first node reads it, each key through its
         reducer first: `("user", "hi")` given for `add_messages` is a message by then, as in
-        LangGraph (where the node's read validates)."""
+        LangGraph (where the node's read validates). A reducer's key not given reads as its
+        start value (`[]` for a list), as LangGraph's aggregate channels do."""
         if not isinstance(data, Mapping):
             self.cls.model_validate(data)  # type: ignore[attr-defined]
             return
         reduced = dict(data)
-        for key, value in data.items():
-            channel = self.channels.get(key)
-            if channel is None or channel.reducer is None:
+        for key, channel in self.channels.items():
+            if channel.reducer is None or (start := channel.start_value()) is _MISSING:
                 continue
-            if (start := channel.start_value()) is not _MISSING:
-                try:
-                    reduced[key] = channel.reducer(start, value)
-                except Exception:  # noqa: BLE001 - the run raises it where the reducer runs
-                    pass
+            if key not in data:
+                reduced[key] = start
+                continue
+            try:
+                reduced[key] = channel.reducer(start, data[key])
+            except Exception:  # noqa: BLE001 - the run raises it where the reducer runs
+                pass
         self.cls.model_validate(reduced)  # type: ignore[attr-defined]
 
     def node_input(self, values: Mapping[str, Any], step: int = 0, stop: int = 0) -> Any:

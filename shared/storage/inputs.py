@@ -4,17 +4,14 @@ subgraph's child run. A Command given as input splits into its resume value and 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
-
-import pydantic
 
 from arqgraph.core import codec
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import InvalidInputError
 from arqgraph.storage.runs import NO_RESUME
-from arqgraph.types import Command
+from arqgraph.types import Command, object_fields
 
 
 def run_input(
@@ -63,11 +60,8 @@ def _fields_of_local(input: Any) -> Any:
     dataclass's fields, a pydantic model's fields set)."""
     if "<locals>" not in type(input).__qualname__:
         return input
-    if dataclasses.is_dataclass(input) and not isinstance(input, type):
-        return {f.name: getattr(input, f.name) for f in dataclasses.fields(input)}
-    if isinstance(input, pydantic.BaseModel):
-        return {k: getattr(input, k) for k in input.model_fields_set}
-    return input
+    fields = object_fields(input)
+    return input if fields is None else fields
 
 
 def _command_input(command: Command[Any], root: bool) -> dict[str, Any] | None:

@@ -1470,6 +1470,24 @@ def build_pydantic_state(api: Api) -> Any:
     return _compile(g, "pydantic_state")
 
 
+class ReducedModel(pydantic.BaseModel):
+    info: Annotated[list[str], operator.add]  # (required, but a reducer's: [] when not given)
+    note: str = "default note"
+
+
+@case([{"other": 1}, ReducedModel(info=["a"]), {"info": ["x"]}])
+def build_pydantic_reducer_key_not_given(api: Api) -> Any:
+    """A pydantic state whose required key has a reducer: input without it reads it as its
+    reducer's start, and a model given as input writes its defaults too, as LangGraph."""
+    def seen(state: ReducedModel) -> dict[str, Any]:
+        return {"info": [f"seen {len(state.info)}, {state.note}"]}
+
+    g = api.StateGraph(ReducedModel)
+    g.add_node("seen", seen)
+    g.add_edge(api.START, "seen")
+    return _compile(g, "pydantic_reducer_key_not_given")
+
+
 class OptionalModel(pydantic.BaseModel):
     foo: str | None = None
     bar: str | None = None
