@@ -232,3 +232,35 @@ def test_update_state_on_a_subgraph_namespace() -> None:
 
     expected, actual = both(build, scenario)
     assert actual == expected
+
+
+def debug_task_states(api: Api) -> list[Any]:
+    """The `state` of each task of each checkpoint a "debug" stream shows, masked, each
+    checked against the task's `state` in the thread's history."""
+    child = api.StateGraph(S)
+    child.add_node("c_one", lambda state: {"log": ["c_one"]})
+    child.add_node("c_two", lambda state: {"log": ["c_two"]})
+    child.add_edge(api.START, "c_one")
+    child.add_edge("c_one", "c_two")
+    parent = api.StateGraph(S)
+    parent.add_node("p_one", lambda state: {"log": ["p_one"]})
+    parent.add_node("p_two", child.compile())
+    parent.add_edge(api.START, "p_one")
+    parent.add_edge("p_one", "p_two")
+    graph = parent.compile(checkpointer=api.InMemorySaver())
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    shown = [c["payload"] for c in graph.stream({"log": []}, config, stream_mode="debug")
+             if c["type"] == "checkpoint"]
+    history = list(graph.get_state_history(config))[::-1]
+    assert len(shown) == len(history)
+    for payload, snapshot in zip(shown, history, strict=True):
+        assert [t["state"] for t in payload["tasks"]] == [t.state for t in snapshot.tasks]
+    return masked([[t["state"] for t in p["tasks"]] for p in shown])
+
+
+def test_a_debug_checkpoint_shows_where_a_subgraph_task_keeps_its_state() -> None:
+    """A task whose node is a subgraph shows its subgraph's config as its `state` in the
+    "debug" checkpoints, as in the thread's history: as LangGraph."""
+    expected = debug_task_states(Api(REFERENCE))
+    assert any(state for states in expected for state in states)
+    assert debug_task_states(Api("arqgraph")) == expected

@@ -49,13 +49,13 @@ from arqgraph.storage.dead_letters import set_aside
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
+from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
-from arqgraph.workers.subgraphs import task_uuid
 from arqgraph.workers.task_stream import TaskStream, shown_writes, traced
 from arqgraph.workers.timeouts import heartbeat
 

@@ -12,9 +12,6 @@ interrupts, and answering them resumes the child where it stopped.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -29,40 +26,12 @@ from arqgraph.protocol import RunRecord
 from arqgraph.storage import replay, run_events
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import run_input
+from arqgraph.storage.namespaces import NAMESPACE_SEPARATOR, namespace, task_uuid
 from arqgraph.storage.runs import NO_RESUME, RunStore
 from arqgraph.types import Command
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
-
-NAMESPACE_SEPARATOR = "|"
-
-
-def task_uuid(record: RunRecord, checkpoint_id: str, task_id: str) -> str:
-    """A task's id as LangGraph shows it (a UUID), the same each time the task runs."""
-    return _task_uuid(record.tag, checkpoint_id, task_id)
-
-
-@functools.lru_cache(maxsize=4096)  # (a task's stream, runner and subgraphs each ask)
-def _task_uuid(tag: str, checkpoint_id: str, task_id: str) -> str:
-    digest = hashlib.sha256(f"{tag}:{checkpoint_id}:{task_id}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
-
-
-def namespace(record: RunRecord, node: str, task: str, graph: CompiledStateGraph, n: int) -> str:
-    """The checkpoint namespace of a task's `n`-th subgraph call: `node:task-uuid` below the
-    parent's own; just `node` for a subgraph compiled with `checkpointer=True`, whose state
-    carries over from one call to the next."""
-    own = node if graph.persistence is True else f"{node}:{task}"
-    return below(record, f"{own}~{n}" if n else own)
-
-
-def below(record: RunRecord, own: str) -> str:
-    """A namespace `own` inside the run's: the run's own namespace (from its config), then
-    `own`."""
-    parent = str((record.config.get("configurable") or {}).get("checkpoint_ns") or "")
-    return f"{parent}{NAMESPACE_SEPARATOR}{own}" if parent else own
-
 
 async def run_subgraph(
     store: RunStore, record: RunRecord, checkpoint_id: str, task_id: str, node: str,

@@ -28,11 +28,11 @@ from arqgraph.core.pregel import Repeated, Task
 from arqgraph.protocol import RunRecord, TaskJob
 from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
+from arqgraph.storage.namespaces import below, task_uuid
 from arqgraph.storage.runs import RunStore
 from arqgraph.trace_policy import TracePolicy, recorded
 from arqgraph.workers.executor import TaskResult
 from arqgraph.workers.node_callbacks import NodeRun
-from arqgraph.workers.subgraphs import below, task_uuid
 from arqgraph.workers.timeouts import progress_written
 from arqgraph.workers.tool_events import tools_handler
 

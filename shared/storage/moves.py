@@ -31,6 +31,7 @@ from arqgraph.errors import ErrorInfo
 from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord, SavedCheckpoint, split_thread
 from arqgraph.storage.commits import Commit, commit_call
+from arqgraph.storage.namespaces import namespace, task_uuid
 from arqgraph.storage.queue import JobQueue, ScriptCall
 from arqgraph.storage.replay import ancestors, checkpoint_map
 
@@ -225,11 +226,25 @@ def checkpoint_event(
         "metadata": {"source": saved.source, "step": checkpoint.step,
                      "parents": dict(saved.parents)},
         "next": [t.node for t in checkpoint.tasks],
-        "tasks": [{"id": t.id, "name": t.node, "interrupts": (), "state": None}
+        "tasks": [{"id": t.id, "name": t.node, "interrupts": (),
+                   "state": _subgraph_state(graph, record, saved.id, t, thread_id)}
                   for t in checkpoint.tasks],
     }
     return "checkpoints", {"step": checkpoint.step, "timestamp": saved.created_at,
                            "payload": payload}
+
+
+def _subgraph_state(graph: CompiledStateGraph, record: RunRecord, checkpoint_id: str,
+                    task: Task, thread_id: str) -> dict[str, Any] | None:
+    """Where a task whose node is a subgraph keeps the subgraph's state (the config its
+    snapshot shows as the task's `state`, as LangGraph shows it); None for other tasks."""
+    node = getattr(graph.nodes.get(task.node), "fn", None)
+    subgraph = getattr(node, "graph", None) if getattr(node, "streams_inside", False) else None
+    if subgraph is None:
+        return None
+    shown = task_uuid(record, checkpoint_id, task.id)
+    return {"configurable": {"thread_id": thread_id,
+                             "checkpoint_ns": namespace(record, task.node, shown, subgraph, 0)}}
 
 
 def task_event(task: Task, step: int, shown_id: str, **payload: Any) -> tuple[str, dict[str, Any]]:
