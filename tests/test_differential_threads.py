@@ -858,6 +858,36 @@ def scenario_checkpointer_reads(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
+@scenario()
+def scenario_checkpointer_lists_subgraphs(api: Api, t: Transcript) -> None:
+    """A saver's `list` of a config without `checkpoint_ns` lists the subgraphs' checkpoints
+    too, each under its namespace, after the thread's own (newest first in each), as
+    LangGraph's saver does; `limit` counts them all."""
+    saver = api.InMemorySaver()
+    inner = api.StateGraph(S)
+    inner.add_node("inner_1", lambda state: {"log": ["inner_1"]})
+    inner.add_node("inner_2", lambda state: {"log": ["inner_2"]})
+    inner.add_edge(api.START, "inner_1")
+    inner.add_edge("inner_1", "inner_2")
+    outer = api.StateGraph(S)
+    outer.add_node("inner", inner.compile(checkpointer=saver))
+    outer.add_edge(api.START, "inner")
+    outer.add_conditional_edges("inner", lambda s: "inner" if len(s["log"]) < 6 else api.END)
+    graph = outer.compile(checkpointer=saver)
+    t.call("invoke", graph.invoke, {"log": []}, cfg())
+
+    def shown(found: Any) -> Any:
+        namespace = found.config["configurable"]["checkpoint_ns"]
+        return (namespace.split(":")[0], found.metadata.get("source"), found.metadata.get("step"),
+                found.parent_config is not None
+                and found.parent_config["configurable"]["checkpoint_ns"] == namespace)
+
+    t.add("list", [shown(found) for found in saver.list(cfg())])
+    t.add("list limit=6", [shown(found) for found in saver.list(cfg(), limit=6)])
+    root = {"configurable": {"thread_id": THREAD, "checkpoint_ns": ""}}
+    t.add("list of the root", [shown(found) for found in saver.list(root)])
+
+
 @scenario(history=GAP_EXIT_TASK_RESULTS)
 def scenario_durability_exit(api: Api, t: Transcript) -> None:
     """durability="exit": a run lists only the checkpoint it ends at in the thread's history

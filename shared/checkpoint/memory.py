@@ -21,6 +21,7 @@ from arqgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
 )
+from arqgraph.protocol import split_thread
 from arqgraph.storage.in_memory import Keyspace
 from arqgraph.types import StateSnapshot
 
@@ -73,9 +74,20 @@ class InMemorySaver(BaseCheckpointSaver[int]):
         if not config or not (config.get("configurable") or {}).get("thread_id"):
             raise ValueError("list() needs a config with a thread_id: threads are listed one "
                              "at a time here")
+        configurable = config["configurable"]
         async with self._client() as client:
             history = await client.get_state_history(config, filter=filter, before=before,
                                                      limit=limit)
+            if "checkpoint_ns" not in configurable and before is None:  # every namespace,
+                # as LangGraph's saver lists them (`before` names one namespace's checkpoint)
+                thread = str(configurable["thread_id"])
+                for child in await client.store.threads.subgraph_threads(thread):
+                    if limit is not None and len(history) >= limit:
+                        break
+                    _, namespace = split_thread(child)
+                    history += await client.get_state_history(
+                        {"configurable": {"thread_id": thread, "checkpoint_ns": namespace}},
+                        filter=filter, limit=None if limit is None else limit - len(history))
         return [_tuple(snapshot) for snapshot in history]
 
     def _client(self) -> Any:
@@ -99,11 +111,14 @@ def _tuple(snapshot: StateSnapshot) -> CheckpointTuple:
     """A snapshot in LangGraph's checkpoint shapes: its values as channel values, its tasks'
     results, errors and interrupts as the step's pending writes."""
     configurable = snapshot.config["configurable"]
-    config = {"configurable": {"thread_id": configurable["thread_id"], "checkpoint_ns": "",
+    namespace = configurable.get("checkpoint_ns", "")
+    config = {"configurable": {"thread_id": configurable["thread_id"], "checkpoint_ns": namespace,
                                "checkpoint_id": configurable["checkpoint_id"]}}
     parent = None
     if snapshot.parent_config:
-        parent = {"configurable": {**snapshot.parent_config["configurable"], "checkpoint_ns": ""}}
+        parent = {"configurable": {
+            "thread_id": configurable["thread_id"], "checkpoint_ns": namespace,
+            "checkpoint_id": snapshot.parent_config["configurable"]["checkpoint_id"]}}
     writes: list[tuple[str, str, Any]] = []
     for task in snapshot.tasks:
         if isinstance(task.result, dict):

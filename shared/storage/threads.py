@@ -49,6 +49,18 @@ class ThreadStore:
         blobs = await self.redis.hmget(protocol.checkpoints_key(tag), ids)
         return [protocol.decode_saved(b) for b in blobs if b]
 
+    async def subgraph_threads(self, thread_id: str) -> list[str]:
+        """The threads of the subgraphs the thread's steps ran, and theirs, each after the
+        thread that ran it, in the order of the steps that ran them."""
+        tag = protocol.thread_tag(thread_id)
+        found: list[str] = []
+        for saved in reversed(await self.history(tag)):
+            records = await self.task_records(tag, saved.id)
+            for child in sorted(records.children_threads(thread_id)):
+                if child not in found:
+                    found += [child, *await self.subgraph_threads(child)]
+        return found
+
     async def task_records(self, tag: str, checkpoint_id: str) -> TaskRecords:
         """All that a checkpoint's step left: each task's outcome, its earlier outcomes set
         aside when it was run again (oldest first), and the checkpoint namespaces of the
