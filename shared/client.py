@@ -12,7 +12,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
-from arqgraph.constants import COPY_NODE
+from arqgraph.constants import COPY_NODE, PROPAGATED_TO_METADATA
 from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import START, TaskOutcome
 from arqgraph.core.schema import ROOT
@@ -213,7 +213,7 @@ class Client:
     ) -> RunHandle:
         check_config(config)
         info = await self._check_graph(graph_name)
-        config = replay.from_root(config)  # (a subgraph's checkpoint: replayed from the root)
+        config = replay.from_root(with_metadata(config))  # (a subgraph's: from the root)
         thread_id, checkpoint_id = (None, "") if fresh_thread else _thread_of(config)
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None,
                                         self.same_process)
@@ -413,6 +413,16 @@ def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:
     thread = None if thread_id is None else protocol.child_thread(
         str(thread_id), str(configurable.get("checkpoint_ns") or ""))
     return thread, str(configurable.get("checkpoint_id") or "")
+
+
+def with_metadata(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The config with the configurable keys LangGraph copies into a run's metadata at its
+    start, those the metadata does not have yet (its nodes' metadata shows them)."""
+    configurable = (config or {}).get("configurable") or {}
+    shown = {k: v for k in PROPAGATED_TO_METADATA if (v := configurable.get(k))}
+    if config is None or not shown:
+        return config
+    return {**config, "metadata": {**shown, **(config.get("metadata") or {})}}
 
 
 def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:

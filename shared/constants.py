@@ -35,3 +35,7 @@ INPUT_NODE = "__input__"
 """`update_state(values, as_node=INPUT_NODE)`: the values as a run's input."""
 COPY_NODE = "__copy__"
 """`update_state(None, as_node=COPY_NODE)`: a copy of the checkpoint, its sibling."""
+PROPAGATED_TO_METADATA = ("thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id",
+                          "assistant_id", "graph_id")
+"""The configurable keys a run's metadata shows, as LangGraph copies them at the run's start
+(for tracing and the "messages" mode)."""

@@ -402,7 +402,8 @@ async def test_held_jobs_cost_the_sweep_nothing_until_their_leases_lapse(
     ids = [f"j{i}" for i in range(300)]
     for job_id in ids:
         await enqueue(redis, job_id)
-    assert len(await jobs.take(ids, lease=0.3, most=300)) == 300
+    # (a lease long enough that none lapses while a loaded machine takes the 300)
+    assert len(await jobs.take(ids, lease=2.0, most=300)) == 300
     assert await redis.zcount(QUEUE, "-inf", timestamp_ms()) == 0  # none due: none read
     assert (await jobs.sweep(read=1000, most=500, while_listed=500)).job_ids == []
     renewed = ids[:100]  # as the lease keeper renews the jobs its worker still runs
@@ -414,7 +415,7 @@ async def test_held_jobs_cost_the_sweep_nothing_until_their_leases_lapse(
         found = (await jobs.sweep(read=1000, most=500, while_listed=500)).job_ids
         return found if len(found) == 200 else []
 
-    for _ in range(500):  # until the other leases lapse (their worker "died")
+    for _ in range(3000):  # until the other leases lapse (their worker "died")
         if found := await lapsed():
             break
         await asyncio.sleep(0.01)

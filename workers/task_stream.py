@@ -22,7 +22,11 @@ from uuid import UUID, uuid4
 
 import pydantic
 
-from arqgraph.constants import CONFIG_KEY_CALLBACKS, CONFIG_KEY_STREAM_MESSAGES_V2
+from arqgraph.constants import (
+    CONFIG_KEY_CALLBACKS,
+    CONFIG_KEY_STREAM_MESSAGES_V2,
+    PROPAGATED_TO_METADATA,
+)
 from arqgraph.core import codec
 from arqgraph.core.pregel import Repeated, Task
 from arqgraph.protocol import RunRecord, TaskJob
@@ -37,9 +41,6 @@ from arqgraph.workers.timeouts import progress_written
 from arqgraph.workers.tool_events import tools_handler
 
 NOSTREAM = "nostream"
-# the configurable keys a node's metadata shows (for tracing and the "messages" mode)
-PROPAGATED = ("thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id",
-              "graph_id")
 DRAIN = "__drain__"  # (not an event: a drain request, sent in order with the events)
 Emit = Callable[[Any], None]
 
@@ -102,7 +103,7 @@ class TaskStream:
         """The metadata of the node's config: some of the run's configurable keys (as
         LangGraph shows them to tracers and on the "messages" mode), the run's, the task's."""
         configurable = config.get("configurable") or {}
-        return {**{k: v for k in PROPAGATED if (v := configurable.get(k))},
+        return {**{k: v for k in PROPAGATED_TO_METADATA if (v := configurable.get(k))},
                 **config.get("metadata", {}), **self.metadata()}
 
     def task_id(self) -> str:
@@ -119,14 +120,15 @@ class TaskStream:
         metadata = self.node_metadata(config)
         # (LangGraph names the integration to tracers and streams only, not in the node's config)
         metadata.pop("ls_integration", None)
-        config = {**config, "metadata": metadata}
+        # (the task's own namespace, as LangGraph's node config names it: what a model's
+        # metadata shows; subgraphs started here take theirs from the run, not from this)
+        configurable = {**(config.get("configurable") or {}), "checkpoint_ns": self.namespace()}
+        config = {**config, "metadata": metadata, "configurable": configurable}
         own = [h for h in (self.handler, self.tools) if h is not None]
         if self.node_run is not None:  # (under the node's run; its subgraphs' runs too)
             config["callbacks"] = self.node_run.callbacks(own)
-            configurable = dict(config.get("configurable") or {})
             configurable[CONFIG_KEY_CALLBACKS] = {**configurable[CONFIG_KEY_CALLBACKS],
                                                   "parent": str(self.node_run.run_id)}
-            config["configurable"] = configurable
         elif own:
             config["callbacks"] = [*(config.get("callbacks") or []), *own]
         return config
