@@ -123,3 +123,30 @@ def test_the_first_token_arrives_while_its_node_runs() -> None:
     tokens = asyncio.run(consume())
     assert [t for t in tokens if t] == ["echo: ", "a ", "b ", "c"]  # (LangChain ends with "")
     assert waited == [True]
+
+
+def metadata_seen(api: Api, case: Case) -> list[Any]:
+    """The whole metadata of each "messages" event of a run given LangGraph's propagated
+    configurable keys (and one it keeps out), ids masked."""
+    config = {"configurable": {"thread_id": "th-1", "run_id": "run-1", "assistant_id": "a-1",
+                               "graph_id": "g-1", "some_api_key": "secret"}}
+
+    def call() -> list[Any]:
+        graph = case.build(api)
+
+        async def consume() -> list[Any]:
+            return [UUID.sub("<id>", repr(sorted(meta.items()))) async for _, meta in
+                    graph.astream(case.runs[0].input, config, stream_mode="messages")]
+
+        return asyncio.run(consume())
+
+    return _in_thread(call)  # type: ignore[no-any-return]
+
+
+def test_messages_metadata_shows_the_configurable_keys_langgraph_copies() -> None:
+    """A run's thread, run, assistant and graph ids show in its messages' metadata, and a
+    model's metadata names its node's checkpoint namespace: as LangGraph."""
+    case = next(c for c in MESSAGE_CASES if "model" in c.name)
+    expected = metadata_seen(Api(REFERENCE), case)
+    assert expected and all("th-1" in m and "secret" not in m for m in expected)
+    assert metadata_seen(Api("arqgraph"), case) == expected
