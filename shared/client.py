@@ -14,7 +14,7 @@ from arq.connections import ArqRedis
 from arqgraph import protocol
 from arqgraph.constants import COPY_NODE, PROPAGATED_TO_METADATA
 from arqgraph.core.graphs import root_graph
-from arqgraph.core.pregel import START, TaskOutcome
+from arqgraph.core.pregel import START, TaskOutcome, shown_writes
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import UnknownGraphError
 from arqgraph.observe import traces
@@ -370,7 +370,7 @@ class Client:
             if o is None and t.node == START:  # the input, applied without a worker
                 o = TaskOutcome(t.id, t.node, writes=t.arg)
             path = ("__pregel_pull", t.node) if t.send_index is None else (
-                "__pregel_push", t.send_index)
+                "__pregel_push", t.send_index, False)  # (False: not a call, as LangGraph's)
             # in the history, a task run again after failing or interrupting shows that too
             earlier = [] if pending_applied else list(priors.get(t.id, []))
             earlier += [o] if o else []
@@ -388,7 +388,7 @@ class Client:
                 id=t.id, name=t.node, path=path,
                 error=repr(error.rebuild()) if error else None,  # type: ignore[arg-type]
                 interrupts=asked_of(asked), state=state,
-                result=dict(o.writes or {}) if o and o.succeeded and not o.handled else None,
+                result=shown_writes(o.writes) if o and o.succeeded and not o.handled else None,
             ))
         return StateSnapshot(
             values=values,

@@ -112,3 +112,30 @@ def test_a_pushed_message_needs_an_id() -> None:
     g.add_edge(api.START, "node")
     out = g.compile().invoke({"messages": []})
     assert [m.content for m in out["messages"]] == ["Message ID is required"]
+
+
+def ids_streamed(api: Api) -> list[Any]:
+    """The messages of each "updates" and "values" event of a node returning one message
+    without an id and one as a tuple: ids as labels by first use (None when it has none)."""
+    def node(state: Any) -> dict[str, Any]:
+        return {"messages": [AIMessage(content="reply"), ("ai", "a tuple")]}
+
+    graph = api.StateGraph(api.MessagesState)
+    graph.add_node("node", node)
+    graph.add_edge(api.START, "node")
+    labels: dict[str, int] = {}
+    shown = []
+    for mode, chunk in graph.compile().stream({"messages": [HumanMessage("hi", id="in")]},
+                                              stream_mode=["updates", "values"]):
+        messages = chunk["node"]["messages"] if mode == "updates" else chunk["messages"]
+        shown.append((mode, [None if getattr(m, "id", None) is None
+                             else labels.setdefault(m.id, len(labels)) for m in messages]))
+    return shown
+
+
+def test_a_returned_message_shows_its_state_id_in_the_update() -> None:
+    """As LangGraph's reducer gives a returned message its id in place, the node's update
+    event shows the id the state keeps; a message given as a tuple shows none there."""
+    expected = ids_streamed(Api(REFERENCE))
+    assert expected[1] == ("updates", [1, None])
+    assert ids_streamed(Api("arqgraph")) == expected

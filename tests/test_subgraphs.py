@@ -264,3 +264,33 @@ def test_a_debug_checkpoint_shows_where_a_subgraph_task_keeps_its_state() -> Non
     expected = debug_task_states(Api(REFERENCE))
     assert any(state for states in expected for state in states)
     assert debug_task_states(Api("arqgraph")) == expected
+
+
+def nested_debug_configs(api: Api) -> list[Any]:
+    """A three-level graph streamed in "debug" mode with subgraphs: each namespace's
+    checkpoint events, their configs and tasks' states, checked against that namespace's
+    history, then masked."""
+    graph = _three_levels(api, checkpointer=True)
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    by_namespace: dict[tuple[str, ...], list[Any]] = {}
+    for ns, event in graph.stream({"log": []}, config, stream_mode="debug", subgraphs=True):
+        if event["type"] == "checkpoint":
+            by_namespace.setdefault(ns, []).append(event["payload"])
+    for ns, shown in by_namespace.items():
+        history = list(graph.get_state_history({"configurable": {
+            **config["configurable"], "checkpoint_ns": "|".join(ns)}}))[::-1]
+        assert len(shown) == len(history)
+        for payload, snapshot in zip(shown, history, strict=True):
+            assert payload["config"] == snapshot.config
+            assert payload["parent_config"] == snapshot.parent_config
+            assert [t["state"] for t in payload["tasks"]] == [t.state for t in snapshot.tasks]
+    return masked([(ns, [(p["config"], [t["state"] for t in p["tasks"]]) for p in shown])
+                   for ns, shown in by_namespace.items()])
+
+
+def test_nested_debug_checkpoints_carry_their_checkpoint_map() -> None:
+    """A subgraph's "debug" checkpoints name their configs as its history does, with the
+    checkpoint map of the graphs above it: as LangGraph."""
+    expected = nested_debug_configs(Api(REFERENCE))
+    assert len(expected) == 3
+    assert nested_debug_configs(Api("arqgraph")) == expected

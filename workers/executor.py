@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -178,18 +179,13 @@ def split_result(
     if isinstance(result, Command):
         return _command_writes(result, root), result.goto_targets()
     if is_command_list(result):
-        writes: dict[str, Any] = {}
         targets: list[Any] = []
+        pairs: list[tuple[str, Any]] = []
         for part in result:
             more, goto = split_result(node, part, schema)
-            for key, value in (more or {}).items():  # a key written twice keeps both, in order
-                if key in writes:
-                    before = writes[key].values if isinstance(writes[key], Repeated) else (
-                        writes[key],)
-                    value = Repeated((*before, value))
-                writes[key] = value
+            pairs += _pairs(more)
             targets += goto
-        return writes, targets
+        return _collected(pairs), targets
     if root:
         return {ROOT: result}, []
     if isinstance(result, Mapping):
@@ -223,7 +219,49 @@ def is_command_list(result: Any) -> bool:
 def _command_writes(command: Command[Any], root: bool) -> dict[str, Any]:
     if root and command.update is not None and not isinstance(command.update, dict):
         return {ROOT: command.update}
-    return dict(command.update_items())
+    return _collected(command.update_items())
+
+
+def give_message_ids(schema: StateSchema, writes: Mapping[str, Any]) -> None:
+    """Give the messages a node returns for an `add_messages` key an id when they have none,
+    in place, as LangGraph's reducer does to them: the node's update event then shows the
+    ids its state keeps (here the reducer runs later, in another process)."""
+    for key, value in writes.items():
+        channel = schema.channels.get(key)
+        reducer = getattr(channel, "reducer", None)
+        if not getattr(getattr(reducer, "func", reducer), "assigns_message_ids", False):
+            continue
+        for written in value.values if isinstance(value, Repeated) else (value,):
+            for message in written if isinstance(written, list) else (written,):
+                if hasattr(message, "content") and getattr(message, "id", "") is None:
+                    message.id = str(uuid.uuid4())
+
+
+def _collected(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Writes by key: a key written twice keeps both values, in order (`Repeated`)."""
+    writes: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in writes:
+            before = writes[key].values if isinstance(writes[key], Repeated) else (writes[key],)
+            value = Repeated((*before, value))
+        writes[key] = value
+    return writes
+
+
+def _pairs(writes: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Writes as the (key, value) pairs they were made of, in order (see `_collected`)."""
+    return [(key, v) for key, value in (writes or {}).items()
+            for v in (value.values if isinstance(value, Repeated) else (value,))]
+
+
+def write_pairs(node: str, result: Any, schema: StateSchema) -> list[tuple[str, Any]]:
+    """A node's writes in the order it made them: those of a Command's update pairs, or of a
+    list of Commands part by part (LangGraph's update event lists each when a key repeats)."""
+    if isinstance(result, Command) and schema.kind != "root":
+        return list(result.update_items())
+    if is_command_list(result):
+        return [pair for part in result for pair in write_pairs(node, part, schema)]
+    return _pairs(split_result(node, result, schema)[0])
 
 
 def _set_fields(result: Any, schema: StateSchema) -> dict[str, Any] | None:
@@ -324,11 +362,13 @@ async def execute_task(
             writes, targets = split_result(task.node, result, graph.schema)
             if writes is not None:  # (keys of no channel are dropped, a subgraph's among them)
                 writes = graph.schema.state_writes(writes)
+                give_message_ids(graph.schema, writes)
             shown = writes or None
-            if is_command_list(result) and any(isinstance(v, Repeated) for v in (writes or {}).values()):
+            if any(isinstance(v, Repeated) for v in (writes or {}).values()):
                 # a key written twice: the update event lists each write, as LangGraph's
-                shown = [{k: v} for part in result for k, v in graph.schema.state_writes(
-                    split_result(task.node, part, graph.schema)[0]).items()]
+                shown = [graph.schema.state_writes({k: v})
+                         for k, v in write_pairs(task.node, result, graph.schema)]
+                shown = [w for w in shown if w]
         if task.node in graph.branches:
             own = TaskOutcome(task_id=task.id, node=task.node, writes=writes)
             seen = apply_writes(graph.schema, checkpoint.values, [own])

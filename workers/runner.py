@@ -30,7 +30,7 @@ from arq.worker import Retry
 from arqgraph import observe, protocol
 from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
-from arqgraph.core.pregel import START, Task, TaskOutcome
+from arqgraph.core.pregel import START, Task, TaskOutcome, shown_writes
 from arqgraph.core.schema import coerce_context
 from arqgraph.errors import (
     CorruptDataError,
@@ -56,7 +56,7 @@ from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
-from arqgraph.workers.task_stream import TaskStream, shown_writes, traced
+from arqgraph.workers.task_stream import TaskStream, traced
 from arqgraph.workers.timeouts import heartbeat
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API

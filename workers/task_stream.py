@@ -28,7 +28,7 @@ from arqgraph.constants import (
     PROPAGATED_TO_METADATA,
 )
 from arqgraph.core import codec
-from arqgraph.core.pregel import Repeated, Task
+from arqgraph.core.pregel import Repeated, Task, shown_writes
 from arqgraph.protocol import RunRecord, TaskJob
 from arqgraph.runtime import RunControl
 from arqgraph.storage.moves import task_event
@@ -180,13 +180,6 @@ class TaskStream:
             else:
                 self.node_run.error(error)
         await self.emit.close()
-
-
-def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A task's writes as its "tasks" result shows them: a key written several times by one
-    task as `{"$writes": [...]}`, as LangGraph's."""
-    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
-            for k, v in (writes or {}).items()}
 
 
 def traced(event: tuple[str, dict[str, Any]], shown: tuple[bool, Any] | None

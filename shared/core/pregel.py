@@ -63,6 +63,13 @@ class Repeated:
     values: tuple[Any, ...]
 
 
+def shown_writes(writes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A task's writes as its results show them (the "tasks" stream, a snapshot's tasks): a
+    key written several times by one task as `{"$writes": [...]}`, as LangGraph's."""
+    return {k: {"$writes": list(v.values)} if isinstance(v, Repeated) else v
+            for k, v in (writes or {}).items()}
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
     """What a finished task contributes: its writes and where it sends control next; or the

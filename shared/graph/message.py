@@ -90,6 +90,12 @@ def _merge(left: Any, right: Any, *, format: str | None = None) -> list[Any]:
     return merged
 
 
+# (the workers give the messages a node returns their ids as these would: see
+# `arqgraph.workers.executor.give_message_ids`)
+add_messages.assigns_message_ids = True  # type: ignore[attr-defined]
+_merge.assigns_message_ids = True  # type: ignore[attr-defined]
+
+
 def _merged(left_list: list[Any], right_list: list[Any]) -> list[Any]:
     for i, message in enumerate(right_list):
         if _is_remove(message) and _get_id(message) == REMOVE_ALL_MESSAGES:

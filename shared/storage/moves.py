@@ -33,7 +33,7 @@ from arqgraph.protocol import RunRecord, SavedCheckpoint, split_thread
 from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.namespaces import namespace, task_uuid
 from arqgraph.storage.queue import JobQueue, ScriptCall
-from arqgraph.storage.replay import ancestors, checkpoint_map
+from arqgraph.storage.replay import CHECKPOINT_MAP, ancestors, checkpoint_map
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -214,9 +214,12 @@ def checkpoint_event(
         thread_id = str((record.config.get("configurable") or {}).get("thread_id", thread_id))
         namespace = str((record.config.get("configurable") or {}).get("checkpoint_ns", ""))
 
-    def config(checkpoint_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace,
-                                 "checkpoint_id": checkpoint_id}}
+    def config(checkpoint_id: str) -> dict[str, Any]:  # (as the thread's history shows it)
+        configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": namespace,
+                                        "checkpoint_id": checkpoint_id}
+        if saved.parents:
+            configurable[CHECKPOINT_MAP] = {**saved.parents, namespace: checkpoint_id}
+        return {"configurable": configurable}
 
     checkpoint = saved.checkpoint
     payload: dict[str, Any] = {

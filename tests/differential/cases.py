@@ -1058,6 +1058,25 @@ def build_commands_writing_one_key(api: Api) -> Any:
     return _compile(g, "commands_writing_one_key")
 
 
+@case([{"foo": ""}])
+def build_command_update_pairs_writing_one_key(api: Api) -> Any:
+    """A Command whose update is (key, value) pairs naming one key twice, beside another key:
+    both writes go through the reducer, in order; the update event lists each pair."""
+
+    def node_a(state: FooState) -> Any:
+        return api.Command(update=[("foo", "a1"), ("log", ["a"]), ("foo", "a2")])
+
+    g = api.StateGraph(FooLogState)
+    g.add_node("node_a", node_a)
+    g.add_edge(api.START, "node_a")
+    return _compile(g, "command_update_pairs_writing_one_key")
+
+
+class FooLogState(TypedDict, total=False):
+    foo: Annotated[str, operator.add]
+    log: Annotated[list[str], operator.add]
+
+
 @case([[], ["x"]])
 def build_commands_writing_the_root(api: Api) -> Any:
     """The same for a one-value state."""
