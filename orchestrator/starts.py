@@ -230,7 +230,7 @@ async def _updated(
     # An update as a node the step was to run is that task's result (its first such update).
     recorded: dict[str, TaskOutcome] = {}
     for update in checkpoint.tasks:
-        task = next((t for t in start.tasks if t.node == update.node and t.node != START
+        task = next((t for t in start.tasks if t.node == update.node
                      and t.id not in outcomes and t.id not in recorded), None)
         given = given_outcome(update).writes
         if task is not None and isinstance(given, dict):

@@ -859,6 +859,21 @@ def scenario_checkpointer_reads(api: Api, t: Transcript) -> None:
 
 
 @scenario()
+def scenario_bulk_update_start_result(api: Api, t: Transcript) -> None:
+    """An update as START of a checkpoint made by an `__input__` update is its START task's
+    result in the history, whatever the input was; one as a node is that node's."""
+    calls: Counter[str] = Counter()
+    graph = _compile(_linear(api, calls, ("a",)), api)
+    update = api.StateUpdate
+    t.call("bulk", graph.bulk_update_state, cfg(), [
+        [update({}, "__input__")],
+        [update({"log": ["in"], "text": "x"}, "__start__")],
+        [update({"log": ["a"]}, "a")],
+    ])
+    t.history("history after bulk", graph.get_state_history, cfg())
+
+
+@scenario()
 def scenario_checkpointer_lists_subgraphs(api: Api, t: Transcript) -> None:
     """A saver's `list` of a config without `checkpoint_ns` lists the subgraphs' checkpoints
     too, each under its namespace, after the thread's own (newest first in each), as
