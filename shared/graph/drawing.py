@@ -181,6 +181,22 @@ def draw(graph: CompiledStateGraph[Any, Any, Any, Any]) -> Any:
     return drawable
 
 
+def drawing_data(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, Any]:
+    """The graph's nodes, edges and Mermaid text as plain data, registered with the graph so
+    that the dashboard, which does not load the graphs' code, can draw it. Empty when the
+    graph cannot be drawn: a picture must never keep a graph from being served."""
+    try:
+        drawn = draw(graph)
+        return {"nodes": list(drawn.nodes),
+                "edges": [{"source": e.source, "target": e.target,
+                           "conditional": bool(e.conditional),
+                           "label": None if e.data is None else str(e.data)}
+                          for e in drawn.edges],
+                "mermaid": drawn.draw_mermaid()}
+    except Exception:  # (a drawing is a nicety)
+        return {}
+
+
 @dataclass
 class DrawnNode:
     id: str

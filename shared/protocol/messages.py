@@ -55,6 +55,8 @@ class GraphInfo(pydantic.BaseModel):
     queue: str
     entrypoint: bool = False  # a Functional API entrypoint: takes any input, returns a value
     root: bool = False  # its state is one value (`StateGraph(list[str])`): the `__root__` key
+    # its nodes, edges and Mermaid text (`graph.drawing.drawing_data`), for the dashboard
+    drawing: dict[str, Any] = {}
 
 
 class SavedCheckpoint(pydantic.BaseModel):
