@@ -4,7 +4,6 @@ same-origin JSON may steer runs, so that another site open in the browser cannot
 from __future__ import annotations
 
 import hmac
-import os
 from typing import Any
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -31,7 +30,10 @@ def check_exposure(host: str, token: str | None) -> None:
 
 
 def default_token() -> str | None:
-    return os.environ.get(TOKEN_ENV) or None
+    """The token of the settings (ARQGRAPH_DASHBOARD_TOKEN, or its line in .env)."""
+    from arqgraph.settings import Settings
+
+    return Settings.from_env().dashboard_token or None
 
 
 def given_token(request: Request) -> str:
