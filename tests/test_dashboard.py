@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from arqgraph.client import Client
 from bench.cluster import free_port
 from tests.conftest import ArqProcesses, missing, wait_for
 from tests.test_cluster import STARTUP_LIMIT
-from tests.test_operations import LONELY_QUEUE, Pool
+from tests.test_operations import LONELY_QUEUE, Pool, submit
 from tests.test_operations import pool as operations_pool
 
 pytest.importorskip("starlette")
@@ -46,7 +47,9 @@ async def _run(url: str, graph: str, data: Any, thread_id: str | None = None) ->
 
 
 def run(url: str, graph: str, data: Any, thread_id: str | None = None) -> str:
-    return asyncio.run(_run(url, graph, data, thread_id))
+    """(In a thread of its own: Playwright's sync API keeps a loop running in this one.)"""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, _run(url, graph, data, thread_id)).result()
 
 
 def dashboard(url: str, **options: Any) -> TestClient:
@@ -104,6 +107,29 @@ def test_the_json_endpoints_show_the_pool_and_its_runs(pool: Pool) -> None:
         assert done["thread_id"] == "t-dash-json"
         history = http.get("/api/threads/t-dash-json/state?history=1").json()
         assert history[0]["values"] == {"name": "Ada", "log": ["hello Ada"]}
+
+
+def test_a_running_task_shows_its_worker_and_queue_and_can_be_cancelled(
+    pool: Pool, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"  # (never made: the node holds until cancelled)
+    held = asyncio.run(submit(pool.url, "ops_held", {"release": str(release)}))
+    with dashboard(pool.url, allow_control=True) as http:
+        def running() -> dict[str, Any] | None:
+            steps = http.get(f"/api/runs/{held}/timeline").json()
+            tasks = steps[-1]["tasks"] if steps else []
+            return tasks[0] if tasks and tasks[0]["worker"] else None
+
+        task = wait_for(running, STARTUP_LIMIT, "the held task on its worker's heartbeat")
+        assert task["node"] == "hold" and task["state"] == "running"
+        assert f"-{pool.worker.pid}-" in task["worker"] and task["since"] > 0
+        queue = next(q for q in http.get("/api/overview").json()["queues"]
+                     if q["queue"] == "arqgraph:queue")
+        assert queue["running"] == 1 and queue["depth"] == 1 and queue["oldest_age"] >= 0
+
+        assert http.post(f"/api/runs/{held}/cancel", json={}).json()["status"] == "cancelling"
+        wait_for(lambda: http.get(f"/api/runs/{held}").json()["status"] == "cancelled",
+                 STARTUP_LIMIT, "the held run to be cancelled")
 
 
 def test_control_is_refused_unless_allowed_and_strangers_need_the_token(pool: Pool) -> None:
@@ -169,7 +195,6 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
     from playwright.sync_api import expect, sync_playwright
 
     failed = run(pool.url, "ops_boom", {})
-    asked = run(pool.url, "ops_ask", {}, thread_id="t-dash-browser")
     port = free_port()
     dashboard = own_processes.start("dashboard", "dashboard", "--redis", pool.url, "--port",
                                     str(port), "--allow-control", "--token", TOKEN)
@@ -183,7 +208,12 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
             expect.set_options(timeout=BROWSER_WAIT_MS)
             page.goto(f"{base}?token={TOKEN}#/runs")
 
-            # the runs list shows the failed run; its page, the graph and the traceback
+            # the runs list shows the failed run, and a run made while it is open
+            expect(page.locator(f'#runs a[href="#/run/{failed}"]')).to_be_visible()
+            asked = run(pool.url, "ops_ask", {}, thread_id="t-dash-browser")
+            expect(page.locator(f'#runs a[href="#/run/{asked}"]')).to_be_visible()
+
+            # the failed run's page: its graph, its error and the worker's traceback
             page.locator(f'#runs a[href="#/run/{failed}"]').click()
             expect(page.locator("#run-traceback")).to_contain_text("in explode")
             expect(page.locator("#run-error-line")).to_contain_text(
@@ -210,8 +240,13 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
             expect(page.locator('#graph g.node[data-node="greet"]')).to_have_attribute(
                 "data-state", "done")
             expect(page.locator("#state")).to_contain_text("hello Ada")
+            resumed = page.url.rsplit("/", 1)[1]
+
+            # workers and queues
+            page.click('a[data-nav="pool"]')
+            expect(page.locator("#workers")).to_contain_text(str(pool.worker.pid))
+            expect(page.locator("#queues")).to_contain_text(LONELY_QUEUE)
             expect(page.locator("body")).to_have_attribute("data-error", "")
         finally:
             browser.close()
-    resumed = page.url.rsplit("/", 1)[1]
     assert run_status(pool.url, resumed) == "done"
