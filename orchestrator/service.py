@@ -31,7 +31,6 @@ from arqgraph.errors import (
     ResumeError,
     SerializationError,
 )
-from arqgraph.graph.drawing import drawing_data
 from arqgraph.observe import logs
 from arqgraph.orchestrator.moves import RunMover
 from arqgraph.protocol import GraphInfo, RunRecord
@@ -109,7 +108,7 @@ class Orchestrator:
         if self._infos is None:
             self._infos = [GraphInfo(name=g.name, fingerprint=g.fingerprint, queue=self.queue,
                                      entrypoint=g.returns_value, root=g.schema.kind == "root",
-                                     drawing=drawing_data(g))
+                                     drawing=g.drawing_data())
                            for g in self.graphs.values()]
         return self._infos
 
