@@ -250,3 +250,4 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
         finally:
             browser.close()
     assert run_status(pool.url, resumed) == "done"
+    assert "token=***" in dashboard.output() and TOKEN not in dashboard.output()  # (logs)

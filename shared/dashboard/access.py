@@ -4,12 +4,15 @@ same-origin JSON may steer runs, so that another site open in the browser cannot
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 from typing import Any
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+TOKEN_IN_QUERY = re.compile(r"(?<=[?&]token=)[^&\s]*")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 TOKEN_HEADER = "x-arqgraph-token"
 TOKEN_ENV = "ARQGRAPH_DASHBOARD_TOKEN"
@@ -67,3 +70,14 @@ class AccessMiddleware(BaseHTTPMiddleware):
         elif _host_name(request.headers.get("host", "")) not in LOCAL_HOSTS:
             return JSONResponse({"detail": "this dashboard answers localhost only"}, 403)
         return await call_next(request)
+
+
+class HideToken(logging.Filter):
+    """Masks `?token=` in the access log's request lines: logs are read by more people than
+    should hold the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(TOKEN_IN_QUERY.sub("***", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -163,9 +164,13 @@ def serve(redis_url: str, host: str, port: int, *, allow_control: bool = False,
     """Serve the dashboard until stopped (SIGINT/SIGTERM end it gracefully)."""
     import uvicorn
 
-    from arqgraph.dashboard.access import check_exposure
+    from arqgraph.dashboard.access import HideToken, check_exposure
 
     check_exposure(host, token)
     app = build_app(redis_url, allow_control=allow_control, token=token)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info",
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)  # (its config sets up the loggers: filter them after)
+    logging.getLogger("uvicorn.access").addFilter(HideToken())
+    server.run()
     return 0
