@@ -182,8 +182,8 @@ class Admin:
 
     async def timeline(self, run_id: str) -> list[dict[str, Any]]:
         """The run's supersteps, oldest first: each step's checkpoint, when it began and how
-        long it took (until the next checkpoint), and its tasks with their node, state and
-        attempts; the current step's tasks also with the worker running them, since when."""
+        long it took (until the next checkpoint), and its tasks with their node, state,
+        attempts, and the worker that ran (or runs) them, since when and how long it took."""
         record = await self._record(run_id)
         tag = protocol.tag_of(run_id)
         saved = [s for s in reversed(await self.store.threads.history(tag)) if s.run_id == run_id]
@@ -191,6 +191,7 @@ class Admin:
         steps = []
         for i, s in enumerate(saved):
             outcomes, priors, _ = await self.store.threads.task_records(tag, s.id)
+            ran = await self.store.threads.task_runs(tag, s.id)
             began = _unix(s.created_at)
             later = _unix(saved[i + 1].created_at) if i + 1 < len(saved) else None
             tasks = []
@@ -203,7 +204,9 @@ class Admin:
                     shown = {"id": t.id, "node": t.node, "state": state,
                              "attempt": len(priors.get(t.id, [])) + 1, "worker": None,
                              "since": None}
-                tasks.append(shown)
+                worker, since, took = ran.get(t.id, (None, None, None))
+                tasks.append({**shown, "worker": shown["worker"] or worker,
+                              "since": shown["since"] or since, "took": took})
             steps.append({"step": s.checkpoint.step, "checkpoint_id": s.id, "source": s.source,
                           "began": began,
                           "took": None if later is None or began is None else later - began,

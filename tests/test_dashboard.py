@@ -84,6 +84,9 @@ def test_the_json_endpoints_show_the_pool_and_its_runs(pool: Pool) -> None:
         assert [(s["step"], [(t["node"], t["state"]) for t in s["tasks"]]) for s in steps] == [
             (-1, [("__start__", "done")]), (0, [("explode", "failed")])]
         assert steps[0]["took"] >= 0 and steps[1]["took"] is None
+        explode = steps[1]["tasks"][0]  # who ran it, when, for how long
+        assert f"-{pool.worker.pid}-" in explode["worker"] and explode["took"] >= 0
+        assert explode["since"] >= steps[1]["began"]
         assert http.get(f"/api/runs/{failed}/events").json()[-1]["mode"] == "end"
 
         drawing = http.get("/api/graphs/ops_ask/drawing").json()

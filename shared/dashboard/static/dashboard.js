@@ -88,8 +88,9 @@ async function refreshRun(runId) {
   await showGraph(status, steps);
   fill($("#timeline tbody"), steps.map((s) => [s.step, clock(s.began), took(s.took),
     el("span", {}, ...s.tasks.map((t) => el("div", {class: `s-${t.state}`, "data-task": t.node},
-      `${t.node}: ${t.state}, attempt ${t.attempt}` +
-      (t.worker ? ` on ${t.worker} since ${clock(t.since)}` : ""))))]));
+      `${t.node}: ${t.state}, attempt ${t.attempt}` + (!t.worker ? ""
+        : t.took === null ? ` on ${t.worker} since ${clock(t.since)}`
+        : ` on ${t.worker}, took ${took(t.took)}`))))]));
   fill($("#events tbody"), events.map((e) => [clock(e.at), e.mode,
     el("code", {}, JSON.stringify(e.payload).slice(0, 400))]));
   await showStates(status.thread_id);
