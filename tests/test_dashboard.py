@@ -243,6 +243,10 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
             expect(page.locator('#graph g.node[data-node="greet"]')).to_have_attribute(
                 "data-state", "done")
             expect(page.locator("#state")).to_contain_text("hello Ada")
+            oldest = page.locator("#checkpoint option").last.get_attribute("value")
+            page.select_option("#checkpoint", oldest)  # the state at an earlier checkpoint
+            expect(page.locator("#state")).not_to_contain_text("hello Ada")
+            expect(page.locator("#checkpoint")).to_have_value(oldest or "")
             resumed = page.url.rsplit("/", 1)[1]
 
             # workers and queues

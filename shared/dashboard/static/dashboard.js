@@ -78,6 +78,7 @@ async function refreshRun(runId) {
   $("#run-id").textContent = runId;
   const [status, steps, events] = await Promise.all([api(`/api/runs/${runId}`),
     api(`/api/runs/${runId}/timeline`), api(`/api/runs/${runId}/events`)]);
+  if (location.hash !== `#/run/${runId}`) return;  // (another run was opened meanwhile)
   showOverview(await api("/api/overview"));
   const waiting = status.waiting_for_workers ? " (waiting for workers)" : "";
   $("#run-head").replaceChildren(badge(status.status), ` ${waiting} graph `,
