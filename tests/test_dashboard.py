@@ -205,8 +205,8 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
     base = f"http://127.0.0.1:{port}/"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(BROWSER_WAIT_MS)
             expect.set_options(timeout=BROWSER_WAIT_MS)
             page.goto(f"{base}?token={TOKEN}#/runs")
@@ -254,6 +254,9 @@ def test_the_page_in_a_real_browser_shows_runs_and_resumes_one(
             expect(page.locator("#workers")).to_contain_text(str(pool.worker.pid))
             expect(page.locator("#queues")).to_contain_text(LONELY_QUEUE)
             expect(page.locator("body")).to_have_attribute("data-error", "")
+        except Exception:  # what the page showed, for the report
+            print(f"page {page.url}:\n{page.inner_text('body')[:4000]}")
+            raise
         finally:
             browser.close()
     assert run_status(pool.url, resumed) == "done"

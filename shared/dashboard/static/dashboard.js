@@ -12,7 +12,9 @@ const $ = (sel) => document.querySelector(sel);
 const drawings = {};  // graph name -> its drawing (registered once, asked once)
 let control = false;
 let timer = null;
-let shownPage = 0;  // each page shown counts up: a poll of a page left stops
+let shownPage = 0;
+let ended = "";  // the run shown once it ended: nothing of it changes, so it is not asked again
+const ENDED = ["done", "failed", "cancelled"];  // each page shown counts up: a poll of a page left stops
 
 async function api(path, options = {}) {
   const headers = {...(options.headers || {})};
@@ -75,6 +77,7 @@ function showOverview(overview) {
 // -- a run -----------------------------------------------------------------------------------
 
 async function refreshRun(runId) {
+  if (ended === runId) return;
   $("#run-id").textContent = runId;
   const [status, steps, events] = await Promise.all([api(`/api/runs/${runId}`),
     api(`/api/runs/${runId}/timeline`), api(`/api/runs/${runId}/events`)]);
@@ -95,6 +98,7 @@ async function refreshRun(runId) {
   fill($("#events tbody"), events.map((e) => [clock(e.at), e.mode,
     el("code", {}, JSON.stringify(e.payload).slice(0, 400))]));
   await showStates(status.thread_id);
+  if (ENDED.includes(status.status)) ended = runId;
 }
 
 function showError(error) {
@@ -276,6 +280,7 @@ function route() {
     $("#control-said").textContent = "";
     $("#state").textContent = "";
     $("#checkpoint").dataset.picked = "";
+    ended = "";
   }
   clearTimeout(timer);
   const mine = ++shownPage;
