@@ -79,8 +79,10 @@ function showOverview(overview) {
 async function refreshRun(runId) {
   if (ended === runId) return;
   $("#run-id").textContent = runId;
-  const [status, steps, events] = await Promise.all([api(`/api/runs/${runId}`),
-    api(`/api/runs/${runId}/timeline`), api(`/api/runs/${runId}/events`)]);
+  // the status first: when it says the run ended, what is read after it is final too
+  const status = await api(`/api/runs/${runId}`);
+  const [steps, events] = await Promise.all([api(`/api/runs/${runId}/timeline`),
+    api(`/api/runs/${runId}/events`)]);
   if (location.hash !== `#/run/${runId}`) return;  // (another run was opened meanwhile)
   showOverview(await api("/api/overview"));
   const waiting = status.waiting_for_workers ? " (waiting for workers)" : "";
