@@ -278,9 +278,14 @@ function route() {
     : page === "pool" ? refreshPool : refreshRuns;
   const shown = page === "run" || page === "pool" ? page : "runs";
   for (const name of ["runs", "run", "pool"]) $(`#page-${name}`).hidden = name !== shown;
-  if (shown === "run") {
-    $("#control-said").textContent = "";
-    $("#state").textContent = "";
+  if (shown === "run") {  // nothing of the run shown before stays while this one loads
+    for (const sel of ["#control-said", "#state", "#run-head", "#mermaid"]) {
+      $(sel).textContent = "";
+    }
+    for (const sel of ["#graph", "#checkpoint", "#timeline tbody", "#events tbody"]) {
+      $(sel).replaceChildren();
+    }
+    $("#run-error").hidden = $("#resume-form").hidden = $("#cancel-button").hidden = true;
     $("#checkpoint").dataset.picked = "";
     ended = "";
   }
