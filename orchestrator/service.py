@@ -68,6 +68,7 @@ class Orchestrator:
         self.store = RunStore(redis)
         self.jobs = JobQueue(redis, queue)
         self.graphs = {g.name: g for g in graphs}
+        self._infos: list[GraphInfo] | None = None
         self.queue = queue
         self.sweep_interval = sweep_interval
         self.retention = retention
@@ -102,10 +103,14 @@ class Orchestrator:
         await self.presence.beat(self.heartbeat)
 
     def infos(self) -> list[GraphInfo]:
-        """The registrations of the graphs this orchestrator serves."""
-        return [GraphInfo(name=g.name, fingerprint=g.fingerprint, queue=self.queue,
-                          entrypoint=g.returns_value, root=g.schema.kind == "root")
-                for g in self.graphs.values()]
+        """The registrations of the graphs this orchestrator serves (drawn once: every sweep
+        compares them with those in Redis)."""
+        if self._infos is None:
+            self._infos = [GraphInfo(name=g.name, fingerprint=g.fingerprint, queue=self.queue,
+                                     entrypoint=g.returns_value, root=g.schema.kind == "root",
+                                     drawing=g.drawing_data())
+                           for g in self.graphs.values()]
+        return self._infos
 
     async def _beat_forever(self, stop: asyncio.Event) -> None:
         """Say this orchestrator is alive, and warn (once) when its queue has no live worker:

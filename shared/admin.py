@@ -10,6 +10,7 @@ from typing import Any
 
 from arqgraph import protocol
 from arqgraph.client import Client, RunHandle
+from arqgraph.constants import START
 from arqgraph.core.graphs import root_graph
 from arqgraph.errors import UnknownGraphError, UnknownRunError
 from arqgraph.protocol import Heartbeat, RunRecord
@@ -136,7 +137,7 @@ class Admin:
             for task, attempt in zip(checkpoint.tasks, attempts, strict=True):
                 outcome = outcomes.get(task.id)
                 state = ("queued" if attempt is None else "running") if outcome is None else (
-                    "failed" if outcome.error else "interrupted" if outcome.interrupts else "done")
+                    _outcome_state(outcome))
                 worker, since = running.get(
                     protocol.job_id(run_id, record.checkpoint_id, task.id), (None, None))
                 tasks.append({"id": task.id, "node": task.node, "state": state,
@@ -179,12 +180,92 @@ class Admin:
             graph = names[0]
         return await self.client.submit(graph, Command(resume=value), _thread(thread_id))
 
+    async def timeline(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's supersteps, oldest first: each step's checkpoint, when it began and how
+        long it took (until the next checkpoint), and its tasks with their node, state,
+        attempts, and the worker that ran (or runs) them, since when and how long it took."""
+        record = await self._record(run_id)
+        tag = protocol.tag_of(run_id)
+        saved = [s for s in reversed(await self.store.threads.history(tag)) if s.run_id == run_id]
+        current = {t["id"]: t for t in (await self.status(run_id))["tasks"]}
+        steps = []
+        for i, s in enumerate(saved):
+            outcomes, priors, _ = await self.store.threads.task_records(tag, s.id)
+            ran = await self.store.threads.task_runs(tag, s.id)
+            began = _unix(s.created_at)
+            later = _unix(saved[i + 1].created_at) if i + 1 < len(saved) else None
+            tasks = []
+            for t in s.checkpoint.tasks:
+                shown = current.get(t.id) if s.id == record.checkpoint_id else None
+                if shown is None:
+                    outcome = outcomes.get(t.id)
+                    state = "done" if t.node == START or outcome is None and later else (
+                        "queued" if outcome is None else _outcome_state(outcome))
+                    shown = {"id": t.id, "node": t.node, "state": state,
+                             "attempt": len(priors.get(t.id, [])) + 1, "worker": None,
+                             "since": None}
+                worker, since, took = ran.get(t.id, (None, None, None))
+                tasks.append({**shown, "worker": shown["worker"] or worker,
+                              "since": shown["since"] or since, "took": took})
+            steps.append({"step": s.checkpoint.step, "checkpoint_id": s.id, "source": s.source,
+                          "began": began,
+                          "took": None if later is None or began is None else later - began,
+                          "tasks": tasks})
+        return steps
+
+    async def events(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The run's latest stream events (values, updates, custom, ..., end), oldest first,
+        as they are kept (a stream keeps its last `protocol.EVENTS_KEPT`); an unreadable one
+        is shown as such and left for the readers that set it aside."""
+        await self._record(run_id)
+        entries = await self.redis.xrevrange(protocol.events_key(run_id), count=limit)
+        shown = []
+        for entry_id, fields in reversed(entries):
+            try:
+                mode, payload = protocol.decode_event(fields)
+            except Exception as exc:  # (shown, not set aside: this is a read)
+                mode, payload = "unreadable", repr(exc)
+            shown.append({"id": entry_id.decode(), "at": int(entry_id.split(b"-")[0]) / 1000,
+                          "mode": mode, "payload": payload})
+        return shown
+
+    async def queues(self) -> list[dict[str, Any]]:
+        """Each queue a graph or a live worker uses: its jobs (due, deferred or running), the
+        age of its oldest, and its workers' concurrency in use."""
+        workers = await self.workers()
+        names = {w["queue"] for w in await self.graphs()} | {
+            q for w in workers for q in w["queues"]}
+        now = time.time()
+        shown = []
+        for name in sorted(names):
+            oldest = await self.redis.zrange(name, 0, 0, withscores=True)
+            on = [w for w in workers if name in w["queues"]]
+            shown.append({
+                "queue": name, "depth": int(await self.redis.zcard(name)),
+                "oldest_age": round(max(now - oldest[0][1] / 1000, 0.0), 3) if oldest else None,
+                "workers": len(on), "concurrency": sum(w["concurrency"] for w in on),
+                "running": sum(w["running"] for w in on),
+            })
+        return shown
+
+    async def drawing(self, graph: str) -> dict[str, Any]:
+        """The graph's nodes, edges and Mermaid text as its orchestrators registered them
+        (empty for a graph they could not draw, or registered by an older version)."""
+        info = await self.store.graph_info(root_graph(graph))
+        if info is None:
+            raise UnknownGraphError(f"no graph {graph!r} is registered")
+        return info.drawing
+
     async def state(self, thread_id: str, history: bool = False) -> list[dict[str, Any]]:
         """The thread's latest state, or with `history` its checkpoints, newest first."""
         if history:
             return [snapshot_dict(s) for s in await self.client.get_state_history(
                 _thread(thread_id))]
         return [snapshot_dict(await self.client.get_state(_thread(thread_id)))]
+
+
+def _outcome_state(outcome: Any) -> str:
+    return "failed" if outcome.error else "interrupted" if outcome.interrupts else "done"
 
 
 def _unix(iso: str) -> float | None:

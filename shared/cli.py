@@ -28,6 +28,7 @@ GC_YOUNG_THRESHOLD = 50_000  # net new objects between collections of the younge
 def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     from arqgraph import __version__
     from arqgraph.cli_admin import add_commands
+    from arqgraph.dashboard.command import add_dashboard
 
     s = settings or Settings.from_env()
     parser = argparse.ArgumentParser(
@@ -150,6 +151,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     srv.add_argument("--api-key", default=os.environ.get("ARQGRAPH_API_KEY"),
                      help="admit only requests whose x-api-key header is this key "
                      "(env ARQGRAPH_API_KEY; default: no key)")
+    add_dashboard(sub, common, lambda p: redis_option(p, s.redis_url))
     add_commands(sub, common, s.redis_url)
     draw = sub.add_parser("graph", help="draw a graph (Mermaid by default)", parents=[common],
                           description="Print a graph's drawing: Mermaid, or ASCII (--ascii, "
@@ -312,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from arqgraph.cli_admin import run_admin
+    from arqgraph.dashboard.command import run_dashboard
 
     if args.command == "run":
         return asyncio.run(_run(args))
@@ -329,6 +332,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                              f"{exc}") from None
         return serve(args.config, args.specs, args.redis, args.host, args.port,
                      api_key=args.api_key)
+    if args.command == "dashboard":
+        return run_dashboard(args)
     if args.command == "up":
         from arqgraph.orchestrator.launcher import launch
 

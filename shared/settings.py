@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     metrics_port: int = 0
     log_level: str = "INFO"
     log_format: str = "text"
+    dashboard_token: str = ""  # `arqgraph dashboard`'s token (needed beyond localhost)
     ready_timeout: float = 30.0  # seconds a producer waits for an orchestrator to register a graph
 
     @classmethod

@@ -137,6 +137,7 @@ class NodeRunner:
         self.limited = {g.name for g in graphs if has_limits(g)}
         # plans the moves it makes with its posts (see `_planned_commit`)
         self.planner = MovePlanner(self.jobs)
+        self.worker_id = ""  # its worker's heartbeat id, told with each outcome (dashboard)
 
     async def take(self, job_ids: Sequence[str], lease: float, most: int) -> list[TakenJob]:
         """Take up to `most` of these jobs (JobQueue.take) and start their tasks in the same
@@ -314,6 +315,7 @@ class NodeRunner:
             (arq_job.started_ms - arq_job.due_ms) / 1000 if arq_job and arq_job.due_ms else None)
         if job.run_id in self.cancelled:  # (cancelled since its run was read)
             return "skipped: run is cancelled"
+        began = time.time()
         with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
             execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
             self.running[key] = execution
@@ -334,6 +336,7 @@ class NodeRunner:
                 attempt.failed(error.type, error.message, result.retry_after is not None)
             elif result.outcome.interrupts:
                 attempt.outcome = "interrupted"
+        ran = (self.worker_id, began, time.time() - began)
         if result.retry_after is not None:
             await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
                                          failed=True)
@@ -362,11 +365,11 @@ class NodeRunner:
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
         try:
             posted = await self._post(job, outcome, events, claim, arq_job, commit,
-                                      move if move is not None and move.held else None)
+                                      move if move is not None and move.held else None, ran)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             move = None
-            posted = await self._post(job, failed, (), claim, arq_job)
+            posted = await self._post(job, failed, (), claim, arq_job, ran=ran)
         if posted.code > 0:
             if arq_job is not None:
                 self.ended.add(arq_job.job_id)
@@ -454,7 +457,7 @@ class NodeRunner:
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
         claim: Claim, arq_job: ArqJob | None, commit: Commit | None = None,
-        hold: Move | None = None,
+        hold: Move | None = None, ran: tuple[str, float, float] | None = None,
     ) -> Posted:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
@@ -471,7 +474,7 @@ class NodeRunner:
             try:
                 posting = self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), commit, held,
+                    self.max_update_bytes, self._job_end(arq_job), commit, held, ran,
                 )
                 if held is None:  # (awaited in this task: no task of its own per post)
                     return await posting

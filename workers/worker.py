@@ -442,4 +442,5 @@ def build_worker(
     worker.since = {}
     worker.presence = Presence(redis, "worker")
     worker.beat = new_heartbeat(process_id(worker), [queue], list(runner.graphs), concurrency)
+    runner.worker_id = worker.beat.id
     return worker

@@ -382,6 +382,13 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         return draw(self)
 
+    def drawing_data(self) -> dict[str, Any]:
+        """Its nodes, edges and Mermaid text as plain data, which its orchestrators register
+        so that the dashboard can draw it without its code (`arqgraph.graph.drawing`)."""
+        from arqgraph.graph.drawing import drawing_data
+
+        return drawing_data(self)
+
     async def aget_graph(
         self, config: dict[str, Any] | None = None, *, xray: int | bool = False
     ) -> Any:

@@ -101,6 +101,7 @@ from arqgraph.protocol.messages import (
     encode_resume,
     encode_saved,
     event_args,
+    outcome_ran,
     parent_command_error,
     rebuild_error,
 )
@@ -203,6 +204,7 @@ __all__ = [
     "encode_error",
     "encode_event",
     "event_args",
+    "outcome_ran",
     "parent_command_error",
     "rebuild_error",
     "command_of",

@@ -55,6 +55,8 @@ class GraphInfo(pydantic.BaseModel):
     queue: str
     entrypoint: bool = False  # a Functional API entrypoint: takes any input, returns a value
     root: bool = False  # its state is one value (`StateGraph(list[str])`): the `__root__` key
+    # its nodes, edges and Mermaid text (`graph.drawing.drawing_data`), for the dashboard
+    drawing: dict[str, Any] = {}
 
 
 class SavedCheckpoint(pydantic.BaseModel):
@@ -323,13 +325,16 @@ def decode_saved(data: bytes) -> SavedCheckpoint:
     )
 
 
-def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES) -> bytes:
-    """Encode a task outcome; an unserializable write raises an error naming node and key, an
-    outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys."""
+def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
+                   ran: tuple[str, float, float] | None = None) -> bytes:
+    """Encode a task outcome, with `ran` (the worker, when it began, seconds it took) if told,
+    for the dashboard's timeline; an unserializable write raises an error naming node and key,
+    an outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys."""
     if outcome.writes:
         codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
     data = codec.packb(
         {
+            **({"ran": list(ran)} if ran else {}),
             "task_id": outcome.task_id,
             "node": outcome.node,
             "writes": dict(outcome.writes) if outcome.writes is not None else None,
@@ -359,6 +364,12 @@ def describe_sizes(outcome: TaskOutcome) -> str:
         sizes.append((len(codec.packb([s.arg for s in outcome.sends])), "Send arguments"))
         sizes.sort(reverse=True)
     return ", ".join(f"key {k!r} {n:,} bytes" for n, k in sizes[:3]) or "no keys"
+
+
+def outcome_ran(data: bytes) -> tuple[str, float, float] | None:
+    """Who ran a task and when, as its outcome tells (see `encode_outcome`); None if untold."""
+    ran = codec.unpackb(data).get("ran")
+    return (str(ran[0]), float(ran[1]), float(ran[2])) if ran else None
 
 
 def decode_outcome(data: bytes) -> TaskOutcome:

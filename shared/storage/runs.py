@@ -388,6 +388,7 @@ class RunStore:
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: ScriptCall | None = None,
         move: Commit | None = None, hold: ScriptCall | None = None,
+        ran: tuple[str, float, float] | None = None,
     ) -> Posted:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
@@ -399,9 +400,10 @@ class RunStore:
         was restarted). `job_end` (JobQueue.finish_call) ends the task's arq job too, when the
         outcome is recorded: arq then need not. `hold` (JobQueue.hold_call) takes the job the
         move enqueues and kept off the ready list (`JobQueue.single_enqueue`), when it is made.
+        `ran`: the worker, when the node began and how long it took, kept with the outcome.
         """
         attempt = "" if claim is None else str(claim.attempt)
-        data = protocol.encode_outcome(outcome, max_bytes)
+        data = protocol.encode_outcome(outcome, max_bytes, ran)
         if len(data) > ROOM_CHECK_BYTES:
             await self.memory.check_room(outcome, len(data))
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))

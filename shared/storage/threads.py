@@ -13,6 +13,9 @@ from arqgraph.core.pregel import TaskOutcome
 from arqgraph.protocol import SavedCheckpoint
 from arqgraph.storage.batch import Batch
 
+# the fields of a step's writes hash that are not a task's outcome
+OTHER_FIELDS = ("child:", "prior:", "resume:", "priors:", "fn:", "fnargs:", "__")
+
 
 class TaskRecords(NamedTuple):
     outcomes: dict[str, TaskOutcome]
@@ -77,10 +80,20 @@ class ThreadStore:
             elif name.startswith("prior:"):
                 task_id, _, n = name[len("prior:"):].rpartition(":")
                 priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
-            elif not name.startswith(("resume:", "priors:", "fn:", "fnargs:", "__")):
+            elif not name.startswith(OTHER_FIELDS):
                 outcomes[name] = protocol.decode_outcome(blob)
         return TaskRecords(outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])]
                                       for t, p in priors.items()}, children)
+
+    async def task_runs(self, tag: str, checkpoint_id: str) -> dict[str, tuple[str, float, float]]:
+        """Who ran each task of a checkpoint's step, when, and for how long (those told)."""
+        fields = await self.redis.hgetall(protocol.writes_key(tag, checkpoint_id))
+        runs = {}
+        for raw_name, blob in fields.items():
+            name = raw_name.decode()
+            if not name.startswith(OTHER_FIELDS) and (ran := protocol.outcome_ran(blob)):
+                runs[name] = ran
+        return runs
 
     async def note_child(self, tag: str, checkpoint_id: str, task_id: str, n: int, ns: str) -> None:
         """Task `task_id` of the checkpoint's step runs a subgraph on the thread's namespace
