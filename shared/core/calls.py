@@ -121,7 +121,20 @@ class TaskFuture(Generic[T]):
         if self._coroutine is not None:
             raise RuntimeError("an async task called outside an entrypoint must be awaited")
         assert self._future is not None
+        if not self._future.done() and _on_an_event_loop():  # (blocking would hang the loop)
+            raise asyncio.InvalidStateError(
+                "Result is not set. (In async code, await a task's future instead.)")
         return self._future.result(timeout)
+
+
+def _on_an_event_loop() -> bool:
+    """Whether this thread runs an event loop: async code, where a call's result comes from
+    that very loop (as LangGraph, `.result()` of a pending call raises there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class TaskFunction(Generic[P, T]):
