@@ -89,19 +89,23 @@ class Admin:
 
     async def runs(self, graph: str | None = None, status: str | None = None,
                    limit: int = 20) -> list[dict[str, Any]]:
-        """Recent runs, newest first: ids, graph, status, when created, its current step and
-        when it last moved (its latest checkpoint's time). It scans the run records (runs expire after their
-        retention), so it costs a read per run kept: for people, not for hot paths."""
+        """Recent runs, newest first: ids, graph, status, when created and finished, how long
+        it took (so far, while it runs), its current step and when it last moved (its latest
+        checkpoint's time). It scans the run records (runs expire after their retention), so
+        it costs a read per run kept: for people, not for hot paths."""
         found: list[dict[str, Any]] = []
+        now = time.time()
         async for key in self.redis.scan_iter(match=protocol.RUN_KEYS_PATTERN, count=SCAN_BATCH):
             raw: list[bytes | None] = await self.redis.hmget(  # type: ignore[misc]
-                key, ["graph", "status", "thread_id", "created"])
-            name, state, thread, created = (v.decode() if v else "" for v in raw)
+                key, ["graph", "status", "thread_id", "created", "finished"])
+            name, state, thread, created, finished = (v.decode() if v else "" for v in raw)
             if graph and name != graph or status and _shown_status(state) != status:
                 continue
+            began, ended = (float(t) if t else None for t in (created, finished))
             found.append({"run_id": protocol.run_of_key(key.decode()), "thread_id": thread,
                           "graph": name, "status": _shown_status(state),
-                          "created": float(created or 0)})
+                          "created": began or 0.0, "finished": ended,
+                          "duration": _duration(state, began, ended, now)})
         found.sort(key=lambda r: r["created"], reverse=True)
         for run in found[:limit]:  # (the step is in the run's checkpoint: read the few shown)
             record = await self.store.load_run(run["run_id"])
@@ -142,11 +146,11 @@ class Admin:
                     protocol.job_id(run_id, record.checkpoint_id, task.id), (None, None))
                 tasks.append({"id": task.id, "node": task.node, "state": state,
                               "attempt": int(attempt or 0), "worker": worker, "since": since})
-        created = await self.redis.hget(protocol.run_key(run_id), "created")  # type: ignore[misc]
         shown: dict[str, Any] = {
             "run_id": run_id, "thread_id": record.thread_id, "graph": record.graph,
             "status": _shown_status(record.status),
-            "created": float(created or 0),
+            "created": record.created or 0.0, "finished": record.finished,
+            "duration": _duration(record.status, record.created, record.finished, time.time()),
             "step": checkpoint.step if checkpoint is not None else None, "tasks": tasks,
             "error": None, "interrupts": [], "waiting_for_workers": False,
         }
@@ -266,6 +270,16 @@ class Admin:
 
 def _outcome_state(outcome: Any) -> str:
     return "failed" if outcome.error else "interrupted" if outcome.interrupts else "done"
+
+
+def _duration(status: str, created: float | None, finished: float | None,
+              now: float) -> float | None:
+    """Seconds from submit to end, or to `now` while the run goes on; None when unknown (a run
+    without a submit time, or ended by a version that did not record when)."""
+    if not created:
+        return None
+    end = finished if finished is not None else now if status in RUNNING else None
+    return None if end is None else round(max(end - created, 0.0), 3)
 
 
 def _unix(iso: str) -> float | None:

@@ -97,7 +97,7 @@ class _GraphManagerBase(BaseCallbackManager):
         )
         self.run_id = run_id
 
-    def copy(self, *, run_id: Any = ...) -> Any:  # type: ignore[override]
+    def copy(self, *, run_id: Any = ...) -> Any:
         """A copy (keeping only graph handlers), naming `run_id` if given."""
         if run_id is not ... and run_id is not None and not isinstance(run_id, UUID):
             raise TypeError("run_id must be a UUID or None")

@@ -85,8 +85,10 @@ async def _answer(admin: Admin, args: argparse.Namespace) -> tuple[Any, str]:
     """The command's answer as data, and as text."""
     if args.command == "runs":
         runs = await admin.runs(args.graph, args.status, args.limit)
-        return runs, _table(runs, ["run_id", "thread_id", "graph", "status", "step", "created",
-                                   "moved"])
+        shown = [{**r, "started": r["created"], "duration": _seconds(r["duration"])}
+                 for r in runs]
+        return runs, _table(shown, ["run_id", "thread_id", "graph", "status", "step", "started",
+                                    "duration"])
     if args.command == "status":
         status = await admin.status(args.run_id)
         return status, _status_text(status)
@@ -117,6 +119,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _seconds(value: float | None) -> str:
+    """A duration for people: 0.4s, 12.3s, 4m05s, 2h03m."""
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def _table(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "(none)"
@@ -129,7 +141,8 @@ def _table(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
 def _status_text(status: dict[str, Any]) -> str:
     head = status["status"] + (" (waiting for workers)" if status["waiting_for_workers"] else "")
     lines = [f"run {status['run_id']}  thread {status['thread_id']}  graph {status['graph']}",
-             f"status {head}  step {status['step']}"]
+             f"status {head}  step {status['step']}  started {_cell(status['created'])}"
+             f"  duration {_seconds(status['duration'])}"]
     for t in status["tasks"]:
         on = f" on {t['worker']} since {_cell(t['since'])}" if t["worker"] else ""
         lines.append(f"  task {t['node']} [{t['id']}]: {t['state']}, attempt {t['attempt']}{on}")

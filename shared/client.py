@@ -6,15 +6,15 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
-from arqgraph.constants import COPY_NODE, PROPAGATED_TO_METADATA
+from arqgraph.constants import COPY_NODE, PROPAGATED_TO_METADATA, START
 from arqgraph.core.graphs import root_graph
-from arqgraph.core.pregel import START, TaskOutcome, shown_writes
+from arqgraph.core.pregel import TaskOutcome, shown_writes
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import UnknownGraphError
 from arqgraph.observe import traces
@@ -166,7 +166,7 @@ class Client:
         self,
         graph_name: str,
         input: Any,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         *,
         context: Any = None,
         stream_mode: str | Sequence[str] = (),
@@ -208,7 +208,7 @@ class Client:
                 await backoff.wait()
 
     async def _submit(
-        self, graph_name: str, input: Any, config: dict[str, Any] | None, context: Any,
+        self, graph_name: str, input: Any, config: Mapping[str, Any] | None, context: Any,
         stream_mode: str | Sequence[str], key: str, fresh_thread: bool = False,
     ) -> RunHandle:
         check_config(config)
@@ -251,7 +251,7 @@ class Client:
 
     async def _create(
         self, graph_name: str, thread_id: str | None, kind: str, input: Any,
-        config: dict[str, Any] | None, context: Any, run_id: str | None = None,
+        config: Mapping[str, Any] | None, context: Any, run_id: str | None = None,
         own_thread: str | None = None, **extra: Any,
     ) -> RunHandle:
         thread = thread_id if thread_id is not None else own_thread or uuid.uuid4().hex
@@ -268,7 +268,7 @@ class Client:
 
     # -- threads -------------------------------------------------------------------------------
 
-    async def get_state(self, config: dict[str, Any], subgraphs: bool = False) -> StateSnapshot:
+    async def get_state(self, config: Mapping[str, Any], subgraphs: bool = False) -> StateSnapshot:
         """The thread's latest checkpoint (or the one `checkpoint_id` names), as LangGraph's
         `get_state` shows it: the latest stopped step shows its finished tasks' writes applied
         and only its unfinished tasks. A task that runs a subgraph shows the subgraph's
@@ -280,7 +280,7 @@ class Client:
         if checkpoint_id:
             saved = await self.store.threads.saved_checkpoint(tag, checkpoint_id)
         if saved is None:
-            return StateSnapshot({}, (), config, None, None, None, ())
+            return StateSnapshot({}, (), dict(config), None, None, None, ())
         # The thread's state now: a stopped step shows what is left of it. A checkpoint named
         # by id, the latest too, shows the record of its step, as LangGraph's: every task in
         # it and every question asked, answered ones included.
@@ -289,7 +289,7 @@ class Client:
                                     subgraphs=subgraphs)
 
     async def get_state_history(
-        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
+        self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> list[StateSnapshot]:
         """The thread's checkpoints, newest first: those older than `before`'s checkpoint, whose
@@ -310,14 +310,14 @@ class Client:
         return snapshots
 
     async def update_state(
-        self, graph_name: str, config: dict[str, Any], values: Any, as_node: str | None = None
+        self, graph_name: str, config: Mapping[str, Any], values: Any, as_node: str | None = None
     ) -> dict[str, Any]:
         """Write `values` to the thread as if node `as_node` (by default the node that wrote
         last) had returned them; returns the config of the new checkpoint."""
         return await self.bulk_update_state(graph_name, config, [[(values, as_node)]])
 
     async def bulk_update_state(
-        self, graph_name: str, config: dict[str, Any],
+        self, graph_name: str, config: Mapping[str, Any],
         supersteps: Sequence[Sequence[tuple[Any, str | None] | Sequence[Any]]],
     ) -> dict[str, Any]:
         """Apply supersteps of updates in turn, each a checkpoint: its updates (values,
@@ -406,7 +406,7 @@ class Client:
         )
 
 
-def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:
+def _thread_of(config: Mapping[str, Any] | None) -> tuple[str | None, str]:
     """The thread a config names (a subgraph's, with a `checkpoint_ns`) and its checkpoint id."""
     configurable = (config or {}).get("configurable") or {}
     thread_id = configurable.get("thread_id")
@@ -415,7 +415,7 @@ def _thread_of(config: dict[str, Any] | None) -> tuple[str | None, str]:
     return thread, str(configurable.get("checkpoint_id") or "")
 
 
-def with_metadata(config: dict[str, Any] | None) -> dict[str, Any] | None:
+def with_metadata(config: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The config with the configurable keys LangGraph copies into a run's metadata at its
     start, those the metadata does not have yet (its nodes' metadata shows them)."""
     configurable = (config or {}).get("configurable") or {}
@@ -425,7 +425,7 @@ def with_metadata(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**config, "metadata": {**shown, **(config.get("metadata") or {})}}
 
 
-def require_thread(config: dict[str, Any] | None) -> tuple[str, str]:
+def require_thread(config: Mapping[str, Any] | None) -> tuple[str, str]:
     """The config's thread id and checkpoint id; LangGraph's ValueError when it names no thread."""
     thread_id, checkpoint_id = _thread_of(config)
     if thread_id is None:
@@ -448,23 +448,23 @@ class SyncClient:
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def submit(self, graph_name: str, input: Any, config: dict[str, Any] | None = None,
+    def submit(self, graph_name: str, input: Any, config: Mapping[str, Any] | None = None,
                *, context: Any = None) -> SyncRunHandle:
         handle = self._call(self._client.submit(graph_name, input, config, context=context))
         return SyncRunHandle(self, handle)
 
-    def get_state(self, config: dict[str, Any]) -> StateSnapshot:
+    def get_state(self, config: Mapping[str, Any]) -> StateSnapshot:
         return self._call(self._client.get_state(config))  # type: ignore[no-any-return]
 
-    def get_state_history(self, config: dict[str, Any]) -> list[StateSnapshot]:
+    def get_state_history(self, config: Mapping[str, Any]) -> list[StateSnapshot]:
         return self._call(self._client.get_state_history(config))  # type: ignore[no-any-return]
 
-    def update_state(self, graph_name: str, config: dict[str, Any], values: Any,
+    def update_state(self, graph_name: str, config: Mapping[str, Any], values: Any,
                      as_node: str | None = None) -> dict[str, Any]:
         return self._call(  # type: ignore[no-any-return]
             self._client.update_state(graph_name, config, values, as_node))
 
-    def bulk_update_state(self, graph_name: str, config: dict[str, Any],
+    def bulk_update_state(self, graph_name: str, config: Mapping[str, Any],
                           supersteps: Sequence[Sequence[Any]]) -> dict[str, Any]:
         return self._call(  # type: ignore[no-any-return]
             self._client.bulk_update_state(graph_name, config, supersteps))

@@ -6,7 +6,7 @@ Set by the worker around each node call (contextvars, so threads started with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -54,7 +54,7 @@ def get_stream_writer() -> StreamWriter:
     return runtime.stream_writer
 
 
-def merge_configs(*configs: dict[str, Any] | None) -> dict[str, Any]:
+def merge_configs(*configs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Configs merged as LangChain merges them: later keys win, but `configurable` and
     `metadata` merge key by key, and `tags` and `callbacks` add up."""
     merged: dict[str, Any] = {}

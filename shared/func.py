@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, overload
 
 import pydantic
 
+from arqgraph.constants import END, START
 from arqgraph.core.calls import (
     TASKS,
     CallScheduler,
@@ -39,10 +40,12 @@ from arqgraph.core.calls import (
     current_scheduler,
     task,
 )
-from arqgraph.core.pregel import END, START
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.graph.state import StateGraph
 from arqgraph.types import CachePolicy, RetryPolicy, StateSnapshot, TimeoutPolicy
+
+if TYPE_CHECKING:
+    from arqgraph.checkpoint.base import BaseCheckpointSaver
 
 __all__ = [
     "TASKS", "CallScheduler", "Entrypoint", "RetryLater", "TaskFunction", "TaskFuture", "current_attempt",
@@ -69,7 +72,7 @@ class Final(Generic[R, S]):
     save: S
 
 
-class Entrypoint(CompiledStateGraph):
+class Entrypoint(CompiledStateGraph[Any, Any, Any, Any]):
     """A compiled graph of one node running the entrypoint function; invoking it gives the
     function's return value (or `{"__interrupt__": [...]}` while it waits for a human). The
     producer `Client` wraps the input and unwraps the value for every process alike."""
@@ -96,11 +99,11 @@ class Entrypoint(CompiledStateGraph):
         super().__init__(builder, name=node_name, explicit_name=True, checkpointer=checkpointer,
                          store=store, cache=cache)
 
-    def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def get_input_jsonschema(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The schema of the function's input: its first parameter's annotation."""
         return self._value_schema(_annotation(self.fn, "input"), "Input")
 
-    def get_output_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def get_output_jsonschema(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The schema of the function's return value: its return annotation (the value's, for
         `entrypoint.final[value, save]`)."""
         returned = _annotation(self.fn, "return")
@@ -112,11 +115,12 @@ class Entrypoint(CompiledStateGraph):
 
     @staticmethod
     def _value_schema(annotation: Any, suffix: str) -> dict[str, Any]:
-        base: Any = pydantic.RootModel[annotation]  # type: ignore[valid-type]
+        base: Any = pydantic.RootModel[annotation]
         model: Any = type(f"LangGraph{suffix}", (base,), {"__module__": __name__})
-        return model.model_json_schema()  # type: ignore[no-any-return]
+        schema: dict[str, Any] = model.model_json_schema()
+        return schema
 
-    async def aupdate_state(self, config: dict[str, Any], values: Any,
+    async def aupdate_state(self, config: Mapping[str, Any], values: Any,
                             as_node: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """As LangGraph: an update of an entrypoint's thread is its value, both what it
         returned and what the next run gets as `previous`."""
@@ -126,7 +130,7 @@ class Entrypoint(CompiledStateGraph):
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
         """As LangGraph shows an entrypoint's state: its return value (None before it has one)."""
         values = snapshot.values.get("output") if isinstance(snapshot.values, dict) else None
-        return snapshot._replace(values=values)  # type: ignore[arg-type]
+        return snapshot._replace(values=values)
 
 
 def _annotation(fn: Callable[..., Any], which: str) -> Any:
@@ -168,22 +172,46 @@ def _written(result: Any) -> dict[str, Any]:
     return {"output": result, "previous": result}
 
 
-def entrypoint(fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
-               context_schema: Any = None, store: Any = None,
-               timeout: float | timedelta | TimeoutPolicy | None = None, cache: Any = None,
-               cache_policy: CachePolicy[Any] | None = None,
-               retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None, **_: Any) -> Any:
-    """`@entrypoint()`, `@entrypoint(checkpointer=..., store=..., context_schema=...,
-    timeout=..., cache=..., cache_policy=..., retry_policy=...)` or bare `@entrypoint`. A
-    `timeout` bounds each run of the function, as a node's (an async function only); `cache`
-    holds the results of its tasks with a cache policy (on a cluster, Redis holds them)."""
-    options: dict[str, Any] = {
-        "name": name, "context_schema": context_schema, "store": store, "timeout": timeout,
-        "cache": cache, "cache_policy": cache_policy, "retry_policy": retry_policy}
-    if fn is not None and (inspect.isfunction(fn) or inspect.ismethod(fn)):
-        return Entrypoint(fn, checkpointer=checkpointer, **options)
-    saver = fn if fn is not None else checkpointer  # LangGraph's first argument: the checkpointer
-    return lambda f: Entrypoint(f, checkpointer=saver, **options)
+class EntrypointDecorator:
+    """`entrypoint`: `@entrypoint()`, `@entrypoint(checkpointer=..., store=...,
+    context_schema=..., timeout=..., cache=..., cache_policy=..., retry_policy=...)` or bare
+    `@entrypoint`; `entrypoint.final(value=..., save=...)`. An object, as LangGraph's class,
+    with typed calls (overloads), so that a decorated function is typed under `mypy --strict`."""
+
+    final = Final  # LangGraph's `entrypoint.final`
+
+    @overload
+    def __call__(self, fn: Callable[..., Any], *, checkpointer: Any = None,
+                 name: str | None = None, context_schema: Any = None, store: Any = None,
+                 timeout: float | timedelta | TimeoutPolicy | None = None, cache: Any = None,
+                 cache_policy: CachePolicy[Any] | None = None,
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+                 **_: Any) -> Entrypoint: ...
+
+    @overload
+    def __call__(self, fn: BaseCheckpointSaver[Any] | None = None, *, checkpointer: Any = None,
+                 name: str | None = None, context_schema: Any = None, store: Any = None,
+                 timeout: float | timedelta | TimeoutPolicy | None = None, cache: Any = None,
+                 cache_policy: CachePolicy[Any] | None = None,
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+                 **_: Any) -> Callable[[Callable[..., Any]], Entrypoint]: ...
+
+    def __call__(self, fn: Any = None, *, checkpointer: Any = None, name: str | None = None,
+                 context_schema: Any = None, store: Any = None,
+                 timeout: float | timedelta | TimeoutPolicy | None = None, cache: Any = None,
+                 cache_policy: CachePolicy[Any] | None = None,
+                 retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+                 **_: Any) -> Any:
+        """A `timeout` bounds each run of the function, as a node's (an async function only);
+        `cache` holds the results of its tasks with a cache policy (on a cluster, Redis holds
+        them); the first argument is the function, or LangGraph's checkpointer."""
+        options: dict[str, Any] = {
+            "name": name, "context_schema": context_schema, "store": store, "timeout": timeout,
+            "cache": cache, "cache_policy": cache_policy, "retry_policy": retry_policy}
+        if fn is not None and (inspect.isfunction(fn) or inspect.ismethod(fn)):
+            return Entrypoint(fn, checkpointer=checkpointer, **options)
+        saver = fn if fn is not None else checkpointer  # LangGraph's first argument
+        return lambda f: Entrypoint(f, checkpointer=saver, **options)
 
 
-entrypoint.final = Final  # type: ignore[attr-defined]  # (LangGraph's `entrypoint.final`)
+entrypoint = EntrypointDecorator()

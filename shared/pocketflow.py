@@ -34,6 +34,7 @@ import contextvars
 import copy
 import sys
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from arqgraph.config import get_stream_writer
@@ -86,13 +87,13 @@ class FlowGraph(Entrypoint):
 
         return run_sync(self.run_async(shared, config, **kwargs))
 
-    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None, *,
+    async def ainvoke(self, input: Any, config: Mapping[str, Any] | None = None, *,
                       stream_mode: str = "values", **kwargs: Any) -> Any:
         if stream_mode != "values":
             return await super().ainvoke(input, config, stream_mode=stream_mode, **kwargs)
         return (await self._walk(input, config, **kwargs))[1]
 
-    async def _walk(self, shared: Any, config: dict[str, Any] | None,
+    async def _walk(self, shared: Any, config: Mapping[str, Any] | None,
                     **kwargs: Any) -> tuple[Any, Any]:
         action, final = None, None
         async for mode, chunk in self.astream(shared, config, stream_mode=["custom", "values"],

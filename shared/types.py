@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - without the `langchain` extra
     class ToolOutputMixin:  # type: ignore[no-redef]
         """Stands in for LangChain's marker of tool outputs when langchain-core is absent."""
 
-from arqgraph.stream_parts import (  # noqa: F401 - LangGraph has them in its types
+from arqgraph.stream_parts import (  # LangGraph has them in its types
     CheckpointPayload,
     CheckpointStreamPart,
     CheckpointTask,
@@ -38,7 +38,16 @@ from arqgraph.stream_parts import (  # noqa: F401 - LangGraph has them in its ty
     UpdatesStreamPart,
     ValuesStreamPart,
 )
-from arqgraph.trace_policy import TracePolicy, omit_payload  # noqa: F401 - LangGraph's types
+from arqgraph.trace_policy import TracePolicy, omit_payload  # LangGraph's types too
+
+__all__ = [  # the public names, LangGraph's (`mypy --strict` re-exports only these imports)
+    "All", "CachePolicy", "CheckpointPayload", "CheckpointStreamPart",
+    "CheckpointTask", "Command", "CustomStreamPart", "DebugPayload", "DebugStreamPart",
+    "Durability", "GraphOutput", "Interrupt", "MessagesStreamPart", "Overwrite", "PregelTask",
+    "RetryPolicy", "Send", "StateSnapshot", "StateUpdate", "StreamMode", "StreamPart",
+    "StreamWriter", "TaskPayload", "TaskResultPayload", "TasksStreamPart", "TimeoutPolicy",
+    "TracePolicy", "UpdatesStreamPart", "ValuesStreamPart", "interrupt", "omit_payload",
+]
 
 N = TypeVar("N")
 

@@ -4,7 +4,10 @@ would raise it."""
 
 from __future__ import annotations
 
+import asyncio
+import operator
 import warnings
+from typing import Annotated, TypedDict
 
 import pytest
 
@@ -19,6 +22,7 @@ from arqgraph.errors import (
     RemoteNodeError,
     UnknownInterruptError,
 )
+from arqgraph.graph import START, StateGraph
 from arqgraph.protocol.messages import decode_error, encode_error
 
 
@@ -85,3 +89,25 @@ def test_a_pydantic_validation_error_crosses_as_itself() -> None:
     assert [(e["type"], e["loc"], e["msg"], e["input"]) for e in got.errors()] == [
         (e["type"], e["loc"], e["msg"], e["input"]) for e in sent.errors()]
     assert str(got).splitlines()[:3] == str(sent).splitlines()[:3]
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+
+
+@pytest.mark.parametrize("style", ["async", "sync"])
+def test_a_node_raising_cancelled_error_fails_its_run_as_in_langgraph(style: str) -> None:
+    """A node's own CancelledError is a failure of the node (LangGraph's NodeCancelledError),
+    not the cancel of its run: the run used to be left waiting for ever."""
+
+    def sync_node(state: State) -> State:
+        raise asyncio.CancelledError()
+
+    async def async_node(state: State) -> State:
+        raise asyncio.CancelledError()
+
+    builder = StateGraph(State)
+    builder.add_node("n", async_node if style == "async" else sync_node)
+    builder.add_edge(START, "n")
+    with pytest.raises(NodeCancelledError, match="Node 'n' raised asyncio.CancelledError"):
+        builder.compile().invoke({"log": []})

@@ -344,3 +344,26 @@ def test_a_call_whose_question_is_not_answered_yet_runs_again_on_resume(
     expected = two_asking_calls_run("langgraph", tmp_path / "lg")
     assert expected == [["A"], ["B"], [None, "y"], ["a", "a", "b", "b", "b"]]
     assert two_asking_calls_run("arqgraph", tmp_path / "arq") == expected
+
+
+@task
+def _length(text: str) -> int:
+    return len(text)
+
+
+@entrypoint(checkpointer=InMemorySaver())
+async def _blocking_on_a_result(text: str) -> int:
+    return _length(text).result()  # (async code must await it)
+
+
+@entrypoint(checkpointer=InMemorySaver())
+def _sync_result(text: str) -> int:
+    return _length(text).result()
+
+
+async def test_result_of_a_pending_call_in_async_code_raises_as_in_langgraph() -> None:
+    """`.result()` would block the event loop the call needs: it raises LangGraph's
+    InvalidStateError instead of hanging; a sync entrypoint gets its result."""
+    with pytest.raises(asyncio.InvalidStateError, match="Result is not set"):
+        await _blocking_on_a_result.ainvoke("abc", {"configurable": {"thread_id": "r1"}})
+    assert await _sync_result.ainvoke("abc", {"configurable": {"thread_id": "r2"}}) == 3

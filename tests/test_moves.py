@@ -177,7 +177,9 @@ def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueue
         commit_call(record, status="done", retention=60, jobs=ScriptCall(["k"], ["a"]))
     ends = commit_call(record, status="done", retention=60)
     assert ends.call.keys[-2:] == [protocol.active_key("g"), protocol.ends_key("client-7")]
-    assert ends.call.args[:2] == ["3:c1", "1"] and ends.call.args[5] == "60"
+    assert ends.call.args[:2] == ["3:c1", "2"] and ends.call.args[5] == "60"
+    fields = ends.call.args[13:17]  # the run's fields: its status, and when it finished
+    assert fields[:3] == ["status", "done", "finished"] and float(fields[3]) > 0
     moves = commit_call(record, jobs=ScriptCall(["job-key"], ["job-arg"]))
     assert moves.call.keys[-1] == "job-key" and moves.call.args[-1] == "job-arg"
     assert protocol.ends_key("client-7") not in moves.call.keys and moves.call.args[5] == ""

@@ -97,12 +97,19 @@ def test_a_run_waiting_for_workers_says_so_and_can_be_cancelled(pool: Pool, caps
                       ["step"] is not None and s, STARTUP_LIMIT, "the run's first step")
     assert status["status"] == "running" and status["waiting_for_workers"]
     assert [(t["node"], t["state"]) for t in status["tasks"]] == [("greet", "queued")]
+    [running] = cli_json(capsys, "runs", "--graph", "ops_lonely", "--redis", pool.url)
+    assert running["finished"] is None and running["duration"] >= 0  # so far
+    later = cli_json(capsys, "runs", "--graph", "ops_lonely", "--redis", pool.url)[0]
+    assert later["duration"] >= running["duration"]  # it grows while the run goes on
     code, out, _ = cli(capsys, "status", run_id, "--redis", pool.url)
     assert "running (waiting for workers)" in out
 
     assert cli_json(capsys, "cancel", run_id, "--redis", pool.url)["status"] == "cancelling"
     wait_for(lambda: cli_json(capsys, "status", run_id, "--redis", pool.url)["status"]
              == "cancelled", STARTUP_LIMIT, "the run to be cancelled")
+    [cancelled] = cli_json(capsys, "runs", "--graph", "ops_lonely", "--redis", pool.url)
+    assert cancelled["duration"] == round(cancelled["finished"] - cancelled["created"], 3)
+    assert cancelled["duration"] >= later["duration"]  # from submit to the cancel, now fixed
 
 
 def test_run_interrupt_state_resume_and_runs(pool: Pool, capsys) -> None:
@@ -136,6 +143,17 @@ def test_run_interrupt_state_resume_and_runs(pool: Pool, capsys) -> None:
     assert runs[1]["run_id"] == run_id
     assert [r["step"] for r in runs[:2]] == [2, 0]  # the resumed run ended after greet
     assert runs[1]["created"] <= runs[1]["moved"] <= runs[0]["created"] <= runs[0]["moved"]
+    for run in runs[:2]:  # from submit to its end: an interrupt ends a run too
+        assert run["created"] <= run["finished"]
+        assert run["duration"] == round(run["finished"] - run["created"], 3)
+    assert runs[1]["finished"] <= runs[0]["created"]  # resumed once the first had ended
+    code, out, _ = cli(capsys, "runs", "--graph", "ops_ask", "--redis", pool.url)
+    header, first = out.splitlines()[:2]
+    assert header.split() == ["run_id", "thread_id", "graph", "status", "step", "started",
+                              "duration"]
+    assert first.split()[-1].endswith("s")  # e.g. 0.1s
+    code, out, _ = cli(capsys, "status", run_id, "--redis", pool.url)
+    assert "duration " in out
     assert cli_json(capsys, "runs", "--status", "interrupted", "--graph", "ops_ask",
                     "--redis", pool.url)[0]["run_id"] == run_id
 

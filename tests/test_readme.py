@@ -63,3 +63,18 @@ def test_the_cluster_quick_start_works_pasted_as_one_block(tmp_path: Path) -> No
                               capture_output=True).returncode != 0
 
     wait_for(stopped, 30, "the block's redis-server to stop")
+
+
+def test_every_relative_link_of_the_docs_names_a_file() -> None:
+    """The README's and docs/'s links to files of the repository (docs/porting.md, a module)
+    resolve, so a page moved or renamed does not leave a dead link behind."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    dead = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#", 1)[0]
+            if not path or re.match(r"[a-z]+:", path):  # an anchor, or http(s):, mailto:
+                continue
+            if not (page.parent / path).exists():
+                dead.append(f"{page.relative_to(ROOT)}: {target}")
+    assert dead == []

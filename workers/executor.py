@@ -28,6 +28,7 @@ from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
     InvalidUpdateError,
+    NodeCancelledError,
     NodeError,
     NodeTimeoutError,
     ParentCommand,
@@ -151,6 +152,11 @@ async def run_node(
             raise
         raise TimeoutError(f"Node '{node.name}' ran past the graph's step_timeout of "
                            f"{step}s") from None
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if me is None or me.cancelling():  # the run was cancelled, or the worker stops
+            raise
+        raise NodeCancelledError(node.name) from None  # the node's own: it fails, as LangGraph's
 
 
 def retry_delay(

@@ -15,14 +15,17 @@ import functools
 import hashlib
 import inspect
 import sys
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from arqgraph.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
 CACHE_NS_WRITES = "__pregel_ns_writes"
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def qualname(obj: Any) -> str:
@@ -71,7 +74,7 @@ def check_timeout_async(name: str, fn: Callable[..., Any], timeout: Any,
 class CallScheduler(Protocol):
     """What runs a task call as a job (the worker provides it while an entrypoint runs)."""
 
-    def schedule(self, task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
+    def schedule(self, task: TaskFunction[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
                  ) -> concurrent.futures.Future[Any]: ...
 
     def run_subgraph(self, graph: Any, input: Any, config: dict[str, Any], resume: list[Any]
@@ -102,28 +105,32 @@ class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
         self.delay = delay
 
 
-TASKS: dict[str, TaskFunction] = {}
+TASKS: dict[str, TaskFunction[..., Any]] = {}
 """Every `@task` of the loaded modules by name: a worker runs a call job by looking it up here."""
 
 
-class TaskFuture:
-    """The pending result of a task call: `await` it (async code) or call `.result()` (sync)."""
+class TaskFuture(Generic[T]):
+    """The pending result of a task call: `await` it (async code) or call `.result()` (sync);
+    generic in the function's result, as LangGraph's future, for typed programs."""
 
     def __init__(self, future: concurrent.futures.Future[Any] | None = None,
                  coroutine: Any = None) -> None:
         self._future = future
         self._coroutine = coroutine
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, T]:
         if self._coroutine is not None:
             return self._coroutine.__await__()  # type: ignore[no-any-return]
         assert self._future is not None
         return asyncio.wrap_future(self._future).__await__()
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T:
         if self._coroutine is not None:
             raise RuntimeError("an async task called outside an entrypoint must be awaited")
         assert self._future is not None
+        if not self._future.done() and _on_an_event_loop():  # (blocking would hang the loop)
+            raise asyncio.InvalidStateError(
+                "Result is not set. (In async code, await a task's future instead.)")
         return self._future.result(timeout)
 
     def cancel(self) -> bool:
@@ -146,14 +153,25 @@ class TaskFuture:
         return self._future is not None and self._future.done()
 
 
-class TaskFunction:
-    """A function decorated with `@task`."""
+def _on_an_event_loop() -> bool:
+    """Whether this thread runs an event loop: async code, where a call's result comes from
+    that very loop (as LangGraph, `.result()` of a pending call raises there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
-    def __init__(self, fn: Callable[..., Any], name: str | None,
+
+class TaskFunction(Generic[P, T]):
+    """A function decorated with `@task`: generic in its parameters and its result (awaited,
+    for an async function), as LangGraph's, so that calls to it are type-checked."""
+
+    def __init__(self, fn: Callable[P, Awaitable[T]] | Callable[P, T], name: str | None,
                  retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
                  timeout: float | timedelta | TimeoutPolicy | None = None,
                  cache_policy: CachePolicy[Any] | None = None) -> None:
-        self.fn = fn
+        self.fn: Callable[..., Any] = fn
         self.cache_policy = cache_policy
         target: Any = fn.func if isinstance(fn, functools.partial) else fn  # (named by its own)
         self.name: str = name or str(getattr(target, "__name__", type(target).__name__))
@@ -184,7 +202,7 @@ class TaskFunction:
         if self.cache_policy is not None:
             await cache.aclear([cache_namespace(None, self.fn)])
 
-    def __call__(self, *args: Any, **kwargs: Any) -> TaskFuture:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[T]:
         scheduler = current_scheduler.get()
         if scheduler is not None:
             return TaskFuture(scheduler.schedule(self, args, kwargs))
@@ -213,6 +231,23 @@ async def _noted(coroutine: Any, name: str, inline: list[tuple[str, Any]]) -> An
     return value
 
 
+@overload
+def task(
+    fn: None = None, *, name: str | None = None,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+    timeout: float | timedelta | TimeoutPolicy | None = None,
+    cache_policy: CachePolicy[Any] | None = None, **_: Any,
+) -> Callable[[Callable[P, Awaitable[T]] | Callable[P, T]], TaskFunction[P, T]]: ...
+
+
+@overload
+def task(fn: Callable[P, Awaitable[T]]) -> TaskFunction[P, T]: ...
+
+
+@overload
+def task(fn: Callable[P, T]) -> TaskFunction[P, T]: ...
+
+
 def task(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
@@ -222,7 +257,8 @@ def task(
     """`@task` or `@task(name=..., retry_policy=..., timeout=..., cache_policy=...)`: each
     call becomes a job, cancelled with a NodeTimeoutError when it overruns `timeout` (an async
     task only); with a `cache_policy`, a call finds the result of an earlier one with the same
-    key in its entrypoint's cache instead of running."""
+    key in its entrypoint's cache instead of running. Typed as LangGraph's (overloads): a call
+    takes the function's arguments and gives a future of its result."""
     if fn is not None:
         return TaskFunction(fn, name, retry_policy, timeout, cache_policy)
     return lambda f: TaskFunction(f, name, retry_policy, timeout, cache_policy)

@@ -1,6 +1,6 @@
 """`from arqgraph.graph import StateGraph, START, END`: LangGraph's graph-building names."""
 
-from arqgraph.core.pregel import END, START
+from arqgraph.constants import END, START
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.graph.message import MessagesState, add_messages
 from arqgraph.graph.state import StateGraph

@@ -7,19 +7,19 @@ Each input is its own run, so on a cluster a batch spreads over the pool like an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 
 class _Invokable(Protocol):
-    async def ainvoke(self, input: Any, config: dict[str, Any] | None = None,
+    async def ainvoke(self, input: Any, config: Mapping[str, Any] | None = None,
                       **kwargs: Any) -> Any: ...
 
 
-def config_list(config: dict[str, Any] | Sequence[dict[str, Any]] | None,
-                count: int) -> list[dict[str, Any] | None]:
+def config_list(config: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+                count: int) -> list[Mapping[str, Any] | None]:
     """One config per input: the list given (as long as the inputs), or the one repeated."""
-    if isinstance(config, Sequence) and not isinstance(config, dict):
+    if isinstance(config, Sequence) and not isinstance(config, Mapping):
         if len(config) != count:
             raise ValueError(f"config must be a list of the same length as inputs, "
                              f"but got {len(config)} configs for {count} inputs")
@@ -29,7 +29,7 @@ def config_list(config: dict[str, Any] | Sequence[dict[str, Any]] | None,
 
 async def as_completed(
     graph: _Invokable, inputs: Sequence[Any],
-    config: dict[str, Any] | Sequence[dict[str, Any]] | None, return_exceptions: bool,
+    config: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, return_exceptions: bool,
     kwargs: dict[str, Any],
 ) -> AsyncIterator[tuple[int, Any]]:
     """(index, output) of each input's run as it ends; with `return_exceptions`, a run's
@@ -61,7 +61,7 @@ async def as_completed(
 
 async def abatch(
     graph: _Invokable, inputs: Sequence[Any],
-    config: dict[str, Any] | Sequence[dict[str, Any]] | None, return_exceptions: bool,
+    config: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, return_exceptions: bool,
     kwargs: dict[str, Any],
 ) -> list[Any]:
     outputs: list[Any] = [None] * len(inputs)

@@ -12,7 +12,15 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import replace
 from typing import Any, Generic, Self
 
@@ -151,7 +159,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """This graph, but `invoke`/`stream` submit to the cluster at `redis_url`."""
         return self.copy({"cluster_url": redis_url})
 
-    def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> Self:
+    def with_config(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Self:
         """This graph with a config merged into every call's (`configurable`, `tags`,
         `recursion_limit`, ...), as a LangChain Runnable's `with_config`."""
         return self.copy({"config": merge_configs(self.config, config, kwargs)})
@@ -161,7 +169,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     async def astream(
         self,
         input: Any,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         *,
         stream_mode: str | Sequence[str] | None = None,
         context: Any = None,
@@ -197,7 +205,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def stream(
         self,
         input: Any,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         *,
         stream_mode: str | Sequence[str] | None = None,
         context: Any = None,
@@ -209,7 +217,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                                              context=context, **kwargs, **_SYNC))
 
     def stream_events(
-        self, input: Any, config: dict[str, Any] | None = None, *, version: str = "v3",
+        self, input: Any, config: Mapping[str, Any] | None = None, *, version: str = "v3",
         transformers: Sequence[Any] | None = None, **kwargs: Any,
     ) -> Any:
         """LangGraph's v3 event stream: a run handle whose projections (`run.values`,
@@ -219,7 +227,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return stream_events(self, input, config, version, transformers, kwargs)
 
     def astream_events(
-        self, input: Any, config: dict[str, Any] | None = None, *, version: str = "v2",
+        self, input: Any, config: Mapping[str, Any] | None = None, *, version: str = "v2",
         transformers: Sequence[Any] | None = None, **kwargs: Any,
     ) -> Any:
         """`stream_events`, async: await it (v3) for the run handle. Versions "v1" and "v2"
@@ -228,7 +236,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         return astream_events(self, input, config, version, transformers, kwargs)
 
-    def astream_log(self, input: Any, config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def astream_log(self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
         """LangChain's run log of the graph (what `astream_events(version="v1")` reads)."""
         from arqgraph.stream.runs import astream_log
 
@@ -237,7 +245,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     async def ainvoke(
         self,
         input: Any,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         *,
         stream_mode: str = "values",
         context: Any = None,
@@ -272,11 +280,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return current_scheduler.get() if self.cluster_url is None else None
 
     async def _as_subgraph(
-        self, scheduler: CallScheduler, input: Any, config: dict[str, Any] | None
+        self, scheduler: CallScheduler, input: Any, config: Mapping[str, Any] | None
     ) -> Any:
         scratch = current_interrupts.get()
         resume = list(scratch.resume) if scratch is not None else []
-        config, run = await subgraph_run(config or {}, input, self.get_name())
+        config, run = await subgraph_run(dict(config or {}), input, self.get_name())
         try:
             output = await asyncio.wrap_future(scheduler.run_subgraph(self, input, config, resume))
         except BaseException as exc:
@@ -288,12 +296,12 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return output
 
     async def _streamed_as_subgraph(
-        self, scheduler: CallScheduler, input: Any, config: dict[str, Any] | None,
+        self, scheduler: CallScheduler, input: Any, config: Mapping[str, Any] | None,
         modes: Sequence[str], subgraphs: bool,
     ) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
         scratch = current_interrupts.get()
         resume = list(scratch.resume) if scratch is not None else []
-        config, run = await subgraph_run(config or {}, input, self.get_name())
+        config, run = await subgraph_run(dict(config or {}), input, self.get_name())
         box: dict[str, Any] = {}
         try:
             async for event in scheduler.stream_subgraph(self, input, config, resume, modes,
@@ -309,7 +317,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def invoke(
         self,
         input: Any,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         *,
         stream_mode: str = "values",
         context: Any = None,
@@ -349,13 +357,13 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     def get_name(self, suffix: str | None = None) -> str:
         return f"{self.name}{suffix}" if suffix else self.name
 
-    def get_input_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def get_input_jsonschema(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The JSON schema of the graph's input (see `arqgraph.graph.jsonschema`)."""
         from arqgraph.graph.jsonschema import json_schema
 
         return json_schema(self.builder.input_schema, self.schema, self.get_name("Input"))
 
-    def get_output_jsonschema(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def get_output_jsonschema(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         from arqgraph.graph.jsonschema import json_schema
 
         return json_schema(self.builder.output_schema, self.schema, self.get_name("Output"))
@@ -365,18 +373,18 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
         return context_json_schema(self.context_schema)
 
-    def get_input_schema(self, config: dict[str, Any] | None = None) -> Any:
+    def get_input_schema(self, config: Mapping[str, Any] | None = None) -> Any:
         """The graph's input as a pydantic model."""
         from arqgraph.graph.jsonschema import input_model
 
         return input_model(self.builder.input_schema, self.get_name("Input"))
 
-    def get_output_schema(self, config: dict[str, Any] | None = None) -> Any:
+    def get_output_schema(self, config: Mapping[str, Any] | None = None) -> Any:
         from arqgraph.graph.jsonschema import output_model
 
         return output_model(self.builder.output_schema, self.get_name("Output"))
 
-    def get_graph(self, config: dict[str, Any] | None = None, *, xray: int | bool = False) -> Any:
+    def get_graph(self, config: Mapping[str, Any] | None = None, *, xray: int | bool = False) -> Any:
         """A drawable picture of the graph, as LangGraph's (see `arqgraph.graph.drawing`)."""
         from arqgraph.graph.drawing import draw
 
@@ -390,7 +398,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return drawing_data(self)
 
     async def aget_graph(
-        self, config: dict[str, Any] | None = None, *, xray: int | bool = False
+        self, config: Mapping[str, Any] | None = None, *, xray: int | bool = False
     ) -> Any:
         return self.get_graph(config, xray=xray)
 
@@ -420,7 +428,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         run_sync(self.aclear_cache(nodes))
 
     def _merged(
-        self, config: dict[str, Any] | None, durability: str | None = None,
+        self, config: Mapping[str, Any] | None, durability: str | None = None,
         interrupt_before: Any = None, interrupt_after: Any = None, sync: bool = False,
     ) -> dict[str, Any] | None:
         """A call's config with the graph's own (`with_config`) under it, and the call's
@@ -446,7 +454,9 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             if nodes is not None:  # this run's breakpoints, in place of the graph's
                 config = merge_configs(config, {"configurable": {
                     key: "*" if nodes == "*" else list(nodes)}})
-        return config if self.config is None else merge_configs(self.config, config)
+        if self.config is not None:
+            return merge_configs(self.config, config)
+        return None if config is None else dict(config)
 
     def _check_call(self, input: Any, context: Any) -> None:
         """Invalid input or context raise pydantic's ValidationError here, in the caller, as in
@@ -456,7 +466,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
     # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
 
-    def _graph_at(self, config: dict[str, Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    def _graph_at(self, config: Mapping[str, Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
         return graph_at(self, config)  # type: ignore[no-any-return]
 
     def get_subgraphs(
@@ -477,19 +487,19 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return shown_snapshot(self, snapshot)
 
     async def aget_state(
-        self, config: dict[str, Any], *, subgraphs: bool = False, **_: Any
+        self, config: Mapping[str, Any], *, subgraphs: bool = False, **_: Any
     ) -> StateSnapshot:
         config = self._merged(config) or {}
         snapshot = await self._on_threads(lambda client: client.get_state(config, subgraphs))
         return self._graph_at(config)._snapshot(snapshot)
 
-    def get_state(self, config: dict[str, Any], **kwargs: Any) -> StateSnapshot:
+    def get_state(self, config: Mapping[str, Any], **kwargs: Any) -> StateSnapshot:
         from arqgraph.embedded import run_sync
 
         return run_sync(self.aget_state(config, **kwargs))
 
     async def aget_state_history(
-        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
+        self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> AsyncIterator[StateSnapshot]:
         history = await self._on_threads(
@@ -500,7 +510,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             yield self._graph_at(config)._snapshot(snapshot)
 
     def get_state_history(
-        self, config: dict[str, Any], *, filter: dict[str, Any] | None = None,
+        self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> Iterator[StateSnapshot]:
         from arqgraph.embedded import run_sync
@@ -512,7 +522,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         yield from map(self._graph_at(config)._snapshot, history)
 
     async def aupdate_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None, **_: Any
+        self, config: Mapping[str, Any], values: Any, as_node: str | None = None, **_: Any
     ) -> dict[str, Any]:
         name = self._updated_graph(config)
         return await self._on_threads(  # type: ignore[no-any-return]
@@ -520,7 +530,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                                                as_node)
         )
 
-    def _updated_graph(self, config: dict[str, Any]) -> str:
+    def _updated_graph(self, config: Mapping[str, Any]) -> str:
         """The graph an update of `config`'s thread runs as: this one, or the subgraph its
         `checkpoint_ns` names (its nodes and channels, not this graph's, write there)."""
         namespace = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
@@ -532,14 +542,14 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         raise ValueError(f"Subgraph {recast} not found")
 
     def update_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
+        self, config: Mapping[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         from arqgraph.embedded import run_sync
 
         return run_sync(self.aupdate_state(config, values, as_node, **kwargs))
 
     async def abulk_update_state(
-        self, config: dict[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
+        self, config: Mapping[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
     ) -> dict[str, Any]:
         """Apply `supersteps` of `StateUpdate`s in turn, each superstep a checkpoint."""
         name = self._updated_graph(config)
@@ -549,7 +559,7 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         )
 
     def bulk_update_state(
-        self, config: dict[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
+        self, config: Mapping[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
     ) -> dict[str, Any]:
         from arqgraph.embedded import run_sync
 

@@ -57,14 +57,16 @@ def json_schema(typ: Any, channels: StateSchema, name: str) -> dict[str, Any]:
         return pydantic.TypeAdapter(typ).json_schema()
     if schema_kind(typ) == "root":
         base: Any = pydantic.RootModel[_base(typ)]  # type: ignore[misc]  # (made at run time)
-        return pydantic.create_model(name, __base__=base, root=(_base(typ), None)
-                                     ).model_json_schema()
+        root: type[pydantic.BaseModel] = pydantic.create_model(
+            name, __base__=base, root=(_base(typ), None))
+        return root.model_json_schema()
     hints = get_type_hints(typ, include_extras=True)
     fields: dict[str, Any] = {
         key: (_base(hint), _default(key, hint, typ))
         for key, hint in hints.items() if key in channels.channels and key != ROOT
     }
-    return pydantic.create_model(name, **fields).model_json_schema()
+    model: type[pydantic.BaseModel] = pydantic.create_model(name, **fields)
+    return model.model_json_schema()
 
 
 def input_model(typ: Any, name: str) -> type[pydantic.BaseModel]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, Self
 
-from arqgraph.core.pregel import END, START
+from arqgraph.constants import END, START
 from arqgraph.core.schema import StateSchema
 from arqgraph.graph.subgraph import SubgraphNode, is_compiled_graph
 from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy, TracePolicy

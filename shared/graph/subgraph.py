@@ -9,7 +9,7 @@ update. On a worker, invoking the subgraph makes it a child run whose nodes are 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pydantic
@@ -32,7 +32,7 @@ class SubgraphNode:
         """The subgraph's: the parent's fingerprint changes when the subgraph does."""
         return str(self.graph.fingerprint)
 
-    async def __call__(self, state: Any, config: dict[str, Any]) -> Any:
+    async def __call__(self, state: Any, config: Mapping[str, Any]) -> Any:
         return await self.graph.ainvoke(_values(state), config)
 
     def __repr__(self) -> str:
@@ -79,7 +79,7 @@ def _filled(cell: Any) -> bool:
     return True
 
 
-def graph_at(graph: Any, config: dict[str, Any] | None) -> Any:
+def graph_at(graph: Any, config: Mapping[str, Any] | None) -> Any:
     """The graph whose thread a config's `checkpoint_ns` names: a subgraph of `graph`
     (`node:task|node:task`, by node names), else `graph` itself."""
     namespace = ((config or {}).get("configurable") or {}).get("checkpoint_ns") or ""

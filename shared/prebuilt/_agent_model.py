@@ -23,7 +23,7 @@ def state_value(state: Any, key: str, default: Any = None) -> Any:
     return state.get(key, default) if isinstance(state, dict) else getattr(state, key, default)
 
 
-def prompt_runnable(prompt: Any) -> Runnable:
+def prompt_runnable(prompt: Any) -> Runnable[Any, Any]:
     """What turns the state into the model's input: its messages, after a system prompt (a
     string or a SystemMessage), or what a function or runnable of the state makes."""
     if prompt is None:

@@ -56,8 +56,8 @@ def _checked_list(response: list[Any], call: ToolCall, kind: InputType, key: str
     return checked
 
 
-def _checked_command(command: Command, call: ToolCall, kind: InputType, key: str, *,
-                     require_terminator: bool = True) -> Command:
+def _checked_command(command: Command[Any], call: ToolCall, kind: InputType, key: str, *,
+                     require_terminator: bool = True) -> Command[Any]:
     if isinstance(command.update, dict):
         if kind not in ("dict", "tool_calls"):
             raise ValueError(
@@ -105,7 +105,7 @@ def combine_outputs(outputs: list[Any], kind: InputType, key: str) -> Any:
     if not any(isinstance(output, Command) for output in flat):
         return flat if kind == "list" else {key: flat}
     combined: list[Any] = []
-    parent: Command | None = None
+    parent: Command[Any] | None = None
     for output in flat:
         if not isinstance(output, Command):
             combined.append([output] if kind == "list" else {key: [output]})

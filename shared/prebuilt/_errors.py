@@ -33,7 +33,7 @@ TOOL_INVOCATION_ERROR_TEMPLATE = (
 ErrorHandling = bool | str | Callable[..., str] | type[Exception] | tuple[type[Exception], ...]
 
 
-def msg_content_output(output: Any) -> str | list[dict]:
+def msg_content_output(output: Any) -> str | list[dict[str, Any]]:
     """A tool's return value as ToolMessage content: a string or content blocks as they are,
     anything else as JSON (or its str when it is not JSON)."""
     if isinstance(output, str) or (

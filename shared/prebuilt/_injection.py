@@ -24,7 +24,7 @@ from arqgraph.config import current_tool_writer
 from arqgraph.runtime import ExecutionInfo, ServerInfo
 from arqgraph.types import StreamWriter
 
-StateT = TypeVar("StateT", default=dict)
+StateT = TypeVar("StateT", default=dict[str, Any])
 ContextT = TypeVar("ContextT", default=None)
 
 

@@ -41,8 +41,8 @@ __all__ = [
     "PROMPT_RUNNABLE_NAME",
 ]
 
-StructuredResponse = dict | BaseModel
-StructuredResponseSchema = dict | type[BaseModel]
+StructuredResponse = dict[str, Any] | BaseModel
+StructuredResponseSchema = dict[str, Any] | type[BaseModel]
 MORE_STEPS = "Sorry, need more steps to process this request."
 
 
@@ -103,14 +103,14 @@ def _model_input_schema(state_schema: Any) -> Any:
         return create_model("CallModelInputSchema", llm_input_messages=(list[AnyMessage], ...),
                             __base__=state_schema)
 
-    class CallModelInputSchema(state_schema):  # type: ignore[misc, valid-type]
+    class CallModelInputSchema(state_schema):  # type: ignore[misc]
         llm_input_messages: list[AnyMessage]
 
     return CallModelInputSchema
 
 
 def _send_calls(calls: list[Any], state: Any) -> list[Send]:
-    return [Send("tools", ToolCallWithContext(__type="tool_call_with_context",  # type: ignore
+    return [Send("tools", ToolCallWithContext(__type="tool_call_with_context",
                                               tool_call=call, state=state)) for call in calls]
 
 
@@ -154,11 +154,11 @@ def create_react_agent(  # noqa: C901 - one builder, as LangGraph's, reads best 
         tool_node = ToolNode([t for t in tools if not isinstance(t, dict)])
     tool_classes = list(tool_node.tools_by_name.values())
     dynamic = not isinstance(model, str | Runnable) and callable(model)
-    static_model: Runnable | None = None
+    static_model: Runnable[Any, Any] | None = None
     if not dynamic:
         if isinstance(model, str):
             try:
-                from langchain.chat_models import init_chat_model  # type: ignore
+                from langchain.chat_models import init_chat_model
             except ImportError:
                 raise ImportError("Please install langchain (`pip install langchain`) to use "
                                   "'<provider>:<model>' string syntax for `model` parameter."
@@ -169,13 +169,13 @@ def create_react_agent(  # noqa: C901 - one builder, as LangGraph's, reads best 
         static_model = prompt_runnable(prompt) | model
     return_direct = {t.name for t in tool_classes if t.return_direct}
 
-    async def resolve(state: Any, runtime: Runtime[Any]) -> Runnable:
+    async def resolve(state: Any, runtime: Runtime[Any]) -> Runnable[Any, Any]:
         if static_model is not None:
             return static_model
         chosen = model(state, runtime)
         if inspect.isawaitable(chosen):
             chosen = await chosen
-        return prompt_runnable(prompt) | chosen
+        return prompt_runnable(prompt) | cast(Runnable[Any, Any], chosen)
 
     def more_steps_needed(state: Any, response: BaseMessage) -> bool:
         calls = response.tool_calls if isinstance(response, AIMessage) else []

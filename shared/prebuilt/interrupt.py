@@ -4,7 +4,7 @@ resumed with `HumanResponse`s. Plain TypedDicts, so they cross the wire as dicts
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from typing_extensions import TypedDict
 
@@ -22,7 +22,7 @@ class ActionRequest(TypedDict):
     """The action awaiting the human: its name and its arguments."""
 
     action: str
-    args: dict
+    args: dict[str, Any]
 
 
 class HumanInterrupt(TypedDict):

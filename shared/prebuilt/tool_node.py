@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 InputType = Literal["list", "dict", "tool_calls"]
-Output = ToolMessage | Command | list[Any]
+Output = ToolMessage | Command[Any] | list[Any]
 
 
 @dataclass
@@ -227,7 +227,7 @@ class ToolNode:
 
     def _settle(self, response: Any, call: ToolCall, kind: InputType) -> Output:
         try:
-            return normalize_response(response, call, kind, self._messages_key)
+            return cast(Output, normalize_response(response, call, kind, self._messages_key))
         except Exception as exc:
             return self._failed(exc, call)
 
@@ -271,8 +271,8 @@ class ToolNode:
         if self._wrap_tool_call is None:
             return self._execute(request, kind, runtime.config)
         try:
-            return self._wrap_tool_call(
-                request, lambda req: self._execute(req, kind, runtime.config))
+            return cast(Output, self._wrap_tool_call(
+                request, lambda req: self._execute(req, kind, runtime.config)))
         except GraphBubbleUp:
             raise
         except Exception as exc:
@@ -284,12 +284,12 @@ class ToolNode:
             return await self._aexecute(request, kind, runtime.config)
         try:
             if self._awrap_tool_call is not None:
-                return await self._awrap_tool_call(
-                    request, lambda req: self._aexecute(req, kind, runtime.config))
+                return cast(Output, await self._awrap_tool_call(
+                    request, lambda req: self._aexecute(req, kind, runtime.config)))
             wrap = self._wrap_tool_call
             assert wrap is not None  # (a sync wrapper runs in a thread, off the event loop)
-            return await asyncio.to_thread(
-                wrap, request, lambda req: self._execute(req, kind, runtime.config))
+            return cast(Output, await asyncio.to_thread(
+                wrap, request, lambda req: self._execute(req, kind, runtime.config)))
         except GraphBubbleUp:
             raise
         except Exception as exc:

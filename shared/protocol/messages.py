@@ -122,6 +122,7 @@ class RunRecord(pydantic.BaseModel):
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
     modes: tuple[str, ...] = ()  # the stream modes it records besides values/updates/custom
     created: float | None = None  # when it was submitted (Unix time)
+    finished: float | None = None  # when it ended (None before, or if an older version ended it)
     trace: str = ""  # W3C traceparent of its trace's root span (arqgraph.observe.traces)
     step_trace: str = ""  # and of its current superstep's span, which the step's jobs carry
 
@@ -446,6 +447,7 @@ def _decode_run(
         retention=int(text("retention")) if f.get("retention") else None,
         modes=tuple(filter(None, text("modes").split(","))),
         created=float(text("created")) if f.get("created") else None,
+        finished=float(text("finished")) if f.get("finished") else None,
         trace=text("trace"),
         step_trace=text("step_trace"),
         unreadable="; ".join(unreadable),

@@ -1,9 +1,11 @@
-"""What a run's commit writes: a pure function from the run's record and its next position to
-the call of COMMIT_SCRIPT, apart from the store that makes it (`RunStore.commit`, or with the
-post of an outcome), so that the orchestrator and the workers plan the same commits."""
+"""What a run's commit writes: a function from the run's record and its next position (and, when
+it ends the run, the time) to the call of COMMIT_SCRIPT, apart from the store that makes it
+(`RunStore.commit`, or with the post of an outcome), so that the orchestrator and the workers
+plan the same commits."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +74,8 @@ def commit_call(
     final = status in protocol.FINAL_STATUSES
     if final and retention is None:
         raise ValueError(f"a run that ends ({status}) needs a retention")
+    if final:  # (for `arqgraph runs`' durations; the planner's clock, as `created` the client's)
+        run_fields.setdefault("finished", str(time.time()))
     tag = record.tag
     edit = edit or WritesEdit(record.checkpoint_id or "-")
     blob = protocol.encode_saved(saved) if saved else b""

@@ -61,13 +61,13 @@ def snapshot_config(thread: str, checkpoint_id: str, parents: Mapping[str, str])
     return {CONF: configurable}
 
 
-def from_root(config: dict[str, Any] | None) -> dict[str, Any] | None:
+def from_root(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The config a graph invoked from outside runs with: one addressing a subgraph's
     checkpoint (a `checkpoint_ns`) runs the graph itself, from the root checkpoint its
     `checkpoint_map` names (its latest without one); the map goes down to the subgraphs."""
     configurable = (config or {}).get(CONF) or {}
     if config is None or not configurable.get("checkpoint_ns"):
-        return config
+        return None if config is None else dict(config)
     root = {k: v for k, v in configurable.items() if k not in ("checkpoint_ns", "checkpoint_id")}
     if checkpoint_map(config).get(""):
         root["checkpoint_id"] = checkpoint_map(config)[""]

@@ -272,11 +272,11 @@ def matches(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
 
 def _compare(op: str, actual: Any, operand: Any) -> bool:
     try:
-        return {
+        return bool({
             "$eq": lambda: actual == operand, "$ne": lambda: actual != operand,
             "$gt": lambda: actual > operand, "$gte": lambda: actual >= operand,
             "$lt": lambda: actual < operand, "$lte": lambda: actual <= operand,
-        }[op]()
+        }[op]())
     except KeyError:
         raise ValueError(f"Unsupported operator in a store filter: {op}") from None
     except TypeError:
@@ -317,7 +317,9 @@ def tokenize_path(path: str) -> list[str]:
 
 def get_text_at_path(obj: Any, path: str | list[str]) -> list[str]:
     """The texts of a value a path names, to embed ("$" the whole value)."""
-    return text_at_path(obj, path if isinstance(path, str) else ".".join(path).replace(".[*]", "[*]"))
+    texts: list[str] = text_at_path(
+        obj, path if isinstance(path, str) else ".".join(path).replace(".[*]", "[*]"))
+    return texts
 
 
 def embedder(index: IndexConfig) -> Callable[[list[str]], list[list[float]]]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from arqgraph.stream._convert import convert_to_protocol_event
 from arqgraph.stream._mux import StreamMux
 from arqgraph.stream._types import ProtocolEvent
 from arqgraph.stream.stream_channel import StreamChannel
+
+T = TypeVar("T")
 
 
 class _RunView:
@@ -51,7 +53,7 @@ class _RunView:
             self._interrupted = True
             self._interrupts.extend(interrupts)
 
-    def _checked(self, value: Any) -> Any:
+    def _checked(self, value: T) -> T:
         if (err := self._mux._events._error) is not None:
             raise err
         return value

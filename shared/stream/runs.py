@@ -12,7 +12,7 @@ recorded them (see `arqgraph.callbacks`)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from arqgraph.constants import CONF, CONFIG_KEY_STREAM_MESSAGES_V2
@@ -44,7 +44,7 @@ def factories(specs: Sequence[Callable[[tuple[str, ...]], Any]] | None) -> list[
     return list(specs or ())
 
 
-def _setup(graph: Any, config: dict[str, Any] | None, transformers: Any,
+def _setup(graph: Any, config: Mapping[str, Any] | None, transformers: Any,
            kwargs: dict[str, Any], is_async: bool) -> tuple[StreamMux, dict[str, Any]]:
     if owned := [key for key in OWNED if key in kwargs]:
         raise TypeError(f"stream_events(version='v3') / astream_events(version='v3') do not "
@@ -61,7 +61,7 @@ def _setup(graph: Any, config: dict[str, Any] | None, transformers: Any,
     return mux, {"input_config": config, **call}
 
 
-def _scope(*configs: dict[str, Any] | None) -> tuple[str, ...]:
+def _scope(*configs: Mapping[str, Any] | None) -> tuple[str, ...]:
     """The namespace the caller runs in: a graph streamed from inside a node sees its own
     level's events as its root's."""
     ns = ""
@@ -70,7 +70,7 @@ def _scope(*configs: dict[str, Any] | None) -> tuple[str, ...]:
     return tuple(ns.split("|")) if ns else ()
 
 
-def stream_events(graph: Any, input: Any, config: dict[str, Any] | None, version: str,
+def stream_events(graph: Any, input: Any, config: Mapping[str, Any] | None, version: str,
                   transformers: Any, kwargs: dict[str, Any]) -> GraphRunStream:
     if version != "v3":
         raise NotImplementedError(
@@ -79,7 +79,7 @@ def stream_events(graph: Any, input: Any, config: dict[str, Any] | None, version
     return open_stream(graph, input, config, transformers, kwargs)
 
 
-def astream_events(graph: Any, input: Any, config: dict[str, Any] | None, version: str,
+def astream_events(graph: Any, input: Any, config: Mapping[str, Any] | None, version: str,
                    transformers: Any, kwargs: dict[str, Any]) -> Any:
     """The v3 run handle (to await), or LangChain's v1/v2 events (to iterate)."""
     if version == "v3":
@@ -88,7 +88,7 @@ def astream_events(graph: Any, input: Any, config: dict[str, Any] | None, versio
         graph, input, config, **kwargs)
 
 
-def astream_log(graph: Any, input: Any, config: dict[str, Any] | None,
+def astream_log(graph: Any, input: Any, config: Mapping[str, Any] | None,
                 kwargs: dict[str, Any]) -> Any:
     filters = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith(("include_", "exclude_"))}
     handler = _langchain("log_stream", "LogStreamCallbackHandler")(
@@ -109,13 +109,13 @@ def _langchain(module: str, name: str) -> Any:
                          "expected 'v1', 'v2' or 'v3'") from None
 
 
-def open_stream(graph: Any, input: Any, config: dict[str, Any] | None, transformers: Any,
+def open_stream(graph: Any, input: Any, config: Mapping[str, Any] | None, transformers: Any,
                 kwargs: dict[str, Any]) -> GraphRunStream:
     mux, call = _setup(graph, config, transformers, kwargs, is_async=False)
     return GraphRunStream(iter(graph.stream(input, call.pop("input_config"), **call)), mux)
 
 
-async def aopen_stream(graph: Any, input: Any, config: dict[str, Any] | None,
+async def aopen_stream(graph: Any, input: Any, config: Mapping[str, Any] | None,
                        transformers: Any, kwargs: dict[str, Any]) -> AsyncGraphRunStream:
     mux, call = _setup(graph, config, transformers, kwargs, is_async=True)
     return AsyncGraphRunStream(aiter(graph.astream(input, call.pop("input_config"), **call)),
