@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -258,14 +259,9 @@ def install(crasher: Crasher, worker: bool = False) -> None:
             read_outcomes(record.tag, [t.id for t in record.saved.checkpoint.tasks], found)
         return record, found
 
-    async def post_outcome(
-        self: RunStore, graph: str, run_id: str, checkpoint_id: str, outcome: Any,
-        events: Sequence[Any] = (), claim: Any = None,
-        max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: Any = None, move: Any = None,
-        hold: Any = None,
-    ) -> Any:
-        posted = await original_post(self, graph, run_id, checkpoint_id, outcome, events, claim,
-                                     max_bytes, job_end, move, hold)
+    async def post_outcome(self: RunStore, *args: Any, **kwargs: Any) -> Any:
+        posted = await original_post(self, *args, **kwargs)
+        move = inspect.signature(original_post).bind(self, *args, **kwargs).arguments.get("move")
         if posted.code == 3:  # (a worker's post that moved the run on, or ended it)
             after_commit(move.call.keys, move.call.args,
                          posted.next_job and posted.next_job.job_id)

@@ -874,6 +874,28 @@ def scenario_bulk_update_start_result(api: Api, t: Transcript) -> None:
 
 
 @scenario()
+def scenario_update_passes_extra_keys_to_edges(api: Api, t: Transcript) -> None:
+    """An update's keys that are no channel reach the conditional edges of the node it is
+    written as (a path typed with a plain dict reads them), as a node's own result does."""
+    def a(state: S) -> dict[str, Any]:
+        return {"log": ["a"], "route": "__end__"}
+
+    def route(state: dict[str, Any]) -> str:
+        return str(state.get("route", "__end__"))
+
+    builder = api.StateGraph(S)
+    builder.add_node("a", a)
+    builder.add_node("b", lambda state: {"log": ["b"]})
+    builder.add_edge(api.START, "a")
+    builder.add_conditional_edges("a", route, ["b", api.END])
+    graph = builder.compile(checkpointer=api.InMemorySaver(), interrupt_after=["a"])
+    t.call("run", graph.invoke, {"log": []}, cfg())
+    t.call("update as a, routed by its extra key", graph.update_state, cfg(),
+           {"log": ["edited"], "route": "b"}, as_node="a")
+    t.state("state after the update", graph.get_state, cfg())
+
+
+@scenario()
 def scenario_checkpointer_lists_subgraphs(api: Api, t: Transcript) -> None:
     """A saver's `list` of a config without `checkpoint_ns` lists the subgraphs' checkpoints
     too, each under its namespace, after the thread's own (newest first in each), as

@@ -337,6 +337,7 @@ async def execute_task(
     result: Any = None
     try:
         if task.node == START or task.update:
+            result = task.arg  # (its keys that are no channel pass to its edges too)
             writes, targets = split_result(task.node, task.arg)  # (given as writes)
             targets += list(task.goto)
             shown: Any = graph.schema.state_writes(writes)
