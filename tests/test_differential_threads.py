@@ -895,6 +895,36 @@ def scenario_update_passes_extra_keys_to_edges(api: Api, t: Transcript) -> None:
     t.state("state after the update", graph.get_state, cfg())
 
 
+class Docs(TypedDict, total=False):
+    query: str
+    docs: Annotated[list[str], operator.add]
+    answer: str
+
+
+@scenario()
+def scenario_update_before_a_join_target(api: Api, t: Transcript) -> None:
+    """A run stopped before a join's target (both sources done), updated as one source: the
+    target is still due, as LangGraph's barrier is consumed only when its target runs."""
+    builder = api.StateGraph(Docs)
+    builder.add_node("rewrite", lambda state: {"query": "q"})
+    builder.add_node("one", lambda state: {"query": "a"})
+    builder.add_node("r1", lambda state: {"docs": ["d1"]})
+    builder.add_node("r2", lambda state: {"docs": ["d2"]})
+    builder.add_node("qa", lambda state: {"answer": ",".join(state["docs"])})
+    builder.add_edge(api.START, "rewrite")
+    builder.add_edge("rewrite", "one")
+    builder.add_edge("one", "r1")
+    builder.add_conditional_edges("rewrite", lambda state: "r2", {"r2": "r2"})
+    builder.add_edge(["r1", "r2"], "qa")
+    graph = builder.compile(checkpointer=api.InMemorySaver(), interrupt_before=["qa"])
+    t.call("run", graph.invoke, {"query": "x"}, cfg())
+    t.call("update as the last source", graph.update_state, cfg(), {"docs": ["d5"]})
+    t.state("state after the update", graph.get_state, cfg())
+    t.call("resume", graph.invoke, None, cfg())
+    t.call("a second run on the thread", graph.invoke, {"query": "again"}, cfg())
+    t.state("state after the second run", graph.get_state, cfg())
+
+
 @scenario()
 def scenario_checkpointer_lists_subgraphs(api: Api, t: Transcript) -> None:
     """A saver's `list` of a config without `checkpoint_ns` lists the subgraphs' checkpoints

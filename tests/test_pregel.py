@@ -18,6 +18,7 @@ from arqgraph.core.pregel import (
     given_outcome,
     next_checkpoint,
     ordered,
+    update_checkpoint,
 )
 from arqgraph.core.schema import StateSchema
 from arqgraph.errors import InvalidUpdateError
@@ -83,6 +84,8 @@ def test_several_edges_into_a_node_in_one_step_run_it_once():
 
 
 def test_join_waits_for_sources_finishing_in_different_steps_then_resets():
+    """As LangGraph's barrier: the sources seen stay until the target runs, so a step that
+    does not run it (an update of a stopped run) triggers it again."""
     graph = spec({START: ("a", "b1"), "b1": ("b2",)}, joins=[(("a", "b2"), "c")])
     cp = Checkpoint(0, {"log": []}, (Task("0:a", "a"), Task("0:b1", "b1")))
     cp = run_step(graph, cp, [done(t) for t in cp.tasks])
@@ -90,7 +93,13 @@ def test_join_waits_for_sources_finishing_in_different_steps_then_resets():
     assert cp.seen == {"c": ("a",)}
     cp = run_step(graph, cp, [done(t) for t in cp.tasks])
     assert [t.node for t in cp.tasks] == ["c"]
-    assert cp.seen == {}
+    assert cp.seen == {"c": ("a", "b2")}
+    updated = run_step(graph, update_checkpoint(cp, [("a", {"log": ["edit"]})]),
+                       [done(Task(f"{cp.step}:update:a", "a", arg={"log": ["edit"]},
+                                  update=True))])
+    assert [t.node for t in updated.tasks] == ["c"]
+    cp = run_step(graph, cp, [done(t) for t in cp.tasks])
+    assert cp.tasks == () and cp.seen == {}
 
 
 def test_goto_and_sends_add_tasks_and_end_is_dropped():

@@ -265,6 +265,9 @@ def next_checkpoint(
     triggered: set[str] = set()
     sends: list[Send] = []
     seen = {target: set(sources) for target, sources in checkpoint.seen.items()}
+    for task in tasks:  # a join's target that ran consumed its sources (LangGraph's barrier)
+        if task.send_index is None and task.node in seen and not task.update:
+            seen[task.node] = set()
     for task, outcome in zip(tasks, done, strict=True):
         if not outcome.handled:  # an error handler's task goes only where the handler says
             triggered.update(spec.edges.get(task.node, ()))
@@ -273,10 +276,9 @@ def next_checkpoint(
                     seen.setdefault(target, set()).add(task.node)
         triggered.update(outcome.goto)
         sends.extend(outcome.sends)
-    for sources, target in spec.joins:
+    for sources, target in spec.joins:  # (kept until the target runs: see above)
         if seen.get(target, set()) >= set(sources):
             triggered.add(target)
-            seen[target] = set()
 
     step = checkpoint.step + 1
     # Listed as LangGraph lists them (Sends first, then nodes in the order they were added);
