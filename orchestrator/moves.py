@@ -113,7 +113,10 @@ class RunMover(MovePlanner):
             return not await self._interrupt(graph, record, saved, outcomes, at="interrupt_before")
         missing = [t for t in checkpoint.tasks if t.id not in outcomes]
         failures = [e for t in checkpoint.tasks if (o := outcomes.get(t.id)) and (e := o.error)]
-        if failures:  # as LangGraph: the run fails at once, its step's other nodes cancelled
+        # an answer its interrupt refused (it asks again) lets the step's other nodes finish
+        refused = all(o.interrupts for o in outcomes.values() if o.error)
+        if failures and not (refused and missing):
+            # as LangGraph: the run fails at once, its step's other nodes cancelled
             failed = await self.fail(record, failures[0], view=self._view(graph, saved, outcomes))
             if failed and missing:
                 await self.jobs.drop(record, [t.id for t in missing])

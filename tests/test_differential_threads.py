@@ -895,6 +895,38 @@ def scenario_update_passes_extra_keys_to_edges(api: Api, t: Transcript) -> None:
     t.state("state after the update", graph.get_state, cfg())
 
 
+@scenario()
+def scenario_refused_answer_lets_answered_tasks_finish(api: Api, t: Transcript) -> None:
+    """A resume whose answer one interrupt refuses fails, but lets the step's other answered
+    node finish first: its side effect happens once, and the next resume does not run it."""
+    calls: Counter[str] = Counter()
+
+    def send(state: S) -> dict[str, Any]:
+        api.interrupt("send?", response_schema=Decision)
+        calls["email sent"] += 1
+        time.sleep(0.05)  # (still running when the other node's answer is refused)
+        return {"log": ["sent"]}
+
+    def check(state: S) -> dict[str, Any]:
+        api.interrupt("check?", response_schema=Decision)
+        return {"log": ["checked"]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("send", send)
+    builder.add_node("check", check)
+    builder.add_edge(api.START, "send")
+    builder.add_edge(api.START, "check")
+    graph = builder.compile(checkpointer=api.InMemorySaver())
+    t.call("run", graph.invoke, {"log": []}, cfg())
+    ids = {i.value: i.id for i in graph.get_state(cfg()).interrupts}
+    t.call("one good answer, one refused", graph.invoke, api.Command(resume={
+        ids["send?"]: {"approved": True}, ids["check?"]: {"approved": "nope"}}), cfg())
+    t.state("state after the refusal", graph.get_state, cfg())
+    t.call("the refused one answered", graph.invoke,
+           api.Command(resume={ids["check?"]: {"approved": True}}), cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
 class Docs(TypedDict, total=False):
     query: str
     docs: Annotated[list[str], operator.add]
