@@ -294,3 +294,52 @@ def test_nested_debug_checkpoints_carry_their_checkpoint_map() -> None:
     expected = nested_debug_configs(Api(REFERENCE))
     assert len(expected) == 3
     assert nested_debug_configs(Api("arqgraph")) == expected
+
+
+def own_thread_child(api: Api) -> list[Any]:
+    """A graph invoked inside a node with a config naming a thread of its own: its state on
+    that thread after two runs of the parent, the namespace its checkpoints show, and what a
+    caller streaming subgraphs sees of its messages."""
+    saver = api.InMemorySaver()
+    child_builder = api.StateGraph(Counted)
+    def n(state: Counted) -> dict[str, Any]:
+        from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+        GenericFakeChatModel(messages=iter(["one two"])).invoke("hi")  # (its tokens stream)
+        return {"count": (state.get("count") or 0) + 1}
+
+    child_builder.add_node("n", n)
+    child_builder.add_edge(api.START, "n")
+    child = child_builder.compile(checkpointer=saver)
+    child_config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+
+    def parent_node(state: S) -> dict[str, Any]:
+        child.invoke({}, config=child_config)
+        return {"log": ["p"]}
+
+    parent_builder = api.StateGraph(S)
+    parent_builder.add_node("p", parent_node)
+    parent_builder.add_edge(api.START, "p")
+    parent = parent_builder.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    streamed = parent.stream({"log": []}, config, subgraphs=True,
+                             stream_mode=["updates", "messages"])
+    shown: list[Any] = [[(ns, mode, data[0].content if mode == "messages" else data)
+                         for ns, mode, data in streamed]]
+    first = child.get_state(child_config)
+    shown += [first.values, first.config["configurable"]["checkpoint_ns"]]
+    parent.invoke({"log": []}, config)
+    return [*shown, child.get_state(child_config).values]
+
+
+class Counted(TypedDict, total=False):
+    count: int
+
+
+def test_a_child_given_its_own_thread_runs_as_a_root_graph_there() -> None:
+    """LangGraph: a config with a thread_id of its own given to a graph invoked in a node
+    addresses that thread's root namespace; its state carries over from call to call, and a
+    caller streaming subgraphs sees its events at the root namespace."""
+    expected = own_thread_child(Api(REFERENCE))
+    assert expected[1:] == [{"count": 1}, "", {"count": 2}]
+    assert own_thread_child(Api("arqgraph")) == expected

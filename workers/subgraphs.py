@@ -12,7 +12,7 @@ interrupts, and answering them resumes the child where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,7 @@ async def stream_subgraph(
                                       graph, input, config, resume, ends, sent, recorded,
                                       private)
     await released()
-    own = tuple(ns.split(NAMESPACE_SEPARATOR))
+    own = tuple(ns.split(NAMESPACE_SEPARATOR)) if ns else ()
     key = "output" if graph.returns_value else ROOT if graph.schema.kind == "root" else None
     ended: dict[str, Any] = {}
     try:
@@ -95,26 +95,34 @@ async def start_subgraph(
     the parent's recorded stream modes and `modes`; its run id and namespace. The events of
     its `private` modes are for the node streaming it only: not read into the parent's."""
     task = task_uuid(record, checkpoint_id, task_id)
-    ns = namespace(record, node, task, graph, n)
+    own = own_thread(config)
+    ns = "" if own is not None else namespace(record, node, task, graph, n)
     user_thread, _ = protocol.split_thread(record.thread_id)
-    keep = record.keep and graph.persistence is not False
-    thread = protocol.child_thread(user_thread, ns) if keep else f"{record.run_id}:{task}:{n}"
+    if own is not None:  # a root graph on a thread of its own, as LangGraph runs it
+        keep = graph.checkpointer is not None or graph.persistence is True
+        thread = own if keep else f"{record.run_id}:{task}:{n}"
+    else:
+        keep = record.keep and graph.persistence is not False
+        thread = protocol.child_thread(user_thread, ns) if keep else f"{record.run_id}:{task}:{n}"
     run_id = protocol.child_run_id(thread, record.run_id, f"{checkpoint_id}:{task_id}:{n}:{attempt}")
     name = child_graph(record.graph, remember(graph))
     if await store.status(run_id) is None:
-        if keep:
+        if keep and own is None:
             await store.threads.note_child(record.tag, checkpoint_id, task_id, n, ns)
         if sent is not None:  # (what the task told before, first: readers go in order)
             await sent()
+        if own is not None:  # (only what its callbacks tell reaches callers, as LangGraph's)
+            private = tuple(sorted({*private, *OWN_THREAD_PRIVATE}))
         await store.events.emit(record.run_id, "child", {
             "run_id": run_id, "ns": ns, **({"private": list(private)} if private else {})})
         # time travel: the checkpoint the parent's replay names for it, or its state before
-        start = await replay.child_start(store, record, ns, thread) if keep else None
+        start = await replay.child_start(store, record, ns, thread) if (
+            keep and own is None) else None
         if resume and start is not None and start[0] == "before":  # (answers go to its latest)
             start = None
         exact = start is not None and start[0] == "exact"
         # (interrupted, at a breakpoint, or failed): go on; answers are the child's only then
-        stopped = start is None and keep and await _stopped(store, thread)
+        stopped = start is None and keep and own is None and await _stopped(store, thread)
         if resume and (exact or stopped):
             kind, child_input, answer = "resume", None, resume[-1]
         elif exact or stopped:
@@ -126,7 +134,8 @@ async def start_subgraph(
                         if k not in ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE,
                                      CONFIG_KEY_INTERRUPT_AFTER)}
         # (the thread id its nodes see is the caller's, as in LangGraph: none without one)
-        configurable.update(checkpoint_ns=ns, checkpoint_map=replay.child_map(record, checkpoint_id))
+        configurable.update(checkpoint_ns=ns, checkpoint_map={} if own is not None else
+                            replay.child_map(record, checkpoint_id))
         if replay.REPLAY in (record.config.get("configurable") or {}):
             configurable[replay.REPLAY] = record.config["configurable"][replay.REPLAY]
         child_config = {k: v for k, v in config.items() if k not in ("callbacks", "metadata")}
@@ -141,6 +150,22 @@ async def start_subgraph(
             resume=answer, from_checkpoint=start[1] if start is not None else "",
             trace=traces.current_or(""))  # (its steps under the span of the node running it)
     return run_id, ns
+
+
+# the events of a root graph on a thread of its own that its caller's stream does not show:
+# all but those its LangChain callbacks make ("messages", "tools")
+OWN_THREAD_PRIVATE = ("values", "updates", "custom", "tasks", "checkpoints")
+
+
+def own_thread(config: Mapping[str, Any] | None) -> str | None:
+    """The thread a config given to a graph invoked inside a node makes it run on as a root
+    graph: a `thread_id` given without the node's `checkpoint_ns` (LangGraph: a config with its
+    own checkpoint coordinates addresses its own lineage, at the root namespace)."""
+    configurable = (config or {}).get("configurable") or {}
+    thread = configurable.get("thread_id")
+    if thread is None or configurable.get("checkpoint_ns"):
+        return None
+    return str(thread)
 
 
 async def _stopped(store: RunStore, thread: str) -> bool:

@@ -42,7 +42,8 @@ async def read(
                 if subgraphs and isinstance(child, str) and child not in seen:
                     seen.add(child)  # (a redelivered task tells of its child again)
                     cursor.follow(child, cursor.depth[run] + 1)
-                    where[child] = (tuple(str(payload.get("ns", "")).split("|")),
+                    child_ns = str(payload.get("ns", ""))  # ("": a root graph on its own thread)
+                    where[child] = (tuple(child_ns.split("|")) if child_ns else (),
                                     frozenset(payload.get("private", ())))
                     break  # read again: the child's first events may precede what follows
                 continue
