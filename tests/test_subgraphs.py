@@ -343,3 +343,40 @@ def test_a_child_given_its_own_thread_runs_as_a_root_graph_there() -> None:
     expected = own_thread_child(Api(REFERENCE))
     assert expected[1:] == [{"count": 1}, "", {"count": 2}]
     assert own_thread_child(Api("arqgraph")) == expected
+
+
+def two_subgraph_calls(api: Api) -> list[Any]:
+    """A node calling two subgraphs, the first compiled with `checkpointer=True`: outputs of
+    two runs on one thread, and the namespaces of their streamed updates, masked."""
+    def first(state: Counted) -> dict[str, Any]:
+        return {"count": 2}
+
+    def second(state: S) -> dict[str, Any]:
+        return {"log": ["second"]}
+
+    kept_builder = api.StateGraph(Counted)
+    kept_builder.add_node("first", first)
+    kept_builder.add_edge(api.START, "first")
+    kept = kept_builder.compile(checkpointer=True)
+    other_builder = api.StateGraph(S)
+    other_builder.add_node("second", second)
+    other_builder.add_edge(api.START, "second")
+    other = other_builder.compile()
+
+    def node(state: S) -> dict[str, Any]:
+        counted = kept.invoke({"count": len(state["log"])})
+        return {"log": [str(counted["count"]), *other.invoke({"log": []})["log"]]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("node", node)
+    builder.add_edge(api.START, "node")
+    graph = builder.compile(checkpointer=api.InMemorySaver())
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    return [masked(list(graph.stream({"log": []}, config, subgraphs=True))) for _ in range(2)]
+
+
+def test_a_nodes_second_subgraph_call_is_namespaced_as_langgraphs() -> None:
+    """The n-th subgraph a node invokes after the first is namespaced `node:<task>|n`."""
+    expected = two_subgraph_calls(Api(REFERENCE))
+    assert [ns for ns, _ in expected[0]] == [("node",), ("node:<id>", "1"), ()]
+    assert two_subgraph_calls(Api("arqgraph")) == expected

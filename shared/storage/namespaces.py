@@ -30,10 +30,11 @@ def _task_uuid(tag: str, checkpoint_id: str, task_id: str) -> str:
 
 def namespace(record: RunRecord, node: str, task: str, graph: CompiledStateGraph, n: int) -> str:
     """The checkpoint namespace of a task's `n`-th subgraph call: `node:task-uuid` below the
-    parent's own; just `node` for a subgraph compiled with `checkpointer=True`, whose state
-    carries over from one call to the next."""
+    parent's own (then `|n` after the first call, as LangGraph counts them); just `node` for a
+    subgraph compiled with `checkpointer=True`, whose state carries over from one call to the
+    next."""
     own = node if graph.persistence is True else f"{node}:{task}"
-    return below(record, f"{own}~{n}" if n else own)
+    return below(record, f"{own}{NAMESPACE_SEPARATOR}{n}" if n else own)
 
 
 def below(record: RunRecord, own: str) -> str:
