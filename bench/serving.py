@@ -1,6 +1,13 @@
 """The `serve` scenario: what LangGraph's HTTP API (`arqgraph serve`, one server process) costs
 beside a producer's direct `Client`: runs/s of many small runs waited at once, and the latency
-of a run's first event."""
+of a run's first event.
+
+The HTTP producers are `langgraph_sdk` clients of 100 runs each, as many users or producer
+processes would be: one httpx client holds 100 connections by default, and its pool's
+bookkeeping grows with the square of the requests queued behind them (1,000 runs through one
+client spend most of their time there, in the producer, not the server). The CPU each process
+spent per run is in the details: on one small machine the producers' HTTP clients share the
+cores with the pool, which they would not in a deployment."""
 
 from __future__ import annotations
 
@@ -11,18 +18,19 @@ from typing import Any
 
 import httpx
 
-from bench.cluster import free_port
+from bench.cluster import cpu_seconds, free_port
 from bench.env import Env
 from bench.graphs import SPECS
 from bench.model import CLUSTER, Result, Row, median
 
 SERVER = "arqgraph serve (HTTP, langgraph_sdk)"
+PER_CLIENT = 100  # runs a langgraph_sdk client waits for at once (its pool's connections)
 FIRST_EVENTS = 20  # runs whose first event is timed, one after the other
 HTTP_BUDGET = 0.20  # the share of runs/s the HTTP layer may cost
 
 
-def _start_server(env: Env) -> str:
-    """A server process on the benchmark's cluster, answering; its URL."""
+def _start_server(env: Env) -> tuple[str, int]:
+    """A server process on the benchmark's cluster, answering; its URL and pid."""
     assert env.cluster is not None
     port = free_port()
     proc = env.cluster._spawn("server", ["serve", *SPECS, "--redis", env.cluster.url,
@@ -33,16 +41,36 @@ def _start_server(env: Env) -> str:
     while time.monotonic() < deadline and proc.alive():
         try:
             if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                return url
+                return url, proc.pid
         except httpx.HTTPError:
             time.sleep(0.05)
     raise SystemExit(f"bench: the server did not answer:\n{proc.tail()}")
 
 
-async def _timed(work: Callable[[], Awaitable[Any]]) -> float:
-    started = time.perf_counter()
+def _cpu(env: Env, server: int) -> dict[str, float]:
+    """CPU seconds so far: the pool's processes, the server's, this producer's."""
+    assert env.cluster is not None
+    c = env.cluster
+    pool = [p.pid for p in (c.orchestrator, *c.worker_procs) if p] + (
+        [c.redis_proc.pid] if c.redis_proc else [])
+    return {"pool": sum(cpu_seconds(p) for p in pool), "server": cpu_seconds(server),
+            "producer": time.process_time()}
+
+
+async def _timed(work: Callable[[], Awaitable[Any]], cpu: Callable[[], dict[str, float]],
+                 spent: dict[str, float]) -> float:
+    """Seconds `work` took; adds the CPU seconds each process spent to `spent`."""
+    before, started = cpu(), time.perf_counter()
     await work()
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    for name, value in cpu().items():
+        spent[name] = spent.get(name, 0.0) + value - before[name]
+    return seconds
+
+
+def _cpu_detail(spent: dict[str, float], runs: int) -> str:
+    return "CPU ms/run " + ", ".join(f"{k} {1000 * v / runs:.2f}" for k, v in spent.items()
+                                     if k != "server" or v > 0.01 * runs / 1000)
 
 
 async def serve(env: Env) -> Result:
@@ -52,8 +80,9 @@ async def serve(env: Env) -> Result:
     client = env.client
     res = Result("serve", reference=CLUSTER)
     n, reps = env.sizes.runs, env.sizes.reps
-    url = _start_server(env)
-    sdk = get_client(url=url, timeout=120)
+    url, server = _start_server(env)
+    sdks = [get_client(url=url, timeout=120) for _ in range(-(-n // PER_CLIENT))]
+    sdk = sdks[0]
 
     async def direct() -> None:
         handles = await asyncio.gather(*[client.submit("bench_three", {"x": i})
@@ -63,7 +92,8 @@ async def serve(env: Env) -> Result:
 
     async def over_http() -> None:
         outs: list[Any] = await asyncio.gather(*[
-            sdk.runs.wait(None, "bench_three", input={"x": i}) for i in range(n)])
+            sdks[i // PER_CLIENT].runs.wait(None, "bench_three", input={"x": i})
+            for i in range(n)])
         assert all(o["x"] == i + 3 for i, o in enumerate(outs))
 
     async def first_direct() -> float:
@@ -83,14 +113,17 @@ async def serve(env: Env) -> Result:
 
     try:
         for backend, work in ((CLUSTER, direct), (SERVER, over_http)):
-            secs = [await _timed(work) for _ in range(reps)]
+            spent: dict[str, float] = {}
+            secs = [await _timed(work, lambda: _cpu(env, server), spent) for _ in range(reps)]
             res.add(Row(backend, "runs/s", "runs/s", [n / s for s in secs],
-                        higher_is_better=True, detail=f"{median(secs):.2f} s for {n:,}"))
+                        higher_is_better=True, detail=f"{median(secs):.2f} s for {n:,}; "
+                        + _cpu_detail(spent, n * reps)))
         for backend, first in ((CLUSTER, first_direct), (SERVER, first_http)):
             ms = [1000 * await first() for _ in range(FIRST_EVENTS)]
             res.add(Row(backend, "first event", "ms", ms, detail=f"median of {FIRST_EVENTS}"))
     finally:
-        await sdk.http.client.aclose()
+        for each in sdks:
+            await each.http.client.aclose()
     direct_rate, http_rate = res.rows[0].value, res.rows[1].value
     res.met = http_rate >= (1 - HTTP_BUDGET) * direct_rate
     res.verdict = (f"{http_rate:,.0f} runs/s over HTTP vs {direct_rate:,.0f} direct "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -87,13 +89,33 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
     )
 
 
-def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
-          port: int, api_key: str | None = None) -> int:
-    """Load the graphs and serve them until stopped (SIGINT/SIGTERM end it gracefully)."""
-    import uvicorn
+SERVE_ARGS = "ARQGRAPH_SERVE_ARGS"
+"""Where `serve` leaves its arguments for `app_from_env` in each of uvicorn's worker processes."""
 
+
+def app_from_env() -> Starlette:
+    """The app of `serve`'s arguments (uvicorn's factory, called in each worker process)."""
     from arqgraph.server.config import load_config
 
-    app = build_app(load_config(config_path, specs), redis_url, api_key)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    args = json.loads(os.environ[SERVE_ARGS])
+    return build_app(load_config(args["config"], args["specs"]), args["redis"], args["api_key"])
+
+
+def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
+          port: int, api_key: str | None = None, workers: int = 1,
+          access_log: bool = False) -> int:
+    """Load the graphs and serve them until stopped (SIGINT/SIGTERM end it gracefully).
+
+    `workers` > 1: that many server processes share the port (uvicorn's workers), for a
+    machine with cores to spare; each is as stateless as one. The access log is off unless
+    asked for: a line per request is a tenth of a small run's cost here."""
+    import uvicorn
+
+    os.environ[SERVE_ARGS] = json.dumps({"config": config_path, "specs": specs,
+                                         "redis": redis_url, "api_key": api_key})
+    app: Any = app_from_env()  # (with workers too: a bad config fails here, once)
+    if workers > 1:
+        app = "arqgraph.server.app:app_from_env"
+    uvicorn.run(app, factory=workers > 1, host=host, port=port, workers=workers,
+                log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
     return 0
