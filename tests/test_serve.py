@@ -79,13 +79,13 @@ async def in_process(graph: Any, input: Any, modes: list[str]) -> list[list[Any]
             async for mode, payload in graph.astream(input, stream_mode=modes)]
 
 
-def second_server(redis_server: RedisServer, processes: ArqProcesses, *flags: str
-                  ) -> tuple[ArqProcess, str]:
+def second_server(redis_server: RedisServer, processes: ArqProcesses, *flags: str,
+                  project: str = PROJECT) -> tuple[ArqProcess, str]:
     """One more server process on the module's cluster, answering; and its URL."""
     from bench.cluster import free_port
 
     port = free_port()
-    other = processes.start("server-b", "serve", "--config", PROJECT, "--redis",
+    other = processes.start("server-b", "serve", "--config", project, "--redis",
                             url_for_db(redis_server, DB), "--port", str(port), *flags)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url) or not other.alive(), STARTUP_LIMIT,
@@ -470,3 +470,40 @@ def test_auth_hook_and_cors_guard_the_routes(tmp_path: Path) -> None:
     preflight = http.options("/threads", headers={
         "Origin": "https://ui.example", "Access-Control-Request-Method": "POST"})
     assert preflight.headers["access-control-allow-origin"] == "https://ui.example"
+
+
+async def test_auth_on_handlers_keep_users_apart(
+        server: Served, redis_server: RedisServer, own_processes: ArqProcesses) -> None:
+    from langgraph_sdk.errors import PermissionDeniedError
+
+    _, url = second_server(redis_server, own_processes,
+                           project="tests/graphs/serve_project/langgraph.owners.json")
+    alice = get_client(url=url, headers={"Authorization": "Bearer alice-token"})
+    bob = get_client(url=url, headers={"Authorization": "Bearer bob-token"})
+    try:
+        mine = await alice.threads.create(metadata={"topic": "a"})
+        tid = mine["thread_id"]
+        assert mine["metadata"] == {"topic": "a", "owner": "alice"}
+        assert (await alice.runs.wait(tid, "chat", input={"log": []}))["log"]
+        run = (await alice.runs.list(tid))[0]
+        assert run["metadata"]["owner"] == "alice"
+        theirs = await bob.runs.wait(str(uuid.uuid4()), "chat", input={"log": []},
+                                     if_not_exists="create")
+        assert theirs["log"]
+        bobs = [t["thread_id"] for t in await bob.threads.search()]
+        assert [t["thread_id"] for t in await alice.threads.search()] == [tid]
+        assert len(bobs) == 1 and tid not in bobs
+        assert (await bob.threads.get(bobs[0]))["metadata"]["owner"] == "bob"
+        for attempt in (bob.threads.get(tid), bob.threads.get_state(tid), bob.runs.list(tid),
+                        bob.runs.get(tid, run["run_id"]), bob.runs.join(tid, run["run_id"]),
+                        bob.runs.wait(tid, "chat", input={"log": []}),
+                        bob.threads.update(tid, metadata={"owner": "bob"})):
+            with pytest.raises(httpx.HTTPStatusError) as refused:
+                await attempt
+            assert refused.value.response.status_code == 404  # (not theirs: not found)
+        with pytest.raises(PermissionDeniedError):
+            await alice.threads.delete(tid)
+        assert (await alice.threads.get(tid))["metadata"]["owner"] == "alice"
+    finally:
+        for c in (alice, bob):
+            await c.http.client.aclose()

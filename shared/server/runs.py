@@ -18,6 +18,7 @@ from arqgraph import protocol
 from arqgraph.client import RunHandle
 from arqgraph.constants import COPY_NODE
 from arqgraph.errors import RunCancelledError, ThreadBusyError
+from arqgraph.server.authz import authorize, check, matches
 from arqgraph.server.context import (
     Served,
     body_of,
@@ -71,15 +72,33 @@ async def handle_of(s: Served, info: RunInfo) -> RunHandle:
     return handle
 
 
-async def _thread_for_run(s: Served, thread_id: str, body: dict[str, Any]) -> ThreadRecord:
-    record = await thread_record(s, check_thread_id(thread_id))
-    if record is None:
-        if body.get("if_not_exists") != "create":
-            raise HTTPException(404, f"Thread {thread_id} not found")
-        stamp = now_iso()
-        record = ThreadRecord(thread_id=check_thread_id(thread_id), created_at=stamp,
-                              updated_at=stamp)
-    return record
+async def _thread_for_run(
+    s: Served, request: Request | None, thread_id: str | None, body: dict[str, Any]
+) -> tuple[ThreadRecord | None, dict[str, Any]]:
+    """The run's thread (made if `if_not_exists` says so; None for a stateless run) and the
+    run's metadata, once `@auth.on.threads.create_run` allowed it (and added to it)."""
+    record, made = None, False
+    if thread_id is not None:
+        record = await thread_record(s, check_thread_id(thread_id))
+        if record is None:
+            if body.get("if_not_exists") != "create":
+                raise HTTPException(404, f"Thread {thread_id} not found")
+            stamp = now_iso()
+            record = ThreadRecord(thread_id=check_thread_id(thread_id), created_at=stamp,
+                                  updated_at=stamp)
+            made = True
+    asked: dict[str, Any] = {"thread_id": record.thread_id if record else None,
+             "assistant_id": body.get("assistant_id"), "run_id": None, "status": "pending",
+             "metadata": dict(body.get("metadata") or {}),
+             **{k: body.get(k) for k in ("multitask_strategy", "if_not_exists", "after_seconds",
+                                         "prevent_insert_if_inflight")},
+             "kwargs": {k: body.get(k) for k in ("input", "command", "config", "context")}}
+    filters = await authorize(request, "threads", "create_run", asked)
+    if record is not None and not made and not matches(record.metadata, filters):
+        raise HTTPException(404, f"Thread {thread_id} not found")
+    if made and record is not None:
+        record.metadata = dict(asked["metadata"])
+    return record, asked["metadata"]
 
 
 async def _end_busy_run(s: Served, thread_id: str, strategy: str) -> None:
@@ -111,9 +130,10 @@ async def roll_back(s: Served, info: RunInfo) -> None:
 
 
 async def start_run(
-    s: Served, body: dict[str, Any], thread_id: str | None
+    s: Served, body: dict[str, Any], thread_id: str | None, request: Request | None = None
 ) -> tuple[RunInfo, RunHandle]:
-    """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it."""
+    """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it;
+    `request`'s user must be allowed to (none: a cron's run)."""
     g = graph_for(s, body.get("assistant_id"), 422)
     strategy = str(body.get("multitask_strategy") or "reject")
     if strategy not in STRATEGIES:
@@ -124,9 +144,9 @@ async def start_run(
     checkpoint = checkpoint_in(body)
     if body.get("checkpoint_id") or checkpoint.get("checkpoint_id"):
         configurable["checkpoint_id"] = body.get("checkpoint_id") or checkpoint["checkpoint_id"]
-    record, before = None, None
-    if thread_id is not None:
-        record = await _thread_for_run(s, thread_id, body)
+    before = None
+    record, metadata = await _thread_for_run(s, request, thread_id, body)
+    if record is not None:
         configurable["thread_id"] = record.thread_id
     config["configurable"] = configurable
     config = g.graph._merged(config, None, body.get("interrupt_before"),
@@ -159,7 +179,7 @@ async def start_run(
     info = RunInfo(
         run_id=handle.run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
         assistant_id=g.assistant_id, graph_id=g.graph_id, created_at=stamp, updated_at=stamp,
-        metadata=dict(body.get("metadata") or {}), multitask_strategy=strategy,
+        metadata=metadata, multitask_strategy=strategy,
         stream_mode=modes, stream_subgraphs=bool(body.get("stream_subgraphs")),
         stateless=record is None, before_checkpoint=before,
         kwargs=jsonable({k: body.get(k) for k in ("input", "command", "config", "context",
@@ -197,29 +217,37 @@ def stream_response(info: RunInfo, handle: RunHandle, request: Request) -> Event
 
 async def create(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    info, _ = await start_run(s, body, request.path_params.get("thread_id"))
+    info, _ = await start_run(s, body, request.path_params.get("thread_id"), request)
     return JSONResponse(run_json(info, "pending"),
                         headers={"Content-Location": _run_path(info, "")[:-1]})
 
 
 async def stream(request: Request) -> EventSourceResponse:
     s, body = served(request), await body_of(request)
-    info, handle = await start_run(s, body, request.path_params.get("thread_id"))
+    info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
     return stream_response(info, handle, request)
 
 
 async def wait(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    info, handle = await start_run(s, body, request.path_params.get("thread_id"))
+    info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
     return JSONResponse(await result_of(s, info, handle),
                         headers={"Location": _run_path(info, "join")})
 
 
-async def existing_run(s: Served, request: Request) -> RunInfo:
+async def thread_allowed(request: Request, thread_id: str, action: str) -> None:
+    """404 unless the caller may `action` the thread's runs (`@auth.on.threads.<action>`)."""
+    record = await thread_record(served(request), thread_id)
+    await check(request, "threads", action, {"thread_id": thread_id},
+                record.metadata if record else {}, f"Thread {thread_id}")
+
+
+async def existing_run(s: Served, request: Request, action: str = "read") -> RunInfo:
     thread_id = check_thread_id(request.path_params["thread_id"])
     info = await s.records.get_run(request.path_params["run_id"])
     if info is None or info.thread_id != thread_id:
         raise HTTPException(404, f"Run {request.path_params['run_id']} not found")
+    await thread_allowed(request, thread_id, action)
     return info
 
 
@@ -232,6 +260,7 @@ async def get(request: Request) -> JSONResponse:
 async def list_runs(request: Request) -> JSONResponse:
     s = served(request)
     thread_id = check_thread_id(request.path_params["thread_id"])
+    await thread_allowed(request, thread_id, "read")
     limit = int(request.query_params.get("limit", 10))
     offset = int(request.query_params.get("offset", 0))
     wanted = request.query_params.get("status")
@@ -261,7 +290,7 @@ async def join_stream(request: Request) -> EventSourceResponse:
 
 async def cancel(request: Request) -> Response:
     s = served(request)
-    info = await existing_run(s, request)
+    info = await existing_run(s, request, "update")
     handle = await handle_of(s, info)
     await handle.cancel()
     if request.query_params.get("action") == "rollback":
@@ -282,7 +311,7 @@ async def create_batch(request: Request) -> JSONResponse:
         raise HTTPException(422, f"the request body is not JSON: {exc}") from exc
     if not isinstance(payloads, list) or not all(isinstance(p, dict) for p in payloads):
         raise HTTPException(422, "the request body must be a list of run objects")
-    started = [await start_run(s, p, p.get("thread_id")) for p in payloads]
+    started = [await start_run(s, p, p.get("thread_id"), request) for p in payloads]
     return JSONResponse([run_json(info, "pending") for info, _ in started])
 
 
@@ -292,6 +321,7 @@ async def cancel_many(request: Request) -> Response:
     if not body.get("thread_id"):
         raise HTTPException(422, "cancel_many needs a thread_id: runs are kept by thread")
     thread_id = check_thread_id(str(body["thread_id"]))
+    await thread_allowed(request, thread_id, "update")
     wanted = body.get("status")
     for run_id in body.get("run_ids") or await s.records.run_ids(thread_id):
         info = await s.records.get_run(str(run_id))
@@ -309,7 +339,7 @@ async def cancel_many(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     s = served(request)
-    info = await existing_run(s, request)
+    info = await existing_run(s, request, "delete")
     status = await s.client.store.status(info.run_id)
     if status in ("pending", "running"):
         raise HTTPException(409, f"Run {info.run_id} is still {status}: cancel it first")
