@@ -89,6 +89,7 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
     )
 
 
+KEEP_ALIVE = 75  # seconds an idle client connection is kept
 SERVE_ARGS = "ARQGRAPH_SERVE_ARGS"
 """Where `serve` leaves its arguments for `app_from_env` in each of uvicorn's worker processes."""
 
@@ -108,7 +109,9 @@ def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
 
     `workers` > 1: that many server processes share the port (uvicorn's workers), for a
     machine with cores to spare; each is as stateless as one. The access log is off unless
-    asked for: a line per request is a tenth of a small run's cost here."""
+    asked for: a line per request is a tenth of a small run's cost here. Idle connections are
+    kept 75 s, longer than clients (httpx: 5 s) and load balancers keep them, so a client
+    never sends on a connection the server is closing."""
     import uvicorn
 
     os.environ[SERVE_ARGS] = json.dumps({"config": config_path, "specs": specs,
@@ -117,5 +120,6 @@ def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
     if workers > 1:
         app = "arqgraph.server.app:app_from_env"
     uvicorn.run(app, factory=workers > 1, host=host, port=port, workers=workers,
-                log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
+                log_level="info", access_log=access_log, timeout_keep_alive=KEEP_ALIVE,
+                timeout_graceful_shutdown=5)
     return 0
