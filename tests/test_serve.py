@@ -258,6 +258,40 @@ async def test_background_run_joined_after_a_reconnect(client: Any, server: Serv
         "log": ["gated", "after"], "gate": str(gate)}
 
 
+async def _until_done(parts: AsyncIterator[Any], runs: int) -> list[Any]:
+    """A thread stream's parts until `runs` runs are done (it stays open otherwise)."""
+    got: list[Any] = []
+    async for part in parts:
+        got.append(part)
+        if sum(p.data.get("status") == "run_done" for p in got if p.event == "metadata") == runs:
+            return got
+    raise AssertionError("the thread stream ended")
+
+
+async def test_thread_stream_shows_each_run_and_resumes(client: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    tid = (await client.threads.create())["thread_id"]
+    first = await client.runs.create(tid, "gated", input={"log": [], "gate": str(gate)},
+                                     stream_mode=["custom", "values"])
+    stream = await client.threads.join_stream(tid)
+    joined = await within(anext(stream))  # the first run's metadata: the stream is on it
+    gate.touch()
+    await within(client.runs.join(tid, first["run_id"]))
+    second = await client.runs.create(tid, "gated", input={"gate": str(gate)})
+    parts = [joined, *await within(_until_done(stream, 2))]
+    done = [i for i, p in enumerate(parts) if p.data.get("status") == "run_done"]
+    assert [parts[i].data["run_id"] for i in done] == [first["run_id"], second["run_id"]]
+    for run, part in zip((first, second), (parts[:done[0]], parts[done[0] + 1:done[1]]),
+                         strict=True):  # each run as its own stream shows it
+        alone = [p async for p in client.runs.join_stream(tid, run["run_id"])]
+        assert [(p.event, p.data) for p in part] == [(p.event, p.data) for p in alone]
+    middle = 3  # a reconnect mid-way through the first run: the rest, none lost or repeated
+    rest = await within(_until_done(await client.threads.join_stream(
+        tid, last_event_id=parts[middle].id), 2))
+    assert [(p.event, p.data, p.id) for p in rest] == [
+        (p.event, p.data, p.id) for p in parts[middle + 1:]]
+
+
 async def test_cancel_reads_interrupted(client: Any, tmp_path: Path) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]

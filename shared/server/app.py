@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from arqgraph.client import Client
 from arqgraph.errors import InvalidInputError, UnknownGraphError
-from arqgraph.server import assistants, crons, runs, store, threads
+from arqgraph.server import assistants, crons, runs, store, thread_stream, threads
 from arqgraph.server.auth import AuthMiddleware
 from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
@@ -82,7 +82,7 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
         middleware.append(Middleware(CORSMiddleware, **cors))
     return Starlette(
         routes=[Route("/ok", ok), Route("/info", info), *assistants.routes, *threads.routes,
-                *crons.routes, *runs.routes, *store.routes],
+                *crons.routes, *runs.routes, *store.routes, *thread_stream.routes],
         middleware=middleware, lifespan=lifespan,
         exception_handlers={HTTPException: http_error,
                             **{cls: unprocessable for cls in UNPROCESSABLE}},
