@@ -113,6 +113,33 @@ def test_assistants_listed_with_fixed_ids(server: Served) -> None:
         assert answer.status_code == 422 and answer.json()["detail"], bad
 
 
+async def test_assistants_of_ones_own_with_versions(client: Any) -> None:
+    made = await client.assistants.create("chat", context={"signature": "Ada"},
+                                          metadata={"team": "a"}, name="ada")
+    aid = made["assistant_id"]
+    assert (made["version"], made["config"], made["graph_id"]) == (
+        1, {"configurable": {"signature": "Ada"}}, "chat")
+    assert (await client.runs.wait(None, aid, input={"log": []}))["log"] == ["greet", "sign:Ada"]
+    assert (await client.runs.wait(None, aid, input={"log": []}, config={"configurable": {
+        "signature": "Bo"}}))["log"] == ["greet", "sign:Bo"]  # (the run's own wins)
+    changed = await client.assistants.update(aid, context={"signature": "Cy"},
+                                             metadata={"more": 1})
+    assert (changed["version"], changed["metadata"]) == (2, {"team": "a", "more": 1})
+    tid = (await client.threads.create())["thread_id"]
+    assert (await client.runs.wait(tid, aid, input={"log": []}))["log"] == ["greet", "sign:Cy"]
+    assert (await client.runs.list(tid))[0]["assistant_id"] == aid
+    assert [v["version"] for v in await client.assistants.get_versions(aid)] == [2, 1]
+    assert (await client.assistants.set_latest(aid, 1))["context"] == {"signature": "Ada"}
+    assert (await client.assistants.get(aid))["version"] == 1
+    found = await client.assistants.search(metadata={"team": "a"})
+    assert [a["assistant_id"] for a in found] == [aid]
+    await client.assistants.delete(aid)
+    with pytest.raises(httpx.HTTPStatusError):
+        await client.assistants.get(aid)
+    assert all(a["metadata"] == {"created_by": "system"}
+               for a in await client.assistants.search(graph_id="chat"))
+
+
 async def test_wait_and_stream_match_in_process(client: Any) -> None:
     thread = await client.threads.create()
     result = await within(client.runs.wait(thread["thread_id"], "chat", input={"log": []}))

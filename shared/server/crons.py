@@ -24,7 +24,14 @@ from starlette.routing import Route
 
 from arqgraph import protocol
 from arqgraph.core import codec
-from arqgraph.server.context import Served, body_of, check_thread_id, graph_for, served
+from arqgraph.server.context import (
+    Served,
+    body_of,
+    check_thread_id,
+    find_assistant,
+    graph_for,
+    served,
+)
 from arqgraph.server.runs import start_run
 from arqgraph.server.shapes import now_iso
 
@@ -79,14 +86,14 @@ async def _create(request: Request, thread_id: str | None) -> JSONResponse:
     if not croniter.is_valid(schedule):
         raise HTTPException(422, f"invalid cron schedule {schedule!r}: five fields "
                             "(minute hour day month weekday), or six with seconds last")
-    g = graph_for(s, body.get("assistant_id"), 422)
+    _, assistant = await find_assistant(s, body.get("assistant_id"), 422)
     stamp = now_iso()
     cron = CronRecord(
-        cron_id=str(uuid.uuid4()), assistant_id=g.assistant_id,
+        cron_id=str(uuid.uuid4()), assistant_id=assistant["assistant_id"],
         thread_id=check_thread_id(thread_id) if thread_id else None, schedule=schedule,
         timezone=str(body.get("timezone") or "UTC"), created_at=stamp, created=time.time(),
         end_time=body.get("end_time"), enabled=body.get("enabled", True) is not False,
-        run={"assistant_id": g.assistant_id,
+        run={"assistant_id": assistant["assistant_id"],
              **{k: body[k] for k in RUN_FIELDS if body.get(k) is not None}})
     _zone(cron.timezone)
     redis: Any = s.client.redis

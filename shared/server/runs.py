@@ -25,7 +25,7 @@ from arqgraph.server.context import (
     busy_run,
     check_thread_id,
     checkpoint_in,
-    graph_for,
+    find_assistant,
     served,
     thread_config,
     thread_record,
@@ -134,13 +134,18 @@ async def start_run(
 ) -> tuple[RunInfo, RunHandle]:
     """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it;
     `request`'s user must be allowed to (none: a cron's run)."""
-    g = graph_for(s, body.get("assistant_id"), 422)
+    g, assistant = await find_assistant(s, body.get("assistant_id"), 422)
     strategy = str(body.get("multitask_strategy") or "reject")
     if strategy not in STRATEGIES:
         raise HTTPException(422, f"multitask_strategy must be one of {STRATEGIES}")
     modes = cluster_modes(body.get("stream_mode"))
-    config: dict[str, Any] = dict(body.get("config") or {})
-    configurable = dict(config.get("configurable") or {})
+    asked: dict[str, Any] = dict(body.get("config") or {})
+    config = {**assistant["config"], **asked}  # (the assistant's, overridden by the run's)
+    configurable = {**(assistant["config"].get("configurable") or {}),
+                    **(asked.get("configurable") or {})}
+    context = body.get("context")
+    if assistant["context"] and isinstance(context or {}, dict):
+        context = {**assistant["context"], **(context or {})}
     checkpoint = checkpoint_in(body)
     if body.get("checkpoint_id") or checkpoint.get("checkpoint_id"):
         configurable["checkpoint_id"] = body.get("checkpoint_id") or checkpoint["checkpoint_id"]
@@ -154,13 +159,13 @@ async def start_run(
     command = command_of(body.get("command"))
     run_input = command if command is not None else body.get("input")
     if command is None:  # a state or context the graph refuses: 422 here, not a failed run
-        g.graph._check_call(run_input, body.get("context"))
+        g.graph._check_call(run_input, context)
     for _ in range(BUSY_RETRIES):
         if record is not None:
             before = await latest_checkpoint(s, record.thread_id)
         try:
             handle = await s.client.submit(g.cluster_name, run_input, config,
-                                           context=body.get("context"), stream_mode=modes)
+                                           context=context, stream_mode=modes)
             break
         except ThreadBusyError as exc:
             if strategy == "reject" or record is None:
@@ -173,12 +178,13 @@ async def start_run(
     if record is not None:
         record.graph_id = g.graph_id
         record.metadata = {**record.metadata, "graph_id": g.graph_id,
-                           "assistant_id": g.assistant_id}
+                           "assistant_id": assistant["assistant_id"]}
         record.updated_at = stamp
         await s.records.put_thread(record)
     info = RunInfo(
         run_id=handle.run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
-        assistant_id=g.assistant_id, graph_id=g.graph_id, created_at=stamp, updated_at=stamp,
+        assistant_id=assistant["assistant_id"], graph_id=g.graph_id, created_at=stamp,
+        updated_at=stamp,
         metadata=metadata, multitask_strategy=strategy,
         stream_mode=modes, stream_subgraphs=bool(body.get("stream_subgraphs")),
         stateless=record is None, before_checkpoint=before,
