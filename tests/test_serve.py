@@ -555,7 +555,14 @@ async def test_auth_on_handlers_keep_users_apart(
         assert [t["thread_id"] for t in await alice.threads.search()] == [tid]
         assert len(bobs) == 1 and tid not in bobs
         assert (await bob.threads.get(bobs[0]))["metadata"]["owner"] == "bob"
+        helper = await alice.assistants.create("chat", context={"signature": "Al"})
+        assert helper["metadata"] == {"owner": "alice"}
+        assert [a["assistant_id"] for a in await alice.assistants.search()] == [
+            helper["assistant_id"]]  # (the graph's default one is the system's, not hers)
+        assert await bob.assistants.search() == []
+        aid = helper["assistant_id"]
         for attempt in (bob.threads.get(tid), bob.threads.get_state(tid), bob.runs.list(tid),
+                        bob.assistants.get(aid), bob.runs.wait(None, aid, input={"log": []}),
                         bob.runs.get(tid, run["run_id"]), bob.runs.join(tid, run["run_id"]),
                         bob.runs.wait(tid, "chat", input={"log": []}),
                         bob.threads.update(tid, metadata={"owner": "bob"})):

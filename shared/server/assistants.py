@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from arqgraph.server.authz import authorize, check, matches
+from arqgraph.server.config import ServedGraph
 from arqgraph.server.context import (
     Served,
     body_of,
@@ -50,10 +52,22 @@ async def _all(s: Served) -> list[dict[str, Any]]:
 
 async def _matching(request: Request) -> list[dict[str, Any]]:
     body = await body_of(request)
+    filters = await authorize(request, "assistants", "search", {
+        "graph_id": body.get("graph_id"), "metadata": dict(body.get("metadata") or {}),
+        "limit": body.get("limit"), "offset": body.get("offset")})
     return [a for a in await _all(served(request))
-            if body.get("graph_id") in (None, a["graph_id"])
+            if matches(a["metadata"], filters) and body.get("graph_id") in (None, a["graph_id"])
             and body.get("name") in (None, a["name"])
             and all(a["metadata"].get(k) == v for k, v in (body.get("metadata") or {}).items())]
+
+
+async def scoped(request: Request, action: str = "read") -> tuple[ServedGraph, dict[str, Any]]:
+    """The path's assistant, if the caller may `action` it (`@auth.on.assistants.<action>`)."""
+    assistant_id = request.path_params["assistant_id"]
+    g, doc = await find_assistant(served(request), assistant_id)
+    await check(request, "assistants", action, {"assistant_id": doc["assistant_id"]},
+                doc["metadata"], f"Assistant {assistant_id}")
+    return g, doc
 
 
 async def search(request: Request) -> JSONResponse:
@@ -70,15 +84,21 @@ async def create(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     g = graph_for(s, body.get("graph_id"), 404)
     assistant_id = str(uuid.UUID(str(body.get("assistant_id") or uuid.uuid4())))
+    config, context = _config_and_context(body, {})
+    asked: dict[str, Any] = {"assistant_id": assistant_id, "graph_id": g.graph_id,
+                             "config": config, "context": context,
+                             "metadata": dict(body.get("metadata") or {}),
+                             "name": body.get("name")}
+    filters = await authorize(request, "assistants", "create", asked)
     earlier = await s.records.get_assistant(assistant_id)
     if earlier is not None or s.config.find(assistant_id) is not None:
-        if body.get("if_exists") == "do_nothing" and earlier is not None:
+        if (body.get("if_exists") == "do_nothing" and earlier is not None
+                and matches(earlier["metadata"], filters)):
             return JSONResponse(earlier)
         raise HTTPException(409, f"Assistant {assistant_id} already exists")
-    config, context = _config_and_context(body, {})
     stamp = now_iso()
     doc = {"assistant_id": assistant_id, "graph_id": g.graph_id, "config": jsonable(config),
-           "context": jsonable(context), "metadata": dict(body.get("metadata") or {}),
+           "context": jsonable(context), "metadata": asked["metadata"],
            "name": body.get("name") or "Untitled", "description": body.get("description"),
            "created_at": stamp, "updated_at": stamp}
     try:
@@ -87,21 +107,20 @@ async def create(request: Request) -> JSONResponse:
         raise HTTPException(409, f"Assistant {assistant_id} already exists") from None
 
 
-async def _own(s: Served, assistant_id: str) -> dict[str, Any]:
-    """A user's assistant; 404 for others, 409 for a default one (it stays as its graph)."""
-    if s.config.find(assistant_id) is not None:
+async def _own(request: Request, action: str) -> dict[str, Any]:
+    """A user's assistant the caller may `action`; 409 for a default one (it stays as its
+    graph)."""
+    assistant_id = request.path_params["assistant_id"]
+    if served(request).config.find(assistant_id) is not None:
         raise HTTPException(409, f"Assistant {assistant_id} is a graph's default assistant: "
                             "create one of your own to change it")
-    doc = await s.records.get_assistant(assistant_id)
-    if doc is None:
-        raise HTTPException(404, f"Assistant {assistant_id} not found")
-    return doc
+    return (await scoped(request, action))[1]
 
 
 async def update(request: Request) -> JSONResponse:
     """A new version: the fields given replace the latest's (metadata is merged)."""
     s, body = served(request), await body_of(request)
-    doc = await _own(s, request.path_params["assistant_id"])
+    doc = await _own(request, "update")
     config, context = _config_and_context(body, doc)
     graph_id = graph_for(s, body["graph_id"], 404).graph_id if body.get("graph_id") else (
         doc["graph_id"])
@@ -115,14 +134,14 @@ async def update(request: Request) -> JSONResponse:
 
 async def delete(request: Request) -> Response:
     s = served(request)
-    await _own(s, request.path_params["assistant_id"])
+    await _own(request, "delete")
     await s.records.delete_assistant(request.path_params["assistant_id"])
     return Response(status_code=204)
 
 
 async def versions(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    _, doc = await find_assistant(s, request.path_params["assistant_id"])
+    _, doc = await scoped(request)
     found = (await s.records.assistant_versions(doc["assistant_id"])
              if doc["metadata"].get("created_by") != "system" else [doc])
     found = [v for v in found if all(v["metadata"].get(k) == w
@@ -133,7 +152,7 @@ async def versions(request: Request) -> JSONResponse:
 
 async def set_latest(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    doc = await _own(s, request.path_params["assistant_id"])
+    doc = await _own(request, "update")
     latest = await s.records.set_latest_assistant(doc["assistant_id"], int(body["version"]))
     if latest is None:
         raise HTTPException(404, f"Assistant {doc['assistant_id']} has no version "
@@ -142,17 +161,16 @@ async def set_latest(request: Request) -> JSONResponse:
 
 
 async def get(request: Request) -> JSONResponse:
-    _, doc = await find_assistant(served(request), request.path_params["assistant_id"])
-    return JSONResponse(doc)
+    return JSONResponse((await scoped(request))[1])
 
 
 async def get_graph(request: Request) -> JSONResponse:
-    g, _ = await find_assistant(served(request), request.path_params["assistant_id"])
+    g, _ = await scoped(request)
     return JSONResponse(jsonable(g.graph.get_graph().to_json()))
 
 
 async def get_schemas(request: Request) -> JSONResponse:
-    g, _ = await find_assistant(served(request), request.path_params["assistant_id"])
+    g, _ = await scoped(request)
     graph = g.graph
     return JSONResponse({
         "graph_id": g.graph_id, "input_schema": graph.get_input_jsonschema(),
@@ -163,7 +181,7 @@ async def get_schemas(request: Request) -> JSONResponse:
 
 
 async def get_subgraphs(request: Request) -> JSONResponse:
-    await find_assistant(served(request), request.path_params["assistant_id"])
+    await scoped(request)
     return JSONResponse({})
 
 

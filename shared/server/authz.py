@@ -128,7 +128,7 @@ def matches(metadata: dict[str, Any], filters: Filters | None) -> bool:
     return True
 
 
-async def check(request: Request, resource: str, action: str, value: dict[str, Any],
+async def check(request: Request | None, resource: str, action: str, value: dict[str, Any],
                 metadata: dict[str, Any], what: str) -> None:
     """Authorize, then 404 (`what` not found) unless `metadata` passes the filters: a user
     never learns of what is not theirs."""

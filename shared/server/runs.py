@@ -135,6 +135,9 @@ async def start_run(
     """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it;
     `request`'s user must be allowed to (none: a cron's run)."""
     g, assistant = await find_assistant(s, body.get("assistant_id"), 422)
+    if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
+        await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
+                    assistant["metadata"], f"Assistant {assistant['assistant_id']}")
     strategy = str(body.get("multitask_strategy") or "reject")
     if strategy not in STRATEGIES:
         raise HTTPException(422, f"multitask_strategy must be one of {STRATEGIES}")
