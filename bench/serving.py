@@ -111,9 +111,10 @@ async def serve(env: Env) -> Result:
                 return time.perf_counter() - started
         raise AssertionError("no event")
 
+    spent: dict[str, float] = {}
     try:
         for backend, work in ((CLUSTER, direct), (SERVER, over_http)):
-            spent: dict[str, float] = {}
+            spent = {}
             secs = [await _timed(work, lambda: _cpu(env, server), spent) for _ in range(reps)]
             res.add(Row(backend, "runs/s", "runs/s", [n / s for s in secs],
                         higher_is_better=True, detail=f"{median(secs):.2f} s for {n:,}; "
@@ -127,5 +128,7 @@ async def serve(env: Env) -> Result:
     direct_rate, http_rate = res.rows[0].value, res.rows[1].value
     res.met = http_rate >= (1 - HTTP_BUDGET) * direct_rate
     res.verdict = (f"{http_rate:,.0f} runs/s over HTTP vs {direct_rate:,.0f} direct "
-                   f"({1 - http_rate / direct_rate:.0%} less; budget {HTTP_BUDGET:.0%})")
+                   f"({1 - http_rate / direct_rate:.0%} less; budget {HTTP_BUDGET:.0%}); "
+                   f"the server's CPU per run is {spent['server'] / spent['pool']:.0%} of "
+                   "the pool's")
     return res
