@@ -319,6 +319,41 @@ async def test_thread_stream_shows_each_run_and_resumes(client: Any, tmp_path: P
         (p.event, p.data, p.id) for p in parts[middle + 1:]]
 
 
+async def test_a_run_calls_its_webhook_when_it_ends(client: Any) -> None:
+    import http.server
+    import queue
+    import threading
+
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_port}/hook"
+    try:
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, "chat", input={"log": []}, webhook=url)
+        sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
+        assert (sent["run_id"], sent["thread_id"], sent["status"], sent["values"]) == (
+            run["run_id"], tid, "success", {"log": ["greet", "sign"]})
+        await client.runs.create(None, "fails", input={"log": []}, webhook=url)
+        sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
+        assert (sent["status"], sent["values"], sent["error"]["message"]) == ("error", None,
+                                                                              "boom")
+        with pytest.raises(httpx.HTTPStatusError):
+            await client.runs.create(None, "chat", input={"log": []}, webhook="not-a-url")
+    finally:
+        receiver.shutdown()
+
+
 async def test_cancel_reads_interrupted(client: Any, tmp_path: Path) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]

@@ -4,9 +4,10 @@ status)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -28,6 +29,7 @@ class Served:
     records: Records
     store: RedisStore
     retention: int = 7 * 24 * 3600  # seconds a finished run stays readable (the cluster's)
+    background: set[asyncio.Task[None]] = field(default_factory=set)  # webhook calls
 
 
 def served(request: Request) -> Served:

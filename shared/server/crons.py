@@ -40,7 +40,7 @@ log = logging.getLogger("arqgraph.server.crons")
 TICK = 0.5  # seconds between a server's looks at the crons
 FIRE_KEPT = 86_400  # seconds a fire's key outlives it
 RUN_FIELDS = ("input", "config", "context", "metadata", "interrupt_before", "interrupt_after",
-              "stream_mode", "stream_subgraphs", "multitask_strategy")
+              "stream_mode", "stream_subgraphs", "multitask_strategy", "webhook")
 
 
 class CronRecord(pydantic.BaseModel):

@@ -33,6 +33,7 @@ from arqgraph.server.context import (
 from arqgraph.server.records import RunInfo, ThreadRecord
 from arqgraph.server.shapes import RUN_STATUSES, jsonable, now_iso
 from arqgraph.server.sse import cluster_modes, sse_events
+from arqgraph.server.webhooks import call_after, check_webhook
 from arqgraph.types import Command
 
 STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
@@ -138,6 +139,7 @@ async def start_run(
     if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
         await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
                     assistant["metadata"], f"Assistant {assistant['assistant_id']}")
+    webhook = check_webhook(body.get("webhook"))
     strategy = str(body.get("multitask_strategy") or "reject")
     if strategy not in STRATEGIES:
         raise HTTPException(422, f"multitask_strategy must be one of {STRATEGIES}")
@@ -194,6 +196,8 @@ async def start_run(
         kwargs=jsonable({k: body.get(k) for k in ("input", "command", "config", "context",
                                                   "interrupt_before", "interrupt_after")}))
     await s.records.put_run(info, s.retention)
+    if webhook is not None:
+        call_after(s, info, handle, webhook)
     return info, handle
 
 
