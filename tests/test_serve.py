@@ -319,7 +319,7 @@ async def test_thread_stream_shows_each_run_and_resumes(client: Any, tmp_path: P
         (p.event, p.data, p.id) for p in parts[middle + 1:]]
 
 
-async def test_a_run_calls_its_webhook_when_it_ends(client: Any) -> None:
+async def test_webhooks_and_kept_threads_of_stateless_runs(client: Any) -> None:
     import http.server
     import queue
     import threading
@@ -350,6 +350,10 @@ async def test_a_run_calls_its_webhook_when_it_ends(client: Any) -> None:
                                                                               "boom")
         with pytest.raises(httpx.HTTPStatusError):
             await client.runs.create(None, "chat", input={"log": []}, webhook="not-a-url")
+        kept = await client.runs.create(None, "chat", input={"log": []}, on_completion="keep")
+        await within(client.runs.join(kept["thread_id"], kept["run_id"]))
+        assert (await client.threads.get(kept["thread_id"]))["values"] == {
+            "log": ["greet", "sign"]}  # (a stateless run's thread, kept)
     finally:
         receiver.shutdown()
 

@@ -96,8 +96,10 @@ SERVE_ARGS = "ARQGRAPH_SERVE_ARGS"
 
 def app_from_env() -> Starlette:
     """The app of `serve`'s arguments (uvicorn's factory, called in each worker process)."""
+    from arqgraph.cli import tune_gc
     from arqgraph.server.config import load_config
 
+    tune_gc()  # (uvicorn's worker processes do not start through the CLI's main)
     args = json.loads(os.environ[SERVE_ARGS])
     return build_app(load_config(args["config"], args["specs"]), args["redis"], args["api_key"])
 

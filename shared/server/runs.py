@@ -140,6 +140,8 @@ async def start_run(
         await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
                     assistant["metadata"], f"Assistant {assistant['assistant_id']}")
     webhook = check_webhook(body.get("webhook"))
+    if thread_id is None and body.get("on_completion") == "keep":  # a thread that stays
+        thread_id, body = str(uuid.uuid4()), {**body, "if_not_exists": "create"}
     strategy = str(body.get("multitask_strategy") or "reject")
     if strategy not in STRATEGIES:
         raise HTTPException(422, f"multitask_strategy must be one of {STRATEGIES}")
