@@ -610,6 +610,13 @@ async def test_auth_on_handlers_keep_users_apart(
             assert refused.value.response.status_code == 404  # (not theirs: not found)
         with pytest.raises(PermissionDeniedError):
             await alice.threads.delete(tid)
+        await alice.store.put_item(["alice", "notes"], "n1", {"text": "hi"})
+        assert (await alice.store.get_item(["alice", "notes"], "n1"))["value"] == {
+            "text": "hi"}
+        for refused in (bob.store.get_item(["alice", "notes"], "n1"),
+                        bob.store.put_item(["alice", "notes"], "n1", {"text": "mine"})):
+            with pytest.raises(PermissionDeniedError):
+                await refused
         assert (await alice.threads.get(tid))["metadata"]["owner"] == "alice"
     finally:
         for c in (alice, bob):

@@ -1,5 +1,6 @@
 """`@auth.on` handlers as LangGraph's docs write them: two users by bearer token; whatever a
-user makes is marked theirs, and they see only what is theirs. Nobody deletes threads."""
+user makes is marked theirs, and they see only what is theirs; their store items live under
+their name. Nobody deletes threads."""
 
 from __future__ import annotations
 
@@ -28,3 +29,10 @@ async def owner_only(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict
 @auth.on.threads.delete
 async def no_deletes(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> bool:
     return False
+
+
+@auth.on.store()
+async def own_namespace(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> None:
+    """LangGraph's docs' store handler: a user's items live under their identity."""
+    namespace = tuple(value.get("namespace") or ())
+    assert namespace[:1] == (ctx.user.identity,), "not your namespace"
