@@ -40,6 +40,7 @@ LG_PROJECT = "tests/graphs/serve_project_lg/langgraph.json"  # LangGraph's twins
 @dataclass
 class Served:
     url: str
+    db: int = DB
 
 
 def _answers(url: str) -> bool:
@@ -49,22 +50,27 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[Served]:
+def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int) -> Served:
+    """An orchestrator, a worker and a server of the project's graphs on keyspace `db`."""
     from bench.cluster import free_port
 
-    redis_url = url_for_db(redis_server, DB)
-    orchestrator = arq_processes.orchestrator(*SPECS, redis=redis_url,
-                                              extra=("--sweep-interval", "1"))
-    worker = arq_processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
+    redis_url = url_for_db(redis_server, db)
+    orchestrator = processes.orchestrator(*SPECS, redis=redis_url,
+                                          extra=("--sweep-interval", "1"))
+    worker = processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
     port = free_port()
-    arq_processes.start("server", "serve", "--config", PROJECT, "--redis", redis_url,
-                        "--port", str(port))
+    processes.start("server", "serve", "--config", PROJECT, "--redis", redis_url,
+                    "--port", str(port))
     for proc in (orchestrator, worker):
         proc.wait_for_output("serving" if proc is worker else "orchestrator", STARTUP_LIMIT)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url), STARTUP_LIMIT, "the server to answer /ok")
-    yield Served(url)
+    return Served(url, db)
+
+
+@pytest.fixture(scope="module")
+def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[Served]:
+    yield start_cluster(redis_server, arq_processes, DB)
 
 
 @pytest.fixture
@@ -80,13 +86,13 @@ async def in_process(graph: Any, input: Any, modes: list[str]) -> list[list[Any]
 
 
 def second_server(redis_server: RedisServer, processes: ArqProcesses, *flags: str,
-                  project: str = PROJECT) -> tuple[ArqProcess, str]:
-    """One more server process on the module's cluster, answering; and its URL."""
+                  project: str = PROJECT, db: int = DB) -> tuple[ArqProcess, str]:
+    """One more server process on the cluster of keyspace `db`, answering; and its URL."""
     from bench.cluster import free_port
 
     port = free_port()
     other = processes.start("server-b", "serve", "--config", project, "--redis",
-                            url_for_db(redis_server, DB), "--port", str(port), *flags)
+                            url_for_db(redis_server, db), "--port", str(port), *flags)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url) or not other.alive(), STARTUP_LIMIT,
              "the second server to answer /ok")
@@ -111,33 +117,6 @@ def test_assistants_listed_with_fixed_ids(server: Served) -> None:
                 {"assistant_id": "chat", "checkpoint": "c1"}):
         answer = httpx.post(f"{server.url}/runs", json=bad)
         assert answer.status_code == 422 and answer.json()["detail"], bad
-
-
-async def test_assistants_of_ones_own_with_versions(client: Any) -> None:
-    made = await client.assistants.create("chat", context={"signature": "Ada"},
-                                          metadata={"team": "a"}, name="ada")
-    aid = made["assistant_id"]
-    assert (made["version"], made["config"], made["graph_id"]) == (
-        1, {"configurable": {"signature": "Ada"}}, "chat")
-    assert (await client.runs.wait(None, aid, input={"log": []}))["log"] == ["greet", "sign:Ada"]
-    assert (await client.runs.wait(None, aid, input={"log": []}, config={"configurable": {
-        "signature": "Bo"}}))["log"] == ["greet", "sign:Bo"]  # (the run's own wins)
-    changed = await client.assistants.update(aid, context={"signature": "Cy"},
-                                             metadata={"more": 1})
-    assert (changed["version"], changed["metadata"]) == (2, {"team": "a", "more": 1})
-    tid = (await client.threads.create())["thread_id"]
-    assert (await client.runs.wait(tid, aid, input={"log": []}))["log"] == ["greet", "sign:Cy"]
-    assert (await client.runs.list(tid))[0]["assistant_id"] == aid
-    assert [v["version"] for v in await client.assistants.get_versions(aid)] == [2, 1]
-    assert (await client.assistants.set_latest(aid, 1))["context"] == {"signature": "Ada"}
-    assert (await client.assistants.get(aid))["version"] == 1
-    found = await client.assistants.search(metadata={"team": "a"})
-    assert [a["assistant_id"] for a in found] == [aid]
-    await client.assistants.delete(aid)
-    with pytest.raises(httpx.HTTPStatusError):
-        await client.assistants.get(aid)
-    assert all(a["metadata"] == {"created_by": "system"}
-               for a in await client.assistants.search(graph_id="chat"))
 
 
 async def test_wait_and_stream_match_in_process(client: Any) -> None:
@@ -283,79 +262,6 @@ async def test_background_run_joined_after_a_reconnect(client: Any, server: Serv
     assert [p.data for p in whole if p.event == "custom"] == [{"tick": n} for n in range(3)]
     assert await within(client.runs.join(tid, run["run_id"])) == {
         "log": ["gated", "after"], "gate": str(gate)}
-
-
-async def _until_done(parts: AsyncIterator[Any], runs: int) -> list[Any]:
-    """A thread stream's parts until `runs` runs are done (it stays open otherwise)."""
-    got: list[Any] = []
-    async for part in parts:
-        got.append(part)
-        if sum(p.data.get("status") == "run_done" for p in got if p.event == "metadata") == runs:
-            return got
-    raise AssertionError("the thread stream ended")
-
-
-async def test_thread_stream_shows_each_run_and_resumes(client: Any, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    tid = (await client.threads.create())["thread_id"]
-    first = await client.runs.create(tid, "gated", input={"log": [], "gate": str(gate)},
-                                     stream_mode=["custom", "values"])
-    stream = await client.threads.join_stream(tid)
-    joined = await within(anext(stream))  # the first run's metadata: the stream is on it
-    gate.touch()
-    await within(client.runs.join(tid, first["run_id"]))
-    second = await client.runs.create(tid, "gated", input={"gate": str(gate)})
-    parts = [joined, *await within(_until_done(stream, 2))]
-    done = [i for i, p in enumerate(parts) if p.data.get("status") == "run_done"]
-    assert [parts[i].data["run_id"] for i in done] == [first["run_id"], second["run_id"]]
-    for run, part in zip((first, second), (parts[:done[0]], parts[done[0] + 1:done[1]]),
-                         strict=True):  # each run as its own stream shows it
-        alone = [p async for p in client.runs.join_stream(tid, run["run_id"])]
-        assert [(p.event, p.data) for p in part] == [(p.event, p.data) for p in alone]
-    middle = 3  # a reconnect mid-way through the first run: the rest, none lost or repeated
-    rest = await within(_until_done(await client.threads.join_stream(
-        tid, last_event_id=parts[middle].id), 2))
-    assert [(p.event, p.data, p.id) for p in rest] == [
-        (p.event, p.data, p.id) for p in parts[middle + 1:]]
-
-
-async def test_webhooks_and_kept_threads_of_stateless_runs(client: Any) -> None:
-    import http.server
-    import queue
-    import threading
-
-    got: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{receiver.server_port}/hook"
-    try:
-        tid = (await client.threads.create())["thread_id"]
-        run = await client.runs.create(tid, "chat", input={"log": []}, webhook=url)
-        sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
-        assert (sent["run_id"], sent["thread_id"], sent["status"], sent["values"]) == (
-            run["run_id"], tid, "success", {"log": ["greet", "sign"]})
-        await client.runs.create(None, "fails", input={"log": []}, webhook=url)
-        sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
-        assert (sent["status"], sent["values"], sent["error"]["message"]) == ("error", None,
-                                                                              "boom")
-        with pytest.raises(httpx.HTTPStatusError):
-            await client.runs.create(None, "chat", input={"log": []}, webhook="not-a-url")
-        kept = await client.runs.create(None, "chat", input={"log": []}, on_completion="keep")
-        await within(client.runs.join(kept["thread_id"], kept["run_id"]))
-        assert (await client.threads.get(kept["thread_id"]))["values"] == {
-            "log": ["greet", "sign"]}  # (a stateless run's thread, kept)
-    finally:
-        receiver.shutdown()
 
 
 async def test_cancel_reads_interrupted(client: Any, tmp_path: Path) -> None:
@@ -571,53 +477,3 @@ def test_auth_hook_and_cors_guard_the_routes(tmp_path: Path) -> None:
         "Origin": "https://ui.example", "Access-Control-Request-Method": "POST"})
     assert preflight.headers["access-control-allow-origin"] == "https://ui.example"
 
-
-async def test_auth_on_handlers_keep_users_apart(
-        server: Served, redis_server: RedisServer, own_processes: ArqProcesses) -> None:
-    from langgraph_sdk.errors import PermissionDeniedError
-
-    _, url = second_server(redis_server, own_processes,
-                           project="tests/graphs/serve_project/langgraph.owners.json")
-    alice = get_client(url=url, headers={"Authorization": "Bearer alice-token"})
-    bob = get_client(url=url, headers={"Authorization": "Bearer bob-token"})
-    try:
-        mine = await alice.threads.create(metadata={"topic": "a"})
-        tid = mine["thread_id"]
-        assert mine["metadata"] == {"topic": "a", "owner": "alice"}
-        assert (await alice.runs.wait(tid, "chat", input={"log": []}))["log"]
-        run = (await alice.runs.list(tid))[0]
-        assert run["metadata"]["owner"] == "alice"
-        theirs = await bob.runs.wait(str(uuid.uuid4()), "chat", input={"log": []},
-                                     if_not_exists="create")
-        assert theirs["log"]
-        bobs = [t["thread_id"] for t in await bob.threads.search()]
-        assert [t["thread_id"] for t in await alice.threads.search()] == [tid]
-        assert len(bobs) == 1 and tid not in bobs
-        assert (await bob.threads.get(bobs[0]))["metadata"]["owner"] == "bob"
-        helper = await alice.assistants.create("chat", context={"signature": "Al"})
-        assert helper["metadata"] == {"owner": "alice"}
-        assert [a["assistant_id"] for a in await alice.assistants.search()] == [
-            helper["assistant_id"]]  # (the graph's default one is the system's, not hers)
-        assert await bob.assistants.search() == []
-        aid = helper["assistant_id"]
-        for attempt in (bob.threads.get(tid), bob.threads.get_state(tid), bob.runs.list(tid),
-                        bob.assistants.get(aid), bob.runs.wait(None, aid, input={"log": []}),
-                        bob.runs.get(tid, run["run_id"]), bob.runs.join(tid, run["run_id"]),
-                        bob.runs.wait(tid, "chat", input={"log": []}),
-                        bob.threads.update(tid, metadata={"owner": "bob"})):
-            with pytest.raises(httpx.HTTPStatusError) as refused:
-                await attempt
-            assert refused.value.response.status_code == 404  # (not theirs: not found)
-        with pytest.raises(PermissionDeniedError):
-            await alice.threads.delete(tid)
-        await alice.store.put_item(["alice", "notes"], "n1", {"text": "hi"})
-        assert (await alice.store.get_item(["alice", "notes"], "n1"))["value"] == {
-            "text": "hi"}
-        for refused in (bob.store.get_item(["alice", "notes"], "n1"),
-                        bob.store.put_item(["alice", "notes"], "n1", {"text": "mine"})):
-            with pytest.raises(PermissionDeniedError):
-                await refused
-        assert (await alice.threads.get(tid))["metadata"]["owner"] == "alice"
-    finally:
-        for c in (alice, bob):
-            await c.http.client.aclose()
