@@ -167,6 +167,14 @@ async def test_auth_on_handlers_keep_users_apart(
             assert refused.value.response.status_code == 404  # (not theirs: not found)
         with pytest.raises(PermissionDeniedError):
             await alice.threads.delete(tid)
+        cron = await alice.crons.create_for_thread(tid, "chat", schedule="0 0 1 1 *")
+        assert cron["metadata"] == {"owner": "alice"}
+        assert await bob.crons.search() == []
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await bob.crons.delete(cron["cron_id"])
+        assert refused.value.response.status_code == 404
+        assert [c["cron_id"] for c in await alice.crons.search()] == [cron["cron_id"]]
+        await alice.crons.delete(cron["cron_id"])
         await alice.store.put_item(["alice", "notes"], "n1", {"text": "hi"})
         assert (await alice.store.get_item(["alice", "notes"], "n1"))["value"] == {
             "text": "hi"}

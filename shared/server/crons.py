@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from arqgraph import protocol
 from arqgraph.core import codec
+from arqgraph.server.authz import authorize, check, matches
 from arqgraph.server.context import (
     Served,
     body_of,
@@ -87,14 +88,22 @@ async def _create(request: Request, thread_id: str | None) -> JSONResponse:
         raise HTTPException(422, f"invalid cron schedule {schedule!r}: five fields "
                             "(minute hour day month weekday), or six with seconds last")
     _, assistant = await find_assistant(s, body.get("assistant_id"), 422)
+    run = {"assistant_id": assistant["assistant_id"],
+           **{k: body[k] for k in RUN_FIELDS if body.get(k) is not None}}
+    cron_id, thread_id = str(uuid.uuid4()), check_thread_id(thread_id) if thread_id else None
+    asked: dict[str, Any] = {"payload": run, "schedule": schedule, "cron_id": cron_id,
+                             "thread_id": thread_id, "user_id": None,
+                             "end_time": body.get("end_time"),
+                             "metadata": dict(body.get("metadata") or {})}
+    await authorize(request, "crons", "create", asked)  # (it may add to the metadata)
+    if asked["metadata"]:
+        run["metadata"] = asked["metadata"]
     stamp = now_iso()
     cron = CronRecord(
-        cron_id=str(uuid.uuid4()), assistant_id=assistant["assistant_id"],
-        thread_id=check_thread_id(thread_id) if thread_id else None, schedule=schedule,
-        timezone=str(body.get("timezone") or "UTC"), created_at=stamp, created=time.time(),
-        end_time=body.get("end_time"), enabled=body.get("enabled", True) is not False,
-        run={"assistant_id": assistant["assistant_id"],
-             **{k: body[k] for k in RUN_FIELDS if body.get(k) is not None}})
+        cron_id=cron_id, assistant_id=assistant["assistant_id"], thread_id=thread_id,
+        schedule=schedule, timezone=str(body.get("timezone") or "UTC"), created_at=stamp,
+        created=time.time(), end_time=body.get("end_time"),
+        enabled=body.get("enabled", True) is not False, run=run)
     _zone(cron.timezone)
     redis: Any = s.client.redis
     await redis.hset(protocol.SERVED_CRONS_KEY, cron.cron_id,
@@ -119,8 +128,11 @@ async def all_crons(s: Served) -> list[CronRecord]:
 async def search(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     wanted_graph = body.get("assistant_id")
+    filters = await authorize(request, "crons", "search", {
+        k: body.get(k) for k in ("assistant_id", "thread_id", "limit", "offset")})
     found = [cron_json(c) for c in await all_crons(s)
-             if body.get("thread_id") in (None, c.thread_id)
+             if matches(c.run.get("metadata") or {}, filters)
+             and body.get("thread_id") in (None, c.thread_id)
              and (wanted_graph is None or graph_for(s, wanted_graph, 422).assistant_id
                   == c.assistant_id)]
     offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 10)
@@ -128,9 +140,13 @@ async def search(request: Request) -> JSONResponse:
 
 
 async def delete(request: Request) -> Response:
-    cron_id = request.path_params["cron_id"]
-    if not await served(request).client.redis.hdel(protocol.SERVED_CRONS_KEY, cron_id):  # type: ignore[misc]
+    cron_id, redis = request.path_params["cron_id"], served(request).client.redis
+    raw = await redis.hget(protocol.SERVED_CRONS_KEY, cron_id)  # type: ignore[misc]
+    if raw is None:
         raise HTTPException(404, f"Cron {cron_id} not found")
+    metadata = CronRecord.model_validate(codec.unpackb(raw)).run.get("metadata") or {}
+    await check(request, "crons", "delete", {"cron_id": cron_id}, metadata, f"Cron {cron_id}")
+    await redis.hdel(protocol.SERVED_CRONS_KEY, cron_id)  # type: ignore[misc]
     return Response(status_code=204)
 
 
