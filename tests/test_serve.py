@@ -161,6 +161,10 @@ async def test_thread_state_updates_history_and_search(client: Any) -> None:
     with pytest.raises(httpx.HTTPStatusError):
         await client.threads.get(tid)
     assert (await client.threads.get_state(copy["thread_id"]))["values"]["log"][-1] == "sign"
+    assert await client.threads.prune([copy["thread_id"], str(uuid.uuid4())]) == {
+        "pruned_count": 1}
+    with pytest.raises(httpx.HTTPStatusError):
+        await client.threads.get(copy["thread_id"])
 
 
 async def test_subgraph_events_and_state(client: Any) -> None:

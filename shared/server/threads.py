@@ -83,6 +83,23 @@ async def delete(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def prune(request: Request) -> JSONResponse:
+    """POST /threads/prune: delete the listed threads (those there and the caller's to delete;
+    `keep_latest`, which keeps a thread's latest checkpoint only, is not served)."""
+    s, body = served(request), await body_of(request)
+    if (body.get("strategy") or "delete") != "delete":
+        raise HTTPException(422, "only the delete strategy of threads.prune is served")
+    pruned = 0
+    for raw in body.get("thread_ids") or []:
+        record = await thread_record(s, check_thread_id(str(raw)))
+        if record is not None and matches(record.metadata, await authorize(
+                request, "threads", "delete", {"thread_id": record.thread_id})):
+            await s.client.delete_thread(record.thread_id)
+            await s.records.delete_thread(record.thread_id)
+            pruned += 1
+    return JSONResponse({"pruned_count": pruned})
+
+
 async def _matching(request: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
     s, found = served(request), []
     filters = await authorize(request, "threads", "search", {
@@ -178,6 +195,7 @@ routes = [
     Route("/threads", create, methods=["POST"]),
     Route("/threads/search", search, methods=["POST"]),
     Route("/threads/count", count, methods=["POST"]),
+    Route("/threads/prune", prune, methods=["POST"]),
     Route("/threads/{thread_id}", get, methods=["GET"]),
     Route("/threads/{thread_id}", patch, methods=["PATCH"]),
     Route("/threads/{thread_id}", delete, methods=["DELETE"]),
