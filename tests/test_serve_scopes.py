@@ -1,7 +1,7 @@
 """`arqgraph serve`'s scoping and extras, driven by `langgraph_sdk` over a real cluster (a
 redis-server, an orchestrator, a worker and server processes, as in tests/test_serve.py, on a
-keyspace of their own): assistants of one's own, a thread's stream, webhooks, and `@auth.on`
-handlers keeping two users apart."""
+keyspace of their own): assistants of one's own, a thread's stream, webhooks, `@auth.on`
+handlers keeping two users apart, and server processes sharing a port (`--workers`)."""
 
 from __future__ import annotations
 
@@ -186,3 +186,15 @@ async def test_auth_on_handlers_keep_users_apart(
     finally:
         for c in (alice, bob):
             await c.http.client.aclose()
+
+
+async def test_server_processes_sharing_a_port(
+        server: Served, redis_server: RedisServer, own_processes: ArqProcesses) -> None:
+    _, url = second_server(redis_server, own_processes, "--workers", "2", db=server.db)
+    several = get_client(url=url)
+    try:
+        outs = await within(asyncio.gather(*[
+            several.runs.wait(None, "chat", input={"log": []}) for _ in range(4)]))
+        assert outs == [{"log": ["greet", "sign"]}] * 4
+    finally:
+        await several.http.client.aclose()
