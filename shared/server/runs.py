@@ -88,12 +88,13 @@ async def _thread_for_run(
             record = ThreadRecord(thread_id=check_thread_id(thread_id), created_at=stamp,
                                   updated_at=stamp)
             made = True
-    asked: dict[str, Any] = {"thread_id": record.thread_id if record else None,
-             "assistant_id": body.get("assistant_id"), "run_id": None, "status": "pending",
-             "metadata": dict(body.get("metadata") or {}),
-             **{k: body.get(k) for k in ("multitask_strategy", "if_not_exists", "after_seconds",
-                                         "prevent_insert_if_inflight")},
-             "kwargs": {k: body.get(k) for k in ("input", "command", "config", "context")}}
+    asked: dict[str, Any] = {
+        "thread_id": record.thread_id if record else None,
+        "assistant_id": body.get("assistant_id"), "run_id": None, "status": "pending",
+        "metadata": dict(body.get("metadata") or {}),
+        **{k: body.get(k) for k in ("multitask_strategy", "if_not_exists", "after_seconds",
+                                    "prevent_insert_if_inflight")},
+        "kwargs": {k: body.get(k) for k in ("input", "command", "config", "context")}}
     filters = await authorize(request, "threads", "create_run", asked)
     if record is not None and not made and not matches(record.metadata, filters):
         raise HTTPException(404, f"Thread {thread_id} not found")
@@ -191,8 +192,7 @@ async def start_run(
     info = RunInfo(
         run_id=handle.run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
         assistant_id=assistant["assistant_id"], graph_id=g.graph_id, created_at=stamp,
-        updated_at=stamp,
-        metadata=metadata, multitask_strategy=strategy,
+        updated_at=stamp, metadata=metadata, multitask_strategy=strategy,
         stream_mode=modes, stream_subgraphs=bool(body.get("stream_subgraphs")),
         stateless=record is None, before_checkpoint=before,
         kwargs=jsonable({k: body.get(k) for k in ("input", "command", "config", "context",

@@ -44,7 +44,7 @@ async def create(request: Request) -> JSONResponse:
     thread_id = check_thread_id(str(body.get("thread_id") or uuid.uuid4()))
     asked: dict[str, Any] = {"thread_id": thread_id,
                              "metadata": dict(body.get("metadata") or {}),
-             "if_exists": body.get("if_exists")}
+                             "if_exists": body.get("if_exists")}
     filters = await authorize(request, "threads", "create", asked)
     earlier = await thread_record(s, thread_id)
     if earlier is not None:
@@ -107,8 +107,8 @@ async def _matching(request: Request, body: dict[str, Any]) -> list[dict[str, An
         **{k: body.get(k) for k in ("status", "limit", "offset")}})
     for thread_id in await s.records.thread_ids():
         record = await s.records.get_thread(thread_id)
-        if record is None or not matches(record.metadata, filters) or any(record.metadata.get(k) != v
-                                 for k, v in (body.get("metadata") or {}).items()):
+        if record is None or not matches(record.metadata, filters) or any(
+                record.metadata.get(k) != v for k, v in (body.get("metadata") or {}).items()):
             continue
         shown = await thread_json(s, record)
         values = shown["values"] if isinstance(shown["values"], dict) else {}
