@@ -1,7 +1,8 @@
 """`arqgraph serve`'s scoping and extras, driven by `langgraph_sdk` over a real cluster (a
 redis-server, an orchestrator, a worker and server processes, as in tests/test_serve.py, on a
 keyspace of their own): assistants of one's own, a thread's stream, webhooks, `@auth.on`
-handlers keeping two users apart, and server processes sharing a port (`--workers`)."""
+handlers keeping two users apart, runs cancelled when their client leaves, and server processes
+sharing a port (`--workers`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.conftest import ArqProcesses, RedisServer
-from tests.test_cluster import STARTUP_LIMIT, within
+from tests.test_cluster import STARTUP_LIMIT, wait_until, within
 from tests.test_serve import Served, client, second_server, start_cluster
 
 DB = 41  # a keyspace of its own on the shared redis-server
@@ -198,3 +199,29 @@ async def test_server_processes_sharing_a_port(
         assert outs == [{"log": ["greet", "sign"]}] * 4
     finally:
         await several.http.client.aclose()
+
+
+async def test_a_client_leaving_cancels_its_run_when_asked(
+        client: Any, server: Served, tmp_path: Path) -> None:
+    never = str(tmp_path / "never")  # (the gated runs would wait for ever)
+
+    async def cancelled(tid: str) -> bool:
+        runs = await client.runs.list(tid)
+        return bool(runs) and runs[0]["status"] == "interrupted"
+
+    streamed = (await client.threads.create())["thread_id"]
+    parts = client.runs.stream(streamed, "gated", input={"log": [], "gate": never},
+                               stream_mode="custom", on_disconnect="cancel")
+    async for part in parts:
+        if part.event == "custom":  # the run is under way: leave
+            break
+    await parts.aclose()
+    await wait_until(lambda: cancelled(streamed), "the streamed run to be cancelled")
+
+    waited = (await client.threads.create())["thread_id"]
+    async with httpx.AsyncClient(timeout=0.5) as leaving:
+        with pytest.raises(httpx.ReadTimeout):  # (the client gives up and leaves)
+            await leaving.post(f"{server.url}/threads/{waited}/runs/wait",
+                               json={"assistant_id": "gated", "on_disconnect": "cancel",
+                                     "input": {"log": [], "gate": never}})
+    await wait_until(lambda: cancelled(waited), "the waited run to be cancelled")

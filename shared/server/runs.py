@@ -30,6 +30,7 @@ from arqgraph.server.context import (
     thread_config,
     thread_record,
 )
+from arqgraph.server.leaving import cancel_later, cancelling, ended_before_leaving
 from arqgraph.server.records import RunInfo, ThreadRecord
 from arqgraph.server.shapes import RUN_STATUSES, jsonable, now_iso
 from arqgraph.server.sse import cluster_modes, sse_events
@@ -221,10 +222,14 @@ async def result_of(s: Served, info: RunInfo, handle: RunHandle) -> Any:
         return {"__error__": {"error": type(exc).__name__, "message": str(exc)}}
 
 
-def stream_response(info: RunInfo, handle: RunHandle, request: Request) -> EventSourceResponse:
+def stream_response(info: RunInfo, handle: RunHandle, request: Request,
+                    cancel_on_disconnect: bool = False) -> EventSourceResponse:
     last = request.headers.get("last-event-id")
+    events = sse_events(handle, info.stream_mode, info.stream_subgraphs, last)
+    if cancel_on_disconnect:
+        events = cancelling(served(request), handle, events)
     return EventSourceResponse(
-        sse_events(handle, info.stream_mode, info.stream_subgraphs, last),
+        events,
         headers={"Location": _run_path(info, "stream"),
                  "Content-Location": _run_path(info, "")[:-1]},
         ping=15)
@@ -240,12 +245,15 @@ async def create(request: Request) -> JSONResponse:
 async def stream(request: Request) -> EventSourceResponse:
     s, body = served(request), await body_of(request)
     info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
-    return stream_response(info, handle, request)
+    return stream_response(info, handle, request, body.get("on_disconnect") == "cancel")
 
 
 async def wait(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
+    if body.get("on_disconnect") == "cancel" and not await ended_before_leaving(request, handle):
+        cancel_later(s, handle)
+        return JSONResponse({}, status_code=499)  # (nobody reads it: the client left)
     return JSONResponse(await result_of(s, info, handle),
                         headers={"Location": _run_path(info, "join")})
 
@@ -300,7 +308,8 @@ async def join_stream(request: Request) -> EventSourceResponse:
     asked = [m for m in request.query_params.getlist("stream_mode") if m]
     if asked:
         info = info.model_copy(update={"stream_mode": cluster_modes(asked)})
-    return stream_response(info, await handle_of(s, info), request)
+    leave = request.query_params.get("cancel_on_disconnect", "").lower() in ("1", "true")
+    return stream_response(info, await handle_of(s, info), request, leave)
 
 
 async def cancel(request: Request) -> Response:
