@@ -1,8 +1,8 @@
 """`arqgraph serve`'s scoping and extras, driven by `langgraph_sdk` over a real cluster (a
 redis-server, an orchestrator, a worker and server processes, as in tests/test_serve.py, on a
 keyspace of their own): assistants of one's own, a thread's stream, webhooks, `@auth.on`
-handlers keeping two users apart, runs cancelled when their client leaves, and server processes
-sharing a port (`--workers`)."""
+handlers keeping two users apart, runs cancelled when their client leaves, threadless crons'
+threads, and server processes sharing a port (`--workers`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.conftest import ArqProcesses, RedisServer
-from tests.test_cluster import STARTUP_LIMIT, wait_until, within
+from tests.test_cluster import STARTUP_LIMIT, url_for_db, wait_until, within
 from tests.test_serve import Served, client, second_server, start_cluster
 
 DB = 41  # a keyspace of its own on the shared redis-server
@@ -225,3 +225,35 @@ async def test_a_client_leaving_cancels_its_run_when_asked(
                                json={"assistant_id": "gated", "on_disconnect": "cancel",
                                      "input": {"log": [], "gate": never}})
     await wait_until(lambda: cancelled(waited), "the waited run to be cancelled")
+
+
+async def test_a_threadless_crons_threads_go_unless_kept(client: Any, server: Served,
+                                                         redis_server: RedisServer) -> None:
+    import redis as redis_py
+
+    from arqgraph import protocol
+
+    kept = await client.crons.create("chat", schedule="* * * * * *", input={"log": []},
+                                     on_run_completed="keep")
+    dropped = await client.crons.create("chat", schedule="* * * * * *", input={"log": []})
+
+    async def threads_of(cron: dict[str, Any]) -> list[Any]:
+        return list(await client.threads.search(metadata={"cron_id": cron["cron_id"]},
+                                                limit=100))
+
+    await wait_until(lambda: _at_least(threads_of(kept), 2), "two fires of the kept cron")
+    for cron in (kept, dropped):
+        await client.crons.delete(cron["cron_id"])
+    keys = redis_py.Redis.from_url(url_for_db(redis_server, server.db))
+    fire_keys = protocol.served_cron_fire_key(dropped["cron_id"], 0)[:-1] + "*"
+    assert keys.keys(fire_keys)  # it fired too: its threads are gone once its runs end
+    await wait_until(lambda: _none(threads_of(dropped)), "the dropped cron's threads to go")
+    assert len(await threads_of(kept)) >= 2
+
+
+async def _at_least(found: Any, count: int) -> bool:
+    return len(await found) >= count
+
+
+async def _none(found: Any) -> bool:
+    return not await found

@@ -54,6 +54,7 @@ class CronRecord(pydantic.BaseModel):
     created: float  # epoch seconds: no fire before it
     end_time: str | None = None
     enabled: bool = True
+    on_run_completed: str = "delete"  # (a cron without a thread) its runs' threads: or "keep"
     run: dict[str, Any] = {}  # the run's fields, as `runs.create` takes them
 
 
@@ -103,7 +104,8 @@ async def _create(request: Request, thread_id: str | None) -> JSONResponse:
         cron_id=cron_id, assistant_id=assistant["assistant_id"], thread_id=thread_id,
         schedule=schedule, timezone=str(body.get("timezone") or "UTC"), created_at=stamp,
         created=time.time(), end_time=body.get("end_time"),
-        enabled=body.get("enabled", True) is not False, run=run)
+        enabled=body.get("enabled", True) is not False, run=run,
+        on_run_completed="keep" if body.get("on_run_completed") == "keep" else "delete")
     _zone(cron.timezone)
     redis: Any = s.client.redis
     await redis.hset(protocol.SERVED_CRONS_KEY, cron.cron_id,
@@ -167,7 +169,9 @@ async def fire_due(s: Served, now: float) -> None:
         thread_id = cron.thread_id or str(uuid.uuid4())
         if cron.thread_id is None:
             body["if_not_exists"] = "create"
-        started = asyncio.create_task(_start(s, cron.cron_id, fire, body, thread_id))
+        started = asyncio.create_task(_start(
+            s, cron.cron_id, fire, body, thread_id,
+            cron.thread_id is None and cron.on_run_completed == "delete"))
         STARTING.add(started)  # (an enqueued run waits for its thread: the others go on)
         started.add_done_callback(STARTING.discard)
 
@@ -176,9 +180,15 @@ STARTING: set[asyncio.Task[None]] = set()
 
 
 async def _start(s: Served, cron_id: str, fire: int, body: dict[str, Any],
-                 thread_id: str) -> None:
+                 thread_id: str, drop_thread: bool = False) -> None:
+    """Start a fire's run; with `drop_thread`, delete its thread once it ends (a cron
+    without a thread, `on_run_completed="delete"`)."""
     try:
-        await start_run(s, body, thread_id)
+        _, handle = await start_run(s, body, thread_id)
+        if drop_thread:
+            await handle.end()
+            await s.client.delete_thread(thread_id)
+            await s.records.delete_thread(thread_id)
     except HTTPException as exc:  # its thread busy, say: this fire is skipped
         log.warning("cron %s: fire at %s not started: %s", cron_id, fire, exc.detail)
     except Exception:
