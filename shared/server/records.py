@@ -76,15 +76,17 @@ class Records:
         await self.redis.zrem(protocol.SERVED_THREADS_KEY, thread_id)
 
     async def put_run(self, info: RunInfo, expire: int) -> None:
-        """Record a run; a stateless run's record expires in `expire` seconds, with its run
-        (a thread's runs live as long as the thread)."""
-        ttl = ("EX", expire) if info.stateless else ()
+        """Record a run; a stateless run's record expires in `expire` seconds, with its run,
+        and is listed under no thread (its thread is its own, as LangGraph's temporary one);
+        a thread's runs live as long as the thread."""
+        if info.stateless:
+            await self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info),
+                                      "EX", expire)
+            return
         await asyncio.gather(
-            self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info), *ttl),
+            self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info)),
             self._batch.command("ZADD", protocol.served_runs_key(info.thread_id), "NX",
                                 time.time(), info.run_id))
-        if info.stateless:
-            await self._batch.command("EXPIRE", protocol.served_runs_key(info.thread_id), expire)
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         try:
