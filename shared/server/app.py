@@ -81,8 +81,9 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
                                                                    "Content-Location"])}
         middleware.append(Middleware(CORSMiddleware, **cors))
     return Starlette(
-        routes=[Route("/ok", ok), Route("/info", info), *assistants.routes, *threads.routes,
-                *crons.routes, *runs.routes, *store.routes, *thread_stream.routes],
+        # (the runs' routes first: Starlette tries each route's pattern in turn, per request)
+        routes=[*runs.routes, *threads.routes, *thread_stream.routes, *assistants.routes,
+                *crons.routes, *store.routes, Route("/ok", ok), Route("/info", info)],
         middleware=middleware, lifespan=lifespan,
         exception_handlers={HTTPException: http_error,
                             **{cls: unprocessable for cls in UNPROCESSABLE}},
