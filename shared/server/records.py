@@ -101,6 +101,13 @@ class Records:
         return [i.decode() for i in
                 await self.redis.zrevrange(protocol.served_runs_key(thread_id), 0, -1)]
 
+    async def runs_since(self, thread_id: str, since: float) -> list[tuple[str, float]]:
+        """The thread's runs started at or after `since` (epoch seconds), oldest first, with
+        their start times."""
+        found = await self.redis.zrangebyscore(protocol.served_runs_key(thread_id), since,
+                                               "+inf", withscores=True)
+        return [(i.decode(), float(score)) for i, score in found]
+
     async def delete_run(self, info: RunInfo) -> None:
         await self.redis.delete(protocol.served_run_key(info.run_id))
         await self.redis.zrem(protocol.served_runs_key(info.thread_id), info.run_id)

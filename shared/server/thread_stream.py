@@ -40,9 +40,11 @@ async def thread_events(s: Served, thread_id: str, modes: list[str],
     (or the first not yet ended), forever."""
     after_run, after = _resume_point(last_event_id)
     seen: set[str] = set()
-    joined = True
+    joined, since = True, float("-inf")
     while True:
-        new = [r for r in reversed(await s.records.run_ids(thread_id)) if r not in seen]
+        listed = await s.records.runs_since(thread_id, since)  # (only the newest, once joined)
+        since = max([since, *(score for _, score in listed)])
+        new = [r for r, _ in listed if r not in seen]
         resuming = joined and after_run in new
         if resuming:  # skip the runs before the one last seen
             new = new[new.index(str(after_run)):]
