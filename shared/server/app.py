@@ -65,7 +65,8 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
         try:
             yield
         finally:
-            crons_fired.cancel()
+            for task in (crons_fired, *app.state.served.background):  # (webhooks, cancels)
+                task.cancel()
             await client.close()
 
     middleware = []

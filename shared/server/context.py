@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,14 @@ class Served:
     records: Records
     store: RedisStore
     retention: int = 7 * 24 * 3600  # seconds a finished run stays readable (the cluster's)
-    background: set[asyncio.Task[None]] = field(default_factory=set)  # webhook calls
+    background: set[asyncio.Task[Any]] = field(default_factory=set)  # (see `spawn`)
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` beside the requests (a webhook's call, a cron's fire, a cancel): kept
+        from the garbage collector until done, cancelled when the server stops."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
 
 def served(request: Request) -> Served:

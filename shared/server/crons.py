@@ -169,14 +169,9 @@ async def fire_due(s: Served, now: float) -> None:
         thread_id = cron.thread_id or str(uuid.uuid4())
         if cron.thread_id is None:
             body["if_not_exists"] = "create"
-        started = asyncio.create_task(_start(
-            s, cron.cron_id, fire, body, thread_id,
-            cron.thread_id is None and cron.on_run_completed == "delete"))
-        STARTING.add(started)  # (an enqueued run waits for its thread: the others go on)
-        started.add_done_callback(STARTING.discard)
-
-
-STARTING: set[asyncio.Task[None]] = set()
+        # (in a task of its own: an enqueued run waits for its thread, the others go on)
+        s.spawn(_start(s, cron.cron_id, fire, body, thread_id,
+                       cron.thread_id is None and cron.on_run_completed == "delete"))
 
 
 async def _start(s: Served, cron_id: str, fire: int, body: dict[str, Any],

@@ -16,9 +16,7 @@ from arqgraph.server.context import Served
 
 def cancel_later(s: Served, handle: RunHandle) -> None:
     """Cancel the run in a task of its own: the request's own task is being torn down."""
-    task = asyncio.create_task(handle.cancel())
-    s.background.add(task)
-    task.add_done_callback(s.background.discard)
+    s.spawn(handle.cancel())
 
 
 async def cancelling(s: Served, handle: RunHandle,

@@ -5,7 +5,6 @@ ends, the call is not made (a webhook is a notice, not a queue)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 from urllib.parse import urlparse
@@ -32,10 +31,8 @@ def check_webhook(url: Any) -> str | None:
 
 
 def call_after(s: Served, info: RunInfo, handle: RunHandle, url: str) -> None:
-    """Call the webhook once the run ends (in the background; kept from the collector)."""
-    task = asyncio.create_task(_call(s, info, handle, url))
-    s.background.add(task)
-    task.add_done_callback(s.background.discard)
+    """Call the webhook once the run ends (in the background)."""
+    s.spawn(_call(s, info, handle, url))
 
 
 async def _call(s: Served, info: RunInfo, handle: RunHandle, url: str) -> None:
