@@ -151,6 +151,10 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     srv.add_argument("--api-key", default=os.environ.get("ARQGRAPH_API_KEY"),
                      help="admit only requests whose x-api-key header is this key "
                      "(env ARQGRAPH_API_KEY; default: no key)")
+    srv.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="server processes sharing the port (default 1); each keeps no state")
+    srv.add_argument("--access-log", action="store_true",
+                     help="log a line per request (default: off, it costs throughput)")
     add_dashboard(sub, common, lambda p: redis_option(p, s.redis_url))
     add_commands(sub, common, s.redis_url)
     draw = sub.add_parser("graph", help="draw a graph (Mermaid by default)", parents=[common],
@@ -331,7 +335,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise ValueError("serve needs the serve extra (pip install 'arqgraph[serve]'): "
                              f"{exc}") from None
         return serve(args.config, args.specs, args.redis, args.host, args.port,
-                     api_key=args.api_key)
+                     api_key=args.api_key, workers=args.workers, access_log=args.access_log)
     if args.command == "dashboard":
         return run_dashboard(args)
     if args.command == "up":

@@ -40,6 +40,7 @@ LG_PROJECT = "tests/graphs/serve_project_lg/langgraph.json"  # LangGraph's twins
 @dataclass
 class Served:
     url: str
+    db: int = DB
 
 
 def _answers(url: str) -> bool:
@@ -49,22 +50,27 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[Served]:
+def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int) -> Served:
+    """An orchestrator, a worker and a server of the project's graphs on keyspace `db`."""
     from bench.cluster import free_port
 
-    redis_url = url_for_db(redis_server, DB)
-    orchestrator = arq_processes.orchestrator(*SPECS, redis=redis_url,
-                                              extra=("--sweep-interval", "1"))
-    worker = arq_processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
+    redis_url = url_for_db(redis_server, db)
+    orchestrator = processes.orchestrator(*SPECS, redis=redis_url,
+                                          extra=("--sweep-interval", "1"))
+    worker = processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
     port = free_port()
-    arq_processes.start("server", "serve", "--config", PROJECT, "--redis", redis_url,
-                        "--port", str(port))
+    processes.start("server", "serve", "--config", PROJECT, "--redis", redis_url,
+                    "--port", str(port))
     for proc in (orchestrator, worker):
         proc.wait_for_output("serving" if proc is worker else "orchestrator", STARTUP_LIMIT)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url), STARTUP_LIMIT, "the server to answer /ok")
-    yield Served(url)
+    return Served(url, db)
+
+
+@pytest.fixture(scope="module")
+def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[Served]:
+    yield start_cluster(redis_server, arq_processes, DB)
 
 
 @pytest.fixture
@@ -79,14 +85,14 @@ async def in_process(graph: Any, input: Any, modes: list[str]) -> list[list[Any]
             async for mode, payload in graph.astream(input, stream_mode=modes)]
 
 
-def second_server(redis_server: RedisServer, processes: ArqProcesses, *flags: str
-                  ) -> tuple[ArqProcess, str]:
-    """One more server process on the module's cluster, answering; and its URL."""
+def second_server(redis_server: RedisServer, processes: ArqProcesses, *flags: str,
+                  project: str = PROJECT, db: int = DB) -> tuple[ArqProcess, str]:
+    """One more server process on the cluster of keyspace `db`, answering; and its URL."""
     from bench.cluster import free_port
 
     port = free_port()
-    other = processes.start("server-b", "serve", "--config", PROJECT, "--redis",
-                            url_for_db(redis_server, DB), "--port", str(port), *flags)
+    other = processes.start("server-b", "serve", "--config", project, "--redis",
+                            url_for_db(redis_server, db), "--port", str(port), *flags)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url) or not other.alive(), STARTUP_LIMIT,
              "the second server to answer /ok")
@@ -155,6 +161,10 @@ async def test_thread_state_updates_history_and_search(client: Any) -> None:
     with pytest.raises(httpx.HTTPStatusError):
         await client.threads.get(tid)
     assert (await client.threads.get_state(copy["thread_id"]))["values"]["log"][-1] == "sign"
+    assert await client.threads.prune([copy["thread_id"], str(uuid.uuid4())]) == {
+        "pruned_count": 1}
+    with pytest.raises(httpx.HTTPStatusError):
+        await client.threads.get(copy["thread_id"])
 
 
 async def test_subgraph_events_and_state(client: Any) -> None:
@@ -470,3 +480,4 @@ def test_auth_hook_and_cors_guard_the_routes(tmp_path: Path) -> None:
     preflight = http.options("/threads", headers={
         "Origin": "https://ui.example", "Access-Control-Request-Method": "POST"})
     assert preflight.headers["access-control-allow-origin"] == "https://ui.example"
+

@@ -175,6 +175,16 @@ SERVED_CRONS_KEY = f"{PREFIX}:served:crons"
 """Hash: cron id -> the server's record of a cron (msgpack: schedule, time zone, its run)."""
 
 
+SERVED_ASSISTANTS_KEY = f"{PREFIX}:served:assistants"
+"""Sorted set: ids of the assistants created through the server, scored by creation time."""
+
+
+def served_assistant_key(assistant_id: str) -> str:
+    """Hash: an assistant created through the server: each version (msgpack) under `v<N>`, the
+    latest one's number under `latest` and its copy under `doc`, the last number under `count`."""
+    return f"{PREFIX}:served:assistant:{assistant_id}"
+
+
 def served_cron_fire_key(cron_id: str, fire: int) -> str:
     """String: set (NX) by the one server that starts a cron's run for the fire at `fire`
     (epoch seconds), so each fire starts one run however many servers are up."""

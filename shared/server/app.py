@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +22,7 @@ from starlette.routing import Route
 
 from arqgraph.client import Client
 from arqgraph.errors import InvalidInputError, UnknownGraphError
-from arqgraph.server import assistants, crons, runs, store, threads
+from arqgraph.server import assistants, crons, runs, store, thread_stream, threads
 from arqgraph.server.auth import AuthMiddleware
 from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
@@ -63,7 +65,8 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
         try:
             yield
         finally:
-            crons_fired.cancel()
+            for task in (crons_fired, *app.state.served.background):  # (webhooks, cancels)
+                task.cancel()
             await client.close()
 
     middleware = []
@@ -79,21 +82,48 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -
                                                                    "Content-Location"])}
         middleware.append(Middleware(CORSMiddleware, **cors))
     return Starlette(
-        routes=[Route("/ok", ok), Route("/info", info), *assistants.routes, *threads.routes,
-                *crons.routes, *runs.routes, *store.routes],
+        # (the runs' routes first: Starlette tries each route's pattern in turn, per request)
+        routes=[*runs.routes, *threads.routes, *thread_stream.routes, *assistants.routes,
+                *crons.routes, *store.routes, Route("/ok", ok), Route("/info", info)],
         middleware=middleware, lifespan=lifespan,
         exception_handlers={HTTPException: http_error,
                             **{cls: unprocessable for cls in UNPROCESSABLE}},
     )
 
 
-def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
-          port: int, api_key: str | None = None) -> int:
-    """Load the graphs and serve them until stopped (SIGINT/SIGTERM end it gracefully)."""
-    import uvicorn
+KEEP_ALIVE = 75  # seconds an idle client connection is kept
+SERVE_ARGS = "ARQGRAPH_SERVE_ARGS"
+"""Where `serve` leaves its arguments for `app_from_env` in each of uvicorn's worker processes."""
 
+
+def app_from_env() -> Starlette:
+    """The app of `serve`'s arguments (uvicorn's factory, called in each worker process)."""
+    from arqgraph.cli import tune_gc
     from arqgraph.server.config import load_config
 
-    app = build_app(load_config(config_path, specs), redis_url, api_key)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    tune_gc()  # (uvicorn's worker processes do not start through the CLI's main)
+    args = json.loads(os.environ[SERVE_ARGS])
+    return build_app(load_config(args["config"], args["specs"]), args["redis"], args["api_key"])
+
+
+def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
+          port: int, api_key: str | None = None, workers: int = 1,
+          access_log: bool = False) -> int:
+    """Load the graphs and serve them until stopped (SIGINT/SIGTERM end it gracefully).
+
+    `workers` > 1: that many server processes share the port (uvicorn's workers), for a
+    machine with cores to spare; each is as stateless as one. The access log is off unless
+    asked for: a line per request is a tenth of a small run's cost here. Idle connections are
+    kept 75 s, longer than clients (httpx: 5 s) and load balancers keep them, so a client
+    never sends on a connection the server is closing."""
+    import uvicorn
+
+    os.environ[SERVE_ARGS] = json.dumps({"config": config_path, "specs": specs,
+                                         "redis": redis_url, "api_key": api_key})
+    app: Any = app_from_env()  # (with workers too: a bad config fails here, once)
+    if workers > 1:
+        app = "arqgraph.server.app:app_from_env"
+    uvicorn.run(app, factory=workers > 1, host=host, port=port, workers=workers,
+                log_level="info", access_log=access_log, timeout_keep_alive=KEEP_ALIVE,
+                timeout_graceful_shutdown=5)
     return 0

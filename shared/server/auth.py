@@ -1,6 +1,7 @@
 """Who may call the server: an API key (`--api-key`), and `langgraph.json`'s `auth.path`, a
 `langgraph_sdk.Auth` whose `@auth.authenticate` handler admits a request (or raises its
-`HTTPException`). `/ok` stays open for load balancers' health checks."""
+`HTTPException`); its `@auth.on` handlers scope what each user sees (`authz`). `/ok` stays
+open for load balancers' health checks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from arqgraph.server.authz import User
 
 OPEN_PATHS = ("/ok",)
 
@@ -30,7 +33,7 @@ class AuthMiddleware(BaseHTTPMiddleware):
                 return JSONResponse({"detail": "Invalid or missing x-api-key header"}, 401)
         if self.authenticate is not None:
             try:
-                request.scope["user"] = await self._user(request)
+                request.scope["user"] = User(await self._user(request))
             except Exception as exc:
                 status = int(getattr(exc, "status_code", 401))
                 detail = getattr(exc, "detail", None) or str(exc) or "Unauthorized"

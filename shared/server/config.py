@@ -4,6 +4,7 @@ default assistant, and the options of the project file the server honours (`env`
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pkgutil
@@ -19,6 +20,7 @@ from arqgraph.loader import GraphSpecError, load_graphs
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")  # RFC 4122's URL space
 
 
+@functools.lru_cache(maxsize=1024)
 def default_assistant_id(graph_id: str) -> str:
     """The default assistant of a graph: the same UUID on every server, across restarts."""
     return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))

@@ -4,9 +4,11 @@ status)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -28,6 +30,14 @@ class Served:
     records: Records
     store: RedisStore
     retention: int = 7 * 24 * 3600  # seconds a finished run stays readable (the cluster's)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)  # (see `spawn`)
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` beside the requests (a webhook's call, a cron's fire, a cancel): kept
+        from the garbage collector until done, cancelled when the server stops."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
 
 def served(request: Request) -> Served:
@@ -56,11 +66,37 @@ def checkpoint_in(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def graph_for(s: Served, assistant_id: Any, status: int = 404) -> ServedGraph:
+    """A served graph by graph id or default assistant id."""
     found = s.config.find(str(assistant_id)) if assistant_id is not None else None
     if found is None:
         raise HTTPException(status, f"Assistant {assistant_id} not found; this server serves "
                             f"the graphs {sorted(s.config.graphs)}")
     return found
+
+
+EPOCH = "2025-01-01T00:00:00+00:00"  # a default assistant exists as long as its graph
+
+
+def default_assistant(g: ServedGraph) -> dict[str, Any]:
+    """A graph's default assistant, as LangGraph's `Assistant` (made by the "system")."""
+    return {"assistant_id": g.assistant_id, "graph_id": g.graph_id, "name": g.graph_id,
+            "description": None, "config": {}, "context": {},
+            "metadata": {"created_by": "system"}, "version": 1,
+            "created_at": EPOCH, "updated_at": EPOCH}
+
+
+async def find_assistant(s: Served, assistant_id: Any,
+                         status: int = 404) -> tuple[ServedGraph, dict[str, Any]]:
+    """The graph and assistant an id names: a graph id, a default assistant's UUID, or an
+    assistant made through the server (`assistants.create`)."""
+    found = s.config.find(str(assistant_id)) if assistant_id is not None else None
+    if found is not None:
+        return found, default_assistant(found)
+    doc = await s.records.get_assistant(str(assistant_id)) if assistant_id else None
+    if doc is None:
+        raise HTTPException(status, f"Assistant {assistant_id} not found; this server serves "
+                            f"the graphs {sorted(s.config.graphs)}")
+    return graph_for(s, doc["graph_id"], status), doc
 
 
 def check_thread_id(thread_id: str) -> str:

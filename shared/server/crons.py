@@ -24,7 +24,15 @@ from starlette.routing import Route
 
 from arqgraph import protocol
 from arqgraph.core import codec
-from arqgraph.server.context import Served, body_of, check_thread_id, graph_for, served
+from arqgraph.server.authz import authorize, check, matches
+from arqgraph.server.context import (
+    Served,
+    body_of,
+    check_thread_id,
+    find_assistant,
+    graph_for,
+    served,
+)
 from arqgraph.server.runs import start_run
 from arqgraph.server.shapes import now_iso
 
@@ -33,7 +41,7 @@ log = logging.getLogger("arqgraph.server.crons")
 TICK = 0.5  # seconds between a server's looks at the crons
 FIRE_KEPT = 86_400  # seconds a fire's key outlives it
 RUN_FIELDS = ("input", "config", "context", "metadata", "interrupt_before", "interrupt_after",
-              "stream_mode", "stream_subgraphs", "multitask_strategy")
+              "stream_mode", "stream_subgraphs", "multitask_strategy", "webhook")
 
 
 class CronRecord(pydantic.BaseModel):
@@ -46,6 +54,7 @@ class CronRecord(pydantic.BaseModel):
     created: float  # epoch seconds: no fire before it
     end_time: str | None = None
     enabled: bool = True
+    on_run_completed: str = "delete"  # (a cron without a thread) its runs' threads: or "keep"
     run: dict[str, Any] = {}  # the run's fields, as `runs.create` takes them
 
 
@@ -79,15 +88,24 @@ async def _create(request: Request, thread_id: str | None) -> JSONResponse:
     if not croniter.is_valid(schedule):
         raise HTTPException(422, f"invalid cron schedule {schedule!r}: five fields "
                             "(minute hour day month weekday), or six with seconds last")
-    g = graph_for(s, body.get("assistant_id"), 422)
+    _, assistant = await find_assistant(s, body.get("assistant_id"), 422)
+    run = {"assistant_id": assistant["assistant_id"],
+           **{k: body[k] for k in RUN_FIELDS if body.get(k) is not None}}
+    cron_id, thread_id = str(uuid.uuid4()), check_thread_id(thread_id) if thread_id else None
+    asked: dict[str, Any] = {"payload": run, "schedule": schedule, "cron_id": cron_id,
+                             "thread_id": thread_id, "user_id": None,
+                             "end_time": body.get("end_time"),
+                             "metadata": dict(body.get("metadata") or {})}
+    await authorize(request, "crons", "create", asked)  # (it may add to the metadata)
+    if asked["metadata"]:
+        run["metadata"] = asked["metadata"]
     stamp = now_iso()
     cron = CronRecord(
-        cron_id=str(uuid.uuid4()), assistant_id=g.assistant_id,
-        thread_id=check_thread_id(thread_id) if thread_id else None, schedule=schedule,
-        timezone=str(body.get("timezone") or "UTC"), created_at=stamp, created=time.time(),
-        end_time=body.get("end_time"), enabled=body.get("enabled", True) is not False,
-        run={"assistant_id": g.assistant_id,
-             **{k: body[k] for k in RUN_FIELDS if body.get(k) is not None}})
+        cron_id=cron_id, assistant_id=assistant["assistant_id"], thread_id=thread_id,
+        schedule=schedule, timezone=str(body.get("timezone") or "UTC"), created_at=stamp,
+        created=time.time(), end_time=body.get("end_time"),
+        enabled=body.get("enabled", True) is not False, run=run,
+        on_run_completed="keep" if body.get("on_run_completed") == "keep" else "delete")
     _zone(cron.timezone)
     redis: Any = s.client.redis
     await redis.hset(protocol.SERVED_CRONS_KEY, cron.cron_id,
@@ -112,8 +130,11 @@ async def all_crons(s: Served) -> list[CronRecord]:
 async def search(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     wanted_graph = body.get("assistant_id")
+    filters = await authorize(request, "crons", "search", {
+        k: body.get(k) for k in ("assistant_id", "thread_id", "limit", "offset")})
     found = [cron_json(c) for c in await all_crons(s)
-             if body.get("thread_id") in (None, c.thread_id)
+             if matches(c.run.get("metadata") or {}, filters)
+             and body.get("thread_id") in (None, c.thread_id)
              and (wanted_graph is None or graph_for(s, wanted_graph, 422).assistant_id
                   == c.assistant_id)]
     offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 10)
@@ -121,9 +142,13 @@ async def search(request: Request) -> JSONResponse:
 
 
 async def delete(request: Request) -> Response:
-    cron_id = request.path_params["cron_id"]
-    if not await served(request).client.redis.hdel(protocol.SERVED_CRONS_KEY, cron_id):  # type: ignore[misc]
+    cron_id, redis = request.path_params["cron_id"], served(request).client.redis
+    raw = await redis.hget(protocol.SERVED_CRONS_KEY, cron_id)  # type: ignore[misc]
+    if raw is None:
         raise HTTPException(404, f"Cron {cron_id} not found")
+    metadata = CronRecord.model_validate(codec.unpackb(raw)).run.get("metadata") or {}
+    await check(request, "crons", "delete", {"cron_id": cron_id}, metadata, f"Cron {cron_id}")
+    await redis.hdel(protocol.SERVED_CRONS_KEY, cron_id)  # type: ignore[misc]
     return Response(status_code=204)
 
 
@@ -144,18 +169,21 @@ async def fire_due(s: Served, now: float) -> None:
         thread_id = cron.thread_id or str(uuid.uuid4())
         if cron.thread_id is None:
             body["if_not_exists"] = "create"
-        started = asyncio.create_task(_start(s, cron.cron_id, fire, body, thread_id))
-        STARTING.add(started)  # (an enqueued run waits for its thread: the others go on)
-        started.add_done_callback(STARTING.discard)
-
-
-STARTING: set[asyncio.Task[None]] = set()
+        # (in a task of its own: an enqueued run waits for its thread, the others go on)
+        s.spawn(_start(s, cron.cron_id, fire, body, thread_id,
+                       cron.thread_id is None and cron.on_run_completed == "delete"))
 
 
 async def _start(s: Served, cron_id: str, fire: int, body: dict[str, Any],
-                 thread_id: str) -> None:
+                 thread_id: str, drop_thread: bool = False) -> None:
+    """Start a fire's run; with `drop_thread`, delete its thread once it ends (a cron
+    without a thread, `on_run_completed="delete"`)."""
     try:
-        await start_run(s, body, thread_id)
+        _, handle = await start_run(s, body, thread_id)
+        if drop_thread:
+            await handle.end()
+            await s.client.delete_thread(thread_id)
+            await s.records.delete_thread(thread_id)
     except HTTPException as exc:  # its thread busy, say: this fire is skipped
         log.warning("cron %s: fire at %s not started: %s", cron_id, fire, exc.detail)
     except Exception:

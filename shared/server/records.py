@@ -76,15 +76,17 @@ class Records:
         await self.redis.zrem(protocol.SERVED_THREADS_KEY, thread_id)
 
     async def put_run(self, info: RunInfo, expire: int) -> None:
-        """Record a run; a stateless run's record expires in `expire` seconds, with its run
-        (a thread's runs live as long as the thread)."""
-        ttl = ("EX", expire) if info.stateless else ()
+        """Record a run; a stateless run's record expires in `expire` seconds, with its run,
+        and is listed under no thread (its thread is its own, as LangGraph's temporary one);
+        a thread's runs live as long as the thread."""
+        if info.stateless:
+            await self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info),
+                                      "EX", expire)
+            return
         await asyncio.gather(
-            self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info), *ttl),
+            self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info)),
             self._batch.command("ZADD", protocol.served_runs_key(info.thread_id), "NX",
                                 time.time(), info.run_id))
-        if info.stateless:
-            await self._batch.command("EXPIRE", protocol.served_runs_key(info.thread_id), expire)
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         try:
@@ -99,6 +101,59 @@ class Records:
         return [i.decode() for i in
                 await self.redis.zrevrange(protocol.served_runs_key(thread_id), 0, -1)]
 
+    async def runs_since(self, thread_id: str, since: float) -> list[tuple[str, float]]:
+        """The thread's runs started at or after `since` (epoch seconds), oldest first, with
+        their start times."""
+        found = await self.redis.zrangebyscore(protocol.served_runs_key(thread_id), since,
+                                               "+inf", withscores=True)
+        return [(i.decode(), float(score)) for i, score in found]
+
     async def delete_run(self, info: RunInfo) -> None:
         await self.redis.delete(protocol.served_run_key(info.run_id))
         await self.redis.zrem(protocol.served_runs_key(info.thread_id), info.run_id)
+
+    # -- assistants made through the server (their docs are LangGraph's `Assistant` JSON) --
+
+    async def get_assistant(self, assistant_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(protocol.served_assistant_key(assistant_id), "doc")
+        return codec.unpackb(raw) if raw else None  # type: ignore[no-any-return]
+
+    async def put_assistant(self, doc: dict[str, Any], first: bool = False) -> dict[str, Any]:
+        """Save `doc` as the assistant's next version and make it the latest; the doc as saved,
+        with its version. `first`: a new assistant (ValueError if another request made it)."""
+        key = protocol.served_assistant_key(doc["assistant_id"])
+        version = int(await self.redis.hincrby(key, "count", 1))
+        if first and version != 1:
+            raise ValueError("the assistant exists")
+        doc = {**doc, "version": version}
+        packed = codec.packb(doc)
+        await self.redis.hset(key, mapping={f"v{version}": packed, "doc": packed,
+                                            "latest": version})
+        if first:
+            await self.redis.zadd(protocol.SERVED_ASSISTANTS_KEY,
+                                  {doc["assistant_id"]: time.time()})
+        return doc
+
+    async def assistant_versions(self, assistant_id: str) -> list[dict[str, Any]]:
+        """The assistant's versions, newest first."""
+        fields = await self.redis.hgetall(protocol.served_assistant_key(assistant_id))
+        docs = [codec.unpackb(v) for k, v in fields.items() if k.startswith(b"v")]
+        return sorted(docs, key=lambda d: -int(d["version"]))
+
+    async def set_latest_assistant(self, assistant_id: str, version: int) -> dict[str, Any] | None:
+        key = protocol.served_assistant_key(assistant_id)
+        raw = await self.redis.hget(key, f"v{version}")
+        if raw is None:
+            return None
+        await self.redis.hset(key, mapping={"doc": raw, "latest": version})
+        return codec.unpackb(raw)  # type: ignore[no-any-return]
+
+    async def assistant_ids(self) -> list[str]:
+        """The assistants made through a server, newest first."""
+        return [i.decode() for i in
+                await self.redis.zrevrange(protocol.SERVED_ASSISTANTS_KEY, 0, -1)]
+
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        gone = await self.redis.delete(protocol.served_assistant_key(assistant_id))
+        await self.redis.zrem(protocol.SERVED_ASSISTANTS_KEY, assistant_id)
+        return bool(gone)

@@ -18,20 +18,23 @@ from arqgraph import protocol
 from arqgraph.client import RunHandle
 from arqgraph.constants import COPY_NODE
 from arqgraph.errors import RunCancelledError, ThreadBusyError
+from arqgraph.server.authz import authorize, check, matches
 from arqgraph.server.context import (
     Served,
     body_of,
     busy_run,
     check_thread_id,
     checkpoint_in,
-    graph_for,
+    find_assistant,
     served,
     thread_config,
     thread_record,
 )
+from arqgraph.server.leaving import cancel_later, cancelling, ended_before_leaving
 from arqgraph.server.records import RunInfo, ThreadRecord
 from arqgraph.server.shapes import RUN_STATUSES, jsonable, now_iso
 from arqgraph.server.sse import cluster_modes, sse_events
+from arqgraph.server.webhooks import call_after, check_webhook
 from arqgraph.types import Command
 
 STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
@@ -71,15 +74,34 @@ async def handle_of(s: Served, info: RunInfo) -> RunHandle:
     return handle
 
 
-async def _thread_for_run(s: Served, thread_id: str, body: dict[str, Any]) -> ThreadRecord:
-    record = await thread_record(s, check_thread_id(thread_id))
-    if record is None:
-        if body.get("if_not_exists") != "create":
-            raise HTTPException(404, f"Thread {thread_id} not found")
-        stamp = now_iso()
-        record = ThreadRecord(thread_id=check_thread_id(thread_id), created_at=stamp,
-                              updated_at=stamp)
-    return record
+async def _thread_for_run(
+    s: Served, request: Request | None, thread_id: str | None, body: dict[str, Any]
+) -> tuple[ThreadRecord | None, dict[str, Any]]:
+    """The run's thread (made if `if_not_exists` says so; None for a stateless run) and the
+    run's metadata, once `@auth.on.threads.create_run` allowed it (and added to it)."""
+    record, made = None, False
+    if thread_id is not None:
+        record = await thread_record(s, check_thread_id(thread_id))
+        if record is None:
+            if body.get("if_not_exists") != "create":
+                raise HTTPException(404, f"Thread {thread_id} not found")
+            stamp = now_iso()
+            record = ThreadRecord(thread_id=check_thread_id(thread_id), created_at=stamp,
+                                  updated_at=stamp)
+            made = True
+    asked: dict[str, Any] = {
+        "thread_id": record.thread_id if record else None,
+        "assistant_id": body.get("assistant_id"), "run_id": None, "status": "pending",
+        "metadata": dict(body.get("metadata") or {}),
+        **{k: body.get(k) for k in ("multitask_strategy", "if_not_exists", "after_seconds",
+                                    "prevent_insert_if_inflight")},
+        "kwargs": {k: body.get(k) for k in ("input", "command", "config", "context")}}
+    filters = await authorize(request, "threads", "create_run", asked)
+    if record is not None and not made and not matches(record.metadata, filters):
+        raise HTTPException(404, f"Thread {thread_id} not found")
+    if made and record is not None:
+        record.metadata = dict(asked["metadata"])
+    return record, asked["metadata"]
 
 
 async def _end_busy_run(s: Served, thread_id: str, strategy: str) -> None:
@@ -111,22 +133,34 @@ async def roll_back(s: Served, info: RunInfo) -> None:
 
 
 async def start_run(
-    s: Served, body: dict[str, Any], thread_id: str | None
+    s: Served, body: dict[str, Any], thread_id: str | None, request: Request | None = None
 ) -> tuple[RunInfo, RunHandle]:
-    """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it."""
-    g = graph_for(s, body.get("assistant_id"), 422)
+    """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it;
+    `request`'s user must be allowed to (none: a cron's run)."""
+    g, assistant = await find_assistant(s, body.get("assistant_id"), 422)
+    if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
+        await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
+                    assistant["metadata"], f"Assistant {assistant['assistant_id']}")
+    webhook = check_webhook(body.get("webhook"))
+    if thread_id is None and body.get("on_completion") == "keep":  # a thread that stays
+        thread_id, body = str(uuid.uuid4()), {**body, "if_not_exists": "create"}
     strategy = str(body.get("multitask_strategy") or "reject")
     if strategy not in STRATEGIES:
         raise HTTPException(422, f"multitask_strategy must be one of {STRATEGIES}")
     modes = cluster_modes(body.get("stream_mode"))
-    config: dict[str, Any] = dict(body.get("config") or {})
-    configurable = dict(config.get("configurable") or {})
+    asked: dict[str, Any] = dict(body.get("config") or {})
+    config = {**assistant["config"], **asked}  # (the assistant's, overridden by the run's)
+    configurable = {**(assistant["config"].get("configurable") or {}),
+                    **(asked.get("configurable") or {})}
+    context = body.get("context")
+    if assistant["context"] and isinstance(context or {}, dict):
+        context = {**assistant["context"], **(context or {})}
     checkpoint = checkpoint_in(body)
     if body.get("checkpoint_id") or checkpoint.get("checkpoint_id"):
         configurable["checkpoint_id"] = body.get("checkpoint_id") or checkpoint["checkpoint_id"]
-    record, before = None, None
-    if thread_id is not None:
-        record = await _thread_for_run(s, thread_id, body)
+    before = None
+    record, metadata = await _thread_for_run(s, request, thread_id, body)
+    if record is not None:
         configurable["thread_id"] = record.thread_id
     config["configurable"] = configurable
     config = g.graph._merged(config, None, body.get("interrupt_before"),
@@ -134,13 +168,13 @@ async def start_run(
     command = command_of(body.get("command"))
     run_input = command if command is not None else body.get("input")
     if command is None:  # a state or context the graph refuses: 422 here, not a failed run
-        g.graph._check_call(run_input, body.get("context"))
+        g.graph._check_call(run_input, context)
     for _ in range(BUSY_RETRIES):
         if record is not None:
             before = await latest_checkpoint(s, record.thread_id)
         try:
             handle = await s.client.submit(g.cluster_name, run_input, config,
-                                           context=body.get("context"), stream_mode=modes)
+                                           context=context, stream_mode=modes)
             break
         except ThreadBusyError as exc:
             if strategy == "reject" or record is None:
@@ -153,18 +187,20 @@ async def start_run(
     if record is not None:
         record.graph_id = g.graph_id
         record.metadata = {**record.metadata, "graph_id": g.graph_id,
-                           "assistant_id": g.assistant_id}
+                           "assistant_id": assistant["assistant_id"]}
         record.updated_at = stamp
         await s.records.put_thread(record)
     info = RunInfo(
         run_id=handle.run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
-        assistant_id=g.assistant_id, graph_id=g.graph_id, created_at=stamp, updated_at=stamp,
-        metadata=dict(body.get("metadata") or {}), multitask_strategy=strategy,
+        assistant_id=assistant["assistant_id"], graph_id=g.graph_id, created_at=stamp,
+        updated_at=stamp, metadata=metadata, multitask_strategy=strategy,
         stream_mode=modes, stream_subgraphs=bool(body.get("stream_subgraphs")),
         stateless=record is None, before_checkpoint=before,
         kwargs=jsonable({k: body.get(k) for k in ("input", "command", "config", "context",
                                                   "interrupt_before", "interrupt_after")}))
     await s.records.put_run(info, s.retention)
+    if webhook is not None:
+        call_after(s, info, handle, webhook)
     return info, handle
 
 
@@ -186,10 +222,14 @@ async def result_of(s: Served, info: RunInfo, handle: RunHandle) -> Any:
         return {"__error__": {"error": type(exc).__name__, "message": str(exc)}}
 
 
-def stream_response(info: RunInfo, handle: RunHandle, request: Request) -> EventSourceResponse:
+def stream_response(info: RunInfo, handle: RunHandle, request: Request,
+                    cancel_on_disconnect: bool = False) -> EventSourceResponse:
     last = request.headers.get("last-event-id")
+    events = sse_events(handle, info.stream_mode, info.stream_subgraphs, last)
+    if cancel_on_disconnect:
+        events = cancelling(served(request), handle, events)
     return EventSourceResponse(
-        sse_events(handle, info.stream_mode, info.stream_subgraphs, last),
+        events,
         headers={"Location": _run_path(info, "stream"),
                  "Content-Location": _run_path(info, "")[:-1]},
         ping=15)
@@ -197,29 +237,40 @@ def stream_response(info: RunInfo, handle: RunHandle, request: Request) -> Event
 
 async def create(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    info, _ = await start_run(s, body, request.path_params.get("thread_id"))
+    info, _ = await start_run(s, body, request.path_params.get("thread_id"), request)
     return JSONResponse(run_json(info, "pending"),
                         headers={"Content-Location": _run_path(info, "")[:-1]})
 
 
 async def stream(request: Request) -> EventSourceResponse:
     s, body = served(request), await body_of(request)
-    info, handle = await start_run(s, body, request.path_params.get("thread_id"))
-    return stream_response(info, handle, request)
+    info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
+    return stream_response(info, handle, request, body.get("on_disconnect") == "cancel")
 
 
 async def wait(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    info, handle = await start_run(s, body, request.path_params.get("thread_id"))
+    info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
+    if body.get("on_disconnect") == "cancel" and not await ended_before_leaving(request, handle):
+        cancel_later(s, handle)
+        return JSONResponse({}, status_code=499)  # (nobody reads it: the client left)
     return JSONResponse(await result_of(s, info, handle),
                         headers={"Location": _run_path(info, "join")})
 
 
-async def existing_run(s: Served, request: Request) -> RunInfo:
+async def thread_allowed(request: Request, thread_id: str, action: str) -> None:
+    """404 unless the caller may `action` the thread's runs (`@auth.on.threads.<action>`)."""
+    record = await thread_record(served(request), thread_id)
+    await check(request, "threads", action, {"thread_id": thread_id},
+                record.metadata if record else {}, f"Thread {thread_id}")
+
+
+async def existing_run(s: Served, request: Request, action: str = "read") -> RunInfo:
     thread_id = check_thread_id(request.path_params["thread_id"])
     info = await s.records.get_run(request.path_params["run_id"])
     if info is None or info.thread_id != thread_id:
         raise HTTPException(404, f"Run {request.path_params['run_id']} not found")
+    await thread_allowed(request, thread_id, action)
     return info
 
 
@@ -232,6 +283,7 @@ async def get(request: Request) -> JSONResponse:
 async def list_runs(request: Request) -> JSONResponse:
     s = served(request)
     thread_id = check_thread_id(request.path_params["thread_id"])
+    await thread_allowed(request, thread_id, "read")
     limit = int(request.query_params.get("limit", 10))
     offset = int(request.query_params.get("offset", 0))
     wanted = request.query_params.get("status")
@@ -256,12 +308,13 @@ async def join_stream(request: Request) -> EventSourceResponse:
     asked = [m for m in request.query_params.getlist("stream_mode") if m]
     if asked:
         info = info.model_copy(update={"stream_mode": cluster_modes(asked)})
-    return stream_response(info, await handle_of(s, info), request)
+    leave = request.query_params.get("cancel_on_disconnect", "").lower() in ("1", "true")
+    return stream_response(info, await handle_of(s, info), request, leave)
 
 
 async def cancel(request: Request) -> Response:
     s = served(request)
-    info = await existing_run(s, request)
+    info = await existing_run(s, request, "update")
     handle = await handle_of(s, info)
     await handle.cancel()
     if request.query_params.get("action") == "rollback":
@@ -282,7 +335,7 @@ async def create_batch(request: Request) -> JSONResponse:
         raise HTTPException(422, f"the request body is not JSON: {exc}") from exc
     if not isinstance(payloads, list) or not all(isinstance(p, dict) for p in payloads):
         raise HTTPException(422, "the request body must be a list of run objects")
-    started = [await start_run(s, p, p.get("thread_id")) for p in payloads]
+    started = [await start_run(s, p, p.get("thread_id"), request) for p in payloads]
     return JSONResponse([run_json(info, "pending") for info, _ in started])
 
 
@@ -292,6 +345,7 @@ async def cancel_many(request: Request) -> Response:
     if not body.get("thread_id"):
         raise HTTPException(422, "cancel_many needs a thread_id: runs are kept by thread")
     thread_id = check_thread_id(str(body["thread_id"]))
+    await thread_allowed(request, thread_id, "update")
     wanted = body.get("status")
     for run_id in body.get("run_ids") or await s.records.run_ids(thread_id):
         info = await s.records.get_run(str(run_id))
@@ -309,7 +363,7 @@ async def cancel_many(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     s = served(request)
-    info = await existing_run(s, request)
+    info = await existing_run(s, request, "delete")
     status = await s.client.store.status(info.run_id)
     if status in ("pending", "running"):
         raise HTTPException(409, f"Run {info.run_id} is still {status}: cancel it first")

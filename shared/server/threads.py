@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from arqgraph.server.authz import authorize, check, matches
 from arqgraph.server.context import (
     Served,
     body_of,
@@ -26,19 +27,28 @@ from arqgraph.server.records import ThreadRecord
 from arqgraph.server.shapes import checkpoint_of, now_iso, thread_state
 
 
-async def existing(s: Served, thread_id: str) -> ThreadRecord:
-    record = await thread_record(s, check_thread_id(thread_id))
+async def existing(request: Request, action: str = "read",
+                   value: dict[str, Any] | None = None) -> ThreadRecord:
+    """The path's thread, if the caller may `action` it (`@auth.on.threads.<action>`)."""
+    thread_id = request.path_params["thread_id"]
+    record = await thread_record(served(request), check_thread_id(thread_id))
     if record is None:
         raise HTTPException(404, f"Thread {thread_id} not found")
+    await check(request, "threads", action, {"thread_id": record.thread_id, **(value or {})},
+                record.metadata, f"Thread {thread_id}")
     return record
 
 
 async def create(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     thread_id = check_thread_id(str(body.get("thread_id") or uuid.uuid4()))
+    asked: dict[str, Any] = {"thread_id": thread_id,
+                             "metadata": dict(body.get("metadata") or {}),
+                             "if_exists": body.get("if_exists")}
+    filters = await authorize(request, "threads", "create", asked)
     earlier = await thread_record(s, thread_id)
     if earlier is not None:
-        if body.get("if_exists") == "do_nothing":
+        if body.get("if_exists") == "do_nothing" and matches(earlier.metadata, filters):
             return JSONResponse(await thread_json(s, earlier))
         raise HTTPException(409, f"Thread {thread_id} already exists")
     stamp = now_iso()
@@ -46,20 +56,20 @@ async def create(request: Request) -> JSONResponse:
     if graph_id is not None:
         graph_id = graph_for(s, graph_id, 422).graph_id
     record = ThreadRecord(thread_id=thread_id, created_at=stamp, updated_at=stamp,
-                          metadata=dict(body.get("metadata") or {}), graph_id=graph_id)
+                          metadata=asked["metadata"], graph_id=graph_id)
     await s.records.put_thread(record)
     return JSONResponse(await thread_json(s, record))
 
 
 async def get(request: Request) -> JSONResponse:
-    s = served(request)
-    return JSONResponse(await thread_json(s, await existing(s, request.path_params["thread_id"])))
+    return JSONResponse(await thread_json(served(request), await existing(request)))
 
 
 async def patch(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    record = await existing(s, request.path_params["thread_id"])
-    record.metadata = {**record.metadata, **(body.get("metadata") or {})}
+    asked = {"metadata": dict(body.get("metadata") or {})}
+    record = await existing(request, "update", asked)
+    record.metadata = {**record.metadata, **asked["metadata"]}
     record.updated_at = now_iso()
     await s.records.put_thread(record)
     return JSONResponse(await thread_json(s, record))
@@ -67,18 +77,38 @@ async def patch(request: Request) -> JSONResponse:
 
 async def delete(request: Request) -> Response:
     s = served(request)
-    record = await existing(s, request.path_params["thread_id"])
+    record = await existing(request, "delete")
     await s.client.delete_thread(record.thread_id)
     await s.records.delete_thread(record.thread_id)
     return Response(status_code=204)
 
 
-async def _matching(s: Served, body: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
+async def prune(request: Request) -> JSONResponse:
+    """POST /threads/prune: delete the listed threads (those there and the caller's to delete;
+    `keep_latest`, which keeps a thread's latest checkpoint only, is not served)."""
+    s, body = served(request), await body_of(request)
+    if (body.get("strategy") or "delete") != "delete":
+        raise HTTPException(422, "only the delete strategy of threads.prune is served")
+    pruned = 0
+    for raw in body.get("thread_ids") or []:
+        record = await thread_record(s, check_thread_id(str(raw)))
+        if record is not None and matches(record.metadata, await authorize(
+                request, "threads", "delete", {"thread_id": record.thread_id})):
+            await s.client.delete_thread(record.thread_id)
+            await s.records.delete_thread(record.thread_id)
+            pruned += 1
+    return JSONResponse({"pruned_count": pruned})
+
+
+async def _matching(request: Request, body: dict[str, Any]) -> list[dict[str, Any]]:
+    s, found = served(request), []
+    filters = await authorize(request, "threads", "search", {
+        "metadata": dict(body.get("metadata") or {}), "values": dict(body.get("values") or {}),
+        **{k: body.get(k) for k in ("status", "limit", "offset")}})
     for thread_id in await s.records.thread_ids():
         record = await s.records.get_thread(thread_id)
-        if record is None or any(record.metadata.get(k) != v
-                                 for k, v in (body.get("metadata") or {}).items()):
+        if record is None or not matches(record.metadata, filters) or any(
+                record.metadata.get(k) != v for k, v in (body.get("metadata") or {}).items()):
             continue
         shown = await thread_json(s, record)
         values = shown["values"] if isinstance(shown["values"], dict) else {}
@@ -91,18 +121,18 @@ async def _matching(s: Served, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def search(request: Request) -> JSONResponse:
     body = await body_of(request)
-    found = await _matching(served(request), body)
+    found = await _matching(request, body)
     offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 10)
     return JSONResponse(found[offset:offset + limit])
 
 
 async def count(request: Request) -> JSONResponse:
-    return JSONResponse(len(await _matching(served(request), await body_of(request))))
+    return JSONResponse(len(await _matching(request, await body_of(request))))
 
 
 async def get_state(request: Request) -> JSONResponse:
     s = served(request)
-    record = await existing(s, request.path_params["thread_id"])
+    record = await existing(request)
     config = thread_config(record.thread_id)
     checkpoint_id = request.path_params.get("checkpoint_id")
     if checkpoint_id:
@@ -114,7 +144,7 @@ async def get_state(request: Request) -> JSONResponse:
 async def get_state_at(request: Request) -> JSONResponse:
     """POST /threads/{id}/state/checkpoint: the state at the body's `checkpoint`."""
     s, body = served(request), await body_of(request)
-    record = await existing(s, request.path_params["thread_id"])
+    record = await existing(request)
     config = {"configurable": {**checkpoint_in(body), "thread_id": record.thread_id}}
     return JSONResponse(thread_state(await s.client.get_state(
         config, subgraphs=bool(body.get("subgraphs")))))
@@ -128,7 +158,7 @@ async def graph_of_thread(s: Served, record: ThreadRecord) -> str:
 
 async def update_state(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    record = await existing(s, request.path_params["thread_id"])
+    record = await existing(request, "update")
     configurable: dict[str, Any] = {**checkpoint_in(body), "thread_id": record.thread_id}
     if body.get("checkpoint_id"):
         configurable["checkpoint_id"] = body["checkpoint_id"]
@@ -140,7 +170,7 @@ async def update_state(request: Request) -> JSONResponse:
 
 async def history(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
-    record = await existing(s, request.path_params["thread_id"])
+    record = await existing(request)
     before = body.get("before")
     snapshots = await s.client.get_state_history(
         thread_config(record.thread_id), filter=body.get("metadata") or None,
@@ -152,7 +182,7 @@ async def history(request: Request) -> JSONResponse:
 async def copy(request: Request) -> JSONResponse:
     """A new thread with the thread's checkpoints (and its metadata), to run on apart."""
     s = served(request)
-    record = await existing(s, request.path_params["thread_id"])
+    record = await existing(request)
     new_id, stamp = str(uuid.uuid4()), now_iso()
     await s.client.store.threads.copy(record.thread_id, new_id)
     copied = record.model_copy(update={"thread_id": new_id, "created_at": stamp,
@@ -165,6 +195,7 @@ routes = [
     Route("/threads", create, methods=["POST"]),
     Route("/threads/search", search, methods=["POST"]),
     Route("/threads/count", count, methods=["POST"]),
+    Route("/threads/prune", prune, methods=["POST"]),
     Route("/threads/{thread_id}", get, methods=["GET"]),
     Route("/threads/{thread_id}", patch, methods=["PATCH"]),
     Route("/threads/{thread_id}", delete, methods=["DELETE"]),

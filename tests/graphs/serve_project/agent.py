@@ -2,7 +2,7 @@
 them (`langgraph.json` beside this file names them by file path and by module path).
 
 - `chat`: two steps, "greet" then "sign", each writing to `log`; "greet" also writes custom
-  events.
+  events, "sign" signs with the config's `signature` if any.
 - `ask`: asks a human for a name (`interrupt`) and writes the answer.
 - `nested`: "greet", then a subgraph running "sign".
 - `reply`: pushes a chat message (the "messages" stream mode) and writes to `log`.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
 from typing_extensions import TypedDict
 
 from arqgraph.config import get_stream_writer
@@ -39,8 +40,10 @@ def greet(state: Log, writer: StreamWriter) -> Log:
     return {"log": ["greet"]}
 
 
-def sign(state: Log) -> Log:
-    return {"log": ["sign"]}
+def sign(state: Log, config: RunnableConfig) -> Log:
+    """Signs with the config's `signature` when one is set (an assistant's own config)."""
+    signature = (config.get("configurable") or {}).get("signature")
+    return {"log": [f"sign:{signature}" if signature else "sign"]}
 
 
 def line(name: str, *nodes: Any) -> Any:
