@@ -2,10 +2,12 @@
 
 `NodeRunner.run_job` is the arq function of every job (`protocol.TaskJob`). It reads the run's
 checkpoint, claims an attempt at the task, runs the node (and its conditional edges) and posts
-the outcome, with the run's move on to its next step (or its end) when the task was its
-step's only one (planned by `arqgraph.storage.moves`); the orchestrator does the rest. A job that is garbage,
-stale, a duplicate, or for a graph this worker did not load is logged and dropped, and the
-worker keeps serving. How jobs reach it (the ready list, leases, hand-back) is `arqgraph.workers.worker`'s.
+the outcome (`arqgraph.workers.posting`), with the run's move on to its next step (or its
+end) when the task was its step's only one; the orchestrator does the rest. A job that is
+garbage, stale, a duplicate, or for a graph this worker did not load is refused
+(`arqgraph.workers.refusals`) or dropped, and the worker keeps serving. Node limits wait in
+the queue (`arqgraph.workers.node_limits`). How jobs reach it (the ready list, leases,
+hand-back) is `arqgraph.workers.worker`'s.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
-from arq.jobs import serialize_result
 from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
@@ -43,59 +43,30 @@ from arqgraph.errors import (
 from arqgraph.observe import logs
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
-from arqgraph.storage.commits import Commit
-from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
-from arqgraph.storage.dead_letters import set_aside
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
-from arqgraph.storage.moves import Move, MovePlanner, recursion_limit, task_event
+from arqgraph.storage.moves import MovePlanner, recursion_limit, task_event
 from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
-from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
-from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
+from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
+from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
+from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
+from arqgraph.workers.posting import DONE, ArqJob, HandOver, OutcomePoster
+from arqgraph.workers.refusals import refuse, refuse_poison
 from arqgraph.workers.task_stream import TaskStream, traced
 from arqgraph.workers.timeouts import heartbeat
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
-    from arqgraph.graph.state import NodeSpec
-
-RUN_SLOTS = "~run:"  # (the slots of a run's `max_concurrency`, beside its nodes' own)
-
-
-def run_slot(key: str) -> str:
-    """The name under which a job holds its run's slot (its node's slot goes by its key)."""
-    return f"{key}{RUN_SLOTS}"
-
 
 log = logging.getLogger("arqgraph.worker")
 CANCELS_KEPT = 10_000  # cancelled runs a worker remembers (see `cancel_runs`)
 
 
-def has_limits(graph: CompiledStateGraph) -> bool:
-    return any(spec.concurrency is not None or spec.rate_interval is not None
-               for spec in graph.nodes.values())
-
-
-class ArqJob(NamedTuple):
-    """What arq's run_job knows of the job it runs, to end the job as arq would."""
-
-    job_id: str
-    tries: int
-    enqueued_ms: int
-    started_ms: int
-    payload: dict[str, Any]
-    due_ms: int = 0  # its queue score: when it came due (a retry's, after its backoff)
-
-
-DONE = "done"  # what a job whose task's outcome was recorded returns
-HandOver = Callable[[str, TakenJob], None]  # (the job that posted, the job its post took)
-
-
-class NodeRunner:
+class NodeRunner(OutcomePoster):
     """Executes the tasks of the graphs this worker loaded.
 
     Each execution claims a new attempt at its task first; only the attempt that owns the task
@@ -179,8 +150,8 @@ class NodeRunner:
             job = protocol.TaskJob.model_validate(payload)
         except pydantic.ValidationError as exc:
             job_id = str(ctx.get("job_id", ""))
-            await self.refuse_poison(job_id, job_key_prefix + job_id,
-                                     f"its payload is not a task: {exc}", repr(payload).encode())
+            await refuse_poison(self.store, job_id, job_key_prefix + job_id,
+                                f"its payload is not a task: {exc}", repr(payload).encode())
             observe.current().job_refused("", "ValidationError")
             return "rejected: bad payload"
         logs.enter(run_id=job.run_id, graph=job.graph)  # (this job's task: its lines name them)
@@ -188,11 +159,11 @@ class NodeRunner:
         if graph is not None and job.graph not in self.graphs and has_limits(graph):
             self.limited.add(job.graph)  # (a subgraph's: claimed late from now on)
         if graph is None:
-            return await self._refuse(job, LookupError(
+            return await refuse(self.store, job, LookupError(
                 f"this worker does not serve graph {job.graph!r} (it serves {sorted(self.graphs)})"
             ), poison=str(ctx.get("job_id", "")))
         if job.fingerprint != graph.fingerprint:
-            return await self._refuse(job, GraphMismatchError(
+            return await refuse(self.store, job, GraphMismatchError(
                 f"task {job.task_id} of run {job.run_id} was planned for graph {job.graph!r} "
                 f"with fingerprint {job.fingerprint}, but this worker has {graph.fingerprint}; "
                 "refusing to mix versions"
@@ -212,7 +183,7 @@ class NodeRunner:
             except CorruptDataError:  # (its orchestrator sets the record aside, fails the run)
                 return "skipped: the run's record is garbled"
         if record is not None and record.unreadable and record.status == "running":
-            return await self._refuse(job, SerializationError(
+            return await refuse(self.store, job, SerializationError(
                 f"run {job.run_id} cannot be read here: {record.unreadable}"), claim or None)
         checkpoint = record.checkpoint if record else None
         if record is None or checkpoint is None or record.status != "running":
@@ -227,13 +198,13 @@ class NodeRunner:
                 self._cache(graph)))
         task = checkpoint.task(job.task_id)
         if task is None:
-            return await self._refuse(job, UnknownNodeError(f"no task {job.task_id} in this step"),
-                                      poison=str(ctx.get("job_id", "")))
+            return await refuse(self.store, job, UnknownNodeError(
+                f"no task {job.task_id} in this step"), poison=str(ctx.get("job_id", "")))
         key = str(ctx.get("job_id", job.task_id))
         spec = graph.nodes.get(task.node)
         if spec is not None:
-            await self._wait_for_limits(job, spec, key)
-        await self._wait_for_run_slot(job, record, key, claim)
+            await wait_for_limits(self.store, self.slots, job, spec, key, self.lease)
+        await wait_for_run_slot(self.store, self.slots, job, record, key, claim, self.lease)
         arq_job = None
         if "job_id" in ctx:
             arq_job = ArqJob(ctx["job_id"], ctx["job_try"], to_unix_ms(ctx["enqueue_time"]),
@@ -261,37 +232,6 @@ class NodeRunner:
         finally:
             self.running.pop(key, None)
 
-    async def _wait_for_limits(self, job: protocol.TaskJob, spec: NodeSpec, key: str) -> None:
-        """Send the job back to the queue (arq's Retry: no worker slot held while it waits) until
-        the node's rate limit lets it start and one of its concurrency slots is free."""
-        interval = spec.rate_interval
-        if interval is not None:
-            wait = await self.store.limits.rate_wait(job.graph, spec.name, key, interval)
-            if wait > 0:
-                raise Retry(defer=wait)
-        if spec.concurrency is not None:
-            if not await self.store.limits.acquire_slot(job.graph, spec.name, key,
-                                                        spec.concurrency, self.lease):
-                raise Retry(defer=random.uniform(0.02, 0.1))
-            self.slots[key] = protocol.slots_key(job.graph, spec.name)
-
-    async def _wait_for_run_slot(self, job: protocol.TaskJob, record: RunRecord, key: str,
-                                 claim: Claim | None | Literal[False]) -> None:
-        """A run given `max_concurrency` in its config runs at most that many tasks at once,
-        pool-wide, as LangGraph's: a job finding them all taken hands its task back and
-        goes back to the queue (no worker slot held while it waits)."""
-        limit = record.config.get("max_concurrency")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            return
-        node = f"{RUN_SLOTS}{job.run_id}"
-        held = run_slot(key)  # (its member in the slots, renewed by the lease keeper under it)
-        if not await self.store.limits.acquire_slot(job.graph, node, held, limit, self.lease):
-            if claim:
-                await self.store.end_attempt(record.tag, job.checkpoint_id, job.task_id, claim,
-                                             failed=False)
-            raise Retry(defer=random.uniform(0.02, 0.1))
-        self.slots[held] = protocol.slots_key(job.graph, node)
-
     async def _run_task(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
         key: str, claim: Claim | None | Literal[False], arq_job: ArqJob | None,
@@ -301,7 +241,7 @@ class NodeRunner:
         if claim is None:
             return "skipped: already done"
         if claim.lost >= self.crash_limit:
-            return await self._refuse(job, TaskLostError(
+            return await refuse(self.store, job, TaskLostError(
                 f"task {task.id} (node {task.node!r}) of run {job.run_id} was started "
                 f"{claim.lost} times and never finished: its worker died or lost its lease each "
                 "time (a crash, an out-of-memory kill, or a node that takes the process down)"
@@ -453,166 +393,6 @@ class NodeRunner:
                 self.jobs.redis, index=getattr(store, "index_config", None),
                 ttl=getattr(store, "ttl_config", None))
         return self.stores[graph.name]
-
-    async def _post(
-        self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
-        claim: Claim, arq_job: ArqJob | None, commit: Commit | None = None,
-        hold: Move | None = None, ran: tuple[str, float, float] | None = None,
-    ) -> Posted:
-        """Post the node's outcome, waiting out a Redis outage rather than losing the node's
-        work (posting again is harmless: the first outcome posted wins). A recorded outcome
-        ends the arq job in the same round trip (see `_job_end`), and makes the `commit` of
-        the run that it completes its step for (see `_planned_commit`): when that is the move
-        to `hold`, taking the job of the run's next step (of one task) for this worker too."""
-        held = None
-        if hold is not None:
-            assert hold.moved.saved is not None
-            first = hold.moved.saved.checkpoint.tasks[0]
-            held = self.jobs.hold_call(hold.moved, first.id, self.lease)
-        backoff = Backoff()
-        while True:
-            try:
-                posting = self.store.post_outcome(
-                    job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), commit, held, ran,
-                )
-                if held is None:  # (awaited in this task: no task of its own per post)
-                    return await posting
-                post = asyncio.ensure_future(posting)
-                try:
-                    return await asyncio.shield(post)
-                except asyncio.CancelledError:  # (a worker stopping at once): once the post is
-                    post.add_done_callback(self._give_back_held)  # made, give the job back
-                    raise
-            except RedisFullError as exc:  # keep the node's work until Redis has room again
-                log.error("%s; retrying in %.1fs", exc, backoff.delay)
-            except Exception as exc:
-                if not lost_redis(exc):
-                    raise
-                log.warning("lost Redis posting the outcome of task %s of run %s (%s); "
-                            "retrying in %.1fs", job.task_id, job.run_id, exc, backoff.delay)
-            await backoff.wait()
-
-    def _give_back_held(self, post: asyncio.Future[Posted]) -> None:
-        if not post.cancelled() and post.exception() is None:
-            posted = post.result()
-            if posted.next_job is not None:
-                self.give_back_soon(posted.next_job, posted.next_claim)
-
-    def give_back_soon(self, job: TakenJob, claim: Claim | None = None) -> None:
-        """`give_back`, in a task of its own (kept in `giving_back` until it is done)."""
-        task = asyncio.ensure_future(self.give_back(job, claim))
-        self.giving_back.add(task)
-        task.add_done_callback(self.giving_back.discard)
-
-    async def give_back(self, job: TakenJob, claim: Claim | None = None) -> None:
-        """Give back a job that a post took for this worker, which will not run it (it is
-        stopping, or the job that posted was cancelled): its task's start (`claim`, else the
-        one kept in `started`) does not count as lost, and the job is listed as ready for
-        others at once, not when its lease runs out."""
-        _, kept = self.started.pop(job.job_id, (None, None))
-        claim = claim or (kept or None)
-        task = protocol.task_of_job(job.job_id)
-        try:
-            if claim is not None and task is not None:
-                await self.store.end_attempt(protocol.tag_of(task[0]), task[1], task[2], claim,
-                                             failed=False)
-            await self.jobs.release(job.job_id)
-        except Exception as exc:  # Redis gone: the sweep starts it once its lease runs out
-            log.warning("could not give back job %s: %s", job.job_id, exc)
-
-    def _moves_on(self, record: RunRecord, outcome: TaskOutcome) -> bool:
-        """Whether this worker moves the run on with the post of the outcome: when its task
-        was the only one of its step and succeeded (a failure or an interrupt stops the run,
-        which is the orchestrator's to do), unless it sends more tasks than one call enqueues
-        (a fan-out's step is committed apart from its jobs, by the orchestrator: planning it
-        here too would apply the writes twice on the fan-out's path)."""
-        assert record.checkpoint is not None
-        return (len(record.checkpoint.tasks) == 1 and outcome.succeeded
-                and self.jobs.fits(len(outcome.sends)))
-
-    def _planned_commit(
-        self, graph: CompiledStateGraph, record: RunRecord, outcome: TaskOutcome, hold: bool
-    ) -> tuple[Commit | None, Move | None]:
-        """The commit to make with the post of the outcome, as the orchestrator would once
-        told: its wake-up and its read of the run are then off the path from one superstep to
-        the next. It is the move on to the next step with its jobs (`MovePlanner.plan`), which
-        comes second too (and to `hold`, this worker takes the next step's job with it when
-        that step has one task: no other worker's wake-up and read either), or the run's end.
-        (None, None) when the run stops there, or the next step's jobs go apart: the post tells
-        the orchestrator, as it does when the commit finds the run moved by another process or
-        being cancelled."""
-        if not self._moves_on(record, outcome):
-            return None, None
-        try:
-            plan = self.planner.plan(graph, record, {outcome.task_id: outcome}, hold)
-        except Exception:  # a reducer that raised: the orchestrator fails the run with it
-            return None, None
-        if plan.move is not None:
-            return (plan.move.commit, plan.move) if plan.move.enqueues else (None, None)
-        return plan.end, None
-
-    def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
-        """arq's end of a job whose task is done, its result the DONE that `run_job` returns:
-        what arq's run_job would do in a round trip of its own once the node returned (it does
-        not for a job in `ended`, see GraphWorker.finish_job)."""
-        if arq_job is None:
-            return None
-        job_id = arq_job.job_id
-        result = serialize_result(
-            protocol.TASK_FUNCTION, (), arq_job.payload, arq_job.tries, arq_job.enqueued_ms,
-            True, DONE, arq_job.started_ms, timestamp_ms(), f"{job_id}:{protocol.TASK_FUNCTION}",
-            self.jobs.name, job_id, serializer=job_serializer,
-        )
-        assert result is not None  # (None only when the result cannot be serialized)
-        return self.jobs.finish_call(job_id, result, RESULT_KEPT_S * 1000)
-
-    async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
-        """A stopping worker gives its task back: the start does not count as lost (arq puts
-        the job back in the queue, and `GraphWorker.finish_job` lists it as ready again)."""
-        try:
-            tag = protocol.tag_of(job.run_id)
-            await self.store.end_attempt(tag, job.checkpoint_id, job.task_id, claim, failed=False)
-        except Exception as exc:  # Redis gone: the lease runs out and the task is re-run anyway
-            log.warning("could not hand back task %s of run %s: %s", job.task_id, job.run_id, exc)
-
-    async def refuse_poison(self, job_id: str, where: str, why: str, data: bytes) -> None:
-        """A job that cannot be read (`where`: its key): set it aside, and fail the task its id
-        names (and so its run), with CorruptDataError saying why."""
-        task = protocol.task_of_job(job_id)
-        await set_aside(self.store.redis, where, why, data, task[0] if task else "")
-        if task is None:
-            return
-        run_id, checkpoint_id, task_id = task
-        try:
-            record = await self.store.load_run(run_id)
-        except CorruptDataError:  # (its orchestrator sets the record aside and fails the run)
-            return
-        if record is None or record.status != "running":
-            return
-        job = protocol.TaskJob(run_id=run_id, checkpoint_id=checkpoint_id, step=-1,
-                               task_id=task_id, graph=record.graph, fingerprint="")
-        await self._refuse(job, CorruptDataError(f"job {job_id} at {where}: {why}"))
-
-    async def _refuse(
-        self, job: protocol.TaskJob, exc: Exception, claim: Claim | None = None,
-        poison: str = "",
-    ) -> str:
-        """Fail the job's task (and so its run) with `exc`; `poison`: the id of a job naming
-        what does not exist here (a graph, a task), which is set aside as a dead letter."""
-        if poison:
-            await set_aside(self.store.redis, job_key_prefix + poison, str(exc),
-                            job.model_dump_json().encode(), job.run_id)
-        else:
-            log.error("job for run %s task %s refused: %s", job.run_id, job.task_id, exc)
-        observe.current().job_refused(job.graph, type(exc).__name__)
-        node = job.task_id.split(":")[-1]
-        outcome = TaskOutcome(job.task_id, node, error=ErrorInfo.of(exc, node))
-        if await self.store.load_run(job.run_id) is not None:
-            await self.store.post_outcome(
-                job.graph, job.run_id, job.checkpoint_id, outcome, (), claim
-            )
-        return f"refused: {exc}"
 
     def cancel_runs(self, ids: set[str]) -> None:
         """Cancel the running nodes and calls of these runs (called on the worker's loop), and

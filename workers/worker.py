@@ -31,6 +31,7 @@ from arqgraph.storage.connection import Backoff, job_deserializer, job_serialize
 from arqgraph.storage.presence import Presence, new_heartbeat, process_id
 from arqgraph.storage.queue import RESULT_KEPT_S, TakenJob
 from arqgraph.workers.lease import LeaseKeeper
+from arqgraph.workers.refusals import refuse_poison
 from arqgraph.workers.runner import NodeRunner
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
@@ -216,8 +217,8 @@ class GraphWorker(Worker):
                 why = f"its job is not an arq job: {exc}"
             if why:
                 try:
-                    await self.runner.refuse_poison(job.job_id, job_key_prefix + job.job_id,
-                                                    why, job.job)
+                    await refuse_poison(self.runner.store, job.job_id,
+                                        job_key_prefix + job.job_id, why, job.job)
                 except Exception as exc:  # (Redis away: arq still ends the job below)
                     log.warning("job %s: could not fail its run (%s): %r", job.job_id, why, exc)
         _OPENING.set(job)  # (this task's own context: see `pool`)
