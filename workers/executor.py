@@ -12,8 +12,7 @@ import dataclasses
 import functools
 import inspect
 import sys
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,6 @@ from arqgraph.config import current_config, current_pushes, current_runtime
 from arqgraph.constants import CONFIG_KEY_STEP_TIMEOUT
 from arqgraph.core.calls import cache_digest, cache_namespace, is_async, is_runnable
 from arqgraph.core.pregel import END, START, Checkpoint, Repeated, Task, TaskOutcome, apply_writes
-from arqgraph.core.schema import ROOT, StateSchema
 from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
@@ -45,7 +43,12 @@ from arqgraph.types import (
     current_interrupts,
     interrupt_entry,
     interrupt_id,
-    object_fields,
+)
+from arqgraph.workers.node_results import (
+    give_message_ids,
+    split_result,
+    with_pushed,
+    write_pairs,
 )
 from arqgraph.workers.runnables import branch_step, run_runnable
 from arqgraph.workers.subgraphs import parent_command
@@ -172,109 +175,10 @@ def retry_delay(
     return None
 
 
-def split_result(
-    node: str, result: Any, schema: StateSchema | None = None
-) -> tuple[dict[str, Any] | None, list[Any]]:
-    """A node's return value as (writes, goto targets), as LangGraph reads it: a dict, a
-    Command, a list of Commands (and dicts), or an instance of a state class (its fields that
-    are set); for a graph whose state is one value (`schema.kind == "root"`), that value.
-    Anything else is an InvalidUpdateError."""
-    root = schema is not None and schema.kind == "root"
-    if result is None:
-        return None, []
-    if isinstance(result, Command):
-        return _command_writes(result, root), result.goto_targets()
-    if is_command_list(result):
-        targets: list[Any] = []
-        pairs: list[tuple[str, Any]] = []
-        for part in result:
-            more, goto = split_result(node, part, schema)
-            pairs += _pairs(more)
-            targets += goto
-        return _collected(pairs), targets
-    if root:
-        return {ROOT: result}, []
-    if isinstance(result, Mapping):
-        return dict(result), []
-    if schema is not None and (fields := _set_fields(result, schema)) is not None:
-        return fields, []
-    raise InvalidUpdateError(f"Expected dict, got {result}")
-
-
 def cache_key(node: NodeSpec, arg: Any) -> tuple[tuple[str, ...], str]:
     """A node's cache entry for this input: its namespace, and a digest of its policy's key."""
     assert node.cache_policy is not None
     return cache_namespace(node.name, node.fn), cache_digest(node.cache_policy.key_func(arg))
-
-
-def with_pushed(result: Any, pushes: list[tuple[str, Any]]) -> Any:
-    """The node's result with the messages it pushed (`push_message`) written first, each a
-    write of its own, as LangGraph writes them."""
-    if not pushes:
-        return result
-    parts: list[Any] = [Command(update={key: value}) for key, value in pushes]
-    if is_command_list(result):
-        return [*parts, *result]
-    return parts if result is None else [*parts, result]
-
-
-def is_command_list(result: Any) -> bool:
-    return isinstance(result, list | tuple) and any(isinstance(r, Command) for r in result)
-
-
-def _command_writes(command: Command[Any], root: bool) -> dict[str, Any]:
-    if root and command.update is not None and not isinstance(command.update, dict):
-        return {ROOT: command.update}
-    return _collected(command.update_items())
-
-
-def give_message_ids(schema: StateSchema, writes: Mapping[str, Any]) -> None:
-    """Give the messages a node returns for an `add_messages` key an id when they have none,
-    in place, as LangGraph's reducer does to them: the node's update event then shows the
-    ids its state keeps (here the reducer runs later, in another process)."""
-    for key, value in writes.items():
-        channel = schema.channels.get(key)
-        reducer = getattr(channel, "reducer", None)
-        if not getattr(getattr(reducer, "func", reducer), "assigns_message_ids", False):
-            continue
-        for written in value.values if isinstance(value, Repeated) else (value,):
-            for message in written if isinstance(written, list) else (written,):
-                if hasattr(message, "content") and getattr(message, "id", "") is None:
-                    message.id = str(uuid.uuid4())
-
-
-def _collected(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """Writes by key: a key written twice keeps both values, in order (`Repeated`)."""
-    writes: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in writes:
-            before = writes[key].values if isinstance(writes[key], Repeated) else (writes[key],)
-            value = Repeated((*before, value))
-        writes[key] = value
-    return writes
-
-
-def _pairs(writes: dict[str, Any] | None) -> list[tuple[str, Any]]:
-    """Writes as the (key, value) pairs they were made of, in order (see `_collected`)."""
-    return [(key, v) for key, value in (writes or {}).items()
-            for v in (value.values if isinstance(value, Repeated) else (value,))]
-
-
-def write_pairs(node: str, result: Any, schema: StateSchema) -> list[tuple[str, Any]]:
-    """A node's writes in the order it made them: those of a Command's update pairs, or of a
-    list of Commands part by part (LangGraph's update event lists each when a key repeats)."""
-    if isinstance(result, Command) and schema.kind != "root":
-        return list(result.update_items())
-    if is_command_list(result):
-        return [pair for part in result for pair in write_pairs(node, part, schema)]
-    return _pairs(split_result(node, result, schema)[0])
-
-
-def _set_fields(result: Any, schema: StateSchema) -> dict[str, Any] | None:
-    """The update a node returns as an instance of a state class (`object_fields`), keys of
-    the graph's channels only."""
-    fields = object_fields(result)
-    return None if fields is None else {k: v for k, v in fields.items() if k in schema.channels}
 
 
 def _route(targets: list[Any], graph: CompiledStateGraph, source: str) -> tuple[list[str], list[Send]]:
