@@ -195,6 +195,32 @@ def test_an_unanswered_call_runs_again_on_a_cluster(cluster: str, tmp_path: Path
     assert two_asking_calls_run("arqgraph", tmp_path / "arq", cluster=cluster) == expected
 
 
+def test_a_cancelled_run_cancels_its_calls_on_a_cluster(cluster: str, tmp_path: Path) -> None:
+    """A run cancelled while a task call runs on a worker process cancels that call there."""
+    import asyncio
+    import os
+
+    from arqgraph.client import Client
+
+    def marked(what: str) -> bool:
+        return any(name.startswith(what) for name in os.listdir(tmp_path))
+
+    async def run() -> list[str]:
+        client = await Client.connect(cluster)
+        try:
+            handle = await client.submit("awaits_a_slow_call", str(tmp_path))
+            while not marked("started"):
+                await asyncio.sleep(0.01)
+            await handle.cancel()
+            while not marked("cancelled"):
+                await asyncio.sleep(0.01)
+        finally:
+            await client.close()
+        return sorted(name.split("-")[0] for name in os.listdir(tmp_path))
+
+    assert asyncio.run(asyncio.wait_for(run(), 60)) == ["cancelled", "started"]
+
+
 def test_task_calls_stream_from_a_cluster(cluster: str) -> None:
     """What task calls stream reaches the producer from the workers that run them."""
     from tests.test_func import langgraphs_task_calls_stream, streamed_calls

@@ -4,6 +4,7 @@ default (and on a cluster of processes in tests/test_cluster.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 from pathlib import Path
@@ -367,3 +368,35 @@ async def test_result_of_a_pending_call_in_async_code_raises_as_in_langgraph() -
     with pytest.raises(asyncio.InvalidStateError, match="Result is not set"):
         await _blocking_on_a_result.ainvoke("abc", {"configurable": {"thread_id": "r1"}})
     assert await _sync_result.ainvoke("abc", {"configurable": {"thread_id": "r2"}}) == 3
+
+
+def call_of_a_cancelled_run(prefix: str, marks: Path, cluster: str | None = None) -> list[str]:
+    """Leave a run's stream while its entrypoint awaits a task call: what the call marked."""
+    from tests.graphs.functional_graphs import build_slow_call
+
+    graph = build_slow_call(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+
+    async def run() -> list[str]:
+        stream = graph.astream(str(marks))
+        reading = asyncio.ensure_future(anext(stream, None))
+        while not any(n.startswith("started") for n in os.listdir(marks)):
+            await asyncio.sleep(0.01)
+        reading.cancel()  # (as a caller leaving: the run is cancelled)
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        await stream.aclose()
+        while not any(n.startswith("cancelled") for n in os.listdir(marks)):
+            await asyncio.sleep(0.01)
+        return sorted(name.split("-")[0] for name in os.listdir(marks))
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_cancelled_run_cancels_its_running_task_calls(tmp_path: Path) -> None:
+    """A run cancelled while a task call of its entrypoint runs cancels that call too, on the
+    worker running it (it sees CancelledError), as LangGraph cancels it in process."""
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    assert call_of_a_cancelled_run("langgraph", tmp_path / "lg") == ["cancelled", "started"]
+    assert call_of_a_cancelled_run("arqgraph", tmp_path / "arq") == ["cancelled", "started"]

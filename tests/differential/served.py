@@ -8,6 +8,7 @@ from tests.graphs.functional_graphs import (
     build_cached_calls,
     build_cancelled_call,
     build_nested_tasks,
+    build_slow_call,
     build_streaming_calls,
     build_traced_calls,
     build_two_asking_calls,
@@ -21,5 +22,6 @@ GRAPHS += [build_lifecycle(Api("arqgraph")), build_policed(Api("arqgraph"))]
 GRAPHS += [build("arqgraph") for build, _ in TIMEOUT_BUILDS.values()]
 GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_streaming_calls("arqgraph"), build_cancelled_call("arqgraph"),
-           build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph")]
+           build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph"),
+           build_slow_call("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

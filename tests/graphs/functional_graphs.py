@@ -185,3 +185,25 @@ def build_two_asking_calls(prefix: str) -> Any:
         return [a.result(), b.result()]
 
     return two_asking_calls
+
+
+def build_slow_call(prefix: str) -> Any:
+    """An entrypoint awaiting one task call that runs until cancelled, marking its start and
+    its cancel as files in the folder its input names."""
+    func = _lib(prefix, "func")
+
+    @func.task
+    async def runs_until_cancelled(marks: str) -> str:
+        Path(marks, f"started-{uuid.uuid4()}").touch()
+        try:
+            await asyncio.sleep(120)
+        except asyncio.CancelledError:
+            Path(marks, f"cancelled-{uuid.uuid4()}").touch()
+            raise
+        return "never"
+
+    @func.entrypoint()
+    async def awaits_a_slow_call(marks: str) -> str:
+        return await runs_until_cancelled(marks)  # type: ignore[no-any-return]
+
+    return awaits_a_slow_call
