@@ -248,7 +248,8 @@ async def run_call(
                                                     f"{tag}:{job.checkpoint_id}:{base}"))
             inline: list[tuple[str, Any]] = []
             current_inline.set(inline)
-            key = task.cache_key(arguments["args"], arguments["kwargs"]) if cache else None
+            key = (task.cache_key(arguments["args"], arguments["kwargs"])
+                   if cache is not None else None)
             hit = (await cache.aget([key])).get(key) if key is not None else None
             if hit is not None:
                 value = codec.unpackb(hit)

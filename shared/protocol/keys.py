@@ -123,7 +123,8 @@ def writes_key(tag: str, checkpoint_id: str) -> str:
 
 def call_done_key(tag: str, checkpoint_id: str, call_id: str) -> str:
     """List: a token pushed when a task call of the Functional API has its result (in the
-    checkpoint's writes hash as `fn:<call id>`, its arguments as `fnargs:<call id>`)."""
+    checkpoint's writes hash as `fn:<call id>`, its arguments as `fnargs:<call id>`, and how
+    many times it was cancelled as `fncancel:<call id>`)."""
     return f"{PREFIX}:{{{tag}}}:called:{checkpoint_id}:{call_id}"
 
 

@@ -14,7 +14,7 @@ from arqgraph.protocol import SavedCheckpoint
 from arqgraph.storage.batch import Batch
 
 # the fields of a step's writes hash that are not a task's outcome
-OTHER_FIELDS = ("child:", "prior:", "resume:", "priors:", "fn:", "fnargs:", "__")
+OTHER_FIELDS = ("child:", "prior:", "resume:", "priors:", "fn:", "fnargs:", "fncancel:", "__")
 
 
 class TaskRecords(NamedTuple):
