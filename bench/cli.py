@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import resources, scenarios, serving
+from bench import metrics_cost, resources, scenarios, serving
 from bench.cluster import WORKER_CONCURRENCY, Cluster
 from bench.env import FULL, QUICK, Env
 from bench.model import Result, Scenario
@@ -46,6 +46,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              resources.inflight),
     Scenario("serve", "1,000 runs of a 3-node graph waited at once through arqgraph serve",
              ">= 80 % of a direct Client's runs/s", serving.serve),
+    Scenario("metrics", "the runs and fan-out workloads with --metrics-port and without, "
+             "alternating", "on/off throughput >= 0.95 (no measurable loss)",
+             metrics_cost.metrics),
 )
 NAMES = tuple(s.name for s in SCENARIOS)
 def build_parser() -> argparse.ArgumentParser:

@@ -119,6 +119,8 @@ class Cluster:
     worker_procs: list[Proc] = field(default_factory=list)
     arq_procs: list[Proc] = field(default_factory=list)
     worker_concurrency: int = 0  # the workers' --concurrency when not `concurrency` (0)
+    metrics: bool = False  # whether the orchestrator and workers serve --metrics-port
+    metrics_ports: dict[int, int] = field(default_factory=dict)  # pid -> its metrics port
     _count: int = 0
 
     @property
@@ -132,11 +134,26 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.start_redis()
-        self.orchestrator = self._spawn("orchestrator", ["orchestrator", *SPECS, "--redis", self.url])
+        self.start_pool()
+        return self
+
+    def start_pool(self) -> None:
+        self.orchestrator = self._spawn("orchestrator", ["orchestrator", *SPECS, "--redis",
+                                                         self.url, *self._metrics_flag()])
         for _ in range(self.workers):
             self.add_worker()
         self.wait_ready()
-        return self
+
+    def set_metrics(self, on: bool) -> None:
+        """Restart the orchestrator and the workers with --metrics-port (`on`) or without."""
+        if on == self.metrics and self.orchestrator is not None:
+            return
+        self.stop_pool()
+        self.metrics = on
+        self.start_pool()
+
+    def _metrics_flag(self) -> list[str]:
+        return ["--metrics-port", str(free_port())] if self.metrics else []
 
     def start_redis(self) -> None:
         binary = shutil.which("redis-server")
@@ -170,12 +187,15 @@ class Cluster:
         with open(log, "wb") as out:
             popen = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
+        if "--metrics-port" in argv:
+            self.metrics_ports[popen.pid] = int(argv[argv.index("--metrics-port") + 1])
         return Proc(name, argv, popen, log)
 
     def add_worker(self) -> Proc:
         concurrency = self.worker_concurrency or self.concurrency
         proc = self._spawn("worker", ["worker", *SPECS, "--redis", self.url, "--concurrency",
-                                      str(concurrency), "--poll-delay", str(POLL_DELAY)])
+                                      str(concurrency), "--poll-delay", str(POLL_DELAY),
+                                      *self._metrics_flag()])
         self.worker_procs.append(proc)
         return proc
 
@@ -193,7 +213,8 @@ class Cluster:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until the orchestrator registered the graphs and every worker logged that it serves."""
+        """Until the orchestrator registered the graphs and it and every worker logged that
+        they serve."""
         deadline = time.monotonic() + timeout
         procs = [p for p in [self.orchestrator, *self.worker_procs] if p is not None]
         while time.monotonic() < deadline:
@@ -201,7 +222,7 @@ class Cluster:
             if dead:
                 raise RuntimeError(f"bench: {dead[0].name} exited:\n{dead[0].tail()}")
             registered = cast(int, self.redis().hlen(protocol.GRAPHS_KEY)) >= 6
-            serving = all("serving graphs" in p.head() for p in self.worker_procs)
+            serving = all("serving graphs" in p.head() for p in procs)
             if registered and serving:
                 return
             time.sleep(0.05)
@@ -230,14 +251,18 @@ class Cluster:
     def arqgraph_procs(self) -> list[Proc]:
         return [p for p in [self.orchestrator, *self.worker_procs] if p is not None]
 
-    def stop(self) -> None:
-        self.stop_arq_workers()
+    def stop_pool(self) -> None:
         for proc in self.worker_procs:
             proc.popen.send_signal(signal.SIGTERM)
         if self.orchestrator is not None:
             self.orchestrator.popen.send_signal(signal.SIGTERM)
         for proc in self.arqgraph_procs():
             proc.stop()
+        self.orchestrator, self.worker_procs = None, []
+
+    def stop(self) -> None:
+        self.stop_arq_workers()
+        self.stop_pool()
         if self.redis_proc is not None and self.redis_proc.poll() is None:
             self.redis_proc.terminate()
             try:

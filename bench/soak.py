@@ -107,7 +107,7 @@ async def soak(
     ends until `seconds` have passed; the tally and the faults."""
     cluster = Soak(seed)
     cluster.start()
-    client = await Client.connect(cluster.cluster.url, timeout=30, submit_retry=30)
+    client = await Client.connect(cluster.cluster.url, connect_timeout=30, submit_retry=30)
     started = time.monotonic()
     deadline = started + seconds
     try:

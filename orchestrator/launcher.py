@@ -177,7 +177,8 @@ def launch(args: argparse.Namespace) -> int:
                 redis.stop()
                 raise SystemExit("arqgraph up: redis-server did not start")
             time.sleep(0.1)
-    env = {**os.environ, "ARQGRAPH_REDIS_URL": args.redis}
+    env = {**os.environ, "ARQGRAPH_REDIS_URL": args.redis,
+           "ARQGRAPH_CONNECT_TIMEOUT": str(args.connect_timeout)}
     commands = pool_commands(args)
     orchestrator = Child("orchestrator", commands[0], env)
     workers = [Child(f"worker {i}", command, env) for i, command in enumerate(commands[1:], 1)]

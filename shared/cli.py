@@ -46,6 +46,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         p.add_argument("--redis", default=default, metavar="URL",
                        help="Redis URL, e.g. redis://:password@host:6379/0 or rediss://... "
                        f"(env ARQGRAPH_REDIS_URL; default: {default or 'embedded in-memory'})")
+        timeout_option(p, s.connect_timeout)
 
     def queue_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--queue", default=s.queue,
@@ -156,7 +157,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     srv.add_argument("--access-log", action="store_true",
                      help="log a line per request (default: off, it costs throughput)")
     add_dashboard(sub, common, lambda p: redis_option(p, s.redis_url))
-    add_commands(sub, common, s.redis_url)
+    add_commands(sub, common, s.redis_url, lambda p: timeout_option(p, s.connect_timeout))
     draw = sub.add_parser("graph", help="draw a graph (Mermaid by default)", parents=[common],
                           description="Print a graph's drawing: Mermaid, or ASCII (--ascii, "
                           "needs the langchain extra's grandalf).")
@@ -165,6 +166,12 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     style.add_argument("--mermaid", action="store_true", help="Mermaid (the default)")
     style.add_argument("--ascii", action="store_true", help="ASCII art")
     return parser
+
+
+def timeout_option(p: argparse.ArgumentParser, default: float) -> None:
+    p.add_argument("--connect-timeout", type=float, default=default, metavar="SECONDS",
+                   help="give up with an error when Redis stays unreachable this long, 0: "
+                   f"retry for ever (env ARQGRAPH_CONNECT_TIMEOUT; {default:g})")
 
 
 def observe_options(p: argparse.ArgumentParser, s: Settings, role: str) -> None:
@@ -191,7 +198,8 @@ async def _run(args: argparse.Namespace) -> int:
         config.setdefault("configurable", {})["thread_id"] = args.thread_id
     modes = args.stream
     if args.redis:
-        client = await connect(args.redis, ready_timeout=Settings.from_env().ready_timeout)
+        client = await connect(args.redis, args.connect_timeout,
+                               ready_timeout=Settings.from_env().ready_timeout)
         name = args.spec if ":" not in args.spec else load_all([args.spec])[0].name
         try:
             return await follow(await client.submit(name, data, config), client, modes,
@@ -219,7 +227,7 @@ async def _serve_orchestrator(args: argparse.Namespace) -> int:
     from arqgraph.storage.connection import connect
 
     graphs = load_all(args.specs)
-    redis = await connect(args.redis, what="orchestrator")
+    redis = await connect(args.redis, timeout=args.connect_timeout, what="orchestrator")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,7 +248,7 @@ async def _serve_worker(args: argparse.Namespace) -> int:
 
     graphs = load_all(args.specs)
     log_arq_jobs(args.log_jobs)
-    redis = await connect(args.redis, what="worker")
+    redis = await connect(args.redis, timeout=args.connect_timeout, what="worker")
     worker = build_worker(redis, graphs, concurrency=args.concurrency, queue=args.queue,
                           poll_delay=args.poll_delay, job_timeout=args.job_timeout,
                           shutdown_grace=args.shutdown_grace, lease=args.lease,
@@ -335,7 +343,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise ValueError("serve needs the serve extra (pip install 'arqgraph[serve]'): "
                              f"{exc}") from None
         return serve(args.config, args.specs, args.redis, args.host, args.port,
-                     api_key=args.api_key, workers=args.workers, access_log=args.access_log)
+                     api_key=args.api_key, workers=args.workers, access_log=args.access_log,
+                     connect_timeout=args.connect_timeout)
     if args.command == "dashboard":
         return run_dashboard(args)
     if args.command == "up":
@@ -345,7 +354,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dead-letters":
         from arqgraph.storage.dead_letters import print_dead_letters
 
-        return asyncio.run(print_dead_letters(args.redis, args.count))
+        return asyncio.run(print_dead_letters(args.redis, args.count, args.connect_timeout))
     return asyncio.run(run_admin(args))
 
 

@@ -9,7 +9,7 @@ import importlib.util
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from arqgraph.admin import Admin
@@ -17,14 +17,15 @@ from arqgraph.client import Client, RunHandle
 
 RUN_STATUSES = ("running", "interrupted", "done", "failed", "cancelled")
 PROGRESS_INTERVAL = 0.25  # seconds between updates of `run`'s progress line
-ADMIN_TIMEOUT_ATTEMPTS = 1  # an admin command says at once that Redis is unreachable
+
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, default=repr, ensure_ascii=False)
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser, redis_default: str) -> None:
+def add_commands(sub: Any, common: argparse.ArgumentParser, redis_default: str,
+                 timeout_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add the admin commands to the `arqgraph` parser's subcommands."""
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, redis_default: str) 
                                                     parents=[common])
         p.add_argument("--redis", default=redis_default, metavar="URL",
                        help=f"Redis URL (env ARQGRAPH_REDIS_URL; default {redis_default})")
+        timeout_option(p)
         p.add_argument("--json", action="store_true", help="print JSON, for scripts")
         return p
 
@@ -57,15 +59,16 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, redis_default: str) 
             "registered graph's queue has a live worker")
 
 
-async def connect(url: str, ready_timeout: float = 0) -> Client:
+async def connect(url: str, timeout: float | None, ready_timeout: float = 0) -> Client:
+    """A client of `url`, retrying an unreachable Redis for `timeout` seconds at most."""
     from arqgraph.storage.connection import connect as connect_redis
 
-    redis = await connect_redis(url, attempts=ADMIN_TIMEOUT_ATTEMPTS, what="arqgraph")
+    redis = await connect_redis(url, timeout=timeout, what="arqgraph")
     return Client(redis, ready_timeout=ready_timeout)
 
 
 async def run_admin(args: argparse.Namespace) -> int:
-    client = await connect(args.redis)
+    client = await connect(args.redis, args.connect_timeout)
     admin = Admin(client)
     try:
         if args.command == "resume":

@@ -20,7 +20,7 @@ from arqgraph.errors import UnknownGraphError
 from arqgraph.observe import traces
 from arqgraph.protocol import FINAL_STATUSES, DeadLetter, GraphInfo, SavedCheckpoint
 from arqgraph.storage import replay, run_events
-from arqgraph.storage.connection import RETRYABLE, Backoff, connect, lost_redis, safe_url
+from arqgraph.storage.connection import RETRYABLE, Backoff, connect, lost_redis
 from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import check_config, run_input
@@ -120,6 +120,7 @@ class RunHandle:
 
 
 READY_TIMEOUT = 30.0  # seconds `submit` waits for a graph's orchestrator to register it
+CONNECT_TIMEOUT = 5.0  # seconds `Client.connect` waits for an unreachable Redis
 READY_POLL = 0.1
 
 
@@ -138,20 +139,16 @@ class Client:
 
     @classmethod
     async def connect(
-        cls, url: str, *, timeout: float | None = None, submit_retry: float = SUBMIT_RETRY,
-        ready_timeout: float = READY_TIMEOUT,
+        cls, url: str, *, connect_timeout: float | None = CONNECT_TIMEOUT,
+        submit_retry: float = SUBMIT_RETRY, ready_timeout: float = READY_TIMEOUT,
     ) -> Client:
-        """A client of the Redis at `url`, retrying while it is unreachable: for ever, or for
-        `timeout` seconds, then raising ConnectionError saying so. `ready_timeout`: how long
-        `submit` waits for an orchestrator to register a graph (a producer started with the
-        pool must not lose the race with it)."""
-        try:
-            async with asyncio.timeout(timeout):
-                return cls(await connect(url, what="client"), submit_retry=submit_retry,
-                           ready_timeout=ready_timeout)
-        except TimeoutError:
-            raise ConnectionError(f"client: Redis at {safe_url(url)} stayed unreachable for "
-                                  f"{timeout} s") from None
+        """A client of the Redis at `url`, retrying while it is unreachable for
+        `connect_timeout` seconds (None or 0: for ever), then raising ConnectionError naming the URL:
+        a wrong URL or a Redis that is down fails fast instead of hanging. `ready_timeout`: how
+        long `submit` waits for an orchestrator to register a graph (a producer started with
+        the pool must not lose the race with it)."""
+        redis = await connect(url, timeout=connect_timeout, what="client")
+        return cls(redis, submit_retry=submit_retry, ready_timeout=ready_timeout)
 
     async def close(self) -> None:
         await self.ends.close()
@@ -439,11 +436,17 @@ def require_thread(config: Mapping[str, Any] | None) -> tuple[str, str]:
 class SyncClient:
     """`Client` for code without an event loop: runs one in a background thread."""
 
-    def __init__(self, url: str, *, ready_timeout: float = READY_TIMEOUT) -> None:
+    def __init__(self, url: str, *, ready_timeout: float = READY_TIMEOUT,
+                 connect_timeout: float | None = CONNECT_TIMEOUT) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._client: Client = self._call(Client.connect(url, ready_timeout=ready_timeout))
+        try:
+            self._client: Client = self._call(Client.connect(
+                url, ready_timeout=ready_timeout, connect_timeout=connect_timeout))
+        except BaseException:  # (an unreachable Redis: leave no loop thread behind)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

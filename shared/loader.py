@@ -16,7 +16,7 @@ class GraphSpecError(ValueError):
     """An import path that does not lead to a graph; the message says which part is wrong."""
 
 
-def load_graphs(spec: str) -> list[CompiledStateGraph]:
+def load_graphs(spec: str) -> list[CompiledStateGraph[Any, Any, Any, Any]]:
     """The graph(s) at `spec`: a compiled graph, a StateGraph (compiled here), or a list/dict.
 
     A graph compiled without `name=` is registered under its import path.
@@ -53,7 +53,7 @@ def load_graphs(spec: str) -> list[CompiledStateGraph]:
     return graphs
 
 
-def load_all(specs: list[str]) -> list[CompiledStateGraph]:
+def load_all(specs: list[str]) -> list[CompiledStateGraph[Any, Any, Any, Any]]:
     graphs = [g for spec in specs for g in load_graphs(spec)]
     names = [g.name for g in graphs]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -49,7 +49,7 @@ async def test_the_cluster_runs_as_a_user_with_the_minimal_acl(
     pool = Pool(probe, arq_processes, orchestrator, [worker], redis.asyncio.Redis.from_url(probe))
     worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
     wait_registered(server.url, [graphs.gated_fanout.name])
-    client = await within(Client.connect(url, timeout=10), 10)
+    client = await within(Client.connect(url, connect_timeout=10), 10)
     try:
         def data(tag: str = "", items: tuple[int, ...] = (0, 1)) -> dict[str, Any]:
             return {"probe": probe, "tag": tag or uuid.uuid4().hex, "items": list(items)}

@@ -20,7 +20,7 @@ def test_scenarios_cover_the_issue_and_have_unique_names() -> None:
     names = [s.name for s in cli.SCENARIOS]
     assert len(names) == len(set(names))
     assert set(names) == {"idle", "chain", "fanout", "io", "screening", "runs", "cpu", "blob",
-                          "inflight", "serve"}
+                          "inflight", "serve", "metrics"}
     for scenario in cli.SCENARIOS:
         assert scenario.title and scenario.target and callable(scenario.run)
 

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio
 
 from arqgraph import protocol
-from arqgraph.client import Client
+from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import RunNotFoundError, UpdateTooLargeError
 from arqgraph.protocol import GraphInfo
@@ -27,7 +27,7 @@ GRAPH = "producer_graph"
 
 
 async def registered_client(url: str, **options: Any) -> Client:
-    client = await within(Client.connect(url, timeout=10, **options))
+    client = await within(Client.connect(url, connect_timeout=10, **options))
     await client.store.register_graph(GraphInfo(name=GRAPH, fingerprint="f",
                                                 queue=protocol.DEFAULT_QUEUE))
     return client
@@ -67,8 +67,50 @@ async def test_connect_gives_up_after_its_timeout_naming_the_url_not_the_passwor
 
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(ConnectionError, match="stayed unreachable for 0.5 s") as failed:
-        await within(Client.connect(url, timeout=0.5), 10)
+        await within(Client.connect(url, connect_timeout=0.5), 10)
     assert "s3cret" not in str(failed.value)
+
+
+async def test_connect_gives_up_by_default_instead_of_retrying_for_ever() -> None:
+    from bench.cluster import free_port
+
+    with pytest.raises(ConnectionError, match=f"stayed unreachable for {CONNECT_TIMEOUT:g} s"):
+        await within(Client.connect(f"redis://127.0.0.1:{free_port()}/0"), 60)
+
+
+async def test_connect_rides_out_a_redis_that_comes_back_within_its_timeout(
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_servers.start()
+    server.stop()
+    with caplog.at_level(logging.DEBUG, logger="arqgraph.connection"):
+        connecting = asyncio.create_task(Client.connect(server.url, connect_timeout=60))
+
+        async def retried() -> bool:
+            return "unreachable" in caplog.text
+
+        await wait_until(retried, "a failed try")  # (it tried the stopped server and is waiting to try again)
+        assert not connecting.done()
+        redis_servers.restart(server)
+        client = await within(connecting, 60)
+    try:
+        assert await client.redis.ping()
+    finally:
+        await client.close()
+
+
+def test_the_cli_s_connect_timeout_comes_from_its_flag_or_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arqgraph.cli import main
+    from bench.cluster import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["workers", "--redis", url, "--connect-timeout", "0.3"]) == 1
+    assert "stayed unreachable for 0.3 s" in capsys.readouterr().err
+    monkeypatch.setenv("ARQGRAPH_CONNECT_TIMEOUT", "0.2")
+    assert main(["run", "some_graph", "--redis", url]) == 1
+    assert "stayed unreachable for 0.2 s" in capsys.readouterr().err
 
 
 async def test_result_and_stream_of_a_run_whose_records_vanished_raise(
@@ -101,9 +143,9 @@ async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
     url = f"redis://{{}}:pw@127.0.0.1:{server.port}/0"
     try:
         with caplog.at_level(logging.WARNING, logger="arqgraph.memory"):
-            guarded = await within(Client.connect(url.format("noinfo"), timeout=10))
+            guarded = await within(Client.connect(url.format("noinfo"), connect_timeout=10))
             assert "maxmemory" not in caplog.text
-            blind = await within(Client.connect(url.format("blind"), timeout=10))
+            blind = await within(Client.connect(url.format("blind"), connect_timeout=10))
             assert "may run neither INFO nor CONFIG GET" in caplog.text  # said at start-up
         big = TaskOutcome("t", "big", {"blob": "x" * (2 << 20)})  # (fits; its state would not)
         with pytest.raises(UpdateTooLargeError, match="but Redis has only"):

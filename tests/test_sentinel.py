@@ -83,7 +83,7 @@ async def test_a_cluster_on_sentinel_urls_finishes_its_runs_across_a_failover(
     worker = arq_processes.worker(SPEC, redis=url, extra=BASE_WORKER_FLAGS, name="worker1")
     worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)
     wait_registered(master.url, NAMES)
-    client = await within(Client.connect(url, timeout=10), 10)
+    client = await within(Client.connect(url, connect_timeout=10), 10)
     try:
         data = {"probe": probe, "tag": uuid.uuid4().hex, "items": [0, 1]}
         handle = await within(client.submit(graphs.gated_fanout.name, data))

@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from arqgraph.admin import Admin
-from arqgraph.client import Client
+from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.dashboard.access import AccessMiddleware
 from arqgraph.errors import ThreadBusyError, UnknownGraphError, UnknownRunError
 
@@ -125,12 +125,13 @@ def _error(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
 
 
 def build_app(redis_url: str, *, allow_control: bool = False,
-              token: str | None = None) -> Starlette:
+              token: str | None = None,
+              connect_timeout: float | None = CONNECT_TIMEOUT) -> Starlette:
     """The app over the pool at `redis_url` (connected at startup)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = await Client.connect(redis_url, ready_timeout=0)
+        client = await Client.connect(redis_url, ready_timeout=0, connect_timeout=connect_timeout)
         app.state.admin = Admin(client)
         try:
             yield
@@ -160,14 +161,15 @@ def build_app(redis_url: str, *, allow_control: bool = False,
 
 
 def serve(redis_url: str, host: str, port: int, *, allow_control: bool = False,
-          token: str | None = None) -> int:
+          token: str | None = None, connect_timeout: float | None = CONNECT_TIMEOUT) -> int:
     """Serve the dashboard until stopped (SIGINT/SIGTERM end it gracefully)."""
     import uvicorn
 
     from arqgraph.dashboard.access import HideToken, check_exposure
 
     check_exposure(host, token)
-    app = build_app(redis_url, allow_control=allow_control, token=token)
+    app = build_app(redis_url, allow_control=allow_control, token=token,
+                    connect_timeout=connect_timeout)
     config = uvicorn.Config(app, host=host, port=port, log_level="info",
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)  # (its config sets up the loggers: filter them after)

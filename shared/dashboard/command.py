@@ -39,4 +39,4 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from arqgraph.dashboard.access import default_token
 
     return serve(args.redis, args.host, args.port, allow_control=args.allow_control,
-                 token=args.token or default_token())
+                 token=args.token or default_token(), connect_timeout=args.connect_timeout)

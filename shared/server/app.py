@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from arqgraph.client import Client
+from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.errors import InvalidInputError, UnknownGraphError
 from arqgraph.server import assistants, crons, runs, store, thread_stream, threads
 from arqgraph.server.auth import AuthMiddleware
@@ -55,10 +55,11 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
                         headers=exc.headers)
 
 
-def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None) -> Starlette:
+def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
+              connect_timeout: float | None = CONNECT_TIMEOUT) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = await Client.connect(redis_url)
+        client = await Client.connect(redis_url, connect_timeout=connect_timeout)
         app.state.served = Served(config, client, Records(client.redis), RedisStore(client.redis),
                                   Settings.from_env().retention)
         crons_fired = asyncio.create_task(crons.cron_loop(app.state.served))
@@ -103,12 +104,13 @@ def app_from_env() -> Starlette:
 
     tune_gc()  # (uvicorn's worker processes do not start through the CLI's main)
     args = json.loads(os.environ[SERVE_ARGS])
-    return build_app(load_config(args["config"], args["specs"]), args["redis"], args["api_key"])
+    return build_app(load_config(args["config"], args["specs"]), args["redis"], args["api_key"],
+                     args["connect_timeout"])
 
 
 def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
           port: int, api_key: str | None = None, workers: int = 1,
-          access_log: bool = False) -> int:
+          access_log: bool = False, connect_timeout: float | None = CONNECT_TIMEOUT) -> int:
     """Load the graphs and serve them until stopped (SIGINT/SIGTERM end it gracefully).
 
     `workers` > 1: that many server processes share the port (uvicorn's workers), for a
@@ -119,7 +121,8 @@ def serve(config_path: str | None, specs: list[str], redis_url: str, host: str,
     import uvicorn
 
     os.environ[SERVE_ARGS] = json.dumps({"config": config_path, "specs": specs,
-                                         "redis": redis_url, "api_key": api_key})
+                                         "redis": redis_url, "api_key": api_key,
+                                         "connect_timeout": connect_timeout})
     app: Any = app_from_env()  # (with workers too: a bad config fails here, once)
     if workers > 1:
         app = "arqgraph.server.app:app_from_env"

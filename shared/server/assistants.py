@@ -28,7 +28,7 @@ from arqgraph.server.shapes import jsonable, now_iso
 FIELDS = ("graph_id", "config", "context", "metadata", "name", "description")
 
 
-def _config_and_context(body: dict[str, Any], base: dict[str, Any]) -> tuple[dict, dict]:
+def _config_and_context(body: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The config and context a create or update sets, kept in step as LangGraph keeps them
     (the context is the config's `configurable`); 400 if both are given."""
     config = dict(body.get("config") or {})

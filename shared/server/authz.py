@@ -82,7 +82,7 @@ async def authorize(request: Request | None, resource: str, action: str,
         return None
     from langgraph_sdk.auth.types import AuthContext
 
-    ctx = AuthContext(user=user, permissions=list(user.permissions),  # type: ignore[arg-type]
+    ctx = AuthContext(user=user, permissions=list(user.permissions),
                       resource=resource, action=action)  # type: ignore[arg-type]
     try:
         result = handler(ctx=ctx, value=value)

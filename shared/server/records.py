@@ -116,7 +116,7 @@ class Records:
 
     async def get_assistant(self, assistant_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(protocol.served_assistant_key(assistant_id), "doc")
-        return codec.unpackb(raw) if raw else None  # type: ignore[no-any-return]
+        return codec.unpackb(raw) if raw else None
 
     async def put_assistant(self, doc: dict[str, Any], first: bool = False) -> dict[str, Any]:
         """Save `doc` as the assistant's next version and make it the latest; the doc as saved,

@@ -169,8 +169,24 @@ class Backoff:
         self.delay = min(self.delay * 2, self.most)
 
 
-async def connect(url: str, *, attempts: int | None = None, what: str = "arqgraph") -> ArqRedis:
-    """Connect to Redis at `url`, retrying with backoff (and saying so) while it is unreachable."""
+async def connect(url: str, *, attempts: int | None = None, timeout: float | None = None,
+                  what: str = "arqgraph") -> ArqRedis:
+    """Connect to Redis at `url`, retrying with backoff (and saying so) while it is unreachable:
+    `attempts` times or for `timeout` seconds at most (None or 0: no bound), then raising
+    ConnectionError naming the URL (not its password) and the last error, so a typo or a Redis
+    that is down ends in one clear line instead of a silent wait."""
+    last: list[BaseException] = []
+    try:
+        async with asyncio.timeout(timeout or None):
+            return await _connect(url, attempts, timeout, what, last)
+    except TimeoutError:
+        why = f" (last error: {last[-1]})" if last else ""
+        raise ConnectionError(f"{what}: Redis at {safe_url(url)} stayed unreachable for "
+                              f"{timeout:g} s{why}") from None
+
+
+async def _connect(url: str, attempts: int | None, timeout: float | None, what: str,
+                   last: list[BaseException]) -> ArqRedis:
     settings = redis_settings(url)
     settings.conn_retries = 0
     backoff, attempt = Backoff(0.2, 5.0), 0
@@ -188,8 +204,10 @@ async def connect(url: str, *, attempts: int | None = None, what: str = "arqgrap
         except RETRYABLE as exc:
             if attempts is not None and attempt >= attempts:
                 raise
-            log.warning("%s: Redis at %s unreachable (%s); retrying in %.1fs", what, safe_url(url),
-                        exc, backoff.delay)
+            last[:] = [exc]  # (a bounded wait ends in an error saying it: no warning per try)
+            log.log(logging.DEBUG if timeout else logging.WARNING,
+                    "%s: Redis at %s unreachable (%s); retrying in %.1fs", what, safe_url(url),
+                    exc, backoff.delay)
             await backoff.wait()
 
 

@@ -47,11 +47,11 @@ async def dead_letters(redis: Redis, count: int = 100) -> list[DeadLetter]:
     return [protocol.decode_dead_letter(entry_id, fields) for entry_id, fields in entries]
 
 
-async def print_dead_letters(url: str, count: int) -> int:
+async def print_dead_letters(url: str, count: int, connect_timeout: float | None = None) -> int:
     """`arqgraph dead-letters`: the newest dead letters as JSON lines (raw bytes escaped)."""
     from arqgraph.storage.connection import connect
 
-    redis = await connect(url, what="client")
+    redis = await connect(url, timeout=connect_timeout, what="client")
     try:
         for letter in await dead_letters(redis, count):
             shown = {**letter.model_dump(), "data": letter.data.decode(errors="backslashreplace")}
