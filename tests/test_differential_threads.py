@@ -927,6 +927,35 @@ def scenario_refused_answer_lets_answered_tasks_finish(api: Api, t: Transcript) 
     t.add("calls", dict(sorted(calls.items())))
 
 
+@scenario()
+def scenario_error_handler_failed_then_resumed(api: Api, t: Transcript) -> None:
+    """A node whose error handler fails: the run fails with the handler's error; resumed, only
+    the handler runs again, with the node's first error, and recovers."""
+    calls: Counter[str] = Counter()
+    handler_fails = [True]
+
+    def fails(state: S) -> dict[str, Any]:
+        calls["node"] += 1
+        raise RuntimeError("boom")
+
+    def handler(state: S, error: api.NodeError) -> dict[str, Any]:  # type: ignore[name-defined]
+        calls["handler"] += 1
+        # (after a resume LangGraph gives the error as its repr: the text is compared)
+        calls[f"handler saw {error.node}, boom: {'boom' in str(error.error)}"] += 1
+        if handler_fails[0]:
+            raise RuntimeError("handler crash")
+        return {"log": ["recovered"]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("fails", fails, error_handler=handler)
+    builder.add_edge(api.START, "fails")
+    graph = builder.compile(checkpointer=api.InMemorySaver())
+    t.call("run: the handler fails", graph.invoke, {"log": []}, cfg())
+    handler_fails[0] = False
+    t.call("resumed: the handler alone runs again", graph.invoke, None, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+
+
 class Docs(TypedDict, total=False):
     query: str
     docs: Annotated[list[str], operator.add]

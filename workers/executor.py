@@ -227,11 +227,14 @@ async def execute_task(
     stop: int = 0,
     cache: Any = None,
     started: Callable[[Any], Awaitable[None]] | None = None,
+    failed_before: ErrorInfo | None = None,
 ) -> TaskResult:
     """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
     in turn, then stops the task (its interrupt ids derive from `interrupt_ids`). `stop`, the
     run's first step plus its recursion limit, gives the managed values (`arqgraph.managed`).
-    A node with a cache policy whose key `cache` holds gives the cached outcome unrun.
+    A node with a cache policy whose key `cache` holds gives the cached outcome unrun. A node
+    that `failed_before` (its error handler failed after it, and the run is resumed) is not
+    run again: its error handler runs again, with that error, as LangGraph's.
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
@@ -259,6 +262,12 @@ async def execute_task(
                 outcome = replace(protocol.decode_outcome(hit), task_id=task.id)
                 return TaskResult(outcome, graph.schema.state_writes(outcome.writes) or None,
                                   cached=True)
+            if failed_before is not None and node.error_handler is not None:
+                failure = failed_before.rebuild()
+                return await _handle_error(
+                    graph, checkpoint, task, node,
+                    failure if isinstance(failure, Exception) else RuntimeError(str(failure)),
+                    config, runtime, threads, stop)
             pushes: list[tuple[str, Any]] = []
             token = current_pushes.set(pushes)
             try:

@@ -361,6 +361,7 @@ class NodeRunner(OutcomePoster):
                 stop=record.first_step + recursion_limit(record),
                 cache=self._cache(graph),
                 started=stream.started,
+                failed_before=await self._failed_before(graph, record, job, task, claim),
             )
         except BaseException:
             await close_scheduler(scheduler)
@@ -375,6 +376,18 @@ class NodeRunner(OutcomePoster):
                            error=None if outcome.succeeded else _error_of(outcome),
                            traced_writes=result.traced)
         return result
+
+    async def _failed_before(self, graph: CompiledStateGraph, record: RunRecord,
+                             job: protocol.TaskJob, task: Task, claim: Claim) -> ErrorInfo | None:
+        """The error of a node whose error handler failed after it, in an earlier attempt of
+        this task (the run failed then, and is resumed): only the handler runs again."""
+        spec = graph.nodes.get(task.node)
+        if spec is None or spec.error_handler is None or claim.attempt <= 1:
+            return None
+        prior = await self.store.threads.last_prior(record.tag, job.checkpoint_id, task.id)
+        if prior is None or prior.error is None or prior.node_error is None:
+            return None
+        return prior.node_error
 
     def _cache(self, graph: CompiledStateGraph) -> Any:
         """The graph's node cache: on a cluster the one in Redis, embedded the graph's own;

@@ -64,6 +64,15 @@ class ThreadStore:
                     found += [child, *await self.subgraph_threads(child)]
         return found
 
+    async def last_prior(self, tag: str, checkpoint_id: str, task_id: str) -> TaskOutcome | None:
+        """The outcome a task had before it was run again (its last set aside), if any."""
+        writes = protocol.writes_key(tag, checkpoint_id)
+        count = await self.redis.hget(writes, f"priors:{task_id}")
+        if not count:
+            return None
+        raw = await self.redis.hget(writes, f"prior:{task_id}:{int(count)}")
+        return protocol.decode_outcome(raw) if raw else None
+
     async def task_records(self, tag: str, checkpoint_id: str) -> TaskRecords:
         """All that a checkpoint's step left: each task's outcome, its earlier outcomes set
         aside when it was run again (oldest first), and the checkpoint namespaces of the
