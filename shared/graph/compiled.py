@@ -392,10 +392,14 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
 
     def drawing_data(self) -> dict[str, Any]:
         """Its nodes, edges and Mermaid text as plain data, which its orchestrators register
-        so that the dashboard can draw it without its code (`arqgraph.graph.drawing`)."""
-        from arqgraph.graph.drawing import drawing_data
+        so that the dashboard can draw it without its code (`arqgraph.graph.drawing`). Drawn
+        once: the embedded default registers the graph at each call's start."""
+        drawn: dict[str, Any] | None = self.__dict__.get("_drawing_data")
+        if drawn is None:
+            from arqgraph.graph.drawing import drawing_data
 
-        return drawing_data(self)
+            drawn = self.__dict__["_drawing_data"] = drawing_data(self)
+        return drawn
 
     async def aget_graph(
         self, config: Mapping[str, Any] | None = None, *, xray: int | bool = False
