@@ -402,3 +402,26 @@ def test_a_cancelled_run_cancels_its_running_task_calls(tmp_path: Path) -> None:
     (tmp_path / "arq").mkdir()
     assert call_of_a_cancelled_run("langgraph", tmp_path / "lg") == ["cancelled", "started"]
     assert call_of_a_cancelled_run("arqgraph", tmp_path / "arq") == ["cancelled", "started"]
+
+
+def nested_call_messages(prefix: str, cluster: str | None = None) -> list[Any]:
+    """A task call calling a task whose chat model streams: the messages with the node their
+    metadata names, and the updates, in order."""
+    from tests.graphs.functional_graphs import build_nested_model_calls
+
+    graph = build_nested_model_calls(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+
+    async def run() -> list[Any]:
+        return [(mode, (chunk[0].content, chunk[1]["langgraph_node"])
+                 if mode == "messages" else chunk)
+                async for mode, chunk in graph.astream("hi", stream_mode=["messages", "updates"])]
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_a_task_called_inside_a_task_is_a_task_of_its_own() -> None:
+    """Its model's messages name it, not the task that called it, as LangGraph's."""
+    expected = nested_call_messages("langgraph")
+    assert ("messages", ("a", "inner")) in expected
+    assert nested_call_messages("arqgraph") == expected

@@ -25,14 +25,20 @@ from arqgraph import observe, protocol
 from arqgraph.config import current_config, current_runtime
 from arqgraph.constants import CONFIG_KEY_CALLBACKS
 from arqgraph.core import codec
-from arqgraph.core.calls import TASKS, RetryLater, TaskFunction, current_attempt, current_inline
+from arqgraph.core.calls import (
+    TASKS,
+    RetryLater,
+    TaskFunction,
+    current_attempt,
+    current_scheduler,
+)
 from arqgraph.core.pregel import Task
 from arqgraph.errors import ErrorInfo, GraphInterrupt, SerializationError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.queue import JobQueue
-from arqgraph.storage.runs import RunStore
+from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.types import (
     NO_ANSWER,
     InterruptScratch,
@@ -215,12 +221,15 @@ async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> Non
 async def run_call(
     store: RunStore, job: protocol.TaskJob, record: RunRecord, threads: Executor,
     timeout: float | None, long_term: Any = None, cache: Any = None,
+    scheduler_for: Callable[[Claim, str], CallScheduler] | None = None,
 ) -> str:
     """Run one task call: its function with its saved arguments; save its result or error.
     While it runs, what it streams (its chat models' tokens, its tools, its custom writes)
     goes to the run's event stream as a node's does, and `get_config()`, `get_store()` and
     `get_stream_writer()` answer inside it. A task with a cache policy takes the result of
-    an earlier call with its key from `cache` (its entrypoint's), unrun."""
+    an earlier call with its key from `cache` (its entrypoint's), unrun. The task calls it
+    makes are jobs of their own too (`scheduler_for` makes their scheduler), as LangGraph's
+    are tasks of their own."""
     tag = record.tag
     made_as, cancel_round = made_call(job.task_id)
     saved, cancels = await store.calls.look(tag, job.checkpoint_id, job.task_id, made_as)
@@ -246,16 +255,15 @@ async def run_call(
             base = job.task_id.partition("~")[0]  # (its interrupts keep their ids round to round)
             current_interrupts.set(InterruptScratch(arguments.get("resume", []),
                                                     f"{tag}:{job.checkpoint_id}:{base}"))
-            inline: list[tuple[str, Any]] = []
-            current_inline.set(inline)
             key = (task.cache_key(arguments["args"], arguments["kwargs"])
                    if cache is not None else None)
             hit = (await cache.aget([key])).get(key) if key is not None else None
             if hit is not None:
                 value = codec.unpackb(hit)
             else:
+                nested = scheduler_for(claim, name) if scheduler_for is not None else None
                 value = sendable(name, await _streamed_call(store, record, job, task, arguments,
-                                                            threads, timeout, long_term))
+                                                            threads, timeout, long_term, nested))
                 if key is not None:
                     assert task.cache_policy is not None
                     await cache.aset({key: (codec.packb(value), task.cache_policy.ttl)})
@@ -282,9 +290,8 @@ async def run_call(
             events = []
         else:
             result = {"value": value}
-            events = [("updates", {n: v}) for n, v in inline]
-            events.append(("updates", {name: value, "__metadata__": {"cached": True}}
-                           if hit is not None else {name: value}))
+            events = [("updates", {name: value, "__metadata__": {"cached": True}}
+                        if hit is not None else {name: value})]
     if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
             and "interrupt" not in result):  # (the producer reports the call to its handlers)
         events.append(("calls", call_event(job.task_id, task, arguments, result)))
@@ -303,8 +310,10 @@ async def run_call(
 async def _streamed_call(
     store: RunStore, record: RunRecord, job: protocol.TaskJob, task: TaskFunction,
     arguments: dict[str, Any], threads: Executor, timeout: float | None, long_term: Any,
+    scheduler: CallScheduler | None = None,
 ) -> Any:
-    """The call, with a task stream as a node's: what it streams goes to the run's events."""
+    """The call, with a task stream as a node's: what it streams goes to the run's events;
+    the calls it makes go to `scheduler`."""
     stream = TaskStream(store, record, job, Task(job.task_id, task.name, send_index=0), (),
                         node_run=False)  # (its run is reported by the producer: "calls")
     config = stream.node_config(dict(record.config))
@@ -312,10 +321,20 @@ async def _streamed_call(
     current_runtime.set(Runtime(context=record.context, store=long_term,
                                 stream_writer=stream.custom))
     set_runnable_config(config)
+    if scheduler is not None:
+        scheduler.sent = stream.emit.sent
+        current_scheduler.set(scheduler)
     try:
-        return await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+        value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
+    except BaseException:
+        if scheduler is not None:
+            await close_scheduler(scheduler)
+        raise
     finally:
         await stream.close(told=False)
+    if scheduler is not None:
+        await close_scheduler(scheduler, settle=True)
+    return value
 
 
 def sendable(name: str, value: Any) -> Any:

@@ -193,9 +193,14 @@ class NodeRunner(OutcomePoster):
         if record.checkpoint_id != job.checkpoint_id:
             return "skipped: stale step"
         if is_call(job.task_id):  # a @task call of a Functional API entrypoint
+            def scheduler_for(claim: Claim, name: str) -> CallScheduler:  # (its own calls')
+                return CallScheduler(self.store, record, job.checkpoint_id, job.task_id,
+                                     self.jobs, self.idle, name, claim.failures + 1, self.ends,
+                                     claim.attempt)
+
             return await self._cancellable(str(ctx.get("job_id", job.task_id)), run_call(
                 self.store, job, record, self.threads, self.node_timeout, self._store(graph),
-                self._cache(graph)))
+                self._cache(graph), scheduler_for))
         task = checkpoint.task(job.task_id)
         if task is None:
             return await refuse(self.store, job, UnknownNodeError(

@@ -87,11 +87,6 @@ class CallScheduler(Protocol):
 
 current_scheduler: ContextVar[CallScheduler | None] = ContextVar("arqgraph_calls", default=None)
 
-current_inline: ContextVar[list[tuple[str, Any]] | None] = ContextVar("arqgraph_inline",
-                                                                      default=None)
-"""The (task name, result) of the task calls a running task call made inline (a task calls
-another without a scheduler: it runs the function): their updates are streamed before its."""
-
 current_attempt: ContextVar[int] = ContextVar("arqgraph_attempt", default=1)
 """Which attempt of a task call is running (1 for the first), set by the worker."""
 
@@ -206,16 +201,11 @@ class TaskFunction(Generic[P, T]):
         scheduler = current_scheduler.get()
         if scheduler is not None:
             return TaskFuture(scheduler.schedule(self, args, kwargs))
-        inline = current_inline.get()
-        if inspect.iscoroutinefunction(self.fn):
-            coroutine = self.fn(*args, **kwargs)
-            return TaskFuture(coroutine=coroutine if inline is None else _noted(
-                coroutine, self.name, inline))
+        if inspect.iscoroutinefunction(self.fn):  # (outside an entrypoint: just run it)
+            return TaskFuture(coroutine=self.fn(*args, **kwargs))
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
             done.set_result(self.fn(*args, **kwargs))
-            if inline is not None:
-                inline.append((self.name, done.result()))
         except Exception as exc:
             done.set_exception(exc)
         return TaskFuture(done)
@@ -224,11 +214,6 @@ class TaskFunction(Generic[P, T]):
 async def _cancelled() -> Any:
     raise asyncio.CancelledError
 
-
-async def _noted(coroutine: Any, name: str, inline: list[tuple[str, Any]]) -> Any:
-    value = await coroutine
-    inline.append((name, value))
-    return value
 
 
 @overload

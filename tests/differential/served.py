@@ -7,6 +7,7 @@ from tests.graphs.durability_graphs import build_nested_durability
 from tests.graphs.functional_graphs import (
     build_cached_calls,
     build_cancelled_call,
+    build_nested_model_calls,
     build_nested_tasks,
     build_slow_call,
     build_streaming_calls,
@@ -23,5 +24,5 @@ GRAPHS += [build("arqgraph") for build, _ in TIMEOUT_BUILDS.values()]
 GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_streaming_calls("arqgraph"), build_cancelled_call("arqgraph"),
            build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph"),
-           build_slow_call("arqgraph")]
+           build_slow_call("arqgraph"), build_nested_model_calls("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

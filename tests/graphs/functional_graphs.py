@@ -207,3 +207,25 @@ def build_slow_call(prefix: str) -> Any:
         return await runs_until_cancelled(marks)  # type: ignore[no-any-return]
 
     return awaits_a_slow_call
+
+
+def build_nested_model_calls(prefix: str) -> Any:
+    """An entrypoint calling a task that calls a task whose chat model streams "a b"."""
+    func = _lib(prefix, "func")
+
+    @func.task
+    async def inner(text: str) -> str:
+        from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+        message = await GenericFakeChatModel(messages=iter(["a b"])).ainvoke(text)
+        return str(message.content)
+
+    @func.task
+    async def outer(text: str) -> str:
+        return await inner(text) + "!"  # type: ignore[no-any-return]
+
+    @func.entrypoint()
+    async def nested_model_calls(text: str) -> str:
+        return await outer(text)  # type: ignore[no-any-return]
+
+    return nested_model_calls
