@@ -83,3 +83,49 @@ async def test_a_thread_written_before_blobs_still_loads(monkeypatch: pytest.Mon
         history = await cluster.client.get_state_history(_thread("old-thread"))
         assert len(history) == 10
         assert all(s.values["data"] == data for s in history if s.values)
+
+
+def _writer() -> Any:
+    """One node that writes a new large value."""
+    from arqgraph.graph import END, START, StateGraph
+    from bench.state_memory import Big
+
+    builder = StateGraph(Big)
+    builder.add_node("grow", lambda state: {"data": state["data"] * 2, "n": 1})
+    builder.add_edge(START, "grow")
+    builder.add_edge("grow", END)
+    return builder.compile(name="grow")
+
+
+async def test_events_refer_to_a_new_large_value_kept_once(protocol_redis: Any) -> None:
+    """A node's large update shows whole in "updates" and "values" events, which refer to the
+    blob the next checkpoint keeps (one blob per distinct value), not copies of it."""
+    data = os.urandom(64 * 1024)
+    async with EmbeddedCluster([_writer()], redis=protocol_redis()) as cluster:
+        handle = await cluster.client.submit("grow", {"data": data, "n": 0}, _thread("grow"),
+                                             stream_mode=["updates", "values"])
+        seen = [e async for e in handle.stream(["updates", "values"])]
+        assert seen == [("values", {"data": data, "n": 0}),
+                        ("updates", {"grow": {"data": data * 2, "n": 1}}),
+                        ("values", {"data": data * 2, "n": 1})]
+        assert await handle.result() == {"data": data * 2, "n": 1}
+        tag = protocol.thread_tag("grow")
+        assert await cluster.redis.hlen(protocol.blobs_key(tag)) == 2
+        events = await cluster.redis.xrange(protocol.events_key(handle.run_id))
+        assert all(len(fields[b"data"]) < 1024 for _, fields in events)
+
+
+async def test_a_lost_blob_fails_the_run_that_needs_it() -> None:
+    """A thread whose blobs are gone (deleted by hand) fails the run that reads it, naming
+    the state key, instead of running on without the value."""
+    from arqgraph.errors import CorruptDataError
+
+    data = os.urandom(64 * 1024)
+    async with EmbeddedCluster([chain()]) as cluster:
+        await _run_chain(cluster, "lost-blob", data)
+        await cluster.redis.delete(protocol.blobs_key(protocol.thread_tag("lost-blob")))
+        with pytest.raises(CorruptDataError, match="'data'"):
+            await cluster.client.get_state(_thread("lost-blob"))
+        handle = await cluster.client.submit("big_chain", None, _thread("lost-blob"))
+        with pytest.raises(Exception, match="gone from its thread's blobs"):
+            await asyncio.wait_for(handle.result(), LIMIT)

@@ -3,8 +3,9 @@
 Natively: None, bool, int, float, str, bytes, list, dict (and their subclasses, as the base
 type: a `str` subclass arrives as a `str`). Through extension types: tuple, set, frozenset,
 datetime/date/time/timedelta, UUID, Decimal, Enum, `Send`, dataclasses and pydantic models
-(rebuilt from their import path and fields, without running validators). Anything else fails
-with a `SerializationError` that names the key and the type.
+(rebuilt from their import path and fields, without running validators), and `BlobRef`, which
+stands for a large value kept apart (see `arqgraph.protocol.blobs`). Anything else fails with a
+`SerializationError` that names the key and the type.
 """
 
 from __future__ import annotations

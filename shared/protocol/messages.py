@@ -515,40 +515,42 @@ def event_args(events: Sequence[tuple[EventMode, Any]], blobs: dict[str, bytes] 
                ) -> list[Any]:
     """Events as the scripts that add them to a run's stream take them: mode, data, mode, ...
     (the fields of `encode_event`, which the script puts back together). With `blobs`, the
-    large values of "values" events are kept apart there (the state the events show is the
-    checkpoints', so mostly blobs they keep already): readers put them back (`event_refs`)."""
+    large values of "values", "updates" and "end" events are kept apart there (the state the
+    events show is the checkpoints', so mostly blobs they keep already, and a node's update
+    becomes the next checkpoint's): readers put them back (`event_with_blobs`)."""
     args: list[Any] = []
     for mode, payload in events:
-        if blobs is not None and mode == "values" and isinstance(payload, dict):
-            payload = large.split(payload, blobs)
-        elif blobs is not None and mode == "end" and isinstance(payload.get("output"), dict):
-            payload = {**payload, "output": large.split(payload["output"], blobs)}
+        if blobs is not None:
+            payload = _mapped(mode, payload, lambda values: large.split(values, blobs))
         args += [mode, codec.packb(payload)]
     return args
 
 
-def _event_values(mode: str, payload: Any) -> dict[str, Any] | None:
-    """What of an event's payload `event_args` may have kept apart: a "values" event's
-    state, an "end" event's output."""
+def _mapped(mode: str, payload: Any, change: Any) -> Any:
+    """The event's payload with `change` applied to each state of it `event_args` may have
+    kept values of apart: a "values" event's, each node's update of an "updates" event, an
+    "end" event's output."""
     if not isinstance(payload, dict):
-        return None
-    values = payload if mode == "values" else payload.get("output") if mode == "end" else None
-    return values if isinstance(values, dict) else None
+        return payload
+    if mode == "values":
+        return change(payload)
+    if mode == "updates":
+        return {k: change(v) if isinstance(v, dict) else v for k, v in payload.items()}
+    if mode == "end" and isinstance(payload.get("output"), dict):
+        return {**payload, "output": change(payload["output"])}
+    return payload
 
 
 def event_refs(mode: str, payload: Any) -> set[str]:
     """The ids of the blobs an event refers to (see `event_args`)."""
-    return large.refs(_event_values(mode, payload))
+    found: set[str] = set()
+    _mapped(mode, payload, lambda values: found.update(large.refs(values)))
+    return found
 
 
 def event_with_blobs(mode: str, payload: Any, blobs: Mapping[str, bytes | None]) -> Any:
     """The event's payload with the values it refers to put back."""
-    values = _event_values(mode, payload)
-    if not large.refs(values):
-        return payload
-    assert values is not None
-    resolved = large.resolve(values, blobs)
-    return resolved if mode == "values" else {**payload, "output": resolved}
+    return _mapped(mode, payload, lambda values: large.resolve(values, blobs))
 
 
 def decode_event(fields: Mapping[bytes, bytes]) -> tuple[str, Any]:

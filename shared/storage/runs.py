@@ -273,7 +273,12 @@ class RunStore:
             size = len(blob)
             if ids := protocol.saved_refs(saved):  # (its large values: read once, kept with it)
                 got = await blobs.fetch(self.redis, tag, ids)
-                saved = protocol.with_blobs(saved, got)
+                try:
+                    saved = protocol.with_blobs(saved, got)
+                except Exception as exc:  # gone or garbled: the run fails with it
+                    record = protocol.decode_run(run_id, fields, None)
+                    return record.model_copy(update={"unreadable": f"its checkpoint: {exc}"}
+                                             ), claim, outcomes
                 size += sum(len(b or b"") for b in got.values())
             self.cache.keep_checkpoint(saved, size)
         elif cid:
@@ -421,7 +426,6 @@ class RunStore:
         kept: dict[str, bytes] = dict(move.blobs) if move else {}
         args += protocol.event_args(events, kept)
         tag = protocol.tag_of(run_id)
-        await blobs.put(self.redis, tag, kept)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
         for call in (job_end, hold, move and move.call):
@@ -430,6 +434,7 @@ class RunStore:
                 args += call.args
         began = time.perf_counter()
         try:
+            await blobs.put(self.redis, tag, kept)
             reply = await self._post(keys=keys, args=args)
         except OutOfMemoryError as exc:
             raise RedisFullError(
