@@ -129,3 +129,15 @@ async def test_a_lost_blob_fails_the_run_that_needs_it() -> None:
         handle = await cluster.client.submit("big_chain", None, _thread("lost-blob"))
         with pytest.raises(Exception, match="gone from its thread's blobs"):
             await asyncio.wait_for(handle.result(), LIMIT)
+
+
+async def test_blobs_expire_with_the_checkpoints_of_a_thread_not_kept(protocol_redis: Any) -> None:
+    data = os.urandom(64 * 1024)
+    async with EmbeddedCluster([chain()], redis=protocol_redis()) as cluster:
+        handle = await cluster.client.submit("big_chain", {"data": data, "n": 0})
+        assert (await asyncio.wait_for(handle.result(), LIMIT))["n"] == 3
+        tag = protocol.tag_of(handle.run_id)
+        ttl = await cluster.redis.ttl(protocol.blobs_key(tag))
+        checkpoints_ttl = await cluster.redis.ttl(protocol.checkpoints_key(tag))
+        assert ttl > 0 and abs(ttl - checkpoints_ttl) <= 1  # (set together, read apart)
+        assert not await cluster.redis.hexists(protocol.run_key(handle.run_id), "input")
