@@ -14,6 +14,7 @@ from arqgraph.constants import START
 from arqgraph.core.graphs import root_graph
 from arqgraph.errors import UnknownGraphError, UnknownRunError
 from arqgraph.protocol import Heartbeat, RunRecord
+from arqgraph.storage import blobs
 from arqgraph.storage.presence import Presence
 from arqgraph.types import Command, StateSnapshot
 
@@ -227,6 +228,8 @@ class Admin:
         for entry_id, fields in reversed(entries):
             try:
                 mode, payload = protocol.decode_event(fields)
+                payload = await blobs.resolved_event(self.redis, protocol.tag_of(run_id),
+                                                     mode, payload)
             except Exception as exc:  # (shown, not set aside: this is a read)
                 mode, payload = "unreadable", repr(exc)
             shown.append({"id": entry_id.decode(), "at": int(entry_id.split(b"-")[0]) / 1000,

@@ -3,8 +3,9 @@
 Natively: None, bool, int, float, str, bytes, list, dict (and their subclasses, as the base
 type: a `str` subclass arrives as a `str`). Through extension types: tuple, set, frozenset,
 datetime/date/time/timedelta, UUID, Decimal, Enum, `Send`, dataclasses and pydantic models
-(rebuilt from their import path and fields, without running validators). Anything else fails
-with a `SerializationError` that names the key and the type.
+(rebuilt from their import path and fields, without running validators), and `BlobRef`, which
+stands for a large value kept apart (see `arqgraph.protocol.blobs`). Anything else fails with a
+`SerializationError` that names the key and the type.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from arqgraph.errors import SerializationError
 from arqgraph.types import Send, TimeoutPolicy
 
 TUPLE, SET, FROZENSET, DATETIME, DATE, TIME, TIMEDELTA = 1, 2, 3, 4, 5, 6, 7
-PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM, SEND = 8, 9, 10, 11, 12, 13
+PYDANTIC, DATACLASS, UUID, DECIMAL, ENUM, SEND, BLOB = 8, 9, 10, 11, 12, 13, 14
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobRef:
+    """Where a large value was kept apart (by the digest of its packed bytes), in place of
+    the value: a checkpoint or an event holds the reference, the store the value once."""
+
+    id: str
 
 
 class _Unsupported(TypeError):
@@ -81,6 +90,8 @@ def _resolve(path: str) -> Any:
 
 
 def _default(obj: Any) -> msgpack.ExtType:
+    if isinstance(obj, BlobRef):
+        return msgpack.ExtType(BLOB, obj.id.encode())
     if isinstance(obj, enum.Enum):
         return msgpack.ExtType(ENUM, packb([_path(type(obj)), obj.value]))
     if isinstance(obj, tuple):
@@ -161,6 +172,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
         return cls.model_construct(_fields_set=set(fields_set), **fields)
     if code == SEND:
         return sent(*unpackb(data))
+    if code == BLOB:
+        return BlobRef(data.decode())
     if code == DATACLASS:
         path, fields = unpackb(data)
         cls = _resolve(path)

@@ -108,6 +108,14 @@ def checkpoints_key(tag: str) -> str:
     return f"{PREFIX}:{{{tag}}}:checkpoints"
 
 
+def blobs_key(tag: str) -> str:
+    """Hash: blob id -> a large value of the thread's checkpoints or events, packed (see
+    `arqgraph.protocol.blobs`), kept once however many checkpoints and events refer to it. It
+    lives as long as the checkpoints (its key is theirs plus `:blobs`: the retire script
+    expires it with them)."""
+    return f"{checkpoints_key(tag)}:blobs"
+
+
 def history_key(tag: str) -> str:
     """List: the thread's checkpoint ids, newest first."""
     return f"{PREFIX}:{{{tag}}}:history"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import pydantic
 
+from arqgraph.constants import START
 from arqgraph.core import codec
 from arqgraph.core.pregel import Checkpoint, Task, TaskOutcome
 from arqgraph.errors import (
@@ -18,6 +20,7 @@ from arqgraph.errors import (
     SerializationError,
     UpdateTooLargeError,
 )
+from arqgraph.protocol import blobs as large
 from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
 from arqgraph.types import Command
 
@@ -264,13 +267,21 @@ class _OutcomeModel(pydantic.BaseModel):
     node_error: ErrorModel | None = None
 
 
-def encode_checkpoint(cp: Checkpoint) -> bytes:
+def encode_checkpoint(cp: Checkpoint, blobs: dict[str, bytes] | None = None) -> bytes:
+    """The checkpoint's bytes; with `blobs`, its large values are kept apart there (see
+    `arqgraph.protocol.blobs`) and the bytes refer to them."""
+    values = dict(cp.values) if blobs is None else large.split(cp.values, blobs)
+
+    def arg(t: Task) -> Any:  # (the writes of an input's or an update's task: maybe large)
+        given = blobs is not None and (t.update or t.node == START) and isinstance(t.arg, dict)
+        return large.split(t.arg, blobs, "input") if given else t.arg  # type: ignore[arg-type]
+
     return codec.pack_values(
         {
             "step": cp.step,
-            "values": dict(cp.values),
+            "values": values,
             "tasks": [
-                {"id": t.id, "node": t.node, "send_index": t.send_index, "arg": t.arg,
+                {"id": t.id, "node": t.node, "send_index": t.send_index, "arg": arg(t),
                  "update": t.update, **({"goto": list(t.goto)} if t.goto else {}),
                  **({"timeout": list(t.timeout)} if t.timeout else {})}
                 for t in cp.tasks
@@ -299,7 +310,12 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
     )
 
 
-def encode_saved(saved: SavedCheckpoint) -> bytes:
+def encode_saved(saved: SavedCheckpoint, blobs: dict[str, bytes] | None = None) -> bytes:
+    """The saved checkpoint's bytes; with `blobs`, its large values (and its view's) are kept
+    apart there, as `encode_checkpoint` keeps them."""
+    view = saved.view_values
+    if blobs is not None and view is not None:
+        view = large.split(view, blobs, "view of state")
     return codec.pack_values(
         {
             "id": saved.id,
@@ -307,8 +323,8 @@ def encode_saved(saved: SavedCheckpoint) -> bytes:
             "source": saved.source,
             "created_at": saved.created_at,
             "run_id": saved.run_id,
-            "checkpoint": encode_checkpoint(saved.checkpoint),
-            "view_values": saved.view_values,
+            "checkpoint": encode_checkpoint(saved.checkpoint, blobs),
+            "view_values": view,
             "view_next": saved.view_next,
             "transient": saved.transient,
             "parents": saved.parents,
@@ -318,12 +334,38 @@ def encode_saved(saved: SavedCheckpoint) -> bytes:
 
 
 def decode_saved(data: bytes) -> SavedCheckpoint:
+    """A saved checkpoint as its bytes hold it: its large values are `BlobRef`s until
+    `with_blobs` puts them in (records of older versions hold none)."""
     fields = codec.unpackb(data)
     if not isinstance(fields, dict) or not isinstance(fields.get("checkpoint"), bytes):
         raise ValueError("not a saved checkpoint")
     return SavedCheckpoint.model_validate(
         {**fields, "checkpoint": decode_checkpoint(fields["checkpoint"])}
     )
+
+
+def _args(cp: Checkpoint) -> list[Mapping[str, Any]]:
+    return [t.arg for t in cp.tasks if isinstance(t.arg, dict)]
+
+
+def saved_refs(saved: SavedCheckpoint) -> set[str]:
+    """The ids of the blobs a decoded checkpoint refers to (see `with_blobs`)."""
+    cp = saved.checkpoint
+    return large.all_refs([cp.values, saved.view_values, *_args(cp)])
+
+
+def with_blobs(saved: SavedCheckpoint, blobs: Mapping[str, bytes | None]) -> SavedCheckpoint:
+    """The checkpoint with the values it refers to put back (`blobs`: id -> packed value)."""
+    if not saved_refs(saved):
+        return saved
+    cp = saved.checkpoint
+    tasks = tuple(replace(t, arg=large.resolve(t.arg, blobs)) if large.refs(
+        t.arg if isinstance(t.arg, dict) else None) else t for t in cp.tasks)
+    checkpoint = replace(cp, values=large.resolve(cp.values, blobs), tasks=tasks)
+    view = saved.view_values
+    return saved.model_copy(update={
+        "checkpoint": checkpoint,
+        "view_values": large.resolve(view, blobs) if view is not None else None})
 
 
 def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
@@ -469,13 +511,46 @@ def encode_event(mode: EventMode, payload: Any) -> dict[str, bytes]:
     return {"mode": mode.encode(), "data": codec.packb(payload)}
 
 
-def event_args(events: Sequence[tuple[EventMode, Any]]) -> list[Any]:
+def event_args(events: Sequence[tuple[EventMode, Any]], blobs: dict[str, bytes] | None = None
+               ) -> list[Any]:
     """Events as the scripts that add them to a run's stream take them: mode, data, mode, ...
-    (the fields of `encode_event`, which the script puts back together)."""
+    (the fields of `encode_event`, which the script puts back together). With `blobs`, the
+    large values of "values", "updates" and "end" events are kept apart there (the state the
+    events show is the checkpoints', so mostly blobs they keep already, and a node's update
+    becomes the next checkpoint's): readers put them back (`event_with_blobs`)."""
     args: list[Any] = []
     for mode, payload in events:
+        if blobs is not None:
+            payload = _mapped(mode, payload, lambda values: large.split(values, blobs))
         args += [mode, codec.packb(payload)]
     return args
+
+
+def _mapped(mode: str, payload: Any, change: Any) -> Any:
+    """The event's payload with `change` applied to each state of it `event_args` may have
+    kept values of apart: a "values" event's, each node's update of an "updates" event, an
+    "end" event's output."""
+    if not isinstance(payload, dict):
+        return payload
+    if mode == "values":
+        return change(payload)
+    if mode == "updates":
+        return {k: change(v) if isinstance(v, dict) else v for k, v in payload.items()}
+    if mode == "end" and isinstance(payload.get("output"), dict):
+        return {**payload, "output": change(payload["output"])}
+    return payload
+
+
+def event_refs(mode: str, payload: Any) -> set[str]:
+    """The ids of the blobs an event refers to (see `event_args`)."""
+    found: set[str] = set()
+    _mapped(mode, payload, lambda values: found.update(large.refs(values)))
+    return found
+
+
+def event_with_blobs(mode: str, payload: Any, blobs: Mapping[str, bytes | None]) -> Any:
+    """The event's payload with the values it refers to put back."""
+    return _mapped(mode, payload, lambda values: large.resolve(values, blobs))
 
 
 def decode_event(fields: Mapping[bytes, bytes]) -> tuple[str, Any]:

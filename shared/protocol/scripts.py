@@ -68,16 +68,17 @@ end
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
 -- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (its set of child runs,
--- the stream's key and ':children', with the stream; the thread's, with each of
--- its checkpoints' writes and claims, found by their key prefixes, unless the thread is kept
--- until deleted); the client awaiting the run (its `ends` list, if any) is told; last, the run leaves
--- its graph's `active` set.
+-- the stream's key and ':children', with the stream; the thread's, with its checkpoints'
+-- blobs (their key and ':blobs') and each checkpoint's writes and claims, found by their key
+-- prefixes, unless the thread is kept until deleted); the client awaiting the run (its `ends`
+-- list, if any) is told; last, the run leaves its graph's `active` set.
 local function retire(k, active, ends, seconds, run_id, writes, claims, ends_kept)
   redis.call('EXPIRE', KEYS[k], seconds)
   redis.call('EXPIRE', KEYS[k + 1], seconds)
   redis.call('EXPIRE', KEYS[k + 1] .. ':children', seconds)
   if redis.call('HGET', KEYS[k + 2], 'keep') ~= '1' then
     for i = k + 2, k + 4 do redis.call('EXPIRE', KEYS[i], seconds) end
+    redis.call('EXPIRE', KEYS[k + 3] .. ':blobs', seconds)
     for _, id in ipairs(redis.call('HKEYS', KEYS[k + 3])) do
       redis.call('EXPIRE', writes .. id, seconds)
       redis.call('EXPIRE', claims .. id, seconds)
@@ -137,6 +138,8 @@ local function commit(k, a)
   for _ = 1, tonumber(ARGV[a + 1]) do
     redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
   end
+  -- the (maybe large) input is read only to start the run: its first checkpoint holds it now
+  if redis.call('HGET', KEYS[k], 'status') ~= 'pending' then redis.call('HDEL', KEYS[k], 'input') end
   if ARGV[a + 2] ~= '' then
     redis.call('HSET', KEYS[k + 3], ARGV[a + 2], ARGV[a + 3])
     redis.call('HSET', KEYS[k], 'checkpoint_id', ARGV[a + 2])

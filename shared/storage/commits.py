@@ -37,13 +37,15 @@ class Commit:
     """A run's commit (`commit_call`), made alone (`RunStore.commit`) or with the post
     of the outcome that makes it due (`RunStore.post_outcome`); `saved`: the checkpoint it
     saves, of `size` bytes; `ends`: the run's graph, final status and submit time, when it
-    ends the run (for `arqgraph.observe`'s hooks)."""
+    ends the run (for `arqgraph.observe`'s hooks); `blobs`: the large values its checkpoint
+    and events refer to, to keep before it is made (`arqgraph.storage.blobs.put`)."""
 
     call: ScriptCall
     saved: SavedCheckpoint | None
     size: int
     ends: tuple[str, str, float | None] | None = None
     run_id: str = ""
+    blobs: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def commit_call(
@@ -78,7 +80,8 @@ def commit_call(
         run_fields.setdefault("finished", str(time.time()))
     tag = record.tag
     edit = edit or WritesEdit(record.checkpoint_id or "-")
-    blob = protocol.encode_saved(saved) if saved else b""
+    blobs: dict[str, bytes] = {}  # (large values, kept once: see arqgraph.protocol.blobs)
+    blob = protocol.encode_saved(saved, blobs) if saved else b""
     args: list[Any] = [
         f"{record.version}:{record.checkpoint_id}", str(len(run_fields)),
         saved.id if saved else "", blob,
@@ -94,7 +97,7 @@ def commit_call(
         args += [f"resume:{task_id}", protocol.encode_resume(values)]
     for task_id, outcome in edit.outcomes.items():
         args += [task_id, protocol.encode_outcome(outcome)]
-    args += protocol.event_args(events)
+    args += protocol.event_args(events, blobs)
     keys = [*_retired_keys(record), protocol.writes_key(tag, edit.checkpoint_id)]
     if final:
         keys += _ending_keys(record)
@@ -104,7 +107,8 @@ def commit_call(
         keys += jobs.keys
         args += jobs.args
     ends = (record.graph, status, record.created) if final and status else None
-    return Commit(ScriptCall(keys, args), saved, len(blob), ends, record.run_id)
+    size = len(blob) + sum(len(b) for b in blobs.values())
+    return Commit(ScriptCall(keys, args), saved, size, ends, record.run_id, blobs)
 
 
 def retire_call(record: RunRecord, seconds: int) -> ScriptCall:

@@ -15,6 +15,7 @@ from arqgraph import protocol
 from arqgraph.core import codec
 from arqgraph.errors import EventsDroppedError, RunNotFoundError
 from arqgraph.protocol import EventMode, InboxNote
+from arqgraph.storage import blobs
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.connection import RETRYABLE, Backoff
 from arqgraph.storage.dead_letters import readable_ids, set_aside
@@ -136,8 +137,12 @@ class Events:
         for at, _, run, entry_id, fields in found:
             if cutoff is not None and at[0] > cutoff[0]:
                 break
-            events.append((run, entry_id,
-                           await self._decoded(streams[run], entry_id, fields)))
+            event = await self._decoded(streams[run], entry_id, fields)
+            if event is not None:  # (its large values are kept apart: see event_args)
+                mode, payload = event
+                event = mode, await blobs.resolved_event(self.redis, protocol.tag_of(run),
+                                                         mode, payload)
+            events.append((run, entry_id, event))
         return events
 
     async def _check_not_trimmed(self, run_id: str, key: str, last: Any, read: int) -> None:
@@ -176,7 +181,9 @@ class Events:
         if not last:
             return None
         mode, payload = await self._decoded(key, *last[0]) or ("", {})
-        return dict(payload) if mode == "end" else None
+        if mode != "end":
+            return None
+        return dict(await blobs.resolved_event(self.redis, protocol.tag_of(run_id), mode, payload))
 
     async def _decoded(
         self, key: str, entry_id: bytes, fields: dict[bytes, bytes]

@@ -22,6 +22,7 @@ from arqgraph.core import codec
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import CorruptDataError, ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from arqgraph.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
+from arqgraph.storage import blobs
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.cache import RunCache
 from arqgraph.storage.commits import Commit, retire_call
@@ -269,7 +270,17 @@ class RunStore:
             except Exception:  # garbled: the run fails with it (see decode_run)
                 record = protocol.decode_run(run_id, fields, blob)
                 return record, claim, outcomes
-            self.cache.keep_checkpoint(saved, len(blob))
+            size = len(blob)
+            if ids := protocol.saved_refs(saved):  # (its large values: read once, kept with it)
+                got = await blobs.fetch(self.redis, tag, ids)
+                try:
+                    saved = protocol.with_blobs(saved, got)
+                except Exception as exc:  # gone or garbled: the run fails with it
+                    record = protocol.decode_run(run_id, fields, None)
+                    return record.model_copy(update={"unreadable": f"its checkpoint: {exc}"}
+                                             ), claim, outcomes
+                size += sum(len(b or b"") for b in got.values())
+            self.cache.keep_checkpoint(saved, size)
         elif cid:
             saved = self.cache.checkpoint(cid)
             if saved is None:  # evicted between the call and now: read it
@@ -292,6 +303,7 @@ class RunStore:
     async def commit(self, commit: Commit) -> bool:
         """Make a commit (`arqgraph.storage.commits.commit_call`): False when the run moved since its
         record was read (or, unless the commit ends it, a cancel was asked for)."""
+        await blobs.put(self.redis, protocol.tag_of(commit.run_id), commit.blobs)
         began = time.perf_counter()
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:
@@ -411,7 +423,8 @@ class RunStore:
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
                            "1" if job_end else "", "1" if move else "", "1" if hold else "",
                            "1" if outcome.error is not None else ""]
-        args += protocol.event_args(events)
+        kept: dict[str, bytes] = dict(move.blobs) if move else {}
+        args += protocol.event_args(events, kept)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
@@ -421,6 +434,7 @@ class RunStore:
                 args += call.args
         began = time.perf_counter()
         try:
+            await blobs.put(self.redis, tag, kept)
             reply = await self._post(keys=keys, args=args)
         except OutOfMemoryError as exc:
             raise RedisFullError(

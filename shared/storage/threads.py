@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.protocol import SavedCheckpoint
+from arqgraph.storage import blobs
 from arqgraph.storage.batch import Batch
 
 # the fields of a step's writes hash that are not a task's outcome
@@ -42,15 +43,16 @@ class ThreadStore:
 
     async def saved_checkpoint(self, tag: str, checkpoint_id: str) -> SavedCheckpoint | None:
         raw = await self._batch.command("HGET", protocol.checkpoints_key(tag), checkpoint_id)
-        return protocol.decode_saved(raw) if raw else None
+        return await blobs.resolved(self.redis, tag, protocol.decode_saved(raw)) if raw else None
 
     async def history(self, tag: str, limit: int | None = None) -> list[SavedCheckpoint]:
         """The thread's checkpoints, newest first."""
         ids = await self.redis.lrange(protocol.history_key(tag), 0, -1 if limit is None else limit - 1)
         if not ids:
             return []
-        blobs = await self.redis.hmget(protocol.checkpoints_key(tag), ids)
-        return [protocol.decode_saved(b) for b in blobs if b]
+        raws = await self.redis.hmget(protocol.checkpoints_key(tag), ids)
+        return [await blobs.resolved(self.redis, tag, protocol.decode_saved(b))
+                for b in raws if b]
 
     async def subgraph_threads(self, thread_id: str) -> list[str]:
         """The threads of the subgraphs the thread's steps ran, and theirs, each after the
@@ -118,7 +120,8 @@ class ThreadStore:
         threads of the subgraphs its steps ran."""
         tag = protocol.thread_tag(thread_id)
         ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
-        keys = [protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag)]
+        keys = [protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
+                protocol.blobs_key(tag)]
         children: set[str] = set()
         for cid in ids:
             keys += [protocol.writes_key(tag, cid), protocol.claims_key(tag, cid)]
@@ -135,7 +138,8 @@ class ThreadStore:
         ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
         keys = [(protocol.thread_key(tag), protocol.thread_key(new_tag)),
                 (protocol.checkpoints_key(tag), protocol.checkpoints_key(new_tag)),
-                (protocol.history_key(tag), protocol.history_key(new_tag))]
+                (protocol.history_key(tag), protocol.history_key(new_tag)),
+                (protocol.blobs_key(tag), protocol.blobs_key(new_tag))]
         children: set[str] = set()
         for cid in ids:
             keys += [(protocol.writes_key(tag, cid), protocol.writes_key(new_tag, cid)),

@@ -349,6 +349,7 @@ COMMANDS: dict[str, Command] = {
     "HKEYS": lambda ks, a: list(ks.get(a[0], dict) or ()),
     "HVALS": lambda ks, a: list((ks.get(a[0], dict) or {}).values()),
     "HLEN": lambda ks, a: len(ks.get(a[0], dict) or ()),
+    "HSTRLEN": lambda ks, a: len(ks.hget(a[0], a[1]) or b""),
     "LPUSH": lambda ks, a: ks.push(a[0], a[1:], left=True),
     "RPUSH": lambda ks, a: ks.push(a[0], a[1:], left=False),
     "LPOP": lambda ks, a: _pop_one(ks, a[0], True), "RPOP": lambda ks, a: _pop_one(ks, a[0], False),

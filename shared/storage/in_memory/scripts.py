@@ -83,6 +83,7 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
     if ks.hget(K[k + 2], b"keep") != b"1":
         for i in range(k + 2, k + 5):
             ks.pexpire(K[i], ms)
+        ks.pexpire(K[k + 3] + b":blobs", ms)
         for checkpoint in list(ks.get(K[k + 3], dict) or ()):
             ks.pexpire(writes + checkpoint, ms)
             ks.pexpire(claims + checkpoint, ms)
@@ -111,6 +112,9 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
     for _ in range(as_int(A[a + 1])):
         ks.hset(run, A[i], A[i + 1])
         i += 2
+    # the (maybe large) input is read only to start the run: its first checkpoint holds it now
+    if ks.hget(run, b"status") != b"pending":
+        ks.hdel(run, b"input")
     if A[a + 2] != b"":
         ks.hset(K[k + 3], A[a + 2], A[a + 3])
         ks.hset(run, b"checkpoint_id", A[a + 2])

@@ -1,0 +1,73 @@
+"""Large values kept once: a state key whose packed value is BLOB_MIN bytes or more is kept
+in its thread's blobs hash (`blobs_key`) under the digest of its bytes, and checkpoints and
+"values" events hold a `BlobRef` to it instead of a copy, as LangGraph's savers keep each
+channel's value once per version instead of once per checkpoint. The digest names the
+content, so a value that stays the same from step to step (a document the nodes only read)
+is kept once for the whole thread, whichever process wrote it first; and a blob, never
+changed once written, can be written before the commit that refers to it (a commit refused
+leaves only a blob that expires with its thread)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from arqgraph.core import codec
+from arqgraph.core.codec import BlobRef
+from arqgraph.errors import CorruptDataError, SerializationError
+
+BLOB_MIN = 16 * 1024  # bytes: smaller values stay inline (a reference would cost a read)
+
+
+def _surely_small(value: Any) -> bool:
+    """Values whose size is plain without packing them (most state keys)."""
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    return isinstance(value, str | bytes) and len(value) < BLOB_MIN // 4
+
+
+def split(values: Mapping[str, Any], blobs: dict[str, bytes], where: str = "state"
+          ) -> dict[str, Any]:
+    """`values` with each large one replaced by its `BlobRef`, its packed bytes added to
+    `blobs` (id -> bytes). An unserializable value raises, naming its key (`where` first)."""
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        if _surely_small(value) or isinstance(value, BlobRef):
+            kept[key] = value
+            continue
+        try:
+            packed = codec.packb(value)
+        except SerializationError as exc:
+            raise type(exc)(f"{where} key {key!r}: {exc}") from None
+        if len(packed) < BLOB_MIN:
+            kept[key] = value
+        else:
+            blob_id = hashlib.blake2b(packed, digest_size=16).hexdigest()
+            blobs[blob_id] = packed
+            kept[key] = BlobRef(blob_id)
+    return kept
+
+
+def refs(values: Mapping[str, Any] | None) -> set[str]:
+    """The ids of the blobs `values` refer to."""
+    return {v.id for v in (values or {}).values() if isinstance(v, BlobRef)}
+
+
+def resolve(values: Mapping[str, Any], blobs: Mapping[str, bytes | None]) -> dict[str, Any]:
+    """`values` with each `BlobRef` replaced by the value it refers to (in `blobs`); a blob
+    that is missing (expired or deleted with its thread) raises CorruptDataError."""
+    out = dict(values)
+    for key, value in values.items():
+        if isinstance(value, BlobRef):
+            packed = blobs.get(value.id)
+            if packed is None:
+                raise CorruptDataError(f"the value of state key {key!r} (blob {value.id}) is "
+                                       "gone from its thread's blobs")
+            out[key] = codec.unpackb(packed)
+    return out
+
+
+def all_refs(values: Iterable[Mapping[str, Any] | None]) -> set[str]:
+    """The ids of the blobs any of `values` refer to."""
+    return set().union(*(refs(v) for v in values))

@@ -1,0 +1,48 @@
+"""The large values of a thread's checkpoints and events, kept once each in its blobs hash
+(see `arqgraph.protocol.blobs`): written before the commit that refers to them, read back
+with the checkpoints and events that refer to them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from arqgraph import protocol
+from arqgraph.protocol import SavedCheckpoint
+
+
+async def put(redis: ArqRedis, tag: str, blobs: Mapping[str, bytes]) -> None:
+    """Keep these blobs of the thread, sending only those it has not kept yet: a value that
+    stays the same from step to step (its id is its digest) crosses the wire once."""
+    if not blobs:
+        return
+    key = protocol.blobs_key(tag)
+    ids = list(blobs)
+    async with redis.pipeline(transaction=False) as pipe:
+        for blob_id in ids:
+            pipe.hstrlen(key, blob_id)
+        kept = await pipe.execute()
+    missing = {i: blobs[i] for i, n in zip(ids, kept, strict=True) if not n}
+    if missing:
+        await redis.hset(key, mapping=missing)  # type: ignore[arg-type,misc]
+
+
+async def fetch(redis: ArqRedis, tag: str, ids: set[str]) -> dict[str, bytes | None]:
+    """The thread's blobs of these ids (None for one that is gone)."""
+    order = sorted(ids)
+    got = await redis.hmget(protocol.blobs_key(tag), order)  # type: ignore[arg-type,misc]
+    return dict(zip(order, got, strict=True))
+
+
+async def resolved(redis: ArqRedis, tag: str, saved: SavedCheckpoint) -> SavedCheckpoint:
+    """The checkpoint with the large values it refers to read back (one read, if any)."""
+    ids = protocol.saved_refs(saved)
+    return protocol.with_blobs(saved, await fetch(redis, tag, ids)) if ids else saved
+
+
+async def resolved_event(redis: ArqRedis, tag: str, mode: str, payload: Any) -> Any:
+    """An event's payload with the large values it refers to read back."""
+    ids = protocol.event_refs(mode, payload)
+    return protocol.event_with_blobs(mode, payload, await fetch(redis, tag, ids)) if ids else payload
