@@ -331,10 +331,20 @@ class InterruptScratch:
         self.id_base = id_base
         self.calls = 0
         self.refused: tuple[Any, ...] | None = None
+        # the ids of the interrupts the resume values answer, in order, when known (an
+        # entrypoint's: its calls ask at once, so answers go by id, not by who asks first)
+        self.answered: list[str] | None = None
 
-    def take(self) -> Any:
-        """The next resume value for an interrupt asked elsewhere (a task call of this
-        entrypoint), or NO_ANSWER when none was given yet."""
+    def take(self, asked: Sequence[str] = ()) -> Any:
+        """The resume value for an interrupt asked elsewhere (a task call of this entrypoint),
+        or NO_ANSWER when none was given yet: the one given for interrupt `asked` when the
+        ids the answers were given for are known (`answered`), else the next in order."""
+        if self.answered is not None:
+            index = next((self.answered.index(i) for i in asked if i in self.answered), None)
+            if index is None or index >= len(self.resume):
+                return NO_ANSWER
+            self.calls += 1  # (the entrypoint's own interrupts count after it)
+            return self.resume[index]
         if self.calls < len(self.resume):
             self.calls += 1
             return self.resume[self.calls - 1]

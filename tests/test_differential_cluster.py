@@ -193,6 +193,11 @@ def test_an_unanswered_call_runs_again_on_a_cluster(cluster: str, tmp_path: Path
     (tmp_path / "arq").mkdir()
     expected = two_asking_calls_run(REFERENCE, tmp_path / "lg")
     assert two_asking_calls_run("arqgraph", tmp_path / "arq", cluster=cluster) == expected
+    for side in ("lg-reversed", "arq-reversed"):
+        (tmp_path / side).mkdir()
+    expected = two_asking_calls_run(REFERENCE, tmp_path / "lg-reversed", reverse=True)
+    assert two_asking_calls_run("arqgraph", tmp_path / "arq-reversed", cluster=cluster,
+                                thread="two-asking-reversed", reverse=True) == expected
 
 
 def test_a_cancelled_run_cancels_its_calls_on_a_cluster(cluster: str, tmp_path: Path) -> None:

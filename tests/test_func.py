@@ -314,12 +314,12 @@ def test_a_task_with_a_cache_policy_runs_once_per_key(tmp_path: Path) -> None:
 
 
 def two_asking_calls_run(prefix: str, marks: Path, cluster: str | None = None,
-                         thread: str = "two-asking") -> list[Any]:
+                         thread: str = "two-asking", reverse: bool = False) -> list[Any]:
     """Two calls asking questions, answered one at a time by interrupt id: the questions
     left after each answer, the output, and how many times each call ran."""
     from tests.graphs.functional_graphs import build_two_asking_calls
 
-    graph = build_two_asking_calls(prefix)
+    graph = build_two_asking_calls(prefix, reverse)
     graph = graph.with_cluster(cluster) if cluster else graph
     command = importlib.import_module(f"{prefix}.types").Command
     config = {"configurable": {"thread_id": thread}}
@@ -347,6 +347,16 @@ def test_a_call_whose_question_is_not_answered_yet_runs_again_on_resume(
     expected = two_asking_calls_run("langgraph", tmp_path / "lg")
     assert expected == [["A"], ["B"], [None, "y"], ["a", "a", "b", "b", "b"]]
     assert two_asking_calls_run("arqgraph", tmp_path / "arq") == expected
+
+
+def test_an_answer_reaches_the_call_whose_question_it_answers(tmp_path: Path) -> None:
+    """Calls asking at once: an answer given by interrupt id goes to the call that asked
+    that question, whichever call asks for an answer first, as LangGraph maps it by id."""
+    (tmp_path / "lg").mkdir()
+    (tmp_path / "arq").mkdir()
+    expected = two_asking_calls_run("langgraph", tmp_path / "lg", reverse=True)
+    assert expected[0] == ["B"]
+    assert two_asking_calls_run("arqgraph", tmp_path / "arq", reverse=True) == expected
 
 
 @task

@@ -173,7 +173,8 @@ class CallScheduler:
                     raise
             if "interrupt" not in saved:
                 break
-            answer = scratch.take() if scratch is not None else NO_ANSWER
+            asked = [entry[0] for entry in saved["interrupt"]]
+            answer = scratch.take(asked) if scratch is not None else NO_ANSWER
             if answer is NO_ANSWER and ran:
                 raise GraphInterrupt(tuple(interrupt_of(e) for e in saved["interrupt"]))
             if answer is NO_ANSWER:  # (asked in an earlier start: it runs again)

@@ -228,18 +228,22 @@ async def execute_task(
     cache: Any = None,
     started: Callable[[Any], Awaitable[None]] | None = None,
     failed_before: ErrorInfo | None = None,
+    answered: list[str] | None = None,
 ) -> TaskResult:
     """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
     in turn, then stops the task (its interrupt ids derive from `interrupt_ids`). `stop`, the
     run's first step plus its recursion limit, gives the managed values (`arqgraph.managed`).
     A node with a cache policy whose key `cache` holds gives the cached outcome unrun. A node
     that `failed_before` (its error handler failed after it, and the run is resumed) is not
-    run again: its error handler runs again, with that error, as LangGraph's.
+    run again: its error handler runs again, with that error, as LangGraph's. `answered`: the
+    ids of the interrupts the `resume` values answer, when known (see `InterruptScratch`).
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
     node = graph.nodes.get(task.node)
-    current_interrupts.set(InterruptScratch(resume, interrupt_ids or task.id))
+    interrupts = InterruptScratch(resume, interrupt_ids or task.id)
+    interrupts.answered = answered
+    current_interrupts.set(interrupts)
     key: tuple[tuple[str, ...], str] | None = None
     result: Any = None
     try:

@@ -358,6 +358,7 @@ class NodeRunner(OutcomePoster):
                                   claim.attempt)
         scheduler.sent = stream.emit.sent
         current_scheduler.set(scheduler)
+        answered = await self._answered(graph, record, job, task, claim)
         try:
             result = await execute_task(
                 graph, record.checkpoint, task, config, runtime, self.threads,
@@ -367,6 +368,7 @@ class NodeRunner(OutcomePoster):
                 cache=self._cache(graph),
                 started=stream.started,
                 failed_before=await self._failed_before(graph, record, job, task, claim),
+                answered=answered,
             )
         except BaseException:
             await close_scheduler(scheduler)
@@ -381,6 +383,15 @@ class NodeRunner(OutcomePoster):
                            error=None if outcome.succeeded else _error_of(outcome),
                            traced_writes=result.traced)
         return result
+
+    async def _answered(self, graph: CompiledStateGraph, record: RunRecord,
+                        job: protocol.TaskJob, task: Task, claim: Claim) -> list[str] | None:
+        """For an entrypoint resumed with answers: the ids of the interrupts it stopped at
+        before, in order, which its answers are for (its task calls then take theirs by id)."""
+        if not graph.returns_value or not claim.resume:
+            return None
+        priors = await self.store.threads.priors(record.tag, job.checkpoint_id, task.id)
+        return [entry[0] for prior in priors for entry in prior.interrupts]
 
     async def _failed_before(self, graph: CompiledStateGraph, record: RunRecord,
                              job: protocol.TaskJob, task: Task, claim: Claim) -> ErrorInfo | None:

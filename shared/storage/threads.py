@@ -66,6 +66,15 @@ class ThreadStore:
                     found += [child, *await self.subgraph_threads(child)]
         return found
 
+    async def priors(self, tag: str, checkpoint_id: str, task_id: str) -> list[TaskOutcome]:
+        """The outcomes a task had before it was run again, oldest first."""
+        writes = protocol.writes_key(tag, checkpoint_id)
+        count = int(await self.redis.hget(writes, f"priors:{task_id}") or 0)
+        if not count:
+            return []
+        raw = await self.redis.hmget(writes, [f"prior:{task_id}:{n}" for n in range(1, count + 1)])
+        return [protocol.decode_outcome(r) for r in raw if r]
+
     async def last_prior(self, tag: str, checkpoint_id: str, task_id: str) -> TaskOutcome | None:
         """The outcome a task had before it was run again (its last set aside), if any."""
         writes = protocol.writes_key(tag, checkpoint_id)

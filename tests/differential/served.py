@@ -24,5 +24,6 @@ GRAPHS += [build("arqgraph") for build, _ in TIMEOUT_BUILDS.values()]
 GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_streaming_calls("arqgraph"), build_cancelled_call("arqgraph"),
            build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph"),
+           build_two_asking_calls("arqgraph", reverse=True),
            build_slow_call("arqgraph"), build_nested_model_calls("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

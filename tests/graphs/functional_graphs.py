@@ -163,10 +163,11 @@ def build_cached_calls(prefix: str) -> Any:
     return doubles_cached
 
 
-def build_two_asking_calls(prefix: str) -> Any:
+def build_two_asking_calls(prefix: str, reverse: bool = False) -> Any:
     """Two task calls that each ask a question (the first returns None once answered); each
     run of a call marks a file named after it in the folder the input names. The entrypoint
-    stops at the first question, the one `result()` raises."""
+    stops at the first question, the one `result()` raises (with `reverse`, the second
+    call's: its answer must reach that call, whichever asks first)."""
     func, types = _lib(prefix, "func"), _lib(prefix, "types")
 
     @func.task
@@ -184,7 +185,12 @@ def build_two_asking_calls(prefix: str) -> Any:
         a, b = ask_a(given["marks"]), ask_b(given["marks"])
         return [a.result(), b.result()]
 
-    return two_asking_calls
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    def two_asking_calls_reversed(given: dict[str, Any]) -> list[Any]:
+        a, b = ask_a(given["marks"]), ask_b(given["marks"])
+        return [b.result(), a.result()]
+
+    return two_asking_calls_reversed if reverse else two_asking_calls
 
 
 def build_slow_call(prefix: str) -> Any:
