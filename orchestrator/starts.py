@@ -17,6 +17,7 @@ from arqgraph.core.pregel import (
     TaskOutcome,
     cleared_checkpoint,
     command_checkpoint,
+    entry_checkpoint,
     first_checkpoint,
     fork_checkpoint,
     given_outcome,
@@ -61,7 +62,12 @@ async def first_position(
         if record.input is None:
             raise EmptyInputError("Received no input for __start__")
         writes = graph.input_schema.input_writes(record.input)
-        checkpoint = first_checkpoint(graph.schema, writes, base.checkpoint if base else None)
+        if graph.returns_value:  # (an entrypoint: its node due at once, as LangGraph's)
+            checkpoint = entry_checkpoint(graph.schema, writes, next(iter(graph.nodes)),
+                                          base.checkpoint if base else None)
+        else:
+            checkpoint = first_checkpoint(graph.schema, writes,
+                                          base.checkpoint if base else None)
         saved = new_checkpoint(record, checkpoint, "input", base.id if base else None)
     elif record.kind == "update":
         saved, edit = await _updated(store, graph, record, base)

@@ -128,9 +128,12 @@ class Entrypoint(CompiledStateGraph[Any, Any, Any, Any]):
                                            as_node, **kwargs)
 
     def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
-        """As LangGraph shows an entrypoint's state: its return value (None before it has one)."""
+        """As LangGraph shows an entrypoint's state: its return value (None before it has
+        one), and its task's result as that value."""
         values = snapshot.values.get("output") if isinstance(snapshot.values, dict) else None
-        return snapshot._replace(values=values)
+        tasks = tuple(t._replace(result=t.result["output"]) if isinstance(t.result, dict)
+                      and "output" in t.result else t for t in snapshot.tasks)
+        return snapshot._replace(values=values, tasks=tasks)
 
 
 def _annotation(fn: Callable[..., Any], which: str) -> Any:

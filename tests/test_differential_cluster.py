@@ -232,6 +232,12 @@ def test_a_nested_task_call_streams_as_its_own_task_on_a_cluster(cluster: str) -
     assert nested_call_messages("arqgraph", cluster=cluster) == nested_call_messages(REFERENCE)
 
 
+def test_an_entrypoints_history_on_a_cluster(cluster: str) -> None:
+    from tests.test_func import entrypoint_history
+
+    assert entrypoint_history("arqgraph", cluster=cluster) == entrypoint_history(REFERENCE)
+
+
 def test_task_calls_stream_from_a_cluster(cluster: str) -> None:
     """What task calls stream reaches the producer from the workers that run them."""
     from tests.test_func import langgraphs_task_calls_stream, streamed_calls

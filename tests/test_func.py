@@ -435,3 +435,33 @@ def test_a_task_called_inside_a_task_is_a_task_of_its_own() -> None:
     expected = nested_call_messages("langgraph")
     assert ("messages", ("a", "inner")) in expected
     assert nested_call_messages("arqgraph") == expected
+
+
+def entrypoint_history(prefix: str, cluster: str | None = None,
+                       thread: str = "history") -> list[Any]:
+    """Two runs of an entrypoint on one thread, each resumed: the thread's history as
+    (source, step, value, next, task results)."""
+    from tests.graphs.functional_graphs import build_asking_entrypoint
+
+    graph = build_asking_entrypoint(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": thread}}
+
+    async def run() -> list[Any]:
+        for value in (3, 4):
+            await graph.ainvoke(value, config)
+            await graph.ainvoke(command(resume="yes"), config)
+        return [(s.metadata["source"], s.metadata["step"], s.values, s.next,
+                 [(t.name, t.result) for t in s.tasks])
+                async for s in graph.aget_state_history(config)]
+
+    return asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_an_entrypoints_history_is_langgraphs() -> None:
+    """An entrypoint's input checkpoint has it due at once (no `__start__` step), its steps
+    are numbered as LangGraph's, and its task's result is its return value."""
+    expected = entrypoint_history("langgraph")
+    assert [step for _, step, *_ in expected] == [2, 1, 0, -1]
+    assert entrypoint_history("arqgraph") == expected

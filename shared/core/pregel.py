@@ -138,6 +138,21 @@ def first_checkpoint(
     return replace(base, step=step, tasks=(task,), step_wrote=False, updated_by=())
 
 
+def entry_checkpoint(schema: StateSchema, input_writes: Mapping[str, Any], node: str,
+                     base: Checkpoint | None = None) -> Checkpoint:
+    """The checkpoint of an entrypoint's input, as LangGraph's: the input already written
+    (an entrypoint's input is its channels' own, not a `__start__` task's) and the entrypoint
+    due, at step -1 of a fresh state or one step after the thread's `base`."""
+    step = -1 if base is None else base.step + 1
+    start = schema.start_values() if base is None else base.values
+    values = apply_writes(schema, start, [TaskOutcome("", START, writes=dict(input_writes))])
+    task = Task(id=f"{step}:{node}", node=node)
+    if base is None:
+        return Checkpoint(step=step, values=values, tasks=(task,))
+    return replace(base, step=step, values=values, tasks=(task,), step_wrote=False,
+                   updated_by=())
+
+
 def update_checkpoint(base: Checkpoint, updates: Sequence[tuple[str, Any]],
                       deferred: frozenset[str] = frozenset()) -> Checkpoint:
     """A step of one task per update (as_node, values), each writing `values` as if node

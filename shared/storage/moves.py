@@ -225,7 +225,8 @@ def checkpoint_event(
     payload: dict[str, Any] = {
         "config": config(saved.id),
         "parent_config": config(saved.parent) if saved.parent else None,
-        "values": graph.schema.output(checkpoint.values),
+        "values": checkpoint.values.get("output") if graph.returns_value else  # (its value)
+        graph.schema.output(checkpoint.values),
         "metadata": {"source": saved.source, "step": checkpoint.step,
                      "parents": dict(saved.parents)},
         "next": [t.node for t in checkpoint.tasks],

@@ -5,6 +5,7 @@ from tests.differential.api import Api
 from tests.differential.cases import CASES
 from tests.graphs.durability_graphs import build_nested_durability
 from tests.graphs.functional_graphs import (
+    build_asking_entrypoint,
     build_cached_calls,
     build_cancelled_call,
     build_nested_model_calls,
@@ -25,5 +26,6 @@ GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_streaming_calls("arqgraph"), build_cancelled_call("arqgraph"),
            build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph"),
            build_two_asking_calls("arqgraph", reverse=True),
-           build_slow_call("arqgraph"), build_nested_model_calls("arqgraph")]
+           build_slow_call("arqgraph"), build_nested_model_calls("arqgraph"),
+           build_asking_entrypoint("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph")]

@@ -235,3 +235,21 @@ def build_nested_model_calls(prefix: str) -> Any:
         return await outer(text)  # type: ignore[no-any-return]
 
     return nested_model_calls
+
+
+def build_asking_entrypoint(prefix: str) -> Any:
+    """An entrypoint calling a task, asking a question, and adding what it returned before
+    (`previous`) to its result."""
+    func, types = _lib(prefix, "func"), _lib(prefix, "types")
+
+    @func.task
+    def double(value: int) -> int:
+        return 2 * value
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    def asking_entrypoint(value: int, *, previous: Any = None) -> int:
+        doubled: int = double(value).result()
+        types.interrupt("ok?")
+        return doubled + (previous or 0)
+
+    return asking_entrypoint
