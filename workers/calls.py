@@ -207,6 +207,21 @@ async def on_loop(events: AsyncIterator[Any], loop: asyncio.AbstractEventLoop
             await step(aclose())
 
 
+@contextlib.asynccontextmanager
+async def calls_made_by(scheduler: CallScheduler, sent: Any) -> AsyncIterator[None]:
+    """The task calls made in the block go to `scheduler` (`sent`: waits until what the task
+    told so far is sent); once it ends, they are closed (`close_scheduler`), and settled when
+    the block returned."""
+    scheduler.sent = sent
+    current_scheduler.set(scheduler)
+    try:
+        yield
+    except BaseException:
+        await close_scheduler(scheduler)
+        raise
+    await close_scheduler(scheduler, settle=True)
+
+
 async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> None:
     """The entrypoint ended: with `settle` (it returned or stopped at an interrupt, not
     cancelled), first let the calls it started and did not wait for finish, as LangGraph
@@ -322,20 +337,13 @@ async def _streamed_call(
     current_runtime.set(Runtime(context=record.context, store=long_term,
                                 stream_writer=stream.custom))
     set_runnable_config(config)
-    if scheduler is not None:
-        scheduler.sent = stream.emit.sent
-        current_scheduler.set(scheduler)
+    calls = (calls_made_by(scheduler, stream.emit.sent) if scheduler is not None
+             else contextlib.nullcontext())
     try:
-        value = await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
-    except BaseException:
-        if scheduler is not None:
-            await close_scheduler(scheduler)
-        raise
+        async with calls:
+            return await _call(task, arguments["args"], arguments["kwargs"], threads, timeout)
     finally:
         await stream.close(told=False)
-    if scheduler is not None:
-        await close_scheduler(scheduler, settle=True)
-    return value
 
 
 def sendable(name: str, value: Any) -> Any:

@@ -28,7 +28,6 @@ from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
 from arqgraph import observe, protocol
-from arqgraph.core.calls import current_scheduler
 from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome, shown_writes
 from arqgraph.core.schema import coerce_context
@@ -51,7 +50,7 @@ from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.types import asked_of
-from arqgraph.workers.calls import CallScheduler, Idle, close_scheduler, is_call, no_idle, run_call
+from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
 from arqgraph.workers.posting import DONE, ArqJob, HandOver, OutcomePoster
@@ -356,10 +355,8 @@ class NodeRunner(OutcomePoster):
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
                                   self.idle, task.node, claim.failures + 1, self.ends,
                                   claim.attempt)
-        scheduler.sent = stream.emit.sent
-        current_scheduler.set(scheduler)
         answered = await self._answered(graph, record, job, task, claim)
-        try:
+        async with calls_made_by(scheduler, stream.emit.sent):
             result = await execute_task(
                 graph, record.checkpoint, task, config, runtime, self.threads,
                 attempt=claim.failures + 1, default_timeout=self.node_timeout,
@@ -370,10 +367,6 @@ class NodeRunner(OutcomePoster):
                 failed_before=await self._failed_before(graph, record, job, task, claim),
                 answered=answered,
             )
-        except BaseException:
-            await close_scheduler(scheduler)
-            raise
-        await close_scheduler(scheduler, settle=True)
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)
         result = stream.traced_result(result)
@@ -400,10 +393,10 @@ class NodeRunner(OutcomePoster):
         spec = graph.nodes.get(task.node)
         if spec is None or spec.error_handler is None or claim.attempt <= 1:
             return None
-        prior = await self.store.threads.last_prior(record.tag, job.checkpoint_id, task.id)
-        if prior is None or prior.error is None or prior.node_error is None:
+        priors = await self.store.threads.priors(record.tag, job.checkpoint_id, task.id)
+        if not priors or priors[-1].error is None or priors[-1].node_error is None:
             return None
-        return prior.node_error
+        return priors[-1].node_error
 
     def _cache(self, graph: CompiledStateGraph) -> Any:
         """The graph's node cache: on a cluster the one in Redis, embedded the graph's own;

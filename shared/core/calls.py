@@ -215,7 +215,6 @@ async def _cancelled() -> Any:
     raise asyncio.CancelledError
 
 
-
 @overload
 def task(
     fn: None = None, *, name: str | None = None,

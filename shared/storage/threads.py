@@ -59,8 +59,9 @@ class ThreadStore:
         thread that ran it, in the order of the steps that ran them."""
         tag = protocol.thread_tag(thread_id)
         found: list[str] = []
-        for saved in reversed(await self.history(tag)):
-            records = await self.task_records(tag, saved.id)
+        # (the checkpoints' ids only, oldest first: their values are not needed)
+        for cid in reversed(await self.redis.lrange(protocol.history_key(tag), 0, -1)):
+            records = await self.task_records(tag, cid.decode())
             for child in sorted(records.children_threads(thread_id)):
                 if child not in found:
                     found += [child, *await self.subgraph_threads(child)]
@@ -74,15 +75,6 @@ class ThreadStore:
             return []
         raw = await self.redis.hmget(writes, [f"prior:{task_id}:{n}" for n in range(1, count + 1)])
         return [protocol.decode_outcome(r) for r in raw if r]
-
-    async def last_prior(self, tag: str, checkpoint_id: str, task_id: str) -> TaskOutcome | None:
-        """The outcome a task had before it was run again (its last set aside), if any."""
-        writes = protocol.writes_key(tag, checkpoint_id)
-        count = await self.redis.hget(writes, f"priors:{task_id}")
-        if not count:
-            return None
-        raw = await self.redis.hget(writes, f"prior:{task_id}:{int(count)}")
-        return protocol.decode_outcome(raw) if raw else None
 
     async def task_records(self, tag: str, checkpoint_id: str) -> TaskRecords:
         """All that a checkpoint's step left: each task's outcome, its earlier outcomes set
