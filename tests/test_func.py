@@ -17,6 +17,7 @@ from arqgraph.embedded import EmbeddedCluster
 from arqgraph.func import entrypoint, task
 from arqgraph.types import Command, RetryPolicy, interrupt
 from tests.graphs.cluster_graphs import functional_screening
+from tests.graphs.functional_graphs import _marked
 
 LIMIT = 20.0
 events: list[str] = []
@@ -260,6 +261,9 @@ def cancelled_call_run(prefix: str, marks: Path, cluster: str | None = None,
         shown: list[Any] = [c async for c in graph.astream(given, config)]
         shown[-1] = [i.value for i in shown[-1]["__interrupt__"]]
         resumed = await graph.ainvoke(command(resume="!"), config)
+        # (a call stops on its worker a moment after its cancel: wait for each to say so)
+        while _marked(marks, "cancelled") < _marked(marks, "started"):
+            await asyncio.sleep(0.01)
         counts = sorted(name.split("-")[0] for name in os.listdir(marks))
         # (the thread reads back: a cancel's mark among its writes is no task's outcome)
         latest = [s.values async for s in graph.aget_state_history(config)][0]

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from arqgraph import protocol
 from arqgraph.storage.connection import thread_client
+from arqgraph.workers.calls import is_call, made_call
 
 if TYPE_CHECKING:
     from arqgraph.workers.worker import GraphWorker
@@ -85,6 +86,8 @@ class LeaseKeeper:
     async def tick(self, redis: Redis) -> None:
         jobs = list(self.worker.tasks)
         runs = sorted({protocol.run_of_job(j) for j in self.worker.runner.running})
+        calls = [(job, task) for job in self.worker.runner.running
+                 if (task := protocol.task_of_job(job)) is not None and is_call(task[2])]
         slots = list(self.worker.runner.slots.items())
         if not jobs and not runs and not slots:
             return
@@ -96,10 +99,16 @@ class LeaseKeeper:
                           str(lease_ms), str(timestamp_ms() + lease_ms), *jobs)
             for run_id in runs:
                 pipe.hget(protocol.run_key(run_id), "cancel")
+            for _, (run_id, checkpoint_id, task_id) in calls:  # (a call cancelled alone)
+                pipe.hget(protocol.writes_key(protocol.tag_of(run_id), checkpoint_id),
+                          f"fncancel:{made_call(task_id)[0]}")
             for job, key in slots:
                 pipe.eval(protocol.RENEW_SLOT_SCRIPT, 1, key, job, str(lease_ms))
             replies = await pipe.execute()
-        flags = replies[1 if jobs else 0:][:len(runs)]
-        cancelled = {run for run, flag in zip(runs, flags, strict=True) if flag}
+        flags = replies[1 if jobs else 0:][:len(runs) + len(calls)]
+        cancelled = {run for run, flag in zip(runs, flags[:len(runs)], strict=True) if flag}
+        # (as the cancel channel tells at once, for a message missed while resubscribing)
+        cancelled |= {job for (job, task), count in zip(calls, flags[len(runs):], strict=True)
+                      if int(count or 0) > made_call(task[2])[1]}
         if cancelled:
             self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)

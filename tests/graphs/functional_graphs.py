@@ -105,7 +105,7 @@ def build_streaming_calls(prefix: str) -> Any:
     return streaming_calls
 
 
-def _marked(folder: str, what: str) -> int:
+def _marked(folder: str | Path, what: str) -> int:
     """How many times `what` was marked in `folder` (a file each: any process may mark)."""
     return sum(1 for name in os.listdir(folder) if name.startswith(what))
 
