@@ -7,6 +7,9 @@ would run is drawn with an edge from the nodes whose writes triggered it. `edges
 run over the graph's structure, with the same rules for what it cannot see (a conditional edge
 that declares no targets draws none; nodes left without an edge out go to END).
 
+With `xray`, each node that runs a graph is replaced by that graph's own drawing, its node
+ids prefixed with the node's name (`agent:tools`), as LangGraph draws it.
+
 With `langchain-core` installed (the `langchain` extra), `get_graph` returns LangChain's
 `Graph`, the class LangGraph returns, with all its drawings (mermaid, PNG, ASCII, JSON);
 without it, a `DrawableGraph` of the same nodes and edges draws mermaid and JSON.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import string
 import typing
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arqgraph.constants import END, START
@@ -26,6 +29,11 @@ if TYPE_CHECKING:
     from arqgraph.graph.compiled import CompiledStateGraph
 
 LIMIT = 250  # steps of the dry run, as LangGraph's
+# How LangGraph's JSON drawing names what runs a node: the ids of its own classes. Clients of
+# a LangGraph deployment read these from the platform API's graph endpoint, so a node is
+# named as LangGraph names the same node. LangChain runnables keep their own ids.
+FUNCTION_ID = ("langgraph", "_internal", "_runnable", "RunnableCallable")
+GRAPH_ID = ("langgraph", "graph", "state", "CompiledStateGraph")
 MARKDOWN_SPECIAL = "*_`"  # a node name between these is shown as a paragraph (`__start__`)
 
 
@@ -100,7 +108,7 @@ def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
                 else:
                     waiting = joined[trigger]
                     waiting.add(task)
-                    if waiting >= set(trigger[2:]):
+                    if waiting >= set(trigger[2:]) and trigger[1] in graph.nodes:
                         waiting.clear()
                         nxt[trigger[1]].append(trigger)
         nxt = _deferring(graph, nxt, held)
@@ -160,19 +168,30 @@ def node_metadata(graph: CompiledStateGraph[Any, Any, Any, Any], node: str
     return metadata or None
 
 
-def draw(graph: CompiledStateGraph[Any, Any, Any, Any]) -> Any:
-    """LangChain's Graph of `graph` when langchain-core is installed, else a DrawableGraph."""
+def draw(graph: CompiledStateGraph[Any, Any, Any, Any], xray: int | bool = False) -> Any:
+    """LangChain's Graph of `graph` when langchain-core is installed, else a DrawableGraph.
+    `xray` draws the graphs its nodes run inside it, `True` at every depth, a number to
+    that many levels."""
     try:
         from langchain_core.runnables.graph import Graph
     except ImportError:
-        return _drawn(graph, DrawableGraph())
-    return _drawn(graph, Graph())
+        return _drawn(graph, DrawableGraph, xray)
+
+    class LangGraphDrawing(Graph):
+        """LangChain's Graph, whose JSON names a node's runnable as LangGraph's does."""
+
+        def to_json(self, *, with_schemas: bool = False) -> dict[str, Any]:
+            return _with_kinds(self, super().to_json(with_schemas=with_schemas))
+
+    return _drawn(graph, LangGraphDrawing, xray)
 
 
-def _drawn(graph: CompiledStateGraph[Any, Any, Any, Any], drawable: Any) -> Any:
-    drawable.add_node(None, START)
-    for name in graph.nodes:
-        drawable.add_node(None, name, metadata=node_metadata(graph, name))
+def _drawn(graph: CompiledStateGraph[Any, Any, Any, Any], kind: Any,
+           xray: int | bool = False) -> Any:
+    drawable = kind()
+    drawable.add_node(NodeKind(FUNCTION_ID), START)
+    for name, spec in graph.nodes.items():
+        drawable.add_node(_node_data(spec.fn), name, metadata=node_metadata(graph, name))
     for edge in edges(graph):
         if any(e.source == edge.source and e.target == edge.target for e in drawable.edges):
             continue
@@ -180,7 +199,57 @@ def _drawn(graph: CompiledStateGraph[Any, Any, Any, Any], drawable: Any) -> Any:
             drawable.add_node(None, edge.target)
         drawable.add_edge(drawable.nodes[edge.source], drawable.nodes[edge.target],
                           edge.label if edge.label != edge.target else None, edge.conditional)
+    if xray:
+        deeper = xray if isinstance(xray, bool) or xray <= 0 else xray - 1
+        for name, subgraph in graph.get_subgraphs():
+            _expand(drawable, name, _drawn(subgraph, kind, deeper))
     return drawable
+
+
+def _expand(drawable: Any, name: str, inner: Any) -> None:
+    """Put `inner`'s drawing in place of node `name`: LangGraph's rule, with LangChain's
+    own trimming of the inner graph's start and end where one edge leaves or enters them."""
+    if len(inner.nodes) <= 1 or name not in drawable.nodes:
+        return
+    if not (inner.first_node() and inner.last_node()):
+        return
+    inner.trim_first_node()
+    inner.trim_last_node()
+    drawable.nodes.pop(name)
+    first, last = drawable.extend(inner, prefix=name)
+    for i, edge in enumerate(drawable.edges):
+        if edge.source == name:
+            edge = edge.copy(source=last.id)
+        if edge.target == name:
+            edge = edge.copy(target=first.id)
+        drawable.edges[i] = edge
+
+
+@dataclass(frozen=True)
+class NodeKind:
+    """What runs a node, named by LangGraph's class id (see FUNCTION_ID)."""
+
+    lc_id: tuple[str, ...]
+
+
+def _node_data(fn: Any) -> Any:
+    from arqgraph.graph.subgraph import SubgraphNode
+
+    if isinstance(fn, SubgraphNode):
+        return NodeKind(GRAPH_ID)
+    if callable(getattr(fn, "lc_id", None)) or type(fn).__module__.startswith("langchain"):
+        return fn  # a LangChain runnable: LangChain names it
+    return NodeKind(FUNCTION_ID)
+
+
+def _with_kinds(drawable: Any, drawn: dict[str, Any]) -> dict[str, Any]:
+    """`drawn` (a JSON drawing) with each node that a NodeKind runs shown as LangGraph's."""
+    for node in drawn["nodes"]:
+        data = drawable.nodes[node["id"]].data if node["id"] in drawable.nodes else None
+        if isinstance(data, NodeKind):
+            node["type"] = "runnable"
+            node["data"] = {"id": list(data.lc_id), "name": node["id"]}
+    return drawn
 
 
 def drawing_data(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, Any]:
@@ -188,7 +257,7 @@ def drawing_data(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, Any
     that the dashboard, which does not load the graphs' code, can draw it. Empty when the
     graph cannot be drawn: a picture must never keep a graph from being served."""
     try:
-        drawn = _drawn(graph, DrawableGraph())  # (LangChain's Graph would import for 1 s)
+        drawn = _drawn(graph, DrawableGraph)  # (LangChain's Graph would import for 1 s)
         return {"nodes": list(drawn.nodes),
                 "edges": [{"source": e.source, "target": e.target,
                            "conditional": bool(e.conditional),
@@ -204,6 +273,10 @@ class DrawnNode:
     id: str
     name: str
     metadata: dict[str, Any] | None = None
+    data: Any = None
+
+    def copy(self, **changes: Any) -> DrawnNode:
+        return replace(self, **changes)
 
 
 @dataclass
@@ -213,18 +286,22 @@ class DrawnEdge:
     data: str | None = None
     conditional: bool = False
 
+    def copy(self, **changes: Any) -> DrawnEdge:
+        return replace(self, **changes)
+
 
 @dataclass
 class DrawableGraph:
     """The nodes and edges of a graph, drawn as LangChain's Graph draws them (mermaid, JSON)
-    when langchain-core is not installed."""
+    when langchain-core is not installed. Its Mermaid text draws an xray's inner nodes
+    beside the others, not boxed as LangChain's."""
 
     nodes: dict[str, DrawnNode] = field(default_factory=dict)
     edges: list[DrawnEdge] = field(default_factory=list)
 
     def add_node(self, data: Any, id: str, *, metadata: dict[str, Any] | None = None
                  ) -> DrawnNode:
-        node = self.nodes[id] = DrawnNode(id, id, metadata)
+        node = self.nodes[id] = DrawnNode(id, id, metadata, data)
         return node
 
     def add_edge(self, source: DrawnNode, target: DrawnNode, data: str | None = None,
@@ -233,9 +310,53 @@ class DrawableGraph:
         self.edges.append(edge)
         return edge
 
+    def extend(self, inner: DrawableGraph, *, prefix: str) -> tuple[DrawnNode, DrawnNode]:
+        """Add `inner`'s nodes and edges, their ids prefixed `prefix:`, as LangChain's."""
+        def prefixed(node_id: str) -> str:
+            return f"{prefix}:{node_id}"
+
+        self.nodes.update({prefixed(k): v.copy(id=prefixed(k)) for k, v in inner.nodes.items()})
+        self.edges += [e.copy(source=prefixed(e.source), target=prefixed(e.target))
+                       for e in inner.edges]
+        first, last = inner.first_node(), inner.last_node()
+        assert first is not None and last is not None  # (`_expand` checked them)
+        return first.copy(id=prefixed(first.id)), last.copy(id=prefixed(last.id))
+
+    def first_node(self, exclude: tuple[str, ...] = ()) -> DrawnNode | None:
+        """The one node no edge enters, if there is exactly one (LangChain's rule)."""
+        targets = {e.target for e in self.edges if e.source not in exclude}
+        found = [n for n in self.nodes.values() if n.id not in exclude and n.id not in targets]
+        return found[0] if len(found) == 1 else None
+
+    def last_node(self, exclude: tuple[str, ...] = ()) -> DrawnNode | None:
+        """The one node no edge leaves, if there is exactly one (LangChain's rule)."""
+        sources = {e.source for e in self.edges if e.target not in exclude}
+        found = [n for n in self.nodes.values() if n.id not in exclude and n.id not in sources]
+        return found[0] if len(found) == 1 else None
+
+    def trim_first_node(self) -> None:
+        first = self.first_node()
+        if (first and self.first_node((first.id,))
+                and sum(e.source == first.id for e in self.edges) == 1):
+            self._remove(first.id)
+
+    def trim_last_node(self) -> None:
+        last = self.last_node()
+        if (last and self.last_node((last.id,))
+                and sum(e.target == last.id for e in self.edges) == 1):
+            self._remove(last.id)
+
+    def _remove(self, node_id: str) -> None:
+        del self.nodes[node_id]
+        self.edges = [e for e in self.edges if node_id not in (e.source, e.target)]
+
     def to_json(self) -> dict[str, Any]:
+        return _with_kinds(self, self._json())
+
+    def _json(self) -> dict[str, Any]:
         return {
-            "nodes": [{"id": n.id, **({"metadata": n.metadata} if n.metadata else {})}
+            "nodes": [{"id": n.id, **({"type": "", "data": ""} if n.data else {}),
+                       **({"metadata": n.metadata} if n.metadata else {})}
                       for n in self.nodes.values()],
             "edges": [{"source": e.source, "target": e.target,
                        **({"data": e.data} if e.data is not None else {}),
