@@ -9,8 +9,9 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.constants import END, START
@@ -51,6 +52,20 @@ class NodeSpec:
         if isinstance(self.destinations, dict):
             return dict(self.destinations)
         return dict.fromkeys(self.destinations or command_targets(self.fn))
+
+    @property
+    def runnable(self) -> SimpleNamespace:
+        """The node's function as LangGraph's node spec holds it: `.func` when it is sync,
+        `.afunc` when it is async (code that reads a builder's nodes finds it there)."""
+        from arqgraph.core.calls import is_async as runs_async
+
+        is_async = runs_async(self.fn)
+        return SimpleNamespace(name=self.name, func=None if is_async else self.fn,
+                               afunc=self.fn if is_async else None)
+
+    def copy(self, update: dict[str, Any] | None = None) -> NodeSpec:
+        """This node with the fields in `update` changed, as LangGraph's nodes copy."""
+        return replace(self, **(update or {}))
 
     @property
     def handler_name(self) -> str:
