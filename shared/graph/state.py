@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.constants import END, START
+from arqgraph.core.calls import is_async as runs_async
 from arqgraph.core.schema import StateSchema
 from arqgraph.graph.subgraph import SubgraphNode, is_compiled_graph
 from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy, TracePolicy
@@ -57,8 +58,6 @@ class NodeSpec:
     def runnable(self) -> SimpleNamespace:
         """The node's function as LangGraph's node spec holds it: `.func` when it is sync,
         `.afunc` when it is async (code that reads a builder's nodes finds it there)."""
-        from arqgraph.core.calls import is_async as runs_async
-
         is_async = runs_async(self.fn)
         return SimpleNamespace(name=self.name, func=None if is_async else self.fn,
                                afunc=self.fn if is_async else None)
