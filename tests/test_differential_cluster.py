@@ -131,6 +131,16 @@ def test_durability_on_a_cluster(durability: str, cluster: str) -> None:
     assert histories("arqgraph", durability, cluster=cluster, thread="cluster") == expected
 
 
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+def test_resumed_durability_on_a_cluster(durability: str, cluster: str) -> None:
+    """A step stopped at a question and resumed: its history as LangGraph's, per durability."""
+    from tests.test_durability_exit import resumed_history
+
+    expected = resumed_history(REFERENCE, durability)
+    assert resumed_history("arqgraph", durability, cluster=cluster,
+                           thread="cluster-resumed") == expected
+
+
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
     """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
     an entrypoint after its own question was answered starts afresh, on a cluster too."""

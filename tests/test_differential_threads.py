@@ -167,13 +167,6 @@ def scenario(**gaps: str) -> Callable[[Callable[[Api, Transcript], None]],
 # ---------------------------------------------------------------------------------------------
 # Known differences (each is the reason of an xfail)
 
-GAP_EXIT_TASK_RESULTS = (
-    "with durability='exit', a resumed step's finished tasks show their results in the history "
-    "of the checkpoint they ran from (arqgraph records each outcome as the task posts it, which "
-    "is also what lets a crashed run resume); LangGraph, saving nothing until the run exits, "
-    "shows none there. The checkpoints listed, their values and next tasks are the same."
-)
-
 GAP_NO_THREAD_ID = (
     "deliberate: a non-empty config['configurable'] without 'thread_id' (and get_state with an "
     "empty one): LangGraph raises KeyError('thread_id') from deep in its checkpointer; arqgraph "
@@ -1016,7 +1009,7 @@ def scenario_checkpointer_lists_subgraphs(api: Api, t: Transcript) -> None:
     t.add("list of the root", [shown(found) for found in saver.list(root)])
 
 
-@scenario(history=GAP_EXIT_TASK_RESULTS)
+@scenario()
 def scenario_durability_exit(api: Api, t: Transcript) -> None:
     """durability="exit": a run lists only the checkpoint it ends at in the thread's history
     (its interrupt, when it stops at one); "sync" and "async" list every step."""

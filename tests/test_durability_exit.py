@@ -6,6 +6,7 @@ on a real cluster in tests/test_differential_cluster.py (test_durability_on_a_cl
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -13,7 +14,10 @@ import pytest
 pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
 
 from tests.differential.api import REFERENCE  # noqa: E402
-from tests.graphs.durability_graphs import build_nested_durability  # noqa: E402
+from tests.graphs.durability_graphs import (  # noqa: E402
+    build_exit_resume,
+    build_nested_durability,
+)
 
 
 def histories(prefix: str, durability: str, cluster: str | None = None,
@@ -39,3 +43,28 @@ def test_histories_are_langgraphs(durability: str) -> None:
     expected = histories(REFERENCE, durability)
     assert [depth for depth, _, _ in expected] == [0, 1]
     assert histories("arqgraph", durability) == expected
+
+
+def resumed_history(prefix: str, durability: str, cluster: str | None = None,
+                    thread: str = "r") -> list[tuple[Any, ...]]:
+    """The history after a step stopped at a question and resumed: with "exit", LangGraph keeps
+    what the first run saved at its exit (`done`'s result, the question) in the stopped
+    step's checkpoint, and nothing of what the resumed run did there (`asks`'s answer)."""
+    graph = build_exit_resume(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": f"{thread}-{durability}"}}
+    graph.invoke({"log": []}, config, durability=durability)
+    graph.invoke(command(resume="yes"), config, durability=durability)
+    return [(s.metadata["step"], s.next, s.values,
+             [(t.name, t.result, [i.value for i in t.interrupts]) for t in s.tasks])
+            for s in graph.get_state_history(config)]
+
+
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+def test_a_resumed_steps_history_is_langgraphs(durability: str) -> None:
+    expected = resumed_history(REFERENCE, durability)
+    assert resumed_history("arqgraph", durability) == expected
+    stopped = [tasks for step, _, _, tasks in expected if step == 0]
+    assert ("asks", None if durability == "exit" else {"log": ["asks:yes"]}, ["ok?"]
+            ) in stopped[0]

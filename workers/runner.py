@@ -44,7 +44,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
-from arqgraph.storage.moves import MovePlanner, recursion_limit, task_event
+from arqgraph.storage.moves import MovePlanner, durable_steps, recursion_limit, task_event
 from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
@@ -287,6 +287,8 @@ class NodeRunner(OutcomePoster):
             raise Retry(defer=result.retry_after)
         events: list[tuple[Any, Any]] = []
         outcome = result.outcome
+        if not durable_steps(record):  # (its snapshots hide it once the run moves on)
+            outcome = dataclasses.replace(outcome, posted_by=record.run_id)
         if outcome.interrupts:
             asked = asked_of(outcome.interrupts)
             if asked:  # (a breakpoint inside a subgraph asks nothing: the run's stop tells it)

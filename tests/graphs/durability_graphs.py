@@ -31,3 +31,22 @@ def build_nested_durability(prefix: str) -> Any:
     outer.add_node("sub", inner.compile())
     outer.add_edge("outer", "sub")
     return outer.compile(checkpointer=saver, name="nested_durability")
+
+
+def build_exit_resume(prefix: str) -> Any:
+    """`done` and `asks` at once, then `last`: `asks` stops at a question, to be resumed."""
+    graph = importlib.import_module(f"{prefix}.graph")
+    types = importlib.import_module(f"{prefix}.types")
+    saver = importlib.import_module(f"{prefix}.checkpoint.memory").InMemorySaver()
+
+    def asks(state: Logged) -> dict[str, list[str]]:
+        return {"log": [f"asks:{types.interrupt('ok?')}"]}
+
+    builder = graph.StateGraph(Logged)
+    builder.add_node("done", lambda state: {"log": ["done"]})
+    builder.add_node("asks", asks)
+    builder.add_node("last", lambda state: {"log": ["last"]})
+    builder.add_edge(graph.START, "done")
+    builder.add_edge(graph.START, "asks")
+    builder.add_edge(["done", "asks"], "last")
+    return builder.compile(checkpointer=saver, name="exit_resume")
