@@ -248,6 +248,14 @@ def test_an_entrypoints_history_on_a_cluster(cluster: str) -> None:
     assert entrypoint_history("arqgraph", cluster=cluster) == entrypoint_history(REFERENCE)
 
 
+def test_task_call_events_on_a_cluster(cluster: str) -> None:
+    """The "tasks" events of an entrypoint and its task calls, resumed, on a cluster."""
+    from tests.test_func import entrypoint_task_events
+
+    assert (entrypoint_task_events("arqgraph", cluster=cluster)
+            == entrypoint_task_events(REFERENCE))
+
+
 def test_task_calls_stream_from_a_cluster(cluster: str) -> None:
     """What task calls stream reaches the producer from the workers that run them."""
     from tests.test_func import langgraphs_task_calls_stream, streamed_calls
