@@ -121,14 +121,16 @@ def test_timeouts_on_a_cluster(name: str, cluster: str) -> None:
     assert outcome("arqgraph", name, cluster=cluster) == outcome(REFERENCE, name)
 
 
+@pytest.mark.parametrize("invoked", [False, True], ids=["node", "invoked"])
 @pytest.mark.parametrize("durability", ["exit", "sync"])
-def test_durability_on_a_cluster(durability: str, cluster: str) -> None:
-    """What a run with a subgraph lists in its thread's history, per durability, on a
-    cluster: as LangGraph."""
+def test_durability_on_a_cluster(durability: str, invoked: bool, cluster: str) -> None:
+    """What a run with a subgraph (a node, or invoked in one) lists in its thread's history,
+    per durability, on a cluster: as LangGraph."""
     from tests.test_durability_exit import histories
 
-    expected = histories(REFERENCE, durability)
-    assert histories("arqgraph", durability, cluster=cluster, thread="cluster") == expected
+    expected = histories(REFERENCE, durability, invoked=invoked)
+    assert histories("arqgraph", durability, cluster=cluster, thread="cluster",
+                     invoked=invoked) == expected
 
 
 @pytest.mark.parametrize("durability", ["exit", "sync"])

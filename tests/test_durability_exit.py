@@ -21,12 +21,13 @@ from tests.graphs.durability_graphs import (  # noqa: E402
 
 
 def histories(prefix: str, durability: str, cluster: str | None = None,
-              thread: str = "d") -> list[tuple[int, int, Any]]:
+              thread: str = "d", invoked: bool = False) -> list[tuple[int, int, Any]]:
     """For each namespace a run's checkpoint events name (by depth): how many checkpoints its
-    history lists, and the state of the newest."""
-    graph = build_nested_durability(prefix)
+    history lists, and the state of the newest (`invoked`: the subgraph is invoked inside a
+    node, which hands its durability on as a graph node does)."""
+    graph = build_nested_durability(prefix, invoked)
     graph = graph.with_cluster(cluster) if cluster else graph
-    thread = f"{thread}-{durability}"
+    thread = f"{thread}-{durability}{'-invoked' if invoked else ''}"
     events = graph.stream({"log": []}, {"configurable": {"thread_id": thread}},
                           durability=durability, subgraphs=True, stream_mode="checkpoints")
     namespaces = list(dict.fromkeys(ns for ns, _ in events))
@@ -38,11 +39,12 @@ def histories(prefix: str, durability: str, cluster: str | None = None,
     return shown
 
 
+@pytest.mark.parametrize("invoked", [False, True], ids=["node", "invoked"])
 @pytest.mark.parametrize("durability", ["exit", "sync"])
-def test_histories_are_langgraphs(durability: str) -> None:
-    expected = histories(REFERENCE, durability)
+def test_histories_are_langgraphs(durability: str, invoked: bool) -> None:
+    expected = histories(REFERENCE, durability, invoked=invoked)
     assert [depth for depth, _, _ in expected] == [0, 1]
-    assert histories("arqgraph", durability) == expected
+    assert histories("arqgraph", durability, invoked=invoked) == expected
 
 
 def resumed_history(prefix: str, durability: str, cluster: str | None = None,
