@@ -314,8 +314,10 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """Check the structure: edges and routes name known nodes, there is an entrypoint, the
         `interrupt` nodes (breakpoints) exist, the error handlers' names are free."""
         known = set(self.nodes)
-        for node in interrupt or ():
-            if node not in known:
+        handlers = {s.handler_name for s in self.nodes.values() if s.error_handler is not None}
+        for node in interrupt or ():  # (LangGraph's handlers are nodes: it takes their names,
+            # though a handler runs in its node's step, with no stop before or after it)
+            if node not in known | handlers:
                 raise ValueError(f"Interrupt node `{node}` not found")
         if "error_handler" in self.node_defaults and DEFAULT_ERROR_HANDLER in known:
             raise ValueError(f"Auto-generated default error handler node "
