@@ -976,6 +976,39 @@ def scenario_breakpoint_named_after_an_error_handler(api: Api, t: Transcript) ->
     t.call("an unknown breakpoint", lambda: builder.compile(interrupt_before=["nope"]))
 
 
+@scenario()
+def scenario_resumed_stream_tells_its_checkpoint(api: Api, t: Transcript) -> None:
+    """A resumed run's stream: the state, then the checkpoint it goes on from with the
+    questions asked there, then the updates of the tasks already done, as LangGraph's."""
+    calls: Counter[str] = Counter()
+
+    def asks(state: S) -> dict[str, Any]:
+        calls["asks"] += 1
+        return {"log": [f"asks:{api.interrupt('ok?')}"]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("asks", asks)
+    builder.add_node("done", lambda state: {"log": ["done"]})
+    builder.add_edge(api.START, "asks")
+    builder.add_edge(api.START, "done")
+    graph = builder.compile(checkpointer=api.InMemorySaver())
+
+    def streamed(given: Any) -> list[Any]:
+        shown: list[Any] = []
+        for mode, event in graph.stream(given, cfg(), stream_mode=["values", "updates",
+                                                                    "checkpoints"]):
+            if mode == "checkpoints":
+                event = (event["metadata"], event["next"], event["values"],
+                         [(task["name"], [i["value"] for i in task["interrupts"]])
+                          for task in event["tasks"]])
+            shown.append((mode, event))
+        return shown
+
+    t.call("run", streamed, {"log": []})
+    t.call("resumed", streamed, api.Command(resume="yes"))
+    t.add("calls", dict(sorted(calls.items())))
+
+
 class Docs(TypedDict, total=False):
     query: str
     docs: Annotated[list[str], operator.add]

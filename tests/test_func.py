@@ -476,7 +476,12 @@ def entrypoint_task_events(prefix: str, cluster: str | None = None,
     labels: dict[str, str] = {}
     shown: list[Any] = []
     for given in (3, command(resume="yes")):
-        for event in graph.stream(given, config, stream_mode="tasks"):
+        for mode, event in graph.stream(given, config, stream_mode=["tasks", "checkpoints"]):
+            if mode == "checkpoints":  # (a resume tells the checkpoint it goes on from first)
+                shown.append((event["metadata"]["source"], event["metadata"]["step"],
+                              event["next"], [(t["name"], [i["value"] for i in t["interrupts"]])
+                                              for t in event["tasks"]]))
+                continue
             event = dict(event)
             event["id"] = labels.setdefault(event["id"], f"t{len(labels)}")
             if event.get("interrupts"):
@@ -488,11 +493,13 @@ def entrypoint_task_events(prefix: str, cluster: str | None = None,
 def test_task_calls_stream_their_task_events_as_langgraph() -> None:
     """A call tells its start (its arguments, pushed) and its return value; an entrypoint
     its input, triggered by the start, and its return value; a resumed entrypoint tells
-    the start of a call whose result it reuses, and no result for it."""
+    the checkpoint it goes on from, with its question, and the start of a call whose result
+    it reuses, and no result for it."""
     expected = entrypoint_task_events("langgraph")
-    assert [e["name"] for e in expected] == ["asking_entrypoint", "double", "double",
-                                             "asking_entrypoint", "asking_entrypoint",
-                                             "double", "asking_entrypoint"]
+    assert [e["name"] if isinstance(e, dict) else e[0] for e in expected] == [
+        "input", "asking_entrypoint", "double", "double", "asking_entrypoint",
+        "input", "asking_entrypoint", "double", "asking_entrypoint", "loop"]
+    assert ("input", -1, ["asking_entrypoint"], [("asking_entrypoint", ["ok?"])]) in expected
     assert entrypoint_task_events("arqgraph") == expected
 
 
