@@ -50,7 +50,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int) -> Served:
+def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int,
+                  project: str = PROJECT) -> Served:
     """An orchestrator, a worker and a server of the project's graphs on keyspace `db`."""
     from bench.cluster import free_port
 
@@ -59,7 +60,7 @@ def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int) -
                                           extra=("--sweep-interval", "1"))
     worker = processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
     port = free_port()
-    processes.start("server", "serve", "--config", PROJECT, "--redis", redis_url,
+    processes.start("server", "serve", "--config", project, "--redis", redis_url,
                     "--port", str(port))
     for proc in (orchestrator, worker):
         proc.wait_for_output("serving" if proc is worker else "orchestrator", STARTUP_LIMIT)

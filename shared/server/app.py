@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 from starlette.applications import Starlette
@@ -60,7 +60,8 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = await Client.connect(redis_url, connect_timeout=connect_timeout)
-        app.state.served = Served(config, client, Records(client.redis), RedisStore(client.redis),
+        app.state.served = Served(config, client, Records(client.redis),
+                                  RedisStore(client.redis, index=cast(Any, config.store_index)),
                                   Settings.from_env().retention)
         crons_fired = asyncio.create_task(crons.cron_loop(app.state.served))
         try:

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from arqgraph import protocol
-from arqgraph.client import RunHandle
+from arqgraph.client import RunHandle, run_id_for
 from arqgraph.constants import COPY_NODE
 from arqgraph.errors import RunCancelledError, ThreadBusyError
 from arqgraph.server.authz import authorize, check, matches
@@ -30,6 +30,7 @@ from arqgraph.server.context import (
     thread_config,
     thread_record,
 )
+from arqgraph.server.events import EVENTS, recording
 from arqgraph.server.leaving import cancel_later, cancelling, ended_before_leaving
 from arqgraph.server.records import RunInfo, ThreadRecord
 from arqgraph.server.shapes import RUN_STATUSES, jsonable, now_iso
@@ -48,6 +49,14 @@ def command_of(raw: Any) -> Command[Any] | None:
         raise HTTPException(422, "command must be an object of resume, goto and update")
     return Command(resume=raw.get("resume"), goto=raw.get("goto") or (),
                    update=raw.get("update"))
+
+
+def durability_of(body: dict[str, Any]) -> str | None:
+    """The run's `durability` ("sync", "async", "exit"), or the deprecated `checkpoint_during`
+    as LangGraph's server reads it (False: "exit")."""
+    if body.get("durability") is None and body.get("checkpoint_during") is False:
+        return "exit"
+    return None if body.get("durability") is None else str(body["durability"])
 
 
 def run_json(info: RunInfo, status: str) -> dict[str, Any]:
@@ -163,18 +172,21 @@ async def start_run(
     if record is not None:
         configurable["thread_id"] = record.thread_id
     config["configurable"] = configurable
-    config = g.graph._merged(config, None, body.get("interrupt_before"),
+    config = g.graph._merged(config, durability_of(body), body.get("interrupt_before"),
                              body.get("interrupt_after")) or config
     command = command_of(body.get("command"))
     run_input = command if command is not None else body.get("input")
     if command is None:  # a state or context the graph refuses: 422 here, not a failed run
         g.graph._check_call(run_input, context)
+    key = uuid.uuid4().hex  # (the run's id is known before it is submitted)
+    if EVENTS in modes:
+        config = recording(config, run_id_for(key, record.thread_id if record else None))
     for _ in range(BUSY_RETRIES):
         if record is not None:
             before = await latest_checkpoint(s, record.thread_id)
         try:
             handle = await s.client.submit(g.cluster_name, run_input, config,
-                                           context=context, stream_mode=modes)
+                                           context=context, stream_mode=modes, run_id=key)
             break
         except ThreadBusyError as exc:
             if strategy == "reject" or record is None:
@@ -225,7 +237,7 @@ async def result_of(s: Served, info: RunInfo, handle: RunHandle) -> Any:
 def stream_response(info: RunInfo, handle: RunHandle, request: Request,
                     cancel_on_disconnect: bool = False) -> EventSourceResponse:
     last = request.headers.get("last-event-id")
-    events = sse_events(handle, info.stream_mode, info.stream_subgraphs, last)
+    events = sse_events(handle, info, last)
     if cancel_on_disconnect:
         events = cancelling(served(request), handle, events)
     return EventSourceResponse(

@@ -60,7 +60,7 @@ async def thread_events(s: Served, thread_id: str, modes: list[str],
             except HTTPException:  # (expired meanwhile)
                 continue
             position = -1
-            events = run_events(handle, info.stream_mode, info.stream_subgraphs)
+            events = run_events(handle, info)
             done = ("metadata", {"status": "run_done", "run_id": run_id})
             async for event, data in _then(events, done):
                 position += 1
