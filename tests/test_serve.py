@@ -232,19 +232,24 @@ async def test_interrupt_resumed_with_command(client: Any) -> None:
 async def read_until_custom(url: str, headers: dict[str, str] | None = None
                             ) -> list[tuple[str, str]]:
     """(event, id) of a run's SSE stream up to its first custom event; then hang up."""
-    seen: list[tuple[str, str]] = []
     async with httpx.AsyncClient(timeout=30, headers=headers) as http, \
             http.stream("GET", url) as response:
-        fields: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            seen.append((fields["event"], fields["id"]))
-            if fields["event"] == "custom":
-                break
-            fields = {}
+        return await until_custom(response)
+
+
+async def until_custom(response: httpx.Response) -> list[tuple[str, str]]:
+    """(event, id) of an SSE response's events up to its first custom event."""
+    seen: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+            continue
+        seen.append((fields["event"], fields["id"]))
+        if fields["event"] == "custom":
+            break
+        fields = {}
     return seen
 
 

@@ -33,8 +33,8 @@ from arqgraph.server.context import (
     graph_for,
     served,
 )
-from arqgraph.server.runs import start_run
 from arqgraph.server.shapes import now_iso
+from arqgraph.server.start import start_run
 
 log = logging.getLogger("arqgraph.server.crons")
 
@@ -180,7 +180,7 @@ async def _start(s: Served, cron_id: str, fire: int, body: dict[str, Any],
     without a thread, `on_run_completed="delete"`)."""
     try:
         _, handle = await start_run(s, body, thread_id)
-        if drop_thread:
+        if drop_thread and handle is not None:
             await handle.end()
             await s.client.delete_thread(thread_id)
             await s.records.delete_thread(thread_id)
