@@ -71,11 +71,15 @@ async def test_a_delayed_run_starts_though_its_server_was_killed(
     other, url = second_server(redis_server, own_processes, db=server.db)
     b = get_client(url=url)
     tid = (await client.threads.create())["thread_id"]
-    run = await b.runs.create(tid, "chat", input={"log": []}, after_seconds=2)
-    assert run["status"] == "pending"
-    other.kill()  # kill -9: another server starts it when due
-    done = await within(client.runs.join(tid, run["run_id"]), TAKEN_OVER)
-    assert done == {"log": ["greet", "sign"]}
+    with webhook_receiver() as (hook, got):
+        run = await b.runs.create(tid, "chat", input={"log": []}, after_seconds=2,
+                                  webhook=hook)
+        assert run["status"] == "pending"
+        other.kill()  # kill -9: another server starts it when due, and calls its webhook
+        done = await within(client.runs.join(tid, run["run_id"]), TAKEN_OVER)
+        assert done == {"log": ["greet", "sign"]}
+        sent = await asyncio.to_thread(got.get, True, TAKEN_OVER)
+        assert (sent["run_id"], sent["status"]) == (run["run_id"], "success")
     assert (await client.runs.get(tid, run["run_id"]))["status"] == "success"
     [first, *_] = reversed(await client.threads.get_history(tid, limit=100))
     asked = datetime.fromisoformat(run["created_at"]).timestamp()
