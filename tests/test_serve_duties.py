@@ -26,7 +26,14 @@ from langgraph_sdk import get_client
 from arqgraph import protocol
 from tests.conftest import ArqProcesses, RedisServer
 from tests.test_cluster import STARTUP_LIMIT, url_for_db, wait_until, within
-from tests.test_serve import Served, client, second_server, start_cluster, until_custom
+from tests.test_serve import (
+    Served,
+    _answers,
+    client,
+    second_server,
+    start_cluster,
+    until_custom,
+)
 
 DB = 43  # a keyspace of its own on the shared redis-server
 TAKEN_OVER = 60.0  # bound on a killed server's duty being done by another (its lease: 10 s)
@@ -188,3 +195,37 @@ async def _renewed_past(redis_server: RedisServer, server: Served, duty: str,
 
 async def _status_is(client: Any, tid: str, run_id: str, status: str) -> bool:
     return bool((await client.runs.get(tid, run_id))["status"] == status)
+
+
+async def test_a_threadless_crons_threads_go_though_the_firing_server_was_killed(
+        redis_server: RedisServer, own_processes: ArqProcesses, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    pool = start_cluster(redis_server, own_processes, DB + 1)  # (a pool with two servers)
+    _, url = second_server(redis_server, own_processes, db=DB + 1)
+    c = get_client(url=pool.url)
+    gate = tmp_path / "gate"
+    cron = await c.crons.create("gated", schedule="* * * * * *",
+                                input={"log": [], "gate": str(gate)})
+    keys = redis_py.Redis.from_url(url_for_db(redis_server, DB + 1))
+
+    async def a_drop() -> Any:
+        return next((m for m in keys.zrange(protocol.SERVED_DUTIES_KEY, 0, -1)
+                     if m.startswith(b"drop:")), None)
+
+    duty = await wait_until(a_drop, "a fire's run, whose thread is to go when it ends")
+    await c.crons.delete(cron["cron_id"])
+    holder = keys.hget(protocol.served_duty_key(duty.decode()), "holder").decode()
+    pid = int(holder.split(":")[1])
+    os.kill(pid, signal.SIGKILL)  # the server that started the fire (either of the two)
+    survivor = get_client(url=url if _answers(url) else pool.url)
+    gate.touch()
+
+    async def none_left() -> bool:
+        found = await survivor.threads.search(metadata={"cron_id": cron["cron_id"]})
+        drops = [m for m in keys.zrange(protocol.SERVED_DUTIES_KEY, 0, -1)
+                 if m.startswith(b"drop:")]
+        return not found and not drops
+
+    await wait_until(none_left, "the fires' threads to go", TAKEN_OVER)

@@ -202,13 +202,15 @@ def served_cron_fire_key(cron_id: str, fire: int) -> str:
 
 SERVED_DUTIES_KEY = f"{PREFIX}:served:duties"
 """Sorted set: what servers must do for runs even if the server that took it on stops (call a
-run's webhook when it ends, start a delayed run, cancel a run whose client left), by duty id
+run's webhook when it ends, start a delayed run, cancel a run whose client left, delete a
+threadless cron fire's thread), by duty id
 (`<kind>:<run id>`), scored by when another server may take it: its due time, or the end of
 the lease of the server doing it (which renews it while alive)."""
 
 
 def served_duty_key(duty_id: str) -> str:
-    """Hash: a duty's `doc` (msgpack: what to do) and its `holder` (the server doing it)."""
+    """Hash: a duty's `doc` (msgpack: what to do) and its `holder` (the server doing it:
+    `host:pid:token`)."""
     return f"{PREFIX}:served:duty:{duty_id}"
 
 

@@ -53,6 +53,8 @@ async def do(s: Served, duty: Duty) -> None:
         await start.fire(s, duty)
     elif duty.kind == leaving.WATCH:
         await leaving.lapsed(s, duty)
+    elif duty.kind == crons.DROP:
+        await crons.drop(s, duty)
     else:
         raise ValueError(f"unknown duty {duty.id!r}")
 

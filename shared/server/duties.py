@@ -1,5 +1,6 @@
 """What a server takes on for a run that must be done even if that server stops: call the
-run's webhook when it ends, start a delayed run when it is due, cancel a run whose client left.
+run's webhook when it ends, start a delayed run when it is due, cancel a run whose client left,
+delete the thread of a threadless cron's fire once its run ends.
 
 Each duty is a record in the cluster's Redis (`protocol.SERVED_DUTIES_KEY`), scored by when
 another server may take it over: its due time (a delayed run's start), or the end of the lease
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,7 +36,7 @@ CLAIMS_PER_LOOK = 50
 
 @dataclass
 class Duty:
-    kind: str  # "webhook", "delayed" or "watch"
+    kind: str  # "webhook", "delayed", "watch" or "drop"
     run_id: str
     doc: dict[str, Any]
 
@@ -51,7 +54,8 @@ class Duties:
 
     def __init__(self, redis: Any, holder: str | None = None) -> None:
         self.redis = redis
-        self.holder = holder or uuid.uuid4().hex  # (this server process)
+        # (this server process, as an operator finds it: host, pid, and a token of its own)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held: set[str] = set()
         self._renewed = 0.0
 
