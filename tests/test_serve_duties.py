@@ -102,6 +102,14 @@ async def test_a_delayed_run_starts_though_its_server_was_killed(
                                                  stream_mode="updates", after_seconds=1)]
     assert [p.event for p in parts] == ["metadata", "updates", "updates"]
     assert len((await client.threads.get_state(tid))["values"]["log"]) == 4
+    async with httpx.AsyncClient(timeout=STARTUP_LIMIT) as http, http.stream(
+            "POST", f"{server.url}/threads/{tid}/runs/stream",
+            json={"assistant_id": "chat", "input": {"log": []}, "after_seconds": 3600,
+                  "on_disconnect": "cancel"}) as response:
+        assert response.status_code == 200  # (the client leaves before the run starts)
+    [left, *_] = await client.runs.list(tid)
+    await wait_until(lambda: _status_is(client, tid, left["run_id"], "interrupted"),
+                     "the run its client left before it started to be cancelled")
     with pytest.raises(httpx.HTTPStatusError) as refused:
         await client.runs.create(tid, "chat", input={"log": []}, after_seconds=-1)
     assert refused.value.response.status_code == 422

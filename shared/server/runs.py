@@ -4,6 +4,7 @@ events, so any server can serve any run's stream or result."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -51,6 +52,10 @@ def stream_response(s: Served, info: RunInfo, handle: RunHandle | None, request:
             yield {"event": "error", "data": dumps({"error": "HTTPException",
                                                     "message": exc.detail})}
             return
+        except (asyncio.CancelledError, GeneratorExit):  # the client left before it started
+            if cancel_on_disconnect:
+                s.spawn(cancel_pending(s, info))
+            raise
         shown = sse_events(on, info, last)
         if cancel_on_disconnect:
             shown = cancelling(s, on, shown)
