@@ -1,5 +1,6 @@
 """A thread's checkpoints as they are read back: the latest, one by id, the history, what a
-step's tasks left (their outcomes, earlier attempts, resume values); and a thread's deletion.
+step's tasks left (their outcomes, earlier attempts, resume values); and a thread's deletion
+and pruning.
 Runs write them (`arqgraph.storage.runs`)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
+from redis.exceptions import WatchError
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
@@ -130,6 +132,46 @@ class ThreadStore:
         await self.redis.delete(*keys)
         for child in children:
             await self.delete(child)
+
+    async def keep_latest(self, thread_id: str, tries: int = 10) -> bool:
+        """Drop the thread's checkpoints but its latest (LangGraph's prune `keep_latest`):
+        their steps' writes and claims and the threads of the subgraphs they ran; the latest's
+        own step and subgraph threads stay (pruned alike). Blobs stay: the kept checkpoint and
+        the runs' events may refer to them. Made as one transaction, tried again if a run
+        commits meanwhile. False: no such thread."""
+        tag = protocol.thread_tag(thread_id)
+        history = protocol.history_key(tag)
+        for _ in range(tries):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(history, protocol.thread_key(tag))
+                latest = await pipe.hget(protocol.thread_key(tag), "latest")
+                if latest is None:
+                    return False
+                keep = latest.decode()
+                gone = [c.decode() for c in await pipe.hkeys(protocol.checkpoints_key(tag))
+                        if c.decode() != keep]
+                kept = (await self.task_records(tag, keep)).children_threads(thread_id)
+                children: set[str] = set()
+                for cid in gone:
+                    children.update((await self.task_records(tag, cid)).children_threads(
+                        thread_id))
+                pipe.multi()
+                if gone:
+                    pipe.hdel(protocol.checkpoints_key(tag), *gone)
+                    pipe.delete(*[k for cid in gone for k in (
+                        protocol.writes_key(tag, cid), protocol.claims_key(tag, cid))])
+                pipe.delete(history)
+                pipe.rpush(history, keep)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            for child in children - kept:
+                await self.delete(child)
+            for child in kept:
+                await self.keep_latest(child)
+            return True
+        raise RuntimeError(f"thread {thread_id}: runs kept committing while it was pruned")
 
     async def copy(self, thread_id: str, new_thread_id: str) -> None:
         """Copy the thread and all it keeps (checkpoints, their writes and claims, its
