@@ -369,9 +369,12 @@ class OrderedEmitter:
             raise self.error
 
     async def close(self) -> None:
-        """Wait until every event made so far is sent; stop the sender."""
-        await self.queue.join()
-        self.sender.cancel()
+        """Wait until every event made so far is sent; stop the sender (also when the wait
+        is cancelled: its node was)."""
+        try:
+            await self.queue.join()
+        finally:
+            self.sender.cancel()
         if self.error is not None:
             raise self.error
 
