@@ -229,3 +229,38 @@ async def test_a_failover_that_loses_the_last_writes_under_load_ends_every_run_o
     finally:
         await client.close()
         await pool.redis.aclose()
+
+
+def test_a_sentinel_url_names_its_sentinels_service_database_and_the_master_s_user() -> None:
+    from arqgraph.storage.connection import redis_settings
+
+    settings = redis_settings("redis+sentinel://app:p%40ss%2Fw@s1:26379,s2:26380,s3/main/3")
+    assert (settings.host, settings.sentinel, settings.sentinel_master, settings.database) == (
+        [("s1", 26379), ("s2", 26380), ("s3", 26379)], True, "main", 3)
+    assert (settings.username, settings.password, settings.ssl) == ("app", "p@ss/w", False)
+    assert redis_settings("rediss+sentinel://s1/main").ssl
+    for bad in ("redis+sentinel://s1:x/main", "redis+sentinel://s1/", "redis+sentinel://s1/m/x"):
+        with pytest.raises(ValueError, match="sentinel|service"):
+            redis_settings(bad)
+
+
+async def test_the_lease_thread_gets_a_client_of_its_own_through_the_same_sentinels() -> None:
+    """A connection pool serves one event loop: the lease thread's client must not share the
+    worker's (it did, and lease renewals failed across a failover), and must follow the
+    master through the same sentinels."""
+    from redis.asyncio.sentinel import Sentinel as Sentinels
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    from arqgraph.storage.connection import thread_client
+
+    worker = Sentinels([("s1", 26379), ("s2", 26380)], sentinel_kwargs={"password": "s"},
+                       password="m", db=3).master_for("main")
+    lease = thread_client(worker)
+    pool = lease.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool is not worker.connection_pool
+    assert (pool.service_name, pool.connection_kwargs["password"], pool.connection_kwargs["db"]
+            ) == ("main", "m", 3)
+    assert [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs[
+        "port"]) for s in pool.sentinel_manager.sentinels] == [("s1", 26379), ("s2", 26380)]
+    await lease.aclose()
+    await worker.aclose()
