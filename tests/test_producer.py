@@ -62,6 +62,21 @@ async def test_a_submit_retried_with_its_run_id_through_an_outage_makes_one_run(
         await client.close()
 
 
+async def test_a_submit_gives_up_once_its_retries_outlast_submit_retry(
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_servers.start()
+    client = await registered_client(server.url, submit_retry=1.0)
+    try:
+        server.kill()  # (and not back)
+        with caplog.at_level(logging.WARNING, logger="arqgraph.client"):
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await within(client.submit(GRAPH, {"x": 1}, run_id="order-44"), 30)
+        assert "submit: lost Redis" in caplog.text  # (retried first)
+    finally:
+        await client.close()
+
+
 async def test_connect_gives_up_after_its_timeout_naming_the_url_not_the_password() -> None:
     from bench.cluster import free_port
 
