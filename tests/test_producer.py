@@ -20,8 +20,8 @@ from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import RunNotFoundError, UpdateTooLargeError
 from arqgraph.protocol import GraphInfo
-from tests.conftest import RedisServer, RedisServers
-from tests.test_cluster import wait_until, within
+from tests.conftest import ArqProcesses, RedisServer, RedisServers
+from tests.test_cluster import wait_registered, wait_until, within
 
 GRAPH = "producer_graph"
 
@@ -145,7 +145,7 @@ async def test_result_and_stream_of_a_run_whose_records_vanished_raise(
 
 
 async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
-    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture, arq_processes: ArqProcesses,
 ) -> None:
     server = redis_servers.start()
     admin = redis.asyncio.Redis.from_url(server.url)
@@ -168,6 +168,15 @@ async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
         assert await guarded.store.memory.usage() == (used + (3 << 20), pytest.approx(
             used, rel=0.5))
         assert await blind.store.memory.usage() is None
+        spec = "tests.graphs.fault_graphs:GRAPHS"  # every process says so as it starts
+        for proc in (arq_processes.orchestrator(spec, redis=url.format("blind")),
+                     arq_processes.worker(spec, redis=url.format("blind"))):
+            proc.wait_for_output("may run neither INFO nor CONFIG GET", 30)
+            proc.wait_for_output("serving graphs", 30)  # ... and serves
+        wait_registered(server.url, ["gated_fanout"])
+        await admin.config_set("maxmemory", 1)  # full: a new run is refused at once
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            await within(blind.submit("gated_fanout", {"items": []}), 10)
         for client in (guarded, blind):
             await client.close()
     finally:
