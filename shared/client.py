@@ -283,7 +283,8 @@ class Client:
         # it and every question asked, answered ones included.
         is_latest = latest is not None and saved.id == latest.id and not checkpoint_id
         return await self._snapshot(thread_id, saved, pending_applied=is_latest,
-                                    subgraphs=subgraphs)
+                                    subgraphs=subgraphs,
+                                    moved_on=latest is not None and saved.id != latest.id)
 
     async def get_state_history(
         self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
@@ -293,6 +294,7 @@ class Client:
         metadata has the items of `filter`, at most `limit` of them."""
         thread_id, _ = require_thread(config)
         saved = await self.store.threads.history(protocol.thread_tag(thread_id))
+        latest = saved[0].id if saved else None
         if before is not None:
             _, older_than = _thread_of(before)
             ids = [s.id for s in saved]
@@ -301,7 +303,8 @@ class Client:
         for s in saved:
             if limit is not None and len(snapshots) >= limit:
                 break
-            snapshot = await self._snapshot(thread_id, s, pending_applied=False)
+            snapshot = await self._snapshot(thread_id, s, pending_applied=False,
+                                            moved_on=s.id != latest)
             if all((snapshot.metadata or {}).get(k) == v for k, v in (filter or {}).items()):
                 snapshots.append(snapshot)
         return snapshots
@@ -352,8 +355,11 @@ class Client:
 
     async def _snapshot(
         self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool,
-        subgraphs: bool = False,
+        subgraphs: bool = False, moved_on: bool = False,
     ) -> StateSnapshot:
+        """`moved_on`: a later checkpoint follows it. The outcomes that a run with
+        durability="exit" posted there and then moved on from are left out, as LangGraph,
+        saving nothing until such a run exits, never records them."""
         cp = saved.checkpoint
         tasks = cp.tasks
         outcomes, priors, children = await self.store.threads.task_records(
@@ -364,6 +370,8 @@ class Client:
         shown = []
         for t in tasks:
             o = outcomes.get(t.id)
+            if o is not None and moved_on and o.posted_by not in ("", saved.run_id):
+                o = None
             if o is None and t.node == START:  # the input, applied without a worker
                 o = TaskOutcome(t.id, t.node, writes=t.arg)
             path = ("__pregel_pull", t.node) if t.send_index is None else (

@@ -108,6 +108,11 @@ def test_assistants_listed_with_fixed_ids(server: Served) -> None:
     assert sync.assistants.get(found["chat"]["assistant_id"])["graph_id"] == "chat"
     drawing = sync.assistants.get_graph("chat")
     assert {n["id"] for n in drawing["nodes"]} >= {"greet", "sign"}
+    for xray in (True, 1, False):
+        assert (sync.assistants.get_graph("nested", xray=xray)
+                == jsonable(agent.nested.get_graph(xray=xray).to_json()))
+    assert any(":" in n["id"] for n in sync.assistants.get_graph("nested", xray=True)["nodes"])
+    assert httpx.get(f"{server.url}/assistants/nested/graph?xray=deep").status_code == 422
     assert "log" in sync.assistants.get_schemas("chat")["input_schema"]["properties"]
     with pytest.raises(httpx.HTTPStatusError) as refused:
         sync.threads.get("not-a-uuid")

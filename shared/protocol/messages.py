@@ -265,6 +265,7 @@ class _OutcomeModel(pydantic.BaseModel):
     error: ErrorModel | None = None
     interrupts: list[tuple[str, Any] | tuple[str, Any, Any]] = []  # (id, value[, schema])
     node_error: ErrorModel | None = None
+    run: str = ""  # the run that posted it, if it keeps only its last step (durability exit)
 
 
 def encode_checkpoint(cp: Checkpoint, blobs: dict[str, bytes] | None = None) -> bytes:
@@ -393,6 +394,7 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
             "error": encode_error(outcome.error) if outcome.error else None,
             "interrupts": [list(i) for i in outcome.interrupts],
             "node_error": encode_error(outcome.node_error) if outcome.node_error else None,
+            **({"run": outcome.posted_by} if outcome.posted_by else {}),
         })
 
     data = packed()
@@ -455,6 +457,7 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         decode_error(m.error.model_dump()) if m.error else None,
         tuple(m.interrupts) if m.interrupts else (),
         decode_error(m.node_error.model_dump()) if m.node_error else None,
+        m.run,
     )
 
 
