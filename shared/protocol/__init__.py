@@ -11,6 +11,7 @@
 Nothing outside this package spells a key or a message field.
 """
 
+from arqgraph.protocol.blobs import outcome_refs, outcome_with_blobs
 from arqgraph.protocol.dead_letters import DeadLetter, decode_dead_letter, encode_dead_letter
 from arqgraph.protocol.keys import (
     CANCEL_CHANNEL,
@@ -107,8 +108,6 @@ from arqgraph.protocol.messages import (
     event_refs,
     event_with_blobs,
     outcome_ran,
-    outcome_refs,
-    outcome_with_blobs,
     parent_command_error,
     rebuild_error,
     saved_refs,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from arqgraph.core import codec
 from arqgraph.core.codec import BlobRef
+from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import CorruptDataError, SerializationError
 
 BLOB_MIN = 16 * 1024  # bytes: smaller values stay inline (a reference would cost a read)
@@ -93,3 +95,21 @@ def resolve_arg(arg: Any, blobs: Mapping[str, bytes | None]) -> Any:
     if isinstance(arg, BlobRef):
         return resolve({"Send argument": arg}, blobs)["Send argument"]
     return resolve(arg, blobs) if isinstance(arg, dict) and refs(arg) else arg
+
+
+def outcome_refs(outcome: TaskOutcome) -> set[str]:
+    """The ids of the blobs a decoded outcome refers to (see `encode_outcome`)."""
+    return refs(outcome.writes).union(*(arg_refs(s.arg) for s in outcome.sends))
+
+
+def outcome_with_blobs(outcome: TaskOutcome, blobs: Mapping[str, bytes | None]) -> TaskOutcome:
+    """The outcome with the values it refers to put back (`blobs`: id -> packed value)."""
+    if not outcome_refs(outcome):
+        return outcome
+    writes = resolve(outcome.writes, blobs) if outcome.writes else outcome.writes
+    sends = []
+    for send in outcome.sends:
+        fields = codec.send_fields(send)
+        fields[1] = resolve_arg(fields[1], blobs)
+        sends.append(codec.sent(*fields))
+    return replace(outcome, writes=writes, sends=tuple(sends))

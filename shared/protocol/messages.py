@@ -411,24 +411,6 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
     return packed()
 
 
-def outcome_refs(outcome: TaskOutcome) -> set[str]:
-    """The ids of the blobs a decoded outcome refers to (see `encode_outcome`)."""
-    return large.refs(outcome.writes).union(*(large.arg_refs(s.arg) for s in outcome.sends))
-
-
-def outcome_with_blobs(outcome: TaskOutcome, blobs: Mapping[str, bytes | None]) -> TaskOutcome:
-    """The outcome with the values it refers to put back (`blobs`: id -> packed value)."""
-    if not outcome_refs(outcome):
-        return outcome
-    writes = large.resolve(outcome.writes, blobs) if outcome.writes else outcome.writes
-    sends = []
-    for send in outcome.sends:
-        fields = codec.send_fields(send)
-        fields[1] = large.resolve_arg(fields[1], blobs)
-        sends.append(codec.sent(*fields))
-    return replace(outcome, writes=writes, sends=tuple(sends))
-
-
 def describe_sizes(outcome: TaskOutcome) -> str:
     """The outcome's largest keys with their encoded sizes, for error messages."""
     sizes = sorted(
