@@ -11,6 +11,7 @@
 Nothing outside this package spells a key or a message field.
 """
 
+from arqgraph.protocol.blobs import outcome_refs, outcome_with_blobs
 from arqgraph.protocol.dead_letters import DeadLetter, decode_dead_letter, encode_dead_letter
 from arqgraph.protocol.keys import (
     CANCEL_CHANNEL,
@@ -222,6 +223,8 @@ __all__ = [
     "outcome_ran",
     "parent_command_error",
     "rebuild_error",
+    "outcome_refs",
+    "outcome_with_blobs",
     "saved_refs",
     "with_blobs",
     "command_of",

@@ -76,7 +76,8 @@ class ThreadStore:
         if not count:
             return []
         raw = await self.redis.hmget(writes, [f"prior:{task_id}:{n}" for n in range(1, count + 1)])
-        return [protocol.decode_outcome(r) for r in raw if r]
+        read = {str(n): protocol.decode_outcome(r) for n, r in enumerate(raw) if r}
+        return list((await blobs.resolved_outcomes(self.redis, tag, read)).values())
 
     async def task_records(self, tag: str, checkpoint_id: str) -> TaskRecords:
         """All that a checkpoint's step left: each task's outcome, its earlier outcomes set
@@ -96,6 +97,11 @@ class ThreadStore:
                 priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
             elif not name.startswith(OTHER_FIELDS):
                 outcomes[name] = protocol.decode_outcome(blob)
+        read = {**outcomes, **{f"prior:{t}:{n}": o for t, p in priors.items() for n, o in p}}
+        if any(protocol.outcome_refs(o) for o in read.values()):  # (large values: read back)
+            read = await blobs.resolved_outcomes(self.redis, tag, read)
+            outcomes = {name: read[name] for name in outcomes}
+            priors = {t: [(n, read[f"prior:{t}:{n}"]) for n, _ in p] for t, p in priors.items()}
         return TaskRecords(outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])]
                                       for t, p in priors.items()}, children)
 
