@@ -64,7 +64,8 @@ class GraphRun:
 
         manager = AsyncCallbackManager.configure(
             inheritable_callbacks=callbacks, inheritable_tags=config.get("tags"),
-            inheritable_metadata=config.get("metadata"),
+            inheritable_metadata={**(config.get("metadata") or {}),
+                                  "ls_integration": "langgraph"},  # (as LangGraph names it)
         )
         run = await manager.on_chain_start(
             None, input, name=config.get("run_name", name), run_id=config.get("run_id")
@@ -161,15 +162,20 @@ class GraphRun:
         parent = self.node_runs.get(str(event["id"]).partition("/fn/")[0])
         if parent is None:
             return
-        manager = AsyncCallbackManager(handlers=list(self._run.inheritable_handlers),
-                                       parent_run_id=parent, tags=["seq:step:1"])
+        handlers = list(self._run.inheritable_handlers)
+        manager = AsyncCallbackManager(handlers=handlers, parent_run_id=parent,
+                                       tags=["seq:step:1"], metadata=event.get("metadata") or {})
         run = await manager.on_chain_start(None, event["input"], name=event["name"])
         if "error" in event:
             from arqgraph import protocol
 
             await run.on_chain_error(protocol.rebuild_error(protocol.decode_error(event["error"])))
-        else:
-            await run.on_chain_end({"output": event["output"]})
+            return
+        for handler in handlers:  # (its return value streamed, as LangGraph's task streams it)
+            if _streams(handler):
+                async for _ in handler.tap_output_aiter(run.run_id, _once(event["output"])):
+                    pass
+        await run.on_chain_end(event["output"])
 
 
 async def _once(value: Any) -> AsyncIterator[Any]:

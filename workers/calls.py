@@ -39,7 +39,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.moves import task_event
-from arqgraph.storage.namespaces import task_uuid
+from arqgraph.storage.namespaces import NAMESPACE_SEPARATOR, below, task_uuid
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.types import (
@@ -321,8 +321,11 @@ async def run_call(
         # that stopped at a question tells no result, its entrypoint tells the question)
         events.append(call_result_event(record, job, name, result))
     if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
-            and "interrupt" not in result):  # (the producer reports the call to its handlers)
-        events.append(("calls", call_event(job.task_id, task, arguments, result)))
+            and "interrupt" not in result):  # (the producer reports the call to its handlers,
+        # before the update it made, as LangGraph ends a call's run before it writes)
+        told = call_event(job.task_id, task, arguments, result)
+        told["metadata"] = call_metadata(record, job.checkpoint_id, job.task_id, task.name)
+        events.insert(0, ("calls", told))
     try:
         posted = await store.calls.post(job.run_id, job.checkpoint_id, job.task_id, result,
                                        claim, events)
@@ -395,6 +398,25 @@ def call_result_event(record: RunRecord, job: protocol.TaskJob, name: str,
                       error=result.get("error"),
                       result={"__return__": result["value"]} if "value" in result else {},
                       interrupts=asked)
+
+
+def call_metadata(record: RunRecord, checkpoint_id: str, call_id: str, name: str
+                  ) -> dict[str, Any]:
+    """The metadata LangGraph gives a task call's run: its step, node and trigger, its path
+    (pushed by the task that called it, from the entrypoint's) and its namespace (below the
+    entrypoint task's)."""
+    call = made_call(call_id)[0]
+    entry, *numbers = call.split("/fn/")
+    node = entry.partition(":")[2] or record.graph
+    path: tuple[Any, ...] = ("__pregel_pull", node)
+    for number in numbers:
+        path = ("__pregel_push", path, int(number), True)
+    own = (f"{node}:{task_uuid(record, checkpoint_id, entry)}{NAMESPACE_SEPARATOR}"
+           f"{name}:{task_uuid(record, checkpoint_id, call)}")
+    step = record.checkpoint.step + 1 if record.checkpoint is not None else 0
+    return {"ls_integration": "langgraph", "langgraph_step": step, "langgraph_node": name,
+            "langgraph_triggers": ("__pregel_push",), "langgraph_path": path,
+            "langgraph_checkpoint_ns": below(record, own)}
 
 
 def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],

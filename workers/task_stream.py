@@ -148,11 +148,11 @@ class TaskStream:
         policy = self.trace_policy
         # (what tracers record of the input, when its TracePolicy changes it)
         shown = recorded(node_input, policy.process_inputs) if policy is not None else None
+        given = node_input.get("input") if self.entrypoint and isinstance(
+            node_input, dict) else node_input  # (an entrypoint is given its input only)
         if self.node_run is not None:
-            self.node_run.start(node_input, self.task.id, shown)
+            self.node_run.start(given, self.task.id, shown)
         if self.record.records("tasks"):
-            given = node_input.get("input") if self.entrypoint and isinstance(
-                node_input, dict) else node_input  # (an entrypoint is given its input only)
             event = task_event(self.task, self.job.step, self.task_id(), input=given,
                                triggers=self.triggers)
             self.emit(traced(event, shown))
@@ -177,9 +177,9 @@ class TaskStream:
                 w.values if isinstance(w, Repeated) else (w,))])
         if self.node_run is not None and self.node_run.input is not None:
             if error is None:
-                update = shown_writes(writes)
+                update: Any = shown_writes(writes)
                 if self.entrypoint:  # (an entrypoint's node run ends with its value only)
-                    update = {"output": update.get("output")}
+                    update = update.get("output")
                 self.node_run.end(update, traced_writes)
             else:
                 self.node_run.error(error)
