@@ -250,6 +250,14 @@ def test_an_entrypoints_history_on_a_cluster(cluster: str) -> None:
     assert entrypoint_history("arqgraph", cluster=cluster) == entrypoint_history(REFERENCE)
 
 
+def test_a_failed_call_runs_again_on_a_cluster(cluster: str, tmp_path: Path) -> None:
+    """A call failed in an entrypoint's first start runs again when it is resumed."""
+    from tests.test_func import flaky_call_run
+
+    assert (flaky_call_run("arqgraph", tmp_path, cluster=cluster)
+            == flaky_call_run("langgraph", tmp_path))
+
+
 def test_task_call_events_on_a_cluster(cluster: str) -> None:
     """The "tasks" events of an entrypoint and its task calls, resumed, on a cluster."""
     from tests.test_func import entrypoint_task_events

@@ -553,3 +553,29 @@ def test_task_call_runs_are_reported_as_langgraph() -> None:
     assert ("on_chain_stream", "doubled", ["seq:step:1"], {"chunk": 2}) in [
         e[:4] for e in expected]
     assert call_run_events("arqgraph") == expected
+
+
+def flaky_call_run(prefix: str, folder: Path, cluster: str | None = None) -> list[Any]:
+    """A call failed in the entrypoint's first start, resumed twice: its results, and how
+    often it ran."""
+    from tests.graphs.functional_graphs import build_flaky_call
+
+    graph = build_flaky_call(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    marks = folder / prefix
+    marks.mkdir()
+    config = {"configurable": {"thread_id": f"flaky-{prefix}"}}
+    outputs = [graph.invoke({"marks": str(marks)}, config)]
+    outputs += [graph.invoke(command(resume=answer), config) for answer in ("a", "b")]
+    shown = [{k: v for k, v in out.items() if k != "__interrupt__"} if isinstance(out, dict)
+             else out for out in outputs]
+    return [shown, len(list(marks.glob("flaky-*")))]
+
+
+def test_a_failed_call_runs_again_when_its_entrypoint_is_resumed(tmp_path: Path) -> None:
+    """As LangGraph keeps no result of a failed task: the resumed entrypoint runs it again,
+    and the next start reuses what that run returned."""
+    expected = flaky_call_run("langgraph", tmp_path)
+    assert expected == [[{}, {}, {"got": "run 2", "one": "a", "two": "b"}], 2]
+    assert flaky_call_run("arqgraph", tmp_path) == expected

@@ -155,7 +155,8 @@ class CallScheduler:
         values each time it stopped at an interrupt: round r of a call runs as `<call>~r`
         with the r answers it was given. A call stopped at an interrupt nobody answered yet
         runs again, as LangGraph re-runs a task without a result, once per start of the
-        entrypoint (`<call>~r#<start>`), and stops the entrypoint with its interrupt."""
+        entrypoint (`<call>~r#<start>`), and stops the entrypoint with its interrupt; so does a
+        call that failed in an earlier start, as LangGraph keeps no result of a failure."""
         tag = self.record.tag
         saved, cancels = await self.store.calls.look(tag, self.checkpoint_id, call_id, call_id)
         base = f"{call_id}^{cancels}" if cancels else call_id  # (a call cancelled before)
@@ -180,6 +181,12 @@ class CallScheduler:
                 except asyncio.CancelledError:  # TaskFuture.cancel: stop its job too
                     self._stop_call(call_id, call)
                     raise
+            if "error" in saved and not ran:  # (failed in an earlier start: run again)
+                retried = await self._retried(f"{base}~{len(answers)}")
+                if retried is None or "error" in retried:
+                    call, saved = f"{base}~{len(answers)}#{self.execution}", None
+                    continue
+                saved = retried
             if "interrupt" not in saved:
                 break
             asked = [entry[0] for entry in saved["interrupt"]]
@@ -195,6 +202,16 @@ class CallScheduler:
         if "error" in saved:
             raise protocol.decode_error(saved["error"]).rebuild()
         return saved["value"]
+
+    async def _retried(self, call: str) -> dict[str, Any] | None:
+        """The result of the latest run of a failed call made again by an earlier start of
+        the entrypoint (`<call>#<start>`), if any."""
+        for start in range(self.execution - 1, 0, -1):
+            saved = await self.store.calls.result(self.record.tag, self.checkpoint_id,
+                                                  f"{call}#{start}")
+            if saved is not None:
+                return saved
+        return None
 
 
 async def on_loop(events: AsyncIterator[Any], loop: asyncio.AbstractEventLoop

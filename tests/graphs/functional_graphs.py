@@ -253,3 +253,27 @@ def build_asking_entrypoint(prefix: str) -> Any:
         return doubled + (previous or 0)
 
     return asking_entrypoint
+
+
+def build_flaky_call(prefix: str) -> Any:
+    """A call that fails its first run (each run marks the folder the input names), caught by
+    the entrypoint, which then asks two questions."""
+    func, types = _lib(prefix, "func"), _lib(prefix, "types")
+
+    @func.task
+    def flaky(marks: str) -> str:
+        runs = len(list(Path(marks).glob("flaky-*")))
+        Path(marks, f"flaky-{uuid.uuid4()}").touch()
+        if not runs:
+            raise ValueError("first run")
+        return f"run {runs + 1}"
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    def flaky_call(given: dict[str, Any]) -> dict[str, Any]:
+        try:
+            got = flaky(given["marks"]).result()
+        except ValueError as exc:
+            got = f"failed: {exc}"
+        return {"got": got, "one": types.interrupt("one"), "two": types.interrupt("two")}
+
+    return flaky_call
