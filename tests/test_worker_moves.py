@@ -210,7 +210,10 @@ async def test_a_move_after_a_cancel_is_not_committed() -> None:
         with pytest.raises(RunCancelledError):
             await asyncio.wait_for(handle.result(), LIMIT)
         state = await cluster.client.get_state(thread("c1"))
-        assert state.next == ("first",) and state.values == {"log": []}
+        assert state.metadata is not None and state.metadata["step"] == 0  # (not moved on)
+        # (its node cancelled, or finished first: then its write shows, as LangGraph's)
+        assert (state.next, state.values) in ((("first",), {"log": []}),
+                                              ((), {"log": ["first"]}))
 
 
 class FanState(TypedDict, total=False):
