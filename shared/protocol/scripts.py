@@ -200,12 +200,12 @@ _CLAIM = """
 -- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
 -- or is handed back.
 local function claim(claims, writes, task)
-  if redis.call('HEXISTS', writes, task) == 1 then return {0} end
+  local posted = redis.call('HMGET', writes, task, 'resume:' .. task)  -- (its outcome, resume)
+  if posted[1] then return {0} end
   local attempt = redis.call('HINCRBY', claims, task, 1)
   local lost = redis.call('HINCRBY', claims, task .. ':lost', 1)
   local failures = tonumber(redis.call('HGET', claims, task .. ':failures') or '0')
-  local resume = redis.call('HGET', writes, 'resume:' .. task)
-  return {attempt, lost - 1, failures, resume}
+  return {attempt, lost - 1, failures, posted[2]}
 end
 """
 
@@ -219,14 +219,23 @@ _LOAD = _CLAIM + """
 -- {run fields or false when the caller has this version of the run (and it is not being
 -- cancelled), its current checkpoint or false when the caller has it (or there is none), the
 -- task's claim or false}, then the run's checkpoint id and version. The run's `input` is among
--- the fields only while the run is pending.
-local function load(k, checkpoint, task, known_version, known_id)
-  local version = redis.call('HGET', KEYS[k], 'version')
+-- the fields only while the run is pending. `seen`: the fields of the runs read earlier in
+-- the same script (see `run_of`): a run whose tasks are started together is read once.
+local function run_of(key, seen)
+  local run = seen[key]
+  if not run then
+    run = redis.call('HMGET', key, 'version', 'status', 'checkpoint_id', 'cancel', 'drain', 'graph')
+    seen[key] = run
+  end
+  return run
+end
+
+local function load(k, checkpoint, task, known_version, known_id, seen)
+  local run = run_of(KEYS[k], seen)
+  local version = run[1]
   if not version then return false end
-  local status = redis.call('HGET', KEYS[k], 'status')
-  local id = redis.call('HGET', KEYS[k], 'checkpoint_id') or ''
-  local cancel = redis.call('HEXISTS', KEYS[k], 'cancel') == 1
-  local drain = redis.call('HEXISTS', KEYS[k], 'drain') == 1
+  local status, id = run[2], run[3] or ''
+  local cancel, drain = run[4] ~= false, run[5] ~= false
   local claimed = false
   if task ~= '' and status == 'running' and id == checkpoint and not cancel then
     claimed = claim(KEYS[k + 2], KEYS[k + 3], task)
@@ -255,7 +264,7 @@ LOAD_RUN_SCRIPT = _LOAD + """
 -- read. Returns `load`'s reply, with the outcomes asked for (each false when missing) fourth,
 -- or false there when the run is on another checkpoint: a worker reads the run and starts its
 -- task in one round trip, and the orchestrator reads a run and its step's outcomes in one.
-local loaded, id = load(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local loaded, id = load(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], {})
 if not loaded or id == '' or id ~= ARGV[4] or #ARGV == 4 then return loaded end
 local outcomes = {}  -- (HMGETs of at most 1000 fields: Lua unpacks no more than ~8000 values)
 for first = 5, #ARGV, 1000 do
@@ -487,6 +496,7 @@ local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
 local limited, first = {}, 5 + tonumber(ARGV[4])
 for i = 5, first - 1 do limited[ARGV[i]] = true end
 local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
+local seen = {}  -- run key -> its fields (see `run_of`)
 for j = 0, (#ARGV - first + 1) / 5 - 1 do
   if #taken >= 5 * most then break end
   local a, k = first + 5 * j, 2 + 7 * j
@@ -495,12 +505,12 @@ for j = 0, (#ARGV - first + 1) / 5 - 1 do
     local started = false
     if job and ARGV[a + 1] ~= '' then
       local run, task = KEYS[k + 3], ARGV[a + 2]
-      if task ~= '' and first > 5 and limited[redis.call('HGET', run, 'graph') or ''] then
+      if task ~= '' and first > 5 and limited[run_of(run, seen)[6] or ''] then
         task = ''
       end
       local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
       local id, version
-      started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2])
+      started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2], seen)
       if started then sent[run] = {version, id} else started = 0 end
     end
     taken[#taken + 1] = ARGV[a]

@@ -166,24 +166,35 @@ def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
 
 
 def _claim(ks: Keyspace, claims: bytes, writes: bytes, task: bytes) -> list[Any]:
-    if ks.hget(writes, task) is not None:
+    posted = [ks.hget(writes, task), ks.hget(writes, b"resume:" + task)]
+    if posted[0] is not None:
         return [0]
     attempt = ks.hincrby(claims, task, 1)
     lost = ks.hincrby(claims, task + b":lost", 1)
     failures = as_int(ks.hget(claims, task + b":failures") or b"0")
-    return [attempt, lost - 1, failures, ks.hget(writes, b"resume:" + task)]
+    return [attempt, lost - 1, failures, posted[1]]
+
+
+_RUN_FIELDS = (b"version", b"status", b"checkpoint_id", b"cancel", b"drain", b"graph")
+
+
+def _run_of(ks: Keyspace, key: bytes, seen: dict[bytes, list[Any]]) -> list[Any]:
+    run = seen.get(key)
+    if run is None:
+        run = [ks.hget(key, field) for field in _RUN_FIELDS]
+        seen[key] = run
+    return run
 
 
 def _load(ks: Keyspace, K: Args, k: int, checkpoint: bytes, task: bytes, known_version: bytes,
-          known_id: bytes) -> tuple[list[Any] | None, bytes, bytes]:
+          known_id: bytes, seen: dict[bytes, list[Any]]) -> tuple[list[Any] | None, bytes, bytes]:
     run = K[k]
-    version = ks.hget(run, b"version")
+    version, status, current, cancel_, drain_, _ = _run_of(ks, run, seen)
     if version is None:
         return None, b"", b""
-    status = ks.hget(run, b"status")
-    current = ks.hget(run, b"checkpoint_id") or b""
-    cancel = ks.hget(run, b"cancel") is not None
-    drain = ks.hget(run, b"drain") is not None
+    current = current or b""
+    cancel = cancel_ is not None
+    drain = drain_ is not None
     claimed = None
     if task != b"" and status == b"running" and current == checkpoint and not cancel:
         claimed = _claim(ks, K[k + 2], K[k + 3], task)
@@ -198,7 +209,7 @@ def _load(ks: Keyspace, K: Args, k: int, checkpoint: bytes, task: bytes, known_v
 
 
 def load_run(ks: Keyspace, K: Args, A: Args) -> list[Any] | None:
-    loaded, current, _ = _load(ks, K, 1, A[1], A[2], A[3], A[4])
+    loaded, current, _ = _load(ks, K, 1, A[1], A[2], A[3], A[4], {})
     if loaded is None or current == b"" or current != A[4] or len(A) - 1 == 4:
         return loaded
     outcomes = ks.get(K[4], dict) or {}
@@ -349,6 +360,7 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     first = 5 + as_int(A[4])
     limited = set(A[5:first])
     sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
+    seen: dict[bytes, list[Any]] = {}  # run key -> its fields
     for j in range((len(A) - first) // 5):
         if len(taken) >= 5 * most:
             break
@@ -360,10 +372,10 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
         started: Any = None
         if job is not None and A[a + 1] != b"":
             run, task = K[k + 3], A[a + 2]
-            if task != b"" and first > 5 and (ks.hget(run, b"graph") or b"") in limited:
+            if task != b"" and first > 5 and (_run_of(ks, run, seen)[5] or b"") in limited:
                 task = b""
             known = sent.get(run, (A[a + 3], A[a + 4]))
-            started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known)
+            started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known, seen)
             if started is not None:
                 sent[run] = (version, current)
             else:
