@@ -12,10 +12,11 @@ _ENQUEUE = """
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
 -- for ('' to leave it), '1' to keep the first job off the ready list (the worker whose post
 -- enqueues it takes it in the same call, see POST_OUTCOME_SCRIPT), then per job its id and its
--- arq-serialized body.
+-- arq-serialized body. Returns how many jobs were added, and the first job's body when it was
+-- added by this call (so no other process has seen it yet).
 local function enqueue(k, a)
   if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[k + 2], '__tasks', ARGV[a + 2]) end
-  local added, ready = 0, {}
+  local added, ready, fresh = 0, {}, false
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
     local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
     if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
@@ -24,10 +25,11 @@ local function enqueue(k, a)
       redis.call('ZADD', KEYS[k], ARGV[a], id)
       added = added + 1
       if j > 0 or ARGV[a + 3] ~= '1' then ready[#ready + 1] = id end
+      if j == 0 then fresh = ARGV[a + 5] end
     end
   end
   if #ready > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(ready)) end
-  return added
+  return added, fresh
 end
 """
 
@@ -116,7 +118,8 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 --       13 number of event pairs; then run field pairs, task ids of outcomes to set aside,
 --       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
---       committed, else 0.
+--       committed, else 0; and second, the body of the first job it enqueued, when it
+--       enqueued that job (see `enqueue`).
 -- Nothing happens unless the run's version and checkpoint are still the expected ones: the
 -- compare-and-set that lets several orchestrators (and the workers that move runs on, see
 -- arqgraph.storage.moves) serve one Redis. (The checkpoint id, which never repeats, fences a
@@ -164,7 +167,8 @@ local function commit(k, a)
   for _ = 1, tonumber(ARGV[a + 12]) do
     emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
   end
-  if i <= #ARGV then enqueue(k + 6, i) end
+  local added, fresh = 0, false
+  if i <= #ARGV then added, fresh = enqueue(k + 6, i) end
   if ARGV[a + 5] ~= '' then
     if redis.call('HGET', KEYS[k + 2], 'run') == ARGV[a + 6] then
       redis.call('HDEL', KEYS[k + 2], 'run')
@@ -172,13 +176,13 @@ local function commit(k, a)
     retire(k, KEYS[k + 6], KEYS[k + 7], ARGV[a + 5], ARGV[a + 6], ARGV[a + 9], ARGV[a + 10],
            ARGV[a + 11])
   end
-  return 1
+  return 1, fresh
 end
 """
 
 COMMIT_SCRIPT = _COMMIT + """
 -- KEYS and ARGV as `commit`'s from the first.
-return commit(1, 1)
+return (commit(1, 1))
 """
 
 CREATE_RUN_SCRIPT = """
@@ -275,12 +279,12 @@ loaded[4] = outcomes
 return loaded
 """
 
-POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
+POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
 -- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq),
--- then, to take the (first) job the commit enqueues, the queue and the keys of `take` for that
--- job, and the claims hash and writes hash of its step (none to take no job), then the keys of
--- a `commit` to make once the step has all its outcomes (none for no commit).
+-- then, to take the (first) job the commit enqueues, the queue, that job's in-progress key and
+-- the claims hash of its step (none to take no job), then the keys of a `commit` to make once
+-- the step has all its outcomes (none for no commit).
 -- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
 -- the job's end follows, '1' when a commit follows, '1' when a take follows, '1' when the
 -- outcome is a failure (the orchestrator is told at once: the run fails, its step's other
@@ -295,8 +299,11 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- recorded and others are still due, 0 when the task already had an outcome, -1 when a newer
 -- attempt owns the task (this poster is stale: its lease ran out and the task was started
 -- again). With a take, 3 is {3, the job's score, the job, its try, the claim of its task (see
--- `claim`)} when the job was taken. `__tasks` (set with the step's jobs) is how many outcomes
--- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
+-- `claim`)} when the job was taken: only a job that the commit has just enqueued, which no
+-- other process can have seen, so that its take is arq's start of a new job (held for the
+-- lease, its first try) and its task's claim the first attempt of a task of a new checkpoint.
+-- `__tasks` (set with the step's jobs) is how many outcomes the step waits for, `__posted`
+-- how many it has. A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
 -- arqgraph.storage.moves), and takes the next step's job (kept off the ready list by the
@@ -317,17 +324,20 @@ end
 local held, h = nil, i
 if ARGV[8] == '1' then
   held = k
-  k, i = k + 6, i + 4
+  k, i = k + 3, i + 4
 end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
-  if ARGV[7] == '1' and redis.call('HEXISTS', KEYS[k], 'cancel') == 0 and commit(k, i) == 1 then
-    if not held then return 3 end
-    local score, job, tries = take(KEYS[held], held + 1, ARGV[h], tonumber(ARGV[h + 1]),
-                                   ARGV[h + 2])
-    if not score then return 3 end
-    return {3, score, job or '', tries, claim(KEYS[held + 4], KEYS[held + 5], ARGV[h + 3])}
+  if ARGV[7] == '1' and redis.call('HEXISTS', KEYS[k], 'cancel') == 0 then
+    local done, fresh = commit(k, i)
+    if done == 1 then
+      if not held or not fresh then return 3 end
+      redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])
+      redis.call('ZADD', KEYS[held], 'XX', tonumber(ARGV[h + 1]) + tonumber(ARGV[h + 2]), ARGV[h])
+      redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1, ARGV[h + 3] .. ':lost', 1)
+      return {3, ARGV[h + 1], fresh, 1, {1, 0, 0, false}}
+    end
   end
   redis.call('LPUSH', KEYS[4], ARGV[4])
   return 1
@@ -420,7 +430,7 @@ return 1
 
 ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 -- KEYS and ARGV as `enqueue`'s (below) from the first. Returns how many jobs were added.
-return enqueue(1, 1)
+return (enqueue(1, 1))
 """
 
 RENEW_LEASES_SCRIPT = """

@@ -181,9 +181,8 @@ class JobQueue:
         POST_OUTCOME_SCRIPT), for the posting worker to run the job next; the reply's
         tail is read by `held`."""
         job_id = protocol.job_id(record.run_id, record.checkpoint_id, task_id)
-        keys = [self.name, *_take_keys(job_id),
-                protocol.claims_key(record.tag, record.checkpoint_id),
-                protocol.writes_key(record.tag, record.checkpoint_id)]
+        keys = [self.name, protocol.lease_key(job_id),
+                protocol.claims_key(record.tag, record.checkpoint_id)]
         return ScriptCall(keys, [job_id, timestamp_ms(), int(lease * 1000), task_id])
 
     @staticmethod
@@ -258,6 +257,6 @@ class JobQueue:
 
 
 def _take_keys(job_id: str) -> list[str]:
-    """The keys of the take of a job (the `take` function of TAKE_JOBS_SCRIPT and
-    POST_OUTCOME_SCRIPT): its in-progress key, its arq job key and its try counter."""
+    """The keys of the take of a job (the `take` function of TAKE_JOBS_SCRIPT): its
+    in-progress key, its arq job key and its try counter."""
     return [protocol.lease_key(job_id), job_key_prefix + job_id, retry_key_prefix + job_id]

@@ -36,10 +36,10 @@ def _at(values: Args, i: int) -> Any:
     return values[i] if i < len(values) else None
 
 
-def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
+def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> tuple[int, bytes | None]:
     if A[a + 2] != b"":
         ks.hset(K[k + 2], b"__tasks", A[a + 2])
-    added, ready = 0, []
+    added, ready, fresh = 0, [], None
     for j in range((len(K) - 1 - k - 2) // 2):
         job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
         if not ks.exists(job) and not ks.exists(result):
@@ -49,9 +49,11 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
             added += 1
             if j > 0 or A[a + 3] != b"1":
                 ready.append(job_id)
+            if j == 0:
+                fresh = A[a + 5]
     if ready:
         ks.push(K[k + 1], ready, left=False)
-    return added
+    return added, fresh
 
 
 def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
@@ -96,17 +98,17 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
 _EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
 
 
-def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
+def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> tuple[int, bytes | None]:
     match = _EXPECTED.match(A[a])
     if match is None:
-        return 0
+        return 0, None
     version, checkpoint = match.groups()
     run = K[k]
     if ks.hget(run, b"version") != version or (ks.hget(run, b"checkpoint_id") or b"") != checkpoint:
-        return 0
+        return 0, None
     if A[a + 5] == b"" and (ks.hget(run, b"cancel") is not None or (
             ks.hget(run, b"drain") is not None and ks.hget(run, b"status") == b"running")):
-        return 0
+        return 0, None
     ks.hset(run, b"version", b"%d" % (int(version) + 1))
     i = a + 13
     for _ in range(as_int(A[a + 1])):
@@ -136,18 +138,19 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
     for _ in range(as_int(A[a + 12])):
         ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
+    fresh = None
     if i <= len(A) - 1:
-        _enqueue(ks, K, A, k + 6, i)
+        _, fresh = _enqueue(ks, K, A, k + 6, i)
     if A[a + 5] != b"":
         if ks.hget(K[k + 2], b"run") == A[a + 6]:
             ks.hdel(K[k + 2], b"run")
         _retire(ks, K, k, K[k + 6], _at(K, k + 7), A[a + 5], A[a + 6], A[a + 9], A[a + 10],
                 A[a + 11])
-    return 1
+    return 1, fresh
 
 
 def commit_script(ks: Keyspace, K: Args, A: Args) -> int:
-    return _commit(ks, K, A, 1, 1)
+    return _commit(ks, K, A, 1, 1)[0]
 
 
 def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
@@ -234,18 +237,20 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     held, h = None, i
     if A[8] == b"1":
         held = k
-        k, i = k + 6, i + 4
+        k, i = k + 3, i + 4
     posted = ks.hincrby(K[1], b"__posted", 1)
     due = as_int(ks.hget(K[1], b"__tasks") or b"0")
     if due == 0 or posted >= due:
-        if A[7] == b"1" and ks.hget(K[k], b"cancel") is None and _commit(ks, K, A, k, i) == 1:
-            if held is None:
-                return 3
-            took = _take(ks, K, K[held], held + 1, A[h], as_float(A[h + 1]), A[h + 2])
-            if took is None:
-                return 3
-            score, job, tries = took
-            return [3, score, job or b"", tries, _claim(ks, K[held + 4], K[held + 5], A[h + 3])]
+        if A[7] == b"1" and ks.hget(K[k], b"cancel") is None:
+            done, fresh = _commit(ks, K, A, k, i)
+            if done == 1:
+                if held is None or fresh is None:
+                    return 3
+                ks.set(K[held + 1], b"1", as_int(A[h + 2]))
+                ks.zadd(K[held], as_float(A[h + 1]) + as_int(A[h + 2]), A[h], xx=True)
+                ks.hset(K[held + 2], A[h + 3], b"1")
+                ks.hset(K[held + 2], A[h + 3] + b":lost", b"1")
+                return [3, A[h + 1], fresh, 1, [1, 0, 0, None]]
         ks.push(K[4], [A[4]], left=True)
         return 1
     if A[9] == b"1":
@@ -395,7 +400,7 @@ def retire(ks: Keyspace, K: Args, A: Args) -> int:
 
 
 def enqueue_jobs(ks: Keyspace, K: Args, A: Args) -> int:
-    return _enqueue(ks, K, A, 1, 1)
+    return _enqueue(ks, K, A, 1, 1)[0]
 
 
 def claim(ks: Keyspace, K: Args, A: Args) -> list[Any]:
