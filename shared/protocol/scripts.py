@@ -128,24 +128,27 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 -- drain was asked for: the run stays at its step, for the orchestrator's move to end it there
 -- (each sets a field, not a version). A run that ends frees its thread and is retired in the
 -- same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
--- between a commit and what must follow it.
-local function commit(k, a)
+-- between a commit and what must follow it. `uncancelled`: not once a cancel was asked for,
+-- even when the run ends (a worker's end of a run leaves a cancelled one to the orchestrator).
+local function commit(k, a, uncancelled)
   local version, id = string.match(ARGV[a], '^(%d+):(.*)$')
-  if redis.call('HGET', KEYS[k], 'version') ~= version
-      or (redis.call('HGET', KEYS[k], 'checkpoint_id') or '') ~= id then return 0 end
-  if ARGV[a + 5] == '' and (redis.call('HEXISTS', KEYS[k], 'cancel') == 1
-      or (redis.call('HEXISTS', KEYS[k], 'drain') == 1
-          and redis.call('HGET', KEYS[k], 'status') == 'running')) then return 0 end
-  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(version) + 1))
+  local run = redis.call('HMGET', KEYS[k], 'version', 'checkpoint_id', 'cancel', 'drain', 'status')
+  if run[1] ~= version or (run[2] or '') ~= id then return 0 end
+  if run[3] and (uncancelled or ARGV[a + 5] == '') then return 0 end
+  if ARGV[a + 5] == '' and run[4] and run[5] == 'running' then return 0 end
+  local set, status = {'version', tostring(tonumber(version) + 1)}, run[5]
   local i = a + 13
   for _ = 1, tonumber(ARGV[a + 1]) do
-    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
+    set[#set + 1], set[#set + 2] = ARGV[i], ARGV[i + 1]
+    if ARGV[i] == 'status' then status = ARGV[i + 1] end
+    i = i + 2
   end
+  if ARGV[a + 2] ~= '' then set[#set + 1], set[#set + 2] = 'checkpoint_id', ARGV[a + 2] end
+  redis.call('HSET', KEYS[k], unpack(set))
   -- the (maybe large) input is read only to start the run: its first checkpoint holds it now
-  if redis.call('HGET', KEYS[k], 'status') ~= 'pending' then redis.call('HDEL', KEYS[k], 'input') end
+  if run[5] == 'pending' and status ~= 'pending' then redis.call('HDEL', KEYS[k], 'input') end
   if ARGV[a + 2] ~= '' then
     redis.call('HSET', KEYS[k + 3], ARGV[a + 2], ARGV[a + 3])
-    redis.call('HSET', KEYS[k], 'checkpoint_id', ARGV[a + 2])
     if ARGV[a + 4] == '1' then
       redis.call('LPUSH', KEYS[k + 4], ARGV[a + 2])
       redis.call('HSET', KEYS[k + 2], 'latest', ARGV[a + 2])
@@ -329,8 +332,8 @@ end
 local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
 local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
 if due == 0 or posted >= due then
-  if ARGV[7] == '1' and redis.call('HEXISTS', KEYS[k], 'cancel') == 0 then
-    local done, fresh = commit(k, i)
+  if ARGV[7] == '1' then
+    local done, fresh = commit(k, i, true)
     if done == 1 then
       if not held or not fresh then return 3 end
       redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])

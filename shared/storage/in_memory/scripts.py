@@ -98,28 +98,39 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
 _EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
 
 
-def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> tuple[int, bytes | None]:
+_COMMIT_FIELDS = (b"version", b"checkpoint_id", b"cancel", b"drain", b"status")
+
+
+def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int,
+            uncancelled: bool = False) -> tuple[int, bytes | None]:
     match = _EXPECTED.match(A[a])
     if match is None:
         return 0, None
     version, checkpoint = match.groups()
     run = K[k]
-    if ks.hget(run, b"version") != version or (ks.hget(run, b"checkpoint_id") or b"") != checkpoint:
+    got = [ks.hget(run, field) for field in _COMMIT_FIELDS]
+    if got[0] != version or (got[1] or b"") != checkpoint:
         return 0, None
-    if A[a + 5] == b"" and (ks.hget(run, b"cancel") is not None or (
-            ks.hget(run, b"drain") is not None and ks.hget(run, b"status") == b"running")):
+    if got[2] is not None and (uncancelled or A[a + 5] == b""):
         return 0, None
-    ks.hset(run, b"version", b"%d" % (int(version) + 1))
+    if A[a + 5] == b"" and got[3] is not None and got[4] == b"running":
+        return 0, None
+    sets, status = [(b"version", b"%d" % (int(version) + 1))], got[4]
     i = a + 13
     for _ in range(as_int(A[a + 1])):
-        ks.hset(run, A[i], A[i + 1])
+        sets.append((A[i], A[i + 1]))
+        if A[i] == b"status":
+            status = A[i + 1]
         i += 2
+    if A[a + 2] != b"":
+        sets.append((b"checkpoint_id", A[a + 2]))
+    for field, value in sets:
+        ks.hset(run, field, value)
     # the (maybe large) input is read only to start the run: its first checkpoint holds it now
-    if ks.hget(run, b"status") != b"pending":
+    if got[4] == b"pending" and status != b"pending":
         ks.hdel(run, b"input")
     if A[a + 2] != b"":
         ks.hset(K[k + 3], A[a + 2], A[a + 3])
-        ks.hset(run, b"checkpoint_id", A[a + 2])
         if A[a + 4] == b"1":
             ks.push(K[k + 4], [A[a + 2]], left=True)
             ks.hset(K[k + 2], b"latest", A[a + 2])
@@ -241,8 +252,8 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     posted = ks.hincrby(K[1], b"__posted", 1)
     due = as_int(ks.hget(K[1], b"__tasks") or b"0")
     if due == 0 or posted >= due:
-        if A[7] == b"1" and ks.hget(K[k], b"cancel") is None:
-            done, fresh = _commit(ks, K, A, k, i)
+        if A[7] == b"1":
+            done, fresh = _commit(ks, K, A, k, i, True)
             if done == 1:
                 if held is None or fresh is None:
                     return 3
