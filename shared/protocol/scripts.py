@@ -12,14 +12,16 @@ _ENQUEUE = """
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
 -- for ('' to leave it), '1' to keep the first job off the ready list (the worker whose post
 -- enqueues it takes it in the same call, see POST_OUTCOME_SCRIPT), then per job its id and its
--- arq-serialized body. Returns how many jobs were added, and the first job's body when it was
--- added by this call (so no other process has seen it yet).
-local function enqueue(k, a)
+-- arq-serialized body. `new`: the jobs are those of a checkpoint saved in the same script
+-- (see `commit`), which nobody can have enqueued or run yet: they are not looked for. Returns
+-- how many jobs were added, and the first job's body when it was added by this call (so no
+-- other process has seen it yet).
+local function enqueue(k, a, new)
   if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[k + 2], '__tasks', ARGV[a + 2]) end
   local added, ready, fresh = 0, {}, false
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
     local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
-    if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
+    if new or (redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0) then
       local id = ARGV[a + 4 + 2 * j]
       redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1])
       redis.call('ZADD', KEYS[k], ARGV[a], id)
@@ -57,13 +59,13 @@ _FINISH_JOB = """
 -- arq's finish_job for a job that ended, its MULTI/EXEC as a function: the ends of the many jobs
 -- a worker finishes at once then go to Redis together (see arqgraph.storage.batch), or with the outcome
 -- of the job's task (POST_OUTCOME_SCRIPT). From KEYS[k]: the job's in-progress key, its try
--- counter, its job key, arq's abort set, the queue, its result key. From ARGV[a]: the job id,
--- its result (arq-serialized), how long the result is kept (ms).
+-- counter, its job key, the queue, its result key. From ARGV[a]: the job id, its result
+-- (arq-serialized), how long the result is kept (ms). (arq also takes the job out of its
+-- abort set: arqgraph's workers never abort arq jobs, so the set holds none of theirs.)
 local function finish_job(k, a)
   redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
   redis.call('ZREM', KEYS[k + 3], ARGV[a])
-  redis.call('ZREM', KEYS[k + 4], ARGV[a])
-  redis.call('SET', KEYS[k + 5], ARGV[a + 1], 'PX', ARGV[a + 2])
+  redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 2])
 end
 """
 
@@ -171,7 +173,7 @@ local function commit(k, a, uncancelled)
     emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
   end
   local added, fresh = 0, false
-  if i <= #ARGV then added, fresh = enqueue(k + 6, i) end
+  if i <= #ARGV then added, fresh = enqueue(k + 6, i, true) end  -- (the new checkpoint's jobs)
   if ARGV[a + 5] ~= '' then
     if redis.call('HGET', KEYS[k + 2], 'run') == ARGV[a + 6] then
       redis.call('HDEL', KEYS[k + 2], 'run')
@@ -322,7 +324,7 @@ for _ = 1, tonumber(ARGV[5]) do
 end
 if ARGV[6] == '1' then
   finish_job(k, i)
-  k, i = k + 6, i + 3
+  k, i = k + 5, i + 3
 end
 local held, h = nil, i
 if ARGV[8] == '1' then

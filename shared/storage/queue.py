@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
@@ -252,7 +252,7 @@ class JobQueue:
         """`finish`'s script call, to be made inside another script (the post of the job's
         outcome, see RunStore.post_outcome)."""
         keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
-                abort_jobs_ss, self.name, result_key_prefix + job_id]
+                self.name, result_key_prefix + job_id]
         return ScriptCall(keys, [job_id, result, keep_ms])
 
 

@@ -36,13 +36,14 @@ def _at(values: Args, i: int) -> Any:
     return values[i] if i < len(values) else None
 
 
-def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> tuple[int, bytes | None]:
+def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int,
+             new: bool = False) -> tuple[int, bytes | None]:
     if A[a + 2] != b"":
         ks.hset(K[k + 2], b"__tasks", A[a + 2])
     added, ready, fresh = 0, [], None
     for j in range((len(K) - 1 - k - 2) // 2):
         job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
-        if not ks.exists(job) and not ks.exists(result):
+        if new or (not ks.exists(job) and not ks.exists(result)):
             job_id = A[a + 4 + 2 * j]
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
             ks.zadd(K[k], as_float(A[a]), job_id)
@@ -72,8 +73,7 @@ def _finish_job(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> None:
     for key in (K[k], K[k + 1], K[k + 2]):
         ks.delete(key)
     ks.zrem(K[k + 3], A[a])
-    ks.zrem(K[k + 4], A[a])
-    ks.set(K[k + 5], A[a + 1], as_int(A[a + 2]))
+    ks.set(K[k + 4], A[a + 1], as_int(A[a + 2]))
 
 
 def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, seconds: bytes,
@@ -151,7 +151,7 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int,
         i += 2
     fresh = None
     if i <= len(A) - 1:
-        _, fresh = _enqueue(ks, K, A, k + 6, i)
+        _, fresh = _enqueue(ks, K, A, k + 6, i, True)  # (the new checkpoint's jobs)
     if A[a + 5] != b"":
         if ks.hget(K[k + 2], b"run") == A[a + 6]:
             ks.hdel(K[k + 2], b"run")
@@ -244,7 +244,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         i += 2
     if A[6] == b"1":
         _finish_job(ks, K, A, k, i)
-        k, i = k + 6, i + 3
+        k, i = k + 5, i + 3
     held, h = None, i
     if A[8] == b"1":
         held = k
