@@ -293,7 +293,8 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
 -- the job's end follows, '1' when a commit follows, '1' when a take follows, '1' when the
 -- outcome is a failure (the orchestrator is told at once: the run fails, its step's other
--- nodes are cancelled, as in LangGraph), the event pairs,
+-- nodes are cancelled, as in LangGraph), '1' when the task is its step's only one (its
+-- outcome completes the step: nothing is counted), the event pairs,
 -- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
 -- (ms), its task's id), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
@@ -307,8 +308,8 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- `claim`)} when the job was taken: only a job that the commit has just enqueued, which no
 -- other process can have seen, so that its take is arq's start of a new job (held for the
 -- lease, its first try) and its task's claim the first attempt of a task of a new checkpoint.
--- `__tasks` (set with the step's jobs) is how many outcomes the step waits for, `__posted`
--- how many it has. A recorded outcome ends its job too: one
+-- `__tasks` (set with the jobs of a step of more than one task) is how many outcomes the step
+-- waits for, `__posted` how many it has. A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
 -- arqgraph.storage.moves), and takes the next step's job (kept off the ready list by the
@@ -318,7 +319,7 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 -- the attempt ended (its start is no longer lost: a task resumed again and again after it
 -- fails does not reach the crash limit)
 if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':lost', -1) end
-local i, k = 10, 5
+local i, k = 11, 5
 for _ = 1, tonumber(ARGV[5]) do
   emit(KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
 end
@@ -331,9 +332,13 @@ if ARGV[8] == '1' then
   held = k
   k, i = k + 3, i + 4
 end
-local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
-local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
-if due == 0 or posted >= due then
+local complete = ARGV[10] == '1'
+if not complete then
+  local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
+  local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
+  complete = due == 0 or posted >= due
+end
+if complete then
   if ARGV[7] == '1' then
     local done, fresh = commit(k, i, true)
     if done == 1 then

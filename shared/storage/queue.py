@@ -109,7 +109,8 @@ class JobQueue:
         now = timestamp_ms()
         keys: list[str] = [self.name, protocol.ready_key(self.name),
                            protocol.writes_key(record.tag, record.checkpoint_id)]
-        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected,
+        # (a step of one task is not counted: its outcome completes it, see POST_OUTCOME_SCRIPT)
+        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None or expected == 1 else expected,
                            "1" if hold else ""]
         job = protocol.TaskJob(  # validated once: the tasks' jobs differ only in their task ids
             run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step, task_id="",

@@ -238,7 +238,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         return 0
     if A[3] != b"":
         ks.hincrby(K[3], A[1] + b":lost", -1)
-    i, k = 10, 5
+    i, k = 11, 5
     for _ in range(as_int(A[5])):
         ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
@@ -249,9 +249,12 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     if A[8] == b"1":
         held = k
         k, i = k + 3, i + 4
-    posted = ks.hincrby(K[1], b"__posted", 1)
-    due = as_int(ks.hget(K[1], b"__tasks") or b"0")
-    if due == 0 or posted >= due:
+    complete = A[10] == b"1"
+    if not complete:
+        posted = ks.hincrby(K[1], b"__posted", 1)
+        due = as_int(ks.hget(K[1], b"__tasks") or b"0")
+        complete = due == 0 or posted >= due
+    if complete:
         if A[7] == b"1":
             done, fresh = _commit(ks, K, A, k, i, True)
             if done == 1:
