@@ -43,15 +43,22 @@ _TAKE = """
 -- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
 -- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
 -- the job's in-progress key, its job key, its try counter. Returns the job's score (as it was
--- queued), the job (false when it expired) and its try; nothing when it is not taken.
+-- queued) and the job (false when it expired); nothing when it is not taken. Its try is
+-- counted apart (`count_try`), unless its task's claim counts it.
 local function take(queue, k, id, now, lease)
   local score = redis.call('ZSCORE', queue, id)
   if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
   redis.call('SET', KEYS[k], '1', 'PX', lease)
   redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
-  local tries = redis.call('INCR', KEYS[k + 2])
-  redis.call('EXPIRE', KEYS[k + 2], 88400)
-  return score, redis.call('GET', KEYS[k + 1]), tries
+  return score, redis.call('GET', KEYS[k + 1])
+end
+
+-- arq's count of a job's tries (its try counter, kept a day), for a job taken by `take`.
+-- KEYS[k]: the job's try counter.
+local function count_try(k)
+  local tries = redis.call('INCR', KEYS[k])
+  redis.call('EXPIRE', KEYS[k], 88400)
+  return tries
 end
 """
 
@@ -511,7 +518,9 @@ TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- where a worker would make a round trip of its own for it. A run whose jobs are taken
 -- together is sent once, with its first.
 -- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
--- `load` (0 when the run is gone; false when not asked for, or the job expired).
+-- `load` (0 when the run is gone; false when not asked for, or the job expired). The try of a
+-- job whose task is claimed here is the claim's attempt (each start of the job claims its
+-- task once: they count the same), so arq's try counter is not kept for it too.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
 local limited, first = {}, 5 + tonumber(ARGV[4])
 for i = 5, first - 1 do limited[ARGV[i]] = true end
@@ -520,7 +529,7 @@ local seen = {}  -- run key -> its fields (see `run_of`)
 for j = 0, (#ARGV - first + 1) / 5 - 1 do
   if #taken >= 5 * most then break end
   local a, k = first + 5 * j, 2 + 7 * j
-  local score, job, tries = take(KEYS[1], k, ARGV[a], now, ARGV[2])
+  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2])
   if score then
     local started = false
     if job and ARGV[a + 1] ~= '' then
@@ -533,10 +542,11 @@ for j = 0, (#ARGV - first + 1) / 5 - 1 do
       started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2], seen)
       if started then sent[run] = {version, id} else started = 0 end
     end
+    local claimed = type(started) == 'table' and started[3]
     taken[#taken + 1] = ARGV[a]
     taken[#taken + 1] = score
     taken[#taken + 1] = job or ''
-    taken[#taken + 1] = tries
+    taken[#taken + 1] = claimed and claimed[1] > 0 and claimed[1] or count_try(k + 2)
     taken[#taken + 1] = started
   end
 end

@@ -58,15 +58,19 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int,
 
 
 def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
-          lease: bytes) -> tuple[bytes, bytes | None, int] | None:
+          lease: bytes) -> tuple[bytes, bytes | None] | None:
     score = ks.zscore(queue, job_id)
     if score is None or score > now or ks.exists(K[k]):
         return None
     ks.set(K[k], b"1", as_int(lease))
     ks.zadd(queue, now + as_int(lease), job_id, xx=True)
-    tries = ks.incrby(K[k + 2], 1)
-    ks.pexpire(K[k + 2], 88400 * 1000)
-    return format_score(score), ks.get(K[k + 1], bytes), tries
+    return format_score(score), ks.get(K[k + 1], bytes)
+
+
+def _count_try(ks: Keyspace, K: Args, k: int) -> int:
+    tries = ks.incrby(K[k], 1)
+    ks.pexpire(K[k], 88400 * 1000)
+    return tries
 
 
 def _finish_job(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> None:
@@ -387,7 +391,7 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
         took = _take(ks, K, K[1], k, A[a], now, A[2])
         if took is None:
             continue
-        score, job, tries = took
+        score, job = took
         started: Any = None
         if job is not None and A[a + 1] != b"":
             run, task = K[k + 3], A[a + 2]
@@ -399,6 +403,8 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
                 sent[run] = (version, current)
             else:
                 started = 0
+        claimed = started[2] if started else None
+        tries = claimed[0] if claimed and claimed[0] > 0 else _count_try(ks, K, k + 2)
         taken += [A[a], score, job or b"", tries, started]
     return taken
 
