@@ -170,6 +170,11 @@ local function commit(k, a, uncancelled)
       redis.call('HSET', KEYS[k + 5], 'prior:' .. task .. ':' .. n, old)
       redis.call('HDEL', KEYS[k + 5], task)
       redis.call('HINCRBY', KEYS[k + 5], '__posted', -1)
+      -- the attempt that posted it ended (see `claim`): its claims, by the writes' checkpoint id
+      local claims = ARGV[a + 10] .. string.sub(KEYS[k + 5], #ARGV[a + 9] + 1)
+      if redis.call('HEXISTS', claims, task) == 1 then
+        redis.call('HINCRBY', claims, task .. ':ended', 1)
+      end
     end
     i = i + 1
   end
@@ -213,15 +218,16 @@ return ''
 
 _CLAIM = """
 -- Starts a new attempt of a task: returns {attempt, lost starts, failures, resume values or
--- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
--- or is handed back.
+-- false}, or {0} when the task already has an outcome. A start is lost unless it ended:
+-- handed back or failed (END_ATTEMPT_SCRIPT), or posted an outcome that was set aside to run
+-- the task again (`commit`); '<task>:ended' counts those, so a post counts nothing.
 local function claim(claims, writes, task)
   local posted = redis.call('HMGET', writes, task, 'resume:' .. task)  -- (its outcome, resume)
   if posted[1] then return {0} end
   local attempt = redis.call('HINCRBY', claims, task, 1)
-  local lost = redis.call('HINCRBY', claims, task .. ':lost', 1)
-  local failures = tonumber(redis.call('HGET', claims, task .. ':failures') or '0')
-  return {attempt, lost - 1, failures, posted[2]}
+  local ended = redis.call('HMGET', claims, task .. ':ended', task .. ':failures')
+  local lost = math.max(0, attempt - 1 - tonumber(ended[1] or '0'))
+  return {attempt, lost, tonumber(ended[2] or '0'), posted[2]}
 end
 """
 
@@ -323,9 +329,6 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
--- the attempt ended (its start is no longer lost: a task resumed again and again after it
--- fails does not reach the crash limit)
-if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':lost', -1) end
 local i, k = 11, 5
 for _ = 1, tonumber(ARGV[5]) do
   emit(KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
@@ -352,7 +355,7 @@ if complete then
       if not held or not fresh then return 3 end
       redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])
       redis.call('ZADD', KEYS[held], 'XX', tonumber(ARGV[h + 1]) + tonumber(ARGV[h + 2]), ARGV[h])
-      redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1, ARGV[h + 3] .. ':lost', 1)
+      redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1)
       return {3, ARGV[h + 1], fresh, 1, {1, 0, 0, false}}
     end
   end
@@ -376,7 +379,7 @@ END_ATTEMPT_SCRIPT = """
 -- An attempt that ends without an outcome (handed back, or failed and to be retried) is not
 -- lost; a failed one counts toward the retry policy. Only the owning attempt may say so.
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
-redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', -1)
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':ended', 1)
 return redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':failures', tonumber(ARGV[3]))
 """
 

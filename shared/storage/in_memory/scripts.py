@@ -146,6 +146,10 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int,
             ks.hset(writes, b"prior:%s:%d" % (task, n), old)
             ks.hdel(writes, task)
             ks.hincrby(writes, b"__posted", -1)
+            # the attempt that posted it ended (see `claim`): its claims, by the writes' checkpoint id
+            claims = A[a + 10] + writes[len(A[a + 9]):]
+            if ks.hget(claims, task) is not None:
+                ks.hincrby(claims, task + b":ended", 1)
         i += 1
     for _ in range(as_int(A[a + 8])):
         ks.hset(writes, A[i], A[i + 1])
@@ -188,9 +192,9 @@ def _claim(ks: Keyspace, claims: bytes, writes: bytes, task: bytes) -> list[Any]
     if posted[0] is not None:
         return [0]
     attempt = ks.hincrby(claims, task, 1)
-    lost = ks.hincrby(claims, task + b":lost", 1)
-    failures = as_int(ks.hget(claims, task + b":failures") or b"0")
-    return [attempt, lost - 1, failures, posted[1]]
+    ended = [ks.hget(claims, task + b":ended"), ks.hget(claims, task + b":failures")]
+    lost = max(0, attempt - 1 - as_int(ended[0] or b"0"))
+    return [attempt, lost, as_int(ended[1] or b"0"), posted[1]]
 
 
 _RUN_FIELDS = (b"version", b"status", b"checkpoint_id", b"cancel", b"drain", b"graph")
@@ -240,8 +244,6 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         return -1
     if ks.hsetnx(K[1], A[1], A[2]) == 0:
         return 0
-    if A[3] != b"":
-        ks.hincrby(K[3], A[1] + b":lost", -1)
     i, k = 11, 5
     for _ in range(as_int(A[5])):
         ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
@@ -267,7 +269,6 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
                 ks.set(K[held + 1], b"1", as_int(A[h + 2]))
                 ks.zadd(K[held], as_float(A[h + 1]) + as_int(A[h + 2]), A[h], xx=True)
                 ks.hset(K[held + 2], A[h + 3], b"1")
-                ks.hset(K[held + 2], A[h + 3] + b":lost", b"1")
                 return [3, A[h + 1], fresh, 1, [1, 0, 0, None]]
         ks.push(K[4], [A[4]], left=True)
         return 1
@@ -280,7 +281,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
 def end_attempt(ks: Keyspace, K: Args, A: Args) -> int:
     if ks.hget(K[1], A[1]) != A[2]:
         return -1
-    ks.hincrby(K[1], A[1] + b":lost", -1)
+    ks.hincrby(K[1], A[1] + b":ended", 1)
     return ks.hincrby(K[1], A[1] + b":failures", as_int(A[3]))
 
 
