@@ -95,7 +95,7 @@ async def test_jobs_of_more_than_one_call_are_enqueued_after_the_commit(
     record = await orchestrator.store.load_run(run_id)
     assert record is not None
     writes = protocol.writes_key(record.tag, record.checkpoint_id)
-    assert await orchestrator.store.redis.hget(writes, "__tasks") == b"3"
+    assert await orchestrator.store.redis.hget(writes, "__left") == b"3"
     assert await finish_step(orchestrator, run_id) == ["p0", "p1", "p2"]
     assert separate == [2, 1] and len(await ready(orchestrator)) == 4  # last's, with the commit
 

@@ -10,20 +10,22 @@ _ENQUEUE = """
 -- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
 -- list, the step's writes hash, then per job its arq job key and result key (to the last key).
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
--- for ('' to leave it), '1' to keep the first job off the ready list (the worker whose post
--- enqueues it takes it in the same call, see POST_OUTCOME_SCRIPT), then per job its id and its
+-- for ('' to leave it; set once: the step's later enqueues, or a repeated one, leave the count
+-- of outcomes still to come as the posts left it), '1' to keep the first job off the ready
+-- list (the worker whose post enqueues it takes it in the same call, see
+-- POST_OUTCOME_SCRIPT), then per job its id and its
 -- arq-serialized body. `new`: the jobs are those of a checkpoint saved in the same script
 -- (see `commit`), which nobody can have enqueued or run yet: they are not looked for. Returns
 -- how many jobs were added, and the first job's body when it was added by this call (so no
 -- other process has seen it yet).
 local function enqueue(k, a, new)
-  if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[k + 2], '__tasks', ARGV[a + 2]) end
+  if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
   local added, ready, fresh = 0, {}, false
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
     local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
-    if new or (redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0) then
+    if (new or redis.call('EXISTS', result) == 0)
+        and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
       local id = ARGV[a + 4 + 2 * j]
-      redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1])
       redis.call('ZADD', KEYS[k], ARGV[a], id)
       added = added + 1
       if j > 0 or ARGV[a + 3] ~= '1' then ready[#ready + 1] = id end
@@ -169,7 +171,7 @@ local function commit(k, a, uncancelled)
       local n = redis.call('HINCRBY', KEYS[k + 5], 'priors:' .. task, 1)
       redis.call('HSET', KEYS[k + 5], 'prior:' .. task .. ':' .. n, old)
       redis.call('HDEL', KEYS[k + 5], task)
-      redis.call('HINCRBY', KEYS[k + 5], '__posted', -1)
+      redis.call('HINCRBY', KEYS[k + 5], '__left', 1)
       -- the attempt that posted it ended (see `claim`): its claims, by the writes' checkpoint id
       local claims = ARGV[a + 10] .. string.sub(KEYS[k + 5], #ARGV[a + 9] + 1)
       if redis.call('HEXISTS', claims, task) == 1 then
@@ -321,8 +323,9 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- `claim`)} when the job was taken: only a job that the commit has just enqueued, which no
 -- other process can have seen, so that its take is arq's start of a new job (held for the
 -- lease, its first try) and its task's claim the first attempt of a task of a new checkpoint.
--- `__tasks` (set with the jobs of a step of more than one task) is how many outcomes the step
--- waits for, `__posted` how many it has. A recorded outcome ends its job too: one
+-- `__left` (set with the jobs of a step of more than one task) is how many outcomes the step
+-- still waits for: each post counts it down, and the one that takes it to 0 completes the
+-- step (as does each post of a step without a count). A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
 -- arqgraph.storage.moves), and takes the next step's job (kept off the ready list by the
@@ -343,11 +346,7 @@ if ARGV[8] == '1' then
   k, i = k + 3, i + 4
 end
 local complete = ARGV[10] == '1'
-if not complete then
-  local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
-  local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
-  complete = due == 0 or posted >= due
-end
+if not complete then complete = redis.call('HINCRBY', KEYS[1], '__left', -1) <= 0 end
 if complete then
   if ARGV[7] == '1' then
     local done, fresh = commit(k, i, true)

@@ -39,13 +39,13 @@ def _at(values: Args, i: int) -> Any:
 def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int,
              new: bool = False) -> tuple[int, bytes | None]:
     if A[a + 2] != b"":
-        ks.hset(K[k + 2], b"__tasks", A[a + 2])
+        ks.hsetnx(K[k + 2], b"__left", A[a + 2])
     added, ready, fresh = 0, [], None
     for j in range((len(K) - 1 - k - 2) // 2):
         job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
-        if new or (not ks.exists(job) and not ks.exists(result)):
-            job_id = A[a + 4 + 2 * j]
+        if (new or not ks.exists(result)) and not ks.exists(job):  # (SET NX)
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
+            job_id = A[a + 4 + 2 * j]
             ks.zadd(K[k], as_float(A[a]), job_id)
             added += 1
             if j > 0 or A[a + 3] != b"1":
@@ -145,7 +145,7 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int,
             n = ks.hincrby(writes, b"priors:" + task, 1)
             ks.hset(writes, b"prior:%s:%d" % (task, n), old)
             ks.hdel(writes, task)
-            ks.hincrby(writes, b"__posted", -1)
+            ks.hincrby(writes, b"__left", 1)
             # the attempt that posted it ended (see `claim`): its claims, by the writes' checkpoint id
             claims = A[a + 10] + writes[len(A[a + 9]):]
             if ks.hget(claims, task) is not None:
@@ -257,9 +257,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         k, i = k + 3, i + 4
     complete = A[10] == b"1"
     if not complete:
-        posted = ks.hincrby(K[1], b"__posted", 1)
-        due = as_int(ks.hget(K[1], b"__tasks") or b"0")
-        complete = due == 0 or posted >= due
+        complete = ks.hincrby(K[1], b"__left", -1) <= 0
     if complete:
         if A[7] == b"1":
             done, fresh = _commit(ks, K, A, k, i, True)
