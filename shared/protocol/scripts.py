@@ -13,20 +13,22 @@ _ENQUEUE = """
 -- for ('' to leave it; set once: the step's later enqueues, or a repeated one, leave the count
 -- of outcomes still to come as the posts left it), '1' to keep the first job off the ready
 -- list (the worker whose post enqueues it takes it in the same call, see
--- POST_OUTCOME_SCRIPT), then per job its id and its
--- arq-serialized body. `new`: the jobs are those of a checkpoint saved in the same script
--- (see `commit`), which nobody can have enqueued or run yet: they are not looked for. Returns
--- how many jobs were added, and the first job's body when it was added by this call (so no
--- other process has seen it yet).
-local function enqueue(k, a, new)
+-- POST_OUTCOME_SCRIPT), then per job its id and its arq-serialized body. `new`: the jobs
+-- are those of a checkpoint saved in the same script (see `commit`), which nobody can have
+-- enqueued or run yet: they are not looked for. `held_for`: the lease (ms) of the first job
+-- when it is kept off the ready list, queued already held for it (as `take` would move it).
+-- Returns how many jobs were added, and the first job's body when it was added by this call
+-- (so no other process has seen it yet).
+local function enqueue(k, a, new, held_for)
   if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
   local added, ready, fresh = 0, {}, false
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
     local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
     if (new or redis.call('EXISTS', result) == 0)
         and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
-      local id = ARGV[a + 4 + 2 * j]
-      redis.call('ZADD', KEYS[k], ARGV[a], id)
+      local id, score = ARGV[a + 4 + 2 * j], ARGV[a]
+      if j == 0 and held_for and ARGV[a + 3] == '1' then score = tonumber(score) + held_for end
+      redis.call('ZADD', KEYS[k], score, id)
       added = added + 1
       if j > 0 or ARGV[a + 3] ~= '1' then ready[#ready + 1] = id end
       if j == 0 then fresh = ARGV[a + 5] end
@@ -141,7 +143,8 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 -- same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
 -- between a commit and what must follow it. `uncancelled`: not once a cancel was asked for,
 -- even when the run ends (a worker's end of a run leaves a cancelled one to the orchestrator).
-local function commit(k, a, uncancelled)
+-- `held_for`: see `enqueue`.
+local function commit(k, a, uncancelled, held_for)
   local version, id = string.match(ARGV[a], '^(%d+):(.*)$')
   local run = redis.call('HMGET', KEYS[k], 'version', 'checkpoint_id', 'cancel', 'drain', 'status')
   if run[1] ~= version or (run[2] or '') ~= id then return 0 end
@@ -187,7 +190,9 @@ local function commit(k, a, uncancelled)
     emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
   end
   local added, fresh = 0, false
-  if i <= #ARGV then added, fresh = enqueue(k + 6, i, true) end  -- (the new checkpoint's jobs)
+  if i <= #ARGV then  -- (the new checkpoint's jobs)
+    added, fresh = enqueue(k + 6, i, true, held_for)
+  end
   if ARGV[a + 5] ~= '' then
     if redis.call('HGET', KEYS[k + 2], 'run') == ARGV[a + 6] then
       redis.call('HDEL', KEYS[k + 2], 'run')
@@ -349,11 +354,10 @@ local complete = ARGV[10] == '1'
 if not complete then complete = redis.call('HINCRBY', KEYS[1], '__left', -1) <= 0 end
 if complete then
   if ARGV[7] == '1' then
-    local done, fresh = commit(k, i, true)
+    local done, fresh = commit(k, i, true, held and tonumber(ARGV[h + 2]))
     if done == 1 then
       if not held or not fresh then return 3 end
-      redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])
-      redis.call('ZADD', KEYS[held], 'XX', tonumber(ARGV[h + 1]) + tonumber(ARGV[h + 2]), ARGV[h])
+      redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])  -- (queued held: see `enqueue`)
       redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1)
       return {3, ARGV[h + 1], fresh, 1, {1, 0, 0, false}}
     end

@@ -36,8 +36,8 @@ def _at(values: Args, i: int) -> Any:
     return values[i] if i < len(values) else None
 
 
-def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int,
-             new: bool = False) -> tuple[int, bytes | None]:
+def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
+             held_for: int | None = None) -> tuple[int, bytes | None]:
     if A[a + 2] != b"":
         ks.hsetnx(K[k + 2], b"__left", A[a + 2])
     added, ready, fresh = 0, [], None
@@ -45,8 +45,10 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int,
         job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
         if (new or not ks.exists(result)) and not ks.exists(job):  # (SET NX)
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
-            job_id = A[a + 4 + 2 * j]
-            ks.zadd(K[k], as_float(A[a]), job_id)
+            job_id, score = A[a + 4 + 2 * j], as_float(A[a])
+            if j == 0 and held_for is not None and A[a + 3] == b"1":
+                score += held_for
+            ks.zadd(K[k], score, job_id)
             added += 1
             if j > 0 or A[a + 3] != b"1":
                 ready.append(job_id)
@@ -105,8 +107,8 @@ _EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
 _COMMIT_FIELDS = (b"version", b"checkpoint_id", b"cancel", b"drain", b"status")
 
 
-def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int,
-            uncancelled: bool = False) -> tuple[int, bytes | None]:
+def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int, uncancelled: bool = False,
+            held_for: int | None = None) -> tuple[int, bytes | None]:
     match = _EXPECTED.match(A[a])
     if match is None:
         return 0, None
@@ -159,7 +161,7 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int,
         i += 2
     fresh = None
     if i <= len(A) - 1:
-        _, fresh = _enqueue(ks, K, A, k + 6, i, True)  # (the new checkpoint's jobs)
+        _, fresh = _enqueue(ks, K, A, k + 6, i, True, held_for)  # (the new checkpoint's jobs)
     if A[a + 5] != b"":
         if ks.hget(K[k + 2], b"run") == A[a + 6]:
             ks.hdel(K[k + 2], b"run")
@@ -260,12 +262,12 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         complete = ks.hincrby(K[1], b"__left", -1) <= 0
     if complete:
         if A[7] == b"1":
-            done, fresh = _commit(ks, K, A, k, i, True)
+            done, fresh = _commit(ks, K, A, k, i, True,
+                                  as_int(A[h + 2]) if held is not None else None)
             if done == 1:
                 if held is None or fresh is None:
                     return 3
                 ks.set(K[held + 1], b"1", as_int(A[h + 2]))
-                ks.zadd(K[held], as_float(A[h + 1]) + as_int(A[h + 2]), A[h], xx=True)
                 ks.hset(K[held + 2], A[h + 3], b"1")
                 return [3, A[h + 1], fresh, 1, [1, 0, 0, None]]
         ks.push(K[4], [A[4]], left=True)
