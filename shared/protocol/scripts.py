@@ -217,9 +217,10 @@ CREATE_RUN_SCRIPT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return ARGV[1] end
 local busy = redis.call('HGET', KEYS[1], 'run')
 if busy then return busy end
-redis.call('HSET', KEYS[1], 'thread_id', ARGV[2], 'run', ARGV[1])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'keep', '1') end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local thread = {'thread_id', ARGV[2], 'run', ARGV[1]}
+if ARGV[3] == '1' then thread[5], thread[6] = 'keep', '1' end
+redis.call('HSET', KEYS[1], unpack(thread))
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 return ''
 """
 

@@ -180,10 +180,11 @@ def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
     busy = ks.hget(K[1], b"run")
     if busy is not None:
         return busy
-    ks.hset(K[1], b"thread_id", A[2])
-    ks.hset(K[1], b"run", A[1])
+    thread = [(b"thread_id", A[2]), (b"run", A[1])]
     if A[3] == b"1":
-        ks.hset(K[1], b"keep", b"1")
+        thread.append((b"keep", b"1"))
+    for field, value in thread:
+        ks.hset(K[1], field, value)
     for i in range(4, len(A), 2):
         ks.hset(K[2], A[i], A[i + 1])
     return b""
