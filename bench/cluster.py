@@ -121,11 +121,12 @@ class Cluster:
     worker_concurrency: int = 0  # the workers' --concurrency when not `concurrency` (0)
     metrics: bool = False  # whether the orchestrator and workers serve --metrics-port
     metrics_ports: dict[int, int] = field(default_factory=dict)  # pid -> its metrics port
+    sentinel_url: str = ""  # the URL processes are given, when through Sentinel (bench.failover)
     _count: int = 0
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.sentinel_url or f"redis://127.0.0.1:{self.port}/0"
 
     def redis(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port)

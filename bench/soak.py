@@ -3,11 +3,14 @@
 Hundreds of fan-out runs go through a cluster (two orchestrators, three workers, a redis-server
 with AOF fsynced every second) while, as they are submitted, at random intervals, a worker or
 an orchestrator is killed -9 and a new one started, a worker is stopped with SIGTERM and
-replaced, or redis-server is killed -9 and restarted on its AOF. Every run must end with its
-fan-out applied once: the report counts runs right, lost (failed, or not ended in time) and
-doubled (an update applied twice), and the runs submitted again (same run id) because a killed
-redis-server lost their creation (AOF fsync every second loses up to a second of acknowledged
-writes).
+replaced, or redis-server is killed -9 and restarted on its AOF. With `--sentinel`, the cluster
+is on a master, its replica and a sentinel, and the Redis fault is a failover instead: the
+master is killed -9 and the sentinel promotes the replica (which may lack the last writes);
+the old master comes back as the new one's replica (bench/failover.py). Every run must end with
+its fan-out applied once: the report counts runs right, lost (failed, or not ended in time) and
+doubled (an update applied twice), and the runs submitted again (same run id) because Redis
+lost their creation (AOF fsync every second loses up to a second of acknowledged writes, and a
+failover what the replica had not received).
 """
 
 from __future__ import annotations
@@ -28,28 +31,35 @@ from typing import Any
 from arqgraph.client import Client
 from arqgraph.errors import RunNotFoundError
 from bench.cluster import REDIS_ARGS, Cluster, Proc
+from bench.failover import Sentinels
 from bench.graphs import fanout_input
 
 GRAPH = "bench_fanout"
 FAN = 3  # Sends per run; each adds 1 to `total`: a doubled update shows as total > FAN
 NODE_SLEEP = 0.2  # seconds each Send sleeps: faults land on running nodes
 FAULTS = ("kill -9 worker", "SIGTERM worker", "kill -9 orchestrator", "kill -9 redis-server")
+SENTINEL_FAULTS = (*FAULTS[:3], "failover: kill -9 master")
 
 
 class Soak:
     """A cluster, its faults, and the runs submitted to it."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, sentinel: bool = False) -> None:
         self.random = random.Random(seed)
-        order = list(FAULTS)
+        order = list(SENTINEL_FAULTS if sentinel else FAULTS)
         self.random.shuffle(order)
         self.next_faults = itertools.cycle(order)  # (every kind, in turn)
         self.cluster = Cluster(workers=3, concurrency=50)
         self.orchestrators: list[Proc] = []
         self.faults: Counter[str] = Counter()
+        self.sentinel = sentinel
+        self.sentinels: Sentinels | None = None
 
     def start(self) -> None:
-        self.cluster.start()
+        self.cluster.start_redis()
+        if self.sentinel:
+            self.sentinels = Sentinels(self.cluster)
+        self.cluster.start_pool()
         assert self.cluster.orchestrator is not None
         self.orchestrators = [self.cluster.orchestrator, self._orchestrator()]
 
@@ -64,6 +74,9 @@ class Soak:
         self.faults[name] += 1
         if name == "kill -9 redis-server":
             self._restart_redis()
+            return
+        if self.sentinels is not None and name == SENTINEL_FAULTS[-1]:
+            self.sentinels.fail_over()
             return
         procs = self.cluster.worker_procs if "worker" in name else self.orchestrators
         victim = procs.pop(self.random.randrange(len(procs)))
@@ -89,6 +102,9 @@ class Soak:
         for proc in self.orchestrators:  # (the first may have been killed and replaced)
             if proc is not self.cluster.orchestrator:
                 proc.stop()
+        self.cluster.stop_pool()
+        if self.sentinels is not None:
+            self.sentinels.stop()
         self.cluster.stop()
 
 
@@ -100,12 +116,13 @@ def verdict(result: Any) -> str:
 
 
 async def soak(
-    runs: int, seconds: float, seed: int, fault_every: tuple[float, float] = (0.5, 2.0)
+    runs: int, seconds: float, seed: int, fault_every: tuple[float, float] = (0.5, 2.0),
+    sentinel: bool = False,
 ) -> dict[str, Any]:
     """Submit `runs` runs, ten a second (over half of `seconds` at most), under faults (one
-    every `fault_every` seconds, at random, while runs are submitted), then wait for their
-    ends until `seconds` have passed; the tally and the faults."""
-    cluster = Soak(seed)
+    every `fault_every` seconds after the last one ended, at random, while runs are submitted),
+    then wait for their ends until `seconds` have passed; the tally and the faults."""
+    cluster = Soak(seed, sentinel)
     cluster.start()
     client = await Client.connect(cluster.cluster.url, connect_timeout=30, submit_retry=30)
     started = time.monotonic()
@@ -114,7 +131,7 @@ async def soak(
         async def faults() -> None:
             while True:
                 await asyncio.sleep(cluster.random.uniform(*fault_every))
-                cluster.fault()
+                await asyncio.to_thread(cluster.fault)  # (a failover takes seconds)
 
         injecting = asyncio.create_task(faults())
         def submit(i: int) -> Any:
@@ -146,7 +163,7 @@ async def soak(
     return {"runs": runs, "seconds": round(time.monotonic() - started, 1), "seed": seed,
             "right": tally["right"], "lost": tally["lost"], "doubled": tally["doubled"],
             "resubmitted": resubmitted[0], "faults": dict(cluster.faults),
-            "redis": " ".join(REDIS_ARGS)}
+            "redis": " ".join(REDIS_ARGS) + (" + a replica and a sentinel" if sentinel else "")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,8 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=50.0,
                         help="the whole soak's bound: runs not ended by then count as lost")
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--sentinel", action="store_true",
+                        help="Redis through Sentinel, failed over instead of restarted")
     args = parser.parse_args(argv)
-    report = asyncio.run(soak(args.runs, args.seconds, args.seed))
+    report = asyncio.run(soak(args.runs, args.seconds, args.seed, sentinel=args.sentinel))
     print(json.dumps(report))
     return 0 if report["right"] == report["runs"] else 1
 

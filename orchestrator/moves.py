@@ -19,7 +19,7 @@ from arqgraph.errors import ErrorInfo, GraphRecursionError
 from arqgraph.observe import traces
 from arqgraph.orchestrator.starts import first_position
 from arqgraph.protocol import RunRecord, SavedCheckpoint
-from arqgraph.storage.commits import commit_call
+from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.moves import (
     MovePlanner,
     breakpoints,
@@ -221,3 +221,15 @@ class RunMover(MovePlanner):
         new = view is not None and view.id != record.checkpoint_id
         return await self.store.commit(
             self.ending(record, "failed", end, error=error, events=events, saved=view, new=new))
+
+    async def cancelled(self, graph: CompiledStateGraph, record: RunRecord) -> Commit:
+        """The commit that ends the run, cancelled: its step stays the thread's state, shown
+        with the writes of the tasks it finished, as LangGraph applies a cancelled step's
+        pending writes (the others run again when the thread is resumed)."""
+        saved = record.saved
+        if saved is None or not saved.checkpoint.tasks:
+            return self.ending(record, "cancelled", {"status": "cancelled"})
+        outcomes = await self.store.outcomes(record.tag, saved.id,
+                                             [t.id for t in saved.checkpoint.tasks])
+        view = self._view(graph, saved, outcomes) if outcomes else None
+        return self.ending(record, "cancelled", {"status": "cancelled"}, saved=view)

@@ -313,8 +313,7 @@ class Orchestrator:
                 if record.checkpoint is not None:  # its queued tasks need not start
                     tasks = [t.id for t in record.checkpoint.tasks]
                     await self.jobs.drop(record, tasks)
-                cancel = self.moves.ending(record, "cancelled", {"status": "cancelled"})
-                if await self.store.commit(cancel):
+                if await self.store.commit(await self.moves.cancelled(graph, record)):
                     return
             elif record.status == "pending":
                 try:

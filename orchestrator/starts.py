@@ -138,6 +138,9 @@ async def _resume(
         return WritesEdit(base.id, again, {tid: [] for tid in again}), [
             ("values", graph.schema.output(base.checkpoint.values))]
     events: list[tuple[Any, Any]] = [("values", graph.schema.output(base.checkpoint.values))]
+    if record.records("checkpoints"):  # (the checkpoint it goes on from, as LangGraph tells)
+        events.append(checkpoint_event(graph, record, base,
+                                       {tid: o.interrupts for tid, o in outcomes.items()}))
     for task in tasks:
         done = outcomes.get(task.id)
         if done is not None and done.succeeded and task.node != START:

@@ -216,7 +216,7 @@ class Client:
                                         self.same_process)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         thread = thread_id if thread_id is not None else f"run:{key}"  # (its own, if none)
-        run_id = protocol.keyed_run_id(thread, key)
+        run_id = run_id_for(key, thread_id)
         if thread_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel
             bound = await replay.replay_bound(self.store, thread_id or "", checkpoint_id)
             if bound is not None:
@@ -283,7 +283,8 @@ class Client:
         # it and every question asked, answered ones included.
         is_latest = latest is not None and saved.id == latest.id and not checkpoint_id
         return await self._snapshot(thread_id, saved, pending_applied=is_latest,
-                                    subgraphs=subgraphs)
+                                    subgraphs=subgraphs,
+                                    moved_on=latest is not None and saved.id != latest.id)
 
     async def get_state_history(
         self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
@@ -293,6 +294,7 @@ class Client:
         metadata has the items of `filter`, at most `limit` of them."""
         thread_id, _ = require_thread(config)
         saved = await self.store.threads.history(protocol.thread_tag(thread_id))
+        latest = saved[0].id if saved else None
         if before is not None:
             _, older_than = _thread_of(before)
             ids = [s.id for s in saved]
@@ -301,7 +303,8 @@ class Client:
         for s in saved:
             if limit is not None and len(snapshots) >= limit:
                 break
-            snapshot = await self._snapshot(thread_id, s, pending_applied=False)
+            snapshot = await self._snapshot(thread_id, s, pending_applied=False,
+                                            moved_on=s.id != latest)
             if all((snapshot.metadata or {}).get(k) == v for k, v in (filter or {}).items()):
                 snapshots.append(snapshot)
         return snapshots
@@ -352,8 +355,11 @@ class Client:
 
     async def _snapshot(
         self, thread_id: str, saved: SavedCheckpoint, *, pending_applied: bool,
-        subgraphs: bool = False,
+        subgraphs: bool = False, moved_on: bool = False,
     ) -> StateSnapshot:
+        """`moved_on`: a later checkpoint follows it. The outcomes that a run with
+        durability="exit" posted there and then moved on from are left out, as LangGraph,
+        saving nothing until such a run exits, never records them."""
         cp = saved.checkpoint
         tasks = cp.tasks
         outcomes, priors, children = await self.store.threads.task_records(
@@ -364,6 +370,8 @@ class Client:
         shown = []
         for t in tasks:
             o = outcomes.get(t.id)
+            if o is not None and moved_on and o.posted_by not in ("", saved.run_id):
+                o = None
             if o is None and t.node == START:  # the input, applied without a worker
                 o = TaskOutcome(t.id, t.node, writes=t.arg)
             path = ("__pregel_pull", t.node) if t.send_index is None else (
@@ -401,6 +409,12 @@ class Client:
                 for i in task.interrupts
             ),
         )
+
+
+def run_id_for(key: str, thread_id: str | None) -> str:
+    """The id of the run `submit(..., run_id=key)` makes on `thread_id` (None: on a thread of
+    its own), known before it is submitted."""
+    return protocol.keyed_run_id(thread_id if thread_id is not None else f"run:{key}", key)
 
 
 def _thread_of(config: Mapping[str, Any] | None) -> tuple[str | None, str]:

@@ -37,6 +37,7 @@ REPORTED = ("callbacks", "calls")
 # how long the embedded worker holds a job: only this process reads its store, so a lease
 # never lapses for a dead worker; it must not lapse while an async node blocks the loop
 LEASE = 3600.0
+ORPHANS_END_WITHIN = 10.0  # seconds a stopping embedded cluster waits for its cancelled runs
 
 T = TypeVar("T")
 
@@ -76,6 +77,7 @@ class EmbeddedCluster:
         return self
 
     async def __aexit__(self, *_: Any) -> None:
+        await self._end_orphans()
         self._stop.set()
         await self.orchestrator.store.events.notify(self.graphs[0].name, InboxNote(kind="wake", run_id=""))
         await self.worker.stop()
@@ -88,6 +90,20 @@ class EmbeddedCluster:
         if keeper is not None:  # (on this loop: see LeaseKeeper.start)
             await asyncio.gather(keeper, return_exceptions=True)
         await self.redis.aclose()
+
+
+    async def _end_orphans(self) -> None:
+        """Cancel the runs still going that no call follows any more (a stream its caller
+        closed early), and let the orchestrator end them before it stops: else their threads
+        would stay busy, as no process would be left to end them."""
+        store, names = self.orchestrator.store, [g.name for g in self.graphs]
+        orphans = [run for name in names for run in await store.active_runs(name)]
+        for run_id in orphans:
+            await store.request_cancel(run_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ORPHANS_END_WITHIN
+        while orphans and await store.any_active(names) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ COMMANDS = (
     "+ping +hello +auth +select +client|setname +info +config|get +memory|stats "
     "+eval +evalsha +script|load +multi +exec +discard +watch +unwatch "
     "+get +set +setex +psetex +del +unlink +exists +expire +pexpire +ttl +pttl +incr "
-    "+hset +hsetnx +hget +hmget +hgetall +hkeys +hdel +hexists +hincrby "
+    "+hset +hsetnx +hget +hmget +hgetall +hkeys +hdel +hexists +hincrby +hstrlen "
     "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zincrby +zremrangebyscore +time +mget +brpop "
     "+sadd +srem +smembers +sismember +sunion +lpush +rpush +lrange +llen +blmpop "
     "+xadd +xread +xrange +xrevrange +xdel +xinfo|stream +publish +subscribe +unsubscribe +scan"
@@ -75,6 +75,9 @@ async def test_the_cluster_runs_as_a_user_with_the_minimal_acl(
         assert (await within(resumed.result()))["done"] == [1, 2]
         assert (await client.get_state(config)).values["done"] == [1, 2]
         await client.delete_thread(config["configurable"]["thread_id"])
+        large = {"size": 64 * 1024}  # (its update and state kept in the thread's blobs)
+        assert (await within((await client.submit(graphs.large_graph.name, large)).result())
+                ) == {**large, "blob": "x" * large["size"], "done": []}
         with pytest.raises(SerializationError):
             await within((await client.submit(graphs.junk_task.name, "k")).result())
         waiting = data()

@@ -84,3 +84,31 @@ def test_input_nested_deeper_than_msgpack_allows_is_refused_naming_key_and_limit
         deep = [deep]
     with pytest.raises(InvalidInputError, match="input key 'x': nested more than 511 levels"):
         one_node_graph().invoke({"x": deep})
+
+
+def broken_reducer(current: list[int], update: list[int]) -> list[int]:
+    raise ValueError(f"cannot fold {update!r}")
+
+
+async def test_a_raising_reducer_fails_its_run_at_once_with_its_traceback() -> None:
+    """As LangGraph raises it, within the run's first fold (no retry, no waiting)."""
+    import traceback
+
+    def build(prefix: str) -> Any:
+        graph_api = importlib.import_module(f"{prefix}.graph")
+
+        class State(TypedDict, total=False):
+            seen: Annotated[list[int], broken_reducer]
+
+        builder = graph_api.StateGraph(State)
+        builder.add_node("add", lambda state: {"seen": [1]})
+        builder.add_edge(graph_api.START, "add")
+        builder.add_edge("add", graph_api.END)
+        return builder.compile()
+
+    with pytest.raises(ValueError, match=r"cannot fold \[1\]") as theirs:
+        await build("langgraph").ainvoke({})
+    with pytest.raises(ValueError, match=r"cannot fold \[1\]") as ours:
+        await asyncio.wait_for(build("arqgraph").ainvoke({}), LIMIT)
+    assert type(ours.value) is type(theirs.value)
+    assert "in broken_reducer" in "".join(traceback.format_exception(ours.value))

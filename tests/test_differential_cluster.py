@@ -121,14 +121,26 @@ def test_timeouts_on_a_cluster(name: str, cluster: str) -> None:
     assert outcome("arqgraph", name, cluster=cluster) == outcome(REFERENCE, name)
 
 
+@pytest.mark.parametrize("invoked", [False, True], ids=["node", "invoked"])
 @pytest.mark.parametrize("durability", ["exit", "sync"])
-def test_durability_on_a_cluster(durability: str, cluster: str) -> None:
-    """What a run with a subgraph lists in its thread's history, per durability, on a
-    cluster: as LangGraph."""
+def test_durability_on_a_cluster(durability: str, invoked: bool, cluster: str) -> None:
+    """What a run with a subgraph (a node, or invoked in one) lists in its thread's history,
+    per durability, on a cluster: as LangGraph."""
     from tests.test_durability_exit import histories
 
-    expected = histories(REFERENCE, durability)
-    assert histories("arqgraph", durability, cluster=cluster, thread="cluster") == expected
+    expected = histories(REFERENCE, durability, invoked=invoked)
+    assert histories("arqgraph", durability, cluster=cluster, thread="cluster",
+                     invoked=invoked) == expected
+
+
+@pytest.mark.parametrize("durability", ["exit", "sync"])
+def test_resumed_durability_on_a_cluster(durability: str, cluster: str) -> None:
+    """A step stopped at a question and resumed: its history as LangGraph's, per durability."""
+    from tests.test_durability_exit import resumed_history
+
+    expected = resumed_history(REFERENCE, durability)
+    assert resumed_history("arqgraph", durability, cluster=cluster,
+                           thread="cluster-resumed") == expected
 
 
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
@@ -236,6 +248,14 @@ def test_an_entrypoints_history_on_a_cluster(cluster: str) -> None:
     from tests.test_func import entrypoint_history
 
     assert entrypoint_history("arqgraph", cluster=cluster) == entrypoint_history(REFERENCE)
+
+
+def test_task_call_events_on_a_cluster(cluster: str) -> None:
+    """The "tasks" events of an entrypoint and its task calls, resumed, on a cluster."""
+    from tests.test_func import entrypoint_task_events
+
+    assert (entrypoint_task_events("arqgraph", cluster=cluster)
+            == entrypoint_task_events(REFERENCE))
 
 
 def test_task_calls_stream_from_a_cluster(cluster: str) -> None:

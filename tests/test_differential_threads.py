@@ -167,13 +167,6 @@ def scenario(**gaps: str) -> Callable[[Callable[[Api, Transcript], None]],
 # ---------------------------------------------------------------------------------------------
 # Known differences (each is the reason of an xfail)
 
-GAP_EXIT_TASK_RESULTS = (
-    "with durability='exit', a resumed step's finished tasks show their results in the history "
-    "of the checkpoint they ran from (arqgraph records each outcome as the task posts it, which "
-    "is also what lets a crashed run resume); LangGraph, saving nothing until the run exits, "
-    "shows none there. The checkpoints listed, their values and next tasks are the same."
-)
-
 GAP_NO_THREAD_ID = (
     "deliberate: a non-empty config['configurable'] without 'thread_id' (and get_state with an "
     "empty one): LangGraph raises KeyError('thread_id') from deep in its checkpointer; arqgraph "
@@ -956,6 +949,66 @@ def scenario_error_handler_failed_then_resumed(api: Api, t: Transcript) -> None:
     t.add("calls", dict(sorted(calls.items())))
 
 
+@scenario()
+def scenario_breakpoint_named_after_an_error_handler(api: Api, t: Transcript) -> None:
+    """A breakpoint named after a node's error handler is taken, as LangGraph's handlers are
+    nodes; the handler runs in its node's step all the same, with no stop."""
+    calls: Counter[str] = Counter()
+
+    def fails(state: S) -> dict[str, Any]:
+        calls["node"] += 1
+        raise RuntimeError("boom")
+
+    def handler(state: S, error: api.NodeError) -> dict[str, Any]:  # type: ignore[name-defined]
+        calls[f"handler saw {error.node}"] += 1
+        return {"log": ["handled"]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("fails", fails, error_handler=handler)
+    builder.add_edge(api.START, "fails")
+    graph = builder.compile(checkpointer=api.InMemorySaver(),
+                            interrupt_before=["__error_handler__fails"])
+    t.call("run", graph.invoke, {"log": []}, cfg())
+    t.state("state", graph.get_state, cfg())
+    t.call("invoked again", graph.invoke, None, cfg())
+    t.history("history", graph.get_state_history, cfg())
+    t.add("calls", dict(sorted(calls.items())))
+    t.call("an unknown breakpoint", lambda: builder.compile(interrupt_before=["nope"]))
+
+
+@scenario()
+def scenario_resumed_stream_tells_its_checkpoint(api: Api, t: Transcript) -> None:
+    """A resumed run's stream: the state, then the checkpoint it goes on from with the
+    questions asked there, then the updates of the tasks already done, as LangGraph's."""
+    calls: Counter[str] = Counter()
+
+    def asks(state: S) -> dict[str, Any]:
+        calls["asks"] += 1
+        return {"log": [f"asks:{api.interrupt('ok?')}"]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("asks", asks)
+    builder.add_node("done", lambda state: {"log": ["done"]})
+    builder.add_edge(api.START, "asks")
+    builder.add_edge(api.START, "done")
+    graph = builder.compile(checkpointer=api.InMemorySaver())
+
+    def streamed(given: Any) -> list[Any]:
+        shown: list[Any] = []
+        for mode, event in graph.stream(given, cfg(), stream_mode=["values", "updates",
+                                                                    "checkpoints"]):
+            if mode == "checkpoints":
+                event = (event["metadata"], event["next"], event["values"],
+                         [(task["name"], [i["value"] for i in task["interrupts"]])
+                          for task in event["tasks"]])
+            shown.append((mode, event))
+        return shown
+
+    t.call("run", streamed, {"log": []})
+    t.call("resumed", streamed, api.Command(resume="yes"))
+    t.add("calls", dict(sorted(calls.items())))
+
+
 class Docs(TypedDict, total=False):
     query: str
     docs: Annotated[list[str], operator.add]
@@ -1016,7 +1069,7 @@ def scenario_checkpointer_lists_subgraphs(api: Api, t: Transcript) -> None:
     t.add("list of the root", [shown(found) for found in saver.list(root)])
 
 
-@scenario(history=GAP_EXIT_TASK_RESULTS)
+@scenario()
 def scenario_durability_exit(api: Api, t: Transcript) -> None:
     """durability="exit": a run lists only the checkpoint it ends at in the thread's history
     (its interrupt, when it stops at one); "sync" and "async" list every step."""

@@ -115,11 +115,74 @@ def test_without_langchain_the_same_mermaid(shape: str, monkeypatch: pytest.Monk
         drawn.draw_ascii()
 
 
-def test_json_edges_are_langgraphs() -> None:
+def test_json_is_langgraphs() -> None:
+    """Nodes, with what runs each named as LangGraph names it, and edges."""
     for shape in SHAPES:
-        theirs = build(Api(REFERENCE), shape).get_graph().to_json()["edges"]
-        ours = build(Api("arqgraph"), shape).get_graph().to_json()["edges"]
+        theirs = build(Api(REFERENCE), shape).get_graph().to_json()
+        ours = build(Api("arqgraph"), shape).get_graph().to_json()
         assert ours == theirs, shape
+
+
+def _middle(api: Api, tag: str) -> Any:
+    from langchain_core.runnables import RunnableLambda
+
+    inner = api.StateGraph(S)
+    inner.add_node("slow", _node)
+    inner.add_node("fast", _node)
+    inner.set_conditional_entry_point(_go_b, {"x": "slow", "y": "fast"})
+    middle = api.StateGraph(S)
+    middle.add_node("first", RunnableLambda(_node))
+    middle.add_node(f"inner_{tag}", inner.compile())
+    middle.add_edge(api.START, "first")
+    middle.add_edge("first", f"inner_{tag}")
+    return middle.compile()
+
+
+def nested(api: Api) -> Any:
+    """Three levels: a graph as a node, a node that invokes a graph, a LangChain runnable as a
+    node, and a conditional entry into the innermost graph."""
+    called = _middle(api, "called")
+
+    def calls_middle(state: S) -> Any:
+        return called.invoke(state)
+
+    outer = api.StateGraph(S)
+    outer.add_node("a", _node)
+    outer.add_node("middle", _middle(api, "node"))
+    outer.add_node("calls", calls_middle)
+    outer.add_edge(api.START, "a")
+    outer.add_conditional_edges("a", _literal_middle, {"m": "middle", "c": "calls"})
+    outer.add_edge("middle", api.END)
+    return outer.compile()
+
+
+def _literal_middle(state: S) -> str:
+    return "m"
+
+
+@pytest.mark.parametrize("xray", [False, True, 1, 2])
+def test_xray_draws_inner_graphs_as_langgraph(xray: int | bool) -> None:
+    """`get_graph(xray=...)` puts each graph a node runs in its place, to the depth asked."""
+    theirs = nested(Api(REFERENCE)).get_graph(xray=xray)
+    ours = nested(Api("arqgraph")).get_graph(xray=xray)
+    assert ours.to_json() == theirs.to_json()
+    assert ours.draw_mermaid() == theirs.draw_mermaid()
+    if xray:
+        assert any(":" in node for node in ours.nodes)
+
+
+def test_xray_without_langchain_draws_the_same_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    theirs = nested(Api(REFERENCE)).get_graph(xray=True).to_json()
+    graph = nested(Api("arqgraph"))
+    monkeypatch.setitem(sys.modules, "langchain_core.runnables.graph", None)
+    drawn = graph.get_graph(xray=True)
+    assert type(drawn).__name__ == "DrawableGraph"
+    ours = drawn.to_json()
+    assert ours["edges"] == theirs["edges"]
+    assert [n["id"] for n in ours["nodes"]] == [n["id"] for n in theirs["nodes"]]
+    assert ([n["data"]["id"] for n in ours["nodes"] if n.get("data") and ":" not in n["id"]]
+            == [n["data"]["id"] for n in theirs["nodes"]
+                if n.get("data") and ":" not in n["id"]])
 
 
 def _with_destinations(api: Api, destinations: Any) -> Any:

@@ -289,3 +289,60 @@ def test_a_state_class_defined_inside_a_function_runs_embedded() -> None:
     second, second_cls = make()  # another class of the same name: not confused with the first
     assert first.invoke(first_cls(x=1)) == {"x": 2}
     assert second.invoke(second_cls(x=5)) == {"x": 6}
+
+
+def _closed_early(root: str) -> list[Any]:
+    """Stream a run and stop reading at its first update, then look at the thread and resume
+    it: a node of the step still running is cancelled, the finished one's writes show, and
+    the thread is free."""
+    import contextlib
+    import importlib
+
+    graph_api = importlib.import_module(f"{root}.graph")
+    saver = importlib.import_module(f"{root}.checkpoint.memory").InMemorySaver()
+    seen: dict[str, Any] = {"slow starts": 0, "cancelled": False}
+
+    class Counted(TypedDict):
+        value: Annotated[int, operator.add]
+
+    async def quick(state: Counted) -> dict[str, int]:
+        return {"value": 2}
+
+    async def slow(state: Counted) -> dict[str, int]:
+        seen["slow starts"] += 1
+        if seen["slow starts"] == 1:  # (waits until it is cancelled)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                seen["cancelled"] = True
+                raise
+        return {"value": 10}
+
+    builder = graph_api.StateGraph(Counted)
+    builder.add_node("quick", quick)
+    builder.add_node("slow", slow)
+    builder.add_edge(graph_api.START, "quick")
+    builder.add_edge(graph_api.START, "slow")
+    graph = builder.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "closed"}}
+
+    async def run() -> list[Any]:
+        async with contextlib.aclosing(graph.astream({"value": 1}, config)) as stream:
+            first = [chunk async for chunk in _first(stream)]
+        state = await graph.aget_state(config)
+        resumed = await asyncio.wait_for(graph.ainvoke(None, config), 30)
+        return [first, state.values, state.next, resumed, dict(seen)]
+
+    return asyncio.run(run())
+
+
+async def _first(stream: Any) -> Any:
+    async for chunk in stream:
+        yield chunk
+        return
+
+
+def test_a_stream_closed_early_cancels_its_run_and_frees_its_thread() -> None:
+    expected = _closed_early("langgraph")
+    assert expected[1:3] == [{"value": 3}, ("slow",)]
+    assert _closed_early("arqgraph") == expected

@@ -91,3 +91,16 @@ async def test_a_failed_run_raises_through_the_notice_too():
         handle = await cluster.client.submit("boom", {"x": 0})
         with pytest.raises(KeyError, match="nope"):
             await asyncio.wait_for(handle.result(), LIMIT)
+
+
+async def test_poison_in_a_producer_s_ends_list_is_set_aside_and_its_runs_still_end():
+    from arqgraph.storage.dead_letters import dead_letters
+
+    async with EmbeddedCluster([add_one()]) as cluster:
+        key = protocol.ends_key(cluster.client.ends.waiter)
+        await cluster.redis.rpush(key, b"\xff\xfe", b"not-a-run-id")
+        handle = await cluster.client.submit("add", {"x": 1})
+        assert (await asyncio.wait_for(handle.result(), LIMIT))["x"] == 3
+        letters = await dead_letters(cluster.redis)
+        assert {(d.where, d.data) for d in letters} == {(key, b"\xff\xfe"),
+                                                        (key, b"not-a-run-id")}

@@ -463,6 +463,46 @@ def entrypoint_history(prefix: str, cluster: str | None = None,
     return asyncio.run(asyncio.wait_for(run(), 60))
 
 
+def entrypoint_task_events(prefix: str, cluster: str | None = None,
+                           thread: str = "task-events") -> list[Any]:
+    """The "tasks" events of an entrypoint run and its resume: the entrypoint's task and
+    each task call it makes, with ids labelled in order of first appearance."""
+    from tests.graphs.functional_graphs import build_asking_entrypoint
+
+    graph = build_asking_entrypoint(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": thread}}
+    labels: dict[str, str] = {}
+    shown: list[Any] = []
+    for given in (3, command(resume="yes")):
+        for mode, event in graph.stream(given, config, stream_mode=["tasks", "checkpoints"]):
+            if mode == "checkpoints":  # (a resume tells the checkpoint it goes on from first)
+                shown.append((event["metadata"]["source"], event["metadata"]["step"],
+                              event["next"], [(t["name"], [i["value"] for i in t["interrupts"]])
+                                              for t in event["tasks"]]))
+                continue
+            event = dict(event)
+            event["id"] = labels.setdefault(event["id"], f"t{len(labels)}")
+            if event.get("interrupts"):
+                event["interrupts"] = [i["value"] for i in event["interrupts"]]
+            shown.append(event)
+    return shown
+
+
+def test_task_calls_stream_their_task_events_as_langgraph() -> None:
+    """A call tells its start (its arguments, pushed) and its return value; an entrypoint
+    its input, triggered by the start, and its return value; a resumed entrypoint tells
+    the checkpoint it goes on from, with its question, and the start of a call whose result
+    it reuses, and no result for it."""
+    expected = entrypoint_task_events("langgraph")
+    assert [e["name"] if isinstance(e, dict) else e[0] for e in expected] == [
+        "input", "asking_entrypoint", "double", "double", "asking_entrypoint",
+        "input", "asking_entrypoint", "double", "asking_entrypoint", "loop"]
+    assert ("input", -1, ["asking_entrypoint"], [("asking_entrypoint", ["ok?"])]) in expected
+    assert entrypoint_task_events("arqgraph") == expected
+
+
 def test_an_entrypoints_history_is_langgraphs() -> None:
     """An entrypoint's input checkpoint has it due at once (no `__start__` step), its steps
     are numbered as LangGraph's, and its task's result is its return value."""

@@ -204,3 +204,23 @@ async def test_a_commit_planned_on_a_checkpoint_the_run_no_longer_has_is_refused
     assert await store.status(run_id) == "pending"
     assert await store.commit(commit_call(record, status="running"))
     assert await store.status(run_id) == "running"
+
+
+async def test_a_run_rolled_back_to_its_version_on_another_checkpoint_is_read_again(
+    protocol_redis: Callable[[], ArqRedis], monkeypatch: pytest.MonkeyPatch,
+):
+    """A failover that lost the last writes can show a run's version again on another
+    checkpoint: a process that kept the run's record must not take it for the run's (a worker
+    took the new step's jobs for stale ones and dropped them: the run stalled)."""
+    orchestrator, run_id, _ = await started(graph("rolled"), monkeypatch, protocol_redis())
+    store = orchestrator.store
+    kept = await store.load_run(run_id)
+    assert kept is not None and kept.saved is not None
+    other = kept.saved.model_copy(update={"id": "after-the-failover"})
+    redis = store.redis
+    await redis.hset(protocol.checkpoints_key(protocol.tag_of(run_id)), other.id,
+                     protocol.encode_saved(other))
+    await redis.hset(protocol.run_key(run_id), "checkpoint_id", other.id)  # (same version)
+    again = await store.load_run(run_id)
+    assert again is not None and again.version == kept.version
+    assert (again.checkpoint_id, again.saved and again.saved.id) == (other.id, other.id)

@@ -10,7 +10,10 @@ to (with CorruptDataError), and leave every process serving: the good runs besid
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -89,13 +92,18 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
                      mapping={"status": b"\xffnope", "version": b"x", "config": b"\xc1"})
         assert "status" in await _fails_with_corrupt_data(garbled)
 
-        # A job whose payload is a pickle (not msgpack), and one calling no function.
+        # A job whose payload is a pickle (not msgpack), one calling no function, and one
+        # whose arguments are not a task's.
         bad_bytes = await within(client.submit(GRAPH, data()))
         unknown_function = await within(client.submit(GRAPH, data()))
+        wrong_types = await within(client.submit(GRAPH, data()))
         await r.set(job_key_prefix + await _queued_job(client, bad_bytes.run_id),  # never run
                     pickle.dumps({"t": 1, "f": protocol.TASK_FUNCTION, "a": [], "k": {}}))
         await r.set(job_key_prefix + await _queued_job(client, unknown_function.run_id),
                     msgpack.packb({"t": 1, "f": "os.system", "a": [], "k": {}, "et": 1}))
+        await r.set(job_key_prefix + await _queued_job(client, wrong_types.run_id),
+                    msgpack.packb({"t": 1, "f": protocol.TASK_FUNCTION, "a": [],
+                                   "k": {"run_id": wrong_types.run_id, "step": "x"}, "et": 1}))
 
         # Not UTF-8: a job id in arq's queue and in the ready list, an id in the active set;
         # and a notification that is not msgpack.
@@ -117,6 +125,7 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
         assert await within(good.result()) == graphs.expected_gated(good_data)
         assert "not an arq job" in await _fails_with_corrupt_data(bad_bytes)
         assert "'os.system'" in await _fails_with_corrupt_data(unknown_function)
+        assert "step" in await _fails_with_corrupt_data(wrong_types)
 
         async def all_set_aside() -> list[protocol.DeadLetter] | None:
             letters = await client.dead_letters()
@@ -130,7 +139,7 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
         assert {letter.data for letter in letters} >= {b"\xffready", b"\xc1 not msgpack",
                                                        b"\xffactive", b"not-a-run-id"}
         assert {letter.run_id for letter in letters} >= {
-            garbled.run_id, bad_bytes.run_id, unknown_function.run_id}
+            garbled.run_id, bad_bytes.run_id, unknown_function.run_id, wrong_types.run_id}
         assert await r.zcard(QUEUE) == 0  # nothing left for a worker to choke on
         assert not await r.sismember(protocol.active_key(GRAPH), b"\xffactive")
         assert pool.orchestrator.alive() and all(w.alive() for w in pool.workers)
@@ -141,6 +150,12 @@ async def test_poison_in_every_queue_and_key_is_set_aside_and_fails_only_its_run
         assert await within((await client.submit(GRAPH, again)).result()) == \
             graphs.expected_gated(again)
         assert len(await client.dead_letters()) == len(letters)  # each logged once
+        listed = subprocess.run(  # (`arqgraph dead-letters`: JSON lines, newest first)
+            [sys.executable, "-m", "arqgraph.cli", "dead-letters", "--redis", pool.url,
+             "--count", "3"], capture_output=True, text=True, timeout=60, check=True)
+        shown = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert [(d["where"], d["data"]) for d in shown] == [
+            (d.where, d.data.decode(errors="backslashreplace")) for d in letters[:3]]
     finally:
         await client.close()
 

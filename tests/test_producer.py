@@ -20,8 +20,8 @@ from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import RunNotFoundError, UpdateTooLargeError
 from arqgraph.protocol import GraphInfo
-from tests.conftest import RedisServer, RedisServers
-from tests.test_cluster import wait_until, within
+from tests.conftest import ArqProcesses, RedisServer, RedisServers
+from tests.test_cluster import wait_registered, wait_until, within
 
 GRAPH = "producer_graph"
 
@@ -58,6 +58,21 @@ async def test_a_submit_retried_with_its_run_id_through_an_outage_makes_one_run(
         second = await within(client.submit(GRAPH, {"x": 1}, on_thread, run_id="order-43"))
         assert first.run_id == second.run_id  # (and no ThreadBusyError: it is that run)
         assert await handle.status() == "pending"
+    finally:
+        await client.close()
+
+
+async def test_a_submit_gives_up_once_its_retries_outlast_submit_retry(
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_servers.start()
+    client = await registered_client(server.url, submit_retry=1.0)
+    try:
+        server.kill()  # (and not back)
+        with caplog.at_level(logging.WARNING, logger="arqgraph.client"):
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await within(client.submit(GRAPH, {"x": 1}, run_id="order-44"), 30)
+        assert "submit: lost Redis" in caplog.text  # (retried first)
     finally:
         await client.close()
 
@@ -130,7 +145,7 @@ async def test_result_and_stream_of_a_run_whose_records_vanished_raise(
 
 
 async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
-    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture
+    redis_servers: RedisServers, caplog: pytest.LogCaptureFixture, arq_processes: ArqProcesses,
 ) -> None:
     server = redis_servers.start()
     admin = redis.asyncio.Redis.from_url(server.url)
@@ -153,6 +168,15 @@ async def test_the_maxmemory_guard_works_for_a_user_who_may_not_run_info(
         assert await guarded.store.memory.usage() == (used + (3 << 20), pytest.approx(
             used, rel=0.5))
         assert await blind.store.memory.usage() is None
+        spec = "tests.graphs.fault_graphs:GRAPHS"  # every process says so as it starts
+        for proc in (arq_processes.orchestrator(spec, redis=url.format("blind")),
+                     arq_processes.worker(spec, redis=url.format("blind"))):
+            proc.wait_for_output("may run neither INFO nor CONFIG GET", 30)
+            proc.wait_for_output("serving graphs", 30)  # ... and serves
+        wait_registered(server.url, ["gated_fanout"])
+        await admin.config_set("maxmemory", 1)  # full: a new run is refused at once
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            await within(blind.submit("gated_fanout", {"items": []}), 10)
         for client in (guarded, blind):
             await client.close()
     finally:

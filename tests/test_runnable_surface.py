@@ -212,3 +212,34 @@ def test_run_max_concurrency_bounds_its_tasks() -> None:
     output, most = _limited_fan_out("arqgraph")
     assert output == expected == {"x": sum(range(12))}
     assert 1 <= most <= 2
+
+
+@pytest.mark.parametrize("root", APIS)
+def test_builder_nodes_show_their_function_and_copy(root: str) -> None:
+    """Code that reads a builder's node finds its function where LangGraph keeps it, and a
+    node copies with changed fields, as LangGraph's nodes do."""
+    graph, _ = _api(root)
+
+    class Counted:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __call__(self, state: Count) -> dict[str, int]:
+            self.calls += 1
+            return {"x": state["x"] + 1}
+
+    async def later(state: Count) -> dict[str, int]:
+        return {"x": state["x"] * 2}
+
+    builder = graph.StateGraph(Count)
+    builder.add_node("inc", Counted())
+    builder.add_node("double", later)
+    builder.add_edge(graph.START, "inc")
+    builder.add_edge("inc", "double")
+    app = builder.compile()
+    assert asyncio.run(app.ainvoke({"x": 1})) == {"x": 4}
+    assert builder.nodes["inc"].runnable.func.calls == 1
+    assert builder.nodes["double"].runnable.afunc is later
+    assert builder.nodes["double"].runnable.func is None
+    copied = app.nodes["inc"].copy({})
+    assert copied is not app.nodes["inc"]

@@ -50,7 +50,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int) -> Served:
+def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int,
+                  project: str = PROJECT) -> Served:
     """An orchestrator, a worker and a server of the project's graphs on keyspace `db`."""
     from bench.cluster import free_port
 
@@ -59,7 +60,7 @@ def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int) -
                                           extra=("--sweep-interval", "1"))
     worker = processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
     port = free_port()
-    processes.start("server", "serve", "--config", PROJECT, "--redis", redis_url,
+    processes.start("server", "serve", "--config", project, "--redis", redis_url,
                     "--port", str(port))
     for proc in (orchestrator, worker):
         proc.wait_for_output("serving" if proc is worker else "orchestrator", STARTUP_LIMIT)
@@ -108,6 +109,11 @@ def test_assistants_listed_with_fixed_ids(server: Served) -> None:
     assert sync.assistants.get(found["chat"]["assistant_id"])["graph_id"] == "chat"
     drawing = sync.assistants.get_graph("chat")
     assert {n["id"] for n in drawing["nodes"]} >= {"greet", "sign"}
+    for xray in (True, 1, False):
+        assert (sync.assistants.get_graph("nested", xray=xray)
+                == jsonable(agent.nested.get_graph(xray=xray).to_json()))
+    assert any(":" in n["id"] for n in sync.assistants.get_graph("nested", xray=True)["nodes"])
+    assert httpx.get(f"{server.url}/assistants/nested/graph?xray=deep").status_code == 422
     assert "log" in sync.assistants.get_schemas("chat")["input_schema"]["properties"]
     with pytest.raises(httpx.HTTPStatusError) as refused:
         sync.threads.get("not-a-uuid")
@@ -231,19 +237,24 @@ async def test_interrupt_resumed_with_command(client: Any) -> None:
 async def read_until_custom(url: str, headers: dict[str, str] | None = None
                             ) -> list[tuple[str, str]]:
     """(event, id) of a run's SSE stream up to its first custom event; then hang up."""
-    seen: list[tuple[str, str]] = []
     async with httpx.AsyncClient(timeout=30, headers=headers) as http, \
             http.stream("GET", url) as response:
-        fields: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-                continue
-            seen.append((fields["event"], fields["id"]))
-            if fields["event"] == "custom":
-                break
-            fields = {}
+        return await until_custom(response)
+
+
+async def until_custom(response: httpx.Response) -> list[tuple[str, str]]:
+    """(event, id) of an SSE response's events up to its first custom event."""
+    seen: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+            continue
+        seen.append((fields["event"], fields["id"]))
+        if fields["event"] == "custom":
+            break
+        fields = {}
     return seen
 
 

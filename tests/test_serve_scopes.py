@@ -7,7 +7,6 @@ threads, and server processes sharing a port (`--workers`)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from langgraph_sdk import get_client
 from tests.conftest import ArqProcesses, RedisServer
 from tests.test_cluster import STARTUP_LIMIT, url_for_db, wait_until, within
 from tests.test_serve import Served, client, second_server, start_cluster
+from tests.test_serve_duties import webhook_receiver
 
 DB = 41  # a keyspace of its own on the shared redis-server
 OWNERS = "tests/graphs/serve_project/langgraph.owners.json"
@@ -93,25 +93,7 @@ async def test_thread_stream_shows_each_run_and_resumes(client: Any, tmp_path: P
 
 
 async def test_webhooks_and_kept_threads_of_stateless_runs(client: Any) -> None:
-    import http.server
-    import queue
-    import threading
-
-    got: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{receiver.server_port}/hook"
-    try:
+    with webhook_receiver() as (url, got):
         tid = (await client.threads.create())["thread_id"]
         run = await client.runs.create(tid, "chat", input={"log": []}, webhook=url)
         sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
@@ -127,8 +109,6 @@ async def test_webhooks_and_kept_threads_of_stateless_runs(client: Any) -> None:
         await within(client.runs.join(kept["thread_id"], kept["run_id"]))
         assert (await client.threads.get(kept["thread_id"]))["values"] == {
             "log": ["greet", "sign"]}  # (a stateless run's thread, kept)
-    finally:
-        receiver.shutdown()
 
 
 async def test_auth_on_handlers_keep_users_apart(

@@ -5,8 +5,9 @@ before blobs (its values inline) still loads and goes on."""
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
@@ -141,3 +142,44 @@ async def test_blobs_expire_with_the_checkpoints_of_a_thread_not_kept(protocol_r
         checkpoints_ttl = await cluster.redis.ttl(protocol.checkpoints_key(tag))
         assert ttl > 0 and abs(ttl - checkpoints_ttl) <= 1  # (set together, read apart)
         assert not await cluster.redis.hexists(protocol.run_key(handle.run_id), "input")
+
+
+class _Fan(TypedDict, total=False):
+    data: bytes
+    seen: Annotated[list[int], operator.add]
+
+
+def _fan_out() -> Any:
+    """A node that writes a new large value, then a Send per item carrying it to a task."""
+    from arqgraph.graph import END, START, StateGraph
+    from arqgraph.types import Send
+
+    builder = StateGraph(_Fan)
+    builder.add_node("grow", lambda state: {"data": state["data"][::-1]})
+    builder.add_node("work", lambda arg: {"seen": [len(arg["doc"]) + arg["i"]]})
+    builder.add_edge(START, "grow")
+    builder.add_conditional_edges(
+        "grow", lambda state: [Send("work", {"doc": state["data"], "i": i}) for i in range(4)],
+        ["work"])
+    builder.add_edge("work", END)
+    return builder.compile(name="fan_large")
+
+
+async def test_a_new_large_value_and_its_send_arguments_are_kept_once(redis_server: Any) -> None:
+    """A node's new large value and the Sends carrying it to four tasks keep it once: the
+    step's outcomes and the next checkpoint's tasks refer to the blob (they used to hold it
+    inline, nine copies in all)."""
+    from arqgraph.storage.connection import connect
+
+    data = os.urandom(SIZE)
+    async with EmbeddedCluster([_fan_out()], redis=await connect(redis_server.url)) as cluster:
+        handle = await cluster.client.submit("fan_large", {"data": data}, _thread("fan-large"))
+        result = await asyncio.wait_for(handle.result(), LIMIT)
+        assert result == {"data": data[::-1], "seen": [SIZE, SIZE + 1, SIZE + 2, SIZE + 3]}
+        tag = protocol.thread_tag("fan-large")
+        sizes = await _tag_bytes(cluster.redis, tag)
+        assert sum(sizes.values()) < 2 * (2 * SIZE), sizes  # (two distinct large values)
+        assert all(n < 64 * 1024 for k, n in sizes.items() if not k.endswith(":blobs")), sizes
+        history = await cluster.client.get_state_history(_thread("fan-large"))
+        sends = [t for s in history for t in s.tasks if t.name == "work"]
+        assert len(sends) == 4 and history[0].values == result

@@ -89,3 +89,29 @@ async def test_a_run_that_ends_is_retired_by_its_last_commit_or_else_by_the_swee
     await asyncio.gather(*orchestrator._busy.values())
     assert await retired()
     await redis.aclose()
+
+
+async def test_a_run_whose_queued_work_was_lost_is_driven_again_by_the_sweep(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    """A Redis rolled back (a failover to a replica that lacked the last writes) can keep a
+    running run without its step's jobs: any orchestrator's sweep enqueues them again."""
+    from arq.constants import job_key_prefix
+
+    redis = protocol_redis()
+    orchestrator = Orchestrator(redis, [one_node_graph("lost-work")], sweep_interval=60)
+    await orchestrator.register()
+    run_id = await submit(orchestrator.store, "lost-work")
+    await orchestrator.sweep()
+    await asyncio.gather(*orchestrator._busy.values())
+    queue, ready = protocol.DEFAULT_QUEUE, protocol.ready_key(protocol.DEFAULT_QUEUE)
+    jobs = await redis.zrange(queue, 0, -1)
+    assert len(jobs) == 1 and protocol.run_of_job(jobs[0].decode()) == run_id
+    await redis.delete(queue, ready, job_key_prefix + jobs[0].decode())  # (the work is gone)
+
+    other = Orchestrator(redis, [one_node_graph("lost-work")], sweep_interval=60)
+    await other.sweep()
+    await asyncio.gather(*other._busy.values())
+    assert await redis.zrange(queue, 0, -1) == jobs and await redis.lrange(ready, 0, -1) == jobs
+    assert await redis.exists(job_key_prefix + jobs[0].decode())
+    await redis.aclose()

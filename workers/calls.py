@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import inspect
 import threading
@@ -37,11 +38,14 @@ from arqgraph.errors import ErrorInfo, GraphInterrupt, SerializationError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
+from arqgraph.storage.moves import task_event
+from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.types import (
     NO_ANSWER,
     InterruptScratch,
+    asked_of,
     current_interrupts,
     interrupt_entry,
     interrupt_of,
@@ -88,7 +92,8 @@ class CallScheduler:
         self.lock = threading.Lock()  # a sync entrypoint calls from its thread
         self.slot = contextlib.AsyncExitStack()  # holds the released worker slot, see `_call`
         self.released = False
-        self.sent: Any = None  # waits until the task's events so far are sent (its stream's)
+        self.emit: Any = None  # the task's event emitter (its stream's), see `calls_made_by`
+        self.sent: Any = None  # waits until the task's events so far are sent
         self.started: list[concurrent.futures.Future[Any]] = []  # the calls it made
         self.stopping: set[asyncio.Task[None]] = set()  # the cancels of calls being made
 
@@ -99,8 +104,8 @@ class CallScheduler:
             self.calls += 1
         arguments = {"task": task.key, "args": list(args), "kwargs": kwargs}
         scratch = current_interrupts.get()  # (the entrypoint's: its answers, in order)
-        future = asyncio.run_coroutine_threadsafe(self._call(call_id, arguments, scratch),
-                                                  self.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._call(call_id, task.name, arguments, scratch), self.loop)
         self.started.append(future)
         return future
 
@@ -144,7 +149,7 @@ class CallScheduler:
         self.stopping.add(stop)
         stop.add_done_callback(self.stopping.discard)
 
-    async def _call(self, call_id: str, arguments: dict[str, Any],
+    async def _call(self, call_id: str, name: str, arguments: dict[str, Any],
                     scratch: InterruptScratch | None) -> Any:
         """Run the call (or find its result), again with the next of the entrypoint's resume
         values each time it stopped at an interrupt: round r of a call runs as `<call>~r`
@@ -154,6 +159,10 @@ class CallScheduler:
         tag = self.record.tag
         saved, cancels = await self.store.calls.look(tag, self.checkpoint_id, call_id, call_id)
         base = f"{call_id}^{cancels}" if cancels else call_id  # (a call cancelled before)
+        if saved is not None and self.record.records("tasks") and self.emit is not None:
+            self.emit(call_start_event(self.record, self.checkpoint_id, call_id, name,
+                                       arguments))  # (its result is reused: LangGraph tells
+            # its start all the same, as it starts every call of the entrypoint again)
         call = base
         answers: list[Any] = []
         ran = False  # (the round ran in this start of the entrypoint)
@@ -208,11 +217,11 @@ async def on_loop(events: AsyncIterator[Any], loop: asyncio.AbstractEventLoop
 
 
 @contextlib.asynccontextmanager
-async def calls_made_by(scheduler: CallScheduler, sent: Any) -> AsyncIterator[None]:
-    """The task calls made in the block go to `scheduler` (`sent`: waits until what the task
-    told so far is sent); once it ends, they are closed (`close_scheduler`), and settled when
-    the block returned."""
-    scheduler.sent = sent
+async def calls_made_by(scheduler: CallScheduler, emit: Any) -> AsyncIterator[None]:
+    """The task calls made in the block go to `scheduler` (`emit`: the calling task's event
+    emitter, whose `sent` waits until what it told so far is sent); once it ends, they are
+    closed (`close_scheduler`), and settled when the block returned."""
+    scheduler.emit, scheduler.sent = emit, emit.sent
     current_scheduler.set(scheduler)
     try:
         yield
@@ -308,6 +317,9 @@ async def run_call(
             result = {"value": value}
             events = [("updates", {name: value, "__metadata__": {"cached": True}}
                         if hit is not None else {name: value})]
+    if record.records("tasks") and "interrupt" not in result:  # (as LangGraph's: a call
+        # that stopped at a question tells no result, its entrypoint tells the question)
+        events.append(call_result_event(record, job, name, result))
     if (CONFIG_KEY_CALLBACKS in (record.config.get("configurable") or {}) and task is not None
             and "interrupt" not in result):  # (the producer reports the call to its handlers)
         events.append(("calls", call_event(job.task_id, task, arguments, result)))
@@ -333,11 +345,15 @@ async def _streamed_call(
     stream = TaskStream(store, record, job, Task(job.task_id, task.name, send_index=0), (),
                         node_run=False)  # (its run is reported by the producer: "calls")
     config = stream.node_config(dict(record.config))
+    if record.records("tasks") and "~" not in job.task_id.rpartition("/fn/")[2]:  # (its
+        # start, as a node's; once: a round after an answer is the same call, resumed)
+        stream.emit(call_start_event(record, job.checkpoint_id, job.task_id, task.name,
+                                     arguments))
     current_config.set(config)
     current_runtime.set(Runtime(context=record.context, store=long_term,
                                 stream_writer=stream.custom))
     set_runnable_config(config)
-    calls = (calls_made_by(scheduler, stream.emit.sent) if scheduler is not None
+    calls = (calls_made_by(scheduler, stream.emit) if scheduler is not None
              else contextlib.nullcontext())
     try:
         async with calls:
@@ -357,6 +373,28 @@ def sendable(name: str, value: Any) -> Any:
             codec.pack_values(value, where=f"the result of task {name!r}:")  # (names the key)
         raise SerializationError(f"the result of task {name!r}: {exc}") from None
     return value
+
+
+def call_start_event(record: RunRecord, checkpoint_id: str, call_id: str, name: str,
+                     arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A task call's "tasks" start event, as LangGraph's: its arguments, pushed."""
+    assert record.checkpoint is not None
+    return task_event(Task(call_id, name, send_index=0), record.checkpoint.step,
+                      task_uuid(record, checkpoint_id, call_id),
+                      input=(tuple(arguments["args"]), dict(arguments["kwargs"])),
+                      triggers=("__pregel_push",))
+
+
+def call_result_event(record: RunRecord, job: protocol.TaskJob, name: str,
+                      result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A task call's "tasks" result event, as LangGraph's: its return value under
+    `__return__`, or its error, or the questions it stopped at."""
+    asked = [dataclasses.asdict(i) for i in asked_of(result.get("interrupt", []))]
+    return task_event(Task(job.task_id, name, send_index=0), job.step,
+                      task_uuid(record, job.checkpoint_id, job.task_id),
+                      error=result.get("error"),
+                      result={"__return__": result["value"]} if "value" in result else {},
+                      interrupts=asked)
 
 
 def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],

@@ -28,6 +28,7 @@ from arq.utils import timestamp_ms, to_unix_ms
 from arq.worker import Retry
 
 from arqgraph import observe, protocol
+from arqgraph.constants import END
 from arqgraph.core.graphs import find_graph
 from arqgraph.core.pregel import START, Task, TaskOutcome, shown_writes
 from arqgraph.core.schema import coerce_context
@@ -44,7 +45,7 @@ from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
-from arqgraph.storage.moves import MovePlanner, recursion_limit, task_event
+from arqgraph.storage.moves import MovePlanner, durable_steps, recursion_limit, task_event
 from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
@@ -287,6 +288,8 @@ class NodeRunner(OutcomePoster):
             raise Retry(defer=result.retry_after)
         events: list[tuple[Any, Any]] = []
         outcome = result.outcome
+        if not durable_steps(record):  # (its snapshots hide it once the run moves on)
+            outcome = dataclasses.replace(outcome, posted_by=record.run_id)
         if outcome.interrupts:
             asked = asked_of(outcome.interrupts)
             if asked:  # (a breakpoint inside a subgraph asks nothing: the run's stop tells it)
@@ -302,7 +305,8 @@ class NodeRunner(OutcomePoster):
             events.append(traced(task_event(
                 task, job.step, task_uuid(record, job.checkpoint_id, task.id),
                 error=protocol.encode_error(outcome.error) if outcome.error else None,
-                result=shown_writes(outcome.writes) if outcome.succeeded else {},
+                result=(shown_writes(outcome.writes) if not graph.returns_value else
+                        {END: (outcome.writes or {}).get("output")}) if outcome.succeeded else {},
                 interrupts=[dataclasses.asdict(i) for i in asked_of(outcome.interrupts)]),
                 result.traced))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
@@ -357,7 +361,7 @@ class NodeRunner(OutcomePoster):
                                   self.idle, task.node, claim.failures + 1, self.ends,
                                   claim.attempt)
         answered = await self._answered(graph, record, job, task, claim)
-        async with calls_made_by(scheduler, stream.emit.sent):
+        async with calls_made_by(scheduler, stream.emit):
             result = await execute_task(
                 graph, record.checkpoint, task, config, runtime, self.threads,
                 attempt=claim.failures + 1, default_timeout=self.node_timeout,

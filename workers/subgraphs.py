@@ -17,7 +17,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from arqgraph import protocol
-from arqgraph.constants import CONFIG_KEY_INTERRUPT_AFTER, CONFIG_KEY_INTERRUPT_BEFORE
+from arqgraph.constants import (
+    CONFIG_KEY_DURABILITY,
+    CONFIG_KEY_INTERRUPT_AFTER,
+    CONFIG_KEY_INTERRUPT_BEFORE,
+)
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import GraphInterrupt, ParentCommand, RunCancelledError
@@ -136,8 +140,12 @@ async def start_subgraph(
         # (the thread id its nodes see is the caller's, as in LangGraph: none without one)
         configurable.update(checkpoint_ns=ns, checkpoint_map={} if own is not None else
                             replay.child_map(record, checkpoint_id))
-        if replay.REPLAY in (record.config.get("configurable") or {}):
-            configurable[replay.REPLAY] = record.config["configurable"][replay.REPLAY]
+        given = record.config.get("configurable") or {}
+        if replay.REPLAY in given:
+            configurable[replay.REPLAY] = given[replay.REPLAY]
+        if CONFIG_KEY_DURABILITY in given:  # (as LangGraph's config carries it into a graph
+            configurable.setdefault(CONFIG_KEY_DURABILITY, given[CONFIG_KEY_DURABILITY])  # a
+            # node invokes)
         child_config = {k: v for k, v in config.items() if k not in ("callbacks", "metadata")}
         child_config["configurable"] = configurable
         if record.config.get("metadata"):  # (the caller's own, as LangGraph's nodes inherit it)

@@ -26,6 +26,7 @@ from arqgraph.constants import (
     CONFIG_KEY_CALLBACKS,
     CONFIG_KEY_STREAM_MESSAGES_V2,
     PROPAGATED_TO_METADATA,
+    START,
 )
 from arqgraph.core import codec
 from arqgraph.core.pregel import Repeated, Task, shown_writes
@@ -72,6 +73,7 @@ class TaskStream:
         else:
             self.control.on_drain(lambda reason: self.emit((DRAIN, reason)))
         self.triggers = ("__pregel_push",) if task.send_index is not None else (
+            START,) if entrypoint else (  # (an entrypoint's task starts from the input)
             f"branch:to:{task.node}",
             *(f"join:{'+'.join(sources)}:{target}" for sources, target in joins
               if target == task.node))
@@ -149,7 +151,9 @@ class TaskStream:
         if self.node_run is not None:
             self.node_run.start(node_input, self.task.id, shown)
         if self.record.records("tasks"):
-            event = task_event(self.task, self.job.step, self.task_id(), input=node_input,
+            given = node_input.get("input") if self.entrypoint and isinstance(
+                node_input, dict) else node_input  # (an entrypoint is given its input only)
+            event = task_event(self.task, self.job.step, self.task_id(), input=given,
                                triggers=self.triggers)
             self.emit(traced(event, shown))
 
@@ -365,9 +369,12 @@ class OrderedEmitter:
             raise self.error
 
     async def close(self) -> None:
-        """Wait until every event made so far is sent; stop the sender."""
-        await self.queue.join()
-        self.sender.cancel()
+        """Wait until every event made so far is sent; stop the sender (also when the wait
+        is cancelled: its node was)."""
+        try:
+            await self.queue.join()
+        finally:
+            self.sender.cancel()
         if self.error is not None:
             raise self.error
 

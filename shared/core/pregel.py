@@ -83,6 +83,7 @@ class TaskOutcome:
     error: ErrorInfo | None = None
     interrupts: tuple[tuple[Any, ...], ...] = ()  # (id, value[, response schema]) each
     node_error: ErrorInfo | None = None  # the node failed and its error handler took over
+    posted_by: str = ""  # the run that posted it, told only by runs with durability="exit"
 
     @property
     def handled(self) -> bool:

@@ -385,10 +385,11 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         return output_model(self.builder.output_schema, self.get_name("Output"))
 
     def get_graph(self, config: Mapping[str, Any] | None = None, *, xray: int | bool = False) -> Any:
-        """A drawable picture of the graph, as LangGraph's (see `arqgraph.graph.drawing`)."""
+        """A drawable picture of the graph, as LangGraph's (see `arqgraph.graph.drawing`);
+        `xray` draws the graphs its nodes run inside it."""
         from arqgraph.graph.drawing import draw
 
-        return draw(self)
+        return draw(self, xray)
 
     def drawing_data(self) -> dict[str, Any]:
         """Its nodes, edges and Mermaid text as plain data, which its orchestrators register

@@ -7,6 +7,9 @@ would run is drawn with an edge from the nodes whose writes triggered it. `edges
 run over the graph's structure, with the same rules for what it cannot see (a conditional edge
 that declares no targets draws none; nodes left without an edge out go to END).
 
+With `xray`, each node that runs a graph is replaced by that graph's own drawing, its node
+ids prefixed with the node's name (`agent:tools`), as LangGraph draws it.
+
 With `langchain-core` installed (the `langchain` extra), `get_graph` returns LangChain's
 `Graph`, the class LangGraph returns, with all its drawings (mermaid, PNG, ASCII, JSON);
 without it, a `DrawableGraph` of the same nodes and edges draws mermaid and JSON.
@@ -14,19 +17,22 @@ without it, a `DrawableGraph` of the same nodes and edges draws mermaid and JSON
 
 from __future__ import annotations
 
-import string
 import typing
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from arqgraph.constants import END, START
+from arqgraph.graph.drawable import DrawableGraph, NodeKind, with_kinds
 
 if TYPE_CHECKING:
     from arqgraph.graph.compiled import CompiledStateGraph
 
 LIMIT = 250  # steps of the dry run, as LangGraph's
-MARKDOWN_SPECIAL = "*_`"  # a node name between these is shown as a paragraph (`__start__`)
+# How LangGraph's JSON drawing names what runs a node: the ids of its own classes. Clients of
+# a LangGraph deployment read these from the platform API's graph endpoint, so a node is
+# named as LangGraph names the same node. LangChain runnables keep their own ids.
+FUNCTION_ID = ("langgraph", "_internal", "_runnable", "RunnableCallable")
+GRAPH_ID = ("langgraph", "graph", "state", "CompiledStateGraph")
 
 
 class Edge(NamedTuple):
@@ -100,7 +106,7 @@ def edges(graph: CompiledStateGraph[Any, Any, Any, Any]) -> list[Edge]:
                 else:
                     waiting = joined[trigger]
                     waiting.add(task)
-                    if waiting >= set(trigger[2:]):
+                    if waiting >= set(trigger[2:]) and trigger[1] in graph.nodes:
                         waiting.clear()
                         nxt[trigger[1]].append(trigger)
         nxt = _deferring(graph, nxt, held)
@@ -160,19 +166,30 @@ def node_metadata(graph: CompiledStateGraph[Any, Any, Any, Any], node: str
     return metadata or None
 
 
-def draw(graph: CompiledStateGraph[Any, Any, Any, Any]) -> Any:
-    """LangChain's Graph of `graph` when langchain-core is installed, else a DrawableGraph."""
+def draw(graph: CompiledStateGraph[Any, Any, Any, Any], xray: int | bool = False) -> Any:
+    """LangChain's Graph of `graph` when langchain-core is installed, else a DrawableGraph.
+    `xray` draws the graphs its nodes run inside it, `True` at every depth, a number to
+    that many levels."""
     try:
         from langchain_core.runnables.graph import Graph
     except ImportError:
-        return _drawn(graph, DrawableGraph())
-    return _drawn(graph, Graph())
+        return _drawn(graph, DrawableGraph, xray)
+
+    class LangGraphDrawing(Graph):
+        """LangChain's Graph, whose JSON names a node's runnable as LangGraph's does."""
+
+        def to_json(self, *, with_schemas: bool = False) -> dict[str, Any]:
+            return with_kinds(self, super().to_json(with_schemas=with_schemas))
+
+    return _drawn(graph, LangGraphDrawing, xray)
 
 
-def _drawn(graph: CompiledStateGraph[Any, Any, Any, Any], drawable: Any) -> Any:
-    drawable.add_node(None, START)
-    for name in graph.nodes:
-        drawable.add_node(None, name, metadata=node_metadata(graph, name))
+def _drawn(graph: CompiledStateGraph[Any, Any, Any, Any], kind: Any,
+           xray: int | bool = False) -> Any:
+    drawable = kind()
+    drawable.add_node(NodeKind(FUNCTION_ID), START)
+    for name, spec in graph.nodes.items():
+        drawable.add_node(_node_data(spec.fn), name, metadata=node_metadata(graph, name))
     for edge in edges(graph):
         if any(e.source == edge.source and e.target == edge.target for e in drawable.edges):
             continue
@@ -180,7 +197,40 @@ def _drawn(graph: CompiledStateGraph[Any, Any, Any, Any], drawable: Any) -> Any:
             drawable.add_node(None, edge.target)
         drawable.add_edge(drawable.nodes[edge.source], drawable.nodes[edge.target],
                           edge.label if edge.label != edge.target else None, edge.conditional)
+    if xray:
+        deeper = xray if isinstance(xray, bool) or xray <= 0 else xray - 1
+        for name, subgraph in graph.get_subgraphs():
+            _expand(drawable, name, _drawn(subgraph, kind, deeper))
     return drawable
+
+
+def _expand(drawable: Any, name: str, inner: Any) -> None:
+    """Put `inner`'s drawing in place of node `name`: LangGraph's rule, with LangChain's
+    own trimming of the inner graph's start and end where one edge leaves or enters them."""
+    if len(inner.nodes) <= 1 or name not in drawable.nodes:
+        return
+    if not (inner.first_node() and inner.last_node()):
+        return
+    inner.trim_first_node()
+    inner.trim_last_node()
+    drawable.nodes.pop(name)
+    first, last = drawable.extend(inner, prefix=name)
+    for i, edge in enumerate(drawable.edges):
+        if edge.source == name:
+            edge = edge.copy(source=last.id)
+        if edge.target == name:
+            edge = edge.copy(target=first.id)
+        drawable.edges[i] = edge
+
+
+def _node_data(fn: Any) -> Any:
+    from arqgraph.graph.subgraph import SubgraphNode
+
+    if isinstance(fn, SubgraphNode):
+        return NodeKind(GRAPH_ID)
+    if callable(getattr(fn, "lc_id", None)) or type(fn).__module__.startswith("langchain"):
+        return fn  # a LangChain runnable: LangChain names it
+    return NodeKind(FUNCTION_ID)
 
 
 def drawing_data(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, Any]:
@@ -188,7 +238,7 @@ def drawing_data(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, Any
     that the dashboard, which does not load the graphs' code, can draw it. Empty when the
     graph cannot be drawn: a picture must never keep a graph from being served."""
     try:
-        drawn = _drawn(graph, DrawableGraph())  # (LangChain's Graph would import for 1 s)
+        drawn = _drawn(graph, DrawableGraph)  # (LangChain's Graph would import for 1 s)
         return {"nodes": list(drawn.nodes),
                 "edges": [{"source": e.source, "target": e.target,
                            "conditional": bool(e.conditional),
@@ -197,92 +247,3 @@ def drawing_data(graph: CompiledStateGraph[Any, Any, Any, Any]) -> dict[str, Any
                 "mermaid": drawn.draw_mermaid()}
     except Exception:  # (a drawing is a nicety)
         return {}
-
-
-@dataclass
-class DrawnNode:
-    id: str
-    name: str
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass
-class DrawnEdge:
-    source: str
-    target: str
-    data: str | None = None
-    conditional: bool = False
-
-
-@dataclass
-class DrawableGraph:
-    """The nodes and edges of a graph, drawn as LangChain's Graph draws them (mermaid, JSON)
-    when langchain-core is not installed."""
-
-    nodes: dict[str, DrawnNode] = field(default_factory=dict)
-    edges: list[DrawnEdge] = field(default_factory=list)
-
-    def add_node(self, data: Any, id: str, *, metadata: dict[str, Any] | None = None
-                 ) -> DrawnNode:
-        node = self.nodes[id] = DrawnNode(id, id, metadata)
-        return node
-
-    def add_edge(self, source: DrawnNode, target: DrawnNode, data: str | None = None,
-                 conditional: bool = False) -> DrawnEdge:
-        edge = DrawnEdge(source.id, target.id, data, conditional)
-        self.edges.append(edge)
-        return edge
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "nodes": [{"id": n.id, **({"metadata": n.metadata} if n.metadata else {})}
-                      for n in self.nodes.values()],
-            "edges": [{"source": e.source, "target": e.target,
-                       **({"data": e.data} if e.data is not None else {}),
-                       **({"conditional": True} if e.conditional else {})}
-                      for e in self.edges],
-        }
-
-    def draw_mermaid(self, *, with_styles: bool = True, **_: Any) -> str:
-        """Mermaid flowchart text, as LangChain's Graph writes it: node lines only with
-        styles; the one node no edge enters is `first`, the one no edge leaves `last`."""
-        targets = {e.target for e in self.edges}
-        sources = {e.source for e in self.edges}
-        starts = [n for n in self.nodes if n not in targets]
-        ends = [n for n in self.nodes if n not in sources]
-        lines = ["---", "config:", "  flowchart:", "    curve: linear", "---", "graph TD;"]
-        for node in self.nodes.values() if with_styles else ():
-            label = node.name
-            if label.startswith(tuple(MARKDOWN_SPECIAL)) and label.endswith(tuple(MARKDOWN_SPECIAL)):
-                label = f"<p>{label}</p>"
-            if node.metadata:
-                label += "<hr/><small><em>" + "\n".join(
-                    f"{k} = {v}" for k, v in node.metadata.items()) + "</em></small>"
-            kind = ("first" if starts == [node.id] else "last" if ends == [node.id] else "")
-            lines.append(f"\t{_safe(node.id)}([{label}]):::{kind}" if kind
-                         else f"\t{_safe(node.id)}({label})")
-        for edge in self.edges:
-            if edge.data is None:
-                arrow = " -.-> " if edge.conditional else " --> "
-            elif edge.conditional:
-                arrow = f" -. &nbsp;{edge.data}&nbsp; .-> "
-            else:
-                arrow = f" -- &nbsp;{edge.data}&nbsp; --> "
-            lines.append(f"\t{_safe(edge.source)}{arrow}{_safe(edge.target)};")
-        if with_styles:
-            lines += ["\tclassDef default fill:#f2f0ff,line-height:1.2",
-                      "\tclassDef first fill-opacity:0", "\tclassDef last fill:#bfb6fc"]
-        return "\n".join(lines) + "\n"
-
-    def draw_ascii(self) -> str:
-        raise ImportError("drawing a graph in ASCII needs langchain-core and grandalf: "
-                          "pip install 'arqgraph[langchain]' grandalf")
-
-    def print_ascii(self) -> None:
-        print(self.draw_ascii())  # noqa: T201 - LangChain's Graph prints too
-
-
-def _safe(node_id: str) -> str:
-    """A mermaid node id: other characters than letters, digits, `_` and `-` escaped."""
-    allowed = string.ascii_letters + string.digits + "_-"
-    return "".join(c if c in allowed else "\\" + format(ord(c), "x") for c in node_id)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Generic, Self
 
 from arqgraph.constants import END, START
+from arqgraph.core.calls import is_async as runs_async
 from arqgraph.core.schema import StateSchema
 from arqgraph.graph.subgraph import SubgraphNode, is_compiled_graph
 from arqgraph.types import CachePolicy, Command, RetryPolicy, TimeoutPolicy, TracePolicy
@@ -51,6 +53,18 @@ class NodeSpec:
         if isinstance(self.destinations, dict):
             return dict(self.destinations)
         return dict.fromkeys(self.destinations or command_targets(self.fn))
+
+    @property
+    def runnable(self) -> SimpleNamespace:
+        """The node's function as LangGraph's node spec holds it: `.func` when it is sync,
+        `.afunc` when it is async (code that reads a builder's nodes finds it there)."""
+        is_async = runs_async(self.fn)
+        return SimpleNamespace(name=self.name, func=None if is_async else self.fn,
+                               afunc=self.fn if is_async else None)
+
+    def copy(self, update: dict[str, Any] | None = None) -> NodeSpec:
+        """This node with the fields in `update` changed, as LangGraph's nodes copy."""
+        return replace(self, **(update or {}))
 
     @property
     def handler_name(self) -> str:
@@ -300,8 +314,10 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """Check the structure: edges and routes name known nodes, there is an entrypoint, the
         `interrupt` nodes (breakpoints) exist, the error handlers' names are free."""
         known = set(self.nodes)
-        for node in interrupt or ():
-            if node not in known:
+        handlers = {s.handler_name for s in self.nodes.values() if s.error_handler is not None}
+        for node in interrupt or ():  # (LangGraph's handlers are nodes: it takes their names,
+            # though a handler runs in its node's step, with no stop before or after it)
+            if node not in known | handlers:
                 raise ValueError(f"Interrupt node `{node}` not found")
         if "error_handler" in self.node_defaults and DEFAULT_ERROR_HANDLER in known:
             raise ValueError(f"Auto-generated default error handler node "

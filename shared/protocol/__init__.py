@@ -11,6 +11,7 @@
 Nothing outside this package spells a key or a message field.
 """
 
+from arqgraph.protocol.blobs import outcome_refs, outcome_with_blobs
 from arqgraph.protocol.dead_letters import DeadLetter, decode_dead_letter, encode_dead_letter
 from arqgraph.protocol.keys import (
     CANCEL_CHANNEL,
@@ -29,6 +30,7 @@ from arqgraph.protocol.keys import (
     RUN_KEYS_PATTERN,
     SERVED_ASSISTANTS_KEY,
     SERVED_CRONS_KEY,
+    SERVED_DUTIES_KEY,
     SERVED_THREADS_KEY,
     STORE_NAMESPACES_KEY,
     TASK_FUNCTION,
@@ -62,6 +64,8 @@ from arqgraph.protocol.keys import (
     run_of_key,
     served_assistant_key,
     served_cron_fire_key,
+    served_duty_claim_key,
+    served_duty_key,
     served_run_key,
     served_runs_key,
     served_thread_key,
@@ -188,6 +192,7 @@ __all__ = [
     "TaskJob",
     "SERVED_ASSISTANTS_KEY",
     "SERVED_CRONS_KEY",
+    "SERVED_DUTIES_KEY",
     "SERVED_THREADS_KEY",
     "STORE_NAMESPACES_KEY",
     "active_key",
@@ -218,6 +223,8 @@ __all__ = [
     "outcome_ran",
     "parent_command_error",
     "rebuild_error",
+    "outcome_refs",
+    "outcome_with_blobs",
     "saved_refs",
     "with_blobs",
     "command_of",
@@ -240,6 +247,8 @@ __all__ = [
     "run_of_job",
     "served_assistant_key",
     "served_cron_fire_key",
+    "served_duty_claim_key",
+    "served_duty_key",
     "served_run_key",
     "served_runs_key",
     "served_thread_key",

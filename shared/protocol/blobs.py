@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from arqgraph.core import codec
 from arqgraph.core.codec import BlobRef
+from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import CorruptDataError, SerializationError
 
 BLOB_MIN = 16 * 1024  # bytes: smaller values stay inline (a reference would cost a read)
@@ -27,26 +29,34 @@ def _surely_small(value: Any) -> bool:
     return isinstance(value, str | bytes) and len(value) < BLOB_MIN // 4
 
 
+def _kept(value: Any, blobs: dict[str, bytes], where: str) -> Any:
+    """`value`, or its `BlobRef` when it is large (its packed bytes added to `blobs`)."""
+    if _surely_small(value) or isinstance(value, BlobRef):
+        return value
+    try:
+        packed = codec.packb(value)
+    except SerializationError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    if len(packed) < BLOB_MIN:
+        return value
+    blob_id = hashlib.blake2b(packed, digest_size=16).hexdigest()
+    blobs[blob_id] = packed
+    return BlobRef(blob_id)
+
+
 def split(values: Mapping[str, Any], blobs: dict[str, bytes], where: str = "state"
           ) -> dict[str, Any]:
     """`values` with each large one replaced by its `BlobRef`, its packed bytes added to
     `blobs` (id -> bytes). An unserializable value raises, naming its key (`where` first)."""
-    kept: dict[str, Any] = {}
-    for key, value in values.items():
-        if _surely_small(value) or isinstance(value, BlobRef):
-            kept[key] = value
-            continue
-        try:
-            packed = codec.packb(value)
-        except SerializationError as exc:
-            raise type(exc)(f"{where} key {key!r}: {exc}") from None
-        if len(packed) < BLOB_MIN:
-            kept[key] = value
-        else:
-            blob_id = hashlib.blake2b(packed, digest_size=16).hexdigest()
-            blobs[blob_id] = packed
-            kept[key] = BlobRef(blob_id)
-    return kept
+    return {key: _kept(value, blobs, f"{where} key {key!r}") for key, value in values.items()}
+
+
+def split_arg(arg: Any, blobs: dict[str, bytes]) -> Any:
+    """A Send's argument kept as `split` keeps values: a dict's large values each (the same
+    document sent to every task of a fan-out is then kept once), another large one whole."""
+    if isinstance(arg, dict):
+        return split(arg, blobs, "Send argument")
+    return _kept(arg, blobs, "Send argument")
 
 
 def refs(values: Mapping[str, Any] | None) -> set[str]:
@@ -71,3 +81,35 @@ def resolve(values: Mapping[str, Any], blobs: Mapping[str, bytes | None]) -> dic
 def all_refs(values: Iterable[Mapping[str, Any] | None]) -> set[str]:
     """The ids of the blobs any of `values` refer to."""
     return set().union(*(refs(v) for v in values))
+
+
+def arg_refs(arg: Any) -> set[str]:
+    """The ids of the blobs a task's argument refers to (see `split_arg`)."""
+    if isinstance(arg, BlobRef):
+        return {arg.id}
+    return refs(arg) if isinstance(arg, dict) else set()
+
+
+def resolve_arg(arg: Any, blobs: Mapping[str, bytes | None]) -> Any:
+    """A task's argument with the values it refers to put back (see `resolve`)."""
+    if isinstance(arg, BlobRef):
+        return resolve({"Send argument": arg}, blobs)["Send argument"]
+    return resolve(arg, blobs) if isinstance(arg, dict) and refs(arg) else arg
+
+
+def outcome_refs(outcome: TaskOutcome) -> set[str]:
+    """The ids of the blobs a decoded outcome refers to (see `encode_outcome`)."""
+    return refs(outcome.writes).union(*(arg_refs(s.arg) for s in outcome.sends))
+
+
+def outcome_with_blobs(outcome: TaskOutcome, blobs: Mapping[str, bytes | None]) -> TaskOutcome:
+    """The outcome with the values it refers to put back (`blobs`: id -> packed value)."""
+    if not outcome_refs(outcome):
+        return outcome
+    writes = resolve(outcome.writes, blobs) if outcome.writes else outcome.writes
+    sends = []
+    for send in outcome.sends:
+        fields = codec.send_fields(send)
+        fields[1] = resolve_arg(fields[1], blobs)
+        sends.append(codec.sent(*fields))
+    return replace(outcome, writes=writes, sends=tuple(sends))

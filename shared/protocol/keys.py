@@ -201,6 +201,26 @@ def served_cron_fire_key(cron_id: str, fire: int) -> str:
     return f"{PREFIX}:served:cron:{cron_id}:{fire}"
 
 
+SERVED_DUTIES_KEY = f"{PREFIX}:served:duties"
+"""Sorted set: what servers must do for runs even if the server that took it on stops (call a
+run's webhook when it ends, start a delayed run, cancel a run whose client left, delete a
+threadless cron fire's thread), by duty id
+(`<kind>:<run id>`), scored by when another server may take it: its due time, or the end of
+the lease of the server doing it (which renews it while alive)."""
+
+
+def served_duty_key(duty_id: str) -> str:
+    """Hash: a duty's `doc` (msgpack: what to do) and its `holder` (the server doing it:
+    `host:pid:token`)."""
+    return f"{PREFIX}:served:duty:{duty_id}"
+
+
+def served_duty_claim_key(duty_id: str, due: float) -> str:
+    """String: set (NX) by the one server that takes the duty over when it fell due at `due`
+    (its score then), so that one server does it however many look."""
+    return f"{PREFIX}:served:duty:{duty_id}:claim:{due!r}"
+
+
 def served_thread_key(thread_id: str) -> str:
     """String: the server's record of a thread (msgpack: metadata, times, graph)."""
     return f"{PREFIX}:{{{thread_tag(thread_id)}}}:served:thread"

@@ -265,6 +265,7 @@ class _OutcomeModel(pydantic.BaseModel):
     error: ErrorModel | None = None
     interrupts: list[tuple[str, Any] | tuple[str, Any, Any]] = []  # (id, value[, schema])
     node_error: ErrorModel | None = None
+    run: str = ""  # the run that posted it, if it keeps only its last step (durability exit)
 
 
 def encode_checkpoint(cp: Checkpoint, blobs: dict[str, bytes] | None = None) -> bytes:
@@ -272,9 +273,13 @@ def encode_checkpoint(cp: Checkpoint, blobs: dict[str, bytes] | None = None) -> 
     `arqgraph.protocol.blobs`) and the bytes refer to them."""
     values = dict(cp.values) if blobs is None else large.split(cp.values, blobs)
 
-    def arg(t: Task) -> Any:  # (the writes of an input's or an update's task: maybe large)
-        given = blobs is not None and (t.update or t.node == START) and isinstance(t.arg, dict)
-        return large.split(t.arg, blobs, "input") if given else t.arg  # type: ignore[arg-type]
+    def arg(t: Task) -> Any:  # (an input's, an update's writes, a Send's argument: maybe large)
+        if blobs is None:
+            return t.arg
+        if t.send_index is not None:
+            return large.split_arg(t.arg, blobs)
+        given = (t.update or t.node == START) and isinstance(t.arg, dict)
+        return large.split(t.arg, blobs, "input") if given else t.arg
 
     return codec.pack_values(
         {
@@ -344,14 +349,11 @@ def decode_saved(data: bytes) -> SavedCheckpoint:
     )
 
 
-def _args(cp: Checkpoint) -> list[Mapping[str, Any]]:
-    return [t.arg for t in cp.tasks if isinstance(t.arg, dict)]
-
-
 def saved_refs(saved: SavedCheckpoint) -> set[str]:
     """The ids of the blobs a decoded checkpoint refers to (see `with_blobs`)."""
     cp = saved.checkpoint
-    return large.all_refs([cp.values, saved.view_values, *_args(cp)])
+    return large.all_refs([cp.values, saved.view_values]).union(
+        *(large.arg_refs(t.arg) for t in cp.tasks))
 
 
 def with_blobs(saved: SavedCheckpoint, blobs: Mapping[str, bytes | None]) -> SavedCheckpoint:
@@ -359,8 +361,7 @@ def with_blobs(saved: SavedCheckpoint, blobs: Mapping[str, bytes | None]) -> Sav
     if not saved_refs(saved):
         return saved
     cp = saved.checkpoint
-    tasks = tuple(replace(t, arg=large.resolve(t.arg, blobs)) if large.refs(
-        t.arg if isinstance(t.arg, dict) else None) else t for t in cp.tasks)
+    tasks = tuple(replace(t, arg=large.resolve_arg(t.arg, blobs)) for t in cp.tasks)
     checkpoint = replace(cp, values=large.resolve(cp.values, blobs), tasks=tasks)
     view = saved.view_values
     return saved.model_copy(update={
@@ -369,33 +370,45 @@ def with_blobs(saved: SavedCheckpoint, blobs: Mapping[str, bytes | None]) -> Sav
 
 
 def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
-                   ran: tuple[str, float, float] | None = None) -> bytes:
+                   ran: tuple[str, float, float] | None = None,
+                   blobs: dict[str, bytes] | None = None) -> bytes:
     """Encode a task outcome, with `ran` (the worker, when it began, seconds it took) if told,
     for the dashboard's timeline; an unserializable write raises an error naming node and key,
-    an outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys."""
+    an outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys. With
+    `blobs`, its large writes and Send arguments are kept apart there (`outcome_with_blobs`
+    puts them back), as checkpoints keep theirs: kept once, whoever refers to them."""
     if outcome.writes:
         codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
-    data = codec.packb(
-        {
+    writes = dict(outcome.writes) if outcome.writes is not None else None
+    sends = [codec.send_fields(s) for s in outcome.sends]  # (a list: no extension type to
+    # decode for each of a 10,000-task fan-out's Sends)
+
+    def packed() -> bytes:
+        return codec.packb({
             **({"ran": list(ran)} if ran else {}),
             "task_id": outcome.task_id,
             "node": outcome.node,
-            "writes": dict(outcome.writes) if outcome.writes is not None else None,
+            "writes": writes,
             "goto": list(outcome.goto),
-            "sends": [codec.send_fields(s) for s in outcome.sends],  # (a list: no extension type
-            # to decode for each of a 10,000-task fan-out's Sends)
+            "sends": sends,
             "error": encode_error(outcome.error) if outcome.error else None,
             "interrupts": [list(i) for i in outcome.interrupts],
             "node_error": encode_error(outcome.node_error) if outcome.node_error else None,
-        }
-    )
+            **({"run": outcome.posted_by} if outcome.posted_by else {}),
+        })
+
+    data = packed()
     if len(data) > max_bytes:
         raise UpdateTooLargeError(
             f"the update of node {outcome.node!r} is {len(data):,} bytes, over the limit of "
             f"{max_bytes:,} (largest: {describe_sizes(outcome)}); keep large data outside the "
             "state (object storage, a database) and put a reference in it"
         )
-    return data
+    if blobs is None or len(data) < large.BLOB_MIN:
+        return data
+    writes = large.split(writes, blobs, f"update of node {outcome.node!r},") if writes else writes
+    sends = [[s[0], large.split_arg(s[1], blobs), *s[2:]] for s in sends]
+    return packed()
 
 
 def describe_sizes(outcome: TaskOutcome) -> str:
@@ -426,6 +439,7 @@ def decode_outcome(data: bytes) -> TaskOutcome:
         decode_error(m.error.model_dump()) if m.error else None,
         tuple(m.interrupts) if m.interrupts else (),
         decode_error(m.node_error.model_dump()) if m.node_error else None,
+        m.run,
     )
 
 

@@ -246,10 +246,10 @@ _LOAD = _CLAIM + """
 -- to start none) is claimed only while the run is running that step and is not being
 -- cancelled. `known_version` and `known_id`: the run's version and the checkpoint the caller
 -- has already ('' for none): they are not sent again. Returns false when the run is gone, else
--- {run fields or false when the caller has this version of the run (and it is not being
--- cancelled), its current checkpoint or false when the caller has it (or there is none), the
--- task's claim or false}, then the run's checkpoint id and version. The run's `input` is among
--- the fields only while the run is pending. `seen`: the fields of the runs read earlier in
+-- {run fields or false when the caller has this version of the run on this checkpoint (and it
+-- is not being cancelled), its current checkpoint or false when the caller has it (or there is
+-- none), the task's claim or false}, then the run's checkpoint id and version. The run's
+-- `input` is among the fields only while the run is pending. `seen`: the fields of the runs read earlier in
 -- the same script (see `run_of`): a run whose tasks are started together is read once.
 local function run_of(key, seen)
   local run = seen[key]
@@ -270,8 +270,8 @@ local function load(k, checkpoint, task, known_version, known_id, seen)
   if task ~= '' and status == 'running' and id == checkpoint and not cancel then
     claimed = claim(KEYS[k + 2], KEYS[k + 3], task)
   end
-  local fields = false
-  if version ~= known_version or cancel or drain then
+  local fields = false  -- (a rolled-back Redis can show a version again on another checkpoint)
+  if version ~= known_version or id ~= known_id or cancel or drain then
     local all = redis.call('HGETALL', KEYS[k])
     fields = {}
     for i = 1, #all, 2 do

@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 from starlette.applications import Starlette
@@ -22,16 +22,41 @@ from starlette.routing import Route
 
 from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.errors import InvalidInputError, UnknownGraphError
-from arqgraph.server import assistants, crons, runs, store, thread_stream, threads
+from arqgraph.server import (
+    assistants,
+    crons,
+    leaving,
+    runs,
+    start,
+    store,
+    thread_stream,
+    threads,
+    webhooks,
+)
 from arqgraph.server.auth import AuthMiddleware
 from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
+from arqgraph.server.duties import Duties, Duty, duty_loop
 from arqgraph.server.records import Records
 from arqgraph.settings import Settings
 from arqgraph.storage.long_term import RedisStore
 
 UNPROCESSABLE = (InvalidInputError, UnknownGraphError, pydantic.ValidationError, ValueError,
                  TypeError)
+
+
+async def do(s: Served, duty: Duty) -> None:
+    """A duty taken over from another server (or due): what its kind says."""
+    if duty.kind == webhooks.WEBHOOK:
+        await webhooks.deliver(s, duty)
+    elif duty.kind == start.DELAYED:
+        await start.fire(s, duty)
+    elif duty.kind == leaving.WATCH:
+        await leaving.lapsed(s, duty)
+    elif duty.kind == crons.DROP:
+        await crons.drop(s, duty)
+    else:
+        raise ValueError(f"unknown duty {duty.id!r}")
 
 
 async def ok(request: Request) -> JSONResponse:
@@ -60,14 +85,20 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = await Client.connect(redis_url, connect_timeout=connect_timeout)
-        app.state.served = Served(config, client, Records(client.redis), RedisStore(client.redis),
-                                  Settings.from_env().retention)
-        crons_fired = asyncio.create_task(crons.cron_loop(app.state.served))
+        s = app.state.served = Served(
+            config, client, Records(client.redis),
+            RedisStore(client.redis, index=cast(Any, config.store_index)),
+            Duties(client.redis), Settings.from_env().retention)
+        loops = [asyncio.create_task(crons.cron_loop(s)),
+                 asyncio.create_task(duty_loop(s.duties, lambda d: do(s, d), s.spawn,
+                                               crons.TICK))]
         try:
             yield
         finally:
-            for task in (crons_fired, *app.state.served.background):  # (webhooks, cancels)
+            for task in (*loops, *s.background):  # (duties, cancels)
                 task.cancel()
+            await asyncio.gather(*s.background, return_exceptions=True)
+            await s.duties.hand_over()
             await client.close()
 
     middleware = []

@@ -166,7 +166,18 @@ async def get(request: Request) -> JSONResponse:
 
 async def get_graph(request: Request) -> JSONResponse:
     g, _ = await scoped(request)
-    return JSONResponse(jsonable(g.graph.get_graph().to_json()))
+    return JSONResponse(jsonable(g.graph.get_graph(xray=_xray(request)).to_json()))
+
+
+def _xray(request: Request) -> bool | int:
+    """The `xray` query parameter, as LangGraph's API reads it: a boolean or a depth."""
+    raw = request.query_params.get("xray", "false").strip().lower()
+    if raw in ("true", "false"):
+        return raw == "true"
+    try:
+        return int(raw)
+    except ValueError:
+        raise HTTPException(422, f"xray must be true, false or a depth, not {raw!r}") from None
 
 
 async def get_schemas(request: Request) -> JSONResponse:

@@ -1,10 +1,12 @@
 """What a server serves: the graphs of a `langgraph.json` (or of graph specs), each with its
-default assistant, and the options of the project file the server honours (`env`, `http.cors`).
+default assistant, and the options of the project file the server honours (`env`, `http.cors`,
+`auth.path`, `store.index`).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import pkgutil
@@ -48,6 +50,7 @@ class ServeConfig:
     graphs: dict[str, ServedGraph] = field(default_factory=dict)
     cors: dict[str, Any] | None = None
     auth: Any = None  # a langgraph_sdk.Auth (`auth.path`)
+    store_index: dict[str, Any] | None = None  # `store.index`, its `embed` loaded
 
     def find(self, assistant_or_graph_id: str) -> ServedGraph | None:
         """The graph an assistant id or a graph id names."""
@@ -110,6 +113,9 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
         auth_path = (data.get("auth") or {}).get("path")
         if auth_path:
             config.auth = import_object(module_spec(str(auth_path), base))
+        index = (data.get("store") or {}).get("index")
+        if index is not None:
+            config.store_index = store_index(index, base, config_path)
     for spec in specs:
         name, eq, rest = spec.partition("=")
         entries.append((name, rest) if eq else (None, spec))
@@ -122,6 +128,34 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
     if not config.graphs:
         raise GraphSpecError("no graphs to serve: give --config langgraph.json or graph specs")
     return config
+
+
+def store_index(index: Any, base: Path, where: str) -> dict[str, Any]:
+    """`store.index` of the project file, as the store takes it: `embed` is a function of a
+    list of texts (`./file.py:fn` or `package.module:fn`), an Embeddings there, or LangChain's
+    `provider:model` (made by `langchain.embeddings.init_embeddings`, as LangGraph's server
+    does); `dims` and `fields` pass as given."""
+    if not isinstance(index, dict) or not isinstance(index.get("embed"), str):
+        raise GraphSpecError(f"{where}: store.index must be an object with an 'embed' string "
+                             "('./file.py:function' or 'provider:model')")
+    spec = index["embed"]
+    if ".py:" in spec:
+        embed = import_object(module_spec(spec, base))
+    elif spec.count(":") == 1 and "." in spec.partition(":")[0]:  # package.module:attr
+        embed = import_object(spec)
+    else:
+        try:
+            from langchain.embeddings import init_embeddings
+        except ImportError as exc:
+            raise GraphSpecError(f"{where}: store.index.embed {spec!r} names a LangChain "
+                                 "model: install langchain (and its provider's package), or "
+                                 "name a function './file.py:function'") from exc
+        embed = init_embeddings(spec)
+    if inspect.iscoroutinefunction(embed) or not (callable(embed) or hasattr(
+            embed, "embed_documents")):
+        raise GraphSpecError(f"{where}: store.index.embed {spec!r} must be a function of a "
+                             "list of texts (not async) or an Embeddings")
+    return {**index, "embed": embed}
 
 
 def _load_env_file(path: Path) -> None:

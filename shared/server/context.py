@@ -17,6 +17,7 @@ from starlette.requests import Request
 from arqgraph import protocol
 from arqgraph.client import Client
 from arqgraph.server.config import ServeConfig, ServedGraph
+from arqgraph.server.duties import Duties
 from arqgraph.server.records import Records, ThreadRecord
 from arqgraph.server.shapes import jsonable, now_iso, pending_interrupts
 from arqgraph.storage.long_term import RedisStore
@@ -29,11 +30,12 @@ class Served:
     client: Client
     records: Records
     store: RedisStore
+    duties: Duties
     retention: int = 7 * 24 * 3600  # seconds a finished run stays readable (the cluster's)
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # (see `spawn`)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Run `work` beside the requests (a webhook's call, a cron's fire, a cancel): kept
+        """Run `work` beside the requests (a duty, a cron's fire, a cancel): kept
         from the garbage collector until done, cancelled when the server stops."""
         task = asyncio.create_task(work)
         self.background.add(task)

@@ -3,7 +3,9 @@ time zone), on a thread or each on a new one.
 
 Every server checks the crons twice a second; for a fire that is due, the first server to set
 its fire key (`SET NX`) starts the run, so each fire starts one run however many servers are
-up, and a fire is still started while any one server is."""
+up, and a fire is still started while any one server is. The thread of a threadless cron's
+fire is deleted once its run ends (`on_run_completed="delete"`) as a duty
+(`arqgraph.server.duties`): by another server if the one that started the fire stops."""
 
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ from arqgraph.server.context import (
     graph_for,
     served,
 )
-from arqgraph.server.runs import start_run
+from arqgraph.server.duties import Duty, done_after
 from arqgraph.server.shapes import now_iso
+from arqgraph.server.start import start_run
 
 log = logging.getLogger("arqgraph.server.crons")
 
@@ -174,16 +177,26 @@ async def fire_due(s: Served, now: float) -> None:
                        cron.thread_id is None and cron.on_run_completed == "delete"))
 
 
+DROP = "drop"
+
+
+async def drop(s: Served, duty: Duty) -> None:
+    """Delete a threadless cron fire's thread once its run ended."""
+    await s.client.handle(duty.run_id).end()
+    await s.client.delete_thread(duty.doc["thread_id"])
+    await s.records.delete_thread(duty.doc["thread_id"])
+
+
 async def _start(s: Served, cron_id: str, fire: int, body: dict[str, Any],
                  thread_id: str, drop_thread: bool = False) -> None:
     """Start a fire's run; with `drop_thread`, delete its thread once it ends (a cron
     without a thread, `on_run_completed="delete"`)."""
     try:
         _, handle = await start_run(s, body, thread_id)
-        if drop_thread:
-            await handle.end()
-            await s.client.delete_thread(thread_id)
-            await s.records.delete_thread(thread_id)
+        if drop_thread and handle is not None:  # (a duty: done even if this server stops)
+            duty = Duty(DROP, handle.run_id, {"thread_id": thread_id})
+            await s.duties.add(duty)
+            s.spawn(done_after(s.duties, duty, lambda d: drop(s, d)))
     except HTTPException as exc:  # its thread busy, say: this fire is skipped
         log.warning("cron %s: fire at %s not started: %s", cron_id, fire, exc.detail)
     except Exception:

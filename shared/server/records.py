@@ -39,6 +39,8 @@ class RunInfo(pydantic.BaseModel):
     stream_subgraphs: bool = False
     stateless: bool = False  # its thread was made for it (`/runs/...`, no thread)
     before_checkpoint: str | None = None  # its thread's latest when it started (rollback)
+    starts_at: float | None = None  # a delayed run's due time (epoch seconds)
+    fixed_status: str | None = None  # the status of a delayed run that never started
     kwargs: dict[str, Any] = {}
 
 
@@ -75,18 +77,19 @@ class Records:
                                 *[protocol.served_run_key(r) for r in run_ids])
         await self.redis.zrem(protocol.SERVED_THREADS_KEY, thread_id)
 
-    async def put_run(self, info: RunInfo, expire: int) -> None:
+    async def put_run(self, info: RunInfo, expire: int, restarted: bool = False) -> None:
         """Record a run; a stateless run's record expires in `expire` seconds, with its run,
         and is listed under no thread (its thread is its own, as LangGraph's temporary one);
-        a thread's runs live as long as the thread."""
+        a thread's runs live as long as the thread. `restarted`: a delayed run, started now,
+        is listed as started now (where a thread's stream looks for new runs)."""
         if info.stateless:
             await self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info),
                                       "EX", expire)
             return
         await asyncio.gather(
             self._batch.command("SET", protocol.served_run_key(info.run_id), _pack(info)),
-            self._batch.command("ZADD", protocol.served_runs_key(info.thread_id), "NX",
-                                time.time(), info.run_id))
+            self._batch.command("ZADD", protocol.served_runs_key(info.thread_id),
+                                "XX" if restarted else "NX", time.time(), info.run_id))
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         try:

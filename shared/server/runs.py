@@ -4,8 +4,9 @@ events, so any server can serve any run's stream or result."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sse_starlette.sse import EventSourceResponse
@@ -14,225 +15,58 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from arqgraph import protocol
 from arqgraph.client import RunHandle
-from arqgraph.constants import COPY_NODE
-from arqgraph.errors import RunCancelledError, ThreadBusyError
-from arqgraph.server.authz import authorize, check, matches
-from arqgraph.server.context import (
-    Served,
-    body_of,
-    busy_run,
-    check_thread_id,
-    checkpoint_in,
-    find_assistant,
-    served,
-    thread_config,
-    thread_record,
-)
-from arqgraph.server.leaving import cancel_later, cancelling, ended_before_leaving
-from arqgraph.server.records import RunInfo, ThreadRecord
-from arqgraph.server.shapes import RUN_STATUSES, jsonable, now_iso
+from arqgraph.server.authz import check
+from arqgraph.server.context import Served, body_of, check_thread_id, served, thread_record
+from arqgraph.server.leaving import cancelling, ended_before_leaving
+from arqgraph.server.records import RunInfo
+from arqgraph.server.shapes import RUN_STATUSES, dumps
 from arqgraph.server.sse import cluster_modes, sse_events
-from arqgraph.server.webhooks import call_after, check_webhook
-from arqgraph.types import Command
-
-STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
-BUSY_RETRIES = 20  # runs that may slip in between ours ending a busy run and submitting
-
-
-def command_of(raw: Any) -> Command[Any] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or not set(raw) <= {"resume", "goto", "update"}:
-        raise HTTPException(422, "command must be an object of resume, goto and update")
-    return Command(resume=raw.get("resume"), goto=raw.get("goto") or (),
-                   update=raw.get("update"))
-
-
-def run_json(info: RunInfo, status: str) -> dict[str, Any]:
-    return {"run_id": info.run_id, "thread_id": info.thread_id,
-            "assistant_id": info.assistant_id, "created_at": info.created_at,
-            "updated_at": info.updated_at, "status": RUN_STATUSES.get(status, status),
-            "metadata": info.metadata, "kwargs": info.kwargs,
-            "multitask_strategy": info.multitask_strategy}
-
-
-async def latest_checkpoint(s: Served, thread_id: str) -> str | None:
-    saved = await s.client.store.threads.latest_checkpoint(protocol.thread_tag(thread_id))
-    return saved.id if saved else None
-
-
-async def handle_of(s: Served, info: RunInfo) -> RunHandle:
-    """The handle of a recorded run, to read its events; 404 once the cluster forgot it."""
-    if await s.client.store.status(info.run_id) is None:
-        raise HTTPException(404, f"Run {info.run_id} has expired: its events are gone")
-    handle = s.client.handle(info.run_id, s.config.graphs[info.graph_id].cluster_name)
-    registered = await s.client.store.graph_info(handle.graph)
-    if registered is not None:
-        handle.entrypoint, handle.root = registered.entrypoint, registered.root
-    return handle
-
-
-async def _thread_for_run(
-    s: Served, request: Request | None, thread_id: str | None, body: dict[str, Any]
-) -> tuple[ThreadRecord | None, dict[str, Any]]:
-    """The run's thread (made if `if_not_exists` says so; None for a stateless run) and the
-    run's metadata, once `@auth.on.threads.create_run` allowed it (and added to it)."""
-    record, made = None, False
-    if thread_id is not None:
-        record = await thread_record(s, check_thread_id(thread_id))
-        if record is None:
-            if body.get("if_not_exists") != "create":
-                raise HTTPException(404, f"Thread {thread_id} not found")
-            stamp = now_iso()
-            record = ThreadRecord(thread_id=check_thread_id(thread_id), created_at=stamp,
-                                  updated_at=stamp)
-            made = True
-    asked: dict[str, Any] = {
-        "thread_id": record.thread_id if record else None,
-        "assistant_id": body.get("assistant_id"), "run_id": None, "status": "pending",
-        "metadata": dict(body.get("metadata") or {}),
-        **{k: body.get(k) for k in ("multitask_strategy", "if_not_exists", "after_seconds",
-                                    "prevent_insert_if_inflight")},
-        "kwargs": {k: body.get(k) for k in ("input", "command", "config", "context")}}
-    filters = await authorize(request, "threads", "create_run", asked)
-    if record is not None and not made and not matches(record.metadata, filters):
-        raise HTTPException(404, f"Thread {thread_id} not found")
-    if made and record is not None:
-        record.metadata = dict(asked["metadata"])
-    return record, asked["metadata"]
-
-
-async def _end_busy_run(s: Served, thread_id: str, strategy: str) -> None:
-    """Make room on a busy thread as `strategy` says: cancel its run (interrupt, rollback:
-    also forgotten), or wait for its end (enqueue)."""
-    busy = await busy_run(s, thread_id)
-    if not busy:
-        return
-    handle = s.client.handle(busy)
-    if strategy in ("interrupt", "rollback"):
-        await handle.cancel()
-    await handle.end()
-    if strategy == "rollback" and (info := await s.records.get_run(handle.run_id)):
-        await roll_back(s, info)
-
-
-async def roll_back(s: Served, info: RunInfo) -> None:
-    """Undo an ended run: its thread goes back to the checkpoint it started from (copied as
-    the thread's latest, as a fork is; the thread's checkpoints are dropped if it started from
-    none) and its record is deleted."""
-    if info.before_checkpoint:
-        config = {"configurable": {"thread_id": info.thread_id,
-                                   "checkpoint_id": info.before_checkpoint}}
-        await s.client.bulk_update_state(s.config.graphs[info.graph_id].cluster_name, config,
-                                         [[(None, COPY_NODE)]])
-    elif not info.stateless:
-        await s.client.delete_thread(info.thread_id)
-    await s.records.delete_run(info)
-
-
-async def start_run(
-    s: Served, body: dict[str, Any], thread_id: str | None, request: Request | None = None
-) -> tuple[RunInfo, RunHandle]:
-    """Submit the body's run to the cluster (on `thread_id`, or stateless) and record it;
-    `request`'s user must be allowed to (none: a cron's run)."""
-    g, assistant = await find_assistant(s, body.get("assistant_id"), 422)
-    if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
-        await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
-                    assistant["metadata"], f"Assistant {assistant['assistant_id']}")
-    webhook = check_webhook(body.get("webhook"))
-    if thread_id is None and body.get("on_completion") == "keep":  # a thread that stays
-        thread_id, body = str(uuid.uuid4()), {**body, "if_not_exists": "create"}
-    strategy = str(body.get("multitask_strategy") or "reject")
-    if strategy not in STRATEGIES:
-        raise HTTPException(422, f"multitask_strategy must be one of {STRATEGIES}")
-    modes = cluster_modes(body.get("stream_mode"))
-    asked: dict[str, Any] = dict(body.get("config") or {})
-    config = {**assistant["config"], **asked}  # (the assistant's, overridden by the run's)
-    configurable = {**(assistant["config"].get("configurable") or {}),
-                    **(asked.get("configurable") or {})}
-    context = body.get("context")
-    if assistant["context"] and isinstance(context or {}, dict):
-        context = {**assistant["context"], **(context or {})}
-    checkpoint = checkpoint_in(body)
-    if body.get("checkpoint_id") or checkpoint.get("checkpoint_id"):
-        configurable["checkpoint_id"] = body.get("checkpoint_id") or checkpoint["checkpoint_id"]
-    before = None
-    record, metadata = await _thread_for_run(s, request, thread_id, body)
-    if record is not None:
-        configurable["thread_id"] = record.thread_id
-    config["configurable"] = configurable
-    config = g.graph._merged(config, None, body.get("interrupt_before"),
-                             body.get("interrupt_after")) or config
-    command = command_of(body.get("command"))
-    run_input = command if command is not None else body.get("input")
-    if command is None:  # a state or context the graph refuses: 422 here, not a failed run
-        g.graph._check_call(run_input, context)
-    for _ in range(BUSY_RETRIES):
-        if record is not None:
-            before = await latest_checkpoint(s, record.thread_id)
-        try:
-            handle = await s.client.submit(g.cluster_name, run_input, config,
-                                           context=context, stream_mode=modes)
-            break
-        except ThreadBusyError as exc:
-            if strategy == "reject" or record is None:
-                raise HTTPException(409, "Thread is already running a task. Wait for it to "
-                                    "finish or choose a different multitask strategy.") from exc
-            await _end_busy_run(s, record.thread_id, strategy)
-    else:
-        raise HTTPException(409, "the thread stayed busy with other runs")
-    stamp = now_iso()
-    if record is not None:
-        record.graph_id = g.graph_id
-        record.metadata = {**record.metadata, "graph_id": g.graph_id,
-                           "assistant_id": assistant["assistant_id"]}
-        record.updated_at = stamp
-        await s.records.put_thread(record)
-    info = RunInfo(
-        run_id=handle.run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
-        assistant_id=assistant["assistant_id"], graph_id=g.graph_id, created_at=stamp,
-        updated_at=stamp, metadata=metadata, multitask_strategy=strategy,
-        stream_mode=modes, stream_subgraphs=bool(body.get("stream_subgraphs")),
-        stateless=record is None, before_checkpoint=before,
-        kwargs=jsonable({k: body.get(k) for k in ("input", "command", "config", "context",
-                                                  "interrupt_before", "interrupt_after")}))
-    await s.records.put_run(info, s.retention)
-    if webhook is not None:
-        call_after(s, info, handle, webhook)
-    return info, handle
+from arqgraph.server.start import (
+    cancel_pending,
+    handle_of,
+    result_of,
+    roll_back,
+    run_json,
+    run_status,
+    start_run,
+    started,
+)
 
 
 def _run_path(info: RunInfo, tail: str) -> str:
     return f"/threads/{info.thread_id}/runs/{info.run_id}/{tail}"
 
 
-async def result_of(s: Served, info: RunInfo, handle: RunHandle) -> Any:
-    """What `runs.wait` returns: the final values (with `__interrupt__` if interrupted), or
-    `__error__` for a failed run."""
-    end = await handle.end()
-    try:
-        return jsonable(handle.output_of(end))
-    except RunCancelledError:
-        if info.stateless:
-            return None
-        return jsonable((await s.client.get_state(thread_config(info.thread_id))).values)
-    except Exception as exc:
-        return {"__error__": {"error": type(exc).__name__, "message": str(exc)}}
-
-
-def stream_response(info: RunInfo, handle: RunHandle, request: Request,
+def stream_response(s: Served, info: RunInfo, handle: RunHandle | None, request: Request,
                     cancel_on_disconnect: bool = False) -> EventSourceResponse:
+    """The run's events over SSE (a delayed run's once it starts). Its `Location`, where a
+    client reconnects, keeps `cancel_on_disconnect`: the client that comes back still has the
+    run cancelled if it leaves (see `arqgraph.server.leaving`)."""
     last = request.headers.get("last-event-id")
-    events = sse_events(handle, info.stream_mode, info.stream_subgraphs, last)
-    if cancel_on_disconnect:
-        events = cancelling(served(request), handle, events)
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        try:
+            on = handle or await started(s, info)
+        except HTTPException as exc:  # (cancelled before it started)
+            yield {"event": "error", "data": dumps({"error": "HTTPException",
+                                                    "message": exc.detail})}
+            return
+        except (asyncio.CancelledError, GeneratorExit):  # the client left before it started
+            if cancel_on_disconnect:
+                s.spawn(cancel_pending(s, info))
+            raise
+        shown = sse_events(on, info, last)
+        if cancel_on_disconnect:
+            shown = cancelling(s, on, shown)
+        async for event in shown:
+            yield event
+
+    location = _run_path(info, "stream") + (
+        "?cancel_on_disconnect=true" if cancel_on_disconnect else "")
     return EventSourceResponse(
-        events,
-        headers={"Location": _run_path(info, "stream"),
-                 "Content-Location": _run_path(info, "")[:-1]},
-        ping=15)
+        events(), headers={"Location": location,
+                           "Content-Location": _run_path(info, "")[:-1]}, ping=15)
 
 
 async def create(request: Request) -> JSONResponse:
@@ -245,14 +79,15 @@ async def create(request: Request) -> JSONResponse:
 async def stream(request: Request) -> EventSourceResponse:
     s, body = served(request), await body_of(request)
     info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
-    return stream_response(info, handle, request, body.get("on_disconnect") == "cancel")
+    return stream_response(s, info, handle, request, body.get("on_disconnect") == "cancel")
 
 
 async def wait(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     info, handle = await start_run(s, body, request.path_params.get("thread_id"), request)
-    if body.get("on_disconnect") == "cancel" and not await ended_before_leaving(request, handle):
-        cancel_later(s, handle)
+    handle = handle or await started(s, info)
+    if body.get("on_disconnect") == "cancel" and not await ended_before_leaving(
+            s, request, handle):
         return JSONResponse({}, status_code=499)  # (nobody reads it: the client left)
     return JSONResponse(await result_of(s, info, handle),
                         headers={"Location": _run_path(info, "join")})
@@ -277,7 +112,7 @@ async def existing_run(s: Served, request: Request, action: str = "read") -> Run
 async def get(request: Request) -> JSONResponse:
     s = served(request)
     info = await existing_run(s, request)
-    return JSONResponse(run_json(info, await s.client.store.status(info.run_id) or "unknown"))
+    return JSONResponse(run_json(info, await run_status(s, info)))
 
 
 async def list_runs(request: Request) -> JSONResponse:
@@ -291,7 +126,7 @@ async def list_runs(request: Request) -> JSONResponse:
     for run_id in await s.records.run_ids(thread_id):
         info = await s.records.get_run(run_id)
         if info is not None:
-            shown.append(run_json(info, await s.client.store.status(run_id) or "unknown"))
+            shown.append(run_json(info, await run_status(s, info)))
     shown = [r for r in shown if wanted in (None, r["status"])]
     return JSONResponse(shown[offset:offset + limit])
 
@@ -299,7 +134,7 @@ async def list_runs(request: Request) -> JSONResponse:
 async def join(request: Request) -> JSONResponse:
     s = served(request)
     info = await existing_run(s, request)
-    return JSONResponse(await result_of(s, info, await handle_of(s, info)))
+    return JSONResponse(await result_of(s, info, await started(s, info)))
 
 
 async def join_stream(request: Request) -> EventSourceResponse:
@@ -309,12 +144,17 @@ async def join_stream(request: Request) -> EventSourceResponse:
     if asked:
         info = info.model_copy(update={"stream_mode": cluster_modes(asked)})
     leave = request.query_params.get("cancel_on_disconnect", "").lower() in ("1", "true")
-    return stream_response(info, await handle_of(s, info), request, leave)
+    if info.starts_at is None:  # (404 now if it expired)
+        await handle_of(s, info)
+    return stream_response(s, info, None, request, leave)
 
 
 async def cancel(request: Request) -> Response:
     s = served(request)
     info = await existing_run(s, request, "update")
+    if await cancel_pending(s, info):
+        return JSONResponse({}) if request.query_params.get("wait") in ("1", "true") else (
+            Response(status_code=202))
     handle = await handle_of(s, info)
     await handle.cancel()
     if request.query_params.get("action") == "rollback":
@@ -349,9 +189,11 @@ async def cancel_many(request: Request) -> Response:
     wanted = body.get("status")
     for run_id in body.get("run_ids") or await s.records.run_ids(thread_id):
         info = await s.records.get_run(str(run_id))
-        status = await s.client.store.status(str(run_id)) if info else None
-        if info is None or info.thread_id != thread_id or status is None or (
+        status = await run_status(s, info) if info else "unknown"
+        if info is None or info.thread_id != thread_id or status == "unknown" or (
                 wanted not in (None, "all") and RUN_STATUSES.get(status) != wanted):
+            continue
+        if await cancel_pending(s, info):
             continue
         handle = await handle_of(s, info)
         await handle.cancel()
@@ -364,7 +206,7 @@ async def cancel_many(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     s = served(request)
     info = await existing_run(s, request, "delete")
-    status = await s.client.store.status(info.run_id)
+    status = await run_status(s, info)
     if status in ("pending", "running"):
         raise HTTPException(409, f"Run {info.run_id} is still {status}: cancel it first")
     await s.records.delete_run(info)

@@ -8,13 +8,15 @@ fixes: any server replays the same sequence, so a client reconnecting with `Last
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.exceptions import HTTPException
 
 from arqgraph.client import RunHandle
 from arqgraph.errors import GraphDrained, RunCancelledError
+from arqgraph.server.events import EVENTS, with_events
+from arqgraph.server.records import RunInfo
 from arqgraph.server.shapes import dumps
 
 MODE_ALIASES = {"messages-tuple": "messages"}
@@ -22,7 +24,7 @@ MODE_ALIASES = {"messages-tuple": "messages"}
 
 
 STREAM_MODES = ("values", "updates", "custom", "messages", "messages-tuple", "debug", "tasks",
-                "checkpoints")
+                "checkpoints", EVENTS)
 
 
 def cluster_modes(stream_mode: Any) -> list[str]:
@@ -36,11 +38,19 @@ def cluster_modes(stream_mode: Any) -> list[str]:
 
 
 async def run_events(
-    handle: RunHandle, modes: Sequence[str], subgraphs: bool, attempt: int = 1
+    handle: RunHandle, info: RunInfo, attempt: int = 1
 ) -> AsyncIterator[tuple[str, Any]]:
-    """(event name, data) of the run, from its first; ends after its last."""
+    """(event name, data) of the run, in the modes `info` records, from its first; ends
+    after its last."""
     yield "metadata", {"run_id": handle.run_id, "attempt": attempt}
+    modes, subgraphs = info.stream_mode, info.stream_subgraphs
     try:
+        if EVENTS in modes:
+            async for event in with_events(handle, modes, subgraphs, handle.graph,
+                                           info.kwargs.get("input"),
+                                           info.kwargs.get("config") or {}):
+                yield event
+            return
         async for item in handle.stream(list(modes), subgraphs=subgraphs):
             ns, mode, payload = item if subgraphs else ((), *item)
             yield "|".join((mode, *ns)), payload
@@ -51,12 +61,12 @@ async def run_events(
 
 
 async def sse_events(
-    handle: RunHandle, modes: Sequence[str], subgraphs: bool, last_event_id: str | None
+    handle: RunHandle, info: RunInfo, last_event_id: str | None
 ) -> AsyncIterator[dict[str, Any]]:
     """The run's events as sse-starlette's dicts, after `last_event_id` if given."""
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else -1
     position = -1
-    async for event, data in run_events(handle, modes, subgraphs):
+    async for event, data in run_events(handle, info):
         position += 1
         if position > after:
             yield {"event": event, "data": dumps(data), "id": str(position)}

@@ -20,9 +20,9 @@ from starlette.routing import Route
 
 from arqgraph import protocol
 from arqgraph.server.context import Served, served
-from arqgraph.server.runs import handle_of
 from arqgraph.server.shapes import dumps
 from arqgraph.server.sse import run_events
+from arqgraph.server.start import handle_of
 from arqgraph.server.threads import existing
 
 IDLE_CHECK = 0.5  # seconds between looks for a new run while the thread has none going
@@ -49,9 +49,11 @@ async def thread_events(s: Served, thread_id: str, modes: list[str],
         if resuming:  # skip the runs before the one last seen
             new = new[new.index(str(after_run)):]
         for run_id in new:
-            seen.add(run_id)
             info = await s.records.get_run(run_id)
             status = await s.client.store.status(run_id)
+            if info is not None and info.starts_at is not None and status is None:
+                continue  # (a delayed run: listed again when it starts)
+            seen.add(run_id)
             if info is None or status is None or (
                     joined and not resuming and status in protocol.FINAL_STATUSES):
                 continue
@@ -60,7 +62,7 @@ async def thread_events(s: Served, thread_id: str, modes: list[str],
             except HTTPException:  # (expired meanwhile)
                 continue
             position = -1
-            events = run_events(handle, info.stream_mode, info.stream_subgraphs)
+            events = run_events(handle, info)
             done = ("metadata", {"status": "run_done", "run_id": run_id})
             async for event, data in _then(events, done):
                 position += 1

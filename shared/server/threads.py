@@ -84,19 +84,25 @@ async def delete(request: Request) -> Response:
 
 
 async def prune(request: Request) -> JSONResponse:
-    """POST /threads/prune: delete the listed threads (those there and the caller's to delete;
-    `keep_latest`, which keeps a thread's latest checkpoint only, is not served)."""
+    """POST /threads/prune: the listed threads (those there and the caller's to delete) are
+    deleted (`strategy="delete"`) or keep only their latest checkpoint (`"keep_latest"`: their
+    state stays, their history is that one checkpoint)."""
     s, body = served(request), await body_of(request)
-    if (body.get("strategy") or "delete") != "delete":
-        raise HTTPException(422, "only the delete strategy of threads.prune is served")
+    strategy = body.get("strategy") or "delete"
+    if strategy not in ("delete", "keep_latest"):
+        raise HTTPException(422, "strategy must be 'delete' or 'keep_latest'")
     pruned = 0
     for raw in body.get("thread_ids") or []:
         record = await thread_record(s, check_thread_id(str(raw)))
-        if record is not None and matches(record.metadata, await authorize(
+        if record is None or not matches(record.metadata, await authorize(
                 request, "threads", "delete", {"thread_id": record.thread_id})):
-            await s.client.delete_thread(record.thread_id)
-            await s.records.delete_thread(record.thread_id)
-            pruned += 1
+            continue
+        if strategy == "keep_latest":
+            pruned += await s.client.store.threads.keep_latest(record.thread_id)
+            continue
+        await s.client.delete_thread(record.thread_id)
+        await s.records.delete_thread(record.thread_id)
+        pruned += 1
     return JSONResponse({"pruned_count": pruned})
 
 

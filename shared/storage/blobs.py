@@ -10,6 +10,8 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
+from arqgraph.core.pregel import TaskOutcome
+from arqgraph.errors import CorruptDataError, ErrorInfo
 from arqgraph.protocol import SavedCheckpoint
 
 
@@ -46,3 +48,21 @@ async def resolved_event(redis: ArqRedis, tag: str, mode: str, payload: Any) -> 
     """An event's payload with the large values it refers to read back."""
     ids = protocol.event_refs(mode, payload)
     return protocol.event_with_blobs(mode, payload, await fetch(redis, tag, ids)) if ids else payload
+
+
+async def resolved_outcomes(redis: ArqRedis, tag: str, outcomes: Mapping[str, TaskOutcome]
+                            ) -> dict[str, TaskOutcome]:
+    """Outcomes with the large values they refer to read back (one read for all, if any); one
+    whose value is gone fails its task with CorruptDataError (and so its run)."""
+    ids = set().union(*(protocol.outcome_refs(o) for o in outcomes.values()))
+    if not ids:
+        return dict(outcomes)
+    got = await fetch(redis, tag, ids)
+    out = {}
+    for key, outcome in outcomes.items():
+        try:
+            out[key] = protocol.outcome_with_blobs(outcome, got)
+        except CorruptDataError as exc:
+            error = CorruptDataError(f"the outcome of task {outcome.task_id}: {exc}")
+            out[key] = TaskOutcome(outcome.task_id, outcome.node, error=ErrorInfo.of(error, ""))
+    return out

@@ -2,7 +2,8 @@
 
 A checkpoint never changes once saved (only its `view`, which no process that loads runs
 reads), and every task of a step loads the same one: a worker that keeps it fetches and decodes
-it once per step, not once per task. A run's fields change only with its version, so a process
+it once per step, not once per task. A run's fields change only with its version (and its
+checkpoint: a rolled-back Redis can show a version again on another), so a process
 that knows the version it has (the orchestrator: the one it has just committed) need not read
 them back. Both stay within bounds: a process with thousands of runs in flight keeps the most
 recently used, within a count and a number of bytes.

@@ -8,8 +8,9 @@ Each commit is a compare-and-set on the run's version: whoever makes a move, it 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -34,6 +35,7 @@ from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.namespaces import namespace, task_uuid
 from arqgraph.storage.queue import JobQueue, ScriptCall
 from arqgraph.storage.replay import CHECKPOINT_MAP, ancestors, checkpoint_map
+from arqgraph.types import asked_of
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -205,10 +207,12 @@ def checkpoint_parents(record: RunRecord) -> dict[str, str]:
 
 
 def checkpoint_event(
-    graph: CompiledStateGraph, record: RunRecord, saved: SavedCheckpoint
+    graph: CompiledStateGraph, record: RunRecord, saved: SavedCheckpoint,
+    asked: Mapping[str, Sequence[Sequence[Any]]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The "checkpoints" event of a checkpoint saved: LangGraph's payload (its config and its
-    parent's, values, metadata, next nodes, tasks), with the step and time "debug" shows."""
+    parent's, values, metadata, next nodes, tasks, with the questions `asked` by task id),
+    with the step and time "debug" shows."""
     thread_id, namespace = split_thread(record.thread_id)
     if not record.keep:  # (a run without a thread of its own: its namespace is in its config)
         thread_id = str((record.config.get("configurable") or {}).get("thread_id", thread_id))
@@ -230,7 +234,8 @@ def checkpoint_event(
         "metadata": {"source": saved.source, "step": checkpoint.step,
                      "parents": dict(saved.parents)},
         "next": [t.node for t in checkpoint.tasks],
-        "tasks": [{"id": t.id, "name": t.node, "interrupts": (),
+        "tasks": [{"id": t.id, "name": t.node, "interrupts": tuple(
+                       dataclasses.asdict(i) for i in asked_of((asked or {}).get(t.id, ()))),
                    "state": _subgraph_state(graph, record, saved.id, t, thread_id)}
                   for t in checkpoint.tasks],
     }

@@ -258,7 +258,7 @@ class RunStore:
         claim: Claim | None | Literal[False] = _claim_of(claimed) if claimed else False
         outcomes = None
         if task_ids and got is not None:
-            outcomes = _outcomes_of(task_ids, got)
+            outcomes = await blobs.resolved_outcomes(self.redis, tag, _outcomes_of(task_ids, got))
         if not flat and known is not None:  # unchanged since this process last read it
             return known, claim, outcomes
         fields = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -381,7 +381,7 @@ class RunStore:
         if not task_ids:
             return {}
         raw = await self._batch.command("HMGET", protocol.writes_key(tag, checkpoint_id), *task_ids)
-        return _outcomes_of(task_ids, raw)
+        return await blobs.resolved_outcomes(self.redis, tag, _outcomes_of(task_ids, raw))
 
     async def claim_task(self, tag: str, checkpoint_id: str, task_id: str) -> Claim | None:
         """Start a new attempt at a task; None when the task already has an outcome."""
@@ -416,15 +416,16 @@ class RunStore:
         `sole`: the task is its step's only one (its outcome completes the step, uncounted).
         """
         attempt = "" if claim is None else str(claim.attempt)
-        data = protocol.encode_outcome(outcome, max_bytes, ran)
-        if len(data) > ROOM_CHECK_BYTES:
-            await self.memory.check_room(outcome, len(data))
+        kept: dict[str, bytes] = dict(move.blobs) if move else {}
+        data = protocol.encode_outcome(outcome, max_bytes, ran, kept)
+        size = len(data) + sum(len(b) for b in kept.values())
+        if size > ROOM_CHECK_BYTES:
+            await self.memory.check_room(outcome, size)
         note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
         hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
                            "1" if job_end else "", "1" if move else "", "1" if hold else "",
                            "1" if outcome.error is not None else "", "1" if sole else ""]
-        kept: dict[str, bytes] = dict(move.blobs) if move else {}
         args += protocol.event_args(events, kept)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),

@@ -1,5 +1,6 @@
 """A thread's checkpoints as they are read back: the latest, one by id, the history, what a
-step's tasks left (their outcomes, earlier attempts, resume values); and a thread's deletion.
+step's tasks left (their outcomes, earlier attempts, resume values); and a thread's deletion
+and pruning.
 Runs write them (`arqgraph.storage.runs`)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
+from redis.exceptions import WatchError
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
@@ -74,7 +76,8 @@ class ThreadStore:
         if not count:
             return []
         raw = await self.redis.hmget(writes, [f"prior:{task_id}:{n}" for n in range(1, count + 1)])
-        return [protocol.decode_outcome(r) for r in raw if r]
+        read = {str(n): protocol.decode_outcome(r) for n, r in enumerate(raw) if r}
+        return list((await blobs.resolved_outcomes(self.redis, tag, read)).values())
 
     async def task_records(self, tag: str, checkpoint_id: str) -> TaskRecords:
         """All that a checkpoint's step left: each task's outcome, its earlier outcomes set
@@ -94,6 +97,11 @@ class ThreadStore:
                 priors.setdefault(task_id, []).append((int(n), protocol.decode_outcome(blob)))
             elif not name.startswith(OTHER_FIELDS):
                 outcomes[name] = protocol.decode_outcome(blob)
+        read = {**outcomes, **{f"prior:{t}:{n}": o for t, p in priors.items() for n, o in p}}
+        if any(protocol.outcome_refs(o) for o in read.values()):  # (large values: read back)
+            read = await blobs.resolved_outcomes(self.redis, tag, read)
+            outcomes = {name: read[name] for name in outcomes}
+            priors = {t: [(n, read[f"prior:{t}:{n}"]) for n, _ in p] for t, p in priors.items()}
         return TaskRecords(outcomes, {t: [o for _, o in sorted(p, key=lambda x: x[0])]
                                       for t, p in priors.items()}, children)
 
@@ -130,6 +138,46 @@ class ThreadStore:
         await self.redis.delete(*keys)
         for child in children:
             await self.delete(child)
+
+    async def keep_latest(self, thread_id: str, tries: int = 10) -> bool:
+        """Drop the thread's checkpoints but its latest (LangGraph's prune `keep_latest`):
+        their steps' writes and claims and the threads of the subgraphs they ran; the latest's
+        own step and subgraph threads stay (pruned alike). Blobs stay: the kept checkpoint and
+        the runs' events may refer to them. Made as one transaction, tried again if a run
+        commits meanwhile. False: no such thread."""
+        tag = protocol.thread_tag(thread_id)
+        history = protocol.history_key(tag)
+        for _ in range(tries):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(history, protocol.thread_key(tag))
+                latest = await pipe.hget(protocol.thread_key(tag), "latest")
+                if latest is None:
+                    return False
+                keep = latest.decode()
+                gone = [c.decode() for c in await pipe.hkeys(protocol.checkpoints_key(tag))
+                        if c.decode() != keep]
+                kept = (await self.task_records(tag, keep)).children_threads(thread_id)
+                children: set[str] = set()
+                for cid in gone:
+                    children.update((await self.task_records(tag, cid)).children_threads(
+                        thread_id))
+                pipe.multi()
+                if gone:
+                    pipe.hdel(protocol.checkpoints_key(tag), *gone)
+                    pipe.delete(*[k for cid in gone for k in (
+                        protocol.writes_key(tag, cid), protocol.claims_key(tag, cid))])
+                pipe.delete(history)
+                pipe.rpush(history, keep)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            for child in children - kept:
+                await self.delete(child)
+            for child in kept:
+                await self.keep_latest(child)
+            return True
+        raise RuntimeError(f"thread {thread_id}: runs kept committing while it was pruned")
 
     async def copy(self, thread_id: str, new_thread_id: str) -> None:
         """Copy the thread and all it keeps (checkpoints, their writes and claims, its

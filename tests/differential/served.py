@@ -3,7 +3,10 @@ to serve (`tests.differential.served:GRAPHS`, see tests/test_differential_cluste
 
 from tests.differential.api import Api
 from tests.differential.cases import CASES
-from tests.graphs.durability_graphs import build_nested_durability
+from tests.graphs.durability_graphs import (
+    build_exit_resume,
+    build_nested_durability,
+)
 from tests.graphs.functional_graphs import (
     build_asking_entrypoint,
     build_cached_calls,
@@ -28,4 +31,5 @@ GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_two_asking_calls("arqgraph", reverse=True),
            build_slow_call("arqgraph"), build_nested_model_calls("arqgraph"),
            build_asking_entrypoint("arqgraph")]
-GRAPHS += [build_nested_durability("arqgraph")]
+GRAPHS += [build_nested_durability("arqgraph"), build_nested_durability("arqgraph", invoked=True),
+           build_exit_resume("arqgraph")]

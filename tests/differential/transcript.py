@@ -103,6 +103,10 @@ class Transcript:
         if isinstance(value, dict):
             if self.is_config(value):
                 return self.config(value)
+            if isinstance(value.get("__interrupt__"), list):  # (raised at once by parallel
+                # nodes, they come in the order their nodes happened to stop, in LangGraph too)
+                value = {**value, "__interrupt__": sorted(
+                    value["__interrupt__"], key=lambda i: repr(getattr(i, "value", i)))}
             return {self.norm(k): self.norm(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.norm(v) for v in value]

@@ -20,14 +20,39 @@ def _logging(graph: Any, name: str) -> Any:
     return builder
 
 
-def build_nested_durability(prefix: str) -> Any:
-    """`outer` then `sub`, a subgraph of two steps of its own."""
+def build_nested_durability(prefix: str, invoked: bool = False) -> Any:
+    """`outer` then `sub`, a subgraph of two steps of its own; with `invoked`, `calls`, a
+    node that invokes it."""
     graph = importlib.import_module(f"{prefix}.graph")
     saver = importlib.import_module(f"{prefix}.checkpoint.memory").InMemorySaver()
     inner = _logging(graph, "inner")
     inner.add_node("inner_two", lambda state: {"log": ["inner_two"]})
     inner.add_edge("inner", "inner_two")
+    sub = inner.compile()
     outer = _logging(graph, "outer")
-    outer.add_node("sub", inner.compile())
-    outer.add_edge("outer", "sub")
-    return outer.compile(checkpointer=saver, name="nested_durability")
+    if invoked:
+        outer.add_node("calls", lambda state: sub.invoke({"log": []}))
+    else:
+        outer.add_node("sub", sub)
+    outer.add_edge("outer", "calls" if invoked else "sub")
+    name = "invoked_durability" if invoked else "nested_durability"
+    return outer.compile(checkpointer=saver, name=name)
+
+
+def build_exit_resume(prefix: str) -> Any:
+    """`done` and `asks` at once, then `last`: `asks` stops at a question, to be resumed."""
+    graph = importlib.import_module(f"{prefix}.graph")
+    types = importlib.import_module(f"{prefix}.types")
+    saver = importlib.import_module(f"{prefix}.checkpoint.memory").InMemorySaver()
+
+    def asks(state: Logged) -> dict[str, list[str]]:
+        return {"log": [f"asks:{types.interrupt('ok?')}"]}
+
+    builder = graph.StateGraph(Logged)
+    builder.add_node("done", lambda state: {"log": ["done"]})
+    builder.add_node("asks", asks)
+    builder.add_node("last", lambda state: {"log": ["last"]})
+    builder.add_edge(graph.START, "done")
+    builder.add_edge(graph.START, "asks")
+    builder.add_edge(["done", "asks"], "last")
+    return builder.compile(checkpointer=saver, name="exit_resume")

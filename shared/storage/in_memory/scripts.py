@@ -224,7 +224,7 @@ def _load(ks: Keyspace, K: Args, k: int, checkpoint: bytes, task: bytes, known_v
     if task != b"" and status == b"running" and current == checkpoint and not cancel:
         claimed = _claim(ks, K[k + 2], K[k + 3], task)
     fields = None
-    if version != known_version or cancel or drain:
+    if version != known_version or current != known_id or cancel or drain:
         fields = [x for f, v in (ks.get(run, dict) or {}).items()
                   if f != b"input" or status == b"pending" for x in (f, v)]
     blob = None

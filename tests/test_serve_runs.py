@@ -1,0 +1,108 @@
+"""`arqgraph serve`'s run options and project extras, driven by `langgraph_sdk` over a real
+cluster (a redis-server, an orchestrator, a worker and server processes, as in
+tests/test_serve.py, on a keyspace of their own, serving `langgraph.more.json`): `durability`,
+the `events` stream mode, prune's `keep_latest` and the store's `store.index`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ArqProcesses, RedisServer
+from tests.graphs.serve_project import agent
+from tests.test_cluster import within
+from tests.test_serve import Served, client, in_process, start_cluster
+
+DB = 42  # a keyspace of its own on the shared redis-server
+MORE = "tests/graphs/serve_project/langgraph.more.json"  # the project, with a store index
+__all__ = ["client"]  # (the fixture, shared with tests/test_serve.py)
+
+
+@pytest.fixture(scope="module")
+def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[Served]:
+    yield start_cluster(redis_server, arq_processes, DB, MORE)
+
+
+async def test_durability_exit_lists_only_the_last_checkpoint(client: Any) -> None:
+    lengths = {}
+    for durability in ("exit", "sync", None):
+        tid = (await client.threads.create())["thread_id"]
+        done = await within(client.runs.wait(tid, "chat", input={"log": []},
+                                             durability=durability))
+        assert done == {"log": ["greet", "sign"]}
+        history = await client.threads.get_history(tid, limit=100)
+        assert history[0]["values"] == done
+        lengths[durability] = len(history)
+    assert lengths == {"exit": 1, "sync": 4, None: 4}  # (input, start, greet, sign)
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await client.runs.wait(None, "chat", input={"log": []}, durability="often")
+    assert refused.value.response.status_code == 422
+
+
+async def test_prune_keep_latest_keeps_the_state_and_drops_the_history(client: Any) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    await within(client.runs.wait(tid, "chat", input={"log": []}))
+    await within(client.runs.wait(tid, "nested", input={"log": []}))  # (a subgraph's thread)
+    before = await client.threads.get_state(tid)
+    assert len(await client.threads.get_history(tid, limit=100)) > 4
+    assert await client.threads.prune([tid], strategy="keep_latest") == {"pruned_count": 1}
+    [only] = await client.threads.get_history(tid, limit=100)
+    assert (only["checkpoint_id"], only["values"]) == (before["checkpoint_id"],
+                                                       before["values"])
+    assert (await client.threads.get_state(tid))["values"] == before["values"]
+    again = await within(client.runs.wait(tid, "chat", input={"log": []}))
+    assert again["log"] == [*before["values"]["log"], "greet", "sign"]
+    assert len(await client.threads.get_history(tid, limit=100)) == 5
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await client.threads.prune([tid], strategy="keep_some")
+    assert refused.value.response.status_code == 422
+
+
+async def test_store_index_from_the_project_file_ranks_a_search(client: Any) -> None:
+    for key, text in (("a", "tea and tea"), ("b", "coffee"), ("c", "water and tea")):
+        await client.store.put_item(["drinks"], key, {"text": text})
+    found = (await client.store.search_items(["drinks"], query="tea"))["items"]
+    assert [i["key"] for i in found] == ["a", "c", "b"]  # (by cosine of the toy vectors)
+    assert found[0]["score"] > found[1]["score"] > found[2]["score"] == 0
+    plain = (await client.store.search_items(["drinks"]))["items"]
+    assert sorted(i["key"] for i in plain) == ["a", "b", "c"]
+
+
+def shown_events(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """astream_events' events with each run id as the order of its run's first event (ids
+    are made afresh per run)."""
+    order: dict[str, int] = {}
+    for event in events:
+        order.setdefault(event["run_id"], len(order))
+    return [(e["event"], e["name"], order[e["run_id"]], [order[p] for p in e["parent_ids"]],
+             e["tags"], e["data"], e["metadata"].get("langgraph_node"),
+             e["metadata"].get("langgraph_step")) for e in events]
+
+
+async def test_events_mode_streams_astream_events(client: Any) -> None:
+    expected = [e async for e in agent.chat.astream_events({"log": []}, version="v2")
+                if not (e["event"] == "on_chain_stream" and not e["parent_ids"])]
+    tid = (await client.threads.create())["thread_id"]
+    parts = [p async for p in client.runs.stream(tid, "chat", input={"log": []},
+                                                 stream_mode=["events", "updates"])]
+    assert parts[0].event == "metadata"
+    events = [p.data for p in parts if p.event == "events"]
+    assert shown_events(events) == shown_events(expected)
+    updates = [["updates", p.data] for p in parts if p.event == "updates"]
+    assert updates == await in_process(agent.chat, {"log": []}, ["updates"])
+    # each node's update comes after its chain run's end, as in process
+    order = [(p.event, p.data.get("event"), p.data.get("name")) for p in parts[1:]]
+    assert order.index(("updates", None, None)) > order.index(
+        ("events", "on_chain_end", "greet"))
+    run = (await client.runs.list(tid))[0]
+    again = [p async for p in client.runs.join_stream(tid, run["run_id"])]
+    assert [(p.event, p.data) for p in again] == [(p.event, p.data) for p in parts]
+
+    failed = [p async for p in client.runs.stream(None, "fails", input={"log": []},
+                                                  stream_mode="events")]
+    assert [(p.data["event"], p.data["name"]) for p in failed if p.event == "events"][-1] \
+        == ("on_chain_start", "explode")  # (LangChain's events tell no chain's error)
+    assert (failed[-1].event, failed[-1].data["message"]) == ("error", "boom")
