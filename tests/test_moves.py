@@ -11,14 +11,14 @@ import pytest
 from arq.connections import ArqRedis
 
 from arqgraph import protocol
-from arqgraph.core.pregel import TaskOutcome
+from arqgraph.core.pregel import Checkpoint, TaskOutcome
 from arqgraph.graph import START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.protocol import RunRecord
 from arqgraph.storage import queue
 from arqgraph.storage.commits import commit_call
-from arqgraph.storage.moves import MovePlanner
+from arqgraph.storage.moves import MovePlanner, new_checkpoint
 from arqgraph.storage.queue import JobQueue, ScriptCall
 from arqgraph.storage.runs import RunStore
 from tests.graphs.one_node import LogState, submit
@@ -95,7 +95,7 @@ async def test_jobs_of_more_than_one_call_are_enqueued_after_the_commit(
     record = await orchestrator.store.load_run(run_id)
     assert record is not None
     writes = protocol.writes_key(record.tag, record.checkpoint_id)
-    assert await orchestrator.store.redis.hget(writes, "__tasks") == b"3"
+    assert await orchestrator.store.redis.hget(writes, "__left") == b"3"
     assert await finish_step(orchestrator, run_id) == ["p0", "p1", "p2"]
     assert separate == [2, 1] and len(await ready(orchestrator)) == 4  # last's, with the commit
 
@@ -180,7 +180,10 @@ def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueue
     assert ends.call.args[:2] == ["3:c1", "2"] and ends.call.args[5] == "60"
     fields = ends.call.args[13:17]  # the run's fields: its status, and when it finished
     assert fields[:3] == ["status", "done", "finished"] and float(fields[3]) > 0
-    moves = commit_call(record, jobs=ScriptCall(["job-key"], ["job-arg"]))
+    with pytest.raises(ValueError, match="new checkpoint it saves"):
+        commit_call(record, jobs=ScriptCall(["job-key"], ["job-arg"]))
+    saved = new_checkpoint(record, Checkpoint(step=1, values={}, tasks=()), "loop", "c1")
+    moves = commit_call(record, saved=saved, new=True, jobs=ScriptCall(["job-key"], ["job-arg"]))
     assert moves.call.keys[-1] == "job-key" and moves.call.args[-1] == "job-arg"
     assert protocol.ends_key("client-7") not in moves.call.keys and moves.call.args[5] == ""
 

@@ -222,7 +222,7 @@ async def check_finished_like_reference(
         claimed = await client.redis.hgetall(protocol.claims_key(tag, saved.id))
         claims.update({k.decode(): int(v) for k, v in claimed.items()})
     assert len(outcomes) == len(reference["log"]), sorted(outcomes)
-    attempts = {k: v for k, v in claims.items() if not k.endswith((":lost", ":failures"))}
+    attempts = {k: v for k, v in claims.items() if not k.endswith((":ended", ":failures"))}
     assert set(attempts) == outcomes and min(attempts.values()) >= 1, attempts
 
     # Retired: no longer swept, and its keys expire.

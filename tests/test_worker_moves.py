@@ -193,7 +193,7 @@ async def test_a_job_taken_as_its_worker_stops_is_given_back() -> None:
         task = protocol.task_of_job(given[0])
         assert task is not None and task[2].endswith(":b")
         claims = protocol.claims_key(protocol.tag_of(handle.run_id), task[1])
-        assert await cluster.redis.hget(claims, f"{task[2]}:lost") == b"0"
+        assert await cluster.redis.hget(claims, f"{task[2]}:ended") == b"1"  # (not lost)
 
 
 async def test_a_move_after_a_cancel_is_not_committed() -> None:

@@ -59,6 +59,7 @@ class OutcomePoster:
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],
         claim: Claim, arq_job: ArqJob | None, commit: Commit | None = None,
         hold: Move | None = None, ran: tuple[str, float, float] | None = None,
+        sole: bool = False,
     ) -> Posted:
         """Post the node's outcome, waiting out a Redis outage rather than losing the node's
         work (posting again is harmless: the first outcome posted wins). A recorded outcome
@@ -75,7 +76,7 @@ class OutcomePoster:
             try:
                 posting = self.store.post_outcome(
                     job.graph, job.run_id, job.checkpoint_id, outcome, events, claim,
-                    self.max_update_bytes, self._job_end(arq_job), commit, held, ran,
+                    self.max_update_bytes, self._job_end(arq_job), commit, held, ran, sole,
                 )
                 if held is None:  # (awaited in this task: no task of its own per post)
                     return await posting

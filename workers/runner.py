@@ -311,13 +311,14 @@ class NodeRunner(OutcomePoster):
                 result.traced))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
+        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
         try:
             posted = await self._post(job, outcome, events, claim, arq_job, commit,
-                                      move if move is not None and move.held else None, ran)
+                                      move if move is not None and move.held else None, ran, sole)
         except Exception as exc:  # too large, unserializable, or Redis out of memory: fail visibly
             failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
             move = None
-            posted = await self._post(job, failed, (), claim, arq_job, ran=ran)
+            posted = await self._post(job, failed, (), claim, arq_job, ran=ran, sole=sole)
         if posted.code > 0:
             if arq_job is not None:
                 self.ended.add(arq_job.job_id)

@@ -137,9 +137,10 @@ def call_done_key(tag: str, checkpoint_id: str, call_id: str) -> str:
 
 
 def claims_key(tag: str, checkpoint_id: str) -> str:
-    """Hash: per task of a checkpoint's step, the attempt that owns it now (`<task>`), its
-    starts that never ended (`<task>:lost`) and its failed tries (`<task>:failures`). The
-    attempt fences stale workers."""
+    """Hash: per task of a checkpoint's step, the attempt that owns it now (`<task>`), how
+    many of its starts ended (`<task>:ended`: handed back, failed, or posted an outcome later
+    set aside; the others were lost) and its failed tries (`<task>:failures`). The attempt
+    fences stale workers."""
     return f"{PREFIX}:{{{tag}}}:claims:{checkpoint_id}"
 
 

@@ -10,24 +10,32 @@ _ENQUEUE = """
 -- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
 -- list, the step's writes hash, then per job its arq job key and result key (to the last key).
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
--- for ('' to leave it), '1' to keep the first job off the ready list (the worker whose post
--- enqueues it takes it in the same call, see POST_OUTCOME_SCRIPT), then per job its id and its
--- arq-serialized body.
-local function enqueue(k, a)
-  if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[k + 2], '__tasks', ARGV[a + 2]) end
-  local added, ready = 0, {}
+-- for ('' to leave it; set once: the step's later enqueues, or a repeated one, leave the count
+-- of outcomes still to come as the posts left it), '1' to keep the first job off the ready
+-- list (the worker whose post enqueues it takes it in the same call, see
+-- POST_OUTCOME_SCRIPT), then per job its id and its arq-serialized body. `new`: the jobs
+-- are those of a checkpoint saved in the same script (see `commit`), which nobody can have
+-- enqueued or run yet: they are not looked for. `held_for`: the lease (ms) of the first job
+-- when it is kept off the ready list, queued already held for it (as `take` would move it).
+-- Returns how many jobs were added, and the first job's body when it was added by this call
+-- (so no other process has seen it yet).
+local function enqueue(k, a, new, held_for)
+  if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
+  local added, ready, fresh = 0, {}, false
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
     local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
-    if redis.call('EXISTS', job) == 0 and redis.call('EXISTS', result) == 0 then
-      local id = ARGV[a + 4 + 2 * j]
-      redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1])
-      redis.call('ZADD', KEYS[k], ARGV[a], id)
+    if (new or redis.call('EXISTS', result) == 0)
+        and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
+      local id, score = ARGV[a + 4 + 2 * j], ARGV[a]
+      if j == 0 and held_for and ARGV[a + 3] == '1' then score = tonumber(score) + held_for end
+      redis.call('ZADD', KEYS[k], score, id)
       added = added + 1
       if j > 0 or ARGV[a + 3] ~= '1' then ready[#ready + 1] = id end
+      if j == 0 then fresh = ARGV[a + 5] end
     end
   end
   if #ready > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(ready)) end
-  return added
+  return added, fresh
 end
 """
 
@@ -39,15 +47,22 @@ _TAKE = """
 -- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
 -- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
 -- the job's in-progress key, its job key, its try counter. Returns the job's score (as it was
--- queued), the job (false when it expired) and its try; nothing when it is not taken.
+-- queued) and the job (false when it expired); nothing when it is not taken. Its try is
+-- counted apart (`count_try`), unless its task's claim counts it.
 local function take(queue, k, id, now, lease)
   local score = redis.call('ZSCORE', queue, id)
   if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
   redis.call('SET', KEYS[k], '1', 'PX', lease)
   redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
-  local tries = redis.call('INCR', KEYS[k + 2])
-  redis.call('EXPIRE', KEYS[k + 2], 88400)
-  return score, redis.call('GET', KEYS[k + 1]), tries
+  return score, redis.call('GET', KEYS[k + 1])
+end
+
+-- arq's count of a job's tries (its try counter, kept a day), for a job taken by `take`.
+-- KEYS[k]: the job's try counter.
+local function count_try(k)
+  local tries = redis.call('INCR', KEYS[k])
+  redis.call('EXPIRE', KEYS[k], 88400)
+  return tries
 end
 """
 
@@ -55,13 +70,13 @@ _FINISH_JOB = """
 -- arq's finish_job for a job that ended, its MULTI/EXEC as a function: the ends of the many jobs
 -- a worker finishes at once then go to Redis together (see arqgraph.storage.batch), or with the outcome
 -- of the job's task (POST_OUTCOME_SCRIPT). From KEYS[k]: the job's in-progress key, its try
--- counter, its job key, arq's abort set, the queue, its result key. From ARGV[a]: the job id,
--- its result (arq-serialized), how long the result is kept (ms).
+-- counter, its job key, the queue, its result key. From ARGV[a]: the job id, its result
+-- (arq-serialized), how long the result is kept (ms). (arq also takes the job out of its
+-- abort set: arqgraph's workers never abort arq jobs, so the set holds none of theirs.)
 local function finish_job(k, a)
   redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
   redis.call('ZREM', KEYS[k + 3], ARGV[a])
-  redis.call('ZREM', KEYS[k + 4], ARGV[a])
-  redis.call('SET', KEYS[k + 5], ARGV[a + 1], 'PX', ARGV[a + 2])
+  redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 2])
 end
 """
 
@@ -116,7 +131,8 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 --       13 number of event pairs; then run field pairs, task ids of outcomes to set aside,
 --       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
---       committed, else 0.
+--       committed, else 0; and second, the body of the first job it enqueued, when it
+--       enqueued that job (see `enqueue`).
 -- Nothing happens unless the run's version and checkpoint are still the expected ones: the
 -- compare-and-set that lets several orchestrators (and the workers that move runs on, see
 -- arqgraph.storage.moves) serve one Redis. (The checkpoint id, which never repeats, fences a
@@ -125,24 +141,28 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 -- drain was asked for: the run stays at its step, for the orchestrator's move to end it there
 -- (each sets a field, not a version). A run that ends frees its thread and is retired in the
 -- same step (see `retire`), and a new step's jobs are enqueued with it: no process can die
--- between a commit and what must follow it.
-local function commit(k, a)
+-- between a commit and what must follow it. `uncancelled`: not once a cancel was asked for,
+-- even when the run ends (a worker's end of a run leaves a cancelled one to the orchestrator).
+-- `held_for`: see `enqueue`.
+local function commit(k, a, uncancelled, held_for)
   local version, id = string.match(ARGV[a], '^(%d+):(.*)$')
-  if redis.call('HGET', KEYS[k], 'version') ~= version
-      or (redis.call('HGET', KEYS[k], 'checkpoint_id') or '') ~= id then return 0 end
-  if ARGV[a + 5] == '' and (redis.call('HEXISTS', KEYS[k], 'cancel') == 1
-      or (redis.call('HEXISTS', KEYS[k], 'drain') == 1
-          and redis.call('HGET', KEYS[k], 'status') == 'running')) then return 0 end
-  redis.call('HSET', KEYS[k], 'version', tostring(tonumber(version) + 1))
+  local run = redis.call('HMGET', KEYS[k], 'version', 'checkpoint_id', 'cancel', 'drain', 'status')
+  if run[1] ~= version or (run[2] or '') ~= id then return 0 end
+  if run[3] and (uncancelled or ARGV[a + 5] == '') then return 0 end
+  if ARGV[a + 5] == '' and run[4] and run[5] == 'running' then return 0 end
+  local set, status = {'version', tostring(tonumber(version) + 1)}, run[5]
   local i = a + 13
   for _ = 1, tonumber(ARGV[a + 1]) do
-    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
+    set[#set + 1], set[#set + 2] = ARGV[i], ARGV[i + 1]
+    if ARGV[i] == 'status' then status = ARGV[i + 1] end
+    i = i + 2
   end
+  if ARGV[a + 2] ~= '' then set[#set + 1], set[#set + 2] = 'checkpoint_id', ARGV[a + 2] end
+  redis.call('HSET', KEYS[k], unpack(set))
   -- the (maybe large) input is read only to start the run: its first checkpoint holds it now
-  if redis.call('HGET', KEYS[k], 'status') ~= 'pending' then redis.call('HDEL', KEYS[k], 'input') end
+  if run[5] == 'pending' and status ~= 'pending' then redis.call('HDEL', KEYS[k], 'input') end
   if ARGV[a + 2] ~= '' then
     redis.call('HSET', KEYS[k + 3], ARGV[a + 2], ARGV[a + 3])
-    redis.call('HSET', KEYS[k], 'checkpoint_id', ARGV[a + 2])
     if ARGV[a + 4] == '1' then
       redis.call('LPUSH', KEYS[k + 4], ARGV[a + 2])
       redis.call('HSET', KEYS[k + 2], 'latest', ARGV[a + 2])
@@ -154,7 +174,12 @@ local function commit(k, a)
       local n = redis.call('HINCRBY', KEYS[k + 5], 'priors:' .. task, 1)
       redis.call('HSET', KEYS[k + 5], 'prior:' .. task .. ':' .. n, old)
       redis.call('HDEL', KEYS[k + 5], task)
-      redis.call('HINCRBY', KEYS[k + 5], '__posted', -1)
+      redis.call('HINCRBY', KEYS[k + 5], '__left', 1)
+      -- the attempt that posted it ended (see `claim`): its claims, by the writes' checkpoint id
+      local claims = ARGV[a + 10] .. string.sub(KEYS[k + 5], #ARGV[a + 9] + 1)
+      if redis.call('HEXISTS', claims, task) == 1 then
+        redis.call('HINCRBY', claims, task .. ':ended', 1)
+      end
     end
     i = i + 1
   end
@@ -164,7 +189,10 @@ local function commit(k, a)
   for _ = 1, tonumber(ARGV[a + 12]) do
     emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
   end
-  if i <= #ARGV then enqueue(k + 6, i) end
+  local added, fresh = 0, false
+  if i <= #ARGV then  -- (the new checkpoint's jobs)
+    added, fresh = enqueue(k + 6, i, true, held_for)
+  end
   if ARGV[a + 5] ~= '' then
     if redis.call('HGET', KEYS[k + 2], 'run') == ARGV[a + 6] then
       redis.call('HDEL', KEYS[k + 2], 'run')
@@ -172,13 +200,13 @@ local function commit(k, a)
     retire(k, KEYS[k + 6], KEYS[k + 7], ARGV[a + 5], ARGV[a + 6], ARGV[a + 9], ARGV[a + 10],
            ARGV[a + 11])
   end
-  return 1
+  return 1, fresh
 end
 """
 
 COMMIT_SCRIPT = _COMMIT + """
 -- KEYS and ARGV as `commit`'s from the first.
-return commit(1, 1)
+return (commit(1, 1))
 """
 
 CREATE_RUN_SCRIPT = """
@@ -189,23 +217,25 @@ CREATE_RUN_SCRIPT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return ARGV[1] end
 local busy = redis.call('HGET', KEYS[1], 'run')
 if busy then return busy end
-redis.call('HSET', KEYS[1], 'thread_id', ARGV[2], 'run', ARGV[1])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'keep', '1') end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local thread = {'thread_id', ARGV[2], 'run', ARGV[1]}
+if ARGV[3] == '1' then thread[5], thread[6] = 'keep', '1' end
+redis.call('HSET', KEYS[1], unpack(thread))
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 return ''
 """
 
 _CLAIM = """
 -- Starts a new attempt of a task: returns {attempt, lost starts, failures, resume values or
--- false}, or {0} when the task already has an outcome. A start counts as lost until it ends
--- or is handed back.
+-- false}, or {0} when the task already has an outcome. A start is lost unless it ended:
+-- handed back or failed (END_ATTEMPT_SCRIPT), or posted an outcome that was set aside to run
+-- the task again (`commit`); '<task>:ended' counts those, so a post counts nothing.
 local function claim(claims, writes, task)
-  if redis.call('HEXISTS', writes, task) == 1 then return {0} end
+  local posted = redis.call('HMGET', writes, task, 'resume:' .. task)  -- (its outcome, resume)
+  if posted[1] then return {0} end
   local attempt = redis.call('HINCRBY', claims, task, 1)
-  local lost = redis.call('HINCRBY', claims, task .. ':lost', 1)
-  local failures = tonumber(redis.call('HGET', claims, task .. ':failures') or '0')
-  local resume = redis.call('HGET', writes, 'resume:' .. task)
-  return {attempt, lost - 1, failures, resume}
+  local ended = redis.call('HMGET', claims, task .. ':ended', task .. ':failures')
+  local lost = math.max(0, attempt - 1 - tonumber(ended[1] or '0'))
+  return {attempt, lost, tonumber(ended[2] or '0'), posted[2]}
 end
 """
 
@@ -219,14 +249,23 @@ _LOAD = _CLAIM + """
 -- {run fields or false when the caller has this version of the run on this checkpoint (and it
 -- is not being cancelled), its current checkpoint or false when the caller has it (or there is
 -- none), the task's claim or false}, then the run's checkpoint id and version. The run's
--- `input` is among the fields only while the run is pending.
-local function load(k, checkpoint, task, known_version, known_id)
-  local version = redis.call('HGET', KEYS[k], 'version')
+-- `input` is among the fields only while the run is pending. `seen`: the fields of the runs read earlier in
+-- the same script (see `run_of`): a run whose tasks are started together is read once.
+local function run_of(key, seen)
+  local run = seen[key]
+  if not run then
+    run = redis.call('HMGET', key, 'version', 'status', 'checkpoint_id', 'cancel', 'drain', 'graph')
+    seen[key] = run
+  end
+  return run
+end
+
+local function load(k, checkpoint, task, known_version, known_id, seen)
+  local run = run_of(KEYS[k], seen)
+  local version = run[1]
   if not version then return false end
-  local status = redis.call('HGET', KEYS[k], 'status')
-  local id = redis.call('HGET', KEYS[k], 'checkpoint_id') or ''
-  local cancel = redis.call('HEXISTS', KEYS[k], 'cancel') == 1
-  local drain = redis.call('HEXISTS', KEYS[k], 'drain') == 1
+  local status, id = run[2], run[3] or ''
+  local cancel, drain = run[4] ~= false, run[5] ~= false
   local claimed = false
   if task ~= '' and status == 'running' and id == checkpoint and not cancel then
     claimed = claim(KEYS[k + 2], KEYS[k + 3], task)
@@ -255,7 +294,7 @@ LOAD_RUN_SCRIPT = _LOAD + """
 -- read. Returns `load`'s reply, with the outcomes asked for (each false when missing) fourth,
 -- or false there when the run is on another checkpoint: a worker reads the run and starts its
 -- task in one round trip, and the orchestrator reads a run and its step's outcomes in one.
-local loaded, id = load(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local loaded, id = load(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], {})
 if not loaded or id == '' or id ~= ARGV[4] or #ARGV == 4 then return loaded end
 local outcomes = {}  -- (HMGETs of at most 1000 fields: Lua unpacks no more than ~8000 values)
 for first = 5, #ARGV, 1000 do
@@ -266,16 +305,17 @@ loaded[4] = outcomes
 return loaded
 """
 
-POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
+POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- KEYS[1] writes hash, KEYS[2] events stream, KEYS[3] claims hash, KEYS[4] the graph's inbox,
 -- then the keys of `finish_job` for the job that ran the task (none to leave the job to arq),
--- then, to take the (first) job the commit enqueues, the queue and the keys of `take` for that
--- job, and the claims hash and writes hash of its step (none to take no job), then the keys of
--- a `commit` to make once the step has all its outcomes (none for no commit).
+-- then, to take the (first) job the commit enqueues, the queue, that job's in-progress key and
+-- the claims hash of its step (none to take no job), then the keys of a `commit` to make once
+-- the step has all its outcomes (none for no commit).
 -- ARGV task id, outcome, attempt ('' for none), the inbox note, number of event pairs, '1' when
 -- the job's end follows, '1' when a commit follows, '1' when a take follows, '1' when the
 -- outcome is a failure (the orchestrator is told at once: the run fails, its step's other
--- nodes are cancelled, as in LangGraph), the event pairs,
+-- nodes are cancelled, as in LangGraph), '1' when the task is its step's only one (its
+-- outcome completes the step: nothing is counted), the event pairs,
 -- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
 -- (ms), its task's id), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
@@ -286,39 +326,42 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + _CLAIM + _TAKE + """
 -- recorded and others are still due, 0 when the task already had an outcome, -1 when a newer
 -- attempt owns the task (this poster is stale: its lease ran out and the task was started
 -- again). With a take, 3 is {3, the job's score, the job, its try, the claim of its task (see
--- `claim`)} when the job was taken. `__tasks` (set with the step's jobs) is how many outcomes
--- the step waits for, `__posted` how many it has. A recorded outcome ends its job too: one
+-- `claim`)} when the job was taken: only a job that the commit has just enqueued, which no
+-- other process can have seen, so that its take is arq's start of a new job (held for the
+-- lease, its first try) and its task's claim the first attempt of a task of a new checkpoint.
+-- `__left` (set with the jobs of a step of more than one task) is how many outcomes the step
+-- still waits for: each post counts it down, and the one that takes it to 0 completes the
+-- step (as does each post of a step without a count). A recorded outcome ends its job too: one
 -- round trip where arq would make another to finish the job once the node has returned; the
 -- worker that ran a step's only task moves the run on in the same round trip (see
 -- arqgraph.storage.moves), and takes the next step's job (kept off the ready list by the
 -- commit's enqueue), which it runs next: no other worker need wake up and read the run.
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
--- the attempt ended (its start is no longer lost: a task resumed again and again after it
--- fails does not reach the crash limit)
-if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':lost', -1) end
-local i, k = 10, 5
+local i, k = 11, 5
 for _ = 1, tonumber(ARGV[5]) do
   emit(KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 if ARGV[6] == '1' then
   finish_job(k, i)
-  k, i = k + 6, i + 3
+  k, i = k + 5, i + 3
 end
 local held, h = nil, i
 if ARGV[8] == '1' then
   held = k
-  k, i = k + 6, i + 4
+  k, i = k + 3, i + 4
 end
-local posted = redis.call('HINCRBY', KEYS[1], '__posted', 1)
-local due = tonumber(redis.call('HGET', KEYS[1], '__tasks') or '0')
-if due == 0 or posted >= due then
-  if ARGV[7] == '1' and redis.call('HEXISTS', KEYS[k], 'cancel') == 0 and commit(k, i) == 1 then
-    if not held then return 3 end
-    local score, job, tries = take(KEYS[held], held + 1, ARGV[h], tonumber(ARGV[h + 1]),
-                                   ARGV[h + 2])
-    if not score then return 3 end
-    return {3, score, job or '', tries, claim(KEYS[held + 4], KEYS[held + 5], ARGV[h + 3])}
+local complete = ARGV[10] == '1'
+if not complete then complete = redis.call('HINCRBY', KEYS[1], '__left', -1) <= 0 end
+if complete then
+  if ARGV[7] == '1' then
+    local done, fresh = commit(k, i, true, held and tonumber(ARGV[h + 2]))
+    if done == 1 then
+      if not held or not fresh then return 3 end
+      redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])  -- (queued held: see `enqueue`)
+      redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1)
+      return {3, ARGV[h + 1], fresh, 1, {1, 0, 0, false}}
+    end
   end
   redis.call('LPUSH', KEYS[4], ARGV[4])
   return 1
@@ -340,7 +383,7 @@ END_ATTEMPT_SCRIPT = """
 -- An attempt that ends without an outcome (handed back, or failed and to be retried) is not
 -- lost; a failed one counts toward the retry policy. Only the owning attempt may say so.
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
-redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':lost', -1)
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':ended', 1)
 return redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':failures', tonumber(ARGV[3]))
 """
 
@@ -411,7 +454,7 @@ return 1
 
 ENQUEUE_JOBS_SCRIPT = _ENQUEUE + """
 -- KEYS and ARGV as `enqueue`'s (below) from the first. Returns how many jobs were added.
-return enqueue(1, 1)
+return (enqueue(1, 1))
 """
 
 RENEW_LEASES_SCRIPT = """
@@ -482,31 +525,35 @@ TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- where a worker would make a round trip of its own for it. A run whose jobs are taken
 -- together is sent once, with its first.
 -- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
--- `load` (0 when the run is gone; false when not asked for, or the job expired).
+-- `load` (0 when the run is gone; false when not asked for, or the job expired). The try of a
+-- job whose task is claimed here is the claim's attempt (each start of the job claims its
+-- task once: they count the same), so arq's try counter is not kept for it too.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
 local limited, first = {}, 5 + tonumber(ARGV[4])
 for i = 5, first - 1 do limited[ARGV[i]] = true end
 local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
+local seen = {}  -- run key -> its fields (see `run_of`)
 for j = 0, (#ARGV - first + 1) / 5 - 1 do
   if #taken >= 5 * most then break end
   local a, k = first + 5 * j, 2 + 7 * j
-  local score, job, tries = take(KEYS[1], k, ARGV[a], now, ARGV[2])
+  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2])
   if score then
     local started = false
     if job and ARGV[a + 1] ~= '' then
       local run, task = KEYS[k + 3], ARGV[a + 2]
-      if task ~= '' and first > 5 and limited[redis.call('HGET', run, 'graph') or ''] then
+      if task ~= '' and first > 5 and limited[run_of(run, seen)[6] or ''] then
         task = ''
       end
       local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
       local id, version
-      started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2])
+      started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2], seen)
       if started then sent[run] = {version, id} else started = 0 end
     end
+    local claimed = type(started) == 'table' and started[3]
     taken[#taken + 1] = ARGV[a]
     taken[#taken + 1] = score
     taken[#taken + 1] = job or ''
-    taken[#taken + 1] = tries
+    taken[#taken + 1] = claimed and claimed[1] > 0 and claimed[1] or count_try(k + 2)
     taken[#taken + 1] = started
   end
 end

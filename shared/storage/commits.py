@@ -104,6 +104,8 @@ def commit_call(
     if jobs is not None:
         if final:
             raise ValueError("a run that ends enqueues no jobs")
+        if saved is None or not new:  # (the script enqueues them as new: see `enqueue`)
+            raise ValueError("a commit enqueues only the jobs of the new checkpoint it saves")
         keys += jobs.keys
         args += jobs.args
     ends = (record.graph, status, record.created) if final and status else None

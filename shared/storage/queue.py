@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss, job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
@@ -109,7 +109,8 @@ class JobQueue:
         now = timestamp_ms()
         keys: list[str] = [self.name, protocol.ready_key(self.name),
                            protocol.writes_key(record.tag, record.checkpoint_id)]
-        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None else expected,
+        # (a step of one task is not counted: its outcome completes it, see POST_OUTCOME_SCRIPT)
+        args: list[Any] = [now, JOB_EXPIRY_MS, "" if expected is None or expected == 1 else expected,
                            "1" if hold else ""]
         job = protocol.TaskJob(  # validated once: the tasks' jobs differ only in their task ids
             run_id=record.run_id, checkpoint_id=record.checkpoint_id, step=step, task_id="",
@@ -181,9 +182,8 @@ class JobQueue:
         POST_OUTCOME_SCRIPT), for the posting worker to run the job next; the reply's
         tail is read by `held`."""
         job_id = protocol.job_id(record.run_id, record.checkpoint_id, task_id)
-        keys = [self.name, *_take_keys(job_id),
-                protocol.claims_key(record.tag, record.checkpoint_id),
-                protocol.writes_key(record.tag, record.checkpoint_id)]
+        keys = [self.name, protocol.lease_key(job_id),
+                protocol.claims_key(record.tag, record.checkpoint_id)]
         return ScriptCall(keys, [job_id, timestamp_ms(), int(lease * 1000), task_id])
 
     @staticmethod
@@ -253,11 +253,11 @@ class JobQueue:
         """`finish`'s script call, to be made inside another script (the post of the job's
         outcome, see RunStore.post_outcome)."""
         keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
-                abort_jobs_ss, self.name, result_key_prefix + job_id]
+                self.name, result_key_prefix + job_id]
         return ScriptCall(keys, [job_id, result, keep_ms])
 
 
 def _take_keys(job_id: str) -> list[str]:
-    """The keys of the take of a job (the `take` function of TAKE_JOBS_SCRIPT and
-    POST_OUTCOME_SCRIPT): its in-progress key, its arq job key and its try counter."""
+    """The keys of the take of a job (the `take` function of TAKE_JOBS_SCRIPT): its
+    in-progress key, its arq job key and its try counter."""
     return [protocol.lease_key(job_id), job_key_prefix + job_id, retry_key_prefix + job_id]

@@ -400,7 +400,7 @@ class RunStore:
         events: Sequence[tuple[EventMode, Any]] = (), claim: Claim | None = None,
         max_bytes: int = protocol.MAX_UPDATE_BYTES, job_end: ScriptCall | None = None,
         move: Commit | None = None, hold: ScriptCall | None = None,
-        ran: tuple[str, float, float] | None = None,
+        ran: tuple[str, float, float] | None = None, sole: bool = False,
     ) -> Posted:
         """Record a task's outcome unless one is already there (the first wins), then notify.
 
@@ -413,6 +413,7 @@ class RunStore:
         outcome is recorded: arq then need not. `hold` (JobQueue.hold_call) takes the job the
         move enqueues and kept off the ready list (`JobQueue.single_enqueue`), when it is made.
         `ran`: the worker, when the node began and how long it took, kept with the outcome.
+        `sole`: the task is its step's only one (its outcome completes the step, uncounted).
         """
         attempt = "" if claim is None else str(claim.attempt)
         kept: dict[str, bytes] = dict(move.blobs) if move else {}
@@ -424,7 +425,7 @@ class RunStore:
         hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
                            "1" if job_end else "", "1" if move else "", "1" if hold else "",
-                           "1" if outcome.error is not None else ""]
+                           "1" if outcome.error is not None else "", "1" if sole else ""]
         args += protocol.event_args(events, kept)
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),

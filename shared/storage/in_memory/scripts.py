@@ -36,42 +36,50 @@ def _at(values: Args, i: int) -> Any:
     return values[i] if i < len(values) else None
 
 
-def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
+def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
+             held_for: int | None = None) -> tuple[int, bytes | None]:
     if A[a + 2] != b"":
-        ks.hset(K[k + 2], b"__tasks", A[a + 2])
-    added, ready = 0, []
+        ks.hsetnx(K[k + 2], b"__left", A[a + 2])
+    added, ready, fresh = 0, [], None
     for j in range((len(K) - 1 - k - 2) // 2):
         job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
-        if not ks.exists(job) and not ks.exists(result):
-            job_id = A[a + 4 + 2 * j]
+        if (new or not ks.exists(result)) and not ks.exists(job):  # (SET NX)
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
-            ks.zadd(K[k], as_float(A[a]), job_id)
+            job_id, score = A[a + 4 + 2 * j], as_float(A[a])
+            if j == 0 and held_for is not None and A[a + 3] == b"1":
+                score += held_for
+            ks.zadd(K[k], score, job_id)
             added += 1
             if j > 0 or A[a + 3] != b"1":
                 ready.append(job_id)
+            if j == 0:
+                fresh = A[a + 5]
     if ready:
         ks.push(K[k + 1], ready, left=False)
-    return added
+    return added, fresh
 
 
 def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
-          lease: bytes) -> tuple[bytes, bytes | None, int] | None:
+          lease: bytes) -> tuple[bytes, bytes | None] | None:
     score = ks.zscore(queue, job_id)
     if score is None or score > now or ks.exists(K[k]):
         return None
     ks.set(K[k], b"1", as_int(lease))
     ks.zadd(queue, now + as_int(lease), job_id, xx=True)
-    tries = ks.incrby(K[k + 2], 1)
-    ks.pexpire(K[k + 2], 88400 * 1000)
-    return format_score(score), ks.get(K[k + 1], bytes), tries
+    return format_score(score), ks.get(K[k + 1], bytes)
+
+
+def _count_try(ks: Keyspace, K: Args, k: int) -> int:
+    tries = ks.incrby(K[k], 1)
+    ks.pexpire(K[k], 88400 * 1000)
+    return tries
 
 
 def _finish_job(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> None:
     for key in (K[k], K[k + 1], K[k + 2]):
         ks.delete(key)
     ks.zrem(K[k + 3], A[a])
-    ks.zrem(K[k + 4], A[a])
-    ks.set(K[k + 5], A[a + 1], as_int(A[a + 2]))
+    ks.set(K[k + 4], A[a + 1], as_int(A[a + 2]))
 
 
 def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, seconds: bytes,
@@ -96,28 +104,39 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
 _EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
 
 
-def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
+_COMMIT_FIELDS = (b"version", b"checkpoint_id", b"cancel", b"drain", b"status")
+
+
+def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int, uncancelled: bool = False,
+            held_for: int | None = None) -> tuple[int, bytes | None]:
     match = _EXPECTED.match(A[a])
     if match is None:
-        return 0
+        return 0, None
     version, checkpoint = match.groups()
     run = K[k]
-    if ks.hget(run, b"version") != version or (ks.hget(run, b"checkpoint_id") or b"") != checkpoint:
-        return 0
-    if A[a + 5] == b"" and (ks.hget(run, b"cancel") is not None or (
-            ks.hget(run, b"drain") is not None and ks.hget(run, b"status") == b"running")):
-        return 0
-    ks.hset(run, b"version", b"%d" % (int(version) + 1))
+    got = [ks.hget(run, field) for field in _COMMIT_FIELDS]
+    if got[0] != version or (got[1] or b"") != checkpoint:
+        return 0, None
+    if got[2] is not None and (uncancelled or A[a + 5] == b""):
+        return 0, None
+    if A[a + 5] == b"" and got[3] is not None and got[4] == b"running":
+        return 0, None
+    sets, status = [(b"version", b"%d" % (int(version) + 1))], got[4]
     i = a + 13
     for _ in range(as_int(A[a + 1])):
-        ks.hset(run, A[i], A[i + 1])
+        sets.append((A[i], A[i + 1]))
+        if A[i] == b"status":
+            status = A[i + 1]
         i += 2
+    if A[a + 2] != b"":
+        sets.append((b"checkpoint_id", A[a + 2]))
+    for field, value in sets:
+        ks.hset(run, field, value)
     # the (maybe large) input is read only to start the run: its first checkpoint holds it now
-    if ks.hget(run, b"status") != b"pending":
+    if got[4] == b"pending" and status != b"pending":
         ks.hdel(run, b"input")
     if A[a + 2] != b"":
         ks.hset(K[k + 3], A[a + 2], A[a + 3])
-        ks.hset(run, b"checkpoint_id", A[a + 2])
         if A[a + 4] == b"1":
             ks.push(K[k + 4], [A[a + 2]], left=True)
             ks.hset(K[k + 2], b"latest", A[a + 2])
@@ -128,7 +147,11 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
             n = ks.hincrby(writes, b"priors:" + task, 1)
             ks.hset(writes, b"prior:%s:%d" % (task, n), old)
             ks.hdel(writes, task)
-            ks.hincrby(writes, b"__posted", -1)
+            ks.hincrby(writes, b"__left", 1)
+            # the attempt that posted it ended (see `claim`): its claims, by the writes' checkpoint id
+            claims = A[a + 10] + writes[len(A[a + 9]):]
+            if ks.hget(claims, task) is not None:
+                ks.hincrby(claims, task + b":ended", 1)
         i += 1
     for _ in range(as_int(A[a + 8])):
         ks.hset(writes, A[i], A[i + 1])
@@ -136,18 +159,19 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> int:
     for _ in range(as_int(A[a + 12])):
         ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
+    fresh = None
     if i <= len(A) - 1:
-        _enqueue(ks, K, A, k + 6, i)
+        _, fresh = _enqueue(ks, K, A, k + 6, i, True, held_for)  # (the new checkpoint's jobs)
     if A[a + 5] != b"":
         if ks.hget(K[k + 2], b"run") == A[a + 6]:
             ks.hdel(K[k + 2], b"run")
         _retire(ks, K, k, K[k + 6], _at(K, k + 7), A[a + 5], A[a + 6], A[a + 9], A[a + 10],
                 A[a + 11])
-    return 1
+    return 1, fresh
 
 
 def commit_script(ks: Keyspace, K: Args, A: Args) -> int:
-    return _commit(ks, K, A, 1, 1)
+    return _commit(ks, K, A, 1, 1)[0]
 
 
 def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
@@ -156,34 +180,46 @@ def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
     busy = ks.hget(K[1], b"run")
     if busy is not None:
         return busy
-    ks.hset(K[1], b"thread_id", A[2])
-    ks.hset(K[1], b"run", A[1])
+    thread = [(b"thread_id", A[2]), (b"run", A[1])]
     if A[3] == b"1":
-        ks.hset(K[1], b"keep", b"1")
+        thread.append((b"keep", b"1"))
+    for field, value in thread:
+        ks.hset(K[1], field, value)
     for i in range(4, len(A), 2):
         ks.hset(K[2], A[i], A[i + 1])
     return b""
 
 
 def _claim(ks: Keyspace, claims: bytes, writes: bytes, task: bytes) -> list[Any]:
-    if ks.hget(writes, task) is not None:
+    posted = [ks.hget(writes, task), ks.hget(writes, b"resume:" + task)]
+    if posted[0] is not None:
         return [0]
     attempt = ks.hincrby(claims, task, 1)
-    lost = ks.hincrby(claims, task + b":lost", 1)
-    failures = as_int(ks.hget(claims, task + b":failures") or b"0")
-    return [attempt, lost - 1, failures, ks.hget(writes, b"resume:" + task)]
+    ended = [ks.hget(claims, task + b":ended"), ks.hget(claims, task + b":failures")]
+    lost = max(0, attempt - 1 - as_int(ended[0] or b"0"))
+    return [attempt, lost, as_int(ended[1] or b"0"), posted[1]]
+
+
+_RUN_FIELDS = (b"version", b"status", b"checkpoint_id", b"cancel", b"drain", b"graph")
+
+
+def _run_of(ks: Keyspace, key: bytes, seen: dict[bytes, list[Any]]) -> list[Any]:
+    run = seen.get(key)
+    if run is None:
+        run = [ks.hget(key, field) for field in _RUN_FIELDS]
+        seen[key] = run
+    return run
 
 
 def _load(ks: Keyspace, K: Args, k: int, checkpoint: bytes, task: bytes, known_version: bytes,
-          known_id: bytes) -> tuple[list[Any] | None, bytes, bytes]:
+          known_id: bytes, seen: dict[bytes, list[Any]]) -> tuple[list[Any] | None, bytes, bytes]:
     run = K[k]
-    version = ks.hget(run, b"version")
+    version, status, current, cancel_, drain_, _ = _run_of(ks, run, seen)
     if version is None:
         return None, b"", b""
-    status = ks.hget(run, b"status")
-    current = ks.hget(run, b"checkpoint_id") or b""
-    cancel = ks.hget(run, b"cancel") is not None
-    drain = ks.hget(run, b"drain") is not None
+    current = current or b""
+    cancel = cancel_ is not None
+    drain = drain_ is not None
     claimed = None
     if task != b"" and status == b"running" and current == checkpoint and not cancel:
         claimed = _claim(ks, K[k + 2], K[k + 3], task)
@@ -198,7 +234,7 @@ def _load(ks: Keyspace, K: Args, k: int, checkpoint: bytes, task: bytes, known_v
 
 
 def load_run(ks: Keyspace, K: Args, A: Args) -> list[Any] | None:
-    loaded, current, _ = _load(ks, K, 1, A[1], A[2], A[3], A[4])
+    loaded, current, _ = _load(ks, K, 1, A[1], A[2], A[3], A[4], {})
     if loaded is None or current == b"" or current != A[4] or len(A) - 1 == 4:
         return loaded
     outcomes = ks.get(K[4], dict) or {}
@@ -211,30 +247,30 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
         return -1
     if ks.hsetnx(K[1], A[1], A[2]) == 0:
         return 0
-    if A[3] != b"":
-        ks.hincrby(K[3], A[1] + b":lost", -1)
-    i, k = 10, 5
+    i, k = 11, 5
     for _ in range(as_int(A[5])):
         ks.xadd(K[2], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
     if A[6] == b"1":
         _finish_job(ks, K, A, k, i)
-        k, i = k + 6, i + 3
+        k, i = k + 5, i + 3
     held, h = None, i
     if A[8] == b"1":
         held = k
-        k, i = k + 6, i + 4
-    posted = ks.hincrby(K[1], b"__posted", 1)
-    due = as_int(ks.hget(K[1], b"__tasks") or b"0")
-    if due == 0 or posted >= due:
-        if A[7] == b"1" and ks.hget(K[k], b"cancel") is None and _commit(ks, K, A, k, i) == 1:
-            if held is None:
-                return 3
-            took = _take(ks, K, K[held], held + 1, A[h], as_float(A[h + 1]), A[h + 2])
-            if took is None:
-                return 3
-            score, job, tries = took
-            return [3, score, job or b"", tries, _claim(ks, K[held + 4], K[held + 5], A[h + 3])]
+        k, i = k + 3, i + 4
+    complete = A[10] == b"1"
+    if not complete:
+        complete = ks.hincrby(K[1], b"__left", -1) <= 0
+    if complete:
+        if A[7] == b"1":
+            done, fresh = _commit(ks, K, A, k, i, True,
+                                  as_int(A[h + 2]) if held is not None else None)
+            if done == 1:
+                if held is None or fresh is None:
+                    return 3
+                ks.set(K[held + 1], b"1", as_int(A[h + 2]))
+                ks.hset(K[held + 2], A[h + 3], b"1")
+                return [3, A[h + 1], fresh, 1, [1, 0, 0, None]]
         ks.push(K[4], [A[4]], left=True)
         return 1
     if A[9] == b"1":
@@ -246,7 +282,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
 def end_attempt(ks: Keyspace, K: Args, A: Args) -> int:
     if ks.hget(K[1], A[1]) != A[2]:
         return -1
-    ks.hincrby(K[1], A[1] + b":lost", -1)
+    ks.hincrby(K[1], A[1] + b":ended", 1)
     return ks.hincrby(K[1], A[1] + b":failures", as_int(A[3]))
 
 
@@ -349,6 +385,7 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     first = 5 + as_int(A[4])
     limited = set(A[5:first])
     sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
+    seen: dict[bytes, list[Any]] = {}  # run key -> its fields
     for j in range((len(A) - first) // 5):
         if len(taken) >= 5 * most:
             break
@@ -356,18 +393,20 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
         took = _take(ks, K, K[1], k, A[a], now, A[2])
         if took is None:
             continue
-        score, job, tries = took
+        score, job = took
         started: Any = None
         if job is not None and A[a + 1] != b"":
             run, task = K[k + 3], A[a + 2]
-            if task != b"" and first > 5 and (ks.hget(run, b"graph") or b"") in limited:
+            if task != b"" and first > 5 and (_run_of(ks, run, seen)[5] or b"") in limited:
                 task = b""
             known = sent.get(run, (A[a + 3], A[a + 4]))
-            started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known)
+            started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known, seen)
             if started is not None:
                 sent[run] = (version, current)
             else:
                 started = 0
+        claimed = started[2] if started else None
+        tries = claimed[0] if claimed and claimed[0] > 0 else _count_try(ks, K, k + 2)
         taken += [A[a], score, job or b"", tries, started]
     return taken
 
@@ -383,7 +422,7 @@ def retire(ks: Keyspace, K: Args, A: Args) -> int:
 
 
 def enqueue_jobs(ks: Keyspace, K: Args, A: Args) -> int:
-    return _enqueue(ks, K, A, 1, 1)
+    return _enqueue(ks, K, A, 1, 1)[0]
 
 
 def claim(ks: Keyspace, K: Args, A: Args) -> list[Any]:
