@@ -12,9 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import functools
-import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -38,17 +36,21 @@ from arqgraph.errors import ErrorInfo, GraphInterrupt, SerializationError
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
-from arqgraph.storage.moves import task_event
-from arqgraph.storage.namespaces import NAMESPACE_SEPARATOR, below, task_uuid
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.types import (
     NO_ANSWER,
     InterruptScratch,
-    asked_of,
     current_interrupts,
     interrupt_entry,
     interrupt_of,
+)
+from arqgraph.workers.call_events import (
+    call_event,
+    call_metadata,
+    call_result_event,
+    call_start_event,
+    made_call,
 )
 from arqgraph.workers.executor import retry_delay, set_runnable_config
 from arqgraph.workers.subgraphs import run_subgraph, stream_subgraph
@@ -60,14 +62,6 @@ Idle = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 
 def is_call(task_id: str) -> bool:
     return "/fn/" in task_id
-
-
-def made_call(task_id: str) -> tuple[str, int]:
-    """The call a call job's task id runs (`<entrypoint task>/fn/<n>`), and after how many
-    cancels of it: the id is the call's, then `^<cancels>` and `~<resume round>` when not 0."""
-    head, _, tail = task_id.rpartition("/fn/")
-    number, _, cancels = tail.partition("~")[0].partition("^")
-    return f"{head}/fn/{number}", int(cancels or 0)
 
 
 class CallScheduler:
@@ -393,65 +387,6 @@ def sendable(name: str, value: Any) -> Any:
             codec.pack_values(value, where=f"the result of task {name!r}:")  # (names the key)
         raise SerializationError(f"the result of task {name!r}: {exc}") from None
     return value
-
-
-def call_start_event(record: RunRecord, checkpoint_id: str, call_id: str, name: str,
-                     arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A task call's "tasks" start event, as LangGraph's: its arguments, pushed."""
-    assert record.checkpoint is not None
-    return task_event(Task(call_id, name, send_index=0), record.checkpoint.step,
-                      task_uuid(record, checkpoint_id, call_id),
-                      input=(tuple(arguments["args"]), dict(arguments["kwargs"])),
-                      triggers=("__pregel_push",))
-
-
-def call_result_event(record: RunRecord, job: protocol.TaskJob, name: str,
-                      result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A task call's "tasks" result event, as LangGraph's: its return value under
-    `__return__`, or its error, or the questions it stopped at."""
-    asked = [dataclasses.asdict(i) for i in asked_of(result.get("interrupt", []))]
-    return task_event(Task(job.task_id, name, send_index=0), job.step,
-                      task_uuid(record, job.checkpoint_id, job.task_id),
-                      error=result.get("error"),
-                      result={"__return__": result["value"]} if "value" in result else {},
-                      interrupts=asked)
-
-
-def call_metadata(record: RunRecord, checkpoint_id: str, call_id: str, name: str
-                  ) -> dict[str, Any]:
-    """The metadata LangGraph gives a task call's run: its step, node and trigger, its path
-    (pushed by the task that called it, from the entrypoint's) and its namespace (below the
-    entrypoint task's)."""
-    call = made_call(call_id)[0]
-    entry, *numbers = call.split("/fn/")
-    node = entry.partition(":")[2] or record.graph
-    path: tuple[Any, ...] = ("__pregel_pull", node)
-    for number in numbers:
-        path = ("__pregel_push", path, int(number), True)
-    own = (f"{node}:{task_uuid(record, checkpoint_id, entry)}{NAMESPACE_SEPARATOR}"
-           f"{name}:{task_uuid(record, checkpoint_id, call)}")
-    step = record.checkpoint.step + 1 if record.checkpoint is not None else 0
-    return {"ls_integration": "langgraph", "langgraph_step": step, "langgraph_node": name,
-            "langgraph_triggers": ("__pregel_push",), "langgraph_path": path,
-            "langgraph_checkpoint_ns": below(record, own)}
-
-
-def call_event(call_id: str, task: TaskFunction, arguments: dict[str, Any],
-               result: dict[str, Any]) -> dict[str, Any]:
-    """A task call's run for the caller's tracers (see `arqgraph.run_report`): its task's
-    name, its arguments by parameter name, and its return value or error."""
-    try:
-        signature = inspect.signature(task.fn).bind(*arguments["args"], **arguments["kwargs"])
-        signature.apply_defaults()
-        bound = dict(signature.arguments)
-    except TypeError:
-        bound = {"args": arguments["args"], "kwargs": arguments["kwargs"]}
-    told: dict[str, Any] = {"id": call_id, "name": task.name, "input": bound}
-    if "error" in result:
-        told["error"] = result["error"]
-    else:
-        told["output"] = result["value"]
-    return told
 
 
 async def _call(task: TaskFunction, args: list[Any], kwargs: dict[str, Any], threads: Executor,

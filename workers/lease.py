@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 
 from arqgraph import protocol
 from arqgraph.storage.connection import thread_client
-from arqgraph.workers.calls import is_call, made_call
+from arqgraph.workers.call_events import made_call
+from arqgraph.workers.calls import is_call
 
 if TYPE_CHECKING:
     from arqgraph.workers.worker import GraphWorker
