@@ -96,6 +96,8 @@ class EmbeddedCluster:
         """Cancel the runs still going that no call follows any more (a stream its caller
         closed early), and let the orchestrator end them before it stops: else their threads
         would stay busy, as no process would be left to end them."""
+        if not self._tasks or self._tasks[0].done():  # (its loop is closing: none can end them)
+            return
         store, names = self.orchestrator.store, [g.name for g in self.graphs]
         orphans = [run for name in names for run in await store.active_runs(name)]
         for run_id in orphans:
