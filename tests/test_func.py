@@ -579,3 +579,24 @@ def test_a_failed_call_runs_again_when_its_entrypoint_is_resumed(tmp_path: Path)
     expected = flaky_call_run("langgraph", tmp_path)
     assert expected == [[{}, {}, {"got": "run 2", "one": "a", "two": "b"}], 2]
     assert flaky_call_run("arqgraph", tmp_path) == expected
+
+
+def call_debug_steps(prefix: str) -> list[Any]:
+    """The "debug" events of an entrypoint's second run on its thread (its steps numbered
+    from the first's): each event's type, step and task name."""
+    from tests.graphs.functional_graphs import build_asking_entrypoint
+
+    graph = build_asking_entrypoint(prefix)
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": "debug-steps"}}
+    graph.invoke(3, config)
+    graph.invoke(command(resume="yes"), config)
+    return [(e["type"], e["step"], e["payload"].get("name"))
+            for given in (4, command(resume="yes"))
+            for e in graph.stream(given, config, stream_mode="debug")]
+
+
+def test_a_calls_debug_events_name_its_entrypoints_step() -> None:
+    expected = call_debug_steps("langgraph")
+    assert ("task_result", 2, "double") in expected
+    assert call_debug_steps("arqgraph") == expected

@@ -24,14 +24,15 @@ def made_call(task_id: str) -> tuple[str, int]:
     return f"{head}/fn/{number}", int(cancels or 0)
 
 
+PUSH = "__pregel_push"  # (LangGraph's trigger and path head of a task pushed by a task)
+
+
 def call_start_event(record: RunRecord, checkpoint_id: str, call_id: str, name: str,
                      arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A task call's "tasks" start event, as LangGraph's: its arguments, pushed."""
-    assert record.checkpoint is not None
-    return task_event(Task(call_id, name, send_index=0), record.checkpoint.step,
-                      task_uuid(record, checkpoint_id, call_id),
-                      input=(tuple(arguments["args"]), dict(arguments["kwargs"])),
-                      triggers=("__pregel_push",))
+    return _call_task_event(record, checkpoint_id, call_id, name,
+                            input=(tuple(arguments["args"]), dict(arguments["kwargs"])),
+                            triggers=(PUSH,))
 
 
 def call_result_event(record: RunRecord, job: protocol.TaskJob, name: str,
@@ -39,11 +40,19 @@ def call_result_event(record: RunRecord, job: protocol.TaskJob, name: str,
     """A task call's "tasks" result event, as LangGraph's: its return value under
     `__return__`, or its error, or the questions it stopped at."""
     asked = [dataclasses.asdict(i) for i in asked_of(result.get("interrupt", []))]
-    return task_event(Task(job.task_id, name, send_index=0), job.step,
-                      task_uuid(record, job.checkpoint_id, job.task_id),
-                      error=result.get("error"),
-                      result={"__return__": result["value"]} if "value" in result else {},
-                      interrupts=asked)
+    return _call_task_event(record, job.checkpoint_id, job.task_id, name,
+                            error=result.get("error"),
+                            result={"__return__": result["value"]} if "value" in result else {},
+                            interrupts=asked)
+
+
+def _call_task_event(record: RunRecord, checkpoint_id: str, call_id: str, name: str,
+                     **payload: Any) -> tuple[str, dict[str, Any]]:
+    """A "tasks" event of a call, in the step of the entrypoint that made it (a call's job
+    names no step of its own)."""
+    assert record.checkpoint is not None
+    return task_event(Task(call_id, name, send_index=0), record.checkpoint.step,
+                      task_uuid(record, checkpoint_id, call_id), **payload)
 
 
 def call_metadata(record: RunRecord, checkpoint_id: str, call_id: str, name: str
@@ -56,12 +65,12 @@ def call_metadata(record: RunRecord, checkpoint_id: str, call_id: str, name: str
     node = entry.partition(":")[2] or record.graph
     path: tuple[Any, ...] = ("__pregel_pull", node)
     for number in numbers:
-        path = ("__pregel_push", path, int(number), True)
+        path = (PUSH, path, int(number), True)
     own = (f"{node}:{task_uuid(record, checkpoint_id, entry)}{NAMESPACE_SEPARATOR}"
            f"{name}:{task_uuid(record, checkpoint_id, call)}")
     step = record.checkpoint.step + 1 if record.checkpoint is not None else 0
     return {"ls_integration": "langgraph", "langgraph_step": step, "langgraph_node": name,
-            "langgraph_triggers": ("__pregel_push",), "langgraph_path": path,
+            "langgraph_triggers": (PUSH,), "langgraph_path": path,
             "langgraph_checkpoint_ns": below(record, own)}
 
 
