@@ -91,7 +91,6 @@ class EmbeddedCluster:
             await asyncio.gather(keeper, return_exceptions=True)
         await self.redis.aclose()
 
-
     async def _end_orphans(self) -> None:
         """Cancel the runs still going that no call follows any more (a stream its caller
         closed early), and let the orchestrator end them before it stops: else their threads
