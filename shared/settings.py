@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     dashboard_token: str = ""  # `arqgraph dashboard`'s token (needed beyond localhost)
     ready_timeout: float = 30.0  # seconds a producer waits for an orchestrator to register a graph
     connect_timeout: float = 5.0  # seconds a process waits for an unreachable Redis (0: for ever)
+    duty_lease: float = 10.0  # seconds a stopped server's duties wait before another takes them
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

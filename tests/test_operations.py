@@ -225,7 +225,8 @@ def test_an_orchestrator_serving_a_graph_on_another_queue_is_refused(
     (("status", "abc.def"), {}, 2, "no run 'abc.def'"),
     (("run", "nope"), {"ARQGRAPH_READY_TIMEOUT": "0.1"}, 2, "no orchestrator serves a graph"),
     (("run", "ops_ask", "--input", "{bad"), {}, 2, "not valid JSON"),
-    (("workers", "--redis", "redis://127.0.0.1:1/0"), {}, 1, "cannot reach Redis"),
+    (("workers", "--redis", "redis://127.0.0.1:1/0"), {"ARQGRAPH_CONNECT_TIMEOUT": "0.5"}, 1,
+     "cannot reach Redis"),
 ])
 def test_a_user_s_mistake_is_one_line_and_an_exit_code(
     pool: Pool, capsys, monkeypatch, args, env, code, message

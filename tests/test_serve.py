@@ -51,7 +51,7 @@ def _answers(url: str) -> bool:
 
 
 def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int,
-                  project: str = PROJECT) -> Served:
+                  project: str = PROJECT, env: dict[str, str] | None = None) -> Served:
     """An orchestrator, a worker and a server of the project's graphs on keyspace `db`."""
     from bench.cluster import free_port
 
@@ -61,7 +61,7 @@ def start_cluster(redis_server: RedisServer, processes: ArqProcesses, db: int,
     worker = processes.worker(*SPECS, redis=redis_url, extra=("--poll-delay", "0.05"))
     port = free_port()
     processes.start("server", "serve", "--config", project, "--redis", redis_url,
-                    "--port", str(port))
+                    "--port", str(port), env=env)
     for proc in (orchestrator, worker):
         proc.wait_for_output("serving" if proc is worker else "orchestrator", STARTUP_LIMIT)
     url = f"http://127.0.0.1:{port}"
@@ -87,13 +87,14 @@ async def in_process(graph: Any, input: Any, modes: list[str]) -> list[list[Any]
 
 
 def second_server(redis_server: RedisServer, processes: ArqProcesses, *flags: str,
-                  project: str = PROJECT, db: int = DB) -> tuple[ArqProcess, str]:
+                  project: str = PROJECT, db: int = DB,
+                  env: dict[str, str] | None = None) -> tuple[ArqProcess, str]:
     """One more server process on the cluster of keyspace `db`, answering; and its URL."""
     from bench.cluster import free_port
 
     port = free_port()
     other = processes.start("server-b", "serve", "--config", project, "--redis",
-                            url_for_db(redis_server, db), "--port", str(port), *flags)
+                            url_for_db(redis_server, db), "--port", str(port), *flags, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url) or not other.alive(), STARTUP_LIMIT,
              "the second server to answer /ok")

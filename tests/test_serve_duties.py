@@ -13,6 +13,7 @@ import http.server
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +37,15 @@ from tests.test_serve import (
 )
 
 DB = 43  # a keyspace of its own on the shared redis-server
-TAKEN_OVER = 60.0  # bound on a killed server's duty being done by another (its lease: 10 s)
+LEASE = 3.0  # seconds a killed server's duties wait for another (shorter than the default)
+SHORT_LEASE = {"ARQGRAPH_DUTY_LEASE": str(LEASE)}
+TAKEN_OVER = 60.0  # bound on a killed server's duty being done by another
 __all__ = ["client"]  # (the fixture, shared with tests/test_serve.py)
 
 
 @pytest.fixture(scope="module")
 def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[Served]:
-    yield start_cluster(redis_server, arq_processes, DB)
+    yield start_cluster(redis_server, arq_processes, DB, env=SHORT_LEASE)
 
 
 @contextlib.contextmanager
@@ -75,7 +78,7 @@ def duties_left(redis_server: RedisServer, server: Served) -> set[str]:
 async def test_a_delayed_run_starts_though_its_server_was_killed(
         client: Any, server: Served, redis_server: RedisServer,
         own_processes: ArqProcesses) -> None:
-    other, url = second_server(redis_server, own_processes, db=server.db)
+    other, url = second_server(redis_server, own_processes, db=server.db, env=SHORT_LEASE)
     b = get_client(url=url)
     tid = (await client.threads.create())["thread_id"]
     with webhook_receiver() as (hook, got):
@@ -119,7 +122,7 @@ async def test_a_delayed_run_starts_though_its_server_was_killed(
 async def test_a_webhook_is_called_once_though_its_server_was_killed(
         client: Any, server: Served, redis_server: RedisServer, own_processes: ArqProcesses,
         tmp_path: Path) -> None:
-    other, url = second_server(redis_server, own_processes, db=server.db)
+    other, url = second_server(redis_server, own_processes, db=server.db, env=SHORT_LEASE)
     b = get_client(url=url)
     gate = tmp_path / "gate"
     with webhook_receiver() as (hook, got):
@@ -165,19 +168,20 @@ async def test_a_killed_servers_client_has_its_run_cancelled_unless_it_comes_bac
     body = {"assistant_id": "gated", "input": {"log": [], "gate": str(gate)},
             "stream_mode": "custom", "on_disconnect": "cancel"}
     tid = (await client.threads.create())["thread_id"]
-    other, url = second_server(redis_server, own_processes, db=server.db)
+    other, url = second_server(redis_server, own_processes, db=server.db, env=SHORT_LEASE)
     await killed_mid_stream(url, tid, body, other)
     [run] = await client.runs.list(tid)
     await wait_until(lambda: _status_is(client, tid, run["run_id"], "interrupted"),
                      "the run of the killed server's client to be cancelled", TAKEN_OVER)
 
     tid = (await client.threads.create())["thread_id"]
-    other, url = second_server(redis_server, own_processes, db=server.db)
+    other, url = second_server(redis_server, own_processes, db=server.db, env=SHORT_LEASE)
     seen, location = await killed_mid_stream(url, tid, body, other)
     [run] = await client.runs.list(tid)
     duty = f"watch:{run['run_id']}"
     lapses = duty_score(redis_server, server, duty)
     assert lapses is not None and location.endswith("?cancel_on_disconnect=true")
+    assert lapses <= time.time() + LEASE  # (the servers took ARQGRAPH_DUTY_LEASE)
     async with httpx.AsyncClient(timeout=TAKEN_OVER) as http, http.stream(
             "GET", f"{server.url}{location}", headers={"Last-Event-ID": seen[-1][1]}
             ) as response:  # the client comes back to another server, as the SDK does
@@ -198,7 +202,7 @@ async def test_a_killed_servers_client_has_its_run_cancelled_unless_it_comes_bac
 async def _renewed_past(redis_server: RedisServer, server: Served, duty: str,
                         lapses: float) -> bool:
     score = duty_score(redis_server, server, duty)
-    return score is not None and score > lapses + 10  # (renewed after the lease lapsed)
+    return score is not None and score > lapses + LEASE  # (renewed after the lease lapsed)
 
 
 async def _status_is(client: Any, tid: str, run_id: str, status: str) -> bool:
@@ -210,8 +214,9 @@ async def test_a_threadless_crons_threads_go_though_the_firing_server_was_killed
     import os
     import signal
 
-    pool = start_cluster(redis_server, own_processes, DB + 1)  # (a pool with two servers)
-    _, url = second_server(redis_server, own_processes, db=DB + 1)
+    # (a pool with two servers)
+    pool = start_cluster(redis_server, own_processes, DB + 1, env=SHORT_LEASE)
+    _, url = second_server(redis_server, own_processes, db=DB + 1, env=SHORT_LEASE)
     c = get_client(url=pool.url)
     gate = tmp_path / "gate"
     cron = await c.crons.create("gated", schedule="* * * * * *",

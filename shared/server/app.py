@@ -85,10 +85,11 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = await Client.connect(redis_url, connect_timeout=connect_timeout)
+        settings = Settings.from_env()
         s = app.state.served = Served(
             config, client, Records(client.redis),
             RedisStore(client.redis, index=cast(Any, config.store_index)),
-            Duties(client.redis), Settings.from_env().retention)
+            Duties(client.redis, lease=settings.duty_lease), settings.retention)
         loops = [asyncio.create_task(crons.cron_loop(s)),
                  asyncio.create_task(duty_loop(s.duties, lambda d: do(s, d), s.spawn,
                                                crons.TICK))]

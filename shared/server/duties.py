@@ -29,8 +29,8 @@ from arqgraph import protocol
 from arqgraph.core import codec
 
 log = logging.getLogger("arqgraph.server")
-LEASE = 10.0  # seconds a duty stays with a server that stopped renewing it
-RENEW_EVERY = 1.0  # seconds between a server's renewals of its leases
+LEASE = 10.0  # seconds a duty stays with a server that stopped renewing it (the default)
+RENEW_EVERY = 1.0  # seconds between a server's renewals of its leases, at most
 CLAIMS_PER_LOOK = 50
 
 
@@ -52,8 +52,10 @@ class Duties:
     """This server's view of the duties: add one, hold it under a lease, take over those that
     fell due, and finish them."""
 
-    def __init__(self, redis: Any, holder: str | None = None) -> None:
+    def __init__(self, redis: Any, holder: str | None = None, lease: float = LEASE) -> None:
         self.redis = redis
+        self.lease = lease  # (ARQGRAPH_DUTY_LEASE: shorter, a killed server's duties move sooner)
+        self.renew_every = min(RENEW_EVERY, lease / 3)
         # (this server process, as an operator finds it: host, pid, and a token of its own)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held: set[str] = set()
@@ -62,7 +64,7 @@ class Duties:
     async def add(self, duty: Duty, due: float | None = None) -> None:
         """Record `duty`: held by this server from now (`due` None), or due at `due` (epoch
         seconds) for whichever server looks first."""
-        score = time.time() + LEASE if due is None else due
+        score = time.time() + self.lease if due is None else due
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(protocol.served_duty_key(duty.id), mapping={
                 "doc": codec.packb({"kind": duty.kind, "run_id": duty.run_id, "doc": duty.doc}),
@@ -78,7 +80,7 @@ class Duties:
         if not await self.redis.exists(key):
             return False
         await self.redis.hset(key, "holder", self.holder)
-        await self.redis.zadd(protocol.SERVED_DUTIES_KEY, {duty_id: time.time() + LEASE},
+        await self.redis.zadd(protocol.SERVED_DUTIES_KEY, {duty_id: time.time() + self.lease},
                               xx=True)
         self.held.add(duty_id)
         return True
@@ -106,12 +108,12 @@ class Duties:
             self.held.clear()
 
     async def renew(self, now: float) -> None:
-        """Push back the leases of the duties this server holds (once a `RENEW_EVERY`)."""
-        if now - self._renewed < RENEW_EVERY or not self.held:
+        """Push back the leases of the duties this server holds (once a `renew_every`)."""
+        if now - self._renewed < self.renew_every or not self.held:
             return
         self._renewed = now
         await self.redis.zadd(protocol.SERVED_DUTIES_KEY,
-                              dict.fromkeys(self.held, now + LEASE), xx=True)
+                              dict.fromkeys(self.held, now + self.lease), xx=True)
 
     async def claim_due(self, now: float) -> list[Duty]:
         """The duties whose time has come that this server took over (held from now)."""
@@ -121,7 +123,7 @@ class Duties:
         for raw_id, score in due:
             duty_id = raw_id.decode()
             if not await self.redis.set(protocol.served_duty_claim_key(duty_id, float(score)),
-                                        self.holder, nx=True, ex=int(LEASE * 6)):
+                                        self.holder, nx=True, ex=max(1, int(self.lease * 6))):
                 continue  # (another server took it)
             duty = await self.get(duty_id)
             if duty is None:  # (finished meanwhile)
