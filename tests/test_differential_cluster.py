@@ -143,6 +143,15 @@ def test_resumed_durability_on_a_cluster(durability: str, cluster: str) -> None:
                            thread="cluster-resumed") == expected
 
 
+def test_subgraphs_resumed_after_an_edit_or_a_question_on_a_cluster(cluster: str) -> None:
+    """A subgraph an update finished ends at once when its parent resumes, and one a node ran
+    before its question is not run again: on a cluster too, as LangGraph."""
+    from tests.test_subgraphs import edited_subgraph_resumes, subgraph_then_question
+
+    assert edited_subgraph_resumes("arqgraph", cluster) == edited_subgraph_resumes(REFERENCE)
+    assert subgraph_then_question("arqgraph", cluster) == subgraph_then_question(REFERENCE)
+
+
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
     """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
     an entrypoint after its own question was answered starts afresh, on a cluster too."""

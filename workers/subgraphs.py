@@ -125,11 +125,17 @@ async def start_subgraph(
         if resume and start is not None and start[0] == "before":  # (answers go to its latest)
             start = None
         exact = start is not None and start[0] == "exact"
-        # (interrupted, at a breakpoint, or failed): go on; answers are the child's only then
-        stopped = start is None and keep and own is None and await _stopped(store, thread)
+        # (interrupted, at a breakpoint, or failed): go on; answers are the child's only then.
+        # In the first step of a resumed run, a child that ended goes on too, so ends at once:
+        # LangGraph's parent hands its subgraphs its resuming flag for that step.
+        left = (await _tasks_left(store, thread) if start is None and keep and own is None
+                else None)
+        stopped = bool(left)
+        ended = left is False and record.kind == "resume" and (
+            checkpoint_id == record.first_checkpoint)
         if resume and (exact or stopped):
             kind, child_input, answer = "resume", None, resume[-1]
-        elif exact or stopped:
+        elif exact or stopped or ended:
             kind, child_input, answer = "resume", None, NO_RESUME
         else:  # (a call made after the task's own interrupt was answered starts afresh)
             kind, child_input, answer = run_input(  # (fails as the run's values do if need be)
@@ -176,11 +182,11 @@ def own_thread(config: Mapping[str, Any] | None) -> str | None:
     return str(thread)
 
 
-async def _stopped(store: RunStore, thread: str) -> bool:
-    """Whether the subgraph's thread stopped with tasks left: its task is running again after
-    the stop, and the subgraph goes on from there."""
+async def _tasks_left(store: RunStore, thread: str) -> bool | None:
+    """Whether the subgraph's thread stopped with tasks left (its task is running again after
+    the stop, and the subgraph goes on from there); None if it has no checkpoint yet."""
     latest = await store.threads.latest_checkpoint(protocol.thread_tag(thread))
-    return latest is not None and bool(latest.checkpoint.tasks)
+    return None if latest is None else bool(latest.checkpoint.tasks)
 
 
 def output_of(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:

@@ -4,8 +4,10 @@ to serve (`tests.differential.served:GRAPHS`, see tests/test_differential_cluste
 from tests.differential.api import Api
 from tests.differential.cases import CASES
 from tests.graphs.durability_graphs import (
+    build_breakpoint_subgraph,
     build_exit_resume,
     build_nested_durability,
+    build_subgraph_then_question,
 )
 from tests.graphs.functional_graphs import (
     build_asking_entrypoint,
@@ -33,4 +35,5 @@ GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_slow_call("arqgraph"), build_nested_model_calls("arqgraph"),
            build_asking_entrypoint("arqgraph"), build_flaky_call("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph"), build_nested_durability("arqgraph", invoked=True),
-           build_exit_resume("arqgraph")]
+           build_exit_resume("arqgraph"), build_breakpoint_subgraph("arqgraph"),
+           build_subgraph_then_question("arqgraph")]
