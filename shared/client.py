@@ -291,10 +291,13 @@ class Client:
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> list[StateSnapshot]:
         """The thread's checkpoints, newest first: those older than `before`'s checkpoint, whose
-        metadata has the items of `filter`, at most `limit` of them."""
-        thread_id, _ = require_thread(config)
+        metadata has the items of `filter`, at most `limit` of them. A config naming a
+        checkpoint lists that one alone, as LangGraph's savers filter by it."""
+        thread_id, named = require_thread(config)
         saved = await self.store.threads.history(protocol.thread_tag(thread_id))
         latest = saved[0].id if saved else None
+        if named:
+            saved = [s for s in saved if s.id == named]
         if before is not None:
             _, older_than = _thread_of(before)
             ids = [s.id for s in saved]
@@ -359,18 +362,23 @@ class Client:
     ) -> StateSnapshot:
         """`moved_on`: a later checkpoint follows it. The outcomes that a run with
         durability="exit" posted there and then moved on from are left out, as LangGraph,
-        saving nothing until such a run exits, never records them."""
+        saving nothing until such a run exits, never records them. So are those of such a run
+        that ended well: a subgraph's, which saves nothing at its end."""
         cp = saved.checkpoint
         tasks = cp.tasks
         outcomes, priors, children = await self.store.threads.task_records(
             protocol.thread_tag(thread_id), saved.id)
+        unsaved = {o.posted_by for o in outcomes.values()
+                   if o.posted_by not in ("", saved.run_id)}
+        if not moved_on:
+            unsaved = {run for run in unsaved if await self.store.status(run) == "done"}
         values, left = dict(cp.values), [t.id for t in tasks]
         if pending_applied and saved.view_values is not None:
             values, left = dict(saved.view_values), list(saved.view_next or [])
         shown = []
         for t in tasks:
             o = outcomes.get(t.id)
-            if o is not None and moved_on and o.posted_by not in ("", saved.run_id):
+            if o is not None and o.posted_by in unsaved:
                 o = None
             if o is None and t.node == START:  # the input, applied without a worker
                 o = TaskOutcome(t.id, t.node, writes=t.arg)

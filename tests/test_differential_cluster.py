@@ -152,6 +152,14 @@ def test_subgraphs_resumed_after_an_edit_or_a_question_on_a_cluster(cluster: str
     assert subgraph_then_question("arqgraph", cluster) == subgraph_then_question(REFERENCE)
 
 
+def test_a_resumed_subgraphs_history_on_a_cluster(cluster: str) -> None:
+    """A subgraph resumed to its end under "exit" shows no result where it stopped."""
+    from tests.test_durability_exit import resumed_subgraph_history
+
+    assert resumed_subgraph_history("arqgraph", "exit", cluster=cluster, thread="cluster-sub"
+                                    ) == resumed_subgraph_history(REFERENCE, "exit")
+
+
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
     """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
     an entrypoint after its own question was answered starts afresh, on a cluster too."""

@@ -205,7 +205,7 @@ def scenario_history_limit(api: Api, t: Transcript) -> None:
 
 @scenario()
 def scenario_history_before_filter(api: Api, t: Transcript) -> None:
-    """get_state_history's before= and filter= arguments."""
+    """get_state_history's before= and filter= arguments, and a config naming a checkpoint."""
     calls: Counter[str] = Counter()
     graph = _compile(_linear(api, calls, ("a", "b")), api)
     t.call("invoke 1", graph.invoke, {"log": ["in1"]}, cfg())
@@ -215,6 +215,7 @@ def scenario_history_before_filter(api: Api, t: Transcript) -> None:
         t.history("before the 4th", graph.get_state_history, cfg(), before=shots[3].config)
         t.history("before the 4th, limit=1", graph.get_state_history, cfg(),
                   before=shots[3].config, limit=1)
+        t.history("a config naming the 2nd", graph.get_state_history, shots[1].config)
     t.history("filter source=input", graph.get_state_history, cfg(), filter={"source": "input"})
     t.history("filter step=1", graph.get_state_history, cfg(), filter={"step": 1})
 

@@ -155,6 +155,9 @@ async def test_thread_state_updates_history_and_search(client: Any) -> None:
     history = await client.threads.get_history(tid, limit=100)
     assert history[0]["checkpoint_id"] == state["checkpoint_id"]
     assert [h["metadata"]["source"] for h in history][-1] == "input"
+    named = {"checkpoint_id": history[1]["checkpoint_id"]}  # (langgraph-api: that one alone)
+    assert [h["checkpoint_id"] for h in await client.threads.get_history(
+        tid, checkpoint=named)] == [history[1]["checkpoint_id"]]
     found = await client.threads.search(metadata={"owner": "ada", "graph_id": "chat"})
     assert [t["thread_id"] for t in found] == [tid] and found[0]["status"] == "idle"
     assert await within(client.runs.wait(None, "chat", input={"log": []})) == {
