@@ -150,3 +150,26 @@ def test_messages_metadata_shows_the_configurable_keys_langgraph_copies() -> Non
     expected = metadata_seen(Api(REFERENCE), case)
     assert expected and all("th-1" in m and "secret" not in m for m in expected)
     assert metadata_seen(Api("arqgraph"), case) == expected
+
+
+@pytest.mark.parametrize("where", ["embedded", "cluster"])
+def test_a_nodes_own_messages_stream_reaches_its_callers_subgraph_stream(
+        where: str, request: pytest.FixtureRequest) -> None:
+    """A node that streams an inner graph's "messages" itself reads its chunks, and a caller
+    streaming "messages" with subgraphs sees them too, under the node's namespace."""
+    [case] = [c for c in CASES if c.name == "node_streams_inner_messages"]
+    cluster = request.getfixturevalue("cluster") if where == "cluster" else None
+
+    def run(api: Api, cluster: str | None = None) -> list[Any]:
+        def call() -> list[Any]:
+            graph = case.build(api)
+            graph = graph.with_cluster(cluster) if cluster else graph
+            events = graph.stream(case.runs[0].input, stream_mode=["messages", "updates"],
+                                  subgraphs=True)
+            return shown([(mode, payload) for _, mode, payload in events])
+
+        return _in_thread(call)  # type: ignore[no-any-return]
+
+    expected = run(Api(REFERENCE))
+    assert any(e[0] == "AIMessageChunk" for e in expected)
+    assert run(Api("arqgraph"), cluster) == expected
