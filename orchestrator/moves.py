@@ -16,6 +16,7 @@ from arqgraph import observe, protocol
 from arqgraph.core.graphs import subgraph_key
 from arqgraph.core.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
 from arqgraph.errors import ErrorInfo, GraphRecursionError
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import traces
 from arqgraph.orchestrator.starts import first_position
 from arqgraph.protocol import RunRecord, SavedCheckpoint
@@ -30,7 +31,6 @@ from arqgraph.storage.moves import (
 )
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import asked_of
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph

@@ -17,6 +17,7 @@ from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import TaskOutcome, shown_writes
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import UnknownGraphError
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import traces
 from arqgraph.protocol import FINAL_STATUSES, DeadLetter, GraphInfo, SavedCheckpoint
 from arqgraph.storage import replay, run_events
@@ -25,7 +26,7 @@ from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import check_config, run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
-from arqgraph.types import PregelTask, StateSnapshot, asked_of
+from arqgraph.types import PregelTask, StateSnapshot
 
 RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages", "tools")
 SUBMIT_RETRY = 30.0  # seconds a submit retries while Redis is away (Client(submit_retry=...))

@@ -33,18 +33,13 @@ from arqgraph.core.calls import (
 )
 from arqgraph.core.pregel import Task
 from arqgraph.errors import ErrorInfo, GraphInterrupt, SerializationError
+from arqgraph.interrupts import NO_ANSWER, InterruptScratch, interrupt_entry, interrupt_of
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import Claim, RunStore
-from arqgraph.types import (
-    NO_ANSWER,
-    InterruptScratch,
-    current_interrupts,
-    interrupt_entry,
-    interrupt_of,
-)
+from arqgraph.types import current_interrupts
 from arqgraph.workers.call_events import (
     call_event,
     call_metadata,

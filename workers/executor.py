@@ -32,18 +32,9 @@ from arqgraph.errors import (
     ParentCommand,
     is_invalid_resume,
 )
+from arqgraph.interrupts import BREAKPOINT, InterruptScratch, interrupt_entry, interrupt_id
 from arqgraph.runtime import Runtime
-from arqgraph.types import (
-    BREAKPOINT,
-    Command,
-    InterruptScratch,
-    RetryPolicy,
-    Send,
-    TimeoutPolicy,
-    current_interrupts,
-    interrupt_entry,
-    interrupt_id,
-)
+from arqgraph.types import Command, RetryPolicy, Send, TimeoutPolicy, current_interrupts
 from arqgraph.workers.node_results import (
     give_message_ids,
     split_result,

@@ -40,6 +40,7 @@ from arqgraph.errors import (
     SerializationError,
     TaskLostError,
 )
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import logs
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
@@ -50,7 +51,6 @@ from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, RunStore
-from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
