@@ -47,7 +47,7 @@ from arqgraph.workers.timeouts import timed, with_progress_callbacks
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
-    from arqgraph.graph.state import NodeSpec
+    from arqgraph.graph.specs import NodeSpec
 
 INJECTABLE = ("config", "runtime", "writer", "store")
 

@@ -41,7 +41,8 @@ from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph import batching
-from arqgraph.graph.state import Branch, NodeSpec, StateGraph
+from arqgraph.graph.specs import Branch, NodeSpec
+from arqgraph.graph.state import StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
 from arqgraph.graph.subgraph import graph_in
 from arqgraph.graph.threads import ThreadMethods
