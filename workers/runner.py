@@ -37,6 +37,7 @@ from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
     GraphMismatchError,
+    RunCancelledError,
     SerializationError,
     TaskLostError,
 )
@@ -262,15 +263,27 @@ class NodeRunner(OutcomePoster):
             return "skipped: run is cancelled"
         began = time.time()
         with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
-            execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
+            handled: list[ErrorInfo] = []  # (its node's error, once its error handler runs)
+            execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first,
+                                                          handled))
             self.running[key] = execution
             try:
                 result = await execution
             except asyncio.CancelledError:
                 me = asyncio.current_task()
-                if me is not None and me.cancelling():  # the worker is stopping: hand it back
+                stopping = me is not None and me.cancelling() > 0  # (the worker is stopping)
+                if stopping:
                     execution.cancel()
+                # A node that failed, its error handler stopped with its run: its error is
+                # kept, so that a resume runs the handler only, as LangGraph's. Otherwise a
+                # stopping worker hands its task back, for another to run while the run goes on.
+                if handled and (not stopping or await asyncio.shield(
+                        self.store.status(job.run_id)) != "running"):
+                    await asyncio.shield(self._post_handled(job, task, handled[0], claim,
+                                                            arq_job, record, began))
+                elif stopping:
                     await asyncio.shield(self._hand_back(job, claim))
+                if stopping:
                     raise
                 attempt.outcome = "cancelled"
                 return "cancelled: the run was cancelled"  # the node saw CancelledError
@@ -333,9 +346,22 @@ class NodeRunner(OutcomePoster):
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
         return said
 
+    async def _post_handled(self, job: protocol.TaskJob, task: Task, node_error: ErrorInfo,
+                            claim: Claim, arq_job: ArqJob | None, record: RunRecord,
+                            began: float) -> None:
+        """The outcome of a task whose node failed and whose error handler was cancelled with
+        its run: the node's error, the handler's cancellation. LangGraph keeps the node's
+        error, its handler being a task of its own, and a resumed run runs the handler only."""
+        cancelled = ErrorInfo.of(RunCancelledError("its error handler was cancelled with the "
+                                                   "run"), task.node)
+        outcome = TaskOutcome(task.id, task.node, error=cancelled, node_error=node_error)
+        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
+        await self._post(job, outcome, (), claim, arq_job,
+                         ran=(self.worker_id, began, time.time() - began), sole=sole)
+
     async def _execute(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        claim: Claim, first_attempt_time: float,
+        claim: Claim, first_attempt_time: float, handled: list[ErrorInfo],
     ) -> TaskResult:
         stream = TaskStream(self.store, record, job, task, graph.spec.joins,
                             getattr(graph.nodes.get(task.node), "trace_policy", None),
@@ -370,7 +396,7 @@ class NodeRunner(OutcomePoster):
                 cache=self._cache(graph),
                 started=stream.started,
                 failed_before=await self._failed_before(graph, record, job, task, claim),
-                answered=answered,
+                answered=answered, handling=handled.append,
             )
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)
