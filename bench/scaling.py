@@ -55,12 +55,13 @@ class Sizes:
     shard_runs: int
     shard_fanouts: int
     shard_fanout_tasks: int
+    reps: int  # of the prototype's layouts, alternating
 
 
 FULL = Sizes(fanout=10_000, runs=1_000, census_fanout=500, census_runs=100, shard_runs=1_000,
-             shard_fanouts=8, shard_fanout_tasks=1_250)
+             shard_fanouts=16, shard_fanout_tasks=625, reps=2)
 QUICK = Sizes(fanout=2_000, runs=300, census_fanout=200, census_runs=30, shard_runs=300,
-              shard_fanouts=4, shard_fanout_tasks=500)
+              shard_fanouts=4, shard_fanout_tasks=500, reps=1)
 
 
 # -- counters --------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def census_table(name: str, per_unit: dict[str, float]) -> str:
 
 def shard_table(runs: Sequence[ShardRun], sizes: Sizes) -> str:
     head = ("| layout | workload | wall | rate | placed per shard | Redis commands per shard "
-            "| Redis CPU per shard |\n|---|---|---|---|---|---|---|")
+            "| Redis CPU per shard | Redis CPU per unit, all shards |\n|---|---|---|---|---|---|---|---|")
     rows = []
     for r in runs:
         layout = f"{r.shards} shard{'s' if r.shards > 1 else ''} x {r.workers_each} worker(s)"
@@ -303,42 +304,53 @@ def shard_table(runs: Sequence[ShardRun], sizes: Sizes) -> str:
                 f"| {layout} | {name} | {secs:.2f} s | {units / secs:,.0f} {unit} "
                 f"| {' / '.join(map(str, r.placed[name]))} "
                 f"| {' / '.join(f'{d.commands:,}' for d in deltas)} "
-                f"| {' / '.join(f'{d.redis_cpu:.2f} s' for d in deltas)} |")
+                f"| {' / '.join(f'{d.redis_cpu:.2f} s' for d in deltas)} "
+                f"| {1e6 * sum(d.redis_cpu for d in deltas) / units:.0f} us |")
     return "\n".join([head, *rows])
 
 
-async def measure(sizes: Sizes, shards: bool) -> str:
-    out: list[str] = []
-    with Cluster(workers=2) as cluster:
-        client = await Client.connect(cluster.url)
-        try:
-            rows = await costs(cluster, client, sizes)
-            out += ["## Costs (one shard: 1 orchestrator, 2 workers)", cost_table(rows), "",
-                    "## Model", model_table(rows), "",
-                    f"(network: a 10 Gbit/s link, {10 * GIGABIT / 1e6:,.0f} MB/s, in + out)", ""]
-            fan = await key_census(cluster, client,
-                                   lambda: fanout(client, sizes.census_fanout), sizes.census_fanout)
-            link = await key_census(cluster, client, lambda: chain(client), CHAIN_LENGTH)
-            small = await key_census(cluster, client, lambda: small_runs(client, sizes.census_runs),
-                                     sizes.census_runs)
-            out += ["## Census of keys (under MONITOR)", census_table("fanned-out task", fan), "",
-                    census_table("chain superstep", link), "", census_table("run of 3 nodes", small),
-                    ""]
-            print("\n".join(out), flush=True)
-            one = await shard_workloads([cluster], sizes) if shards else None
-        finally:
-            await client.close()
-    if one is None:
-        return "\n".join(out)
+async def cost_report(cluster: Cluster, sizes: Sizes) -> list[str]:
+    """The costs per unit, the model made of them, and the census of keys."""
+    client = await Client.connect(cluster.url)
+    try:
+        rows = await costs(cluster, client, sizes)
+        out = ["## Costs (one shard: 1 orchestrator, 2 workers)", cost_table(rows), "",
+               "## Model", model_table(rows), "",
+               f"(network: a 10 Gbit/s link, {10 * GIGABIT / 1e6:,.0f} MB/s, in + out)", ""]
+        fan = await key_census(cluster, client, lambda: fanout(client, sizes.census_fanout),
+                               sizes.census_fanout)
+        link = await key_census(cluster, client, lambda: chain(client), CHAIN_LENGTH)
+        small = await key_census(cluster, client, lambda: small_runs(client, sizes.census_runs),
+                                 sizes.census_runs)
+    finally:
+        await client.close()
+    return [*out, "## Census of keys (under MONITOR)", census_table("fanned-out task", fan), "",
+            census_table("chain superstep", link), "", census_table("run of 3 nodes", small), ""]
+
+
+async def prototype(one: Cluster, sizes: Sizes) -> list[str]:
+    """One shard against two, alternating, so that both layouts see the same minutes of a
+    shared machine. The two shards have a worker each: as many workers as the one shard."""
     pair = [Cluster(workers=1), Cluster(workers=1)]
     try:
         for c in pair:
             c.start()
-        two = await shard_workloads(pair, sizes)
+        measured = []
+        for _ in range(sizes.reps):
+            measured.append(await shard_workloads([one], sizes))
+            measured.append(await shard_workloads(pair, sizes))
     finally:
         for c in pair:
             c.stop()
-    out += ["## Prototype: one shard against two", shard_table([one, two], sizes)]
+    return ["## Prototype: one shard against two (alternating)", shard_table(measured, sizes)]
+
+
+async def measure(sizes: Sizes, shards: bool) -> str:
+    with Cluster(workers=2) as cluster:
+        out = await cost_report(cluster, sizes)
+        print("\n".join(out), flush=True)
+        if shards:
+            out += await prototype(cluster, sizes)
     return "\n".join(out)
 
 

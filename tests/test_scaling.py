@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -116,3 +118,35 @@ def test_the_census_of_keys() -> None:
     counts = census([["ZADD", protocol.DEFAULT_QUEUE, "1", job], ["HGET", protocol.run_key(run), "x"],
                      ["DEL", protocol.lease_key(job), protocol.run_key(run)]])
     assert counts[RUN_SLOT] == 2 and sum(counts.values()) == 4
+
+
+class FakeClient:
+    """Stands in for a shard's `Client`: names each run as `Client.submit` does
+    (`run_id_for`), so that the router's placement is checked against the real id scheme."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs: list[str] = []
+
+    async def submit(self, graph: str, input: Any, config: Any = None, **options: Any) -> Any:
+        thread = thread_of_config(config)
+        run_id = run_id_for(options.get("run_id") or f"own-{len(self.runs)}", thread)
+        self.runs.append(run_id)
+        return SimpleNamespace(run_id=run_id, client=self)
+
+    def handle(self, run_id: str, graph: str = "") -> Any:
+        return SimpleNamespace(run_id=run_id, client=self)
+
+
+async def test_the_router_submits_to_the_thread_shard_and_reads_back_from_it() -> None:
+    clients = [FakeClient("a"), FakeClient("b")]
+    r = ShardRouter(clients)  # type: ignore[arg-type]
+    for i in range(40):
+        config = {"configurable": {"thread_id": f"t{i}"}} if i % 2 else None
+        shard, handle = await r.submit("g", {}, config)
+        assert handle.client is clients[shard]
+        assert r.shard_of_run(handle.run_id) == shard  # found again from its id alone
+        assert r.handle(handle.run_id).client is clients[shard]
+        if config is not None:
+            assert shard == r.shard_of_thread(f"t{i}")
+    assert clients[0].runs and clients[1].runs
