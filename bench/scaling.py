@@ -263,18 +263,23 @@ def cost_table(cost_rows: Sequence[Cost]) -> str:
     return "\n".join([head, *rows])
 
 
-def model_table(cost_rows: Sequence[Cost]) -> str:
+def model_table(cost_rows: Sequence[Cost], per_worker: Sequence[float] = (1000, 100),
+                orchestrators: int = 1) -> str:
+    """The model of each cost: `per_worker` are the rates of work a worker does a second
+    (units a second) to count the workers that fill one Redis core with."""
+    rates = " / ".join(f"{r:,.0f}" for r in per_worker)
     head = ("| per | one Redis core carries | at 70 % busy | one orchestrator core | "
-            "one worker core (trivial nodes) | workers to saturate Redis at 1,000 / 100 a s "
-            "each | runs out first |\n|---|---|---|---|---|---|---|")
+            f"one worker core (trivial nodes) | workers to saturate Redis at {rates} a s "
+            f"each | runs out first ({orchestrators} orchestrator(s)) |\n"
+            "|---|---|---|---|---|---|---|")
     rows = []
     for c in cost_rows:
         redis, worker = per_second(c.redis_cpu_us), per_second(c.worker_cpu_us)
-        limit, _ = first_limit(capacities(c))
+        limit, _ = first_limit(capacities(c, orchestrators=orchestrators))
+        workers = " / ".join(str(workers_to_saturate(redis, r)) for r in per_worker)
         rows.append(
             f"| {c.unit} | {redis:,.0f}/s | {redis * HEADROOM:,.0f}/s "
-            f"| {rate(per_second(c.orchestrator_cpu_us))} | {rate(worker)} "
-            f"| {workers_to_saturate(redis, 1000)} / {workers_to_saturate(redis, 100)} "
+            f"| {rate(per_second(c.orchestrator_cpu_us))} | {rate(worker)} | {workers} "
             f"| {limit} |")
     return "\n".join([head, *rows])
 
@@ -309,13 +314,13 @@ def shard_table(runs: Sequence[ShardRun], sizes: Sizes) -> str:
     return "\n".join([head, *rows])
 
 
-async def cost_report(cluster: Cluster, sizes: Sizes) -> list[str]:
+async def cost_report(cluster: Cluster, sizes: Sizes, model: dict[str, Any]) -> list[str]:
     """The costs per unit, the model made of them, and the census of keys."""
     client = await Client.connect(cluster.url)
     try:
         rows = await costs(cluster, client, sizes)
         out = ["## Costs (one shard: 1 orchestrator, 2 workers)", cost_table(rows), "",
-               "## Model", model_table(rows), "",
+               "## Model", model_table(rows, **model), "",
                f"(network: a 10 Gbit/s link, {10 * GIGABIT / 1e6:,.0f} MB/s, in + out)", ""]
         fan = await key_census(cluster, client, lambda: fanout(client, sizes.census_fanout),
                                sizes.census_fanout)
@@ -345,9 +350,9 @@ async def prototype(one: Cluster, sizes: Sizes) -> list[str]:
     return ["## Prototype: one shard against two (alternating)", shard_table(measured, sizes)]
 
 
-async def measure(sizes: Sizes, shards: bool) -> str:
+async def measure(sizes: Sizes, shards: bool, model: dict[str, Any]) -> str:
     with Cluster(workers=2) as cluster:
-        out = await cost_report(cluster, sizes)
+        out = await cost_report(cluster, sizes, model)
         print("\n".join(out), flush=True)
         if shards:
             out += await prototype(cluster, sizes)
@@ -358,10 +363,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes: about a minute")
     parser.add_argument("--no-shards", action="store_true", help="skip the two-shard prototype")
+    parser.add_argument("--per-worker", type=float, nargs="+", default=[1000.0, 100.0],
+                        metavar="RATE", help="tasks a second one worker does, for the model's "
+                        "count of workers that fill one Redis (default: 1000 100)")
+    parser.add_argument("--orchestrators", type=int, default=1,
+                        help="orchestrators sharing a shard's work, for the model (default 1)")
     args = parser.parse_args(argv)
+    model = {"per_worker": args.per_worker, "orchestrators": args.orchestrators}
     sizes = QUICK if args.quick else FULL
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    report = asyncio.run(measure(sizes, not args.no_shards))
+    report = asyncio.run(measure(sizes, not args.no_shards, model))
     print(f"\n# python -m bench.scaling{' --quick' if args.quick else ''}, {started}\n")
     print(report)
     return 0
