@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 from arqgraph import protocol
 from arqgraph.client import run_id_for
@@ -150,3 +151,26 @@ async def test_the_router_submits_to_the_thread_shard_and_reads_back_from_it() -
         if config is not None:
             assert shard == r.shard_of_thread(f"t{i}")
     assert clients[0].runs and clients[1].runs
+
+
+def test_every_key_of_a_thread_shares_one_hash_slot_and_the_queue_does_not() -> None:
+    """What docs/scaling.md says of Redis Cluster today: a thread's and its runs' keys are in
+    one slot; the queue and arq's job keys are not; a subgraph's child run has a tag of its own."""
+    thread = "user-42"
+    run = protocol.new_run_id(thread)
+    tag = protocol.tag_of(run)
+    keys = [protocol.run_key(run), protocol.events_key(run), protocol.children_key(run),
+            protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.blobs_key(tag),
+            protocol.history_key(tag), protocol.writes_key(tag, "c1"),
+            protocol.claims_key(tag, "c1"), protocol.call_done_key(tag, "c1", "call"),
+            protocol.served_thread_key(thread), protocol.served_runs_key(thread),
+            protocol.served_run_key(run)]
+    slots = {key_slot(k.encode()) for k in keys}
+    assert len(slots) == 1
+    job = protocol.job_id(run, "c1", "task1")
+    shared = [protocol.DEFAULT_QUEUE, protocol.lease_key(job), f"arq:job:{job}",
+              protocol.inbox_key("g"), protocol.active_key("g")]
+    assert all(key_class(k) != RUN_SLOT for k in shared)
+    assert all(key_slot(k.encode()) not in slots for k in shared)  # (for this thread's tag)
+    child = protocol.child_run_id(protocol.child_thread(thread, "sub:1"), run, "c1:t:0:1")
+    assert protocol.tag_of(child) != tag
