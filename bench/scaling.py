@@ -361,7 +361,7 @@ async def measure(sizes: Sizes, shards: bool, model: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes: about a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: about 2 minutes")
     parser.add_argument("--no-shards", action="store_true", help="skip the two-shard prototype")
     parser.add_argument("--per-worker", type=float, nargs="+", default=[1000.0, 100.0],
                         metavar="RATE", help="tasks a second one worker does, for the model's "
