@@ -160,6 +160,15 @@ def test_a_resumed_subgraphs_history_on_a_cluster(cluster: str) -> None:
                                     ) == resumed_subgraph_history(REFERENCE, "exit")
 
 
+def test_an_entrypoints_previous_and_final_on_a_cluster(cluster: str) -> None:
+    """`previous` gets what `entrypoint.final` saved, not what it returned, on a cluster too."""
+    from tests.graphs.functional_graphs import counting_run
+
+    expected = counting_run(REFERENCE)
+    assert expected[:2] == ["total 2", "total 5"]  # (previous: the saved number)
+    assert counting_run("arqgraph", cluster, thread="cluster-counting") == expected
+
+
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
     """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
     an entrypoint after its own question was answered starts afresh, on a cluster too."""

@@ -13,6 +13,7 @@ from tests.graphs.functional_graphs import (
     build_asking_entrypoint,
     build_cached_calls,
     build_cancelled_call,
+    build_counting_entrypoint,
     build_flaky_call,
     build_nested_model_calls,
     build_nested_tasks,
@@ -33,7 +34,8 @@ GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_cached_calls("arqgraph"), build_two_asking_calls("arqgraph"),
            build_two_asking_calls("arqgraph", reverse=True),
            build_slow_call("arqgraph"), build_nested_model_calls("arqgraph"),
-           build_asking_entrypoint("arqgraph"), build_flaky_call("arqgraph")]
+           build_asking_entrypoint("arqgraph"), build_flaky_call("arqgraph"),
+           build_counting_entrypoint("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph"), build_nested_durability("arqgraph", invoked=True),
            build_exit_resume("arqgraph"), build_breakpoint_subgraph("arqgraph"),
            build_subgraph_then_question("arqgraph")]
