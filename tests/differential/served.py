@@ -23,6 +23,7 @@ from tests.graphs.functional_graphs import (
     build_two_asking_calls,
 )
 from tests.graphs.timeout_graphs import BUILDS as TIMEOUT_BUILDS
+from tests.graphs.token_graphs import gated_tokens
 from tests.graphs.traced_graphs import FLAGS, build_lifecycle, build_policed, build_traced
 
 GRAPHS = [case.build(Api("arqgraph")) for case in CASES if case.cluster is True]
@@ -39,3 +40,4 @@ GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
 GRAPHS += [build_nested_durability("arqgraph"), build_nested_durability("arqgraph", invoked=True),
            build_exit_resume("arqgraph"), build_breakpoint_subgraph("arqgraph"),
            build_subgraph_then_question("arqgraph")]
+GRAPHS += [gated_tokens]
