@@ -71,6 +71,22 @@ async def test_store_index_from_the_project_file_ranks_a_search(client: Any) -> 
     assert sorted(i["key"] for i in plain) == ["a", "b", "c"]
 
 
+async def test_an_async_embedding_serves_the_server_and_the_nodes(client: Any) -> None:
+    """The project's `embed` and the `remember` graph's are async functions: the server
+    embeds the items put through it, the workers those their nodes put (async node) and the
+    queries of both the async and the sync store API."""
+    drinks = {"x": "coffee", "y": "tea and tea", "z": "water and tea"}
+    done = await within(client.runs.wait(None, "remember", input={
+        "drinks": drinks, "query": "tea", "found": []}))
+    assert done["found"] == [["y", "z", "x"], ["y", "z", "x"]]
+    found = (await client.store.search_items(["cellar"], query="water"))["items"]
+    assert (found[0]["key"], [i["score"] for i in found[1:]]) == ("z", [0, 0])
+    await client.store.put_item(["cellar"], "w", {"text": "water water"})
+    found = (await client.store.search_items(["cellar"], query="water"))["items"]
+    assert [i["key"] for i in found][:2] == ["w", "z"]
+    assert found[0]["score"] == pytest.approx(1.0)
+
+
 def shown_events(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """astream_events' events with each run id as the order of its run's first event (ids
     are made afresh per run)."""

@@ -6,7 +6,6 @@ default assistant, and the options of the project file the server honours (`env`
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import pkgutil
@@ -132,7 +131,7 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
 
 def store_index(index: Any, base: Path, where: str) -> dict[str, Any]:
     """`store.index` of the project file, as the store takes it: `embed` is a function of a
-    list of texts (`./file.py:fn` or `package.module:fn`), an Embeddings there, or LangChain's
+    list of texts, sync or async (`./file.py:fn` or `package.module:fn`), an Embeddings there, or LangChain's
     `provider:model` (made by `langchain.embeddings.init_embeddings`, as LangGraph's server
     does); `dims` and `fields` pass as given."""
     if not isinstance(index, dict) or not isinstance(index.get("embed"), str):
@@ -151,10 +150,9 @@ def store_index(index: Any, base: Path, where: str) -> dict[str, Any]:
                                  "model: install langchain (and its provider's package), or "
                                  "name a function './file.py:function'") from exc
         embed = init_embeddings(spec)
-    if inspect.iscoroutinefunction(embed) or not (callable(embed) or hasattr(
-            embed, "embed_documents")):
+    if not (callable(embed) or hasattr(embed, "embed_documents")):
         raise GraphSpecError(f"{where}: store.index.embed {spec!r} must be a function of a "
-                             "list of texts (not async) or an Embeddings")
+                             "list of texts (sync or async) or an Embeddings")
     return {**index, "embed": embed}
 
 
