@@ -33,6 +33,7 @@ class Served:
     duties: Duties
     retention: int = 7 * 24 * 3600  # seconds a finished run stays readable (the cluster's)
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # (see `spawn`)
+    app: Any = None  # the ASGI app served, custom routes and all (a webhook's path is called on)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` beside the requests (a duty, a cron's fire, a cancel): kept

@@ -38,6 +38,9 @@ class Log(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     gate: str
     name: str
+
+
+class Cellar(TypedDict, total=False):
     drinks: dict[str, str]
     query: str
     found: Annotated[list[list[str]], operator.add]
@@ -55,9 +58,9 @@ def sign(state: Log, config: RunnableConfig) -> Log:
     return {"log": [f"sign:{signature}" if signature else "sign"]}
 
 
-def line(name: str, *nodes: Any, store: BaseStore | None = None) -> Any:
+def line(name: str, *nodes: Any, store: BaseStore | None = None, state: Any = Log) -> Any:
     """A graph running `nodes` one after the other."""
-    builder = StateGraph(Log)
+    builder = StateGraph(state)
     names = [START]
     for node in nodes:
         step = getattr(node, "__name__", "inner")  # (a subgraph: "inner")
@@ -113,16 +116,16 @@ def reply(state: Log) -> Log:
 replies = line("serve-reply", reply)
 
 
-async def put_drinks(state: Log, store: BaseStore) -> Log:
+async def put_drinks(state: Cellar, store: BaseStore) -> Cellar:
     for key, text in state["drinks"].items():
         await store.aput(("cellar",), key, {"text": text})
     found = await store.asearch(("cellar",), query=state["query"])
     return {"found": [[item.key for item in found]]}
 
 
-def search_drinks(state: Log, store: BaseStore) -> Log:
+def search_drinks(state: Cellar, store: BaseStore) -> Cellar:
     return {"found": [[item.key for item in store.search(("cellar",), query=state["query"])]]}
 
 
-remember = line("serve-remember", put_drinks, search_drinks, store=InMemoryStore(
+remember = line("serve-remember", put_drinks, search_drinks, state=Cellar, store=InMemoryStore(
     index={"embed": aembed, "dims": 3, "fields": ["text"]}))
