@@ -38,6 +38,7 @@ from arqgraph.server.auth import AuthMiddleware
 from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
 from arqgraph.server.duties import Duties, Duty, duty_loop
+from arqgraph.server.gate import Gate
 from arqgraph.server.records import Records
 from arqgraph.settings import Settings
 from arqgraph.storage.long_term import RedisStore
@@ -94,7 +95,7 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
             config, client, Records(client.redis),
             RedisStore(client.redis, index=cast(Any, config.store_index)),
             Duties(client.redis, lease=settings.duty_lease), settings.retention,
-            app=served_app[0])
+            gate=Gate(settings.serve_gather), app=served_app[0])
         loops = [asyncio.create_task(crons.cron_loop(s)),
                  asyncio.create_task(duty_loop(s.duties, lambda d: do(s, d), s.spawn,
                                                crons.TICK))]

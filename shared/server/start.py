@@ -167,9 +167,10 @@ class Start:
         for _ in range(BUSY_RETRIES):
             before = await latest_checkpoint(s, self.thread_id) if self.thread_id else None
             try:
-                handle = await s.client.submit(self.graph, run_input, self.config,
-                                               context=self.context, stream_mode=self.modes,
-                                               run_id=self.key)
+                async with s.gate.through():
+                    handle = await s.client.submit(self.graph, run_input, self.config,
+                                                   context=self.context, stream_mode=self.modes,
+                                                   run_id=self.key)
                 return handle, before
             except ThreadBusyError as exc:
                 if self.strategy == "reject" or self.thread_id is None:
