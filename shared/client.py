@@ -123,6 +123,7 @@ class RunHandle:
 READY_TIMEOUT = 30.0  # seconds `submit` waits for a graph's orchestrator to register it
 CONNECT_TIMEOUT = 5.0  # seconds `Client.connect` waits for an unreachable Redis
 READY_POLL = 0.1
+GRAPH_INFO_KEPT = 1.0  # seconds a graph's registration, once read, serves this client's submits
 
 
 class Client:
@@ -137,6 +138,7 @@ class Client:
         self.ends = EndWatch(self.store)
         self.submit_retry = submit_retry  # seconds `submit` retries while Redis is away
         self.ready_timeout = ready_timeout  # seconds `submit` waits for a graph's registration
+        self._graph_infos: dict[str, tuple[float, GraphInfo]] = {}  # (see `_check_graph`)
 
     @classmethod
     async def connect(
@@ -235,8 +237,12 @@ class Client:
         """The graph's registration (a subgraph's root graph's, for a subgraph's update),
         waited for up to `ready_timeout`."""
         loop = asyncio.get_running_loop()
+        name = root_graph(graph_name)
+        kept = self._graph_infos.get(name)
+        if kept is not None and loop.time() < kept[0]:
+            return kept[1]  # (a busy producer reads it once a second, not once a run)
         deadline = loop.time() + self.ready_timeout
-        while (info := await self.store.graph_info(root_graph(graph_name))) is None:
+        while (info := await self.store.graph_info(name)) is None:
             if loop.time() >= deadline:
                 known = await self.store.graph_names()
                 raise UnknownGraphError(
@@ -245,6 +251,7 @@ class Client:
                     f"{', '.join(known) or 'none (is an orchestrator running?)'}"
                 )
             await asyncio.sleep(READY_POLL)
+        self._graph_infos[name] = (loop.time() + GRAPH_INFO_KEPT, info)
         return info
 
     async def _create(

@@ -32,7 +32,7 @@ from tests.test_cluster import STARTUP_LIMIT, url_for_db, wait_until, within
 DB = 40  # a keyspace of its own on the shared redis-server
 SPECS = [f"tests.graphs.serve_project.agent:{name}" for name in ("chat", "ask", "gated",
                                                                      "nested", "fails",
-                                                                     "replies")]
+                                                                     "replies", "remember")]
 PROJECT = "tests/graphs/serve_project/langgraph.json"
 LG_PROJECT = "tests/graphs/serve_project_lg/langgraph.json"  # LangGraph's twins
 

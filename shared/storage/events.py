@@ -177,7 +177,8 @@ class Events:
     async def end_event(self, run_id: str) -> dict[str, Any] | None:
         """The run's end event, if it has ended (it is the last event of its stream)."""
         key = protocol.events_key(run_id)
-        last = await self.redis.xrevrange(key, count=1)
+        # (batched: the ends a waiter is told together are read in one round trip)
+        last = await self._batch.command("XREVRANGE", key, "+", "-", "COUNT", 1)
         if not last:
             return None
         mode, payload = await self._decoded(key, *last[0]) or ("", {})
