@@ -155,10 +155,10 @@ def _commit_site(keys: Sequence[str], args: Sequence[Any]) -> tuple[str, str | N
 
 def _commit_jobs(keys: Sequence[str], args: Sequence[Any]) -> list[str]:
     """The task ids of the jobs a COMMIT_SCRIPT call enqueues with the commit (see
-    arqgraph.protocol): its keys from the tenth are each job's arq key and result key."""
+    arqgraph.protocol): its keys from the tenth are each job's arq key."""
     if args[5] != "" or len(keys) <= 6:  # a run that ends, or no jobs
         return []
-    return [_task_of(str(k)[len(job_key_prefix):]) for k in keys[9::2]]
+    return [_task_of(str(k)[len(job_key_prefix):]) for k in keys[9:]]
 
 
 def _task_of(job_id: str) -> str:

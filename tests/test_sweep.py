@@ -9,10 +9,12 @@ from collections.abc import Callable
 
 import pytest
 from arq.connections import ArqRedis
+from arq.utils import timestamp_ms
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.orchestrator.service import SWEEP_BACKOFF, Orchestrator
+from arqgraph.storage.queue import JobQueue
 from tests.graphs.one_node import one_node_graph, submit
 
 
@@ -114,4 +116,50 @@ async def test_a_run_whose_queued_work_was_lost_is_driven_again_by_the_sweep(
     await asyncio.gather(*other._busy.values())
     assert await redis.zrange(queue, 0, -1) == jobs and await redis.lrange(ready, 0, -1) == jobs
     assert await redis.exists(job_key_prefix + jobs[0].decode())
+    await redis.aclose()
+
+
+async def test_a_job_that_ended_without_its_outcome_is_enqueued_again_by_the_next_advance(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    """arq keeps a finished job's result key a minute, and its enqueue skips a job that has
+    one: a job a worker ended without posting its task's outcome (taken for stale, or fenced)
+    used to hold its run that long. The re-drive now looks at the task's outcome instead; and a
+    worker ends or gives back only a job it still holds."""
+    redis = protocol_redis()
+    orchestrator = Orchestrator(redis, [one_node_graph("redriven")], sweep_interval=60)
+    await orchestrator.register()
+    run_id = await submit(orchestrator.store, "redriven")
+    await orchestrator.advance(run_id)
+    record = await orchestrator.store.load_run(run_id)
+    assert record is not None and record.saved is not None
+    task = record.saved.checkpoint.tasks[0]
+    job_id = protocol.job_id(run_id, record.checkpoint_id, task.id)
+    mine, other = JobQueue(redis, protocol.DEFAULT_QUEUE), JobQueue(redis, protocol.DEFAULT_QUEUE)
+
+    [taken] = await mine.take([job_id], lease=5.0, most=1)
+    assert taken.job_id == job_id
+    # another worker (its lease ran out, the job was taken again) can neither end nor requeue it
+    assert not await other.finish(job_id, b"skipped", 60_000)
+    await other.requeue(job_id, timestamp_ms(), listed=True)
+    assert await redis.exists(protocol.lease_key(job_id), f"arq:job:{job_id}") == 2
+    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) > timestamp_ms()  # still held
+    # its holder ends it without an outcome, as arq does: its result is kept a minute
+    assert await mine.finish(job_id, b"skipped", 60_000)
+    assert await redis.pttl(f"arq:result:{job_id}") > 50_000
+    assert not await redis.exists(f"arq:job:{job_id}", protocol.lease_key(job_id))
+    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is None
+
+    await orchestrator.advance(run_id)  # (as the sweep or the worker's note would)
+    assert await redis.exists(f"arq:job:{job_id}") and await redis.exists(f"arq:result:{job_id}")
+    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is not None
+    await orchestrator.advance(run_id)  # queued: no second job
+    assert await redis.zcard(protocol.DEFAULT_QUEUE) == 1
+    # once the task has its outcome, a job ended without it is not enqueued again
+    [taken] = await mine.take([job_id], lease=5.0, most=1)
+    assert await mine.finish(job_id, b"skipped", 60_000)
+    await orchestrator.store.post_outcome("redriven", run_id, record.checkpoint_id,
+                                          TaskOutcome(task.id, task.node, {"log": ["ran"]}))
+    assert await JobQueue.enqueue(mine, record, 0, [task], "fp") is None
+    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is None
     await redis.aclose()

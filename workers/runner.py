@@ -43,7 +43,7 @@ from arqgraph.errors import (
 )
 from arqgraph.interrupts import asked_of
 from arqgraph.observe import logs
-from arqgraph.protocol import RunRecord
+from arqgraph.protocol import InboxNote, RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
@@ -103,6 +103,8 @@ class NodeRunner(OutcomePoster):
         self.hand_over: HandOver | None = None
         self.giving_back: set[asyncio.Future[None]] = set()  # (see `give_back_soon`)
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
+        self.unposted: dict[str, str] = {}  # job id -> graph: ended without outcome (`run_job`)
+        self.redriven: dict[str, None] = {}  # jobs `redrive` told of, oldest first
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
         # graphs with node limits: their tasks are claimed once a limit lets them start
@@ -146,6 +148,31 @@ class NodeRunner(OutcomePoster):
         return taken
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
+        """arq's function of every job: its task run, or refused or skipped. A job that ends
+        without its task's outcome (skipped, or fenced) is remembered in `unposted`, for the
+        worker to tell its run's orchestrator once the job is ended (`redrive`)."""
+        said = await self._run_job(ctx, **payload)
+        job_id = ctx.get("job_id")
+        if said != DONE and job_id and job_id not in self.ended and "graph" in payload:
+            self.unposted[job_id] = str(payload["graph"])
+        return said
+
+    async def redrive(self, job_id: str) -> None:
+        """Tell the orchestrators that a job ended without its task's outcome, for its run's
+        advance to enqueue it again at once if the run still waits on it (its worker took it
+        for stale, or was fenced after its lease ran out and the new holder died). Once per
+        job id: a job that keeps ending so is left to the orchestrator's sweep, which backs
+        off, so that no two processes can bounce it between them."""
+        graph = self.unposted.pop(job_id, None)
+        if graph is None or job_id in self.redriven:
+            return
+        self.redriven[job_id] = None
+        while len(self.redriven) > CANCELS_KEPT:
+            del self.redriven[next(iter(self.redriven))]
+        await self.store.events.notify(
+            graph, InboxNote(kind="task_done", run_id=protocol.run_of_job(job_id)))
+
+    async def _run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         started_ms = timestamp_ms()
         try:
             job = protocol.TaskJob.model_validate(payload)

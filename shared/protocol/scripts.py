@@ -5,10 +5,14 @@ commit enqueues; those on the queue touch arq's keys, as arq's own transactions 
 from arqgraph.protocol.keys import EVENTS_KEPT
 
 _ENQUEUE = """
--- Enqueues jobs as arq's enqueue_job does for one (skipping a job that exists or has a result:
--- deterministic ids make a re-enqueue a no-op), for many at once, and appends each job added to
--- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
--- list, the step's writes hash, then per job its arq job key and result key (to the last key).
+-- Enqueues jobs as arq's enqueue_job does for one, for many at once, and appends each job added
+-- to the queue's ready list, which wakes an idle worker. A job that exists (queued or running)
+-- is skipped, and so is one whose task has its outcome (a task call's: `fn:<call>`, see
+-- arqgraph.storage.task_calls): deterministic ids make a re-enqueue a
+-- no-op. arq's result key is not looked at: a job that ended without its task's outcome (its
+-- worker took it for stale, or its outcome was lost) is enqueued again at once, where arq
+-- would wait for its result to expire. From KEYS[k]: the arq queue, its ready list, the step's
+-- writes hash, then per job its arq job key (to the last key).
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
 -- for ('' to leave it; set once: the step's later enqueues, or a repeated one, leave the count
 -- of outcomes still to come as the posts left it), '1' to keep the first job off the ready
@@ -22,11 +26,13 @@ _ENQUEUE = """
 local function enqueue(k, a, new, held_for)
   if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
   local added, ready, fresh = 0, {}, false
-  for j = 0, (#KEYS - k - 2) / 2 - 1 do
-    local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
-    if (new or redis.call('EXISTS', result) == 0)
+  for j = 0, #KEYS - k - 3 do
+    local job, id = KEYS[k + 3 + j], ARGV[a + 4 + 2 * j]
+    local task = string.match(id, '^[^:]*:[^:]*:[^:]*:(.*)$') or id  -- (see protocol.job_id)
+    if (new or redis.call('HEXISTS', KEYS[k + 2], task) + redis.call('HEXISTS', KEYS[k + 2],
+                                                                      'fn:' .. task) == 0)
         and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
-      local id, score = ARGV[a + 4 + 2 * j], ARGV[a]
+      local score = ARGV[a]
       if j == 0 and held_for and ARGV[a + 3] == '1' then score = tonumber(score) + held_for end
       redis.call('ZADD', KEYS[k], score, id)
       added = added + 1
@@ -46,13 +52,15 @@ _TAKE = """
 -- the lease, and its queue score moves to the lease's end (renewed with the lease, see
 -- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
 -- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
--- the job's in-progress key, its job key, its try counter. Returns the job's score (as it was
--- queued) and the job (false when it expired); nothing when it is not taken. Its try is
--- counted apart (`count_try`), unless its task's claim counts it.
-local function take(queue, k, id, now, lease)
+-- the job's in-progress key, its job key, its try counter. The in-progress key holds `holder`,
+-- the taking worker's token (arq's holds '1'): a worker ends or gives back only a job it still
+-- holds (see FINISH_JOB_SCRIPT). Returns the job's score (as it was queued) and the job (false
+-- when it expired); nothing when it is not taken. Its try is counted apart (`count_try`),
+-- unless its task's claim counts it.
+local function take(queue, k, id, now, lease, holder)
   local score = redis.call('ZSCORE', queue, id)
   if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
-  redis.call('SET', KEYS[k], '1', 'PX', lease)
+  redis.call('SET', KEYS[k], holder, 'PX', lease)
   redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
   return score, redis.call('GET', KEYS[k + 1])
 end
@@ -317,7 +325,7 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- nodes are cancelled, as in LangGraph), '1' when the task is its step's only one (its
 -- outcome completes the step: nothing is counted), the event pairs,
 -- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
--- (ms), its task's id), then those of `commit`.
+-- (ms), its task's id, the worker's token), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
 -- orchestrators' inbox), 3 when so and the commit that came with it was made (the run moved on
 -- or ended; no note: nothing is left to do for the orchestrator; a commit refused, because the
@@ -349,7 +357,7 @@ end
 local held, h = nil, i
 if ARGV[8] == '1' then
   held = k
-  k, i = k + 3, i + 4
+  k, i = k + 3, i + 5
 end
 local complete = ARGV[10] == '1'
 if not complete then complete = redis.call('HINCRBY', KEYS[1], '__left', -1) <= 0 end
@@ -358,7 +366,7 @@ if complete then
     local done, fresh = commit(k, i, true, held and tonumber(ARGV[h + 2]))
     if done == 1 then
       if not held or not fresh then return 3 end
-      redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])  -- (queued held: see `enqueue`)
+      redis.call('SET', KEYS[held + 1], ARGV[h + 4], 'PX', ARGV[h + 2])  -- (held: see `enqueue`)
       redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1)
       return {3, ARGV[h + 1], fresh, 1, {1, 0, 0, false}}
     end
@@ -472,14 +480,18 @@ return 0
 
 REQUEUE_JOB_SCRIPT = """
 -- KEYS: 1 the arq queue, 2 its ready list, 3 the job's in-progress key. ARGV: 1 the job id,
--- 2 when it is due again (ms), 3 '1' to list it as ready. A job a worker held goes back to the
--- queue (if still there): not held, due then (the take moved its score to the lease's end).
+-- 2 when it is due again (ms), 3 '1' to list it as ready, 4 the worker's token. A job a worker
+-- held goes back to the queue (if still there): not held, due then (the take moved its score
+-- to the lease's end). Unless another worker holds it now (this one's lease ran out and the
+-- job was taken again): that one's run of it goes on. Returns 1 when given back, else 0.
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[4] then return 0 end
 redis.call('DEL', KEYS[3])
 redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('LPUSH', KEYS[2], ARGV[1])
 end
-return 0
+return 1
 """
 
 DUE_JOBS_SCRIPT = """
@@ -516,7 +528,8 @@ return found
 TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
 -- and the keys of `load` for its task.
--- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 how many graphs' tasks
+-- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 the worker's token
+-- (see `take`), 5 how many graphs' tasks
 -- are claimed later (their nodes have limits), those graphs, then for each job its id and the
 -- arguments of `load` for its task (its checkpoint id, '' to load nothing; its id, '' to claim
 -- nothing; the run's version and the checkpoint the caller has).
@@ -529,19 +542,19 @@ TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- job whose task is claimed here is the claim's attempt (each start of the job claims its
 -- task once: they count the same), so arq's try counter is not kept for it too.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
-local limited, first = {}, 5 + tonumber(ARGV[4])
-for i = 5, first - 1 do limited[ARGV[i]] = true end
+local limited, first = {}, 6 + tonumber(ARGV[5])
+for i = 6, first - 1 do limited[ARGV[i]] = true end
 local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
 local seen = {}  -- run key -> its fields (see `run_of`)
 for j = 0, (#ARGV - first + 1) / 5 - 1 do
   if #taken >= 5 * most then break end
   local a, k = first + 5 * j, 2 + 7 * j
-  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2])
+  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2], ARGV[4])
   if score then
     local started = false
     if job and ARGV[a + 1] ~= '' then
       local run, task = KEYS[k + 3], ARGV[a + 2]
-      if task ~= '' and first > 5 and limited[run_of(run, seen)[6] or ''] then
+      if task ~= '' and first > 6 and limited[run_of(run, seen)[6] or ''] then
         task = ''
       end
       local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
@@ -561,7 +574,13 @@ return taken
 """
 
 FINISH_JOB_SCRIPT = _FINISH_JOB + """
--- KEYS and ARGV as `finish_job`'s from the first.
+-- KEYS and ARGV as `finish_job`'s from the first, then ARGV[4] the worker's token. The end of a
+-- job that ended without its task's outcome (the post of an outcome ends its job itself): it is
+-- left alone when another worker holds it now (this one's lease ran out and the job was taken
+-- again), else that worker's run would lose its job while it runs, and a re-drive (see
+-- `enqueue`) could start the task a third time beside it. Returns 1 when ended, else 0.
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[4] then return 0 end
 finish_job(1, 1)
 return 1
 """

@@ -41,11 +41,14 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
     if A[a + 2] != b"":
         ks.hsetnx(K[k + 2], b"__left", A[a + 2])
     added, ready, fresh = 0, [], None
-    for j in range((len(K) - 1 - k - 2) // 2):
-        job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
-        if (new or not ks.exists(result)) and not ks.exists(job):  # (SET NX)
+    for j in range(len(K) - 1 - k - 2):
+        job, job_id = K[k + 3 + j], A[a + 4 + 2 * j]
+        parts = job_id.split(b":", 3)
+        task = parts[3] if len(parts) == 4 else job_id
+        done = ks.hget(K[k + 2], task) is not None or ks.hget(K[k + 2], b"fn:" + task) is not None
+        if (new or not done) and not ks.exists(job):  # (SET NX)
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
-            job_id, score = A[a + 4 + 2 * j], as_float(A[a])
+            score = as_float(A[a])
             if j == 0 and held_for is not None and A[a + 3] == b"1":
                 score += held_for
             ks.zadd(K[k], score, job_id)
@@ -60,11 +63,11 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
 
 
 def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
-          lease: bytes) -> tuple[bytes, bytes | None] | None:
+          lease: bytes, holder: bytes) -> tuple[bytes, bytes | None] | None:
     score = ks.zscore(queue, job_id)
     if score is None or score > now or ks.exists(K[k]):
         return None
-    ks.set(K[k], b"1", as_int(lease))
+    ks.set(K[k], holder, as_int(lease))
     ks.zadd(queue, now + as_int(lease), job_id, xx=True)
     return format_score(score), ks.get(K[k + 1], bytes)
 
@@ -257,7 +260,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     held, h = None, i
     if A[8] == b"1":
         held = k
-        k, i = k + 3, i + 4
+        k, i = k + 3, i + 5
     complete = A[10] == b"1"
     if not complete:
         complete = ks.hincrby(K[1], b"__left", -1) <= 0
@@ -268,7 +271,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
             if done == 1:
                 if held is None or fresh is None:
                     return 3
-                ks.set(K[held + 1], b"1", as_int(A[h + 2]))
+                ks.set(K[held + 1], A[h + 4], as_int(A[h + 2]))
                 ks.hset(K[held + 2], A[h + 3], b"1")
                 return [3, A[h + 1], fresh, 1, [1, 0, 0, None]]
         ks.push(K[4], [A[4]], left=True)
@@ -347,11 +350,14 @@ def renew_leases(ks: Keyspace, K: Args, A: Args) -> int:
 
 
 def requeue_job(ks: Keyspace, K: Args, A: Args) -> int:
+    holder = ks.get(K[3], bytes)
+    if holder is not None and holder != A[4]:
+        return 0
     ks.delete(K[3])
     ks.zadd(K[1], as_float(A[2]), A[1], xx=True)
     if A[3] == b"1" and ks.zscore(K[1], A[1]) is not None:
         ks.push(K[2], [A[1]], left=True)
-    return 0
+    return 1
 
 
 def due_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
@@ -382,22 +388,22 @@ def due_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
 def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     taken: list[Any] = []
     now, most = as_float(A[1]), as_int(A[3])
-    first = 5 + as_int(A[4])
-    limited = set(A[5:first])
+    first = 6 + as_int(A[5])
+    limited = set(A[6:first])
     sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
     seen: dict[bytes, list[Any]] = {}  # run key -> its fields
     for j in range((len(A) - first) // 5):
         if len(taken) >= 5 * most:
             break
         a, k = first + 5 * j, 2 + 7 * j
-        took = _take(ks, K, K[1], k, A[a], now, A[2])
+        took = _take(ks, K, K[1], k, A[a], now, A[2], A[4])
         if took is None:
             continue
         score, job = took
         started: Any = None
         if job is not None and A[a + 1] != b"":
             run, task = K[k + 3], A[a + 2]
-            if task != b"" and first > 5 and (_run_of(ks, run, seen)[5] or b"") in limited:
+            if task != b"" and first > 6 and (_run_of(ks, run, seen)[5] or b"") in limited:
                 task = b""
             known = sent.get(run, (A[a + 3], A[a + 4]))
             started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known, seen)
@@ -412,6 +418,9 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
 
 
 def finish_job(ks: Keyspace, K: Args, A: Args) -> int:
+    holder = ks.get(K[1], bytes)
+    if holder is not None and holder != A[4]:
+        return 0
     _finish_job(ks, K, A, 1, 1)
     return 1
 
