@@ -123,6 +123,7 @@ class RunRecord(pydantic.BaseModel):
     unreadable: str = ""  # why a value of the run (input, context, state) cannot be read here
     garbled: bool = False  # its record was garbled, and set aside (see `storage.dead_letters`)
     retention: int | None = None  # seconds its keys live once it ends (its orchestrator's)
+    history_depth: int = 0  # checkpoints its thread keeps (its orchestrator's; 0: every one)
     modes: tuple[str, ...] = ()  # the stream modes it records besides values/updates/custom
     created: float | None = None  # when it was submitted (Unix time)
     finished: float | None = None  # when it ended (None before, or if an older version ended it)
@@ -501,6 +502,7 @@ def _decode_run(
         drain=text("drain"),
         waiter=text("waiter"),
         retention=int(text("retention")) if f.get("retention") else None,
+        history_depth=int(text("history_depth") or 0),
         modes=tuple(filter(None, text("modes").split(","))),
         created=float(text("created")) if f.get("created") else None,
         finished=float(text("finished")) if f.get("finished") else None,

@@ -90,18 +90,23 @@ end
 
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
--- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (its set of child runs,
--- the stream's key and ':children', with the stream; the thread's, with its checkpoints'
--- blobs (their key and ':blobs') and each checkpoint's writes and claims, found by their key
--- prefixes, unless the thread is kept until deleted); the client awaiting the run (its `ends`
+-- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (its set of child runs
+-- and of the blobs its events refer to, the stream's key and ':children' or ':blobs', with the
+-- stream; the thread's, with its checkpoints' blobs (their key and ':blobs', and ':blobs:runs'),
+-- the thread's pruned namespaces (its key and ':orphans') and each checkpoint's writes and
+-- claims, found by their key prefixes, unless the thread is kept until deleted); the client
+-- awaiting the run (its `ends`
 -- list, if any) is told; last, the run leaves its graph's `active` set.
 local function retire(k, active, ends, seconds, run_id, writes, claims, ends_kept)
   redis.call('EXPIRE', KEYS[k], seconds)
   redis.call('EXPIRE', KEYS[k + 1], seconds)
   redis.call('EXPIRE', KEYS[k + 1] .. ':children', seconds)
+  redis.call('EXPIRE', KEYS[k + 1] .. ':blobs', seconds)
   if redis.call('HGET', KEYS[k + 2], 'keep') ~= '1' then
     for i = k + 2, k + 4 do redis.call('EXPIRE', KEYS[i], seconds) end
     redis.call('EXPIRE', KEYS[k + 3] .. ':blobs', seconds)
+    redis.call('EXPIRE', KEYS[k + 3] .. ':blobs:runs', seconds)
+    redis.call('EXPIRE', KEYS[k + 2] .. ':orphans', seconds)
     for _, id in ipairs(redis.call('HKEYS', KEYS[k + 3])) do
       redis.call('EXPIRE', writes .. id, seconds)
       redis.call('EXPIRE', claims .. id, seconds)
@@ -123,7 +128,32 @@ local function emit(stream, mode, data)
 end
 """
 
-_COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
+_PRUNE = """
+-- Keeps the thread's history to its newest `depth` checkpoints: each older one leaves the
+-- history list and the checkpoints hash, with its step's writes and claims (found by their
+-- key prefixes). The thread hash counts them (`pruned`), so that a checkpoint id the thread
+-- lacks is known as pruned, not unknown. The namespaces of the subgraphs their steps ran
+-- (their writes' `child:` fields) go to the thread's `:orphans` set; those threads, and the
+-- large values only the pruned checkpoints referred to, are deleted once the run ends (see
+-- arqgraph.storage.history).
+local function prune(thread, checkpoints, history, depth, writes, claims)
+  local old = redis.call('LRANGE', history, depth, -1)
+  if #old == 0 then return end
+  redis.call('LTRIM', history, 0, depth - 1)
+  for _, id in ipairs(old) do
+    redis.call('HDEL', checkpoints, id)
+    for _, field in ipairs(redis.call('HKEYS', writes .. id)) do
+      if string.sub(field, 1, 6) == 'child:' then
+        redis.call('SADD', thread .. ':orphans', redis.call('HGET', writes .. id, field))
+      end
+    end
+    redis.call('DEL', writes .. id, claims .. id)
+  end
+  redis.call('HINCRBY', thread, 'pruned', #old)
+end
+"""
+
+_COMMIT = _RETIRE + _ENQUEUE + _EMIT + _PRUNE + """
 -- A run's commit. KEYS from KEYS[k], numbered from 1 here: 1 run hash, 2 events stream, 3 thread
 --       hash, 4 checkpoints hash, 5 history list, 6 writes hash of the checkpoint being resumed
 --       (any key of the thread if none); when the run ends, 7 its graph's active set and 8 the
@@ -136,7 +166,8 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 --       does not end), 7 run id, 8 number of outcomes to set aside (tasks to run again),
 --       9 number of writes field pairs to set, 10 the thread's writes key and 11 its claims key
 --       without their checkpoint id, 12 how many seconds an ends list outlives its last entry,
---       13 number of event pairs; then run field pairs, task ids of outcomes to set aside,
+--       13 number of event pairs, 14 how many checkpoints the thread's history keeps ('' for
+--       every one: see `prune`); then run field pairs, task ids of outcomes to set aside,
 --       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
 --       committed, else 0; and second, the body of the first job it enqueued, when it
@@ -159,7 +190,7 @@ local function commit(k, a, uncancelled, held_for)
   if run[3] and (uncancelled or ARGV[a + 5] == '') then return 0 end
   if ARGV[a + 5] == '' and run[4] and run[5] == 'running' then return 0 end
   local set, status = {'version', tostring(tonumber(version) + 1)}, run[5]
-  local i = a + 13
+  local i = a + 14
   for _ = 1, tonumber(ARGV[a + 1]) do
     set[#set + 1], set[#set + 2] = ARGV[i], ARGV[i + 1]
     if ARGV[i] == 'status' then status = ARGV[i + 1] end
@@ -196,6 +227,10 @@ local function commit(k, a, uncancelled, held_for)
   end
   for _ = 1, tonumber(ARGV[a + 12]) do
     emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+  if ARGV[a + 2] ~= '' and ARGV[a + 4] == '1' and ARGV[a + 13] ~= '' then
+    prune(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], tonumber(ARGV[a + 13]), ARGV[a + 9],
+          ARGV[a + 10])
   end
   local added, fresh = 0, false
   if i <= #ARGV then  -- (the new checkpoint's jobs)
@@ -594,4 +629,19 @@ RETIRE_SCRIPT = _RETIRE + """
 -- ended, by the commit script): see `retire`.
 retire(1, KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
+"""
+
+COLLECT_BLOBS_SCRIPT = """
+-- KEYS: 1 the thread hash, 2 its blobs hash. ARGV: 1 the thread's latest checkpoint id as the
+-- caller read it, then ids of blobs to delete. The blobs the caller found unreferenced (see
+-- arqgraph.storage.history) go, unless a run took the thread since it looked (its blobs may be
+-- written before the commits that refer to them): returns how many went, or -1.
+if redis.call('HGET', KEYS[1], 'run') or redis.call('HGET', KEYS[1], 'latest') ~= ARGV[1] then
+  return -1
+end
+local gone = 0
+for first = 2, #ARGV, 1000 do
+  gone = gone + redis.call('HDEL', KEYS[2], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return gone
 """

@@ -13,6 +13,7 @@ import hashlib
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -91,10 +92,13 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
     ks.pexpire(K[k], ms)
     ks.pexpire(K[k + 1], ms)
     ks.pexpire(K[k + 1] + b":children", ms)
+    ks.pexpire(K[k + 1] + b":blobs", ms)
     if ks.hget(K[k + 2], b"keep") != b"1":
         for i in range(k + 2, k + 5):
             ks.pexpire(K[i], ms)
         ks.pexpire(K[k + 3] + b":blobs", ms)
+        ks.pexpire(K[k + 3] + b":blobs:runs", ms)
+        ks.pexpire(K[k + 2] + b":orphans", ms)
         for checkpoint in list(ks.get(K[k + 3], dict) or ()):
             ks.pexpire(writes + checkpoint, ms)
             ks.pexpire(claims + checkpoint, ms)
@@ -102,6 +106,24 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
         ks.push(ends, [run_id], left=False)
         ks.pexpire(ends, as_int(ends_kept) * 1000)
     ks.srem(active, run_id)
+
+
+def _prune(ks: Keyspace, thread: bytes, checkpoints: bytes, history: bytes, depth: int,
+           writes: bytes, claims: bytes) -> None:
+    items = ks.get(history, deque)
+    if items is None or len(items) <= depth:
+        return
+    old = list(items)[depth:]
+    for _ in old:
+        items.pop()
+    for checkpoint in old:
+        ks.hdel(checkpoints, checkpoint)
+        for field, value in list((ks.get(writes + checkpoint, dict) or {}).items()):
+            if field.startswith(b"child:"):
+                ks.make(thread + b":orphans", set).add(value)
+        ks.delete(writes + checkpoint)
+        ks.delete(claims + checkpoint)
+    ks.hincrby(thread, b"pruned", len(old))
 
 
 _EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
@@ -125,7 +147,7 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int, uncancelled: bool = 
     if A[a + 5] == b"" and got[3] is not None and got[4] == b"running":
         return 0, None
     sets, status = [(b"version", b"%d" % (int(version) + 1))], got[4]
-    i = a + 13
+    i = a + 14
     for _ in range(as_int(A[a + 1])):
         sets.append((A[i], A[i + 1]))
         if A[i] == b"status":
@@ -162,6 +184,8 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int, uncancelled: bool = 
     for _ in range(as_int(A[a + 12])):
         ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
+    if A[a + 2] != b"" and A[a + 4] == b"1" and A[a + 13] != b"":
+        _prune(ks, K[k + 2], K[k + 3], K[k + 4], as_int(A[a + 13]), A[a + 9], A[a + 10])
     fresh = None
     if i <= len(A) - 1:
         _, fresh = _enqueue(ks, K, A, k + 6, i, True, held_for)  # (the new checkpoint's jobs)
@@ -438,6 +462,12 @@ def claim(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     return _claim(ks, K[1], K[2], A[1])
 
 
+def collect_blobs(ks: Keyspace, K: Args, A: Args) -> int:
+    if ks.hget(K[1], b"run") is not None or ks.hget(K[1], b"latest") != A[1]:
+        return -1
+    return ks.hdel(K[2], *A[2:]) if len(A) > 2 else 0
+
+
 def sha(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
@@ -451,6 +481,6 @@ SCRIPTS: dict[str, Script] = {sha(text): python for text, python in [
     (lua.ENQUEUE_JOBS_SCRIPT, enqueue_jobs), (lua.RENEW_LEASES_SCRIPT, renew_leases),
     (lua.REQUEUE_JOB_SCRIPT, requeue_job), (lua.DUE_JOBS_SCRIPT, due_jobs),
     (lua.TAKE_JOBS_SCRIPT, take_jobs), (lua.FINISH_JOB_SCRIPT, finish_job),
-    (lua.RETIRE_SCRIPT, retire),
+    (lua.RETIRE_SCRIPT, retire), (lua.COLLECT_BLOBS_SCRIPT, collect_blobs),
 ]}
 """Each script by the SHA1 of its Lua text, as EVALSHA names it."""
