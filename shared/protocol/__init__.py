@@ -117,6 +117,7 @@ from arqgraph.protocol.messages import (
     parent_command_error,
     rebuild_error,
     saved_refs,
+    split_event,
     with_blobs,
 )
 from arqgraph.protocol.scripts import (
@@ -232,6 +233,7 @@ __all__ = [
     "outcome_refs",
     "outcome_with_blobs",
     "saved_refs",
+    "split_event",
     "with_blobs",
     "command_of",
     "encode_info",
