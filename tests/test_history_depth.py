@@ -168,3 +168,31 @@ async def test_the_subgraph_threads_of_pruned_steps_are_deleted(protocol_redis: 
 
         await asyncio.wait_for(threads_left(), LIMIT)  # (five steps ran one each)
         assert not await redis.exists(protocol.orphans_key(protocol.thread_tag("s")))
+        # time travel to the kept step that ran a subgraph: it runs it again from there
+        history = await cluster.client.get_state_history(thread("s"))
+        assert (await run(cluster, "nested", None, history[-1].config))["n"] == 5
+
+
+async def test_a_run_stopped_at_an_interrupt_resumes_with_a_depth_of_one(
+    protocol_redis: Any,
+) -> None:
+    from arqgraph.types import Command, interrupt
+
+    builder = StateGraph(Loop)
+    builder.add_node("grow", lambda s: {"data": value(s["n"] + 1), "n": s["n"] + 1})
+    builder.add_node("ask", lambda s: {"n": s["n"] + int(interrupt("how many?"))})
+    builder.add_edge(START, "grow")
+    builder.add_conditional_edges("grow", lambda s: "grow" if s["n"] < s["stop"] else "ask",
+                                  ["grow", "ask"])
+    builder.add_edge("ask", END)
+    async with EmbeddedCluster([builder.compile(name="asking")], redis=protocol_redis(),
+                               history_depth=1) as cluster:
+        asked = await run(cluster, "asking", {"data": value(0), "n": 0, "stop": 3}, thread("i"))
+        assert asked["__interrupt__"][0].value == "how many?"
+        assert len(await cluster.client.get_state_history(thread("i"))) == 1
+        state = await cluster.client.get_state(thread("i"))
+        assert state.next == ("ask",) and state.values["data"] == value(3)
+        done = await run(cluster, "asking", Command(resume="10"), thread("i"))
+        assert done == {"data": value(3), "n": 13, "stop": 3}
+        assert [s.values["n"] for s in await cluster.client.get_state_history(thread("i"))] \
+            == [13]

@@ -16,6 +16,7 @@ from arqgraph.errors import CheckpointPrunedError
 from arqgraph.protocol import SavedCheckpoint
 from arqgraph.storage import blobs
 from arqgraph.storage.batch import Batch
+from arqgraph.storage.replay import NO_CHECKPOINT
 
 # the fields of a step's writes hash that are not a task's outcome
 OTHER_FIELDS = ("child:", "prior:", "resume:", "priors:", "fn:", "fnargs:", "fncancel:", "__")
@@ -54,7 +55,7 @@ class ThreadStore:
         checkpoints, an id it lacks raises CheckpointPrunedError instead: most likely one of
         those, and starting from nothing would lose the thread's state silently."""
         saved = await self.saved_checkpoint(tag, checkpoint_id)
-        if saved is None and int(await self._batch.command(
+        if saved is None and checkpoint_id != NO_CHECKPOINT and int(await self._batch.command(
                 "HGET", protocol.thread_key(tag), "pruned") or 0):
             raise CheckpointPrunedError(
                 f"checkpoint {checkpoint_id} is not among the checkpoints its thread keeps: "
