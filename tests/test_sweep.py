@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
@@ -13,8 +14,10 @@ from arq.utils import timestamp_ms
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
+from arqgraph.embedded import EmbeddedCluster
 from arqgraph.orchestrator.service import SWEEP_BACKOFF, Orchestrator
 from arqgraph.storage.queue import JobQueue
+from arqgraph.workers.runner import NodeRunner
 from tests.graphs.one_node import one_node_graph, submit
 
 
@@ -163,3 +166,29 @@ async def test_a_job_that_ended_without_its_outcome_is_enqueued_again_by_the_nex
     assert await JobQueue.enqueue(mine, record, 0, [task], "fp") is None
     assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is None
     await redis.aclose()
+
+
+async def test_a_job_its_worker_took_for_stale_is_enqueued_again_on_the_workers_note(
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
+):
+    """A worker that ends a job without its task's outcome tells the run's orchestrator, which
+    enqueues the job again at once: the sweep (off here) need not find it."""
+    skipped: list[str] = []
+    run_job = NodeRunner._run_job
+
+    async def stale_once(self: NodeRunner, ctx: dict[str, Any], **payload: Any) -> str:
+        if not skipped:  # (as a worker whose read of the run was stale would)
+            skipped.append(ctx["job_id"])
+            return "skipped: stale step"
+        return await run_job(self, ctx, **payload)
+
+    monkeypatch.setattr(NodeRunner, "_run_job", stale_once)
+    async with EmbeddedCluster([one_node_graph("stale")], redis=protocol_redis()) as cluster:
+        async def no_sweep() -> bool:
+            return True
+
+        monkeypatch.setattr(cluster.orchestrator, "sweep", no_sweep)
+        handle = await cluster.client.submit("stale", {"log": []})
+        assert await asyncio.wait_for(handle.result(), 10) == {"log": ["ran"]}
+        assert len(skipped) == 1
+        assert protocol.task_of_job(skipped[0]) is not None
