@@ -135,7 +135,7 @@ def _tag_of_key(key: str) -> str:
 def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
     """The run fields a COMMIT_SCRIPT call writes (see arqgraph.protocol)."""
     n = int(args[1])
-    return {str(args[i]): args[i + 1] for i in range(13, 13 + 2 * n, 2)}
+    return {str(args[i]): args[i + 1] for i in range(14, 14 + 2 * n, 2)}
 
 
 def _version(args: Sequence[Any]) -> int:
@@ -155,10 +155,10 @@ def _commit_site(keys: Sequence[str], args: Sequence[Any]) -> tuple[str, str | N
 
 def _commit_jobs(keys: Sequence[str], args: Sequence[Any]) -> list[str]:
     """The task ids of the jobs a COMMIT_SCRIPT call enqueues with the commit (see
-    arqgraph.protocol): its keys from the tenth are each job's arq key."""
+    arqgraph.protocol): its keys from the tenth are each job's arq key and result key."""
     if args[5] != "" or len(keys) <= 6:  # a run that ends, or no jobs
         return []
-    return [_task_of(str(k)[len(job_key_prefix):]) for k in keys[9:]]
+    return [_task_of(str(k)[len(job_key_prefix):]) for k in keys[9::2]]
 
 
 def _task_of(job_id: str) -> str:

@@ -45,7 +45,7 @@ async def started(compiled: CompiledStateGraph, monkeypatch: pytest.MonkeyPatch,
     enqueue = orchestrator.jobs._enqueue
 
     async def counting(keys: list[str], args: list[object]) -> object:
-        separate.append(len(keys) - 3)  # (the queue, its ready list, the writes; then jobs)
+        separate.append((len(keys) - 3) // 2)
         return await enqueue(keys=keys, args=args)
 
     monkeypatch.setattr(orchestrator.jobs, "_enqueue", counting)

@@ -122,13 +122,13 @@ async def test_a_run_whose_queued_work_was_lost_is_driven_again_by_the_sweep(
     await redis.aclose()
 
 
-async def test_a_job_that_ended_without_its_outcome_is_enqueued_again_by_the_next_advance(
+async def test_how_a_job_ends_without_its_outcome_decides_its_re_drive(
     protocol_redis: Callable[[], ArqRedis],
 ):
-    """arq keeps a finished job's result key a minute, and its enqueue skips a job that has
-    one: a job a worker ended without posting its task's outcome (taken for stale, or fenced)
-    used to hold its run that long. The re-drive now looks at the task's outcome instead; and a
-    worker ends or gives back only a job it still holds."""
+    """arq keeps a finished job's result a minute, and an enqueue of the job meanwhile is a
+    no-op. A job its worker took for stale used to end so, and hold its run that long: it ends
+    without a result now, and the next advance enqueues it again. A fenced job whose hold
+    lapsed stays queued, due. And a worker ends or gives back only a job it still holds."""
     redis = protocol_redis()
     orchestrator = Orchestrator(redis, [one_node_graph("redriven")], sweep_interval=60)
     await orchestrator.register()
@@ -138,33 +138,47 @@ async def test_a_job_that_ended_without_its_outcome_is_enqueued_again_by_the_nex
     assert record is not None and record.saved is not None
     task = record.saved.checkpoint.tasks[0]
     job_id = protocol.job_id(run_id, record.checkpoint_id, task.id)
-    mine, other = JobQueue(redis, protocol.DEFAULT_QUEUE), JobQueue(redis, protocol.DEFAULT_QUEUE)
+    queue = protocol.DEFAULT_QUEUE
+    mine, other = JobQueue(redis, queue), JobQueue(redis, queue)
+
+    async def queued() -> bool:
+        return await redis.zscore(queue, job_id) is not None
 
     [taken] = await mine.take([job_id], lease=5.0, most=1)
     assert taken.job_id == job_id
     # another worker (its lease ran out, the job was taken again) can neither end nor requeue it
-    assert not await other.finish(job_id, b"skipped", 60_000)
+    for end in ("done", "redrive", "fenced"):
+        assert not await other.finish(job_id, b"skipped", 60_000, end)  # type: ignore[arg-type]
     await other.requeue(job_id, timestamp_ms(), listed=True)
     assert await redis.exists(protocol.lease_key(job_id), f"arq:job:{job_id}") == 2
-    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) > timestamp_ms()  # still held
-    # its holder ends it without an outcome, as arq does: its result is kept a minute
-    assert await mine.finish(job_id, b"skipped", 60_000)
-    assert await redis.pttl(f"arq:result:{job_id}") > 50_000
-    assert not await redis.exists(f"arq:job:{job_id}", protocol.lease_key(job_id))
-    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is None
-
+    assert await redis.zscore(queue, job_id) > timestamp_ms()  # still held
+    # taken for stale by its holder: it ends without arq's result, and is enqueued again
+    assert await mine.finish(job_id, b"skipped", 60_000, "redrive")
+    assert not await redis.exists(f"arq:job:{job_id}", protocol.lease_key(job_id),
+                                   f"arq:result:{job_id}")
+    assert not await queued()
     await orchestrator.advance(run_id)  # (as the sweep or the worker's note would)
-    assert await redis.exists(f"arq:job:{job_id}") and await redis.exists(f"arq:result:{job_id}")
-    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is not None
+    assert await queued() and await redis.exists(f"arq:job:{job_id}")
     await orchestrator.advance(run_id)  # queued: no second job
-    assert await redis.zcard(protocol.DEFAULT_QUEUE) == 1
-    # once the task has its outcome, a job ended without it is not enqueued again
+    assert await redis.zcard(queue) == 1
+    # fenced, its hold lapsed: it stays queued for the next take
     [taken] = await mine.take([job_id], lease=5.0, most=1)
-    assert await mine.finish(job_id, b"skipped", 60_000)
+    await redis.delete(protocol.lease_key(job_id))  # (the lease ran out: due from then)
+    await redis.zadd(queue, {job_id: timestamp_ms() - 1}, xx=True)
+    assert not await mine.finish(job_id, b"fenced", 60_000, "fenced")
+    assert await queued() and await redis.exists(f"arq:job:{job_id}")
+    # ended as arq ends a job: its result kept, the enqueue waits for it, as arq's
+    [taken] = await mine.take([job_id], lease=5.0, most=1)
+    assert await mine.finish(job_id, b"cancelled", 60_000, "done")
+    assert await redis.pttl(f"arq:result:{job_id}") > 50_000
+    await orchestrator.advance(run_id)
+    assert not await queued()
+    # once the task has its outcome, it is not enqueued again, its result gone or not
+    await redis.delete(f"arq:result:{job_id}")
     await orchestrator.store.post_outcome("redriven", run_id, record.checkpoint_id,
                                           TaskOutcome(task.id, task.node, {"log": ["ran"]}))
-    assert await JobQueue.enqueue(mine, record, 0, [task], "fp") is None
-    assert await redis.zscore(protocol.DEFAULT_QUEUE, job_id) is None
+    await JobQueue.enqueue(mine, record, 0, [task], "fp")
+    assert not await queued()
     await redis.aclose()
 
 

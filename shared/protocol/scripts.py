@@ -5,14 +5,13 @@ commit enqueues; those on the queue touch arq's keys, as arq's own transactions 
 from arqgraph.protocol.keys import EVENTS_KEPT
 
 _ENQUEUE = """
--- Enqueues jobs as arq's enqueue_job does for one, for many at once, and appends each job added
--- to the queue's ready list, which wakes an idle worker. A job that exists (queued or running)
--- is skipped, and so is one whose task has its outcome (a task call's: `fn:<call>`, see
--- arqgraph.storage.task_calls): deterministic ids make a re-enqueue a
--- no-op. arq's result key is not looked at: a job that ended without its task's outcome (its
--- worker took it for stale, or its outcome was lost) is enqueued again at once, where arq
--- would wait for its result to expire. From KEYS[k]: the arq queue, its ready list, the step's
--- writes hash, then per job its arq job key (to the last key).
+-- Enqueues jobs as arq's enqueue_job does for one (skipping a job that exists or has a result:
+-- deterministic ids make a re-enqueue a no-op), for many at once, and appends each job added to
+-- the queue's ready list, which wakes an idle worker. A job whose task has its outcome (a task
+-- call's: `fn:<call>`, see arqgraph.storage.task_calls) is skipped too, its result expired or
+-- not. (A job its worker took for stale ends without a result, to be enqueued again at once:
+-- see FINISH_JOB_SCRIPT.) From KEYS[k]: the arq queue, its ready list, the step's writes hash,
+-- then per job its arq job key and result key (to the last key).
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
 -- for ('' to leave it; set once: the step's later enqueues, or a repeated one, leave the count
 -- of outcomes still to come as the posts left it), '1' to keep the first job off the ready
@@ -26,11 +25,11 @@ _ENQUEUE = """
 local function enqueue(k, a, new, held_for)
   if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
   local added, ready, fresh = 0, {}, false
-  for j = 0, #KEYS - k - 3 do
-    local job, id = KEYS[k + 3 + j], ARGV[a + 4 + 2 * j]
+  for j = 0, (#KEYS - k - 2) / 2 - 1 do
+    local job, id = KEYS[k + 3 + 2 * j], ARGV[a + 4 + 2 * j]
     local task = string.match(id, '^[^:]*:[^:]*:[^:]*:(.*)$') or id  -- (see protocol.job_id)
-    if (new or redis.call('HEXISTS', KEYS[k + 2], task) + redis.call('HEXISTS', KEYS[k + 2],
-                                                                      'fn:' .. task) == 0)
+    if (new or redis.call('EXISTS', KEYS[k + 4 + 2 * j]) + redis.call('HEXISTS', KEYS[k + 2],
+        task) + redis.call('HEXISTS', KEYS[k + 2], 'fn:' .. task) == 0)
         and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
       local score = ARGV[a]
       if j == 0 and held_for and ARGV[a + 3] == '1' then score = tonumber(score) + held_for end
@@ -609,14 +608,21 @@ return taken
 """
 
 FINISH_JOB_SCRIPT = _FINISH_JOB + """
--- KEYS and ARGV as `finish_job`'s from the first, then ARGV[4] the worker's token. The end of a
--- job that ended without its task's outcome (the post of an outcome ends its job itself): it is
--- left alone when another worker holds it now (this one's lease ran out and the job was taken
--- again), else that worker's run would lose its job while it runs, and a re-drive (see
--- `enqueue`) could start the task a third time beside it. Returns 1 when ended, else 0.
+-- KEYS and ARGV as `finish_job`'s from the first, then ARGV[4] the worker's token and ARGV[5] how
+-- the job ended without its task's outcome (the post of an outcome ends its job itself):
+-- 'done' as arq ends a job, its result kept (an enqueue of the job meanwhile is a no-op, see
+-- `enqueue`); 'redrive' when its worker took it for stale, having started no attempt of its
+-- task: it ends without a result, for its run's re-drive to enqueue it again at once (arq's
+-- result used to hold the run a minute); 'fenced' when a newer attempt owns its task: as 'done',
+-- but a job whose hold lapsed stays queued, due, for the next take to run the task again (the
+-- worker that took it again died: its re-drive waits for no result). Whatever the end, a job
+-- another worker holds now (this one's lease ran out and the job was taken again) is left to
+-- it, else its run of the job would lose its job while it runs. Returns 1 when ended, else 0.
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[4] then return 0 end
+if ARGV[5] == 'fenced' and not holder then return 0 end
 finish_job(1, 1)
+if ARGV[5] == 'redrive' then redis.call('DEL', KEYS[5]) end
 return 1
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
@@ -25,9 +25,11 @@ from arqgraph.protocol import RunRecord
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.dead_letters import set_aside
 
+JobEnd = Literal["done", "redrive", "fenced"]
+"""How a job ended without its task's outcome (see FINISH_JOB_SCRIPT)."""
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
-RESULT_KEPT_S = 60  # a finished job's arq result (a re-enqueue does not wait for it to expire)
+RESULT_KEPT_S = 60  # a finished job's arq result: a re-enqueue of the job within it is a no-op
 
 
 class TakenJob(NamedTuple):
@@ -79,7 +81,8 @@ class JobQueue:
         expected: int | None = None,
     ) -> None:
         """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
-        trip (a task whose job exists, or whose outcome was posted, is left alone), and list them as
+        trip (a task whose job, or its result, exists already, or whose outcome was posted, is
+        left alone), and list them as
         ready (which wakes idle workers). `expected`: how many outcomes workers will post for
         the step (see POST_OUTCOME_SCRIPT: the last of them, or a failure, tells the orchestrator)."""
         for start in range(0, len(tasks), ENQUEUE_CHUNK):
@@ -122,7 +125,7 @@ class JobQueue:
         ).model_dump()
         for task in tasks:
             job_id = protocol.job_id(record.run_id, record.checkpoint_id, task.id)
-            keys.append(job_key_prefix + job_id)
+            keys += [job_key_prefix + job_id, result_key_prefix + job_id]
             args += [job_id, serialize_job(protocol.TASK_FUNCTION, (), {**job, "task_id": task.id},
                                            None, now, serializer=self.redis.job_serializer)]
         return ScriptCall(keys, args)
@@ -131,8 +134,9 @@ class JobQueue:
         self, record: RunRecord, checkpoint_id: str, call_id: str, fingerprint: str
     ) -> None:
         """Enqueue a task call of the Functional API as a job, and list it as ready (see
-        ENQUEUE_JOBS_SCRIPT: a no-op while its job exists, or once the call has its result;
-        so its waiter calls it again now and then, to run again a job that ended without it)."""
+        ENQUEUE_JOBS_SCRIPT: a no-op while its job exists or has arq's result, or once the
+        call has its result; so its waiter calls it again now and then, to run again a job
+        that ended without it)."""
         job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
                                task_id=call_id, graph=record.graph, fingerprint=fingerprint,
                                trace=traces.current_or(record.step_trace or record.trace))
@@ -140,7 +144,8 @@ class JobQueue:
         now = timestamp_ms()
         await self._enqueue(
             keys=[self.name, protocol.ready_key(self.name),
-                  protocol.writes_key(record.tag, checkpoint_id), job_key_prefix + job_id],
+                  protocol.writes_key(record.tag, checkpoint_id), job_key_prefix + job_id,
+                  result_key_prefix + job_id],
             args=[now, JOB_EXPIRY_MS, "", "", job_id, serialize_job(
                 protocol.TASK_FUNCTION, (), job.model_dump(), None, now,
                 serializer=self.redis.job_serializer)])
@@ -253,12 +258,13 @@ class JobQueue:
         if job_ids:
             await self.redis.lpush(protocol.ready_key(self.name), *reversed(job_ids))
 
-    async def finish(self, job_id: str, result: bytes, keep_ms: int) -> bool:
-        """arq's end of a job that finished without posting its task's outcome (see
-        FINISH_JOB_SCRIPT: not when another worker holds it now), batched with others.
+    async def finish(self, job_id: str, result: bytes, keep_ms: int, end: JobEnd = "done"
+                     ) -> bool:
+        """arq's end of a job that finished without posting its task's outcome, batched with
+        others: `end` says how (see FINISH_JOB_SCRIPT; not when another worker holds it now).
         Whether it ended the job."""
         call = self.finish_call(job_id, result, keep_ms)
-        return bool(await self._finish(call.keys, [*call.args, self.token]))
+        return bool(await self._finish(call.keys, [*call.args, self.token, end]))
 
     def finish_call(self, job_id: str, result: bytes, keep_ms: int) -> ScriptCall:
         """`finish`'s script call, to be made inside another script (the post of the job's

@@ -42,11 +42,12 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
     if A[a + 2] != b"":
         ks.hsetnx(K[k + 2], b"__left", A[a + 2])
     added, ready, fresh = 0, [], None
-    for j in range(len(K) - 1 - k - 2):
-        job, job_id = K[k + 3 + j], A[a + 4 + 2 * j]
+    for j in range((len(K) - 1 - k - 2) // 2):
+        job, result, job_id = K[k + 3 + 2 * j], K[k + 4 + 2 * j], A[a + 4 + 2 * j]
         parts = job_id.split(b":", 3)
         task = parts[3] if len(parts) == 4 else job_id
-        done = ks.hget(K[k + 2], task) is not None or ks.hget(K[k + 2], b"fn:" + task) is not None
+        done = (ks.exists(result) or ks.hget(K[k + 2], task) is not None
+                or ks.hget(K[k + 2], b"fn:" + task) is not None)
         if (new or not done) and not ks.exists(job):  # (SET NX)
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
             score = as_float(A[a])
@@ -445,7 +446,11 @@ def finish_job(ks: Keyspace, K: Args, A: Args) -> int:
     holder = ks.get(K[1], bytes)
     if holder is not None and holder != A[4]:
         return 0
+    if A[5] == b"fenced" and holder is None:
+        return 0
     _finish_job(ks, K, A, 1, 1)
+    if A[5] == b"redrive":
+        ks.delete(K[5])
     return 1
 
 
