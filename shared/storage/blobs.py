@@ -28,17 +28,13 @@ async def put(redis: ArqRedis, tag: str, blobs: Mapping[str, bytes], run_id: str
     async with redis.pipeline(transaction=False) as pipe:
         for blob_id in ids:
             pipe.hstrlen(key, blob_id)
-        kept = await pipe.execute()
-    missing = {i: blobs[i] for i, n in zip(ids, kept, strict=True) if not n}
-    if not missing and not (event_refs and run_id):
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        if missing:
-            pipe.hset(key, mapping=missing)  # type: ignore[arg-type]
         if event_refs and run_id:
             pipe.sadd(protocol.event_blobs_key(run_id), *event_refs)
             pipe.sadd(protocol.blob_runs_key(tag), run_id)
-        await pipe.execute()
+        kept = (await pipe.execute())[:len(ids)]
+    missing = {i: blobs[i] for i, n in zip(ids, kept, strict=True) if not n}
+    if missing:
+        await redis.hset(key, mapping=missing)  # type: ignore[arg-type,misc]
 
 
 async def fetch(redis: ArqRedis, tag: str, ids: set[str]) -> dict[str, bytes | None]:
