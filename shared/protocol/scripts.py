@@ -7,11 +7,8 @@ from arqgraph.protocol.keys import EVENTS_KEPT
 _ENQUEUE = """
 -- Enqueues jobs as arq's enqueue_job does for one (skipping a job that exists or has a result:
 -- deterministic ids make a re-enqueue a no-op), for many at once, and appends each job added to
--- the queue's ready list, which wakes an idle worker. A job whose task has its outcome (a task
--- call's: `fn:<call>`, see arqgraph.storage.task_calls) is skipped too, its result expired or
--- not. (A job its worker took for stale ends without a result, to be enqueued again at once:
--- see FINISH_JOB_SCRIPT.) From KEYS[k]: the arq queue, its ready list, the step's writes hash,
--- then per job its arq job key and result key (to the last key).
+-- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
+-- list, the step's writes hash, then per job its arq job key and result key (to the last key).
 -- From ARGV[a]: the score (ms), how long a job key lives (ms), how many outcomes the step waits
 -- for ('' to leave it; set once: the step's later enqueues, or a repeated one, leave the count
 -- of outcomes still to come as the posts left it), '1' to keep the first job off the ready
@@ -26,12 +23,10 @@ local function enqueue(k, a, new, held_for)
   if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
   local added, ready, fresh = 0, {}, false
   for j = 0, (#KEYS - k - 2) / 2 - 1 do
-    local job, id = KEYS[k + 3 + 2 * j], ARGV[a + 4 + 2 * j]
-    local task = string.match(id, '^[^:]*:[^:]*:[^:]*:(.*)$') or id  -- (see protocol.job_id)
-    if (new or redis.call('EXISTS', KEYS[k + 4 + 2 * j]) + redis.call('HEXISTS', KEYS[k + 2],
-        task) + redis.call('HEXISTS', KEYS[k + 2], 'fn:' .. task) == 0)
+    local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
+    if (new or redis.call('EXISTS', result) == 0)
         and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
-      local score = ARGV[a]
+      local id, score = ARGV[a + 4 + 2 * j], ARGV[a]
       if j == 0 and held_for and ARGV[a + 3] == '1' then score = tonumber(score) + held_for end
       redis.call('ZADD', KEYS[k], score, id)
       added = added + 1

@@ -81,8 +81,7 @@ class JobQueue:
         expected: int | None = None,
     ) -> None:
         """Enqueue arq jobs for `tasks`, as arq's `enqueue_job` would but a chunk per round
-        trip (a task whose job, or its result, exists already, or whose outcome was posted, is
-        left alone), and list them as
+        trip (a task whose job, or its result, exists already is left alone), and list them as
         ready (which wakes idle workers). `expected`: how many outcomes workers will post for
         the step (see POST_OUTCOME_SCRIPT: the last of them, or a failure, tells the orchestrator)."""
         for start in range(0, len(tasks), ENQUEUE_CHUNK):
@@ -134,9 +133,9 @@ class JobQueue:
         self, record: RunRecord, checkpoint_id: str, call_id: str, fingerprint: str
     ) -> None:
         """Enqueue a task call of the Functional API as a job, and list it as ready (see
-        ENQUEUE_JOBS_SCRIPT: a no-op while its job exists or has arq's result, or once the
-        call has its result; so its waiter calls it again now and then, to run again a job
-        that ended without it)."""
+        ENQUEUE_JOBS_SCRIPT: a no-op while its job exists or has arq's result; so its waiter
+        calls it again now and then, to run again a job taken for stale, which ends without
+        a result)."""
         job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
                                task_id=call_id, graph=record.graph, fingerprint=fingerprint,
                                trace=traces.current_or(record.step_trace or record.trace))

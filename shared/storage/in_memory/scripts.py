@@ -43,14 +43,10 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
         ks.hsetnx(K[k + 2], b"__left", A[a + 2])
     added, ready, fresh = 0, [], None
     for j in range((len(K) - 1 - k - 2) // 2):
-        job, result, job_id = K[k + 3 + 2 * j], K[k + 4 + 2 * j], A[a + 4 + 2 * j]
-        parts = job_id.split(b":", 3)
-        task = parts[3] if len(parts) == 4 else job_id
-        done = (ks.exists(result) or ks.hget(K[k + 2], task) is not None
-                or ks.hget(K[k + 2], b"fn:" + task) is not None)
-        if (new or not done) and not ks.exists(job):  # (SET NX)
+        job, result = K[k + 3 + 2 * j], K[k + 4 + 2 * j]
+        if (new or not ks.exists(result)) and not ks.exists(job):  # (SET NX)
             ks.set(job, A[a + 5 + 2 * j], as_int(A[a + 1]))
-            score = as_float(A[a])
+            job_id, score = A[a + 4 + 2 * j], as_float(A[a])
             if j == 0 and held_for is not None and A[a + 3] == b"1":
                 score += held_for
             ks.zadd(K[k], score, job_id)
