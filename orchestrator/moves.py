@@ -40,12 +40,14 @@ log = logging.getLogger("arqgraph.orchestrator")
 
 class RunMover(MovePlanner):
     """Plans and makes the moves of runs on one Redis. `retention`: how many seconds the keys
-    of the runs it starts are kept once they end (recorded with each run, for whoever ends
-    it)."""
+    of the runs it starts are kept once they end; `history_depth`: how many checkpoints their
+    threads keep (0: every one). Both are recorded with each run, for whoever commits it."""
 
-    def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None) -> None:
+    def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None,
+                 history_depth: int = 0) -> None:
         super().__init__(jobs, retention)
         self.store = store
+        self.history_depth = history_depth
 
     async def start(
         self, graph: CompiledStateGraph, record: RunRecord
@@ -59,6 +61,8 @@ class RunMover(MovePlanner):
                    "first_step": saved.checkpoint.step}
         if self.retention is not None:
             started["retention"] = self.retention
+        if self.history_depth > 0:
+            started["history_depth"] = self.history_depth
         step_trace = traces.step_trace(record.trace, graph.name, record.run_id,
                                        saved.checkpoint.step, len(saved.checkpoint.tasks))
         if step_trace:

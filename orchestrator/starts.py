@@ -55,7 +55,7 @@ async def first_position(
     latest = await store.threads.latest_checkpoint(record.tag)
     base = latest
     if record.from_checkpoint:  # (one the thread does not have: as LangGraph, none at all)
-        base = await store.threads.saved_checkpoint(record.tag, record.from_checkpoint)
+        base = await store.threads.named_checkpoint(record.tag, record.from_checkpoint)
     edit: WritesEdit | None = None
     events: list[tuple[Any, Any]] = []
     if record.kind == "input":

@@ -283,7 +283,7 @@ class Client:
         latest = await self.store.threads.latest_checkpoint(tag)
         saved = latest
         if checkpoint_id:
-            saved = await self.store.threads.saved_checkpoint(tag, checkpoint_id)
+            saved = await self.store.threads.named_checkpoint(tag, checkpoint_id)
         if saved is None:
             return StateSnapshot({}, (), dict(config), None, None, None, ())
         # The thread's state now: a stopped step shows what is left of it. A checkpoint named

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_update_bytes: int = MAX_UPDATE_BYTES
     sweep_interval: float = 2.0
     retention: int = 7 * 24 * 3600
+    history_depth: int = 0  # checkpoints a thread keeps in its history, the newest (0: every one)
     log_jobs: bool = False
     # observability (docs/operations.md): 0 serves no metrics
     metrics_port: int = 0

@@ -162,11 +162,12 @@ class CallScheduler:
             if saved is None:
                 ran = True
                 try:
-                    await self.store.calls.start(
-                        self.record, self.checkpoint_id, call, {**arguments, "resume": answers},
-                        self.record.fingerprint, self.jobs)
+                    start = functools.partial(
+                        self.store.calls.start, self.record, self.checkpoint_id, call,
+                        {**arguments, "resume": answers}, self.record.fingerprint, self.jobs)
+                    await start()
                     await self._release()  # (given back until it ends: see `close_scheduler`)
-                    saved = await self.store.calls.wait(tag, self.checkpoint_id, call)
+                    saved = await self.store.calls.wait(tag, self.checkpoint_id, call, start)
                 except asyncio.CancelledError:  # TaskFuture.cancel: stop its job too
                     self._stop_call(call_id, call)
                     raise

@@ -43,14 +43,14 @@ from arqgraph.errors import (
 )
 from arqgraph.interrupts import asked_of
 from arqgraph.observe import logs
-from arqgraph.protocol import RunRecord
+from arqgraph.protocol import InboxNote, RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import MovePlanner, durable_steps, recursion_limit, task_event
 from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
-from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
+from arqgraph.storage.queue import JobEnd, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
@@ -65,6 +65,8 @@ if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
 
 log = logging.getLogger("arqgraph.worker")
 CANCELS_KEPT = 10_000  # cancelled runs a worker remembers (see `cancel_runs`)
+STALE = "skipped: stale step"  # what `run_job` says of a job of a step its run left
+FENCED = "fenced: a newer attempt owns it"  # and of one whose attempt a newer one replaced
 
 
 class NodeRunner(OutcomePoster):
@@ -103,6 +105,9 @@ class NodeRunner(OutcomePoster):
         self.hand_over: HandOver | None = None
         self.giving_back: set[asyncio.Future[None]] = set()  # (see `give_back_soon`)
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
+        # job id -> how it ends without its task's outcome, and its graph (see `run_job`)
+        self.ending: dict[str, tuple[JobEnd, str]] = {}
+        self.redriven: dict[str, None] = {}  # jobs `redrive` told of, oldest first
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
         # graphs with node limits: their tasks are claimed once a limit lets them start
@@ -146,6 +151,35 @@ class NodeRunner(OutcomePoster):
         return taken
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
+        """arq's function of every job: its task run, or refused or skipped. How a job that
+        ends without its task's outcome is to end is kept in `ending` (see FINISH_JOB_SCRIPT):
+        taken for stale, having started no attempt of its task, it ends without arq's result,
+        to be enqueued again at once; fenced (a newer attempt owns its task), it stays queued if
+        its hold lapsed. Any other, as arq ends a job."""
+        said = await self._run_job(ctx, **payload)
+        job_id = ctx.get("job_id")
+        if job_id and job_id not in self.ended and protocol.task_of_job(job_id) is not None:
+            if said == STALE:
+                self.ending[job_id] = ("redrive", str(payload.get("graph", "")))
+            elif said == FENCED:
+                self.ending[job_id] = ("fenced", "")
+        return said
+
+    async def redrive(self, job_id: str, graph: str) -> None:
+        """Tell the orchestrators that a job ended without its task's outcome and without
+        arq's result, for its run's advance to enqueue it again at once if the run still
+        waits on it (the worker took it for stale: the sweep would find it later). Once per
+        job id: a job that keeps ending so is left to the sweep, which backs off, so that no
+        two processes can bounce it between them."""
+        task = protocol.task_of_job(job_id)
+        if task is None or not graph or job_id in self.redriven:
+            return
+        self.redriven[job_id] = None
+        while len(self.redriven) > CANCELS_KEPT:
+            del self.redriven[next(iter(self.redriven))]
+        await self.store.events.notify(graph, InboxNote(kind="task_done", run_id=task[0]))
+
+    async def _run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         started_ms = timestamp_ms()
         try:
             job = protocol.TaskJob.model_validate(payload)
@@ -192,7 +226,7 @@ class NodeRunner(OutcomePoster):
         if record.cancel_requested:
             return "skipped: run is cancelled"
         if record.checkpoint_id != job.checkpoint_id:
-            return "skipped: stale step"
+            return STALE
         if is_call(job.task_id):  # a @task call of a Functional API entrypoint
             def scheduler_for(claim: Claim, name: str) -> CallScheduler:  # (its own calls')
                 return CallScheduler(self.store, record, job.checkpoint_id, job.task_id,
@@ -341,8 +375,7 @@ class NodeRunner(OutcomePoster):
                     self.started[posted.next_job.job_id] = (move.moved, posted.next_claim)
                     hand_over(arq_job.job_id, posted.next_job)
             return DONE
-        said = {0: "skipped: another attempt won",
-                -1: "fenced: a newer attempt owns it"}[posted.code]
+        said = {0: "skipped: another attempt won", -1: FENCED}[posted.code]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
         return said
 
