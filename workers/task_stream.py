@@ -56,6 +56,8 @@ class TaskStream:
                  trace_policy: TracePolicy | None = None, entrypoint: bool = False,
                  node_run: bool = True) -> None:
         self.record, self.job, self.task = record, job, task
+        self._task_id: str | None = None
+        self._namespace: str | None = None
         self.trace_policy, self.entrypoint = trace_policy, entrypoint
 
         async def send(event: tuple[Any, Any]) -> None:
@@ -109,12 +111,17 @@ class TaskStream:
                 **config.get("metadata", {}), **self.metadata()}
 
     def task_id(self) -> str:
-        """The task's id as LangGraph shows it (a UUID)."""
-        return task_uuid(self.record, self.job.checkpoint_id, self.task.id)
+        """The task's id as LangGraph shows it (a UUID); worked out once, as each of the
+        task's metadata, config and events asks for it."""
+        if self._task_id is None:
+            self._task_id = task_uuid(self.record, self.job.checkpoint_id, self.task.id)
+        return self._task_id
 
     def namespace(self) -> str:
         """The task's checkpoint namespace: `node:task-id` below its run's own."""
-        return below(self.record, f"{self.task.node}:{self.task_id()}")
+        if self._namespace is None:
+            self._namespace = below(self.record, f"{self.task.node}:{self.task_id()}")
+        return self._namespace
 
     def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config the node gets: the run's, with the task's metadata (and the handler
