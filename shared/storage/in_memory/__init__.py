@@ -74,8 +74,8 @@ class MemoryRedis(ArqRedis):
         still made the bytes Redis would get, so that the script's twin reads what Lua reads."""
         encode = self._encode
         raw = [digest.encode(), b"%d" % len(keys)]
-        raw += [v if type(v) is bytes else v.encode() if type(v) is str else encode(v)
-                for part in (keys, args) for v in part]
+        raw += [v if type(v) is bytes else v.encode() if type(v) is str else
+                b"%d" % v if type(v) is int else encode(v) for part in (keys, args) for v in part]
         with self.keyspace.lock:
             return self._run("EVALSHA", raw)
 
