@@ -122,6 +122,8 @@ class Cluster:
     metrics: bool = False  # whether the orchestrator and workers serve --metrics-port
     metrics_ports: dict[int, int] = field(default_factory=dict)  # pid -> its metrics port
     sentinel_url: str = ""  # the URL processes are given, when through Sentinel (bench.failover)
+    lease: float = 0.0  # the workers' --lease, and the orchestrator's sweep interval half of it;
+    #                     0: the defaults (a short lease re-drives a killed worker's jobs sooner)
     _count: int = 0
 
     @property
@@ -140,7 +142,8 @@ class Cluster:
 
     def start_pool(self) -> None:
         self.orchestrator = self._spawn("orchestrator", ["orchestrator", *SPECS, "--redis",
-                                                         self.url, *self._metrics_flag()])
+                                                         self.url, *self._metrics_flag(),
+                                                         *self.sweep_flag()])
         for _ in range(self.workers):
             self.add_worker()
         self.wait_ready()
@@ -152,6 +155,10 @@ class Cluster:
         self.stop_pool()
         self.metrics = on
         self.start_pool()
+
+    def sweep_flag(self) -> tuple[str, ...]:
+        """The orchestrator's --sweep-interval under a short lease (none: its default)."""
+        return ("--sweep-interval", str(self.lease / 2)) if self.lease else ()
 
     def _metrics_flag(self) -> list[str]:
         return ["--metrics-port", str(free_port())] if self.metrics else []
@@ -196,7 +203,8 @@ class Cluster:
         concurrency = self.worker_concurrency or self.concurrency
         proc = self._spawn("worker", ["worker", *SPECS, "--redis", self.url, "--concurrency",
                                       str(concurrency), "--poll-delay", str(POLL_DELAY),
-                                      *self._metrics_flag()])
+                                      *self._metrics_flag(),
+                                      *(("--lease", str(self.lease)) if self.lease else ())])
         self.worker_procs.append(proc)
         return proc
 

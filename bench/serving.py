@@ -64,8 +64,14 @@ def _pool(env: Env) -> list[int]:
 
 
 def _cpu(env: Env, server: int) -> dict[str, float]:
-    """CPU seconds so far: the pool's processes, the server's, this producer's."""
-    return {"pool": sum(cpu_seconds(p) for p in _pool(env)), "server": cpu_seconds(server),
+    """CPU seconds so far: the pool's processes (and of them Redis's and the orchestrator's),
+    the server's, this producer's."""
+    assert env.cluster is not None
+    c = env.cluster
+    redis = cpu_seconds(c.redis_proc.pid) if c.redis_proc else 0.0
+    orchestrator = cpu_seconds(c.orchestrator.pid) if c.orchestrator else 0.0
+    return {"pool": sum(cpu_seconds(p) for p in _pool(env)), "redis": redis,
+            "orchestrator": orchestrator, "server": cpu_seconds(server),
             "producer": time.process_time()}
 
 
@@ -89,20 +95,33 @@ def _producers_apart(env: Env, server: int) -> Iterator[bool]:
                 os.sched_setaffinity(pid, cores)
 
 
-async def _timed(work: Callable[[], Awaitable[Any]], cpu: Callable[[], dict[str, float]],
+async def _timed(work: Callable[[], Awaitable[Any]], cpu: Callable[[], Awaitable[dict[str, float]]],
                  spent: dict[str, float]) -> float:
     """Seconds `work` took; adds the CPU seconds each process spent to `spent`."""
-    before, started = cpu(), time.perf_counter()
+    before, started = await cpu(), time.perf_counter()
     await work()
     seconds = time.perf_counter() - started
-    for name, value in cpu().items():
+    for name, value in (await cpu()).items():
         spent[name] = spent.get(name, 0.0) + value - before[name]
     return seconds
 
 
+async def _redis_reads(env: Env) -> dict[str, float]:
+    """Redis's reads of its clients' requests so far (a round trip each: a pipeline is one),
+    in thousands, so that the details show them per run."""
+    assert env.client is not None
+    stats = await env.client.redis.info("stats")
+    return {"redis reads": stats["total_reads_processed"] / 1000}
+
+
 def _cpu_detail(spent: dict[str, float], runs: int) -> str:
-    return "CPU ms/run " + ", ".join(f"{k} {1000 * v / runs:.2f}" for k, v in spent.items()
-                                     if k != "server" or v > 0.01 * runs / 1000)
+    shown = ", ".join(f"{k} {1000 * v / runs:.2f}" for k, v in spent.items()
+                      if k != "redis reads" and (k != "server" or v > 0.01 * runs / 1000))
+    return f"CPU ms/run {shown}; Redis reads/run {1000 * spent['redis reads'] / runs:.1f}"
+
+
+async def _measures(env: Env, server: int) -> dict[str, float]:
+    return {**_cpu(env, server), **await _redis_reads(env)}
 
 
 async def serve(env: Env) -> Result:
@@ -156,7 +175,8 @@ async def serve(env: Env) -> Result:
                              "producers (direct and HTTP) on the other.")
         for backend, work in ((CLUSTER, direct), (ONE_BY_ONE, one_by_one), (SERVER, over_http)):
             spent = {}
-            secs = [await _timed(work, lambda: _cpu(env, server), spent) for _ in range(reps)]
+            secs = [await _timed(work, lambda: _measures(env, server), spent)
+                    for _ in range(reps)]
             res.add(Row(backend, "runs/s", "runs/s", [n / s for s in secs],
                         higher_is_better=True, detail=f"{median(secs):.2f} s for {n:,}; "
                         + _cpu_detail(spent, n * reps)))

@@ -44,12 +44,12 @@ SENTINEL_FAULTS = (*FAULTS[:3], "failover: kill -9 master")
 class Soak:
     """A cluster, its faults, and the runs submitted to it."""
 
-    def __init__(self, seed: int, sentinel: bool = False) -> None:
+    def __init__(self, seed: int, sentinel: bool = False, lease: float = 0.0) -> None:
         self.random = random.Random(seed)
         order = list(SENTINEL_FAULTS if sentinel else FAULTS)
         self.random.shuffle(order)
         self.next_faults = itertools.cycle(order)  # (every kind, in turn)
-        self.cluster = Cluster(workers=3, concurrency=50)
+        self.cluster = Cluster(workers=3, concurrency=50, lease=lease)
         self.orchestrators: list[Proc] = []
         self.faults: Counter[str] = Counter()
         self.sentinel = sentinel
@@ -66,7 +66,8 @@ class Soak:
     def _orchestrator(self) -> Proc:
         return self.cluster._spawn("orchestrator", ["orchestrator", "bench.graphs:GRAPHS",
                                                     "--redis", self.cluster.url,
-                                                    "--sweep-interval", "1"])
+                                                    *(self.cluster.sweep_flag()
+                                                      or ("--sweep-interval", "1"))])
 
     def fault(self) -> None:
         """One fault, chosen at random; what it killed is replaced at once."""
@@ -117,21 +118,25 @@ def verdict(result: Any) -> str:
 
 async def soak(
     runs: int, seconds: float, seed: int, fault_every: tuple[float, float] = (0.5, 2.0),
-    sentinel: bool = False,
+    sentinel: bool = False, lease: float = 0.0,
 ) -> dict[str, Any]:
     """Submit `runs` runs, ten a second (over half of `seconds` at most), under faults (one
     every `fault_every` seconds after the last one ended, at random, while runs are submitted),
-    then wait for their ends until `seconds` have passed; the tally and the faults."""
-    cluster = Soak(seed, sentinel)
+    then wait for their ends until `seconds` have passed; the tally and the faults. `lease`:
+    the workers' lease, when not the default (the short form re-drives sooner)."""
+    cluster = Soak(seed, sentinel, lease)
     cluster.start()
     client = await Client.connect(cluster.cluster.url, connect_timeout=30, submit_retry=30)
     started = time.monotonic()
     deadline = started + seconds
     try:
+        submitting = True
+
         async def faults() -> None:
-            while True:
+            while submitting:
                 await asyncio.sleep(cluster.random.uniform(*fault_every))
-                await asyncio.to_thread(cluster.fault)  # (a failover takes seconds)
+                if submitting:
+                    await asyncio.to_thread(cluster.fault)  # (a failover takes seconds)
 
         injecting = asyncio.create_task(faults())
         def submit(i: int) -> Any:
@@ -142,7 +147,8 @@ async def soak(
         for i in range(runs):
             handles.append(await submit(i))
             await asyncio.sleep(min(0.1, seconds / 2 / runs))
-        injecting.cancel()  # (then the cluster recovers: every run must end right)
+        submitting = False  # (then the cluster recovers: every run must end right)
+        await injecting  # (a fault under way ends first: its thread cannot be cancelled)
 
         async def outcome(i: int, handle: Any) -> str:
             for _ in range(3):

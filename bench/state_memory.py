@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import redis.asyncio as aioredis
@@ -51,13 +52,15 @@ async def key_sizes(redis: aioredis.Redis) -> dict[str, int]:
     return sizes
 
 
-async def run_once(redis: ArqRedis, size: int, *, thread_id: str = "big") -> dict[str, int]:
-    """Run the chain once with a state of `size` bytes; the sizes of the keys it left."""
+async def run_once(redis: ArqRedis, size: int, *, thread_id: str = "big",
+                   modes: Sequence[str] = ()) -> dict[str, int]:
+    """Run the chain once with a state of `size` bytes, recording the events of stream `modes`
+    besides values, updates and custom; the sizes of the keys it left."""
     graph = chain()
     async with EmbeddedCluster([graph], redis=redis) as cluster:
         handle = await cluster.client.submit(
             graph.name, {"data": os.urandom(size), "n": 0},
-            {"configurable": {"thread_id": thread_id}})
+            {"configurable": {"thread_id": thread_id}}, stream_mode=list(modes))
         result = await asyncio.wait_for(handle.result(), 300)
         assert result["n"] == 3 and len(result["data"]) == size
     return {k: v for k, v in (await key_sizes(redis)).items() if not k.startswith("arq:")}
@@ -69,7 +72,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def main(mb: float) -> None:
+async def main(mb: float, modes: Sequence[str]) -> None:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed")
@@ -89,14 +92,15 @@ async def main(mb: float) -> None:
                     await asyncio.sleep(0.05)
             probe = aioredis.from_url(url)
             before = int((await probe.info("memory"))["used_memory"])
-            sizes = await run_once(await connect(url), size)
+            sizes = await run_once(await connect(url), size, modes=modes)
             after = int((await probe.info("memory"))["used_memory"])
             await probe.aclose()
         finally:
             server.terminate()
             server.wait(10)
     total = sum(sizes.values())
-    print(f"state: {size / 2**20:.1f} MiB through a 3-node chain")
+    print(f"state: {size / 2**20:.1f} MiB through a 3-node chain"
+          + (f", recording {', '.join(modes)}" if modes else ""))
     print(f"used_memory growth: {(after - before) / 2**20:.1f} MiB "
           f"({(after - before) / size:.2f}x the state)")
     print(f"MEMORY USAGE of the run's keys: {total / 2**20:.1f} MiB ({total / size:.2f}x)")
@@ -108,4 +112,7 @@ async def main(mb: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=50.0, help="size of the state (MB)")
-    asyncio.run(main(parser.parse_args().mb))
+    parser.add_argument("--modes", default="", help="stream modes to record besides values, "
+                        "updates and custom, comma-separated (tasks,checkpoints,debug)")
+    args = parser.parse_args()
+    asyncio.run(main(args.mb, [m for m in args.modes.split(",") if m]))

@@ -16,6 +16,7 @@ from arqgraph import observe, protocol
 from arqgraph.core.graphs import subgraph_key
 from arqgraph.core.pregel import START, TaskOutcome, given_outcome, ordered, pending_view
 from arqgraph.errors import ErrorInfo, GraphRecursionError
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import traces
 from arqgraph.orchestrator.starts import first_position
 from arqgraph.protocol import RunRecord, SavedCheckpoint
@@ -30,7 +31,6 @@ from arqgraph.storage.moves import (
 )
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import asked_of
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -40,12 +40,14 @@ log = logging.getLogger("arqgraph.orchestrator")
 
 class RunMover(MovePlanner):
     """Plans and makes the moves of runs on one Redis. `retention`: how many seconds the keys
-    of the runs it starts are kept once they end (recorded with each run, for whoever ends
-    it)."""
+    of the runs it starts are kept once they end; `history_depth`: how many checkpoints their
+    threads keep (0: every one). Both are recorded with each run, for whoever commits it."""
 
-    def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None) -> None:
+    def __init__(self, store: RunStore, jobs: JobQueue, retention: int | None = None,
+                 history_depth: int = 0) -> None:
         super().__init__(jobs, retention)
         self.store = store
+        self.history_depth = history_depth
 
     async def start(
         self, graph: CompiledStateGraph, record: RunRecord
@@ -59,6 +61,8 @@ class RunMover(MovePlanner):
                    "first_step": saved.checkpoint.step}
         if self.retention is not None:
             started["retention"] = self.retention
+        if self.history_depth > 0:
+            started["history_depth"] = self.history_depth
         step_trace = traces.step_trace(record.trace, graph.name, record.run_id,
                                        saved.checkpoint.step, len(saved.checkpoint.tasks))
         if step_trace:

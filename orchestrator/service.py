@@ -22,6 +22,7 @@ from arq.connections import ArqRedis
 from arqgraph import protocol
 from arqgraph.core.graphs import find_graph
 from arqgraph.errors import (
+    CheckpointPrunedError,
     CorruptDataError,
     EmptyInputError,
     GraphConflictError,
@@ -64,6 +65,7 @@ class Orchestrator:
         sweep_interval: float = 2.0,
         retention: int = WEEK,
         max_parallel_runs: int = 64,
+        history_depth: int = 0,
     ) -> None:
         self.store = RunStore(redis)
         self.jobs = JobQueue(redis, queue)
@@ -81,7 +83,7 @@ class Orchestrator:
         # run id -> when this orchestrator last advanced it, and how long the sweep waits then
         self._moved: dict[str, tuple[float, float]] = {}
         self._slots = asyncio.Semaphore(max_parallel_runs)
-        self.moves = RunMover(self.store, self.jobs, retention)
+        self.moves = RunMover(self.store, self.jobs, retention, history_depth)
 
     async def register(self) -> None:
         """Register the graphs for producers, refusing (GraphConflictError) a graph that a live
@@ -318,7 +320,8 @@ class Orchestrator:
             elif record.status == "pending":
                 try:
                     started = await self.moves.start(graph, record)
-                except (EmptyInputError, InvalidInputError, InvalidUpdateError, ResumeError) as exc:
+                except (EmptyInputError, InvalidInputError, InvalidUpdateError, ResumeError,
+                        CheckpointPrunedError) as exc:
                     await self.moves.fail(record, exc)
                 else:
                     if started is not None:  # our commit won: go on from it without a read

@@ -25,12 +25,12 @@ from arqgraph.core.pregel import (
 )
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import EmptyInputError, InvalidUpdateError, ResumeError
+from arqgraph.interrupts import BREAKPOINT, interrupt_id
 from arqgraph.protocol import RunRecord, SavedCheckpoint
 from arqgraph.storage.commits import WritesEdit
 from arqgraph.storage.moves import checkpoint_event, new_checkpoint
 from arqgraph.storage.replay import REPLAY, checkpoint_map
 from arqgraph.storage.runs import RunStore
-from arqgraph.types import BREAKPOINT, interrupt_id
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
@@ -55,7 +55,7 @@ async def first_position(
     latest = await store.threads.latest_checkpoint(record.tag)
     base = latest
     if record.from_checkpoint:  # (one the thread does not have: as LangGraph, none at all)
-        base = await store.threads.saved_checkpoint(record.tag, record.from_checkpoint)
+        base = await store.threads.named_checkpoint(record.tag, record.from_checkpoint)
     edit: WritesEdit | None = None
     events: list[tuple[Any, Any]] = []
     if record.kind == "input":

@@ -80,6 +80,11 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     orch.add_argument("--retention", type=int, default=s.retention,
                       help=f"seconds a finished run stays readable (env ARQGRAPH_RETENTION; "
                       f"{s.retention})")
+    orch.add_argument("--history-depth", type=int, default=s.history_depth,
+                      help="checkpoints each thread (and each subgraph's namespace) keeps, the "
+                      "newest; older ones, their pending writes and the large values only they "
+                      "refer to are pruned (env ARQGRAPH_HISTORY_DEPTH; "
+                      f"{s.history_depth}: keep every one, as LangGraph)")
 
     work = sub.add_parser("worker", help="serve as a worker executing the graphs' nodes",
                           parents=[common],
@@ -233,7 +238,7 @@ async def _serve_orchestrator(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     service = Orchestrator(redis, graphs, queue=args.queue, sweep_interval=args.sweep_interval,
-                           retention=args.retention)
+                           retention=args.retention, history_depth=args.history_depth)
     async with _metrics(args, service.jobs.name, service.jobs.depth):
         await service.serve_resilient(stop)
     await redis.aclose()

@@ -17,6 +17,7 @@ from arqgraph.core.graphs import root_graph
 from arqgraph.core.pregel import TaskOutcome, shown_writes
 from arqgraph.core.schema import ROOT
 from arqgraph.errors import UnknownGraphError
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import traces
 from arqgraph.protocol import FINAL_STATUSES, DeadLetter, GraphInfo, SavedCheckpoint
 from arqgraph.storage import replay, run_events
@@ -25,7 +26,7 @@ from arqgraph.storage.dead_letters import dead_letters
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.inputs import check_config, run_input
 from arqgraph.storage.runs import NO_RESUME, RunStore
-from arqgraph.types import PregelTask, StateSnapshot, asked_of
+from arqgraph.types import PregelTask, StateSnapshot
 
 RECORDED_ON_ASKING = ("tasks", "checkpoints", "debug", "messages", "tools")
 SUBMIT_RETRY = 30.0  # seconds a submit retries while Redis is away (Client(submit_retry=...))
@@ -122,6 +123,7 @@ class RunHandle:
 READY_TIMEOUT = 30.0  # seconds `submit` waits for a graph's orchestrator to register it
 CONNECT_TIMEOUT = 5.0  # seconds `Client.connect` waits for an unreachable Redis
 READY_POLL = 0.1
+GRAPH_INFO_KEPT = 1.0  # seconds a graph's registration, once read, serves this client's submits
 
 
 class Client:
@@ -136,6 +138,7 @@ class Client:
         self.ends = EndWatch(self.store)
         self.submit_retry = submit_retry  # seconds `submit` retries while Redis is away
         self.ready_timeout = ready_timeout  # seconds `submit` waits for a graph's registration
+        self._graph_infos: dict[str, tuple[float, GraphInfo]] = {}  # (see `_check_graph`)
 
     @classmethod
     async def connect(
@@ -234,8 +237,12 @@ class Client:
         """The graph's registration (a subgraph's root graph's, for a subgraph's update),
         waited for up to `ready_timeout`."""
         loop = asyncio.get_running_loop()
+        name = root_graph(graph_name)
+        kept = self._graph_infos.get(name)
+        if kept is not None and loop.time() < kept[0]:
+            return kept[1]  # (a busy producer reads it once a second, not once a run)
         deadline = loop.time() + self.ready_timeout
-        while (info := await self.store.graph_info(root_graph(graph_name))) is None:
+        while (info := await self.store.graph_info(name)) is None:
             if loop.time() >= deadline:
                 known = await self.store.graph_names()
                 raise UnknownGraphError(
@@ -244,6 +251,7 @@ class Client:
                     f"{', '.join(known) or 'none (is an orchestrator running?)'}"
                 )
             await asyncio.sleep(READY_POLL)
+        self._graph_infos[name] = (loop.time() + GRAPH_INFO_KEPT, info)
         return info
 
     async def _create(
@@ -275,7 +283,7 @@ class Client:
         latest = await self.store.threads.latest_checkpoint(tag)
         saved = latest
         if checkpoint_id:
-            saved = await self.store.threads.saved_checkpoint(tag, checkpoint_id)
+            saved = await self.store.threads.named_checkpoint(tag, checkpoint_id)
         if saved is None:
             return StateSnapshot({}, (), dict(config), None, None, None, ())
         # The thread's state now: a stopped step shows what is left of it. A checkpoint named
@@ -291,10 +299,13 @@ class Client:
         before: dict[str, Any] | None = None, limit: int | None = None,
     ) -> list[StateSnapshot]:
         """The thread's checkpoints, newest first: those older than `before`'s checkpoint, whose
-        metadata has the items of `filter`, at most `limit` of them."""
-        thread_id, _ = require_thread(config)
+        metadata has the items of `filter`, at most `limit` of them. A config naming a
+        checkpoint lists that one alone, as LangGraph's savers filter by it."""
+        thread_id, named = require_thread(config)
         saved = await self.store.threads.history(protocol.thread_tag(thread_id))
         latest = saved[0].id if saved else None
+        if named:
+            saved = [s for s in saved if s.id == named]
         if before is not None:
             _, older_than = _thread_of(before)
             ids = [s.id for s in saved]
@@ -359,18 +370,23 @@ class Client:
     ) -> StateSnapshot:
         """`moved_on`: a later checkpoint follows it. The outcomes that a run with
         durability="exit" posted there and then moved on from are left out, as LangGraph,
-        saving nothing until such a run exits, never records them."""
+        saving nothing until such a run exits, never records them. So are those of such a run
+        that ended well: a subgraph's, which saves nothing at its end."""
         cp = saved.checkpoint
         tasks = cp.tasks
         outcomes, priors, children = await self.store.threads.task_records(
             protocol.thread_tag(thread_id), saved.id)
+        unsaved = {o.posted_by for o in outcomes.values()
+                   if o.posted_by not in ("", saved.run_id)}
+        if not moved_on:
+            unsaved = {run for run in unsaved if await self.store.status(run) == "done"}
         values, left = dict(cp.values), [t.id for t in tasks]
         if pending_applied and saved.view_values is not None:
             values, left = dict(saved.view_values), list(saved.view_next or [])
         shown = []
         for t in tasks:
             o = outcomes.get(t.id)
-            if o is not None and moved_on and o.posted_by not in ("", saved.run_id):
+            if o is not None and o.posted_by in unsaved:
                 o = None
             if o is None and t.node == START:  # the input, applied without a worker
                 o = TaskOutcome(t.id, t.node, writes=t.arg)

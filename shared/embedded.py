@@ -49,20 +49,23 @@ def in_memory_redis(keyspace: Keyspace | None = None) -> MemoryRedis:
 
 
 class EmbeddedCluster:
-    """An orchestrator and a worker for `graphs`, plus a client, sharing one in-memory Redis."""
+    """An orchestrator and a worker for `graphs`, plus a client, sharing one in-memory Redis
+    (`history_depth`: the orchestrator's, 0 keeps every checkpoint)."""
 
     def __init__(
         self, graphs: Sequence[CompiledStateGraph], *, concurrency: int = 1000,
-        redis: ArqRedis | None = None,
+        redis: ArqRedis | None = None, history_depth: int = 0,
     ) -> None:
         self.graphs = list(graphs)
+        self.history_depth = history_depth
         self.concurrency = concurrency
         self.redis = redis or in_memory_redis()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
     async def __aenter__(self) -> EmbeddedCluster:
-        self.orchestrator = Orchestrator(self.redis, self.graphs, sweep_interval=1.0)
+        self.orchestrator = Orchestrator(self.redis, self.graphs, sweep_interval=1.0,
+                                         history_depth=self.history_depth)
         await self.orchestrator.register()
         self.worker = build_worker(
             self.redis, self.graphs, concurrency=self.concurrency, poll_delay=0.05,

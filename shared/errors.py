@@ -108,6 +108,13 @@ class ResumeError(RuntimeError):
     """A run cannot resume its thread as asked (which interrupt, which checkpoint)."""
 
 
+class CheckpointPrunedError(LookupError):
+    """A checkpoint id its thread no longer has, on a thread whose history is kept to a depth
+    (the orchestrator's `--history-depth`): it was pruned with the older checkpoints, so a
+    resume, a time travel or a read of its state cannot start from it. (On a thread that keeps
+    every checkpoint, an id it lacks means no checkpoint, as in LangGraph.)"""
+
+
 class GraphInterrupt(GraphBubbleUp):
     """Raised by `interrupt()` inside a node: the node stops until its run is resumed."""
 

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     max_update_bytes: int = MAX_UPDATE_BYTES
     sweep_interval: float = 2.0
     retention: int = 7 * 24 * 3600
+    history_depth: int = 0  # checkpoints a thread keeps in its history, the newest (0: every one)
     log_jobs: bool = False
     # observability (docs/operations.md): 0 serves no metrics
     metrics_port: int = 0
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     ready_timeout: float = 30.0  # seconds a producer waits for an orchestrator to register a graph
     connect_timeout: float = 5.0  # seconds a process waits for an unreachable Redis (0: for ever)
     duty_lease: float = 10.0  # seconds a stopped server's duties wait before another takes them
+    serve_gather: float = 0.02  # seconds a busy server holds a submit to send it with others
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

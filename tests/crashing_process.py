@@ -135,7 +135,7 @@ def _tag_of_key(key: str) -> str:
 def _commit_fields(args: Sequence[Any]) -> dict[str, Any]:
     """The run fields a COMMIT_SCRIPT call writes (see arqgraph.protocol)."""
     n = int(args[1])
-    return {str(args[i]): args[i + 1] for i in range(13, 13 + 2 * n, 2)}
+    return {str(args[i]): args[i + 1] for i in range(14, 14 + 2 * n, 2)}
 
 
 def _version(args: Sequence[Any]) -> int:

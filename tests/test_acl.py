@@ -25,7 +25,7 @@ COMMANDS = (
     "+get +set +setex +psetex +del +unlink +exists +expire +pexpire +ttl +pttl +incr "
     "+hset +hsetnx +hget +hmget +hgetall +hkeys +hdel +hexists +hincrby +hstrlen "
     "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zincrby +zremrangebyscore +time +mget +brpop "
-    "+sadd +srem +smembers +sismember +sunion +lpush +rpush +lrange +llen +blmpop "
+    "+sadd +srem +smembers +sismember +sunion +lpush +rpush +lrange +ltrim +llen +blmpop "
     "+xadd +xread +xrange +xrevrange +xdel +xinfo|stream +publish +subscribe +unsubscribe +scan"
 )
 KEYS = "~arqgraph:* ~arq:*"
@@ -44,7 +44,8 @@ async def test_the_cluster_runs_as_a_user_with_the_minimal_acl(
                                 *COMMANDS.split(), *greeting)
     url = f"redis://arqgraph:p%40ss%3Aw%2Frd@127.0.0.1:{server.port}/0"
     probe = redis_server.url.replace("/0", "/59")  # the nodes' probes: not this user's
-    orchestrator = arq_processes.orchestrator(SPEC, redis=url, extra=("--sweep-interval", "1"))
+    orchestrator = arq_processes.orchestrator(  # (a short history: its pruning runs too)
+        SPEC, redis=url, extra=("--sweep-interval", "1", "--history-depth", "2"))
     worker = arq_processes.worker(SPEC, redis=url, extra=BASE_WORKER_FLAGS, name="worker1")
     pool = Pool(probe, arq_processes, orchestrator, [worker], redis.asyncio.Redis.from_url(probe))
     worker.wait_for_output("worker serving graphs", STARTUP_LIMIT)

@@ -143,6 +143,32 @@ def test_resumed_durability_on_a_cluster(durability: str, cluster: str) -> None:
                            thread="cluster-resumed") == expected
 
 
+def test_subgraphs_resumed_after_an_edit_or_a_question_on_a_cluster(cluster: str) -> None:
+    """A subgraph an update finished ends at once when its parent resumes, and one a node ran
+    before its question is not run again: on a cluster too, as LangGraph."""
+    from tests.test_subgraphs import edited_subgraph_resumes, subgraph_then_question
+
+    assert edited_subgraph_resumes("arqgraph", cluster) == edited_subgraph_resumes(REFERENCE)
+    assert subgraph_then_question("arqgraph", cluster) == subgraph_then_question(REFERENCE)
+
+
+def test_a_resumed_subgraphs_history_on_a_cluster(cluster: str) -> None:
+    """A subgraph resumed to its end under "exit" shows no result where it stopped."""
+    from tests.test_durability_exit import resumed_subgraph_history
+
+    assert resumed_subgraph_history("arqgraph", "exit", cluster=cluster, thread="cluster-sub"
+                                    ) == resumed_subgraph_history(REFERENCE, "exit")
+
+
+def test_an_entrypoints_previous_and_final_on_a_cluster(cluster: str) -> None:
+    """`previous` gets what `entrypoint.final` saved, not what it returned, on a cluster too."""
+    from tests.graphs.functional_graphs import counting_run
+
+    expected = counting_run(REFERENCE)
+    assert expected[:2] == ["total 2", "total 5"]  # (previous: the saved number)
+    assert counting_run("arqgraph", cluster, thread="cluster-counting") == expected
+
+
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:
     """Tasks calling tasks stream their updates in LangGraph's order, and a graph invoked by
     an entrypoint after its own question was answered starts afresh, on a cluster too."""

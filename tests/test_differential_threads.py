@@ -205,7 +205,7 @@ def scenario_history_limit(api: Api, t: Transcript) -> None:
 
 @scenario()
 def scenario_history_before_filter(api: Api, t: Transcript) -> None:
-    """get_state_history's before= and filter= arguments."""
+    """get_state_history's before= and filter= arguments, and a config naming a checkpoint."""
     calls: Counter[str] = Counter()
     graph = _compile(_linear(api, calls, ("a", "b")), api)
     t.call("invoke 1", graph.invoke, {"log": ["in1"]}, cfg())
@@ -215,6 +215,7 @@ def scenario_history_before_filter(api: Api, t: Transcript) -> None:
         t.history("before the 4th", graph.get_state_history, cfg(), before=shots[3].config)
         t.history("before the 4th, limit=1", graph.get_state_history, cfg(),
                   before=shots[3].config, limit=1)
+        t.history("a config naming the 2nd", graph.get_state_history, shots[1].config)
     t.history("filter source=input", graph.get_state_history, cfg(), filter={"source": "input"})
     t.history("filter step=1", graph.get_state_history, cfg(), filter={"step": 1})
 
@@ -948,6 +949,52 @@ def scenario_error_handler_failed_then_resumed(api: Api, t: Transcript) -> None:
     t.call("resumed: the handler alone runs again", graph.invoke, None, cfg())
     t.add("calls", dict(sorted(calls.items())))
 
+
+
+@scenario()
+def scenario_error_handler_stopped_by_a_sibling_then_resumed(api: Api, t: Transcript) -> None:
+    """A node failed and its error handler is running when a sibling's failure ends the run:
+    resumed, the handler alone runs again, not the node (LangGraph kept the node's error)."""
+    calls: Counter[str] = Counter()
+    first_run = [True]
+
+    async def fails(state: S) -> dict[str, Any]:
+        calls["fails"] += 1
+        raise RuntimeError("boom")
+
+    async def handler(state: S, error: api.NodeError) -> dict[str, Any]:  # type: ignore[name-defined]
+        calls["handler"] += 1
+        if first_run[0]:
+            started.set()
+            await asyncio.sleep(60)  # (until the sibling's failure stops it)
+        return {"log": ["recovered"]}
+
+    async def sibling(state: S) -> dict[str, Any]:
+        calls["sibling"] += 1
+        if first_run[0]:
+            await started.wait()
+            raise RuntimeError("sibling failed")
+        return {"log": ["sibling"]}
+
+    builder = api.StateGraph(S)
+    builder.add_node("fails", fails, error_handler=handler)
+    builder.add_node("sibling", sibling)
+    builder.add_edge(api.START, "fails")
+    builder.add_edge(api.START, "sibling")
+    graph = builder.compile(checkpointer=api.InMemorySaver())
+
+    async def run() -> None:
+        for what, given in (("run: the sibling fails", {"log": []}), ("resumed", None)):
+            try:
+                t.add(what, await graph.ainvoke(given, cfg()))
+            except Exception as exc:
+                t.add(what, {"error": exc})
+            first_run[0] = False
+        t.record_state("state", await graph.aget_state(cfg()))
+
+    started = asyncio.Event()
+    asyncio.run(run())
+    t.add("calls", dict(sorted(calls.items())))
 
 @scenario()
 def scenario_breakpoint_named_after_an_error_handler(api: Api, t: Transcript) -> None:

@@ -6,8 +6,8 @@
     processes       arqgraph.orchestrator, arqgraph.workers (siblings: neither imports the other)
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
     core            arqgraph.core: the pure superstep (no Redis, no I/O)
-    vocabulary      arqgraph.errors, .types, .runtime, .config, .constants, .managed, .typing,
-                    .stream_parts, .store (the long-term memory API), .callbacks,
+    vocabulary      arqgraph.errors, .types, .interrupts, .runtime, .config, .constants, .managed,
+                    .typing, .stream_parts, .store (the long-term memory API), .callbacks,
                     .trace_policy, .observe (the hooks metrics, traces and logs hear)
 
 A module may import its own layer and those below it. Imports made only for annotations
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"shared": "arqgraph", "orchestrator": "arqgraph.orchestrator", "workers": "arqgraph.workers"}
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
-    ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.runtime", "arqgraph.config",
+    ("vocabulary", ("arqgraph.errors", "arqgraph.types", "arqgraph.interrupts",
+                    "arqgraph.runtime", "arqgraph.config",
                     "arqgraph.constants", "arqgraph.managed", "arqgraph.typing",
                     "arqgraph.stream_parts", "arqgraph.store", "arqgraph.callbacks",
                     "arqgraph.trace_policy", "arqgraph.observe")),

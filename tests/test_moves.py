@@ -178,7 +178,7 @@ def test_a_commit_that_ends_a_run_needs_a_retention_tells_its_waiter_and_enqueue
     ends = commit_call(record, status="done", retention=60)
     assert ends.call.keys[-2:] == [protocol.active_key("g"), protocol.ends_key("client-7")]
     assert ends.call.args[:2] == ["3:c1", "2"] and ends.call.args[5] == "60"
-    fields = ends.call.args[13:17]  # the run's fields: its status, and when it finished
+    fields = ends.call.args[14:18]  # the run's fields: its status, and when it finished
     assert fields[:3] == ["status", "done", "finished"] and float(fields[3]) > 0
     with pytest.raises(ValueError, match="new checkpoint it saves"):
         commit_call(record, jobs=ScriptCall(["job-key"], ["job-arg"]))

@@ -104,11 +104,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment with the wheel and its dependencies installed."""
+    """A fresh virtual environment with the wheel installed. Its dependencies are the test
+    run's own, seen through a path file rather than downloaded and built again; `pip check`
+    proves they satisfy what the wheel asks. The test run's editable arqgraph stays out: a path
+    file adds folders but runs none of their own path files, and the editable hook is one."""
+    import site
+
     home = tmp_path_factory.mktemp("venv") / "env"
-    run([sys.executable, "-m", "venv", str(home)], cwd=home.parent)
-    run([str(home / "bin" / "python"), "-m", "pip", "install", "-q",
+    run([sys.executable, "-m", "venv", "--without-pip", str(home)], cwd=home.parent)
+    python = str(home / "bin" / "python")
+    run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
          "--disable-pip-version-check", str(wheel)], cwd=home.parent, timeout=540)
+    own = run([python, "-c", "import site; print(site.getsitepackages()[0])"], cwd=home)
+    (Path(own.strip()) / "test-run-dependencies.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n")
+    run([sys.executable, "-m", "pip", "--python", python, "check"], cwd=home.parent)
     return home
 
 

@@ -20,7 +20,7 @@ from arqgraph.errors import CorruptDataError
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.orchestrator.service import Orchestrator
-from arqgraph.storage.queue import JobQueue, Sweep, TakenJob
+from arqgraph.storage.queue import JobEnd, JobQueue, Sweep, TakenJob
 from arqgraph.workers.runner import NodeRunner
 from arqgraph.workers.worker import _require_redis_7, build_worker
 from tests.graphs.one_node import LogState, one_node_graph, submit
@@ -241,9 +241,10 @@ async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(
     ended_by_arq: list[str] = []
     finish = JobQueue.finish
 
-    async def arq_end(self: JobQueue, job_id: str, result: bytes, keep_ms: int) -> None:
+    async def arq_end(self: JobQueue, job_id: str, result: bytes, keep_ms: int,
+                      end: JobEnd = "done") -> bool:
         ended_by_arq.append(job_id)
-        await finish(self, job_id, result, keep_ms)
+        return await finish(self, job_id, result, keep_ms, end)
 
     monkeypatch.setattr(JobQueue, "finish", arq_end)
     async with EmbeddedCluster([one_node_graph("ends")], redis=protocol_redis()) as cluster:

@@ -32,7 +32,7 @@ from tests.test_cluster import STARTUP_LIMIT, url_for_db, wait_until, within
 DB = 40  # a keyspace of its own on the shared redis-server
 SPECS = [f"tests.graphs.serve_project.agent:{name}" for name in ("chat", "ask", "gated",
                                                                      "nested", "fails",
-                                                                     "replies")]
+                                                                     "replies", "remember")]
 PROJECT = "tests/graphs/serve_project/langgraph.json"
 LG_PROJECT = "tests/graphs/serve_project_lg/langgraph.json"  # LangGraph's twins
 
@@ -155,6 +155,9 @@ async def test_thread_state_updates_history_and_search(client: Any) -> None:
     history = await client.threads.get_history(tid, limit=100)
     assert history[0]["checkpoint_id"] == state["checkpoint_id"]
     assert [h["metadata"]["source"] for h in history][-1] == "input"
+    named = {"checkpoint_id": history[1]["checkpoint_id"]}  # (langgraph-api: that one alone)
+    assert [h["checkpoint_id"] for h in await client.threads.get_history(
+        tid, checkpoint=named)] == [history[1]["checkpoint_id"]]
     found = await client.threads.search(metadata={"owner": "ada", "graph_id": "chat"})
     assert [t["thread_id"] for t in found] == [tid] and found[0]["status"] == "idle"
     assert await within(client.runs.wait(None, "chat", input={"log": []})) == {

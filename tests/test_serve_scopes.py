@@ -105,6 +105,10 @@ async def test_webhooks_and_kept_threads_of_stateless_runs(client: Any) -> None:
                                                                               "boom")
         with pytest.raises(httpx.HTTPStatusError):
             await client.runs.create(None, "chat", input={"log": []}, webhook="not-a-url")
+        with pytest.raises(httpx.HTTPStatusError) as refused:  # (LangGraph's default)
+            await client.runs.create(None, "chat", input={"log": []}, webhook="/hooks/done")
+        assert refused.value.response.status_code == 422
+        assert "disable_loopback" in refused.value.response.json()["detail"]
         kept = await client.runs.create(None, "chat", input={"log": []}, on_completion="keep")
         await within(client.runs.join(kept["thread_id"], kept["run_id"]))
         assert (await client.threads.get(kept["thread_id"]))["values"] == {

@@ -183,3 +183,62 @@ async def test_a_new_large_value_and_its_send_arguments_are_kept_once(redis_serv
         history = await cluster.client.get_state_history(_thread("fan-large"))
         sends = [t for s in history for t in s.tasks if t.name == "work"]
         assert len(sends) == 4 and history[0].values == result
+
+
+async def test_task_and_checkpoint_events_refer_to_large_values(redis_server: Any) -> None:
+    """The "tasks" and "checkpoints" events (and so "debug", read from them) refer to the
+    blobs of large values, as "values" events do: a run of the chain streamed in every mode
+    used to copy the state into each task's start and each checkpoint's event."""
+    from arqgraph.storage.connection import connect
+
+    data = os.urandom(SIZE)
+    modes = ["values", "tasks", "checkpoints", "debug"]
+    async with EmbeddedCluster([chain()], redis=await connect(redis_server.url)) as cluster:
+        handle = await cluster.client.submit("big_chain", {"data": data, "n": 0},
+                                             _thread("all-modes"), stream_mode=modes)
+        seen = [event async for event in handle.stream(modes)]
+        assert (await asyncio.wait_for(handle.result(), LIMIT))["n"] == 3
+        # the client sees every value whole
+        starts = [p for m, p in seen if m == "tasks" and "input" in p]
+        assert [p["name"] for p in starts] == ["a", "b", "c"]
+        assert all(p["input"]["data"] == data for p in starts)
+        results = [p for m, p in seen if m == "tasks" and "result" in p]
+        assert [p["result"] for p in results] == [{"n": 1}, {"n": 2}, {"n": 3}]
+        checkpoints = [p for m, p in seen if m == "checkpoints"]
+        assert len(checkpoints) == 5 and all(p["values"]["data"] == data
+                                             for p in checkpoints[1:])
+        debug = [p for m, p in seen if m == "debug"]
+        assert len(debug) == len(starts) + len(results) + len(checkpoints)
+        assert all(d["payload"]["values"]["data"] == data for d in debug
+                   if d["type"] == "checkpoint" and d["payload"]["values"])
+        assert all(d["payload"]["input"]["data"] == data for d in debug if d["type"] == "task")
+        # the stream holds references: no entry near the state's size
+        entries = await cluster.redis.xrange(protocol.events_key(handle.run_id))
+        assert max(len(fields[b"data"]) for _, fields in entries) < large.BLOB_MIN
+        sizes = await _tag_bytes(cluster.redis, protocol.thread_tag("all-modes"))
+        assert sum(sizes.values()) < 2 * SIZE, sizes
+
+
+def test_event_values_of_every_shape_go_to_blobs_and_come_back() -> None:
+    """A task's input may be a state, a Send's argument or a call's arguments, a result a
+    dict of writes, a checkpoint's values an entrypoint's value: each large one is kept apart
+    and put back whole."""
+    from arqgraph.core import codec
+
+    big = os.urandom(20_000)
+
+    def event(**payload: Any) -> dict[str, Any]:
+        return {"step": 1, "timestamp": "t", "payload": {"id": "i", "name": "n", **payload}}
+
+    cases = [("tasks", event(input={"data": big, "n": 1}, triggers=["start:n"])),
+             ("tasks", event(input=big, triggers=["__pregel_push"])),
+             ("tasks", event(input=((big,), {"k": big}), triggers=["__pregel_push"])),
+             ("tasks", event(error=None, result={"data": big}, interrupts=[])),
+             ("checkpoints", event(values=big, config={}, next=[], tasks=[])),
+             ("checkpoints", event(values={"data": big}, config={}, next=[], tasks=[]))]
+    for mode, payload in cases:
+        kept: dict[str, bytes] = {}
+        stored = codec.unpackb(codec.packb(protocol.split_event(mode, payload, kept)))
+        assert len(kept) == 1 and len(codec.packb(stored)) < 1024, (mode, payload["payload"])
+        assert protocol.event_refs(mode, stored) == set(kept)
+        assert protocol.event_with_blobs(mode, stored, kept) == codec.unpackb(codec.packb(payload))

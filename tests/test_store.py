@@ -24,6 +24,15 @@ pytest.importorskip("langgraph", reason="the reference store is LangGraph's")
 INDEX = {"dims": len(LETTERS), "embed": embed, "fields": ["text"]}
 
 
+async def aembed(texts: list[str]) -> list[list[float]]:
+    """`embed` as an async function: LangGraph's stores take either."""
+    await asyncio.sleep(0)
+    return embed(texts)
+
+
+ASYNC_INDEX = {**INDEX, "embed": aembed}
+
+
 async def reference(index: Any = None) -> Any:
     from langgraph.store.memory import InMemoryStore as Theirs
 
@@ -81,11 +90,26 @@ async def transcript(store: Any) -> list[Any]:
 
 
 @STORES
+@pytest.mark.parametrize("index", [INDEX, ASYNC_INDEX], ids=["sync-embed", "async-embed"])
 async def test_the_stores_answer_as_langgraphs(
     make: Callable[..., Awaitable[Any]], protocol_redis: Callable[[], ArqRedis],
+    index: dict[str, Any],
 ) -> None:
-    expected = await transcript(await reference(INDEX))
-    assert await transcript(await make(protocol_redis, INDEX)) == expected
+    expected = await transcript(await reference(index))
+    assert await transcript(await make(protocol_redis, index)) == expected
+
+
+async def test_an_async_embedding_refuses_the_sync_api_of_the_in_memory_store() -> None:
+    """As LangGraph's: a sync call cannot wait for an async embedding (a put without one
+    still works)."""
+    from langgraph.store.memory import InMemoryStore as Theirs
+
+    for store in (InMemoryStore(index=ASYNC_INDEX), Theirs(index=ASYNC_INDEX)):
+        with pytest.raises(ValueError, match="async"):
+            store.put(("m",), "k", {"text": "tea"})
+        store.put(("m",), "k", {"text": "tea"}, index=False)
+        with pytest.raises(ValueError, match="async"):
+            store.search(("m",), query="tea")
 
 
 @STORES
@@ -117,15 +141,17 @@ def test_redis_store_serves_sync_nodes_from_their_threads(
     protocol_redis: Callable[[], ArqRedis],
 ) -> None:
     async def main() -> list[Any]:
-        store = RedisStore(protocol_redis())
+        store = RedisStore(protocol_redis(), index=ASYNC_INDEX)
 
         def sync_node() -> Any:
-            store.put(("s",), "k", {"v": 1})
-            return store.get(("s",), "k").value  # type: ignore[union-attr]
+            store.put(("s",), "k", {"v": 1, "text": "tea"})
+            store.put(("s",), "j", {"v": 2, "text": "rust"})
+            # (an async embedding too: the store embeds on its event loop)
+            return [i.key for i in store.search(("s",), query="rust")]
 
-        value = await asyncio.to_thread(sync_node)
+        keys = await asyncio.to_thread(sync_node)
         with pytest.raises(RuntimeError, match="async API"):
             store.get(("s",), "k")
-        return [value]
+        return keys
 
-    assert asyncio.run(main()) == [{"v": 1}]
+    assert asyncio.run(main()) == ["j", "k"]

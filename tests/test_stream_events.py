@@ -27,7 +27,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 SUBGRAPH_CASES = ["subgraph_as_node", "subgraph_other_schema", "subgraph_nested",
                   "subgraph_failure", "subgraph_invoked_in_node", "v3_writer_subgraph",
                   "v3_chat_subgraph", "v3_interrupt_subgraph", "messages_sync_model",
-                  "messages_async_model"]
+                  "messages_async_model", "node_streams_inner_messages"]
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ its node still runs: the node waits, after its first token, for the consumer to 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,36 +93,34 @@ def test_messages_on_a_cluster_match_langgraph(case: Case, cluster: str) -> None
     assert stream(Api("arqgraph"), case, "messages", cluster=cluster) == expected
 
 
-def test_the_first_token_arrives_while_its_node_runs() -> None:
+@pytest.mark.parametrize("where", ["embedded", "cluster"])
+def test_the_first_token_arrives_while_its_node_runs(
+        where: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The node waits, after its first token, until its caller has seen it (a file the caller
+    makes): the token crossed to the caller while the node still ran."""
     from langchain_core.messages import HumanMessage
 
-    from arqgraph.graph import START, MessagesState, StateGraph
-    from tests.differential.message_cases import EchoModel
+    from tests.graphs.token_graphs import gated_tokens
 
-    seen_first = threading.Event()
-    waited: list[bool] = []
+    cluster = request.getfixturevalue("cluster") if where == "cluster" else None
+    graph = gated_tokens.with_cluster(cluster) if cluster else gated_tokens
+    gate = tmp_path / "seen"
 
-    async def chat(state: MessagesState) -> dict[str, Any]:
-        chunks = []
-        async for chunk in EchoModel().astream(state["messages"]):
-            chunks.append(chunk)
-            if len(chunks) == 1:  # the consumer must see this token before the node goes on
-                waited.append(await asyncio.to_thread(seen_first.wait, 10))
-        return {"messages": [sum(chunks[1:], chunks[0])]}
-
-    graph = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat").compile()
-
-    async def consume() -> list[str]:
+    async def consume() -> tuple[list[str], Any]:
         tokens = []
-        async for message, _ in graph.astream({"messages": [HumanMessage("a b c")]},
-                                              stream_mode="messages"):
-            tokens.append(message.content)
-            seen_first.set()
-        return tokens
+        async for mode, chunk in graph.astream(
+                {"messages": [HumanMessage("a b c")], "gate": str(gate), "waited": []},
+                stream_mode=["messages", "values"]):
+            if mode == "messages":
+                tokens.append(chunk[0].content)
+                gate.touch()
+            else:
+                final = chunk
+        return tokens, final
 
-    tokens = asyncio.run(consume())
+    tokens, final = _in_thread(lambda: asyncio.run(consume()))
     assert [t for t in tokens if t] == ["echo: ", "a ", "b ", "c"]  # (LangChain ends with "")
-    assert waited == [True]
+    assert final["waited"] == [True]
 
 
 def metadata_seen(api: Api, case: Case) -> list[Any]:
@@ -150,3 +148,26 @@ def test_messages_metadata_shows_the_configurable_keys_langgraph_copies() -> Non
     expected = metadata_seen(Api(REFERENCE), case)
     assert expected and all("th-1" in m and "secret" not in m for m in expected)
     assert metadata_seen(Api("arqgraph"), case) == expected
+
+
+@pytest.mark.parametrize("where", ["embedded", "cluster"])
+def test_a_nodes_own_messages_stream_reaches_its_callers_subgraph_stream(
+        where: str, request: pytest.FixtureRequest) -> None:
+    """A node that streams an inner graph's "messages" itself reads its chunks, and a caller
+    streaming "messages" with subgraphs sees them too, under the node's namespace."""
+    [case] = [c for c in CASES if c.name == "node_streams_inner_messages"]
+    cluster = request.getfixturevalue("cluster") if where == "cluster" else None
+
+    def run(api: Api, cluster: str | None = None) -> list[Any]:
+        def call() -> list[Any]:
+            graph = case.build(api)
+            graph = graph.with_cluster(cluster) if cluster else graph
+            events = graph.stream(case.runs[0].input, stream_mode=["messages", "updates"],
+                                  subgraphs=True)
+            return shown([(mode, payload) for _, mode, payload in events])
+
+        return _in_thread(call)  # type: ignore[no-any-return]
+
+    expected = run(Api(REFERENCE))
+    assert any(e[0] == "AIMessageChunk" for e in expected)
+    assert run(Api("arqgraph"), cluster) == expected

@@ -10,6 +10,7 @@ thread deleting its subgraphs' threads.
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
 import uuid
@@ -18,6 +19,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 from tests.differential.api import REFERENCE, Api
+from tests.graphs.durability_graphs import build_breakpoint_subgraph, build_subgraph_then_question
 
 pytest.importorskip("langgraph", reason="the reference runtime is a test dependency")
 
@@ -380,3 +382,49 @@ def test_a_nodes_second_subgraph_call_is_namespaced_as_langgraphs() -> None:
     expected = two_subgraph_calls(Api(REFERENCE))
     assert [ns for ns, _ in expected[0]] == [("node",), ("node:<id>", "1"), ()]
     assert two_subgraph_calls(Api("arqgraph")) == expected
+
+
+
+def edited_subgraph_resumes(prefix: str, cluster: str | None = None) -> Any:
+    """A subgraph stopped at a breakpoint, edited through its namespace (finished by an update
+    as its last node, or given a value with a node left), then its parent resumed; per
+    durability mode: the streams and the parent's values."""
+    graph = build_breakpoint_subgraph(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    seen = []
+    for durability in ("async", "exit"):
+        for as_node in ("b", None):
+            config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+            first = list(graph.stream({"log": []}, config, stream_mode="updates",
+                                      subgraphs=True, durability=durability))
+            inner = graph.get_state(config, subgraphs=True).tasks[0].state.config
+            if as_node:
+                graph.update_state(inner, {"log": ["edited"]}, as_node=as_node)
+            else:
+                graph.update_state(inner, {"text": "la"})
+            resumed = list(graph.stream(None, config, stream_mode="updates", subgraphs=True))
+            seen.append([first, resumed, graph.get_state(config).values])
+    return masked(seen)
+
+
+def subgraph_then_question(prefix: str, cluster: str | None = None) -> Any:
+    """A node runs a subgraph, then asks a question, then is resumed: both streams."""
+    graph = build_subgraph_then_question(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    command = importlib.import_module(f"{prefix}.types").Command
+    config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    return masked([list(graph.stream(given, config, stream_mode="updates", subgraphs=True))
+                   for given in ({"log": []}, command(resume="x"))])
+
+
+def test_a_subgraph_an_update_finished_ends_at_once_when_its_parent_resumes() -> None:
+    """A subgraph finished by `update_state(as_node=...)` at its breakpoint is not run again
+    when its parent resumes: it returns its edited state, in both durability modes. An update
+    that leaves it a node to run resumes it there."""
+    assert edited_subgraph_resumes("arqgraph") == edited_subgraph_resumes(REFERENCE)
+
+
+def test_a_subgraph_a_node_ran_before_its_interrupt_is_not_run_again_on_resume() -> None:
+    """A node that runs a subgraph and then asks a question gets, when resumed, the result
+    the subgraph saved, as in LangGraph: the subgraph does not run again with its input."""
+    assert subgraph_then_question("arqgraph") == subgraph_then_question(REFERENCE)

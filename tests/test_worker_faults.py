@@ -227,9 +227,11 @@ async def test_sigterm_hands_unfinished_nodes_back_without_using_retries(
         assert await pool.holder(data["tag"], item) == successor.pid
 
 
-async def test_stale_worker_finishing_late_is_fenced(start_pool: Any, client_for: Any) -> None:
-    pool = await start_pool()
-    client = await client_for(pool)
+async def frozen_and_taken_again(pool: Pool, client: Client) -> tuple[Any, dict[str, Any],
+                                                                      ArqProcess, ArqProcess]:
+    """A run of one gated node whose worker is frozen (SIGSTOP) until its lease lapses and
+    another worker has started the node again: the run's handle and input, the frozen worker
+    and the other (the caller sends SIGCONT)."""
     data = gated_input(pool, 1)
     handle = await within(client.submit(graphs.gated_fanout.name, data))
     await pool.wait_started(data["tag"], 1)
@@ -237,8 +239,18 @@ async def test_stale_worker_finishing_late_is_fenced(start_pool: Any, client_for
     stale.process.send_signal(signal.SIGSTOP)  # frozen: its lease lapses, the task restarts
     try:
         await pool.wait_started(data["tag"], 2)
-        fresh = await pool.holder(data["tag"], 0)
-        assert fresh != stale.pid
+    except BaseException:
+        stale.process.send_signal(signal.SIGCONT)
+        raise
+    fresh = pool.worker_with_pid(await pool.holder(data["tag"], 0))
+    assert fresh.pid != stale.pid
+    return handle, data, stale, fresh
+
+
+async def test_stale_worker_finishing_late_is_fenced(start_pool: Any, client_for: Any) -> None:
+    pool = await start_pool()
+    handle, data, stale, _ = await frozen_and_taken_again(pool, await client_for(pool))
+    try:
         await pool.open_gate(data["tag"])
         result = await within(handle.result())
     finally:
@@ -247,6 +259,28 @@ async def test_stale_worker_finishing_late_is_fenced(start_pool: Any, client_for
     # The stale attempt wakes up, finishes its node and is refused: its update is not applied.
     await wait_until(_logged(stale, "fenced: a newer attempt owns it"), "the stale post to be fenced")
     assert await pool.starts(data["tag"], 0) == 2
+    assert stale.alive()
+
+
+async def test_a_fenced_workers_late_end_does_not_hold_the_run_for_arqs_result_key(
+    start_pool: Any, client_for: Any
+) -> None:
+    """A frozen worker's lease runs out, another takes the job again and is killed -9. The
+    frozen one wakes up, finishes its node and is fenced. It used to end the job as arq does
+    all the same (the dead worker's hold with it), keeping the job's result key a minute,
+    which made every re-drive of the job a no-op: the run waited the minute. Now it leaves
+    the job to its holder, whose lease runs out: the run goes on at once, with the node
+    started a third time and its update applied once."""
+    pool = await start_pool()
+    handle, data, stale, fresh = await frozen_and_taken_again(pool, await client_for(pool))
+    try:
+        fresh.kill()
+        await pool.open_gate(data["tag"])  # (the stale node ends within the dead one's lease)
+    finally:
+        stale.process.send_signal(signal.SIGCONT)
+    await wait_until(_logged(stale, "fenced: a newer attempt owns it"), "the stale post")
+    assert await within(handle.result(), 20) == await fault_free(pool, data)
+    assert await pool.starts(data["tag"], 0) == 3
     assert stale.alive()
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from arqgraph import protocol
 from arqgraph.core.calls import TaskFunction
 from arqgraph.core.pregel import Task
+from arqgraph.interrupts import asked_of
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.moves import task_event
 from arqgraph.storage.namespaces import NAMESPACE_SEPARATOR, below, task_uuid
-from arqgraph.types import asked_of
 
 
 def made_call(task_id: str) -> tuple[str, int]:

@@ -33,18 +33,13 @@ from arqgraph.core.calls import (
 )
 from arqgraph.core.pregel import Task
 from arqgraph.errors import ErrorInfo, GraphInterrupt, SerializationError
+from arqgraph.interrupts import NO_ANSWER, InterruptScratch, interrupt_entry, interrupt_of
 from arqgraph.protocol import RunRecord
 from arqgraph.runtime import Runtime
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.queue import JobQueue
 from arqgraph.storage.runs import Claim, RunStore
-from arqgraph.types import (
-    NO_ANSWER,
-    InterruptScratch,
-    current_interrupts,
-    interrupt_entry,
-    interrupt_of,
-)
+from arqgraph.types import current_interrupts
 from arqgraph.workers.call_events import (
     call_event,
     call_metadata,
@@ -167,11 +162,12 @@ class CallScheduler:
             if saved is None:
                 ran = True
                 try:
-                    await self.store.calls.start(
-                        self.record, self.checkpoint_id, call, {**arguments, "resume": answers},
-                        self.record.fingerprint, self.jobs)
+                    start = functools.partial(
+                        self.store.calls.start, self.record, self.checkpoint_id, call,
+                        {**arguments, "resume": answers}, self.record.fingerprint, self.jobs)
+                    await start()
                     await self._release()  # (given back until it ends: see `close_scheduler`)
-                    saved = await self.store.calls.wait(tag, self.checkpoint_id, call)
+                    saved = await self.store.calls.wait(tag, self.checkpoint_id, call, start)
                 except asyncio.CancelledError:  # TaskFuture.cancel: stop its job too
                     self._stop_call(call_id, call)
                     raise

@@ -32,18 +32,9 @@ from arqgraph.errors import (
     ParentCommand,
     is_invalid_resume,
 )
+from arqgraph.interrupts import BREAKPOINT, InterruptScratch, interrupt_entry, interrupt_id
 from arqgraph.runtime import Runtime
-from arqgraph.types import (
-    BREAKPOINT,
-    Command,
-    InterruptScratch,
-    RetryPolicy,
-    Send,
-    TimeoutPolicy,
-    current_interrupts,
-    interrupt_entry,
-    interrupt_id,
-)
+from arqgraph.types import Command, RetryPolicy, Send, TimeoutPolicy, current_interrupts
 from arqgraph.workers.node_results import (
     give_message_ids,
     split_result,
@@ -56,7 +47,7 @@ from arqgraph.workers.timeouts import timed, with_progress_callbacks
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
-    from arqgraph.graph.state import NodeSpec
+    from arqgraph.graph.specs import NodeSpec
 
 INJECTABLE = ("config", "runtime", "writer", "store")
 
@@ -228,7 +219,7 @@ async def execute_task(
     cache: Any = None,
     started: Callable[[Any], Awaitable[None]] | None = None,
     failed_before: ErrorInfo | None = None,
-    answered: list[str] | None = None,
+    answered: list[str] | None = None, handling: Callable[[ErrorInfo], None] | None = None,
 ) -> TaskResult:
     """Run attempt number `attempt` of a task; `interrupt()` in it returns the `resume` values
     in turn, then stops the task (its interrupt ids derive from `interrupt_ids`). `stop`, the
@@ -237,6 +228,7 @@ async def execute_task(
     that `failed_before` (its error handler failed after it, and the run is resumed) is not
     run again: its error handler runs again, with that error, as LangGraph's. `answered`: the
     ids of the interrupts the `resume` values answer, when known (see `InterruptScratch`).
+    `handling` hears the node's error as its error handler starts.
 
     Never raises for a failure of user code: the failure becomes the outcome's error.
     """
@@ -271,7 +263,7 @@ async def execute_task(
                 return await _handle_error(
                     graph, checkpoint, task, node,
                     failure if isinstance(failure, Exception) else RuntimeError(str(failure)),
-                    config, runtime, threads, stop)
+                    config, runtime, threads, stop, handling)
             pushes: list[tuple[str, Any]] = []
             token = current_pushes.set(pushes)
             try:
@@ -334,7 +326,7 @@ async def execute_task(
         delay = retry_delay(node.retry_policy if node else None, exc, attempt)
         if delay is None and node is not None and node.error_handler is not None:
             return await _handle_error(graph, checkpoint, task, node, exc, config, runtime,
-                                       threads, stop)
+                                       threads, stop, handling)
         failed = TaskOutcome(task.id, task.node, error=ErrorInfo.of(exc, task.node))
         return TaskResult(failed, retry_after=delay)
 
@@ -342,7 +334,7 @@ async def execute_task(
 async def _handle_error(
     graph: CompiledStateGraph, checkpoint: Checkpoint, task: Task, node: NodeSpec,
     exc: Exception, config: dict[str, Any], runtime: Runtime[Any], threads: Executor | None,
-    stop: int,
+    stop: int, handling: Callable[[ErrorInfo], None] | None = None,
 ) -> TaskResult:
     """A node failed for good: its error handler's result stands in for the node's, and goes
     only where the handler routes it (the node's own edges are not followed)."""
@@ -350,6 +342,8 @@ async def _handle_error(
     arg = task.arg if task.send_index is not None else graph.node_schemas[task.node].node_input(
         checkpoint.values, checkpoint.step, stop)
     node_error = ErrorInfo.of(exc, task.node)
+    if handling is not None:
+        handling(node_error)
     try:
         result = await call_user(node.error_handler, arg, runtime, config, threads,
                                  error=NodeError(node.name, exc))

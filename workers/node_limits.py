@@ -16,7 +16,7 @@ from arqgraph.storage.runs import Claim, RunStore
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph
-    from arqgraph.graph.state import NodeSpec
+    from arqgraph.graph.specs import NodeSpec
 
 RUN_SLOTS = "~run:"  # (the slots of a run's `max_concurrency`, beside its nodes' own)
 

@@ -37,20 +37,21 @@ from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
     GraphMismatchError,
+    RunCancelledError,
     SerializationError,
     TaskLostError,
 )
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import logs
-from arqgraph.protocol import RunRecord
+from arqgraph.protocol import InboxNote, RunRecord
 from arqgraph.runtime import ExecutionInfo, Runtime, server_info
 from arqgraph.storage.ends import EndWatch
 from arqgraph.storage.long_term import RedisStore
 from arqgraph.storage.moves import MovePlanner, durable_steps, recursion_limit, task_event
 from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
-from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
+from arqgraph.storage.queue import JobEnd, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, RunStore
-from arqgraph.types import asked_of
 from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
@@ -64,6 +65,8 @@ if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
 
 log = logging.getLogger("arqgraph.worker")
 CANCELS_KEPT = 10_000  # cancelled runs a worker remembers (see `cancel_runs`)
+STALE = "skipped: stale step"  # what `run_job` says of a job of a step its run left
+FENCED = "fenced: a newer attempt owns it"  # and of one whose attempt a newer one replaced
 
 
 class NodeRunner(OutcomePoster):
@@ -102,6 +105,9 @@ class NodeRunner(OutcomePoster):
         self.hand_over: HandOver | None = None
         self.giving_back: set[asyncio.Future[None]] = set()  # (see `give_back_soon`)
         self.ended: set[str] = set()  # jobs that the post of their outcome ended (arq need not)
+        # job id -> how it ends without its task's outcome, and its graph (see `run_job`)
+        self.ending: dict[str, tuple[JobEnd, str]] = {}
+        self.redriven: dict[str, None] = {}  # jobs `redrive` told of, oldest first
         # jobs taken with their task started: the run's record and the task's claim
         self.started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]] = {}
         # graphs with node limits: their tasks are claimed once a limit lets them start
@@ -145,6 +151,35 @@ class NodeRunner(OutcomePoster):
         return taken
 
     async def run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
+        """arq's function of every job: its task run, or refused or skipped. How a job that
+        ends without its task's outcome is to end is kept in `ending` (see FINISH_JOB_SCRIPT):
+        taken for stale, having started no attempt of its task, it ends without arq's result,
+        to be enqueued again at once; fenced (a newer attempt owns its task), it stays queued if
+        its hold lapsed. Any other, as arq ends a job."""
+        said = await self._run_job(ctx, **payload)
+        job_id = ctx.get("job_id")
+        if job_id and job_id not in self.ended and protocol.task_of_job(job_id) is not None:
+            if said == STALE:
+                self.ending[job_id] = ("redrive", str(payload.get("graph", "")))
+            elif said == FENCED:
+                self.ending[job_id] = ("fenced", "")
+        return said
+
+    async def redrive(self, job_id: str, graph: str) -> None:
+        """Tell the orchestrators that a job ended without its task's outcome and without
+        arq's result, for its run's advance to enqueue it again at once if the run still
+        waits on it (the worker took it for stale: the sweep would find it later). Once per
+        job id: a job that keeps ending so is left to the sweep, which backs off, so that no
+        two processes can bounce it between them."""
+        task = protocol.task_of_job(job_id)
+        if task is None or not graph or job_id in self.redriven:
+            return
+        self.redriven[job_id] = None
+        while len(self.redriven) > CANCELS_KEPT:
+            del self.redriven[next(iter(self.redriven))]
+        await self.store.events.notify(graph, InboxNote(kind="task_done", run_id=task[0]))
+
+    async def _run_job(self, ctx: dict[str, Any], **payload: Any) -> str:
         started_ms = timestamp_ms()
         try:
             job = protocol.TaskJob.model_validate(payload)
@@ -191,7 +226,7 @@ class NodeRunner(OutcomePoster):
         if record.cancel_requested:
             return "skipped: run is cancelled"
         if record.checkpoint_id != job.checkpoint_id:
-            return "skipped: stale step"
+            return STALE
         if is_call(job.task_id):  # a @task call of a Functional API entrypoint
             def scheduler_for(claim: Claim, name: str) -> CallScheduler:  # (its own calls')
                 return CallScheduler(self.store, record, job.checkpoint_id, job.task_id,
@@ -262,15 +297,27 @@ class NodeRunner(OutcomePoster):
             return "skipped: run is cancelled"
         began = time.time()
         with observe.node_attempt(attempt, job.trace):  # (its metrics, span and log context)
-            execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first))
+            handled: list[ErrorInfo] = []  # (its node's error, once its error handler runs)
+            execution = asyncio.create_task(self._execute(job, record, graph, task, claim, first,
+                                                          handled))
             self.running[key] = execution
             try:
                 result = await execution
             except asyncio.CancelledError:
                 me = asyncio.current_task()
-                if me is not None and me.cancelling():  # the worker is stopping: hand it back
+                stopping = me is not None and me.cancelling() > 0  # (the worker is stopping)
+                if stopping:
                     execution.cancel()
+                # A node that failed, its error handler stopped with its run: its error is
+                # kept, so that a resume runs the handler only, as LangGraph's. Otherwise a
+                # stopping worker hands its task back, for another to run while the run goes on.
+                if handled and (not stopping or await asyncio.shield(
+                        self.store.status(job.run_id)) != "running"):
+                    await asyncio.shield(self._post_handled(job, task, handled[0], claim,
+                                                            arq_job, record, began))
+                elif stopping:
                     await asyncio.shield(self._hand_back(job, claim))
+                if stopping:
                     raise
                 attempt.outcome = "cancelled"
                 return "cancelled: the run was cancelled"  # the node saw CancelledError
@@ -328,14 +375,26 @@ class NodeRunner(OutcomePoster):
                     self.started[posted.next_job.job_id] = (move.moved, posted.next_claim)
                     hand_over(arq_job.job_id, posted.next_job)
             return DONE
-        said = {0: "skipped: another attempt won",
-                -1: "fenced: a newer attempt owns it"}[posted.code]
+        said = {0: "skipped: another attempt won", -1: FENCED}[posted.code]
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
         return said
 
+    async def _post_handled(self, job: protocol.TaskJob, task: Task, node_error: ErrorInfo,
+                            claim: Claim, arq_job: ArqJob | None, record: RunRecord,
+                            began: float) -> None:
+        """The outcome of a task whose node failed and whose error handler was cancelled with
+        its run: the node's error, the handler's cancellation. LangGraph keeps the node's
+        error, its handler being a task of its own, and a resumed run runs the handler only."""
+        cancelled = ErrorInfo.of(RunCancelledError("its error handler was cancelled with the "
+                                                   "run"), task.node)
+        outcome = TaskOutcome(task.id, task.node, error=cancelled, node_error=node_error)
+        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
+        await self._post(job, outcome, (), claim, arq_job,
+                         ran=(self.worker_id, began, time.time() - began), sole=sole)
+
     async def _execute(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
-        claim: Claim, first_attempt_time: float,
+        claim: Claim, first_attempt_time: float, handled: list[ErrorInfo],
     ) -> TaskResult:
         stream = TaskStream(self.store, record, job, task, graph.spec.joins,
                             getattr(graph.nodes.get(task.node), "trace_policy", None),
@@ -370,7 +429,7 @@ class NodeRunner(OutcomePoster):
                 cache=self._cache(graph),
                 started=stream.started,
                 failed_before=await self._failed_before(graph, record, job, task, claim),
-                answered=answered,
+                answered=answered, handling=handled.append,
             )
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)

@@ -21,6 +21,7 @@ from arqgraph.constants import (
     CONFIG_KEY_DURABILITY,
     CONFIG_KEY_INTERRUPT_AFTER,
     CONFIG_KEY_INTERRUPT_BEFORE,
+    CONFIG_KEY_STREAM_MESSAGES_V2,
 )
 from arqgraph.core.graphs import child_graph, remember
 from arqgraph.core.schema import ROOT
@@ -69,7 +70,10 @@ async def stream_subgraph(
     its whole namespace, the child's own included, as LangGraph's), then its output in
     `box["output"]`; its error or interrupts raised."""
     recorded = tuple(m for m in modes if m not in ("values", "updates", "custom"))
-    private = ("custom",) if "custom" in modes else ()  # (its writes go to the node only)
+    # (its writes go to the node only; so do its chat models' chunks under a caller's v3
+    # stream, whose messages are protocol events: the node reads chunks, as LangGraph's)
+    v3 = bool((config.get("configurable") or {}).get(CONFIG_KEY_STREAM_MESSAGES_V2))
+    private = tuple(m for m in ("custom", "messages") if m in modes and (m == "custom" or v3))
     run_id, ns = await start_subgraph(store, record, checkpoint_id, task_id, node, attempt, n,
                                       graph, input, config, resume, ends, sent, recorded,
                                       private)
@@ -125,18 +129,26 @@ async def start_subgraph(
         if resume and start is not None and start[0] == "before":  # (answers go to its latest)
             start = None
         exact = start is not None and start[0] == "exact"
-        # (interrupted, at a breakpoint, or failed): go on; answers are the child's only then
-        stopped = start is None and keep and own is None and await _stopped(store, thread)
+        # (interrupted, at a breakpoint, or failed): go on; answers are the child's only then.
+        # In the first step of a resumed run, a child that ended goes on too, so ends at once:
+        # LangGraph's parent hands its subgraphs its resuming flag for that step.
+        left = (await _tasks_left(store, thread) if start is None and keep and own is None
+                else None)
+        stopped = bool(left)
+        ended = left is False and record.kind == "resume" and (
+            checkpoint_id == record.first_checkpoint)
         if resume and (exact or stopped):
             kind, child_input, answer = "resume", None, resume[-1]
-        elif exact or stopped:
+        elif exact or stopped or ended:
             kind, child_input, answer = "resume", None, NO_RESUME
         else:  # (a call made after the task's own interrupt was answered starts afresh)
             kind, child_input, answer = run_input(  # (fails as the run's values do if need be)
                 input, graph.returns_value, graph.schema.kind == "root", keep, same_process=True)
+        # (a node streaming "messages" itself reads chunks, whatever its caller reads)
+        dropped = ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE, CONFIG_KEY_INTERRUPT_AFTER,
+                   *((CONFIG_KEY_STREAM_MESSAGES_V2,) if "messages" in private else ()))
         configurable = {k: v for k, v in (config.get("configurable") or {}).items()
-                        if k not in ("checkpoint_id", CONFIG_KEY_INTERRUPT_BEFORE,
-                                     CONFIG_KEY_INTERRUPT_AFTER)}
+                        if k not in dropped}
         # (the thread id its nodes see is the caller's, as in LangGraph: none without one)
         configurable.update(checkpoint_ns=ns, checkpoint_map={} if own is not None else
                             replay.child_map(record, checkpoint_id))
@@ -176,11 +188,11 @@ def own_thread(config: Mapping[str, Any] | None) -> str | None:
     return str(thread)
 
 
-async def _stopped(store: RunStore, thread: str) -> bool:
-    """Whether the subgraph's thread stopped with tasks left: its task is running again after
-    the stop, and the subgraph goes on from there."""
+async def _tasks_left(store: RunStore, thread: str) -> bool | None:
+    """Whether the subgraph's thread stopped with tasks left (its task is running again after
+    the stop, and the subgraph goes on from there); None if it has no checkpoint yet."""
     latest = await store.threads.latest_checkpoint(protocol.thread_tag(thread))
-    return latest is not None and bool(latest.checkpoint.tasks)
+    return None if latest is None else bool(latest.checkpoint.tasks)
 
 
 def output_of(graph: CompiledStateGraph, end: dict[str, Any]) -> Any:

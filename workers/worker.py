@@ -248,6 +248,7 @@ class GraphWorker(Worker):
             del self.tasks[job_id]
             self.since.pop(job_id, None)
         self.runner.ended.discard(job_id)  # (when arq's run_job did not get to finish it)
+        self.runner.ending.pop(job_id, None)
         self.runner.started.pop(job_id, None)  # (when arq did not run the job)
         if job_id in self.handed:  # its slot is the job's it handed over to
             self.handed.discard(job_id)
@@ -297,7 +298,10 @@ class GraphWorker(Worker):
             self.runner.ended.discard(job_id)
             return
         if finish and result_data and result_timeout_s and not keep_result_forever:
-            await self.runner.jobs.finish(job_id, result_data, int(result_timeout_s * 1000))
+            end, graph = self.runner.ending.pop(job_id, ("done", ""))
+            if await self.runner.jobs.finish(job_id, result_data, int(result_timeout_s * 1000),
+                                             end) and end == "redrive":
+                await self.runner.redrive(job_id, graph)
             return
         if finish:
             await super().finish_job(job_id, finish, result_data, result_timeout_s,

@@ -15,8 +15,6 @@ import json
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Iterator,
     Mapping,
     Sequence,
@@ -39,22 +37,24 @@ from arqgraph.core.calls import (
     current_scheduler,
     qualname,
 )
-from arqgraph.core.graphs import child_graph, remember
+from arqgraph.core.graphs import remember
 from arqgraph.core.pregel import GraphSpec
 from arqgraph.core.schema import StateSchema, check_input, coerce_context
 from arqgraph.graph import batching
-from arqgraph.graph.state import Branch, NodeSpec, StateGraph
+from arqgraph.graph.specs import Branch, NodeSpec
+from arqgraph.graph.state import StateGraph
 from arqgraph.graph.streaming import graph_output, shaped
-from arqgraph.graph.subgraph import graph_at, graph_in, shown_snapshot, subgraphs_of
+from arqgraph.graph.subgraph import graph_in
+from arqgraph.graph.threads import ThreadMethods
 from arqgraph.run_report import subgraph_run
 from arqgraph.runtime import RunControl
-from arqgraph.types import StateSnapshot, StateUpdate, current_interrupts
+from arqgraph.types import current_interrupts
 from arqgraph.typing import ContextT, InputT, OutputT, StateT
 
 SYNC_CALL = "_arqgraph_sync_call"  # (the keyword `invoke` and `stream` pass to their async twins)
 _SYNC: dict[str, Any] = {SYNC_CALL: True}
 
-class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
+class CompiledStateGraph(ThreadMethods, Generic[StateT, ContextT, InputT, OutputT]):
     """A frozen graph: what workers execute, what orchestrators step, what users invoke.
 
     `invoke`/`stream` run on the embedded default (the cluster code over an in-memory Redis);
@@ -468,115 +468,6 @@ class CompiledStateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         LangGraph; they are sent as given (the workers coerce the context for their nodes)."""
         check_input(self.input_schema, input)
         coerce_context(self.context_schema, context)
-
-    # -- threads: state, history, updates (embedded with a checkpointer, or on a cluster) --
-
-    def _graph_at(self, config: Mapping[str, Any] | None) -> CompiledStateGraph[Any, Any, Any, Any]:
-        return graph_at(self, config)  # type: ignore[no-any-return]
-
-    def get_subgraphs(
-        self, *, namespace: str | None = None, recurse: bool = False
-    ) -> Iterator[tuple[str, CompiledStateGraph[Any, Any, Any, Any]]]:
-        """The graphs this graph's nodes run, as (namespace, graph): its nodes that are
-        graphs, and graphs its node functions invoke; with `recurse`, theirs too (`a|b`).
-        `namespace` picks the one at that namespace, matched by whole segments."""
-        return subgraphs_of(self, namespace, recurse)
-
-    async def aget_subgraphs(
-        self, *, namespace: str | None = None, recurse: bool = False
-    ) -> AsyncIterator[tuple[str, CompiledStateGraph[Any, Any, Any, Any]]]:
-        for found in self.get_subgraphs(namespace=namespace, recurse=recurse):
-            yield found
-
-    def _snapshot(self, snapshot: StateSnapshot) -> StateSnapshot:
-        return shown_snapshot(self, snapshot)
-
-    async def aget_state(
-        self, config: Mapping[str, Any], *, subgraphs: bool = False, **_: Any
-    ) -> StateSnapshot:
-        config = self._merged(config) or {}
-        snapshot = await self._on_threads(lambda client: client.get_state(config, subgraphs))
-        return self._graph_at(config)._snapshot(snapshot)
-
-    def get_state(self, config: Mapping[str, Any], **kwargs: Any) -> StateSnapshot:
-        from arqgraph.embedded import run_sync
-
-        return run_sync(self.aget_state(config, **kwargs))
-
-    async def aget_state_history(
-        self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
-        before: dict[str, Any] | None = None, limit: int | None = None,
-    ) -> AsyncIterator[StateSnapshot]:
-        history = await self._on_threads(
-            lambda client: client.get_state_history(self._merged(config) or {}, filter=filter,
-                                                    before=before, limit=limit)
-        )
-        for snapshot in history:
-            yield self._graph_at(config)._snapshot(snapshot)
-
-    def get_state_history(
-        self, config: Mapping[str, Any], *, filter: dict[str, Any] | None = None,
-        before: dict[str, Any] | None = None, limit: int | None = None,
-    ) -> Iterator[StateSnapshot]:
-        from arqgraph.embedded import run_sync
-
-        history = run_sync(self._on_threads(
-            lambda client: client.get_state_history(self._merged(config) or {}, filter=filter,
-                                                    before=before, limit=limit)
-        ))
-        yield from map(self._graph_at(config)._snapshot, history)
-
-    async def aupdate_state(
-        self, config: Mapping[str, Any], values: Any, as_node: str | None = None, **_: Any
-    ) -> dict[str, Any]:
-        name = self._updated_graph(config)
-        return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.update_state(name, self._merged(config) or {}, values,
-                                               as_node)
-        )
-
-    def _updated_graph(self, config: Mapping[str, Any]) -> str:
-        """The graph an update of `config`'s thread runs as: this one, or the subgraph its
-        `checkpoint_ns` names (its nodes and channels, not this graph's, write there)."""
-        namespace = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
-        if not namespace:
-            return self.name
-        recast = "|".join(part.split(":")[0] for part in namespace.split("|"))
-        for _, graph in self.get_subgraphs(namespace=recast, recurse=True):
-            return child_graph(self.name, remember(graph))
-        raise ValueError(f"Subgraph {recast} not found")
-
-    def update_state(
-        self, config: Mapping[str, Any], values: Any, as_node: str | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        from arqgraph.embedded import run_sync
-
-        return run_sync(self.aupdate_state(config, values, as_node, **kwargs))
-
-    async def abulk_update_state(
-        self, config: Mapping[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
-    ) -> dict[str, Any]:
-        """Apply `supersteps` of `StateUpdate`s in turn, each superstep a checkpoint."""
-        name = self._updated_graph(config)
-        return await self._on_threads(  # type: ignore[no-any-return]
-            lambda client: client.bulk_update_state(name, self._merged(config) or {},
-                                                    supersteps)
-        )
-
-    def bulk_update_state(
-        self, config: Mapping[str, Any], supersteps: Sequence[Sequence[StateUpdate]]
-    ) -> dict[str, Any]:
-        from arqgraph.embedded import run_sync
-
-        return run_sync(self.abulk_update_state(config, supersteps))
-
-    async def _on_threads(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        from arqgraph.embedded import backend
-
-        if self.cluster_url is None and self.checkpointer is None:
-            raise ValueError("No checkpointer set")
-        async with backend(self) as client:
-            return await call(client)
 
 
 async def _each(events: Any) -> AsyncGenerator[tuple[tuple[str, ...], str, Any], None]:

@@ -116,6 +116,25 @@ def blobs_key(tag: str) -> str:
     return f"{checkpoints_key(tag)}:blobs"
 
 
+def event_blobs_key(run_id: str) -> str:
+    """Set: the ids of the blobs the run's events refer to, so that pruning a thread's history
+    keeps those while its events are readable: it lives as long as the events stream (its key
+    plus `:blobs`: the retire script expires it with the stream)."""
+    return f"{events_key(run_id)}:blobs"
+
+
+def blob_runs_key(tag: str) -> str:
+    """Set: the runs of the thread whose events refer to blobs (see `event_blobs_key`). It
+    lives as long as the blobs (its key is theirs plus `:runs`)."""
+    return f"{blobs_key(tag)}:runs"
+
+
+def orphans_key(tag: str) -> str:
+    """Set: namespaces of subgraphs that steps pruned from the thread's history ran (see
+    `prune` in the scripts), whose threads are deleted once the thread's run ends."""
+    return f"{thread_key(tag)}:orphans"
+
+
 def history_key(tag: str) -> str:
     """List: the thread's checkpoint ids, newest first."""
     return f"{PREFIX}:{{{tag}}}:history"

@@ -46,13 +46,15 @@ _TAKE = """
 -- the lease, and its queue score moves to the lease's end (renewed with the lease, see
 -- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
 -- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
--- the job's in-progress key, its job key, its try counter. Returns the job's score (as it was
--- queued) and the job (false when it expired); nothing when it is not taken. Its try is
--- counted apart (`count_try`), unless its task's claim counts it.
-local function take(queue, k, id, now, lease)
+-- the job's in-progress key, its job key, its try counter. The in-progress key holds `holder`,
+-- the taking worker's token (arq's holds '1'): a worker ends or gives back only a job it still
+-- holds (see FINISH_JOB_SCRIPT). Returns the job's score (as it was queued) and the job (false
+-- when it expired); nothing when it is not taken. Its try is counted apart (`count_try`),
+-- unless its task's claim counts it.
+local function take(queue, k, id, now, lease, holder)
   local score = redis.call('ZSCORE', queue, id)
   if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
-  redis.call('SET', KEYS[k], '1', 'PX', lease)
+  redis.call('SET', KEYS[k], holder, 'PX', lease)
   redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
   return score, redis.call('GET', KEYS[k + 1])
 end
@@ -82,18 +84,23 @@ end
 
 _RETIRE = """
 -- Retires a finished run whose run hash, events stream, thread hash, checkpoints hash and
--- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (its set of child runs,
--- the stream's key and ':children', with the stream; the thread's, with its checkpoints'
--- blobs (their key and ':blobs') and each checkpoint's writes and claims, found by their key
--- prefixes, unless the thread is kept until deleted); the client awaiting the run (its `ends`
+-- history list are KEYS[k] to KEYS[k + 4]: they expire in `seconds` (its set of child runs
+-- and of the blobs its events refer to, the stream's key and ':children' or ':blobs', with the
+-- stream; the thread's, with its checkpoints' blobs (their key and ':blobs', and ':blobs:runs'),
+-- the thread's pruned namespaces (its key and ':orphans') and each checkpoint's writes and
+-- claims, found by their key prefixes, unless the thread is kept until deleted); the client
+-- awaiting the run (its `ends`
 -- list, if any) is told; last, the run leaves its graph's `active` set.
 local function retire(k, active, ends, seconds, run_id, writes, claims, ends_kept)
   redis.call('EXPIRE', KEYS[k], seconds)
   redis.call('EXPIRE', KEYS[k + 1], seconds)
   redis.call('EXPIRE', KEYS[k + 1] .. ':children', seconds)
+  redis.call('EXPIRE', KEYS[k + 1] .. ':blobs', seconds)
   if redis.call('HGET', KEYS[k + 2], 'keep') ~= '1' then
     for i = k + 2, k + 4 do redis.call('EXPIRE', KEYS[i], seconds) end
     redis.call('EXPIRE', KEYS[k + 3] .. ':blobs', seconds)
+    redis.call('EXPIRE', KEYS[k + 3] .. ':blobs:runs', seconds)
+    redis.call('EXPIRE', KEYS[k + 2] .. ':orphans', seconds)
     for _, id in ipairs(redis.call('HKEYS', KEYS[k + 3])) do
       redis.call('EXPIRE', writes .. id, seconds)
       redis.call('EXPIRE', claims .. id, seconds)
@@ -115,7 +122,32 @@ local function emit(stream, mode, data)
 end
 """
 
-_COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
+_PRUNE = """
+-- Keeps the thread's history to its newest `depth` checkpoints: each older one leaves the
+-- history list and the checkpoints hash, with its step's writes and claims (found by their
+-- key prefixes). The thread hash counts them (`pruned`), so that a checkpoint id the thread
+-- lacks is known as pruned, not unknown. The namespaces of the subgraphs their steps ran
+-- (their writes' `child:` fields) go to the thread's `:orphans` set; those threads, and the
+-- large values only the pruned checkpoints referred to, are deleted once the run ends (see
+-- arqgraph.storage.history).
+local function prune(thread, checkpoints, history, depth, writes, claims)
+  local old = redis.call('LRANGE', history, depth, -1)
+  if #old == 0 then return end
+  redis.call('LTRIM', history, 0, depth - 1)
+  for _, id in ipairs(old) do
+    redis.call('HDEL', checkpoints, id)
+    for _, field in ipairs(redis.call('HKEYS', writes .. id)) do
+      if string.sub(field, 1, 6) == 'child:' then
+        redis.call('SADD', thread .. ':orphans', redis.call('HGET', writes .. id, field))
+      end
+    end
+    redis.call('DEL', writes .. id, claims .. id)
+  end
+  redis.call('HINCRBY', thread, 'pruned', #old)
+end
+"""
+
+_COMMIT = _RETIRE + _ENQUEUE + _EMIT + _PRUNE + """
 -- A run's commit. KEYS from KEYS[k], numbered from 1 here: 1 run hash, 2 events stream, 3 thread
 --       hash, 4 checkpoints hash, 5 history list, 6 writes hash of the checkpoint being resumed
 --       (any key of the thread if none); when the run ends, 7 its graph's active set and 8 the
@@ -128,7 +160,8 @@ _COMMIT = _RETIRE + _ENQUEUE + _EMIT + """
 --       does not end), 7 run id, 8 number of outcomes to set aside (tasks to run again),
 --       9 number of writes field pairs to set, 10 the thread's writes key and 11 its claims key
 --       without their checkpoint id, 12 how many seconds an ends list outlives its last entry,
---       13 number of event pairs; then run field pairs, task ids of outcomes to set aside,
+--       13 number of event pairs, 14 how many checkpoints the thread's history keeps ('' for
+--       every one: see `prune`); then run field pairs, task ids of outcomes to set aside,
 --       writes field pairs to set, event (mode, data) pairs, and the arguments of `enqueue`
 --       when it enqueues jobs (the last keys and arguments of the call). Returns 1 when
 --       committed, else 0; and second, the body of the first job it enqueued, when it
@@ -151,7 +184,7 @@ local function commit(k, a, uncancelled, held_for)
   if run[3] and (uncancelled or ARGV[a + 5] == '') then return 0 end
   if ARGV[a + 5] == '' and run[4] and run[5] == 'running' then return 0 end
   local set, status = {'version', tostring(tonumber(version) + 1)}, run[5]
-  local i = a + 13
+  local i = a + 14
   for _ = 1, tonumber(ARGV[a + 1]) do
     set[#set + 1], set[#set + 2] = ARGV[i], ARGV[i + 1]
     if ARGV[i] == 'status' then status = ARGV[i + 1] end
@@ -188,6 +221,10 @@ local function commit(k, a, uncancelled, held_for)
   end
   for _ = 1, tonumber(ARGV[a + 12]) do
     emit(KEYS[k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+  if ARGV[a + 2] ~= '' and ARGV[a + 4] == '1' and ARGV[a + 13] ~= '' then
+    prune(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], tonumber(ARGV[a + 13]), ARGV[a + 9],
+          ARGV[a + 10])
   end
   local added, fresh = 0, false
   if i <= #ARGV then  -- (the new checkpoint's jobs)
@@ -317,7 +354,7 @@ POST_OUTCOME_SCRIPT = _FINISH_JOB + _COMMIT + """
 -- nodes are cancelled, as in LangGraph), '1' when the task is its step's only one (its
 -- outcome completes the step: nothing is counted), the event pairs,
 -- then the arguments of `finish_job`, then those of the take (the job's id, now (ms), the lease
--- (ms), its task's id), then those of `commit`.
+-- (ms), its task's id, the worker's token), then those of `commit`.
 -- Returns 1 when recorded and the step has all its outcomes now (the note is pushed to the
 -- orchestrators' inbox), 3 when so and the commit that came with it was made (the run moved on
 -- or ended; no note: nothing is left to do for the orchestrator; a commit refused, because the
@@ -349,7 +386,7 @@ end
 local held, h = nil, i
 if ARGV[8] == '1' then
   held = k
-  k, i = k + 3, i + 4
+  k, i = k + 3, i + 5
 end
 local complete = ARGV[10] == '1'
 if not complete then complete = redis.call('HINCRBY', KEYS[1], '__left', -1) <= 0 end
@@ -358,7 +395,7 @@ if complete then
     local done, fresh = commit(k, i, true, held and tonumber(ARGV[h + 2]))
     if done == 1 then
       if not held or not fresh then return 3 end
-      redis.call('SET', KEYS[held + 1], '1', 'PX', ARGV[h + 2])  -- (queued held: see `enqueue`)
+      redis.call('SET', KEYS[held + 1], ARGV[h + 4], 'PX', ARGV[h + 2])  -- (held: see `enqueue`)
       redis.call('HSET', KEYS[held + 2], ARGV[h + 3], 1)
       return {3, ARGV[h + 1], fresh, 1, {1, 0, 0, false}}
     end
@@ -472,14 +509,18 @@ return 0
 
 REQUEUE_JOB_SCRIPT = """
 -- KEYS: 1 the arq queue, 2 its ready list, 3 the job's in-progress key. ARGV: 1 the job id,
--- 2 when it is due again (ms), 3 '1' to list it as ready. A job a worker held goes back to the
--- queue (if still there): not held, due then (the take moved its score to the lease's end).
+-- 2 when it is due again (ms), 3 '1' to list it as ready, 4 the worker's token. A job a worker
+-- held goes back to the queue (if still there): not held, due then (the take moved its score
+-- to the lease's end). Unless another worker holds it now (this one's lease ran out and the
+-- job was taken again): that one's run of it goes on. Returns 1 when given back, else 0.
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[4] then return 0 end
 redis.call('DEL', KEYS[3])
 redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 if ARGV[3] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('LPUSH', KEYS[2], ARGV[1])
 end
-return 0
+return 1
 """
 
 DUE_JOBS_SCRIPT = """
@@ -516,7 +557,8 @@ return found
 TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
 -- and the keys of `load` for its task.
--- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 how many graphs' tasks
+-- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 the worker's token
+-- (see `take`), 5 how many graphs' tasks
 -- are claimed later (their nodes have limits), those graphs, then for each job its id and the
 -- arguments of `load` for its task (its checkpoint id, '' to load nothing; its id, '' to claim
 -- nothing; the run's version and the checkpoint the caller has).
@@ -529,19 +571,19 @@ TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- job whose task is claimed here is the claim's attempt (each start of the job claims its
 -- task once: they count the same), so arq's try counter is not kept for it too.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
-local limited, first = {}, 5 + tonumber(ARGV[4])
-for i = 5, first - 1 do limited[ARGV[i]] = true end
+local limited, first = {}, 6 + tonumber(ARGV[5])
+for i = 6, first - 1 do limited[ARGV[i]] = true end
 local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
 local seen = {}  -- run key -> its fields (see `run_of`)
 for j = 0, (#ARGV - first + 1) / 5 - 1 do
   if #taken >= 5 * most then break end
   local a, k = first + 5 * j, 2 + 7 * j
-  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2])
+  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2], ARGV[4])
   if score then
     local started = false
     if job and ARGV[a + 1] ~= '' then
       local run, task = KEYS[k + 3], ARGV[a + 2]
-      if task ~= '' and first > 5 and limited[run_of(run, seen)[6] or ''] then
+      if task ~= '' and first > 6 and limited[run_of(run, seen)[6] or ''] then
         task = ''
       end
       local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
@@ -561,8 +603,21 @@ return taken
 """
 
 FINISH_JOB_SCRIPT = _FINISH_JOB + """
--- KEYS and ARGV as `finish_job`'s from the first.
+-- KEYS and ARGV as `finish_job`'s from the first, then ARGV[4] the worker's token and ARGV[5] how
+-- the job ended without its task's outcome (the post of an outcome ends its job itself):
+-- 'done' as arq ends a job, its result kept (an enqueue of the job meanwhile is a no-op, see
+-- `enqueue`); 'redrive' when its worker took it for stale, having started no attempt of its
+-- task: it ends without a result, for its run's re-drive to enqueue it again at once (arq's
+-- result used to hold the run a minute); 'fenced' when a newer attempt owns its task: as 'done',
+-- but a job whose hold lapsed stays queued, due, for the next take to run the task again (the
+-- worker that took it again died: its re-drive waits for no result). Whatever the end, a job
+-- another worker holds now (this one's lease ran out and the job was taken again) is left to
+-- it, else its run of the job would lose its job while it runs. Returns 1 when ended, else 0.
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[4] then return 0 end
+if ARGV[5] == 'fenced' and not holder then return 0 end
 finish_job(1, 1)
+if ARGV[5] == 'redrive' then redis.call('DEL', KEYS[5]) end
 return 1
 """
 
@@ -575,4 +630,19 @@ RETIRE_SCRIPT = _RETIRE + """
 -- ended, by the commit script): see `retire`.
 retire(1, KEYS[6], KEYS[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1
+"""
+
+COLLECT_BLOBS_SCRIPT = """
+-- KEYS: 1 the thread hash, 2 its blobs hash. ARGV: 1 the thread's latest checkpoint id as the
+-- caller read it, then ids of blobs to delete. The blobs the caller found unreferenced (see
+-- arqgraph.storage.history) go, unless a run took the thread since it looked (its blobs may be
+-- written before the commits that refer to them): returns how many went, or -1.
+if redis.call('HGET', KEYS[1], 'run') or redis.call('HGET', KEYS[1], 'latest') ~= ARGV[1] then
+  return -1
+end
+local gone = 0
+for first = 2, #ARGV, 1000 do
+  gone = gone + redis.call('HDEL', KEYS[2], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+return gone
 """

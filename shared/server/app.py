@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.errors import InvalidInputError, UnknownGraphError
@@ -37,6 +38,7 @@ from arqgraph.server.auth import AuthMiddleware
 from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
 from arqgraph.server.duties import Duties, Duty, duty_loop
+from arqgraph.server.gate import Gate
 from arqgraph.server.records import Records
 from arqgraph.settings import Settings
 from arqgraph.storage.long_term import RedisStore
@@ -82,6 +84,9 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
               connect_timeout: float | None = CONNECT_TIMEOUT) -> Starlette:
+    """The API's app; with `http.app`, that app serving its own routes and then the API's."""
+    served_app: list[Starlette] = []  # (what a webhook's path is called on: set below)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = await Client.connect(redis_url, connect_timeout=connect_timeout)
@@ -89,7 +94,8 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
         s = app.state.served = Served(
             config, client, Records(client.redis),
             RedisStore(client.redis, index=cast(Any, config.store_index)),
-            Duties(client.redis, lease=settings.duty_lease), settings.retention)
+            Duties(client.redis, lease=settings.duty_lease), settings.retention,
+            gate=Gate(settings.serve_gather), app=served_app[0])
         loops = [asyncio.create_task(crons.cron_loop(s)),
                  asyncio.create_task(duty_loop(s.duties, lambda d: do(s, d), s.spawn,
                                                crons.TICK))]
@@ -102,26 +108,64 @@ def build_app(config: ServeConfig, redis_url: str, api_key: str | None = None,
             await s.duties.hand_over()
             await client.close()
 
-    middleware = []
-    if api_key is not None or config.auth is not None:
-        middleware.append(Middleware(AuthMiddleware, api_key=api_key, auth=config.auth))
-    if config.cors:
-        cors: dict[str, Any] = {"allow_origins": config.cors.get("allow_origins", []),
-                                "allow_methods": config.cors.get("allow_methods", ["*"]),
-                                "allow_headers": config.cors.get("allow_headers", ["*"]),
-                                "allow_credentials": config.cors.get("allow_credentials", False),
-                                "expose_headers": config.cors.get("expose_headers",
-                                                                  ["Location",
-                                                                   "Content-Location"])}
-        middleware.append(Middleware(CORSMiddleware, **cors))
-    return Starlette(
+    auth = (Middleware(AuthMiddleware, api_key=api_key, auth=config.auth)
+            if api_key is not None or config.auth is not None else None)
+    cors = cors_middleware(config.cors) if config.cors else None
+    api = Starlette(
         # (the runs' routes first: Starlette tries each route's pattern in turn, per request)
         routes=[*runs.routes, *threads.routes, *thread_stream.routes, *assistants.routes,
                 *crons.routes, *store.routes, Route("/ok", ok), Route("/info", info)],
-        middleware=middleware, lifespan=lifespan,
+        middleware=[m for m in (auth, None if config.app else cors) if m is not None],
+        lifespan=lifespan,
         exception_handlers={HTTPException: http_error,
                             **{cls: unprocessable for cls in UNPROCESSABLE}},
     )
+    served_app.append(api if config.app is None else with_custom_app(
+        config.app, api, auth if config.custom_route_auth else None, cors))
+    return served_app[0]
+
+
+def cors_middleware(cors: dict[str, Any]) -> Middleware:
+    """`http.cors` as Starlette's CORS middleware takes it."""
+    return Middleware(CORSMiddleware, **{
+        "allow_origins": cors.get("allow_origins", []),
+        "allow_methods": cors.get("allow_methods", ["*"]),
+        "allow_headers": cors.get("allow_headers", ["*"]),
+        "allow_credentials": cors.get("allow_credentials", False),
+        "expose_headers": cors.get("expose_headers", ["Location", "Content-Location"])})
+
+
+def with_custom_app(custom: Starlette, api: Starlette, auth: Middleware | None,
+                    cors: Middleware | None) -> Starlette:
+    """`http.app` serving its routes, then the API's, as LangGraph's server merges them: its
+    middleware and CORS wrap every request, its lifespan runs within the API's, and the auth
+    hook guards its routes only when `http.enable_custom_route_auth` asks. The app is taken
+    over, as there; its own routes, middleware and lifespan are kept aside, so that building
+    the server again in this process (a test) starts from them."""
+    if not hasattr(custom.state, CUSTOM_OWN):
+        setattr(custom.state, CUSTOM_OWN, (list(custom.router.routes),
+                                           list(custom.user_middleware),
+                                           custom.router.lifespan_context))
+    routes, middleware, inner = getattr(custom.state, CUSTOM_OWN)
+    if auth is not None:
+        routes = [copy.copy(route) for route in routes]
+        for route in routes:
+            cls, args, kwargs = auth
+            route.app = cls(route.app, *args, **kwargs)
+    custom.router.routes = [*routes, Mount("", app=api)]
+    custom.user_middleware = [*middleware, *([cors] if cors is not None else [])]
+    custom.middleware_stack = None  # (built again, with these, on its first request)
+
+    @contextlib.asynccontextmanager
+    async def both(app: Starlette) -> AsyncIterator[Any]:
+        async with api.router.lifespan_context(api), inner(app) as state:
+            yield state
+
+    custom.router.lifespan_context = both
+    return custom
+
+
+CUSTOM_OWN = "arqgraph_custom_app"  # (the custom app's state key for what it came with)
 
 
 KEEP_ALIVE = 75  # seconds an idle client connection is kept

@@ -1,7 +1,8 @@
 """Who may call the server: an API key (`--api-key`), and `langgraph.json`'s `auth.path`, a
 `langgraph_sdk.Auth` whose `@auth.authenticate` handler admits a request (or raises its
 `HTTPException`); its `@auth.on` handlers scope what each user sees (`authz`). `/ok` stays
-open for load balancers' health checks."""
+open for load balancers' health checks, and the server's own calls to a webhook that is one
+of its paths pass."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from arqgraph.server.authz import User
 
+LOOPBACK = "arqgraph.loopback"  # the scope's mark of the server's own call (`webhooks`)
+
 OPEN_PATHS = ("/ok",)
 
 
@@ -25,7 +28,8 @@ class AuthMiddleware(BaseHTTPMiddleware):
         self.authenticate: Any = getattr(auth, "_authenticate_handler", None)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
+        if (request.url.path in OPEN_PATHS or request.method == "OPTIONS"
+                or request.scope.get(LOOPBACK)):  # (a webhook's call to a path of this server)
             return await call_next(request)
         if self.api_key is not None:
             given = request.headers.get("x-api-key", "")

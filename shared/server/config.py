@@ -6,7 +6,6 @@ default assistant, and the options of the project file the server honours (`env`
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import pkgutil
@@ -51,6 +50,10 @@ class ServeConfig:
     cors: dict[str, Any] | None = None
     auth: Any = None  # a langgraph_sdk.Auth (`auth.path`)
     store_index: dict[str, Any] | None = None  # `store.index`, its `embed` loaded
+    app: Any = None  # `http.app`: a Starlette (or FastAPI) app whose routes are served too
+    custom_route_auth: bool = False  # `http.enable_custom_route_auth`
+    loopback_webhooks: bool = False  # `webhooks.url.disable_loopback` false: "/path" hooks
+    webhook_headers: dict[str, str] = field(default_factory=dict)  # `webhooks.headers`
 
     def find(self, assistant_or_graph_id: str) -> ServedGraph | None:
         """The graph an assistant id or a graph id names."""
@@ -108,8 +111,13 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
                 raise GraphSpecError(f"{config_path}: graphs.{graph_id} must be a string "
                                      "'path/file.py:attr' or 'package.module:attr'")
             entries.append((graph_id, module_spec(spec, base)))
-        cors = (data.get("http") or {}).get("cors")
+        http = data.get("http") or {}
+        cors = http.get("cors")
         config.cors = cors if isinstance(cors, dict) else None
+        if http.get("app"):
+            config.app = custom_app(str(http["app"]), base, config_path)
+        config.custom_route_auth = bool(http.get("enable_custom_route_auth"))
+        webhooks_options(config, data.get("webhooks") or {}, config_path)
         auth_path = (data.get("auth") or {}).get("path")
         if auth_path:
             config.auth = import_object(module_spec(str(auth_path), base))
@@ -132,7 +140,7 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
 
 def store_index(index: Any, base: Path, where: str) -> dict[str, Any]:
     """`store.index` of the project file, as the store takes it: `embed` is a function of a
-    list of texts (`./file.py:fn` or `package.module:fn`), an Embeddings there, or LangChain's
+    list of texts, sync or async (`./file.py:fn` or `package.module:fn`), an Embeddings there, or LangChain's
     `provider:model` (made by `langchain.embeddings.init_embeddings`, as LangGraph's server
     does); `dims` and `fields` pass as given."""
     if not isinstance(index, dict) or not isinstance(index.get("embed"), str):
@@ -151,11 +159,34 @@ def store_index(index: Any, base: Path, where: str) -> dict[str, Any]:
                                  "model: install langchain (and its provider's package), or "
                                  "name a function './file.py:function'") from exc
         embed = init_embeddings(spec)
-    if inspect.iscoroutinefunction(embed) or not (callable(embed) or hasattr(
-            embed, "embed_documents")):
+    if not (callable(embed) or hasattr(embed, "embed_documents")):
         raise GraphSpecError(f"{where}: store.index.embed {spec!r} must be a function of a "
-                             "list of texts (not async) or an Embeddings")
+                             "list of texts (sync or async) or an Embeddings")
     return {**index, "embed": embed}
+
+
+def custom_app(spec: str, base: Path, where: str) -> Any:
+    """`http.app`: the Starlette app at `./file.py:app` or `package.module:app`, whose routes
+    the server serves beside the API's, as LangGraph's server does."""
+    from starlette.applications import Starlette
+
+    app = import_object(module_spec(spec, base))
+    if not isinstance(app, Starlette):
+        raise GraphSpecError(f"{where}: http.app {spec!r} is not a Starlette or FastAPI app")
+    return app
+
+
+def webhooks_options(config: ServeConfig, options: Any, where: str) -> None:
+    """`webhooks` of the project file: `url.disable_loopback` false lets a run's webhook be
+    a path of the server itself (refused by default, as in LangGraph: such a call skips the
+    auth hook); `headers` go with every webhook call."""
+    url = options.get("url") or {} if isinstance(options, dict) else None
+    headers = options.get("headers") or {} if isinstance(options, dict) else None
+    if not isinstance(url, dict) or not isinstance(headers, dict):
+        raise GraphSpecError(f"{where}: webhooks must be an object with 'url' and 'headers' "
+                             "objects")
+    config.loopback_webhooks = url.get("disable_loopback", True) is False
+    config.webhook_headers = {str(k): str(v) for k, v in headers.items()}
 
 
 def _load_env_file(path: Path) -> None:

@@ -18,6 +18,7 @@ from arqgraph import protocol
 from arqgraph.client import Client
 from arqgraph.server.config import ServeConfig, ServedGraph
 from arqgraph.server.duties import Duties
+from arqgraph.server.gate import Gate
 from arqgraph.server.records import Records, ThreadRecord
 from arqgraph.server.shapes import jsonable, now_iso, pending_interrupts
 from arqgraph.storage.long_term import RedisStore
@@ -33,6 +34,8 @@ class Served:
     duties: Duties
     retention: int = 7 * 24 * 3600  # seconds a finished run stays readable (the cluster's)
     background: set[asyncio.Task[Any]] = field(default_factory=set)  # (see `spawn`)
+    gate: Gate = field(default_factory=Gate)  # (submits let through together, under load)
+    app: Any = None  # the ASGI app served, custom routes and all (a webhook's path is called on)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` beside the requests (a duty, a cron's fire, a cancel): kept

@@ -167,9 +167,10 @@ class Start:
         for _ in range(BUSY_RETRIES):
             before = await latest_checkpoint(s, self.thread_id) if self.thread_id else None
             try:
-                handle = await s.client.submit(self.graph, run_input, self.config,
-                                               context=self.context, stream_mode=self.modes,
-                                               run_id=self.key)
+                async with s.gate.through():
+                    handle = await s.client.submit(self.graph, run_input, self.config,
+                                                   context=self.context, stream_mode=self.modes,
+                                                   run_id=self.key)
                 return handle, before
             except ThreadBusyError as exc:
                 if self.strategy == "reject" or self.thread_id is None:
@@ -190,7 +191,7 @@ async def start_run(
     if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
         await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
                     assistant["metadata"], f"Assistant {assistant['assistant_id']}")
-    webhook = check_webhook(body.get("webhook"))
+    webhook = check_webhook(body.get("webhook"), s.config)
     delay = delay_of(body)
     if thread_id is None and body.get("on_completion") == "keep":  # a thread that stays
         thread_id, body = str(uuid.uuid4()), {**body, "if_not_exists": "create"}

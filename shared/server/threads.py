@@ -178,8 +178,9 @@ async def history(request: Request) -> JSONResponse:
     s, body = served(request), await body_of(request)
     record = await existing(request)
     before = body.get("before")
-    snapshots = await s.client.get_state_history(
-        thread_config(record.thread_id), filter=body.get("metadata") or None,
+    config = {"configurable": {**checkpoint_in(body), "thread_id": record.thread_id}}
+    snapshots = await s.client.get_state_history(  # (a subgraph's, or one checkpoint, if named)
+        config, filter=body.get("metadata") or None,
         before={"configurable": before} if isinstance(before, dict) else None,
         limit=int(body.get("limit") or 10))
     return JSONResponse([thread_state(x) for x in snapshots])

@@ -1,5 +1,8 @@
 """A run's `webhook`: when the run ends, a server POSTs the run (as `runs.get` shows it) with
 its status, times and final `values` (and `error` if it failed), as LangGraph's server does.
+A webhook that is a path (`/my-hook`) is a route of the server itself, a custom one of
+`http.app` say: called in the process, past the auth hook, as LangGraph's loopback client
+does; so, as there, only a project whose `webhooks.url.disable_loopback` is false takes one.
 
 The call is a duty (`arqgraph.server.duties`): the server that started the run watches for its
 end and calls; if that server stops first, another takes the duty over once its lease lapses
@@ -12,23 +15,57 @@ from typing import Any
 from urllib.parse import urlparse
 
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from arqgraph.server.auth import LOOPBACK
+from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
 from arqgraph.server.duties import Duty, done_after
 from arqgraph.server.shapes import RUN_STATUSES, now_iso
 
 TIMEOUT = 30.0  # seconds a webhook's receiver has to answer
 WEBHOOK = "webhook"
+LOOPBACK_REFUSED = (
+    "Loopback webhooks (relative URLs) are disabled by default: they are called in the "
+    "server's process, past the auth hook. Set webhooks.url.disable_loopback to false in "
+    "langgraph.json to take them, only when you control the routes they can reach.")
 
 
-def check_webhook(url: Any) -> str | None:
-    """The body's webhook, an absolute http(s) URL; 422 otherwise."""
+def check_webhook(url: Any, config: ServeConfig) -> str | None:
+    """The body's webhook: an absolute http(s) URL, or a path of this server's if the project
+    takes those; 422 otherwise, as LangGraph's server answers."""
     if url is None:
         return None
+    if str(url).startswith("/"):
+        if not config.loopback_webhooks:
+            raise HTTPException(422, LOOPBACK_REFUSED)
+        return str(url)
     parsed = urlparse(str(url))
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise HTTPException(422, f"webhook must be an absolute http(s) URL, not {url!r}")
+        raise HTTPException(422, f"webhook must be an absolute http(s) URL or a path, not "
+                            f"{url!r}")
     return str(url)
+
+
+def loopback(app: ASGIApp) -> ASGIApp:
+    """`app` called by the server itself: its requests are marked, so the auth middleware
+    lets them through (nothing from outside can set a scope's key)."""
+    async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, LOOPBACK: True}, receive, send)
+
+    return marked
+
+
+async def post(app: ASGIApp, url: str, payload: dict[str, Any],
+               headers: dict[str, str]) -> None:
+    """POST the payload to the webhook: over the network, or to `app` for a path; raises
+    if the receiver refuses."""
+    import httpx
+
+    transport = httpx.ASGITransport(loopback(app)) if url.startswith("/") else None
+    async with httpx.AsyncClient(timeout=TIMEOUT, transport=transport,
+                                 base_url="http://loopback") as http:
+        (await http.post(url, json=payload, headers=headers)).raise_for_status()
 
 
 async def watch_webhook(s: Served, run_id: str, url: str) -> None:
@@ -40,8 +77,6 @@ async def watch_webhook(s: Served, run_id: str, url: str) -> None:
 
 async def deliver(s: Served, duty: Duty) -> None:
     """Wait for the run's end and call its webhook (raising if the receiver refuses)."""
-    import httpx
-
     from arqgraph.server.start import handle_of, result_of, run_json
 
     info = await s.records.get_run(duty.run_id)
@@ -54,5 +89,4 @@ async def deliver(s: Served, duty: Duty) -> None:
     if isinstance(values, dict) and "__error__" in values:
         payload.update(values=None, error=values["__error__"])
     payload["status"] = RUN_STATUSES.get(status, status)
-    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-        (await http.post(duty.doc["url"], json=payload)).raise_for_status()
+    await post(s.app, duty.doc["url"], payload, s.config.webhook_headers)

@@ -4,7 +4,7 @@ with the checkpoints and events that refer to them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -15,9 +15,12 @@ from arqgraph.errors import CorruptDataError, ErrorInfo
 from arqgraph.protocol import SavedCheckpoint
 
 
-async def put(redis: ArqRedis, tag: str, blobs: Mapping[str, bytes]) -> None:
+async def put(redis: ArqRedis, tag: str, blobs: Mapping[str, bytes], run_id: str = "",
+              event_refs: Collection[str] = ()) -> None:
     """Keep these blobs of the thread, sending only those it has not kept yet: a value that
-    stays the same from step to step (its id is its digest) crosses the wire once."""
+    stays the same from step to step (its id is its digest) crosses the wire once.
+    `event_refs`: those that events of run `run_id` refer to, noted for as long as its events
+    are kept (a thread whose history is pruned keeps them: see `arqgraph.storage.history`)."""
     if not blobs:
         return
     key = protocol.blobs_key(tag)
@@ -25,7 +28,10 @@ async def put(redis: ArqRedis, tag: str, blobs: Mapping[str, bytes]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for blob_id in ids:
             pipe.hstrlen(key, blob_id)
-        kept = await pipe.execute()
+        if event_refs and run_id:
+            pipe.sadd(protocol.event_blobs_key(run_id), *event_refs)
+            pipe.sadd(protocol.blob_runs_key(tag), run_id)
+        kept = (await pipe.execute())[:len(ids)]
     missing = {i: blobs[i] for i, n in zip(ids, kept, strict=True) if not n}
     if missing:
         await redis.hset(key, mapping=missing)  # type: ignore[arg-type,misc]

@@ -38,7 +38,9 @@ class Commit:
     of the outcome that makes it due (`RunStore.post_outcome`); `saved`: the checkpoint it
     saves, of `size` bytes; `ends`: the run's graph, final status and submit time, when it
     ends the run (for `arqgraph.observe`'s hooks); `blobs`: the large values its checkpoint
-    and events refer to, to keep before it is made (`arqgraph.storage.blobs.put`)."""
+    and events refer to, to keep before it is made (`arqgraph.storage.blobs.put`), the events'
+    among them `event_refs`; `prunes`: its run keeps its thread's history to a depth (see
+    `arqgraph.storage.history`)."""
 
     call: ScriptCall
     saved: SavedCheckpoint | None
@@ -46,6 +48,8 @@ class Commit:
     ends: tuple[str, str, float | None] | None = None
     run_id: str = ""
     blobs: Mapping[str, bytes] = field(default_factory=dict)
+    event_refs: frozenset[str] = frozenset()  # the blobs its events refer to
+    prunes: bool = False  # its run keeps its thread's history to a depth
 
 
 def commit_call(
@@ -66,7 +70,8 @@ def commit_call(
     status, its checkpoint (`new` ones are listed in the thread's history unless transient;
     others are saved again, with their view), edits of pending writes, events. A final
     status frees the thread and retires the run at once (see `retire_call`): its keys expire
-    in `retention` seconds. `jobs`: the enqueue of the new step's jobs
+    in `retention` seconds. A run with a history depth prunes its thread's older checkpoints
+    as the commit lists a new one (see `prune` in the scripts). `jobs`: the enqueue of the new step's jobs
     (`JobQueue.single_enqueue`), made with the commit."""
     run_fields: dict[str, str | bytes] = dict(fields or {})
     if status is not None:
@@ -82,6 +87,7 @@ def commit_call(
     edit = edit or WritesEdit(record.checkpoint_id or "-")
     blobs: dict[str, bytes] = {}  # (large values, kept once: see arqgraph.protocol.blobs)
     blob = protocol.encode_saved(saved, blobs) if saved else b""
+    depth = int(run_fields.get("history_depth") or record.history_depth or 0)  # (its start's)
     args: list[Any] = [
         f"{record.version}:{record.checkpoint_id}", str(len(run_fields)),
         saved.id if saved else "", blob,
@@ -89,6 +95,7 @@ def commit_call(
         str(retention) if final else "",
         record.run_id, str(len(edit.drop)), str(len(edit.resume) + len(edit.outcomes)),
         protocol.writes_key(tag, ""), protocol.claims_key(tag, ""), ENDS_KEPT, len(events),
+        depth or "",
     ]
     for name, value in run_fields.items():
         args += [name, value]
@@ -97,7 +104,9 @@ def commit_call(
         args += [f"resume:{task_id}", protocol.encode_resume(values)]
     for task_id, outcome in edit.outcomes.items():
         args += [task_id, protocol.encode_outcome(outcome)]
-    args += protocol.event_args(events, blobs)
+    event_blobs: dict[str, bytes] = {}
+    args += protocol.event_args(events, event_blobs)
+    blobs.update(event_blobs)
     keys = [*_retired_keys(record), protocol.writes_key(tag, edit.checkpoint_id)]
     if final:
         keys += _ending_keys(record)
@@ -110,7 +119,8 @@ def commit_call(
         args += jobs.args
     ends = (record.graph, status, record.created) if final and status else None
     size = len(blob) + sum(len(b) for b in blobs.values())
-    return Commit(ScriptCall(keys, args), saved, size, ends, record.run_id, blobs)
+    return Commit(ScriptCall(keys, args), saved, size, ends, record.run_id, blobs,
+                  frozenset(event_blobs), depth > 0)
 
 
 def retire_call(record: RunRecord, seconds: int) -> ScriptCall:

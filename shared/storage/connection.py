@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from arqgraph.errors import SerializationError
 from arqgraph.storage.memory import say_if_unguarded
+from arqgraph.storage.packing import pack_with_hiredis
 
 log = logging.getLogger("arqgraph.connection")
 
@@ -196,6 +197,7 @@ async def _connect(url: str, attempts: int | None, timeout: float | None, what: 
             pool = await create_pool(
                 settings, job_serializer=job_serializer, job_deserializer=job_deserializer
             )
+            pack_with_hiredis(pool)
             await pool.ping()
             await say_if_unguarded(pool, what)
             return pool

@@ -60,6 +60,14 @@ class Events:
         self._batch = batch  # the store's: its notices go with the other calls of the moment
 
     async def emit(self, run_id: str, mode: EventMode, payload: Any) -> None:
+        """Append an event to the run's stream. A task's start ("tasks") keeps the large values
+        of its input apart, in its thread's blobs, as the events the scripts add do (see
+        `protocol.event_args`): a 50 MB state is not copied into each task's event."""
+        kept: dict[str, bytes] = {}
+        if mode in ("tasks", "checkpoints"):
+            payload = protocol.split_event(mode, payload, kept)
+        if kept:
+            await blobs.put(self.redis, protocol.tag_of(run_id), kept, run_id, kept)
         fields: dict[Any, Any] = protocol.encode_event(mode, payload)
         if mode == "child" and isinstance(payload, dict) and payload.get("run_id"):
             # (the stream is trimmed: a cancel must still find every child)
@@ -177,7 +185,8 @@ class Events:
     async def end_event(self, run_id: str) -> dict[str, Any] | None:
         """The run's end event, if it has ended (it is the last event of its stream)."""
         key = protocol.events_key(run_id)
-        last = await self.redis.xrevrange(key, count=1)
+        # (batched: the ends a waiter is told together are read in one round trip)
+        last = await self._batch.command("XREVRANGE", key, "+", "-", "COUNT", 1)
         if not last:
             return None
         mode, payload = await self._decoded(key, *last[0]) or ("", {})

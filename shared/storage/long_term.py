@@ -35,15 +35,16 @@ from arqgraph.store.base import (
     TTLConfig,
     matches,
     namespaces_page,
-    query_vector,
     ranked,
     stored_for,
 )
+from arqgraph.store.embedding import aput_vectors, aquery_vector
 
 
 class RedisStore(BaseStore):
     """A store in Redis. Its sync API is for sync nodes, which run in worker threads: it waits
-    for the event loop the store was made on."""
+    for the event loop the store was made on. Both APIs embed with the index's async API, so
+    an async `embed` function serves sync nodes too."""
 
     supports_ttl = True
 
@@ -85,8 +86,8 @@ class RedisStore(BaseStore):
                     if stored is not None and matches(stored.value, op.filter):
                         found.append((ns, raw_key.decode(), stored))
             found.sort(key=lambda f: f[2].created_at)  # (a hash and a set have no order)
-            return ranked(found, query_vector(self.index_config, op.query), op.limit,
-                          op.offset)
+            return ranked(found, await aquery_vector(self.index_config, op.query),
+                          op.limit, op.offset)
         if isinstance(op, ListNamespacesOp):
             return namespaces_page(await self._namespaces(), op)
         raise TypeError(f"unknown store operation {op!r}")
@@ -122,7 +123,7 @@ class RedisStore(BaseStore):
         codec.pack_values(op.value, where=f"store item {op.namespace}/{op.key}")
         earlier = await self.redis.hget(key, op.key)
         stored = stored_for(op, _decode(earlier).created_at if earlier else None,
-                            self.index_config)
+                            await aput_vectors(op, self.index_config))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, op.key, _encode(stored))
             pipe.sadd(protocol.STORE_NAMESPACES_KEY, json.dumps(op.namespace))

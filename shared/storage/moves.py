@@ -29,13 +29,13 @@ from arqgraph.core.pregel import (
     next_checkpoint,
 )
 from arqgraph.errors import ErrorInfo
+from arqgraph.interrupts import asked_of
 from arqgraph.observe import traces
 from arqgraph.protocol import RunRecord, SavedCheckpoint, split_thread
 from arqgraph.storage.commits import Commit, commit_call
 from arqgraph.storage.namespaces import namespace, task_uuid
 from arqgraph.storage.queue import JobQueue, ScriptCall
 from arqgraph.storage.replay import CHECKPOINT_MAP, ancestors, checkpoint_map
-from arqgraph.types import asked_of
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
     from arqgraph.graph.compiled import CompiledStateGraph

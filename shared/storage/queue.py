@@ -9,8 +9,9 @@ polling the queue.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix, retry_key_prefix
@@ -24,6 +25,8 @@ from arqgraph.protocol import RunRecord
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.dead_letters import set_aside
 
+JobEnd = Literal["done", "redrive", "fenced"]
+"""How a job ended without its task's outcome (see FINISH_JOB_SCRIPT)."""
 ENQUEUE_CHUNK = 500  # jobs enqueued per round trip
 JOB_EXPIRY_MS = 86_400_000  # an arq job not started within a day is dropped (arq's default)
 RESULT_KEPT_S = 60  # a finished job's arq result: a re-enqueue of the job within it is a no-op
@@ -67,6 +70,9 @@ class JobQueue:
         self._finish = self._batch.script(protocol.FINISH_JOB_SCRIPT)
         self._due = self._batch.script(protocol.DUE_JOBS_SCRIPT)
         self._requeue = self._batch.script(protocol.REQUEUE_JOB_SCRIPT)
+        # what this process's holds of jobs say (their in-progress keys): it ends or gives back
+        # only a job it still holds, not one taken again since its lease ran out
+        self.token = uuid.uuid4().hex
 
     # -- enqueueing (the orchestrator, and entrypoints' task calls) ----------------------------
 
@@ -126,15 +132,22 @@ class JobQueue:
     async def enqueue_call(
         self, record: RunRecord, checkpoint_id: str, call_id: str, fingerprint: str
     ) -> None:
-        """Enqueue a task call of the Functional API as a job, and list it as ready (a no-op if
-        its job, or its result, exists already)."""
+        """Enqueue a task call of the Functional API as a job, and list it as ready (see
+        ENQUEUE_JOBS_SCRIPT: a no-op while its job exists or has arq's result; so its waiter
+        calls it again now and then, to run again a job taken for stale, which ends without
+        a result)."""
         job = protocol.TaskJob(run_id=record.run_id, checkpoint_id=checkpoint_id, step=-1,
                                task_id=call_id, graph=record.graph, fingerprint=fingerprint,
                                trace=traces.current_or(record.step_trace or record.trace))
         job_id = protocol.job_id(record.run_id, checkpoint_id, call_id)
-        if await self.redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id,
-                                        _queue_name=self.name, **job.model_dump()):
-            await self.redis.rpush(protocol.ready_key(self.name), job_id)  # type: ignore[misc]
+        now = timestamp_ms()
+        await self._enqueue(
+            keys=[self.name, protocol.ready_key(self.name),
+                  protocol.writes_key(record.tag, checkpoint_id), job_key_prefix + job_id,
+                  result_key_prefix + job_id],
+            args=[now, JOB_EXPIRY_MS, "", "", job_id, serialize_job(
+                protocol.TASK_FUNCTION, (), job.model_dump(), None, now,
+                serializer=self.redis.job_serializer)])
 
     async def depth(self) -> int:
         """How many jobs the queue holds: due, deferred or running (for the metrics)."""
@@ -160,8 +173,8 @@ class JobQueue:
         if not job_ids or most <= 0:
             return []
         keys = [self.name]
-        args: list[Any] = [timestamp_ms(), int(lease * 1000), most, len(claimed_later),
-                           *claimed_later]
+        args: list[Any] = [timestamp_ms(), int(lease * 1000), most, self.token,
+                           len(claimed_later), *claimed_later]
         for job_id, start in zip(job_ids, starts or [None] * len(job_ids), strict=True):
             opening = _take_keys(job_id)
             keys += opening
@@ -184,7 +197,7 @@ class JobQueue:
         job_id = protocol.job_id(record.run_id, record.checkpoint_id, task_id)
         keys = [self.name, protocol.lease_key(job_id),
                 protocol.claims_key(record.tag, record.checkpoint_id)]
-        return ScriptCall(keys, [job_id, timestamp_ms(), int(lease * 1000), task_id])
+        return ScriptCall(keys, [job_id, timestamp_ms(), int(lease * 1000), task_id, self.token])
 
     @staticmethod
     def held(call: ScriptCall, reply: Sequence[Any]) -> TakenJob:
@@ -236,7 +249,7 @@ class JobQueue:
         `listed`: as ready, at the head of the list."""
         await self._requeue(
             keys=[self.name, protocol.ready_key(self.name), protocol.lease_key(job_id)],
-            args=[job_id, due_ms, "1" if listed else ""])
+            args=[job_id, due_ms, "1" if listed else "", self.token])
 
     async def ready_again(self, job_ids: Sequence[str]) -> None:
         """Put job ids back at the head of the ready list (a job handed back, a retry come
@@ -244,10 +257,13 @@ class JobQueue:
         if job_ids:
             await self.redis.lpush(protocol.ready_key(self.name), *reversed(job_ids))
 
-    async def finish(self, job_id: str, result: bytes, keep_ms: int) -> None:
-        """arq's end of a job that finished (see FINISH_JOB_SCRIPT), batched with others."""
+    async def finish(self, job_id: str, result: bytes, keep_ms: int, end: JobEnd = "done"
+                     ) -> bool:
+        """arq's end of a job that finished without posting its task's outcome, batched with
+        others: `end` says how (see FINISH_JOB_SCRIPT; not when another worker holds it now).
+        Whether it ended the job."""
         call = self.finish_call(job_id, result, keep_ms)
-        await self._finish(call.keys, call.args)
+        return bool(await self._finish(call.keys, [*call.args, self.token, end]))
 
     def finish_call(self, job_id: str, result: bytes, keep_ms: int) -> ScriptCall:
         """`finish`'s script call, to be made inside another script (the post of the job's

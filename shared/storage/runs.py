@@ -22,7 +22,7 @@ from arqgraph.core import codec
 from arqgraph.core.pregel import TaskOutcome
 from arqgraph.errors import CorruptDataError, ErrorInfo, ThreadBusyError, UpdateTooLargeError
 from arqgraph.protocol import EventMode, GraphInfo, InboxNote, RunRecord, SavedCheckpoint
-from arqgraph.storage import blobs
+from arqgraph.storage import blobs, history
 from arqgraph.storage.batch import Batch
 from arqgraph.storage.cache import RunCache
 from arqgraph.storage.commits import Commit, retire_call
@@ -303,14 +303,28 @@ class RunStore:
     async def commit(self, commit: Commit) -> bool:
         """Make a commit (`arqgraph.storage.commits.commit_call`): False when the run moved since its
         record was read (or, unless the commit ends it, a cancel was asked for)."""
-        await blobs.put(self.redis, protocol.tag_of(commit.run_id), commit.blobs)
+        tag = protocol.tag_of(commit.run_id)
+        await blobs.put(self.redis, tag, commit.blobs, commit.run_id, commit.event_refs)
         began = time.perf_counter()
         done = bool(await self._commit(keys=commit.call.keys, args=commit.call.args))
         if done:
             self.committed(commit, began)
+            await self._collect(commit)
         else:  # (the run moved, or came back to its version on another checkpoint: read it)
             self.cache.forget_run(commit.run_id)
         return done
+
+    async def _collect(self, commit: Commit) -> None:
+        """After a commit that ended a run that prunes its thread's history: delete what the
+        pruned checkpoints left (see `arqgraph.storage.history`). Its failure fails nothing:
+        the thread's next run's end collects it."""
+        if commit.ends is None or not commit.prunes:
+            return
+        try:
+            await history.collect(self.redis, self.threads, protocol.tag_of(commit.run_id))
+        except Exception as exc:
+            log.warning("run %s: could not collect its thread's pruned values: %r",
+                        commit.run_id, exc)
 
     def committed(self, commit: Commit, began: float) -> None:
         """A commit was made (its round trip `began` at that `time.perf_counter()`): the next
@@ -426,7 +440,10 @@ class RunStore:
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
                            "1" if job_end else "", "1" if move else "", "1" if hold else "",
                            "1" if outcome.error is not None else "", "1" if sole else ""]
-        args += protocol.event_args(events, kept)
+        event_blobs: dict[str, bytes] = {}
+        args += protocol.event_args(events, event_blobs)
+        kept.update(event_blobs)
+        event_refs = set(event_blobs) | (move.event_refs if move else set())
         tag = protocol.tag_of(run_id)
         keys = [protocol.writes_key(tag, checkpoint_id), protocol.events_key(run_id),
                 protocol.claims_key(tag, checkpoint_id), protocol.inbox_key(graph)]
@@ -436,7 +453,7 @@ class RunStore:
                 args += call.args
         began = time.perf_counter()
         try:
-            await blobs.put(self.redis, tag, kept)
+            await blobs.put(self.redis, tag, kept, run_id, event_refs)
             reply = await self._post(keys=keys, args=args)
         except OutOfMemoryError as exc:
             raise RedisFullError(
@@ -451,6 +468,7 @@ class RunStore:
             posted = Posted(int(reply[0]), job, _claim_of(job.started))
         if posted.code == 3 and move is not None:
             self.committed(move, began)
+            await self._collect(move)
         elif move is not None:
             self.cache.forget_run(run_id)
         return posted

@@ -5,7 +5,7 @@ entrypoint resumed, or retried) finds its result instead of running twice."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
@@ -18,6 +18,8 @@ from arqgraph.storage.batch import Batch
 if TYPE_CHECKING:
     from arqgraph.storage.queue import JobQueue
     from arqgraph.storage.runs import Claim
+
+REDRIVE_EVERY = 5  # checks (a second apart at most) between two re-enqueues of a waited call
 
 
 class TaskCalls:
@@ -63,13 +65,23 @@ class TaskCalls:
         await self.redis.hsetnx(writes, f"fnargs:{call_id}", blob)  # type: ignore[arg-type]
         await jobs.enqueue_call(record, checkpoint_id, call_id, fingerprint)
 
-    async def wait(self, tag: str, checkpoint_id: str, call_id: str) -> dict[str, Any]:
-        """Wait for a task call's result: woken by its done list, checked now and then anyway."""
+    async def wait(
+        self, tag: str, checkpoint_id: str, call_id: str,
+        again: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for a task call's result: woken by its done list, checked now and then anyway.
+        `again`, every REDRIVE_EVERY checks: the call's `start` once more, which enqueues its
+        job again if it ended without a result (its worker took it for stale, or its result
+        was lost); a no-op while the job is queued or running."""
         done = protocol.call_done_key(tag, checkpoint_id, call_id)
+        checks = 0
         while True:
             saved = await self.result(tag, checkpoint_id, call_id)
             if saved is not None:
                 return saved
+            checks += 1
+            if again is not None and checks % REDRIVE_EVERY == 0:
+                await again()
             await self.redis.brpop([done], timeout=1)  # type: ignore[arg-type]
 
     async def post(

@@ -12,9 +12,11 @@ from redis.exceptions import WatchError
 
 from arqgraph import protocol
 from arqgraph.core.pregel import TaskOutcome
+from arqgraph.errors import CheckpointPrunedError
 from arqgraph.protocol import SavedCheckpoint
 from arqgraph.storage import blobs
 from arqgraph.storage.batch import Batch
+from arqgraph.storage.replay import NO_CHECKPOINT
 
 # the fields of a step's writes hash that are not a task's outcome
 OTHER_FIELDS = ("child:", "prior:", "resume:", "priors:", "fn:", "fnargs:", "fncancel:", "__")
@@ -46,6 +48,21 @@ class ThreadStore:
     async def saved_checkpoint(self, tag: str, checkpoint_id: str) -> SavedCheckpoint | None:
         raw = await self._batch.command("HGET", protocol.checkpoints_key(tag), checkpoint_id)
         return await blobs.resolved(self.redis, tag, protocol.decode_saved(raw)) if raw else None
+
+    async def named_checkpoint(self, tag: str, checkpoint_id: str) -> SavedCheckpoint | None:
+        """The checkpoint a config names by id (`saved_checkpoint`); None when the thread never
+        had it, as LangGraph reads an unknown id. On a thread whose history depth pruned
+        checkpoints, an id it lacks raises CheckpointPrunedError instead: most likely one of
+        those, and starting from nothing would lose the thread's state silently."""
+        saved = await self.saved_checkpoint(tag, checkpoint_id)
+        if saved is None and checkpoint_id != NO_CHECKPOINT and int(await self._batch.command(
+                "HGET", protocol.thread_key(tag), "pruned") or 0):
+            raise CheckpointPrunedError(
+                f"checkpoint {checkpoint_id} is not among the checkpoints its thread keeps: "
+                "the thread keeps only its newest ones (the orchestrator's --history-depth), "
+                "and older ones were pruned; resume or travel from one it keeps (see "
+                "get_state_history)")
+        return saved
 
     async def history(self, tag: str, limit: int | None = None) -> list[SavedCheckpoint]:
         """The thread's checkpoints, newest first."""
@@ -130,7 +147,7 @@ class ThreadStore:
         tag = protocol.thread_tag(thread_id)
         ids = [c.decode() for c in await self.redis.hkeys(protocol.checkpoints_key(tag))]
         keys = [protocol.thread_key(tag), protocol.checkpoints_key(tag), protocol.history_key(tag),
-                protocol.blobs_key(tag)]
+                protocol.blobs_key(tag), protocol.blob_runs_key(tag), protocol.orphans_key(tag)]
         children: set[str] = set()
         for cid in ids:
             keys += [protocol.writes_key(tag, cid), protocol.claims_key(tag, cid)]

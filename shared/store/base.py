@@ -13,7 +13,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, TypedDict
@@ -322,42 +322,13 @@ def get_text_at_path(obj: Any, path: str | list[str]) -> list[str]:
     return texts
 
 
-def embedder(index: IndexConfig) -> Callable[[list[str]], list[list[float]]]:
-    """The function that embeds texts, from an index's `embed` (a function of texts, or a
-    LangChain Embeddings)."""
-    embed = index["embed"]
-    if hasattr(embed, "embed_documents"):
-        return embed.embed_documents  # type: ignore[no-any-return]
-    if callable(embed):
-        return embed  # type: ignore[no-any-return]
-    raise ValueError(f"the index's embed must be a function or an Embeddings, got {embed!r}")
-
-
-def texts_to_embed(value: Mapping[str, Any], fields: Sequence[str] | None) -> list[str]:
-    return [t for path in (fields or ["$"]) for t in text_at_path(value, path)]
-
-
-def stored_for(op: PutOp, created_at: datetime | None, index: IndexConfig | None) -> Stored:
+def stored_for(op: PutOp, created_at: datetime | None, vectors: list[list[float]]) -> Stored:
     """What a put keeps: the value, its times (`created_at` of the item it replaces), its
-    expiry, and the vectors of the fields the index embeds (those the put names, if any)."""
+    expiry, and the vectors of the fields the index embeds (`arqgraph.store.embedding`)."""
     moment = now()
-    vectors: list[list[float]] = []
-    if index is not None and op.index is not False and op.value is not None:
-        texts = texts_to_embed(op.value, op.index if op.index is not None else index.get("fields"))
-        vectors = [list(v) for v in embedder(index)(texts)] if texts else []
     return Stored(value=dict(op.value or {}), created_at=created_at or moment, updated_at=moment,
                   ttl=op.ttl, vectors=vectors,
                   expires_at=time.time() + op.ttl * 60 if op.ttl is not None else None)
-
-
-def query_vector(index: IndexConfig | None, query: str | None) -> list[float] | None:
-    """A search query's vector (None without a query or an index)."""
-    if query is None or index is None:
-        return None
-    embed: Any = index["embed"]
-    if hasattr(embed, "embed_query"):
-        return list(embed.embed_query(query))
-    return list(embedder(index)([query])[0])
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from arqgraph.store.base import (
     BaseStore,
@@ -21,10 +22,10 @@ from arqgraph.store.base import (
     TTLConfig,
     matches,
     namespaces_page,
-    query_vector,
     ranked,
     stored_for,
 )
+from arqgraph.store.embedding import aput_vectors, aquery_vector, put_vectors, query_vector
 
 
 class InMemoryStore(BaseStore):
@@ -40,18 +41,30 @@ class InMemoryStore(BaseStore):
         self._lock = threading.Lock()  # (sync nodes run in threads)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        embedded = [put_vectors(op, self.index_config) if isinstance(op, PutOp)
+                    else query_vector(self.index_config, op.query)
+                    if isinstance(op, SearchOp) else None for op in ops]
         with self._lock:
-            return [self._one(op) for op in ops]
+            return [self._one(op, e) for op, e in zip(ops, embedded, strict=True)]
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        return self.batch(ops)
+        """As `batch`, embedding with the index's async API (an async `embed` works here)."""
+        ops = list(ops)
+        embedded = [await aput_vectors(op, self.index_config) if isinstance(op, PutOp)
+                    else await aquery_vector(self.index_config, op.query)
+                    if isinstance(op, SearchOp) else None for op in ops]
+        with self._lock:
+            return [self._one(op, e) for op, e in zip(ops, embedded, strict=True)]
 
-    def _one(self, op: Op) -> Result:
+    def _one(self, op: Op, embedded: Any) -> Result:
+        """One operation; `embedded` is a put's vectors or a search's query vector, made
+        before the lock is taken (an embedding may take a while)."""
         if isinstance(op, GetOp):
             stored = self._live(op.namespace, op.key, op.refresh_ttl)
             return stored.item(op.namespace, op.key) if stored else None
         if isinstance(op, PutOp):
-            self._put(op)
+            self._put(op, embedded)
             return None
         if isinstance(op, SearchOp):
             found = [(ns, key, s) for ns in list(self._data)
@@ -59,8 +72,7 @@ class InMemoryStore(BaseStore):
                      for key in list(self._data.get(ns, {}))
                      if (s := self._live(ns, key, op.refresh_ttl)) is not None
                      and matches(s.value, op.filter)]
-            return ranked(found, query_vector(self.index_config, op.query), op.limit,
-                          op.offset)
+            return ranked(found, embedded, op.limit, op.offset)
         if isinstance(op, ListNamespacesOp):
             return namespaces_page((ns for ns, items in self._data.items() if items), op)
         raise TypeError(f"unknown store operation {op!r}")
@@ -76,10 +88,10 @@ class InMemoryStore(BaseStore):
             stored.expires_at = time.time() + stored.ttl * 60
         return stored
 
-    def _put(self, op: PutOp) -> None:
+    def _put(self, op: PutOp, vectors: list[list[float]]) -> None:
         items = self._data.setdefault(op.namespace, {})
         if op.value is None:
             items.pop(op.key, None)
             return
         earlier = items.get(op.key)
-        items[op.key] = stored_for(op, earlier.created_at if earlier else None, self.index_config)
+        items[op.key] = stored_for(op, earlier.created_at if earlier else None, vectors)

@@ -1380,11 +1380,12 @@ def build_custom_stream(api: Api) -> Any:
     return _compile(g, "custom_stream")
 
 
-@case([{"text": "hi", "log": []}], async_only=True)
+@case([{"text": "hi", "log": []}], async_only=True,
+      note="fast writes between slow's two writes: 0.01 s against 0.2 s, room for a busy machine")
 def build_custom_stream_async(api: Api) -> Any:
     async def slow(state: LogState) -> dict[str, Any]:
         api.get_stream_writer()("slow:start")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         api.get_stream_writer()("slow:end")
         return {"log": ["slow"]}
 

@@ -7,6 +7,7 @@ module last); tests/test_stream_events.py runs them through the v3 stream.
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
 from tests.differential.api import Api
@@ -140,3 +141,28 @@ def build_tool_call_streams(api: Api) -> Any:
                                      handle_tool_errors=True))
     g.add_edge(api.START, "tools")
     return g.compile(name="diff_tool_call_streams", transformers=[api.ToolCallTransformer])
+
+
+@case([{"text": "hi", "log": []}])
+def build_node_streams_inner_messages(api: Api) -> Any:
+    """A node that streams an inner graph's "messages" itself reads chunks, under an outer
+    v3 run too (whose own message events are protocol events)."""
+    model = EchoModel()
+
+    def chat(state: Any) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    inner = api.StateGraph(api.MessagesState)
+    inner.add_node("chat", chat)
+    inner.add_edge(api.START, "chat")
+    graph = inner.compile(name="diff_v3_streamed")
+
+    def call(state: LogState, config: RunnableConfig) -> dict[str, Any]:
+        parts = list(graph.stream({"messages": [HumanMessage(content=state["text"], id="q")]},
+                                  config, stream_mode="messages"))
+        return {"log": [f"{type(chunk).__name__}:{chunk.content}" for chunk, _ in parts]}
+
+    g = api.StateGraph(LogState)
+    g.add_node("call", call)
+    g.add_edge(api.START, "call")
+    return _compile(g, "node_streams_inner_messages")

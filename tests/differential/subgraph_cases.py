@@ -7,6 +7,8 @@ import asyncio
 import operator
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.messages import AIMessage, HumanMessage
+
 from tests.differential.api import Api
 from tests.differential.cases import LogState, _compile, case
 
@@ -254,3 +256,31 @@ def build_subgraph_beside_a_slower_node(api: Api) -> Any:
     g.add_edge(api.START, "inner")
     g.add_edge(api.START, "beside")
     return _compile(g, "subgraph_beside_a_slower_node")
+
+
+@case([{"messages": [HumanMessage(content="a trip to Oslo", id="ask")]}],
+      note="a supervisor and two agents as subgraphs, each handing back with Command.PARENT")
+def build_subgraph_supervisor(api: Api) -> Any:
+    def agent(name: str) -> Any:
+        def act(state: Any) -> Any:
+            said = AIMessage(content=f"{name} on {state['messages'][0].content}",
+                             id=f"{name}-{len(state['messages'])}", name=name)
+            return api.Command(graph=api.Command.PARENT, goto="supervisor",
+                               update={"messages": [said]})
+
+        g = api.StateGraph(api.MessagesState)
+        g.add_node("act", act)
+        g.add_edge(api.START, "act")
+        return g.compile(name=f"diff_{name}")
+
+    def supervisor(state: Any) -> Any:
+        heard = {m.name for m in state["messages"] if isinstance(m, AIMessage)}
+        return api.Command(goto=next((a for a in ("researcher", "writer") if a not in heard),
+                                     api.END))
+
+    g = api.StateGraph(api.MessagesState)
+    g.add_node("supervisor", supervisor, destinations=("researcher", "writer", api.END))
+    g.add_node("researcher", agent("researcher"))
+    g.add_node("writer", agent("writer"))
+    g.add_edge(api.START, "supervisor")
+    return _compile(g, "subgraph_supervisor")

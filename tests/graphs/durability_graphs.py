@@ -13,6 +13,10 @@ class Logged(TypedDict):
     log: Annotated[list[str], operator.add]
 
 
+class Edited(Logged, total=False):
+    text: str
+
+
 def _logging(graph: Any, name: str) -> Any:
     builder = graph.StateGraph(Logged)
     builder.add_node(name, lambda state: {"log": [name]})
@@ -56,3 +60,35 @@ def build_exit_resume(prefix: str) -> Any:
     builder.add_edge(graph.START, "asks")
     builder.add_edge(["done", "asks"], "last")
     return builder.compile(checkpointer=saver, name="exit_resume")
+
+
+def build_breakpoint_subgraph(prefix: str) -> Any:
+    """`sub`, a subgraph that stops before its second node `b` (a breakpoint)."""
+    graph = importlib.import_module(f"{prefix}.graph")
+    saver = importlib.import_module(f"{prefix}.checkpoint.memory").InMemorySaver()
+    inner = graph.StateGraph(Edited)
+    inner.add_node("a", lambda state: {"log": ["a"], "text": "sf"})
+    inner.add_node("b", lambda state: {"log": [f"b:{state['text']}"]})
+    inner.add_edge(graph.START, "a")
+    inner.add_edge("a", "b")
+    outer = graph.StateGraph(Edited)
+    outer.add_node("sub", inner.compile(interrupt_before=["b"]))
+    outer.add_edge(graph.START, "sub")
+    return outer.compile(checkpointer=saver, name="breakpoint_subgraph")
+
+
+def build_subgraph_then_question(prefix: str) -> Any:
+    """`node` invokes a subgraph of one node, then asks a question."""
+    graph = importlib.import_module(f"{prefix}.graph")
+    types = importlib.import_module(f"{prefix}.types")
+    saver = importlib.import_module(f"{prefix}.checkpoint.memory").InMemorySaver()
+    sub = _logging(graph, "a").compile()
+
+    def node(state: Logged) -> dict[str, list[str]]:
+        out = sub.invoke({"log": ["in"]})
+        return {"log": [f"node {out['log']} {types.interrupt('q')}"]}
+
+    outer = graph.StateGraph(Logged)
+    outer.add_node("node", node)
+    outer.add_edge(graph.START, "node")
+    return outer.compile(checkpointer=saver, name="subgraph_then_question")

@@ -255,6 +255,28 @@ def build_asking_entrypoint(prefix: str) -> Any:
     return asking_entrypoint
 
 
+def build_counting_entrypoint(prefix: str) -> Any:
+    """An entrypoint that keeps a running total: it adds its input to what it saved before
+    (`previous`), returns a text, and saves the number (`entrypoint.final`)."""
+    func = _lib(prefix, "func")
+
+    @func.entrypoint(checkpointer=_lib(prefix, "checkpoint.memory").InMemorySaver())
+    def counting_entrypoint(n: int, *, previous: Any = None) -> Any:
+        total = (previous or 0) + n
+        return func.entrypoint.final(value=f"total {total}", save=total)
+
+    return counting_entrypoint
+
+
+def counting_run(prefix: str, cluster: str | None = None, thread: str = "counting") -> Any:
+    """Three calls of the counting entrypoint on one thread: results, stream, saved state."""
+    graph = build_counting_entrypoint(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    config = {"configurable": {"thread_id": thread}}
+    return [graph.invoke(2, config), graph.invoke(3, config), list(graph.stream(4, config)),
+            graph.get_state(config).values]
+
+
 def build_flaky_call(prefix: str) -> Any:
     """A call that fails its first run (each run marks the folder the input names), caught by
     the entrypoint, which then asks two questions."""

@@ -13,6 +13,7 @@ import hashlib
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -60,11 +61,11 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
 
 
 def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
-          lease: bytes) -> tuple[bytes, bytes | None] | None:
+          lease: bytes, holder: bytes) -> tuple[bytes, bytes | None] | None:
     score = ks.zscore(queue, job_id)
     if score is None or score > now or ks.exists(K[k]):
         return None
-    ks.set(K[k], b"1", as_int(lease))
+    ks.set(K[k], holder, as_int(lease))
     ks.zadd(queue, now + as_int(lease), job_id, xx=True)
     return format_score(score), ks.get(K[k + 1], bytes)
 
@@ -88,10 +89,13 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
     ks.pexpire(K[k], ms)
     ks.pexpire(K[k + 1], ms)
     ks.pexpire(K[k + 1] + b":children", ms)
+    ks.pexpire(K[k + 1] + b":blobs", ms)
     if ks.hget(K[k + 2], b"keep") != b"1":
         for i in range(k + 2, k + 5):
             ks.pexpire(K[i], ms)
         ks.pexpire(K[k + 3] + b":blobs", ms)
+        ks.pexpire(K[k + 3] + b":blobs:runs", ms)
+        ks.pexpire(K[k + 2] + b":orphans", ms)
         for checkpoint in list(ks.get(K[k + 3], dict) or ()):
             ks.pexpire(writes + checkpoint, ms)
             ks.pexpire(claims + checkpoint, ms)
@@ -99,6 +103,24 @@ def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, se
         ks.push(ends, [run_id], left=False)
         ks.pexpire(ends, as_int(ends_kept) * 1000)
     ks.srem(active, run_id)
+
+
+def _prune(ks: Keyspace, thread: bytes, checkpoints: bytes, history: bytes, depth: int,
+           writes: bytes, claims: bytes) -> None:
+    items = ks.get(history, deque)
+    if items is None or len(items) <= depth:
+        return
+    old = list(items)[depth:]
+    for _ in old:
+        items.pop()
+    for checkpoint in old:
+        ks.hdel(checkpoints, checkpoint)
+        for field, value in list((ks.get(writes + checkpoint, dict) or {}).items()):
+            if field.startswith(b"child:"):
+                ks.make(thread + b":orphans", set).add(value)
+        ks.delete(writes + checkpoint)
+        ks.delete(claims + checkpoint)
+    ks.hincrby(thread, b"pruned", len(old))
 
 
 _EXPECTED = re.compile(rb"^(\d+):(.*)$", re.DOTALL)
@@ -122,7 +144,7 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int, uncancelled: bool = 
     if A[a + 5] == b"" and got[3] is not None and got[4] == b"running":
         return 0, None
     sets, status = [(b"version", b"%d" % (int(version) + 1))], got[4]
-    i = a + 13
+    i = a + 14
     for _ in range(as_int(A[a + 1])):
         sets.append((A[i], A[i + 1]))
         if A[i] == b"status":
@@ -159,6 +181,8 @@ def _commit(ks: Keyspace, K: Args, A: Args, k: int, a: int, uncancelled: bool = 
     for _ in range(as_int(A[a + 12])):
         ks.xadd(K[k + 1], [b"mode", A[i], b"data", A[i + 1]], EVENTS_KEPT)
         i += 2
+    if A[a + 2] != b"" and A[a + 4] == b"1" and A[a + 13] != b"":
+        _prune(ks, K[k + 2], K[k + 3], K[k + 4], as_int(A[a + 13]), A[a + 9], A[a + 10])
     fresh = None
     if i <= len(A) - 1:
         _, fresh = _enqueue(ks, K, A, k + 6, i, True, held_for)  # (the new checkpoint's jobs)
@@ -257,7 +281,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     held, h = None, i
     if A[8] == b"1":
         held = k
-        k, i = k + 3, i + 4
+        k, i = k + 3, i + 5
     complete = A[10] == b"1"
     if not complete:
         complete = ks.hincrby(K[1], b"__left", -1) <= 0
@@ -268,7 +292,7 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
             if done == 1:
                 if held is None or fresh is None:
                     return 3
-                ks.set(K[held + 1], b"1", as_int(A[h + 2]))
+                ks.set(K[held + 1], A[h + 4], as_int(A[h + 2]))
                 ks.hset(K[held + 2], A[h + 3], b"1")
                 return [3, A[h + 1], fresh, 1, [1, 0, 0, None]]
         ks.push(K[4], [A[4]], left=True)
@@ -347,11 +371,14 @@ def renew_leases(ks: Keyspace, K: Args, A: Args) -> int:
 
 
 def requeue_job(ks: Keyspace, K: Args, A: Args) -> int:
+    holder = ks.get(K[3], bytes)
+    if holder is not None and holder != A[4]:
+        return 0
     ks.delete(K[3])
     ks.zadd(K[1], as_float(A[2]), A[1], xx=True)
     if A[3] == b"1" and ks.zscore(K[1], A[1]) is not None:
         ks.push(K[2], [A[1]], left=True)
-    return 0
+    return 1
 
 
 def due_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
@@ -382,22 +409,22 @@ def due_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
 def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     taken: list[Any] = []
     now, most = as_float(A[1]), as_int(A[3])
-    first = 5 + as_int(A[4])
-    limited = set(A[5:first])
+    first = 6 + as_int(A[5])
+    limited = set(A[6:first])
     sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
     seen: dict[bytes, list[Any]] = {}  # run key -> its fields
     for j in range((len(A) - first) // 5):
         if len(taken) >= 5 * most:
             break
         a, k = first + 5 * j, 2 + 7 * j
-        took = _take(ks, K, K[1], k, A[a], now, A[2])
+        took = _take(ks, K, K[1], k, A[a], now, A[2], A[4])
         if took is None:
             continue
         score, job = took
         started: Any = None
         if job is not None and A[a + 1] != b"":
             run, task = K[k + 3], A[a + 2]
-            if task != b"" and first > 5 and (_run_of(ks, run, seen)[5] or b"") in limited:
+            if task != b"" and first > 6 and (_run_of(ks, run, seen)[5] or b"") in limited:
                 task = b""
             known = sent.get(run, (A[a + 3], A[a + 4]))
             started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known, seen)
@@ -412,7 +439,14 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
 
 
 def finish_job(ks: Keyspace, K: Args, A: Args) -> int:
+    holder = ks.get(K[1], bytes)
+    if holder is not None and holder != A[4]:
+        return 0
+    if A[5] == b"fenced" and holder is None:
+        return 0
     _finish_job(ks, K, A, 1, 1)
+    if A[5] == b"redrive":
+        ks.delete(K[5])
     return 1
 
 
@@ -429,6 +463,12 @@ def claim(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     return _claim(ks, K[1], K[2], A[1])
 
 
+def collect_blobs(ks: Keyspace, K: Args, A: Args) -> int:
+    if ks.hget(K[1], b"run") is not None or ks.hget(K[1], b"latest") != A[1]:
+        return -1
+    return ks.hdel(K[2], *A[2:]) if len(A) > 2 else 0
+
+
 def sha(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
@@ -442,6 +482,6 @@ SCRIPTS: dict[str, Script] = {sha(text): python for text, python in [
     (lua.ENQUEUE_JOBS_SCRIPT, enqueue_jobs), (lua.RENEW_LEASES_SCRIPT, renew_leases),
     (lua.REQUEUE_JOB_SCRIPT, requeue_job), (lua.DUE_JOBS_SCRIPT, due_jobs),
     (lua.TAKE_JOBS_SCRIPT, take_jobs), (lua.FINISH_JOB_SCRIPT, finish_job),
-    (lua.RETIRE_SCRIPT, retire),
+    (lua.RETIRE_SCRIPT, retire), (lua.COLLECT_BLOBS_SCRIPT, collect_blobs),
 ]}
 """Each script by the SHA1 of its Lua text, as EVALSHA names it."""

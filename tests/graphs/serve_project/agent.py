@@ -7,6 +7,9 @@ them (`langgraph.json` beside this file names them by file path and by module pa
 - `nested`: "greet", then a subgraph running "sign".
 - `reply`: pushes a chat message (the "messages" stream mode) and writes to `log`.
 - `fails`: "greet", then a node that raises ValueError("boom").
+- `remember`: puts its input's drinks into the cluster's store (async node), then searches them
+  by the input's query with the store's async API and the sync one (sync node): the store's
+  index embeds with an async function.
 - `gated`: writes a custom event, then waits until the file its input names exists (the
   test's hand on when it ends), then ends: a run that is reliably still running.
 """
@@ -25,13 +28,22 @@ from typing_extensions import TypedDict
 from arqgraph.config import get_stream_writer
 from arqgraph.graph import END, START, StateGraph
 from arqgraph.graph.message import push_message
+from arqgraph.store.base import BaseStore
+from arqgraph.store.memory import InMemoryStore
 from arqgraph.types import StreamWriter, interrupt
+from tests.graphs.serve_project.embed import aembed
 
 
 class Log(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     gate: str
     name: str
+
+
+class Cellar(TypedDict, total=False):
+    drinks: dict[str, str]
+    query: str
+    found: Annotated[list[list[str]], operator.add]
 
 
 def greet(state: Log, writer: StreamWriter) -> Log:
@@ -46,9 +58,9 @@ def sign(state: Log, config: RunnableConfig) -> Log:
     return {"log": [f"sign:{signature}" if signature else "sign"]}
 
 
-def line(name: str, *nodes: Any) -> Any:
+def line(name: str, *nodes: Any, store: BaseStore | None = None, state: Any = Log) -> Any:
     """A graph running `nodes` one after the other."""
-    builder = StateGraph(Log)
+    builder = StateGraph(state)
     names = [START]
     for node in nodes:
         step = getattr(node, "__name__", "inner")  # (a subgraph: "inner")
@@ -56,7 +68,7 @@ def line(name: str, *nodes: Any) -> Any:
         builder.add_edge(names[-1], step)
         names.append(step)
     builder.add_edge(names[-1], END)
-    return builder.compile(name=name)
+    return builder.compile(name=name, store=store)
 
 
 chat = line("serve-chat", greet, sign)
@@ -102,3 +114,18 @@ def reply(state: Log) -> Log:
 
 
 replies = line("serve-reply", reply)
+
+
+async def put_drinks(state: Cellar, store: BaseStore) -> Cellar:
+    for key, text in state["drinks"].items():
+        await store.aput(("cellar",), key, {"text": text})
+    found = await store.asearch(("cellar",), query=state["query"])
+    return {"found": [[item.key for item in found]]}
+
+
+def search_drinks(state: Cellar, store: BaseStore) -> Cellar:
+    return {"found": [[item.key for item in store.search(("cellar",), query=state["query"])]]}
+
+
+remember = line("serve-remember", put_drinks, search_drinks, state=Cellar, store=InMemoryStore(
+    index={"embed": aembed, "dims": 3, "fields": ["text"]}))
