@@ -130,29 +130,28 @@ async def backend(graph: CompiledStateGraph[Any, Any, Any, Any]) -> AsyncIterato
     shared.users += 1
     try:
         await asyncio.shield(shared.started)
-        client = Client(shared.cluster.redis, ready_timeout=0)
-        client.same_process = True  # (its classes defined inside functions are known)
-        try:
-            yield client
-        finally:
-            await client.ends.close()
+        yield shared.client
     finally:
         shared.users -= 1
         if not shared.users:
             if on_loop.get(key) is shared:
                 del on_loop[key]
+            await shared.client.ends.close()
             await shared.cluster.__aexit__(None, None, None)
 
 
 class _Shared:
     """An embedded cluster the calls of one graph running at once on one loop share, started
     on the first and stopped when the last ends: a thousand concurrent `ainvoke`s run on one
-    orchestrator and one worker, not a thousand. Its processes start in a context of their
+    orchestrator and one worker, not a thousand, and are one client of it, whose one
+    listener hears the ends of all their runs. Its processes start in a context of their
     own, not in that of the call that happened to come first."""
 
     def __init__(self, cluster: EmbeddedCluster) -> None:
         self.cluster = cluster
         self.users = 0
+        self.client = Client(cluster.redis, ready_timeout=0)
+        self.client.same_process = True  # (its classes defined inside functions are known)
         self.started = asyncio.get_running_loop().create_task(
             _enter(cluster), context=contextvars.Context())
 

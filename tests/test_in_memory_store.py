@@ -159,7 +159,21 @@ async def _rarer_scripts(redis: MemoryRedis) -> None:
     retire = redis.register_script(lua.RETIRE_SCRIPT)
     keys = ["run", "events", "thread", "checkpoints", "history", "active", "ends"]
     assert await retire(keys=keys, args=["60", "r1", "writes:", "claims:", "3600"]) == 1
+    await _stream_reads(redis)
     await _pruned_history(redis)
+
+
+async def _stream_reads(redis: MemoryRedis) -> None:
+    """Reads of part of a stream, by COUNT, from either end (a run's last event is read so)."""
+    for n in range(5):
+        await redis.xadd("stream", {"n": str(n)})
+    for count in (1, 3, 9):
+        newest = await redis.xrevrange("stream", count=count)
+        assert [fields[b"n"] for _, fields in newest] == [b"4", b"3", b"2", b"1", b"0"][:count]
+        oldest = await redis.xrange("stream", count=count)
+        assert [fields[b"n"] for _, fields in oldest] == [b"0", b"1", b"2", b"3", b"4"][:count]
+    assert await redis.xrevrange("stream", max="+", min="-") == list(
+        reversed(await redis.xrange("stream")))
 
 
 async def _pruned_history(redis: MemoryRedis) -> None:

@@ -56,6 +56,8 @@ class TaskStream:
                  trace_policy: TracePolicy | None = None, entrypoint: bool = False,
                  node_run: bool = True) -> None:
         self.record, self.job, self.task = record, job, task
+        self._task_id: str | None = None
+        self._namespace: str | None = None
         self.trace_policy, self.entrypoint = trace_policy, entrypoint
 
         async def send(event: tuple[Any, Any]) -> None:
@@ -109,12 +111,17 @@ class TaskStream:
                 **config.get("metadata", {}), **self.metadata()}
 
     def task_id(self) -> str:
-        """The task's id as LangGraph shows it (a UUID)."""
-        return task_uuid(self.record, self.job.checkpoint_id, self.task.id)
+        """The task's id as LangGraph shows it (a UUID); worked out once, as each of the
+        task's metadata, config and events asks for it."""
+        if self._task_id is None:
+            self._task_id = task_uuid(self.record, self.job.checkpoint_id, self.task.id)
+        return self._task_id
 
     def namespace(self) -> str:
         """The task's checkpoint namespace: `node:task-id` below its run's own."""
-        return below(self.record, f"{self.task.node}:{self.task_id()}")
+        if self._namespace is None:
+            self._namespace = below(self.record, f"{self.task.node}:{self.task_id()}")
+        return self._namespace
 
     def node_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config the node gets: the run's, with the task's metadata (and the handler
@@ -337,34 +344,42 @@ def _messages(value: Any, kind: type) -> Iterable[Any]:
 
 class OrderedEmitter:
     """Sends a task's events to its run's stream in the order they were made, from any thread,
-    without making the node wait: one sender per task, fed by a queue."""
+    without making the node wait: one sender per task, fed by a queue. Both are made with the
+    first event: most tasks send none, and a task per node would cost each step a task."""
 
     def __init__(self, send: Callable[[Any], Any], loop: asyncio.AbstractEventLoop) -> None:
         self.send = send
         self.loop = loop
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.sender = loop.create_task(self._drain())
+        self.queue: asyncio.Queue[Any] | None = None
+        self.sender: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
     def __call__(self, item: Any) -> None:
         if _on_loop(self.loop):
-            self.queue.put_nowait(item)
+            self._put(item)
         else:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            self.loop.call_soon_threadsafe(self._put, item)
 
-    async def _drain(self) -> None:
+    def _put(self, item: Any) -> None:
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self.sender = self.loop.create_task(self._drain(self.queue))
+        self.queue.put_nowait(item)
+
+    async def _drain(self, queue: asyncio.Queue[Any]) -> None:
         while True:
-            item = await self.queue.get()
+            item = await queue.get()
             try:
                 await self.send(item)
             except Exception as exc:  # (told once the node is done: see `close`)
                 self.error = exc
             finally:
-                self.queue.task_done()
+                queue.task_done()
 
     async def sent(self) -> None:
         """Wait until every event made so far is sent."""
-        await self.queue.join()
+        if self.queue is not None:
+            await self.queue.join()
         if self.error is not None:
             raise self.error
 
@@ -372,9 +387,11 @@ class OrderedEmitter:
         """Wait until every event made so far is sent; stop the sender (also when the wait
         is cancelled: its node was)."""
         try:
-            await self.queue.join()
+            if self.queue is not None:
+                await self.queue.join()
         finally:
-            self.sender.cancel()
+            if self.sender is not None:
+                self.sender.cancel()
         if self.error is not None:
             raise self.error
 

@@ -16,10 +16,10 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from signal import Signals
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, retry_key_prefix
+from arq.constants import job_key_prefix
 from arq.jobs import SerializationError, deserialize_job_raw
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
@@ -31,6 +31,7 @@ from arqgraph.storage.connection import Backoff, job_deserializer, job_serialize
 from arqgraph.storage.presence import Presence, new_heartbeat, process_id
 from arqgraph.storage.queue import RESULT_KEPT_S, TakenJob
 from arqgraph.workers.lease import LeaseKeeper
+from arqgraph.workers.opened import Opened, OpenedJob, opened, run_opened
 from arqgraph.workers.refusals import refuse_poison
 from arqgraph.workers.runner import NodeRunner
 
@@ -207,6 +208,10 @@ class GraphWorker(Worker):
         self.tasks[job.job_id] = task
 
     async def _run_taken(self, job: TakenJob) -> None:
+        found = opened(self, job)
+        if found is not None:  # (the common case: see `arqgraph.workers.opened`)
+            await self.run_job(job.job_id, job.score, (job, found))
+            return
         if job.job:  # poison arq fails as a job (not retried): the task and its run fail too
             why = ""
             try:
@@ -232,7 +237,7 @@ class GraphWorker(Worker):
         opening = _OPENING.get()
         if opening is not None:
             _OPENING.set(None)
-            return cast(ArqRedis, _OpenedJob(opening))
+            return cast(ArqRedis, OpenedJob(opening))
         return cast(ArqRedis, self._pool)
 
     def _job_ended(self, job_id: str, task: asyncio.Task[None]) -> None:
@@ -253,13 +258,18 @@ class GraphWorker(Worker):
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("job %s: arq's run_job failed: %r", job_id, exc, exc_info=exc)
 
-    async def run_job(self, job_id: str, score: int) -> None:
-        """arq's run_job. If Redis is lost during arq's own bookkeeping of the job (before the
-        node runs, or while recording its end), the job stays queued but marked in progress
-        until its lease runs out: clear that mark once Redis is back, so the job runs again
-        at once (a task whose outcome was posted is then skipped)."""
+    async def run_job(self, job_id: str, score: int,
+                      taken: tuple[TakenJob, Opened] | None = None) -> None:
+        """arq's run_job (`run_opened`'s for a job its take opened). If Redis is lost during
+        arq's own bookkeeping of the job (before the node runs, or while recording its end),
+        the job stays queued but marked in progress until its lease runs out: clear that mark
+        once Redis is back, so the job runs again at once (a task whose outcome was posted is
+        then skipped)."""
         try:
-            await super().run_job(job_id, score)
+            if taken is not None:
+                await run_opened(self, *taken)
+            else:
+                await super().run_job(job_id, score)
         except Exception as exc:
             if not lost_redis(exc):
                 raise
@@ -341,42 +351,6 @@ class GraphWorker(Worker):
                 await self.pool.aclose(close_connection_pool=True)
         finally:
             self.threads_shutdown()
-
-
-class _OpenedJob:
-    """Stands in for arq 0.28's opening of a job in run_job (a MULTI of GET job, INCR try and
-    EXPIRE of the counter), answering it with what TAKE_JOBS_SCRIPT returned."""
-
-    def __init__(self, job: TakenJob) -> None:
-        self.job = job
-        self.calls: list[tuple[str, str]] = []
-
-    def pipeline(self, transaction: bool = True) -> _OpenedJob:
-        return self
-
-    async def __aenter__(self) -> _OpenedJob:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def get(self, key: str) -> None:
-        self.calls.append(("get", key))
-
-    def incr(self, key: str) -> None:
-        self.calls.append(("incr", key))
-
-    def expire(self, key: str, seconds: int) -> None:
-        self.calls.append(("expire", key))
-
-    async def execute(self) -> list[Any]:
-        job_id = self.job.job_id
-        expected = [("get", job_key_prefix + job_id), ("incr", retry_key_prefix + job_id),
-                    ("expire", retry_key_prefix + job_id)]
-        if self.calls != expected:
-            raise RuntimeError(f"arq's run_job opened job {job_id} with {self.calls}, not the "
-                               f"{expected} of arq 0.28 that the take script does for it")
-        return [self.job.job or None, self.job.tries, True]
 
 
 async def _require_redis_7(redis: ArqRedis) -> None:

@@ -297,9 +297,6 @@ def next_checkpoint(
             triggered.add(target)
 
     step = checkpoint.step + 1
-    # Listed as LangGraph lists them (Sends first, then nodes in the order they were added);
-    # their writes are applied in `Task.sort_key` order whatever the listing.
-    rank = {node: i for i, node in enumerate(spec.order)}
     # A deferred node waits, however often triggered, until nothing else is left to run.
     waiting = set(checkpoint.waiting) | (triggered & spec.deferred)
     triggered -= spec.deferred
@@ -313,7 +310,7 @@ def next_checkpoint(
     ]
     if not next_tasks and not triggered - {END}:
         triggered, waiting = waiting, set()
-    pulled = sorted(triggered - {END}, key=lambda node: (rank.get(node, len(rank)), node))
+    pulled = listed(spec, triggered - {END})
     next_tasks += [Task(id=f"{step}:{node}", node=node) for node in pulled]
     return Checkpoint(
         step=step,
@@ -325,6 +322,16 @@ def next_checkpoint(
         updated_by=tuple(sorted({o.node for o in done if o.writes})),
         waiting=tuple(sorted(waiting)),
     )
+
+
+def listed(spec: GraphSpec, nodes: set[str]) -> list[str]:
+    """Nodes as LangGraph lists a step's tasks (Sends first, then nodes in the order they were
+    added); their writes are applied in `Task.sort_key` order whatever the listing. A step of
+    one node (a chain's) needs no ranking of the graph's nodes."""
+    if len(nodes) < 2:
+        return list(nodes)
+    rank = {node: i for i, node in enumerate(spec.order)}
+    return sorted(nodes, key=lambda node: (rank.get(node, len(rank)), node))
 
 
 def exceeds_recursion_limit(checkpoint: Checkpoint, recursion_limit: int, first_step: int = -1) -> bool:

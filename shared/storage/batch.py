@@ -5,7 +5,8 @@ A worker running hundreds of tasks spends most of its CPU on redis-py's cost per
 (taking a connection, a socket write, reading the reply), not on the commands. Tasks of a
 fan-out start and finish together, so their loads, posts and job ends come in bursts; sending
 each burst as one pipeline pays that cost once per burst. A call made while no other is pending
-or on its way goes at once, alone (a chain's steps pay no wait for company).
+or on its way goes at once, alone (a chain's steps pay no wait for company). The in-memory store
+of the embedded default has no round trip to share: there each call is answered at once.
 """
 
 from __future__ import annotations
@@ -35,10 +36,19 @@ class Batch:
         self._pending: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._in_flight = 0  # calls sent and not answered yet
+        # a store in this process answers each call at once: batching would only add a wait
+        self.at_once = hasattr(redis, "run_script")
 
     def script(self, text: str) -> BatchedScript:
         """`text` registered as a script, called as redis-py's scripts are, through the batch."""
         script = self.redis.register_script(text)
+        if self.at_once:  # (the in-memory store: no round trip to share)
+            at_once, digest = getattr(self.redis, "run_script"), script.sha  # noqa: B009
+
+            async def now(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+                return at_once(digest, keys, args)
+
+            return now
 
         async def call(keys: Sequence[Any], args: Sequence[Any]) -> Any:
             keys, args = list(keys), list(args)
@@ -51,6 +61,8 @@ class Batch:
 
     async def command(self, *words: Any) -> Any:
         """A Redis command (`"HGET", key, field`), through the batch."""
+        if self.at_once:
+            return await self.redis.execute_command(*words)
         return await self._submit(lambda pipe: pipe.execute_command(*words),
                                   lambda: self.redis.execute_command(*words))
 

@@ -281,12 +281,9 @@ def _xrange(reverse: bool) -> Command:
     def xrange(ks: Keyspace, a: list[bytes]) -> Any:
         stream = ks.get(a[0], Stream)
         low, high = (a[2], a[1]) if reverse else (a[1], a[2])
-        entries = [] if stream is None else stream.between(parse_id(low), parse_id(high, True))
-        if reverse:
-            entries.reverse()
-        if len(a) > 4 and a[3].upper() == b"COUNT":
-            entries = entries[:as_int(a[4])]
-        return entries
+        count = as_int(a[4]) if len(a) > 4 and a[3].upper() == b"COUNT" else None
+        return [] if stream is None else stream.between(
+            parse_id(low), parse_id(high, True), count, reverse)
     return xrange
 
 

@@ -57,9 +57,16 @@ class Stream:
         last = len(self.ids) if count is None else min(len(self.ids), first + count)
         return [[entry_id(self.ids[i]), list(self.fields[i])] for i in range(first, last)]
 
-    def between(self, low: tuple[int, int], high: tuple[int, int]) -> list[list[Any]]:
+    def between(self, low: tuple[int, int], high: tuple[int, int], count: int | None = None,
+                reverse: bool = False) -> list[list[Any]]:
+        """The entries from `low` to `high`, the first `count` of them (the last, newest
+        first, when `reverse`): only those are copied, so that the read of a run's last
+        event costs the same however long its stream is."""
         first, last = bisect.bisect_left(self.ids, low), bisect.bisect_right(self.ids, high)
-        return [[entry_id(self.ids[i]), list(self.fields[i])] for i in range(first, last)]
+        span = range(last - 1, first - 1, -1) if reverse else range(first, last)
+        if count is not None:
+            span = span[:max(count, 0)]
+        return [[entry_id(self.ids[i]), list(self.fields[i])] for i in span]
 
     def trim(self, keep: int) -> None:
         """MAXLEN: the last `keep` entries stay (Redis's '~' may keep a few more)."""
