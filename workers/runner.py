@@ -420,17 +420,22 @@ class NodeRunner(OutcomePoster):
                                   self.idle, task.node, claim.failures + 1, self.ends,
                                   claim.attempt)
         answered = await self._answered(graph, record, job, task, claim)
-        async with calls_made_by(scheduler, stream.emit):
-            result = await execute_task(
-                graph, record.checkpoint, task, config, runtime, self.threads,
-                attempt=claim.failures + 1, default_timeout=self.node_timeout,
-                resume=claim.resume, interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
-                stop=record.first_step + recursion_limit(record),
-                cache=self._cache(graph),
-                started=stream.started,
-                failed_before=await self._failed_before(graph, record, job, task, claim),
-                answered=answered, handling=handled.append,
-            )
+        try:
+            async with calls_made_by(scheduler, stream.emit):
+                result = await execute_task(
+                    graph, record.checkpoint, task, config, runtime, self.threads,
+                    attempt=claim.failures + 1, default_timeout=self.node_timeout,
+                    resume=claim.resume,
+                    interrupt_ids=f"{record.tag}:{job.checkpoint_id}:{task.id}",
+                    stop=record.first_step + recursion_limit(record),
+                    cache=self._cache(graph),
+                    started=stream.started,
+                    failed_before=await self._failed_before(graph, record, job, task, claim),
+                    answered=answered, handling=handled.append,
+                )
+        except asyncio.CancelledError:
+            stream.emit.stop()  # (its sender ends once it sent what the node told)
+            raise
         spec = graph.nodes.get(task.node)
         inner = spec is not None and getattr(spec.fn, "streams_inside", False)
         result = stream.traced_result(result)

@@ -342,6 +342,9 @@ def _messages(value: Any, kind: type) -> Iterable[Any]:
             yield from (x for x in item if isinstance(x, kind))
 
 
+_SENT_ALL: Any = object()  # (queued by `OrderedEmitter.stop`: the sender's last item)
+
+
 class OrderedEmitter:
     """Sends a task's events to its run's stream in the order they were made, from any thread,
     without making the node wait: one sender per task, fed by a queue. Both are made with the
@@ -369,6 +372,9 @@ class OrderedEmitter:
     async def _drain(self, queue: asyncio.Queue[Any]) -> None:
         while True:
             item = await queue.get()
+            if item is _SENT_ALL:
+                queue.task_done()
+                return
             try:
                 await self.send(item)
             except Exception as exc:  # (told once the node is done: see `close`)
@@ -382,6 +388,12 @@ class OrderedEmitter:
             await self.queue.join()
         if self.error is not None:
             raise self.error
+
+    def stop(self) -> None:
+        """Let the sender send what is queued, then end: its node was cancelled, and nothing
+        waits for it (a sender left pending would outlive an embedded pool's loop)."""
+        if self.queue is not None:
+            self.queue.put_nowait(_SENT_ALL)
 
     async def close(self) -> None:
         """Wait until every event made so far is sent; stop the sender (also when the wait
