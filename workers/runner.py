@@ -389,8 +389,10 @@ class NodeRunner(OutcomePoster):
                                                    "run"), task.node)
         outcome = TaskOutcome(task.id, task.node, error=cancelled, node_error=node_error)
         sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
-        await self._post(job, outcome, (), claim, arq_job,
-                         ran=(self.worker_id, began, time.time() - began), sole=sole)
+        posted = await self._post(job, outcome, (), claim, arq_job,
+                                  ran=(self.worker_id, began, time.time() - began), sole=sole)
+        if posted.code > 0 and arq_job is not None:  # (the post ended its job, as arq would)
+            self.ended.add(arq_job.job_id)
 
     async def _execute(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
