@@ -11,8 +11,10 @@ of their own between calls are skipped here (`Case.cluster` says why).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,6 +169,34 @@ def test_an_entrypoints_previous_and_final_on_a_cluster(cluster: str) -> None:
     expected = counting_run(REFERENCE)
     assert expected[:2] == ["total 2", "total 5"]  # (previous: the saved number)
     assert counting_run("arqgraph", cluster, thread="cluster-counting") == expected
+
+
+def stopped_handler_run(prefix: str, folder: Path, cluster: str | None = None) -> list[Any]:
+    """A run whose sibling's failure stops an error handler, then resumed: what each returned
+    and which nodes were called (only the handler and the sibling again, as LangGraph)."""
+    from tests.graphs.durability_graphs import build_stopped_handler
+
+    graph = build_stopped_handler(prefix)
+    graph = graph.with_cluster(cluster) if cluster else graph
+    config = {"configurable": {"thread_id": f"stopped-{folder.name}"}}
+    seen: list[Any] = []
+    try:  # (async nodes: LangGraph runs them only through its async API)
+        seen.append(asyncio.run(graph.ainvoke({"log": [], "folder": str(folder)}, config)))
+    except Exception as exc:
+        seen.append(str(exc))
+    (folder / "resumed").touch()
+    seen.append(asyncio.run(graph.ainvoke(None, config))["log"])
+    return [*seen, sorted((folder / "calls").read_text().split())]
+
+
+def test_a_handler_stopped_by_a_siblings_failure_runs_alone_on_resume_on_a_cluster(
+        cluster: str, tmp_path: Path) -> None:
+    """On a cluster too, the resumed run runs the stopped error handler, not its node."""
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "got").mkdir()
+    expected = stopped_handler_run(REFERENCE, tmp_path / "ref")
+    assert expected[-1] == ["fails", "handler", "handler", "sibling", "sibling"]
+    assert stopped_handler_run("arqgraph", tmp_path / "got", cluster) == expected
 
 
 def test_nested_tasks_on_a_cluster(cluster: str) -> None:

@@ -7,6 +7,7 @@ from tests.graphs.durability_graphs import (
     build_breakpoint_subgraph,
     build_exit_resume,
     build_nested_durability,
+    build_stopped_handler,
     build_subgraph_then_question,
 )
 from tests.graphs.functional_graphs import (
@@ -39,5 +40,5 @@ GRAPHS += [build_nested_tasks("arqgraph"), build_traced_calls("arqgraph"),
            build_counting_entrypoint("arqgraph")]
 GRAPHS += [build_nested_durability("arqgraph"), build_nested_durability("arqgraph", invoked=True),
            build_exit_resume("arqgraph"), build_breakpoint_subgraph("arqgraph"),
-           build_subgraph_then_question("arqgraph")]
+           build_subgraph_then_question("arqgraph"), build_stopped_handler("arqgraph")]
 GRAPHS += [gated_tokens]

@@ -92,3 +92,49 @@ def build_subgraph_then_question(prefix: str) -> Any:
     outer.add_node("node", node)
     outer.add_edge(graph.START, "node")
     return outer.compile(checkpointer=saver, name="subgraph_then_question")
+
+
+def build_stopped_handler(prefix: str) -> Any:
+    """`fails` fails and its error handler waits; `sibling` fails once the handler runs, which
+    stops the handler with the run. The folder the input names tells each call (a line in
+    `calls`) and, once `resumed` exists, lets every node go through."""
+    import asyncio
+    from pathlib import Path
+
+    graph = importlib.import_module(f"{prefix}.graph")
+    errors = importlib.import_module(f"{prefix}.errors")
+    saver = importlib.import_module(f"{prefix}.checkpoint.memory").InMemorySaver()
+
+    class Gated(Logged):
+        folder: str
+
+    def told(state: Gated, name: str) -> bool:
+        """Note the call; whether the run was resumed."""
+        with open(Path(state["folder"]) / "calls", "a") as calls:
+            calls.write(name + "\n")
+        return (Path(state["folder"]) / "resumed").exists()
+
+    async def fails(state: Gated) -> dict[str, list[str]]:
+        told(state, "fails")
+        raise RuntimeError("boom")
+
+    async def handler(state: Gated, error: Any) -> dict[str, list[str]]:
+        if not told(state, "handler"):
+            (Path(state["folder"]) / "handling").touch()
+            await asyncio.sleep(60)  # (until the sibling's failure stops it)
+        return {"log": ["recovered"]}
+
+    async def sibling(state: Gated) -> dict[str, list[str]]:
+        if not told(state, "sibling"):
+            while not (Path(state["folder"]) / "handling").exists():
+                await asyncio.sleep(0.01)
+            raise RuntimeError("sibling failed")
+        return {"log": ["sibling"]}
+
+    handler.__annotations__["error"] = errors.NodeError  # (how both libraries find it)
+    builder = graph.StateGraph(Gated)
+    builder.add_node("fails", fails, error_handler=handler)
+    builder.add_node("sibling", sibling)
+    builder.add_edge(graph.START, "fails")
+    builder.add_edge(graph.START, "sibling")
+    return builder.compile(checkpointer=saver, name="stopped_handler")
