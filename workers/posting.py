@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -15,7 +16,8 @@ from arq.jobs import serialize_result
 from arq.utils import timestamp_ms
 
 from arqgraph import protocol
-from arqgraph.core.pregel import TaskOutcome
+from arqgraph.core.pregel import Task, TaskOutcome
+from arqgraph.errors import ErrorInfo, RunCancelledError
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.commits import Commit
 from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
@@ -54,6 +56,23 @@ class OutcomePoster:
     max_update_bytes: int
     giving_back: set[asyncio.Future[None]]
     started: dict[str, tuple[RunRecord | None, Claim | None | Literal[False]]]
+    ended: set[str]
+    worker_id: str
+
+    async def post_handled(self, job: protocol.TaskJob, task: Task, node_error: ErrorInfo,
+                            claim: Claim, arq_job: ArqJob | None, record: RunRecord,
+                            began: float) -> None:
+        """The outcome of a task whose node failed and whose error handler was cancelled with
+        its run: the node's error, the handler's cancellation. LangGraph keeps the node's
+        error, its handler being a task of its own, and a resumed run runs the handler only."""
+        cancelled = ErrorInfo.of(RunCancelledError("its error handler was cancelled with the "
+                                                   "run"), task.node)
+        outcome = TaskOutcome(task.id, task.node, error=cancelled, node_error=node_error)
+        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
+        posted = await self._post(job, outcome, (), claim, arq_job,
+                                  ran=(self.worker_id, began, time.time() - began), sole=sole)
+        if posted.code > 0 and arq_job is not None:  # (the post ended its job, as arq would)
+            self.ended.add(arq_job.job_id)
 
     async def _post(
         self, job: protocol.TaskJob, outcome: TaskOutcome, events: Sequence[tuple[Any, Any]],

@@ -37,7 +37,6 @@ from arqgraph.errors import (
     ErrorInfo,
     GraphInterrupt,
     GraphMismatchError,
-    RunCancelledError,
     SerializationError,
     TaskLostError,
 )
@@ -52,6 +51,7 @@ from arqgraph.storage.namespaces import task_uuid
 from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import JobEnd, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, RunStore
+from arqgraph.workers.attempts import answered_ids, failed_before
 from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
@@ -313,7 +313,7 @@ class NodeRunner(OutcomePoster):
                 # stopping worker hands its task back, for another to run while the run goes on.
                 if handled and (not stopping or await asyncio.shield(
                         self.store.status(job.run_id)) != "running"):
-                    await asyncio.shield(self._post_handled(job, task, handled[0], claim,
+                    await asyncio.shield(self.post_handled(job, task, handled[0], claim,
                                                             arq_job, record, began))
                 elif stopping:
                     await asyncio.shield(self._hand_back(job, claim))
@@ -379,21 +379,6 @@ class NodeRunner(OutcomePoster):
         log.info("task %s of run %s: %s", task.id, job.run_id, said)
         return said
 
-    async def _post_handled(self, job: protocol.TaskJob, task: Task, node_error: ErrorInfo,
-                            claim: Claim, arq_job: ArqJob | None, record: RunRecord,
-                            began: float) -> None:
-        """The outcome of a task whose node failed and whose error handler was cancelled with
-        its run: the node's error, the handler's cancellation. LangGraph keeps the node's
-        error, its handler being a task of its own, and a resumed run runs the handler only."""
-        cancelled = ErrorInfo.of(RunCancelledError("its error handler was cancelled with the "
-                                                   "run"), task.node)
-        outcome = TaskOutcome(task.id, task.node, error=cancelled, node_error=node_error)
-        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
-        posted = await self._post(job, outcome, (), claim, arq_job,
-                                  ran=(self.worker_id, began, time.time() - began), sole=sole)
-        if posted.code > 0 and arq_job is not None:  # (the post ended its job, as arq would)
-            self.ended.add(arq_job.job_id)
-
     async def _execute(
         self, job: protocol.TaskJob, record: RunRecord, graph: CompiledStateGraph, task: Task,
         claim: Claim, first_attempt_time: float, handled: list[ErrorInfo],
@@ -421,7 +406,7 @@ class NodeRunner(OutcomePoster):
         scheduler = CallScheduler(self.store, record, job.checkpoint_id, task.id, self.jobs,
                                   self.idle, task.node, claim.failures + 1, self.ends,
                                   claim.attempt)
-        answered = await self._answered(graph, record, job, task, claim)
+        answered = await answered_ids(self.store, graph, record, job, task, claim)
         try:
             async with calls_made_by(scheduler, stream.emit):
                 result = await execute_task(
@@ -432,7 +417,7 @@ class NodeRunner(OutcomePoster):
                     stop=record.first_step + recursion_limit(record),
                     cache=self._cache(graph),
                     started=stream.started,
-                    failed_before=await self._failed_before(graph, record, job, task, claim),
+                    failed_before=await failed_before(self.store, graph, record, job, task, claim),
                     answered=answered, handling=handled.append,
                 )
         except asyncio.CancelledError:
@@ -447,27 +432,6 @@ class NodeRunner(OutcomePoster):
                            error=None if outcome.succeeded else _error_of(outcome),
                            traced_writes=result.traced)
         return result
-
-    async def _answered(self, graph: CompiledStateGraph, record: RunRecord,
-                        job: protocol.TaskJob, task: Task, claim: Claim) -> list[str] | None:
-        """For an entrypoint resumed with answers: the ids of the interrupts it stopped at
-        before, in order, which its answers are for (its task calls then take theirs by id)."""
-        if not graph.returns_value or not claim.resume:
-            return None
-        priors = await self.store.threads.priors(record.tag, job.checkpoint_id, task.id)
-        return [entry[0] for prior in priors for entry in prior.interrupts]
-
-    async def _failed_before(self, graph: CompiledStateGraph, record: RunRecord,
-                             job: protocol.TaskJob, task: Task, claim: Claim) -> ErrorInfo | None:
-        """The error of a node whose error handler failed after it, in an earlier attempt of
-        this task (the run failed then, and is resumed): only the handler runs again."""
-        spec = graph.nodes.get(task.node)
-        if spec is None or spec.error_handler is None or claim.attempt <= 1:
-            return None
-        priors = await self.store.threads.priors(record.tag, job.checkpoint_id, task.id)
-        if not priors or priors[-1].error is None or priors[-1].node_error is None:
-            return None
-        return priors[-1].node_error
 
     def _cache(self, graph: CompiledStateGraph) -> Any:
         """The graph's node cache: on a cluster the one in Redis, embedded the graph's own;
