@@ -218,8 +218,8 @@ class Client:
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None,
                                         self.same_process)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-        thread = thread_id if thread_id is not None else f"run:{key}"  # (its own, if none)
-        run_id = run_id_for(key, thread_id)
+        thread = run_thread(key, thread_id)
+        run_id = protocol.keyed_run_id(thread, key)
         if thread_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel
             bound = await replay.replay_bound(self.store, thread_id or "", checkpoint_id)
             if bound is not None:
@@ -427,10 +427,15 @@ class Client:
         )
 
 
+def run_thread(key: str, thread_id: str | None) -> str:
+    """The thread a run submitted with `run_id=key` runs on: `thread_id`, or one of its own."""
+    return thread_id if thread_id is not None else f"run:{key}"
+
+
 def run_id_for(key: str, thread_id: str | None) -> str:
     """The id of the run `submit(..., run_id=key)` makes on `thread_id` (None: on a thread of
     its own), known before it is submitted."""
-    return protocol.keyed_run_id(thread_id if thread_id is not None else f"run:{key}", key)
+    return protocol.keyed_run_id(run_thread(key, thread_id), key)
 
 
 def _thread_of(config: Mapping[str, Any] | None) -> tuple[str | None, str]:

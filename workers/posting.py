@@ -43,6 +43,11 @@ class ArqJob(NamedTuple):
 
 
 DONE = "done"  # what a job whose task's outcome was recorded returns
+
+
+def sole_task(record: RunRecord) -> bool:
+    """Whether the run's step has one task: its post completes the step (no count to keep)."""
+    return record.checkpoint is not None and len(record.checkpoint.tasks) == 1
 HandOver = Callable[[str, TakenJob], None]  # (the job that posted, the job its post took)
 
 
@@ -68,9 +73,9 @@ class OutcomePoster:
         cancelled = ErrorInfo.of(RunCancelledError("its error handler was cancelled with the "
                                                    "run"), task.node)
         outcome = TaskOutcome(task.id, task.node, error=cancelled, node_error=node_error)
-        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
         posted = await self._post(job, outcome, (), claim, arq_job,
-                                  ran=(self.worker_id, began, time.time() - began), sole=sole)
+                                  ran=(self.worker_id, began, time.time() - began),
+                                  sole=sole_task(record))
         if posted.code > 0 and arq_job is not None:  # (the post ended its job, as arq would)
             self.ended.add(arq_job.job_id)
 

@@ -55,7 +55,7 @@ from arqgraph.workers.attempts import answered_ids, failed_before
 from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
-from arqgraph.workers.posting import DONE, ArqJob, HandOver, OutcomePoster
+from arqgraph.workers.posting import DONE, ArqJob, HandOver, OutcomePoster, sole_task
 from arqgraph.workers.refusals import refuse, refuse_poison
 from arqgraph.workers.task_stream import TaskStream, traced
 from arqgraph.workers.timeouts import heartbeat
@@ -358,7 +358,7 @@ class NodeRunner(OutcomePoster):
                 result.traced))
         hand_over = self.hand_over if arq_job is not None and job.graph not in self.limited else None
         commit, move = self._planned_commit(graph, record, outcome, hand_over is not None)
-        sole = record.checkpoint is not None and len(record.checkpoint.tasks) == 1
+        sole = sole_task(record)
         try:
             posted = await self._post(job, outcome, events, claim, arq_job, commit,
                                       move if move is not None and move.held else None, ran, sole)
