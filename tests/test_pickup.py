@@ -235,47 +235,52 @@ async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it(
 async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(
     monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
-    """The outcome recorded and arq's end of the job in one script: the job leaves the queue
-    with its result, and arq's own end of it is not sent. A job that posts nothing (here a
-    duplicate of a finished run's job) is ended by arq's path, as before."""
+    """The outcome recorded and arq's end of the job in one script: the job leaves the queue,
+    with no arq result (nobody reads it: the outcome is in the step's writes), and arq's own
+    end of it is not sent. A job that posts nothing (here a duplicate of a finished run's job)
+    is ended by arq's path, as before, with its result."""
     ended_by_arq: list[str] = []
-    finish = JobQueue.finish
+    ran: list[tuple[str, dict[str, Any]]] = []
+    finish, run_job = JobQueue.finish, NodeRunner.run_job
 
     async def arq_end(self: JobQueue, job_id: str, result: bytes, keep_ms: int,
                       end: JobEnd = "done") -> bool:
         ended_by_arq.append(job_id)
         return await finish(self, job_id, result, keep_ms, end)
 
+    async def seen_run(self: NodeRunner, ctx: dict[str, Any], **payload: Any) -> str:
+        ran.append((ctx["job_id"], payload))
+        return await run_job(self, ctx, **payload)
+
     monkeypatch.setattr(JobQueue, "finish", arq_end)
+    monkeypatch.setattr(NodeRunner, "run_job", seen_run)
     async with EmbeddedCluster([one_node_graph("ends")], redis=protocol_redis()) as cluster:
         redis = cluster.redis
         handle = await cluster.client.submit("ends", {})
         assert await handle.result() == {"log": ["ran"]}
-        [result_key] = await redis.keys("arq:result:*")
-        job_id = result_key.decode().removeprefix("arq:result:")
+        [(job_id, payload)] = ran
+        assert protocol.task_of_job(job_id) == (handle.run_id, payload["checkpoint_id"], "0:node")
         job = Job(job_id, redis, _queue_name=QUEUE, _deserializer=redis.job_deserializer)
-        info = await job.result_info()
-        assert info is not None and info.success and info.result == "done"
-        assert (info.function, info.job_try, info.kwargs["task_id"]) == (protocol.TASK_FUNCTION, 1, "0:node")
-        assert protocol.task_of_job(job_id) == (handle.run_id, info.kwargs["checkpoint_id"], "0:node")
-        assert info.enqueue_time <= info.start_time <= info.finish_time
-        assert 0 < await redis.pttl(result_key) <= 60_000
-        assert await job.status() == JobStatus.complete
+        assert await job.status() == JobStatus.not_found
+        assert await redis.keys("arq:result:*") == []
+        assert await redis.zscore(QUEUE, job_id) is None
         for key in (protocol.lease_key(job_id), f"arq:job:{job_id}", f"arq:retry:{job_id}"):
             assert not await redis.exists(key)
         assert ended_by_arq == []
         assert not cluster.worker.runner.ended
 
-        # the same job again (its result gone): it is skipped, so arq ends the job
-        await redis.delete(result_key)
+        # the same job again: it is skipped, so arq ends the job, with arq's result
         await redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id, _queue_name=QUEUE,
-                                **info.kwargs)
+                                **payload)
         await redis.rpush(protocol.ready_key(QUEUE), job_id)
         for _ in range(500):  # until the worker has ended it
             if await job.status() == JobStatus.complete:
                 break
             await asyncio.sleep(0.01)
-        assert (await job.result_info()).result == "skipped: run is not running"
+        info = await job.result_info()
+        assert info is not None and info.result == "skipped: run is not running"
+        assert (info.function, info.kwargs["task_id"]) == (protocol.TASK_FUNCTION, "0:node")
+        assert 0 < await redis.pttl(f"arq:result:{job_id}") <= 60_000
         assert ended_by_arq == [job_id]
 
 

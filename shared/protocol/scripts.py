@@ -110,12 +110,15 @@ _FINISH_JOB = """
 -- a worker finishes at once then go to Redis together (see arqgraph.storage.batch), or with the outcome
 -- of the job's task (POST_OUTCOME_SCRIPT). From KEYS[k]: the job's in-progress key, its try
 -- counter, its job key, the queue, its result key. From ARGV[a]: the job id, its result
--- (arq-serialized), how long the result is kept (ms). (arq also takes the job out of its
--- abort set: arqgraph's workers never abort arq jobs, so the set holds none of theirs.)
+-- (arq-serialized; '' for none), how long the result is kept (ms). (arq also takes the job out
+-- of its abort set: arqgraph's workers never abort arq jobs, so the set holds none of theirs.)
+-- A job whose task's outcome is posted keeps no result: nobody reads it. The orchestrator
+-- enqueues only tasks without an outcome, and a job enqueued again all the same runs nothing:
+-- its take's claim finds the outcome.
 local function finish_job(k, a)
   redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
   redis.call('ZREM', KEYS[k + 3], ARGV[a])
-  redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 2])
+  if ARGV[a + 1] ~= '' then redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 2]) end
 end
 """
 

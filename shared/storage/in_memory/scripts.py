@@ -80,7 +80,8 @@ def _finish_job(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> None:
     for key in (K[k], K[k + 1], K[k + 2]):
         ks.delete(key)
     ks.zrem(K[k + 3], A[a])
-    ks.set(K[k + 4], A[a + 1], as_int(A[a + 2]))
+    if A[a + 1] != b"":
+        ks.set(K[k + 4], A[a + 1], as_int(A[a + 2]))
 
 
 def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, seconds: bytes,
