@@ -159,8 +159,40 @@ async def _rarer_scripts(redis: MemoryRedis) -> None:
     retire = redis.register_script(lua.RETIRE_SCRIPT)
     keys = ["run", "events", "thread", "checkpoints", "history", "active", "ends"]
     assert await retire(keys=keys, args=["60", "r1", "writes:", "claims:", "3600"]) == 1
+    await _posts_together(redis)
     await _stream_reads(redis)
     await _pruned_history(redis)
+
+
+async def _posts_together(redis: MemoryRedis) -> None:
+    """Posts of one step's outcomes gathered in one call (a worker's tasks that end together,
+    on a cluster; the in-memory store posts each at once): stale, repeated, counted, failed."""
+    await redis.hset("claims:s", mapping={"t1": "1", "t2": "1", "t3": "2", "t4": "1", "t5": "1"})
+    await redis.hset("writes:s", mapping={"__left": "4", "t2": "old"})
+    for job in ("j1", "j3"):
+        await redis.set(f"job:{job}", "body")
+        await redis.zadd("queue", {job: 1})
+
+    def post(task: str, attempt: str, job: str = "", failed: str = "") -> tuple[list[str], list[str]]:
+        keys = ["writes:s", "events:s", "claims:s", "inbox"]
+        args = [task, f"outcome-{task}", attempt, f"note-{task}", "1", "1" if job else "", "",
+                "", failed, "", "updates", f"data-{task}"]
+        if job:
+            keys += [f"lease:{job}", f"retry:{job}", f"job:{job}", "queue", f"result:{job}"]
+            args += [job, "", "0"]
+        return keys, args
+
+    posts = [post("t1", "1", "j1"), post("t2", "1"), post("t3", "1"), post("t3", "2", "j3"),
+             post("t3", "2"), post("t4", "1", failed="1"), post("t5", "1"), post("t6", "")]
+    keys: list[str] = []
+    args: list[Any] = [len(posts)]
+    for post_keys, post_args in posts:
+        args += [len(post_keys), len(post_args)]
+    for post_keys, post_args in posts:
+        keys += post_keys
+        args += post_args
+    replies = await redis.eval(lua.POST_OUTCOMES_SCRIPT, len(keys), *keys, *args)
+    assert replies == [2, 0, -1, 2, 0, 1, 1, 1]
 
 
 async def _stream_reads(redis: MemoryRedis) -> None:

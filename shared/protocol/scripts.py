@@ -461,6 +461,87 @@ end
 return 2
 """
 
+POST_OUTCOMES_SCRIPT = _CHUNKED + _EMIT + """
+-- The posts of many outcomes in one call, each as POST_OUTCOME_SCRIPT's without a commit and
+-- without a take (the posts of the tasks of steps of many tasks: a fan-out's), with the same
+-- replies, as if they were made one after the other. A worker's tasks that end together post
+-- together: a step's outcomes are checked, recorded and counted with one command each, not one
+-- per task, and their jobs end with one DEL and one ZREM.
+-- KEYS: each post's keys (as POST_OUTCOME_SCRIPT's), one post after the other. ARGV: 1 how
+-- many posts, then for each its count of keys and its count of arguments, then each post's
+-- arguments (as POST_OUTCOME_SCRIPT's, '' for a commit and a take), one post after the other.
+-- Returns each post's reply, in order.
+local n, posts, steps, order = tonumber(ARGV[1]), {}, {}, {}
+local k, a = 1, 2 + 2 * n
+for p = 1, n do
+  posts[p] = {k = k, a = a}
+  k, a = k + tonumber(ARGV[2 * p]), a + tonumber(ARGV[2 * p + 1])
+  local claims = KEYS[posts[p].k + 2]
+  if not steps[claims] then
+    steps[claims] = {writes = KEYS[posts[p].k], posts = {}}
+    order[#order + 1] = claims
+  end
+  local step = steps[claims]
+  step.posts[#step.posts + 1] = p
+end
+local replies, recorded = {}, {}
+for _, claims in ipairs(order) do  -- each step: its owners and outcomes read, its new written
+  local step, tasks = steps[claims], {}
+  for i, p in ipairs(step.posts) do tasks[i] = ARGV[posts[p].a] end
+  local owners = chunked('HMGET', {claims}, tasks)
+  local had = chunked('HMGET', {step.writes}, tasks)
+  local set, counted, taken = {}, {}, {}
+  for i, p in ipairs(step.posts) do
+    local at = posts[p].a
+    if ARGV[at + 2] ~= '' and owners[i] ~= ARGV[at + 2] then
+      replies[p] = -1
+    elseif had[i] or taken[tasks[i]] then
+      replies[p] = 0
+    else
+      taken[tasks[i]], recorded[p] = true, true
+      set[#set + 1], set[#set + 2] = tasks[i], ARGV[at + 1]
+      if ARGV[at + 9] == '1' then replies[p] = 1
+      else counted[#counted + 1] = p end
+    end
+  end
+  if #set > 0 then chunked('HSET', {step.writes}, set) end
+  if #counted > 0 then  -- (the count each post would have left, one after the other)
+    local left = redis.call('HINCRBY', step.writes, '__left', -#counted) + #counted
+    for i, p in ipairs(counted) do
+      if left - i <= 0 or ARGV[posts[p].a + 8] == '1' then replies[p] = 1 else replies[p] = 2 end
+    end
+  end
+end
+local gone, queues, notes, inboxes = {}, {}, {}, {}
+for p = 1, n do  -- in order: each recorded post's events, the end of its job, its note
+  if recorded[p] then
+    local kp, ap = posts[p].k, posts[p].a
+    local i = ap + 10
+    for _ = 1, tonumber(ARGV[ap + 4]) do
+      emit(KEYS[kp + 1], ARGV[i], ARGV[i + 1]); i = i + 2
+    end
+    if ARGV[ap + 5] == '1' then  -- (`finish_job`, for all the jobs at once)
+      gone[#gone + 1], gone[#gone + 2], gone[#gone + 3] = KEYS[kp + 4], KEYS[kp + 5], KEYS[kp + 6]
+      local queue = KEYS[kp + 7]
+      if not queues[queue] then queues[queue] = {}; queues[#queues + 1] = queue end
+      queues[queue][#queues[queue] + 1] = ARGV[i]
+      if ARGV[i + 1] ~= '' then redis.call('SET', KEYS[kp + 8], ARGV[i + 1], 'PX', ARGV[i + 2]) end
+    end
+    if replies[p] == 1 then
+      local inbox = KEYS[kp + 3]
+      if not notes[inbox] then notes[inbox] = {}; inboxes[#inboxes + 1] = inbox end
+      notes[inbox][#notes[inbox] + 1] = ARGV[ap + 3]
+    end
+  end
+end
+if #gone > 0 then chunked('DEL', {}, gone) end
+for _, queue in ipairs(queues) do chunked('ZREM', {queue}, queues[queue]) end
+for _, inbox in ipairs(inboxes) do chunked('LPUSH', {inbox}, notes[inbox]) end
+local out = {}
+for p = 1, n do out[p] = replies[p] end
+return out
+"""
+
 CLAIM_SCRIPT = _CLAIM + """
 -- KEYS[1] claims hash, KEYS[2] writes hash; ARGV[1] task id
 return claim(KEYS[1], KEYS[2], ARGV[1])

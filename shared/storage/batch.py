@@ -59,6 +59,57 @@ class Batch:
 
         return call
 
+    def gathered(self, many: str, one: str) -> BatchedScript:
+        """The script `one`, whose calls made in one turn of the loop go as one call of the
+        script `many`, which takes them all: ARGV 1 how many calls, then each call's count of
+        keys and of arguments, then their arguments one after the other; KEYS theirs, likewise.
+        It replies with each call's reply, in order. Redis then pays for one script call, and
+        `many` can do the work of calls on the same keys with one command each. A lone call
+        goes as a call of `one`."""
+        alone, together = self.script(one), self.script(many)
+        if self.at_once:  # (the in-memory store: nothing to gather)
+            return alone
+        pending: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
+
+        async def send(calls: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]) -> None:
+            if len(calls) == 1:
+                keys, args, future = calls[0]
+                await _settle(future, alone(keys, args))
+                return
+            keys, args = [], [len(calls)]
+            for call_keys, call_args, _ in calls:
+                args += [len(call_keys), len(call_args)]
+            for call_keys, call_args, _ in calls:
+                keys += call_keys
+                args += call_args
+            try:
+                replies = await together(keys, args)
+            except Exception as exc:
+                for *_, future in calls:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            for (*_, future), reply in zip(calls, replies, strict=True):
+                if not future.done():
+                    future.set_result(reply)
+
+        def flush() -> None:
+            calls = pending[:]
+            pending.clear()
+            task = asyncio.ensure_future(send(calls))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+        async def call(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[Any] = loop.create_future()
+            pending.append((list(keys), list(args), future))
+            if len(pending) == 1:  # others may come in this turn of the loop: wait for them
+                loop.call_soon(flush)
+            return await future
+
+        return call
+
     async def command(self, *words: Any) -> Any:
         """A Redis command (`"HGET", key, field`), through the batch."""
         if self.at_once:

@@ -304,6 +304,18 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     return 2
 
 
+def post_outcomes(ks: Keyspace, K: Args, A: Args) -> list[Any]:
+    """The posts one after the other: the answers the Lua script gives (it groups their
+    commands by step, which changes nothing that can be read)."""
+    n, replies = as_int(A[1]), []
+    k, a = 1, 2 + 2 * n
+    for p in range(1, n + 1):
+        keys, args = as_int(A[2 * p]), as_int(A[2 * p + 1])
+        replies.append(post_outcome(ks, [None, *K[k:k + keys]], [None, *A[a:a + args]]))
+        k, a = k + keys, a + args
+    return replies
+
+
 def end_attempt(ks: Keyspace, K: Args, A: Args) -> int:
     if ks.hget(K[1], A[1]) != A[2]:
         return -1
@@ -477,6 +489,7 @@ def sha(text: str) -> str:
 SCRIPTS: dict[str, Script] = {sha(text): python for text, python in [
     (lua.COMMIT_SCRIPT, commit_script), (lua.CREATE_RUN_SCRIPT, create_run),
     (lua.LOAD_RUN_SCRIPT, load_run), (lua.POST_OUTCOME_SCRIPT, post_outcome),
+    (lua.POST_OUTCOMES_SCRIPT, post_outcomes),
     (lua.CLAIM_SCRIPT, claim), (lua.END_ATTEMPT_SCRIPT, end_attempt),
     (lua.ACQUIRE_SLOT_SCRIPT, acquire_slot), (lua.RENEW_SLOT_SCRIPT, renew_slot),
     (lua.RATE_SCRIPT, rate), (lua.POST_CALL_SCRIPT, post_call),
