@@ -344,6 +344,33 @@ async def test_taking_jobs_starts_their_tasks_and_sends_their_run_once(
     assert record is runner.started[ids[0]][0] and claim and claim.attempt == 1
 
 
+async def test_tasks_taken_again_together_are_claimed_each_as_alone(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    """The take claims the tasks of one step with one read and one write for all of them: each
+    gets the claim it would get alone. Here two tasks whose first starts were lost (their
+    leases lapsed) start their second attempts, and a third, whose outcome is in, starts none."""
+    redis = protocol_redis()
+    runner, run_id, ids = await first_step(parallel_graph("again"), redis)
+    assert len(await runner.take(ids, lease=5.0, most=10)) == 3
+    _, checkpoint_id, done_task = protocol.task_of_job(ids[2]) or ("", "", "")
+    writes = protocol.writes_key(protocol.tag_of(run_id), checkpoint_id)
+    await redis.hset(writes, done_task, b"posted")  # (as a post records it)
+    for job_id in ids:  # their worker died: the leases lapse, the jobs come due
+        await redis.delete(protocol.lease_key(job_id))
+        await redis.zadd(QUEUE, {job_id: timestamp_ms() - 1}, xx=True)
+    runner.started.clear()
+    taken = await runner.take(ids, lease=5.0, most=10)
+    assert [t.job_id for t in taken] == ids
+    for job_id in ids[:2]:
+        _, claim = runner.started[job_id]
+        assert claim and (claim.attempt, claim.lost, claim.failures) == (2, 1, 0)
+    assert runner.started[ids[2]][1] is None  # done: no attempt
+    claims = protocol.claims_key(protocol.tag_of(run_id), checkpoint_id)
+    assert await redis.hget(claims, done_task) == b"1"
+    await redis.aclose()
+
+
 async def test_taken_tasks_that_may_not_start_yet_are_loaded_not_claimed(
     protocol_redis: Callable[[], ArqRedis],
 ):
