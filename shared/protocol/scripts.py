@@ -466,23 +466,33 @@ POST_OUTCOMES_SCRIPT = _CHUNKED + _EMIT + """
 -- without a take (the posts of the tasks of steps of many tasks: a fan-out's), with the same
 -- replies, as if they were made one after the other. A worker's tasks that end together post
 -- together: a step's outcomes are checked, recorded and counted with one command each, not one
--- per task, and their jobs end with one DEL and one ZREM.
--- KEYS: each post's keys (as POST_OUTCOME_SCRIPT's), one post after the other. ARGV: 1 how
--- many posts, then for each its count of keys and its count of arguments, then each post's
--- arguments (as POST_OUTCOME_SCRIPT's, '' for a commit and a take), one post after the other.
+-- per task, and their jobs end with one DEL and one ZREM. What the posts of one step share is
+-- sent once, and their jobs' keys are made here from the jobs' ids (see `finish_job`; a
+-- posted job keeps no result): Redis pays for each key and argument a script is sent.
+-- KEYS: 1 the queue, then for each group of posts of one step its writes hash, events stream,
+-- claims hash and graph's inbox.
+-- ARGV: 1 arq's in-progress key prefix, 2 its try counter prefix, 3 its job key prefix, 4 how
+-- many groups; then for each group its inbox note and how many posts it has, then for each
+-- post its task id, outcome, attempt ('' for none), flags ('f' when the outcome is a failure,
+-- 's' when the task is its step's only one), the id of the job that ran it ('' to leave the
+-- job to arq), how many event pairs, the event pairs.
 -- Returns each post's reply, in order.
-local n, posts, steps, order = tonumber(ARGV[1]), {}, {}, {}
-local k, a = 1, 2 + 2 * n
-for p = 1, n do
-  posts[p] = {k = k, a = a}
-  k, a = k + tonumber(ARGV[2 * p]), a + tonumber(ARGV[2 * p + 1])
-  local claims = KEYS[posts[p].k + 2]
-  if not steps[claims] then
-    steps[claims] = {writes = KEYS[posts[p].k], posts = {}}
-    order[#order + 1] = claims
+local posts, steps, order, a = {}, {}, {}, 5
+for g = 1, tonumber(ARGV[4]) do
+  local k, note, count = 2 + 4 * (g - 1), ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, count do
+    local p = #posts + 1
+    posts[p] = {k = k, a = a, note = note}
+    a = a + 6 + 2 * tonumber(ARGV[a + 5])
+    local claims = KEYS[k + 2]
+    if not steps[claims] then
+      steps[claims] = {writes = KEYS[k], posts = {}}
+      order[#order + 1] = claims
+    end
+    local step = steps[claims]
+    step.posts[#step.posts + 1] = p
   end
-  local step = steps[claims]
-  step.posts[#step.posts + 1] = p
 end
 local replies, recorded = {}, {}
 for _, claims in ipairs(order) do  -- each step: its owners and outcomes read, its new written
@@ -500,7 +510,7 @@ for _, claims in ipairs(order) do  -- each step: its owners and outcomes read, i
     else
       taken[tasks[i]], recorded[p] = true, true
       set[#set + 1], set[#set + 2] = tasks[i], ARGV[at + 1]
-      if ARGV[at + 9] == '1' then replies[p] = 1
+      if string.find(ARGV[at + 3], 's', 1, true) then replies[p] = 1
       else counted[#counted + 1] = p end
     end
   end
@@ -508,38 +518,35 @@ for _, claims in ipairs(order) do  -- each step: its owners and outcomes read, i
   if #counted > 0 then  -- (the count each post would have left, one after the other)
     local left = redis.call('HINCRBY', step.writes, '__left', -#counted) + #counted
     for i, p in ipairs(counted) do
-      if left - i <= 0 or ARGV[posts[p].a + 8] == '1' then replies[p] = 1 else replies[p] = 2 end
+      local failed = string.find(ARGV[posts[p].a + 3], 'f', 1, true)
+      if left - i <= 0 or failed then replies[p] = 1 else replies[p] = 2 end
     end
   end
 end
-local gone, queues, notes, inboxes = {}, {}, {}, {}
-for p = 1, n do  -- in order: each recorded post's events, the end of its job, its note
+local gone, ended, notes, inboxes = {}, {}, {}, {}
+for p, post in ipairs(posts) do  -- in order: each recorded post's events, its job's end, its note
   if recorded[p] then
-    local kp, ap = posts[p].k, posts[p].a
-    local i = ap + 10
-    for _ = 1, tonumber(ARGV[ap + 4]) do
-      emit(KEYS[kp + 1], ARGV[i], ARGV[i + 1]); i = i + 2
+    local i = post.a + 6
+    for _ = 1, tonumber(ARGV[post.a + 5]) do
+      emit(KEYS[post.k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
     end
-    if ARGV[ap + 5] == '1' then  -- (`finish_job`, for all the jobs at once)
-      gone[#gone + 1], gone[#gone + 2], gone[#gone + 3] = KEYS[kp + 4], KEYS[kp + 5], KEYS[kp + 6]
-      local queue = KEYS[kp + 7]
-      if not queues[queue] then queues[queue] = {}; queues[#queues + 1] = queue end
-      queues[queue][#queues[queue] + 1] = ARGV[i]
-      if ARGV[i + 1] ~= '' then redis.call('SET', KEYS[kp + 8], ARGV[i + 1], 'PX', ARGV[i + 2]) end
+    local job = ARGV[post.a + 4]
+    if job ~= '' then  -- (`finish_job`, for all the jobs at once)
+      gone[#gone + 1], gone[#gone + 2], gone[#gone + 3] = ARGV[1] .. job, ARGV[2] .. job,
+        ARGV[3] .. job
+      ended[#ended + 1] = job
     end
     if replies[p] == 1 then
-      local inbox = KEYS[kp + 3]
+      local inbox = KEYS[post.k + 3]
       if not notes[inbox] then notes[inbox] = {}; inboxes[#inboxes + 1] = inbox end
-      notes[inbox][#notes[inbox] + 1] = ARGV[ap + 3]
+      notes[inbox][#notes[inbox] + 1] = post.note
     end
   end
 end
 if #gone > 0 then chunked('DEL', {}, gone) end
-for _, queue in ipairs(queues) do chunked('ZREM', {queue}, queues[queue]) end
+if #ended > 0 then chunked('ZREM', {KEYS[1]}, ended) end
 for _, inbox in ipairs(inboxes) do chunked('LPUSH', {inbox}, notes[inbox]) end
-local out = {}
-for p = 1, n do out[p] = replies[p] end
-return out
+return replies
 """
 
 CLAIM_SCRIPT = _CLAIM + """

@@ -23,6 +23,11 @@ Call = tuple[Callable[[Pipeline], Any], Callable[[], Awaitable[Any]], "asyncio.F
 """A call: how to add it to a pipeline, how to make it alone, and the caller's future."""
 
 
+Pack = Callable[[Sequence[tuple[list[Any], list[Any]]]], tuple[list[Any], list[Any]] | None]
+"""How the calls of a script go as one call of a script that takes many (see `Batch.gathered`):
+its keys and arguments, or None when they cannot go together."""
+
+
 class BatchedScript(Protocol):
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Awaitable[Any]: ...
 
@@ -59,13 +64,14 @@ class Batch:
 
         return call
 
-    def gathered(self, many: str, one: str) -> BatchedScript:
+    def gathered(self, many: str, one: str, pack: Pack | None = None) -> BatchedScript:
         """The script `one`, whose calls made in one turn of the loop go as one call of the
-        script `many`, which takes them all: ARGV 1 how many calls, then each call's count of
-        keys and of arguments, then their arguments one after the other; KEYS theirs, likewise.
-        It replies with each call's reply, in order. Redis then pays for one script call, and
-        `many` can do the work of calls on the same keys with one command each. A lone call
-        goes as a call of `one`."""
+        script `many`, which takes them all, with the keys and arguments `pack` makes of theirs
+        (`pack_calls` if none; calls it returns None for go one by one). `many` replies with
+        each call's reply, in order. Redis then pays for one script call, and `many` can do the
+        work of calls on the same keys with one command each. A lone call goes as a call of
+        `one`."""
+        pack = pack or pack_calls
         alone, together = self.script(one), self.script(many)
         if self.at_once:  # (the in-memory store: nothing to gather)
             return alone
@@ -76,12 +82,12 @@ class Batch:
                 keys, args, future = calls[0]
                 await _settle(future, alone(keys, args))
                 return
-            keys, args = [], [len(calls)]
-            for call_keys, call_args, _ in calls:
-                args += [len(call_keys), len(call_args)]
-            for call_keys, call_args, _ in calls:
-                keys += call_keys
-                args += call_args
+            packed = pack([(call_keys, call_args) for call_keys, call_args, _ in calls])
+            if packed is None:
+                await asyncio.gather(*(_settle(future, alone(call_keys, call_args))
+                                       for call_keys, call_args, future in calls))
+                return
+            keys, args = packed
             try:
                 replies = await together(keys, args)
             except Exception as exc:
@@ -171,6 +177,20 @@ class Batch:
                     future.set_exception(reply)
             elif not future.done():
                 future.set_result(reply)
+
+
+def pack_calls(calls: Sequence[tuple[list[Any], list[Any]]]) -> tuple[list[Any], list[Any]]:
+    """The calls of a script as one call of a script that takes many (`Batch.gathered`): ARGV 1
+    how many calls, then each call's count of keys and of arguments, then their arguments one
+    after the other; KEYS theirs, likewise."""
+    keys: list[Any] = []
+    args: list[Any] = [len(calls)]
+    for call_keys, call_args in calls:
+        args += [len(call_keys), len(call_args)]
+    for call_keys, call_args in calls:
+        keys += call_keys
+        args += call_args
+    return keys, args
 
 
 async def _settle(future: asyncio.Future[Any], call: Awaitable[Any]) -> None:

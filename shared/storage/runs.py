@@ -30,6 +30,7 @@ from arqgraph.storage.dead_letters import readable_ids, set_aside
 from arqgraph.storage.events import Events
 from arqgraph.storage.limits import NodeLimits
 from arqgraph.storage.memory import RedisMemory
+from arqgraph.storage.posts import pack_posts
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.task_calls import TaskCalls
 from arqgraph.storage.threads import ThreadStore
@@ -88,7 +89,7 @@ class RunStore:
         self._post = self._batch.script(protocol.POST_OUTCOME_SCRIPT)
         # the posts that come together without a commit (a fan-out's): one script call
         self._posts = self._batch.gathered(protocol.POST_OUTCOMES_SCRIPT,
-                                           protocol.POST_OUTCOME_SCRIPT)
+                                           protocol.POST_OUTCOME_SCRIPT, pack_posts)
         self._claim = self._batch.script(protocol.CLAIM_SCRIPT)
         self._end_attempt = self._batch.script(protocol.END_ATTEMPT_SCRIPT)
         self._retire = self._batch.script(protocol.RETIRE_SCRIPT)

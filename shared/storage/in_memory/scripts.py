@@ -305,14 +305,23 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
 
 
 def post_outcomes(ks: Keyspace, K: Args, A: Args) -> list[Any]:
-    """The posts one after the other: the answers the Lua script gives (it groups their
-    commands by step, which changes nothing that can be read)."""
-    n, replies = as_int(A[1]), []
-    k, a = 1, 2 + 2 * n
-    for p in range(1, n + 1):
-        keys, args = as_int(A[2 * p]), as_int(A[2 * p + 1])
-        replies.append(post_outcome(ks, [None, *K[k:k + keys]], [None, *A[a:a + args]]))
-        k, a = k + keys, a + args
+    """The posts one after the other, each as `post_outcome`: the answers the Lua script gives
+    (it groups their commands by step, which changes nothing that can be read)."""
+    replies, a = [], 5
+    for group in range(as_int(A[4])):
+        k, note, count = 2 + 4 * group, A[a], as_int(A[a + 1])
+        a += 2
+        for _ in range(count):
+            task, outcome, attempt, flags, job, events = A[a:a + 6]
+            pairs = A[a + 6:a + 6 + 2 * as_int(events)]
+            keys = [None, K[k], K[k + 1], K[k + 2], K[k + 3]]
+            args = [None, task, outcome, attempt, note, events, b"1" if job else b"", b"", b"",
+                    b"1" if b"f" in flags else b"", b"1" if b"s" in flags else b"", *pairs]
+            if job:  # (its result key is not written: a posted job keeps none)
+                keys += [A[1] + job, A[2] + job, A[3] + job, K[1], b""]
+                args += [job, b"", b"0"]
+            replies.append(post_outcome(ks, keys, args))
+            a += 6 + len(pairs)
     return replies
 
 
