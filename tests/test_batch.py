@@ -115,3 +115,19 @@ async def test_calls_of_a_gathered_script_go_as_one_call_of_the_script_that_take
     assert await asyncio.gather(post(["h1"], ["1"]), post(["h2"], ["2"])) == [b"many:1",
                                                                              b"many:2"]
     assert await client.get("gathered") == b"2"
+
+
+async def test_a_gathered_call_that_cannot_be_packed_fails_its_callers_not_hangs(
+    client: redis.asyncio.Redis,
+) -> None:
+    def broken(calls: object) -> None:
+        raise ValueError("no packing")
+
+    post = Batch(client).gathered(GATHERED, ECHO, broken)  # type: ignore[arg-type]
+    results = await asyncio.wait_for(asyncio.gather(
+        post(["a"], ["1"]), post(["b"], ["2"]), return_exceptions=True), 5)
+    assert all(isinstance(r, ValueError) for r in results)
+
+    alone = Batch(client).gathered(GATHERED, ECHO, lambda calls: None)
+    assert await asyncio.gather(alone(["c"], ["3"]), alone(["d"], ["4"])) == [b"3", b"4"]
+    assert await client.get("gathered") is None  # (each went as a call of its own)

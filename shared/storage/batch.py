@@ -82,22 +82,20 @@ class Batch:
                 keys, args, future = calls[0]
                 await _settle(future, alone(keys, args))
                 return
-            packed = pack([(call_keys, call_args) for call_keys, call_args, _ in calls])
-            if packed is None:
-                await asyncio.gather(*(_settle(future, alone(call_keys, call_args))
-                                       for call_keys, call_args, future in calls))
-                return
-            keys, args = packed
             try:
-                replies = await together(keys, args)
-            except Exception as exc:
+                packed = pack([(call_keys, call_args) for call_keys, call_args, _ in calls])
+                if packed is None:
+                    await asyncio.gather(*(_settle(future, alone(call_keys, call_args))
+                                           for call_keys, call_args, future in calls))
+                    return
+                replies = await together(*packed)
+                for (*_, future), reply in zip(calls, replies, strict=True):
+                    if not future.done():
+                        future.set_result(reply)
+            except Exception as exc:  # every caller hears it (none is left waiting)
                 for *_, future in calls:
                     if not future.done():
                         future.set_exception(exc)
-                return
-            for (*_, future), reply in zip(calls, replies, strict=True):
-                if not future.done():
-                    future.set_result(reply)
 
         def flush() -> None:
             calls = pending[:]
