@@ -153,15 +153,21 @@ async def small_runs(client: Client, n: int) -> None:
     assert all(o["x"] == i + 3 for i, o in enumerate(outs))
 
 
-async def costs(cluster: Cluster, client: Client, sizes: Sizes) -> list[Cost]:
-    """A fanned-out task, a chain superstep and a small run, each from its own counted run."""
+Measured = tuple[Cost, Delta, int]
+"""A cost per unit, what Redis did for all the units, and how many units."""
+
+
+async def costs(cluster: Cluster, client: Client, sizes: Sizes) -> list[Measured]:
+    """A fanned-out task, a chain superstep and a small run, each from its own counted run,
+    with what Redis did for it."""
     await fanout(client, 200)  # warm: the workers' caches, the scripts loaded
     await small_runs(client, 50)
     (fan,) = await counted([cluster], fanout(client, sizes.fanout))
     (link,) = await counted([cluster], chain(client))
     (runs,) = await counted([cluster], small_runs(client, sizes.runs))
-    return [fan.cost("fanned-out task", sizes.fanout), link.cost("chain superstep", CHAIN_LENGTH),
-            runs.cost("run of 3 nodes", sizes.runs)]
+    return [(fan.cost("fanned-out task", sizes.fanout), fan, sizes.fanout),
+            (link.cost("chain superstep", CHAIN_LENGTH), link, CHAIN_LENGTH),
+            (runs.cost("run of 3 nodes", sizes.runs), runs, sizes.runs)]
 
 
 # -- the census of keys under MONITOR --------------------------------------------------------
@@ -263,6 +269,20 @@ def cost_table(cost_rows: Sequence[Cost]) -> str:
     return "\n".join([head, *rows])
 
 
+def commands_table(measured: Sequence[Measured], most: int = 16) -> str:
+    """Redis commands per unit, command by command (those inside scripts too, as INFO
+    commandstats counts them): which commands are per task and which per batch."""
+    def per(name: str) -> list[float]:
+        return [d.calls.get(name, 0) / units for _, d, units in measured]
+
+    names = sorted({k for _, d, _ in measured for k in d.calls}, key=lambda k: -max(per(k)))
+    head = ("| command | " + " | ".join(c.unit for c, _, _ in measured) + " |\n|---|"
+            + "---|" * len(measured))
+    rows = [f"| {k} | " + " | ".join(f"{v:.2f}" for v in per(k)) + " |" for k in names[:most]]
+    totals = "| all | " + " | ".join(f"{c.commands:.2f}" for c, _, _ in measured) + " |"
+    return "\n".join([head, *rows, totals])
+
+
 def model_table(cost_rows: Sequence[Cost], per_worker: Sequence[float] = (1000, 100),
                 orchestrators: int = 1) -> str:
     """The model of each cost: `per_worker` are the rates of work a worker does a second
@@ -318,8 +338,11 @@ async def cost_report(cluster: Cluster, sizes: Sizes, model: dict[str, Any]) -> 
     """The costs per unit, the model made of them, and the census of keys."""
     client = await Client.connect(cluster.url)
     try:
-        rows = await costs(cluster, client, sizes)
+        measured = await costs(cluster, client, sizes)
+        rows = [c for c, _, _ in measured]
         out = ["## Costs (one shard: 1 orchestrator, 2 workers)", cost_table(rows), "",
+               "## Redis commands per unit, by command (INFO commandstats)",
+               commands_table(measured), "",
                "## Model", model_table(rows, **model), "",
                f"(network: a 10 Gbit/s link, {10 * GIGABIT / 1e6:,.0f} MB/s, in + out)", ""]
         fan = await key_census(cluster, client, lambda: fanout(client, sizes.census_fanout),

@@ -20,6 +20,19 @@ return ARGV[1]
 """
 
 
+GATHERED = """
+local n, out = tonumber(ARGV[1]), {}
+local k, a = 1, 2 + 2 * n
+for p = 1, n do
+  redis.call('INCR', KEYS[k])
+  out[p] = 'many:' .. ARGV[a]
+  k, a = k + tonumber(ARGV[2 * p]), a + tonumber(ARGV[2 * p + 1])
+end
+redis.call('INCR', 'gathered')
+return out
+"""
+
+
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
     r = redis.asyncio.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/15")
@@ -83,3 +96,38 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(
     done = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(done[1], asyncio.CancelledError)
     assert [done[0], done[2], done[3]] == [b"0", b"2", b"3"]
+
+
+async def test_calls_of_a_gathered_script_go_as_one_call_of_the_script_that_takes_them_all(
+    client: redis.asyncio.Redis,
+) -> None:
+    """What the posts of a fan-out's outcomes do (RunStore.post_outcome): the calls made in one
+    turn of the loop are one call of the script that takes many, each caller with its reply;
+    a lone call is a call of the script that takes one."""
+    post = Batch(client).gathered(GATHERED, ECHO)
+    replies = await asyncio.gather(*(post([f"g{i}", "other"], [f"v{i}", "x"]) for i in range(40)))
+    assert replies == [f"many:v{i}".encode() for i in range(40)]
+    assert await client.get("gathered") == b"1"
+    assert [int(v) for v in await client.mget([f"g{i}" for i in range(40)])] == [1] * 40
+    assert await post(["lone"], ["a"]) == b"a"
+    assert await client.get("gathered") == b"1" and await client.get("lone") == b"1"
+    await client.script_flush()  # as after a restart of redis-server: loaded again
+    assert await asyncio.gather(post(["h1"], ["1"]), post(["h2"], ["2"])) == [b"many:1",
+                                                                             b"many:2"]
+    assert await client.get("gathered") == b"2"
+
+
+async def test_a_gathered_call_that_cannot_be_packed_fails_its_callers_not_hangs(
+    client: redis.asyncio.Redis,
+) -> None:
+    def broken(calls: object) -> None:
+        raise ValueError("no packing")
+
+    post = Batch(client).gathered(GATHERED, ECHO, broken)  # type: ignore[arg-type]
+    results = await asyncio.wait_for(asyncio.gather(
+        post(["a"], ["1"]), post(["b"], ["2"]), return_exceptions=True), 5)
+    assert all(isinstance(r, ValueError) for r in results)
+
+    alone = Batch(client).gathered(GATHERED, ECHO, lambda calls: None)
+    assert await asyncio.gather(alone(["c"], ["3"]), alone(["d"], ["4"])) == [b"3", b"4"]
+    assert await client.get("gathered") is None  # (each went as a call of its own)

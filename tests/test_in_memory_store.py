@@ -29,6 +29,7 @@ from arqgraph.protocol import scripts as lua
 from arqgraph.storage.connection import job_deserializer, job_serializer
 from arqgraph.storage.in_memory import Keyspace, MemoryRedis
 from arqgraph.storage.in_memory.scripts import sha
+from arqgraph.storage.posts import pack_posts
 from arqgraph.types import Command, RetryPolicy, Send, interrupt
 from tests.test_history_depth import blob_id, loop, value
 
@@ -159,8 +160,46 @@ async def _rarer_scripts(redis: MemoryRedis) -> None:
     retire = redis.register_script(lua.RETIRE_SCRIPT)
     keys = ["run", "events", "thread", "checkpoints", "history", "active", "ends"]
     assert await retire(keys=keys, args=["60", "r1", "writes:", "claims:", "3600"]) == 1
+    await _posts_together(redis)
     await _stream_reads(redis)
     await _pruned_history(redis)
+
+
+async def _posts_together(redis: MemoryRedis) -> None:
+    """Posts of one step's outcomes gathered in one call (a worker's tasks that end together,
+    on a cluster; the in-memory store posts each at once): stale, repeated, counted, failed,
+    with their jobs' ends; then posts of two steps, one after the other."""
+    await redis.hset("claims:s", mapping={"t1": "1", "t2": "1", "t3": "2", "t4": "1", "t5": "1"})
+    await redis.hset("writes:s", mapping={"__left": "4", "t2": "old"})
+    for job in ("j1", "j3"):
+        await redis.set(f"arq:job:{job}", "body")
+        await redis.set(protocol.lease_key(job), "token")
+        await redis.zadd("queue", {job: 1})
+
+    def post(task: str, attempt: str, job: str = "", failed: str = "", step: str = "s",
+             sole: str = "") -> tuple[list[Any], list[Any]]:
+        keys: list[Any] = [f"writes:{step}", f"events:{step}", f"claims:{step}", "inbox"]
+        args: list[Any] = [task, f"outcome-{task}", attempt, f"note-{step}", 1,
+                           "1" if job else "", "", "", failed, sole, "updates", f"data-{task}"]
+        if job:  # (as JobQueue.finish_call makes them)
+            keys += [protocol.lease_key(job), f"arq:retry:{job}", f"arq:job:{job}", "queue",
+                     f"arq:result:{job}"]
+            args += [job, b"", 0]
+        return keys, args
+
+    posts = [post("t1", "1", "j1"), post("t2", "1"), post("t3", "1"), post("t3", "2", "j3"),
+             post("t3", "2"), post("t4", "1", failed="1"), post("t5", "1"), post("t6", ""),
+             post("u1", "", step="u", sole="1"), post("t7", "")]
+    packed = pack_posts(posts)
+    assert packed is not None and packed[1][3] == 3  # (three groups: s, u, s)
+    keys, args = packed
+    replies = await redis.eval(lua.POST_OUTCOMES_SCRIPT, len(keys), *keys, *args)
+    assert replies == [2, 0, -1, 2, 0, 1, 1, 1, 1, 1]
+    assert await redis.exists("arq:job:j1", "arq:job:j3", protocol.lease_key("j1")) == 0
+    assert await redis.zscore("queue", "j1") is None and await redis.zscore("queue", "j3") is None
+    committing = post("t8", "")
+    committing[1][6] = "1"
+    assert pack_posts([post("t9", ""), committing]) is None  # (a commit goes alone)
 
 
 async def _stream_reads(redis: MemoryRedis) -> None:

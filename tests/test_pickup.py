@@ -235,47 +235,52 @@ async def test_a_taken_job_whose_arq_job_expired_fails_as_arq_fails_it(
 async def test_the_post_of_a_task_outcome_ends_its_job_as_arq_would(
     monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
-    """The outcome recorded and arq's end of the job in one script: the job leaves the queue
-    with its result, and arq's own end of it is not sent. A job that posts nothing (here a
-    duplicate of a finished run's job) is ended by arq's path, as before."""
+    """The outcome recorded and arq's end of the job in one script: the job leaves the queue,
+    with no arq result (nobody reads it: the outcome is in the step's writes), and arq's own
+    end of it is not sent. A job that posts nothing (here a duplicate of a finished run's job)
+    is ended by arq's path, as before, with its result."""
     ended_by_arq: list[str] = []
-    finish = JobQueue.finish
+    ran: list[tuple[str, dict[str, Any]]] = []
+    finish, run_job = JobQueue.finish, NodeRunner.run_job
 
     async def arq_end(self: JobQueue, job_id: str, result: bytes, keep_ms: int,
                       end: JobEnd = "done") -> bool:
         ended_by_arq.append(job_id)
         return await finish(self, job_id, result, keep_ms, end)
 
+    async def seen_run(self: NodeRunner, ctx: dict[str, Any], **payload: Any) -> str:
+        ran.append((ctx["job_id"], payload))
+        return await run_job(self, ctx, **payload)
+
     monkeypatch.setattr(JobQueue, "finish", arq_end)
+    monkeypatch.setattr(NodeRunner, "run_job", seen_run)
     async with EmbeddedCluster([one_node_graph("ends")], redis=protocol_redis()) as cluster:
         redis = cluster.redis
         handle = await cluster.client.submit("ends", {})
         assert await handle.result() == {"log": ["ran"]}
-        [result_key] = await redis.keys("arq:result:*")
-        job_id = result_key.decode().removeprefix("arq:result:")
+        [(job_id, payload)] = ran
+        assert protocol.task_of_job(job_id) == (handle.run_id, payload["checkpoint_id"], "0:node")
         job = Job(job_id, redis, _queue_name=QUEUE, _deserializer=redis.job_deserializer)
-        info = await job.result_info()
-        assert info is not None and info.success and info.result == "done"
-        assert (info.function, info.job_try, info.kwargs["task_id"]) == (protocol.TASK_FUNCTION, 1, "0:node")
-        assert protocol.task_of_job(job_id) == (handle.run_id, info.kwargs["checkpoint_id"], "0:node")
-        assert info.enqueue_time <= info.start_time <= info.finish_time
-        assert 0 < await redis.pttl(result_key) <= 60_000
-        assert await job.status() == JobStatus.complete
+        assert await job.status() == JobStatus.not_found
+        assert await redis.keys("arq:result:*") == []
+        assert await redis.zscore(QUEUE, job_id) is None
         for key in (protocol.lease_key(job_id), f"arq:job:{job_id}", f"arq:retry:{job_id}"):
             assert not await redis.exists(key)
         assert ended_by_arq == []
         assert not cluster.worker.runner.ended
 
-        # the same job again (its result gone): it is skipped, so arq ends the job
-        await redis.delete(result_key)
+        # the same job again: it is skipped, so arq ends the job, with arq's result
         await redis.enqueue_job(protocol.TASK_FUNCTION, _job_id=job_id, _queue_name=QUEUE,
-                                **info.kwargs)
+                                **payload)
         await redis.rpush(protocol.ready_key(QUEUE), job_id)
         for _ in range(500):  # until the worker has ended it
             if await job.status() == JobStatus.complete:
                 break
             await asyncio.sleep(0.01)
-        assert (await job.result_info()).result == "skipped: run is not running"
+        info = await job.result_info()
+        assert info is not None and info.result == "skipped: run is not running"
+        assert (info.function, info.kwargs["task_id"]) == (protocol.TASK_FUNCTION, "0:node")
+        assert 0 < await redis.pttl(f"arq:result:{job_id}") <= 60_000
         assert ended_by_arq == [job_id]
 
 
@@ -337,6 +342,33 @@ async def test_taking_jobs_starts_their_tasks_and_sends_their_run_once(
     assert not fields and not blob  # this version of the run, and its checkpoint, are here
     record, claim = runner.started[ids[2]]
     assert record is runner.started[ids[0]][0] and claim and claim.attempt == 1
+
+
+async def test_tasks_taken_again_together_are_claimed_each_as_alone(
+    protocol_redis: Callable[[], ArqRedis],
+):
+    """The take claims the tasks of one step with one read and one write for all of them: each
+    gets the claim it would get alone. Here two tasks whose first starts were lost (their
+    leases lapsed) start their second attempts, and a third, whose outcome is in, starts none."""
+    redis = protocol_redis()
+    runner, run_id, ids = await first_step(parallel_graph("again"), redis)
+    assert len(await runner.take(ids, lease=5.0, most=10)) == 3
+    _, checkpoint_id, done_task = protocol.task_of_job(ids[2]) or ("", "", "")
+    writes = protocol.writes_key(protocol.tag_of(run_id), checkpoint_id)
+    await redis.hset(writes, done_task, b"posted")  # (as a post records it)
+    for job_id in ids:  # their worker died: the leases lapse, the jobs come due
+        await redis.delete(protocol.lease_key(job_id))
+        await redis.zadd(QUEUE, {job_id: timestamp_ms() - 1}, xx=True)
+    runner.started.clear()
+    taken = await runner.take(ids, lease=5.0, most=10)
+    assert [t.job_id for t in taken] == ids
+    for job_id in ids[:2]:
+        _, claim = runner.started[job_id]
+        assert claim and (claim.attempt, claim.lost, claim.failures) == (2, 1, 0)
+    assert runner.started[ids[2]][1] is None  # done: no attempt
+    claims = protocol.claims_key(protocol.tag_of(run_id), checkpoint_id)
+    assert await redis.hget(claims, done_task) == b"1"
+    await redis.aclose()
 
 
 async def test_taken_tasks_that_may_not_start_yet_are_loaded_not_claimed(

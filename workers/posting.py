@@ -12,17 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from arq.jobs import serialize_result
-from arq.utils import timestamp_ms
-
 from arqgraph import protocol
 from arqgraph.core.pregel import Task, TaskOutcome
 from arqgraph.errors import ErrorInfo, RunCancelledError
 from arqgraph.protocol import RunRecord
 from arqgraph.storage.commits import Commit
-from arqgraph.storage.connection import Backoff, job_serializer, lost_redis
+from arqgraph.storage.connection import Backoff, lost_redis
 from arqgraph.storage.moves import Move, MovePlanner
-from arqgraph.storage.queue import RESULT_KEPT_S, JobQueue, ScriptCall, TakenJob
+from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, Posted, RedisFullError, RunStore
 
 if TYPE_CHECKING:  # annotations only: the engine does not import the graph API
@@ -35,10 +32,8 @@ class ArqJob(NamedTuple):
     """What arq's run_job knows of the job it runs, to end the job as arq would."""
 
     job_id: str
-    tries: int
     enqueued_ms: int
     started_ms: int
-    payload: dict[str, Any]
     due_ms: int = 0  # its queue score: when it came due (a retry's, after its backoff)
 
 
@@ -179,19 +174,13 @@ class OutcomePoster:
         return plan.end, None
 
     def _job_end(self, arq_job: ArqJob | None) -> ScriptCall | None:
-        """arq's end of a job whose task is done, its result the DONE that `run_job` returns:
-        what arq's run_job would do in a round trip of its own once the node returned (it does
-        not for a job in `ended`, see GraphWorker.finish_job)."""
+        """arq's end of a job whose task is done: what arq's run_job would do in a round trip
+        of its own once the node returned (it does not for a job in `ended`, see
+        GraphWorker.finish_job). Without arq's result: nobody reads it (see `finish_job` in
+        the scripts)."""
         if arq_job is None:
             return None
-        job_id = arq_job.job_id
-        result = serialize_result(
-            protocol.TASK_FUNCTION, (), arq_job.payload, arq_job.tries, arq_job.enqueued_ms,
-            True, DONE, arq_job.started_ms, timestamp_ms(), f"{job_id}:{protocol.TASK_FUNCTION}",
-            self.jobs.name, job_id, serializer=job_serializer,
-        )
-        assert result is not None  # (None only when the result cannot be serialized)
-        return self.jobs.finish_call(job_id, result, RESULT_KEPT_S * 1000)
+        return self.jobs.finish_call(arq_job.job_id, b"", 0)
 
     async def _hand_back(self, job: protocol.TaskJob, claim: Claim) -> None:
         """A stopping worker gives its task back: the start does not count as lost (arq puts

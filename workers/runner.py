@@ -247,8 +247,8 @@ class NodeRunner(OutcomePoster):
         await wait_for_run_slot(self.store, self.slots, job, record, key, claim, self.lease)
         arq_job = None
         if "job_id" in ctx:
-            arq_job = ArqJob(ctx["job_id"], ctx["job_try"], to_unix_ms(ctx["enqueue_time"]),
-                             started_ms, payload, ctx.get("score") or 0)
+            arq_job = ArqJob(ctx["job_id"], to_unix_ms(ctx["enqueue_time"]), started_ms,
+                             ctx.get("score") or 0)
         try:
             return await self._run_task(job, record, graph, task, key, claim, arq_job)
         finally:

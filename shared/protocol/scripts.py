@@ -4,7 +4,25 @@ commit enqueues; those on the queue touch arq's keys, as arq's own transactions 
 
 from arqgraph.protocol.keys import EVENTS_KEPT
 
-_ENQUEUE = """
+_CHUNKED = """
+-- `cmd` with the words `head`, then `items`, in calls of at most 1000 items (Lua unpacks no more
+-- than ~8000 values): the replies, one list. A batch's reads and writes of one key are one
+-- command each, not one per job: Redis pays much of its cost per command.
+local function chunked(cmd, head, items)
+  local out = {}
+  for first = 1, #items, 1000 do
+    local words = {unpack(head)}
+    for i = first, math.min(first + 999, #items) do words[#words + 1] = items[i] end
+    local got = redis.call(cmd, unpack(words))
+    if type(got) == 'table' then
+      for i = 1, #got do out[#out + 1] = got[i] end
+    end
+  end
+  return out
+end
+"""
+
+_ENQUEUE = _CHUNKED + """
 -- Enqueues jobs as arq's enqueue_job does for one (skipping a job that exists or has a result:
 -- deterministic ids make a re-enqueue a no-op), for many at once, and appends each job added to
 -- the queue's ready list, which wakes an idle worker. From KEYS[k]: the arq queue, its ready
@@ -21,42 +39,61 @@ _ENQUEUE = """
 -- (so no other process has seen it yet).
 local function enqueue(k, a, new, held_for)
   if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], '__left', ARGV[a + 2]) end
-  local added, ready, fresh = 0, {}, false
-  for j = 0, (#KEYS - k - 2) / 2 - 1 do
-    local job, result = KEYS[k + 3 + 2 * j], KEYS[k + 4 + 2 * j]
-    if (new or redis.call('EXISTS', result) == 0)
-        and redis.call('SET', job, ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
+  local added, ready, fresh, queued = 0, {}, false, {}
+  local count, results = (#KEYS - k - 2) / 2, {}
+  if not new and count > 0 then  -- (their results, read at once)
+    local keys = {}
+    for j = 0, count - 1 do keys[j + 1] = KEYS[k + 4 + 2 * j] end
+    results = chunked('MGET', {}, keys)
+  end
+  for j = 0, count - 1 do
+    if not results[j + 1]
+        and redis.call('SET', KEYS[k + 3 + 2 * j], ARGV[a + 5 + 2 * j], 'PX', ARGV[a + 1], 'NX') then
       local id, score = ARGV[a + 4 + 2 * j], ARGV[a]
       if j == 0 and held_for and ARGV[a + 3] == '1' then score = tonumber(score) + held_for end
-      redis.call('ZADD', KEYS[k], score, id)
+      queued[#queued + 1], queued[#queued + 2] = score, id
       added = added + 1
       if j > 0 or ARGV[a + 3] ~= '1' then ready[#ready + 1] = id end
       if j == 0 then fresh = ARGV[a + 5] end
     end
   end
-  if #ready > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(ready)) end
+  if #queued > 0 then chunked('ZADD', {KEYS[k]}, queued) end
+  if #ready > 0 then chunked('RPUSH', {KEYS[k + 1]}, ready) end
   return added, fresh
 end
 """
 
-_TAKE = """
--- arq's pick-up of a job (a WATCH/MULTI per job in arq) and its start (the MULTI of its run_job:
--- read the job, count the try, keep the counter a day), in one function: the job is taken when
--- it is still queued, due, and not in progress elsewhere; its in-progress key then holds it for
--- the lease, and its queue score moves to the lease's end (renewed with the lease, see
--- RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only, however many
--- are held, and a job whose lease lapsed (its worker died) comes due as it lapses. KEYS[k]:
--- the job's in-progress key, its job key, its try counter. The in-progress key holds `holder`,
--- the taking worker's token (arq's holds '1'): a worker ends or gives back only a job it still
--- holds (see FINISH_JOB_SCRIPT). Returns the job's score (as it was queued) and the job (false
--- when it expired); nothing when it is not taken. Its try is counted apart (`count_try`),
--- unless its task's claim counts it.
-local function take(queue, k, id, now, lease, holder)
-  local score = redis.call('ZSCORE', queue, id)
-  if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[k]) == 1 then return end
-  redis.call('SET', KEYS[k], holder, 'PX', lease)
-  redis.call('ZADD', queue, 'XX', now + tonumber(lease), id)
-  return score, redis.call('GET', KEYS[k + 1])
+_TAKE = _CHUNKED + """
+-- arq's pick-up of jobs (a WATCH/MULTI per job in arq) and their start (the MULTI of its
+-- run_job: read the job, count the try, keep the counter a day), for many jobs at once: a job
+-- is taken when it is still queued, due, and not in progress elsewhere; its in-progress key
+-- then holds it for the lease, and its queue score moves to the lease's end (renewed with the
+-- lease, see RENEW_LEASES_SCRIPT): a held job is not due, so the sweep reads due jobs only,
+-- however many are held, and a job whose lease lapsed (its worker died) comes due as it
+-- lapses. `ids`: the jobs' ids; `holds`, `bodies`: their in-progress keys and job keys. The
+-- in-progress key holds `holder`, the taking worker's token (arq's holds '1'): a worker ends or
+-- gives back only a job it still holds (see FINISH_JOB_SCRIPT). At most `most` are taken, in
+-- the order given (an id given twice is taken once). Returns the indexes of the jobs taken,
+-- their scores (as they were queued) and their jobs (false when expired). Their tries are
+-- counted apart (`count_try`), unless their tasks' claims count them.
+local function take(queue, ids, holds, bodies, now, lease, holder, most)
+  local picked, scores, jobs = {}, {}, {}
+  if #ids == 0 or most <= 0 then return picked, scores, jobs end
+  local queued, held = chunked('ZMSCORE', {queue}, ids), chunked('MGET', {}, holds)
+  local moved, seen, keys = {}, {}, {}
+  for j = 1, #ids do
+    if #picked >= most then break end
+    local score = queued[j]
+    if score and tonumber(score) <= now and not held[j] and not seen[ids[j]] then
+      seen[ids[j]] = true
+      redis.call('SET', holds[j], holder, 'PX', lease)
+      picked[#picked + 1], scores[#scores + 1], keys[#keys + 1] = j, score, bodies[j]
+      moved[#moved + 1], moved[#moved + 2] = now + tonumber(lease), ids[j]
+    end
+  end
+  if #picked == 0 then return picked, scores, jobs end
+  chunked('ZADD', {queue, 'XX'}, moved)
+  return picked, scores, chunked('MGET', {}, keys)
 end
 
 -- arq's count of a job's tries (its try counter, kept a day), for a job taken by `take`.
@@ -73,12 +110,15 @@ _FINISH_JOB = """
 -- a worker finishes at once then go to Redis together (see arqgraph.storage.batch), or with the outcome
 -- of the job's task (POST_OUTCOME_SCRIPT). From KEYS[k]: the job's in-progress key, its try
 -- counter, its job key, the queue, its result key. From ARGV[a]: the job id, its result
--- (arq-serialized), how long the result is kept (ms). (arq also takes the job out of its
--- abort set: arqgraph's workers never abort arq jobs, so the set holds none of theirs.)
+-- (arq-serialized; '' for none), how long the result is kept (ms). (arq also takes the job out
+-- of its abort set: arqgraph's workers never abort arq jobs, so the set holds none of theirs.)
+-- A job whose task's outcome is posted keeps no result: nobody reads it. The orchestrator
+-- enqueues only tasks without an outcome, and a job enqueued again all the same runs nothing:
+-- its take's claim finds the outcome.
 local function finish_job(k, a)
   redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
   redis.call('ZREM', KEYS[k + 3], ARGV[a])
-  redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 2])
+  if ARGV[a + 1] ~= '' then redis.call('SET', KEYS[k + 4], ARGV[a + 1], 'PX', ARGV[a + 2]) end
 end
 """
 
@@ -297,14 +337,25 @@ local function run_of(key, seen)
   return run
 end
 
-local function load(k, checkpoint, task, known_version, known_id, seen)
+-- Whether a task of the run is claimed as it is loaded (see `load`).
+local function claimable(k, checkpoint, task, seen)
+  local run = run_of(KEYS[k], seen)
+  return task ~= '' and run[1] and run[2] == 'running' and (run[3] or '') == checkpoint
+    and not run[4]
+end
+
+-- `made`: the task's claim made already, or false for none (the take claims many at once);
+-- nil to make it here.
+local function load(k, checkpoint, task, known_version, known_id, seen, made)
   local run = run_of(KEYS[k], seen)
   local version = run[1]
   if not version then return false end
   local status, id = run[2], run[3] or ''
   local cancel, drain = run[4] ~= false, run[5] ~= false
   local claimed = false
-  if task ~= '' and status == 'running' and id == checkpoint and not cancel then
+  if made ~= nil then
+    claimed = made
+  elseif claimable(k, checkpoint, task, seen) then
     claimed = claim(KEYS[k + 2], KEYS[k + 3], task)
   end
   local fields = false  -- (a rolled-back Redis can show a version again on another checkpoint)
@@ -408,6 +459,94 @@ if ARGV[9] == '1' then
   return 1
 end
 return 2
+"""
+
+POST_OUTCOMES_SCRIPT = _CHUNKED + _EMIT + """
+-- The posts of many outcomes in one call, each as POST_OUTCOME_SCRIPT's without a commit and
+-- without a take (the posts of the tasks of steps of many tasks: a fan-out's), with the same
+-- replies, as if they were made one after the other. A worker's tasks that end together post
+-- together: a step's outcomes are checked, recorded and counted with one command each, not one
+-- per task, and their jobs end with one DEL and one ZREM. What the posts of one step share is
+-- sent once, and their jobs' keys are made here from the jobs' ids (see `finish_job`; a
+-- posted job keeps no result): Redis pays for each key and argument a script is sent.
+-- KEYS: 1 the queue, then for each group of posts of one step its writes hash, events stream,
+-- claims hash and graph's inbox.
+-- ARGV: 1 arq's in-progress key prefix, 2 its try counter prefix, 3 its job key prefix, 4 how
+-- many groups; then for each group its inbox note and how many posts it has, then for each
+-- post its task id, outcome, attempt ('' for none), flags ('f' when the outcome is a failure,
+-- 's' when the task is its step's only one), the id of the job that ran it ('' to leave the
+-- job to arq), how many event pairs, the event pairs.
+-- Returns each post's reply, in order.
+local posts, steps, order, a = {}, {}, {}, 5
+for g = 1, tonumber(ARGV[4]) do
+  local k, note, count = 2 + 4 * (g - 1), ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, count do
+    local p = #posts + 1
+    posts[p] = {k = k, a = a, note = note}
+    a = a + 6 + 2 * tonumber(ARGV[a + 5])
+    local claims = KEYS[k + 2]
+    if not steps[claims] then
+      steps[claims] = {writes = KEYS[k], posts = {}}
+      order[#order + 1] = claims
+    end
+    local step = steps[claims]
+    step.posts[#step.posts + 1] = p
+  end
+end
+local replies, recorded = {}, {}
+for _, claims in ipairs(order) do  -- each step: its owners and outcomes read, its new written
+  local step, tasks = steps[claims], {}
+  for i, p in ipairs(step.posts) do tasks[i] = ARGV[posts[p].a] end
+  local owners = chunked('HMGET', {claims}, tasks)
+  local had = chunked('HMGET', {step.writes}, tasks)
+  local set, counted, taken = {}, {}, {}
+  for i, p in ipairs(step.posts) do
+    local at = posts[p].a
+    if ARGV[at + 2] ~= '' and owners[i] ~= ARGV[at + 2] then
+      replies[p] = -1
+    elseif had[i] or taken[tasks[i]] then
+      replies[p] = 0
+    else
+      taken[tasks[i]], recorded[p] = true, true
+      set[#set + 1], set[#set + 2] = tasks[i], ARGV[at + 1]
+      if string.find(ARGV[at + 3], 's', 1, true) then replies[p] = 1
+      else counted[#counted + 1] = p end
+    end
+  end
+  if #set > 0 then chunked('HSET', {step.writes}, set) end
+  if #counted > 0 then  -- (the count each post would have left, one after the other)
+    local left = redis.call('HINCRBY', step.writes, '__left', -#counted) + #counted
+    for i, p in ipairs(counted) do
+      local failed = string.find(ARGV[posts[p].a + 3], 'f', 1, true)
+      if left - i <= 0 or failed then replies[p] = 1 else replies[p] = 2 end
+    end
+  end
+end
+local gone, ended, notes, inboxes = {}, {}, {}, {}
+for p, post in ipairs(posts) do  -- in order: each recorded post's events, its job's end, its note
+  if recorded[p] then
+    local i = post.a + 6
+    for _ = 1, tonumber(ARGV[post.a + 5]) do
+      emit(KEYS[post.k + 1], ARGV[i], ARGV[i + 1]); i = i + 2
+    end
+    local job = ARGV[post.a + 4]
+    if job ~= '' then  -- (`finish_job`, for all the jobs at once)
+      gone[#gone + 1], gone[#gone + 2], gone[#gone + 3] = ARGV[1] .. job, ARGV[2] .. job,
+        ARGV[3] .. job
+      ended[#ended + 1] = job
+    end
+    if replies[p] == 1 then
+      local inbox = KEYS[post.k + 3]
+      if not notes[inbox] then notes[inbox] = {}; inboxes[#inboxes + 1] = inbox end
+      notes[inbox][#notes[inbox] + 1] = post.note
+    end
+  end
+end
+if #gone > 0 then chunked('DEL', {}, gone) end
+if #ended > 0 then chunked('ZREM', {KEYS[1]}, ended) end
+for _, inbox in ipairs(inboxes) do chunked('LPUSH', {inbox}, notes[inbox]) end
+return replies
 """
 
 CLAIM_SCRIPT = _CLAIM + """
@@ -555,6 +694,34 @@ return found
 """
 
 TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
+-- `claim` of many tasks of one step at once (their claims hash and writes hash), each task
+-- once: a read of their outcomes, a read of their claims, a write of their new attempts.
+local function claim_many(claims, writes, tasks)
+  local asked, out = {}, {}
+  for i, task in ipairs(tasks) do
+    asked[#asked + 1], asked[#asked + 2] = task, 'resume:' .. task
+    out[i] = {0}
+  end
+  local posted, open, fields = chunked('HMGET', {writes}, asked), {}, {}
+  for i, task in ipairs(tasks) do
+    if not posted[2 * i - 1] then
+      open[#open + 1] = i
+      fields[#fields + 1], fields[#fields + 2], fields[#fields + 3] =
+        task, task .. ':ended', task .. ':failures'
+    end
+  end
+  if #open == 0 then return out end
+  local got, set = chunked('HMGET', {claims}, fields), {}
+  for n, i in ipairs(open) do
+    local attempt = tonumber(got[3 * n - 2] or '0') + 1
+    set[#set + 1], set[#set + 2] = tasks[i], tostring(attempt)
+    out[i] = {attempt, math.max(0, attempt - 1 - tonumber(got[3 * n - 1] or '0')),
+              tonumber(got[3 * n] or '0'), posted[2 * i]}
+  end
+  chunked('HSET', {claims}, set)
+  return out
+end
+
 -- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
 -- and the keys of `load` for its task.
 -- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 the worker's token
@@ -565,7 +732,7 @@ TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 -- arq's pick-up and start (see `take`) of many jobs in one round trip, where arq makes two per
 -- job, with the start of each one's task (the load of its run and the claim of its attempt),
 -- where a worker would make a round trip of its own for it. A run whose jobs are taken
--- together is sent once, with its first.
+-- together is sent once, with its first; the tasks of one step are claimed together.
 -- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
 -- `load` (0 when the run is gone; false when not asked for, or the job expired). The try of a
 -- job whose task is claimed here is the claim's attempt (each start of the job claims its
@@ -573,31 +740,58 @@ TAKE_JOBS_SCRIPT = _LOAD + _TAKE + """
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
 local limited, first = {}, 6 + tonumber(ARGV[5])
 for i = 6, first - 1 do limited[ARGV[i]] = true end
-local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
+local ids, holds, bodies = {}, {}, {}
+for j = 1, (#ARGV - first + 1) / 5 do
+  local k = 2 + 7 * (j - 1)
+  ids[j], holds[j], bodies[j] = ARGV[first + 5 * (j - 1)], KEYS[k], KEYS[k + 1]
+end
+local picked, scores, jobs = take(KEYS[1], ids, holds, bodies, now, ARGV[2], ARGV[4], most)
 local seen = {}  -- run key -> its fields (see `run_of`)
-for j = 0, (#ARGV - first + 1) / 5 - 1 do
-  if #taken >= 5 * most then break end
-  local a, k = first + 5 * j, 2 + 7 * j
-  local score, job = take(KEYS[1], k, ARGV[a], now, ARGV[2], ARGV[4])
-  if score then
-    local started = false
-    if job and ARGV[a + 1] ~= '' then
-      local run, task = KEYS[k + 3], ARGV[a + 2]
-      if task ~= '' and first > 6 and limited[run_of(run, seen)[6] or ''] then
-        task = ''
-      end
-      local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
-      local id, version
-      started, id, version = load(k + 3, ARGV[a + 1], task, known[1], known[2], seen)
-      if started then sent[run] = {version, id} else started = 0 end
+local tasks, steps, order = {}, {}, {}  -- the task each job claims; the jobs of each step
+for n, j in ipairs(picked) do
+  local a, k = first + 5 * (j - 1), 2 + 7 * (j - 1)
+  if jobs[n] and ARGV[a + 1] ~= '' then
+    local task = ARGV[a + 2]
+    if task ~= '' and first > 6 and limited[run_of(KEYS[k + 3], seen)[6] or ''] then
+      task = ''
     end
-    local claimed = type(started) == 'table' and started[3]
-    taken[#taken + 1] = ARGV[a]
-    taken[#taken + 1] = score
-    taken[#taken + 1] = job or ''
-    taken[#taken + 1] = claimed and claimed[1] > 0 and claimed[1] or count_try(k + 2)
-    taken[#taken + 1] = started
+    tasks[n] = task
+    if claimable(k + 3, ARGV[a + 1], task, seen) then
+      local claims = KEYS[k + 5]
+      if not steps[claims] then
+        steps[claims] = {writes = KEYS[k + 6], tasks = {}, of = {}}
+        order[#order + 1] = claims
+      end
+      local step = steps[claims]
+      step.tasks[#step.tasks + 1], step.of[#step.of + 1] = task, n
+    end
   end
+end
+local claimed = {}  -- the claim of each job's task (n -> claim)
+for _, claims in ipairs(order) do
+  local step = steps[claims]
+  for i, made in ipairs(claim_many(claims, step.writes, step.tasks)) do
+    claimed[step.of[i]] = made
+  end
+end
+local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
+for n, j in ipairs(picked) do
+  local a, k = first + 5 * (j - 1), 2 + 7 * (j - 1)
+  local started = false
+  if tasks[n] then
+    local run = KEYS[k + 3]
+    local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
+    local id, version
+    started, id, version = load(k + 3, ARGV[a + 1], tasks[n], known[1], known[2], seen,
+                                claimed[n] or false)
+    if started then sent[run] = {version, id} else started = 0 end
+  end
+  local made = type(started) == 'table' and started[3]
+  taken[#taken + 1] = ARGV[a]
+  taken[#taken + 1] = scores[n]
+  taken[#taken + 1] = jobs[n] or ''
+  taken[#taken + 1] = made and made[1] > 0 and made[1] or count_try(k + 2)
+  taken[#taken + 1] = started
 end
 return taken
 """

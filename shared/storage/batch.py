@@ -23,6 +23,11 @@ Call = tuple[Callable[[Pipeline], Any], Callable[[], Awaitable[Any]], "asyncio.F
 """A call: how to add it to a pipeline, how to make it alone, and the caller's future."""
 
 
+Pack = Callable[[Sequence[tuple[list[Any], list[Any]]]], tuple[list[Any], list[Any]] | None]
+"""How the calls of a script go as one call of a script that takes many (see `Batch.gathered`):
+its keys and arguments, or None when they cannot go together."""
+
+
 class BatchedScript(Protocol):
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Awaitable[Any]: ...
 
@@ -56,6 +61,56 @@ class Batch:
                 lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args),
                 lambda: script(keys=keys, args=args),  # (loads the script if Redis lost it)
             )
+
+        return call
+
+    def gathered(self, many: str, one: str, pack: Pack | None = None) -> BatchedScript:
+        """The script `one`, whose calls made in one turn of the loop go as one call of the
+        script `many`, which takes them all, with the keys and arguments `pack` makes of theirs
+        (`pack_calls` if none; calls it returns None for go one by one). `many` replies with
+        each call's reply, in order. Redis then pays for one script call, and `many` can do the
+        work of calls on the same keys with one command each. A lone call goes as a call of
+        `one`."""
+        pack = pack or pack_calls
+        alone, together = self.script(one), self.script(many)
+        if self.at_once:  # (the in-memory store: nothing to gather)
+            return alone
+        pending: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
+
+        async def send(calls: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]) -> None:
+            if len(calls) == 1:
+                keys, args, future = calls[0]
+                await _settle(future, alone(keys, args))
+                return
+            try:
+                packed = pack([(call_keys, call_args) for call_keys, call_args, _ in calls])
+                if packed is None:
+                    await asyncio.gather(*(_settle(future, alone(call_keys, call_args))
+                                           for call_keys, call_args, future in calls))
+                    return
+                replies = await together(*packed)
+                for (*_, future), reply in zip(calls, replies, strict=True):
+                    if not future.done():
+                        future.set_result(reply)
+            except Exception as exc:  # every caller hears it (none is left waiting)
+                for *_, future in calls:
+                    if not future.done():
+                        future.set_exception(exc)
+
+        def flush() -> None:
+            calls = pending[:]
+            pending.clear()
+            task = asyncio.ensure_future(send(calls))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+        async def call(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[Any] = loop.create_future()
+            pending.append((list(keys), list(args), future))
+            if len(pending) == 1:  # others may come in this turn of the loop: wait for them
+                loop.call_soon(flush)
+            return await future
 
         return call
 
@@ -120,6 +175,20 @@ class Batch:
                     future.set_exception(reply)
             elif not future.done():
                 future.set_result(reply)
+
+
+def pack_calls(calls: Sequence[tuple[list[Any], list[Any]]]) -> tuple[list[Any], list[Any]]:
+    """The calls of a script as one call of a script that takes many (`Batch.gathered`): ARGV 1
+    how many calls, then each call's count of keys and of arguments, then their arguments one
+    after the other; KEYS theirs, likewise."""
+    keys: list[Any] = []
+    args: list[Any] = [len(calls)]
+    for call_keys, call_args in calls:
+        args += [len(call_keys), len(call_args)]
+    for call_keys, call_args in calls:
+        keys += call_keys
+        args += call_args
+    return keys, args
 
 
 async def _settle(future: asyncio.Future[Any], call: Awaitable[Any]) -> None:

@@ -30,6 +30,7 @@ from arqgraph.storage.dead_letters import readable_ids, set_aside
 from arqgraph.storage.events import Events
 from arqgraph.storage.limits import NodeLimits
 from arqgraph.storage.memory import RedisMemory
+from arqgraph.storage.posts import pack_posts
 from arqgraph.storage.queue import JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.task_calls import TaskCalls
 from arqgraph.storage.threads import ThreadStore
@@ -86,6 +87,9 @@ class RunStore:
         self._create = self._batch.script(protocol.CREATE_RUN_SCRIPT)
         self._load = self._batch.script(protocol.LOAD_RUN_SCRIPT)
         self._post = self._batch.script(protocol.POST_OUTCOME_SCRIPT)
+        # the posts that come together without a commit (a fan-out's): one script call
+        self._posts = self._batch.gathered(protocol.POST_OUTCOMES_SCRIPT,
+                                           protocol.POST_OUTCOME_SCRIPT, pack_posts)
         self._claim = self._batch.script(protocol.CLAIM_SCRIPT)
         self._end_attempt = self._batch.script(protocol.END_ATTEMPT_SCRIPT)
         self._retire = self._batch.script(protocol.RETIRE_SCRIPT)
@@ -454,7 +458,7 @@ class RunStore:
         began = time.perf_counter()
         try:
             await blobs.put(self.redis, tag, kept, run_id, event_refs)
-            reply = await self._post(keys=keys, args=args)
+            reply = await (self._post if move else self._posts)(keys=keys, args=args)
         except OutOfMemoryError as exc:
             raise RedisFullError(
                 f"Redis is out of memory (maxmemory) and refused the update of node "

@@ -80,7 +80,8 @@ def _finish_job(ks: Keyspace, K: Args, A: Args, k: int, a: int) -> None:
     for key in (K[k], K[k + 1], K[k + 2]):
         ks.delete(key)
     ks.zrem(K[k + 3], A[a])
-    ks.set(K[k + 4], A[a + 1], as_int(A[a + 2]))
+    if A[a + 1] != b"":
+        ks.set(K[k + 4], A[a + 1], as_int(A[a + 2]))
 
 
 def _retire(ks: Keyspace, K: Args, k: int, active: bytes, ends: bytes | None, seconds: bytes,
@@ -303,6 +304,27 @@ def post_outcome(ks: Keyspace, K: Args, A: Args) -> Any:
     return 2
 
 
+def post_outcomes(ks: Keyspace, K: Args, A: Args) -> list[Any]:
+    """The posts one after the other, each as `post_outcome`: the answers the Lua script gives
+    (it groups their commands by step, which changes nothing that can be read)."""
+    replies, a = [], 5
+    for group in range(as_int(A[4])):
+        k, note, count = 2 + 4 * group, A[a], as_int(A[a + 1])
+        a += 2
+        for _ in range(count):
+            task, outcome, attempt, flags, job, events = A[a:a + 6]
+            pairs = A[a + 6:a + 6 + 2 * as_int(events)]
+            keys = [None, K[k], K[k + 1], K[k + 2], K[k + 3]]
+            args = [None, task, outcome, attempt, note, events, b"1" if job else b"", b"", b"",
+                    b"1" if b"f" in flags else b"", b"1" if b"s" in flags else b"", *pairs]
+            if job:  # (its result key is not written: a posted job keeps none)
+                keys += [A[1] + job, A[2] + job, A[3] + job, K[1], b""]
+                args += [job, b"", b"0"]
+            replies.append(post_outcome(ks, keys, args))
+            a += 6 + len(pairs)
+    return replies
+
+
 def end_attempt(ks: Keyspace, K: Args, A: Args) -> int:
     if ks.hget(K[1], A[1]) != A[2]:
         return -1
@@ -476,6 +498,7 @@ def sha(text: str) -> str:
 SCRIPTS: dict[str, Script] = {sha(text): python for text, python in [
     (lua.COMMIT_SCRIPT, commit_script), (lua.CREATE_RUN_SCRIPT, create_run),
     (lua.LOAD_RUN_SCRIPT, load_run), (lua.POST_OUTCOME_SCRIPT, post_outcome),
+    (lua.POST_OUTCOMES_SCRIPT, post_outcomes),
     (lua.CLAIM_SCRIPT, claim), (lua.END_ATTEMPT_SCRIPT, end_attempt),
     (lua.ACQUIRE_SLOT_SCRIPT, acquire_slot), (lua.RENEW_SLOT_SCRIPT, renew_slot),
     (lua.RATE_SCRIPT, rate), (lua.POST_CALL_SCRIPT, post_call),
