@@ -1,6 +1,8 @@
 """The protocol's Lua scripts (`arqgraph.protocol.scripts`) as Python, over a `Keyspace`.
 
-Each function here is the script of the same name, line for line: read them side by side.
+Each function here is the script of the same name: read them side by side. Most follow their
+script line for line; a script that reads or writes a whole batch of jobs with one command, as
+Redis is cheaper that way, has a twin that goes job by job to the same answers.
 `K` and `A` are KEYS and ARGV with a None in front, so that the indexes are Lua's. A script
 answers what Redis would send back for the Lua value it returns (Lua's false is None, numbers
 are ints), and runs under the keyspace's lock, so it is atomic as in Redis. The conformance
