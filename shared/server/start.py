@@ -191,7 +191,7 @@ async def start_run(
     if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
         await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
                     assistant["metadata"], f"Assistant {assistant['assistant_id']}")
-    webhook = check_webhook(body.get("webhook"), s.config)
+    webhook = await check_webhook(body.get("webhook"), s.config)
     delay = delay_of(body)
     if thread_id is None and body.get("on_completion") == "keep":  # a thread that stays
         thread_id, body = str(uuid.uuid4()), {**body, "if_not_exists": "create"}
