@@ -1,6 +1,6 @@
 """What a server serves: the graphs of a `langgraph.json` (or of graph specs), each with its
-default assistant, and the options of the project file the server honours (`env`, `http.cors`,
-`auth.path`, `store.index`).
+default assistant, and the options of the project file the server honours (`env`, `http`,
+`auth.path`, `store.index`, `webhooks`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def import_object(spec: str) -> Any:
 def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
     """The graphs of `langgraph.json` (file and module forms) and of `specs` (`name=spec` or
     `spec`, named by the graph's own name), and the file's `env` (set in this process)."""
-    config = ServeConfig(webhooks=Webhooks.from_project(None, "LANGGRAPH_WEBHOOKS"))
+    config = ServeConfig()
     entries: list[tuple[str | None, str]] = []
     if config_path:
         path = Path(config_path)
@@ -125,6 +125,8 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
         index = (data.get("store") or {}).get("index")
         if index is not None:
             config.store_index = store_index(index, base, config_path)
+    else:  # (no project file: LangGraph's variable may still say it)
+        config.webhooks = Webhooks.from_project(None, "LANGGRAPH_WEBHOOKS")
     for spec in specs:
         name, eq, rest = spec.partition("=")
         entries.append((name, rest) if eq else (None, spec))
