@@ -452,6 +452,9 @@ async def users_view(url: str) -> dict[str, Any]:
     await c.store.put_item(["compare"], "k", {"v": 1})
     found = (await c.store.search_items(["compare"]))["items"]
     seen["store"] = [(sorted(i), i["value"]) for i in found]
+    refused = await c.http.client.post("/runs", json={  # (a webhook to this machine)
+        "assistant_id": "chat", "input": {"log": []}, "webhook": "http://127.0.0.1:9/hook"})
+    seen["webhook_refused"] = (refused.status_code, refused.json())
     await c.http.client.aclose()
     return seen
 

@@ -38,7 +38,13 @@ from tests.test_serve import (
 
 DB = 43  # a keyspace of its own on the shared redis-server
 LEASE = 3.0  # seconds a killed server's duties wait for another (shorter than the default)
-SHORT_LEASE = {"ARQGRAPH_DUTY_LEASE": str(LEASE)}
+# The servers take webhooks to this machine (the receivers here listen on 127.0.0.1), over
+# http, as LangGraph's server does when `LANGGRAPH_WEBHOOKS` (or `langgraph.json`) says so;
+# and send a header filled from the environment.
+SHORT_LEASE = {"ARQGRAPH_DUTY_LEASE": str(LEASE), "LG_WEBHOOK_TOKEN": "s3cret",
+               "LANGGRAPH_WEBHOOKS": json.dumps({
+                   "url": {"disable_loopback": False, "require_https": False},
+                   "headers": {"authorization": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}"}})}
 TAKEN_OVER = 60.0  # bound on a killed server's duty being done by another
 __all__ = ["client"]  # (the fixture, shared with tests/test_serve.py)
 
@@ -50,12 +56,14 @@ def server(redis_server: RedisServer, arq_processes: ArqProcesses) -> Iterator[S
 
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
-    """An HTTP server taking webhook calls: its URL, and the queue of the bodies it got."""
+    """An HTTP server taking webhook calls: its URL, and the queue of the bodies it got (each
+    with the call's `authorization` header under `__authorization__`)."""
     got: queue.Queue[dict[str, Any]] = queue.Queue()
 
     class Receiver(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            got.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            got.put({**body, "__authorization__": self.headers.get("authorization")})
             self.send_response(200)
             self.end_headers()
 
@@ -117,6 +125,26 @@ async def test_a_delayed_run_starts_though_its_server_was_killed(
         await client.runs.create(tid, "chat", input={"log": []}, after_seconds=-1)
     assert refused.value.response.status_code == 422
     await b.http.client.aclose()
+
+
+async def test_a_webhook_gets_the_run_as_langgraph_sends_it(client: Any) -> None:
+    with webhook_receiver() as (url, got):
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, "chat", input={"log": []}, webhook=url)
+        sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
+        assert (sent["run_id"], sent["thread_id"], sent["status"], sent["values"]) == (
+            run["run_id"], tid, "success", {"log": ["greet", "sign"]})
+        assert sent["__authorization__"] == "Bearer s3cret"  # (the project's header)
+        await client.runs.create(None, "fails", input={"log": []}, webhook=url)
+        sent = await asyncio.to_thread(got.get, True, STARTUP_LIMIT)
+        assert (sent["status"], sent["values"], sent["error"]["message"]) == ("error", None,
+                                                                              "boom")
+        # (the policy still refuses what it does not take: a path, without http.app's routes)
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await client.runs.create(None, "chat", input={"log": []},
+                                     webhook="http://169.254.169.254/latest")
+        assert (refused.value.response.status_code, refused.value.response.json()) == (
+            422, {"detail": "Webhook host blocked: blocked IP range"})
 
 
 async def test_a_webhook_is_called_once_though_its_server_was_killed(

@@ -1,6 +1,6 @@
 """What a server serves: the graphs of a `langgraph.json` (or of graph specs), each with its
-default assistant, and the options of the project file the server honours (`env`, `http.cors`,
-`auth.path`, `store.index`).
+default assistant, and the options of the project file the server honours (`env`, `http`,
+`auth.path`, `store.index`, `webhooks`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.loader import GraphSpecError, load_graphs
+from arqgraph.server.webhook_policy import Webhooks
 
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")  # RFC 4122's URL space
 
@@ -52,8 +53,7 @@ class ServeConfig:
     store_index: dict[str, Any] | None = None  # `store.index`, its `embed` loaded
     app: Any = None  # `http.app`: a Starlette (or FastAPI) app whose routes are served too
     custom_route_auth: bool = False  # `http.enable_custom_route_auth`
-    loopback_webhooks: bool = False  # `webhooks.url.disable_loopback` false: "/path" hooks
-    webhook_headers: dict[str, str] = field(default_factory=dict)  # `webhooks.headers`
+    webhooks: Webhooks = Webhooks()  # `webhooks` (URL policy, headers, fields sent)
 
     def find(self, assistant_or_graph_id: str) -> ServedGraph | None:
         """The graph an assistant id or a graph id names."""
@@ -117,13 +117,16 @@ def load_config(config_path: str | None, specs: list[str]) -> ServeConfig:
         if http.get("app"):
             config.app = custom_app(str(http["app"]), base, config_path)
         config.custom_route_auth = bool(http.get("enable_custom_route_auth"))
-        webhooks_options(config, data.get("webhooks") or {}, config_path)
+        config.webhooks = Webhooks.from_project(data.get("webhooks"), config_path,
+                                                disabled=bool(http.get("disable_webhooks")))
         auth_path = (data.get("auth") or {}).get("path")
         if auth_path:
             config.auth = import_object(module_spec(str(auth_path), base))
         index = (data.get("store") or {}).get("index")
         if index is not None:
             config.store_index = store_index(index, base, config_path)
+    else:  # (no project file: LangGraph's variable may still say it)
+        config.webhooks = Webhooks.from_project(None, "LANGGRAPH_WEBHOOKS")
     for spec in specs:
         name, eq, rest = spec.partition("=")
         entries.append((name, rest) if eq else (None, spec))
@@ -174,19 +177,6 @@ def custom_app(spec: str, base: Path, where: str) -> Any:
     if not isinstance(app, Starlette):
         raise GraphSpecError(f"{where}: http.app {spec!r} is not a Starlette or FastAPI app")
     return app
-
-
-def webhooks_options(config: ServeConfig, options: Any, where: str) -> None:
-    """`webhooks` of the project file: `url.disable_loopback` false lets a run's webhook be
-    a path of the server itself (refused by default, as in LangGraph: such a call skips the
-    auth hook); `headers` go with every webhook call."""
-    url = options.get("url") or {} if isinstance(options, dict) else None
-    headers = options.get("headers") or {} if isinstance(options, dict) else None
-    if not isinstance(url, dict) or not isinstance(headers, dict):
-        raise GraphSpecError(f"{where}: webhooks must be an object with 'url' and 'headers' "
-                             "objects")
-    config.loopback_webhooks = url.get("disable_loopback", True) is False
-    config.webhook_headers = {str(k): str(v) for k, v in headers.items()}
 
 
 def _load_env_file(path: Path) -> None:

@@ -38,6 +38,7 @@ from arqgraph.server.context import (
 from arqgraph.server.duties import Duty, done_after
 from arqgraph.server.shapes import now_iso
 from arqgraph.server.start import start_run
+from arqgraph.server.webhooks import check_webhook
 
 log = logging.getLogger("arqgraph.server.crons")
 
@@ -87,6 +88,7 @@ def last_fire(cron: CronRecord, now: float) -> int:
 
 async def _create(request: Request, thread_id: str | None) -> JSONResponse:
     s, body = served(request), await body_of(request)
+    await check_webhook(body.get("webhook"), s.config)  # (and again at each fire)
     schedule = str(body.get("schedule") or "")
     if not croniter.is_valid(schedule):
         raise HTTPException(422, f"invalid cron schedule {schedule!r}: five fields "

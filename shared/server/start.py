@@ -6,6 +6,7 @@ result, rolling a run back)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ async def _thread_for_run(
 ) -> tuple[ThreadRecord | None, dict[str, Any]]:
     """The run's thread (made if `if_not_exists` says so; None for a stateless run) and the
     run's metadata, once `@auth.on.threads.create_run` allowed it (and added to it)."""
+    if thread_id is None and (request is None or s.config.auth is None):
+        return None, dict(body.get("metadata") or {})  # (no thread, no handler to ask)
     record, made = None, False
     if thread_id is not None:
         record = await thread_record(s, check_thread_id(thread_id))
@@ -191,7 +194,7 @@ async def start_run(
     if assistant["metadata"].get("created_by") != "system":  # (as LangGraph: a user's only)
         await check(request, "assistants", "read", {"assistant_id": assistant["assistant_id"]},
                     assistant["metadata"], f"Assistant {assistant['assistant_id']}")
-    webhook = check_webhook(body.get("webhook"), s.config)
+    webhook = await check_webhook(body["webhook"], s.config) if body.get("webhook") else None
     delay = delay_of(body)
     if thread_id is None and body.get("on_completion") == "keep":  # a thread that stays
         thread_id, body = str(uuid.uuid4()), {**body, "if_not_exists": "create"}
@@ -219,11 +222,12 @@ async def start_run(
     if command is None:  # a state or context the graph refuses: 422 here, not a failed run
         g.graph._check_call(body.get("input"), context)
     start = Start(g.graph_id, g.cluster_name, assistant["assistant_id"],
-                  record.thread_id if record else None, uuid.uuid4().hex,
+                  record.thread_id if record else None, os.urandom(16).hex(),
                   body.get("command") if command is not None else body.get("input"),
                   command is not None, config, context, modes, strategy, webhook)
+    run_id = start.run_id  # (two digests: worked out once)
     if EVENTS in modes:
-        start.config = recording(config, start.run_id)
+        start.config = recording(config, run_id)
     handle, before = None, None
     if delay:
         await _make_room(s, start)
@@ -237,14 +241,14 @@ async def start_run(
         record.updated_at = stamp
         await s.records.put_thread(record)
     info = RunInfo(
-        run_id=start.run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
+        run_id=run_id, thread_id=record.thread_id if record else str(uuid.uuid4()),
         assistant_id=assistant["assistant_id"], graph_id=g.graph_id, created_at=stamp,
         updated_at=stamp, metadata=metadata, multitask_strategy=strategy,
         stream_mode=modes, stream_subgraphs=bool(body.get("stream_subgraphs")),
         stateless=record is None, before_checkpoint=before,
         starts_at=time.time() + delay if delay else None,
-        kwargs=jsonable({k: body.get(k) for k in ("input", "command", "config", "context",
-                                                  "interrupt_before", "interrupt_after")}))
+        kwargs={k: body.get(k) for k in ("input", "command", "config", "context",
+                                         "interrupt_before", "interrupt_after")})
     await s.records.put_run(info, s.retention)
     if delay:
         await s.duties.add(Duty(DELAYED, info.run_id, start_doc(start, info)),

@@ -2,7 +2,8 @@
 its status, times and final `values` (and `error` if it failed), as LangGraph's server does.
 A webhook that is a path (`/my-hook`) is a route of the server itself, a custom one of
 `http.app` say: called in the process, past the auth hook, as LangGraph's loopback client
-does; so, as there, only a project whose `webhooks.url.disable_loopback` is false takes one.
+does. Which URLs a run may name is the project's policy (`arqgraph.server.webhook_policy`),
+checked when the run is made and again before the call.
 
 The call is a duty (`arqgraph.server.duties`): the server that started the run watches for its
 end and calls; if that server stops first, another takes the duty over once its lease lapses
@@ -12,7 +13,6 @@ record of it, again with the same run."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,28 +22,21 @@ from arqgraph.server.config import ServeConfig
 from arqgraph.server.context import Served
 from arqgraph.server.duties import Duty, done_after
 from arqgraph.server.shapes import RUN_STATUSES, now_iso
+from arqgraph.server.webhook_policy import WebhookRefused
 
 TIMEOUT = 30.0  # seconds a webhook's receiver has to answer
 WEBHOOK = "webhook"
-LOOPBACK_REFUSED = (
-    "Loopback webhooks (relative URLs) are disabled by default: they are called in the "
-    "server's process, past the auth hook. Set webhooks.url.disable_loopback to false in "
-    "langgraph.json to take them, only when you control the routes they can reach.")
 
 
-def check_webhook(url: Any, config: ServeConfig) -> str | None:
-    """The body's webhook: an absolute http(s) URL, or a path of this server's if the project
-    takes those; 422 otherwise, as LangGraph's server answers."""
-    if url is None:
+async def check_webhook(url: Any, config: ServeConfig) -> str | None:
+    """The body's webhook if the project's policy takes it; 422 otherwise, with the `detail`
+    LangGraph's server gives."""
+    if not url:
         return None
-    if str(url).startswith("/"):
-        if not config.loopback_webhooks:
-            raise HTTPException(422, LOOPBACK_REFUSED)
-        return str(url)
-    parsed = urlparse(str(url))
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise HTTPException(422, f"webhook must be an absolute http(s) URL or a path, not "
-                            f"{url!r}")
+    try:
+        await config.webhooks.policy.check(str(url))
+    except WebhookRefused as exc:
+        raise HTTPException(422, str(exc)) from exc
     return str(url)
 
 
@@ -56,29 +49,42 @@ def loopback(app: ASGIApp) -> ASGIApp:
     return marked
 
 
-async def post(app: ASGIApp, url: str, payload: dict[str, Any],
-               headers: dict[str, str]) -> None:
+async def post(app: ASGIApp, url: str, payload: dict[str, Any], headers: dict[str, str],
+               address: str | None = None) -> None:
     """POST the payload to the webhook: over the network, or to `app` for a path; raises
-    if the receiver refuses."""
+    if the receiver refuses. Given the `address` the policy checked, the call connects to it,
+    naming the URL's host in its `Host` header and to TLS (which checks the certificate
+    against that name)."""
     import httpx
 
     transport = httpx.ASGITransport(loopback(app)) if url.startswith("/") else None
+    target, extensions = httpx.URL(url), {}
+    if address is not None and not url.startswith("/"):
+        headers = {**headers, "Host": target.netloc.decode("ascii")}
+        extensions = {"sni_hostname": target.host}
+        target = target.copy_with(host=address)
     async with httpx.AsyncClient(timeout=TIMEOUT, transport=transport,
                                  base_url="http://loopback") as http:
-        (await http.post(url, json=payload, headers=headers)).raise_for_status()
+        (await http.post(target, json=payload, headers=headers, extensions=extensions)
+         ).raise_for_status()
 
 
 async def watch_webhook(s: Served, run_id: str, url: str) -> None:
-    """Take on calling the webhook once the run ends (in the background)."""
+    """Take on calling the webhook once the run ends (in the background); none with
+    `http.disable_webhooks`, as in LangGraph."""
+    if s.config.webhooks.disabled:
+        return
     duty = Duty(WEBHOOK, run_id, {"url": url})
     await s.duties.add(duty)
     s.spawn(done_after(s.duties, duty, lambda d: deliver(s, d)))
 
 
 async def deliver(s: Served, duty: Duty) -> None:
-    """Wait for the run's end and call its webhook (raising if the receiver refuses)."""
+    """Wait for the run's end and call its webhook (raising if the receiver refuses, or if
+    the URL no longer passes the policy: the project or where the host leads changed)."""
     from arqgraph.server.start import handle_of, result_of, run_json
 
+    hooks = s.config.webhooks
     info = await s.records.get_run(duty.run_id)
     if info is None:  # (deleted meanwhile: nothing to tell)
         return
@@ -89,4 +95,5 @@ async def deliver(s: Served, duty: Duty) -> None:
     if isinstance(values, dict) and "__error__" in values:
         payload.update(values=None, error=values["__error__"])
     payload["status"] = RUN_STATUSES.get(status, status)
-    await post(s.app, duty.doc["url"], payload, s.config.webhook_headers)
+    address = await hooks.policy.check(duty.doc["url"])
+    await post(s.app, duty.doc["url"], hooks.payload(payload), dict(hooks.headers), address)
