@@ -147,20 +147,18 @@ class RunStore:
         if trace:
             fields["trace"] = trace
         tag = protocol.tag_of(run_id)
-        await self._batch.command("SADD", protocol.active_key(graph), run_id)
-        args: list[Any] = [run_id, thread_id, "1" if keep else "0"]
+        note = protocol.encode_note(InboxNote(kind="submit", run_id=run_id))
+        args: list[Any] = [run_id, thread_id, "1" if keep else "0", note]
         for name, value in fields.items():
             args += [name, value]
-        busy = await self._create(keys=[protocol.thread_key(tag), protocol.run_key(run_id)], args=args)
-        if busy == run_id.encode():  # it exists: this is a retried submit
-            return
-        if busy:
-            await self.redis.srem(protocol.active_key(graph), run_id)
+        busy = await self._create(keys=[protocol.thread_key(tag), protocol.run_key(run_id),
+                                        protocol.active_key(graph), protocol.inbox_key(graph)],
+                                  args=args)
+        if busy and busy != run_id.encode():  # (its own id: a retried submit, nothing to do)
             raise ThreadBusyError(
                 f"thread {thread_id!r} is busy with run {busy.decode()}; wait for it to finish "
                 "(or cancel it) before starting another run on the thread"
             )
-        await self.events.notify(graph, InboxNote(kind="submit", run_id=run_id))
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         """A run with its current checkpoint, from this process's cache where it can (see

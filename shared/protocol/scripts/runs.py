@@ -10,17 +10,21 @@ return (commit(1, 1))
 """
 
 CREATE_RUN_SCRIPT = """
--- KEYS: 1 thread hash, 2 run hash; ARGV: 1 run id, 2 thread id, 3 '1' to keep the thread
--- until deleted, then run field pairs. Returns '' when created, else the id of the run the
--- thread is busy with (one run at a time per thread): the run's own when it exists already
--- (a submit retried with its run id creates nothing).
+-- KEYS: 1 thread hash, 2 run hash, 3 the graph's active set, 4 its inbox; ARGV: 1 run id,
+-- 2 thread id, 3 '1' to keep the thread until deleted, 4 the inbox note, then run field pairs.
+-- Returns '' when created (the run listed as active and its orchestrators told, in the same
+-- call: a submit is one round trip), else the id of the run the thread is busy with (one run
+-- at a time per thread): the run's own when it exists already (a submit retried with its run
+-- id creates nothing).
 if redis.call('EXISTS', KEYS[2]) == 1 then return ARGV[1] end
 local busy = redis.call('HGET', KEYS[1], 'run')
 if busy then return busy end
 local thread = {'thread_id', ARGV[2], 'run', ARGV[1]}
 if ARGV[3] == '1' then thread[5], thread[6] = 'keep', '1' end
 redis.call('HSET', KEYS[1], unpack(thread))
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('LPUSH', KEYS[4], ARGV[4])
 return ''
 """
 

@@ -212,8 +212,10 @@ def create_run(ks: Keyspace, K: Args, A: Args) -> bytes:
         thread.append((b"keep", b"1"))
     for field, value in thread:
         ks.hset(K[1], field, value)
-    for i in range(4, len(A), 2):
+    for i in range(5, len(A), 2):
         ks.hset(K[2], A[i], A[i + 1])
+    ks.make(K[3], set).add(A[1])
+    ks.push(K[4], [A[4]], left=True)
     return b""
 
 
