@@ -139,6 +139,7 @@ class Client:
         self.submit_retry = submit_retry  # seconds `submit` retries while Redis is away
         self.ready_timeout = ready_timeout  # seconds `submit` waits for a graph's registration
         self._graph_infos: dict[str, tuple[float, GraphInfo]] = {}  # (see `_check_graph`)
+        self._graph_reads: dict[tuple[int, str], asyncio.Future[GraphInfo]] = {}
 
     @classmethod
     async def connect(
@@ -235,18 +236,28 @@ class Client:
 
     async def _check_graph(self, graph_name: str) -> GraphInfo:
         """The graph's registration (a subgraph's root graph's, for a subgraph's update),
-        waited for up to `ready_timeout`."""
-        loop = asyncio.get_running_loop()
+        waited for up to `ready_timeout`. A busy producer reads it once a second, not once a
+        run, and its submits that find it out of date together share one read."""
         name = root_graph(graph_name)
         kept = self._graph_infos.get(name)
-        if kept is not None and loop.time() < kept[0]:
-            return kept[1]  # (a busy producer reads it once a second, not once a run)
+        if kept is not None and asyncio.get_running_loop().time() < kept[0]:
+            return kept[1]
+        key = (id(asyncio.get_running_loop()), name)  # (a future is its own loop's)
+        reading = self._graph_reads.get(key)
+        if reading is None:
+            reading = self._graph_reads[key] = asyncio.ensure_future(
+                self._read_graph(name, graph_name))
+            reading.add_done_callback(lambda _: self._graph_reads.pop(key, None))
+        return await asyncio.shield(reading)
+
+    async def _read_graph(self, name: str, asked: str) -> GraphInfo:
+        loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
         while (info := await self.store.graph_info(name)) is None:
             if loop.time() >= deadline:
                 known = await self.store.graph_names()
                 raise UnknownGraphError(
-                    f"no orchestrator serves a graph named {graph_name!r} (waited "
+                    f"no orchestrator serves a graph named {asked!r} (waited "
                     f"{self.ready_timeout:g}s); registered graphs: "
                     f"{', '.join(known) or 'none (is an orchestrator running?)'}"
                 )

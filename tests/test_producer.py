@@ -18,7 +18,7 @@ import redis.asyncio
 from arqgraph import protocol
 from arqgraph.client import CONNECT_TIMEOUT, Client
 from arqgraph.core.pregel import TaskOutcome
-from arqgraph.errors import RunNotFoundError, UpdateTooLargeError
+from arqgraph.errors import RunNotFoundError, ThreadBusyError, UpdateTooLargeError
 from arqgraph.protocol import GraphInfo
 from tests.conftest import ArqProcesses, RedisServer, RedisServers
 from tests.test_cluster import wait_registered, wait_until, within
@@ -58,6 +58,42 @@ async def test_a_submit_retried_with_its_run_id_through_an_outage_makes_one_run(
         second = await within(client.submit(GRAPH, {"x": 1}, on_thread, run_id="order-43"))
         assert first.run_id == second.run_id  # (and no ThreadBusyError: it is that run)
         assert await handle.status() == "pending"
+    finally:
+        await client.close()
+
+
+async def test_submits_together_share_one_read_of_the_registration_and_tell_each_run(
+    redis_servers: RedisServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submits that find the graph's registration out of date read it once between them; each
+    run is listed as active and its orchestrators told by the call that creates it, and a run
+    refused for a busy thread is neither."""
+    server = redis_servers.start()
+    client = await registered_client(server.url)
+    reads = 0
+    read = client.store.graph_info
+
+    async def counted(name: str) -> GraphInfo | None:
+        nonlocal reads
+        reads += 1
+        return await read(name)
+
+    monkeypatch.setattr(client.store, "graph_info", counted)
+    try:
+        handles = await within(asyncio.gather(*(client.submit(GRAPH, {"x": i})
+                                                for i in range(20))))
+        assert reads == 1
+        ids = {h.run_id.encode() for h in handles}
+        assert await client.redis.smembers(protocol.active_key(GRAPH)) == ids
+        notes = await client.redis.lrange(protocol.inbox_key(GRAPH), 0, -1)
+        assert {protocol.decode_note(n).run_id.encode() for n in notes} == ids
+        on_thread = {"configurable": {"thread_id": "busy"}}
+        first = await within(client.submit(GRAPH, {"x": 1}, on_thread))
+        with pytest.raises(ThreadBusyError):
+            await within(client.submit(GRAPH, {"x": 2}, on_thread))
+        assert await client.redis.smembers(protocol.active_key(GRAPH)) == ids | {
+            first.run_id.encode()}
+        assert await client.redis.llen(protocol.inbox_key(GRAPH)) == 21
     finally:
         await client.close()
 
