@@ -75,9 +75,9 @@ class PeerPool:
         for proc in self.procs:  # (each its own session: its children go with it)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
+        for proc in self.procs:  # (Ray drains for 30 s on a SIGTERM: the bench need not wait)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
