@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -302,6 +302,18 @@ class Cluster:
         """Calls per command (EVALSHA, HMGET, ...) since the server started."""
         return {k.removeprefix("cmdstat_").upper(): int(v["calls"])
                 for k, v in self.info("commandstats").items()}
+
+    def idle_window(self, cpu: Callable[[], dict[str, float]], seconds: float
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+        """CPU % by name (`cpu` gives CPU seconds by name) and Redis commands/s by command
+        over `seconds` of doing nothing; INFO, the reading's own, left out."""
+        before, stats = cpu(), self.commandstats()
+        started = time.perf_counter()
+        time.sleep(seconds)
+        elapsed = time.perf_counter() - started
+        after, delta = cpu(), counter_delta(stats, self.commandstats())
+        return ({k: 100 * (after[k] - before[k]) / elapsed for k in before},
+                {k: v / elapsed for k, v in delta.items() if k != "INFO"})
 
     def redis_version(self) -> str:
         return str(self.info("server")["redis_version"])

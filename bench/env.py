@@ -31,7 +31,7 @@ class Sizes:
     fanout_target: int = 10_000
     cpu_tasks: int = 400
     cpu_ms: float = 5.0
-    idle_window: float = 10.0
+    idle_window: float = 60.0  # idle processes wake every 20 s: three rounds
     blob_tasks: int = 1_000
     blob_bytes: int = 1_000_000
     inflight_runs: int = 10_000
@@ -41,7 +41,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(reps=1, fanout=300, io_tasks=300, runs=200,
-              cpu_tasks=80, idle_window=1.5, blob_tasks=100, inflight_runs=500, screening_reps=1,
+              cpu_tasks=80, idle_window=20.0, blob_tasks=100, inflight_runs=500, screening_reps=1,
               screening_together=True)
 
 

@@ -60,7 +60,8 @@ def describe_machine() -> Machine:
         redis = "redis-server " + next((w.split("=")[1] for w in out.split() if w.startswith("v=")),
                                        out.strip())
     packages = {}
-    for name in ("arq", "redis", "msgpack", "langgraph", "pydantic"):
+    for name in ("arq", "redis", "msgpack", "langgraph", "pydantic", "celery", "dramatiq",
+                 "distributed", "ray"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -126,7 +127,7 @@ def diagnostics_md(results: Sequence[Result]) -> list[str]:
     if idle:
         busiest = sorted(idle.items(), key=lambda kv: -kv[1])
         out += ["", "**idle cluster, commands/s by command:** "
-                + ", ".join(f"{k} {v:.1f}" for k, v in busiest)]
+                + ", ".join(f"{k} {v:.2f}" for k, v in busiest)]
     return out
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench import peers
 from bench.cluster import ARQ_QUEUE
 from bench.env import Env, Probe, embedded_graph, quiet
 from bench.graphs import fanout_input, superstep_gaps
@@ -245,12 +246,16 @@ async def runs(env: Env) -> Result:
         res.add(Row(backend, "runs/s", "runs/s", [n / s for s in secs], higher_is_better=True,
                     detail=f"{median(secs):.2f} s for {n:,}"))
     secs = await _arq_seconds(env, lambda producer: producer.runs_of_three(n))
-    res.add(Row(ARQ, "runs/s", "runs/s", [n / s for s in secs], higher_is_better=True,
-                detail=f"{median(secs):.2f} s for {n:,}"))
+    distributed = [res.add(Row(ARQ, "runs/s", "runs/s", [n / s for s in secs],
+                               higher_is_better=True, detail=f"{median(secs):.2f} s for {n:,}"))]
+    assert env.cluster is not None
+    distributed += [res.add(row) for row in peers.runs_rows(env.cluster, n, reps)]
     row, ref = res.rows[0], res.row(LANGGRAPH)
     assert ref is not None
-    res.met = row.value >= ref.value
-    res.verdict = f"{row.value:,.0f} runs/s vs LangGraph's {ref.value:,.0f} runs/s"
+    best = max(distributed, key=lambda r: r.value)
+    res.met = row.value >= ref.value and row.value > best.value
+    res.verdict = (f"{row.value:,.0f} runs/s vs LangGraph's {ref.value:,.0f} runs/s; the best "
+                   f"distributed peer, {best.backend}, {best.value:,.0f} runs/s")
     return res
 
 

@@ -48,7 +48,7 @@ log = logging.getLogger("arqgraph.orchestrator")
 
 SWEEP_BACKOFF = 16  # a run the sweep keeps finding waiting is swept this many intervals apart
 WEEK = 7 * 24 * 3600
-IDLE_SWEEPS = 5  # sweep intervals between two sweeps while no run is unfinished
+IDLE_SWEEPS = 10  # sweep intervals between two sweeps while no run is unfinished
 WORKERLESS_GRACE = 5.0  # seconds without a live worker on its queue before it warns (workers
 # started with the orchestrator take a moment to send their first heartbeat)
 
@@ -78,6 +78,7 @@ class Orchestrator:
         self.presence = Presence(redis, "orchestrator")
         self.heartbeat = new_heartbeat(self.name, [queue], list(self.graphs))
         self.waiting_for_workers = False  # its queue has had no live worker for a while
+        self.idle = False  # the last sweep found no unfinished run, and no note came since
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         # run id -> when this orchestrator last advanced it, and how long the sweep waits then
@@ -116,10 +117,15 @@ class Orchestrator:
 
     async def _beat_forever(self, stop: asyncio.Event) -> None:
         """Say this orchestrator is alive, and warn (once) when its queue has no live worker:
-        its runs would otherwise wait without a word."""
+        its runs would otherwise wait without a word. It beats every HEARTBEAT_INTERVAL while
+        runs are unfinished or no worker listens; idle, every IDLE_HEARTBEAT_INTERVAL."""
         loop = asyncio.get_running_loop()
         workerless_since: float | None = None
+        served = True
         while not stop.is_set():
+            quiet = self.idle and served
+            self.heartbeat.every = (protocol.IDLE_HEARTBEAT_INTERVAL if quiet
+                                    else protocol.HEARTBEAT_INTERVAL)
             try:
                 await self.presence.beat(self.heartbeat)
                 served = self.queue in await live_queues(self.store.redis)
@@ -139,7 +145,7 @@ class Orchestrator:
                 log.info("a worker listens on queue %s again", self.queue)
             self.waiting_for_workers = waiting
             try:
-                await asyncio.wait_for(stop.wait(), protocol.HEARTBEAT_INTERVAL)
+                await asyncio.wait_for(stop.wait(), self.heartbeat.every)
             except TimeoutError:
                 pass
 
@@ -155,7 +161,7 @@ class Orchestrator:
             while not stop.is_set():
                 # (a long blocking pop: a note wakes it at once, and so does `stop`)
                 notes = asyncio.ensure_future(self.store.events.next_notes(
-                    list(self.graphs), timeout=protocol.HEARTBEAT_INTERVAL))
+                    list(self.graphs), timeout=protocol.IDLE_HEARTBEAT_INTERVAL))
                 await asyncio.wait({notes, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if not notes.done():
                     notes.cancel()
@@ -200,7 +206,7 @@ class Orchestrator:
             try:
                 if not await self.store.graphs_registered(self.infos()):
                     await self.register()  # (a registration lost or set aside comes back)
-                idle = not await self.sweep()
+                idle = self.idle = not await self.sweep()
             except Exception as exc:  # the sweep must outlive a Redis outage: it is the net
                 if not lost_redis(exc):
                     raise
@@ -238,6 +244,7 @@ class Orchestrator:
 
     def poke(self, run_id: str, swept: bool = False) -> None:
         """Advance `run_id` soon; if it is being advanced right now, once more afterwards."""
+        self.idle = False
         if run_id in self._busy:
             self._dirty.add(run_id)
             return

@@ -133,3 +133,16 @@ async def test_a_toy_fanout_on_the_embedded_path_and_langgraph() -> None:
     _, three = await env.on_embedded("bench_three", {"x": 1})
     assert three == {"x": 4}
     assert EMBEDDED != CLUSTER
+
+
+def test_a_peer_not_installed_is_skipped_with_a_line(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import peers
+
+    missing = peers.Peer("nopeer", "no_such_package_for_the_bench", True, lambda pool: None)
+    here = peers.Peer("json", "json", False, lambda pool: None)
+    monkeypatch.setattr(peers, "PEERS", (missing, here))
+    assert peers.installed() == [here]
+    assert "nopeer: skipped, its package 'no_such_package_for_the_bench' is not installed" in (
+        capsys.readouterr().out)
+    assert peers.main(["runs", "nopeer", "1", "x"]) == 2  # (a usage line, not a crash)

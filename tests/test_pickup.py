@@ -21,6 +21,7 @@ from arqgraph.graph import END, START, StateGraph
 from arqgraph.graph.compiled import CompiledStateGraph
 from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.storage.queue import JobEnd, JobQueue, Sweep, TakenJob
+from arqgraph.workers import worker as worker_module
 from arqgraph.workers.runner import NodeRunner
 from arqgraph.workers.worker import _require_redis_7, build_worker
 from tests.graphs.one_node import LogState, one_node_graph, submit
@@ -104,9 +105,11 @@ async def test_the_sweep_reads_due_jobs_no_worker_holds_and_few_while_jobs_are_l
 
 
 async def test_a_queued_job_with_no_ready_entry_is_found_by_the_sweep(
-    protocol_redis: Callable[[], ArqRedis],
+    monkeypatch: pytest.MonkeyPatch, protocol_redis: Callable[[], ArqRedis],
 ):
-    """A job enqueued by plain arq (or whose entry a dead worker popped) still runs."""
+    """A job enqueued by plain arq (or whose entry a dead worker popped) still runs: the sweep
+    of an idle queue, with the idle heartbeat (shortened here), finds it."""
+    monkeypatch.setattr(worker_module, "IDLE_SWEEP", 0.2)
     async with EmbeddedCluster([one_node_graph("pickup")], redis=protocol_redis()) as cluster:
         job_id = "not-listed"
         await enqueue(cluster.redis, job_id)  # its payload is not a task: rejected, but taken

@@ -42,7 +42,9 @@ log = logging.getLogger("arqgraph.worker")
 
 PICK_BATCH = 32  # ready jobs taken per round trip: workers that pick together share the work
 SWEEP_READ = 1000  # due jobs a sweep of the queue looks at (it takes those no worker holds)
-IDLE_SWEEP = 5.0  # seconds between sweeps of an empty queue (see `_until`)
+IDLE_SWEEP = protocol.IDLE_HEARTBEAT_INTERVAL  # seconds between sweeps of an empty queue (see
+# `_until`): with the idle heartbeat, in one wake
+SWEEP_SLACK = 0.05  # an idle sweep due this soon is made at once, with the heartbeat that woke
 RETRY_MARGIN = 0.005  # a retry is listed as ready this long after it is due (clocks differ)
 _OPENING: ContextVar[TakenJob | None] = ContextVar("arqgraph_opening", default=None)
 
@@ -65,16 +67,26 @@ class GraphWorker(Worker):
     beat: Heartbeat  # what `arqgraph workers` shows of it, and what readiness waits for
     beat_at = 0.0
     since: dict[str, float]  # when each running job started (Unix time), for its heartbeat
+    queue_idle = False  # the last sweep found the queue empty, and this worker took no job since
+    popping: asyncio.Future[list[str]] | None = None  # the wait for ready jobs (`stop` ends it)
 
     async def heart_beat(self) -> None:
-        """arq's health key, and every HEARTBEAT_INTERVAL arqgraph's heartbeat."""
+        """arq's health key, and arqgraph's heartbeat when due (`beat_due`)."""
         await super().heart_beat()
         now = time.monotonic()
-        if now - self.beat_at >= protocol.HEARTBEAT_INTERVAL:
+        if now >= self.beat_due():
             self.beat_at = now
+            self.beat.every = (protocol.HEARTBEAT_INTERVAL if self.tasks
+                               else protocol.IDLE_HEARTBEAT_INTERVAL)
             self.beat.running = self.job_counter
             self.beat.jobs = {j: self.since[j] for j in self.tasks if j in self.since}
             await self.presence.beat(self.beat)
+
+    def beat_due(self) -> float:
+        """When the next heartbeat is due (monotonic time): when the last one said, and at most
+        HEARTBEAT_INTERVAL after it while the worker runs jobs (the beat lists them)."""
+        every = protocol.HEARTBEAT_INTERVAL if self.tasks else self.beat.every
+        return self.beat_at + every
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -96,7 +108,8 @@ class GraphWorker(Worker):
         self.stopping = True
         self.allow_pick_jobs = False
         self.runner.hand_over = None
-        await self.pool.lpush(protocol.ready_key(self.queue_name), b"-")  # not a job: skipped
+        if self.popping is not None:  # (ids it popped meanwhile stay queued: a sweep finds them)
+            self.popping.cancel()
 
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         log.info("worker stopping on %s: it takes no new jobs; running nodes have %s s to "
@@ -144,7 +157,13 @@ class GraphWorker(Worker):
 
     async def main(self) -> None:
         """Take ready jobs as they come; sweep the queue for due jobs now and then (a retry
-        come due, a dead worker's job whose lease ran out, an entry lost with a dead worker)."""
+        come due, a dead worker's job whose lease ran out, an entry lost with a dead worker).
+
+        Idle, a worker makes four Redis commands every IDLE_SWEEP: the pop that timed out, its
+        heartbeat and the sweep, a script that reads one entry. The pop wakes at once on a job.
+        A worker that takes a job from an idle queue wakes one idle peer with NOT_A_JOB: the
+        peer sweeps, sees the job held, and sweeps again as its lease runs out, so that a
+        job of a worker that dies is run again as soon as before."""
         self.ctx["redis"] = self.pool
         if self.keeper is None:
             self.keeper = LeaseKeeper(self, self.lease)
@@ -162,17 +181,34 @@ class GraphWorker(Worker):
             if not self.allow_pick_jobs or free <= 0:  # look again as soon as a slot frees
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.slot_freed.wait(), self.poll_delay_s)
-            elif loop.time() >= sweep_at:
+            elif loop.time() >= sweep_at - (SWEEP_SLACK if self.queue_idle else 0):
                 swept = await jobs.sweep(SWEEP_READ, free, PICK_BATCH)
+                self.queue_idle = swept.next_due is None and not swept.job_ids
                 await self.start_jobs(swept.job_ids, swept.most)
                 sweep_at = loop.time() + self._until(swept.next_due, bool(swept.job_ids))
-            else:  # (the heartbeat above comes round at least every HEARTBEAT_INTERVAL)
-                wait = min(max(sweep_at - loop.time(), 0.001), protocol.HEARTBEAT_INTERVAL)
-                ids = await jobs.pop_ready(min(free, PICK_BATCH), wait)
+            else:  # (until the sweep or the heartbeat is due, whichever comes first)
+                wait = min(sweep_at, self.beat_due() - time.monotonic() + loop.time())
+                self.popping = asyncio.ensure_future(
+                    jobs.pop_ready(min(free, PICK_BATCH), max(wait - loop.time(), 0.001)))
+                try:
+                    ids = await self.popping
+                except asyncio.CancelledError:
+                    me = asyncio.current_task()
+                    if self.stopping and me is not None and not me.cancelling():
+                        break  # (`stop` ended the wait, not a cancel of this task)
+                    raise
+                finally:
+                    self.popping = None
+                if protocol.NOT_A_JOB in ids:  # a peer took a job from an idle queue
+                    ids = [i for i in ids if i != protocol.NOT_A_JOB]
+                    sweep_at = 0.0
                 if self.stopping:  # they are another worker's now
                     await jobs.ready_again(ids)
-                else:
+                elif ids:
                     await self.start_jobs(ids)
+                    if self.queue_idle and self.tasks:  # a peer sweeps as its lease could run out
+                        self.queue_idle = False
+                        await jobs.ready_again([protocol.NOT_A_JOB])
 
     async def start_jobs(self, job_ids: Sequence[str | bytes], most: int | None = None) -> None:
         """Start the jobs among `job_ids` that this worker takes (one script for all of them,

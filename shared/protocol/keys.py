@@ -15,11 +15,15 @@ PREFIX = "arqgraph"
 DEFAULT_QUEUE = f"{PREFIX}:queue"
 GRAPHS_KEY = f"{PREFIX}:graphs"
 WORKERS_KEY = f"{PREFIX}:workers"
-"""Hash: worker id -> its heartbeat (`Heartbeat`), rewritten every HEARTBEAT_INTERVAL."""
+"""Hash: worker id -> its heartbeat (`Heartbeat`), rewritten as often as the beat says."""
 ORCHESTRATORS_KEY = f"{PREFIX}:orchestrators"
-"""Hash: orchestrator id -> its heartbeat (`Heartbeat`), rewritten every HEARTBEAT_INTERVAL."""
-HEARTBEAT_INTERVAL = 4.0  # seconds between a process's heartbeats
-HEARTBEAT_STALE = 10.0  # a heartbeat older than this is a dead (or frozen) process's
+"""Hash: orchestrator id -> its heartbeat (`Heartbeat`), rewritten as often as the beat says."""
+HEARTBEAT_INTERVAL = 4.0  # seconds between the heartbeats of a process at work
+IDLE_HEARTBEAT_INTERVAL = 20.0  # seconds between the heartbeats of an idle process: its beat
+# says nothing new, and an idle pool should cost next to nothing
+HEARTBEAT_STALE = 10.0  # a beat this much older than HEARTBEAT_INTERVAL is a dead process's;
+# a beat that promised its next one later gets as much more (`Heartbeat.every`)
+NOT_A_JOB = "-"  # an entry of a ready list that is no job: it wakes a worker that pops it
 TASK_FUNCTION = "arqgraph.run_task"
 MAX_UPDATE_BYTES = 16 * 1024 * 1024
 

@@ -21,7 +21,16 @@ from arqgraph.errors import (
     UpdateTooLargeError,
 )
 from arqgraph.protocol import blobs as large
-from arqgraph.protocol.keys import MAX_UPDATE_BYTES, CheckpointSource, EventMode, RunKind, RunStatus, tag_of
+from arqgraph.protocol.keys import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_STALE,
+    MAX_UPDATE_BYTES,
+    CheckpointSource,
+    EventMode,
+    RunKind,
+    RunStatus,
+    tag_of,
+)
 from arqgraph.types import Command
 
 
@@ -159,7 +168,8 @@ def decode_note(data: bytes) -> InboxNote:
 class Heartbeat(pydantic.BaseModel):
     """A live orchestrator's or worker's record (`WORKERS_KEY`, `ORCHESTRATORS_KEY`): what
     `arqgraph workers`, `graphs`, `health` and `up` show and wait for. `seen` is the Unix time
-    of the beat; one older than HEARTBEAT_STALE is a dead process's."""
+    of the beat, `every` how many seconds at most until the next one: an idle process beats
+    less often. A beat `stale_after` seconds old is a dead process's."""
 
     id: str
     host: str
@@ -171,6 +181,11 @@ class Heartbeat(pydantic.BaseModel):
     jobs: dict[str, float] = {}  # a worker's running jobs, by job id: since when (Unix time)
     started: float
     seen: float
+    every: float = HEARTBEAT_INTERVAL
+
+    @property
+    def stale_after(self) -> float:
+        return self.every + HEARTBEAT_STALE - HEARTBEAT_INTERVAL
 
 
 def encode_heartbeat(beat: Heartbeat) -> bytes:

@@ -53,8 +53,8 @@ class Presence:
         await self.redis.hdel(self.key, ident)  # type: ignore[misc]
 
     async def live(self) -> list[Heartbeat]:
-        """The heartbeats younger than HEARTBEAT_STALE, oldest process first; stale ones (a
-        process killed -9) are deleted."""
+        """The heartbeats that are not stale (`Heartbeat.stale_after`), oldest process first;
+        stale ones (a process killed -9) are deleted."""
         now = time.time()
         live: list[Heartbeat] = []
         dead: list[bytes] = []
@@ -66,7 +66,7 @@ class Presence:
                 log.warning("dropping an unreadable heartbeat %r", ident)
                 dead.append(ident)
                 continue
-            if now - beat.seen > protocol.HEARTBEAT_STALE:
+            if now - beat.seen > beat.stale_after:
                 dead.append(ident)
             else:
                 live.append(beat)
