@@ -221,7 +221,7 @@ async def invoke_graph(
         async with backend(graph) as client:
             await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
-                                         fresh_thread=_fresh(graph))
+                                         fresh_thread=_fresh(graph), end_only=True)
             async with followed(control, client, handle):
                 if report is not None:  # (the nodes' callbacks, as they come)
                     async for _, mode, event in handle.stream(list(REPORTED), subgraphs=True):

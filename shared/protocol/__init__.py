@@ -82,6 +82,7 @@ from arqgraph.protocol.keys import (
     writes_key,
 )
 from arqgraph.protocol.messages import (
+    END_ONLY,
     ErrorModel,
     GraphInfo,
     Heartbeat,
@@ -191,6 +192,7 @@ __all__ = [
     "POST_OUTCOME_SCRIPT",
     "PREFIX",
     "RunKind",
+    "END_ONLY",
     "RunRecord",
     "RunStatus",
     "SavedCheckpoint",

@@ -86,6 +86,11 @@ class SavedCheckpoint(pydantic.BaseModel):
     parents: dict[str, str] = {}
 
 
+# A mode a run records no events in: its producer reads only its end (an embedded `invoke`),
+# so the values and updates events of its steps, which no one would read, are not written.
+END_ONLY = "end-only"
+
+
 class RunRecord(pydantic.BaseModel):
     """A run as read from its hash, with its current checkpoint.
 
@@ -133,7 +138,10 @@ class RunRecord(pydantic.BaseModel):
     def records(self, mode: str) -> bool:
         """Whether the run records the events of stream mode `mode` ("tasks", "checkpoints"),
         which cost a write each: only when its producer asked for them (or for "debug"), and
-        checkpoints only of a thread that keeps them (as LangGraph: none without a saver)."""
+        checkpoints only of a thread that keeps them (as LangGraph: none without a saver).
+        Values and updates are recorded unless its producer reads only its end."""
+        if mode in ("values", "updates"):
+            return END_ONLY not in self.modes
         if mode in ("messages", "tools"):
             return mode in self.modes
         return (mode in self.modes or "debug" in self.modes) and (
