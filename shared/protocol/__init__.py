@@ -119,6 +119,7 @@ from arqgraph.protocol.messages import (
     rebuild_error,
     saved_refs,
     split_event,
+    task_done_note,
     with_blobs,
 )
 from arqgraph.protocol.scripts import (
@@ -193,6 +194,7 @@ __all__ = [
     "PREFIX",
     "RunKind",
     "END_ONLY",
+    "task_done_note",
     "RunRecord",
     "RunStatus",
     "SavedCheckpoint",

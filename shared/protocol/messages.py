@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -158,6 +159,13 @@ class RunRecord(pydantic.BaseModel):
 
 def encode_note(note: InboxNote) -> bytes:
     return codec.packb(note.model_dump())
+
+
+@functools.lru_cache(maxsize=1024)
+def task_done_note(run_id: str) -> bytes:
+    """The note each post of a task's outcome carries for its graph's inbox: made once a run
+    (a run posts at every step), not once a post."""
+    return encode_note(InboxNote(kind="task_done", run_id=run_id))
 
 
 def decode_note(data: bytes) -> InboxNote:
