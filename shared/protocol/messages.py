@@ -394,8 +394,6 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
     an outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys. With
     `blobs`, its large writes and Send arguments are kept apart there (`outcome_with_blobs`
     puts them back), as checkpoints keep theirs: kept once, whoever refers to them."""
-    if outcome.writes:
-        codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
     writes = dict(outcome.writes) if outcome.writes is not None else None
     sends = [codec.send_fields(s) for s in outcome.sends]  # (a list: no extension type to
     # decode for each of a 10,000-task fan-out's Sends)
@@ -414,7 +412,12 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
             **({"run": outcome.posted_by} if outcome.posted_by else {}),
         })
 
-    data = packed()
+    try:
+        data = packed()
+    except SerializationError:  # packed once: only a failure looks for the key to name
+        if outcome.writes:
+            codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
+        raise
     if len(data) > max_bytes:
         raise UpdateTooLargeError(
             f"the update of node {outcome.node!r} is {len(data):,} bytes, over the limit of "
