@@ -173,6 +173,7 @@ class Client:
         stream_mode: str | Sequence[str] = (),
         run_id: str | None = None,
         fresh_thread: bool = False,
+        end_only: bool = False,
     ) -> RunHandle:
         """Start a run of the graph registered as `graph_name` with `input`.
 
@@ -194,6 +195,9 @@ class Client:
         `fresh_thread`: as LangGraph runs a graph compiled without a checkpointer, the run
         starts afresh on a thread of its own (expiring with it), whatever thread its config
         names; its nodes still see that config.
+
+        `end_only`: its producer reads only its end (`handle.end()`), not its values or
+        updates: those events, written at every step for a stream to read, are not written.
         """
         key = run_id or uuid.uuid4().hex  # (retried below: the same run each time)
         loop, backoff = asyncio.get_running_loop(), Backoff(0.1, 2.0)
@@ -201,7 +205,7 @@ class Client:
         while True:
             try:
                 return await self._submit(graph_name, input, config, context, stream_mode, key,
-                                          fresh_thread)
+                                          fresh_thread, end_only)
             except Exception as exc:
                 if not isinstance(exc, RETRYABLE) or loop.time() + backoff.delay > deadline:
                     raise  # (Redis full refuses new runs at once: it is no blip)
@@ -211,6 +215,7 @@ class Client:
     async def _submit(
         self, graph_name: str, input: Any, config: Mapping[str, Any] | None, context: Any,
         stream_mode: str | Sequence[str], key: str, fresh_thread: bool = False,
+        end_only: bool = False,
     ) -> RunHandle:
         check_config(config)
         info = await self._check_graph(graph_name)
@@ -219,6 +224,9 @@ class Client:
         kind, input, resume = run_input(input, info.entrypoint, info.root, thread_id is not None,
                                         self.same_process)
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+        modes = [m for m in modes if m in RECORDED_ON_ASKING]
+        if end_only:
+            modes.append(protocol.END_ONLY)
         thread = run_thread(key, thread_id)
         run_id = protocol.keyed_run_id(thread, key)
         if thread_id is not None and checkpoint_id and resume is NO_RESUME:  # time travel
@@ -229,7 +237,7 @@ class Client:
                 config = {**(config or {}), "configurable": configurable}
         handle = await self._create(graph_name, thread_id, kind, input, config, context,
                                     resume=resume, from_checkpoint=checkpoint_id,
-                                    modes=[m for m in modes if m in RECORDED_ON_ASKING],
+                                    modes=modes,
                                     run_id=run_id, own_thread=thread)
         handle.entrypoint, handle.root = info.entrypoint, info.root
         return handle

@@ -73,6 +73,9 @@ class EmbeddedCluster:
         )
         self.client = Client(self.redis, ready_timeout=0)  # (its graphs are registered first)
         self.client.same_process = True  # (its classes defined inside functions are known)
+        # One process, one store: what the orchestrator commits, the worker need not read back
+        # and decode (a run's first task, a step the orchestrator moved), nor the other way.
+        self.worker.runner.store.cache = self.orchestrator.store.cache
         self._tasks = [
             asyncio.create_task(self.orchestrator.serve(self._stop)),
             asyncio.create_task(self.worker.main()),
@@ -221,7 +224,7 @@ async def invoke_graph(
         async with backend(graph) as client:
             await resumed(report, client, config, input)
             handle = await client.submit(graph.name, input, config, context=context,
-                                         fresh_thread=_fresh(graph))
+                                         fresh_thread=_fresh(graph), end_only=True)
             async with followed(control, client, handle):
                 if report is not None:  # (the nodes' callbacks, as they come)
                     async for _, mode, event in handle.stream(list(REPORTED), subgraphs=True):

@@ -170,6 +170,27 @@ async def test_client_status_stream_and_unknown_graph():
         assert await handle.status() == "done"
 
 
+async def test_a_run_read_only_at_its_end_records_none_of_its_steps_events():
+    graph = single(lambda s: {"value": s["value"] + 1, "log": ["x"]})
+    async with EmbeddedCluster([graph]) as cluster:
+        handle = await cluster.client.submit("single", {"value": 1}, end_only=True)
+        assert await handle.result() == {"value": 2, "log": ["x"], "threads": []}
+        modes = [mode async for mode, _ in cluster.client.store.events.read(handle.run_id)]
+        assert modes == ["end"]
+
+
+def test_a_subgraph_a_node_streams_shows_its_events_under_an_invoke():
+    inner = single(lambda s: {"value": s["value"] * 10}, name="inner")
+
+    async def outer_node(state: State) -> dict[str, Any]:
+        seen = [chunk async for chunk in inner.astream({"value": state["value"]},
+                                                       stream_mode="values")]
+        return {"log": [c["value"] for c in seen]}
+
+    outer = single(outer_node, name="outer")
+    assert outer.invoke({"value": 2})["log"] == [2, 20]
+
+
 async def test_cancel_stops_a_run_between_supersteps():
     release = asyncio.Event()
     ran = []

@@ -344,7 +344,7 @@ class NodeRunner(OutcomePoster):
                 assert record.checkpoint is not None
                 events.append(("values", {**graph.schema.output(record.checkpoint.values),
                                           "__interrupt__": asked}))
-        elif outcome.error is None and task.node != START:
+        elif outcome.error is None and task.node != START and record.records("updates"):
             update = {result.shown_as or task.node: result.shown}
             events.append(("updates", {**update, "__metadata__": {"cached": True}}
                            if result.cached else update))

@@ -165,7 +165,8 @@ async def start_subgraph(
         await store.create_run(
             run_id, name, thread_id=thread, keep=keep, kind=kind, input=child_input,
             config=child_config, context=record.context,
-            modes=tuple(dict.fromkeys((*record.modes, *modes))),
+            modes=tuple(m for m in dict.fromkeys((*record.modes, *modes))
+                        if m != protocol.END_ONLY),  # (its caller may read its events)
             waiter=ends.waiter if ends is not None else "",
             resume=answer, from_checkpoint=start[1] if start is not None else "",
             trace=traces.current_or(""))  # (its steps under the span of the node running it)

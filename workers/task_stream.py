@@ -66,14 +66,16 @@ class TaskStream:
             else:
                 await store.events.emit(job.run_id, *event)
 
-        self.emit = OrderedEmitter(send, asyncio.get_running_loop())
+        self.emit = emit = OrderedEmitter(send, asyncio.get_running_loop())
         # `runtime.control`: a drain the node asks for is recorded before its outcome is
-        # posted (in order with its events), so the step it runs in is the run's last
+        # posted (in order with its events), so the step it runs in is the run's last. (Its
+        # callbacks hold the emitter, not this stream: a cycle through the stream would keep
+        # the run's record and state alive until the garbage collector came by.)
         self.control = RunControl()
         if record.drain:
             self.control.request_drain(record.drain)
         else:
-            self.control.on_drain(lambda reason: self.emit((DRAIN, reason)))
+            self.control.on_drain(lambda reason: emit((DRAIN, reason)))
         self.triggers = ("__pregel_push",) if task.send_index is not None else (
             START,) if entrypoint else (  # (an entrypoint's task starts from the input)
             f"branch:to:{task.node}",
@@ -85,12 +87,12 @@ class TaskStream:
             self.emit, wanted, task.node, job.step + 1, self.node_metadata(record.config),
             list(record.config.get("tags") or [])) if isinstance(wanted, dict) and node_run and \
             available() else None
-        self.tools = tools_handler(lambda e: self.emit(e)) if (
+        self.tools = tools_handler(emit) if (
             record.records("tools") and available()) else None
         if record.records("messages") and available():
             v2 = bool((record.config.get("configurable") or {}).get(
                 CONFIG_KEY_STREAM_MESSAGES_V2))
-            self.handler = messages_handler(lambda m: self.emit(("messages", m)),
+            self.handler = messages_handler(lambda m: emit(("messages", m)),
                                             self.node_metadata(record.config), v2=v2)
 
     def metadata(self) -> dict[str, Any]:

@@ -72,9 +72,12 @@ def run_trace(graph: str, run_id: str) -> str:
 def step_trace(run: str, graph: str, run_id: str, step: int, tasks: int) -> str:
     """The span of a superstep being committed, under its run's (`run`, a traceparent).
     Returns its `traceparent`, which the step's jobs carry; `run` itself when not tracing here
-    (the nodes' spans then hang from the run's)."""
+    (the nodes' spans then hang from the run's). An untraced run asks nothing of the
+    tracing SDK: looking up its provider reads the environment, at every step."""
+    if not run:
+        return run
     tracer = _tracer()
-    if tracer is None or not run:
+    if tracer is None:
         return run
     span = tracer.start_span(f"superstep {step}", context=_context_of(run),
                              kind=trace.SpanKind.PRODUCER,

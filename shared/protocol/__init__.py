@@ -84,6 +84,7 @@ from arqgraph.protocol.keys import (
     writes_key,
 )
 from arqgraph.protocol.messages import (
+    END_ONLY,
     ErrorModel,
     GraphInfo,
     Heartbeat,
@@ -120,6 +121,7 @@ from arqgraph.protocol.messages import (
     rebuild_error,
     saved_refs,
     split_event,
+    task_done_note,
     with_blobs,
 )
 from arqgraph.protocol.scripts import (
@@ -197,6 +199,8 @@ __all__ = [
     "POST_OUTCOMES_SCRIPT",
     "PREFIX",
     "RunKind",
+    "END_ONLY",
+    "task_done_note",
     "RunRecord",
     "RunStatus",
     "SavedCheckpoint",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -95,6 +96,11 @@ class SavedCheckpoint(pydantic.BaseModel):
     parents: dict[str, str] = {}
 
 
+# A mode a run records no events in: its producer reads only its end (an embedded `invoke`),
+# so the values and updates events of its steps, which no one would read, are not written.
+END_ONLY = "end-only"
+
+
 class RunRecord(pydantic.BaseModel):
     """A run as read from its hash, with its current checkpoint.
 
@@ -142,7 +148,10 @@ class RunRecord(pydantic.BaseModel):
     def records(self, mode: str) -> bool:
         """Whether the run records the events of stream mode `mode` ("tasks", "checkpoints"),
         which cost a write each: only when its producer asked for them (or for "debug"), and
-        checkpoints only of a thread that keeps them (as LangGraph: none without a saver)."""
+        checkpoints only of a thread that keeps them (as LangGraph: none without a saver).
+        Values and updates are recorded unless its producer reads only its end."""
+        if mode in ("values", "updates"):
+            return END_ONLY not in self.modes
         if mode in ("messages", "tools"):
             return mode in self.modes
         return (mode in self.modes or "debug" in self.modes) and (
@@ -159,6 +168,13 @@ class RunRecord(pydantic.BaseModel):
 
 def encode_note(note: InboxNote) -> bytes:
     return codec.packb(note.model_dump())
+
+
+@functools.lru_cache(maxsize=1024)
+def task_done_note(run_id: str) -> bytes:
+    """The note each post of a task's outcome carries for its graph's inbox: made once a run
+    (a run posts at every step), not once a post."""
+    return encode_note(InboxNote(kind="task_done", run_id=run_id))
 
 
 def decode_note(data: bytes) -> InboxNote:
@@ -393,8 +409,6 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
     an outcome over `max_bytes` an UpdateTooLargeError naming node and largest keys. With
     `blobs`, its large writes and Send arguments are kept apart there (`outcome_with_blobs`
     puts them back), as checkpoints keep theirs: kept once, whoever refers to them."""
-    if outcome.writes:
-        codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
     writes = dict(outcome.writes) if outcome.writes is not None else None
     sends = [codec.send_fields(s) for s in outcome.sends]  # (a list: no extension type to
     # decode for each of a 10,000-task fan-out's Sends)
@@ -413,7 +427,12 @@ def encode_outcome(outcome: TaskOutcome, max_bytes: int = MAX_UPDATE_BYTES,
             **({"run": outcome.posted_by} if outcome.posted_by else {}),
         })
 
-    data = packed()
+    try:
+        data = packed()
+    except SerializationError:  # packed once: only a failure looks for the key to name
+        if outcome.writes:
+            codec.pack_values(outcome.writes, where=f"update of node {outcome.node!r},")
+        raise
     if len(data) > max_bytes:
         raise UpdateTooLargeError(
             f"the update of node {outcome.node!r} is {len(data):,} bytes, over the limit of "

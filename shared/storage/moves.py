@@ -98,7 +98,7 @@ class MovePlanner:
         source = "update" if record.kind == "update" else "loop"
         new = new_checkpoint(record, nxt, source, saved.parent if saved.transient else saved.id)
         events: list[tuple[Any, Any]] = []
-        if nxt.step_wrote and record.kind != "update":
+        if nxt.step_wrote and record.kind != "update" and record.records("values"):
             events.append(("values", graph.schema.output(nxt.values)))
         if record.records("checkpoints"):
             events.append(checkpoint_event(graph, record, new))

@@ -437,7 +437,7 @@ class RunStore:
         size = len(data) + sum(len(b) for b in kept.values())
         if size > ROOM_CHECK_BYTES:
             await self.memory.check_room(outcome, size)
-        note = protocol.encode_note(InboxNote(kind="task_done", run_id=run_id))
+        note = protocol.task_done_note(run_id)
         hold = hold if move else None
         args: list[Any] = [outcome.task_id, data, attempt, note, len(events),
                            "1" if job_end else "", "1" if move else "", "1" if hold else "",
