@@ -23,7 +23,7 @@ from arqgraph.errors import (
     UnknownInterruptError,
 )
 from arqgraph.graph import START, StateGraph
-from arqgraph.protocol.messages import decode_error, encode_error
+from arqgraph.protocol.errors import decode_error, encode_error
 
 
 def over_the_wire(exc: BaseException) -> BaseException:

@@ -13,6 +13,22 @@ Nothing outside this package spells a key or a message field.
 
 from arqgraph.protocol.blobs import outcome_refs, outcome_with_blobs
 from arqgraph.protocol.dead_letters import DeadLetter, decode_dead_letter, encode_dead_letter
+from arqgraph.protocol.errors import (
+    ErrorModel,
+    command_of,
+    decode_error,
+    encode_error,
+    parent_command_error,
+    rebuild_error,
+)
+from arqgraph.protocol.events import (
+    decode_event,
+    encode_event,
+    event_args,
+    event_refs,
+    event_with_blobs,
+    split_event,
+)
 from arqgraph.protocol.keys import (
     CANCEL_CHANNEL,
     DEAD_LETTERS_KEPT,
@@ -85,17 +101,13 @@ from arqgraph.protocol.keys import (
 )
 from arqgraph.protocol.messages import (
     END_ONLY,
-    ErrorModel,
     GraphInfo,
     Heartbeat,
     InboxNote,
     RunRecord,
     SavedCheckpoint,
     TaskJob,
-    command_of,
     decode_checkpoint,
-    decode_error,
-    decode_event,
     decode_heartbeat,
     decode_info,
     decode_note,
@@ -105,22 +117,14 @@ from arqgraph.protocol.messages import (
     decode_saved,
     describe_sizes,
     encode_checkpoint,
-    encode_error,
-    encode_event,
     encode_heartbeat,
     encode_info,
     encode_note,
     encode_outcome,
     encode_resume,
     encode_saved,
-    event_args,
-    event_refs,
-    event_with_blobs,
     outcome_ran,
-    parent_command_error,
-    rebuild_error,
     saved_refs,
-    split_event,
     task_done_note,
     with_blobs,
 )

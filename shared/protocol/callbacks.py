@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from arqgraph.errors import ErrorInfo, GraphInterrupt
-from arqgraph.protocol.messages import decode_error, encode_error, rebuild_error
+from arqgraph.protocol.errors import decode_error, encode_error, rebuild_error
 from arqgraph.types import Interrupt
 
 RUN_IDS = ("run_id", "parent_run_id")
