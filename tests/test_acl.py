@@ -28,7 +28,8 @@ COMMANDS = (
     "+get +set +setex +psetex +del +unlink +exists +expire +pexpire +ttl +pttl +incr "
     "+hset +hsetnx +hget +hmget +hgetall +hkeys +hdel +hexists +hincrby +hstrlen "
     "+zadd +zrem +zscore +zmscore +zrange +zrangebyscore +zcard +zincrby +zremrangebyscore "
-    "+time +mget +brpop +sadd +srem +smembers +sismember +sunion +lpush +rpush +lrange +ltrim +llen +blmpop "
+    "+time +mget +brpop +sadd +srem +smembers +sismember +sunion "
+    "+lpush +rpush +lrange +ltrim +llen +lmpop +blmpop "
     "+xadd +xread +xrange +xrevrange +xdel +xinfo|stream +publish +subscribe +unsubscribe +scan"
 )
 KEYS = "~arqgraph:* ~arq:*"

@@ -367,3 +367,28 @@ def test_a_stream_closed_early_cancels_its_run_and_frees_its_thread() -> None:
     expected = _closed_early("langgraph")
     assert expected[1:3] == [{"value": 3}, ("slow",)]
     assert _closed_early("arqgraph") == expected
+
+
+async def test_a_fan_outs_sends_all_start_before_any_of_them_goes_on() -> None:
+    """As in LangGraph, a step's tasks all start together: the worker takes a fan-out's jobs,
+    batch after batch, before the nodes it started run, so none of them ends before the last
+    has started (a node that yields once would otherwise end before the next batch starts)."""
+    from arqgraph.types import Send
+
+    seen: list[str] = []
+
+    async def fan(state: State) -> list[Send]:
+        return [Send("leaf", {"value": i}) for i in range(100)]
+
+    async def leaf(state: State) -> dict[str, Any]:
+        seen.append("start")
+        await asyncio.sleep(0)
+        seen.append("end")
+        return {"log": [state["value"]]}
+
+    builder = StateGraph(State)
+    builder.add_node("leaf", leaf)
+    builder.add_conditional_edges(START, fan, ["leaf"])
+    out = await builder.compile(name="starts_together").ainvoke({"log": []})
+    assert sorted(out["log"]) == list(range(100))
+    assert seen == ["start"] * 100 + ["end"] * 100

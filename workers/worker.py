@@ -173,6 +173,7 @@ class GraphWorker(Worker):
         self.slot_freed = asyncio.Event()
         loop = asyncio.get_running_loop()
         sweep_at = 0.0
+        full = False  # the last pop took as many as it asked for
         while not self.stopping:
             self.slot_freed.clear()
             await self.heart_beat()
@@ -187,18 +188,23 @@ class GraphWorker(Worker):
                 await self.start_jobs(swept.job_ids, swept.most)
                 sweep_at = loop.time() + self._until(swept.next_due, bool(swept.job_ids))
             else:  # (until the sweep or the heartbeat is due, whichever comes first)
-                wait = min(sweep_at, self.beat_due() - time.monotonic() + loop.time())
-                self.popping = asyncio.ensure_future(
-                    jobs.pop_ready(min(free, PICK_BATCH), max(wait - loop.time(), 0.001)))
-                try:
-                    ids = await self.popping
-                except asyncio.CancelledError:
-                    me = asyncio.current_task()
-                    if self.stopping and me is not None and not me.cancelling():
-                        break  # (`stop` ended the wait, not a cancel of this task)
-                    raise
-                finally:
-                    self.popping = None
+                most = min(free, PICK_BATCH)
+                if full:  # (more are likely ready: taken before the nodes just started run)
+                    ids = await jobs.pop_ready_now(most)
+                else:
+                    wait = min(sweep_at, self.beat_due() - time.monotonic() + loop.time())
+                    self.popping = asyncio.ensure_future(
+                        jobs.pop_ready(most, max(wait - loop.time(), 0.001)))
+                    try:
+                        ids = await self.popping
+                    except asyncio.CancelledError:
+                        me = asyncio.current_task()
+                        if self.stopping and me is not None and not me.cancelling():
+                            break  # (`stop` ended the wait, not a cancel of this task)
+                        raise
+                    finally:
+                        self.popping = None
+                full = len(ids) >= most
                 if protocol.NOT_A_JOB in ids:  # a peer took a job from an idle queue
                     ids = [i for i in ids if i != protocol.NOT_A_JOB]
                     sweep_at = 0.0
