@@ -96,10 +96,10 @@ local function take(queue, ids, holds, bodies, now, lease, holder, most)
 end
 
 -- arq's count of a job's tries (its try counter, kept a day), for a job taken by `take`.
--- KEYS[k]: the job's try counter.
-local function count_try(k)
-  local tries = redis.call('INCR', KEYS[k])
-  redis.call('EXPIRE', KEYS[k], 88400)
+-- `key`: the job's try counter.
+local function count_try(key)
+  local tries = redis.call('INCR', key)
+  redis.call('EXPIRE', key, 88400)
   return tries
 end
 """
