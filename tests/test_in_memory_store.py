@@ -212,7 +212,7 @@ async def _takes_grouped(redis: MemoryRedis) -> None:
                                                 "checkpoint_id": "c", "graph": graph})
     await redis.hset("checkpoints:t", mapping={"c": "blob"})
     await redis.hset("writes:ra", mapping={"a2": "done"})
-    await redis.hset("claims:ra", mapping={"a3": "1", "a3:ended": "1"})
+    await redis.hset("claims:ra", mapping={"a3": "3", "a3:ended": "2", "a3:failures": "1"})
     for job, score in (("x", 1), ("ja1", 1), ("ja2", 1), ("ja3", 1), ("ja4", 9e12),
                        ("ja5", 1), ("jb1", 1), ("jb2", 1), ("jb3", 1)):
         await redis.zadd("queue", {job: score})

@@ -119,28 +119,37 @@ return found
 
 TAKE_JOBS_SCRIPT = parts.LOAD + parts.TAKE + """
 -- `claim` of many tasks of one step at once (their claims hash and writes hash), each task
--- once: a read of their outcomes, a read of their claims, a write of their new attempts.
+-- once: a read of their outcomes, a read of their attempts, a write of their new attempts.
+-- Only a task started before (a retry) has ended starts and failures to read: they are read
+-- for those tasks alone, not for the first starts of a fan-out.
 local function claim_many(claims, writes, tasks)
   local asked, out = {}, {}
   for i, task in ipairs(tasks) do
     asked[#asked + 1], asked[#asked + 2] = task, 'resume:' .. task
     out[i] = {0}
   end
-  local posted, open, fields = chunked('HMGET', {writes}, asked), {}, {}
+  local posted, open, names = chunked('HMGET', {writes}, asked), {}, {}
   for i, task in ipairs(tasks) do
-    if not posted[2 * i - 1] then
-      open[#open + 1] = i
-      fields[#fields + 1], fields[#fields + 2], fields[#fields + 3] =
-        task, task .. ':ended', task .. ':failures'
-    end
+    if not posted[2 * i - 1] then open[#open + 1], names[#names + 1] = i, task end
   end
   if #open == 0 then return out end
-  local got, set = chunked('HMGET', {claims}, fields), {}
+  local attempts, again, fields, set = chunked('HMGET', {claims}, names), {}, {}, {}
+  for n, task in ipairs(names) do
+    if attempts[n] then
+      again[#again + 1], fields[#fields + 1], fields[#fields + 2] = n, task .. ':ended',
+        task .. ':failures'
+    end
+  end
+  local ended = {}  -- n -> {ended starts, failures} of a task started before
+  if #again > 0 then
+    local got = chunked('HMGET', {claims}, fields)
+    for m, n in ipairs(again) do ended[n] = {got[2 * m - 1], got[2 * m]} end
+  end
   for n, i in ipairs(open) do
-    local attempt = tonumber(got[3 * n - 2] or '0') + 1
-    set[#set + 1], set[#set + 2] = tasks[i], tostring(attempt)
-    out[i] = {attempt, math.max(0, attempt - 1 - tonumber(got[3 * n - 1] or '0')),
-              tonumber(got[3 * n] or '0'), posted[2 * i]}
+    local attempt, before = tonumber(attempts[n] or '0') + 1, ended[n] or {}
+    set[#set + 1], set[#set + 2] = names[n], tostring(attempt)
+    out[i] = {attempt, math.max(0, attempt - 1 - tonumber(before[1] or '0')),
+              tonumber(before[2] or '0'), posted[2 * i]}
   end
   chunked('HSET', {claims}, set)
   return out
