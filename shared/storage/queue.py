@@ -191,8 +191,8 @@ class JobQueue:
             args += [job_id, "" if start is None else start.args[1]]
         reply = await self._take(keys=keys, args=args)
         return [TakenJob(reply[i].decode(), int(float(reply[i + 1])), reply[i + 2],
-                         int(reply[i + 3]), reply[i + 4])
-                for i in range(0, len(reply), 5)]
+                         int(reply[i + 3]), _started(reply[i + 4:i + 11]))
+                for i in range(0, len(reply), 11)]
 
     def hold_call(self, record: RunRecord, task_id: str, lease: float) -> ScriptCall:
         """The take of the job of `task_id`, of the step `record` is on, and the claim of its
@@ -276,3 +276,13 @@ class JobQueue:
         keys = [protocol.lease_key(job_id), retry_key_prefix + job_id, job_key_prefix + job_id,
                 self.name, result_key_prefix + job_id]
         return ScriptCall(keys, [job_id, result, keep_ms])
+
+
+def _started(flat: Sequence[Any]) -> Any:
+    """The reply of the start of a taken job's task, as `load` gives it (see
+    RunStore.read_start), from the take's flat reply of it (see TAKE_JOBS_SCRIPT)."""
+    loaded, fields, checkpoint, *claim = flat
+    if not loaded:
+        return loaded  # (None: not asked for; 0: the run is gone)
+    made = None if claim[0] is None else claim[:1] if claim[0] == 0 else claim
+    return [fields, checkpoint, made]

@@ -170,8 +170,11 @@ end
 -- are a group: what they share is sent once, and their arq keys are made here from their
 -- ids (Redis pays for each key and argument a script is sent). A run whose jobs are taken
 -- together is sent once, with its first; the tasks of one step are claimed together.
--- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
--- `load` (0 when the run is gone; false when not asked for, or the job expired). The try of a
+-- Returns, for each job taken, 11 values: its id, score, job ('' when it expired), try, then
+-- the reply of `load` laid flat: 1 when loaded, 0 when the run is gone, false when not asked
+-- for or the job expired; the run's fields and its checkpoint (false for each when not sent);
+-- then the claim's 4 values (false for each when none was made; only its first, 0, when the
+-- task has an outcome). Flat, for Redis pays for each table of a reply. The try of a
 -- job whose task is claimed here is the claim's attempt (each start of the job claims its
 -- task once: they count the same), so arq's try counter is not kept for it too.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -231,12 +234,16 @@ for n, j in ipairs(picked) do
                                 claimed[n] or false)
     if started then sent[run] = {version, id} else started = 0 end
   end
-  local made = type(started) == 'table' and started[3]
+  local loaded, made = type(started) == 'table', {}
+  if loaded then made = started[3] or {} end
   taken[#taken + 1] = ids[j]
   taken[#taken + 1] = scores[n]
   taken[#taken + 1] = jobs[n] or ''
-  taken[#taken + 1] = made and made[1] > 0 and made[1] or count_try(ARGV[7] .. ids[j])
-  taken[#taken + 1] = started
+  taken[#taken + 1] = (made[1] or 0) > 0 and made[1] or count_try(ARGV[7] .. ids[j])
+  taken[#taken + 1] = loaded and 1 or started
+  taken[#taken + 1] = loaded and started[1]
+  taken[#taken + 1] = loaded and started[2]
+  for i = 1, 4 do taken[#taken + 1] = made[i] or false end
 end
 return taken
 """

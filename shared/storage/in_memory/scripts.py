@@ -444,7 +444,7 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
     seen: dict[bytes, list[Any]] = {}  # run key -> its fields
     for k, a, job_id, task in jobs:
-        if len(taken) >= 5 * most:
+        if len(taken) >= 11 * most:
             break
         took = _take(ks, K[1], A[5] + job_id, A[6] + job_id, job_id, now, A[2], A[4])
         if took is None:
@@ -461,9 +461,12 @@ def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
                 sent[run] = (version, current)
             else:
                 started = 0
-        claimed = started[2] if started else None
+        claimed = (started[2] if started else None) or []
         tries = claimed[0] if claimed and claimed[0] > 0 else _count_try(ks, A[7] + job_id)
-        taken += [job_id, score, job or b"", tries, started]
+        loaded = isinstance(started, list)
+        taken += [job_id, score, job or b"", tries, 1 if loaded else started,
+                  started[0] if loaded else None, started[1] if loaded else None,
+                  *(list(claimed) + [None] * 4)[:4]]
     return taken
 
 
