@@ -161,6 +161,7 @@ async def _rarer_scripts(redis: MemoryRedis) -> None:
     keys = ["run", "events", "thread", "checkpoints", "history", "active", "ends"]
     assert await retire(keys=keys, args=["60", "r1", "writes:", "claims:", "3600"]) == 1
     await _posts_together(redis)
+    await _takes_grouped(redis)
     await _stream_reads(redis)
     await _pruned_history(redis)
 
@@ -200,6 +201,34 @@ async def _posts_together(redis: MemoryRedis) -> None:
     committing = post("t8", "")
     committing[1][6] = "1"
     assert pack_posts([post("t9", ""), committing]) is None  # (a commit goes alone)
+
+
+async def _takes_grouped(redis: MemoryRedis) -> None:
+    """A take of jobs of two runs in groups, as JobQueue.take packs them: a job without a
+    start, one given twice, one not due, one held, one expired, a task with an outcome, a
+    graph whose tasks are claimed later, and more jobs than the take may take."""
+    for run, graph in (("ra", "g"), ("rb", "limited")):
+        await redis.hset(f"run:{run}", mapping={"version": "3", "status": "running",
+                                                "checkpoint_id": "c", "graph": graph})
+    await redis.hset("checkpoints:t", mapping={"c": "blob"})
+    await redis.hset("writes:ra", mapping={"a2": "done"})
+    await redis.hset("claims:ra", mapping={"a3": "3", "a3:ended": "2", "a3:failures": "1"})
+    for job, score in (("x", 1), ("ja1", 1), ("ja2", 1), ("ja3", 1), ("ja4", 9e12),
+                       ("ja5", 1), ("jb1", 1), ("jb2", 1), ("jb3", 1)):
+        await redis.zadd("queue", {job: score})
+        if job != "ja5":
+            await redis.set(f"arq:job:{job}", f"body-{job}")
+    await redis.set(protocol.lease_key("jb2"), "other")
+    keys = ["queue", *["queue"] * 4, "run:ra", "checkpoints:t", "claims:ra", "writes:ra",
+            "run:rb", "checkpoints:t", "claims:rb", "writes:rb"]
+    args = [1000, 60000, 7, "token", protocol.LEASE_KEY_PREFIX, "arq:job:", "arq:retry:",
+            1, "limited",
+            "", "", "", 1, "x", "",
+            "c", "", "", 6, "ja1", "a1", "ja2", "a2", "ja1", "a1", "ja3", "a3", "ja4", "a4",
+            "ja5", "a5",
+            "c", "3", "c", 3, "jb1", "b1", "jb2", "b2", "jb3", ""]
+    taken = await redis.eval(lua.TAKE_JOBS_SCRIPT, len(keys), *keys, *args)
+    assert taken[0::11] == [b"x", b"ja1", b"ja2", b"ja3", b"ja5", b"jb1", b"jb3"]
 
 
 async def _stream_reads(redis: MemoryRedis) -> None:

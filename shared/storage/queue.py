@@ -174,20 +174,25 @@ class JobQueue:
             return []
         keys = [self.name]
         args: list[Any] = [timestamp_ms(), int(lease * 1000), most, self.token,
+                           protocol.LEASE_KEY_PREFIX, job_key_prefix, retry_key_prefix,
                            len(claimed_later), *claimed_later]
+        shared: tuple[Any, ...] | None = None
+        count = 0  # where the count of jobs of the last group is
         for job_id, start in zip(job_ids, starts or [None] * len(job_ids), strict=True):
-            opening = _take_keys(job_id)
-            keys += opening
-            if start is None:
-                keys += [opening[0]] * 4  # (not read)
-                args += [job_id, "", "", "", ""]
-            else:
-                keys += start.keys
-                args += [job_id, *start.args]
+            # (a group: the jobs of one step in a row, sharing its keys and the run's load)
+            group = (self.name,) * 4 + ("", "", "") if start is None else (
+                *start.keys[:4], start.args[0], *start.args[2:4])
+            if group != shared:
+                shared = group
+                keys += group[:4]
+                args += [*group[4:], 0]
+                count = len(args) - 1
+            args[count] += 1
+            args += [job_id, "" if start is None else start.args[1]]
         reply = await self._take(keys=keys, args=args)
         return [TakenJob(reply[i].decode(), int(float(reply[i + 1])), reply[i + 2],
-                         int(reply[i + 3]), reply[i + 4])
-                for i in range(0, len(reply), 5)]
+                         int(reply[i + 3]), _started(reply[i + 4:i + 11]))
+                for i in range(0, len(reply), 11)]
 
     def hold_call(self, record: RunRecord, task_id: str, lease: float) -> ScriptCall:
         """The take of the job of `task_id`, of the step `record` is on, and the claim of its
@@ -280,7 +285,11 @@ class JobQueue:
         return ScriptCall(keys, [job_id, result, keep_ms])
 
 
-def _take_keys(job_id: str) -> list[str]:
-    """The keys of the take of a job (the `take` function of TAKE_JOBS_SCRIPT): its
-    in-progress key, its arq job key and its try counter."""
-    return [protocol.lease_key(job_id), job_key_prefix + job_id, retry_key_prefix + job_id]
+def _started(flat: Sequence[Any]) -> Any:
+    """The reply of the start of a taken job's task, as `load` gives it (see
+    RunStore.read_start), from the take's flat reply of it (see TAKE_JOBS_SCRIPT)."""
+    loaded, fields, checkpoint, *claim = flat
+    if not loaded:
+        return loaded  # (None: not asked for; 0: the run is gone)
+    made = None if claim[0] is None else claim[:1] if claim[0] == 0 else claim
+    return [fields, checkpoint, made]

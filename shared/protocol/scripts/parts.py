@@ -78,14 +78,14 @@ TAKE = CHUNKED + """
 local function take(queue, ids, holds, bodies, now, lease, holder, most)
   local picked, scores, jobs = {}, {}, {}
   if #ids == 0 or most <= 0 then return picked, scores, jobs end
-  local queued, held = chunked('ZMSCORE', {queue}, ids), chunked('MGET', {}, holds)
+  local queued = chunked('ZMSCORE', {queue}, ids)
   local moved, seen, keys = {}, {}, {}
   for j = 1, #ids do
     if #picked >= most then break end
     local score = queued[j]
-    if score and tonumber(score) <= now and not held[j] and not seen[ids[j]] then
+    if score and tonumber(score) <= now and not seen[ids[j]]
+        and redis.call('SET', holds[j], holder, 'PX', lease, 'NX') then  -- (not held elsewhere)
       seen[ids[j]] = true
-      redis.call('SET', holds[j], holder, 'PX', lease)
       picked[#picked + 1], scores[#scores + 1], keys[#keys + 1] = j, score, bodies[j]
       moved[#moved + 1], moved[#moved + 2] = now + tonumber(lease), ids[j]
     end
@@ -96,10 +96,10 @@ local function take(queue, ids, holds, bodies, now, lease, holder, most)
 end
 
 -- arq's count of a job's tries (its try counter, kept a day), for a job taken by `take`.
--- KEYS[k]: the job's try counter.
-local function count_try(k)
-  local tries = redis.call('INCR', KEYS[k])
-  redis.call('EXPIRE', KEYS[k], 88400)
+-- `key`: the job's try counter.
+local function count_try(key)
+  local tries = redis.call('INCR', key)
+  redis.call('EXPIRE', key, 88400)
   return tries
 end
 """

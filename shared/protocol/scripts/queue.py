@@ -119,71 +119,95 @@ return found
 
 TAKE_JOBS_SCRIPT = parts.LOAD + parts.TAKE + """
 -- `claim` of many tasks of one step at once (their claims hash and writes hash), each task
--- once: a read of their outcomes, a read of their claims, a write of their new attempts.
+-- once: a read of their outcomes, a read of their attempts, a write of their new attempts.
+-- Only a task started before (a retry) has ended starts and failures to read: they are read
+-- for those tasks alone, not for the first starts of a fan-out.
 local function claim_many(claims, writes, tasks)
   local asked, out = {}, {}
   for i, task in ipairs(tasks) do
     asked[#asked + 1], asked[#asked + 2] = task, 'resume:' .. task
     out[i] = {0}
   end
-  local posted, open, fields = chunked('HMGET', {writes}, asked), {}, {}
+  local posted, open, names = chunked('HMGET', {writes}, asked), {}, {}
   for i, task in ipairs(tasks) do
-    if not posted[2 * i - 1] then
-      open[#open + 1] = i
-      fields[#fields + 1], fields[#fields + 2], fields[#fields + 3] =
-        task, task .. ':ended', task .. ':failures'
-    end
+    if not posted[2 * i - 1] then open[#open + 1], names[#names + 1] = i, task end
   end
   if #open == 0 then return out end
-  local got, set = chunked('HMGET', {claims}, fields), {}
+  local attempts, again, fields, set = chunked('HMGET', {claims}, names), {}, {}, {}
+  for n, task in ipairs(names) do
+    if attempts[n] then
+      again[#again + 1], fields[#fields + 1], fields[#fields + 2] = n, task .. ':ended',
+        task .. ':failures'
+    end
+  end
+  local ended = {}  -- n -> {ended starts, failures} of a task started before
+  if #again > 0 then
+    local got = chunked('HMGET', {claims}, fields)
+    for m, n in ipairs(again) do ended[n] = {got[2 * m - 1], got[2 * m]} end
+  end
   for n, i in ipairs(open) do
-    local attempt = tonumber(got[3 * n - 2] or '0') + 1
-    set[#set + 1], set[#set + 2] = tasks[i], tostring(attempt)
-    out[i] = {attempt, math.max(0, attempt - 1 - tonumber(got[3 * n - 1] or '0')),
-              tonumber(got[3 * n] or '0'), posted[2 * i]}
+    local attempt, before = tonumber(attempts[n] or '0') + 1, ended[n] or {}
+    set[#set + 1], set[#set + 2] = names[n], tostring(attempt)
+    out[i] = {attempt, math.max(0, attempt - 1 - tonumber(before[1] or '0')),
+              tonumber(before[2] or '0'), posted[2 * i]}
   end
   chunked('HSET', {claims}, set)
   return out
 end
 
--- KEYS: 1 the arq queue, then for each job its arq in-progress key, job key and try counter,
--- and the keys of `load` for its task.
+-- KEYS: 1 the arq queue, then for each group of jobs the keys of `load` for their tasks (their
+-- run hash, its checkpoints hash, their step's claims hash and writes hash; for a group that
+-- loads nothing, any four keys: they are not read).
 -- ARGV: 1 now (ms), 2 the lease (ms), 3 how many jobs to take at most, 4 the worker's token
--- (see `take`), 5 how many graphs' tasks
--- are claimed later (their nodes have limits), those graphs, then for each job its id and the
--- arguments of `load` for its task (its checkpoint id, '' to load nothing; its id, '' to claim
--- nothing; the run's version and the checkpoint the caller has).
+-- (see `take`), 5 arq's in-progress key prefix, 6 its job key prefix, 7 its try counter
+-- prefix, 8 how many graphs' tasks are claimed later (their nodes have limits), those graphs;
+-- then for each group the arguments of `load` (its checkpoint id, '' to load nothing; the
+-- run's version and the checkpoint the caller has) and how many jobs it has, then for each
+-- job its id and the id of its task ('' to claim nothing).
 -- arq's pick-up and start (see `take`) of many jobs in one round trip, where arq makes two per
 -- job, with the start of each one's task (the load of its run and the claim of its attempt),
--- where a worker would make a round trip of its own for it. A run whose jobs are taken
+-- where a worker would make a round trip of its own for it. The jobs of one step in a row
+-- are a group: what they share is sent once, and their arq keys are made here from their
+-- ids (Redis pays for each key and argument a script is sent). A run whose jobs are taken
 -- together is sent once, with its first; the tasks of one step are claimed together.
--- Returns, for each job taken, its id, score, job ('' when it expired), try, and the reply of
--- `load` (0 when the run is gone; false when not asked for, or the job expired). The try of a
+-- Returns, for each job taken, 11 values: its id, score, job ('' when it expired), try, then
+-- the reply of `load` laid flat: 1 when loaded, 0 when the run is gone, false when not asked
+-- for or the job expired; the run's fields and its checkpoint (false for each when not sent);
+-- then the claim's 4 values (false for each when none was made; only its first, 0, when the
+-- task has an outcome). Flat, for Redis pays for each table of a reply. The try of a
 -- job whose task is claimed here is the claim's attempt (each start of the job claims its
 -- task once: they count the same), so arq's try counter is not kept for it too.
 local taken, now, most = {}, tonumber(ARGV[1]), tonumber(ARGV[3])
-local limited, first = {}, 6 + tonumber(ARGV[5])
-for i = 6, first - 1 do limited[ARGV[i]] = true end
-local ids, holds, bodies = {}, {}, {}
-for j = 1, (#ARGV - first + 1) / 5 do
-  local k = 2 + 7 * (j - 1)
-  ids[j], holds[j], bodies[j] = ARGV[first + 5 * (j - 1)], KEYS[k], KEYS[k + 1]
+local limited, a = {}, 9 + tonumber(ARGV[8])
+for i = 9, a - 1 do limited[ARGV[i]] = true end
+local ids, holds, bodies, of, tasked = {}, {}, {}, {}, {}  -- of: each job's group
+local groups = 0
+while a <= #ARGV do
+  local group = {k = 2 + 4 * groups, a = a}
+  groups = groups + 1
+  a = a + 4
+  for _ = 1, tonumber(ARGV[a - 1]) do
+    local j = #ids + 1
+    ids[j], holds[j], bodies[j] = ARGV[a], ARGV[5] .. ARGV[a], ARGV[6] .. ARGV[a]
+    of[j], tasked[j] = group, ARGV[a + 1]
+    a = a + 2
+  end
 end
 local picked, scores, jobs = take(KEYS[1], ids, holds, bodies, now, ARGV[2], ARGV[4], most)
 local seen = {}  -- run key -> its fields (see `run_of`)
 local tasks, steps, order = {}, {}, {}  -- the task each job claims; the jobs of each step
 for n, j in ipairs(picked) do
-  local a, k = first + 5 * (j - 1), 2 + 7 * (j - 1)
-  if jobs[n] and ARGV[a + 1] ~= '' then
-    local task = ARGV[a + 2]
-    if task ~= '' and first > 6 and limited[run_of(KEYS[k + 3], seen)[6] or ''] then
+  local k, ga = of[j].k, of[j].a
+  if jobs[n] and ARGV[ga] ~= '' then
+    local task = tasked[j]
+    if task ~= '' and tonumber(ARGV[8]) > 0 and limited[run_of(KEYS[k], seen)[6] or ''] then
       task = ''
     end
     tasks[n] = task
-    if claimable(k + 3, ARGV[a + 1], task, seen) then
-      local claims = KEYS[k + 5]
+    if claimable(k, ARGV[ga], task, seen) then
+      local claims = KEYS[k + 2]
       if not steps[claims] then
-        steps[claims] = {writes = KEYS[k + 6], tasks = {}, of = {}}
+        steps[claims] = {writes = KEYS[k + 3], tasks = {}, of = {}}
         order[#order + 1] = claims
       end
       local step = steps[claims]
@@ -200,22 +224,26 @@ for _, claims in ipairs(order) do
 end
 local sent = {}  -- run key -> {version, checkpoint id} sent with an earlier job
 for n, j in ipairs(picked) do
-  local a, k = first + 5 * (j - 1), 2 + 7 * (j - 1)
+  local k, ga = of[j].k, of[j].a
   local started = false
   if tasks[n] then
-    local run = KEYS[k + 3]
-    local known = sent[run] or {ARGV[a + 3], ARGV[a + 4]}
+    local run = KEYS[k]
+    local known = sent[run] or {ARGV[ga + 1], ARGV[ga + 2]}
     local id, version
-    started, id, version = load(k + 3, ARGV[a + 1], tasks[n], known[1], known[2], seen,
+    started, id, version = load(k, ARGV[ga], tasks[n], known[1], known[2], seen,
                                 claimed[n] or false)
     if started then sent[run] = {version, id} else started = 0 end
   end
-  local made = type(started) == 'table' and started[3]
-  taken[#taken + 1] = ARGV[a]
+  local loaded, made = type(started) == 'table', {}
+  if loaded then made = started[3] or {} end
+  taken[#taken + 1] = ids[j]
   taken[#taken + 1] = scores[n]
   taken[#taken + 1] = jobs[n] or ''
-  taken[#taken + 1] = made and made[1] > 0 and made[1] or count_try(k + 2)
-  taken[#taken + 1] = started
+  taken[#taken + 1] = (made[1] or 0) > 0 and made[1] or count_try(ARGV[7] .. ids[j])
+  taken[#taken + 1] = loaded and 1 or started
+  taken[#taken + 1] = loaded and started[1]
+  taken[#taken + 1] = loaded and started[2]
+  for i = 1, 4 do taken[#taken + 1] = made[i] or false end
 end
 return taken
 """

@@ -62,19 +62,19 @@ def _enqueue(ks: Keyspace, K: Args, A: Args, k: int, a: int, new: bool = False,
     return added, fresh
 
 
-def _take(ks: Keyspace, K: Args, queue: bytes, k: int, job_id: bytes, now: float,
+def _take(ks: Keyspace, queue: bytes, hold: bytes, body: bytes, job_id: bytes, now: float,
           lease: bytes, holder: bytes) -> tuple[bytes, bytes | None] | None:
     score = ks.zscore(queue, job_id)
-    if score is None or score > now or ks.exists(K[k]):
+    if score is None or score > now or ks.exists(hold):
         return None
-    ks.set(K[k], holder, as_int(lease))
+    ks.set(hold, holder, as_int(lease))
     ks.zadd(queue, now + as_int(lease), job_id, xx=True)
-    return format_score(score), ks.get(K[k + 1], bytes)
+    return format_score(score), ks.get(body, bytes)
 
 
-def _count_try(ks: Keyspace, K: Args, k: int) -> int:
-    tries = ks.incrby(K[k], 1)
-    ks.pexpire(K[k], 88400 * 1000)
+def _count_try(ks: Keyspace, key: bytes) -> int:
+    tries = ks.incrby(key, 1)
+    ks.pexpire(key, 88400 * 1000)
     return tries
 
 
@@ -435,32 +435,40 @@ def due_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
 def take_jobs(ks: Keyspace, K: Args, A: Args) -> list[Any]:
     taken: list[Any] = []
     now, most = as_float(A[1]), as_int(A[3])
-    first = 6 + as_int(A[5])
-    limited = set(A[6:first])
+    a = 9 + as_int(A[8])
+    limited = set(A[9:a])
+    jobs: list[tuple[int, int, bytes, bytes]] = []  # group's key and argument, job id, task
+    k = 2
+    while a < len(A):
+        count = as_int(A[a + 3])
+        jobs += [(k, a, A[a + 4 + 2 * i], A[a + 5 + 2 * i]) for i in range(count)]
+        k, a = k + 4, a + 4 + 2 * count
     sent: dict[bytes, tuple[bytes, bytes]] = {}  # run key -> (version, checkpoint id) sent
     seen: dict[bytes, list[Any]] = {}  # run key -> its fields
-    for j in range((len(A) - first) // 5):
-        if len(taken) >= 5 * most:
+    for k, a, job_id, task in jobs:
+        if len(taken) >= 11 * most:
             break
-        a, k = first + 5 * j, 2 + 7 * j
-        took = _take(ks, K, K[1], k, A[a], now, A[2], A[4])
+        took = _take(ks, K[1], A[5] + job_id, A[6] + job_id, job_id, now, A[2], A[4])
         if took is None:
             continue
         score, job = took
         started: Any = None
-        if job is not None and A[a + 1] != b"":
-            run, task = K[k + 3], A[a + 2]
-            if task != b"" and first > 6 and (_run_of(ks, run, seen)[5] or b"") in limited:
+        if job is not None and A[a] != b"":
+            run = K[k]
+            if task != b"" and limited and (_run_of(ks, run, seen)[5] or b"") in limited:
                 task = b""
-            known = sent.get(run, (A[a + 3], A[a + 4]))
-            started, current, version = _load(ks, K, k + 3, A[a + 1], task, *known, seen)
+            known = sent.get(run, (A[a + 1], A[a + 2]))
+            started, current, version = _load(ks, K, k, A[a], task, *known, seen)
             if started is not None:
                 sent[run] = (version, current)
             else:
                 started = 0
-        claimed = started[2] if started else None
-        tries = claimed[0] if claimed and claimed[0] > 0 else _count_try(ks, K, k + 2)
-        taken += [A[a], score, job or b"", tries, started]
+        claimed = (started[2] if started else None) or []
+        tries = claimed[0] if claimed and claimed[0] > 0 else _count_try(ks, A[7] + job_id)
+        loaded = isinstance(started, list)
+        taken += [job_id, score, job or b"", tries, 1 if loaded else started,
+                  started[0] if loaded else None, started[1] if loaded else None,
+                  *(list(claimed) + [None] * 4)[:4]]
     return taken
 
 
