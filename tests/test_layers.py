@@ -1,7 +1,8 @@
 """Imports flow one way, down the layers of the package:
 
     public API      arqgraph.graph, .func, .checkpoint, .nodes, .pocketflow, .loader, .cli, ...
-    producers       arqgraph.client (the producer Client), arqgraph.embedded (the default runner),
+    producers       arqgraph.client (the producer Client) and .run_handle (a run it holds),
+                    arqgraph.embedded (the default runner),
                     arqgraph.run_report (a run reported to the caller's LangChain callbacks)
     processes       arqgraph.orchestrator, arqgraph.workers (siblings: neither imports the other)
     wire, storage   arqgraph.protocol (every Redis key, script, message), arqgraph.storage
@@ -37,7 +38,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom first
     ("core", ("arqgraph.core",)),
     ("wire and storage", ("arqgraph.protocol", "arqgraph.storage")),
     ("processes", ("arqgraph.orchestrator", "arqgraph.workers")),
-    ("producers", ("arqgraph.client", "arqgraph.embedded", "arqgraph.run_report")),
+    ("producers", ("arqgraph.client", "arqgraph.run_handle", "arqgraph.embedded",
+                   "arqgraph.run_report")),
     ("public API", ("arqgraph",)),  # everything else, the package itself included
 ]
 SIBLINGS = ("arqgraph.orchestrator", "arqgraph.workers")
