@@ -243,10 +243,10 @@ async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> Non
     cancelled), first let the calls it started and did not wait for finish, as LangGraph
     finishes a step's tasks, so that their results are saved for a resume; then take back
     the worker slot it gave while it waited."""
-    if settle:
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in scheduler.started if not f.done()),
-                             return_exceptions=True)
-    await asyncio.gather(*scheduler.stopping, return_exceptions=True)
+    if settle and (running := [f for f in scheduler.started if not f.done()]):
+        await asyncio.gather(*map(asyncio.wrap_future, running), return_exceptions=True)
+    if scheduler.stopping:  # (a node that made no call, most, waits for nothing)
+        await asyncio.gather(*scheduler.stopping, return_exceptions=True)
     await scheduler.slot.aclose()
 
 
