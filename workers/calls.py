@@ -81,7 +81,7 @@ class CallScheduler:
         self.lock = threading.Lock()  # a sync entrypoint calls from its thread
         self.slot = contextlib.AsyncExitStack()  # holds the released worker slot, see `_call`
         self.released = False
-        self.emit: Any = None  # the task's event emitter (its stream's), see `calls_made_by`
+        self.emit: Any = None  # the task's event emitter (its stream's), see `CallsMadeBy`
         self.sent: Any = None  # waits until the task's events so far are sent
         self.started: list[concurrent.futures.Future[Any]] = []  # the calls it made
         self.stopping: set[asyncio.Task[None]] = set()  # the cancels of calls being made
@@ -223,19 +223,22 @@ async def on_loop(events: AsyncIterator[Any], loop: asyncio.AbstractEventLoop
             await step(aclose())
 
 
-@contextlib.asynccontextmanager
-async def calls_made_by(scheduler: CallScheduler, emit: Any) -> AsyncIterator[None]:
+class CallsMadeBy:
     """The task calls made in the block go to `scheduler` (`emit`: the calling task's event
     emitter, whose `sent` waits until what it told so far is sent); once it ends, they are
-    closed (`close_scheduler`), and settled when the block returned."""
-    scheduler.emit, scheduler.sent = emit, emit.sent
-    current_scheduler.set(scheduler)
-    try:
-        yield
-    except BaseException:
-        await close_scheduler(scheduler)
-        raise
-    await close_scheduler(scheduler, settle=True)
+    closed (`close_scheduler`), and settled when the block returned. A class, not a generator:
+    every node enters it, and a generator's context costs each a few times as much."""
+
+    def __init__(self, scheduler: CallScheduler, emit: Any) -> None:
+        self.scheduler, self.emit = scheduler, emit
+
+    async def __aenter__(self) -> None:
+        scheduler = self.scheduler
+        scheduler.emit, scheduler.sent = self.emit, self.emit.sent
+        current_scheduler.set(scheduler)
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        await close_scheduler(self.scheduler, settle=kind is None)
 
 
 async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> None:
@@ -243,11 +246,12 @@ async def close_scheduler(scheduler: CallScheduler, settle: bool = False) -> Non
     cancelled), first let the calls it started and did not wait for finish, as LangGraph
     finishes a step's tasks, so that their results are saved for a resume; then take back
     the worker slot it gave while it waited."""
-    if settle:
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in scheduler.started if not f.done()),
-                             return_exceptions=True)
-    await asyncio.gather(*scheduler.stopping, return_exceptions=True)
-    await scheduler.slot.aclose()
+    if settle and (running := [f for f in scheduler.started if not f.done()]):
+        await asyncio.gather(*map(asyncio.wrap_future, running), return_exceptions=True)
+    if scheduler.stopping:  # (a node that made no call, most, waits for nothing)
+        await asyncio.gather(*scheduler.stopping, return_exceptions=True)
+    if scheduler.released:  # (else its slot holds nothing)
+        await scheduler.slot.aclose()
 
 
 async def run_call(
@@ -363,7 +367,7 @@ async def _streamed_call(
     current_runtime.set(Runtime(context=record.context, store=long_term,
                                 stream_writer=stream.custom))
     set_runnable_config(config)
-    calls = (calls_made_by(scheduler, stream.emit) if scheduler is not None
+    calls = (CallsMadeBy(scheduler, stream.emit) if scheduler is not None
              else contextlib.nullcontext())
     try:
         async with calls:

@@ -139,6 +139,8 @@ async def run_node(
     call = call_user(node.fn, arg, runtime, config, threads)
     step = (config.get("configurable") or {}).get(CONFIG_KEY_STEP_TIMEOUT)
     try:
+        if step is None:  # (most runs: no timer to arm and disarm for each node)
+            return await timed(call, node.name, policy, default_timeout)
         async with asyncio.timeout(step):
             return await timed(call, node.name, policy, default_timeout)
     except TimeoutError as exc:

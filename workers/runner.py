@@ -52,7 +52,7 @@ from arqgraph.storage.node_cache import RedisCache
 from arqgraph.storage.queue import JobEnd, JobQueue, ScriptCall, TakenJob
 from arqgraph.storage.runs import Claim, RunStore
 from arqgraph.workers.attempts import answered_ids, failed_before
-from arqgraph.workers.calls import CallScheduler, Idle, calls_made_by, is_call, no_idle, run_call
+from arqgraph.workers.calls import CallScheduler, CallsMadeBy, Idle, is_call, no_idle, run_call
 from arqgraph.workers.executor import TaskResult, UnknownNodeError, execute_task
 from arqgraph.workers.node_limits import has_limits, run_slot, wait_for_limits, wait_for_run_slot
 from arqgraph.workers.posting import DONE, ArqJob, HandOver, OutcomePoster, sole_task
@@ -408,7 +408,7 @@ class NodeRunner(OutcomePoster):
                                   claim.attempt)
         answered = await answered_ids(self.store, graph, record, job, task, claim)
         try:
-            async with calls_made_by(scheduler, stream.emit):
+            async with CallsMadeBy(scheduler, stream.emit):
                 result = await execute_task(
                     graph, record.checkpoint, task, config, runtime, self.threads,
                     attempt=claim.failures + 1, default_timeout=self.node_timeout,
