@@ -20,6 +20,7 @@ from arqgraph.orchestrator.service import Orchestrator
 from arqgraph.storage.connection import connect
 from arqgraph.storage.queue import Sweep
 from arqgraph.workers import worker as worker_module
+from arqgraph.workers.lease import LeaseKeeper
 from arqgraph.workers.worker import GraphWorker, build_worker
 from tests.conftest import RedisServers
 from tests.test_cluster import wait_until, within
@@ -144,3 +145,52 @@ async def test_a_job_taken_from_an_idle_queue_wakes_a_peer_that_reruns_it_if_its
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_an_idle_workers_lease_keeper_wakes_to_renew_a_job_it_starts(
+    an_hour_idle: None, monkeypatch: pytest.MonkeyPatch, redis: ArqRedis,
+) -> None:
+    """With nothing to renew, a worker's lease keeper waits an hour here; the job its worker
+    then starts is still renewed within its lease, so the idle peer that the take woke never
+    finds it lapsed and the node runs once."""
+    release = asyncio.Event()
+    starts: list[int] = []
+
+    async def node(state: Count) -> Count:
+        starts.append(1)
+        await release.wait()
+        return {"runs": len(starts)}
+
+    graph = graph_of(node, "idle_lease")
+    workers = [build_worker(redis, [graph], handle_signals=False, poll_delay=0.05, lease=1.0)
+               for _ in range(2)]
+    renewals: list[GraphWorker] = []
+    for worker in workers:
+        monkeypatch.setattr(worker, "keeper", LeaseKeeper(worker, 1.0))
+        tick = worker.keeper.tick
+
+        async def counted(redis: Any, worker: GraphWorker = worker, tick: Any = tick) -> bool:
+            held = await tick(redis)
+            if held:
+                renewals.append(worker)
+            return held
+
+        monkeypatch.setattr(worker.keeper, "tick", counted)
+        worker.keeper.start()
+    stop, tasks = await serve(redis, graph, workers)
+    try:
+        await wait_until(lambda: _true(all(waiting(w) and w.keeper is not None and w.keeper.idle
+                                           for w in workers)),
+                         "both workers and their lease keepers to wait idle")
+        handle = await within(Client(redis).submit(graph.name, {}))
+        await wait_until(lambda: _true(len(renewals) >= 6), "the job's lease to be renewed "
+                         "for twice its length")
+        release.set()
+        assert await within(handle.result()) == {"runs": 1}
+        assert starts == [1]
+    finally:
+        release.set()
+        for worker in workers:
+            assert worker.keeper is not None
+            worker.keeper.stop()
+        await shut(stop, tasks, workers)

@@ -3,7 +3,9 @@
 arq marks a started job with an in-progress key that lives for the job timeout + 10 s, so a
 killed worker's job would wait that long to run again. Here the key lives for `lease` seconds and
 is renewed every third of it while the job runs; the same loop cancels the running nodes of
-cancelled runs as soon as a cancel is published.
+cancelled runs as soon as a cancel is published. With nothing to renew, the keeper waits as long
+as an idle worker does (an idle pool should cost next to nothing); the worker wakes it with a
+message on its own channel as it starts a job (`LeaseKeeper.busy`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from typing import TYPE_CHECKING
 
 from arq.utils import timestamp_ms
@@ -40,6 +43,11 @@ class LeaseKeeper:
         self.loop = asyncio.get_running_loop()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._main, name="arqgraph-lease", daemon=True)
+        self.wake_channel = protocol.lease_wake_channel(uuid.uuid4().hex)
+        # Set by the keeper before it reads what to renew, cleared once it found something or
+        # by `busy`: whichever comes second of a job's start and that read sees the other.
+        self.idle = False
+        self._waking: set[asyncio.Task[None]] = set()
 
         self.task: asyncio.Task[None] | None = None
 
@@ -56,6 +64,21 @@ class LeaseKeeper:
         if self.task is not None:
             self.task.cancel()
 
+    def busy(self) -> None:
+        """The worker started a job: a keeper in its idle wait wakes to renew the job's lease
+        within the lease (one message, only on the way from idle to busy)."""
+        if self.idle:
+            self.idle = False
+            task = self.loop.create_task(self._wake())
+            self._waking.add(task)
+            task.add_done_callback(self._waking.discard)
+
+    async def _wake(self) -> None:
+        try:
+            await self.worker.pool.publish(self.wake_channel, b"")
+        except Exception as exc:  # (Redis away: the job's lease waits for the keeper's retry)
+            log.warning("could not wake the lease keeper: %s", exc)
+
     def _main(self) -> None:
         asyncio.run(self._renew_forever())
 
@@ -67,31 +90,35 @@ class LeaseKeeper:
             while not self.stopped.is_set():
                 try:
                     if not listening:
-                        await cancels.subscribe(protocol.CANCEL_CHANNEL)
+                        await cancels.subscribe(protocol.CANCEL_CHANNEL, self.wake_channel)
                         listening = True
-                    await self.tick(redis)
-                    # until the next renewal, or at once when a run is cancelled
-                    told = await cancels.get_message(ignore_subscribe_messages=True,
-                                                     timeout=self.lease / 3)
-                    if told and isinstance(told.get("data"), bytes):  # (also a job about to run)
+                    self.idle = True  # (before the read of what to renew: see `busy`)
+                    if await self.tick(redis):
+                        self.idle = False
+                    # until the next renewal, or at once when a run is cancelled or a job starts
+                    wait = protocol.IDLE_HEARTBEAT_INTERVAL if self.idle else self.lease / 3
+                    told = await cancels.get_message(ignore_subscribe_messages=True, timeout=wait)
+                    if (told and told.get("channel") == protocol.CANCEL_CHANNEL.encode()
+                            and isinstance(told.get("data"), bytes)):  # (also a job about to run)
                         run_id = told["data"].decode(errors="replace")
                         self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, {run_id})
                 except Exception as exc:  # Redis away: keep trying; leases outlive short outages
                     log.warning("lease renewal failed: %s", exc)
-                    listening = False
+                    listening = self.idle = False
                     await asyncio.to_thread(self.stopped.wait, self.lease / 3)
         finally:
             await cancels.aclose()
             await redis.aclose()
 
-    async def tick(self, redis: Redis) -> None:
+    async def tick(self, redis: Redis) -> bool:
+        """Renew what the worker holds; False when it holds nothing."""
         jobs = list(self.worker.tasks)
         runs = sorted({protocol.run_of_job(j) for j in self.worker.runner.running})
         calls = [(job, task) for job in self.worker.runner.running
                  if (task := protocol.task_of_job(job)) is not None and is_call(task[2])]
         slots = list(self.worker.runner.slots.items())
         if not jobs and not runs and not slots:
-            return
+            return False
         lease_ms = int(self.lease * 1000)
         async with redis.pipeline(transaction=False) as pipe:
             if jobs:  # (their queue scores move with their leases: see RENEW_LEASES_SCRIPT)
@@ -113,3 +140,4 @@ class LeaseKeeper:
                       if int(count or 0) > made_call(task[2])[1]}
         if cancelled:
             self.loop.call_soon_threadsafe(self.worker.runner.cancel_runs, cancelled)
+        return True

@@ -248,6 +248,8 @@ class GraphWorker(Worker):
         task = self.loop.create_task(self._run_taken(job))
         task.add_done_callback(functools.partial(self._job_ended, job.job_id))
         self.tasks[job.job_id] = task
+        if self.keeper is not None:  # (after the job is listed: see LeaseKeeper.idle)
+            self.keeper.busy()
 
     async def _run_taken(self, job: TakenJob) -> None:
         found = opened(self, job)

@@ -321,6 +321,12 @@ CANCEL_CHANNEL = f"{PREFIX}:cancelled"
 """Pub/sub channel: ids of cancelled runs, so workers cancel their running nodes at once."""
 
 
+def lease_wake_channel(token: str) -> str:
+    """Pub/sub channel of one worker's lease keeper: a message wakes it from its idle wait, as
+    its worker starts a job whose lease it must renew (see `arqgraph.workers.lease`)."""
+    return f"{PREFIX}:lease-wake:{token}"
+
+
 def ready_key(queue: str) -> str:
     """List: ids of the queue's jobs that are due, oldest first. Workers pop them with a
     blocking pop (an idle worker wakes at once, no polling) and take each with arq's in-progress
