@@ -37,7 +37,8 @@ LIMIT = 30
 NAMES = {sha(text): name for name, text in vars(lua).items() if name.endswith("_SCRIPT")}
 LUA = {sha(text): text for name, text in vars(lua).items() if name.endswith("_SCRIPT")}
 CLOCKED = {sha(lua.RATE_SCRIPT)}  # answers depend on when they run: run, not compared
-NOT_COMPARED = ("PTTL", "TTL", "XINFO")  # (times; XINFO's layout of Redis's internals)
+NOT_COMPARED = ("PTTL", "TTL", "XINFO", "PUBLISH")  # (times; XINFO's layout of Redis's
+# internals; PUBLISH tells how many listen, and none listens on the replay's server)
 UNORDERED = ("HKEYS", "SMEMBERS")  # (a hash of large values or a set: in no order)
 ENTRY_ID = re.compile(rb"^\d+-\d+$")
 CLOCKED_KEY = re.compile(rb":rate:|:slots:|^slots$")
