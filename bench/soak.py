@@ -121,9 +121,10 @@ async def soak(
     sentinel: bool = False, lease: float = 0.0,
 ) -> dict[str, Any]:
     """Submit `runs` runs, ten a second (over half of `seconds` at most), under faults (one
-    every `fault_every` seconds after the last one ended, at random, while runs are submitted),
-    then wait for their ends until `seconds` have passed; the tally and the faults. `lease`:
-    the workers' lease, when not the default (the short form re-drives sooner)."""
+    every `fault_every` seconds after the last one ended, at random, while runs are submitted
+    and until every kind happened once), then wait for their ends until `seconds` have passed;
+    the tally and the faults. `lease`: the workers' lease, when not the default (the short
+    form re-drives sooner)."""
     cluster = Soak(seed, sentinel, lease)
     cluster.start()
     client = await Client.connect(cluster.cluster.url, connect_timeout=30, submit_retry=30)
@@ -132,11 +133,14 @@ async def soak(
     try:
         submitting = True
 
+        kinds = len(SENTINEL_FAULTS if sentinel else FAULTS)
+
         async def faults() -> None:
-            while submitting:
+            # (while runs are submitted, and on until every kind happened once: a failover takes
+            # seconds, and a short soak must not end before the others had their turn)
+            while submitting or len(cluster.faults) < kinds:
                 await asyncio.sleep(cluster.random.uniform(*fault_every))
-                if submitting:
-                    await asyncio.to_thread(cluster.fault)  # (a failover takes seconds)
+                await asyncio.to_thread(cluster.fault)
 
         injecting = asyncio.create_task(faults())
         def submit(i: int) -> Any:
