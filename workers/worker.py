@@ -76,8 +76,7 @@ class GraphWorker(Worker):
         now = time.monotonic()
         if now >= self.beat_due():
             self.beat_at = now
-            self.beat.every = (protocol.HEARTBEAT_INTERVAL if self.tasks
-                               else protocol.IDLE_HEARTBEAT_INTERVAL)
+            self.beat.every = self.beat_interval(protocol.IDLE_HEARTBEAT_INTERVAL)
             self.beat.running = self.job_counter
             self.beat.jobs = {j: self.since[j] for j in self.tasks if j in self.since}
             await self.presence.beat(self.beat)
@@ -85,8 +84,11 @@ class GraphWorker(Worker):
     def beat_due(self) -> float:
         """When the next heartbeat is due (monotonic time): when the last one said, and at most
         HEARTBEAT_INTERVAL after it while the worker runs jobs (the beat lists them)."""
-        every = protocol.HEARTBEAT_INTERVAL if self.tasks else self.beat.every
-        return self.beat_at + every
+        return self.beat_at + self.beat_interval(self.beat.every)
+
+    def beat_interval(self, idle: float) -> float:
+        """HEARTBEAT_INTERVAL while the worker runs jobs (its beat lists them), else `idle`."""
+        return protocol.HEARTBEAT_INTERVAL if self.tasks else idle
 
     @contextlib.asynccontextmanager
     async def slot_released(self) -> AsyncIterator[None]:
@@ -190,7 +192,7 @@ class GraphWorker(Worker):
             else:  # (until the sweep or the heartbeat is due, whichever comes first)
                 most = min(free, PICK_BATCH)
                 if full:  # (more are likely ready: taken before the nodes just started run)
-                    ids = await jobs.pop_ready_now(most)
+                    ids = await jobs.pop_ready(most, None)
                 else:
                     wait = min(sweep_at, self.beat_due() - time.monotonic() + loop.time())
                     self.popping = asyncio.ensure_future(

@@ -220,18 +220,15 @@ class JobQueue:
         return Sweep(job_ids, int(reply[1]),
                      int(float(reply[0])) if reply[0] else None)
 
-    async def pop_ready(self, most: int, timeout: float) -> list[str]:
-        """Up to `most` ready job ids, waiting up to `timeout` seconds for the first."""
-        popped = await self.redis.blmpop(timeout, 1, protocol.ready_key(self.name),  # type: ignore[arg-type]
-                                         direction="LEFT", count=most)
-        return await self._readable(popped[1], protocol.ready_key(self.name)) if popped else []
-
-    async def pop_ready_now(self, most: int) -> list[str]:
-        """Up to `most` ready job ids, without waiting: a worker whose last pop was full takes
-        the rest of a fan-out before the nodes it started run."""
-        popped = await self.redis.lmpop(1, protocol.ready_key(self.name),  # type: ignore[arg-type]
-                                        direction="LEFT", count=most)
-        return await self._readable(popped[1], protocol.ready_key(self.name)) if popped else []
+    async def pop_ready(self, most: int, timeout: float | None) -> list[str]:
+        """Up to `most` ready job ids, waiting up to `timeout` seconds for the first; None: no
+        wait (a worker whose last pop was full takes the rest of a fan-out before the nodes it
+        started run)."""
+        key = protocol.ready_key(self.name)
+        popped = (await self.redis.lmpop(1, key, direction="LEFT", count=most)  # type: ignore[arg-type]
+                  if timeout is None else
+                  await self.redis.blmpop(timeout, 1, key, direction="LEFT", count=most))  # type: ignore[arg-type]
+        return await self._readable(popped[1], key) if popped else []
 
     async def _readable(self, raw_ids: Sequence[bytes], where: str) -> list[str]:
         """The job ids among `raw_ids` that arq can run (UTF-8; arq decodes them): the others
